@@ -1,0 +1,87 @@
+"""Settings base classes. The environment is read only at the entrypoint.
+
+Every service has one frozen settings class derived from :class:`ServiceSettings`;
+its fields are documented so the configuration reference can be generated
+(``tonewatch config docs``). Nested fields use ``__``: ``TW_KAFKA__BOOTSTRAP_SERVERS``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.topics import Topics
+
+Environment = Literal["development", "test", "production"]
+PLACEHOLDER_PASSWORDS = frozenset({"tonewatch", "changeme", "password", "postgres", ""})
+
+
+class KafkaSettings(BaseModel):
+    """Kafka connection."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bootstrap_servers: str = Field(default="127.0.0.1:19092", description="Comma-separated host:port list.")
+    client_id_prefix: str = Field(default="tonewatch", description="Prefix of every client id.")
+    request_timeout_ms: int = Field(default=30_000, ge=1_000, description="Client request timeout.")
+
+
+class PostgresSettings(BaseModel):
+    """PostgreSQL connection (SQLAlchemy URL with the asyncpg driver)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: SecretStr = Field(
+        default=SecretStr("postgresql+asyncpg://tonewatch:tonewatch@127.0.0.1:15432/tonewatch"),
+        description="SQLAlchemy URL; secret because it carries the password.",
+    )
+    pool_size: int = Field(default=5, ge=1, description="Connection pool size per process.")
+
+    def password(self) -> str:
+        return urlsplit(self.url.get_secret_value()).password or ""
+
+    def redacted_url(self) -> str:
+        """The URL with the password masked, safe for logs."""
+        parts = urlsplit(self.url.get_secret_value())
+        netloc = parts.netloc
+        if parts.password is not None:
+            netloc = netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+
+
+class RedisSettings(BaseModel):
+    """Redis connection."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: SecretStr = Field(default=SecretStr("redis://127.0.0.1:16379/0"), description="redis:// URL.")
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service shares. Env prefix ``TW_``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TW_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    environment: Environment = Field(default="development", description="development, test or production.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    topics: Topics = Field(default_factory=Topics)
+    metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
+    startup_deadline_s: float = Field(
+        default=60.0, gt=0, description="How long a service waits for its dependencies before exiting non-zero."
+    )
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> ServiceSettings:
+        if self.environment == "production" and self.postgres.password() in PLACEHOLDER_PASSWORDS:
+            raise ValueError(
+                "TW_POSTGRES__URL carries a placeholder password; set a real one in production"
+            )
+        return self

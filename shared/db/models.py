@@ -1,0 +1,229 @@
+"""SQLAlchemy 2 models. The schema is owned by Alembic (``migrations/``):
+services never call ``create_all``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    """Declarative base of all tonewatch tables."""
+
+
+class Entity(Base):
+    """A watched entity (company, index, institution) and how to find it in text."""
+
+    __tablename__ = "entities"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    aliases: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    case_sensitive_aliases: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    tickers: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    group: Mapped[str | None] = mapped_column("grp", String(64), nullable=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class CountedEvent(Base):
+    """Ids of events already counted in the buckets: the exactly-once ledger.
+
+    Kept longer than ``scored_events`` (which holds text for drill-down)."""
+
+    __tablename__ = "counted_events"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    counted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class ScoredEventRow(Base):
+    """A classified event with redacted, capped text, for drill-down and explanations."""
+
+    __tablename__ = "scored_events"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(8))
+    event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    entities: Mapped[list[str]] = mapped_column(ARRAY(String(64)))
+    text: Mapped[str] = mapped_column(Text)
+    sentiment: Mapped[str] = mapped_column(String(16))
+    sentiment_confidence: Mapped[float] = mapped_column(Float)
+    sentiment_score: Mapped[float] = mapped_column(Float)
+    negative_prob: Mapped[float] = mapped_column(Float)
+    intent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    intent_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    model_version: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    __table_args__ = (
+        Index("ix_scored_events_entities", "entities", postgresql_using="gin"),
+        Index("ix_scored_events_event_time", "event_time"),
+        Index("ix_scored_events_created_at", "created_at"),
+    )
+
+
+class _BucketColumns:
+    stream: Mapped[str] = mapped_column(String(8), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(64), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    negative: Mapped[int] = mapped_column(BigInteger, default=0)
+    neutral: Mapped[int] = mapped_column(BigInteger, default=0)
+    positive: Mapped[int] = mapped_column(BigInteger, default=0)
+    score_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    confidence_sum: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class TrendMinute(_BucketColumns, Base):
+    """Per (stream, entity, minute, model version) sentiment counts."""
+
+    __tablename__ = "trend_minute"
+    __table_args__ = (Index("ix_trend_minute_entity_bucket", "entity", "bucket"),)
+
+
+class TrendHour(_BucketColumns, Base):
+    """Hourly rollup of :class:`TrendMinute`, maintained in the same transaction."""
+
+    __tablename__ = "trend_hour"
+    __table_args__ = (Index("ix_trend_hour_entity_bucket", "entity", "bucket"),)
+
+
+class RoutingRule(Base):
+    """Intent to work-queue routing table."""
+
+    __tablename__ = "routing_rules"
+
+    intent: Mapped[str] = mapped_column(String(64), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64))
+
+
+class RoutedEvent(Base):
+    """Exactly-once ledger of routed chat messages."""
+
+    __tablename__ = "routed_events"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64))
+    routed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class RoutingMinute(Base):
+    """Per-minute routing counts per queue."""
+
+    __tablename__ = "routing_minute"
+
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+    priority: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ApiKey(Base):
+    """API keys, stored as SHA-256 hashes."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[str]] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AlertRule(Base):
+    """A spike-detection rule."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    stream: Mapped[str] = mapped_column(String(8), default="news")
+    scope: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    window_s: Mapped[int] = mapped_column(Integer)
+    min_volume: Mapped[int] = mapped_column(Integer)
+    abs_threshold: Mapped[float] = mapped_column(Float)
+    z_threshold: Mapped[float] = mapped_column(Float)
+    baseline: Mapped[str] = mapped_column(String(16), default="ewma")
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    cooldown_s: Mapped[int] = mapped_column(Integer)
+    resolve_after_s: Mapped[int] = mapped_column(Integer)
+    channels: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Alert(Base):
+    """An alert; (rule, entity, episode) is unique: the backstop against duplicates."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"))
+    entity: Mapped[str] = mapped_column(String(64))
+    stream: Mapped[str] = mapped_column(String(8))
+    episode: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    severity: Mapped[str] = mapped_column(String(16))
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    window_end: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    fired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    explanation: Mapped[dict[str, Any]] = mapped_column(JSONB)
+
+    __table_args__ = (
+        UniqueConstraint("rule_id", "entity", "episode", name="uq_alerts_rule_entity_episode"),
+        Index("ix_alerts_status", "status"),
+    )
+
+
+class AlertState(Base):
+    """Detector state of record per (rule, entity, model version): baseline and episode."""
+
+    __tablename__ = "alert_state"
+
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"), primary_key=True)
+    entity: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class WebhookDelivery(Base):
+    """Delivery log of alert webhooks."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    alert_id: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer)
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    delivered: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

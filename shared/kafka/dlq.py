@@ -1,0 +1,115 @@
+"""Dead letters: ``<topic>.dlq`` keeps the original bytes and headers, plus
+``tw.*`` headers saying where the record came from and why it failed.
+
+A :class:`RatioGuard` stops the service when too much is dead-lettered: that is
+a misconfiguration (wrong topic, wrong model), not bad data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaProducer
+
+from shared.events import DeadLetter
+from shared.topics import Topics
+
+log = logging.getLogger(__name__)
+
+HEADER_PREFIX = "tw."
+Headers = Sequence[tuple[str, bytes]]
+
+
+class DeadLetterRatioExceeded(RuntimeError):
+    """Too large a share of recent records was dead-lettered."""
+
+
+@dataclass(frozen=True)
+class FailedRecord:
+    """A record that can never succeed, with its place and reason."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    error_class: str
+    reason: str
+
+    @property
+    def place(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+
+def dlq_headers(record: FailedRecord, service: str, now: datetime | None = None) -> list[tuple[str, bytes]]:
+    """Original headers plus the ``tw.*`` dead-letter metadata."""
+    meta = DeadLetter(
+        original_topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        error_class=record.error_class,
+        reason=record.reason[:2_000],
+        service=service,
+        time=now or datetime.now(UTC),
+    )
+    own = [(k, v) for k, v in record.headers if not k.startswith(HEADER_PREFIX)]
+    for field, value in meta.model_dump(mode="json").items():
+        own.append((f"{HEADER_PREFIX}{field}", str(value).encode()))
+    return own
+
+
+def parse_dlq_headers(headers: Headers) -> DeadLetter:
+    """Read the ``tw.*`` headers back into a :class:`DeadLetter`."""
+    data = {k[len(HEADER_PREFIX) :]: v.decode() for k, v in headers if k.startswith(HEADER_PREFIX)}
+    return DeadLetter.model_validate(data)
+
+
+def original_headers(headers: Headers) -> list[tuple[str, bytes]]:
+    return [(k, v) for k, v in headers if not k.startswith(HEADER_PREFIX)]
+
+
+class RatioGuard:
+    """Trips when more than ``max_ratio`` of the last ``window`` records failed
+    (only once at least ``min_records`` were seen)."""
+
+    def __init__(self, max_ratio: float = 0.5, window: int = 200, min_records: int = 50) -> None:
+        self._max_ratio = max_ratio
+        self._min_records = min_records
+        self._outcomes: deque[bool] = deque(maxlen=window)
+
+    def record(self, *, failed: bool) -> None:
+        self._outcomes.append(failed)
+        if len(self._outcomes) >= self._min_records and self.ratio > self._max_ratio:
+            raise DeadLetterRatioExceeded(
+                f"{self.ratio:.0%} of the last {len(self._outcomes)} records were dead-lettered "
+                f"(limit {self._max_ratio:.0%}): stopping; check the topic, the producer and the contracts"
+            )
+
+    @property
+    def ratio(self) -> float:
+        return sum(self._outcomes) / len(self._outcomes) if self._outcomes else 0.0
+
+
+class DeadLetterWriter:
+    """Writes failed records to their DLQ topic and waits for the broker's ack."""
+
+    def __init__(self, producer: AIOKafkaProducer, service: str, guard: RatioGuard | None = None) -> None:
+        self._producer = producer
+        self._service = service
+        self.guard = guard or RatioGuard()
+
+    async def write(self, record: FailedRecord) -> None:
+        log.warning(
+            "dead-lettering %s: %s: %s", record.place, record.error_class, record.reason[:300]
+        )
+        await self._producer.send_and_wait(
+            Topics.dlq(record.topic),
+            value=record.value,
+            key=record.key,
+            headers=dlq_headers(record, self._service),
+        )
