@@ -44,8 +44,8 @@ def _phone(match: re.Match[str]) -> str:
 def redact(text: str) -> str:
     """Replace emails, card numbers (Luhn-valid), IBANs and phone numbers."""
     text = EMAIL.sub("[EMAIL]", text)
-    text = CARD.sub(_card, text)
     text = IBAN.sub("[IBAN]", text)
+    text = CARD.sub(_card, text)
     return PHONE.sub(_phone, text)
 
 

@@ -1,0 +1,79 @@
+"""Entity tagging: find watched entities in text.
+
+Rules: aliases match on word boundaries and case-insensitively, except the
+aliases listed as case-sensitive (short acronyms such as ``BP`` or ``BA`` that
+collide with ordinary words); tickers match as cashtags (``$TSLA``), any case.
+A text may tag several entities; every text also counts under ``_all``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+ALL = "_all"
+KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class WatchedEntity:
+    key: str
+    name: str
+    aliases: Sequence[str] = field(default_factory=tuple)
+    tickers: Sequence[str] = field(default_factory=tuple)
+    case_sensitive_aliases: Sequence[str] = field(default_factory=tuple)
+    group: str | None = None
+
+    def __post_init__(self) -> None:
+        if not KEY_PATTERN.match(self.key) or self.key == ALL:
+            raise ValueError(f"invalid entity key {self.key!r}: use 1-64 letters, digits, '_', '.', '-'")
+
+
+def _alternation(words: Iterable[str]) -> str:
+    # Longest first so "John Lewis Partnership" wins over "John Lewis".
+    return "|".join(re.escape(w) for w in sorted({w for w in words if w.strip()}, key=len, reverse=True))
+
+
+class EntityMatcher:
+    """Compiled matcher over a watchlist."""
+
+    def __init__(self, entities: Iterable[WatchedEntity]) -> None:
+        self.entities = {e.key: e for e in entities}
+        self._insensitive: dict[str, str] = {}
+        self._sensitive: dict[str, str] = {}
+        self._tickers: dict[str, str] = {}
+        for e in self.entities.values():
+            sensitive = set(e.case_sensitive_aliases)
+            for alias in (*e.aliases, *e.case_sensitive_aliases):
+                if alias in sensitive:
+                    self._sensitive[alias] = e.key
+                else:
+                    self._insensitive[alias.casefold()] = e.key
+            for ticker in e.tickers:
+                self._tickers[ticker.upper().lstrip("$")] = e.key
+        b_open, b_close = r"(?<![\w$])", r"(?![\w])"
+        self._re_i = (
+            re.compile(f"{b_open}(?:{_alternation(self._insensitive)}){b_close}", re.IGNORECASE)
+            if self._insensitive
+            else None
+        )
+        self._re_s = re.compile(f"{b_open}(?:{_alternation(self._sensitive)}){b_close}") if self._sensitive else None
+        self._re_t = re.compile(r"\$([A-Za-z][A-Za-z0-9.]{0,9})\b")
+
+    def tag(self, text: str) -> list[str]:
+        """Entity keys found in ``text`` (in order of first mention), then ``_all``."""
+        found: dict[str, int] = {}
+        if self._re_i is not None:
+            for m in self._re_i.finditer(text):
+                key = self._insensitive.get(m.group(0).casefold())
+                if key is not None:
+                    found.setdefault(key, m.start())
+        if self._re_s is not None:
+            for m in self._re_s.finditer(text):
+                found.setdefault(self._sensitive[m.group(0)], m.start())
+        for m in self._re_t.finditer(text):
+            key = self._tickers.get(m.group(1).upper())
+            if key is not None:
+                found.setdefault(key, m.start())
+        return [*sorted(found, key=found.__getitem__), ALL]

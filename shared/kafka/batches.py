@@ -1,0 +1,124 @@
+"""A consume loop for sinks: batches bounded by size and time, the effect made
+durable by the handler, offsets committed last.
+
+Infrastructure failures (the handler raises :class:`RetryableError` or an
+``OSError``) pause the assigned partitions and retry the same batch with backoff,
+while still polling so the consumer keeps its group membership: memory stays
+bounded and nothing is dead-lettered for a database or cache outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import CommitFailedError, KafkaError
+
+log = logging.getLogger(__name__)
+
+Records = Sequence[ConsumerRecord[bytes, bytes]]
+Handler = Callable[[Records], Awaitable[None]]
+
+
+class RetryableError(RuntimeError):
+    """An infrastructure fault: retry the same batch later."""
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    max_batch: int = 500
+    max_wait_ms: int = 200
+    initial_backoff_s: float = 0.5
+    max_backoff_s: float = 10.0
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, RetryableError | OSError | ConnectionError | asyncio.TimeoutError | KafkaError):
+        return True
+    # SQLAlchemy / asyncpg / redis connection errors, without importing them here.
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(
+        names
+        & {
+            "OperationalError",
+            "InterfaceError",
+            "DBAPIError",
+            "ConnectionError",
+            "PostgresConnectionError",
+            "CannotConnectNowError",
+            "TooManyConnectionsError",
+            "ConnectionDoesNotExistError",
+            "RedisError",
+        }
+    )
+
+
+async def run_batches(
+    consumer: AIOKafkaConsumer,
+    handler: Handler,
+    *,
+    policy: BatchPolicy,
+    stop: asyncio.Event,
+    on_retry: Callable[[BaseException], None] | None = None,
+) -> None:
+    """Consume until ``stop`` is set. The consumer must be started."""
+    while not stop.is_set():
+        polled = await consumer.getmany(timeout_ms=policy.max_wait_ms, max_records=policy.max_batch)
+        records = [r for tp in sorted(polled, key=lambda t: (t.topic, t.partition)) for r in polled[tp]]
+        if not records:
+            continue
+        if not await _handle_until_done(consumer, handler, records, policy, stop, on_retry):
+            return  # stopped while retrying: leave the offsets uncommitted
+        offsets: dict[TopicPartition, int] = {}
+        for record in records:
+            offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        try:
+            await consumer.commit(offsets)
+        except CommitFailedError as exc:
+            # A rebalance took the partitions away; the new owner re-reads, and the
+            # idempotent sinks make that harmless.
+            log.warning("offset commit failed after rebalance (%s); records will be re-read", exc)
+
+
+async def _handle_until_done(
+    consumer: AIOKafkaConsumer,
+    handler: Handler,
+    records: Records,
+    policy: BatchPolicy,
+    stop: asyncio.Event,
+    on_retry: Callable[[BaseException], None] | None,
+) -> bool:
+    """True once the handler succeeded; False when stopped while retrying."""
+    backoff = policy.initial_backoff_s
+    paused: set[TopicPartition] = set()
+    try:
+        while True:
+            try:
+                await handler(records)
+            except Exception as exc:
+                if not _is_retryable(exc):
+                    raise
+                first = records[0]
+                log.warning(
+                    "batch of %d from %s[%d]@%d failed (%s: %s); pausing and retrying in %.1fs",
+                    len(records), first.topic, first.partition, first.offset,
+                    type(exc).__name__, str(exc)[:200], backoff,
+                )
+                if on_retry is not None:
+                    on_retry(exc)
+                if not paused:
+                    paused = set(consumer.assignment())
+                    consumer.pause(*paused)
+                # Poll (nothing is returned while paused) to keep group membership alive.
+                await consumer.getmany(timeout_ms=int(backoff * 1000))
+                if stop.is_set():
+                    return False
+                backoff = min(backoff * 2, policy.max_backoff_s)
+            else:
+                return True
+    finally:
+        if paused:
+            consumer.resume(*(tp for tp in paused if tp in consumer.assignment()))
