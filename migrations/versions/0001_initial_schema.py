@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 10:21:54.750138
+Create Date: 2026-11-28 10:25:43.943488
 """
 
 from collections.abc import Sequence
@@ -169,6 +169,8 @@ def upgrade() -> None:
     sa.Column('acknowledged_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('resolved_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('explanation', postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+    sa.Column('model_version', sa.String(length=64), nullable=False),
+    sa.Column('published', sa.Boolean(), server_default='false', nullable=False),
     sa.ForeignKeyConstraint(['rule_id'], ['alert_rules.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('rule_id', 'entity', 'episode', name='uq_alerts_rule_entity_episode')

@@ -1,0 +1,49 @@
+"""The ``tonewatch`` command: the composition root of the command line.
+
+Exit codes: 0 success; 1 failure (a check failed, a component is unhealthy);
+2 usage error or missing prerequisite; 3 a dependency did not come up in time.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from services.cli import alerts, core, dlq, entities, ingest, stack
+
+app = typer.Typer(
+    name="tonewatch",
+    help="Real-time sentiment and intent monitoring over Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stack.app, name="stack", help="Local Kafka, PostgreSQL and Redis without Docker.")
+core.register(app)
+app.add_typer(ingest.app, name="ingest")
+app.add_typer(entities.app, name="entities")
+app.add_typer(alerts.app, name="alerts")
+app.add_typer(dlq.app, name="dlq")
+
+
+def _optional_subapps() -> None:
+    # Sub-apps whose modules are owned by other parts of the tree.
+    import importlib
+
+    for module, name, help_text in (
+        ("services.cli.models", "models", "Train, export, evaluate, register and run classifiers."),
+        ("services.cli.keys", "keys", "API keys."),
+    ):
+        try:
+            sub = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        app.add_typer(sub.app, name=name, help=help_text)
+
+
+_optional_subapps()
+
+
+def main() -> None:
+    app()

@@ -195,6 +195,8 @@ class Alert(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    model_version: Mapped[str] = mapped_column(String(64))
+    published: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
 
     __table_args__ = (
         UniqueConstraint("rule_id", "entity", "episode", name="uq_alerts_rule_entity_episode"),

@@ -1,0 +1,5 @@
+"""``python -m services`` is the ``tonewatch`` command."""
+
+from services.cli import main
+
+main()

@@ -1,0 +1,94 @@
+"""Aggregator service (composition root): text.scored -> PostgreSQL buckets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from services.aggregator.config import AggregatorSettings
+from services.aggregator.persist import expire, store_batch
+from shared import logs
+from shared.db.session import make_engine, make_sessionmaker
+from shared.events import InvalidEvent, ScoredEvent, decode_json, parse
+from shared.kafka.batches import BatchPolicy, Handler, Records
+from shared.kafka.dlq import DeadLetterWriter, FailedRecord, RatioGuard
+from shared.kafka.sink import SinkClients, run_sink
+from shared.metrics import metrics
+from shared.startup import kafka_dependency, postgres_dependency
+
+log = logging.getLogger("tonewatch.aggregator")
+SERVICE = "aggregator"
+
+
+def decode_scored(records: Records) -> tuple[list[ScoredEvent], list[FailedRecord]]:
+    good, bad = [], []
+    for r in records:
+        try:
+            good.append(parse(ScoredEvent, decode_json(r.value)))
+        except InvalidEvent as exc:
+            bad.append(FailedRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()),
+                                    exc.error_class, exc.reason))
+    return good, bad
+
+
+async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -> None:
+    engine = make_engine(settings.postgres)
+    sessions = make_sessionmaker(engine)
+    m = metrics()
+
+    async def make_handler(clients: SinkClients) -> Handler:
+        dlq = DeadLetterWriter(clients.producer, SERVICE, RatioGuard(settings.dlq_max_ratio))
+
+        async def handle(records: Records) -> None:
+            m.batch_size.labels(SERVICE).observe(len(records))
+            good, bad = decode_scored(records)
+            for f in bad:
+                await dlq.write(f)
+                m.dead_letters.labels(SERVICE, f.topic, f.error_class).inc()
+            start = time.perf_counter()
+            new = await store_batch(sessions, good)
+            m.db_flush_latency.labels(SERVICE).observe(time.perf_counter() - start)
+            m.events_out.labels(SERVICE, "postgres").inc(new)
+            bad_places = {(f.partition, f.offset) for f in bad}
+            for r in records:
+                m.events_in.labels(SERVICE, r.topic).inc()
+                dlq.guard.record(failed=(r.partition, r.offset) in bad_places)
+
+        return handle
+
+    async def retention(clients: SinkClients) -> None:
+        while not clients.stop.is_set():
+            try:
+                a, b = await expire(sessions, scored_days=settings.scored_retention_days,
+                                    ledger_days=settings.ledger_retention_days)
+                if a or b:
+                    log.info("retention: deleted %d scored events and %d ledger ids", a, b)
+            except Exception as exc:  # noqa: BLE001 - retried next round
+                log.warning("retention run failed: %s", exc)
+            try:
+                await asyncio.wait_for(clients.stop.wait(), timeout=settings.retention_interval_s)
+            except TimeoutError:
+                pass
+
+    try:
+        await run_sink(
+            name=SERVICE,
+            settings=settings,
+            topics=[settings.topics.text_scored],
+            group_id=settings.group_id,
+            deps=[kafka_dependency(settings.kafka), postgres_dependency(settings.postgres)],
+            make_handler=make_handler,
+            policy=BatchPolicy(max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms),
+            background=[retention],
+            stop=stop,
+        )
+    finally:
+        await engine.dispose()
+
+
+def main() -> int:
+    settings = AggregatorSettings()
+    logs.configure(settings.log_level, SERVICE)
+    asyncio.run(run(settings))
+    return 0

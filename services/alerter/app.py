@@ -1,0 +1,145 @@
+"""Alerter service (composition root).
+
+Event-driven: the aggregator's transaction sends ``NOTIFY tonewatch_buckets``
+with the (stream, entity, model version) keys it touched; PostgreSQL delivers it
+at commit and we evaluate those keys at once. A sweep every
+``sweep_interval_s`` re-evaluates recently updated keys as a safety net (e.g.
+notifications missed while the alerter was down)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.aggregator.persist import NOTIFY_CHANNEL
+from services.alerter.config import AlerterSettings
+from services.alerter.deliver import Deliverer
+from services.alerter.evaluate import Evaluator
+from services.alerter.publish import publish_pending, publish_status
+from shared import logs
+from shared.db.models import TrendMinute
+from shared.db.session import make_engine, make_sessionmaker
+from shared.kafka.clients import ensure_topics, make_producer
+from shared.metrics import serve
+from shared.startup import kafka_dependency, postgres_dependency, redis_dependency, wait_for
+
+log = logging.getLogger("tonewatch.alerter")
+Key = tuple[str, str, str]
+
+
+async def recent_keys(sessions: async_sessionmaker[AsyncSession], since: datetime) -> set[Key]:
+    async with sessions() as s:
+        q = select(TrendMinute.stream, TrendMinute.entity, TrendMinute.model_version).where(
+            TrendMinute.updated_at >= since).distinct()
+        return {(a, b, c) for a, b, c in await s.execute(q)}
+
+
+async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> None:
+    serve(settings.metrics_port)
+    await wait_for([kafka_dependency(settings.kafka), postgres_dependency(settings.postgres),
+                    redis_dependency(settings.redis)], deadline_s=settings.startup_deadline_s)
+    await ensure_topics(settings.kafka, [settings.topics.alerts])
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    engine = make_engine(settings.postgres)
+    sessions = make_sessionmaker(engine)
+    redis = Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=1, socket_connect_timeout=1)
+    producer = make_producer(settings.kafka, client_id="alerter")
+    await producer.start()
+    deliverer = Deliverer(sessions, settings.webhook_secret.get_secret_value().encode(),
+                          timeout_s=settings.webhook_timeout_s, max_attempts=settings.webhook_max_attempts,
+                          backoff_s=settings.webhook_backoff_s)
+    evaluator = Evaluator(settings, sessions, redis)
+    pending: set[Key] = set()
+    wake = asyncio.Event()
+    listen_url = settings.postgres.url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
+    conn: asyncpg.Connection[Any] | None = None
+
+    def on_notify(_c: object, _pid: int, _channel: str, payload: str) -> None:
+        data = json.loads(payload)
+        if data.get("all"):
+            pending.add(("*", "*", "*"))
+        for stream, entity, version in data.get("buckets", []):
+            pending.add((stream, entity, version))
+        wake.set()
+
+    async def listen() -> None:
+        nonlocal conn
+        while not stop.is_set():
+            if conn is None or conn.is_closed():
+                try:
+                    conn = await asyncpg.connect(listen_url)
+                    await conn.add_listener(NOTIFY_CHANNEL, on_notify)
+                    pending.add(("*", "*", "*"))  # catch up on anything missed
+                    wake.set()
+                except (OSError, asyncpg.PostgresError) as exc:
+                    log.warning("LISTEN connection failed (%s); retrying", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=2)
+
+    async def sweep() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=settings.sweep_interval_s)
+            pending.add(("*", "*", "*"))
+            wake.set()
+
+    async def work() -> None:
+        last_sweep = datetime.now(UTC) - timedelta(hours=2)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=1)
+            wake.clear()
+            keys = set(pending)
+            pending.clear()
+            try:
+                if ("*", "*", "*") in keys:
+                    keys.discard(("*", "*", "*"))
+                    now = datetime.now(UTC)
+                    keys |= await recent_keys(sessions, last_sweep - timedelta(seconds=5))
+                    last_sweep = now
+                for stream, entity, version in sorted(keys):
+                    for change in await evaluator.evaluate(stream, entity, version):
+                        if change.kind == "resolve":
+                            await publish_status(sessions, producer, settings.topics.alerts, change.alert_id)
+                await publish_pending(sessions, producer, settings.topics.alerts, deliverer)
+            except Exception as exc:  # noqa: BLE001 - infrastructure: retry the keys later
+                log.warning("evaluation failed (%s: %s); retrying", type(exc).__name__, exc)
+                pending.update(keys)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1)
+                wake.set()
+
+    tasks = [asyncio.create_task(c) for c in (listen(), sweep(), work())]
+    try:
+        await stop.wait()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if conn is not None and not conn.is_closed():
+            await conn.close()
+        await deliverer.drain()
+        await producer.stop()
+        await redis.aclose()
+        await engine.dispose()
+
+
+def main() -> int:
+    settings = AlerterSettings()
+    logs.configure(settings.log_level, "alerter")
+    asyncio.run(run(settings))
+    return 0

@@ -1,0 +1,113 @@
+"""Webhook delivery: signed JSON (generic or Slack-compatible), retries with
+exponential backoff, a delivery log. Runs in its own tasks so a slow or failing
+endpoint never delays detection or other channels.
+
+Signature: header ``X-Tonewatch-Signature: t=<unix>,v1=<hex>`` where
+``hex = HMAC-SHA256(secret, f"{t}.{body}")``; receivers should reject stale ``t``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.db.models import WebhookDelivery
+from shared.events import AlertEvent
+from shared.metrics import metrics
+
+log = logging.getLogger(__name__)
+SIGNATURE_HEADER = "X-Tonewatch-Signature"
+
+
+def sign(secret: bytes, body: bytes, timestamp: int) -> str:
+    mac = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify(secret: bytes, body: bytes, header: str, *, tolerance_s: int = 300, now: float | None = None) -> bool:
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        ts = int(parts["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs((now or time.time()) - ts) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign(secret, body, ts), header)
+
+
+def payload(alert: AlertEvent, fmt: str) -> dict[str, Any]:
+    if fmt == "slack":
+        e = alert.explanation
+        lines = [f"*{alert.severity.upper()}* negative sentiment spike: *{alert.entity}* ({alert.rule_name})",
+                 f"negative share {e.get('share', 0):.0%} vs baseline {e.get('baseline_mean', 0):.0%} "
+                 f"(z={e.get('z') or 0:.1f}, volume {e.get('volume')})"]
+        lines += [f"> {m['text'][:200]}" for m in e.get("top_messages", [])[:3]]
+        return {"text": "\n".join(lines)}
+    return alert.model_dump(mode="json")
+
+
+class Deliverer:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], secret: bytes, *, timeout_s: float,
+                 max_attempts: int, backoff_s: float) -> None:
+        self.sessions = sessions
+        self.secret = secret
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._client = httpx.AsyncClient(timeout=timeout_s)
+
+    def submit(self, alert: AlertEvent, channels: list[dict[str, Any]]) -> None:
+        for ch in channels:
+            if ch.get("type", "webhook") == "webhook":
+                self._spawn(lambda ch=ch: self._deliver(alert, str(ch["url"]), str(ch.get("format", "json"))))
+
+    def _spawn(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        task = asyncio.create_task(factory())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _log(self, alert_id: str, url: str, attempt: int, code: int | None, error: str | None, ok: bool) -> None:
+        try:
+            async with self.sessions.begin() as s:
+                s.add(WebhookDelivery(alert_id=alert_id, url=url, attempt=attempt, status_code=code,
+                                      error=error, delivered=ok))
+        except Exception as exc:  # noqa: BLE001 - logging the log must not stop delivery
+            log.warning("could not record webhook delivery: %s", exc)
+
+    async def _deliver(self, alert: AlertEvent, url: str, fmt: str) -> None:
+        body = json.dumps(payload(alert, fmt), separators=(",", ":")).encode()
+        delay = self.backoff_s
+        for attempt in range(1, self.max_attempts + 1):
+            headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body, int(time.time()))}
+            code, error = None, None
+            try:
+                resp = await self._client.post(url, content=body, headers=headers)
+                code = resp.status_code
+                if 200 <= code < 300:
+                    await self._log(alert.id, url, attempt, code, None, True)
+                    return
+                error = f"HTTP {code}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            metrics().webhook_failures.labels(fmt).inc()
+            await self._log(alert.id, url, attempt, code, error, False)
+            log.warning("webhook %s attempt %d/%d for alert %s failed: %s", url, attempt, self.max_attempts,
+                        alert.id, error)
+            if attempt < self.max_attempts:
+                await asyncio.sleep(delay)
+                delay *= 2
+
+    async def drain(self, timeout_s: float = 10.0) -> None:
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout_s)
+        await self._client.aclose()

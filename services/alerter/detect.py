@@ -1,0 +1,139 @@
+"""Spike detection, pure and deterministic: the same code serves live detection
+and backtests.
+
+Time is the data's minute buckets. At minute ``t`` the window is the
+``window_s`` seconds ending with minute ``t`` (inclusive). The baseline is the
+negative share of each of the previous ``baseline_windows`` windows that had
+data, smoothed by EWMA (or median/MAD). A rule fires when volume, absolute
+share and z-score all pass, no alert is open and the cooldown has passed; an
+open alert resolves after the condition has been false for ``resolve_after_s``.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+MINUTE = timedelta(minutes=1)
+Counts = Mapping[datetime, tuple[int, int]]  # minute -> (count, negative)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    window_s: int
+    min_volume: int
+    abs_threshold: float
+    z_threshold: float
+    baseline: Literal["ewma", "mad"]
+    cooldown_s: int
+    resolve_after_s: int
+    baseline_windows: int = 12
+    min_baseline_windows: int = 3
+    ewma_alpha: float = 0.3
+    std_floor: float = 0.05
+
+
+@dataclass(frozen=True)
+class Baseline:
+    mean: float
+    std: float
+    windows: int
+
+
+@dataclass(frozen=True)
+class Observation:
+    at: datetime  # the minute evaluated
+    window_start: datetime
+    window_end: datetime  # exclusive
+    volume: int
+    negatives: int
+    share: float
+    baseline: Baseline
+    z: float | None
+    breach: bool
+
+
+@dataclass(frozen=True)
+class State:
+    open_alert: str | None = None
+    fired_at: datetime | None = None
+    below_since: datetime | None = None
+    last_eval: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: Literal["fire", "resolve"]
+    observation: Observation
+
+
+def window_sum(counts: Counts, end_minute: datetime, window_s: int) -> tuple[int, int]:
+    n = window_s // 60
+    volume = negatives = 0
+    for i in range(n):
+        c = counts.get(end_minute - i * MINUTE)
+        if c:
+            volume += c[0]
+            negatives += c[1]
+    return volume, negatives
+
+
+def baseline(counts: Counts, at: datetime, cfg: DetectorConfig) -> Baseline:
+    shares = []
+    step = timedelta(seconds=cfg.window_s)
+    for k in range(cfg.baseline_windows, 0, -1):  # oldest first
+        v, neg = window_sum(counts, at - k * step, cfg.window_s)
+        if v > 0:
+            shares.append(neg / v)
+    if not shares:
+        return Baseline(0.0, 0.0, 0)
+    if cfg.baseline == "mad":
+        med = statistics.median(shares)
+        mad = statistics.median(abs(s - med) for s in shares)
+        return Baseline(med, 1.4826 * mad, len(shares))
+    mean, var = shares[0], 0.0
+    for s in shares[1:]:
+        diff = s - mean
+        mean += cfg.ewma_alpha * diff
+        var = (1 - cfg.ewma_alpha) * (var + cfg.ewma_alpha * diff * diff)
+    return Baseline(mean, math.sqrt(var), len(shares))
+
+
+def observe(counts: Counts, at: datetime, cfg: DetectorConfig) -> Observation:
+    volume, negatives = window_sum(counts, at, cfg.window_s)
+    share = negatives / volume if volume else 0.0
+    base = baseline(counts, at, cfg)
+    z = None
+    if base.windows >= cfg.min_baseline_windows:
+        z = (share - base.mean) / max(base.std, cfg.std_floor)
+    breach = volume >= cfg.min_volume and share >= cfg.abs_threshold and z is not None and z >= cfg.z_threshold
+    start = at + MINUTE - timedelta(seconds=cfg.window_s)
+    return Observation(at, start, at + MINUTE, volume, negatives, share, base, z, breach)
+
+
+def step(state: State, obs: Observation, cfg: DetectorConfig, new_alert_id: str) -> tuple[State, Action | None]:
+    t = obs.at
+    if state.open_alert is not None:
+        if obs.breach:
+            return replace(state, below_since=None, last_eval=t), None
+        since = state.below_since or t
+        if (t - since).total_seconds() >= cfg.resolve_after_s:
+            return State(None, state.fired_at, None, t), Action("resolve", obs)
+        return replace(state, below_since=since, last_eval=t), None
+    cooled = state.fired_at is None or (obs.window_end - state.fired_at).total_seconds() >= cfg.cooldown_s
+    if obs.breach and cooled:
+        return State(new_alert_id, obs.window_end, None, t), Action("fire", obs)
+    return replace(state, last_eval=t), None
+
+
+def minutes(start: datetime, end: datetime, max_steps: int) -> Iterator[datetime]:
+    """Minutes from ``start`` to ``end`` inclusive, at most the last ``max_steps``."""
+    first = max(start, end - (max_steps - 1) * MINUTE)
+    t = first
+    while t <= end:
+        yield t
+        t += MINUTE

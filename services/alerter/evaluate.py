@@ -1,0 +1,147 @@
+"""Live evaluation: for a (stream, entity, model version) whose buckets changed,
+run every matching rule over the minutes since its last evaluation, under a
+row lock on the detector state. Dedup: Redis ``SET NX EX`` keyed by rule,
+entity and window, with the alerts table's unique key as the backstop."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.alerter import store
+from services.alerter.config import AlerterSettings
+from services.alerter.detect import DetectorConfig, Observation, State, minutes, observe, step
+from services.alerter.explain import explain
+from shared.db.models import AlertRule
+from shared.entities import ALL
+from shared.metrics import metrics
+
+log = logging.getLogger(__name__)
+
+
+def alert_id(rule_id: int, entity: str, window_end: datetime) -> str:
+    raw = f"{rule_id}|{entity}|{window_end.isoformat()}"
+    return "al-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def detector_config(rule: AlertRule, settings: AlerterSettings) -> DetectorConfig:
+    return DetectorConfig(
+        window_s=rule.window_s, min_volume=rule.min_volume, abs_threshold=rule.abs_threshold,
+        z_threshold=rule.z_threshold, baseline=rule.baseline,  # type: ignore[arg-type]
+        cooldown_s=rule.cooldown_s, resolve_after_s=rule.resolve_after_s,
+        baseline_windows=settings.baseline_windows, min_baseline_windows=settings.min_baseline_windows,
+        ewma_alpha=settings.ewma_alpha, std_floor=settings.std_floor,
+    )
+
+
+def in_scope(rule: AlertRule, stream: str, entity: str, groups: dict[str, str | None]) -> bool:
+    if rule.stream != stream:
+        return False
+    scope = rule.scope or {}
+    if scope.get("entities"):
+        return entity in scope["entities"]
+    if scope.get("group"):
+        return entity != ALL and groups.get(entity) == scope["group"]
+    return bool(scope.get("all_entities")) and entity != ALL
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # "fire" | "resolve"
+    alert_id: str
+    rule: AlertRule
+
+
+def observation_json(obs: Observation) -> dict[str, Any]:
+    return {
+        "share": round(obs.share, 4), "volume": obs.volume, "negatives": obs.negatives,
+        "baseline_mean": round(obs.baseline.mean, 4), "baseline_std": round(obs.baseline.std, 4),
+        "baseline_windows": obs.baseline.windows, "z": round(obs.z, 3) if obs.z is not None else None,
+        "window_start": obs.window_start.isoformat(), "window_end": obs.window_end.isoformat(),
+    }
+
+
+class Evaluator:
+    def __init__(self, settings: AlerterSettings, sessions: async_sessionmaker[AsyncSession], redis: Redis) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.redis = redis
+
+    async def _redis_claim(self, rule: AlertRule, entity: str, aid: str) -> bool:
+        """True unless Redis knows another alert fired for this rule/entity/window within the cooldown."""
+        key = f"tw:alert:{rule.id}:{entity}:{rule.window_s}"
+        try:
+            if await self.redis.set(key, aid, nx=True, ex=max(rule.cooldown_s, 1)):
+                return True
+            current = await self.redis.get(key)
+            return bool(current is not None and current.decode() == aid)
+        except (RedisError, OSError) as exc:
+            metrics().dedup_fallbacks.inc()
+            log.warning("Redis unavailable for alert dedup (%s); relying on the PostgreSQL unique key", exc)
+            return True
+
+    async def evaluate(self, stream: str, entity: str, version: str) -> list[Change]:
+        async with self.sessions() as s:
+            groups = await store.entity_groups(s)
+            rules = [r for r in await store.load_rules(s) if in_scope(r, stream, entity, groups)]
+            latest = await store.latest_minute(s, stream, entity, version)
+        if latest is None:
+            return []
+        changes: list[Change] = []
+        for rule in rules:
+            changes += await self._evaluate_rule(rule, stream, entity, version, latest)
+        return changes
+
+    async def _evaluate_rule(
+        self, rule: AlertRule, stream: str, entity: str, version: str, latest: datetime
+    ) -> list[Change]:
+        cfg = detector_config(rule, self.settings)
+        changes: list[Change] = []
+        async with self.sessions.begin() as s:
+            state = await store.lock_state(s, rule.id, entity, version)
+            start = state.last_eval or latest
+            history = timedelta(seconds=cfg.window_s * (cfg.baseline_windows + 1))
+            counts = await store.load_counts(s, stream, entity, version, start - history, latest)
+            for t in minutes(start, latest, self.settings.max_steps):
+                obs = observe(counts, t, cfg)
+                aid = alert_id(rule.id, entity, obs.window_end)
+                new_state, action = step(state, obs, cfg, aid)
+                if action and action.kind == "fire":
+                    if not await self._redis_claim(rule, entity, aid):
+                        state = State(None, state.fired_at, None, t)
+                        continue
+                    if await self._fire(s, rule, stream, entity, version, obs, aid):
+                        changes.append(Change("fire", aid, rule))
+                elif action and action.kind == "resolve" and state.open_alert:
+                    await store.resolve_alert(s, state.open_alert, datetime.now(UTC))
+                    changes.append(Change("resolve", state.open_alert, rule))
+                state = new_state
+            await store.save_state(s, rule.id, entity, version, state)
+        return changes
+
+    async def _fire(self, s: AsyncSession, rule: AlertRule, stream: str, entity: str, version: str,
+                    obs: Observation, aid: str) -> bool:
+        base_start = obs.window_start - timedelta(seconds=rule.window_s * self.settings.baseline_windows)
+        explanation = observation_json(obs) | await explain(
+            s, stream=stream, entity=entity, version=version, window=(obs.window_start, obs.window_end),
+            base=(base_start, obs.window_start), top_messages=self.settings.top_messages,
+            top_terms=self.settings.top_terms,
+        )
+        explanation["model_version"] = version
+        inserted = await store.insert_alert(s, {
+            "id": aid, "rule_id": rule.id, "entity": entity, "stream": stream, "episode": obs.window_end,
+            "status": "open", "severity": rule.severity, "window_start": obs.window_start,
+            "window_end": obs.window_end, "fired_at": datetime.now(UTC), "explanation": explanation,
+            "model_version": version, "published": False,
+        })
+        if inserted:
+            log.info("alert %s fired: rule %s entity %s share %.2f z %s volume %d", aid, rule.name, entity,
+                     obs.share, explanation["z"], obs.volume)
+        return inserted

@@ -1,0 +1,76 @@
+"""Alert explanations: the window's most negative messages and the terms that
+distinguish the window from the baseline period (log-odds with a prior)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.models import ScoredEventRow
+
+_WORD = re.compile(r"[a-z][a-z'-]{2,}")
+STOPWORDS = frozenset(
+    "the and for with that this from are was were has have had but not you your our its it's into over after "
+    "about than more says said will would could should can may new how why what who when where which their "
+    "they them there been being out off per amid year years week weeks day days time just also all any".split()
+)
+
+
+def terms(texts: Iterable[str]) -> Counter[str]:
+    c: Counter[str] = Counter()
+    for t in texts:
+        c.update(w for w in set(_WORD.findall(t.lower())) if w not in STOPWORDS and "[" not in w)
+    return c
+
+
+def distinguishing_terms(window: Counter[str], base: Counter[str], k: int, prior: float = 0.5) -> list[dict[str, Any]]:
+    """Terms over-represented in the window (smoothed log-odds ratio), at least 2 occurrences."""
+    nw, nb = sum(window.values()) or 1, sum(base.values()) or 1
+    vocab = len(set(window) | set(base)) or 1
+    scored = []
+    for term, cw in window.items():
+        if cw < 2:
+            continue
+        cb = base.get(term, 0)
+        pw = (cw + prior) / (nw + prior * vocab)
+        pb = (cb + prior) / (nb + prior * vocab)
+        scored.append((math.log(pw / pb), term, cw, cb))
+    scored.sort(reverse=True)
+    return [{"term": t, "window": cw, "baseline": cb, "log_odds": round(s, 3)} for s, t, cw, cb in scored[:k]]
+
+
+async def explain(
+    session: AsyncSession, *, stream: str, entity: str, version: str,
+    window: tuple[datetime, datetime], base: tuple[datetime, datetime], top_messages: int, top_terms: int,
+) -> dict[str, Any]:
+    def q(start: datetime, end: datetime, limit: int | None) -> Any:
+        stmt = (
+            select(ScoredEventRow.id, ScoredEventRow.text, ScoredEventRow.negative_prob, ScoredEventRow.event_time)
+            .where(
+                ScoredEventRow.stream == stream,
+                ScoredEventRow.entities.any(entity),
+                ScoredEventRow.model_version == version,
+                ScoredEventRow.event_time >= start,
+                ScoredEventRow.event_time < end,
+            )
+            .order_by(ScoredEventRow.negative_prob.desc())
+        )
+        return stmt.limit(limit) if limit else stmt.limit(5_000)
+
+    win_rows = (await session.execute(q(*window, None))).all()
+    base_rows = (await session.execute(q(*base, None))).all()
+    return {
+        "top_messages": [
+            {"id": r.id, "text": r.text, "negative_prob": round(r.negative_prob, 4),
+             "event_time": r.event_time.isoformat()}
+            for r in win_rows[:top_messages]
+        ],
+        "top_terms": distinguishing_terms(terms(r.text for r in win_rows), terms(r.text for r in base_rows), top_terms),
+    }

@@ -1,0 +1,87 @@
+"""Alert rule specification: validated input for the CLI, the API and the detector."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+Severity = Literal["info", "warning", "critical"]
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str | int) -> int:
+    """``"5m"`` -> 300. Integers are seconds."""
+    if isinstance(text, int):
+        return text
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(f"invalid duration {text!r}: use e.g. 90s, 5m, 1h, 1d")
+    return int(m.group(1)) * _UNITS[m.group(2)]
+
+
+class Scope(BaseModel):
+    """Which entities a rule watches: named entities, a group, or every watched
+    entity (each evaluated separately). ``_all`` is the whole stream."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entities: list[str] = Field(default_factory=list)
+    group: str | None = None
+    all_entities: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Scope:
+        if sum((bool(self.entities), self.group is not None, self.all_entities)) != 1:
+            raise ValueError("scope needs exactly one of: entities, group, all_entities")
+        return self
+
+
+class Channel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["webhook"] = "webhook"
+    url: HttpUrl
+    format: Literal["json", "slack"] = "json"
+
+
+class RuleSpec(BaseModel):
+    """A spike rule. Fires when, over ``window``, volume >= ``min_volume``, the
+    negative share >= ``abs_threshold`` and its z-score against the baseline >=
+    ``z_threshold``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[\w.-]+$")
+    stream: Literal["news", "chat"] = "news"
+    scope: Scope
+    window_s: int = Field(ge=60, le=7 * 86400, description="Window length in seconds (whole minutes).")
+    min_volume: int = Field(ge=1)
+    abs_threshold: float = Field(ge=0, le=1)
+    z_threshold: float = Field(ge=0)
+    baseline: Literal["ewma", "mad"] = "ewma"
+    severity: Severity = "warning"
+    cooldown_s: int = Field(ge=0)
+    resolve_after_s: int = Field(ge=0)
+    channels: list[Channel] = Field(default_factory=list)
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _whole_minutes(self) -> RuleSpec:
+        if self.window_s % 60:
+            raise ValueError("window must be a whole number of minutes")
+        return self
+
+
+DEFAULT_RULES: tuple[RuleSpec, ...] = (
+    RuleSpec(
+        name="stream-negative-surge", scope=Scope(entities=["_all"]), window_s=300, min_volume=20,
+        abs_threshold=0.55, z_threshold=2.0, severity="warning", cooldown_s=1800, resolve_after_s=600,
+    ),
+    RuleSpec(
+        name="watchlist-negative-spike", scope=Scope(all_entities=True), window_s=900, min_volume=3,
+        abs_threshold=0.6, z_threshold=1.5, severity="critical", cooldown_s=3600, resolve_after_s=900,
+    ),
+)

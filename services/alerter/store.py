@@ -1,0 +1,87 @@
+"""Alerter storage: rules, bucket counts, detector state (locked per rule and
+entity), alerts with the (rule, entity, episode) unique backstop."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.alerter.detect import Counts, State
+from shared.db.models import Alert, AlertRule, AlertState, Entity, TrendMinute
+
+
+async def load_rules(session: AsyncSession) -> list[AlertRule]:
+    return list((await session.execute(select(AlertRule).where(AlertRule.enabled.is_(True)))).scalars())
+
+
+async def entity_groups(session: AsyncSession) -> dict[str, str | None]:
+    return {k: g for k, g in (await session.execute(select(Entity.key, Entity.group)))}
+
+
+async def latest_minute(session: AsyncSession, stream: str, entity: str, version: str) -> datetime | None:
+    q = select(func.max(TrendMinute.bucket)).where(
+        TrendMinute.stream == stream, TrendMinute.entity == entity, TrendMinute.model_version == version
+    )
+    result: datetime | None = (await session.execute(q)).scalar()
+    return result
+
+
+async def load_counts(
+    session: AsyncSession, stream: str, entity: str, version: str, start: datetime, end: datetime
+) -> Counts:
+    q = select(TrendMinute.bucket, TrendMinute.count, TrendMinute.negative).where(
+        TrendMinute.stream == stream,
+        TrendMinute.entity == entity,
+        TrendMinute.model_version == version,
+        TrendMinute.bucket >= start,
+        TrendMinute.bucket <= end,
+    )
+    return {b: (int(c), int(n)) for b, c, n in await session.execute(q)}
+
+
+def _to_json(state: State) -> dict[str, Any]:
+    return {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in asdict(state).items()}
+
+
+def _from_json(data: dict[str, Any]) -> State:
+    def dt(v: Any) -> datetime | None:
+        return datetime.fromisoformat(v) if v else None
+
+    return State(data.get("open_alert"), dt(data.get("fired_at")), dt(data.get("below_since")), dt(data.get("last_eval")))
+
+
+async def lock_state(session: AsyncSession, rule_id: int, entity: str, version: str) -> State:
+    """The detector state, locked FOR UPDATE until the transaction ends."""
+    await session.execute(
+        insert(AlertState).values(rule_id=rule_id, entity=entity, model_version=version, state={})
+        .on_conflict_do_nothing()
+    )
+    q = select(AlertState.state).where(
+        AlertState.rule_id == rule_id, AlertState.entity == entity, AlertState.model_version == version
+    ).with_for_update()
+    return _from_json((await session.execute(q)).scalar_one())
+
+
+async def save_state(session: AsyncSession, rule_id: int, entity: str, version: str, state: State) -> None:
+    await session.execute(
+        update(AlertState)
+        .where(AlertState.rule_id == rule_id, AlertState.entity == entity, AlertState.model_version == version)
+        .values(state=_to_json(state), updated_at=func.now())
+    )
+
+
+async def insert_alert(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Insert unless (rule, entity, episode) exists: the backstop against duplicates."""
+    stmt = insert(Alert).values(**values).on_conflict_do_nothing().returning(Alert.id)
+    return (await session.execute(stmt)).scalar() is not None
+
+
+async def resolve_alert(session: AsyncSession, alert_id: str, at: datetime) -> None:
+    await session.execute(
+        update(Alert).where(Alert.id == alert_id, Alert.status != "resolved").values(status="resolved", resolved_at=at)
+    )

@@ -1,0 +1,183 @@
+"""API keys: format, hashing, scopes, storage, and the FastAPI guard.
+
+A key reads ``tw_<prefix>_<secret>``: an 8-character lowercase prefix (stored in
+clear to find the row and to name the key) and a random secret. Only the SHA-256
+of the whole key is stored. Scopes nest: ``admin`` implies ``write`` implies ``read``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import string
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from fastapi import Request
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.errors import ApiError
+from shared.db.models import ApiKey
+
+Scope = Literal["read", "write", "admin"]
+SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
+_RANK: dict[str, int] = {scope: i for i, scope in enumerate(SCOPES)}
+PREFIX_LEN = 8
+_PREFIX_ALPHABET = string.ascii_lowercase + string.digits
+KEY_PATTERN = re.compile(r"^tw_([a-z0-9]{8})_([A-Za-z0-9_-]{32,128})$")
+PREFIX_PATTERN = re.compile(r"^[a-z0-9]{8}$")
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """A stored key, without its secret."""
+
+    id: int
+    name: str
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: datetime | None
+    revoked_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "id": self.id, "name": self.name, "prefix": self.prefix, "scopes": list(self.scopes),
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class NewKey:
+    """A freshly created key; ``key`` is shown once and never stored."""
+
+    info: KeyInfo
+    key: str
+
+
+def generate_key() -> tuple[str, str]:
+    """A new ``(key, prefix)`` pair."""
+    prefix = "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(PREFIX_LEN))
+    return f"tw_{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+def hash_key(key: str) -> str:
+    """Hex SHA-256 of the whole key."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def parse_key(key: str) -> str | None:
+    """The prefix of a well-formed key, else ``None``."""
+    m = KEY_PATTERN.match(key)
+    return m.group(1) if m else None
+
+
+def implies(granted: Sequence[str], required: str) -> bool:
+    """True when any granted scope is ``required`` or stronger."""
+    need = _RANK[required]
+    return any(_RANK.get(s, -1) >= need for s in granted)
+
+
+def _info(row: ApiKey) -> KeyInfo:
+    return KeyInfo(row.id, row.name, row.prefix, tuple(row.scopes or ()), row.created_at, row.revoked_at)
+
+
+async def create_key(sessions: async_sessionmaker[AsyncSession], name: str, scope: Scope) -> NewKey:
+    """Create and store a key with ``scope``; the returned secret is not recoverable later."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; choose one of {', '.join(SCOPES)}")
+    if not name.strip() or len(name) > 100:
+        raise ValueError("key name must be 1-100 characters")
+    key, prefix = generate_key()
+    async with sessions.begin() as session:
+        row = ApiKey(name=name, prefix=prefix, key_hash=hash_key(key), scopes=[scope])
+        session.add(row)
+        await session.flush()
+        await session.refresh(row)
+        return NewKey(_info(row), key)
+
+
+async def list_keys(sessions: async_sessionmaker[AsyncSession]) -> list[KeyInfo]:
+    async with sessions() as session:
+        rows = (await session.execute(select(ApiKey).order_by(ApiKey.id))).scalars()
+        return [_info(r) for r in rows]
+
+
+async def revoke_key(sessions: async_sessionmaker[AsyncSession], prefix_or_id: str) -> KeyInfo | None:
+    """Revoke by numeric id, by prefix, or by the full key. ``None`` when no such key;
+    revoking a revoked key keeps its first revocation time."""
+    ref = prefix_or_id.strip()
+    cond = (
+        ApiKey.id == int(ref) if ref.isdigit() and not PREFIX_PATTERN.match(ref)
+        else ApiKey.prefix == (parse_key(ref) or ref)
+    )
+    async with sessions.begin() as session:
+        await session.execute(
+            update(ApiKey).where(cond, ApiKey.revoked_at.is_(None)).values(revoked_at=datetime.now(UTC))
+        )
+        row = (await session.execute(select(ApiKey).where(cond))).scalar_one_or_none()
+        return _info(row) if row is not None else None
+
+
+async def verify_key(sessions: async_sessionmaker[AsyncSession], key: str) -> KeyInfo | None:
+    """The key's record when ``key`` is well formed, known, matches its hash and is not revoked."""
+    prefix = parse_key(key)
+    if prefix is None:
+        return None
+    async with sessions() as session:
+        row = (await session.execute(select(ApiKey).where(ApiKey.prefix == prefix))).scalar_one_or_none()
+    if row is None or not hmac.compare_digest(row.key_hash, hash_key(key)) or row.revoked_at is not None:
+        return None
+    return _info(row)
+
+
+def presented_key(request: Request) -> str | None:
+    """The key from ``Authorization: Bearer`` or ``X-API-Key``."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    key = request.headers.get("x-api-key", "").strip()
+    return key or None
+
+
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tonewatch"'}
+
+
+async def authorize(request: Request, sessions: async_sessionmaker[AsyncSession], required: Scope) -> KeyInfo:
+    """401 for a missing, unknown or revoked key; 403 for a key without ``required``."""
+    key = presented_key(request)
+    if key is None:
+        raise ApiError(401, "an API key is required (Authorization: Bearer <key> or X-API-Key)", headers=_CHALLENGE)
+    info = await verify_key(sessions, key)
+    if info is None:
+        raise ApiError(401, "invalid or revoked API key", headers=_CHALLENGE)
+    if not implies(info.scopes, required):
+        raise ApiError(403, f"this key lacks the {required!r} scope", details=[{"granted": list(info.scopes)}])
+    return info
+
+
+Guard = Callable[[Request], Awaitable[KeyInfo | None]]
+
+
+def require(required: Scope) -> Guard:
+    """A FastAPI dependency that demands ``required``; reads pass without a key unless
+    the settings say ``require_key_for_reads``."""
+
+    async def guard(request: Request) -> KeyInfo | None:
+        state = request.app.state
+        if required == "read" and not state.settings.require_key_for_reads:
+            return None
+        return await authorize(request, state.deps.sessions, required)
+
+    guard.__name__ = f"require_{required}"
+    return guard

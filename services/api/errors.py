@@ -1,0 +1,156 @@
+"""One error format for every 4xx and 5xx answer, and the request body limit.
+
+Every error body is ``{"error": {"code": "...", "message": "...", "details": [...]}}``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("tonewatch.api")
+
+CODES: Mapping[int, str] = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def code_for(status: int) -> str:
+    """The error code used for an HTTP status when none is given."""
+    return CODES.get(status, "client_error" if status < 500 else "server_error")
+
+
+def error_body(code: str, message: str, details: Sequence[Any] = ()) -> dict[str, Any]:
+    """The one error document."""
+    return {"error": {"code": code, "message": message, "details": list(details)}}
+
+
+class ApiError(StarletteHTTPException):
+    """An error answer with a stable machine-readable ``code``."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Sequence[Any] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(status_code=status, detail=message, headers=dict(headers) if headers else None)
+        self.code = code or code_for(status)
+        self.message = message
+        self.details = list(details)
+
+
+class BodyTooLarge(ApiError):
+    """The request body exceeded the configured limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body exceeds the limit of {limit} bytes", details=[{"limit_bytes": limit}])
+
+
+def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Pydantic/FastAPI errors as ``{"loc": [...], "message": ..., "type": ...}``."""
+    out = []
+    for err in errors:
+        out.append({"loc": [p for p in err.get("loc", ())], "message": str(err.get("msg", "")), "type": err.get("type")})
+    return out
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status_code,
+                        headers=exc.headers)
+
+
+async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, ApiError):
+        return error_response(exc)
+    status = exc.status_code
+    message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    return JSONResponse(error_body(code_for(status), message), status_code=status, headers=exc.headers)
+
+
+async def _on_validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    details = validation_details(exc.errors())
+    return JSONResponse(error_body("validation_error", "request validation failed", details), status_code=422)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every error through the one format."""
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(Exception, _on_unexpected)
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over ``limit`` bytes with 413: by ``Content-Length`` before
+    reading, and by counting bytes for chunked bodies."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    too_large = int(value) > self.limit
+                except ValueError:
+                    too_large = False
+                if too_large:
+                    await self._refuse(send)
+                    return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise BodyTooLarge(self.limit)
+            return message
+
+        await self.app(scope, limited, send)
+
+    async def _refuse(self, send: Send) -> None:
+        body = json.dumps(error_body("payload_too_large", f"request body exceeds the limit of {self.limit} bytes",
+                                     [{"limit_bytes": self.limit}])).encode()
+        await send({
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                        (b"connection", b"close")],
+        })
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,98 @@
+"""Time windows for the read endpoints.
+
+A window is ``[from, to)`` over bucket start times. When ``to`` is omitted the
+window ends just after the latest bucket with data (replayed history and live
+streams both show their most recent data), or now when there is none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.errors import ApiError
+from shared.db.models import RoutingMinute, TrendHour, TrendMinute
+
+Granularity = Literal["minute", "hour"]
+STEP: dict[str, timedelta] = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
+MAX_POINTS = 20_160
+"""Most buckets one query may span (two weeks of minutes)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+    granularity: Granularity
+
+    @property
+    def step(self) -> timedelta:
+        return STEP[self.granularity]
+
+    def buckets(self) -> list[datetime]:
+        """Every bucket start in the window."""
+        out, t = [], self.start
+        while t < self.end:
+            out.append(t)
+            t += self.step
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {"from": self.start.isoformat(), "to": self.end.isoformat(), "granularity": self.granularity}
+
+
+def aware(t: datetime | None) -> datetime | None:
+    """Naive times are taken as UTC; everything is returned in UTC."""
+    if t is None:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def floor(t: datetime, granularity: Granularity) -> datetime:
+    t = t.replace(second=0, microsecond=0)
+    return t.replace(minute=0) if granularity == "hour" else t
+
+
+def make_window(
+    start: datetime | None,
+    end: datetime | None,
+    granularity: Granularity,
+    *,
+    default_points: int,
+    anchor: datetime | None,
+) -> Window:
+    """Resolve optional bounds; 422 when empty or too long."""
+    step = STEP[granularity]
+    end_t = aware(end)
+    if end_t is None:
+        end_t = floor(aware(anchor) or datetime.now(UTC), granularity) + step
+    start_t = aware(start)
+    if start_t is None:
+        start_t = end_t - step * default_points
+    start_t = floor(start_t, granularity)
+    if start_t >= end_t:
+        raise ApiError(422, "'from' must be before 'to'", code="validation_error",
+                       details=[{"loc": ["query", "from"], "message": "must be before 'to'"}])
+    if (end_t - start_t) / step > MAX_POINTS:
+        raise ApiError(422, f"the window spans more than {MAX_POINTS} {granularity} buckets; narrow it or use hour",
+                       code="validation_error", details=[{"loc": ["query", "from"], "max_points": MAX_POINTS}])
+    return Window(start_t, end_t, granularity)
+
+
+async def latest_trend_bucket(session: AsyncSession, stream: str | None, granularity: Granularity) -> datetime | None:
+    """Start of the most recent trend bucket (optionally of one stream)."""
+    table = TrendMinute if granularity == "minute" else TrendHour
+    stmt = select(func.max(table.bucket))
+    if stream is not None:
+        stmt = stmt.where(table.stream == stream)
+    value: datetime | None = (await session.execute(stmt)).scalar_one_or_none()
+    return value
+
+
+async def latest_routing_bucket(session: AsyncSession) -> datetime | None:
+    value: datetime | None = (await session.execute(select(func.max(RoutingMinute.bucket)))).scalar_one_or_none()
+    return value

@@ -1,0 +1,186 @@
+"""Watchlist: ``GET /v1/entities`` with sparkline stats, ``PUT``/``DELETE /v1/entities/{key}``,
+and the most negative recent messages of an entity."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, select
+
+from services.api.auth import require
+from services.api.deps import Deps, get_deps
+from services.api.errors import ApiError
+from services.api.query import Granularity, Window, latest_trend_bucket, make_window
+from shared.db import watchlist
+from shared.db.models import Alert, Entity, ScoredEventRow, TrendHour, TrendMinute
+from shared.entities import ALL, WatchedEntity
+from shared.events import Stream
+
+router = APIRouter(tags=["entities"])
+KeyPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Entity key.")]
+Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=100)]
+
+
+class EntityIn(BaseModel):
+    """A watched entity; aliases match case-insensitively on word boundaries, tickers as cashtags."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    aliases: Names = Field(default_factory=list)
+    tickers: Names = Field(default_factory=list)
+    case_sensitive_aliases: Names = Field(default_factory=list)
+    group: str | None = Field(default=None, max_length=64)
+
+
+class Stats(BaseModel):
+    """Per-bucket volume and negative share over the window (aligned to ``window`` buckets)."""
+
+    volume: list[int]
+    negative_share: list[float | None]
+    total: int
+    negative_share_total: float | None
+    open_alerts: int = 0
+
+
+class EntityOut(EntityIn):
+    key: str
+    active: bool
+    stats: Stats | None = None
+
+
+class EntitiesResponse(BaseModel):
+    stream: Stream | None
+    window: dict[str, Any]
+    buckets: list[datetime]
+    overall: Stats
+    entities: list[EntityOut]
+
+
+class Message(BaseModel):
+    id: str
+    stream: str
+    event_time: datetime
+    text: str
+    sentiment: str
+    negative_prob: float
+    entities: list[str]
+
+
+def _stats(series: dict[datetime, tuple[int, int]], window: Window, open_alerts: int) -> Stats:
+    volume, share = [], []
+    for b in window.buckets():
+        count, neg = series.get(b, (0, 0))
+        volume.append(count)
+        share.append(neg / count if count else None)
+    total, neg_total = sum(c for c, _ in series.values()), sum(n for _, n in series.values())
+    return Stats(volume=volume, negative_share=share, total=total,
+                 negative_share_total=neg_total / total if total else None, open_alerts=open_alerts)
+
+
+def _out(row: Entity, stats: Stats | None) -> EntityOut:
+    return EntityOut(key=row.key, name=row.name, aliases=list(row.aliases or []), tickers=list(row.tickers or []),
+                     case_sensitive_aliases=list(row.case_sensitive_aliases or []), group=row.group,
+                     active=row.active, stats=stats)
+
+
+async def _series(deps: Deps, stream: Stream | None, window: Window) -> dict[str, dict[datetime, tuple[int, int]]]:
+    table = TrendMinute if window.granularity == "minute" else TrendHour
+    stmt = (
+        select(table.entity, table.bucket, func.sum(table.count), func.sum(table.negative))
+        .where(table.bucket >= window.start, table.bucket < window.end)
+        .group_by(table.entity, table.bucket)
+    )
+    if stream is not None:
+        stmt = stmt.where(table.stream == stream)
+    out: dict[str, dict[datetime, tuple[int, int]]] = {}
+    async with deps.sessions() as session:
+        for entity, bucket, count, neg in (await session.execute(stmt)).all():
+            out.setdefault(entity, {})[bucket] = (int(count or 0), int(neg or 0))
+    return out
+
+
+@router.get("/v1/entities", response_model=EntitiesResponse, dependencies=[Depends(require("read"))])
+async def list_entities(
+    deps: Annotated[Deps, Depends(get_deps)],
+    stream: Stream | None = None,
+    granularity: Granularity = "minute",
+    points: Annotated[int, Query(ge=2, le=1440, description="Sparkline length in buckets.")] = 60,
+    to: Annotated[datetime | None, Query(description="End of the sparkline window; default after the latest data.")]
+    = None,
+) -> dict[str, Any]:
+    """The watchlist with the latest ``points`` buckets of volume and negative share per entity."""
+    async with deps.sessions() as session:
+        anchor = await latest_trend_bucket(session, stream, granularity) if to is None else None
+        rows = list((await session.execute(select(Entity).order_by(Entity.key))).scalars())
+        open_counts = dict(
+            (await session.execute(
+                select(Alert.entity, func.count()).where(Alert.status != "resolved").group_by(Alert.entity)
+            )).tuples().all()
+        )
+    window = make_window(None, to, granularity, default_points=points, anchor=anchor)
+    series = await _series(deps, stream, window)
+    return {
+        "stream": stream, "window": window.as_json(), "buckets": window.buckets(),
+        "overall": _stats(series.get(ALL, {}), window, open_counts.get(ALL, 0)),
+        "entities": [_out(r, _stats(series.get(r.key, {}), window, open_counts.get(r.key, 0))) for r in rows],
+    }
+
+
+@router.put("/v1/entities/{key}", response_model=EntityOut, dependencies=[Depends(require("write"))],
+            responses={201: {"description": "Created"}})
+async def put_entity(key: KeyPath, body: EntityIn, response: Response,
+                     deps: Annotated[Deps, Depends(get_deps)]) -> EntityOut:
+    """Add or replace a watched entity (and reactivate it)."""
+    try:
+        entity = WatchedEntity(key=key, name=body.name, aliases=tuple(body.aliases), tickers=tuple(body.tickers),
+                               case_sensitive_aliases=tuple(body.case_sensitive_aliases), group=body.group)
+    except ValueError as exc:
+        raise ApiError(422, str(exc), details=[{"loc": ["path", "key"], "message": str(exc)}]) from exc
+    async with deps.sessions() as session:
+        existed = await session.get(Entity, key) is not None
+    await watchlist.upsert(deps.sessions, [entity])
+    async with deps.sessions() as session:
+        row = await session.get(Entity, key)
+    assert row is not None
+    response.status_code = 200 if existed else 201
+    return _out(row, None)
+
+
+@router.delete("/v1/entities/{key}", status_code=204, dependencies=[Depends(require("write"))])
+async def delete_entity(key: KeyPath, deps: Annotated[Deps, Depends(get_deps)]) -> Response:
+    """Remove an entity from the watchlist (its stored trends stay)."""
+    if not await watchlist.remove(deps.sessions, key):
+        raise ApiError(404, f"no entity {key!r}")
+    return Response(status_code=204)
+
+
+@router.get("/v1/entities/{key}/messages", response_model=list[Message], dependencies=[Depends(require("read"))])
+async def entity_messages(
+    key: Annotated[str, Path(max_length=64)],
+    deps: Annotated[Deps, Depends(get_deps)],
+    stream: Stream | None = None,
+    from_: Annotated[datetime | None, Query(alias="from")] = None,
+    to: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> list[Message]:
+    """The most negative messages of an entity in a window (default: its latest 500 messages)."""
+    recent = select(ScoredEventRow)
+    if key != ALL:
+        recent = recent.where(ScoredEventRow.entities.contains([key]))
+    if stream is not None:
+        recent = recent.where(ScoredEventRow.stream == stream)
+    if from_ is not None:
+        recent = recent.where(ScoredEventRow.event_time >= from_)
+    if to is not None:
+        recent = recent.where(ScoredEventRow.event_time < to)
+    sub = recent.order_by(ScoredEventRow.event_time.desc()).limit(500).subquery()
+    stmt = select(sub).order_by(sub.c.negative_prob.desc()).limit(limit)
+    async with deps.sessions() as session:
+        rows = (await session.execute(stmt)).mappings().all()
+    return [Message(id=r["id"], stream=r["stream"], event_time=r["event_time"], text=r["text"],
+                    sentiment=r["sentiment"], negative_prob=r["negative_prob"], entities=list(r["entities"]))
+            for r in rows]

@@ -1,0 +1,139 @@
+"""Classifier service: a faust-streaming app (composition root).
+
+``noack_take`` batches records and we acknowledge them only after the scored
+events are acknowledged by the broker and failures are dead-lettered: faust's
+plain ``take`` acks in a ``finally`` even when the body raised, which would lose
+records on an error or a shutdown mid-batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from services.classifier.classify import Classify
+from services.classifier.config import ClassifierSettings
+from services.classifier.pipeline import ClassifierPipeline
+from shared import logs
+from shared.db.session import make_engine, make_sessionmaker
+from shared.db.watchlist import load_active
+from shared.entities import EntityMatcher
+from shared.inference.engine import Classifier
+from shared.inference.registry import Registry, RegistryError
+from shared.kafka.clients import ensure_topics, make_producer
+from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, RatioGuard
+from shared.kafka.records import InRecord
+from shared.metrics import metrics, serve
+from shared.startup import kafka_dependency, postgres_dependency, wait_for
+from shared.topics import Topics
+
+log = logging.getLogger("tonewatch.classifier")
+
+
+@dataclass
+class RunState:
+    fatal: BaseException | None = None
+    matcher: EntityMatcher = field(default_factory=lambda: EntityMatcher([]))
+
+
+def load_models(settings: ClassifierSettings) -> tuple[Classifier, Classifier]:
+    registry = Registry(settings.models_dir)
+    entries = []
+    for task, version in (("sentiment", settings.sentiment_version), ("intent", settings.intent_version)):
+        entries.append(registry.get(task, version) if version else registry.promoted(task))
+    models = (Classifier.load(entries[0], settings.inference), Classifier.load(entries[1], settings.inference))
+    for model in models:
+        info = model.describe()
+        log.info("model loaded: %s", info)
+        metrics().provider.labels(info["name"], info["provider"], info["variant"]).set(1)
+    return models
+
+
+def build_app(settings: ClassifierSettings, classify: Classify, state: RunState) -> faust.App:
+    brokers = ";".join(f"kafka://{b}" for b in settings.kafka.bootstrap_servers.split(","))
+    app = faust.App(
+        settings.group_id,
+        broker=brokers,
+        value_serializer="raw",
+        key_serializer="raw",
+        web_enabled=False,
+        datadir=os.path.join(tempfile.gettempdir(), f"tonewatch-faust-{settings.group_id}"),
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=0.5,
+        stream_wait_empty=False,
+        topic_partitions=3,
+        topic_replication_factor=1,
+    )
+    source = app.topic(settings.topics.news_raw, settings.topics.chat_raw, value_serializer="raw", key_serializer="raw")
+    producer = make_producer(settings.kafka, client_id="classifier")
+    engine = make_engine(settings.postgres)
+    sessions = make_sessionmaker(engine)
+    pipeline = ClassifierPipeline(
+        settings, classify, producer, DeadLetterWriter(producer, "classifier", RatioGuard(settings.dlq_max_ratio)),
+        lambda: state.matcher,
+    )
+
+    @app.timer(settings.watchlist_refresh_s, on_leader=False)
+    async def refresh_watchlist() -> None:
+        try:
+            state.matcher = EntityMatcher(await load_active(sessions))
+        except Exception as exc:  # noqa: BLE001 - keep the last good watchlist
+            log.warning("watchlist refresh failed, keeping the previous one: %s", exc)
+
+    @app.agent(source)
+    async def classify_agent(stream: Any) -> None:
+        await producer.start()
+        state.matcher = EntityMatcher(await load_active(sessions))
+        async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
+            records = [InRecord.from_faust(ev.message) for ev in events]
+            try:
+                await pipeline(records)
+            except DeadLetterRatioExceeded as exc:
+                log.critical("%s", exc)
+                state.fatal = exc
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            for ev in events:
+                await stream.ack(ev)
+
+    @app.on_before_shutdown.connect
+    async def _close(_: Any, **__: Any) -> None:
+        await producer.stop()
+        await engine.dispose()
+        classify.close()
+
+    return app
+
+
+def main() -> int:
+    settings = ClassifierSettings()
+    logs.configure(settings.log_level, "classifier")
+    serve(settings.metrics_port)
+    topics: Topics = settings.topics
+    deps = [kafka_dependency(settings.kafka), postgres_dependency(settings.postgres)]
+    asyncio.run(wait_for(deps, deadline_s=settings.startup_deadline_s))
+    names = [topics.news_raw, topics.chat_raw, topics.text_scored]
+    asyncio.run(ensure_topics(settings.kafka, names + [Topics.dlq(t) for t in names]))
+    try:
+        sentiment, intent = load_models(settings)
+    except RegistryError as exc:
+        print(f"error: classifier: {exc}", file=sys.stderr)
+        return 2
+    state = RunState()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = build_app(settings, Classify(sentiment, intent, settings.inference.executor_workers), state)
+    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, quiet=True)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        pass
+    return 1 if state.fatal else 0

@@ -1,0 +1,43 @@
+"""Stage 2: run the models off the event loop in a bounded executor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from shared.events import RawEvent
+from shared.inference.engine import Classifier, Prediction
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    sentiment: list[Prediction]
+    intent: list[Prediction | None]
+
+
+class Classify:
+    """Sentiment for every event, intent for chats. One worker thread: the models
+    use all intra-op threads, so more workers would only oversubscribe."""
+
+    def __init__(self, sentiment: Classifier, intent: Classifier | None, workers: int = 1) -> None:
+        self.sentiment = sentiment
+        self.intent = intent
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="classify")
+
+    def _run(self, events: Sequence[RawEvent]) -> Verdicts:
+        sentiment = self.sentiment.predict([e.text for e in events])
+        intent: list[Prediction | None] = [None] * len(events)
+        chats = [i for i, e in enumerate(events) if e.stream == "chat"]
+        if chats and self.intent is not None:
+            for i, p in zip(chats, self.intent.predict([events[i].text for i in chats]), strict=True):
+                intent[i] = p
+        return Verdicts(sentiment, intent)
+
+    async def __call__(self, events: Sequence[RawEvent]) -> Verdicts:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._run, list(events))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

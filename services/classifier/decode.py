@@ -1,0 +1,55 @@
+"""Stage 1: raw records to contracts, or to dead letters with a reason."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.events import InvalidEvent, RawEvent, Stream, decode_raw
+from shared.kafka.dlq import FailedRecord
+from shared.kafka.records import InRecord
+from shared.topics import Topics
+
+
+@dataclass(frozen=True)
+class Decoded:
+    record: InRecord
+    event: RawEvent
+
+
+def stream_of(topic: str, topics: Topics) -> Stream | None:
+    if topic == topics.news_raw:
+        return "news"
+    if topic == topics.chat_raw:
+        return "chat"
+    return None
+
+
+def failed(record: InRecord, error_class: str, reason: str) -> FailedRecord:
+    return FailedRecord(
+        record.topic, record.partition, record.offset, record.key, record.value, record.headers, error_class, reason
+    )
+
+
+def decode_batch(records: Sequence[InRecord], topics: Topics) -> tuple[list[Decoded], list[FailedRecord]]:
+    good: list[Decoded] = []
+    bad: list[FailedRecord] = []
+    for rec in records:
+        stream = stream_of(rec.topic, topics)
+        if stream is None:
+            bad.append(failed(rec, "UnknownStream", f"topic {rec.topic} is not a raw stream"))
+            continue
+        try:
+            event = decode_raw(
+                rec.value,
+                stream=stream,
+                topic=rec.topic,
+                partition=rec.partition,
+                offset=rec.offset,
+                timestamp_ms=rec.timestamp_ms,
+            )
+        except InvalidEvent as exc:
+            bad.append(failed(rec, exc.error_class, exc.reason))
+            continue
+        good.append(Decoded(rec, event))
+    return good, bad

@@ -1,0 +1,53 @@
+"""Stage 3: predictions to ``ScoredEvent`` contracts (pure)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from shared.entities import ALL, EntityMatcher
+from shared.events import RawChat, RawEvent, Score, ScoredEvent
+from shared.inference.engine import Prediction
+from shared.redact import cap, redact
+
+
+def to_score(p: Prediction) -> Score:
+    return Score(label=p.label, confidence=p.confidence, probs=dict(p.probs), model=p.model, version=p.version)
+
+
+def build_scored(
+    event: RawEvent,
+    sentiment: Prediction,
+    intent: Prediction | None,
+    *,
+    matcher: EntityMatcher,
+    received: datetime,
+    max_future_skew_s: float,
+    storage_chars: int,
+) -> ScoredEvent:
+    """Tag entities, clamp future event times, redact and cap the text."""
+    event_time, adjusted = event.event_time, False
+    if event_time > received + timedelta(seconds=max_future_skew_s):
+        event_time, adjusted = received, True
+    text, truncated = cap(redact(event.text[: storage_chars * 2]), storage_chars)
+    entities = matcher.tag(event.text) if event.stream == "news" else [ALL]
+    return ScoredEvent(
+        id=event.id,
+        stream=event.stream,
+        event_time=event_time,
+        received_time=received,
+        text=text,
+        text_truncated=truncated or len(event.text) > storage_chars * 2,
+        time_adjusted=adjusted,
+        entities=entities,
+        sentiment=to_score(sentiment),
+        intent=to_score(intent) if intent is not None else None,
+        conversation_id=event.conversation_id if isinstance(event, RawChat) else None,
+        source=event.source,
+    )
+
+
+def key_of(scored: ScoredEvent) -> bytes:
+    """Partition key: the conversation for chats, the first entity for news."""
+    if scored.conversation_id:
+        return scored.conversation_id.encode()
+    return scored.entities[0].encode()

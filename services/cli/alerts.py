@@ -1,0 +1,201 @@
+"""``tonewatch alerts``: alerts, rules and backtests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.alerter.backtest import backtest, plot
+from services.alerter.config import AlerterSettings
+from services.alerter.rules import RuleSpec, Scope, parse_duration
+from services.alerter import repo
+from shared.db.session import make_engine, make_sessionmaker
+from shared.events import format_validation_error
+
+app = typer.Typer(help="Alerts, rules and backtests.", no_args_is_help=True)
+rules_app = typer.Typer(help="Manage alert rules.", no_args_is_help=True)
+app.add_typer(rules_app, name="rules")
+T = TypeVar("T")
+
+
+def _tx(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def go() -> T:
+        engine = make_engine(AlerterSettings().postgres)
+        try:
+            async with make_sessionmaker(engine).begin() as s:
+                return await fn(s)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(go())
+    except repo.NotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except repo.Conflict as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    except ValidationError as exc:
+        typer.echo(f"error: invalid rule: {format_validation_error(exc)}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _alert_row(a: Any) -> dict[str, Any]:
+    e = a.explanation or {}
+    return {"id": a.id, "status": a.status, "severity": a.severity, "entity": a.entity, "rule_id": a.rule_id,
+            "fired_at": a.fired_at.isoformat(), "window_end": a.window_end.isoformat(),
+            "share": e.get("share"), "z": e.get("z"), "volume": e.get("volume")}
+
+
+@app.command("list")
+def list_(status: str | None = typer.Option(None), entity: str | None = typer.Option(None),
+          limit: int = typer.Option(50), as_json: bool = typer.Option(False, "--json")) -> None:
+    """List alerts, newest first."""
+    rows = [_alert_row(a) for a in _tx(lambda s: repo.list_alerts(s, status=status, entity=entity, limit=limit))]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['id']}  {r['status']:12} {r['severity']:8} {r['entity']:14} share={r['share']} "
+                   f"z={r['z']} volume={r['volume']} window_end={r['window_end']}")
+
+
+@app.command("ack")
+def ack(alert_id: str) -> None:
+    """Acknowledge an open alert."""
+    _tx(lambda s: repo.transition(s, alert_id, "ack"))
+    typer.echo(f"alert {alert_id} acknowledged")
+
+
+@app.command("resolve")
+def resolve(alert_id: str) -> None:
+    """Resolve an alert."""
+    _tx(lambda s: repo.transition(s, alert_id, "resolve"))
+    typer.echo(f"alert {alert_id} resolved")
+
+
+@rules_app.command("list")
+def rules_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List rules."""
+    rows = [repo.rule_to_dict(r) for r in _tx(repo.list_rules)]
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['id']:3} {r['name']:28} {'on ' if r['enabled'] else 'off'} scope={json.dumps(r['scope'])} "
+                   f"window={r['window_s']}s min_volume={r['min_volume']} abs>={r['abs_threshold']} "
+                   f"z>={r['z_threshold']} {r['baseline']} cooldown={r['cooldown_s']}s severity={r['severity']}")
+
+
+@rules_app.command("add")
+def rules_add(
+    name: str = typer.Argument(...),
+    entity: list[str] = typer.Option([], "--entity", help="Entity key (repeatable); _all = whole stream."),
+    group: str | None = typer.Option(None, "--group"),
+    all_entities: bool = typer.Option(False, "--all-entities"),
+    stream: str = typer.Option("news"),
+    window: str = typer.Option("15m"),
+    min_volume: int = typer.Option(5),
+    abs_threshold: float = typer.Option(0.6),
+    z: float = typer.Option(2.0, "--z"),
+    baseline: str = typer.Option("ewma", help="ewma or mad"),
+    severity: str = typer.Option("warning"),
+    cooldown: str = typer.Option("1h"),
+    resolve_after: str = typer.Option("15m"),
+    webhook: list[str] = typer.Option([], "--webhook", help="URL (repeatable); prefix slack: for Slack format."),
+) -> None:
+    """Add a rule."""
+    try:
+        spec = RuleSpec(
+            name=name, stream=stream, scope=Scope(entities=entity, group=group, all_entities=all_entities),  # type: ignore[arg-type]
+            window_s=parse_duration(window), min_volume=min_volume, abs_threshold=abs_threshold, z_threshold=z,
+            baseline=baseline, severity=severity, cooldown_s=parse_duration(cooldown),  # type: ignore[arg-type]
+            resolve_after_s=parse_duration(resolve_after),
+            channels=[{"type": "webhook", "url": w.removeprefix("slack:"),  # type: ignore[misc]
+                       "format": "slack" if w.startswith("slack:") else "json"} for w in webhook],
+        )
+    except (ValidationError, ValueError) as exc:
+        msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        typer.echo(f"error: invalid rule: {msg}", err=True)
+        raise typer.Exit(2) from exc
+    rule = _tx(lambda s: repo.create_rule(s, spec))
+    typer.echo(f"rule {rule.id} {rule.name} added")
+
+
+@rules_app.command("update")
+def rules_update(
+    rule: str,
+    set_: list[str] = typer.Option(..., "--set", help="field=value, e.g. --set min_volume=10 --set window_s=900"),
+) -> None:
+    """Change rule fields (validated as a whole)."""
+    changes: dict[str, Any] = {}
+    for item in set_:
+        key, _, value = item.partition("=")
+        try:
+            changes[key] = json.loads(value)
+        except json.JSONDecodeError:
+            changes[key] = value
+    updated = _tx(lambda s: repo.update_rule(s, rule, changes))
+    typer.echo(f"rule {updated.id} {updated.name} updated")
+
+
+@rules_app.command("disable")
+def rules_disable(rule: str) -> None:
+    """Disable a rule."""
+    _tx(lambda s: repo.update_rule(s, rule, {"enabled": False}))
+    typer.echo(f"rule {rule} disabled")
+
+
+@rules_app.command("delete")
+def rules_delete(rule: str) -> None:
+    """Delete a rule and its alerts."""
+    _tx(lambda s: repo.delete_rule(s, rule))
+    typer.echo(f"rule {rule} deleted")
+
+
+def _when(text: str) -> datetime:
+    t = datetime.fromisoformat(text)
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+@app.command("backtest")
+def backtest_cmd(
+    rule: str = typer.Option(..., "--rule", help="Rule id or name."),
+    from_: str = typer.Option(..., "--from", help="ISO time, e.g. 2020-03-01"),
+    to: str = typer.Option(..., "--to", help="ISO time"),
+    entity: str | None = typer.Option(None, "--entity"),
+    plot_path: Path | None = typer.Option(None, "--plot", help="Write a PNG chart here."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Replay stored buckets through the detector and print the alerts it would fire."""
+    settings = AlerterSettings()
+
+    async def go(s: AsyncSession) -> Any:
+        r = await repo.get_rule(s, rule)
+        return await backtest(s, r, settings, _when(from_), _when(to), entity)
+
+    events, series = _tx(go)
+    rows = [{"kind": e.kind, "rule": e.rule, "entity": e.entity, "model_version": e.model_version,
+             "at": e.observation.at.isoformat(), "share": round(e.observation.share, 4),
+             "baseline": round(e.observation.baseline.mean, 4),
+             "z": None if e.observation.z is None else round(e.observation.z, 3),
+             "volume": e.observation.volume, "alert_id": e.alert_id} for e in events]
+    if plot_path:
+        plot(series, events, plot_path)
+    if as_json:
+        typer.echo(json.dumps(rows))
+    else:
+        for r in rows:
+            typer.echo(f"{r['at']}  {r['kind']:7} {r['entity']:14} share={r['share']} baseline={r['baseline']} "
+                       f"z={r['z']} volume={r['volume']}")
+        typer.echo(f"{sum(r['kind'] == 'fire' for r in rows)} alerts would have fired")
+        if plot_path:
+            typer.echo(f"chart written to {plot_path}")

@@ -1,0 +1,132 @@
+"""Core commands: migrate, run, contracts, config."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+import time
+
+import typer
+
+from shared import logs
+from shared.config import ServiceSettings
+from shared.startup import DependencyUnavailable
+
+log = logging.getLogger("tonewatch.cli")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("migrate")(migrate)
+    app.command("run")(run)
+    contracts = typer.Typer(help="Event contracts and their JSON Schemas.", no_args_is_help=True)
+    contracts.command("export")(contracts_export)
+    contracts.command("check")(contracts_check)
+    app.add_typer(contracts, name="contracts")
+    config = typer.Typer(help="Configuration reference.", no_args_is_help=True)
+    config.command("docs")(config_docs)
+    app.add_typer(config, name="config")
+
+
+def migrate(
+    revision: str = typer.Argument("head", help="Target revision."),
+    down: bool = typer.Option(False, "--down", help="Downgrade to REVISION instead."),
+) -> None:
+    """Apply database migrations (``alembic upgrade head``)."""
+    from shared.db import migrate as m
+
+    settings = ServiceSettings()
+    logs.configure(settings.log_level, "migrate")
+    try:
+        if down:
+            m.downgrade(settings.postgres, revision)
+        else:
+            m.upgrade(settings.postgres, revision)
+    except OSError as exc:
+        typer.echo(f"error: cannot reach PostgreSQL at {settings.postgres.redacted_url()}: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    typer.echo(f"database at {settings.postgres.redacted_url()} is at revision {revision}")
+
+
+def run(service: str = typer.Argument(..., help="classifier, aggregator, router, alerter, api, or all")) -> None:
+    """Run one service in the foreground, or ``all`` of them as supervised child processes."""
+    from services.registry import SERVICES, entrypoint
+
+    if service == "all":
+        raise typer.Exit(_run_all(list(SERVICES)))
+    try:
+        main = entrypoint(service)
+    except KeyError as exc:
+        typer.echo(f"error: {exc.args[0]}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        code = main()
+    except DependencyUnavailable as exc:
+        typer.echo(f"error: {service}: {exc}", err=True)
+        raise typer.Exit(3) from exc
+    except KeyboardInterrupt:
+        code = 0
+    raise typer.Exit(code)
+
+
+def _run_all(names: list[str]) -> int:
+    procs = {n: subprocess.Popen([sys.executable, "-m", "services", "run", n]) for n in names}  # noqa: S603
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    code = 0
+    while not stopping:
+        for name, proc in procs.items():
+            rc = proc.poll()
+            if rc is not None:
+                typer.echo(f"service {name} exited with {rc}; stopping the others", err=True)
+                code, stopping = rc or 1, True
+        time.sleep(0.5)
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return code
+
+
+def contracts_export() -> None:
+    """Write the JSON Schemas of every contract into shared/schemas/."""
+    from shared import schemas
+
+    for path in schemas.write():
+        typer.echo(str(path))
+
+
+def contracts_check() -> None:
+    """Fail when the checked-in JSON Schemas differ from the contracts."""
+    from shared import schemas
+
+    stale = schemas.drift()
+    if stale:
+        typer.echo(f"schemas out of date: {', '.join(stale)}; run `tonewatch contracts export`", err=True)
+        raise typer.Exit(1)
+    typer.echo("schemas match the contracts")
+
+
+def config_docs(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Print the configuration reference generated from the settings classes."""
+    from services.settings_doc import reference
+
+    rows = reference()
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    typer.echo("| variable | default | description |\n|---|---|---|")
+    for row in rows:
+        typer.echo(f"| `{row['env']}` | `{row['default']}` | {row['description']} |")

@@ -1,0 +1,48 @@
+"""``tonewatch dlq``: inspect and replay dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import typer
+
+from shared.config import ServiceSettings
+from shared.kafka import dlq_ops
+
+app = typer.Typer(help="Dead-letter queues.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_(
+    topic: str = typer.Argument(..., help="Input topic, e.g. news.raw (reads news.raw.dlq)."),
+    limit: int = typer.Option(100, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Show dead letters with their reasons."""
+    entries = asyncio.run(dlq_ops.list_entries(ServiceSettings().kafka, topic, limit))
+    if as_json:
+        typer.echo(json.dumps([
+            {"partition": e.partition, "offset": e.offset,
+             "meta": e.meta.model_dump(mode="json") if e.meta else None,
+             "value_preview": (e.value or b"")[:200].decode("utf-8", "replace")}
+            for e in entries
+        ]))
+        return
+    if not entries:
+        typer.echo(f"no dead letters for {topic}")
+    for e in entries:
+        m = e.meta
+        where = f"{m.original_topic}[{m.partition}]@{m.offset}" if m else "?"
+        reason = f"{m.error_class}: {m.reason}" if m else "(no metadata)"
+        typer.echo(f"{where}  {m.service if m else '?'}  {reason}")
+
+
+@app.command("replay")
+def replay(
+    topic: str = typer.Argument(..., help="Input topic whose DLQ to re-inject."),
+    limit: int = typer.Option(1_000_000, "--limit"),
+) -> None:
+    """Re-inject dead letters into their original topic (after fixing the cause)."""
+    n = asyncio.run(dlq_ops.replay(ServiceSettings().kafka, topic, limit))
+    typer.echo(f"re-injected {n} records into {topic}")

@@ -1,0 +1,319 @@
+"""``tonewatch models``: train, export, quantize, evaluate, list, promote, predict.
+
+Heavy libraries (torch, transformers, onnxruntime) load only inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shared.inference.registry import Registry, RegistryError, default_models_dir
+from shared.labels import LABELS
+
+app = typer.Typer(
+    help="Model lifecycle: train, export, quantize, evaluate, register, serve.",
+    no_args_is_help=True,
+)
+
+TaskOpt = Annotated[str, typer.Option("--task", help="sentiment or intent.")]
+VersionOpt = Annotated[
+    str, typer.Option("--version", help="Registry version, e.g. v1.")
+]
+DataOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--data", help="Labelled data file(s); replaces the repository data."),
+]
+
+
+def _registry(ctx: typer.Context) -> Registry:
+    root = (ctx.obj or {}).get("models_dir") if isinstance(ctx.obj, dict) else None
+    return Registry(Path(root) if root else default_models_dir())
+
+
+def _check_task(task: str) -> None:
+    if task not in LABELS:
+        raise typer.BadParameter(
+            f"expected one of {sorted(LABELS)}", param_hint="--task"
+        )
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Turn expected failures into a one-line message and exit status 1."""
+    from shared.training.datasets import DataError
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        yield
+    except (RegistryError, DataError, RuntimeError, FileNotFoundError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+
+
+def _summary(entry: Any) -> str:
+    m = entry.card.get("metrics", {})
+    parts = [
+        f"{v}: acc {m[v]['accuracy']:.4f} macro-F1 {m[v]['macro_f1']:.4f}"
+        for v in ("fp32", "int8", "fp16")
+        if "accuracy" in m.get(v, {})
+    ]
+    return f"{entry.task}/{entry.version} at {entry.path}\n  " + "\n  ".join(parts)
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option("--models-dir", envvar="TW_MODELS_DIR", help="Registry root."),
+    ] = None,
+) -> None:
+    """Model lifecycle commands (registry root: ``models/`` unless ``--models-dir``)."""
+    ctx.obj = {"models_dir": models_dir}
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    task: TaskOpt,
+    base: Annotated[Path | None, typer.Option(help="Local HF encoder folder.")] = None,
+    data: DataOpt = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 6,
+    max_steps: Annotated[int, typer.Option(help="Stop after N steps (0: off).")] = 0,
+    subset: Annotated[int, typer.Option(help="Cap train at N rows (smoke runs).")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Work dir for the checkpoint.")
+    ] = None,
+    version: Annotated[str, typer.Option(help="Version (default YYYY.MM.DD-N).")] = "",
+    promote: Annotated[bool, typer.Option(help="Promote after registering.")] = False,
+    lr: float = 8e-5,
+    batch_size: int = 16,
+    max_length: Annotated[int, typer.Option(help="0: 64 sentiment, 48 intent.")] = 0,
+    seed: int = 13,
+    patience: int = 2,
+    class_weights: bool = False,
+    reviews: Annotated[int, typer.Option(help="Add N movie-review snippets.")] = 0,
+    fp16: Annotated[bool, typer.Option(help="Also build model.fp16.onnx.")] = True,
+    progress: bool = True,
+) -> None:
+    """Fine-tune, then export, quantize, evaluate and register in one go."""
+    _check_task(task)
+    from shared.training.pipeline import PipelineOptions, run
+    from shared.training.train import TrainConfig
+
+    cfg = TrainConfig(
+        task=task,
+        base=str(base or ""),
+        max_length=max_length,
+        epochs=epochs,
+        max_steps=max_steps,
+        lr=lr,
+        batch_size=batch_size,
+        seed=seed,
+        patience=patience,
+        class_weights=class_weights,
+    )
+    flags = [
+        f"--task {task}",
+        f"--epochs {epochs}",
+        f"--lr {lr:g}",
+        f"--batch-size {batch_size}",
+        f"--max-length {cfg.max_length}",
+        f"--seed {seed}",
+        f"--patience {patience}",
+    ]
+    flags += [f"--max-steps {max_steps}"] * bool(max_steps)
+    flags += [f"--subset {subset}"] * bool(subset) + [f"--reviews {reviews}"] * bool(
+        reviews
+    )
+    flags += ["--class-weights"] * class_weights
+    flags += [f"--base {shlex.quote(str(base))}"] * bool(base)
+    flags += [f"--data {shlex.quote(str(p))}" for p in data or []]
+    reproduce = "tonewatch models train " + " ".join(flags)
+    with _errors():
+        reg = _registry(ctx)
+        opts = PipelineOptions(
+            cfg,
+            version,
+            list(data or []),
+            reviews,
+            subset,
+            out,
+            fp16=fp16,
+            progress=progress,
+            promote=promote,
+            reproduce=reproduce + f" --version {version or '<version>'}",
+        )
+        entry = run(reg, opts)
+    typer.echo(_summary(entry) + ("\n  promoted" if promote else ""))
+
+
+@app.command()
+def export(
+    ctx: typer.Context,
+    task: TaskOpt,
+    from_: Annotated[Path, typer.Option("--from", help="Fine-tuned HF checkpoint.")],
+    version: Annotated[str, typer.Option(help="Version (default YYYY.MM.DD-N).")] = "",
+    data: DataOpt = None,
+    max_length: Annotated[int, typer.Option(help="0: 64 sentiment, 48 intent.")] = 0,
+    fp16: bool = True,
+) -> None:
+    """Package an existing checkpoint: ONNX + parity, quantize, evaluate, register."""
+    _check_task(task)
+    from shared.training.datasets import load_task
+    from shared.training.pipeline import next_version, package, training_meta
+    from shared.training.train import DEFAULT_MAX_LENGTH
+
+    with _errors():
+        reg = _registry(ctx)
+        bundle = load_task(task, data or None)
+        ver = version or next_version(reg, task)
+        entry = package(
+            reg,
+            task,
+            ver,
+            from_,
+            bundle,
+            max_length=max_length or DEFAULT_MAX_LENGTH[task],
+            training=training_meta(from_),
+            fp16=fp16,
+            reproduce=f"tonewatch models export --task {task} --from {from_}",
+        )
+    typer.echo(_summary(entry))
+
+
+@app.command()
+def quantize(
+    ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataOpt = None
+) -> None:
+    """Rebuild the int8 and fp16 variants from model.fp32.onnx, re-evaluate."""
+    _check_task(task)
+    from shared.training.datasets import load_task
+    from shared.training.optimize import build_variants
+    from shared.training.pipeline import evaluate_and_write
+
+    with _errors():
+        reg = _registry(ctx)
+        entry = reg.get(task, version)
+        fp32 = entry.variant_path("fp32")
+        reg.verify(entry, ["fp32"])
+        card = dict(entry.card)
+        card["optimization"] = build_variants(fp32, entry.path)
+        entry = evaluate_and_write(
+            reg, task, version, load_task(task, data or None), card
+        )
+    typer.echo(_summary(entry))
+
+
+@app.command()
+def evaluate(
+    ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataOpt = None
+) -> None:
+    """Re-evaluate every present variant on the test split; rewrite the card."""
+    _check_task(task)
+    from shared.training.datasets import load_task
+    from shared.training.pipeline import evaluate_and_write
+
+    with _errors():
+        reg = _registry(ctx)
+        entry = reg.get(task, version)
+        reg.verify(entry, entry.available_variants())
+        entry = evaluate_and_write(
+            reg, task, version, load_task(task, data or None), dict(entry.card)
+        )
+    typer.echo(_summary(entry))
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Registered versions, their variants and test metrics; * marks promoted."""
+    tasks = [task] if task else list(LABELS)
+    for t in tasks:
+        _check_task(t)
+    rows: list[dict[str, Any]] = []
+    with _errors():
+        reg = _registry(ctx)
+        for t in tasks:
+            try:
+                promoted = reg.promoted(t).version
+            except RegistryError:
+                promoted = None
+            for e in reg.list(t):
+                m = e.card.get("metrics", {}).get("int8", {})
+                rows.append(
+                    {
+                        "task": t,
+                        "version": e.version,
+                        "name": e.name,
+                        "promoted": e.version == promoted,
+                        "variants": list(e.available_variants()),
+                        "created_at": e.card.get("created_at"),
+                        "int8_accuracy": m.get("accuracy"),
+                        "int8_macro_f1": m.get("macro_f1"),
+                    }
+                )
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        f1 = "n/a" if r["int8_macro_f1"] is None else f"{r['int8_macro_f1']:.4f}"
+        typer.echo(
+            f"{'*' if r['promoted'] else ' '} {r['task']:<9} {r['version']:<16} "
+            f"{','.join(r['variants']):<15} int8 macro-F1 {f1}  {r['created_at']}"
+        )
+
+
+@app.command()
+def promote(ctx: typer.Context, task: TaskOpt, version: VersionOpt) -> None:
+    """Make VERSION the one that serves (artifacts verified first)."""
+    _check_task(task)
+    with _errors():
+        _registry(ctx).promote(task, version)
+    typer.echo(f"promoted {task}/{version}")
+
+
+@app.command()
+def predict(
+    ctx: typer.Context,
+    task: TaskOpt,
+    input_: Annotated[Path, typer.Option("--input", help="JSONL of {id, text}.")],
+    output: Annotated[Path, typer.Option("--output", help="JSONL to write.")],
+    version: Annotated[str, typer.Option(help="Default: the promoted version.")] = "",
+    variant: Annotated[str, typer.Option(help="fp32, int8 or fp16.")] = "int8",
+) -> None:
+    """Classify a JSONL file with the promoted (or given) model."""
+    _check_task(task)
+    from shared.training.predict import predict_file
+
+    with _errors():
+        reg = _registry(ctx)
+        entry = reg.get(task, version) if version else reg.promoted(task)
+        scorer = _scorer(reg, entry, variant)
+        stats = predict_file(scorer, entry.labels, input_, output)
+    typer.echo(
+        f"{entry.task}/{entry.version} ({variant}): {stats.predicted} predicted, "
+        f"{stats.errors} errors -> {output}",
+        err=True,
+    )
+
+
+def _scorer(reg: Registry, entry: Any, variant: str) -> Callable[[Any], Any]:
+    """Probability function over texts for a verified registry variant."""
+    from shared.training.evaluate import OnnxClassifier
+    from shared.training.metrics import softmax
+
+    path = reg.verify_variant(entry, variant)
+    clf = OnnxClassifier(path, entry.tokenizer_path)
+    return lambda texts: softmax(clf.logits(texts))

@@ -1,0 +1,96 @@
+"""Router service (composition root): chat events -> work-queue topics.
+
+Produce first (await acks), then count in PostgreSQL: a crash in between
+re-produces a message (queue consumers dedupe by id) but never loses one, and
+the counts use the ``routed_events`` ledger so each id counts once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from services.aggregator.app import decode_scored
+from services.router.config import RouterSettings
+from services.router.persist import count_routed, load_routes
+from services.router.policy import DEFAULT_ROUTES, RoutingPolicy, decide
+from shared import logs
+from shared.db.session import make_engine, make_sessionmaker
+from shared.events import RoutedChat, ScoredEvent
+from shared.kafka.batches import BatchPolicy, Handler, Records
+from shared.kafka.dlq import DeadLetterWriter
+from shared.kafka.sink import SinkClients, run_sink
+from shared.metrics import metrics
+from shared.startup import kafka_dependency, postgres_dependency
+
+log = logging.getLogger("tonewatch.router")
+SERVICE = "router"
+
+
+def to_routed(e: ScoredEvent, routes: dict[str, str], policy: RoutingPolicy) -> RoutedChat | None:
+    if e.stream != "chat" or e.intent is None:
+        return None
+    d = decide(e.intent, e.sentiment, routes, policy)
+    return RoutedChat(
+        id=e.id, conversation_id=e.conversation_id or e.id, event_time=e.event_time, queue=d.queue,
+        intent=e.intent.label, confidence=e.intent.confidence, priority=d.priority, reason=d.reason,
+        text=e.text, sentiment=e.sentiment.label,
+    )
+
+
+async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> None:
+    engine = make_engine(settings.postgres)
+    sessions = make_sessionmaker(engine)
+    policy = RoutingPolicy(settings.confidence_threshold, settings.ambiguity_margin, settings.priority_negative_prob)
+    routes: dict[str, str] = dict(DEFAULT_ROUTES)
+    m = metrics()
+
+    async def make_handler(clients: SinkClients) -> Handler:
+        nonlocal routes
+        routes = await load_routes(sessions)
+        dlq = DeadLetterWriter(clients.producer, SERVICE)
+
+        async def handle(records: Records) -> None:
+            good, bad = decode_scored(records)
+            for f in bad:
+                await dlq.write(f)
+                m.dead_letters.labels(SERVICE, f.topic, f.error_class).inc()
+            routed = [r for r in (to_routed(e, routes, policy) for e in good) if r is not None]
+            futures = [
+                await clients.producer.send(settings.topics.queue(r.queue), r.to_bytes(),
+                                            key=r.conversation_id.encode())
+                for r in routed
+            ]
+            await asyncio.gather(*futures)
+            await count_routed(sessions, routed)
+            m.events_out.labels(SERVICE, "queues").inc(len(routed))
+
+        return handle
+
+    async def refresh(clients: SinkClients) -> None:
+        nonlocal routes
+        while not clients.stop.is_set():
+            try:
+                await asyncio.wait_for(clients.stop.wait(), timeout=settings.routes_refresh_s)
+            except TimeoutError:
+                try:
+                    routes = await load_routes(sessions)
+                except Exception as exc:  # noqa: BLE001 - keep the last table
+                    log.warning("routing table refresh failed: %s", exc)
+
+    try:
+        await run_sink(
+            name=SERVICE, settings=settings, topics=[settings.topics.text_scored], group_id=settings.group_id,
+            deps=[kafka_dependency(settings.kafka), postgres_dependency(settings.postgres)],
+            make_handler=make_handler,
+            policy=BatchPolicy(max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms),
+            background=[refresh], stop=stop,
+        )
+    finally:
+        await engine.dispose()
+
+
+def main() -> int:
+    settings = RouterSettings()
+    logs.configure(settings.log_level, SERVICE)
+    asyncio.run(run(settings))
+    return 0

@@ -1,0 +1,88 @@
+"""Inspect and re-inject dead letters (``tonewatch dlq``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from shared.config import KafkaSettings
+from shared.events import DeadLetter
+from shared.kafka.clients import make_consumer, make_producer
+from shared.kafka.dlq import original_headers, parse_dlq_headers
+from shared.topics import Topics
+
+REPLAY_GROUP = "tonewatch-dlq-replay"
+
+
+@dataclass(frozen=True)
+class DlqEntry:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    meta: DeadLetter | None
+    headers: list[tuple[str, bytes]]
+
+
+async def _drain(consumer: AIOKafkaConsumer, limit: int) -> list[DlqEntry]:
+    out: list[DlqEntry] = []
+    end = await consumer.end_offsets(list(consumer.assignment()))
+    while len(out) < limit:
+        done = True
+        for tp in consumer.assignment():
+            if await consumer.position(tp) < end[tp]:
+                done = False
+        if done:
+            break
+        batch = await consumer.getmany(timeout_ms=500, max_records=min(500, limit - len(out)))
+        for records in batch.values():
+            for r in records:
+                headers = list(r.headers or ())
+                try:
+                    meta: DeadLetter | None = parse_dlq_headers(headers)
+                except ValueError:
+                    meta = None
+                out.append(DlqEntry(r.partition, r.offset, r.key, r.value, meta, headers))
+    return out[:limit]
+
+
+async def list_entries(settings: KafkaSettings, topic: str, limit: int = 100) -> list[DlqEntry]:
+    """Read up to ``limit`` dead letters of ``topic`` from the beginning (no commits)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(Topics.dlq(topic)) or set()
+        if not parts:
+            await consumer.topics()
+            parts = consumer.partitions_for_topic(Topics.dlq(topic)) or set()
+        tps = [TopicPartition(Topics.dlq(topic), p) for p in sorted(parts)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        return await _drain(consumer, limit)
+    finally:
+        await consumer.stop()
+
+
+async def replay(settings: KafkaSettings, topic: str, limit: int = 1_000_000) -> int:
+    """Re-inject dead letters into their original topic. Progress is committed in
+    group ``tonewatch-dlq-replay`` so a second replay does not repeat the first."""
+    consumer = make_consumer(settings, Topics.dlq(topic), group_id=REPLAY_GROUP, client_id="dlq-replay")
+    producer = make_producer(settings, client_id="dlq-replay")
+    await consumer.start()
+    await producer.start()
+    try:
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=200)
+        entries = await _drain(consumer, limit)
+        for e in entries:
+            target = e.meta.original_topic if e.meta else topic
+            await producer.send_and_wait(target, e.value, key=e.key, headers=original_headers(e.headers))
+        if entries:
+            await consumer.commit()
+        return len(entries)
+    finally:
+        await consumer.stop()
+        await producer.stop()

@@ -1,0 +1,89 @@
+"""Runtime shared by the sink services (aggregator, router, alerter): start-up
+waits, clients, signal handling, the batch loop, lag metrics, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from shared.config import ServiceSettings
+from shared.kafka.batches import BatchPolicy, Handler, run_batches
+from shared.kafka.clients import ensure_topics, make_consumer, make_producer
+from shared.metrics import metrics, serve
+from shared.startup import Dependency, wait_for
+from shared.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SinkClients:
+    consumer: AIOKafkaConsumer
+    producer: AIOKafkaProducer
+    stop: asyncio.Event
+
+
+HandlerFactory = Callable[[SinkClients], Awaitable[Handler]]
+Background = Callable[[SinkClients], Awaitable[None]]
+
+
+async def _report_lag(name: str, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
+    gauge = metrics().consumer_lag
+    while not stop.is_set():
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            with contextlib.suppress(Exception):
+                position = await consumer.position(tp)
+                if high is not None:
+                    gauge.labels(name, tp.topic, str(tp.partition)).set(max(0, high - position))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=5)
+
+
+async def run_sink(
+    *,
+    name: str,
+    settings: ServiceSettings,
+    topics: Sequence[str],
+    group_id: str,
+    deps: Sequence[Dependency],
+    make_handler: HandlerFactory,
+    policy: BatchPolicy,
+    background: Sequence[Background] = (),
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run a sink until SIGTERM/SIGINT (or ``stop`` is set)."""
+    serve(settings.metrics_port)
+    await wait_for(deps, deadline_s=settings.startup_deadline_s)
+    await ensure_topics(settings.kafka, [*topics, *(Topics.dlq(t) for t in topics)])
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    consumer = make_consumer(settings.kafka, *topics, group_id=group_id, client_id=name,
+                             max_poll_records=policy.max_batch)
+    producer = make_producer(settings.kafka, client_id=name)
+    await producer.start()
+    await consumer.start()
+    clients = SinkClients(consumer, producer, stop)
+    tasks = [asyncio.create_task(_report_lag(name, consumer, stop))]
+    tasks += [asyncio.create_task(job(clients)) for job in background]
+    retries = metrics().infra_retries.labels(name)
+    try:
+        handler = await make_handler(clients)
+        log.info("%s consuming %s as group %s", name, ", ".join(topics), group_id)
+        await run_batches(consumer, handler, policy=policy, stop=stop, on_retry=lambda _e: retries.inc())
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await consumer.stop()
+        await producer.stop()

@@ -1,0 +1,70 @@
+"""Prometheus metrics shared by the services. Created on first use, not at import."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+
+@dataclass(frozen=True)
+class Metrics:
+    events_in: Counter
+    events_out: Counter
+    dead_letters: Counter
+    batch_size: Histogram
+    inference_latency: Histogram
+    provider: Gauge
+    consumer_lag: Gauge
+    db_flush_latency: Histogram
+    infra_retries: Counter
+    alerts_fired: Counter
+    webhook_failures: Counter
+    dedup_fallbacks: Counter
+
+
+@functools.cache
+def metrics(registry: CollectorRegistry = REGISTRY) -> Metrics:
+    """The process-wide metric objects (one set per registry)."""
+    return Metrics(
+        events_in=Counter("tonewatch_events_in", "Records consumed", ["service", "topic"], registry=registry),
+        events_out=Counter("tonewatch_events_out", "Records produced or stored", ["service", "sink"], registry=registry),
+        dead_letters=Counter(
+            "tonewatch_dead_letters", "Records sent to a DLQ", ["service", "topic", "error_class"], registry=registry
+        ),
+        batch_size=Histogram(
+            "tonewatch_batch_size", "Records per batch", ["service"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=registry,
+        ),
+        inference_latency=Histogram(
+            "tonewatch_inference_latency_seconds", "Model latency per batch", ["model"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=registry,
+        ),
+        provider=Gauge(
+            "tonewatch_inference_provider_info", "Active inference provider (1 = active)",
+            ["model", "provider", "variant"], registry=registry,
+        ),
+        consumer_lag=Gauge(
+            "tonewatch_consumer_lag", "Records behind the log end", ["service", "topic", "partition"],
+            registry=registry,
+        ),
+        db_flush_latency=Histogram(
+            "tonewatch_db_flush_seconds", "Database transaction latency per batch", ["service"], registry=registry
+        ),
+        infra_retries=Counter(
+            "tonewatch_infra_retries", "Batches retried after an infrastructure fault", ["service"], registry=registry
+        ),
+        alerts_fired=Counter("tonewatch_alerts_fired", "Alerts fired", ["rule", "severity"], registry=registry),
+        webhook_failures=Counter("tonewatch_webhook_failures", "Failed webhook attempts", ["kind"], registry=registry),
+        dedup_fallbacks=Counter(
+            "tonewatch_alert_dedup_redis_unavailable", "Alert dedup fell back to PostgreSQL (Redis down)",
+            registry=registry,
+        ),
+    )
+
+
+def serve(port: int | None) -> None:
+    """Expose /metrics on ``port`` when configured."""
+    if port:
+        start_http_server(port)

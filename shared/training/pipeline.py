@@ -1,0 +1,217 @@
+"""End-to-end lifecycle: train -> export -> optimize/quantize -> evaluate -> register.
+
+Each step is also callable on its own (the ``tonewatch models`` commands): a
+registered version can be re-quantized or re-evaluated, and an existing fine-tuned
+checkpoint can be packaged without training (``export --from``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.inference.registry import ModelEntry, Registry, RegistryError
+from shared.labels import LABELS
+from shared.training.card import MODEL_NAMES, describe_base, render_markdown, utc_now
+from shared.training.datasets import DatasetBundle, load_task
+from shared.training.evaluate import evaluate_dir, int8_gap
+from shared.training.export import INPUT_NAMES, export_onnx
+from shared.training.optimize import build_variants
+from shared.training.train import TrainConfig, default_base, train
+
+RUNS_DIR = Path(__file__).resolve().parent.parent.parent / "runs"
+
+
+@dataclass
+class PipelineOptions:
+    """Inputs of a full run (CLI flags map onto these)."""
+
+    config: TrainConfig
+    version: str = ""
+    data: Sequence[Path] = ()
+    reviews: int = 0
+    subset: int = 0
+    out: Path | None = None
+    fp16: bool = True
+    progress: bool = True
+    promote: bool = False
+    reproduce: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+def next_version(registry: Registry, task: str, today: dt.date | None = None) -> str:
+    """``YYYY.MM.DD-N`` with N one more than today's highest registered N."""
+    day = (today or dt.datetime.now(dt.UTC).date()).strftime("%Y.%m.%d")
+    taken = {e.version for e in registry.list(task)}
+    task_dir = registry.root / task
+    if task_dir.is_dir():
+        taken |= {p.name for p in task_dir.iterdir()}
+    n = 1
+    while f"{day}-{n}" in taken:
+        n += 1
+    return f"{day}-{n}"
+
+
+def subset_bundle(bundle: DatasetBundle, n: int) -> DatasetBundle:
+    """Stratified round-robin cap: ``n`` train rows, ``n // 2`` validation and test."""
+
+    def cap(rows: list[Any], k: int) -> list[Any]:
+        groups: dict[str, list[Any]] = {}
+        for ex in rows:
+            groups.setdefault(ex.label, []).append(ex)
+        out: list[Any] = []
+        while len(out) < min(k, len(rows)):
+            for g in groups.values():
+                if g and len(out) < k:
+                    out.append(g.pop(0))
+        return out
+
+    return DatasetBundle(
+        bundle.task,
+        cap(bundle.train, n),
+        cap(bundle.validation, max(n // 2, 1)),
+        cap(bundle.test, max(n // 2, 1)),
+        bundle.sources,
+    )
+
+
+def _eval_description(task: str) -> str:
+    if task == "sentiment":
+        return "held-out test split of the gold-labelled real Guardian headlines only"
+    return "held-out test split (~20% per intent) of the bank customer-service set"
+
+
+def package(
+    registry: Registry,
+    task: str,
+    version: str,
+    checkpoint: Path,
+    bundle: DatasetBundle,
+    *,
+    max_length: int,
+    training: dict[str, Any],
+    base: Path | None = None,
+    fp16: bool = True,
+    reproduce: str = "",
+    notes: Sequence[str] = (),
+) -> ModelEntry:
+    """Export, optimize, evaluate and register ``checkpoint`` as ``task/version``."""
+    folder = registry.version_dir(task, version)
+    if (folder / "card.json").exists():
+        raise RegistryError(
+            f"{task}/{version} already exists; choose another --version"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    parity = export_onnx(checkpoint, folder / "model.fp32.onnx", task, max_length)
+    variants = build_variants(
+        folder / "model.fp32.onnx", folder, checkpoint=checkpoint, fp16=fp16
+    )
+    base_info = describe_base(base) if base else describe_base(checkpoint)
+    card: dict[str, Any] = {
+        "task": task,
+        "version": version,
+        "name": f"{MODEL_NAMES[task]}-{base_info['short']}",
+        "labels": list(LABELS[task]),
+        "base_model": base_info,
+        "created_at": utc_now(),
+        "max_length": max_length,
+        "inputs": list(INPUT_NAMES),
+        "outputs": ["logits"],
+        "data_sources": [s.as_dict() for s in bundle.sources],
+        "data_splits": bundle.counts(),
+        "training": training,
+        "export": {
+            "opset": 17,
+            "exporter": "torch.onnx.export(dynamo=False)",
+            "parity": parity.as_dict(),
+            "fp32_graph": "unoptimized export",
+        },
+        "optimization": variants,
+        "reproduce": reproduce,
+        "notes": list(notes),
+    }
+    return evaluate_and_write(registry, task, version, bundle, card)
+
+
+def evaluate_and_write(
+    registry: Registry,
+    task: str,
+    version: str,
+    bundle: DatasetBundle,
+    card: dict[str, Any],
+) -> ModelEntry:
+    """Evaluate the folder's variants on ``bundle.test`` and (re)write the card."""
+    folder = registry.version_dir(task, version)
+    test = bundle.test
+    metrics = evaluate_dir(
+        folder, [e.text for e in test], [e.label for e in test], LABELS[task]
+    )
+    if not (folder / "model.fp32.onnx").exists() and "fp32" in card.get("metrics", {}):
+        metrics = {"fp32": card["metrics"]["fp32"], **metrics}
+    card["metrics"] = metrics
+    card["evaluation"] = {
+        "split": "test",
+        "n": len(test),
+        "description": _eval_description(task),
+        "evaluated_at": utc_now(),
+    }
+    card["int8_gap_points"] = int8_gap(metrics)
+    return registry.register(
+        task, version, card, card_md=render_markdown(card, card.get("notes", []))
+    )
+
+
+def run(registry: Registry, opts: PipelineOptions) -> ModelEntry:
+    """Train and package in one go (``tonewatch models train``)."""
+    cfg = opts.config
+    task = cfg.task
+    bundle = load_task(task, list(opts.data) or None, reviews=opts.reviews)
+    if opts.subset:
+        bundle = subset_bundle(bundle, opts.subset)
+    version = opts.version or next_version(registry, task)
+    out = opts.out or RUNS_DIR / task / version
+    base = Path(cfg.base) if cfg.base else default_base()
+    cfg.base = str(base)
+    result = train(bundle, cfg, out, progress=opts.progress)
+    training = {
+        "config": asdict(cfg),
+        "data": {
+            "reviews": opts.reviews,
+            "subset": opts.subset,
+            "files": [str(p) for p in opts.data],
+        },
+        "best_epoch": result.best_epoch,
+        "best_val_macro_f1": result.best_val_macro_f1,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 1),
+        "history": result.history,
+    }
+    entry = package(
+        registry,
+        task,
+        version,
+        result.checkpoint,
+        bundle,
+        max_length=cfg.max_length,
+        training=training,
+        base=base,
+        fp16=opts.fp16,
+        reproduce=opts.reproduce,
+        notes=opts.notes,
+    )
+    if opts.promote:
+        registry.promote(task, version)
+    return entry
+
+
+def training_meta(checkpoint: Path) -> dict[str, Any]:
+    """Training record saved next to a checkpoint by :func:`train`, if any."""
+    meta = checkpoint / "tonewatch_train.json"
+    if meta.is_file():
+        data: dict[str, Any] = json.loads(meta.read_text(encoding="utf-8"))
+        return data
+    return {"note": f"imported checkpoint {checkpoint}; training not recorded"}

