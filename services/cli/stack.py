@@ -72,7 +72,7 @@ def up(
     as_json: JsonOption = False,
 ) -> None:
     """Start Kafka, PostgreSQL and Redis (only what is not running) and wait until healthy."""
-    from shared.stack import manager  # noqa: PLC0415 - keeps `tonewatch --help` fast
+    from shared.stack import manager  # lazy: keeps `tonewatch --help` fast
 
     settings = StackSettings()
     try:
@@ -88,7 +88,7 @@ def up(
 @app.command()
 def down(as_json: JsonOption = False) -> None:
     """Stop the processes `up` started (pid files in the state dir) and wait for them to exit."""
-    from shared.stack import manager  # noqa: PLC0415
+    from shared.stack import manager
 
     report = manager.down(StackSettings(), _progress_printer())
     _emit(report, as_json)
@@ -98,7 +98,7 @@ def down(as_json: JsonOption = False) -> None:
 @app.command()
 def status(as_json: JsonOption = False) -> None:
     """Report each component: running, healthy, port, pid, log file."""
-    from shared.stack import manager  # noqa: PLC0415
+    from shared.stack import manager
 
     report = manager.status(StackSettings())
     _emit(report, as_json)
@@ -108,7 +108,7 @@ def status(as_json: JsonOption = False) -> None:
 @app.command()
 def reset(as_json: JsonOption = False) -> None:
     """Stop the stack and delete its state (data, logs, cached jars): the next `up` starts from scratch."""
-    from shared.stack import manager  # noqa: PLC0415
+    from shared.stack import manager
 
     report = manager.reset(StackSettings(), _progress_printer())
     _emit(report, as_json)

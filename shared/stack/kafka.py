@@ -157,8 +157,8 @@ def run_coroutine(coro: Coroutine[Any, Any, T]) -> T:
 
 async def broker_ready(bootstrap: str, timeout_ms: int = 5000) -> bool:
     """True when a Metadata request through aiokafka lists at least one (unfenced) broker."""
-    from aiokafka.client import AIOKafkaClient  # noqa: PLC0415 - keep module import light
-    from aiokafka.errors import KafkaError  # noqa: PLC0415
+    from aiokafka.client import AIOKafkaClient  # lazy: keeps this module light
+    from aiokafka.errors import KafkaError
 
     client = AIOKafkaClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, client_id="tonewatch-stack")
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -62,7 +63,8 @@ def quote_literal(value: str) -> str:
 
 
 def bootstrap_sql(user: str, password: str, db: str) -> str:
-    """Idempotent psql script: the login role (password kept in sync) and its database."""
+    """Idempotent psql script: the login role (password kept in sync; CREATEDB so tests can make
+    throwaway databases) and its database."""
     create_db = f"CREATE DATABASE {quote_ident(db)} OWNER {quote_ident(user)}"
     return "\n".join(
         [
@@ -72,7 +74,7 @@ def bootstrap_sql(user: str, password: str, db: str) -> str:
             f"    CREATE ROLE {quote_ident(user)} LOGIN;",
             "  END IF;",
             "END $tw$;",
-            f"ALTER ROLE {quote_ident(user)} WITH LOGIN PASSWORD {quote_literal(password)};",
+            f"ALTER ROLE {quote_ident(user)} WITH LOGIN CREATEDB PASSWORD {quote_literal(password)};",
             f"SELECT {quote_literal(create_db)}",
             f"  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {quote_literal(db)}) \\gexec",
             "",
@@ -84,8 +86,6 @@ def server_user() -> tuple[RunAs, str]:
     """Identity of initdb and the server, and its name (``postgres`` when running as root)."""
     if os.geteuid() == 0:
         return RunAs.user("postgres"), "postgres"
-    import pwd  # noqa: PLC0415
-
     return CURRENT_USER, pwd.getpwuid(os.geteuid()).pw_name
 
 
@@ -215,7 +215,7 @@ class Postgres(Component):
     def healthy(self) -> bool:
         cmd = [str(self.bindir / "pg_isready"), "-q", "-t", "2", "-h", self.settings.host, "-p", str(self.port)]
         try:
-            run_command(cmd + ["-d", self.settings.postgres_db], timeout_s=10)
+            run_command([*cmd, "-d", self.settings.postgres_db], timeout_s=10)
         except ProcessError:
             return False
         return True

@@ -1,0 +1,91 @@
+"""Shared fixtures. Integration tests use the real local stack (``tonewatch stack up``)
+with unique topics, consumer groups and a fresh database per test session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from shared.config import KafkaSettings, PostgresSettings, RedisSettings, ServiceSettings
+from shared.topics import Topics
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+BASE_PG = "postgresql+asyncpg://tonewatch:tonewatch@127.0.0.1:15432"
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def topics(unique: str) -> Topics:
+    return Topics(prefix=f"t{unique}.")
+
+
+@pytest.fixture(scope="session")
+def kafka_settings() -> KafkaSettings:
+    return KafkaSettings(bootstrap_servers=os.environ.get("TW_TEST_KAFKA", "127.0.0.1:19092"))
+
+
+@pytest.fixture(scope="session")
+def redis_settings() -> RedisSettings:
+    from pydantic import SecretStr
+
+    return RedisSettings(url=SecretStr(os.environ.get("TW_TEST_REDIS", "redis://127.0.0.1:16379/0")))
+
+
+async def _admin_exec(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(BASE_PG.replace("postgresql+asyncpg", "postgresql") + "/tonewatch")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_settings() -> Iterator[PostgresSettings]:
+    """A fresh, migrated database for this test session."""
+    from pydantic import SecretStr
+
+    from shared.db.migrate import upgrade
+
+    name = f"tw_test_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin_exec(f'CREATE DATABASE "{name}"'))
+    settings = PostgresSettings(url=SecretStr(f"{BASE_PG}/{name}"))
+    upgrade(settings)
+    yield settings
+    asyncio.run(_admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def service_settings(
+    kafka_settings: KafkaSettings, pg_settings: PostgresSettings, redis_settings: RedisSettings, topics: Topics
+) -> Callable[..., Any]:
+    """Build a service's settings class against the test stack, with unique topics."""
+
+    def make(cls: type[ServiceSettings] = ServiceSettings, **overrides: Any) -> Any:
+        return cls(
+            environment="test", kafka=kafka_settings, postgres=pg_settings, redis=redis_settings, topics=topics,
+            startup_deadline_s=20, **overrides,
+        )
+
+    return make
+
+
+@pytest.fixture
+async def sessions(pg_settings: PostgresSettings) -> AsyncIterator[Any]:
+    from shared.db.session import make_engine, make_sessionmaker
+
+    engine = make_engine(pg_settings)
+    yield make_sessionmaker(engine)
+    await engine.dispose()

@@ -1,0 +1,259 @@
+"""Tiny end-to-end run: train -> export (parity) -> quantize -> evaluate -> registry.
+
+A 2-layer, 32-wide BERT with its own WordPiece tokenizer is built in a temporary
+folder (so "any local encoder folder" is exercised and the run takes seconds),
+trained for a few steps on synthetic headlines through the real CLI, then
+predicted with, tampered with and refused.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("onnxruntime")
+
+from typer.testing import CliRunner
+
+from services.cli.models import app
+from shared.inference.registry import Registry
+from shared.labels import LABELS
+
+pytestmark = pytest.mark.slow
+
+WORDS = {
+    "positive": ["surge", "record", "profits", "beat", "rally", "growth", "soar"],
+    "negative": ["slump", "losses", "cuts", "crash", "warning", "fall", "jobs"],
+    "neutral": ["holds", "meeting", "report", "names", "plans", "review", "talks"],
+}
+SUBJECTS = ["shares", "bank", "retailer", "ftse", "oil", "airline", "carmaker", "pound"]
+ODD = ["", "x" * 20_000, "🙂🚀📉", "利润大幅增长", "Прибыль упала", "مرحبا", "  \n\t "]
+
+
+def _tiny_encoder(path: Path) -> Path:
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = sorted({w for ws in WORDS.values() for w in ws} | set(SUBJECTS))
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789")
+    vocab = specials + words + chars + ["##" + c for c in chars]
+    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+    )
+    fast = BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    fast.save_pretrained(str(path))
+    torch.manual_seed(0)
+    cfg = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+    )
+    BertModel(cfg).save_pretrained(str(path))
+    return path
+
+
+def _data(path: Path) -> Path:
+    rng = random.Random(0)
+    rows = [
+        {"text": f"{rng.choice(SUBJECTS)} {w} {rng.choice(SUBJECTS)} {i}", "label": lab}
+        for lab, ws in WORDS.items()
+        for i in range(20)
+        for w in [ws[i % len(ws)]]
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
+    base = _tiny_encoder(tmp_path / "encoder")
+    data = _data(tmp_path / "train.jsonl")
+    models = tmp_path / "models"
+    runner = CliRunner()
+    args = [
+        "--models-dir",
+        str(models),
+        "train",
+        "--task",
+        "sentiment",
+        "--base",
+        str(base),
+        "--data",
+        str(data),
+        "--epochs",
+        "2",
+        "--max-steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--max-length",
+        "16",
+        "--version",
+        "t1",
+        "--out",
+        str(tmp_path / "run"),
+        "--promote",
+        "--no-progress",
+    ]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+
+    reg = Registry(models)
+    entry = reg.promoted("sentiment")
+    assert entry.version == "t1" and entry.labels == LABELS["sentiment"]
+    assert set(entry.available_variants()) == {"fp32", "int8", "fp16"}
+    card = entry.card
+    assert card["export"]["parity"]["max_abs_logit_diff"] <= 1e-4
+    assert card["export"]["parity"]["tokenizer_json_matches"] is True
+    assert card["max_length"] == 16 and card["inputs"] == [
+        "input_ids",
+        "attention_mask",
+    ]
+    for variant in ("fp32", "int8"):
+        m = card["metrics"][variant]
+        assert m["n"] == card["evaluation"]["n"] > 0
+        assert 0.0 <= m["macro_f1"] <= 1.0 and len(m["coverage"]) == 5
+        assert m["confusion"]["labels"] == list(LABELS["sentiment"])
+    assert "fp16" in card["metrics"]
+    assert card["data_sources"][0]["rows"] == 60
+    assert (entry.path / "CARD.md").read_text().count("Where the model is weak") == 1
+    reg.verify(entry, entry.available_variants())
+
+    # list, evaluate and quantize on the registered version
+    res = runner.invoke(app, ["--models-dir", str(models), "list", "--json"])
+    assert res.exit_code == 0, res.output
+    listed = json.loads(res.stdout)
+    assert listed[0]["version"] == "t1" and listed[0]["promoted"] is True
+    common = ["--models-dir", str(models)]
+    opts = ["--task", "sentiment", "--version", "t1", "--data", str(data)]
+    assert runner.invoke(app, [*common, "evaluate", *opts]).exit_code == 0
+    assert runner.invoke(app, [*common, "quantize", *opts]).exit_code == 0
+    reg.verify(reg.get("sentiment", "t1"), ["int8", "fp16", "tokenizer.json"])
+
+    # predict on odd inputs through the CLI
+    src = tmp_path / "in.jsonl"
+    lines = [json.dumps({"id": i, "text": t}) for i, t in enumerate(ODD)]
+    lines += ["not json", json.dumps({"id": "n", "text": None})]
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    res = runner.invoke(
+        app,
+        [
+            *common,
+            "predict",
+            "--task",
+            "sentiment",
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    recs = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert len(recs) == len(ODD) + 2
+    for rec in recs[: len(ODD)]:
+        assert rec["label"] in LABELS["sentiment"]
+        assert set(rec["probs"]) == set(LABELS["sentiment"])
+        assert abs(sum(rec["probs"].values()) - 1.0) < 1e-3
+        assert rec["confidence"] == max(rec["probs"].values())
+    assert "error" in recs[-2] and recs[-1]["id"] == "n" and "error" in recs[-1]
+
+    # tampering is refused, by the registry and by the CLI
+    int8 = entry.variant_path("int8")
+    int8.write_bytes(int8.read_bytes()[:-1] + b"\0")
+    res = runner.invoke(
+        app,
+        [
+            *common,
+            "predict",
+            "--task",
+            "sentiment",
+            "--input",
+            str(src),
+            "--output",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 1
+    assert "integrity check failed" in res.output and "model.int8.onnx" in res.output
+    res = runner.invoke(app, [*common, "promote", "--task", "sentiment", "--version", "t1"])
+    assert res.exit_code == 1
+
+
+def test_export_from_checkpoint_reorders_labels(tmp_path: Path) -> None:
+    """`export --from` a checkpoint whose labels are in another order (FinBERT-like)."""
+    from transformers import AutoModelForSequenceClassification
+
+    base = _tiny_encoder(tmp_path / "encoder")
+    order = ["positive", "negative", "neutral"]
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base),
+        num_labels=3,
+        id2label=dict(enumerate(order)),
+        label2id={x: i for i, x in enumerate(order)},
+    )
+    ckpt = tmp_path / "finbert-like"
+    model.save_pretrained(str(ckpt))
+    (ckpt / "tokenizer.json").write_bytes((base / "tokenizer.json").read_bytes())
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        if (base / name).is_file():
+            (ckpt / name).write_bytes((base / name).read_bytes())
+    data = _data(tmp_path / "d.jsonl")
+    models = tmp_path / "models"
+    res = CliRunner().invoke(
+        app,
+        [
+            "--models-dir",
+            str(models),
+            "export",
+            "--task",
+            "sentiment",
+            "--from",
+            str(ckpt),
+            "--version",
+            "imp",
+            "--data",
+            str(data),
+            "--max-length",
+            "16",
+            "--no-fp16",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    entry = Registry(models).get("sentiment", "imp")
+    assert entry.available_variants() == ("fp32", "int8")
+
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    from shared.training.evaluate import OnnxClassifier
+    from shared.training.train import predict_logits
+
+    texts = ["shares surge", "oil crash warning", ""]
+    tok = AutoTokenizer.from_pretrained(str(ckpt))
+    torch_logits = predict_logits(model, tok, texts, 16)
+    onnx_logits = OnnxClassifier(entry.variant_path("fp32"), entry.tokenizer_path).logits(texts)
+    perm = [order.index(lab) for lab in LABELS["sentiment"]]
+    assert np.abs(onnx_logits - torch_logits[:, perm]).max() < 1e-4

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.alerter.detect import MINUTE, DetectorConfig, State, minutes, observe, step
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+CFG = DetectorConfig(window_s=300, min_volume=10, abs_threshold=0.5, z_threshold=2.0, baseline="ewma",
+                     cooldown_s=1800, resolve_after_s=600, baseline_windows=6, min_baseline_windows=3)
+
+
+def steady(n_minutes: int, per_minute: int = 4, neg: int = 1) -> dict[datetime, tuple[int, int]]:
+    return {T0 + i * MINUTE: (per_minute, neg) for i in range(n_minutes)}
+
+
+def run(counts: dict[datetime, tuple[int, int]], cfg: DetectorConfig = CFG) -> list[tuple[str, datetime]]:
+    state, out = State(), []
+    end = max(counts)
+    for t in minutes(min(counts), end, 10_000):
+        obs = observe(counts, t, cfg)
+        state, action = step(state, obs, cfg, f"a-{t.isoformat()}")
+        if action:
+            out.append((action.kind, t))
+    return out
+
+
+def test_steady_stream_fires_nothing() -> None:
+    assert run(steady(120)) == []
+
+
+def test_spike_fires_exactly_once_then_resolves_after_hysteresis() -> None:
+    counts = steady(60)
+    for i in range(60, 65):
+        counts[T0 + i * MINUTE] = (6, 5)  # negative spike
+    for i in range(65, 100):
+        counts[T0 + i * MINUTE] = (4, 1)
+    actions = run(counts)
+    assert [a for a, _ in actions] == ["fire", "resolve"]
+    fired_at, resolved_at = actions[0][1], actions[1][1]
+    assert T0 + 60 * MINUTE <= fired_at <= T0 + 64 * MINUTE
+    # the condition clears when the spike leaves the 5-minute window; resolution waits 10 more minutes
+    assert resolved_at - fired_at >= timedelta(seconds=CFG.resolve_after_s)
+
+
+def test_below_minimum_volume_nothing_fires() -> None:
+    counts = {T0 + i * MINUTE: (1, 0) for i in range(60)}
+    for i in range(60, 65):
+        counts[T0 + i * MINUTE] = (1, 1)  # 100% negative, but only 5 per window < 10
+    assert run(counts) == []
+
+
+def test_cooldown_blocks_a_second_spike_and_allows_one_after() -> None:
+    counts = steady(60)
+    spikes = [(60, 65), (80, 85), (200, 205)]
+    for i in range(65, 260):
+        counts[T0 + i * MINUTE] = (4, 1)
+    for a, b in spikes:
+        for i in range(a, b):
+            counts[T0 + i * MINUTE] = (6, 5)
+    fires = [t for kind, t in run(counts) if kind == "fire"]
+    assert len(fires) == 2  # the one at 80 falls inside the 30 min cooldown
+    assert fires[1] >= T0 + 200 * MINUTE
+
+
+def test_warm_up_without_baseline_does_not_fire() -> None:
+    counts = {T0 + i * MINUTE: (6, 5) for i in range(8)}
+    assert run(counts) == []
+
+
+@pytest.mark.parametrize("method", ["ewma", "mad"])
+def test_z_score_uses_baseline(method: str) -> None:
+    cfg = DetectorConfig(**{**CFG.__dict__, "baseline": method})
+    counts = steady(60)
+    obs = observe(counts, T0 + 59 * MINUTE, cfg)
+    assert obs.baseline.windows == 6
+    assert obs.baseline.mean == pytest.approx(0.25)
+    assert obs.z == pytest.approx(0.0)
+    assert not obs.breach
+
+
+def test_minutes_cap() -> None:
+    got = list(minutes(T0, T0 + 10 * MINUTE, 3))
+    assert got == [T0 + 8 * MINUTE, T0 + 9 * MINUTE, T0 + 10 * MINUTE]

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from services.router.policy import DEFAULT_ROUTES, ESCALATIONS, HUMAN, QUEUES, RoutingPolicy, decide
+from shared.events import Score
+from shared.labels import INTENT_LABELS
+
+P = RoutingPolicy(confidence_threshold=0.5, ambiguity_margin=0.1, priority_negative_prob=0.85)
+
+
+def intent(**probs: float) -> Score:
+    top = max(probs, key=probs.__getitem__)
+    return Score(label=top, confidence=probs[top], probs=probs, model="i", version="1")
+
+
+def sentiment(neg: float) -> Score:
+    return Score(label="negative" if neg > 0.5 else "neutral", confidence=max(neg, 1 - neg),
+                 probs={"negative": neg, "neutral": 1 - neg, "positive": 0.0}, model="s", version="1")
+
+
+def test_every_intent_has_a_default_queue() -> None:
+    assert set(DEFAULT_ROUTES) == set(INTENT_LABELS)
+    assert {"cards", "payments", "disputes", "access", "self_service", "billing", "lending", "retention",
+            "account", "escalations", "human"} <= set(QUEUES)
+
+
+def test_confident_intent_goes_to_its_queue() -> None:
+    d = decide(intent(card_lost_stolen=0.9, pin_issue=0.05), sentiment(0.1), DEFAULT_ROUTES, P)
+    assert (d.queue, d.priority) == ("cards", False)
+
+
+def test_low_confidence_goes_to_human() -> None:
+    d = decide(intent(card_declined=0.4, pin_issue=0.1), sentiment(0.1), DEFAULT_ROUTES, P)
+    assert d.queue == HUMAN and "low confidence" in d.reason
+
+
+def test_ambiguous_goes_to_human() -> None:
+    d = decide(intent(login_problem=0.52, password_reset=0.46), sentiment(0.1), DEFAULT_ROUTES, P)
+    assert d.queue == HUMAN and "ambiguous" in d.reason
+
+
+def test_strongly_negative_is_escalated_with_priority() -> None:
+    d = decide(intent(fee_question=0.95), sentiment(0.93), DEFAULT_ROUTES, P)
+    assert (d.queue, d.priority) == (ESCALATIONS, True)
+
+
+def test_unknown_intent_goes_to_human() -> None:
+    d = decide(intent(brand_new_intent=0.99), sentiment(0.0), DEFAULT_ROUTES, P)
+    assert d.queue == HUMAN

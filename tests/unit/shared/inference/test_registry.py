@@ -1,0 +1,128 @@
+"""Registry contract: layout, listing, promotion, integrity."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.inference.registry import (
+    IntegrityError,
+    Registry,
+    RegistryError,
+    default_models_dir,
+    sha256_file,
+)
+from shared.labels import LABELS
+
+
+def _make(reg: Registry, task: str, version: str, created: str = "2026-01-01") -> Path:
+    src = reg.root.parent / f"src-{task}-{version}"
+    src.mkdir(parents=True)
+    (src / "m.onnx").write_bytes(b"fake-int8-" + version.encode())
+    (src / "tok.json").write_text('{"model": {}}', encoding="utf-8")
+    card = {"name": f"tonewatch-{task}-test", "max_length": 32, "created_at": created}
+    reg.register(
+        task,
+        version,
+        card,
+        files={"model.int8.onnx": src / "m.onnx", "tokenizer.json": src / "tok.json"},
+        card_md="# card\n",
+    )
+    return reg.root / task / version
+
+
+@pytest.fixture
+def reg(tmp_path: Path) -> Registry:
+    return Registry(tmp_path / "models")
+
+
+def test_default_root_is_repo_models() -> None:
+    assert default_models_dir().name == "models"
+    assert (default_models_dir().parent / "shared" / "labels.py").is_file()
+
+
+def test_register_writes_card_hashes_and_labels(reg: Registry) -> None:
+    path = _make(reg, "sentiment", "v1")
+    card = json.loads((path / "card.json").read_text())
+    assert card["task"] == "sentiment" and card["version"] == "v1"
+    for name in ("model.int8.onnx", "tokenizer.json", "labels.json"):
+        assert card["artifacts"][name] == sha256_file(path / name)
+    assert json.loads((path / "labels.json").read_text()) == list(LABELS["sentiment"])
+    assert (path / "CARD.md").read_text() == "# card\n"
+    entry = reg.get("sentiment", "v1")
+    assert entry.labels == LABELS["sentiment"]
+    assert entry.max_length == 32
+    assert entry.name == "tonewatch-sentiment-test"
+    assert entry.available_variants() == ("int8",)
+    assert entry.variant_path("int8") == path / "model.int8.onnx"
+    assert entry.tokenizer_path == path / "tokenizer.json"
+    assert entry.sha256("int8") == card["artifacts"]["model.int8.onnx"]
+
+
+def test_missing_variant_and_unknown_variant(reg: Registry) -> None:
+    _make(reg, "intent", "v1")
+    entry = reg.get("intent", "v1")
+    with pytest.raises(RegistryError, match="no fp16 variant"):
+        entry.variant_path("fp16")
+    with pytest.raises(RegistryError, match="unknown variant"):
+        entry.variant_path("bf16")
+
+
+def test_list_and_promote(reg: Registry) -> None:
+    assert reg.list("sentiment") == []
+    _make(reg, "sentiment", "v2", created="2026-02-01")
+    _make(reg, "sentiment", "v1", created="2026-01-01")
+    assert [e.version for e in reg.list("sentiment")] == ["v1", "v2"]
+    with pytest.raises(RegistryError, match="no promoted"):
+        reg.promoted("sentiment")
+    reg.promote("sentiment", "v2")
+    assert reg.promoted("sentiment").version == "v2"
+    assert (reg.root / "sentiment" / "PROMOTED").read_text().strip() == "v2"
+    with pytest.raises(RegistryError, match="no model"):
+        reg.promote("sentiment", "v9")
+
+
+def test_tampered_artifact_is_refused(reg: Registry) -> None:
+    path = _make(reg, "sentiment", "v1")
+    entry = reg.get("sentiment", "v1")
+    assert reg.verify_variant(entry, "int8") == path / "model.int8.onnx"
+    (path / "model.int8.onnx").write_bytes(b"tampered")
+    with pytest.raises(IntegrityError) as info:
+        reg.verify_variant(entry, "int8")
+    msg = str(info.value)
+    assert "model.int8.onnx" in msg and entry.sha256("int8") in msg
+    assert info.value.actual == sha256_file(path / "model.int8.onnx")
+    with pytest.raises(IntegrityError):
+        reg.promote("sentiment", "v1")
+
+
+def test_tampered_tokenizer_is_refused(reg: Registry) -> None:
+    path = _make(reg, "intent", "v1")
+    (path / "tokenizer.json").write_text('{"evil": 1}')
+    with pytest.raises(IntegrityError, match=r"tokenizer\.json"):
+        reg.verify_variant(reg.get("intent", "v1"), "int8")
+
+
+def test_wrong_label_set_is_refused(reg: Registry) -> None:
+    path = _make(reg, "sentiment", "v1")
+    (path / "labels.json").write_text(json.dumps(["neg", "neu", "pos"]))
+    with pytest.raises(RegistryError, match="differ from the fixed"):
+        reg.get("sentiment", "v1")
+
+
+@pytest.mark.parametrize("version", ["../x", "", "a/b", ".."])
+def test_bad_versions_and_tasks(reg: Registry, version: str) -> None:
+    with pytest.raises(RegistryError):
+        reg.get("sentiment", version)
+    with pytest.raises(RegistryError, match="unknown task"):
+        reg.list("topic")
+
+
+def test_register_requires_tokenizer_and_model(reg: Registry, tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match=r"tokenizer\.json"):
+        reg.register("intent", "v1", {})
+    (tmp_path / "t.json").write_text("{}")
+    with pytest.raises(RegistryError, match="onnx"):
+        reg.register("intent", "v2", {}, files={"tokenizer.json": tmp_path / "t.json"})

