@@ -74,6 +74,9 @@ class ServiceSettings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     topics: Topics = Field(default_factory=Topics)
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
+    failpoints: str = Field(
+        default="", description="Testing only: crash points, e.g. 'after_db_commit:3' (SIGKILL on the 3rd pass)."
+    )
     startup_deadline_s: float = Field(
         default=60.0, gt=0, description="How long a service waits for its dependencies before exiting non-zero."
     )

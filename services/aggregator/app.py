@@ -10,9 +10,10 @@ from services.aggregator.config import AggregatorSettings
 from services.aggregator.persist import expire, store_batch
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
+from shared.failpoints import FailPoints
 from shared.events import InvalidEvent, ScoredEvent, decode_json, parse
 from shared.kafka.batches import BatchPolicy, Handler, Records
-from shared.kafka.dlq import DeadLetterWriter, FailedRecord, RatioGuard
+from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, FailedRecord, RatioGuard
 from shared.kafka.sink import SinkClients, run_sink
 from shared.metrics import metrics
 from shared.startup import kafka_dependency, postgres_dependency
@@ -36,6 +37,7 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
     engine = make_engine(settings.postgres)
     sessions = make_sessionmaker(engine)
     m = metrics()
+    fail = FailPoints(settings.failpoints)
 
     async def make_handler(clients: SinkClients) -> Handler:
         dlq = DeadLetterWriter(clients.producer, SERVICE, RatioGuard(settings.dlq_max_ratio))
@@ -47,7 +49,8 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
                 await dlq.write(f)
                 m.dead_letters.labels(SERVICE, f.topic, f.error_class).inc()
             start = time.perf_counter()
-            new = await store_batch(sessions, good)
+            new = await store_batch(sessions, good, before_commit=lambda: fail.hit("before_db_commit"))
+            fail.hit("after_db_commit")
             m.db_flush_latency.labels(SERVICE).observe(time.perf_counter() - start)
             m.events_out.labels(SERVICE, "postgres").inc(new)
             bad_places = {(f.partition, f.offset) for f in bad}
@@ -90,5 +93,9 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
 def main() -> int:
     settings = AggregatorSettings()
     logs.configure(settings.log_level, SERVICE)
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except DeadLetterRatioExceeded as exc:
+        log.critical("stopping: %s", exc)
+        return 1
     return 0

@@ -10,7 +10,7 @@ announced with ``NOTIFY tonewatch_buckets`` which PostgreSQL delivers at commit.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -64,7 +64,11 @@ async def _upsert(session: AsyncSession, table: Any, deltas: dict[BucketKey, Del
     await session.execute(stmt)
 
 
-async def store_batch(sessions: async_sessionmaker[AsyncSession], events: Sequence[ScoredEvent]) -> int:
+async def store_batch(
+    sessions: async_sessionmaker[AsyncSession],
+    events: Sequence[ScoredEvent],
+    before_commit: Callable[[], None] | None = None,
+) -> int:
     """Store a batch in one transaction; returns how many events were new."""
     unique = list({e.id: e for e in reversed(events)}.values())[::-1]
     if not unique:
@@ -85,6 +89,8 @@ async def store_batch(sessions: async_sessionmaker[AsyncSession], events: Sequen
             await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": NOTIFY_CHANNEL, "p": payload})
         else:
             await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": NOTIFY_CHANNEL, "p": '{"all": true}'})
+        if before_commit is not None:
+            before_commit()
     return len(fresh)
 
 

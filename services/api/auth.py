@@ -50,7 +50,10 @@ class KeyInfo:
 
     def as_json(self) -> dict[str, object]:
         return {
-            "id": self.id, "name": self.name, "prefix": self.prefix, "scopes": list(self.scopes),
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.prefix,
+            "scopes": list(self.scopes),
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
         }
@@ -117,7 +120,8 @@ async def revoke_key(sessions: async_sessionmaker[AsyncSession], prefix_or_id: s
     revoking a revoked key keeps its first revocation time."""
     ref = prefix_or_id.strip()
     cond = (
-        ApiKey.id == int(ref) if ref.isdigit() and not PREFIX_PATTERN.match(ref)
+        ApiKey.id == int(ref)
+        if ref.isdigit() and not PREFIX_PATTERN.match(ref)
         else ApiKey.prefix == (parse_key(ref) or ref)
     )
     async with sessions.begin() as session:

@@ -18,9 +18,7 @@ class ApiSettings(ServiceSettings):
     max_body_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="Largest request body accepted; larger ones get 413."
     )
-    max_events_per_request: int = Field(
-        default=1000, ge=1, description="Most events one POST /v1/events may carry."
-    )
+    max_events_per_request: int = Field(default=1000, ge=1, description="Most events one POST /v1/events may carry.")
     sse_poll_interval_s: float = Field(
         default=1.0, gt=0, le=60, description="How often the live alert feed polls the alerts table."
     )

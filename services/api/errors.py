@@ -72,15 +72,15 @@ class BodyTooLarge(ApiError):
 
 def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Pydantic/FastAPI errors as ``{"loc": [...], "message": ..., "type": ...}``."""
-    out = []
-    for err in errors:
-        out.append({"loc": [p for p in err.get("loc", ())], "message": str(err.get("msg", "")), "type": err.get("type")})
-    return out
+    return [
+        {"loc": list(err.get("loc", ())), "message": str(err.get("msg", "")), "type": err.get("type")} for err in errors
+    ]
 
 
 def error_response(exc: ApiError) -> JSONResponse:
-    return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status_code,
-                        headers=exc.headers)
+    return JSONResponse(
+        error_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=exc.headers
+    )
 
 
 async def _on_http_error(_: Request, exc: Exception) -> JSONResponse:
@@ -145,12 +145,22 @@ class BodyLimitMiddleware:
         await self.app(scope, limited, send)
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps(error_body("payload_too_large", f"request body exceeds the limit of {self.limit} bytes",
-                                     [{"limit_bytes": self.limit}])).encode()
-        await send({
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                        (b"connection", b"close")],
-        })
+        body = json.dumps(
+            error_body(
+                "payload_too_large",
+                f"request body exceeds the limit of {self.limit} bytes",
+                [{"limit_bytes": self.limit}],
+            )
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

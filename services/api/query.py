@@ -75,11 +75,19 @@ def make_window(
         start_t = end_t - step * default_points
     start_t = floor(start_t, granularity)
     if start_t >= end_t:
-        raise ApiError(422, "'from' must be before 'to'", code="validation_error",
-                       details=[{"loc": ["query", "from"], "message": "must be before 'to'"}])
+        raise ApiError(
+            422,
+            "'from' must be before 'to'",
+            code="validation_error",
+            details=[{"loc": ["query", "from"], "message": "must be before 'to'"}],
+        )
     if (end_t - start_t) / step > MAX_POINTS:
-        raise ApiError(422, f"the window spans more than {MAX_POINTS} {granularity} buckets; narrow it or use hour",
-                       code="validation_error", details=[{"loc": ["query", "from"], "max_points": MAX_POINTS}])
+        raise ApiError(
+            422,
+            f"the window spans more than {MAX_POINTS} {granularity} buckets; narrow it or use hour",
+            code="validation_error",
+            details=[{"loc": ["query", "from"], "max_points": MAX_POINTS}],
+        )
     return Window(start_t, end_t, granularity)
 
 

@@ -77,14 +77,26 @@ def _stats(series: dict[datetime, tuple[int, int]], window: Window, open_alerts:
         volume.append(count)
         share.append(neg / count if count else None)
     total, neg_total = sum(c for c, _ in series.values()), sum(n for _, n in series.values())
-    return Stats(volume=volume, negative_share=share, total=total,
-                 negative_share_total=neg_total / total if total else None, open_alerts=open_alerts)
+    return Stats(
+        volume=volume,
+        negative_share=share,
+        total=total,
+        negative_share_total=neg_total / total if total else None,
+        open_alerts=open_alerts,
+    )
 
 
 def _out(row: Entity, stats: Stats | None) -> EntityOut:
-    return EntityOut(key=row.key, name=row.name, aliases=list(row.aliases or []), tickers=list(row.tickers or []),
-                     case_sensitive_aliases=list(row.case_sensitive_aliases or []), group=row.group,
-                     active=row.active, stats=stats)
+    return EntityOut(
+        key=row.key,
+        name=row.name,
+        aliases=list(row.aliases or []),
+        tickers=list(row.tickers or []),
+        case_sensitive_aliases=list(row.case_sensitive_aliases or []),
+        group=row.group,
+        active=row.active,
+        stats=stats,
+    )
 
 
 async def _series(deps: Deps, stream: Stream | None, window: Window) -> dict[str, dict[datetime, tuple[int, int]]]:
@@ -109,35 +121,53 @@ async def list_entities(
     stream: Stream | None = None,
     granularity: Granularity = "minute",
     points: Annotated[int, Query(ge=2, le=1440, description="Sparkline length in buckets.")] = 60,
-    to: Annotated[datetime | None, Query(description="End of the sparkline window; default after the latest data.")]
-    = None,
+    to: Annotated[
+        datetime | None, Query(description="End of the sparkline window; default after the latest data.")
+    ] = None,
 ) -> dict[str, Any]:
     """The watchlist with the latest ``points`` buckets of volume and negative share per entity."""
     async with deps.sessions() as session:
         anchor = await latest_trend_bucket(session, stream, granularity) if to is None else None
         rows = list((await session.execute(select(Entity).order_by(Entity.key))).scalars())
         open_counts = dict(
-            (await session.execute(
-                select(Alert.entity, func.count()).where(Alert.status != "resolved").group_by(Alert.entity)
-            )).tuples().all()
+            (
+                await session.execute(
+                    select(Alert.entity, func.count()).where(Alert.status != "resolved").group_by(Alert.entity)
+                )
+            )
+            .tuples()
+            .all()
         )
     window = make_window(None, to, granularity, default_points=points, anchor=anchor)
     series = await _series(deps, stream, window)
     return {
-        "stream": stream, "window": window.as_json(), "buckets": window.buckets(),
+        "stream": stream,
+        "window": window.as_json(),
+        "buckets": window.buckets(),
         "overall": _stats(series.get(ALL, {}), window, open_counts.get(ALL, 0)),
         "entities": [_out(r, _stats(series.get(r.key, {}), window, open_counts.get(r.key, 0))) for r in rows],
     }
 
 
-@router.put("/v1/entities/{key}", response_model=EntityOut, dependencies=[Depends(require("write"))],
-            responses={201: {"description": "Created"}})
-async def put_entity(key: KeyPath, body: EntityIn, response: Response,
-                     deps: Annotated[Deps, Depends(get_deps)]) -> EntityOut:
+@router.put(
+    "/v1/entities/{key}",
+    response_model=EntityOut,
+    dependencies=[Depends(require("write"))],
+    responses={201: {"description": "Created"}},
+)
+async def put_entity(
+    key: KeyPath, body: EntityIn, response: Response, deps: Annotated[Deps, Depends(get_deps)]
+) -> EntityOut:
     """Add or replace a watched entity (and reactivate it)."""
     try:
-        entity = WatchedEntity(key=key, name=body.name, aliases=tuple(body.aliases), tickers=tuple(body.tickers),
-                               case_sensitive_aliases=tuple(body.case_sensitive_aliases), group=body.group)
+        entity = WatchedEntity(
+            key=key,
+            name=body.name,
+            aliases=tuple(body.aliases),
+            tickers=tuple(body.tickers),
+            case_sensitive_aliases=tuple(body.case_sensitive_aliases),
+            group=body.group,
+        )
     except ValueError as exc:
         raise ApiError(422, str(exc), details=[{"loc": ["path", "key"], "message": str(exc)}]) from exc
     async with deps.sessions() as session:
@@ -181,6 +211,15 @@ async def entity_messages(
     stmt = select(sub).order_by(sub.c.negative_prob.desc()).limit(limit)
     async with deps.sessions() as session:
         rows = (await session.execute(stmt)).mappings().all()
-    return [Message(id=r["id"], stream=r["stream"], event_time=r["event_time"], text=r["text"],
-                    sentiment=r["sentiment"], negative_prob=r["negative_prob"], entities=list(r["entities"]))
-            for r in rows]
+    return [
+        Message(
+            id=r["id"],
+            stream=r["stream"],
+            event_time=r["event_time"],
+            text=r["text"],
+            sentiment=r["sentiment"],
+            negative_prob=r["negative_prob"],
+            entities=list(r["entities"]),
+        )
+        for r in rows
+    ]

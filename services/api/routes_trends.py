@@ -45,7 +45,11 @@ class TrendsResponse(BaseModel):
 def to_bucket(bucket: datetime, count: int, neg: int, neu: int, pos: int, score: float, conf: float) -> TrendBucket:
     """Derive shares and means from summed columns."""
     return TrendBucket(
-        bucket=bucket, count=count, negative=neg, neutral=neu, positive=pos,
+        bucket=bucket,
+        count=count,
+        negative=neg,
+        neutral=neu,
+        positive=pos,
         negative_share=neg / count if count else None,
         mean_score=score / count if count else None,
         mean_confidence=conf / count if count else None,
@@ -57,8 +61,13 @@ async def query_trends(deps: Deps, entity: str, stream: Stream | None, window: W
     table = TrendMinute if window.granularity == "minute" else TrendHour
     stmt = (
         select(
-            table.bucket, func.sum(table.count), func.sum(table.negative), func.sum(table.neutral),
-            func.sum(table.positive), func.sum(table.score_sum), func.sum(table.confidence_sum),
+            table.bucket,
+            func.sum(table.count),
+            func.sum(table.negative),
+            func.sum(table.neutral),
+            func.sum(table.positive),
+            func.sum(table.score_sum),
+            func.sum(table.confidence_sum),
         )
         .where(table.entity == entity, table.bucket >= window.start, table.bucket < window.end)
         .group_by(table.bucket)
@@ -69,8 +78,9 @@ async def query_trends(deps: Deps, entity: str, stream: Stream | None, window: W
     async with deps.sessions() as session:
         rows = (await session.execute(stmt)).all()
     found = {
-        r[0]: to_bucket(r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0),
-                        float(r[5] or 0.0), float(r[6] or 0.0))
+        r[0]: to_bucket(
+            r[0], int(r[1] or 0), int(r[2] or 0), int(r[3] or 0), int(r[4] or 0), float(r[5] or 0.0), float(r[6] or 0.0)
+        )
         for r in rows
     }
     if not fill:
@@ -96,5 +106,11 @@ async def get_trends(
             anchor = await latest_trend_bucket(session, stream, granularity)
     window = make_window(from_, to, granularity, default_points=points, anchor=anchor)
     buckets = await query_trends(deps, entity, stream, window, fill)
-    return {"entity": entity, "stream": stream, "granularity": granularity, "from": window.start, "to": window.end,
-            "buckets": buckets}
+    return {
+        "entity": entity,
+        "stream": stream,
+        "granularity": granularity,
+        "from": window.start,
+        "to": window.end,
+        "buckets": buckets,
+    }

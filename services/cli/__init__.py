@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import alerts, core, dlq, entities, ingest, stack
+from services.cli import alerts, core, dlq, entities, ingest, ops, stack
 
 app = typer.Typer(
     name="tonewatch",
@@ -19,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(stack.app, name="stack", help="Local Kafka, PostgreSQL and Redis without Docker.")
 core.register(app)
+ops.register(app)
 app.add_typer(ingest.app, name="ingest")
 app.add_typer(entities.app, name="entities")
 app.add_typer(alerts.app, name="alerts")

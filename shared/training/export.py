@@ -67,33 +67,27 @@ def label_permutation(id2label: dict[int, str], task: str) -> list[int]:
     labels = LABELS[task]
     names = {i: str(n).strip().lower() for i, n in id2label.items()}
     if len(names) != len(labels):
-        raise ExportError(
-            f"checkpoint has {len(names)} labels, task {task} needs {len(labels)}"
-        )
+        raise ExportError(f"checkpoint has {len(names)} labels, task {task} needs {len(labels)}")
     if set(names.values()) == set(labels):
         inv = {n: i for i, n in names.items()}
         return [inv[lab] for lab in labels]
     if all(n.startswith("label_") for n in names.values()):
         return list(range(len(labels)))  # unnamed labels: assume the fixed order
-    raise ExportError(
-        f"checkpoint labels {sorted(names.values())} do not match {list(labels)}"
-    )
+    raise ExportError(f"checkpoint labels {sorted(names.values())} do not match {list(labels)}")
 
 
 def _wrapper(model: Any, perm: list[int]) -> torch.nn.Module:
     import torch
 
-    class Logits(torch.nn.Module):
+    class Logits(torch.nn.Module):  # type: ignore[misc]
         def __init__(self) -> None:
             super().__init__()
             self.model = model
             self.register_buffer("perm", torch.tensor(perm, dtype=torch.long))
 
-        def forward(
-            self, input_ids: torch.Tensor, attention_mask: torch.Tensor
-        ) -> torch.Tensor:
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask)
-            return out.logits.index_select(-1, self.perm)  # type: ignore[no-any-return]
+            return out.logits.index_select(-1, self.perm)
 
     return Logits().eval()
 
@@ -168,9 +162,7 @@ def export_onnx(
     return report
 
 
-def tokenizer_matches(
-    tokenizer_json: Path, texts: Sequence[str], expected_ids: np.ndarray[Any, Any]
-) -> bool:
+def tokenizer_matches(tokenizer_json: Path, texts: Sequence[str], expected_ids: np.ndarray[Any, Any]) -> bool:
     """Whether ``tokenizer.json`` (``tokenizers``) gives the same padded ids."""
     from tokenizers import Tokenizer
 
@@ -187,7 +179,7 @@ def check_parity(
     tolerance: float = PARITY_TOLERANCE,
 ) -> ParityReport:
     """Run ``onnx_path`` on CPU and compare its logits with ``expected``."""
-    import onnxruntime as ort  # type: ignore[import-untyped]
+    import onnxruntime as ort
 
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     feeds = {
@@ -197,7 +189,5 @@ def check_parity(
     got = np.asarray(sess.run(["logits"], feeds)[0], dtype=np.float32)
     diff = float(np.abs(got - expected).max())
     if not diff <= tolerance:
-        raise ExportError(
-            f"ONNX parity failed for {onnx_path}: max |logit diff| {diff:.3g} > {tolerance}"
-        )
+        raise ExportError(f"ONNX parity failed for {onnx_path}: max |logit diff| {diff:.3g} > {tolerance}")
     return ParityReport(diff, tolerance, int(input_ids.shape[0]), True)

@@ -52,9 +52,7 @@ def _per_class(m: IntArray) -> tuple[FloatArray, FloatArray, FloatArray]:
     return prec, rec, f1
 
 
-def expected_calibration_error(
-    conf: FloatArray, correct: npt.NDArray[np.bool_], bins: int = ECE_BINS
-) -> float:
+def expected_calibration_error(conf: FloatArray, correct: npt.NDArray[np.bool_], bins: int = ECE_BINS) -> float:
     """ECE with ``bins`` equal-width bins over (0, 1]."""
     if conf.size == 0:
         return 0.0
@@ -68,9 +66,7 @@ def expected_calibration_error(
     return float(ece)
 
 
-def report(
-    y_true: Sequence[int], probs: npt.ArrayLike, labels: Sequence[str]
-) -> dict[str, Any]:
+def report(y_true: Sequence[int], probs: npt.ArrayLike, labels: Sequence[str]) -> dict[str, Any]:
     """Full metrics dict (JSON-ready) for gold indices and a probability matrix."""
     p = np.asarray(probs, dtype=np.float64)
     gold = np.asarray(y_true, dtype=np.int64)

@@ -33,11 +33,9 @@ def encoder_shape(checkpoint: Path | None) -> tuple[int, int]:
     return int(heads), int(hidden)
 
 
-def optimize_graph(
-    src: Path, dst: Path, *, num_heads: int = 0, hidden_size: int = 0
-) -> dict[str, int]:
+def optimize_graph(src: Path, dst: Path, *, num_heads: int = 0, hidden_size: int = 0) -> dict[str, int]:
     """Write the fused fp32 graph to ``dst``; return non-zero fusion counts."""
-    from onnxruntime.transformers.optimizer import (  # type: ignore[import-untyped]
+    from onnxruntime.transformers.optimizer import (
         optimize_model,
     )
 
@@ -56,7 +54,7 @@ def optimize_graph(
 def quantize_int8(src: Path, dst: Path, *, per_channel: bool = True) -> None:
     """Dynamic int8 quantization (QInt8 weights) of ``src`` into ``dst``."""
     import onnx
-    from onnxruntime.quantization import (  # type: ignore[import-untyped]
+    from onnxruntime.quantization import (
         QuantType,
         quantize_dynamic,
     )
@@ -76,7 +74,7 @@ def quantize_int8(src: Path, dst: Path, *, per_channel: bool = True) -> None:
 def to_fp16(src: Path, dst: Path) -> None:
     """fp16 weights and activations, fp32/int64 inputs and outputs."""
     import onnx
-    from onnxruntime.transformers.onnx_model import (  # type: ignore[import-untyped]
+    from onnxruntime.transformers.onnx_model import (
         OnnxModel,
     )
 
@@ -110,7 +108,5 @@ def build_variants(
         if fp16:
             to_fp16(opt, out_dir / "model.fp16.onnx")
             info["fp16"] = {"method": "convert_float_to_float16", "keep_io_types": True}
-    info["sizes"] = {
-        p.name: p.stat().st_size for p in sorted(out_dir.glob("model.*.onnx"))
-    }
+    info["sizes"] = {p.name: p.stat().st_size for p in sorted(out_dir.glob("model.*.onnx"))}
     return info

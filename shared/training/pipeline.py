@@ -102,14 +102,10 @@ def package(
     """Export, optimize, evaluate and register ``checkpoint`` as ``task/version``."""
     folder = registry.version_dir(task, version)
     if (folder / "card.json").exists():
-        raise RegistryError(
-            f"{task}/{version} already exists; choose another --version"
-        )
+        raise RegistryError(f"{task}/{version} already exists; choose another --version")
     folder.mkdir(parents=True, exist_ok=True)
     parity = export_onnx(checkpoint, folder / "model.fp32.onnx", task, max_length)
-    variants = build_variants(
-        folder / "model.fp32.onnx", folder, checkpoint=checkpoint, fp16=fp16
-    )
+    variants = build_variants(folder / "model.fp32.onnx", folder, checkpoint=checkpoint, fp16=fp16)
     base_info = describe_base(base) if base else describe_base(checkpoint)
     card: dict[str, Any] = {
         "task": task,
@@ -147,9 +143,7 @@ def evaluate_and_write(
     """Evaluate the folder's variants on ``bundle.test`` and (re)write the card."""
     folder = registry.version_dir(task, version)
     test = bundle.test
-    metrics = evaluate_dir(
-        folder, [e.text for e in test], [e.label for e in test], LABELS[task]
-    )
+    metrics = evaluate_dir(folder, [e.text for e in test], [e.label for e in test], LABELS[task])
     if not (folder / "model.fp32.onnx").exists() and "fp32" in card.get("metrics", {}):
         metrics = {"fp32": card["metrics"]["fp32"], **metrics}
     card["metrics"] = metrics
@@ -160,9 +154,7 @@ def evaluate_and_write(
         "evaluated_at": utc_now(),
     }
     card["int8_gap_points"] = int8_gap(metrics)
-    return registry.register(
-        task, version, card, card_md=render_markdown(card, card.get("notes", []))
-    )
+    return registry.register(task, version, card, card_md=render_markdown(card, card.get("notes", [])))
 
 
 def run(registry: Registry, opts: PipelineOptions) -> ModelEntry:

@@ -60,9 +60,7 @@ def _batches(fh: IO[str]) -> Iterator[list[tuple[Any, str | None, str | None]]]:
         yield batch
 
 
-def predict_records(
-    scorer: Scorer, labels: Sequence[str], items: Sequence[tuple[Any, str]]
-) -> list[dict[str, Any]]:
+def predict_records(scorer: Scorer, labels: Sequence[str], items: Sequence[tuple[Any, str]]) -> list[dict[str, Any]]:
     """Output records for (id, text) pairs."""
     if not items:
         return []
@@ -75,28 +73,20 @@ def predict_records(
                 "id": rid,
                 "label": labels[best],
                 "confidence": round(float(row[best]), 6),
-                "probs": {
-                    lab: round(float(p), 6) for lab, p in zip(labels, row, strict=True)
-                },
+                "probs": {lab: round(float(p), 6) for lab, p in zip(labels, row, strict=True)},
             }
         )
     return out
 
 
-def predict_file(
-    scorer: Scorer, labels: Sequence[str], src: Path, dst: Path
-) -> PredictStats:
+def predict_file(scorer: Scorer, labels: Sequence[str], src: Path, dst: Path) -> PredictStats:
     """Stream ``src`` JSONL through ``scorer`` into ``dst`` JSONL (same order)."""
     stats = PredictStats()
     dst.parent.mkdir(parents=True, exist_ok=True)
     with src.open(encoding="utf-8") as fin, dst.open("w", encoding="utf-8") as fout:
         for batch in _batches(fin):
             stats.lines += len(batch)
-            ok = [
-                (rid, text)
-                for rid, text, err in batch
-                if err is None and text is not None
-            ]
+            ok = [(rid, text) for rid, text, err in batch if err is None and text is not None]
             preds = iter(predict_records(scorer, labels, ok))
             for rid, _, err in batch:
                 rec = {"id": rid, "error": err} if err is not None else next(preds)

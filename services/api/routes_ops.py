@@ -1,0 +1,142 @@
+"""Operations: ``/healthz`` (liveness), ``/readyz`` (dependencies and models),
+``/metrics`` (Prometheus) and ``/v1/status`` (model versions, inference device)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from sqlalchemy import text
+
+from services.api.auth import require
+from services.api.deps import Deps, get_deps, get_settings
+from services.api.errors import error_body
+from shared.inference.registry import ModelEntry, RegistryError
+from shared.labels import TASKS
+from shared.startup import kafka_check
+
+router = APIRouter(tags=["operations"])
+log = logging.getLogger("tonewatch.api.ops")
+CLASSIFIER_STATUS_KEY = "tw:classifier:status"
+CARD_FIELDS = ("name", "version", "created_at", "base_model", "max_length")
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process answers."""
+    return {"status": "ok"}
+
+
+async def _timed(name: str, check: Callable[[], Awaitable[str]], timeout_s: float) -> dict[str, Any]:
+    start = time.perf_counter()
+    try:
+        detail = await asyncio.wait_for(check(), timeout=timeout_s)
+        ok = True
+    except TimeoutError:
+        ok, detail = False, f"no answer within {timeout_s:.1f}s"
+    except Exception as exc:  # noqa: BLE001 - any failure is "not ready", reported with its cause
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    return {"name": name, "ok": ok, "detail": detail, "latency_ms": round(1000 * (time.perf_counter() - start), 1)}
+
+
+def promoted_entry(deps: Deps, task: str) -> ModelEntry:
+    """The promoted model of ``task`` with at least one readable ONNX variant (not loaded)."""
+    entry = deps.registry.promoted(task)
+    variants = entry.available_variants()
+    if not variants:
+        raise RegistryError(f"{task}/{entry.version} has no ONNX variant")
+    with entry.variant_path(variants[0]).open("rb") as fh:
+        fh.read(16)
+    return entry
+
+
+@router.get("/readyz", responses={503: {"description": "A dependency is not ready"}})
+async def readyz(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> JSONResponse:
+    """Readiness: Kafka, PostgreSQL and Redis answer and the promoted models are present."""
+    settings = get_settings(request)
+
+    async def kafka() -> str:
+        await kafka_check(settings.kafka)
+        return settings.kafka.bootstrap_servers
+
+    async def postgres() -> str:
+        async with deps.sessions() as session:
+            await session.execute(text("SELECT 1"))
+        return settings.postgres.redacted_url()
+
+    async def redis() -> str:
+        await deps.redis.ping()
+        return "PONG"
+
+    def model(task: str) -> Callable[[], Awaitable[str]]:
+        async def check() -> str:
+            entry = await asyncio.to_thread(promoted_entry, deps, task)
+            return f"{entry.version} ({', '.join(entry.available_variants())})"
+
+        return check
+
+    checks = {"kafka": kafka, "postgres": postgres, "redis": redis, **{f"model:{t}": model(t) for t in TASKS}}
+    timeout = settings.readiness_timeout_s
+    results = list(await asyncio.gather(*(_timed(n, c, timeout) for n, c in checks.items())))
+    if all(r["ok"] for r in results):
+        return JSONResponse({"status": "ready", "checks": results})
+    failed = ", ".join(r["name"] for r in results if not r["ok"])
+    return JSONResponse(error_body("not_ready", f"not ready: {failed}", results), status_code=503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+)
+async def prometheus_metrics() -> Response:
+    """Prometheus metrics of this process."""
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+def model_info(deps: Deps, task: str) -> dict[str, Any]:
+    """What the registry says about the promoted model of ``task``."""
+    try:
+        entry = deps.registry.promoted(task)
+    except RegistryError as exc:
+        return {"task": task, "promoted": False, "error": str(exc)}
+    card = entry.card
+    info: dict[str, Any] = {
+        "task": task,
+        "promoted": True,
+        "version": entry.version,
+        "name": entry.name,
+        "variants": list(entry.available_variants()),
+    }
+    info.update({k: card[k] for k in CARD_FIELDS if k in card and k not in info})
+    metrics = card.get("metrics")
+    if isinstance(metrics, dict):
+        info["metrics"] = {
+            variant: {k: v for k, v in m.items() if k in ("accuracy", "macro_f1", "ece", "seq_per_s_cpu", "status")}
+            for variant, m in metrics.items()
+            if isinstance(m, dict)
+        }
+    return info
+
+
+@router.get("/v1/status", dependencies=[Depends(require("read"))])
+async def status(deps: Annotated[Deps, Depends(get_deps)]) -> dict[str, Any]:
+    """Active model versions (from the registry) and the classifier's live inference
+    status when it publishes one (Redis key ``tw:classifier:status``)."""
+    models = [await asyncio.to_thread(model_info, deps, t) for t in TASKS]
+    classifier: Any = None
+    try:
+        raw = await deps.redis.get(CLASSIFIER_STATUS_KEY)
+        if raw:
+            classifier = json.loads(raw)
+    except Exception as exc:  # noqa: BLE001 - status is best effort
+        log.info("classifier status unavailable: %s", exc)
+        classifier = {"error": f"{type(exc).__name__}: {exc}"}
+    return {"models": models, "classifier": classifier}

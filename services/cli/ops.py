@@ -1,0 +1,118 @@
+"""``tonewatch status`` and ``tonewatch demo``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from shared.config import ServiceSettings
+from shared.stack import manager
+from shared.stack.settings import StackSettings
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)
+    app.command("demo")(demo)
+
+
+def status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Stack health, consumer lag and throughput per service. Exit 1 when unhealthy."""
+    from services.ops import consumer_lag, throughput
+
+    report = manager.status(StackSettings())
+    data: dict[str, Any] = {"stack": {c.name: c.healthy for c in report.components}}
+    if report.ok:
+        settings = ServiceSettings()
+        try:
+            data["lag"] = asyncio.run(consumer_lag(settings))
+            data["throughput"] = asyncio.run(throughput(settings))
+        except Exception as exc:  # noqa: BLE001 - status reports, never crashes
+            data["error"] = f"{type(exc).__name__}: {exc}"
+    if as_json:
+        typer.echo(json.dumps(data))
+    else:
+        for name, ok in data["stack"].items():
+            typer.echo(f"{name:10} {'healthy' if ok else 'DOWN'}")
+        for service, lag in data.get("lag", {}).items():
+            typer.echo(f"{service:10} lag " + ", ".join(f"{t}={n}" for t, n in lag.items()))
+        if "throughput" in data:
+            t = data["throughput"]
+            typer.echo(f"throughput (last {t['window_min']} min): stored {t['stored_per_s']}/s, "
+                       f"routed {t['routed_per_s']}/s")
+        if "error" in data:
+            typer.echo(f"error: {data['error']}", err=True)
+    if not report.ok or "error" in data:
+        raise typer.Exit(1)
+
+
+def _wait_http(url: str, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own localhost URL
+                if resp.status == 200:
+                    return True
+        except OSError:
+            time.sleep(1)
+    return False
+
+
+def demo(
+    limit: int | None = typer.Option(None, help="Replay only the first N headlines."),
+    news_speedup: float = typer.Option(8640.0, help="Guardian headlines: one day of news per 10 s by default."),
+    logs_dir: Path = typer.Option(Path(".tonewatch/demo"), help="Where service logs go."),
+) -> None:
+    """Everything a newcomer needs: stack up, migrate, watchlist, start all services,
+    replay the demo data, print the dashboard URL. Ctrl-C stops the services."""
+    from shared.db import migrate
+
+    stack = manager.up(StackSettings(), lambda line: typer.echo(line, err=True), install_prereqs=os.geteuid() == 0)
+    if not stack.ok:
+        typer.echo("error: the local stack is not healthy; see `tonewatch stack status`", err=True)
+        raise typer.Exit(1)
+    settings = ServiceSettings()
+    migrate.upgrade(settings.postgres)
+    me = [sys.executable, "-m", "services"]
+    subprocess.run([*me, "entities", "import"], check=True)  # noqa: S603
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    services_log = (logs_dir / "services.log").open("ab")
+    ingest_log = (logs_dir / "ingest.log").open("ab")
+    services = subprocess.Popen([*me, "run", "all"], stdout=services_log, stderr=subprocess.STDOUT)  # noqa: S603
+    api_port = int(os.environ.get("TW_API__PORT", os.environ.get("TW_PORT", "8080")))
+    url = f"http://127.0.0.1:{api_port}/"
+    if not _wait_http(url + "healthz", 120):
+        typer.echo(f"error: the API did not come up; see {logs_dir / 'services.log'}", err=True)
+        services.terminate()
+        raise typer.Exit(1)
+    replay_cmd = [*me, "ingest", "demo", "--news-speedup", str(news_speedup)]
+    if limit:
+        replay_cmd += ["--limit", str(limit)]
+    replay = subprocess.Popen(replay_cmd, stdout=ingest_log, stderr=subprocess.STDOUT)  # noqa: S603
+    typer.echo(f"\ntonewatch demo is running. Dashboard: {url}\nLogs: {logs_dir}/\nCtrl-C stops it.\n")
+    try:
+        while services.poll() is None:
+            time.sleep(1)
+        typer.echo(f"services exited with {services.returncode}; see {logs_dir / 'services.log'}", err=True)
+    except KeyboardInterrupt:
+        typer.echo("stopping...", err=True)
+    finally:
+        for proc in (replay, services):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in (replay, services):
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        services_log.close()
+        ingest_log.close()

@@ -1,0 +1,231 @@
+"""The classifier: registry entry -> verified files -> ONNX session -> predictions.
+
+``Classifier.load`` verifies the variant's sha256 (plus tokenizer and labels)
+through the registry, picks the device (see :mod:`shared.inference.device`), and
+opens one session per model and process. ``predict`` is synchronous; async
+callers go through :class:`shared.inference.microbatch.MicroBatcher`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+from shared.inference.batching import (
+    FloatArray,
+    PaddingStats,
+    computed_tokens,
+    pad_bucket,
+    plan_buckets,
+    scatter,
+)
+from shared.inference.device import (
+    PROVIDERS,
+    DeviceUnavailableError,
+    Kind,
+    plan_device,
+    warn_cpu_fallback,
+)
+from shared.inference.metrics import InferenceMetrics
+from shared.inference.registry import ModelEntry, Registry, RegistryError
+from shared.inference.session import CUDA_GRAPH_WIDTH_MULTIPLE, OrtModel, open_session
+from shared.inference.settings import InferenceSettings
+from shared.inference.tokenize import TextTokenizer
+
+log = logging.getLogger(__name__)
+
+VARIANT_PREFERENCE: dict[Kind, tuple[str, ...]] = {
+    "cpu": ("int8", "fp32"),
+    "cuda": ("fp16", "fp32"),
+    "tensorrt": ("fp32", "fp16"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """One text's result."""
+
+    label: str
+    confidence: float
+    probs: dict[str, float]
+    model: str
+    version: str
+    sha: str
+
+
+def choose_variant(requested: str, kind: Kind, available: Sequence[str]) -> str:
+    """The ONNX variant to load: the configured one, or the device's preference."""
+    if requested != "auto":
+        return requested
+    for variant in VARIANT_PREFERENCE[kind]:
+        if variant in available:
+            return variant
+    raise RegistryError(f"no variant usable on {kind}: want one of {VARIANT_PREFERENCE[kind]}, have {tuple(available)}")
+
+
+def softmax(logits: FloatArray) -> FloatArray:
+    """Row-wise softmax, numerically stable."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    out: FloatArray = exp / exp.sum(axis=1, keepdims=True)
+    return out
+
+
+class Classifier:
+    """A registered model ready to classify texts."""
+
+    def __init__(
+        self,
+        entry: ModelEntry,
+        model: OrtModel,
+        tokenizer: TextTokenizer,
+        settings: InferenceSettings,
+        variant: str,
+        sha: str,
+        metrics: InferenceMetrics | None = None,
+    ) -> None:
+        self.entry = entry
+        self.model = model
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self._variant = variant
+        self.sha = sha
+        self.metrics = metrics
+        self.padding = PaddingStats()
+        self.labels = entry.labels
+        on_gpu = model.kind != "cpu"
+        self.bucket_rows = settings.bucket_rows(on_gpu)
+        self._graph_rows = self.bucket_rows if model.cuda_graphs else None
+        self._width_multiple = CUDA_GRAPH_WIDTH_MULTIPLE if model.cuda_graphs else 1
+        if metrics is not None:
+            metrics.active.labels(entry.task, entry.name, entry.version, self.provider, variant).set(1)
+
+    # ---- loading --------------------------------------------------------------------
+    @classmethod
+    def load(
+        cls,
+        entry: ModelEntry,
+        settings: InferenceSettings | None = None,
+        registry: Registry | None = None,
+        metrics: InferenceMetrics | None = None,
+    ) -> Classifier:
+        """Verify the entry's files and open a session on the configured device.
+
+        Raises ``IntegrityError`` on a hash mismatch and
+        :class:`~shared.inference.device.DeviceUnavailableError` when an explicit
+        GPU device cannot be used.
+        """
+        settings = settings or InferenceSettings()
+        registry = registry or Registry(entry.path.parent.parent)
+        max_length = settings.max_length or entry.max_length
+        plan = plan_device(settings.device, ort.get_available_providers())
+        failures: list[str] = []
+        for kind in plan.candidates:
+            variant = choose_variant(settings.variant, kind, entry.available_variants())
+            path = registry.verify_variant(entry, variant)
+            try:
+                model = open_session(path, kind, settings, entry.inputs, max_length)
+            except DeviceUnavailableError as exc:
+                if plan.requested != "auto":
+                    raise
+                failures.append(str(exc))
+                log.warning("inference: %s unusable, trying the next provider: %s", kind, exc)
+                continue
+            except Exception as exc:  # ORT raises bare pybind errors
+                if kind == "cpu":
+                    raise
+                if plan.requested != "auto":
+                    raise DeviceUnavailableError(
+                        f"device={plan.requested!r}: {PROVIDERS[kind]} session failed: {exc}"
+                    ) from exc
+                failures.append(f"{PROVIDERS[kind]}: {exc}")
+                log.warning("inference: %s unusable, trying the next provider: %s", kind, exc)
+                continue
+            if kind == "cpu" and plan.requested == "auto":
+                warn_cpu_fallback(plan, failures)
+            tokenizer = TextTokenizer.from_file(entry.tokenizer_path, max_length)
+            clf = cls(entry, model, tokenizer, settings, variant, entry.sha256(variant), metrics)
+            log.info(
+                "inference: %s %s loaded: provider=%s variant=%s sha256=%s "
+                "max_length=%d intra_op_threads=%d bucket_rows=%d",
+                entry.name,
+                entry.version,
+                clf.provider,
+                variant,
+                clf.sha[:12],
+                max_length,
+                model.intra_op_threads,
+                clf.bucket_rows,
+            )
+            return clf
+        raise DeviceUnavailableError(f"no usable provider: {'; '.join(failures)}")
+
+    # ---- inference ------------------------------------------------------------------
+    def predict_proba(self, texts: Sequence[str]) -> FloatArray:
+        """Class probabilities, one row per text, in input order."""
+        if not texts:
+            return np.zeros((0, len(self.labels)), dtype=np.float32)
+        enc = self.tokenizer.encode(texts)
+        lengths = enc.lengths
+        buckets = plan_buckets(lengths, self.bucket_rows, self._width_multiple)
+        outputs = [
+            self.model.run(pad_bucket(enc.ids, enc.type_ids, b, self.tokenizer.pad_id, self._graph_rows))
+            for b in buckets
+        ]
+        self.padding.add(int(lengths.sum()), computed_tokens(buckets, self._graph_rows))
+        return softmax(scatter(len(texts), buckets, outputs))
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        """Label, confidence and full probability vector for every text, in order."""
+        start = time.perf_counter()
+        probs = self.predict_proba(texts)
+        best = probs.argmax(axis=1).tolist() if len(probs) else []
+        labels, name, version, sha = self.labels, self.entry.name, self.entry.version, self.sha
+        rows: list[list[float]] = probs.tolist()
+        result = [
+            Prediction(labels[k], row[k], dict(zip(labels, row, strict=True)), name, version, sha)
+            for k, row in zip(best, rows, strict=True)
+        ]
+        if self.metrics is not None:
+            task = self.entry.task
+            self.metrics.batch_size.labels(task).observe(len(texts))
+            self.metrics.latency_seconds.labels(task).observe(time.perf_counter() - start)
+            self.metrics.padding_efficiency.labels(task).set(self.padding.efficiency)
+        return result
+
+    # ---- status ---------------------------------------------------------------------
+    @property
+    def provider(self) -> str:
+        """The execution provider that really runs the model."""
+        return self.model.providers[0]
+
+    @property
+    def variant(self) -> str:
+        """Loaded ONNX variant: int8, fp16 or fp32."""
+        return self._variant
+
+    def describe(self) -> dict[str, Any]:
+        """Status-endpoint view of the loaded model."""
+        return {
+            "task": self.entry.task,
+            "model": self.entry.name,
+            "version": self.entry.version,
+            "sha256": self.sha,
+            "variant": self._variant,
+            "provider": self.provider,
+            "providers": self.model.providers,
+            "device_requested": self.settings.device,
+            "max_length": self.tokenizer.max_length,
+            "max_batch": self.settings.max_batch,
+            "bucket_rows": self.bucket_rows,
+            "intra_op_threads": self.model.intra_op_threads,
+            "io_binding": self.model.use_io_binding,
+            "cuda_graphs": self.model.cuda_graphs,
+            "padding_efficiency": round(self.padding.efficiency, 4),
+        }

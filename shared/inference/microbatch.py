@@ -1,0 +1,214 @@
+"""Async dynamic micro-batching in front of a synchronous classifier.
+
+Callers ``await classify(text)`` or ``classify_many(texts)``. One collector task
+gathers up to ``max_batch`` texts or waits ``max_wait_ms`` after the first one,
+whichever comes first, and hands the batch to a bounded ``ThreadPoolExecutor``:
+inference never runs on the event loop, so Kafka heartbeats keep going. At most
+``workers`` batches run at once; the pending queue holds ``max_pending`` texts and
+then makes callers wait (backpressure). ``close()`` finishes queued work first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Generic, Protocol, TypeVar
+
+from shared.inference.settings import InferenceSettings
+
+log = logging.getLogger(__name__)
+
+R_co = TypeVar("R_co", covariant=True)
+R = TypeVar("R")
+
+
+class Predictor(Protocol[R_co]):
+    """Anything with a synchronous batch ``predict`` (e.g. ``Classifier``)."""
+
+    def predict(self, texts: Sequence[str]) -> Sequence[R_co]:
+        """One result per text, in order."""
+        ...
+
+
+class BatcherClosedError(RuntimeError):
+    """``classify`` was called after ``close()``."""
+
+
+@dataclass
+class BatcherStats:
+    """Counters for tests and status endpoints."""
+
+    batches: int = 0
+    texts: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    largest_batch: int = 0
+
+
+_Item = tuple[str, "asyncio.Future[R]"]
+_STOP = object()
+
+
+class MicroBatcher(Generic[R]):
+    """Collects texts into batches and runs them off the event loop."""
+
+    def __init__(
+        self,
+        predictor: Predictor[R],
+        *,
+        max_batch: int = 64,
+        max_wait_ms: float = 10.0,
+        max_pending: int = 1024,
+        workers: int = 1,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        if max_batch < 1 or max_pending < 1 or workers < 1:
+            raise ValueError("max_batch, max_pending and workers must be >= 1")
+        self._predictor = predictor
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000.0
+        self.max_pending = max_pending
+        self.workers = workers
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(max_workers=workers, thread_name_prefix="tonewatch-inference")
+        self._queue: asyncio.Queue[object] | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self._collector: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._closed = False
+        self.stats = BatcherStats()
+
+    @classmethod
+    def from_settings(cls, predictor: Predictor[R], settings: InferenceSettings) -> MicroBatcher[R]:
+        """Batcher configured from :class:`InferenceSettings`."""
+        return cls(
+            predictor,
+            max_batch=settings.max_batch,
+            max_wait_ms=settings.max_wait_ms,
+            max_pending=settings.max_pending,
+            workers=settings.executor_workers,
+        )
+
+    # ---- lifecycle ------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the collector on the running loop (``classify`` does it lazily)."""
+        if self._closed:
+            raise BatcherClosedError("micro-batcher is closed")
+        if self._collector is None:
+            self._queue = asyncio.Queue(maxsize=self.max_pending)
+            self._slots = asyncio.Semaphore(self.workers)
+            self._collector = asyncio.create_task(self._collect(), name="microbatch-collector")
+
+    async def close(self) -> None:
+        """Stop accepting texts, finish everything queued, release the executor."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._collector is not None and self._queue is not None:
+            await self._queue.put(_STOP)
+            await self._collector
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+        if self._own_executor:
+            self._executor.shutdown(wait=False)
+
+    async def __aenter__(self) -> MicroBatcher[R]:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @property
+    def pending(self) -> int:
+        """Texts queued and not yet taken into a batch."""
+        return self._queue.qsize() if self._queue is not None else 0
+
+    # ---- API ------------------------------------------------------------------------
+    async def classify(self, text: str) -> R:
+        """Result for one text (waits while the pending queue is full)."""
+        future = await self._enqueue(text)
+        return await future
+
+    async def classify_many(self, texts: Sequence[str]) -> list[R]:
+        """Results for many texts, in order; they may span several batches."""
+        futures = [await self._enqueue(t) for t in texts]
+        return list(await asyncio.gather(*futures))
+
+    async def _enqueue(self, text: str) -> asyncio.Future[R]:
+        if self._closed:
+            raise BatcherClosedError("micro-batcher is closed")
+        self.start()
+        assert self._queue is not None
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        await self._queue.put((text, future))
+        return future
+
+    # ---- internals ------------------------------------------------------------------
+    async def _collect(self) -> None:
+        assert self._queue is not None and self._slots is not None
+        queue, loop = self._queue, asyncio.get_running_loop()
+        stop = False
+        while not stop:
+            first = await queue.get()
+            if first is _STOP:
+                break
+            batch: list[_Item[R]] = [first]  # type: ignore[list-item]
+            deadline = loop.time() + self.max_wait
+            while len(batch) < self.max_batch:
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    try:
+                        async with asyncio.timeout_at(deadline):
+                            item = await queue.get()
+                    except TimeoutError:
+                        break
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)  # type: ignore[arg-type]
+            await self._slots.acquire()
+            task = asyncio.create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[_Item[R]]) -> None:
+        assert self._slots is not None
+        live = [(text, fut) for text, fut in batch if not fut.done()]
+        stats = self.stats
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        try:
+            if not live:
+                return
+            texts = [text for text, _ in live]
+            loop = asyncio.get_running_loop()
+            try:
+                results = self._predictor.predict(texts)
+                if len(results) != len(texts):
+                    raise RuntimeError(f"predict returned {len(results)} results for {len(texts)} texts")
+            except Exception as exc:  # delivered to every caller of this batch
+                log.exception("inference batch of %d texts failed", len(texts))
+                for _, fut in live:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                return
+            for (_, fut), result in zip(live, results, strict=True):
+                if not fut.done():
+                    fut.set_result(result)
+            stats.batches += 1
+            stats.texts += len(texts)
+            stats.largest_batch = max(stats.largest_batch, len(texts))
+        finally:
+            stats.in_flight -= 1
+            self._slots.release()

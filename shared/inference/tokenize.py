@@ -1,0 +1,76 @@
+"""Tokenizer wrapper over the Rust ``tokenizers`` library.
+
+Texts are batch-encoded with truncation and *without* padding: the batcher sorts
+rows by length and pads each length bucket only to its own longest row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from tokenizers import Tokenizer
+
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Token ids (and type ids) of one batch, unpadded, one array per text."""
+
+    ids: list[IntArray]
+    type_ids: list[IntArray]
+
+    @property
+    def lengths(self) -> IntArray:
+        """Token count of every row."""
+        return np.fromiter((len(x) for x in self.ids), dtype=np.int64, count=len(self.ids))
+
+
+class TextTokenizer:
+    """``tokenizer.json`` loaded once; truncation to ``max_length``, no padding."""
+
+    def __init__(self, tokenizer: Tokenizer, max_length: int) -> None:
+        padding: dict[str, Any] | None = tokenizer.padding
+        pad_id = padding.get("pad_id") if padding else None
+        if pad_id is None:
+            pad_id = _first_id(tokenizer, ("[PAD]", "<pad>"), 0)
+        fallback = _first_id(tokenizer, ("[UNK]", "<unk>"), int(pad_id))
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=max_length)
+        self._tok = tokenizer
+        self.max_length = max_length
+        self.pad_id = int(pad_id)
+        self._empty = np.array([fallback], dtype=np.int64)
+
+    @classmethod
+    def from_file(cls, path: Path, max_length: int) -> TextTokenizer:
+        """Load a ``tokenizer.json`` file."""
+        return cls(Tokenizer.from_file(str(path)), max_length)
+
+    def encode(self, texts: Sequence[str]) -> Encoded:
+        """Encode a batch (the Rust side runs it in parallel, off the GIL)."""
+        encodings = self._tok.encode_batch(list(texts))
+        ids: list[IntArray] = []
+        type_ids: list[IntArray] = []
+        for enc in encodings:
+            row = np.asarray(enc.ids, dtype=np.int64)
+            if row.size == 0:  # a tokenizer without special tokens, empty text
+                ids.append(self._empty)
+                type_ids.append(np.zeros(1, dtype=np.int64))
+                continue
+            ids.append(row)
+            type_ids.append(np.asarray(enc.type_ids, dtype=np.int64))
+        return Encoded(ids, type_ids)
+
+
+def _first_id(tokenizer: Tokenizer, tokens: Sequence[str], default: int) -> int:
+    for token in tokens:
+        found = tokenizer.token_to_id(token)
+        if found is not None:
+            return int(found)
+    return default

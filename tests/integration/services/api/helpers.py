@@ -1,0 +1,115 @@
+"""Assertions shared by the API tests (``from integration.services.api.helpers import ...``)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.db.models import Alert, AlertRule
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """The response is an error in the one format; returns its ``error`` object."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    err = body["error"]
+    assert set(err) == {"code", "message", "details"}, err
+    assert isinstance(err["message"], str) and err["message"]
+    assert isinstance(err["details"], list)
+    if code is not None:
+        assert err["code"] == code, err
+    return dict(err)
+
+
+async def insert_rule(sessions: async_sessionmaker[AsyncSession], name: str) -> int:
+    """A minimal alert rule row; returns its id."""
+    async with sessions.begin() as session:
+        rule = AlertRule(
+            name=name,
+            stream="news",
+            scope={"entities": ["_all"]},
+            window_s=300,
+            min_volume=1,
+            abs_threshold=0.5,
+            z_threshold=1.0,
+            baseline="ewma",
+            severity="warning",
+            cooldown_s=60,
+            resolve_after_s=60,
+            channels=[],
+        )
+        session.add(rule)
+        await session.flush()
+        return rule.id
+
+
+async def insert_alert(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    alert_id: str,
+    rule_id: int,
+    entity: str,
+    at: datetime,
+    status: str = "open",
+    explanation: dict[str, Any] | None = None,
+) -> None:
+    """An alert row as the alerter would write it."""
+    from datetime import timedelta
+
+    async with sessions.begin() as session:
+        session.add(
+            Alert(
+                id=alert_id,
+                rule_id=rule_id,
+                entity=entity,
+                stream="news",
+                episode=at,
+                status=status,
+                severity="critical",
+                window_start=at - timedelta(minutes=5),
+                window_end=at,
+                fired_at=at,
+                explanation=explanation or {"negative_share": 0.8, "top_messages": [], "top_terms": []},
+                model_version="test-1",
+            )
+        )
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free localhost port; yields the base URL."""
+    import asyncio
+
+    import uvicorn
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while not server.started:
+        if task.done():
+            task.result()
+        assert loop.time() < deadline, "uvicorn did not start"
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task

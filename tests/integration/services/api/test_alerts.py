@@ -1,0 +1,105 @@
+"""Alerts: listing, ack/resolve transitions, and the live SSE feed on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from integration.services.api.helpers import assert_error, bearer, insert_alert, insert_rule, serving
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.app import build_app
+from services.api.config import ApiSettings
+from services.api.deps import Deps
+from shared.db.models import Alert
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
+
+
+@pytest.fixture
+async def alert_id(sessions: async_sessionmaker[AsyncSession], unique: str) -> str:
+    rule_id = await insert_rule(sessions, f"rule-{unique}")
+    aid = f"al-{unique}"
+    await insert_alert(
+        sessions,
+        alert_id=aid,
+        rule_id=rule_id,
+        entity=f"e{unique}",
+        at=NOW,
+        explanation={
+            "top_messages": [{"id": "m1", "text": "bad news", "negative_prob": 0.97}],
+            "top_terms": [["slump", 3.2]],
+        },
+    )
+    return aid
+
+
+async def test_list_filters(client: httpx.AsyncClient, alert_id: str, unique: str) -> None:
+    r = await client.get("/v1/alerts", params={"entity": f"e{unique}"})
+    (alert,) = r.json()
+    assert alert["id"] == alert_id and alert["status"] == "open" and alert["rule_name"] == f"rule-{unique}"
+    assert alert["explanation"]["top_messages"][0]["text"] == "bad news"
+    assert (await client.get("/v1/alerts", params={"entity": f"e{unique}", "status": "resolved"})).json() == []
+    assert_error(await client.get("/v1/alerts", params={"status": "closed"}), 422)
+
+
+async def test_ack_then_resolve(client: httpx.AsyncClient, alert_id: str, keys: dict[str, str]) -> None:
+    auth = bearer(keys["write"])
+    r = await client.post(f"/v1/alerts/{alert_id}/ack", headers=auth)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "acknowledged" and r.json()["acknowledged_at"] is not None
+    err = assert_error(await client.post(f"/v1/alerts/{alert_id}/ack", headers=auth), 409, "invalid_transition")
+    assert err["details"][0]["status"] == "acknowledged"
+    r = await client.post(f"/v1/alerts/{alert_id}/resolve", headers=auth)
+    assert r.json()["status"] == "resolved" and r.json()["resolved_at"] is not None
+    assert r.json()["acknowledged_at"] is not None
+    assert_error(await client.post(f"/v1/alerts/{alert_id}/resolve", headers=auth), 409, "invalid_transition")
+    assert_error(await client.post(f"/v1/alerts/{alert_id}/ack", headers=auth), 409)
+
+
+async def test_resolve_open_alert_and_unknown(client: httpx.AsyncClient, alert_id: str, keys: dict[str, str]) -> None:
+    auth = bearer(keys["write"])
+    r = await client.post(f"/v1/alerts/{alert_id}/resolve", headers=auth)
+    assert r.json()["status"] == "resolved" and r.json()["acknowledged_at"] is None
+    assert_error(await client.post("/v1/alerts/nope/ack", headers=auth), 404, "not_found")
+    assert_error(await client.post(f"/v1/alerts/{alert_id}/ack", headers=bearer(keys["read"])), 403)
+    assert_error(await client.post(f"/v1/alerts/{alert_id}/ack"), 401)
+
+
+async def _next_event(lines: Any) -> tuple[str, dict[str, Any]]:
+    event, data = "", ""
+    async for line in lines:
+        if line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif line == "" and event:
+            return event, json.loads(data)
+    raise AssertionError("stream ended")
+
+
+async def test_stream_pushes_new_and_changed_alerts(
+    api_settings: ApiSettings, deps: Deps, sessions: async_sessionmaker[AsyncSession], alert_id: str, unique: str
+) -> None:
+    async with serving(build_app(api_settings, deps)) as url, httpx.AsyncClient(base_url=url, timeout=10) as c:
+        async with c.stream("GET", "/v1/alerts/stream") as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = response.aiter_lines()
+            event, data = await asyncio.wait_for(_next_event(lines), 10)
+            assert event == "snapshot" and alert_id in [a["id"] for a in data["alerts"]]
+            rule_id = data["alerts"][0]["rule_id"]
+            await insert_alert(
+                sessions, alert_id=f"new-{unique}", rule_id=rule_id, entity="x", at=NOW - timedelta(days=900)
+            )
+            event, data = await asyncio.wait_for(_next_event(lines), 10)
+            assert (event, data["id"], data["status"]) == ("alert", f"new-{unique}", "open")
+            async with sessions.begin() as s:
+                await s.execute(update(Alert).where(Alert.id == alert_id).values(status="resolved"))
+            event, data = await asyncio.wait_for(_next_event(lines), 10)
+            assert (event, data["id"], data["status"]) == ("alert", alert_id, "resolved")

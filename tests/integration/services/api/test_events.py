@@ -1,0 +1,99 @@
+"""POST /v1/events produces validated events to real Kafka topics (unique prefix per test)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+from integration.services.api.helpers import assert_error, bearer
+
+from services.api.config import ApiSettings
+from shared.kafka.clients import ensure_topics, make_consumer
+
+pytestmark = pytest.mark.integration
+
+
+async def _consume(settings: ApiSettings, topics: list[str], expect: int, unique: str) -> list[dict[str, Any]]:
+    consumer = make_consumer(settings.kafka, *topics, group_id=f"g{unique}", client_id="api-test")
+    await consumer.start()
+    got: list[dict[str, Any]] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(got) < expect:
+                batch = await consumer.getmany(timeout_ms=500)
+                got += [
+                    {"topic": r.topic, "key": r.key, **json.loads(r.value or b"{}")}
+                    for rs in batch.values()
+                    for r in rs
+                ]
+        extra = await consumer.getmany(timeout_ms=1000)  # nothing more arrives
+        got += [json.loads(r.value or b"{}") for rs in extra.values() for r in rs]
+    finally:
+        await consumer.stop()
+    return got
+
+
+async def test_events_are_validated_then_produced(
+    client: httpx.AsyncClient, api_settings: ApiSettings, keys: dict[str, str], unique: str
+) -> None:
+    t = api_settings.topics
+    await ensure_topics(api_settings.kafka, [t.news_raw, t.chat_raw], partitions=1)
+    auth = bearer(keys["write"])
+    invalid = {
+        "events": [
+            {"stream": "news", "text": "fine"},
+            {"stream": "news", "text": "   "},
+            {"stream": "chat", "text": "hi"},
+            {"stream": "tv", "text": "x"},
+            {"stream": "news", "text": "x", "event_time": "2026-01-01T00:00:00"},
+        ]
+    }
+    err = assert_error(await client.post("/v1/events", json=invalid, headers=auth), 422, "validation_error")
+    locs = {tuple(d["loc"]) for d in err["details"]}
+    assert ("body", "events", 1, "text") in locs
+    assert ("body", "events", 2, "conversation_id") in locs
+    assert ("body", "events", 3, "stream") in locs
+    assert ("body", "events", 4, "event_time") in locs
+    assert not any(loc[2] == 0 for loc in locs)
+    assert "nothing was produced" in err["message"]
+
+    good = {
+        "events": [
+            {"stream": "news", "id": f"n-{unique}", "text": "Acme shares slump", "event_time": "2026-01-02T03:04:05Z"},
+            {"stream": "chat", "text": "my card was declined", "conversation_id": f"c-{unique}"},
+        ]
+    }
+    r = await client.post("/v1/events", json=good, headers=auth)
+    assert r.status_code == 202, r.text
+    body = r.json()
+    assert body["accepted"] == 2 and body["ids"][0] == f"n-{unique}" and len(body["ids"][1]) == 32
+    records = await _consume(api_settings, [t.news_raw, t.chat_raw], 2, unique)
+    assert len(records) == 2  # the invalid batch produced nothing
+    by_topic = {r["topic"]: r for r in records}
+    assert by_topic[t.news_raw]["id"] == f"n-{unique}" and by_topic[t.news_raw]["key"] == f"n-{unique}".encode()
+    assert by_topic[t.chat_raw]["key"] == f"c-{unique}".encode() and by_topic[t.chat_raw]["stream"] == "chat"
+
+
+async def test_size_limits(
+    client: httpx.AsyncClient, api_settings: ApiSettings, keys: dict[str, str], make_client: Any
+) -> None:
+    auth = bearer(keys["write"])
+    big = {"events": [{"stream": "news", "text": "x" * (api_settings.max_body_bytes + 10)}]}
+    err = assert_error(await client.post("/v1/events", json=big, headers=auth), 413, "payload_too_large")
+    assert err["details"] == [{"limit_bytes": api_settings.max_body_bytes}]
+
+    async def chunks() -> Any:
+        for _ in range(3):
+            yield b"x" * (api_settings.max_body_bytes // 2)
+
+    chunked = await client.post("/v1/events", content=chunks(), headers={**auth, "content-type": "application/json"})
+    assert_error(chunked, 413, "payload_too_large")
+    few = api_settings.model_copy(update={"max_events_per_request": 2})
+    async with make_client(few) as c:
+        many = {"events": [{"stream": "news", "text": f"t{i}"} for i in range(3)]}
+        assert_error(await c.post("/v1/events", json=many, headers=auth), 413)
+    assert_error(await client.post("/v1/events", json={"events": []}, headers=auth), 422)
+    assert_error(await client.post("/v1/events", json={"events": [{"stream": "news", "text": "x"}]}), 401)

@@ -1,0 +1,116 @@
+"""Operations endpoints: OpenAPI validity, Prometheus metrics, liveness, readiness, status."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from integration.services.api.helpers import assert_error
+from openapi_spec_validator import validate
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.api.config import ApiSettings
+from services.api.deps import Deps
+from services.api.routes_ops import CLASSIFIER_STATUS_KEY
+from shared.inference.registry import Registry
+from shared.labels import TASKS
+
+pytestmark = pytest.mark.integration
+SHARED_METRICS = {
+    "tonewatch_events_in",
+    "tonewatch_events_out",
+    "tonewatch_dead_letters",
+    "tonewatch_batch_size",
+    "tonewatch_inference_latency_seconds",
+    "tonewatch_inference_provider_info",
+    "tonewatch_consumer_lag",
+    "tonewatch_db_flush_seconds",
+    "tonewatch_alerts_fired",
+    "tonewatch_webhook_failures",
+}
+
+
+def register_models(root: Path, tmp: Path) -> None:
+    registry = Registry(root)
+    (tmp / "tokenizer.json").write_text("{}")
+    (tmp / "model.int8.onnx").write_bytes(b"\x08\x07onnx-placeholder")
+    for task in TASKS:
+        registry.register(
+            task,
+            f"{task}-v7",
+            {
+                "name": f"tonewatch-{task}",
+                "created_at": "2026-11-28T10:00:00Z",
+                "metrics": {"int8": {"accuracy": 0.9, "macro_f1": 0.8}},
+            },
+            files={"tokenizer.json": tmp / "tokenizer.json", "model.int8.onnx": tmp / "model.int8.onnx"},
+        )
+        registry.promote(task, f"{task}-v7")
+
+
+async def test_openapi_document_validates(client: httpx.AsyncClient) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    validate(doc)
+    for path in (
+        "/v1/trends",
+        "/v1/entities",
+        "/v1/alerts",
+        "/v1/alerts/stream",
+        "/v1/rules",
+        "/v1/rules/{rule_id}",
+        "/v1/routing",
+        "/v1/events",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/v1/status",
+    ):
+        assert path in doc["paths"], path
+    assert (await client.get("/docs")).status_code == 200
+
+
+async def test_metrics_parse_and_name_the_pipeline(client: httpx.AsyncClient) -> None:
+    await client.get("/healthz")
+    r = await client.get("/metrics")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    families = {f.name: f for f in text_string_to_metric_families(r.text)}
+    assert SHARED_METRICS <= set(families), SHARED_METRICS - set(families)
+    samples = [s for s in families["tonewatch_api_requests"].samples if s.labels.get("route") == "/healthz"]
+    assert samples and samples[0].value >= 1
+
+
+async def test_healthz_and_readyz_without_models(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    err = assert_error(await client.get("/readyz"), 503, "not_ready")
+    checks = {c["name"]: c for c in err["details"]}
+    assert checks["kafka"]["ok"] and checks["postgres"]["ok"] and checks["redis"]["ok"], checks
+    assert not checks["model:sentiment"]["ok"] and "promoted" in checks["model:sentiment"]["detail"]
+    assert "tonewatch:tonewatch@" not in json.dumps(err)  # no password in the answer
+
+
+async def test_readyz_and_status_with_promoted_models(
+    client: httpx.AsyncClient, api_settings: ApiSettings, deps: Deps, tmp_path: Path
+) -> None:
+    register_models(api_settings.models_dir, tmp_path)
+    r = await client.get("/readyz")
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "ready" and all(c["ok"] for c in r.json()["checks"])
+    await deps.redis.delete(CLASSIFIER_STATUS_KEY)
+    status = (await client.get("/v1/status")).json()
+    models = {m["task"]: m for m in status["models"]}
+    assert models["sentiment"]["version"] == "sentiment-v7" and models["intent"]["variants"] == ["int8"]
+    assert models["sentiment"]["metrics"]["int8"]["accuracy"] == 0.9
+    assert status["classifier"] is None
+    live = {"provider": "CUDAExecutionProvider", "variant": "fp16", "device": "NVIDIA H200"}
+    await deps.redis.set(CLASSIFIER_STATUS_KEY, json.dumps(live), ex=60)
+    try:
+        assert (await client.get("/v1/status")).json()["classifier"] == live
+    finally:
+        await deps.redis.delete(CLASSIFIER_STATUS_KEY)
+
+
+async def test_unknown_route_and_method_use_the_error_format(client: httpx.AsyncClient) -> None:
+    assert_error(await client.get("/v1/nothing"), 404, "not_found")
+    assert_error(await client.delete("/v1/trends"), 405, "method_not_allowed")

@@ -1,0 +1,101 @@
+"""The one error format, request validation, unknown routes, 413 and 500 (no database)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.api.app import build_app
+from services.api.config import ApiSettings
+from services.api.deps import make_deps
+from services.api.errors import ApiError, BodyLimitMiddleware, error_body, install_error_handlers
+
+LIMIT = 4096
+
+
+def assert_error(r: httpx.Response, status: int, code: str) -> dict[str, object]:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert list(body) == ["error"] and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code and body["error"]["message"]
+    return dict(body["error"])
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    settings = ApiSettings(max_body_bytes=LIMIT, environment="test")
+    deps = make_deps(settings)  # connects to nothing until a query runs
+    try:
+        app = build_app(settings, deps)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            yield c
+    finally:
+        await deps.aclose()
+
+
+def test_error_body_shape() -> None:
+    assert error_body("x", "y") == {"error": {"code": "x", "message": "y", "details": []}}
+
+
+async def test_query_validation_is_422_with_locations(client: httpx.AsyncClient) -> None:
+    err = assert_error(
+        await client.get("/v1/trends", params={"granularity": "week", "points": 0}), 422, "validation_error"
+    )
+    locs = [d["loc"] for d in err["details"]]  # type: ignore[attr-defined]
+    assert ["query", "granularity"] in locs and ["query", "points"] in locs
+
+
+async def test_unknown_route_and_method(client: httpx.AsyncClient) -> None:
+    assert_error(await client.get("/nope"), 404, "not_found")
+    assert_error(await client.put("/healthz"), 405, "method_not_allowed")
+
+
+async def test_body_over_limit_is_413_by_length_and_by_stream(client: httpx.AsyncClient) -> None:
+    err = assert_error(
+        await client.post("/v1/events", content=b"x" * (LIMIT + 1), headers={"content-type": "application/json"}),
+        413,
+        "payload_too_large",
+    )
+    assert err["details"] == [{"limit_bytes": LIMIT}]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(3):
+            yield b"y" * (LIMIT // 2)
+
+    assert_error(
+        await client.post("/v1/events", content=chunks(), headers={"content-type": "application/json"}),
+        413,
+        "payload_too_large",
+    )
+
+
+async def test_body_at_limit_passes_the_limiter(client: httpx.AsyncClient) -> None:
+    r = await client.post(
+        "/v1/events", content=b"{" + b" " * (LIMIT - 2) + b"}", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 401  # past the size check, stopped by auth
+
+
+async def test_api_error_and_unexpected_error() -> None:
+    app = FastAPI()
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=LIMIT)
+
+    @app.get("/conflict")
+    async def conflict() -> None:
+        raise ApiError(409, "busy", code="invalid_transition", details=[{"status": "resolved"}])
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        err = assert_error(await c.get("/conflict"), 409, "invalid_transition")
+        assert err["details"] == [{"status": "resolved"}]
+        r = await c.get("/boom")
+        assert_error(r, 500, "internal_error")
+        assert "secret" not in r.text
