@@ -55,13 +55,20 @@ async def throughput(settings: ServiceSettings, minutes: int = 5) -> dict[str, A
     since = datetime.now(UTC) - timedelta(minutes=minutes)
     try:
         async with make_sessionmaker(engine)() as s:
-            stored = (await s.execute(
-                select(func.count()).select_from(ScoredEventRow).where(ScoredEventRow.created_at >= since)
-            )).scalar() or 0
-            routed = (await s.execute(
-                select(func.coalesce(func.sum(RoutingMinute.count), 0)).where(RoutingMinute.bucket >= since)
-            )).scalar() or 0
+            stored = (
+                await s.execute(
+                    select(func.count()).select_from(ScoredEventRow).where(ScoredEventRow.created_at >= since)
+                )
+            ).scalar() or 0
+            routed = (
+                await s.execute(
+                    select(func.coalesce(func.sum(RoutingMinute.count), 0)).where(RoutingMinute.bucket >= since)
+                )
+            ).scalar() or 0
     finally:
         await engine.dispose()
-    return {"window_min": minutes, "stored_per_s": round(stored / (minutes * 60), 2),
-            "routed_per_s": round(int(routed) / (minutes * 60), 2)}
+    return {
+        "window_min": minutes,
+        "stored_per_s": round(stored / (minutes * 60), 2),
+        "routed_per_s": round(int(routed) / (minutes * 60), 2),
+    }

@@ -63,9 +63,7 @@ class RedisSettings(BaseModel):
 class ServiceSettings(BaseSettings):
     """Settings every service shares. Env prefix ``TW_``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TW_", env_nested_delimiter="__", frozen=True, extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="TW_", env_nested_delimiter="__", frozen=True, extra="ignore")
 
     environment: Environment = Field(default="development", description="development, test or production.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
@@ -84,7 +82,5 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
         if self.environment == "production" and self.postgres.password() in PLACEHOLDER_PASSWORDS:
-            raise ValueError(
-                "TW_POSTGRES__URL carries a placeholder password; set a real one in production"
-            )
+            raise ValueError("TW_POSTGRES__URL carries a placeholder password; set a real one in production")
         return self

@@ -29,24 +29,36 @@ def metrics(registry: CollectorRegistry = REGISTRY) -> Metrics:
     """The process-wide metric objects (one set per registry)."""
     return Metrics(
         events_in=Counter("tonewatch_events_in", "Records consumed", ["service", "topic"], registry=registry),
-        events_out=Counter("tonewatch_events_out", "Records produced or stored", ["service", "sink"], registry=registry),
+        events_out=Counter(
+            "tonewatch_events_out", "Records produced or stored", ["service", "sink"], registry=registry
+        ),
         dead_letters=Counter(
             "tonewatch_dead_letters", "Records sent to a DLQ", ["service", "topic", "error_class"], registry=registry
         ),
         batch_size=Histogram(
-            "tonewatch_batch_size", "Records per batch", ["service"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024), registry=registry,
+            "tonewatch_batch_size",
+            "Records per batch",
+            ["service"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=registry,
         ),
         inference_latency=Histogram(
-            "tonewatch_inference_latency_seconds", "Model latency per batch", ["model"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5), registry=registry,
+            "tonewatch_inference_latency_seconds",
+            "Model latency per batch",
+            ["model"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=registry,
         ),
         provider=Gauge(
-            "tonewatch_inference_provider_info", "Active inference provider (1 = active)",
-            ["model", "provider", "variant"], registry=registry,
+            "tonewatch_inference_provider_info",
+            "Active inference provider (1 = active)",
+            ["model", "provider", "variant"],
+            registry=registry,
         ),
         consumer_lag=Gauge(
-            "tonewatch_consumer_lag", "Records behind the log end", ["service", "topic", "partition"],
+            "tonewatch_consumer_lag",
+            "Records behind the log end",
+            ["service", "topic", "partition"],
             registry=registry,
         ),
         db_flush_latency=Histogram(
@@ -58,7 +70,8 @@ def metrics(registry: CollectorRegistry = REGISTRY) -> Metrics:
         alerts_fired=Counter("tonewatch_alerts_fired", "Alerts fired", ["rule", "severity"], registry=registry),
         webhook_failures=Counter("tonewatch_webhook_failures", "Failed webhook attempts", ["kind"], registry=registry),
         dedup_fallbacks=Counter(
-            "tonewatch_alert_dedup_redis_unavailable", "Alert dedup fell back to PostgreSQL (Redis down)",
+            "tonewatch_alert_dedup_redis_unavailable",
+            "Alert dedup fell back to PostgreSQL (Redis down)",
             registry=registry,
         ),
     )

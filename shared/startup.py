@@ -86,7 +86,7 @@ async def wait_for(
             attempt += 1
             try:
                 await dep.check()
-            except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+            except Exception as exc:
                 elapsed = time.monotonic() - start
                 if elapsed + backoff > deadline_s:
                     raise DependencyUnavailable(
@@ -95,7 +95,11 @@ async def wait_for(
                     ) from exc
                 log.warning(
                     "waiting for %s at %s (attempt %d, retry in %.1fs): %s",
-                    dep.name, dep.target, attempt, backoff, type(exc).__name__,
+                    dep.name,
+                    dep.target,
+                    attempt,
+                    backoff,
+                    type(exc).__name__,
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, max_backoff_s)

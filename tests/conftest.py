@@ -75,8 +75,13 @@ def service_settings(
 
     def make(cls: type[ServiceSettings] = ServiceSettings, **overrides: Any) -> Any:
         return cls(
-            environment="test", kafka=kafka_settings, postgres=pg_settings, redis=redis_settings, topics=topics,
-            startup_deadline_s=20, **overrides,
+            environment="test",
+            kafka=kafka_settings,
+            postgres=pg_settings,
+            redis=redis_settings,
+            topics=topics,
+            startup_deadline_s=20,
+            **overrides,
         )
 
     return make

@@ -13,14 +13,16 @@ from shared.config import ServiceSettings
 def env_for(settings: ServiceSettings, **extra: str) -> dict[str, str]:
     """Environment variables that make a child process use ``settings``."""
     env = dict(os.environ)
-    env.update({
-        "TW_ENVIRONMENT": "test",
-        "TW_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
-        "TW_POSTGRES__URL": settings.postgres.url.get_secret_value(),
-        "TW_REDIS__URL": settings.redis.url.get_secret_value(),
-        "TW_TOPICS__PREFIX": settings.topics.prefix,
-        "TW_LOG_LEVEL": "INFO",
-    })
+    env.update(
+        {
+            "TW_ENVIRONMENT": "test",
+            "TW_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
+            "TW_POSTGRES__URL": settings.postgres.url.get_secret_value(),
+            "TW_REDIS__URL": settings.redis.url.get_secret_value(),
+            "TW_TOPICS__PREFIX": settings.topics.prefix,
+            "TW_LOG_LEVEL": "INFO",
+        }
+    )
     env.update(extra)
     return env
 

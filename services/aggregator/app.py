@@ -10,8 +10,8 @@ from services.aggregator.config import AggregatorSettings
 from services.aggregator.persist import expire, store_batch
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
-from shared.failpoints import FailPoints
 from shared.events import InvalidEvent, ScoredEvent, decode_json, parse
+from shared.failpoints import FailPoints
 from shared.kafka.batches import BatchPolicy, Handler, Records
 from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, FailedRecord, RatioGuard
 from shared.kafka.sink import SinkClients, run_sink
@@ -28,8 +28,11 @@ def decode_scored(records: Records) -> tuple[list[ScoredEvent], list[FailedRecor
         try:
             good.append(parse(ScoredEvent, decode_json(r.value)))
         except InvalidEvent as exc:
-            bad.append(FailedRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()),
-                                    exc.error_class, exc.reason))
+            bad.append(
+                FailedRecord(
+                    r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()), exc.error_class, exc.reason
+                )
+            )
     return good, bad
 
 
@@ -63,8 +66,9 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
     async def retention(clients: SinkClients) -> None:
         while not clients.stop.is_set():
             try:
-                a, b = await expire(sessions, scored_days=settings.scored_retention_days,
-                                    ledger_days=settings.ledger_retention_days)
+                a, b = await expire(
+                    sessions, scored_days=settings.scored_retention_days, ledger_days=settings.ledger_retention_days
+                )
                 if a or b:
                     log.info("retention: deleted %d scored events and %d ledger ids", a, b)
             except Exception as exc:  # noqa: BLE001 - retried next round

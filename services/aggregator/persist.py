@@ -49,9 +49,16 @@ async def _upsert(session: AsyncSession, table: Any, deltas: dict[BucketKey, Del
         return
     rows = [
         {
-            "stream": k[0], "entity": k[1], "bucket": k[2], "model_version": k[3],
-            "count": d.count, "negative": d.negative, "neutral": d.neutral, "positive": d.positive,
-            "score_sum": d.score_sum, "confidence_sum": d.confidence_sum,
+            "stream": k[0],
+            "entity": k[1],
+            "bucket": k[2],
+            "model_version": k[3],
+            "count": d.count,
+            "negative": d.negative,
+            "neutral": d.neutral,
+            "positive": d.positive,
+            "score_sum": d.score_sum,
+            "confidence_sum": d.confidence_sum,
         }
         for k, d in sorted(deltas.items())
     ]

@@ -39,15 +39,20 @@ Key = tuple[str, str, str]
 
 async def recent_keys(sessions: async_sessionmaker[AsyncSession], since: datetime) -> set[Key]:
     async with sessions() as s:
-        q = select(TrendMinute.stream, TrendMinute.entity, TrendMinute.model_version).where(
-            TrendMinute.updated_at >= since).distinct()
+        q = (
+            select(TrendMinute.stream, TrendMinute.entity, TrendMinute.model_version)
+            .where(TrendMinute.updated_at >= since)
+            .distinct()
+        )
         return {(a, b, c) for a, b, c in await s.execute(q)}
 
 
 async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> None:
     serve(settings.metrics_port)
-    await wait_for([kafka_dependency(settings.kafka), postgres_dependency(settings.postgres),
-                    redis_dependency(settings.redis)], deadline_s=settings.startup_deadline_s)
+    await wait_for(
+        [kafka_dependency(settings.kafka), postgres_dependency(settings.postgres), redis_dependency(settings.redis)],
+        deadline_s=settings.startup_deadline_s,
+    )
     await ensure_topics(settings.kafka, [settings.topics.alerts])
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -59,9 +64,13 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
     redis = Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=1, socket_connect_timeout=1)
     producer = make_producer(settings.kafka, client_id="alerter")
     await producer.start()
-    deliverer = Deliverer(sessions, settings.webhook_secret.get_secret_value().encode(),
-                          timeout_s=settings.webhook_timeout_s, max_attempts=settings.webhook_max_attempts,
-                          backoff_s=settings.webhook_backoff_s)
+    deliverer = Deliverer(
+        sessions,
+        settings.webhook_secret.get_secret_value().encode(),
+        timeout_s=settings.webhook_timeout_s,
+        max_attempts=settings.webhook_max_attempts,
+        backoff_s=settings.webhook_backoff_s,
+    )
     evaluator = Evaluator(settings, sessions, redis)
     pending: set[Key] = set()
     wake = asyncio.Event()

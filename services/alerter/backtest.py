@@ -28,16 +28,22 @@ class BacktestEvent:
 
 
 async def backtest(
-    session: AsyncSession, rule: AlertRule, settings: AlerterSettings, start: datetime, end: datetime,
+    session: AsyncSession,
+    rule: AlertRule,
+    settings: AlerterSettings,
+    start: datetime,
+    end: datetime,
     entity: str | None = None,
 ) -> tuple[list[BacktestEvent], dict[tuple[str, str], list[Observation]]]:
     cfg = detector_config(rule, settings)
     groups = await store.entity_groups(session)
-    keys = (await session.execute(
-        select(TrendMinute.entity, TrendMinute.model_version).where(
-            TrendMinute.stream == rule.stream, TrendMinute.bucket >= start, TrendMinute.bucket <= end
-        ).distinct()
-    )).all()
+    keys = (
+        await session.execute(
+            select(TrendMinute.entity, TrendMinute.model_version)
+            .where(TrendMinute.stream == rule.stream, TrendMinute.bucket >= start, TrendMinute.bucket <= end)
+            .distinct()
+        )
+    ).all()
     events: list[BacktestEvent] = []
     series: dict[tuple[str, str], list[Observation]] = {}
     history = timedelta(seconds=cfg.window_s * (cfg.baseline_windows + 1))
@@ -57,8 +63,16 @@ async def backtest(
             aid = alert_id(rule.id, ent, obs.window_end)
             new_state, action = step(state, obs, cfg, aid)
             if action is not None:
-                events.append(BacktestEvent(action.kind, rule.name, ent, version, obs,
-                                            aid if action.kind == "fire" else (state.open_alert or "")))
+                events.append(
+                    BacktestEvent(
+                        action.kind,
+                        rule.name,
+                        ent,
+                        version,
+                        obs,
+                        aid if action.kind == "fire" else (state.open_alert or ""),
+                    )
+                )
             state = new_state
     return events, series
 

@@ -14,7 +14,7 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import Any
 
 import httpx
@@ -47,17 +47,26 @@ def verify(secret: bytes, body: bytes, header: str, *, tolerance_s: int = 300, n
 def payload(alert: AlertEvent, fmt: str) -> dict[str, Any]:
     if fmt == "slack":
         e = alert.explanation
-        lines = [f"*{alert.severity.upper()}* negative sentiment spike: *{alert.entity}* ({alert.rule_name})",
-                 f"negative share {e.get('share', 0):.0%} vs baseline {e.get('baseline_mean', 0):.0%} "
-                 f"(z={e.get('z') or 0:.1f}, volume {e.get('volume')})"]
+        lines = [
+            f"*{alert.severity.upper()}* negative sentiment spike: *{alert.entity}* ({alert.rule_name})",
+            f"negative share {e.get('share', 0):.0%} vs baseline {e.get('baseline_mean', 0):.0%} "
+            f"(z={e.get('z') or 0:.1f}, volume {e.get('volume')})",
+        ]
         lines += [f"> {m['text'][:200]}" for m in e.get("top_messages", [])[:3]]
         return {"text": "\n".join(lines)}
     return alert.model_dump(mode="json")
 
 
 class Deliverer:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], secret: bytes, *, timeout_s: float,
-                 max_attempts: int, backoff_s: float) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        secret: bytes,
+        *,
+        timeout_s: float,
+        max_attempts: int,
+        backoff_s: float,
+    ) -> None:
         self.sessions = sessions
         self.secret = secret
         self.timeout_s = timeout_s
@@ -69,18 +78,21 @@ class Deliverer:
     def submit(self, alert: AlertEvent, channels: list[dict[str, Any]]) -> None:
         for ch in channels:
             if ch.get("type", "webhook") == "webhook":
-                self._spawn(lambda ch=ch: self._deliver(alert, str(ch["url"]), str(ch.get("format", "json"))))
+                self._spawn(self._deliver(alert, str(ch["url"]), str(ch.get("format", "json"))))
 
-    def _spawn(self, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        task = asyncio.create_task(factory())
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _log(self, alert_id: str, url: str, attempt: int, code: int | None, error: str | None, ok: bool) -> None:
         try:
             async with self.sessions.begin() as s:
-                s.add(WebhookDelivery(alert_id=alert_id, url=url, attempt=attempt, status_code=code,
-                                      error=error, delivered=ok))
+                s.add(
+                    WebhookDelivery(
+                        alert_id=alert_id, url=url, attempt=attempt, status_code=code, error=error, delivered=ok
+                    )
+                )
         except Exception as exc:  # noqa: BLE001 - logging the log must not stop delivery
             log.warning("could not record webhook delivery: %s", exc)
 
@@ -101,8 +113,9 @@ class Deliverer:
                 error = f"{type(exc).__name__}: {exc}"
             metrics().webhook_failures.labels(fmt).inc()
             await self._log(alert.id, url, attempt, code, error, False)
-            log.warning("webhook %s attempt %d/%d for alert %s failed: %s", url, attempt, self.max_attempts,
-                        alert.id, error)
+            log.warning(
+                "webhook %s attempt %d/%d for alert %s failed: %s", url, attempt, self.max_attempts, alert.id, error
+            )
             if attempt < self.max_attempts:
                 await asyncio.sleep(delay)
                 delay *= 2

@@ -33,11 +33,17 @@ def alert_id(rule_id: int, entity: str, window_end: datetime) -> str:
 
 def detector_config(rule: AlertRule, settings: AlerterSettings) -> DetectorConfig:
     return DetectorConfig(
-        window_s=rule.window_s, min_volume=rule.min_volume, abs_threshold=rule.abs_threshold,
-        z_threshold=rule.z_threshold, baseline=rule.baseline,  # type: ignore[arg-type]
-        cooldown_s=rule.cooldown_s, resolve_after_s=rule.resolve_after_s,
-        baseline_windows=settings.baseline_windows, min_baseline_windows=settings.min_baseline_windows,
-        ewma_alpha=settings.ewma_alpha, std_floor=settings.std_floor,
+        window_s=rule.window_s,
+        min_volume=rule.min_volume,
+        abs_threshold=rule.abs_threshold,
+        z_threshold=rule.z_threshold,
+        baseline=rule.baseline,  # type: ignore[arg-type]
+        cooldown_s=rule.cooldown_s,
+        resolve_after_s=rule.resolve_after_s,
+        baseline_windows=settings.baseline_windows,
+        min_baseline_windows=settings.min_baseline_windows,
+        ewma_alpha=settings.ewma_alpha,
+        std_floor=settings.std_floor,
     )
 
 
@@ -61,10 +67,15 @@ class Change:
 
 def observation_json(obs: Observation) -> dict[str, Any]:
     return {
-        "share": round(obs.share, 4), "volume": obs.volume, "negatives": obs.negatives,
-        "baseline_mean": round(obs.baseline.mean, 4), "baseline_std": round(obs.baseline.std, 4),
-        "baseline_windows": obs.baseline.windows, "z": round(obs.z, 3) if obs.z is not None else None,
-        "window_start": obs.window_start.isoformat(), "window_end": obs.window_end.isoformat(),
+        "share": round(obs.share, 4),
+        "volume": obs.volume,
+        "negatives": obs.negatives,
+        "baseline_mean": round(obs.baseline.mean, 4),
+        "baseline_std": round(obs.baseline.std, 4),
+        "baseline_windows": obs.baseline.windows,
+        "z": round(obs.z, 3) if obs.z is not None else None,
+        "window_start": obs.window_start.isoformat(),
+        "window_end": obs.window_end.isoformat(),
     }
 
 
@@ -81,7 +92,9 @@ class Evaluator:
             if await self.redis.set(key, aid, nx=True, ex=max(rule.cooldown_s, 1)):
                 return True
             current = await self.redis.get(key)
-            return bool(current is not None and current.decode() == aid)
+            if isinstance(current, bytes):
+                current = current.decode()
+            return current == aid
         except (RedisError, OSError) as exc:
             metrics().dedup_fallbacks.inc()
             log.warning("Redis unavailable for alert dedup (%s); relying on the PostgreSQL unique key", exc)
@@ -126,22 +139,47 @@ class Evaluator:
             await store.save_state(s, rule.id, entity, version, state)
         return changes
 
-    async def _fire(self, s: AsyncSession, rule: AlertRule, stream: str, entity: str, version: str,
-                    obs: Observation, aid: str) -> bool:
+    async def _fire(
+        self, s: AsyncSession, rule: AlertRule, stream: str, entity: str, version: str, obs: Observation, aid: str
+    ) -> bool:
         base_start = obs.window_start - timedelta(seconds=rule.window_s * self.settings.baseline_windows)
         explanation = observation_json(obs) | await explain(
-            s, stream=stream, entity=entity, version=version, window=(obs.window_start, obs.window_end),
-            base=(base_start, obs.window_start), top_messages=self.settings.top_messages,
+            s,
+            stream=stream,
+            entity=entity,
+            version=version,
+            window=(obs.window_start, obs.window_end),
+            base=(base_start, obs.window_start),
+            top_messages=self.settings.top_messages,
             top_terms=self.settings.top_terms,
         )
         explanation["model_version"] = version
-        inserted = await store.insert_alert(s, {
-            "id": aid, "rule_id": rule.id, "entity": entity, "stream": stream, "episode": obs.window_end,
-            "status": "open", "severity": rule.severity, "window_start": obs.window_start,
-            "window_end": obs.window_end, "fired_at": datetime.now(UTC), "explanation": explanation,
-            "model_version": version, "published": False,
-        })
+        inserted = await store.insert_alert(
+            s,
+            {
+                "id": aid,
+                "rule_id": rule.id,
+                "entity": entity,
+                "stream": stream,
+                "episode": obs.window_end,
+                "status": "open",
+                "severity": rule.severity,
+                "window_start": obs.window_start,
+                "window_end": obs.window_end,
+                "fired_at": datetime.now(UTC),
+                "explanation": explanation,
+                "model_version": version,
+                "published": False,
+            },
+        )
         if inserted:
-            log.info("alert %s fired: rule %s entity %s share %.2f z %s volume %d", aid, rule.name, entity,
-                     obs.share, explanation["z"], obs.volume)
+            log.info(
+                "alert %s fired: rule %s entity %s share %.2f z %s volume %d",
+                aid,
+                rule.name,
+                entity,
+                obs.share,
+                explanation["z"],
+                obs.volume,
+            )
         return inserted

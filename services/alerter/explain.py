@@ -47,15 +47,22 @@ def distinguishing_terms(window: Counter[str], base: Counter[str], k: int, prior
 
 
 async def explain(
-    session: AsyncSession, *, stream: str, entity: str, version: str,
-    window: tuple[datetime, datetime], base: tuple[datetime, datetime], top_messages: int, top_terms: int,
+    session: AsyncSession,
+    *,
+    stream: str,
+    entity: str,
+    version: str,
+    window: tuple[datetime, datetime],
+    base: tuple[datetime, datetime],
+    top_messages: int,
+    top_terms: int,
 ) -> dict[str, Any]:
     def q(start: datetime, end: datetime, limit: int | None) -> Any:
         stmt = (
             select(ScoredEventRow.id, ScoredEventRow.text, ScoredEventRow.negative_prob, ScoredEventRow.event_time)
             .where(
                 ScoredEventRow.stream == stream,
-                ScoredEventRow.entities.any(entity),
+                ScoredEventRow.entities.contains([entity]),
                 ScoredEventRow.model_version == version,
                 ScoredEventRow.event_time >= start,
                 ScoredEventRow.event_time < end,
@@ -68,8 +75,12 @@ async def explain(
     base_rows = (await session.execute(q(*base, None))).all()
     return {
         "top_messages": [
-            {"id": r.id, "text": r.text, "negative_prob": round(r.negative_prob, 4),
-             "event_time": r.event_time.isoformat()}
+            {
+                "id": r.id,
+                "text": r.text,
+                "negative_prob": round(r.negative_prob, 4),
+                "event_time": r.event_time.isoformat(),
+            }
             for r in win_rows[:top_messages]
         ],
         "top_terms": distinguishing_terms(terms(r.text for r in win_rows), terms(r.text for r in base_rows), top_terms),

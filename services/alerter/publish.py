@@ -18,9 +18,16 @@ from shared.metrics import metrics
 
 def to_event(alert: Alert, rule: AlertRule) -> AlertEvent:
     return AlertEvent(
-        id=alert.id, rule_id=rule.id, rule_name=rule.name, entity=alert.entity, stream=alert.stream,  # type: ignore[arg-type]
-        severity=alert.severity, status=alert.status,  # type: ignore[arg-type]
-        window_start=alert.window_start, window_end=alert.window_end, fired_at=alert.fired_at,
+        id=alert.id,
+        rule_id=rule.id,
+        rule_name=rule.name,
+        entity=alert.entity,
+        stream=alert.stream,
+        severity=alert.severity,
+        status=alert.status,
+        window_start=alert.window_start,
+        window_end=alert.window_end,
+        fired_at=alert.fired_at,
         explanation=alert.explanation,
     )
 
@@ -29,18 +36,26 @@ async def publish_pending(
     sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, topic: str, deliverer: Deliverer
 ) -> int:
     async with sessions() as s:
-        rows = (await s.execute(
-            select(Alert, AlertRule).join(AlertRule, AlertRule.id == Alert.rule_id)
-            .where(Alert.published.is_(False)).order_by(Alert.fired_at)
-        )).all()
+        rows = (
+            await s.execute(
+                select(Alert, AlertRule)
+                .join(AlertRule, AlertRule.id == Alert.rule_id)
+                .where(Alert.published.is_(False))
+                .order_by(Alert.fired_at)
+            )
+        ).all()
     for alert, rule in rows:
         event = to_event(alert, rule)
         await producer.send_and_wait(topic, event.to_bytes(), key=f"{rule.id}:{alert.entity}".encode())
         async with sessions.begin() as s:
-            claimed = (await s.execute(
-                update(Alert).where(Alert.id == alert.id, Alert.published.is_(False))
-                .values(published=True).returning(Alert.id)
-            )).scalar()
+            claimed = (
+                await s.execute(
+                    update(Alert)
+                    .where(Alert.id == alert.id, Alert.published.is_(False))
+                    .values(published=True)
+                    .returning(Alert.id)
+                )
+            ).scalar()
         if claimed:
             metrics().alerts_fired.labels(rule.name, rule.severity).inc()
             deliverer.submit(event, list(rule.channels or []))
@@ -52,9 +67,11 @@ async def publish_status(
 ) -> None:
     """Announce a status change (e.g. resolved) on the alerts topic."""
     async with sessions() as s:
-        row = (await s.execute(
-            select(Alert, AlertRule).join(AlertRule, AlertRule.id == Alert.rule_id).where(Alert.id == alert_id)
-        )).first()
+        row = (
+            await s.execute(
+                select(Alert, AlertRule).join(AlertRule, AlertRule.id == Alert.rule_id).where(Alert.id == alert_id)
+            )
+        ).first()
     if row is not None:
         event = to_event(row[0], row[1]).model_copy(update={"fired_at": row[0].fired_at or datetime.now(UTC)})
         await producer.send_and_wait(topic, event.to_bytes(), key=f"{row[1].id}:{row[0].entity}".encode())

@@ -23,8 +23,9 @@ class Conflict(ValueError):
     pass
 
 
-async def list_alerts(session: AsyncSession, *, status: str | None = None, entity: str | None = None,
-                      limit: int = 100) -> list[Alert]:
+async def list_alerts(
+    session: AsyncSession, *, status: str | None = None, entity: str | None = None, limit: int = 100
+) -> list[Alert]:
     q = select(Alert).order_by(Alert.fired_at.desc()).limit(limit)
     if status:
         q = q.where(Alert.status == status)
@@ -52,10 +53,20 @@ async def transition(session: AsyncSession, alert_id: str, action: str) -> Alert
 
 def rule_to_dict(rule: AlertRule) -> dict[str, Any]:
     return {
-        "id": rule.id, "name": rule.name, "stream": rule.stream, "scope": rule.scope, "window_s": rule.window_s,
-        "min_volume": rule.min_volume, "abs_threshold": rule.abs_threshold, "z_threshold": rule.z_threshold,
-        "baseline": rule.baseline, "severity": rule.severity, "cooldown_s": rule.cooldown_s,
-        "resolve_after_s": rule.resolve_after_s, "channels": rule.channels, "enabled": rule.enabled,
+        "id": rule.id,
+        "name": rule.name,
+        "stream": rule.stream,
+        "scope": rule.scope,
+        "window_s": rule.window_s,
+        "min_volume": rule.min_volume,
+        "abs_threshold": rule.abs_threshold,
+        "z_threshold": rule.z_threshold,
+        "baseline": rule.baseline,
+        "severity": rule.severity,
+        "cooldown_s": rule.cooldown_s,
+        "resolve_after_s": rule.resolve_after_s,
+        "channels": rule.channels,
+        "enabled": rule.enabled,
     }
 
 
@@ -64,8 +75,11 @@ async def list_rules(session: AsyncSession) -> list[AlertRule]:
 
 
 async def get_rule(session: AsyncSession, ref: str | int) -> AlertRule:
-    q = select(AlertRule).where(AlertRule.id == int(ref)) if str(ref).isdigit() else \
-        select(AlertRule).where(AlertRule.name == str(ref))
+    q = (
+        select(AlertRule).where(AlertRule.id == int(ref))
+        if str(ref).isdigit()
+        else select(AlertRule).where(AlertRule.name == str(ref))
+    )
     rule = (await session.execute(q)).scalar()
     if rule is None:
         raise NotFound(f"no rule {ref!r}")

@@ -77,11 +77,25 @@ class RuleSpec(BaseModel):
 
 DEFAULT_RULES: tuple[RuleSpec, ...] = (
     RuleSpec(
-        name="stream-negative-surge", scope=Scope(entities=["_all"]), window_s=300, min_volume=20,
-        abs_threshold=0.55, z_threshold=2.0, severity="warning", cooldown_s=1800, resolve_after_s=600,
+        name="stream-negative-surge",
+        scope=Scope(entities=["_all"]),
+        window_s=300,
+        min_volume=20,
+        abs_threshold=0.55,
+        z_threshold=2.0,
+        severity="warning",
+        cooldown_s=1800,
+        resolve_after_s=600,
     ),
     RuleSpec(
-        name="watchlist-negative-spike", scope=Scope(all_entities=True), window_s=900, min_volume=3,
-        abs_threshold=0.6, z_threshold=1.5, severity="critical", cooldown_s=3600, resolve_after_s=900,
+        name="watchlist-negative-spike",
+        scope=Scope(all_entities=True),
+        window_s=900,
+        min_volume=3,
+        abs_threshold=0.6,
+        z_threshold=1.5,
+        severity="critical",
+        cooldown_s=3600,
+        resolve_after_s=900,
     ),
 )

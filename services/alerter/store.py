@@ -52,18 +52,23 @@ def _from_json(data: dict[str, Any]) -> State:
     def dt(v: Any) -> datetime | None:
         return datetime.fromisoformat(v) if v else None
 
-    return State(data.get("open_alert"), dt(data.get("fired_at")), dt(data.get("below_since")), dt(data.get("last_eval")))
+    return State(
+        data.get("open_alert"), dt(data.get("fired_at")), dt(data.get("below_since")), dt(data.get("last_eval"))
+    )
 
 
 async def lock_state(session: AsyncSession, rule_id: int, entity: str, version: str) -> State:
     """The detector state, locked FOR UPDATE until the transaction ends."""
     await session.execute(
-        insert(AlertState).values(rule_id=rule_id, entity=entity, model_version=version, state={})
+        insert(AlertState)
+        .values(rule_id=rule_id, entity=entity, model_version=version, state={})
         .on_conflict_do_nothing()
     )
-    q = select(AlertState.state).where(
-        AlertState.rule_id == rule_id, AlertState.entity == entity, AlertState.model_version == version
-    ).with_for_update()
+    q = (
+        select(AlertState.state)
+        .where(AlertState.rule_id == rule_id, AlertState.entity == entity, AlertState.model_version == version)
+        .with_for_update()
+    )
     return _from_json((await session.execute(q)).scalar_one())
 
 

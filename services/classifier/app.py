@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import signal
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,18 +76,21 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
     engine = make_engine(settings.postgres)
     sessions = make_sessionmaker(engine)
     pipeline = ClassifierPipeline(
-        settings, classify, producer, DeadLetterWriter(producer, "classifier", RatioGuard(settings.dlq_max_ratio)),
+        settings,
+        classify,
+        producer,
+        DeadLetterWriter(producer, "classifier", RatioGuard(settings.dlq_max_ratio)),
         lambda: state.matcher,
     )
 
-    @app.timer(settings.watchlist_refresh_s, on_leader=False)
+    @app.timer(settings.watchlist_refresh_s, on_leader=False)  # type: ignore[untyped-decorator]
     async def refresh_watchlist() -> None:
         try:
             state.matcher = EntityMatcher(await load_active(sessions))
         except Exception as exc:  # noqa: BLE001 - keep the last good watchlist
             log.warning("watchlist refresh failed, keeping the previous one: %s", exc)
 
-    @app.agent(source)
+    @app.agent(source)  # type: ignore[untyped-decorator]
     async def classify_agent(stream: Any) -> None:
         await producer.start()
         state.matcher = EntityMatcher(await load_active(sessions))
@@ -104,7 +106,7 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
             for ev in events:
                 await stream.ack(ev)
 
-    @app.on_before_shutdown.connect
+    @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
     async def _close(_: Any, **__: Any) -> None:
         await producer.stop()
         await engine.dispose()
@@ -125,7 +127,7 @@ def main() -> int:
     try:
         sentiment, intent = load_models(settings)
     except RegistryError as exc:
-        print(f"error: classifier: {exc}", file=sys.stderr)
+        log.critical("classifier cannot start: %s", exc)
         return 2
     state = RunState()
     loop = asyncio.new_event_loop()

@@ -13,10 +13,10 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.alerter import repo
 from services.alerter.backtest import backtest, plot
 from services.alerter.config import AlerterSettings
 from services.alerter.rules import RuleSpec, Scope, parse_duration
-from services.alerter import repo
 from shared.db.session import make_engine, make_sessionmaker
 from shared.events import format_validation_error
 
@@ -50,22 +50,37 @@ def _tx(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
 def _alert_row(a: Any) -> dict[str, Any]:
     e = a.explanation or {}
-    return {"id": a.id, "status": a.status, "severity": a.severity, "entity": a.entity, "rule_id": a.rule_id,
-            "fired_at": a.fired_at.isoformat(), "window_end": a.window_end.isoformat(),
-            "share": e.get("share"), "z": e.get("z"), "volume": e.get("volume")}
+    return {
+        "id": a.id,
+        "status": a.status,
+        "severity": a.severity,
+        "entity": a.entity,
+        "rule_id": a.rule_id,
+        "fired_at": a.fired_at.isoformat(),
+        "window_end": a.window_end.isoformat(),
+        "share": e.get("share"),
+        "z": e.get("z"),
+        "volume": e.get("volume"),
+    }
 
 
 @app.command("list")
-def list_(status: str | None = typer.Option(None), entity: str | None = typer.Option(None),
-          limit: int = typer.Option(50), as_json: bool = typer.Option(False, "--json")) -> None:
+def list_(
+    status: str | None = typer.Option(None),
+    entity: str | None = typer.Option(None),
+    limit: int = typer.Option(50),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """List alerts, newest first."""
     rows = [_alert_row(a) for a in _tx(lambda s: repo.list_alerts(s, status=status, entity=entity, limit=limit))]
     if as_json:
         typer.echo(json.dumps(rows))
         return
     for r in rows:
-        typer.echo(f"{r['id']}  {r['status']:12} {r['severity']:8} {r['entity']:14} share={r['share']} "
-                   f"z={r['z']} volume={r['volume']} window_end={r['window_end']}")
+        typer.echo(
+            f"{r['id']}  {r['status']:12} {r['severity']:8} {r['entity']:14} share={r['share']} "
+            f"z={r['z']} volume={r['volume']} window_end={r['window_end']}"
+        )
 
 
 @app.command("ack")
@@ -90,9 +105,11 @@ def rules_list(as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo(json.dumps(rows))
         return
     for r in rows:
-        typer.echo(f"{r['id']:3} {r['name']:28} {'on ' if r['enabled'] else 'off'} scope={json.dumps(r['scope'])} "
-                   f"window={r['window_s']}s min_volume={r['min_volume']} abs>={r['abs_threshold']} "
-                   f"z>={r['z_threshold']} {r['baseline']} cooldown={r['cooldown_s']}s severity={r['severity']}")
+        typer.echo(
+            f"{r['id']:3} {r['name']:28} {'on ' if r['enabled'] else 'off'} scope={json.dumps(r['scope'])} "
+            f"window={r['window_s']}s min_volume={r['min_volume']} abs>={r['abs_threshold']} "
+            f"z>={r['z_threshold']} {r['baseline']} cooldown={r['cooldown_s']}s severity={r['severity']}"
+        )
 
 
 @rules_app.command("add")
@@ -115,12 +132,25 @@ def rules_add(
     """Add a rule."""
     try:
         spec = RuleSpec(
-            name=name, stream=stream, scope=Scope(entities=entity, group=group, all_entities=all_entities),  # type: ignore[arg-type]
-            window_s=parse_duration(window), min_volume=min_volume, abs_threshold=abs_threshold, z_threshold=z,
-            baseline=baseline, severity=severity, cooldown_s=parse_duration(cooldown),  # type: ignore[arg-type]
+            name=name,
+            stream=stream,
+            scope=Scope(entities=entity, group=group, all_entities=all_entities),
+            window_s=parse_duration(window),
+            min_volume=min_volume,
+            abs_threshold=abs_threshold,
+            z_threshold=z,
+            baseline=baseline,
+            severity=severity,
+            cooldown_s=parse_duration(cooldown),
             resolve_after_s=parse_duration(resolve_after),
-            channels=[{"type": "webhook", "url": w.removeprefix("slack:"),  # type: ignore[misc]
-                       "format": "slack" if w.startswith("slack:") else "json"} for w in webhook],
+            channels=[
+                {
+                    "type": "webhook",
+                    "url": w.removeprefix("slack:"),
+                    "format": "slack" if w.startswith("slack:") else "json",
+                }
+                for w in webhook
+            ],
         )
     except (ValidationError, ValueError) as exc:
         msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
@@ -183,19 +213,31 @@ def backtest_cmd(
         return await backtest(s, r, settings, _when(from_), _when(to), entity)
 
     events, series = _tx(go)
-    rows = [{"kind": e.kind, "rule": e.rule, "entity": e.entity, "model_version": e.model_version,
-             "at": e.observation.at.isoformat(), "share": round(e.observation.share, 4),
-             "baseline": round(e.observation.baseline.mean, 4),
-             "z": None if e.observation.z is None else round(e.observation.z, 3),
-             "volume": e.observation.volume, "alert_id": e.alert_id} for e in events]
+    rows = [
+        {
+            "kind": e.kind,
+            "rule": e.rule,
+            "entity": e.entity,
+            "model_version": e.model_version,
+            "at": e.observation.at.isoformat(),
+            "share": round(e.observation.share, 4),
+            "baseline": round(e.observation.baseline.mean, 4),
+            "z": None if e.observation.z is None else round(e.observation.z, 3),
+            "volume": e.observation.volume,
+            "alert_id": e.alert_id,
+        }
+        for e in events
+    ]
     if plot_path:
         plot(series, events, plot_path)
     if as_json:
         typer.echo(json.dumps(rows))
     else:
         for r in rows:
-            typer.echo(f"{r['at']}  {r['kind']:7} {r['entity']:14} share={r['share']} baseline={r['baseline']} "
-                       f"z={r['z']} volume={r['volume']}")
+            typer.echo(
+                f"{r['at']}  {r['kind']:7} {r['entity']:14} share={r['share']} baseline={r['baseline']} "
+                f"z={r['z']} volume={r['volume']}"
+            )
         typer.echo(f"{sum(r['kind'] == 'fire' for r in rows)} alerts would have fired")
         if plot_path:
             typer.echo(f"chart written to {plot_path}")

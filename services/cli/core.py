@@ -61,6 +61,7 @@ def run(service: str = typer.Argument(..., help="classifier, aggregator, router,
     except KeyError as exc:
         typer.echo(f"error: {exc.args[0]}", err=True)
         raise typer.Exit(2) from exc
+
     def _terminate(*_: object) -> None:  # before the service installs its own handlers
         raise SystemExit(0)
 

@@ -22,12 +22,19 @@ def list_(
     """Show dead letters with their reasons."""
     entries = asyncio.run(dlq_ops.list_entries(ServiceSettings().kafka, topic, limit))
     if as_json:
-        typer.echo(json.dumps([
-            {"partition": e.partition, "offset": e.offset,
-             "meta": e.meta.model_dump(mode="json") if e.meta else None,
-             "value_preview": (e.value or b"")[:200].decode("utf-8", "replace")}
-            for e in entries
-        ]))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "partition": e.partition,
+                        "offset": e.offset,
+                        "meta": e.meta.model_dump(mode="json") if e.meta else None,
+                        "value_preview": (e.value or b"")[:200].decode("utf-8", "replace"),
+                    }
+                    for e in entries
+                ]
+            )
+        )
         return
     if not entries:
         typer.echo(f"no dead letters for {topic}")

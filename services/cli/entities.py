@@ -36,8 +36,19 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
     """List active entities."""
     rows = _with_db(watchlist.load_active)
     if as_json:
-        typer.echo(json.dumps([e.__dict__ | {"aliases": list(e.aliases), "tickers": list(e.tickers),
-                                             "case_sensitive_aliases": list(e.case_sensitive_aliases)} for e in rows]))
+        typer.echo(
+            json.dumps(
+                [
+                    e.__dict__
+                    | {
+                        "aliases": list(e.aliases),
+                        "tickers": list(e.tickers),
+                        "case_sensitive_aliases": list(e.case_sensitive_aliases),
+                    }
+                    for e in rows
+                ]
+            )
+        )
         return
     for e in rows:
         typer.echo(f"{e.key:16} {e.name:40} aliases={', '.join(e.aliases)} tickers={', '.join(e.tickers)}")
@@ -73,8 +84,17 @@ def remove(key: str) -> None:
 
 def load_file(path: Path) -> list[WatchedEntity]:
     items = json.loads(path.read_text())
-    return [WatchedEntity(d["key"], d["name"], tuple(d.get("aliases", ())), tuple(d.get("tickers", ())),
-                          tuple(d.get("case_sensitive_aliases", ())), d.get("group")) for d in items]
+    return [
+        WatchedEntity(
+            d["key"],
+            d["name"],
+            tuple(d.get("aliases", ())),
+            tuple(d.get("tickers", ())),
+            tuple(d.get("case_sensitive_aliases", ())),
+            d.get("group"),
+        )
+        for d in items
+    ]
 
 
 @app.command("import")

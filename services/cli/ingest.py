@@ -33,8 +33,11 @@ async def _replay(lines: list[Line], stream: Stream, pacing: Pacing, label: str)
 
 def _finish(report: ReplayReport, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps({"produced": report.produced, "rejected": [
-            {"line": n, "reason": r} for n, r in report.rejected]}))
+        typer.echo(
+            json.dumps(
+                {"produced": report.produced, "rejected": [{"line": n, "reason": r} for n, r in report.rejected]}
+            )
+        )
     else:
         typer.echo(f"produced {report.produced} events")
         for n, reason in report.rejected[:50]:

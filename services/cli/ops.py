@@ -47,8 +47,9 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
             typer.echo(f"{service:10} lag " + ", ".join(f"{t}={n}" for t, n in lag.items()))
         if "throughput" in data:
             t = data["throughput"]
-            typer.echo(f"throughput (last {t['window_min']} min): stored {t['stored_per_s']}/s, "
-                       f"routed {t['routed_per_s']}/s")
+            typer.echo(
+                f"throughput (last {t['window_min']} min): stored {t['stored_per_s']}/s, routed {t['routed_per_s']}/s"
+            )
         if "error" in data:
             typer.echo(f"error: {data['error']}", err=True)
     if not report.ok or "error" in data:

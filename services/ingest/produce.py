@@ -24,7 +24,9 @@ def prepare(data: dict[str, Any], stream: Stream, *, now: datetime | None = None
         obj["id"] = new_id()
     if obj.get("event_time") in (None, ""):
         obj["event_time"] = (now or datetime.now(UTC)).isoformat()
-    return parse(RawNews if stream == "news" else RawChat, obj)
+    if stream == "news":
+        return parse(RawNews, obj)
+    return parse(RawChat, obj)
 
 
 def key_of(event: RawEvent) -> bytes:
@@ -33,7 +35,5 @@ def key_of(event: RawEvent) -> bytes:
 
 async def produce(producer: AIOKafkaProducer, topics: Topics, events: Sequence[RawEvent]) -> None:
     """Send and wait for every acknowledgement."""
-    futures = [
-        await producer.send(topics.raw(e.stream), e.to_bytes(), key=key_of(e)) for e in events
-    ]
+    futures = [await producer.send(topics.raw(e.stream), e.to_bytes(), key=key_of(e)) for e in events]
     await asyncio.gather(*futures)

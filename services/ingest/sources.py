@@ -78,12 +78,14 @@ def guardian_news() -> list[dict[str, Any]]:
         items = by_day[day]
         base = datetime.fromisoformat(day).replace(tzinfo=UTC) + timedelta(hours=8)
         for i, (idx, text) in enumerate(items):
-            out.append({
-                "id": f"guardian-{idx}",
-                "text": text,
-                "event_time": (base + timedelta(seconds=i * 43_200 / len(items))).isoformat(),
-                "source": "guardian",
-            })
+            out.append(
+                {
+                    "id": f"guardian-{idx}",
+                    "text": text,
+                    "event_time": (base + timedelta(seconds=i * 43_200 / len(items))).isoformat(),
+                    "source": "guardian",
+                }
+            )
     return out
 
 
@@ -93,11 +95,13 @@ def demo_chats() -> list[dict[str, Any]]:
     for line in read_file(DEMO_CHATS):
         if line.data is not None:
             d = line.data
-            out.append({
-                "id": f"{d['conversation_id']}-{d['seq']}",
-                "conversation_id": d["conversation_id"],
-                "text": d["text"],
-                "offset_s": d["offset_s"],
-                "channel": "demo",
-            })
+            out.append(
+                {
+                    "id": f"{d['conversation_id']}-{d['seq']}",
+                    "conversation_id": d["conversation_id"],
+                    "text": d["text"],
+                    "offset_s": d["offset_s"],
+                    "channel": "demo",
+                }
+            )
     return out

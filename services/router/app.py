@@ -31,9 +31,16 @@ def to_routed(e: ScoredEvent, routes: dict[str, str], policy: RoutingPolicy) -> 
         return None
     d = decide(e.intent, e.sentiment, routes, policy)
     return RoutedChat(
-        id=e.id, conversation_id=e.conversation_id or e.id, event_time=e.event_time, queue=d.queue,
-        intent=e.intent.label, confidence=e.intent.confidence, priority=d.priority, reason=d.reason,
-        text=e.text, sentiment=e.sentiment.label,
+        id=e.id,
+        conversation_id=e.conversation_id or e.id,
+        event_time=e.event_time,
+        queue=d.queue,
+        intent=e.intent.label,
+        confidence=e.intent.confidence,
+        priority=d.priority,
+        reason=d.reason,
+        text=e.text,
+        sentiment=e.sentiment.label,
     )
 
 
@@ -56,8 +63,9 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
                 m.dead_letters.labels(SERVICE, f.topic, f.error_class).inc()
             routed = [r for r in (to_routed(e, routes, policy) for e in good) if r is not None]
             futures = [
-                await clients.producer.send(settings.topics.queue(r.queue), r.to_bytes(),
-                                            key=r.conversation_id.encode())
+                await clients.producer.send(
+                    settings.topics.queue(r.queue), r.to_bytes(), key=r.conversation_id.encode()
+                )
                 for r in routed
             ]
             await asyncio.gather(*futures)
@@ -79,11 +87,15 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
 
     try:
         await run_sink(
-            name=SERVICE, settings=settings, topics=[settings.topics.text_scored], group_id=settings.group_id,
+            name=SERVICE,
+            settings=settings,
+            topics=[settings.topics.text_scored],
+            group_id=settings.group_id,
             deps=[kafka_dependency(settings.kafka), postgres_dependency(settings.postgres)],
             make_handler=make_handler,
             policy=BatchPolicy(max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms),
-            background=[refresh], stop=stop,
+            background=[refresh],
+            stop=stop,
         )
     finally:
         await engine.dispose()

@@ -41,8 +41,10 @@ async def count_routed(sessions: async_sessionmaker[AsyncSession], routed: Seque
             up = insert(RoutingMinute).values(rows)
             up = up.on_conflict_do_update(
                 index_elements=["bucket", "queue"],
-                set_={"count": RoutingMinute.count + up.excluded["count"],
-                      "priority": RoutingMinute.priority + up.excluded["priority"]},
+                set_={
+                    "count": RoutingMinute.count + up.excluded["count"],
+                    "priority": RoutingMinute.priority + up.excluded["priority"],
+                },
             )
             await session.execute(up)
     return len(new)

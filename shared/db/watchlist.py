@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import Table, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -42,7 +43,7 @@ async def upsert(sessions: async_sessionmaker[AsyncSession], entities: Iterable[
                 "grp": e.group,
                 "active": True,
             }
-            stmt = insert(Entity.__table__).values(**values)
+            stmt = insert(cast(Table, Entity.__table__)).values(**values)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["key"], set_={k: stmt.excluded[k] for k in values if k != "key"}
             )

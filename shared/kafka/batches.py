@@ -104,8 +104,13 @@ async def _handle_until_done(
                 first = records[0]
                 log.warning(
                     "batch of %d from %s[%d]@%d failed (%s: %s); pausing and retrying in %.1fs",
-                    len(records), first.topic, first.partition, first.offset,
-                    type(exc).__name__, str(exc)[:200], backoff,
+                    len(records),
+                    first.topic,
+                    first.partition,
+                    first.offset,
+                    type(exc).__name__,
+                    str(exc)[:200],
+                    backoff,
                 )
                 if on_retry is not None:
                     on_retry(exc)

@@ -104,9 +104,7 @@ class DeadLetterWriter:
         self.guard = guard or RatioGuard()
 
     async def write(self, record: FailedRecord) -> None:
-        log.warning(
-            "dead-lettering %s: %s: %s", record.place, record.error_class, record.reason[:300]
-        )
+        log.warning("dead-lettering %s: %s: %s", record.place, record.error_class, record.reason[:300])
         await self._producer.send_and_wait(
             Topics.dlq(record.topic),
             value=record.value,

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -30,7 +30,7 @@ class SinkClients:
 
 
 HandlerFactory = Callable[[SinkClients], Awaitable[Handler]]
-Background = Callable[[SinkClients], Awaitable[None]]
+Background = Callable[[SinkClients], Coroutine[None, None, None]]
 
 
 async def _report_lag(name: str, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
@@ -67,8 +67,9 @@ async def run_sink(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    consumer = make_consumer(settings.kafka, *topics, group_id=group_id, client_id=name,
-                             max_poll_records=policy.max_batch)
+    consumer = make_consumer(
+        settings.kafka, *topics, group_id=group_id, client_id=name, max_poll_records=policy.max_batch
+    )
     producer = make_producer(settings.kafka, client_id=name)
     await producer.start()
     await consumer.start()

@@ -21,10 +21,15 @@ def _free_port() -> int:
 
 def test_service_gives_up_on_missing_postgres() -> None:
     port = _free_port()
-    env = dict(os.environ, TW_POSTGRES__URL=f"postgresql+asyncpg://tw:x@127.0.0.1:{port}/tw",
-               TW_STARTUP_DEADLINE_S="4", TW_ENVIRONMENT="test")
-    proc = subprocess.run([sys.executable, "-m", "services", "run", "aggregator"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    env = dict(
+        os.environ,
+        TW_POSTGRES__URL=f"postgresql+asyncpg://tw:x@127.0.0.1:{port}/tw",
+        TW_STARTUP_DEADLINE_S="4",
+        TW_ENVIRONMENT="test",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "services", "run", "aggregator"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 3
     assert f"gave up waiting for PostgreSQL at postgresql+asyncpg://tw:***@127.0.0.1:{port}/tw" in proc.stderr
     assert "waiting for PostgreSQL" in proc.stderr  # it retried and said so
@@ -33,9 +38,11 @@ def test_service_gives_up_on_missing_postgres() -> None:
 
 def test_service_gives_up_on_missing_kafka() -> None:
     port = _free_port()
-    env = dict(os.environ, TW_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{port}", TW_STARTUP_DEADLINE_S="4",
-               TW_ENVIRONMENT="test")
-    proc = subprocess.run([sys.executable, "-m", "services", "run", "router"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    env = dict(
+        os.environ, TW_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{port}", TW_STARTUP_DEADLINE_S="4", TW_ENVIRONMENT="test"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "services", "run", "router"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 3
     assert f"gave up waiting for Kafka at 127.0.0.1:{port}" in proc.stderr

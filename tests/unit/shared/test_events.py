@@ -32,10 +32,16 @@ def test_raw_chat_round_trip() -> None:
 
 
 def test_scored_event_round_trip_and_score() -> None:
-    s = Score(label="negative", confidence=0.8, probs={"negative": 0.8, "neutral": 0.15, "positive": 0.05},
-              model="m", version="v1")
-    e = ScoredEvent(id="x", stream="news", event_time=T0, received_time=T0, text="t", entities=["BP", "_all"],
-                    sentiment=s)
+    s = Score(
+        label="negative",
+        confidence=0.8,
+        probs={"negative": 0.8, "neutral": 0.15, "positive": 0.05},
+        model="m",
+        version="v1",
+    )
+    e = ScoredEvent(
+        id="x", stream="news", event_time=T0, received_time=T0, text="t", entities=["BP", "_all"], sentiment=s
+    )
     assert ScoredEvent.model_validate_json(e.to_bytes()) == e
     assert e.sentiment_score == pytest.approx(-0.75)
 

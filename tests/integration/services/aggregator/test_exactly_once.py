@@ -30,9 +30,15 @@ T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
 def scored(i: int, label: str = "neutral") -> ScoredEvent:
     probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1} | {label: 0.8}
     t = T0 + timedelta(seconds=i % 600)
-    return ScoredEvent(id=f"ev-{i}", stream="news", event_time=t, received_time=t, text=f"headline {i}",
-                       entities=["ACME", "_all"] if i % 3 == 0 else ["_all"],
-                       sentiment=Score(label=label, confidence=0.8, probs=probs, model="m", version="v1"))
+    return ScoredEvent(
+        id=f"ev-{i}",
+        stream="news",
+        event_time=t,
+        received_time=t,
+        text=f"headline {i}",
+        entities=["ACME", "_all"] if i % 3 == 0 else ["_all"],
+        sentiment=Score(label=label, confidence=0.8, probs=probs, model="m", version="v1"),
+    )
 
 
 async def produce_scored(settings: AggregatorSettings, events: list[ScoredEvent]) -> None:
@@ -40,8 +46,9 @@ async def produce_scored(settings: AggregatorSettings, events: list[ScoredEvent]
     producer = make_producer(settings.kafka, client_id="test")
     await producer.start()
     try:
-        futures = [await producer.send(settings.topics.text_scored, e.to_bytes(), key=e.entities[0].encode())
-                   for e in events]
+        futures = [
+            await producer.send(settings.topics.text_scored, e.to_bytes(), key=e.entities[0].encode()) for e in events
+        ]
         for f in futures:
             await f
     finally:
@@ -55,11 +62,13 @@ async def totals(sessions: Any, entity: str = "_all") -> int:
 
 
 def start(settings: AggregatorSettings, tmp: Path, name: str, failpoints: str = "") -> subprocess.Popen[bytes]:
-    env = env_for(settings, TW_FAILPOINTS=failpoints, TW_MAX_BATCH="150", TW_MAX_WAIT_MS="50",
-                  TW_GROUP_ID=settings.group_id)
+    env = env_for(
+        settings, TW_FAILPOINTS=failpoints, TW_MAX_BATCH="150", TW_MAX_WAIT_MS="50", TW_GROUP_ID=settings.group_id
+    )
     log = (tmp / f"{name}.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "services", "run", "aggregator"], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services", "run", "aggregator"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     log.close()
     return proc
 

@@ -36,8 +36,17 @@ def test_upgrade_downgrade_upgrade() -> None:
     try:
         upgrade(settings)
         tables = _tables(name)
-        assert {"entities", "trend_minute", "trend_hour", "scored_events", "counted_events", "alerts",
-                "alert_rules", "routing_rules", "api_keys"} <= tables
+        assert {
+            "entities",
+            "trend_minute",
+            "trend_hour",
+            "scored_events",
+            "counted_events",
+            "alerts",
+            "alert_rules",
+            "routing_rules",
+            "api_keys",
+        } <= tables
         rules = asyncio.run(_exec("SELECT count(*) AS n FROM routing_rules", name))
         assert rules[0]["n"] == 21
         downgrade(settings, "base")

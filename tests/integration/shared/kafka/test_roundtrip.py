@@ -65,8 +65,14 @@ async def test_faust_agent_roundtrip(kafka_settings: KafkaSettings, unique: str,
     await ensure_topics(kafka_settings, [src, dst], partitions=1)
     script = tmp_path / "app.py"
     script.write_text(FAUST_APP)
-    env = dict(os.environ, APP_ID=f"faust-{unique}", BOOTSTRAP=kafka_settings.bootstrap_servers, SRC=src, DST=dst,
-               DATADIR=str(tmp_path / "data"))
+    env = dict(
+        os.environ,
+        APP_ID=f"faust-{unique}",
+        BOOTSTRAP=kafka_settings.bootstrap_servers,
+        SRC=src,
+        DST=dst,
+        DATADIR=str(tmp_path / "data"),
+    )
     log = (tmp_path / "faust.log").open("wb")
     proc = subprocess.Popen([sys.executable, str(script)], env=env, stdout=log, stderr=subprocess.STDOUT)
     producer = make_producer(kafka_settings, client_id="test")

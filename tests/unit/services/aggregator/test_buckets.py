@@ -12,12 +12,23 @@ def ev(i: int, label: str, entities: list[str], minute: int = 5, version: str = 
     probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1}
     probs[label] = 0.8
     t = datetime(2026, 1, 1, 10, minute, 30, tzinfo=UTC)
-    return ScoredEvent(id=f"e{i}", stream="news", event_time=t, received_time=t, text="x", entities=entities,
-                       sentiment=Score(label=label, confidence=0.8, probs=probs, model="m", version=version))
+    return ScoredEvent(
+        id=f"e{i}",
+        stream="news",
+        event_time=t,
+        received_time=t,
+        text="x",
+        entities=entities,
+        sentiment=Score(label=label, confidence=0.8, probs=probs, model="m", version=version),
+    )
 
 
 def test_counts_per_entity_minute_and_hour() -> None:
-    events = [ev(1, "negative", ["BP", "_all"]), ev(2, "positive", ["_all"]), ev(3, "neutral", ["BP", "BP", "_all"], 59)]
+    events = [
+        ev(1, "negative", ["BP", "_all"]),
+        ev(2, "positive", ["_all"]),
+        ev(3, "neutral", ["BP", "BP", "_all"], 59),
+    ]
     minutes, hours = aggregate(events)
     bp5 = minutes[("news", "BP", datetime(2026, 1, 1, 10, 5, tzinfo=UTC), "v1")]
     assert (bp5.count, bp5.negative, bp5.neutral, bp5.positive) == (1, 1, 0, 0)

@@ -7,8 +7,17 @@ import pytest
 from services.alerter.detect import MINUTE, DetectorConfig, State, minutes, observe, step
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
-CFG = DetectorConfig(window_s=300, min_volume=10, abs_threshold=0.5, z_threshold=2.0, baseline="ewma",
-                     cooldown_s=1800, resolve_after_s=600, baseline_windows=6, min_baseline_windows=3)
+CFG = DetectorConfig(
+    window_s=300,
+    min_volume=10,
+    abs_threshold=0.5,
+    z_threshold=2.0,
+    baseline="ewma",
+    cooldown_s=1800,
+    resolve_after_s=600,
+    baseline_windows=6,
+    min_baseline_windows=3,
+)
 
 
 def steady(n_minutes: int, per_minute: int = 4, neg: int = 1) -> dict[datetime, tuple[int, int]]:

@@ -13,14 +13,30 @@ def intent(**probs: float) -> Score:
 
 
 def sentiment(neg: float) -> Score:
-    return Score(label="negative" if neg > 0.5 else "neutral", confidence=max(neg, 1 - neg),
-                 probs={"negative": neg, "neutral": 1 - neg, "positive": 0.0}, model="s", version="1")
+    return Score(
+        label="negative" if neg > 0.5 else "neutral",
+        confidence=max(neg, 1 - neg),
+        probs={"negative": neg, "neutral": 1 - neg, "positive": 0.0},
+        model="s",
+        version="1",
+    )
 
 
 def test_every_intent_has_a_default_queue() -> None:
     assert set(DEFAULT_ROUTES) == set(INTENT_LABELS)
-    assert {"cards", "payments", "disputes", "access", "self_service", "billing", "lending", "retention",
-            "account", "escalations", "human"} <= set(QUEUES)
+    assert {
+        "cards",
+        "payments",
+        "disputes",
+        "access",
+        "self_service",
+        "billing",
+        "lending",
+        "retention",
+        "account",
+        "escalations",
+        "human",
+    } <= set(QUEUES)
 
 
 def test_confident_intent_goes_to_its_queue() -> None:
