@@ -7,6 +7,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,3 +95,11 @@ async def sessions(pg_settings: PostgresSettings) -> AsyncIterator[Any]:
     engine = make_engine(pg_settings)
     yield make_sessionmaker(engine)
     await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A registry with tiny random sentiment and intent models (promoted)."""
+    from tiny_models import build_tiny_registry
+
+    return build_tiny_registry(tmp_path_factory.mktemp("models"))

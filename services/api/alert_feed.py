@@ -111,6 +111,11 @@ class AlertFeed:
             if not self._subs:
                 await self.stop()
 
+    def end_subscriptions(self) -> None:
+        """End every stream now (server shutdown): their clients see the stream close."""
+        for queue in list(self._subs):
+            self._drop(queue)
+
     async def stop(self) -> None:
         """Stop polling and end every subscription."""
         task, self._task = self._task, None

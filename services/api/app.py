@@ -11,6 +11,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
@@ -80,8 +81,23 @@ def build_app(settings: ApiSettings, deps: Deps) -> FastAPI:
     return app
 
 
+class _Server(uvicorn.Server):
+    """uvicorn, ending the live alert streams first on SIGINT/SIGTERM: they never
+    finish by themselves and would otherwise hold the graceful shutdown."""
+
+    def __init__(self, config: uvicorn.Config, feed: AlertFeed) -> None:
+        super().__init__(config)
+        self._feed = feed
+        self._loop = asyncio.get_running_loop()
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._loop.call_soon_threadsafe(self._feed.end_subscriptions)
+        super().handle_exit(sig, frame)
+
+
 async def serve(settings: ApiSettings) -> int:
-    """Wait for the dependencies, then serve until SIGINT/SIGTERM. Returns an exit code."""
+    """Wait for the dependencies, then serve until SIGINT/SIGTERM. Returns an exit code:
+    0 after a clean stop, 1 when the server could not start (e.g. the port is taken)."""
     await wait_for(
         [postgres_dependency(settings.postgres), kafka_dependency(settings.kafka), redis_dependency(settings.redis)],
         deadline_s=settings.startup_deadline_s,
@@ -99,12 +115,15 @@ async def serve(settings: ApiSettings) -> int:
             proxy_headers=False,
             server_header=False,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config, app.state.feed)
         log.info("API and dashboard on http://%s:%d/", settings.host, settings.port)
         try:
             await server.serve()
-        except SystemExit as exc:  # uvicorn exits when it cannot bind
-            return int(exc.code) if isinstance(exc.code, int) else 1
+        except SystemExit:
+            if server.started:  # a stop signal re-raised by uvicorn to the previous handler
+                raise
+            log.error("the API could not start on %s:%d", settings.host, settings.port)  # e.g. port taken
+            return 1
         return 0 if server.started else 1
     finally:
         await deps.aclose()

@@ -30,7 +30,7 @@ class Deps:
     """Handles the routes use. ``aclose()`` releases them."""
 
     sessions: async_sessionmaker[AsyncSession]
-    redis: Redis[bytes]
+    redis: Redis
     registry: Registry
     new_producer: Callable[[], AIOKafkaProducer]
     engine: AsyncEngine | None = None
@@ -56,7 +56,7 @@ class Deps:
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()
-        await self.redis.aclose()  # type: ignore[attr-defined]  # types-redis predates aclose()
+        await self.redis.aclose()
         if self.engine is not None:
             await self.engine.dispose()
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaProducer
 
 from services.classifier.classify import Classify
 from services.classifier.config import ClassifierSettings
@@ -27,6 +28,7 @@ from shared.db.watchlist import load_active
 from shared.entities import EntityMatcher
 from shared.inference.engine import Classifier
 from shared.inference.registry import Registry, RegistryError
+from shared.failpoints import FailPoints
 from shared.kafka.clients import ensure_topics, make_producer
 from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, RatioGuard
 from shared.kafka.records import InRecord
@@ -40,6 +42,7 @@ log = logging.getLogger("tonewatch.classifier")
 @dataclass
 class RunState:
     fatal: BaseException | None = None
+    producer: AIOKafkaProducer | None = None
     matcher: EntityMatcher = field(default_factory=lambda: EntityMatcher([]))
 
 
@@ -52,7 +55,7 @@ def load_models(settings: ClassifierSettings) -> tuple[Classifier, Classifier]:
     for model in models:
         info = model.describe()
         log.info("model loaded: %s", info)
-        metrics().provider.labels(info["name"], info["provider"], info["variant"]).set(1)
+        metrics().provider.labels(info["model"], info["provider"], info["variant"]).set(1)
     return models
 
 
@@ -72,16 +75,18 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         topic_replication_factor=1,
     )
     source = app.topic(settings.topics.news_raw, settings.topics.chat_raw, value_serializer="raw", key_serializer="raw")
-    producer = make_producer(settings.kafka, client_id="classifier")
     engine = make_engine(settings.postgres)
     sessions = make_sessionmaker(engine)
-    pipeline = ClassifierPipeline(
-        settings,
-        classify,
-        producer,
-        DeadLetterWriter(producer, "classifier", RatioGuard(settings.dlq_max_ratio)),
-        lambda: state.matcher,
-    )
+    fail = FailPoints(settings.failpoints)
+    guard = RatioGuard(settings.dlq_max_ratio)
+
+    async def make_pipeline() -> ClassifierPipeline:
+        # aiokafka clients must be created inside the running loop (faust's).
+        if state.producer is None:
+            state.producer = make_producer(settings.kafka, client_id="classifier")
+            await state.producer.start()
+        dlq = DeadLetterWriter(state.producer, "classifier", guard)
+        return ClassifierPipeline(settings, classify, state.producer, dlq, lambda: state.matcher)
 
     @app.timer(settings.watchlist_refresh_s, on_leader=False)  # type: ignore[untyped-decorator]
     async def refresh_watchlist() -> None:
@@ -92,7 +97,7 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
 
     @app.agent(source)  # type: ignore[untyped-decorator]
     async def classify_agent(stream: Any) -> None:
-        await producer.start()
+        pipeline = await make_pipeline()
         state.matcher = EntityMatcher(await load_active(sessions))
         async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
             records = [InRecord.from_faust(ev.message) for ev in events]
@@ -103,16 +108,27 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
                 state.fatal = exc
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
+            fail.hit("after_publish")
             for ev in events:
                 await stream.ack(ev)
 
     @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
     async def _close(_: Any, **__: Any) -> None:
-        await producer.stop()
+        if state.producer is not None:
+            await state.producer.stop()
         await engine.dispose()
         classify.close()
 
     return app
+
+
+class _Worker(faust.Worker):  # type: ignore[misc]
+    """faust's worker with our logging (one format, secrets and personal data scrubbed)."""
+
+    tw_log_level = "INFO"
+
+    def _setup_logging(self) -> None:
+        logs.configure(self.tw_log_level, "classifier")
 
 
 def main() -> int:
@@ -133,7 +149,8 @@ def main() -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = build_app(settings, Classify(sentiment, intent, settings.inference.executor_workers), state)
-    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, quiet=True)
+    worker = _Worker(app, loglevel=settings.log_level, loop=loop, quiet=True)
+    worker.tw_log_level = settings.log_level
     try:
         worker.execute_from_commandline()
     except SystemExit:

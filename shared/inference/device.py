@@ -55,42 +55,40 @@ def _provider_library(kind: Kind) -> Path:
 
 
 def diagnose_provider(kind: Kind) -> str | None:
-    """Why the provider library for ``kind`` cannot load, or None when it can.
+    """Why the provider library for ``kind`` cannot load, or None when it loads.
 
-    Loads ``libonnxruntime_providers_<kind>`` with ctypes: the loader's message
-    names the missing CUDA/cuDNN/TensorRT library that ORT itself only logs.
+    Loads ``libonnxruntime_providers_<kind>`` with ctypes (after the shared provider
+    bridge, as ORT does): the loader's message names the missing CUDA, cuDNN or
+    TensorRT library that ORT itself only logs. Used to explain failures, never to
+    veto a session that ORT could create.
     """
     if kind == "cpu":
         return None
     lib = _provider_library(kind)
     if not lib.is_file():
-        return (
-            f"{PROVIDERS[kind]} library {lib.name} not found: onnxruntime-gpu is not "
-            "installed (pip install onnxruntime-gpu, and uninstall the CPU-only "
-            "onnxruntime package)"
-        )
+        return f"{lib.name} not found: onnxruntime-gpu not installed (and the CPU-only onnxruntime package removed)"
     try:
+        shared = lib.with_name(lib.name.replace(kind, "shared"))
+        if shared.is_file():
+            ctypes.CDLL(str(shared), mode=ctypes.RTLD_GLOBAL)
         ctypes.CDLL(str(lib))
     except OSError as exc:
         return f"{PROVIDERS[kind]} failed to load: {exc}"
     return None
 
 
-def plan_device(
-    requested: str,
-    available: Sequence[str],
-    diagnose: Diagnose = diagnose_provider,
-) -> DevicePlan:
+def plan_device(requested: str, available: Sequence[str]) -> DevicePlan:
     """Providers to try for ``requested`` given ORT's ``get_available_providers()``.
 
-    Explicit GPU requests raise :class:`DeviceUnavailableError` right here when the
-    provider is not compiled in or its library cannot load.
+    An explicit GPU request raises :class:`DeviceUnavailableError` here when this
+    onnxruntime build lacks the provider; whether it really works is checked after
+    the session is created (:func:`check_active`).
     """
     if requested == "cpu":
         return DevicePlan(requested, ("cpu",))
     if requested in ("cuda", "tensorrt"):
         kind: Kind = "cuda" if requested == "cuda" else "tensorrt"
-        reason = _unusable(kind, available, diagnose)
+        reason = _not_built_in(kind, available)
         if reason is not None:
             raise DeviceUnavailableError(f"device={requested!r} requested but {reason}")
         return DevicePlan(requested, (kind,))
@@ -99,7 +97,7 @@ def plan_device(
     chosen: list[Kind] = []
     skipped: list[str] = []
     for kind in AUTO_ORDER:
-        reason = None if kind == "cpu" else _unusable(kind, available, diagnose)
+        reason = None if kind == "cpu" else _not_built_in(kind, available)
         if reason is None:
             chosen.append(kind)
         else:
@@ -107,25 +105,32 @@ def plan_device(
     return DevicePlan(requested, tuple(chosen), tuple(skipped))
 
 
-def _unusable(kind: Kind, available: Sequence[str], diagnose: Diagnose) -> str | None:
+def _not_built_in(kind: Kind, available: Sequence[str]) -> str | None:
     provider = PROVIDERS[kind]
-    if provider not in available:
-        return (
-            f"{provider} is not available in this onnxruntime build "
-            f"(available: {', '.join(available) or 'none'}): onnxruntime-gpu not installed"
-        )
-    return diagnose(kind)
+    if provider in available:
+        return None
+    return (
+        f"{provider} is not available in this onnxruntime build "
+        f"(available: {', '.join(available) or 'none'}): onnxruntime-gpu not installed"
+    )
 
 
-def check_active(kind: Kind, active: Sequence[str]) -> None:
+def explain(kind: Kind, message: str, diagnose: Diagnose = diagnose_provider) -> str:
+    """``message`` plus the loader's reason when the provider library cannot load."""
+    reason = diagnose(kind)
+    return f"{message}; {reason}" if reason else message
+
+
+def check_active(kind: Kind, active: Sequence[str], diagnose: Diagnose = diagnose_provider) -> None:
     """Raise when the session did not really get ``kind`` (ORT's silent fallback)."""
     wanted = PROVIDERS[kind]
-    if not active or active[0] != wanted:
-        raise DeviceUnavailableError(
-            f"{wanted} was requested but the session runs on {list(active)}: ONNX Runtime "
-            "fell back silently (see its error log above: usually a missing CUDA, cuDNN "
-            "or TensorRT library, or no visible GPU)"
-        )
+    if active and active[0] == wanted:
+        return
+    message = (
+        f"{wanted} was requested but the session runs on {list(active)}: ONNX Runtime fell back "
+        "silently (usually a missing CUDA, cuDNN or TensorRT library, or no visible GPU)"
+    )
+    raise DeviceUnavailableError(explain(kind, message, diagnose))
 
 
 def warn_cpu_fallback(plan: DevicePlan, failures: Sequence[str]) -> None:

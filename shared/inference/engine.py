@@ -29,6 +29,7 @@ from shared.inference.device import (
     PROVIDERS,
     DeviceUnavailableError,
     Kind,
+    explain,
     plan_device,
     warn_cpu_fallback,
 )
@@ -140,11 +141,10 @@ class Classifier:
             except Exception as exc:  # ORT raises bare pybind errors
                 if kind == "cpu":
                     raise
+                reason = explain(kind, f"{PROVIDERS[kind]} session failed: {exc}")
                 if plan.requested != "auto":
-                    raise DeviceUnavailableError(
-                        f"device={plan.requested!r}: {PROVIDERS[kind]} session failed: {exc}"
-                    ) from exc
-                failures.append(f"{PROVIDERS[kind]}: {exc}")
+                    raise DeviceUnavailableError(f"device={plan.requested!r}: {reason}") from exc
+                failures.append(reason)
                 log.warning("inference: %s unusable, trying the next provider: %s", kind, exc)
                 continue
             if kind == "cpu" and plan.requested == "auto":

@@ -194,7 +194,7 @@ class MicroBatcher(Generic[R]):
             texts = [text for text, _ in live]
             loop = asyncio.get_running_loop()
             try:
-                results = self._predictor.predict(texts)
+                results = await loop.run_in_executor(self._executor, self._predictor.predict, texts)
                 if len(results) != len(texts):
                     raise RuntimeError(f"predict returned {len(results)} results for {len(texts)} texts")
             except Exception as exc:  # delivered to every caller of this batch

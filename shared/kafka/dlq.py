@@ -65,7 +65,9 @@ def dlq_headers(record: FailedRecord, service: str, now: datetime | None = None)
 
 def parse_dlq_headers(headers: Headers) -> DeadLetter:
     """Read the ``tw.*`` headers back into a :class:`DeadLetter`."""
-    data = {k[len(HEADER_PREFIX) :]: v.decode() for k, v in headers if k.startswith(HEADER_PREFIX)}
+    data: dict[str, object] = {k[len(HEADER_PREFIX) :]: v.decode() for k, v in headers if k.startswith(HEADER_PREFIX)}
+    if "schema_version" in data:
+        data["schema_version"] = int(str(data["schema_version"]))
     return DeadLetter.model_validate(data)
 
 

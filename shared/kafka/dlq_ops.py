@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.config import KafkaSettings
 from shared.events import DeadLetter
@@ -47,18 +48,25 @@ async def _drain(consumer: AIOKafkaConsumer, limit: int) -> list[DlqEntry]:
     return out[:limit]
 
 
+async def _partitions(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    parts = [p["partition"] for d in described if d.get("error_code", 0) == 0 for p in d.get("partitions", [])]
+    return [TopicPartition(topic, p) for p in sorted(parts)]
+
+
 async def list_entries(settings: KafkaSettings, topic: str, limit: int = 100) -> list[DlqEntry]:
     """Read up to ``limit`` dead letters of ``topic`` from the beginning (no commits)."""
+    tps = await _partitions(settings, Topics.dlq(topic))
+    if not tps:
+        return []
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = consumer.partitions_for_topic(Topics.dlq(topic)) or set()
-        if not parts:
-            await consumer.topics()
-            parts = consumer.partitions_for_topic(Topics.dlq(topic)) or set()
-        tps = [TopicPartition(Topics.dlq(topic), p) for p in sorted(parts)]
-        if not tps:
-            return []
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         return await _drain(consumer, limit)

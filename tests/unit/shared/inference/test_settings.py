@@ -24,7 +24,7 @@ def test_frozen_and_strict() -> None:
     with pytest.raises(ValidationError):
         s.max_batch = 3  # type: ignore[misc]
     with pytest.raises(ValidationError):
-        InferenceSettings(device="gpu")  # type: ignore[arg-type]
+        InferenceSettings(device="gpu")
     with pytest.raises(ValidationError):
         InferenceSettings(max_batch=0)
     with pytest.raises(ValidationError):

@@ -1,0 +1,99 @@
+"""Bad input through the real broker: every poison record lands in the DLQ with
+its reason, every good record is classified and counted exactly once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from services_proc import log_tail, running
+from sqlalchemy import func, select
+from tw_testing import wait_until
+
+from services.classifier.config import ClassifierSettings
+from shared.db.models import ScoredEventRow
+from shared.kafka import dlq_ops
+from shared.kafka.clients import ensure_topics, make_producer
+
+pytestmark = pytest.mark.integration
+NOW = datetime.now(UTC)
+
+
+def good(i: int, **extra: Any) -> bytes:
+    return json.dumps({"id": f"good-{i}", "text": f"Markets steady in session {i}",
+                       "event_time": NOW.isoformat()} | extra).encode()
+
+
+POISON: list[tuple[bytes, str]] = [
+    (b'{"id": "bad-1", "text": "unterminated', "JSONDecodeError"),
+    (b'\xff\xfe{"text": "latin-1 bytes \xe9"}', "UnicodeDecodeError"),
+    (b'{"id": "bad-3", "event_time": "2026-01-01T00:00:00Z"}', "ValidationError"),  # missing text
+    (b'{"id": "bad-4", "text": ""}', "ValidationError"),  # empty text
+    (b'{"id": "bad-5", "text": 12345}', "ValidationError"),  # wrong type
+    (b'{"id": "bad-6", "text": "hi", "stream": "weather"}', "UnknownStream"),
+    (b"[1, 2, 3]", "JSONDecodeError"),
+]
+
+
+async def test_poison_and_edge_cases(
+    service_settings: Callable[..., Any], tiny_models: Path, sessions: Any, tmp_path: Path, unique: str
+) -> None:
+    settings: ClassifierSettings = service_settings(ClassifierSettings)
+    topic = settings.topics.news_raw
+    await ensure_topics(settings.kafka, [topic, settings.topics.chat_raw])
+    records: list[bytes] = []
+    for i in range(40):
+        records.append(good(i))
+        if i < len(POISON):
+            records.append(POISON[i][0])
+    records.append(good(0))  # duplicate id: counted once
+    huge = ("Shares slide. " * 80_000)[:1_000_000]  # 1 MB of text, the contract maximum
+    records.append(json.dumps({"id": "huge", "text": huge}).encode())
+    records.append(good(100, event_time=(NOW + timedelta(days=400)).isoformat()))  # far future
+    records.append(good(101, event_time="1999-01-01T00:00:00Z"))  # far past
+    producer = make_producer(settings.kafka, client_id="test")
+    await producer.start()
+    try:
+        for value in records:
+            await producer.send_and_wait(topic, value, key=b"k")
+    finally:
+        await producer.stop()
+
+    env = {"TW_MODELS_DIR": str(tiny_models), "TW_GROUP_ID": f"cls-{unique}"}
+    with running("classifier", settings, tmp_path, **env), \
+            running("aggregator", settings, tmp_path, TW_GROUP_ID=f"agg-{unique}"):
+        async def stored() -> int:
+            async with sessions() as s:
+                q = select(func.count()).select_from(ScoredEventRow).where(
+                    ScoredEventRow.id.in_([f"good-{i}" for i in (*range(40), 100, 101)] + ["huge"]))
+                return int((await s.execute(q)).scalar() or 0)
+
+        try:
+            await wait_until(lambda: stored_ok(stored), timeout=90)
+        except AssertionError:
+            raise AssertionError(log_tail(tmp_path, "classifier")) from None
+        dead = await wait_until(lambda: dlq_entries(settings, topic, len(POISON)), timeout=30)
+
+    assert sorted(e.meta.error_class for e in dead if e.meta) == sorted(c for _, c in POISON)
+    assert all(e.meta and e.meta.reason and e.meta.service == "classifier" and e.meta.original_topic == topic
+               for e in dead)
+    assert sorted(e.value for e in dead) == sorted(v for v, _ in POISON)  # original bytes kept
+    async with sessions() as s:
+        rows = {r.id: r for r in (await s.execute(select(ScoredEventRow).where(
+            ScoredEventRow.id.in_(["huge", "good-100", "good-101", "good-0"])))).scalars()}
+    assert len(rows["huge"].text) <= settings.storage_text_chars
+    assert rows["good-100"].event_time <= rows["good-100"].received_time  # future time clamped
+    assert rows["good-101"].event_time.year == 1999  # past time kept (late data)
+
+
+async def stored_ok(stored: Callable[[], Any]) -> bool:
+    return bool(await stored() == 43)
+
+
+async def dlq_entries(settings: ClassifierSettings, topic: str, n: int) -> list[dlq_ops.DlqEntry] | None:
+    entries = await dlq_ops.list_entries(settings.kafka, topic, 1000)
+    return entries if len(entries) >= n else None

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.kafka.dlq import (
+    DeadLetterRatioExceeded,
+    FailedRecord,
+    RatioGuard,
+    dlq_headers,
+    original_headers,
+    parse_dlq_headers,
+)
+
+
+def test_headers_round_trip_and_keep_originals() -> None:
+    rec = FailedRecord("news.raw", 2, 41, b"k", b"{bad", [("trace", b"abc")], "JSONDecodeError", "malformed JSON")
+    headers = dlq_headers(rec, "classifier", datetime(2026, 1, 1, tzinfo=UTC))
+    meta = parse_dlq_headers(headers)
+    assert (meta.original_topic, meta.partition, meta.offset) == ("news.raw", 2, 41)
+    assert (meta.error_class, meta.reason, meta.service) == ("JSONDecodeError", "malformed JSON", "classifier")
+    assert original_headers(headers) == [("trace", b"abc")]
+
+
+def test_ratio_guard_trips_only_past_the_limit() -> None:
+    guard = RatioGuard(max_ratio=0.5, window=100, min_records=10)
+    small = RatioGuard(max_ratio=0.5, window=100, min_records=10)
+    for _ in range(9):
+        small.record(failed=True)  # 100% failed, but too few records to judge: no stop
+    for _ in range(40):
+        guard.record(failed=False)
+    failures = 0
+    with pytest.raises(DeadLetterRatioExceeded, match="dead-lettered"):
+        for _ in range(100):
+            failures += 1
+            guard.record(failed=True)
+    assert failures == 41  # 41 / 81 > 0.5, while 40 / 80 is not
