@@ -1,0 +1,78 @@
+"""kill -9 the classifier after it produced a batch but before faust committed
+the input offsets, and at a random moment: no event lost, none counted twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from services_proc import log_tail, running, start_service
+from sqlalchemy import func, select
+from tw_testing import wait_until
+
+from services.classifier.config import ClassifierSettings
+from shared.db.models import CountedEvent, TrendMinute
+from shared.kafka.clients import ensure_topics, make_producer
+
+pytestmark = pytest.mark.integration
+
+
+async def test_kill_9_classifier_loses_nothing_counts_once(
+    service_settings: Callable[..., Any], tiny_models: Path, sessions: Any, tmp_path: Path, unique: str
+) -> None:
+    settings: ClassifierSettings = service_settings(ClassifierSettings)
+    await ensure_topics(settings.kafka, [settings.topics.news_raw, settings.topics.chat_raw])
+    n = 2_000
+    now = datetime.now(UTC).isoformat()
+    producer = make_producer(settings.kafka, client_id="test")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(settings.topics.news_raw,
+                                json.dumps({"id": f"k{unique}-{i}", "text": f"Shares move {i}",
+                                            "event_time": now}).encode())
+            for i in range(n)
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+    async def counted() -> int:
+        async with sessions() as s:
+            q = select(func.count()).select_from(CountedEvent).where(CountedEvent.id.like(f"k{unique}-%"))
+            return int((await s.execute(q)).scalar() or 0)
+
+    env = {"TW_MODELS_DIR": str(tiny_models), "TW_GROUP_ID": f"cls-{unique}", "TW_BATCH_MAX": "100"}
+    with running("aggregator", settings, tmp_path, TW_GROUP_ID=f"agg-{unique}"):
+        crashed = start_service("classifier", settings, tmp_path, "-failpoint", TW_FAILPOINTS="after_publish:3",
+                                **env)
+        assert await asyncio.to_thread(crashed.wait, 120) == -signal.SIGKILL, log_tail(tmp_path, "classifier-failpoint")
+        victim = start_service("classifier", settings, tmp_path, "-random", **env)
+        seen = await counted()
+        await wait_until(lambda: _above(counted, seen), timeout=90)
+        await asyncio.sleep(random.Random(3).uniform(0.1, 0.6))
+        victim.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(victim.wait, 30)
+        with running("classifier", settings, tmp_path, **env):
+            await wait_until(lambda: _at_least(counted, n), timeout=120)
+            await asyncio.sleep(1)  # anything extra would show up now
+    assert await counted() == n
+    async with sessions() as s:
+        total = (await s.execute(select(func.sum(TrendMinute.count)).where(
+            TrendMinute.entity == "_all", TrendMinute.model_version == "tiny"))).scalar()
+    assert total is not None and total >= n
+
+
+async def _above(counted: Callable[[], Any], seen: int) -> bool:
+    return bool(await counted() > seen)
+
+
+async def _at_least(counted: Callable[[], Any], n: int) -> bool:
+    return bool(await counted() >= n)

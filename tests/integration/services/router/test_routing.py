@@ -1,0 +1,79 @@
+"""Chats flow raw -> classifier -> router -> chat.queue.<queue>, keyed by
+conversation, counted once per message in PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from services_proc import running
+from sqlalchemy import func, select
+from tw_testing import wait_until
+
+from services.router.config import RouterSettings
+from services.router.policy import QUEUES
+from shared.db.models import RoutingMinute
+from shared.events import RoutedChat
+from shared.kafka.clients import ensure_topics, make_consumer, make_producer
+
+pytestmark = pytest.mark.integration
+
+
+async def test_chats_reach_queues_in_conversation_order(
+    service_settings: Callable[..., Any], tiny_models: Path, sessions: Any, tmp_path: Path, unique: str
+) -> None:
+    settings: RouterSettings = service_settings(RouterSettings)
+    topics = settings.topics
+    queue_topics = [topics.queue(q) for q in QUEUES]
+    await ensure_topics(settings.kafka, [topics.chat_raw, topics.news_raw, *queue_topics])
+    chats = [(f"conv-{c}", f"{unique}-{c}-{m}", f"message {m} from {c}: my card was declined again")
+             for m in range(4) for c in range(10)]
+    producer = make_producer(settings.kafka, client_id="test")
+    await producer.start()
+    now = datetime.now(UTC).isoformat()
+    try:
+        for conv, mid, text in chats:
+            await producer.send_and_wait(topics.chat_raw, json.dumps(
+                {"id": mid, "conversation_id": conv, "text": text, "event_time": now}).encode(), key=conv.encode())
+    finally:
+        await producer.stop()
+    consumer = make_consumer(settings.kafka, *queue_topics, group_id=f"q-{unique}", client_id="test")
+    await consumer.start()
+    received: list[RoutedChat] = []
+    env = {"TW_MODELS_DIR": str(tiny_models), "TW_GROUP_ID": f"cls-{unique}"}
+    try:
+        with running("classifier", settings, tmp_path, **env), \
+                running("router", settings, tmp_path, TW_GROUP_ID=f"rt-{unique}"):
+            async with asyncio.timeout(120):
+                while len(received) < len(chats):
+                    batch = await consumer.getmany(timeout_ms=500)
+                    for records in batch.values():
+                        for r in records:
+                            assert r.key is not None and r.value is not None
+                            msg = RoutedChat.model_validate_json(r.value)
+                            assert r.key.decode() == msg.conversation_id
+                            assert r.topic == topics.queue(msg.queue)
+                            received.append(msg)
+
+            async def counted() -> int:
+                async with sessions() as s:
+                    q = select(func.coalesce(func.sum(RoutingMinute.count), 0))
+                    return int((await s.execute(q)).scalar() or 0)
+
+            await wait_until(lambda: _ge(counted, len(chats)), timeout=30)
+    finally:
+        await consumer.stop()
+    assert sorted(m.id for m in received) == sorted(mid for _, mid, _ in chats)
+    for conv in {c for c, _, _ in chats}:  # per conversation, order is kept
+        seq = [m.id for m in received if m.conversation_id == conv]
+        assert seq == sorted(seq, key=lambda s: int(s.rsplit("-", 1)[1]))
+    assert all(m.reason for m in received)
+
+
+async def _ge(fn: Callable[[], Any], n: int) -> bool:
+    return bool(await fn() >= n)
