@@ -29,6 +29,7 @@ from services.alerter.publish import publish_pending, publish_status
 from shared import logs
 from shared.db.models import TrendMinute
 from shared.db.session import make_engine, make_sessionmaker
+from shared.failpoints import FailPoints
 from shared.kafka.clients import ensure_topics, make_producer
 from shared.metrics import serve
 from shared.startup import kafka_dependency, postgres_dependency, redis_dependency, wait_for
@@ -72,6 +73,7 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
         backoff_s=settings.webhook_backoff_s,
     )
     evaluator = Evaluator(settings, sessions, redis)
+    fail = FailPoints(settings.failpoints)
     pending: set[Key] = set()
     wake = asyncio.Event()
     listen_url = settings.postgres.url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
@@ -120,11 +122,17 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                     now = datetime.now(UTC)
                     keys |= await recent_keys(sessions, last_sweep - timedelta(seconds=5))
                     last_sweep = now
+                resolved: list[str] = []
                 for stream, entity, version in sorted(keys):
                     for change in await evaluator.evaluate(stream, entity, version):
                         if change.kind == "resolve":
-                            await publish_status(sessions, producer, settings.topics.alerts, change.alert_id)
+                            resolved.append(change.alert_id)
+                        else:
+                            fail.hit("after_alert_commit")
+                # Fired alerts first (the outbox), then the resolutions, so consumers see open -> resolved.
                 await publish_pending(sessions, producer, settings.topics.alerts, deliverer)
+                for alert_id in resolved:
+                    await publish_status(sessions, producer, settings.topics.alerts, alert_id)
             except Exception as exc:  # noqa: BLE001 - infrastructure: retry the keys later
                 log.warning("evaluation failed (%s: %s); retrying", type(exc).__name__, exc)
                 pending.update(keys)

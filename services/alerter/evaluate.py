@@ -1,7 +1,14 @@
 """Live evaluation: for a (stream, entity, model version) whose buckets changed,
 run every matching rule over the minutes since its last evaluation, under a
-row lock on the detector state. Dedup: Redis ``SET NX EX`` keyed by rule,
-entity and window, with the alerts table's unique key as the backstop."""
+row lock on the detector state.
+
+Dedup: after an alert commits, Redis gets ``SET NX EX <cooldown>`` on a key of
+rule, entity, window length and window instance; a later attempt at the same
+alert stops at that key. The alerts table's unique (rule, entity, episode) key
+is the backstop, so with Redis down alerts still flow exactly once (with a
+warning and the ``tonewatch_alert_dedup_redis_unavailable`` metric). Cooldown
+and hysteresis are enforced by the detector state, in data time, so replays
+and backtests agree with live detection."""
 
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter import store
 from services.alerter.config import AlerterSettings
-from services.alerter.detect import DetectorConfig, Observation, State, minutes, observe, step
+from services.alerter.detect import MINUTE, DetectorConfig, Observation, minutes, observe, step
 from services.alerter.explain import explain
 from shared.db.models import AlertRule
 from shared.entities import ALL
@@ -85,20 +92,27 @@ class Evaluator:
         self.sessions = sessions
         self.redis = redis
 
-    async def _redis_claim(self, rule: AlertRule, entity: str, aid: str) -> bool:
-        """True unless Redis knows another alert fired for this rule/entity/window within the cooldown."""
-        key = f"tw:alert:{rule.id}:{entity}:{rule.window_s}"
+    def _key(self, rule: AlertRule, entity: str, aid: str) -> str:
+        return f"tw:alert:{rule.id}:{entity}:{rule.window_s}:{aid}"
+
+    async def _redis_seen(self, rule: AlertRule, entity: str, aid: str) -> bool:
+        """Fast path: True when Redis already knows this alert fired (then no second insert)."""
         try:
-            if await self.redis.set(key, aid, nx=True, ex=max(rule.cooldown_s, 1)):
-                return True
-            current = await self.redis.get(key)
-            if isinstance(current, bytes):
-                current = current.decode()
-            return current == aid
+            return bool(await self.redis.exists(self._key(rule, entity, aid)))
         except (RedisError, OSError) as exc:
-            metrics().dedup_fallbacks.inc()
-            log.warning("Redis unavailable for alert dedup (%s); relying on the PostgreSQL unique key", exc)
-            return True
+            self._redis_down(exc)
+            return False
+
+    async def _redis_mark(self, rule: AlertRule, entity: str, aid: str) -> None:
+        """After the commit: ``SET NX EX cooldown`` so repeats are dropped before touching PostgreSQL."""
+        try:
+            await self.redis.set(self._key(rule, entity, aid), "1", nx=True, ex=max(rule.cooldown_s, 60))
+        except (RedisError, OSError) as exc:
+            self._redis_down(exc)
+
+    def _redis_down(self, exc: BaseException) -> None:
+        metrics().dedup_fallbacks.inc()
+        log.warning("Redis unavailable for alert dedup (%s); relying on the PostgreSQL unique key", exc)
 
     async def evaluate(self, stream: str, entity: str, version: str) -> list[Change]:
         async with self.sessions() as s:
@@ -119,24 +133,31 @@ class Evaluator:
         changes: list[Change] = []
         async with self.sessions.begin() as s:
             state = await store.lock_state(s, rule.id, entity, version)
-            start = state.last_eval or latest
             history = timedelta(seconds=cfg.window_s * (cfg.baseline_windows + 1))
-            counts = await store.load_counts(s, stream, entity, version, start - history, latest)
+            if state.last_eval is None:  # first sight: walk the recent history like a backtest would
+                low = latest - (self.settings.max_steps - 1) * MINUTE
+                counts = await store.load_counts(s, stream, entity, version, low - history, latest)
+                start = min((b for b in counts if b >= low), default=latest)
+            else:
+                start = state.last_eval
+                counts = await store.load_counts(s, stream, entity, version, start - history, latest)
             for t in minutes(start, latest, self.settings.max_steps):
                 obs = observe(counts, t, cfg)
                 aid = alert_id(rule.id, entity, obs.window_end)
                 new_state, action = step(state, obs, cfg, aid)
                 if action and action.kind == "fire":
-                    if not await self._redis_claim(rule, entity, aid):
-                        state = State(None, state.fired_at, None, t)
-                        continue
-                    if await self._fire(s, rule, stream, entity, version, obs, aid):
+                    if not await self._redis_seen(rule, entity, aid) and await self._fire(
+                        s, rule, stream, entity, version, obs, aid
+                    ):
                         changes.append(Change("fire", aid, rule))
                 elif action and action.kind == "resolve" and state.open_alert:
                     await store.resolve_alert(s, state.open_alert, datetime.now(UTC))
                     changes.append(Change("resolve", state.open_alert, rule))
                 state = new_state
             await store.save_state(s, rule.id, entity, version, state)
+        for change in changes:
+            if change.kind == "fire":
+                await self._redis_mark(rule, entity, change.alert_id)
         return changes
 
     async def _fire(

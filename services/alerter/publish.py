@@ -1,10 +1,9 @@
 """Alert outbox: alerts committed in PostgreSQL are produced to the ``alerts``
-topic and handed to the webhook deliverer, then marked published. Unpublished
-alerts left by a crash are published at the next start."""
+topic (as ``open``: the firing) and handed to the webhook deliverer, then marked
+published. Unpublished alerts left by a crash are published at the next start.
+Status changes (resolved, acknowledged) follow as their own events."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import select, update
@@ -45,7 +44,7 @@ async def publish_pending(
             )
         ).all()
     for alert, rule in rows:
-        event = to_event(alert, rule)
+        event = to_event(alert, rule).model_copy(update={"status": "open"})  # the firing itself
         await producer.send_and_wait(topic, event.to_bytes(), key=f"{rule.id}:{alert.entity}".encode())
         async with sessions.begin() as s:
             claimed = (
@@ -73,5 +72,5 @@ async def publish_status(
             )
         ).first()
     if row is not None:
-        event = to_event(row[0], row[1]).model_copy(update={"fired_at": row[0].fired_at or datetime.now(UTC)})
+        event = to_event(row[0], row[1])
         await producer.send_and_wait(topic, event.to_bytes(), key=f"{row[1].id}:{row[0].entity}".encode())

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -94,6 +94,8 @@ def train(
     seed: int = 13,
     patience: int = 2,
     class_weights: bool = False,
+    pooling: Annotated[str, typer.Option(help="mean (sentence-transformer style) or cls.")] = "mean",
+    temperature_scaling: Annotated[bool, typer.Option(help="Fit T on validation.")] = True,
     reviews: Annotated[int, typer.Option(help="Add N movie-review snippets.")] = 0,
     fp16: Annotated[bool, typer.Option(help="Also build model.fp16.onnx.")] = True,
     progress: bool = True,
@@ -114,6 +116,8 @@ def train(
         seed=seed,
         patience=patience,
         class_weights=class_weights,
+        pooling=pooling,
+        temperature_scaling=temperature_scaling,
     )
     flags = [
         f"--task {task}",
@@ -126,7 +130,8 @@ def train(
     ]
     flags += [f"--max-steps {max_steps}"] * bool(max_steps)
     flags += [f"--subset {subset}"] * bool(subset) + [f"--reviews {reviews}"] * bool(reviews)
-    flags += ["--class-weights"] * class_weights
+    flags += ["--class-weights"] * class_weights + [f"--pooling {pooling}"]
+    flags += ["--no-temperature-scaling"] * (not temperature_scaling)
     flags += [f"--base {shlex.quote(str(base))}"] * bool(base)
     flags += [f"--data {shlex.quote(str(p))}" for p in data or []]
     reproduce = "tonewatch models train " + " ".join(flags)
@@ -275,7 +280,8 @@ def predict(
     input_: Annotated[Path, typer.Option("--input", help="JSONL of {id, text}.")],
     output: Annotated[Path, typer.Option("--output", help="JSONL to write.")],
     version: Annotated[str, typer.Option(help="Default: the promoted version.")] = "",
-    variant: Annotated[str, typer.Option(help="fp32, int8 or fp16.")] = "int8",
+    variant: Annotated[str, typer.Option(help="auto, fp32, int8 or fp16.")] = "auto",
+    device: Annotated[str, typer.Option(help="auto, cpu, cuda or tensorrt.")] = "auto",
 ) -> None:
     """Classify a JSONL file with the promoted (or given) model."""
     _check_task(task)
@@ -284,19 +290,25 @@ def predict(
     with _errors():
         reg = _registry(ctx)
         entry = reg.get(task, version) if version else reg.promoted(task)
-        scorer = _scorer(reg, entry, variant)
-        stats = predict_file(scorer, entry.labels, input_, output)
+        clf = _classifier(reg, entry, variant, device)
+        stats = predict_file(clf.predict_proba, entry.labels, input_, output)
+        info = clf.describe()
     typer.echo(
-        f"{entry.task}/{entry.version} ({variant}): {stats.predicted} predicted, {stats.errors} errors -> {output}",
+        f"{entry.task}/{entry.version} ({info['variant']} on {info['provider']}): "
+        f"{stats.predicted} predicted, {stats.errors} errors -> {output}",
         err=True,
     )
 
 
-def _scorer(reg: Registry, entry: Any, variant: str) -> Callable[[Any], Any]:
-    """Probability function over texts for a verified registry variant."""
-    from shared.training.evaluate import OnnxClassifier
-    from shared.training.metrics import softmax
+def _classifier(reg: Registry, entry: Any, variant: str, device: str) -> Any:
+    """The services' inference engine on a registry entry (verifies hashes first)."""
+    from pydantic import ValidationError
 
-    path = reg.verify_variant(entry, variant)
-    clf = OnnxClassifier(path, entry.tokenizer_path)
-    return lambda texts: softmax(clf.logits(texts))
+    from shared.inference.engine import Classifier
+    from shared.inference.settings import InferenceSettings
+
+    try:
+        settings = InferenceSettings.model_validate({"device": device, "variant": variant})
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc).splitlines()[-1], param_hint="--device/--variant") from exc
+    return Classifier.load(entry, settings, registry=reg)

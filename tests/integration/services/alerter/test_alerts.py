@@ -1,0 +1,243 @@
+"""Spike detection end to end on the real stack."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alert_scenario import T0, Hook, add_rule, produce, timeline
+from services_proc import log_tail, running, start_service, stop
+from sqlalchemy import select
+from tw_testing import wait_until
+
+from services.alerter.backtest import backtest
+from services.alerter.config import AlerterSettings
+from services.alerter.deliver import SIGNATURE_HEADER, verify
+from shared.db.models import Alert, AlertRule, WebhookDelivery
+from shared.events import AlertEvent
+from shared.kafka.clients import make_consumer
+from shared.stack import manager
+from shared.stack.settings import StackSettings
+
+pytestmark = pytest.mark.integration
+
+
+async def alerts_for(sessions: Any, rule_id: int) -> list[Alert]:
+    async with sessions() as s:
+        return list((await s.execute(select(Alert).where(Alert.rule_id == rule_id).order_by(Alert.fired_at)))
+                    .scalars())
+
+
+async def alert_events(
+    settings: AlerterSettings, group: str, rule_id: int, expect: int, timeout: float = 30
+) -> list[AlertEvent]:
+    """Events of one rule on the alerts topic (other rules, e.g. the shipped defaults, fire too)."""
+    consumer = make_consumer(settings.kafka, settings.topics.alerts, group_id=group, client_id="test")
+    await consumer.start()
+    out: list[AlertEvent] = []
+
+    def take(batch: Any) -> None:
+        for records in batch.values():
+            out.extend(e for e in (AlertEvent.model_validate_json(r.value) for r in records if r.value)
+                       if e.rule_id == rule_id)
+
+    try:
+        async with asyncio.timeout(timeout):
+            while len(out) < expect:
+                take(await consumer.getmany(timeout_ms=500))
+        take(await consumer.getmany(timeout_ms=1500))  # nothing more should arrive
+    finally:
+        await consumer.stop()
+    return out
+
+
+def procs(settings: AlerterSettings, tmp: Path, unique: str, env: dict[str, str]) -> Any:
+    class Both:
+        def __enter__(self) -> Both:
+            self.agg = start_service("aggregator", settings, tmp, TW_GROUP_ID=f"agg-{unique}")
+            self.alt = start_service("alerter", settings, tmp, **env)
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            stop(self.alt)
+            stop(self.agg)
+
+    return Both()
+
+
+async def test_spike_fires_once_explained_signed_resolved_and_matches_backtest(
+    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str, hook: Hook,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"ACME{unique}"
+    rule_id = await add_rule(sessions, f"spike-{unique}", entity, channels=[
+        {"type": "webhook", "url": hook.url("json"), "format": "json"},
+        {"type": "webhook", "url": hook.url("slack"), "format": "slack"},
+    ])
+    with procs(settings, tmp_path, unique, alerter_env(unique)):
+        await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 110, [(60, 65)]))
+        try:
+            alerts = await wait_until(lambda: _resolved(sessions, rule_id), timeout=90)
+        except AssertionError:
+            raise AssertionError(log_tail(tmp_path, "alerter")) from None
+        await wait_until(lambda: len(hook.seen) >= 2, timeout=30)
+        events = await alert_events(settings, f"a-{unique}", rule_id, 2)
+    assert len(alerts) == 1
+    a = alerts[0]
+    assert T0 + timedelta(minutes=60) < a.window_end <= T0 + timedelta(minutes=66)
+    e = a.explanation
+    assert e["share"] >= 0.5 and e["z"] >= 2.0 and e["volume"] >= 10
+    assert 0.1 < e["baseline_mean"] < 0.3
+    assert e["top_messages"] and all("fraud" in m["text"] or "scandal" in m["text"] or "collapse" in m["text"]
+                                     for m in e["top_messages"])
+    assert {"fraud", "probe"} & {t["term"] for t in e["top_terms"]}
+    # webhooks: one generic, one Slack-compatible, both signed
+    names = sorted(name for name, _, _ in hook.seen)
+    assert names == ["json", "slack"]
+    for name, body, headers in hook.seen:
+        assert verify(b"test-secret", body, headers[SIGNATURE_HEADER])
+        assert not verify(b"wrong-secret", body, headers[SIGNATURE_HEADER])
+        data = json.loads(body)
+        assert (data["id"] == a.id) if name == "json" else ("text" in data and entity in data["text"])
+    # the alerts topic saw it open, then resolved
+    assert [(x.id, x.status) for x in events] == [(a.id, "open"), (a.id, "resolved")]
+    # a backtest over the same data fires the same alert
+    async with sessions() as s:
+        rule = await s.get(AlertRule, rule_id)
+        fired, _ = await backtest(s, rule, settings, T0, T0 + timedelta(minutes=110))
+    assert [f.alert_id for f in fired if f.kind == "fire"] == [a.id]
+    assert [f.kind for f in fired] == ["fire", "resolve"]
+
+
+async def _resolved(sessions: Any, rule_id: int) -> list[Alert] | None:
+    alerts = await alerts_for(sessions, rule_id)
+    return alerts if alerts and all(a.status == "resolved" for a in alerts) else None
+
+
+async def test_below_minimum_volume_nothing_fires(
+    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"THIN{unique}"
+    rule_id = await add_rule(sessions, f"thin-{unique}", entity, min_volume=60)  # 5-minute windows hold ~40
+    with procs(settings, tmp_path, unique, alerter_env(unique)):
+        await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 90, [(60, 65)]))
+        await wait_until(lambda: _evaluated_to(sessions, rule_id, T0 + timedelta(minutes=89)), timeout=60)
+    assert await alerts_for(sessions, rule_id) == []
+
+
+async def _evaluated_to(sessions: Any, rule_id: int, t: Any) -> bool:
+    from shared.db.models import AlertState
+
+    async with sessions() as s:
+        row = (await s.execute(select(AlertState.state).where(AlertState.rule_id == rule_id))).scalar()
+    return bool(row and row.get("last_eval") and row["last_eval"] >= t.isoformat())
+
+
+async def test_cooldown_respected(
+    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"COOL{unique}"
+    rule_id = await add_rule(sessions, f"cool-{unique}", entity, cooldown_s=3600, resolve_after_s=300)
+    spikes = [(60, 65), (85, 90), (140, 145)]  # the second falls inside the hour of cooldown
+    with procs(settings, tmp_path, unique, alerter_env(unique)):
+        await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 170, spikes))
+        await wait_until(lambda: _evaluated_to(sessions, rule_id, T0 + timedelta(minutes=169)), timeout=90)
+    fired = [a.window_end for a in await alerts_for(sessions, rule_id)]
+    assert len(fired) == 2, fired
+    assert fired[0] <= T0 + timedelta(minutes=66) and fired[1] >= T0 + timedelta(minutes=140)
+
+
+async def test_alerter_killed_mid_spike_still_one_alert(
+    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str, hook: Hook,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"KILL{unique}"
+    rule_id = await add_rule(sessions, f"kill-{unique}", entity,
+                             channels=[{"type": "webhook", "url": hook.url("k"), "format": "json"}])
+    events = timeline(entity, 100, [(60, 70)])
+    half = next(i for i, e in enumerate(events) if e.event_time >= T0 + timedelta(minutes=64))
+    agg = start_service("aggregator", settings, tmp_path, TW_GROUP_ID=f"agg-{unique}")
+    try:
+        crashing = start_service("alerter", settings, tmp_path, "-crash",
+                                 **alerter_env(unique, TW_FAILPOINTS="after_alert_commit:1"))
+        await produce(settings.kafka, settings.topics.text_scored, events[:half])
+        code = await asyncio.to_thread(crashing.wait, 90)
+        assert code == -signal.SIGKILL, log_tail(tmp_path, "alerter-crash")
+        assert len(await alerts_for(sessions, rule_id)) == 1  # committed, not yet published
+        with running("alerter", settings, tmp_path, **alerter_env(unique)):
+            await produce(settings.kafka, settings.topics.text_scored, events[half:])
+            await wait_until(lambda: _evaluated_to(sessions, rule_id, T0 + timedelta(minutes=99)), timeout=60)
+            await wait_until(lambda: len(hook.seen) >= 1, timeout=30)
+            published = await alert_events(settings, f"k-{unique}", rule_id, 1)
+    finally:
+        stop(agg)
+    alerts = await alerts_for(sessions, rule_id)
+    assert len(alerts) == 1 and alerts[0].published
+    assert [(p.id, p.status) for p in published if p.status == "open"] == [(alerts[0].id, "open")]
+    assert len(hook.seen) == 1
+
+
+async def test_redis_down_still_exactly_one_alert(
+    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"NORED{unique}"
+    rule_id = await add_rule(sessions, f"nored-{unique}", entity)
+    stack = StackSettings()
+    with procs(settings, tmp_path, unique, alerter_env(unique)):
+        await asyncio.sleep(3)  # let the alerter pass its start-up check while Redis is still up
+        await asyncio.to_thread(manager.down, stack, only=["redis"])
+        try:
+            await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 100, [(60, 70)]))
+            await wait_until(lambda: _evaluated_to(sessions, rule_id, T0 + timedelta(minutes=99)), timeout=90)
+        finally:
+            await asyncio.to_thread(manager.up, stack, only=["redis"])
+    assert len(await alerts_for(sessions, rule_id)) == 1
+    assert "Redis unavailable for alert dedup" in log_tail(tmp_path, "alerter", 500_000)
+
+
+async def test_failing_webhook_is_retried_and_does_not_block_others(
+    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str, hook: Hook,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"HOOK{unique}"
+    hook.statuses["broken"] = 500
+    rule_id = await add_rule(sessions, f"hook-{unique}", entity, channels=[
+        {"type": "webhook", "url": hook.url("broken"), "format": "json"},
+        {"type": "webhook", "url": hook.url("fine"), "format": "json"},
+    ])
+    with procs(settings, tmp_path, unique, alerter_env(unique, TW_WEBHOOK_MAX_ATTEMPTS="3")):
+        await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 80, [(60, 65)]))
+        await wait_until(lambda: [n for n, _, _ in hook.seen if n == "fine"], timeout=90)
+        await wait_until(lambda: len([n for n, _, _ in hook.seen if n == "broken"]) >= 3, timeout=30)
+        await wait_until(lambda: _deliveries(sessions, hook.url("broken"), 3), timeout=15)
+    async with sessions() as s:
+        rows = (await s.execute(select(WebhookDelivery).where(WebhookDelivery.url.like(f"{hook.base}%"))
+                                .order_by(WebhookDelivery.id))).scalars().all()
+    broken = [r for r in rows if r.url.endswith("/broken")]
+    fine = [r for r in rows if r.url.endswith("/fine")]
+    assert [(r.attempt, r.status_code, r.delivered) for r in broken] == [(1, 500, False), (2, 500, False),
+                                                                        (3, 500, False)]
+    assert [(r.attempt, r.delivered) for r in fine] == [(1, True)]
+    assert fine[0].created_at <= broken[1].created_at  # the good channel did not wait for the retries
+    assert len(await alerts_for(sessions, rule_id)) == 1
+
+
+async def _deliveries(sessions: Any, url: str, n: int) -> bool:
+    async with sessions() as s:
+        rows = (await s.execute(select(WebhookDelivery).where(WebhookDelivery.url == url))).scalars().all()
+    return len(rows) >= n
