@@ -7,6 +7,7 @@ its fields are documented so the configuration reference can be generated
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -63,7 +64,12 @@ class RedisSettings(BaseModel):
 class ServiceSettings(BaseSettings):
     """Settings every service shares. Env prefix ``TW_``."""
 
-    model_config = SettingsConfigDict(env_prefix="TW_", env_nested_delimiter="__", frozen=True, extra="ignore")
+    # Shared fields read TW_<FIELD> (nested: TW_KAFKA__BOOTSTRAP_SERVERS); a service's own
+    # fields carry explicit aliases TW_<SERVICE>_<FIELD>, so one environment can serve every
+    # service without, e.g., two services sharing a consumer group by accident.
+    model_config = SettingsConfigDict(
+        env_prefix="TW_", env_nested_delimiter="__", frozen=True, extra="ignore", validate_by_name=True
+    )
 
     environment: Environment = Field(default="development", description="development, test or production.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
@@ -71,6 +77,7 @@ class ServiceSettings(BaseSettings):
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     topics: Topics = Field(default_factory=Topics)
+    models_dir: Path | None = Field(default=None, description="Model registry folder; default: the repo's models/.")
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
     failpoints: str = Field(
         default="", description="Testing only: crash points, e.g. 'after_db_commit:3' (SIGKILL on the 3rd pass)."

@@ -10,19 +10,65 @@ from shared.config import ServiceSettings
 class AlerterSettings(ServiceSettings):
     """Evaluates rules as buckets change (PostgreSQL NOTIFY), stores and publishes alerts, delivers webhooks."""
 
-    baseline_windows: int = Field(default=12, ge=2, description="Previous windows that form the baseline.")
+    baseline_windows: int = Field(
+        validation_alias="TW_ALERTER_BASELINE_WINDOWS",
+        default=12,
+        ge=2,
+        description="Previous windows that form the baseline.",
+    )
     min_baseline_windows: int = Field(
-        default=3, ge=1, description="Warm-up: windows with data (per model version) needed before a rule can fire."
+        validation_alias="TW_ALERTER_MIN_BASELINE_WINDOWS",
+        default=3,
+        ge=1,
+        description="Warm-up: windows with data (per model version) needed before a rule can fire.",
     )
-    ewma_alpha: float = Field(default=0.3, gt=0, le=1, description="EWMA smoothing of the baseline.")
-    std_floor: float = Field(default=0.05, gt=0, description="Smallest baseline std used in the z-score.")
-    max_steps: int = Field(default=1_440, ge=1, description="Most minutes evaluated per rule and entity per update.")
-    sweep_interval_s: float = Field(default=30.0, gt=0, description="Safety-net re-evaluation of active entities.")
-    top_messages: int = Field(default=5, ge=1, description="Most negative messages in an explanation.")
-    top_terms: int = Field(default=8, ge=1, description="Distinguishing terms in an explanation.")
+    ewma_alpha: float = Field(
+        validation_alias="TW_ALERTER_EWMA_ALPHA", default=0.3, gt=0, le=1, description="EWMA smoothing of the baseline."
+    )
+    std_floor: float = Field(
+        validation_alias="TW_ALERTER_STD_FLOOR",
+        default=0.05,
+        gt=0,
+        description="Smallest baseline std used in the z-score.",
+    )
+    max_steps: int = Field(
+        validation_alias="TW_ALERTER_MAX_STEPS",
+        default=1_440,
+        ge=1,
+        description="Most minutes evaluated per rule and entity per update.",
+    )
+    sweep_interval_s: float = Field(
+        validation_alias="TW_ALERTER_SWEEP_INTERVAL_S",
+        default=30.0,
+        gt=0,
+        description="Safety-net re-evaluation of active entities.",
+    )
+    top_messages: int = Field(
+        validation_alias="TW_ALERTER_TOP_MESSAGES",
+        default=5,
+        ge=1,
+        description="Most negative messages in an explanation.",
+    )
+    top_terms: int = Field(
+        validation_alias="TW_ALERTER_TOP_TERMS", default=8, ge=1, description="Distinguishing terms in an explanation."
+    )
     webhook_secret: SecretStr = Field(
-        default=SecretStr("dev-webhook-secret"), description="HMAC-SHA256 key for webhook signatures."
+        validation_alias="TW_ALERTER_WEBHOOK_SECRET",
+        default=SecretStr("dev-webhook-secret"),
+        description="HMAC-SHA256 key for webhook signatures.",
     )
-    webhook_timeout_s: float = Field(default=5.0, gt=0, description="Per-attempt webhook timeout.")
-    webhook_max_attempts: int = Field(default=5, ge=1, description="Attempts per webhook delivery.")
-    webhook_backoff_s: float = Field(default=0.5, gt=0, description="First retry delay (doubles each attempt).")
+    webhook_timeout_s: float = Field(
+        validation_alias="TW_ALERTER_WEBHOOK_TIMEOUT_S", default=5.0, gt=0, description="Per-attempt webhook timeout."
+    )
+    webhook_max_attempts: int = Field(
+        validation_alias="TW_ALERTER_WEBHOOK_MAX_ATTEMPTS",
+        default=5,
+        ge=1,
+        description="Attempts per webhook delivery.",
+    )
+    webhook_backoff_s: float = Field(
+        validation_alias="TW_ALERTER_WEBHOOK_BACKOFF_S",
+        default=0.5,
+        gt=0,
+        description="First retry delay (doubles each attempt).",
+    )

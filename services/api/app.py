@@ -38,7 +38,7 @@ from shared.startup import kafka_dependency, postgres_dependency, redis_dependen
 log = logging.getLogger("tonewatch.api")
 DESCRIPTION = """Trends, alerts, watchlist, rules, routing volumes and ingest of tonewatch.
 
-Reads are open unless `TW_REQUIRE_KEY_FOR_READS=true`; writes need an API key
+Reads are open unless `TW_API_REQUIRE_KEY_FOR_READS=true`; writes need an API key
 (`Authorization: Bearer tw_...` or `X-API-Key`) with the `write` scope, rules and
 keys the `admin` scope. Every error reads `{"error": {"code", "message", "details"}}`."""
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from pydantic import Field
 
 from shared.config import ServiceSettings
@@ -13,16 +11,53 @@ from shared.inference.settings import InferenceSettings
 class ClassifierSettings(ServiceSettings):
     """Consumes ``news.raw`` and ``chat.raw``, produces ``text.scored``."""
 
-    group_id: str = Field(default="tonewatch-classifier", description="Consumer group (faust app id).")
-    models_dir: Path | None = Field(default=None, description="Model registry root; default: the repo's models/.")
-    sentiment_version: str | None = Field(default=None, description="Sentiment model version; default: promoted.")
-    intent_version: str | None = Field(default=None, description="Intent model version; default: promoted.")
-    inference: InferenceSettings = Field(default_factory=InferenceSettings)
-    batch_max: int = Field(default=256, ge=1, description="Most records per classification batch.")
-    batch_within_s: float = Field(default=0.05, gt=0, description="Longest wait to fill a batch.")
-    max_future_skew_s: float = Field(
-        default=300.0, ge=0, description="Event times further in the future are clamped to the receive time."
+    group_id: str = Field(
+        validation_alias="TW_CLASSIFIER_GROUP_ID",
+        default="tonewatch-classifier",
+        description="Consumer group (faust app id).",
     )
-    storage_text_chars: int = Field(default=4_000, ge=100, description="Text is capped to this many chars.")
-    watchlist_refresh_s: float = Field(default=15.0, gt=0, description="How often the watchlist is reloaded.")
-    dlq_max_ratio: float = Field(default=0.5, gt=0, le=1, description="Stop when more records fail than this.")
+    sentiment_version: str | None = Field(
+        validation_alias="TW_CLASSIFIER_SENTIMENT_VERSION",
+        default=None,
+        description="Sentiment model version; default: promoted.",
+    )
+    intent_version: str | None = Field(
+        validation_alias="TW_CLASSIFIER_INTENT_VERSION",
+        default=None,
+        description="Intent model version; default: promoted.",
+    )
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    batch_max: int = Field(
+        validation_alias="TW_CLASSIFIER_BATCH_MAX",
+        default=256,
+        ge=1,
+        description="Most records per classification batch.",
+    )
+    batch_within_s: float = Field(
+        validation_alias="TW_CLASSIFIER_BATCH_WITHIN_S", default=0.05, gt=0, description="Longest wait to fill a batch."
+    )
+    max_future_skew_s: float = Field(
+        validation_alias="TW_CLASSIFIER_MAX_FUTURE_SKEW_S",
+        default=300.0,
+        ge=0,
+        description="Event times further in the future are clamped to the receive time.",
+    )
+    storage_text_chars: int = Field(
+        validation_alias="TW_CLASSIFIER_STORAGE_TEXT_CHARS",
+        default=4_000,
+        ge=100,
+        description="Text is capped to this many chars.",
+    )
+    watchlist_refresh_s: float = Field(
+        validation_alias="TW_CLASSIFIER_WATCHLIST_REFRESH_S",
+        default=15.0,
+        gt=0,
+        description="How often the watchlist is reloaded.",
+    )
+    dlq_max_ratio: float = Field(
+        validation_alias="TW_CLASSIFIER_DLQ_MAX_RATIO",
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Stop when more records fail than this.",
+    )

@@ -132,6 +132,6 @@ def config_docs(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
-    typer.echo("| variable | default | description |\n|---|---|---|")
+    typer.echo("| variable | service | default | description |\n|---|---|---|---|")
     for row in rows:
-        typer.echo(f"| `{row['env']}` | `{row['default']}` | {row['description']} |")
+        typer.echo(f"| `{row['env']}` | {row['service']} | `{row['default']}` | {row['description']} |")

@@ -89,7 +89,7 @@ def demo(
     services_log = (logs_dir / "services.log").open("ab")
     ingest_log = (logs_dir / "ingest.log").open("ab")
     services = subprocess.Popen([*me, "run", "all"], stdout=services_log, stderr=subprocess.STDOUT)  # noqa: S603
-    api_port = int(os.environ.get("TW_API__PORT", os.environ.get("TW_PORT", "8080")))
+    api_port = int(os.environ.get("TW_API_PORT", "8080"))
     url = f"http://127.0.0.1:{api_port}/"
     if not _wait_http(url + "healthz", 120):
         typer.echo(f"error: the API did not come up; see {logs_dir / 'services.log'}", err=True)

@@ -56,13 +56,14 @@ def plan_buckets(lengths: IntArray, rows_per_bucket: int, width_multiple: int = 
 
 def pad_bucket(
     ids: Sequence[IntArray],
-    type_ids: Sequence[IntArray],
+    type_ids: Sequence[IntArray] | None,
     bucket: Bucket,
     pad_id: int,
     rows_to: int | None = None,
 ) -> Padded:
     """Right-pad the bucket's rows to its width. ``rows_to`` appends dummy rows
-    (one unmasked pad token each, so no row is fully masked) up to a fixed count."""
+    (one unmasked pad token each, so no row is fully masked) up to a fixed count.
+    ``type_ids=None`` leaves token types at zero."""
     n = len(bucket.rows)
     total = max(n, rows_to or 0)
     input_ids = np.full((total, bucket.width), pad_id, dtype=np.int64)
@@ -73,7 +74,8 @@ def pad_bucket(
         k = min(len(row), bucket.width)
         input_ids[r, :k] = row[:k]
         mask[r, :k] = 1
-        types[r, :k] = type_ids[i][:k]
+        if type_ids is not None:
+            types[r, :k] = type_ids[i][:k]
     mask[n:, 0] = 1
     return Padded(input_ids, mask, types, n)
 

@@ -171,7 +171,7 @@ class Classifier:
         """Class probabilities, one row per text, in input order."""
         if not texts:
             return np.zeros((0, len(self.labels)), dtype=np.float32)
-        enc = self.tokenizer.encode(texts)
+        enc = self.tokenizer.encode(texts, type_ids=self.model.has_token_type_ids)
         lengths = enc.lengths
         buckets = plan_buckets(lengths, self.bucket_rows, self._width_multiple)
         outputs = [

@@ -20,10 +20,10 @@ IntArray = npt.NDArray[np.int64]
 
 @dataclass(frozen=True)
 class Encoded:
-    """Token ids (and type ids) of one batch, unpadded, one array per text."""
+    """Token ids (and type ids, unless skipped) of one batch, unpadded, one array per text."""
 
     ids: list[IntArray]
-    type_ids: list[IntArray]
+    type_ids: list[IntArray] | None
 
     @property
     def lengths(self) -> IntArray:
@@ -52,20 +52,32 @@ class TextTokenizer:
         """Load a ``tokenizer.json`` file."""
         return cls(Tokenizer.from_file(str(path)), max_length)
 
-    def encode(self, texts: Sequence[str]) -> Encoded:
-        """Encode a batch (the Rust side runs it in parallel, off the GIL)."""
-        encodings = self._tok.encode_batch(list(texts))
+    def encode(self, texts: Sequence[str], type_ids: bool = True) -> Encoded:
+        """Encode a batch (the Rust side runs it in parallel, off the GIL).
+
+        ``type_ids=False`` skips token type ids (graphs without that input)."""
+        batch = list(texts)
+        encodings = self._encode_batch(batch)
         ids: list[IntArray] = []
-        type_ids: list[IntArray] = []
+        types: list[IntArray] = []
         for enc in encodings:
             row = np.asarray(enc.ids, dtype=np.int64)
             if row.size == 0:  # a tokenizer without special tokens, empty text
                 ids.append(self._empty)
-                type_ids.append(np.zeros(1, dtype=np.int64))
+                if type_ids:
+                    types.append(np.zeros(1, dtype=np.int64))
                 continue
             ids.append(row)
-            type_ids.append(np.asarray(enc.type_ids, dtype=np.int64))
-        return Encoded(ids, type_ids)
+            if type_ids:
+                types.append(np.asarray(enc.type_ids, dtype=np.int64))
+        return Encoded(ids, types if type_ids else None)
+
+    def _encode_batch(self, texts: list[str]) -> list[Any]:
+        # encode_batch_fast (tokenizers >= 0.21) skips character offsets we never use
+        fast = getattr(self._tok, "encode_batch_fast", None)
+        if fast is not None:
+            return list(fast(texts))
+        return list(self._tok.encode_batch(texts))
 
 
 def _first_id(tokenizer: Tokenizer, tokens: Sequence[str], default: int) -> int:

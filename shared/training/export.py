@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shared.labels import LABELS
+from shared.training.modeling import load_checkpoint, logits_of
 
 if TYPE_CHECKING:
     import torch
@@ -87,7 +88,7 @@ def _wrapper(model: Any, perm: list[int]) -> torch.nn.Module:
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             out = self.model(input_ids=input_ids, attention_mask=attention_mask)
-            return out.logits.index_select(-1, self.perm)
+            return logits_of(out).index_select(-1, self.perm)
 
     return Logits().eval()
 
@@ -116,17 +117,12 @@ def export_onnx(
 ) -> ParityReport:
     """Export ``checkpoint`` to ``dest`` (fp32 ONNX) and check parity."""
     import torch
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
+    from transformers import AutoTokenizer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tok = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(checkpoint), local_files_only=True, attn_implementation="eager"
-    ).eval()
-    perm = label_permutation(dict(model.config.id2label), task)
+    model, names = load_checkpoint(checkpoint, eager=True)
+    perm = label_permutation(dict(enumerate(names or [])), task)
     wrapped = _wrapper(model, perm)
     enc = tok(
         list(texts),

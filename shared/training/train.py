@@ -2,8 +2,9 @@
 
 Plain PyTorch loop: fixed seeds, AdamW with linear warm-up/decay, dynamic padding,
 validation macro-F1 after every epoch (and at ``max_steps``), early stopping with
-``patience``, best weights kept and saved with ``save_pretrained`` (model and
-tokenizer) into ``<out>/checkpoint``. torch/transformers are imported lazily.
+``patience``, best weights kept, temperature fitted on validation and folded into
+the output layer, then saved (model and tokenizer) into ``<out>/checkpoint``.
+torch/transformers are imported lazily.
 """
 
 from __future__ import annotations
@@ -24,10 +25,17 @@ from tqdm.auto import tqdm
 from shared.labels import LABELS
 from shared.training.datasets import DatasetBundle
 from shared.training.metrics import macro_f1
+from shared.training.modeling import (
+    apply_temperature,
+    build_model,
+    fit_temperature,
+    logits_of,
+    save_checkpoint,
+)
 
 if TYPE_CHECKING:
     import torch
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
 DEFAULT_MAX_LENGTH = {"sentiment": 64, "intent": 48}
 
@@ -57,6 +65,8 @@ class TrainConfig:
     seed: int = 13
     class_weights: bool = False
     label_smoothing: float = 0.0
+    pooling: str = "mean"
+    temperature_scaling: bool = True
 
     def __post_init__(self) -> None:
         if self.task not in LABELS:
@@ -75,6 +85,7 @@ class TrainResult:
     steps: int
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    temperature: float = 1.0
 
 
 def set_seed(seed: int) -> None:
@@ -87,28 +98,15 @@ def set_seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_base(base: Path, task: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Classifier with a fresh head over ``base`` plus its fast tokenizer (offline)."""
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-    )
+def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    """Fast tokenizer of a local folder (offline)."""
+    from transformers import AutoTokenizer
 
-    labels = LABELS[task]
-    tok = AutoTokenizer.from_pretrained(str(base), local_files_only=True, use_fast=True)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        str(base),
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={lab: i for i, lab in enumerate(labels)},
-        local_files_only=True,
-        ignore_mismatched_sizes=True,
-    )
-    return model, tok
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True, use_fast=True)
 
 
 def predict_logits(
-    model: PreTrainedModel,
+    model: torch.nn.Module,
     tok: PreTrainedTokenizerBase,
     texts: Sequence[str],
     max_length: int,
@@ -128,9 +126,10 @@ def predict_logits(
                 padding=True,
                 return_tensors="pt",
             )
-            outs.append(model(**enc).logits.float().numpy())
+            feeds = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+            outs.append(logits_of(model(**feeds)).float().numpy())
     if not outs:
-        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+        return np.zeros((0, 0), dtype=np.float32)
     return np.concatenate(outs).astype(np.float32)
 
 
@@ -155,7 +154,7 @@ def train(bundle: DatasetBundle, cfg: TrainConfig, out_dir: Path, *, progress: b
     base = Path(cfg.base) if cfg.base else default_base()
     cfg.base = str(base)
     labels = LABELS[cfg.task]
-    model, tok = load_base(base, cfg.task)
+    model, tok = build_model(base, cfg.task, cfg.pooling), load_tokenizer(base)
     lab2id = {lab: i for i, lab in enumerate(labels)}
     texts = [ex.text for ex in bundle.train]
     y = torch.tensor([lab2id[ex.label] for ex in bundle.train])
@@ -189,7 +188,8 @@ def train(bundle: DatasetBundle, cfg: TrainConfig, out_dir: Path, *, progress: b
                 padding=True,
                 return_tensors="pt",
             )
-            loss = loss_fn(model(**enc).logits, y[idx])
+            out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            loss = loss_fn(logits_of(out), y[idx])
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
@@ -221,11 +221,14 @@ def train(bundle: DatasetBundle, cfg: TrainConfig, out_dir: Path, *, progress: b
     bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    temperature = 1.0
+    if cfg.temperature_scaling and val_y:
+        temperature = fit_temperature(predict_logits(model, tok, val_texts, cfg.max_length), val_y)
+        apply_temperature(model, temperature)
+        bar.write(f"temperature {temperature:.3f} (fitted on validation)")
     ckpt = out_dir / "checkpoint"
-    ckpt.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(ckpt))
-    tok.save_pretrained(str(ckpt))
-    result = TrainResult(ckpt, best_epoch, best_f1, step, time.monotonic() - start, history)
+    save_checkpoint(model, tok, ckpt, cfg.task, cfg.pooling)
+    result = TrainResult(ckpt, best_epoch, best_f1, step, time.monotonic() - start, history, temperature)
     meta = {
         "config": asdict(cfg),
         "best_epoch": best_epoch,
@@ -233,6 +236,7 @@ def train(bundle: DatasetBundle, cfg: TrainConfig, out_dir: Path, *, progress: b
         "steps": step,
         "seconds": result.seconds,
         "history": history,
+        "temperature": temperature,
     }
     (ckpt / "tonewatch_train.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return result

@@ -63,7 +63,11 @@ async def totals(sessions: Any, entity: str = "_all") -> int:
 
 def start(settings: AggregatorSettings, tmp: Path, name: str, failpoints: str = "") -> subprocess.Popen[bytes]:
     env = env_for(
-        settings, TW_FAILPOINTS=failpoints, TW_MAX_BATCH="150", TW_MAX_WAIT_MS="50", TW_GROUP_ID=settings.group_id
+        settings,
+        TW_FAILPOINTS=failpoints,
+        TW_AGGREGATOR_MAX_BATCH="150",
+        TW_AGGREGATOR_MAX_WAIT_MS="50",
+        TW_AGGREGATOR_GROUP_ID=settings.group_id,
     )
     log = (tmp / f"{name}.log").open("wb")
     proc = subprocess.Popen(

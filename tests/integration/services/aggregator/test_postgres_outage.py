@@ -51,8 +51,10 @@ async def test_postgres_down_30s(
         try:
             for i in range(n):
                 now = datetime.now(UTC).isoformat()
-                await producer.send(settings.topics.news_raw, json.dumps(
-                    {"id": f"o{unique}-{i}", "text": f"Profit warning {i}", "event_time": now}).encode())
+                await producer.send(
+                    settings.topics.news_raw,
+                    json.dumps({"id": f"o{unique}-{i}", "text": f"Profit warning {i}", "event_time": now}).encode(),
+                )
                 if i % 50 == 49:
                     await asyncio.sleep(0.5)
             await producer.flush()
@@ -60,9 +62,11 @@ async def test_postgres_down_30s(
             await producer.stop()
 
     stack = StackSettings()
-    env = {"TW_MODELS_DIR": str(tiny_models), "TW_GROUP_ID": f"cls-{unique}"}
-    with running("classifier", settings, tmp_path, **env), \
-            running("aggregator", settings, tmp_path, TW_GROUP_ID=f"agg-{unique}") as agg:
+    env = {"TW_MODELS_DIR": str(tiny_models), "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}"}
+    with (
+        running("classifier", settings, tmp_path, **env),
+        running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}") as agg,
+    ):
         feeder = asyncio.create_task(produce_slowly())
         await wait_until(lambda: _ge(counted, 100), timeout=90)
         await asyncio.to_thread(manager.down, stack, only=["postgres"])

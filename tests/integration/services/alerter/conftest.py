@@ -33,7 +33,12 @@ async def hook() -> AsyncIterator[Hook]:
 @pytest.fixture
 def alerter_env() -> Callable[..., dict[str, str]]:
     def make(unique: str, **extra: str) -> dict[str, str]:
-        return {"TW_WEBHOOK_SECRET": "test-secret", "TW_WEBHOOK_BACKOFF_S": "0.2", "TW_WEBHOOK_TIMEOUT_S": "2",
-                "TW_SWEEP_INTERVAL_S": "5", **extra}
+        return {
+            "TW_ALERTER_WEBHOOK_SECRET": "test-secret",
+            "TW_ALERTER_WEBHOOK_BACKOFF_S": "0.2",
+            "TW_ALERTER_WEBHOOK_TIMEOUT_S": "2",
+            "TW_ALERTER_SWEEP_INTERVAL_S": "5",
+            **extra,
+        }
 
     return make

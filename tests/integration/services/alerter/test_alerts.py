@@ -30,8 +30,7 @@ pytestmark = pytest.mark.integration
 
 async def alerts_for(sessions: Any, rule_id: int) -> list[Alert]:
     async with sessions() as s:
-        return list((await s.execute(select(Alert).where(Alert.rule_id == rule_id).order_by(Alert.fired_at)))
-                    .scalars())
+        return list((await s.execute(select(Alert).where(Alert.rule_id == rule_id).order_by(Alert.fired_at))).scalars())
 
 
 async def alert_events(
@@ -44,8 +43,9 @@ async def alert_events(
 
     def take(batch: Any) -> None:
         for records in batch.values():
-            out.extend(e for e in (AlertEvent.model_validate_json(r.value) for r in records if r.value)
-                       if e.rule_id == rule_id)
+            out.extend(
+                e for e in (AlertEvent.model_validate_json(r.value) for r in records if r.value) if e.rule_id == rule_id
+            )
 
     try:
         async with asyncio.timeout(timeout):
@@ -60,7 +60,7 @@ async def alert_events(
 def procs(settings: AlerterSettings, tmp: Path, unique: str, env: dict[str, str]) -> Any:
     class Both:
         def __enter__(self) -> Both:
-            self.agg = start_service("aggregator", settings, tmp, TW_GROUP_ID=f"agg-{unique}")
+            self.agg = start_service("aggregator", settings, tmp, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}")
             self.alt = start_service("alerter", settings, tmp, **env)
             return self
 
@@ -72,15 +72,24 @@ def procs(settings: AlerterSettings, tmp: Path, unique: str, env: dict[str, str]
 
 
 async def test_spike_fires_once_explained_signed_resolved_and_matches_backtest(
-    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str, hook: Hook,
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    hook: Hook,
     alerter_env: Callable[..., dict[str, str]],
 ) -> None:
     settings: AlerterSettings = service_settings(AlerterSettings)
     entity = f"ACME{unique}"
-    rule_id = await add_rule(sessions, f"spike-{unique}", entity, channels=[
-        {"type": "webhook", "url": hook.url("json"), "format": "json"},
-        {"type": "webhook", "url": hook.url("slack"), "format": "slack"},
-    ])
+    rule_id = await add_rule(
+        sessions,
+        f"spike-{unique}",
+        entity,
+        channels=[
+            {"type": "webhook", "url": hook.url("json"), "format": "json"},
+            {"type": "webhook", "url": hook.url("slack"), "format": "slack"},
+        ],
+    )
     with procs(settings, tmp_path, unique, alerter_env(unique)):
         await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 110, [(60, 65)]))
         try:
@@ -95,8 +104,9 @@ async def test_spike_fires_once_explained_signed_resolved_and_matches_backtest(
     e = a.explanation
     assert e["share"] >= 0.5 and e["z"] >= 2.0 and e["volume"] >= 10
     assert 0.1 < e["baseline_mean"] < 0.3
-    assert e["top_messages"] and all("fraud" in m["text"] or "scandal" in m["text"] or "collapse" in m["text"]
-                                     for m in e["top_messages"])
+    assert e["top_messages"] and all(
+        "fraud" in m["text"] or "scandal" in m["text"] or "collapse" in m["text"] for m in e["top_messages"]
+    )
     assert {"fraud", "probe"} & {t["term"] for t in e["top_terms"]}
     # webhooks: one generic, one Slack-compatible, both signed
     names = sorted(name for name, _, _ in hook.seen)
@@ -122,7 +132,10 @@ async def _resolved(sessions: Any, rule_id: int) -> list[Alert] | None:
 
 
 async def test_below_minimum_volume_nothing_fires(
-    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str,
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
     alerter_env: Callable[..., dict[str, str]],
 ) -> None:
     settings: AlerterSettings = service_settings(AlerterSettings)
@@ -143,7 +156,10 @@ async def _evaluated_to(sessions: Any, rule_id: int, t: Any) -> bool:
 
 
 async def test_cooldown_respected(
-    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str,
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
     alerter_env: Callable[..., dict[str, str]],
 ) -> None:
     settings: AlerterSettings = service_settings(AlerterSettings)
@@ -159,19 +175,25 @@ async def test_cooldown_respected(
 
 
 async def test_alerter_killed_mid_spike_still_one_alert(
-    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str, hook: Hook,
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    hook: Hook,
     alerter_env: Callable[..., dict[str, str]],
 ) -> None:
     settings: AlerterSettings = service_settings(AlerterSettings)
     entity = f"KILL{unique}"
-    rule_id = await add_rule(sessions, f"kill-{unique}", entity,
-                             channels=[{"type": "webhook", "url": hook.url("k"), "format": "json"}])
+    rule_id = await add_rule(
+        sessions, f"kill-{unique}", entity, channels=[{"type": "webhook", "url": hook.url("k"), "format": "json"}]
+    )
     events = timeline(entity, 100, [(60, 70)])
     half = next(i for i, e in enumerate(events) if e.event_time >= T0 + timedelta(minutes=64))
-    agg = start_service("aggregator", settings, tmp_path, TW_GROUP_ID=f"agg-{unique}")
+    agg = start_service("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}")
     try:
-        crashing = start_service("alerter", settings, tmp_path, "-crash",
-                                 **alerter_env(unique, TW_FAILPOINTS="after_alert_commit:1"))
+        crashing = start_service(
+            "alerter", settings, tmp_path, "-crash", **alerter_env(unique, TW_FAILPOINTS="after_alert_commit:1")
+        )
         await produce(settings.kafka, settings.topics.text_scored, events[:half])
         code = await asyncio.to_thread(crashing.wait, 90)
         assert code == -signal.SIGKILL, log_tail(tmp_path, "alerter-crash")
@@ -190,7 +212,10 @@ async def test_alerter_killed_mid_spike_still_one_alert(
 
 
 async def test_redis_down_still_exactly_one_alert(
-    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str,
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
     alerter_env: Callable[..., dict[str, str]],
 ) -> None:
     settings: AlerterSettings = service_settings(AlerterSettings)
@@ -210,28 +235,49 @@ async def test_redis_down_still_exactly_one_alert(
 
 
 async def test_failing_webhook_is_retried_and_does_not_block_others(
-    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str, hook: Hook,
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    hook: Hook,
     alerter_env: Callable[..., dict[str, str]],
 ) -> None:
     settings: AlerterSettings = service_settings(AlerterSettings)
     entity = f"HOOK{unique}"
     hook.statuses["broken"] = 500
-    rule_id = await add_rule(sessions, f"hook-{unique}", entity, channels=[
-        {"type": "webhook", "url": hook.url("broken"), "format": "json"},
-        {"type": "webhook", "url": hook.url("fine"), "format": "json"},
-    ])
-    with procs(settings, tmp_path, unique, alerter_env(unique, TW_WEBHOOK_MAX_ATTEMPTS="3")):
+    rule_id = await add_rule(
+        sessions,
+        f"hook-{unique}",
+        entity,
+        channels=[
+            {"type": "webhook", "url": hook.url("broken"), "format": "json"},
+            {"type": "webhook", "url": hook.url("fine"), "format": "json"},
+        ],
+    )
+    with procs(settings, tmp_path, unique, alerter_env(unique, TW_ALERTER_WEBHOOK_MAX_ATTEMPTS="3")):
         await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 80, [(60, 65)]))
         await wait_until(lambda: [n for n, _, _ in hook.seen if n == "fine"], timeout=90)
         await wait_until(lambda: len([n for n, _, _ in hook.seen if n == "broken"]) >= 3, timeout=30)
         await wait_until(lambda: _deliveries(sessions, hook.url("broken"), 3), timeout=15)
     async with sessions() as s:
-        rows = (await s.execute(select(WebhookDelivery).where(WebhookDelivery.url.like(f"{hook.base}%"))
-                                .order_by(WebhookDelivery.id))).scalars().all()
+        rows = (
+            (
+                await s.execute(
+                    select(WebhookDelivery)
+                    .where(WebhookDelivery.url.like(f"{hook.base}%"))
+                    .order_by(WebhookDelivery.id)
+                )
+            )
+            .scalars()
+            .all()
+        )
     broken = [r for r in rows if r.url.endswith("/broken")]
     fine = [r for r in rows if r.url.endswith("/fine")]
-    assert [(r.attempt, r.status_code, r.delivered) for r in broken] == [(1, 500, False), (2, 500, False),
-                                                                        (3, 500, False)]
+    assert [(r.attempt, r.status_code, r.delivered) for r in broken] == [
+        (1, 500, False),
+        (2, 500, False),
+        (3, 500, False),
+    ]
     assert [(r.attempt, r.delivered) for r in fine] == [(1, True)]
     assert fine[0].created_at <= broken[1].created_at  # the good channel did not wait for the retries
     assert len(await alerts_for(sessions, rule_id)) == 1

@@ -24,8 +24,9 @@ NOW = datetime.now(UTC)
 
 
 def good(i: int, **extra: Any) -> bytes:
-    return json.dumps({"id": f"good-{i}", "text": f"Markets steady in session {i}",
-                       "event_time": NOW.isoformat()} | extra).encode()
+    return json.dumps(
+        {"id": f"good-{i}", "text": f"Markets steady in session {i}", "event_time": NOW.isoformat()} | extra
+    ).encode()
 
 
 POISON: list[tuple[bytes, str]] = [
@@ -63,13 +64,19 @@ async def test_poison_and_edge_cases(
     finally:
         await producer.stop()
 
-    env = {"TW_MODELS_DIR": str(tiny_models), "TW_GROUP_ID": f"cls-{unique}"}
-    with running("classifier", settings, tmp_path, **env), \
-            running("aggregator", settings, tmp_path, TW_GROUP_ID=f"agg-{unique}"):
+    env = {"TW_MODELS_DIR": str(tiny_models), "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}"}
+    with (
+        running("classifier", settings, tmp_path, **env),
+        running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"),
+    ):
+
         async def stored() -> int:
             async with sessions() as s:
-                q = select(func.count()).select_from(ScoredEventRow).where(
-                    ScoredEventRow.id.in_([f"good-{i}" for i in (*range(40), 100, 101)] + ["huge"]))
+                q = (
+                    select(func.count())
+                    .select_from(ScoredEventRow)
+                    .where(ScoredEventRow.id.in_([f"good-{i}" for i in (*range(40), 100, 101)] + ["huge"]))
+                )
                 return int((await s.execute(q)).scalar() or 0)
 
         try:
@@ -79,12 +86,19 @@ async def test_poison_and_edge_cases(
         dead = await wait_until(lambda: dlq_entries(settings, topic, len(POISON)), timeout=30)
 
     assert sorted(e.meta.error_class for e in dead if e.meta) == sorted(c for _, c in POISON)
-    assert all(e.meta and e.meta.reason and e.meta.service == "classifier" and e.meta.original_topic == topic
-               for e in dead)
+    assert all(
+        e.meta and e.meta.reason and e.meta.service == "classifier" and e.meta.original_topic == topic for e in dead
+    )
     assert sorted(e.value for e in dead) == sorted(v for v, _ in POISON)  # original bytes kept
     async with sessions() as s:
-        rows = {r.id: r for r in (await s.execute(select(ScoredEventRow).where(
-            ScoredEventRow.id.in_(["huge", "good-100", "good-101", "good-0"])))).scalars()}
+        rows = {
+            r.id: r
+            for r in (
+                await s.execute(
+                    select(ScoredEventRow).where(ScoredEventRow.id.in_(["huge", "good-100", "good-101", "good-0"]))
+                )
+            ).scalars()
+        }
     assert len(rows["huge"].text) <= settings.storage_text_chars
     assert rows["good-100"].event_time <= rows["good-100"].received_time  # future time clamped
     assert rows["good-101"].event_time.year == 1999  # past time kept (late data)

@@ -35,9 +35,10 @@ async def test_kill_9_classifier_loses_nothing_counts_once(
     await producer.start()
     try:
         futures = [
-            await producer.send(settings.topics.news_raw,
-                                json.dumps({"id": f"k{unique}-{i}", "text": f"Shares move {i}",
-                                            "event_time": now}).encode())
+            await producer.send(
+                settings.topics.news_raw,
+                json.dumps({"id": f"k{unique}-{i}", "text": f"Shares move {i}", "event_time": now}).encode(),
+            )
             for i in range(n)
         ]
         await asyncio.gather(*futures)
@@ -49,10 +50,13 @@ async def test_kill_9_classifier_loses_nothing_counts_once(
             q = select(func.count()).select_from(CountedEvent).where(CountedEvent.id.like(f"k{unique}-%"))
             return int((await s.execute(q)).scalar() or 0)
 
-    env = {"TW_MODELS_DIR": str(tiny_models), "TW_GROUP_ID": f"cls-{unique}", "TW_BATCH_MAX": "100"}
-    with running("aggregator", settings, tmp_path, TW_GROUP_ID=f"agg-{unique}"):
-        crashed = start_service("classifier", settings, tmp_path, "-failpoint", TW_FAILPOINTS="after_publish:3",
-                                **env)
+    env = {
+        "TW_MODELS_DIR": str(tiny_models),
+        "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}",
+        "TW_CLASSIFIER_BATCH_MAX": "100",
+    }
+    with running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"):
+        crashed = start_service("classifier", settings, tmp_path, "-failpoint", TW_FAILPOINTS="after_publish:3", **env)
         assert await asyncio.to_thread(crashed.wait, 120) == -signal.SIGKILL, log_tail(tmp_path, "classifier-failpoint")
         victim = start_service("classifier", settings, tmp_path, "-random", **env)
         seen = await counted()
@@ -65,8 +69,13 @@ async def test_kill_9_classifier_loses_nothing_counts_once(
             await asyncio.sleep(1)  # anything extra would show up now
     assert await counted() == n
     async with sessions() as s:
-        total = (await s.execute(select(func.sum(TrendMinute.count)).where(
-            TrendMinute.entity == "_all", TrendMinute.model_version == "tiny"))).scalar()
+        total = (
+            await s.execute(
+                select(func.sum(TrendMinute.count)).where(
+                    TrendMinute.entity == "_all", TrendMinute.model_version == "tiny"
+                )
+            )
+        ).scalar()
     assert total is not None and total >= n
 
 

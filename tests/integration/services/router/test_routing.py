@@ -31,24 +31,32 @@ async def test_chats_reach_queues_in_conversation_order(
     topics = settings.topics
     queue_topics = [topics.queue(q) for q in QUEUES]
     await ensure_topics(settings.kafka, [topics.chat_raw, topics.news_raw, *queue_topics])
-    chats = [(f"conv-{c}", f"{unique}-{c}-{m}", f"message {m} from {c}: my card was declined again")
-             for m in range(4) for c in range(10)]
+    chats = [
+        (f"conv-{c}", f"{unique}-{c}-{m}", f"message {m} from {c}: my card was declined again")
+        for m in range(4)
+        for c in range(10)
+    ]
     producer = make_producer(settings.kafka, client_id="test")
     await producer.start()
     now = datetime.now(UTC).isoformat()
     try:
         for conv, mid, text in chats:
-            await producer.send_and_wait(topics.chat_raw, json.dumps(
-                {"id": mid, "conversation_id": conv, "text": text, "event_time": now}).encode(), key=conv.encode())
+            await producer.send_and_wait(
+                topics.chat_raw,
+                json.dumps({"id": mid, "conversation_id": conv, "text": text, "event_time": now}).encode(),
+                key=conv.encode(),
+            )
     finally:
         await producer.stop()
     consumer = make_consumer(settings.kafka, *queue_topics, group_id=f"q-{unique}", client_id="test")
     await consumer.start()
     received: list[RoutedChat] = []
-    env = {"TW_MODELS_DIR": str(tiny_models), "TW_GROUP_ID": f"cls-{unique}"}
+    env = {"TW_MODELS_DIR": str(tiny_models), "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}"}
     try:
-        with running("classifier", settings, tmp_path, **env), \
-                running("router", settings, tmp_path, TW_GROUP_ID=f"rt-{unique}"):
+        with (
+            running("classifier", settings, tmp_path, **env),
+            running("router", settings, tmp_path, TW_ROUTER_GROUP_ID=f"rt-{unique}"),
+        ):
             async with asyncio.timeout(120):
                 while len(received) < len(chats):
                     batch = await consumer.getmany(timeout_ms=500)
