@@ -34,14 +34,22 @@ def scored(entity: str, i: int, t: datetime, negative: bool, text: str) -> Score
     probs = {"negative": 0.9 if strong else 0.6, "neutral": 0.05 if strong else 0.35, "positive": 0.05}
     if not negative:
         probs = {"negative": 0.05, "neutral": 0.85, "positive": 0.1}
-    return ScoredEvent(id=f"{entity}-{i}", stream="news", event_time=t, received_time=t, text=text,
-                       entities=[entity, "_all"],
-                       sentiment=Score(label="negative" if negative else "neutral", confidence=0.9, probs=probs,
-                                       model="m", version="v1"))
+    return ScoredEvent(
+        id=f"{entity}-{i}",
+        stream="news",
+        event_time=t,
+        received_time=t,
+        text=text,
+        entities=[entity, "_all"],
+        sentiment=Score(
+            label="negative" if negative else "neutral", confidence=0.9, probs=probs, model="m", version="v1"
+        ),
+    )
 
 
-def timeline(entity: str, minutes: int, spikes: list[tuple[int, int]], per_minute: int = 6,
-             spike_per_minute: int = 8) -> list[ScoredEvent]:
+def timeline(
+    entity: str, minutes: int, spikes: list[tuple[int, int]], per_minute: int = 6, spike_per_minute: int = 8
+) -> list[ScoredEvent]:
     """Steady news (1 of 6 negative per minute) with negative spikes in the given minute ranges."""
     out, i = [], 0
     for m in range(minutes):
@@ -49,8 +57,11 @@ def timeline(entity: str, minutes: int, spikes: list[tuple[int, int]], per_minut
         in_spike = any(a <= m < b for a, b in spikes)
         for k in range(spike_per_minute if in_spike else per_minute):
             neg = (k < spike_per_minute - 1) if in_spike else (k == 0)
-            text = (f"{entity} shares hit by {SPIKE_WORDS[k % 4]}"
-                    if in_spike and neg else f"{entity} {'slips' if neg else 'holds'} in quiet trading {m}-{k}")
+            text = (
+                f"{entity} shares hit by {SPIKE_WORDS[k % 4]}"
+                if in_spike and neg
+                else f"{entity} {'slips' if neg else 'holds'} in quiet trading {m}-{k}"
+            )
             out.append(scored(entity, i, t + timedelta(seconds=k), neg, text))
             i += 1
     return out
@@ -67,11 +78,23 @@ async def produce(kafka: Any, topic: str, events: list[ScoredEvent]) -> None:
         await producer.stop()
 
 
-async def add_rule(sessions: Any, name: str, entity: str, channels: list[dict[str, str]] | None = None,
-                   **overrides: Any) -> int:
-    spec = RuleSpec(**{"name": name, "scope": Scope(entities=[entity]), "window_s": 300, "min_volume": 10,
-                       "abs_threshold": 0.5, "z_threshold": 2.0, "cooldown_s": 1800, "resolve_after_s": 600,
-                       "channels": channels or [], **overrides})
+async def add_rule(
+    sessions: Any, name: str, entity: str, channels: list[dict[str, str]] | None = None, **overrides: Any
+) -> int:
+    spec = RuleSpec(
+        **{
+            "name": name,
+            "scope": Scope(entities=[entity]),
+            "window_s": 300,
+            "min_volume": 10,
+            "abs_threshold": 0.5,
+            "z_threshold": 2.0,
+            "cooldown_s": 1800,
+            "resolve_after_s": 600,
+            "channels": channels or [],
+            **overrides,
+        }
+    )
     async with sessions.begin() as s:
         rule = await repo.create_rule(s, spec)
         return rule.id

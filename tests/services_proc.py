@@ -9,14 +9,21 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shared.config import ServiceSettings
 from tw_testing import env_for
 
+from shared.config import ServiceSettings
 
-def start_service(name: str, settings: ServiceSettings, log_dir: Path, tag: str = "", **env: str) -> subprocess.Popen[bytes]:
+
+def start_service(
+    name: str, settings: ServiceSettings, log_dir: Path, tag: str = "", **env: str
+) -> subprocess.Popen[bytes]:
     log = (log_dir / f"{name}{tag}.log").open("ab")
-    proc = subprocess.Popen([sys.executable, "-m", "services", "run", name], env=env_for(settings, **env),
-                            stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services", "run", name],
+        env=env_for(settings, **env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     log.close()
     return proc
 
