@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import logging
 import signal
 import subprocess
@@ -27,6 +28,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(contracts, name="contracts")
     config = typer.Typer(help="Configuration reference.", no_args_is_help=True)
     config.command("docs")(config_docs)
+    config.command("check")(config_check)
     app.add_typer(config, name="config")
 
 
@@ -124,14 +126,29 @@ def contracts_check() -> None:
     typer.echo("schemas match the contracts")
 
 
-def config_docs(as_json: bool = typer.Option(False, "--json")) -> None:
+def config_docs(
+    as_json: bool = typer.Option(False, "--json"),
+    readme: Path | None = typer.Option(None, "--write", help="Rewrite the reference section of this file."),
+) -> None:
     """Print the configuration reference generated from the settings classes."""
-    from services.settings_doc import reference
+    from services.settings_doc import markdown, reference, splice
 
-    rows = reference()
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    typer.echo("| variable | service | default | description |\n|---|---|---|---|")
-    for row in rows:
-        typer.echo(f"| `{row['env']}` | {row['service']} | `{row['default']}` | {row['description']} |")
+        typer.echo(json.dumps(reference(), indent=2))
+    elif readme is not None:
+        readme.write_text(splice(readme.read_text(), markdown()))
+        typer.echo(f"configuration reference written into {readme}")
+    else:
+        typer.echo(markdown())
+
+
+def config_check(readme: Path = typer.Argument(Path("README.md"))) -> None:
+    """Fail when the README's configuration reference differs from the settings classes."""
+    from services.settings_doc import markdown, splice
+
+    text = readme.read_text()
+    if splice(text, markdown()) != text:
+        typer.echo(f"{readme}: configuration reference is stale; run `tonewatch config docs --write {readme}`",
+                   err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{readme}: configuration reference is current")
