@@ -9,6 +9,7 @@ records on an error or a shutdown mid-batch.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -26,9 +27,10 @@ from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
 from shared.db.watchlist import load_active
 from shared.entities import EntityMatcher
+from shared.failpoints import FailPoints
+from shared.inference.device import DeviceUnavailableError
 from shared.inference.engine import Classifier
 from shared.inference.registry import Registry, RegistryError
-from shared.failpoints import FailPoints
 from shared.kafka.clients import ensure_topics, make_producer
 from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, RatioGuard
 from shared.kafka.records import InRecord
@@ -95,6 +97,27 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         except Exception as exc:  # noqa: BLE001 - keep the last good watchlist
             log.warning("watchlist refresh failed, keeping the previous one: %s", exc)
 
+    @app.timer(15.0, on_leader=False)  # type: ignore[untyped-decorator]
+    async def publish_status() -> None:
+        """Models and device for the dashboard (``tw:classifier:status``, expires if we stop)."""
+        from redis.asyncio import Redis
+
+        client = Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2)
+        try:
+            models = [m.describe() for m in (classify.sentiment, classify.intent) if m is not None]
+            first = models[0] if models else {}
+            status = {
+                "models": models,
+                "device": first.get("device_requested"),
+                "provider": first.get("provider"),
+                "variant": first.get("variant"),
+            }
+            await client.set("tw:classifier:status", json.dumps(status), ex=60)
+        except Exception as exc:  # noqa: BLE001 - status is best effort
+            log.debug("could not publish classifier status: %s", exc)
+        finally:
+            await client.aclose()
+
     @app.agent(source)  # type: ignore[untyped-decorator]
     async def classify_agent(stream: Any) -> None:
         pipeline = await make_pipeline()
@@ -142,7 +165,7 @@ def main() -> int:
     asyncio.run(ensure_topics(settings.kafka, names + [Topics.dlq(t) for t in names]))
     try:
         sentiment, intent = load_models(settings)
-    except RegistryError as exc:
+    except (RegistryError, DeviceUnavailableError) as exc:
         log.critical("classifier cannot start: %s", exc)
         return 2
     state = RunState()
