@@ -181,7 +181,54 @@ def test_auto_picks_cpu_warns_and_reports_it(entry: ModelEntry, caplog: pytest.L
     assert status["provider"] == "CPUExecutionProvider"
     assert status["variant"] == "int8"
     assert status["device_requested"] == "auto"
+    assert any("onnxruntime-gpu" in r for r in status["fallback_reasons"])
     assert status["sha256"] == sha256_file(entry.variant_path("int8"))
+
+
+def _fake_gpu_build(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Pretend onnxruntime-gpu is installed but neither GPU provider can run."""
+    import shared.inference.engine as engine
+
+    real_open = engine.open_session  # type: ignore[attr-defined]
+    tried: list[str] = []
+
+    def open_session(path: Path, kind: str, *args: object, **kwargs: object) -> object:
+        tried.append(kind)
+        if kind == "tensorrt":
+            raise RuntimeError("libnvinfer.so.10: cannot open shared object file")
+        if kind == "cuda":  # what check_active raises after ORT's silent fallback
+            raise DeviceUnavailableError("CUDAExecutionProvider was requested but the session runs on CPU")
+        return real_open(path, kind, *args, **kwargs)  # type: ignore[arg-type]
+
+    providers = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: providers)
+    monkeypatch.setattr(engine, "open_session", open_session)
+    return tried
+
+
+def test_auto_walks_tensorrt_cuda_cpu_and_reports_every_failure(
+    entry: ModelEntry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    tried = _fake_gpu_build(monkeypatch)
+    with caplog.at_level(logging.WARNING):
+        clf = Classifier.load(entry, InferenceSettings(device="auto"))
+    assert tried == ["tensorrt", "cuda", "cpu"]
+    assert clf.provider == "CPUExecutionProvider"
+    assert clf.variant == "int8"
+    reasons = " | ".join(clf.describe()["fallback_reasons"])
+    assert "libnvinfer" in reasons
+    assert "CUDAExecutionProvider" in reasons
+    assert any("fell back to CPU" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(("device", "needle"), [("tensorrt", "libnvinfer"), ("cuda", "runs on CPU")])
+def test_explicit_gpu_that_fails_is_an_error_not_a_fallback(
+    entry: ModelEntry, monkeypatch: pytest.MonkeyPatch, device: str, needle: str
+) -> None:
+    tried = _fake_gpu_build(monkeypatch)
+    with pytest.raises(DeviceUnavailableError, match=needle):
+        Classifier.load(entry, InferenceSettings(device=device))
+    assert tried == [device]  # never tried the CPU
 
 
 def test_one_session_per_model_and_process(entry: ModelEntry) -> None:

@@ -94,10 +94,10 @@ def _card() -> dict[str, object]:
 def test_render_markdown_mentions_weaknesses_and_metrics() -> None:
     md = render_markdown(_card(), ["- note"])
     assert "# tonewatch-sentiment-minilm v1" in md
-    assert "| fp16 | - | - | - | - | not evaluated: needs GPU |" in md
+    assert "| fp16 | - | - | - | - | - | not evaluated: needs GPU |" in md
     assert "Where the model is weak" in md and "- note" in md
     assert "1 × gold `neutral` predicted as `negative`" in md
-    assert "int8 minus fp32: accuracy +0.00 points" in md
+    assert "int8 minus fp32, in points: accuracy +0.00, macro_f1 +0.00" in md
     assert "tonewatch models train --task sentiment" in md
 
 
