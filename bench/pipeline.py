@@ -56,8 +56,9 @@ def model_alone(texts: list[str], models_dir: Path | None, batch: int) -> float:
 
 def start(service: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
     log = (log_dir / f"{service}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "services", "run", service], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "services", "run", service], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 async def wait_ready(log_dir: Path) -> None:
@@ -82,8 +83,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     topics = Topics(prefix=f"bench{run_id}.")
     await ensure_topics(settings.kafka, [topics.news_raw, topics.chat_raw, topics.text_scored])
     log_dir = Path(tempfile.mkdtemp(prefix="tonewatch-bench-pipeline-"))
-    env = dict(os.environ, TW_TOPICS__PREFIX=topics.prefix, TW_CLASSIFIER_GROUP_ID=f"bench-cls-{run_id}",
-               TW_AGGREGATOR_GROUP_ID=f"bench-agg-{run_id}", TW_LOG_LEVEL="INFO")
+    env = dict(
+        os.environ,
+        TW_TOPICS__PREFIX=topics.prefix,
+        TW_CLASSIFIER_GROUP_ID=f"bench-cls-{run_id}",
+        TW_AGGREGATOR_GROUP_ID=f"bench-agg-{run_id}",
+        TW_LOG_LEVEL="INFO",
+    )
     if args.models_dir:
         env["TW_MODELS_DIR"] = str(args.models_dir)
     procs = [start("classifier", env, log_dir), start("aggregator", env, log_dir)]
@@ -111,8 +117,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if done >= len(texts):
                     break
                 await asyncio.sleep(0.2)
-            rows = await conn.fetch("SELECT id, extract(epoch from created_at) AS t FROM scored_events "
-                                    "WHERE id LIKE $1", f"b{run_id}-%")
+            rows = await conn.fetch(
+                "SELECT id, extract(epoch from created_at) AS t FROM scored_events WHERE id LIKE $1", f"b{run_id}-%"
+            )
         finally:
             await conn.close()
     finally:
@@ -126,9 +133,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     pipeline_rate = len(stored) / (last - t0) if stored else 0.0
     alone = model_alone(texts, args.models_dir, int(os.environ.get("TW_CLASSIFIER_BATCH_MAX", "256")))
     return {
-        "produced": len(texts), "aggregated": int(done), "msgs_per_s": round(pipeline_rate, 1),
-        "p50_latency_s": round(pct(latencies, 0.5), 3), "p99_latency_s": round(pct(latencies, 0.99), 3),
-        "inference_seq_per_s": round(alone, 1), "ratio_to_inference": round(pipeline_rate / alone, 3),
+        "produced": len(texts),
+        "aggregated": int(done),
+        "msgs_per_s": round(pipeline_rate, 1),
+        "p50_latency_s": round(pct(latencies, 0.5), 3),
+        "p99_latency_s": round(pct(latencies, 0.99), 3),
+        "inference_seq_per_s": round(alone, 1),
+        "ratio_to_inference": round(pipeline_rate / alone, 3),
         "logs": str(log_dir),
     }
 
@@ -147,8 +158,7 @@ def main() -> None:
     print(f"{'events per second':24}{result['msgs_per_s']:>14}{result['inference_seq_per_s']:>14}")
     print(f"{'p50 produce->stored s':24}{result['p50_latency_s']:>14}")
     print(f"{'p99 produce->stored s':24}{result['p99_latency_s']:>14}")
-    print(f"produced {result['produced']}, aggregated {result['aggregated']}, "
-          f"ratio {result['ratio_to_inference']}")
+    print(f"produced {result['produced']}, aggregated {result['aggregated']}, ratio {result['ratio_to_inference']}")
     print(json.dumps(result))
 
 

@@ -60,8 +60,9 @@ def gold_texts() -> tuple[list[str], list[str]]:
 
 def start(service: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
     log = (log_dir / f"{service}.log").open("wb")
-    return subprocess.Popen([sys.executable, "-m", "services", "run", service], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "services", "run", service], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -76,16 +77,33 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     sessions = make_sessionmaker(engine)
     await watchlist.upsert(sessions, [WatchedEntity(k, n, aliases=(n,)) for k, n in zip(keys, names, strict=True)])
     async with sessions.begin() as s:
-        rule = await repo.create_rule(s, RuleSpec(
-            name=f"bench-spike-{run_id}", scope=Scope(entities=keys), window_s=60, min_volume=30,
-            abs_threshold=0.5, z_threshold=3.0, cooldown_s=600, resolve_after_s=120))
+        rule = await repo.create_rule(
+            s,
+            RuleSpec(
+                name=f"bench-spike-{run_id}",
+                scope=Scope(entities=keys),
+                window_s=60,
+                min_volume=30,
+                abs_threshold=0.5,
+                z_threshold=3.0,
+                cooldown_s=600,
+                resolve_after_s=120,
+            ),
+        )
         rule_id = rule.id
     await engine.dispose()
 
     log_dir = Path(tempfile.mkdtemp(prefix="tonewatch-bench-spike-"))
-    env = dict(os.environ, TW_TOPICS__PREFIX=topics.prefix, TW_CLASSIFIER_GROUP_ID=f"spk-cls-{run_id}",
-               TW_AGGREGATOR_GROUP_ID=f"spk-agg-{run_id}", TW_CLASSIFIER_BATCH_WITHIN_S="0.02",
-               TW_AGGREGATOR_MAX_WAIT_MS="50", TW_ALERTER_MIN_BASELINE_WINDOWS="3", TW_ALERTER_BASELINE_WINDOWS="6")
+    env = dict(
+        os.environ,
+        TW_TOPICS__PREFIX=topics.prefix,
+        TW_CLASSIFIER_GROUP_ID=f"spk-cls-{run_id}",
+        TW_AGGREGATOR_GROUP_ID=f"spk-agg-{run_id}",
+        TW_CLASSIFIER_BATCH_WITHIN_S="0.02",
+        TW_AGGREGATOR_MAX_WAIT_MS="50",
+        TW_ALERTER_MIN_BASELINE_WINDOWS="3",
+        TW_ALERTER_BASELINE_WINDOWS="6",
+    )
     if args.models_dir:
         env["TW_MODELS_DIR"] = str(args.models_dir)
     procs = [start(s, env, log_dir) for s in ("classifier", "aggregator", "alerter")]
@@ -144,13 +162,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         per_entity.setdefault(event.entity, []).append(at)
     latencies = [min(per_entity[k]) - burst_at[k] for k in spiked if k in per_entity]
     false_alerts = sum(len(v) for k, v in per_entity.items() if k not in spiked) + sum(
-        len(v) - 1 for k, v in per_entity.items() if k in spiked)
+        len(v) - 1 for k, v in per_entity.items() if k in spiked
+    )
     return {
-        "expected": len(spiked), "alerts_fired": len(received), "false_alerts": false_alerts,
+        "expected": len(spiked),
+        "alerts_fired": len(received),
+        "false_alerts": false_alerts,
         "detected": sum(1 for k in spiked if k in per_entity),
         "detect_latency_p50_s": round(statistics.median(latencies), 3) if latencies else None,
         "detect_latency_p99_s": round(max(latencies), 3) if latencies else None,
-        "latencies_s": [round(x, 3) for x in latencies], "logs": str(log_dir),
+        "latencies_s": [round(x, 3) for x in latencies],
+        "logs": str(log_dir),
     }
 
 
@@ -172,8 +194,10 @@ def main() -> None:
     args.tail_s = 40 if args.quick else 120
     upgrade(ServiceSettings().postgres)
     result = asyncio.run(run(args))
-    print(f"spikes injected {result['expected']}, detected {result['detected']}, alerts {result['alerts_fired']}, "
-          f"false {result['false_alerts']}")
+    print(
+        f"spikes injected {result['expected']}, detected {result['detected']}, alerts {result['alerts_fired']}, "
+        f"false {result['false_alerts']}"
+    )
     print(f"detection latency p50 {result['detect_latency_p50_s']} s, p99 (max) {result['detect_latency_p99_s']} s")
     print(json.dumps(result))
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import logging
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import typer
 
@@ -148,7 +148,8 @@ def config_check(readme: Path = typer.Argument(Path("README.md"))) -> None:
 
     text = readme.read_text()
     if splice(text, markdown()) != text:
-        typer.echo(f"{readme}: configuration reference is stale; run `tonewatch config docs --write {readme}`",
-                   err=True)
+        typer.echo(
+            f"{readme}: configuration reference is stale; run `tonewatch config docs --write {readme}`", err=True
+        )
         raise typer.Exit(1)
     typer.echo(f"{readme}: configuration reference is current")

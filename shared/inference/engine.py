@@ -99,6 +99,7 @@ class Classifier:
         self.sha = sha
         self.metrics = metrics
         self.padding = PaddingStats()
+        self.fallback_reasons: tuple[str, ...] = ()
         self.labels = entry.labels
         on_gpu = model.kind != "cpu"
         self.bucket_rows = settings.bucket_rows(on_gpu)
@@ -128,7 +129,13 @@ class Classifier:
         plan = plan_device(settings.device, ort.get_available_providers())
         failures: list[str] = []
         for kind in plan.candidates:
-            variant = choose_variant(settings.variant, kind, entry.available_variants())
+            try:
+                variant = choose_variant(settings.variant, kind, entry.available_variants())
+            except RegistryError as exc:
+                if kind == "cpu" or plan.requested != "auto":
+                    raise
+                failures.append(str(exc))
+                continue
             path = registry.verify_variant(entry, variant)
             try:
                 model = open_session(path, kind, settings, entry.inputs, max_length)
@@ -151,6 +158,7 @@ class Classifier:
                 warn_cpu_fallback(plan, failures)
             tokenizer = TextTokenizer.from_file(entry.tokenizer_path, max_length)
             clf = cls(entry, model, tokenizer, settings, variant, entry.sha256(variant), metrics)
+            clf.fallback_reasons = (*plan.skipped, *failures) if kind == "cpu" and plan.requested == "auto" else ()
             log.info(
                 "inference: %s %s loaded: provider=%s variant=%s sha256=%s "
                 "max_length=%d intra_op_threads=%d bucket_rows=%d",
@@ -228,4 +236,5 @@ class Classifier:
             "io_binding": self.model.use_io_binding,
             "cuda_graphs": self.model.cuda_graphs,
             "padding_efficiency": round(self.padding.efficiency, 4),
+            "fallback_reasons": list(self.fallback_reasons),
         }

@@ -96,8 +96,7 @@ def _check_task(task: str) -> None:
 def _check_version(version: str) -> None:
     if not _VERSION_RE.match(version) or version in {".", ".."}:
         raise RegistryError(
-            f"invalid version {version!r}: use letters, digits, '.', '_', '+', '-' "
-            "(at most 64 characters)"
+            f"invalid version {version!r}: use letters, digits, '.', '_', '+', '-' (at most 64 characters)"
         )
 
 
@@ -153,16 +152,11 @@ class ModelEntry:
     def variant_path(self, variant: str) -> Path:
         """Path of a variant's ONNX file; :class:`RegistryError` if unknown/absent."""
         if variant not in VARIANT_FILES:
-            raise RegistryError(
-                f"unknown variant {variant!r}; expected one of {list(VARIANT_FILES)}"
-            )
+            raise RegistryError(f"unknown variant {variant!r}; expected one of {list(VARIANT_FILES)}")
         path = self.path / VARIANT_FILES[variant]
         if not path.is_file():
             have = ", ".join(self.available_variants()) or "none"
-            raise RegistryError(
-                f"{self.task}/{self.version} has no {variant} variant ({path.name}); "
-                f"available: {have}"
-            )
+            raise RegistryError(f"{self.task}/{self.version} has no {variant} variant ({path.name}); available: {have}")
         return path
 
     def available_variants(self) -> tuple[str, ...]:
@@ -175,9 +169,7 @@ class ModelEntry:
         artifacts = self.card.get("artifacts") or {}
         digest = artifacts.get(fname)
         if not isinstance(digest, str):
-            raise RegistryError(
-                f"{self.task}/{self.version}: card records no sha256 for {fname}"
-            )
+            raise RegistryError(f"{self.task}/{self.version}: card records no sha256 for {fname}")
         return digest
 
     def serving_files(self, variant: str) -> tuple[str, ...]:
@@ -209,36 +201,22 @@ class Registry:
             for d in task_dir.iterdir()
             if d.is_dir() and (d / "card.json").is_file() and _VERSION_RE.match(d.name)
         ]
-        return sorted(
-            entries, key=lambda e: (str(e.card.get("created_at", "")), e.version)
-        )
+        return sorted(entries, key=lambda e: (str(e.card.get("created_at", "")), e.version))
 
     def get(self, task: str, version: str) -> ModelEntry:
         """Parse one version folder; :class:`RegistryError` if absent or malformed."""
         path = self.version_dir(task, version)
         if not path.is_dir():
-            known = (
-                [e.version for e in self.list(task)]
-                if (self.root / task).is_dir()
-                else []
-            )
-            raise RegistryError(
-                f"no model {task}/{version} under {self.root}; known: {known}"
-            )
+            known = [e.version for e in self.list(task)] if (self.root / task).is_dir() else []
+            raise RegistryError(f"no model {task}/{version} under {self.root}; known: {known}")
         card = _read_json(path / "card.json")
         if not isinstance(card, dict):
             raise RegistryError(f"{path / 'card.json'}: expected a JSON object")
         if card.get("task", task) != task:
-            raise RegistryError(
-                f"{path / 'card.json'}: task {card.get('task')!r} != {task!r}"
-            )
+            raise RegistryError(f"{path / 'card.json'}: task {card.get('task')!r} != {task!r}")
         labels_raw = _read_json(path / "labels.json")
-        if not isinstance(labels_raw, list) or not all(
-            isinstance(x, str) for x in labels_raw
-        ):
-            raise RegistryError(
-                f"{path / 'labels.json'}: expected a JSON list of strings"
-            )
+        if not isinstance(labels_raw, list) or not all(isinstance(x, str) for x in labels_raw):
+            raise RegistryError(f"{path / 'labels.json'}: expected a JSON list of strings")
         labels = tuple(labels_raw)
         if labels != LABELS[task]:
             raise RegistryError(
@@ -257,19 +235,14 @@ class Registry:
         _check_task(task)
         marker = self.root / task / PROMOTED_FILE
         if not marker.is_file():
-            raise RegistryError(
-                f"no promoted {task} model ({marker} missing); "
-                "run `tonewatch models promote`"
-            )
+            raise RegistryError(f"no promoted {task} model ({marker} missing); run `tonewatch models promote`")
         version = marker.read_text(encoding="utf-8").strip()
         return self.get(task, version)
 
     def promote(self, task: str, version: str) -> None:
         """Make ``version`` the serving one after checking every recorded artifact."""
         entry = self.get(task, version)
-        present = [
-            f for f in entry.card.get("artifacts", {}) if (entry.path / f).is_file()
-        ]
+        present = [f for f in entry.card.get("artifacts", {}) if (entry.path / f).is_file()]
         if not entry.available_variants():
             raise RegistryError(f"{task}/{version} has no ONNX variant to serve")
         self.verify(entry, present)
@@ -286,9 +259,7 @@ class Registry:
             fname = VARIANT_FILES.get(item, item)
             path = entry.path / fname
             if not path.is_file():
-                raise RegistryError(
-                    f"{entry.task}/{entry.version}: missing artifact {fname}"
-                )
+                raise RegistryError(f"{entry.task}/{entry.version}: missing artifact {fname}")
             expected = entry.sha256(fname)
             actual = sha256_file(path)
             if actual != expected:
@@ -320,30 +291,22 @@ class Registry:
         path.mkdir(parents=True, exist_ok=True)
         for dest, src in (files or {}).items():
             if Path(dest).name != dest:
-                raise RegistryError(
-                    f"artifact name must be a plain file name: {dest!r}"
-                )
+                raise RegistryError(f"artifact name must be a plain file name: {dest!r}")
             if Path(src).resolve() != (path / dest).resolve():
                 shutil.copyfile(src, path / dest)
         labels_file = path / "labels.json"
         if not labels_file.is_file():
-            labels_file.write_text(
-                json.dumps(list(LABELS[task])) + "\n", encoding="utf-8"
-            )
+            labels_file.write_text(json.dumps(list(LABELS[task])) + "\n", encoding="utf-8")
         if not (path / "tokenizer.json").is_file():
             raise RegistryError(f"{path}: tokenizer.json is required")
         if not any((path / f).is_file() for f in VARIANT_FILES.values()):
-            raise RegistryError(
-                f"{path}: at least one model.<variant>.onnx is required"
-            )
+            raise RegistryError(f"{path}: at least one model.<variant>.onnx is required")
         artifacts = dict(card.get("artifacts") or {})
         for fname in ARTIFACT_FILES:
             if (path / fname).is_file():
                 artifacts[fname] = sha256_file(path / fname)
         full = {**card, "task": task, "version": version, "artifacts": artifacts}
-        _write_text_atomic(
-            path / "card.json", json.dumps(full, indent=2, sort_keys=False) + "\n"
-        )
+        _write_text_atomic(path / "card.json", json.dumps(full, indent=2, sort_keys=False) + "\n")
         if card_md is not None:
             _write_text_atomic(path / "CARD.md", card_md)
         return self.get(task, version)

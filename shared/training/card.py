@@ -49,15 +49,17 @@ def _pct(x: Any) -> str:
 
 def _metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
     lines = [
-        "| variant | accuracy | macro-F1 | ECE | CPU seq/s | status |",
-        "|---|---|---|---|---|---|",
+        "| variant | accuracy | macro-F1 | ECE | argmax = fp32 | CPU seq/s | status |",
+        "|---|---|---|---|---|---|---|",
     ]
     for variant, m in metrics.items():
+        if "accuracy" not in m:
+            lines.append(f"| {variant} | - | - | - | - | - | {m.get('status', '')} |")
+            continue
+        agree = _pct(m["agreement_with_fp32"]) if "agreement_with_fp32" in m else "-"
         lines.append(
-            f"| {variant} | {_pct(m.get('accuracy'))} | {_pct(m.get('macro_f1'))} | "
-            f"{m['ece']:.3f} | {m.get('seq_per_s_cpu', 'n/a')} | {m.get('status', '')} |"
-            if "accuracy" in m
-            else f"| {variant} | - | - | - | - | {m.get('status', '')} |"
+            f"| {variant} | {_pct(m.get('accuracy'))} | {_pct(m.get('macro_f1'))} | {m['ece']:.3f} | "
+            f"{agree} | {m.get('seq_per_s_cpu', 'n/a')} | {m.get('status', '')} |"
         )
     return lines
 
@@ -121,10 +123,9 @@ def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
     if card.get("int8_gap_points") is not None:
         gap = card["int8_gap_points"]
         out += [
-            (
-                f"int8 minus fp32: accuracy {0.0 - gap['accuracy']:+.2f} points, "
-                f"macro-F1 {0.0 - gap['macro_f1']:+.2f} points."
-            ),
+            "int8 minus fp32, in points: "
+            + ", ".join(f"{k} {0.0 - float(v):+.2f}" for k, v in gap.items())
+            + ". Accuracy and macro-F1 are percentages; ECE is shown x100.",
             "",
         ]
     if "per_class" in best:

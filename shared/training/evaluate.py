@@ -62,8 +62,8 @@ def evaluate_variant(
     texts: Sequence[str],
     gold: Sequence[int],
     labels: Sequence[str],
-) -> dict[str, Any]:
-    """Metrics of one ONNX file on (``texts``, ``gold``)."""
+) -> tuple[dict[str, Any], FloatArray | None]:
+    """Metrics of one ONNX file on (``texts``, ``gold``), and its probabilities."""
     try:
         clf = OnnxClassifier(model, tokenizer)
         start = time.monotonic()
@@ -71,12 +71,12 @@ def evaluate_variant(
         elapsed = time.monotonic() - start
     except Exception as exc:  # provider cannot run this graph
         if model.name == VARIANT_FILES["fp16"]:
-            return {"status": NOT_EVALUATED_GPU, "error": str(exc)[:300]}
+            return {"status": NOT_EVALUATED_GPU, "error": str(exc)[:300]}, None
         raise
     out = report(gold, probs, labels)
     out["status"] = "evaluated on CPUExecutionProvider"
     out["seq_per_s_cpu"] = round(len(texts) / elapsed, 1) if elapsed > 0 else None
-    return out
+    return out, probs
 
 
 def evaluate_dir(
@@ -86,20 +86,32 @@ def evaluate_dir(
     labels: Sequence[str],
     variants: Sequence[str] = ("fp32", "int8", "fp16"),
 ) -> dict[str, dict[str, Any]]:
-    """Evaluate every present variant in ``folder`` (a registry version folder)."""
+    """Evaluate every present variant in ``folder`` (a registry version folder).
+
+    Variants other than fp32 also get ``agreement_with_fp32`` (share of identical
+    argmax) and ``max_abs_prob_diff_fp32`` when fp32 is present.
+    """
     index = {lab: i for i, lab in enumerate(labels)}
     gold = [index[g] for g in gold_labels]
     results: dict[str, dict[str, Any]] = {}
+    probs: dict[str, FloatArray] = {}
     for variant in variants:
         path = folder / VARIANT_FILES[variant]
         if path.is_file():
-            results[variant] = evaluate_variant(path, folder / "tokenizer.json", texts, gold, labels)
+            results[variant], p = evaluate_variant(path, folder / "tokenizer.json", texts, gold, labels)
+            if p is not None:
+                probs[variant] = p
+    ref = probs.get("fp32")
+    for variant, p in probs.items():
+        if ref is not None and variant != "fp32" and len(p):
+            results[variant]["agreement_with_fp32"] = float((p.argmax(1) == ref.argmax(1)).mean())
+            results[variant]["max_abs_prob_diff_fp32"] = float(np.abs(p - ref).max())
     return results
 
 
 def int8_gap(metrics: dict[str, dict[str, Any]]) -> dict[str, float] | None:
-    """Points (x100) by which int8 trails fp32 on accuracy and macro-F1."""
+    """fp32 minus int8, in points (x100), for accuracy, macro-F1 and ECE."""
     a, b = metrics.get("fp32", {}), metrics.get("int8", {})
     if "accuracy" not in a or "accuracy" not in b:
         return None
-    return {k: round(100 * (float(a[k]) - float(b[k])), 2) for k in ("accuracy", "macro_f1")}
+    return {k: round(100 * (float(a[k]) - float(b[k])), 2) for k in ("accuracy", "macro_f1", "ece")}

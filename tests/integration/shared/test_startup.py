@@ -50,7 +50,8 @@ def test_service_gives_up_on_missing_kafka() -> None:
 
 def test_classifier_refuses_cuda_on_a_cpu_machine(tiny_models: object) -> None:
     env = dict(os.environ, TW_INFERENCE__DEVICE="cuda", TW_MODELS_DIR=str(tiny_models), TW_ENVIRONMENT="test")
-    proc = subprocess.run([sys.executable, "-m", "services", "run", "classifier"], env=env, capture_output=True,
-                          text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "services", "run", "classifier"], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "classifier cannot start" in proc.stderr and "CUDA" in proc.stderr

@@ -136,6 +136,8 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
         assert 0.0 <= m["macro_f1"] <= 1.0 and len(m["coverage"]) == 5
         assert m["confusion"]["labels"] == list(LABELS["sentiment"])
     assert "fp16" in card["metrics"]
+    assert card["training"]["temperature"] > 0 and card["training"]["config"]["pooling"] == "mean"
+    assert 0.0 <= card["metrics"]["int8"]["agreement_with_fp32"] <= 1.0
     assert card["data_sources"][0]["rows"] == 60
     assert (entry.path / "CARD.md").read_text().count("Where the model is weak") == 1
     reg.verify(entry, entry.available_variants())
