@@ -1,0 +1,62 @@
+"""`tonewatch ingest file` against the real broker: valid lines produced (ids
+assigned), invalid lines reported with their line numbers, exit code 1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shared.config import KafkaSettings
+from shared.events import RawNews
+from shared.kafka.clients import make_consumer
+
+pytestmark = pytest.mark.integration
+
+
+async def test_ingest_file(kafka_settings: KafkaSettings, unique: str, tmp_path: Path) -> None:
+    path = tmp_path / "news.jsonl"
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps({"text": "Tesco shares rise", "event_time": "2026-01-01T10:00:00Z"}),
+                json.dumps({"id": "keep-me", "text": "BP profit falls"}),
+                "{broken",
+                json.dumps({"text": ""}),
+            ]
+        )
+        + "\n"
+    )
+    prefix = f"t{unique}."
+    env = {
+        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "TW_TOPICS__PREFIX": prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    proc = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news", "--rate", "50"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "produced 2 events" in proc.stdout
+    assert "line 3: rejected: malformed JSON" in proc.stderr and "line 4: rejected: text" in proc.stderr
+    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
+    await consumer.start()
+    try:
+        got: list[RawNews] = []
+        async with asyncio.timeout(30):
+            while len(got) < 2:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    got += [RawNews.model_validate_json(r.value) for r in records if r.value]
+    finally:
+        await consumer.stop()
+    assert {e.text for e in got} == {"Tesco shares rise", "BP profit falls"}
+    assert "keep-me" in {e.id for e in got} and all(e.id for e in got)

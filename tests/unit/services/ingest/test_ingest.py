@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.ingest.produce import prepare
+from services.ingest.replay import Pacing, _retime
+from services.ingest.sources import read_file
+from shared.events import InvalidEvent, RawChat, RawNews
+
+
+def test_prepare_assigns_id_and_time() -> None:
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    e = prepare({"text": "BP rallies"}, "news", now=now)
+    assert isinstance(e, RawNews) and e.id and e.event_time == now
+    assert prepare({"id": "x1", "text": "hi", "conversation_id": "c"}, "chat").id == "x1"
+
+
+def test_prepare_rejects_with_field_errors() -> None:
+    with pytest.raises(InvalidEvent, match="conversation_id"):
+        prepare({"text": "no conversation"}, "chat")
+    with pytest.raises(InvalidEvent, match="stream"):
+        prepare({"text": "x", "stream": "chat"}, "news")
+
+
+def test_read_file_jsonl_and_csv(tmp_path: Path) -> None:
+    jl = tmp_path / "a.jsonl"
+    jl.write_bytes(b'{"text": "ok"}\n\nnot json\n[1]\n\xff\n')
+    lines = list(read_file(jl))
+    assert [ln.number for ln in lines] == [1, 3, 4, 5]
+    assert lines[0].data == {"text": "ok"}
+    assert [ln.error is not None for ln in lines] == [False, True, True, True]
+    csv_file = tmp_path / "b.csv"
+    csv_file.write_text("id,text\nn1,Tesco profits up\nn2,\n")
+    rows = list(read_file(csv_file))
+    assert rows[0].data == {"id": "n1", "text": "Tesco profits up"} and rows[1].data == {"id": "n2"}
+
+
+def test_speedup_compresses_gaps_and_moves_times_to_now() -> None:
+    base = datetime(2020, 1, 1, tzinfo=UTC)
+    events = [RawNews(id=f"e{i}", event_time=base.replace(hour=i), text="x") for i in (0, 1, 3)]
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    sched = _retime(events, 3600.0, start)
+    assert [round(o, 3) for o, _ in sched] == [0.0, 1.0, 3.0]
+    assert [e.event_time.second for _, e in sched] == [0, 1, 3]
+
+
+def test_pacing_validation() -> None:
+    with pytest.raises(ValueError, match="either"):
+        Pacing(rate=1, speedup=2)
+    with pytest.raises(ValueError, match="positive"):
+        Pacing(rate=0)
+
+
+def test_chat_type() -> None:
+    assert isinstance(prepare({"text": "hi", "conversation_id": "c1"}, "chat"), RawChat)
