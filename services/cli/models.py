@@ -82,19 +82,21 @@ def train(
     task: TaskOpt,
     base: Annotated[Path | None, typer.Option(help="Local HF encoder folder.")] = None,
     data: DataOpt = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 6,
+    epochs: Annotated[int, typer.Option(help="0: the task default (6).")] = 0,
     max_steps: Annotated[int, typer.Option(help="Stop after N steps (0: off).")] = 0,
     subset: Annotated[int, typer.Option(help="Cap train at N rows (smoke runs).")] = 0,
     out: Annotated[Path | None, typer.Option(help="Work dir for the checkpoint.")] = None,
     version: Annotated[str, typer.Option(help="Version (default YYYY.MM.DD-N).")] = "",
     promote: Annotated[bool, typer.Option(help="Promote after registering.")] = False,
-    lr: float = 8e-5,
-    batch_size: int = 16,
+    lr: Annotated[float, typer.Option(help="0: the task default (8e-5).")] = 0.0,
+    batch_size: Annotated[int, typer.Option(help="0: the task default (16).")] = 0,
     max_length: Annotated[int, typer.Option(help="0: 64 sentiment, 48 intent.")] = 0,
     seed: int = 13,
-    patience: int = 2,
-    class_weights: bool = False,
-    pooling: Annotated[str, typer.Option(help="mean (sentence-transformer style) or cls.")] = "mean",
+    patience: Annotated[int, typer.Option(help="Epochs without a better validation macro-F1.")] = 3,
+    class_weights: Annotated[
+        bool | None, typer.Option(help="Inverse-frequency loss weights (default: on for sentiment).")
+    ] = None,
+    pooling: Annotated[str, typer.Option(help='"mean" or "cls"; "": cls sentiment, mean intent.')] = "",
     temperature_scaling: Annotated[bool, typer.Option(help="Fit T on validation.")] = True,
     reviews: Annotated[int, typer.Option(help="Add N movie-review snippets.")] = 0,
     fp16: Annotated[bool, typer.Option(help="Also build model.fp16.onnx.")] = True,
@@ -121,16 +123,17 @@ def train(
     )
     flags = [
         f"--task {task}",
-        f"--epochs {epochs}",
-        f"--lr {lr:g}",
-        f"--batch-size {batch_size}",
+        f"--epochs {cfg.epochs}",
+        f"--lr {cfg.lr:g}",
+        f"--batch-size {cfg.batch_size}",
         f"--max-length {cfg.max_length}",
+        f"--pooling {cfg.pooling}",
         f"--seed {seed}",
         f"--patience {patience}",
     ]
     flags += [f"--max-steps {max_steps}"] * bool(max_steps)
     flags += [f"--subset {subset}"] * bool(subset) + [f"--reviews {reviews}"] * bool(reviews)
-    flags += ["--class-weights"] * class_weights + [f"--pooling {pooling}"]
+    flags += ["--class-weights" if cfg.class_weights else "--no-class-weights"]
     flags += ["--no-temperature-scaling"] * (not temperature_scaling)
     flags += [f"--base {shlex.quote(str(base))}"] * bool(base)
     flags += [f"--data {shlex.quote(str(p))}" for p in data or []]
@@ -147,7 +150,7 @@ def train(
             fp16=fp16,
             progress=progress,
             promote=promote,
-            reproduce=reproduce + f" --version {version or '<version>'}",
+            reproduce=reproduce + " --version <version>",
         )
         entry = run(reg, opts)
     typer.echo(_summary(entry) + ("\n  promoted" if promote else ""))
@@ -167,7 +170,7 @@ def export(
     _check_task(task)
     from shared.training.datasets import load_task
     from shared.training.pipeline import next_version, package, training_meta
-    from shared.training.train import DEFAULT_MAX_LENGTH
+    from shared.training.train import TASK_DEFAULTS
 
     with _errors():
         reg = _registry(ctx)
@@ -179,7 +182,7 @@ def export(
             ver,
             from_,
             bundle,
-            max_length=max_length or DEFAULT_MAX_LENGTH[task],
+            max_length=max_length or TASK_DEFAULTS[task]["max_length"],
             training=training_meta(from_),
             fp16=fp16,
             reproduce=f"tonewatch models export --task {task} --from {from_}",
@@ -201,7 +204,9 @@ def quantize(ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataO
         fp32 = entry.variant_path("fp32")
         reg.verify(entry, ["fp32"])
         card = dict(entry.card)
-        card["optimization"] = build_variants(fp32, entry.path)
+        old = card.get("optimization") or {}
+        shape = (int(old.get("num_heads", 0)), int(old.get("hidden_size", 0)))
+        card["optimization"] = build_variants(fp32, entry.path, shape=shape if all(shape) else None)
         entry = evaluate_and_write(reg, task, version, load_task(task, data or None), card)
     typer.echo(_summary(entry))
 

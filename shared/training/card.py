@@ -12,6 +12,24 @@ from typing import Any
 from shared.inference.registry import sha256_file
 
 MODEL_NAMES = {"sentiment": "tonewatch-sentiment", "intent": "tonewatch-intent"}
+TASK_NOTES: dict[str, tuple[str, ...]] = {
+    "sentiment": (
+        "- Real Guardian business headlines are often mixed or ironic ('reopen 800 stores but warns of lower "
+        "sales'), opinion or feature titles, or politics items; annotators label many of these neutral, and "
+        "most errors are negative <-> neutral.",
+        "- `positive` is the rarest class (about 14% of the real headlines) and has the lowest F1.",
+        "- All real training headlines are from January to July 2020 (Covid-19 era): expect drift on other "
+        "periods, topics and non-UK sources. Inputs are truncated to max_length tokens.",
+        "- Probabilities are temperature-scaled on the validation split; see ECE and the coverage table "
+        "before using a confidence threshold.",
+    ),
+    "intent": (
+        "- Utterances were written for this project (not real customer logs): real traffic with other "
+        "phrasings, languages or multi-intent messages will score lower.",
+        "- The closest intents are complaint / refund_request / human_agent and transfer_problem / send_money.",
+        "- `out_of_scope` covers only the kinds of off-topic messages in the training set.",
+    ),
+}
 
 
 def utc_now() -> str:
@@ -99,6 +117,16 @@ def _confusion_md(m: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _packages(card: Mapping[str, Any]) -> list[str]:
+    """Pinned packages that carry the base model and data (``--no-deps`` installs)."""
+    pkgs = [str(card.get("base_model", {}).get("package") or "")]
+    for src in card.get("data_sources", []):
+        where = str(src.get("path_or_package", ""))
+        if "==" in where:
+            pkgs.append(where.split(":", 1)[0])
+    return sorted({p for p in pkgs if p})
+
+
 def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
     """Readable CARD.md for a card dict."""
     metrics: Mapping[str, Mapping[str, Any]] = card.get("metrics", {})
@@ -169,5 +197,7 @@ def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
     tr = card.get("training", {})
     out += ["", "## Training", "", "```json", json.dumps(tr, indent=2), "```", ""]
     if card.get("reproduce"):
-        out += ["## Reproduce", "", "```sh", str(card["reproduce"]), "```", ""]
+        setup = ["pip install -e '.[train]'", f"pip install --no-deps {' '.join(_packages(card))}"]
+        out += ["## Reproduce", "", "Deterministic on CPU (fixed seed); from the repository root:", "", "```sh"]
+        out += [*setup, "export HF_HUB_OFFLINE=1", str(card["reproduce"]), "```", ""]
     return "\n".join(out) + "\n"

@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.inference.registry import ModelEntry, Registry, RegistryError
 from shared.labels import LABELS
-from shared.training.card import MODEL_NAMES, describe_base, render_markdown, utc_now
+from shared.training.card import MODEL_NAMES, TASK_NOTES, describe_base, render_markdown, utc_now
 from shared.training.datasets import DatasetBundle, load_task
 from shared.training.evaluate import evaluate_dir, int8_gap
 from shared.training.export import INPUT_NAMES, export_onnx
@@ -128,7 +128,7 @@ def package(
         },
         "optimization": variants,
         "reproduce": reproduce,
-        "notes": list(notes),
+        "notes": list(notes) or list(TASK_NOTES[task]),
     }
     return evaluate_and_write(registry, task, version, bundle, card)
 
@@ -181,6 +181,7 @@ def run(registry: Registry, opts: PipelineOptions) -> ModelEntry:
         "steps": result.steps,
         "seconds": round(result.seconds, 1),
         "history": result.history,
+        "temperature": result.temperature,
     }
     entry = package(
         registry,
@@ -192,7 +193,7 @@ def run(registry: Registry, opts: PipelineOptions) -> ModelEntry:
         training=training,
         base=base,
         fp16=opts.fp16,
-        reproduce=opts.reproduce,
+        reproduce=opts.reproduce.replace("<version>", version),
         notes=opts.notes,
     )
     if opts.promote:

@@ -115,6 +115,8 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
         str(tmp_path / "run"),
         "--promote",
         "--no-progress",
+        "--pooling",
+        "mean",
     ]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output

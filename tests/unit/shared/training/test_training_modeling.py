@@ -24,3 +24,14 @@ def test_overconfident_logits_get_t_above_one() -> None:
 
 def test_empty_validation_keeps_t_one() -> None:
     assert fit_temperature(np.zeros((0, 3)), []) == 1.0
+
+
+def test_task_defaults_fill_unset_fields() -> None:
+    from shared.training.train import TASK_DEFAULTS, TrainConfig
+
+    s = TrainConfig("sentiment")
+    assert (s.max_length, s.pooling, s.epochs) == (64, TASK_DEFAULTS["sentiment"]["pooling"], 6)
+    assert s.class_weights is True
+    i = TrainConfig("intent", lr=1e-4, pooling="cls")
+    assert (i.max_length, i.lr, i.pooling, i.class_weights) == (48, 1e-4, "cls", False)
+    assert TrainConfig("sentiment", class_weights=False).class_weights is False

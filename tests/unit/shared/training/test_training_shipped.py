@@ -1,0 +1,55 @@
+"""The shipped, promoted models: integrity, label sets, odd inputs through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from services.cli.models import app
+from shared.inference.registry import Registry, RegistryError, default_models_dir
+from shared.labels import LABELS
+
+ODD = ["", "a" * 20_000, "🙂🚀📉🔥", "利润大幅增长", "Прибыль упала на 20%", "مرحبا", "\u200b\n\t "]
+
+
+@pytest.mark.parametrize("task", ["sentiment", "intent"])
+def test_promoted_model_is_complete_and_valid(task: str) -> None:
+    reg = Registry(default_models_dir())
+    try:
+        entry = reg.promoted(task)
+    except RegistryError:
+        pytest.skip(f"no promoted {task} model in this checkout")
+    assert entry.labels == LABELS[task]
+    assert {"int8", "fp16"} <= set(entry.available_variants())
+    assert entry.variant_path("int8").stat().st_size <= 25_000_000
+    reg.verify(entry, ["int8", "fp16", "tokenizer.json", "labels.json"])
+    card = entry.card
+    assert card["export"]["parity"]["max_abs_logit_diff"] <= 1e-4
+    for variant in ("fp32", "int8"):
+        assert {"accuracy", "macro_f1", "ece", "per_class", "confusion", "coverage"} <= set(card["metrics"][variant])
+    assert card["artifacts"]["model.fp32.onnx"]  # recorded even though fp32 is not committed
+    assert "Where the model is weak" in (entry.path / "CARD.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("task", ["sentiment", "intent"])
+def test_predict_odd_inputs_with_promoted_model(task: str, tmp_path: Path) -> None:
+    try:
+        Registry(default_models_dir()).promoted(task)
+    except RegistryError:
+        pytest.skip(f"no promoted {task} model in this checkout")
+    src, dst = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in enumerate(ODD)), encoding="utf-8")
+    res = CliRunner().invoke(
+        app, ["predict", "--task", task, "--input", str(src), "--output", str(dst), "--device", "cpu"]
+    )
+    assert res.exit_code == 0, res.output
+    recs = [json.loads(line) for line in dst.read_text(encoding="utf-8").splitlines()]
+    assert [r["id"] for r in recs] == list(range(len(ODD)))
+    for rec in recs:
+        assert rec["label"] in LABELS[task]
+        assert list(rec["probs"]) == list(LABELS[task])
+        assert abs(sum(rec["probs"].values()) - 1.0) < 1e-3
+        assert 0.0 <= rec["confidence"] <= 1.0
