@@ -35,7 +35,7 @@ class RouterSettings(ServiceSettings):
     )
     priority_negative_prob: float = Field(
         validation_alias="TW_ROUTER_PRIORITY_NEGATIVE_PROB",
-        default=0.85,
+        default=0.8,
         ge=0,
         le=1,
         description="Negative probability that flags priority and escalates.",

@@ -40,7 +40,7 @@ QUEUES: tuple[str, ...] = tuple(sorted({*DEFAULT_ROUTES.values(), HUMAN, ESCALAT
 class RoutingPolicy:
     confidence_threshold: float = 0.5
     ambiguity_margin: float = 0.1
-    priority_negative_prob: float = 0.85
+    priority_negative_prob: float = 0.8
 
 
 @dataclass(frozen=True)
