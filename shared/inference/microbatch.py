@@ -111,6 +111,7 @@ class MicroBatcher(Generic[R]):
         if self._collector is not None and self._queue is not None:
             await self._queue.put(_STOP)
             await self._collector
+            self._fail_leftovers(self._queue)
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         if self._own_executor:
@@ -127,6 +128,14 @@ class MicroBatcher(Generic[R]):
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+    @staticmethod
+    def _fail_leftovers(queue: asyncio.Queue[object]) -> None:
+        # producers that were blocked on a full queue when close() began
+        while not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, tuple) and not item[1].done():
+                item[1].set_exception(BatcherClosedError("micro-batcher closed before this text ran"))
 
     @property
     def pending(self) -> int:

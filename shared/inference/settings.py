@@ -15,6 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 Device = Literal["auto", "cuda", "tensorrt", "cpu"]
 Variant = Literal["auto", "int8", "fp16", "fp32"]
 
+CPU_BUCKET_ROWS = 16
+"""Default rows per ONNX run on CPU: small runs keep padding low (measured best
+throughput with max_batch 128-512 on the 2-core benchmark machine)."""
+
 
 class InferenceSettings(BaseModel):
     """How a model is run: device, precision, batching and threads."""
@@ -80,7 +84,7 @@ class InferenceSettings(BaseModel):
         ge=1,
         description=(
             "Rows per ONNX run after sorting a batch by token length; each run is "
-            "padded to its own longest row. None: 32 on CPU, max_batch on GPU."
+            "padded to its own longest row. None: 16 on CPU, max_batch on GPU."
         ),
     )
     cuda_graphs: bool = Field(
@@ -100,4 +104,4 @@ class InferenceSettings(BaseModel):
         """Rows per ONNX run for the active device."""
         if self.length_bucket_size is not None:
             return self.length_bucket_size
-        return self.max_batch if on_gpu else min(32, self.max_batch)
+        return self.max_batch if on_gpu else min(CPU_BUCKET_ROWS, self.max_batch)

@@ -32,7 +32,7 @@ def test_frozen_and_strict() -> None:
 
 
 def test_bucket_rows_per_device() -> None:
-    assert InferenceSettings().bucket_rows(on_gpu=False) == 32
+    assert InferenceSettings().bucket_rows(on_gpu=False) == 16
     assert InferenceSettings(max_batch=8).bucket_rows(on_gpu=False) == 8
     assert InferenceSettings(max_batch=512).bucket_rows(on_gpu=True) == 512
     assert InferenceSettings(length_bucket_size=16).bucket_rows(on_gpu=True) == 16
