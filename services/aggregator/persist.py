@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import TextClause, delete, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.aggregator.buckets import BucketKey, Delta, aggregate
@@ -25,14 +24,55 @@ from shared.events import ScoredEvent
 NOTIFY_CHANNEL = "tonewatch_buckets"
 
 
+# Fixed statements with array parameters: compiled and prepared once, one round trip
+# per table whatever the batch size (a multi-row VALUES list is recompiled for every
+# distinct row count, which cost more CPU than the inserts themselves).
+_LEDGER = text(
+    "INSERT INTO counted_events (id) SELECT unnest(CAST(:ids AS text[])) ON CONFLICT DO NOTHING RETURNING id"
+)
+_SCORED = text(
+    """
+    INSERT INTO scored_events (id, stream, event_time, received_time, entities, text, sentiment,
+        sentiment_confidence, sentiment_score, negative_prob, intent, intent_confidence,
+        conversation_id, model_version)
+    SELECT r.id, r.stream, r.event_time, r.received_time, r.entities, r.text, r.sentiment,
+        r.sentiment_confidence, r.sentiment_score, r.negative_prob, r.intent, r.intent_confidence,
+        r.conversation_id, r.model_version
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(id text, stream text, event_time timestamptz,
+        received_time timestamptz, entities text[], text text, sentiment text,
+        sentiment_confidence float8, sentiment_score float8, negative_prob float8, intent text,
+        intent_confidence float8, conversation_id text, model_version text)
+    ON CONFLICT DO NOTHING
+    """
+)
+_COUNT_COLUMNS = ("count", "negative", "neutral", "positive", "score_sum", "confidence_sum")
+
+
+def _upsert_statement(table: str) -> TextClause:
+    sets = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in _COUNT_COLUMNS)
+    return text(
+        f"""
+        INSERT INTO {table} (stream, entity, bucket, model_version, {", ".join(_COUNT_COLUMNS)})
+        SELECT * FROM unnest(CAST(:stream AS text[]), CAST(:entity AS text[]), CAST(:bucket AS timestamptz[]),
+            CAST(:model_version AS text[]), CAST(:count AS int8[]), CAST(:negative AS int8[]),
+            CAST(:neutral AS int8[]), CAST(:positive AS int8[]), CAST(:score_sum AS float8[]),
+            CAST(:confidence_sum AS float8[]))
+        ON CONFLICT (stream, entity, bucket, model_version) DO UPDATE SET {sets}, updated_at = now()
+        """
+    )
+
+
+_UPSERT = {name: _upsert_statement(name) for name in (TrendMinute.__tablename__, TrendHour.__tablename__)}
+
+
 def _row(e: ScoredEvent) -> dict[str, Any]:
     return {
         "id": e.id,
         "stream": e.stream,
-        "event_time": e.event_time,
-        "received_time": e.received_time,
+        "event_time": e.event_time.isoformat(),
+        "received_time": e.received_time.isoformat(),
         "entities": list(dict.fromkeys(e.entities)),
-        "text": e.text,
+        "text": e.text.replace("\x00", "\ufffd"),  # PostgreSQL text cannot hold NUL
         "sentiment": e.sentiment.label,
         "sentiment_confidence": e.sentiment.confidence,
         "sentiment_score": e.sentiment_score,
@@ -44,31 +84,26 @@ def _row(e: ScoredEvent) -> dict[str, Any]:
     }
 
 
-async def _upsert(session: AsyncSession, table: Any, deltas: dict[BucketKey, Delta]) -> None:
-    if not deltas:
-        return
-    rows = [
-        {
-            "stream": k[0],
-            "entity": k[1],
-            "bucket": k[2],
-            "model_version": k[3],
-            "count": d.count,
-            "negative": d.negative,
-            "neutral": d.neutral,
-            "positive": d.positive,
-            "score_sum": d.score_sum,
-            "confidence_sum": d.confidence_sum,
-        }
-        for k, d in sorted(deltas.items())
-    ]
-    stmt = insert(table).values(rows)
-    cols = ("count", "negative", "neutral", "positive", "score_sum", "confidence_sum")
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["stream", "entity", "bucket", "model_version"],
-        set_={**{c: table.c[c] + stmt.excluded[c] for c in cols}, "updated_at": func.now()},
-    )
-    await session.execute(stmt)
+def _columns(deltas: dict[BucketKey, Delta]) -> dict[str, list[Any]]:
+    """Bucket deltas as one array per column, in key order (a stable lock order)."""
+    items = sorted(deltas.items())
+    return {
+        "stream": [k[0] for k, _ in items],
+        "entity": [k[1] for k, _ in items],
+        "bucket": [k[2] for k, _ in items],
+        "model_version": [k[3] for k, _ in items],
+        "count": [d.count for _, d in items],
+        "negative": [d.negative for _, d in items],
+        "neutral": [d.neutral for _, d in items],
+        "positive": [d.positive for _, d in items],
+        "score_sum": [d.score_sum for _, d in items],
+        "confidence_sum": [d.confidence_sum for _, d in items],
+    }
+
+
+async def _upsert(session: AsyncSession, table: str, deltas: dict[BucketKey, Delta]) -> None:
+    if deltas:
+        await session.execute(_UPSERT[table], _columns(deltas))
 
 
 async def store_batch(
@@ -81,21 +116,19 @@ async def store_batch(
     if not unique:
         return 0
     async with sessions.begin() as session:
-        ledger = insert(CountedEvent).values([{"id": e.id} for e in unique]).on_conflict_do_nothing()
-        new_ids = set((await session.execute(ledger.returning(CountedEvent.id))).scalars())
+        new_ids = set((await session.execute(_LEDGER, {"ids": [e.id for e in unique]})).scalars())
         fresh = [e for e in unique if e.id in new_ids]
         if not fresh:
             return 0
-        await session.execute(insert(ScoredEventRow).values([_row(e) for e in fresh]).on_conflict_do_nothing())
+        await session.execute(_SCORED, {"rows": json.dumps([_row(e) for e in fresh])})
         minutes, hours = aggregate(fresh)
-        await _upsert(session, TrendMinute.__table__, minutes)
-        await _upsert(session, TrendHour.__table__, hours)
+        await _upsert(session, TrendMinute.__tablename__, minutes)
+        await _upsert(session, TrendHour.__tablename__, hours)
         touched = sorted({(k[0], k[1], k[3]) for k in minutes})
         payload = json.dumps({"buckets": [list(t) for t in touched][:500]})
-        if len(payload) < 7_900:  # NOTIFY payload limit is 8000 bytes
-            await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": NOTIFY_CHANNEL, "p": payload})
-        else:
-            await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": NOTIFY_CHANNEL, "p": '{"all": true}'})
+        if len(payload) >= 7_900:  # NOTIFY payload limit is 8000 bytes
+            payload = '{"all": true}'
+        await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": NOTIFY_CHANNEL, "p": payload})
         if before_commit is not None:
             before_commit()
     return len(fresh)

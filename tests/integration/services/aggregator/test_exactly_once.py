@@ -61,11 +61,13 @@ async def totals(sessions: Any, entity: str = "_all") -> int:
         return int((await s.execute(q)).scalar() or 0)
 
 
-def start(settings: AggregatorSettings, tmp: Path, name: str, failpoints: str = "") -> subprocess.Popen[bytes]:
+def start(
+    settings: AggregatorSettings, tmp: Path, name: str, failpoints: str = "", max_batch: int = 150
+) -> subprocess.Popen[bytes]:
     env = env_for(
         settings,
         TW_FAILPOINTS=failpoints,
-        TW_AGGREGATOR_MAX_BATCH="150",
+        TW_AGGREGATOR_MAX_BATCH=str(max_batch),
         TW_AGGREGATOR_MAX_WAIT_MS="50",
         TW_AGGREGATOR_GROUP_ID=settings.group_id,
     )
@@ -92,13 +94,17 @@ async def test_kill_9_at_every_stage_counts_each_event_once(
         assert proc.wait(timeout=120) == -signal.SIGKILL, (tmp_path / f"{name}.log").read_text()[-2000:]
 
     rng = random.Random(7)
+    killed_mid_stream = 0
     for k in range(3):  # kill -9 from outside at random moments, once it is making progress
-        proc = start(settings, tmp_path, f"random-{k}")
+        # small batches keep it busy long enough for the kill to land mid-stream
+        proc = start(settings, tmp_path, f"random-{k}", max_batch=10)
         seen = await totals(sessions)
-        await wait_until(lambda seen=seen: _done(sessions, seen + 1), timeout=60)
-        await asyncio.sleep(rng.uniform(0.0, 0.5))
+        await wait_until(lambda seen=seen: _done(sessions, min(seen + 1, before + n)), timeout=60)
+        await asyncio.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        killed_mid_stream += await totals(sessions) < before + n
+    assert killed_mid_stream >= 1, "every random kill landed after the stream was fully counted"
 
     proc = start(settings, tmp_path, "final")
     try:

@@ -56,6 +56,7 @@ async def test_poison_and_edge_cases(
     records.append(json.dumps({"id": "huge", "text": huge}).encode())
     records.append(good(100, event_time=(NOW + timedelta(days=400)).isoformat()))  # far future
     records.append(good(101, event_time="1999-01-01T00:00:00Z"))  # far past
+    records.append(good(102, text="Shares \u0000 slide"))  # NUL: PostgreSQL text cannot hold it
     producer = make_producer(settings.kafka, client_id="test")
     await producer.start()
     try:
@@ -75,7 +76,7 @@ async def test_poison_and_edge_cases(
                 q = (
                     select(func.count())
                     .select_from(ScoredEventRow)
-                    .where(ScoredEventRow.id.in_([f"good-{i}" for i in (*range(40), 100, 101)] + ["huge"]))
+                    .where(ScoredEventRow.id.in_([f"good-{i}" for i in (*range(40), 100, 101, 102)] + ["huge"]))
                 )
                 return int((await s.execute(q)).scalar() or 0)
 
@@ -95,17 +96,20 @@ async def test_poison_and_edge_cases(
             r.id: r
             for r in (
                 await s.execute(
-                    select(ScoredEventRow).where(ScoredEventRow.id.in_(["huge", "good-100", "good-101", "good-0"]))
+                    select(ScoredEventRow).where(
+                        ScoredEventRow.id.in_(["huge", "good-100", "good-101", "good-102", "good-0"])
+                    )
                 )
             ).scalars()
         }
     assert len(rows["huge"].text) <= settings.storage_text_chars
     assert rows["good-100"].event_time <= rows["good-100"].received_time  # future time clamped
     assert rows["good-101"].event_time.year == 1999  # past time kept (late data)
+    assert rows["good-102"].text == "Shares \ufffd slide"
 
 
 async def stored_ok(stored: Callable[[], Any]) -> bool:
-    return bool(await stored() == 43)
+    return bool(await stored() == 44)
 
 
 async def dlq_entries(settings: ClassifierSettings, topic: str, n: int) -> list[dlq_ops.DlqEntry] | None:
