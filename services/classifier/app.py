@@ -1,7 +1,8 @@
 """Classifier service: a faust-streaming app (composition root).
 
 ``noack_take`` batches records and we acknowledge them only after the scored
-events are acknowledged by the broker and failures are dead-lettered: faust's
+events are acknowledged by the broker and failures are dead-lettered (the next
+batch is classified meanwhile, so the model is not idle while we publish): faust's
 plain ``take`` acks in a ``finally`` even when the body raised, which would lose
 records on an error or a shutdown mid-batch.
 """
@@ -22,7 +23,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.classifier.classify import Classify
 from services.classifier.config import ClassifierSettings
-from services.classifier.pipeline import ClassifierPipeline
+from services.classifier.pipeline import ClassifierPipeline, Prepared
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
 from shared.db.watchlist import load_active
@@ -122,10 +123,10 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
     async def classify_agent(stream: Any) -> None:
         pipeline = await make_pipeline()
         state.matcher = EntityMatcher(await load_active(sessions))
-        async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
-            records = [InRecord.from_faust(ev.message) for ev in events]
+
+        async def finish(batch: Prepared, events: list[Any]) -> None:
             try:
-                await pipeline(records)
+                await pipeline.finish(batch)
             except DeadLetterRatioExceeded as exc:
                 log.critical("%s", exc)
                 state.fatal = exc
@@ -134,6 +135,22 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
             fail.hit("after_publish")
             for ev in events:
                 await stream.ack(ev)
+
+        # Two batches in flight at most: batch N is published (and acked once the
+        # broker has it) while batch N+1 is classified. Publishing and acking stay
+        # in batch order because N is finished before N+1's finish starts.
+        inflight: asyncio.Task[None] | None = None
+        try:
+            async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
+                batch = await pipeline.prepare([InRecord.from_faust(ev.message) for ev in events])
+                if inflight is not None:
+                    await inflight
+                if state.fatal is not None:
+                    return
+                inflight = asyncio.create_task(finish(batch, list(events)))
+        finally:
+            if inflight is not None and not inflight.done():
+                await asyncio.wait([inflight], timeout=30)
 
     @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
     async def _close(_: Any, **__: Any) -> None:

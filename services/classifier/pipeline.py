@@ -1,4 +1,5 @@
-"""The classifier's per-batch pipeline: decode -> classify -> score -> publish.
+"""The classifier's per-batch pipeline: decode -> classify -> score (``prepare``),
+then publish and dead-letter (``finish``).
 
 Built from injected parts so tests run it on a real broker without faust.
 The caller acknowledges the batch only after this returns."""
@@ -8,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
@@ -25,6 +27,15 @@ from shared.metrics import metrics
 
 log = logging.getLogger(__name__)
 SERVICE = "classifier"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A classified batch waiting to be published."""
+
+    records: list[InRecord]
+    scored: list[ScoredEvent]
+    bad: list[FailedRecord]
 
 
 class ClassifierPipeline:
@@ -45,23 +56,37 @@ class ClassifierPipeline:
 
     async def __call__(self, records: Sequence[InRecord]) -> int:
         """Process one batch; returns how many scored events were published."""
+        return await self.finish(await self.prepare(records))
+
+    async def prepare(self, records: Sequence[InRecord]) -> Prepared:
+        """Decode, classify and score a batch; nothing leaves the process yet.
+
+        The caller may run this for the next batch while :meth:`finish` of the
+        previous one waits on the broker, so the model is not idle during publishing."""
         self.m.batch_size.labels(SERVICE).observe(len(records))
         for rec in records:
             self.m.events_in.labels(SERVICE, rec.topic).inc()
         good, bad = decode_batch(records, self.settings.topics)
+        scored: list[ScoredEvent] = []
         if good:
             verdicts, more_bad = await self._classify(good)
             bad.extend(more_bad)
             scored = self._score(good, verdicts)
-            await publish(self.producer, self.settings.topics.text_scored, scored)
-            self.m.events_out.labels(SERVICE, "text.scored").inc(len(scored))
-        for record in bad:
+        return Prepared(list(records), scored, bad)
+
+    async def finish(self, batch: Prepared) -> int:
+        """Publish the scored events and dead-letter the failures, waiting for the
+        broker's acks; returns how many scored events were published."""
+        if batch.scored:
+            await publish(self.producer, self.settings.topics.text_scored, batch.scored)
+            self.m.events_out.labels(SERVICE, "text.scored").inc(len(batch.scored))
+        for record in batch.bad:
             await self.dlq.write(record)
             self.m.dead_letters.labels(SERVICE, record.topic, record.error_class).inc()
-        bad_places = {(b.topic, b.partition, b.offset) for b in bad}
-        for rec in records:
+        bad_places = {(b.topic, b.partition, b.offset) for b in batch.bad}
+        for rec in batch.records:
             self.dlq.guard.record(failed=(rec.topic, rec.partition, rec.offset) in bad_places)
-        return len(records) - len(bad)
+        return len(batch.records) - len(batch.bad)
 
     async def _classify(self, good: list[Decoded]) -> tuple[Verdicts, list[FailedRecord]]:
         start = time.perf_counter()
