@@ -230,21 +230,27 @@ def run_ours(
     entry: ModelEntry,
     texts: Sequence[str],
     base: InferenceSettings,
-    configs: Sequence[tuple[int, int]],
+    configs: Sequence[tuple[int, int, int]],
     repeats: int,
 ) -> tuple[list[Result], Classifier]:
     results: list[Result] = []
     best: tuple[float, Classifier] | None = None
-    for max_batch, rows in configs:
-        settings = base.model_copy(update={"max_batch": max_batch, "length_bucket_size": rows})
-        clf = Classifier.load(entry, settings)
+    for max_batch, rows, parallel in configs:
+        update = {"max_batch": max_batch, "length_bucket_size": rows, "parallel_buckets": parallel}
+        clf = Classifier.load(entry, base.model_copy(update=update))
         clf.predict(texts[: max_batch * 2])  # warm-up
-        name = f"ours {clf.variant} max_batch={max_batch} bucket_rows={rows} spinning={settings.allow_spinning}"
+        name = f"ours {clf.variant} max_batch={max_batch} bucket_rows={rows} spinning={clf.settings.allow_spinning}"
+        if parallel > 1:
+            name += f" parallel={parallel}x{clf.model.intra_op_threads}t"
         result = max((time_ours(clf, texts, name) for _ in range(repeats)), key=lambda r: r.seq_per_s)
         results.append(result)
         print(result.row(), flush=True)
         if best is None or result.seq_per_s > best[0]:
+            if best is not None:
+                best[1].close()
             best = (result.seq_per_s, clf)
+        else:
+            clf.close()
     assert best is not None
     return results, best[1]
 
@@ -305,15 +311,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     import onnxruntime as ort
 
     gpu = args.device == "cuda" or (args.device == "auto" and "CUDAExecutionProvider" in ort.get_available_providers())
+    configs: list[tuple[int, int, int]]  # (max_batch, bucket rows, parallel buckets)
     if gpu:
-        configs = (
-            [(256, 256), (1024, 256), (1024, 1024)]
-            if args.quick
-            else [(256, 256), (1024, 256), (1024, 512), (1024, 1024), (4096, 1024), (4096, 4096)]
-        )
+        configs = [(256, 256, 1), (1024, 256, 1), (1024, 1024, 1)]
+        if not args.quick:
+            configs += [(1024, 512, 1), (4096, 1024, 1), (4096, 4096, 1)]
     else:
-        quick_cpu = [(64, 16), (256, 16), (512, 32)]
-        configs = quick_cpu if args.quick else [(64, 16), (128, 16), (256, 16), (256, 32), (512, 32)]
+        configs = [(64, 16, 1), (256, 16, 1), (256, 16, 2)]
+        if not args.quick:
+            configs += [(128, 16, 1), (512, 32, 1), (128, 16, 2), (512, 32, 2)]
     print(f"# model {entry.task}/{entry.version} ({entry.name}), max_length={max_length}, texts={len(texts)}")
     print(f"# weights: {weights} ({ckpt})")
     print(f"# load average at start: {load_before:.2f}; cores: {os.cpu_count()}")
@@ -367,6 +373,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "texts": len(texts),
         "max_length": max_length,
         "intra_op_threads": best_clf.model.intra_op_threads,
+        "parallel_buckets": best_clf.describe()["parallel_buckets"],
         "quick": args.quick,
         "load_avg_start": round(load_before, 2),
         "other_cpu_share": None if others is None else round(others, 3),
@@ -374,6 +381,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "repeats": args.repeats,
         "seconds": round(time.perf_counter() - t_start, 1),
     }
+    best_clf.close()
     print(json.dumps(summary))
     return summary
 

@@ -54,7 +54,8 @@ def load_models(settings: ClassifierSettings) -> tuple[Classifier, Classifier]:
     entries = []
     for task, version in (("sentiment", settings.sentiment_version), ("intent", settings.intent_version)):
         entries.append(registry.get(task, version) if version else registry.promoted(task))
-    models = (Classifier.load(entries[0], settings.inference), Classifier.load(entries[1], settings.inference))
+    inference = settings.model_settings()
+    models = (Classifier.load(entries[0], inference), Classifier.load(entries[1], inference))
     for model in models:
         info = model.describe()
         log.info("model loaded: %s", info)
@@ -136,21 +137,38 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
             for ev in events:
                 await stream.ack(ev)
 
-        # Two batches in flight at most: batch N is published (and acked once the
-        # broker has it) while batch N+1 is classified. Publishing and acking stay
-        # in batch order because N is finished before N+1's finish starts.
-        inflight: asyncio.Task[None] | None = None
-        try:
-            async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
-                batch = await pipeline.prepare([InRecord.from_faust(ev.message) for ev in events])
-                if inflight is not None:
-                    await inflight
+        # Up to ``concurrent_batches`` batches are classified at once (a couple more
+        # wait, so memory stays bounded) while earlier ones are published; one finisher
+        # publishes and acks them strictly in the order they were taken.
+        window: asyncio.Queue[tuple[asyncio.Task[Prepared], list[Any]]] = asyncio.Queue(
+            maxsize=settings.concurrent_batches
+        )
+
+        async def finisher() -> None:
+            while True:
+                task, events = await window.get()
+                try:
+                    await finish(await task, events)
+                finally:
+                    window.task_done()
                 if state.fatal is not None:
                     return
-                inflight = asyncio.create_task(finish(batch, list(events)))
+
+        finishing = asyncio.create_task(finisher())
+        try:
+            async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
+                task = asyncio.create_task(pipeline.prepare([InRecord.from_faust(ev.message) for ev in events]))
+                await window.put((task, list(events)))
+                if finishing.done():
+                    finishing.result()  # re-raise what stopped it
+                    return  # fatal: the process is stopping
         finally:
-            if inflight is not None and not inflight.done():
-                await asyncio.wait([inflight], timeout=30)
+            if not finishing.done():
+                try:
+                    await asyncio.wait_for(window.join(), timeout=30)
+                except TimeoutError:
+                    log.warning("stopping with batches unfinished; they will be re-read")
+                finishing.cancel()
 
     @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
     async def _close(_: Any, **__: Any) -> None:
@@ -188,7 +206,7 @@ def main() -> int:
     state = RunState()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    app = build_app(settings, Classify(sentiment, intent, settings.inference.executor_workers), state)
+    app = build_app(settings, Classify(sentiment, intent, settings.concurrent_batches), state)
     worker = _Worker(app, loglevel=settings.log_level, loop=loop, quiet=True)
     worker.tw_log_level = settings.log_level
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared.config import ServiceSettings
+from shared.inference.device import physical_cores
 from shared.inference.settings import InferenceSettings
 
 
@@ -27,11 +28,30 @@ class ClassifierSettings(ServiceSettings):
         description="Intent model version; default: promoted.",
     )
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
+
+    def model_settings(self) -> InferenceSettings:
+        """Inference settings for ``concurrent_batches`` callers sharing the cores."""
+        threads = self.inference.intra_op_threads or max(1, physical_cores() // self.concurrent_batches)
+        return self.inference.model_copy(
+            update={"intra_op_threads": threads, "executor_workers": self.concurrent_batches}
+        )
+
     batch_max: int = Field(
         validation_alias="TW_CLASSIFIER_BATCH_MAX",
         default=256,
         ge=1,
         description="Most records per classification batch.",
+    )
+    concurrent_batches: int = Field(
+        validation_alias="TW_CLASSIFIER_CONCURRENT_BATCHES",
+        default=2,
+        ge=1,
+        le=16,
+        description=(
+            "Batches classified at once. On CPU each gets cores / N ORT threads unless "
+            "TW_INFERENCE__INTRA_OP_THREADS is set: independent batches keep both cores "
+            "busy where one batch split across threads waits on its slowest thread."
+        ),
     )
     batch_within_s: float = Field(
         validation_alias="TW_CLASSIFIER_BATCH_WITHIN_S", default=0.05, gt=0, description="Longest wait to fill a batch."

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from shared.inference.batching import (
+    Bucket,
     FloatArray,
     PaddingStats,
     computed_tokens,
@@ -105,6 +107,10 @@ class Classifier:
         self.bucket_rows = settings.bucket_rows(on_gpu)
         self._graph_rows = self.bucket_rows if model.cuda_graphs else None
         self._width_multiple = CUDA_GRAPH_WIDTH_MULTIPLE if model.cuda_graphs else 1
+        parallel = settings.parallel_buckets if not on_gpu else 1
+        self._pool = (
+            ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="tonewatch-bucket") if parallel > 1 else None
+        )
         if metrics is not None:
             metrics.active.labels(entry.task, entry.name, entry.version, self.provider, variant).set(1)
 
@@ -182,10 +188,14 @@ class Classifier:
         enc = self.tokenizer.encode(texts, type_ids=self.model.has_token_type_ids)
         lengths = enc.lengths
         buckets = plan_buckets(lengths, self.bucket_rows, self._width_multiple)
-        outputs = [
-            self.model.run(pad_bucket(enc.ids, enc.type_ids, b, self.tokenizer.pad_id, self._graph_rows))
-            for b in buckets
-        ]
+
+        def run(bucket: Bucket) -> FloatArray:
+            return self.model.run(pad_bucket(enc.ids, enc.type_ids, bucket, self.tokenizer.pad_id, self._graph_rows))
+
+        if self._pool is not None and len(buckets) > 1:
+            outputs = list(self._pool.map(run, buckets))  # ORT runs release the GIL
+        else:
+            outputs = [run(b) for b in buckets]
         self.padding.add(int(lengths.sum()), computed_tokens(buckets, self._graph_rows))
         return softmax(scatter(len(texts), buckets, outputs))
 
@@ -206,6 +216,12 @@ class Classifier:
             self.metrics.latency_seconds.labels(task).observe(time.perf_counter() - start)
             self.metrics.padding_efficiency.labels(task).set(self.padding.efficiency)
         return result
+
+    def close(self) -> None:
+        """Stop the bucket threads (throughput mode); the session stays cached."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     # ---- status ---------------------------------------------------------------------
     @property
@@ -233,6 +249,7 @@ class Classifier:
             "max_batch": self.settings.max_batch,
             "bucket_rows": self.bucket_rows,
             "intra_op_threads": self.model.intra_op_threads,
+            "parallel_buckets": self.settings.parallel_buckets if self._pool is not None else 1,
             "io_binding": self.model.use_io_binding,
             "cuda_graphs": self.model.cuda_graphs,
             "padding_efficiency": round(self.padding.efficiency, 4),

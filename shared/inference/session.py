@@ -36,7 +36,7 @@ def session_options(kind: Kind, settings: InferenceSettings) -> ort.SessionOptio
     so.enable_cpu_mem_arena = True
     so.inter_op_num_threads = settings.inter_op_threads
     if kind == "cpu":
-        so.intra_op_num_threads = settings.intra_op_threads or physical_cores()
+        so.intra_op_num_threads = settings.intra_op_threads or max(1, physical_cores() // settings.parallel_buckets)
         spin = "1" if settings.allow_spinning else "0"
         so.add_session_config_entry("session.intra_op.allow_spinning", spin)
         so.add_session_config_entry("session.inter_op.allow_spinning", spin)
@@ -196,7 +196,7 @@ def open_session(
 
 def _session_key(kind: Kind, s: InferenceSettings) -> tuple[object, ...]:
     """Settings that shape the session (batching knobs do not, except TensorRT profiles)."""
-    key: tuple[object, ...] = (s.intra_op_threads, s.inter_op_threads, s.allow_spinning)
+    key: tuple[object, ...] = (s.intra_op_threads, s.inter_op_threads, s.allow_spinning, s.parallel_buckets)
     if kind != "cpu":
         key += (s.device_id, s.cuda_graphs, s.io_binding)
     if kind == "tensorrt":

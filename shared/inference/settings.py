@@ -57,10 +57,20 @@ class InferenceSettings(BaseModel):
         ge=1,
         description=(
             "ONNX Runtime intra-op threads; None = physical cores available to this "
-            "process. Lower it when several services share one machine."
+            "process (divided by parallel_buckets). Lower it when several services share "
+            "one machine."
         ),
     )
     inter_op_threads: int = Field(default=1, ge=1, description="Inter-op threads.")
+    parallel_buckets: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "CPU only: length buckets run at once, each on its own thread (throughput mode). "
+            "With N > 1, intra_op_threads defaults to physical cores / N."
+        ),
+    )
     allow_spinning: bool = Field(
         default=False,
         description=(

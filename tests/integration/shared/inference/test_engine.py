@@ -286,6 +286,18 @@ def test_order_preserved_under_bucketing(entry: ModelEntry, fp32: Classifier) ->
     assert tiny_buckets.padding.efficiency > 0.85
 
 
+def test_parallel_buckets_keep_order_and_results(entry: ModelEntry, fp32: Classifier) -> None:
+    texts = [*TEXTS, *EDGE_TEXTS.values()] * 7
+    par = Classifier.load(entry, CPU.model_copy(update={"parallel_buckets": 2, "length_bucket_size": 4}))
+    try:
+        assert par.describe()["parallel_buckets"] == 2
+        assert par.model.intra_op_threads >= 1
+        assert np.abs(probs(par.predict(texts)) - probs(fp32.predict(texts))).max() < FP32_TOL
+    finally:
+        par.close()
+    assert par.predict(TEXTS[:2])  # still works, sequentially, after close()
+
+
 def test_token_type_ids_fed_only_when_the_graph_has_them(tiny_registry: Registry, fp32: Classifier) -> None:
     with_types = Classifier.load(tiny_registry.get("sentiment", "v2"), CPU)
     assert with_types.model.has_token_type_ids
