@@ -23,10 +23,21 @@ SOURCES: tuple[tuple[str, str, str, str], ...] = (
     (
         "`data/sentiment/guardian_gold_part*.csv`",
         "gold sentiment labels keyed by 0-based row (csv.DictReader order) of the file above: `row,label`",
-        "written for this project: each headline labelled `negative` / `neutral` / "
-        "`positive` from an investor's point of view (is this news good or bad for the "
-        "companies, markets or economy it names?)",
+        "written for this project by language-model annotation agents following the guideline below (rows 0-2399)",
         "sentiment; the held-out test split contains only these real headlines",
+    ),
+    (
+        "`data/sentiment/extra/guardian_gold_part5-8.csv`",
+        "the same gold format for the remaining rows 2400-4079 (1,680 rows, 420 per file)",
+        "written for this project by four further annotation agents, one file each, same guideline",
+        "**not in the default training data** (see Agreement below); pass them with `--data` to use them",
+    ),
+    (
+        "`data/sentiment/extra/agreement_second_annotator.csv`",
+        "a second, blind annotation (`row,label`) of the 480 rows of the first model's "
+        "test split, for an agreement study",
+        "written for this project by a separate annotation agent that never saw the gold labels",
+        "documentation only, never training: see Agreement below",
     ),
     (
         "`data/sentiment/authored_headlines.jsonl`",
@@ -50,6 +61,33 @@ SOURCES: tuple[tuple[str, str, str, str], ...] = (
         "intent train / validation / test",
     ),
 )
+
+GUIDELINE = """\
+## Sentiment labelling guideline
+
+From an investor's point of view: is this news good or bad for the companies, markets
+or economy it names?
+- `negative`: bad for them (losses, job cuts, falls, warnings, closures, scandals, fines,
+  recession, failing demand, bailouts needed because of distress, executive-pay revolts).
+- `positive`: good for them (growth, profits up, rising sales, helpful deals, recoveries,
+  reopening that boosts business, funding secured, shares rising).
+- `neutral`: factual, ambiguous or mixed; opinion without a clear market signal; politics
+  or social items with no clear economic direction; features, how-tos, live-blog titles.
+
+## Agreement
+
+On the 480 test rows of model 2026.11.28-1 the blind second annotation agreed with the
+gold labels on 91.5% of rows (Cohen's kappa 0.86; macro-F1 0.905 treating the second
+annotator as a classifier; most disagreements gold `neutral` vs second `positive` (17)
+or `negative` (14)). The labels are consistent; the distance between the model and this
+figure is the model's, not label noise.
+
+More labels did not help the shipped encoder: training the same recipe on parts 1-8
+(3,131 training rows instead of 2,039) scored macro-F1 0.718 (int8) on the enlarged
+816-row test split where the shipped model scores 0.727, so the extra files stay out of
+the default data and the shipped model's splits stay reproducible.
+
+"""
 
 PROVENANCE = """\
 Splits are deterministic: within each label, examples are ranked by
@@ -93,6 +131,7 @@ def render() -> str:
         "|---|---|---|---|",
         *("| " + " | ".join(row) + " |" for row in SOURCES),
         "",
+        GUIDELINE,
         PROVENANCE.format(
             sent_val=round(100 * SPLIT_FRACTIONS["sentiment"][1]),
             int_val=round(100 * SPLIT_FRACTIONS["intent"][1]),
