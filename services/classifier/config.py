@@ -29,13 +29,6 @@ class ClassifierSettings(ServiceSettings):
     )
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
 
-    def model_settings(self) -> InferenceSettings:
-        """Inference settings for ``concurrent_batches`` callers sharing the cores."""
-        threads = self.inference.intra_op_threads or max(1, physical_cores() // self.concurrent_batches)
-        return self.inference.model_copy(
-            update={"intra_op_threads": threads, "executor_workers": self.concurrent_batches}
-        )
-
     batch_max: int = Field(
         validation_alias="TW_CLASSIFIER_BATCH_MAX",
         default=256,
@@ -81,3 +74,8 @@ class ClassifierSettings(ServiceSettings):
         le=1,
         description="Stop when more records fail than this.",
     )
+
+    def model_settings(self) -> InferenceSettings:
+        """Inference settings for ``concurrent_batches`` batches sharing the cores."""
+        threads = self.inference.intra_op_threads or max(1, physical_cores() // self.concurrent_batches)
+        return self.inference.model_copy(update={"intra_op_threads": threads})
