@@ -182,6 +182,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "msgs_per_s": round(pipeline_rate, 1),
         "p50_latency_s": round(pct(latencies, 0.5), 3),
         "p99_latency_s": round(pct(latencies, 0.99), 3),
+        "first_stored_s": round(min(stored.values()) - t0, 3) if stored else None,
         "inference_seq_per_s": round(alone, 1),
         "inference_config": alone_how,
         "ratio_to_inference": round(pipeline_rate / alone, 3),
