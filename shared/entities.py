@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 ALL = "_all"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -31,8 +32,29 @@ class WatchedEntity:
 
 
 def _alternation(words: Iterable[str]) -> str:
-    # Longest first so "John Lewis Partnership" wins over "John Lewis".
-    return "|".join(re.escape(w) for w in sorted({w for w in words if w.strip()}, key=len, reverse=True))
+    """One pattern matching any of ``words``, longest first at each position.
+
+    Built as a character trie (``Tesco(?: Bank)?``) rather than a flat ``a|b|c``:
+    Python's ``re`` then follows one branch per character instead of trying every
+    alias at every position (tagging was the classifier's costliest step after the
+    model). Greedy optional tails keep "John Lewis Partnership" winning over "John
+    Lewis", and backtracking still falls back to the shorter alias when the longer one
+    fails the word boundary."""
+    trie: dict[str, Any] = {}
+    for word in {w for w in words if w.strip()}:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}  # end of a word
+    return _trie_pattern(trie)
+
+
+def _trie_pattern(node: dict[str, Any]) -> str:
+    branches = [re.escape(ch) + _trie_pattern(child) for ch, child in sorted(node.items()) if ch]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
+    return f"(?:{body})?" if "" in node else body
 
 
 class EntityMatcher:
