@@ -11,6 +11,7 @@ from aiokafka.errors import KafkaError
 
 from services.classifier.score import key_of
 from shared.events import ScoredEvent
+from shared.kafka.produce import send_all
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,7 @@ async def publish(
     backoff = 0.2
     while True:
         try:
-            futures = [await producer.send(topic, e.to_bytes(), key=key_of(e)) for e in events]
-            await asyncio.gather(*futures)
+            await send_all(producer, ((topic, key_of(e), e.to_bytes()) for e in events))
             return
         except KafkaError as exc:
             log.warning("producing %d scored events failed (%s); retrying in %.1fs", len(events), exc, backoff)

@@ -18,6 +18,7 @@ from shared.db.session import make_engine, make_sessionmaker
 from shared.events import RoutedChat, ScoredEvent
 from shared.kafka.batches import BatchPolicy, Handler, Records
 from shared.kafka.dlq import DeadLetterWriter
+from shared.kafka.produce import send_all
 from shared.kafka.sink import SinkClients, run_sink
 from shared.metrics import metrics
 from shared.startup import kafka_dependency, postgres_dependency
@@ -62,13 +63,10 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
                 await dlq.write(f)
                 m.dead_letters.labels(SERVICE, f.topic, f.error_class).inc()
             routed = [r for r in (to_routed(e, routes, policy) for e in good) if r is not None]
-            futures = [
-                await clients.producer.send(
-                    settings.topics.queue(r.queue), r.to_bytes(), key=r.conversation_id.encode()
-                )
-                for r in routed
-            ]
-            await asyncio.gather(*futures)
+            await send_all(
+                clients.producer,
+                ((settings.topics.queue(r.queue), r.conversation_id.encode(), r.to_bytes()) for r in routed),
+            )
             await count_routed(sessions, routed)
             m.events_out.labels(SERVICE, "queues").inc(len(routed))
 
