@@ -85,6 +85,36 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_by_process() -> dict[int, tuple[str, float]]:
+    """pid -> (command name, CPU seconds so far) for every process we can read."""
+    out: dict[int, tuple[str, float]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue  # exited meanwhile
+        fields = rest.split()
+        out[int(stat.parent.name)] = (
+            head.split("(", 1)[1],
+            (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"),
+        )
+    return out
+
+
+def cpu_used(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], ours: dict[int, str]
+) -> dict[str, float]:
+    """CPU seconds used between two snapshots, by service (``ours``) or command name
+    (java = the Kafka broker, postgres, ...); processes started meanwhile count whole."""
+    used: dict[str, float] = {}
+    for pid, (comm, cpu) in after.items():
+        delta = cpu - before.get(pid, (comm, 0.0))[1]
+        if delta > 0:
+            name = ours.get(pid, "bench (load generator, polling)" if pid == os.getpid() else comm)
+            used[name] = used.get(name, 0.0) + delta
+    return {k: round(v, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v >= 0.01}
+
+
 def machine_cpu_s() -> float:
     """CPU seconds all processes on the machine have used (busy time in /proc/stat)."""
     cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -136,6 +166,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await producer.start()
         sent: dict[str, float] = {}
         cpu_before = [proc_cpu_s(p.pid) for p in procs] + [machine_cpu_s()]
+        snap_before = cpu_by_process()
         cpu0 = time.process_time()
         t0 = time.time()
         futures = []
@@ -154,10 +185,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             deadline = time.monotonic() + args.timeout
             done = 0
             cpu_after = cpu_before
+            snap_after = snap_before
             while time.monotonic() < deadline:
                 done = await conn.fetchval("SELECT count(*) FROM counted_events WHERE id LIKE $1", f"b{run_id}-%")
                 if done >= len(texts):
                     cpu_after = [proc_cpu_s(p.pid) for p in procs] + [machine_cpu_s()]
+                    snap_after = cpu_by_process()
                     break
                 await asyncio.sleep(0.2)
             rows = await conn.fetch(
@@ -193,6 +226,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "aggregator": round(cpu_after[1] - cpu_before[1], 2),
             "whole_machine": round(cpu_after[2] - cpu_before[2], 2),
         },
+        "cpu_s_by_process": cpu_used(snap_before, snap_after, {procs[0].pid: "classifier", procs[1].pid: "aggregator"}),
         "logs": str(log_dir),
     }
 
