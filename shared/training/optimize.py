@@ -2,11 +2,15 @@
 
 1. ONNX Runtime transformer optimizer (``model_type="bert"``): fuses embeddings,
    attention, bias-GELU and skip-layer-norm into contrib ops (CPU and CUDA).
-2. int8: ``quantize_dynamic`` (QInt8 weights, per-channel) of the optimized graph,
-   for CPU. Embedding tables are quantized too, which keeps the file under 25 MB;
-   the most sensitive projection (``KEEP_FP32_PATTERNS``) stays fp32 when it fits.
-3. fp16: ``convert_float_to_float16(keep_io_types=True)`` of the optimized graph,
-   for GPU; inputs stay int64 and logits stay float32.
+2. int8: ``quantize_dynamic`` (QInt8 weights, per-channel) of the plain exported graph,
+   for CPU, where ONNX Runtime fuses the quantized graph itself at load time: 20-24%
+   more sequences per second at 17% less CPU than quantizing the fused graph of step 1
+   (sentiment, 2,000 Guardian headlines, two batches of 256 at once on one thread each:
+   1,818-1,862 vs 1,475-1,536 seq/s) at equal test metrics. Embedding tables are
+   quantized too, which keeps the file under 25 MB; the most sensitive projection
+   (``KEEP_FP32_PATTERNS``) stays fp32 when it fits.
+3. fp16: ``convert_float_to_float16(keep_io_types=True)`` of the optimized graph of
+   step 1, for GPU; inputs stay int64 and logits stay float32.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ KEEP_FP32_PATTERNS: tuple[str, ...] = ("layer.0/output/dense/",)
 """First encoder layer's FFN output projection: its GELU activations have outliers
 that per-tensor dynamic activation quantization handles worst. Keeping it in fp32
 costs ~1.8 MB for MiniLM and raised int8/fp32 argmax agreement on unlabelled
-Guardian headlines (rows not in the gold set) from 96.3% to 97.3%."""
+Guardian headlines (rows not in the gold set) from 96.3% to 97.3% (measured with the
+earlier fused-graph int8)."""
 
 
 class OptimizeError(RuntimeError):
@@ -133,12 +138,13 @@ def build_variants(
             "per_channel": per_channel,
         },
     }
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
-        opt = Path(tmp) / "model.opt.onnx"
-        info["fusions"] = optimize_graph(fp32, opt, num_heads=heads, hidden_size=hidden)
-        kept = quantize_int8(opt, out_dir / "model.int8.onnx", per_channel=per_channel, keep_fp32=sensitive_nodes(opt))
-        info["int8"]["kept_fp32"] = kept
-        if fp16:
+    kept = quantize_int8(fp32, out_dir / "model.int8.onnx", per_channel=per_channel, keep_fp32=sensitive_nodes(fp32))
+    info["int8"]["source"] = "plain export (ONNX Runtime fuses at load time)"
+    info["int8"]["kept_fp32"] = kept
+    if fp16:  # the fused graph only serves the GPU variant
+        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+            opt = Path(tmp) / "model.opt.onnx"
+            info["fusions"] = optimize_graph(fp32, opt, num_heads=heads, hidden_size=hidden)
             to_fp16(opt, out_dir / "model.fp16.onnx")
             info["fp16"] = {"method": "convert_float_to_float16", "keep_io_types": True}
     info["sizes"] = {p.name: p.stat().st_size for p in sorted(out_dir.glob("model.*.onnx"))}
