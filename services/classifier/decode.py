@@ -17,12 +17,9 @@ class Decoded:
     event: RawEvent
 
 
-def stream_of(topic: str, topics: Topics) -> Stream | None:
-    if topic == topics.news_raw:
-        return "news"
-    if topic == topics.chat_raw:
-        return "chat"
-    return None
+def raw_streams(topics: Topics) -> dict[str, Stream]:
+    """Raw topic name -> stream (built once per batch: the names are computed properties)."""
+    return {topics.news_raw: "news", topics.chat_raw: "chat"}
 
 
 def failed(record: InRecord, error_class: str, reason: str) -> FailedRecord:
@@ -34,8 +31,9 @@ def failed(record: InRecord, error_class: str, reason: str) -> FailedRecord:
 def decode_batch(records: Sequence[InRecord], topics: Topics) -> tuple[list[Decoded], list[FailedRecord]]:
     good: list[Decoded] = []
     bad: list[FailedRecord] = []
+    streams = raw_streams(topics)
     for rec in records:
-        stream = stream_of(rec.topic, topics)
+        stream = streams.get(rec.topic)
         if stream is None:
             bad.append(failed(rec, "UnknownStream", f"topic {rec.topic} is not a raw stream"))
             continue
