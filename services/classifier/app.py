@@ -10,6 +10,7 @@ records on an error or a shutdown mid-batch.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -180,6 +181,20 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
     return app
 
 
+def tune_gc() -> None:
+    """Keep Python's cycle collector off the hot path.
+
+    What exists at start-up (models, tokenizer, modules) is never garbage: freeze it out
+    of the collector's scans. faust keeps thousands of events in flight, so collect the
+    young generation every 50,000 allocations instead of 700 (short-lived objects are
+    freed by reference counting anyway). Measured with ``bench/pipeline.py -n 10000``:
+    classifier CPU per 10,000 events -2% to -4%, pipeline 0.77-0.79 -> 0.80-0.82 of the
+    model alone."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
+
+
 class _Worker(faust.Worker):  # type: ignore[misc]
     """faust's worker with our logging (one format, secrets and personal data scrubbed)."""
 
@@ -207,6 +222,7 @@ def main() -> int:
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     app = build_app(settings, Classify(sentiment, intent, settings.concurrent_batches), state)
+    tune_gc()
     worker = _Worker(app, loglevel=settings.log_level, loop=loop, quiet=True)
     worker.tw_log_level = settings.log_level
     try:
