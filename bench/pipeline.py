@@ -10,9 +10,10 @@
     best of sequential calls, ``parallel_buckets=2`` and two concurrent callers (the
     classifier's default mode) counts.
 
-Each is measured ``--repeat`` times (default 3; the services stay up between pipeline
-rounds, as in production): on this 2-core machine one measurement swings by +-7% from run
-to run, so the ratio is median (a) / median (b), and every round's figure is printed too.
+Each is measured ``--repeat`` times (default 3), interleaved: a pipeline round (the services
+stay up between rounds, as in production), then the model alone, so both see the machine
+in the same state (on this 2-core machine one measurement swings by up to 10% from minute to
+minute). The ratio is median (a) / the best way's median (b); every round is printed.
 
 Ratio = (a) / (b). The stack must be up (``tonewatch stack up``) and migrated.
 ``--quick`` uses 2,000 headlines. Last line: one JSON object.
@@ -55,46 +56,48 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))] if s else float("nan")
 
 
-def model_alone(
-    texts: list[str], models_dir: Path | None, batches: list[int], repeat: int
-) -> tuple[float, str, list[float]]:
-    """The model at its best, alone: the fastest of three ways to run it, at each batch
-    size given (all with spinning ORT threads, its fastest setting when nothing else runs),
-    each measured ``repeat`` times; a way's figure is its median. Returns the best
-    median, how it ran, and that way's figure in each round."""
-    from concurrent.futures import ThreadPoolExecutor
+class ModelAlone:
+    """The model at its best, alone: three ways to run it (sequential calls on all cores,
+    ``parallel_buckets=2``, two concurrent callers: the classifier's mode) at each batch
+    size given, all with spinning ORT threads (its fastest setting when nothing else runs).
+    Loaded once; :meth:`measure` times every way once on the same texts."""
 
-    entry = Registry(models_dir).promoted("sentiment")
-    cores = physical_cores()
-    half = max(1, cores // 2)
-    ways = {
-        f"sequential {cores} threads": (InferenceSettings(allow_spinning=True), 1),
-        f"parallel_buckets=2 x {half} threads": (InferenceSettings(allow_spinning=True, parallel_buckets=2), 1),
-        f"2 concurrent batches x {half} threads": (InferenceSettings(allow_spinning=True, intra_op_threads=half), 2),
-    }
-    best: tuple[float, str, list[float]] = (0.0, "", [])
-    for name, (settings, callers) in ways.items():
-        clf = Classifier.load(entry, settings)
-        for batch in batches:
-            clf.predict(texts[:batch])  # warm-up
-            chunks = [texts[i : i + batch] for i in range(0, len(texts), batch)]
-            rates = []
-            with ThreadPoolExecutor(max_workers=callers) as pool:
-                for _ in range(repeat):
+    def __init__(self, texts: list[str], models_dir: Path | None, batches: list[int]) -> None:
+        entry = Registry(models_dir).promoted("sentiment")
+        cores = physical_cores()
+        half = max(1, cores // 2)
+        ways = {
+            f"sequential {cores} threads": (InferenceSettings(allow_spinning=True), 1),
+            f"parallel_buckets=2 x {half} threads": (InferenceSettings(allow_spinning=True, parallel_buckets=2), 1),
+            f"2 concurrent batches x {half} threads": (
+                InferenceSettings(allow_spinning=True, intra_op_threads=half),
+                2,
+            ),
+        }
+        self.texts = texts
+        self.batches = batches
+        self.ways = [(name, Classifier.load(entry, settings), callers) for name, (settings, callers) in ways.items()]
+        for _, clf, _ in self.ways:
+            for batch in batches:
+                clf.predict(texts[:batch])  # warm-up
+
+    def measure(self) -> dict[str, float]:
+        """Sequences per second of every way and batch size, measured once each."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        rates: dict[str, float] = {}
+        for name, clf, callers in self.ways:
+            for batch in self.batches:
+                chunks = [self.texts[i : i + batch] for i in range(0, len(self.texts), batch)]
+                with ThreadPoolExecutor(max_workers=callers) as pool:
                     start = time.perf_counter()
                     list(pool.map(clf.predict, chunks))
-                    rates.append(round(len(texts) / (time.perf_counter() - start), 1))
-            rate = statistics.median(rates)
-            print(f"model alone, {name}, batch {batch}: {rate:.1f} seq/s (rounds {rates})", flush=True)
-            best = max(best, (rate, f"{name}, batch {batch}", rates))
-        clf.close()
-    return best
+                    rates[f"{name}, batch {batch}"] = round(len(self.texts) / (time.perf_counter() - start), 1)
+        return rates
 
-
-def proc_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    def close(self) -> None:
+        for _, clf, _ in self.ways:
+            clf.close()
 
 
 def cpu_by_process() -> dict[int, tuple[str, float]]:
@@ -125,12 +128,6 @@ def cpu_used(
             name = ours.get(pid, "bench (load generator, polling)" if pid == os.getpid() else comm)
             used[name] = used.get(name, 0.0) + delta
     return {k: round(v, 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v >= 0.01}
-
-
-def machine_cpu_s() -> float:
-    """CPU seconds all processes on the machine have used (busy time in /proc/stat)."""
-    cpu = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(cpu) - cpu[3] - cpu[4]) / os.sysconf("SC_CLK_TCK")  # minus idle and iowait
 
 
 def start(service: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
@@ -171,22 +168,35 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.models_dir:
         env["TW_MODELS_DIR"] = str(args.models_dir)
+    batch = ClassifierSettings().batch_max  # what the classifier process uses (same environment)
+    alone = ModelAlone(texts, args.models_dir, sorted({batch, 256}))
     procs = [start("classifier", env, log_dir), start("aggregator", env, log_dir)]
     url = settings.postgres.url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
     rounds: list[dict[str, Any]] = []
+    alone_rounds: list[dict[str, float]] = []
+    ours = {procs[0].pid: "classifier", procs[1].pid: "aggregator"}
+    used: dict[str, float] = {}
     try:
         await wait_ready(log_dir)
         producer = make_producer(settings.kafka, client_id="bench")
         await producer.start()
         conn = await asyncpg.connect(url)
         try:
-            cpu_before = [proc_cpu_s(p.pid) for p in procs] + [machine_cpu_s()]
-            snap_before = cpu_by_process()
             for r in range(args.repeat):
+                before = cpu_by_process()
                 rounds.append(await one_round(producer, conn, topics, texts, f"b{run_id}r{r}-", args.timeout))
-                print(f"pipeline round {r + 1}: {rounds[-1]['msgs_per_s']} events/s", flush=True)
-            cpu_after = [proc_cpu_s(p.pid) for p in procs] + [machine_cpu_s()]
-            snap_after = cpu_by_process()
+                for name, cpu in cpu_used(before, cpu_by_process(), ours).items():
+                    used[name] = used.get(name, 0.0) + cpu
+                # The model alone right after, so both see the machine in the same state.
+                before = cpu_by_process()
+                alone_rounds.append(await asyncio.to_thread(alone.measure))
+                others = cpu_used(before, cpu_by_process(), ours)
+                others.pop("bench (load generator, polling)", None)  # the model itself
+                print(
+                    f"round {r + 1}: pipeline {rounds[-1]['msgs_per_s']} events/s; model alone {alone_rounds[-1]} "
+                    f"(meanwhile other processes used {sum(others.values()):.2f} CPU-s: {others})",
+                    flush=True,
+                )
         finally:
             await conn.close()
             await producer.stop()
@@ -195,12 +205,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(timeout=60)
-    batch = ClassifierSettings().batch_max  # what the classifier process used (same environment)
-    alone, alone_how, alone_all = model_alone(texts, args.models_dir, sorted({batch, 256}), args.repeat)
+        alone.close()
     rates = [x["msgs_per_s"] for x in rounds]
     pipeline_rate = statistics.median(rates)
     mid = rounds[rates.index(sorted(rates)[(len(rates) - 1) // 2])]  # the median round (lower middle)
-    per_round_cpu = 1 / len(rounds)
+    ways = {way: statistics.median(r[way] for r in alone_rounds) for way in alone_rounds[0]}
+    alone_how = max(ways, key=ways.__getitem__)
+    alone_rate = ways[alone_how]
     return {
         "produced": len(texts) * len(rounds),
         "aggregated": sum(x["aggregated"] for x in rounds),
@@ -209,22 +220,19 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "p50_latency_s": mid["p50_latency_s"],
         "p99_latency_s": mid["p99_latency_s"],
         "first_stored_s": mid["first_stored_s"],
-        "inference_seq_per_s": round(alone, 1),
+        "inference_seq_per_s": round(alone_rate, 1),
         "inference_config": alone_how,
-        "ratio_to_inference": round(pipeline_rate / alone, 3),
+        "ratio_to_inference": round(pipeline_rate / alone_rate, 3),
         "rounds": args.repeat,
         "pipeline_rounds_msgs_per_s": rates,
-        "inference_rounds_seq_per_s": alone_all,
+        "inference_rounds_seq_per_s": [r[alone_how] for r in alone_rounds],
+        "inference_ways_median_seq_per_s": ways,
         "produce_s": mid["produce_s"],
         "load_generator_cpu_s": mid["load_generator_cpu_s"],
         "cpu_s_per_round": {
-            "classifier": round((cpu_after[0] - cpu_before[0]) * per_round_cpu, 2),
-            "aggregator": round((cpu_after[1] - cpu_before[1]) * per_round_cpu, 2),
-            "whole_machine": round((cpu_after[2] - cpu_before[2]) * per_round_cpu, 2),
+            "all processes": round(sum(used.values()) / len(rounds), 2),
+            **{k: round(v / len(rounds), 2) for k, v in sorted(used.items(), key=lambda kv: -kv[1])},
         },
-        "cpu_s_by_process_all_rounds": cpu_used(
-            snap_before, snap_after, {procs[0].pid: "classifier", procs[1].pid: "aggregator"}
-        ),
         "logs": str(log_dir),
     }
 
