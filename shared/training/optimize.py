@@ -1,7 +1,7 @@
 """Graph optimization and quantization of an exported fp32 ONNX model.
 
 1. ONNX Runtime transformer optimizer (``model_type="bert"``): fuses embeddings,
-   attention, bias-GELU and skip-layer-norm into contrib ops (CPU and CUDA).
+   attention, bias-GELU and skip-layer-norm into contrib ops; input of the fp16 variant.
 2. int8: ``quantize_dynamic`` (QInt8 weights, per-channel) of the plain exported graph,
    for CPU, where ONNX Runtime fuses the quantized graph itself at load time: 20-24%
    more sequences per second at 17% less CPU than quantizing the fused graph of step 1
