@@ -207,6 +207,10 @@ def up(
             record = live_record(component.pid_file)
             if record is not None and _safe_healthy(component):
                 log(f"{component.name}: already running (pid {record.pid})")
+                try:
+                    component.after_healthy(log)  # idempotent: brings roles and grants up to date
+                except ProcessError as exc:
+                    errors[component.name] = str(exc)
                 continue
             try:
                 pending.append((component, record or _start(component, settings, log)))

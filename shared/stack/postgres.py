@@ -64,7 +64,8 @@ def quote_literal(value: str) -> str:
 
 def bootstrap_sql(user: str, password: str, db: str) -> str:
     """Idempotent psql script: the login role (password kept in sync; CREATEDB so tests can make
-    throwaway databases) and its database."""
+    throwaway databases; pg_signal_backend so ``DROP DATABASE ... WITH (FORCE)`` can also end an
+    autovacuum worker that happens to be in one, which otherwise fails the drop) and its database."""
     create_db = f"CREATE DATABASE {quote_ident(db)} OWNER {quote_ident(user)}"
     return "\n".join(
         [
@@ -75,6 +76,7 @@ def bootstrap_sql(user: str, password: str, db: str) -> str:
             "  END IF;",
             "END $tw$;",
             f"ALTER ROLE {quote_ident(user)} WITH LOGIN CREATEDB PASSWORD {quote_literal(password)};",
+            f"GRANT pg_signal_backend TO {quote_ident(user)};",
             f"SELECT {quote_literal(create_db)}",
             f"  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {quote_literal(db)}) \\gexec",
             "",

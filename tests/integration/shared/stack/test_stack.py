@@ -91,11 +91,15 @@ async def test_kafka_produce_consume(stack: StackSettings) -> None:
 async def test_postgres_accepts_a_query(stack: StackSettings) -> None:
     conn = await asyncpg.connect(postgres_url(stack, driver=None), timeout=10)
     try:
-        row = await conn.fetchrow("SELECT current_user AS u, current_database() AS d, 40 + 2 AS n")
+        row = await conn.fetchrow(
+            "SELECT current_user AS u, current_database() AS d, 40 + 2 AS n, "
+            "pg_has_role(current_user, 'pg_signal_backend', 'MEMBER') AS may_end_autovacuum"
+        )
     finally:
         await conn.close()
     assert row is not None
     assert (row["u"], row["d"], row["n"]) == (stack.postgres_user, stack.postgres_db, 42)
+    assert row["may_end_autovacuum"]  # so test teardowns can DROP DATABASE ... WITH (FORCE)
 
 
 @pytest.mark.asyncio

@@ -78,6 +78,7 @@ def test_bootstrap_sql_is_idempotent_and_quoted() -> None:
     sql = bootstrap_sql("app", "pa'ss", "app db")
     assert "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app')" in sql
     assert "ALTER ROLE \"app\" WITH LOGIN CREATEDB PASSWORD 'pa''ss';" in sql
+    assert 'GRANT pg_signal_backend TO "app";' in sql
     assert 'CREATE DATABASE ""app db"" OWNER ""app""' not in sql
     assert 'SELECT \'CREATE DATABASE "app db" OWNER "app"\'' in sql
     assert sql.rstrip().endswith("\\gexec")
