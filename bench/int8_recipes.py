@@ -37,17 +37,15 @@ from shared.inference.settings import InferenceSettings  # noqa: E402
 from shared.inference.tokenize import TextTokenizer  # noqa: E402
 from shared.training.datasets import load_task  # noqa: E402
 from shared.training.evaluate import evaluate_variant  # noqa: E402
-from shared.training.optimize import encoder_shape, optimize_graph, quantize_int8, sensitive_nodes  # noqa: E402
+from shared.training.optimize import optimize_graph, quantize_int8, sensitive_nodes  # noqa: E402
 
 
 def build(fp32: Path, out: Path, entry: ModelEntry) -> dict[str, Path]:
     """Both int8 files, from the same fp32 graph."""
     plain = out / "plain.int8.onnx"
     quantize_int8(fp32, plain, keep_fp32=sensitive_nodes(fp32))
-    heads = int(entry.card.get("optimization", {}).get("num_heads", 0))
-    hidden = int(entry.card.get("optimization", {}).get("hidden_size", 0))
-    if not (heads and hidden):
-        heads, hidden = encoder_shape(None)
+    shape = entry.card.get("optimization", {})
+    heads, hidden = int(shape.get("num_heads", 0)), int(shape.get("hidden_size", 0))  # 0: detect
     fused_fp32 = out / "fused.fp32.onnx"
     optimize_graph(fp32, fused_fp32, num_heads=heads, hidden_size=hidden)
     fused = out / "fused.int8.onnx"
