@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
@@ -33,6 +34,7 @@ from services.api.errors import BodyLimitMiddleware, install_error_handlers
 from services.api.observe import RequestMetrics, http_metrics
 from shared import logs
 from shared.metrics import metrics
+from shared.signals import raise_system_exit
 from shared.startup import kafka_dependency, postgres_dependency, redis_dependency, wait_for
 
 log = logging.getLogger("tonewatch.api")
@@ -117,6 +119,8 @@ async def serve(settings: ApiSettings) -> int:
         )
         server = _Server(config, app.state.feed)
         log.info("API and dashboard on http://%s:%d/", settings.host, settings.port)
+        # uvicorn re-raises the stop signal to the handler it replaced, after its graceful shutdown.
+        previous = signal.signal(signal.SIGTERM, raise_system_exit)
         try:
             await server.serve()
         except SystemExit:
@@ -124,6 +128,8 @@ async def serve(settings: ApiSettings) -> int:
                 raise
             log.error("the API could not start on %s:%d", settings.host, settings.port)  # e.g. port taken
             return 1
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return 0 if server.started else 1
     finally:
         await deps.aclose()

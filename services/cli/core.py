@@ -14,6 +14,7 @@ import typer
 
 from shared import logs
 from shared.config import ServiceSettings
+from shared.signals import exit_at_once_until_started
 from shared.startup import DependencyUnavailable
 
 log = logging.getLogger("tonewatch.cli")
@@ -64,10 +65,7 @@ def run(service: str = typer.Argument(..., help="classifier, aggregator, router,
         typer.echo(f"error: {exc.args[0]}", err=True)
         raise typer.Exit(2) from exc
 
-    def _terminate(*_: object) -> None:  # before the service installs its own handlers
-        raise SystemExit(0)
-
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_at_once_until_started()
     try:
         code = main()
     except DependencyUnavailable as exc:

@@ -1,0 +1,63 @@
+"""SIGTERM during start-up ends the process even when it lands in a finalizer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+
+# The signal arrives while ``__del__`` runs Python code: an exception raised by the
+# handler there would be printed and dropped, and the child would run on to exit 3.
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys, time
+    from shared.signals import {install}
+    {install}()
+
+    class Finalized:
+        def __del__(self):
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(2_000):
+                sum(range(50))
+
+    obj = Finalized()
+    del obj
+    time.sleep(3)
+    sys.exit(3)
+    """
+)
+
+
+def _run(install: str) -> tuple[int, str, float]:
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", CHILD.format(install=install)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    return done.returncode, done.stderr.decode(errors="replace"), time.monotonic() - start
+
+
+def test_sigterm_inside_a_finalizer_still_stops_the_process() -> None:
+    code, err, took = _run("exit_at_once_until_started")
+    assert code == 0, err
+    assert "stopping during start-up (SIGTERM)" in err
+    assert took < 3
+
+
+def test_raising_handler_would_lose_the_signal_there() -> None:
+    """Why the start-up handler must not raise: the same child with a raising handler runs on."""
+    child = CHILD.replace("{install}()", "signal.signal(signal.SIGTERM, raise_system_exit)").replace(
+        "from shared.signals import {install}", "from shared.signals import raise_system_exit"
+    )
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", child], cwd=ROOT, capture_output=True, timeout=30, check=False)
+    assert done.returncode == 3
+    assert "Exception ignored" in done.stderr.decode(errors="replace")
+    assert time.monotonic() - start >= 3
