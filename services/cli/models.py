@@ -1,4 +1,4 @@
-"""``tonewatch models``: train, export, quantize, evaluate, list, promote, predict.
+"""``tonewatch models``: train, export, quantize, evaluate, score, list, promote, predict.
 
 Heavy libraries (torch, transformers, onnxruntime) load only inside the commands.
 """
@@ -224,6 +224,47 @@ def evaluate(ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataO
         reg.verify(entry, entry.available_variants())
         entry = evaluate_and_write(reg, task, version, load_task(task, data or None), dict(entry.card))
     typer.echo(_summary(entry))
+
+
+@app.command()
+def score(
+    ctx: typer.Context,
+    task: TaskOpt,
+    input_: Annotated[
+        Path,
+        typer.Option("--input", help="Labelled file: {text, label} JSONL, text,label CSV or gold row,label CSV."),
+    ],
+    version: Annotated[str, typer.Option(help="Default: the promoted version.")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="All metrics as JSON.")] = False,
+) -> None:
+    """Metrics of every variant on a labelled file held out from training; the card is not changed."""
+    _check_task(task)
+    from shared.training.datasets import DataError, load_file
+    from shared.training.evaluate import evaluate_dir
+
+    with _errors():
+        reg = _registry(ctx)
+        entry = reg.get(task, version) if version else reg.promoted(task)
+        reg.verify(entry, entry.available_variants())
+        examples = load_file(input_, task)
+        if not examples:
+            raise DataError(f"{input_}: no labelled rows")
+        results = evaluate_dir(entry.path, [e.text for e in examples], [e.label for e in examples], entry.labels)
+    if as_json:
+        doc = {"task": task, "version": entry.version, "input": str(input_), "rows": len(examples), "metrics": results}
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    typer.echo(f"{task}/{entry.version} on {input_} ({len(examples)} rows)")
+    for variant, m in results.items():
+        if "accuracy" not in m:
+            typer.echo(f"  {variant}: {m.get('status')}")
+            continue
+        worst = sorted(m["per_class"].items(), key=lambda kv: kv[1]["f1"])[:3]
+        weak = ", ".join(f"{lab} {100 * c['f1']:.1f}" for lab, c in worst if c["support"])
+        typer.echo(
+            f"  {variant}: accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f} ECE {m['ece']:.4f}"
+            f"  (lowest F1: {weak})"
+        )
 
 
 @app.command("list")

@@ -244,6 +244,23 @@ def _dedupe(examples: Iterable[Example]) -> list[Example]:
     return out
 
 
+def is_gold_csv(path: Path) -> bool:
+    """A ``row,label`` CSV of Guardian headline rows (not text)."""
+    if path.suffix != ".csv":
+        return False
+    with path.open(encoding="utf-8") as fh:
+        return fh.readline().startswith("row,")
+
+
+def load_file(path: Path, task: str) -> list[Example]:
+    """One labelled file, unsplit: a gold ``row,label`` CSV, or ``text,label`` JSONL/CSV."""
+    if not path.is_file():
+        raise DataError(f"data file {path} not found")
+    if is_gold_csv(path):
+        return load_gold_rows(path, guardian_headlines()[0])
+    return load_labelled(path, task)
+
+
 def default_files(task: str) -> list[Path]:
     """The repository's data files for ``task``."""
     if task == "sentiment":
@@ -265,9 +282,7 @@ def load_task(task: str, files: Sequence[Path] | None = None, *, reviews: int = 
     for path in paths:
         if not path.is_file():
             raise DataError(f"data file {path} not found")
-        with path.open(encoding="utf-8") as fh:
-            is_gold = path.suffix == ".csv" and fh.readline().startswith("row,")
-        if is_gold:
+        if is_gold_csv(path):
             if headlines is None:
                 headlines, src = guardian_headlines()
                 bundle.sources.append(src)

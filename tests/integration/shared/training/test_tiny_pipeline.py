@@ -155,6 +155,22 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
     assert runner.invoke(app, [*common, "quantize", *opts]).exit_code == 0
     reg.verify(reg.get("sentiment", "t1"), ["int8", "fp16", "tokenizer.json"])
 
+    # score a labelled file against every variant; the card stays as it is
+    card_bytes = (entry.path / "card.json").read_bytes()
+    res = runner.invoke(app, [*common, "score", "--task", "sentiment", "--input", str(data), "--json"])
+    assert res.exit_code == 0, res.output
+    scored = json.loads(res.stdout)
+    assert scored["version"] == "t1" and scored["rows"] == 60
+    for variant in ("fp32", "int8"):
+        m = scored["metrics"][variant]
+        assert m["n"] == 60 and 0.0 <= m["accuracy"] <= 1.0
+        assert {lab: c["support"] for lab, c in m["per_class"].items()} == {lab: 20 for lab in LABELS["sentiment"]}
+    assert (entry.path / "card.json").read_bytes() == card_bytes
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"text": "shares soar", "label": "bullish"}) + "\n", encoding="utf-8")
+    res = runner.invoke(app, [*common, "score", "--task", "sentiment", "--input", str(bad)])
+    assert res.exit_code == 1 and "bullish" in res.output and f"{bad}:1" in res.output
+
     # predict on odd inputs through the CLI
     src = tmp_path / "in.jsonl"
     lines = [json.dumps({"id": i, "text": t}) for i, t in enumerate(ODD)]
