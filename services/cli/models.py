@@ -254,13 +254,15 @@ def score(
         doc = {"task": task, "version": entry.version, "input": str(input_), "rows": len(examples), "metrics": results}
         typer.echo(json.dumps(doc, indent=2))
         return
-    typer.echo(f"{task}/{entry.version} on {input_} ({len(examples)} rows)")
+    absent = set(entry.labels) - {e.label for e in examples}
+    note = f"; {len(absent)} of {len(entry.labels)} labels absent, macro-F1 counts them as 0" if absent else ""
+    typer.echo(f"{task}/{entry.version} on {input_} ({len(examples)} rows{note})")
     for variant, m in results.items():
         if "accuracy" not in m:
             typer.echo(f"  {variant}: {m.get('status')}")
             continue
-        worst = sorted(m["per_class"].items(), key=lambda kv: kv[1]["f1"])[:3]
-        weak = ", ".join(f"{lab} {100 * c['f1']:.1f}" for lab, c in worst if c["support"])
+        present = [(lab, c) for lab, c in m["per_class"].items() if c["support"]]
+        weak = ", ".join(f"{lab} {100 * c['f1']:.1f}" for lab, c in sorted(present, key=lambda kv: kv[1]["f1"])[:3])
         typer.echo(
             f"  {variant}: accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f} ECE {m['ece']:.4f}"
             f"  (lowest F1: {weak})"

@@ -166,6 +166,10 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
         assert m["n"] == 60 and 0.0 <= m["accuracy"] <= 1.0
         assert {lab: c["support"] for lab, c in m["per_class"].items()} == {lab: 20 for lab in LABELS["sentiment"]}
     assert (entry.path / "card.json").read_bytes() == card_bytes
+    few = tmp_path / "few.jsonl"
+    few.write_text("".join(json.dumps({"text": f"shares soar {i}", "label": "positive"}) + "\n" for i in range(2)))
+    res = runner.invoke(app, [*common, "score", "--task", "sentiment", "--input", str(few)])
+    assert res.exit_code == 0 and "(2 rows; 2 of 3 labels absent, macro-F1 counts them as 0)" in res.output
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "shares soar", "label": "bullish"}) + "\n", encoding="utf-8")
     res = runner.invoke(app, [*common, "score", "--task", "sentiment", "--input", str(bad)])
