@@ -236,8 +236,11 @@ def score(
     ],
     version: Annotated[str, typer.Option(help="Default: the promoted version.")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="All metrics as JSON.")] = False,
+    record: Annotated[
+        bool, typer.Option("--record", help="Also record the summary in the card (section 'Other held-out sets').")
+    ] = False,
 ) -> None:
-    """Metrics of every variant on a labelled file held out from training; the card is not changed."""
+    """Metrics of every variant on a labelled file held out from training; the card changes only with --record."""
     _check_task(task)
     from shared.training.datasets import DataError, load_file
     from shared.training.evaluate import evaluate_dir
@@ -250,6 +253,8 @@ def score(
         if not examples:
             raise DataError(f"{input_}: no labelled rows")
         results = evaluate_dir(entry.path, [e.text for e in examples], [e.label for e in examples], entry.labels)
+        if record:
+            _record_score(reg, entry, input_, len(examples), results)
     if as_json:
         doc = {"task": task, "version": entry.version, "input": str(input_), "rows": len(examples), "metrics": results}
         typer.echo(json.dumps(doc, indent=2))
@@ -267,6 +272,26 @@ def score(
             f"  {variant}: accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f} ECE {m['ece']:.4f}"
             f"  (lowest F1: {weak})"
         )
+
+
+def _record_score(reg: Registry, entry: Any, path: Path, rows: int, results: dict[str, dict[str, Any]]) -> None:
+    """Keep the summary in card.json (keyed by the file) and re-render CARD.md."""
+    from shared.inference.registry import sha256_file
+    from shared.training.card import render_markdown, utc_now
+    from shared.training.datasets import display_path
+
+    card = dict(entry.card)
+    external = dict(card.get("external_evaluations") or {})
+    external[display_path(path)] = {
+        "sha256": sha256_file(path),
+        "rows": rows,
+        "scored_at": utc_now(),
+        "metrics": {
+            v: {k: m[k] for k in ("accuracy", "macro_f1", "ece")} for v, m in results.items() if "accuracy" in m
+        },
+    }
+    card["external_evaluations"] = external
+    reg.register(entry.task, entry.version, card, card_md=render_markdown(card, card.get("notes", [])))
 
 
 @app.command("list")

@@ -127,6 +127,27 @@ def _packages(card: Mapping[str, Any]) -> list[str]:
     return sorted({p for p in pkgs if p})
 
 
+def _external_md(external: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Results on labelled files held out from training (``tonewatch models score --record``)."""
+    if not external:
+        return []
+    out = [
+        "## Other held-out sets",
+        "",
+        "Labelled files outside the training data, scored with `tonewatch models score --record`.",
+        "",
+        "| file | sha256 | rows | variant | accuracy | macro-F1 | ECE |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, ev in external.items():
+        for variant, m in ev["metrics"].items():
+            out.append(
+                f"| `{name}` | `{ev['sha256'][:16]}…` | {ev['rows']} | {variant} | {_pct(m['accuracy'])} "
+                f"| {_pct(m['macro_f1'])} | {float(m['ece']):.3f} |"
+            )
+    return [*out, ""]
+
+
 def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
     """Readable CARD.md for a card dict."""
     metrics: Mapping[str, Mapping[str, Any]] = card.get("metrics", {})
@@ -178,6 +199,7 @@ def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
         ]
         out += [f"| {c['threshold']} | {_pct(c['coverage'])} | {_pct(c['accuracy'])} |" for c in best["coverage"]]
         out += ["", "## Where the model is weak", "", *weaknesses(best), *notes, ""]
+    out += _external_md(card.get("external_evaluations", {}))
     out += [
         "## Data",
         "",

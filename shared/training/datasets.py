@@ -167,7 +167,8 @@ def _check_label(task: str, label: str, where: str) -> str:
     return label
 
 
-def _display(path: Path) -> str:
+def display_path(path: Path) -> str:
+    """``path`` relative to the repository root when inside it."""
     try:
         return str(path.resolve().relative_to(DATA_DIR.parent))
     except ValueError:
@@ -290,7 +291,7 @@ def load_task(task: str, files: Sequence[Path] | None = None, *, reviews: int = 
         else:
             loaded = load_labelled(path, task)
         examples.extend(loaded)
-        bundle.sources.append(DataSource(path.stem, _display(path), sha256_file(path), len(loaded)))
+        bundle.sources.append(DataSource(path.stem, display_path(path), sha256_file(path), len(loaded)))
     if reviews > 0:
         extra, src = review_snippets(reviews)
         examples.extend(extra)

@@ -166,6 +166,13 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
         assert m["n"] == 60 and 0.0 <= m["accuracy"] <= 1.0
         assert {lab: c["support"] for lab, c in m["per_class"].items()} == {lab: 20 for lab in LABELS["sentiment"]}
     assert (entry.path / "card.json").read_bytes() == card_bytes
+    res = runner.invoke(app, [*common, "score", "--task", "sentiment", "--input", str(data), "--record"])
+    assert res.exit_code == 0, res.output
+    recorded = reg.get("sentiment", "t1")
+    ext = recorded.card["external_evaluations"][str(data)]
+    assert ext["rows"] == 60 and ext["metrics"]["int8"]["accuracy"] == scored["metrics"]["int8"]["accuracy"]
+    assert f"| `{data}` |" in (recorded.path / "CARD.md").read_text(encoding="utf-8")
+    reg.verify(recorded, recorded.available_variants())
     few = tmp_path / "few.jsonl"
     few.write_text("".join(json.dumps({"text": f"shares soar {i}", "label": "positive"}) + "\n" for i in range(2)))
     res = runner.invoke(app, [*common, "score", "--task", "sentiment", "--input", str(few)])
