@@ -234,8 +234,11 @@ def score(
         Path,
         typer.Option("--input", help="Labelled file: {text, label} JSONL, text,label CSV or gold row,label CSV."),
     ],
-    version: Annotated[str, typer.Option(help="Default: the promoted version.")] = "",
-    as_json: Annotated[bool, typer.Option("--json", help="All metrics as JSON.")] = False,
+    version: Annotated[
+        list[str] | None,
+        typer.Option("--version", help="Repeat to compare versions side by side. Default: the promoted one."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="All metrics as JSON (a list for several versions).")] = False,
     record: Annotated[
         bool, typer.Option("--record", help="Also record the summary in the card (section 'Other held-out sets').")
     ] = False,
@@ -247,31 +250,39 @@ def score(
 
     with _errors():
         reg = _registry(ctx)
-        entry = reg.get(task, version) if version else reg.promoted(task)
-        reg.verify(entry, entry.available_variants())
+        entries = [reg.get(task, v) for v in version] if version else [reg.promoted(task)]
+        for entry in entries:
+            reg.verify(entry, entry.available_variants())
         examples = load_file(input_, task)
         if not examples:
             raise DataError(f"{input_}: no labelled rows")
-        results = evaluate_dir(entry.path, [e.text for e in examples], [e.label for e in examples], entry.labels)
+        texts, gold = [e.text for e in examples], [e.label for e in examples]
+        scored = [(entry, evaluate_dir(entry.path, texts, gold, entry.labels)) for entry in entries]
         if record:
-            _record_score(reg, entry, input_, len(examples), results)
+            for entry, results in scored:
+                _record_score(reg, entry, input_, len(examples), results)
     if as_json:
-        doc = {"task": task, "version": entry.version, "input": str(input_), "rows": len(examples), "metrics": results}
-        typer.echo(json.dumps(doc, indent=2))
+        docs = [
+            {"task": task, "version": e.version, "input": str(input_), "rows": len(examples), "metrics": results}
+            for e, results in scored
+        ]
+        typer.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
         return
-    absent = set(entry.labels) - {e.label for e in examples}
-    note = f"; {len(absent)} of {len(entry.labels)} labels absent, macro-F1 counts them as 0" if absent else ""
-    typer.echo(f"{task}/{entry.version} on {input_} ({len(examples)} rows{note})")
-    for variant, m in results.items():
-        if "accuracy" not in m:
-            typer.echo(f"  {variant}: {m.get('status')}")
-            continue
-        present = [(lab, c) for lab, c in m["per_class"].items() if c["support"]]
-        weak = ", ".join(f"{lab} {100 * c['f1']:.1f}" for lab, c in sorted(present, key=lambda kv: kv[1]["f1"])[:3])
-        typer.echo(
-            f"  {variant}: accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f} ECE {m['ece']:.4f}"
-            f"  (lowest F1: {weak})"
-        )
+    absent = set(LABELS[task]) - set(gold)
+    note = f"; {len(absent)} of {len(LABELS[task])} labels absent, macro-F1 counts them as 0" if absent else ""
+    typer.echo(f"{task} on {input_} ({len(examples)} rows{note})")
+    for entry, results in scored:
+        for variant, m in results.items():
+            name = f"{entry.version} {variant}"
+            if "accuracy" not in m:
+                typer.echo(f"  {name}: {m.get('status')}")
+                continue
+            present = [(lab, c) for lab, c in m["per_class"].items() if c["support"]]
+            weak = ", ".join(f"{lab} {100 * c['f1']:.1f}" for lab, c in sorted(present, key=lambda kv: kv[1]["f1"])[:3])
+            typer.echo(
+                f"  {name}: accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f} ECE {m['ece']:.4f}"
+                f"  (lowest F1: {weak})"
+            )
 
 
 def _record_score(reg: Registry, entry: Any, path: Path, rows: int, results: dict[str, dict[str, Any]]) -> None:

@@ -173,6 +173,22 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
     assert ext["rows"] == 60 and ext["metrics"]["int8"]["accuracy"] == scored["metrics"]["int8"]["accuracy"]
     assert f"| `{data}` |" in (recorded.path / "CARD.md").read_text(encoding="utf-8")
     reg.verify(recorded, recorded.available_variants())
+    # two versions side by side in one run (t2: the same checkpoint exported again, so the same figures)
+    export = ["export", "--task", "sentiment", "--from", str(tmp_path / "run" / "checkpoint"), "--version", "t2"]
+    res = runner.invoke(app, [*common, *export, "--data", str(data), "--max-length", "16", "--no-fp16"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app, [*common, "score", "--task", "sentiment", "--input", str(data), "--version", "t1", "--version", "t2"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "t1 int8: accuracy" in res.output and "t2 int8: accuracy" in res.output
+    res = runner.invoke(
+        app,
+        [*common, "score", "--task", "sentiment", "--input", str(data), "--version", "t1", "--version", "t2", "--json"],
+    )
+    both = json.loads(res.stdout)
+    assert [d["version"] for d in both] == ["t1", "t2"]
+    assert both[1]["metrics"]["fp32"]["accuracy"] == pytest.approx(both[0]["metrics"]["fp32"]["accuracy"])
     few = tmp_path / "few.jsonl"
     few.write_text("".join(json.dumps({"text": f"shares soar {i}", "label": "positive"}) + "\n" for i in range(2)))
     res = runner.invoke(app, [*common, "score", "--task", "sentiment", "--input", str(few)])
