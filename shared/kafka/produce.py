@@ -29,6 +29,7 @@ async def send_all(producer: AIOKafkaProducer, records: Iterable[Record], *, max
     larger than ``max_record_bytes`` (the broker's default limit is 1 MiB), and the
     first ``KafkaError`` of any batch (callers retry the whole call; consumers count
     each event id once, so a record sent twice is harmless)."""
+    partitioner = DefaultPartitioner()
     partitions: dict[str, list[int]] = {}
     groups: dict[tuple[str, int], list[tuple[bytes, bytes]]] = {}
     for topic, key, value in records:
@@ -39,7 +40,7 @@ async def send_all(producer: AIOKafkaProducer, records: Iterable[Record], *, max
         if topic not in partitions:
             partitions[topic] = sorted(await producer.partitions_for(topic))
         ids = partitions[topic]
-        groups.setdefault((topic, DefaultPartitioner()(key, ids, ids)), []).append((key, value))
+        groups.setdefault((topic, partitioner(key, ids, ids)), []).append((key, value))
     futures: list[asyncio.Future[Any]] = []
     for (topic, partition), items in groups.items():
         batch = producer.create_batch()
