@@ -7,8 +7,9 @@
 (b) model alone, same run: the same texts through ``Classifier.predict`` in batches of
     the classifier's ``batch_max`` and of 256 (sentiment, the work news events need), with ORT
     worker threads allowed to spin (its fastest setting when nothing else runs); the
-    best of sequential calls, ``parallel_buckets=2`` and two concurrent callers (the
-    classifier's default mode) counts.
+    best of sequential calls, ``parallel_buckets=2``, two concurrent callers, and two
+    concurrent callers whose length buckets share one pool of single-thread workers (the
+    classifier's default mode on 2 cores) counts.
 
 Each is measured ``--repeat`` times (default 3), interleaved: a pipeline round (the services
 stay up between rounds, as in production), then the model alone, so both see the machine
@@ -57,8 +58,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 class ModelAlone:
-    """The model at its best, alone: three ways to run it (sequential calls on all cores,
-    ``parallel_buckets=2``, two concurrent callers: the classifier's mode) at each batch
+    """The model at its best, alone: four ways to run it (sequential calls on all cores,
+    ``parallel_buckets=2``, two concurrent callers, two concurrent callers sharing bucket
+    workers: the classifier's mode) at each batch
     size given, all with spinning ORT threads (its fastest setting when nothing else runs).
     Loaded once; :meth:`measure` times every way once on the same texts."""
 
@@ -71,6 +73,10 @@ class ModelAlone:
             f"parallel_buckets=2 x {half} threads": (InferenceSettings(allow_spinning=True, parallel_buckets=2), 1),
             f"2 concurrent batches x {half} threads": (
                 InferenceSettings(allow_spinning=True, intra_op_threads=half),
+                2,
+            ),
+            f"2 concurrent batches, buckets shared by {cores // half} x {half} threads": (
+                InferenceSettings(allow_spinning=True, intra_op_threads=half, parallel_buckets=cores // half),
                 2,
             ),
         }

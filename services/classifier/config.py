@@ -41,9 +41,10 @@ class ClassifierSettings(ServiceSettings):
         ge=1,
         le=16,
         description=(
-            "Batches classified at once. On CPU each gets cores / N ORT threads unless "
-            "TW_INFERENCE__INTRA_OP_THREADS is set: independent batches keep both cores "
-            "busy where one batch split across threads waits on its slowest thread."
+            "Batches classified at once. On CPU each ONNX run gets cores / N ORT threads "
+            "unless TW_INFERENCE__INTRA_OP_THREADS is set, and the length buckets of all "
+            "batches in flight share cores / threads workers: independent runs keep both "
+            "cores busy where one run split across threads waits on its slowest thread."
         ),
     )
     batch_within_s: float = Field(
@@ -76,6 +77,16 @@ class ClassifierSettings(ServiceSettings):
     )
 
     def model_settings(self) -> InferenceSettings:
-        """Inference settings for ``concurrent_batches`` batches sharing the cores."""
-        threads = self.inference.intra_op_threads or max(1, physical_cores() // self.concurrent_batches)
-        return self.inference.model_copy(update={"intra_op_threads": threads})
+        """Inference settings for ``concurrent_batches`` batches sharing the cores.
+
+        Each ONNX run gets cores / ``concurrent_batches`` threads, and unless
+        ``TW_INFERENCE__PARALLEL_BUCKETS`` is set, the length buckets of every batch in
+        flight go to one shared pool of cores / threads workers: when a single batch is
+        left (the start and end of a burst, or while the event loop fetches the next
+        one) its buckets still use every core."""
+        cores = physical_cores()
+        threads = self.inference.intra_op_threads or max(1, cores // self.concurrent_batches)
+        update: dict[str, int] = {"intra_op_threads": threads}
+        if "parallel_buckets" not in self.inference.model_fields_set:
+            update["parallel_buckets"] = max(1, cores // threads)
+        return self.inference.model_copy(update=update)
