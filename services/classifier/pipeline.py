@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,8 +65,9 @@ class ClassifierPipeline:
         The caller may run this for the next batch while :meth:`finish` of the
         previous one waits on the broker, so the model is not idle during publishing."""
         self.m.batch_size.labels(SERVICE).observe(len(records))
-        for rec in records:
-            self.m.events_in.labels(SERVICE, rec.topic).inc()
+        per_topic = Counter(rec.topic for rec in records)
+        for topic, count in per_topic.items():
+            self.m.events_in.labels(SERVICE, topic).inc(count)
         good, bad = decode_batch(records, self.settings.topics)
         scored: list[ScoredEvent] = []
         if good:

@@ -42,3 +42,15 @@ def test_cap() -> None:
 def test_logs_scrub_secrets_and_pii() -> None:
     line = scrub("connect postgresql://tw:s3cret@db:5432/x key tw_abcd1234_SECRETSECRETSECRET1234 mail a@b.co")
     assert "s3cret" not in line and "SECRETSECRET" not in line and "a@b.co" not in line
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("no personal data here at all", "no personal data here at all"),
+        ("mail me at jo@example.org", "mail me at [EMAIL]"),
+        ("ring ٠٧٧٠٠ ٩٠٠١٢٣", "ring [PHONE]"),  # Arabic-Indic digits are digits too
+    ],
+)
+def test_fast_path_skips_only_texts_without_at_sign_or_digit(text: str, expected: str) -> None:
+    assert redact(text) == expected
