@@ -79,8 +79,17 @@ def build_model(base: Path, task: str, pooling: str, *, eager: bool = False) -> 
 
 
 def final_linear(model: Any) -> Any:
-    """The output ``Linear`` layer of either head."""
-    return model.classifier
+    """The output ``Linear`` layer: our mean-pooling head, BERT's ``classifier``, or the
+    last ``Linear`` of a two-layer head (RoBERTa, MPNet, DeBERTa: ``dense`` then ``out_proj``)."""
+    import torch
+
+    head = model.classifier
+    if isinstance(head, torch.nn.Linear):
+        return head
+    linears = [m for m in head.modules() if isinstance(m, torch.nn.Linear)]
+    if not linears:
+        raise TypeError(f"no Linear layer in the classifier head {type(head).__name__}")
+    return linears[-1]
 
 
 def save_checkpoint(model: Any, tok: Any, path: Path, task: str, pooling: str) -> None:
