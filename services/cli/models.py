@@ -54,6 +54,19 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(1) from exc
 
 
+def _check_distillation(teacher: Path | None, alpha: float, temperature: float, transfer: int) -> None:
+    if teacher is None:
+        if transfer:
+            raise typer.BadParameter("--transfer-reviews needs --teacher", param_hint="--transfer-reviews")
+        return
+    if not teacher.is_dir():
+        raise typer.BadParameter(f"{teacher} is not a checkpoint folder", param_hint="--teacher")
+    if not 0.0 <= alpha <= 1.0:
+        raise typer.BadParameter(f"{alpha} is not within [0, 1]", param_hint="--distill-alpha")
+    if temperature <= 0 or transfer < 0:
+        raise typer.BadParameter("the temperature must be > 0 and --transfer-reviews >= 0")
+
+
 def _summary(entry: Any) -> str:
     m = entry.card.get("metrics", {})
     parts = [
@@ -99,11 +112,25 @@ def train(
     pooling: Annotated[str, typer.Option(help='"mean" or "cls"; "": cls sentiment, mean intent.')] = "",
     temperature_scaling: Annotated[bool, typer.Option(help="Fit T on validation.")] = True,
     reviews: Annotated[int, typer.Option(help="Add N movie-review snippets.")] = 0,
+    teacher: Annotated[
+        Path | None, typer.Option(help="Fine-tuned checkpoint to distil from (its soft labels join the loss).")
+    ] = None,
+    distill_alpha: Annotated[float, typer.Option(help="With --teacher: weight of the gold labels' loss.")] = 0.5,
+    distill_temperature: Annotated[float, typer.Option(help="With --teacher: softmax temperature.")] = 2.0,
+    transfer_reviews: Annotated[
+        int, typer.Option(help="With --teacher: N unlabelled movie-review snippets it labels for the student.")
+    ] = 0,
     fp16: Annotated[bool, typer.Option(help="Also build model.fp16.onnx.")] = True,
+    checkpoint_only: Annotated[
+        bool, typer.Option(help="Stop after training: keep the checkpoint, register nothing (e.g. a teacher).")
+    ] = False,
     progress: bool = True,
 ) -> None:
     """Fine-tune, then export, quantize, evaluate and register in one go."""
     _check_task(task)
+    _check_distillation(teacher, distill_alpha, distill_temperature, transfer_reviews)
+    if checkpoint_only and promote:
+        raise typer.BadParameter("nothing is registered with --checkpoint-only", param_hint="--promote")
     from shared.training.pipeline import PipelineOptions, run
     from shared.training.train import TrainConfig
 
@@ -120,6 +147,9 @@ def train(
         class_weights=class_weights,
         pooling=pooling,
         temperature_scaling=temperature_scaling,
+        teacher=str(teacher or ""),
+        distill_alpha=distill_alpha,
+        distill_temperature=distill_temperature,
     )
     flags = [
         f"--task {task}",
@@ -136,6 +166,10 @@ def train(
     flags += ["--class-weights" if cfg.class_weights else "--no-class-weights"]
     flags += ["--no-temperature-scaling"] * (not temperature_scaling)
     flags += [f"--base {shlex.quote(str(base))}"] * bool(base)
+    if teacher:
+        flags += [f"--teacher {shlex.quote(str(teacher))}", f"--distill-alpha {distill_alpha:g}"]
+        flags += [f"--distill-temperature {distill_temperature:g}"]
+        flags += [f"--transfer-reviews {transfer_reviews}"] * bool(transfer_reviews)
     flags += [f"--data {shlex.quote(str(p))}" for p in data or []]
     reproduce = "tonewatch models train " + " ".join(flags)
     with _errors():
@@ -145,14 +179,20 @@ def train(
             version,
             list(data or []),
             reviews,
+            transfer_reviews,
             subset,
             out,
             fp16=fp16,
             progress=progress,
             promote=promote,
+            checkpoint_only=checkpoint_only,
             reproduce=reproduce + " --version <version>",
         )
         entry = run(reg, opts)
+    if isinstance(entry, Path):
+        meta = json.loads((entry / "tonewatch_train.json").read_text(encoding="utf-8"))
+        typer.echo(f"checkpoint {entry} (not registered): validation macro-F1 {meta['best_val_macro_f1']:.4f}")
+        return
     typer.echo(_summary(entry) + ("\n  promoted" if promote else ""))
 
 

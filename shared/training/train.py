@@ -29,6 +29,7 @@ from shared.training.modeling import (
     apply_temperature,
     build_model,
     fit_temperature,
+    load_checkpoint,
     logits_of,
     save_checkpoint,
 )
@@ -86,10 +87,17 @@ class TrainConfig:
     label_smoothing: float = 0.0
     pooling: str = ""
     temperature_scaling: bool = True
+    teacher: str = ""
+    distill_alpha: float = 0.5
+    distill_temperature: float = 2.0
 
     def __post_init__(self) -> None:
         if self.task not in LABELS:
             raise ValueError(f"unknown task {self.task!r}")
+        if not 0.0 <= self.distill_alpha <= 1.0:
+            raise ValueError(f"distill_alpha must be within [0, 1], got {self.distill_alpha}")
+        if self.distill_temperature <= 0:
+            raise ValueError(f"distill_temperature must be positive, got {self.distill_temperature}")
         for name, value in TASK_DEFAULTS[self.task].items():
             current = getattr(self, name)
             if current is None or (not isinstance(current, bool) and not current):
@@ -154,6 +162,47 @@ def predict_logits(
     return np.concatenate(outs).astype(np.float32)
 
 
+class TeacherError(RuntimeError):
+    """The teacher checkpoint cannot teach this task."""
+
+
+def teacher_logits(teacher: Path, task: str, texts: Sequence[str], max_length: int) -> np.ndarray[Any, Any]:
+    """Logits of a fine-tuned ``teacher`` checkpoint on ``texts``, columns in the task's label order.
+
+    Raises :class:`TeacherError` when the teacher's labels are not the task's."""
+    model, names = load_checkpoint(teacher, eager=False)
+    labels = list(LABELS[task])
+    if names is None or sorted(names) != sorted(labels):
+        raise TeacherError(f"teacher {teacher} predicts {names}, not the {task} labels {labels}")
+    logits = predict_logits(model, load_tokenizer(teacher), texts, max_length)
+    return logits[:, [names.index(label) for label in labels]]
+
+
+def distill_loss(
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    hard: torch.Tensor,
+    labelled: torch.Tensor,
+    ce: torch.nn.Module,
+    alpha: float,
+    temperature: float,
+) -> torch.Tensor:
+    """``alpha`` x cross-entropy on the labelled rows + (1 - alpha) x T^2 x KL(teacher || student)
+    at temperature T on every row (Hinton et al., 2015)."""
+    import torch.nn.functional as F
+
+    soft = F.kl_div(
+        F.log_softmax(student / temperature, dim=-1),
+        F.log_softmax(teacher / temperature, dim=-1),
+        reduction="batchmean",
+        log_target=True,
+    ) * (temperature**2)
+    if not bool(labelled.any()):
+        return (1.0 - alpha) * soft
+    hard_loss: torch.Tensor = ce(student[labelled], hard[labelled])
+    return alpha * hard_loss + (1.0 - alpha) * soft
+
+
 def _loss_fn(cfg: TrainConfig, bundle: DatasetBundle) -> torch.nn.Module:
     import torch
 
@@ -165,8 +214,18 @@ def _loss_fn(cfg: TrainConfig, bundle: DatasetBundle) -> torch.nn.Module:
     return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
 
 
-def train(bundle: DatasetBundle, cfg: TrainConfig, out_dir: Path, *, progress: bool = True) -> TrainResult:
-    """Fine-tune on ``bundle.train``, select on ``bundle.validation``."""
+def train(
+    bundle: DatasetBundle,
+    cfg: TrainConfig,
+    out_dir: Path,
+    *,
+    progress: bool = True,
+    transfer: Sequence[str] = (),
+) -> TrainResult:
+    """Fine-tune on ``bundle.train``, select on ``bundle.validation``.
+
+    With ``cfg.teacher`` the student also learns the teacher's soft labels, on the
+    training texts and on the unlabelled ``transfer`` texts (knowledge distillation)."""
     import torch
     from transformers import get_linear_schedule_with_warmup
 
@@ -178,11 +237,17 @@ def train(bundle: DatasetBundle, cfg: TrainConfig, out_dir: Path, *, progress: b
     model, tok = build_model(base, cfg.task, cfg.pooling), load_tokenizer(base)
     lab2id = {lab: i for i, lab in enumerate(labels)}
     texts = [ex.text for ex in bundle.train]
-    y = torch.tensor([lab2id[ex.label] for ex in bundle.train])
-    val_texts = [ex.text for ex in bundle.validation]
-    val_y = [lab2id[ex.label] for ex in bundle.validation]
     if not texts:
         raise ValueError("empty training split")
+    if transfer and not cfg.teacher:
+        raise ValueError("unlabelled transfer texts need a teacher")
+    y = torch.tensor([lab2id[ex.label] for ex in bundle.train] + [-1] * len(transfer))
+    texts += list(transfer)
+    soft: torch.Tensor | None = None
+    if cfg.teacher:
+        soft = torch.from_numpy(teacher_logits(Path(cfg.teacher), cfg.task, texts, cfg.max_length))
+    val_texts = [ex.text for ex in bundle.validation]
+    val_y = [lab2id[ex.label] for ex in bundle.validation]
     steps_per_epoch = (len(texts) + cfg.batch_size - 1) // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
     if cfg.max_steps:
@@ -210,7 +275,13 @@ def train(bundle: DatasetBundle, cfg: TrainConfig, out_dir: Path, *, progress: b
                 return_tensors="pt",
             )
             out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-            loss = loss_fn(logits_of(out), y[idx])
+            if soft is None:
+                loss = loss_fn(logits_of(out), y[idx])
+            else:
+                hard = y[idx]
+                loss = distill_loss(
+                    logits_of(out), soft[idx], hard, hard >= 0, loss_fn, cfg.distill_alpha, cfg.distill_temperature
+                )
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()

@@ -304,3 +304,71 @@ def test_export_from_checkpoint_reorders_labels(tmp_path: Path) -> None:
     onnx_logits = OnnxClassifier(entry.variant_path("fp32"), entry.tokenizer_path).logits(texts)
     perm = [order.index(lab) for lab in LABELS["sentiment"]]
     assert np.abs(onnx_logits - torch_logits[:, perm]).max() < 1e-4
+
+
+def test_distil_a_student_from_a_teacher_checkpoint(tmp_path: Path) -> None:
+    """`train --teacher`: soft labels of another checkpoint (labels in another order) on the
+    training texts and on unlabelled movie-review snippets; the card records the teacher."""
+    from transformers import AutoModelForSequenceClassification
+
+    from shared.training.train import predict_logits, teacher_logits
+
+    base = _tiny_encoder(tmp_path / "encoder")
+    order = ["positive", "negative", "neutral"]
+    model = AutoModelForSequenceClassification.from_pretrained(
+        str(base), num_labels=3, id2label=dict(enumerate(order)), label2id={x: i for i, x in enumerate(order)}
+    )
+    teacher = tmp_path / "teacher"
+    model.save_pretrained(str(teacher))
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (base / name).is_file():
+            (teacher / name).write_bytes((base / name).read_bytes())
+    import numpy as np
+    from transformers import AutoTokenizer
+
+    texts = ["shares surge", "oil crash warning", ""]
+    perm = [order.index(lab) for lab in LABELS["sentiment"]]
+    expected = predict_logits(model, AutoTokenizer.from_pretrained(str(teacher)), texts, 16)[:, perm]
+    assert np.abs(teacher_logits(teacher, "sentiment", texts, 16) - expected).max() < 1e-5
+
+    data = _data(tmp_path / "d.jsonl")
+    models = tmp_path / "models"
+    common = ["--models-dir", str(models), "train", "--task", "sentiment", "--base", str(base), "--data", str(data)]
+    small = ["--epochs", "1", "--max-steps", "4", "--batch-size", "8", "--max-length", "16", "--no-progress"]
+    kd = ["--teacher", str(teacher), "--distill-alpha", "0.3", "--transfer-reviews", "20"]
+    kd += ["--no-fp16", "--version", "kd", "--out", str(tmp_path / "run")]
+    res = CliRunner().invoke(app, [*common, *small, *kd])
+    assert res.exit_code == 0, res.output
+    entry = Registry(models).get("sentiment", "kd")
+    training = entry.card["training"]
+    assert training["config"]["teacher"] == str(teacher) and training["config"]["distill_alpha"] == 0.3
+    assert training["data"]["transfer_reviews"] == 20
+    assert set(training["teacher"]["weights_sha256"]) == {"model.safetensors"}
+    assert "rotten_tomatoes_reviews_unlabelled" in {s["name"] for s in entry.card["data_sources"]}
+    assert "--teacher" in entry.card["reproduce"] and "--transfer-reviews 20" in entry.card["reproduce"]
+    Registry(models).verify(entry, entry.available_variants())
+
+    def said(output: str) -> str:  # typer boxes and wraps usage errors
+        return " ".join(output.replace("│", " ").split())
+
+    # a teacher of our own: trained, kept as a checkpoint, not registered
+    res = CliRunner().invoke(
+        app, [*common, *small, "--checkpoint-only", "--version", "tc", "--out", str(tmp_path / "tc")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "not registered" in said(res.output) and (tmp_path / "tc" / "checkpoint" / "config.json").is_file()
+    assert [e.version for e in Registry(models).list("sentiment")] == ["kd"]
+    res = CliRunner().invoke(app, [*common, *small, "--checkpoint-only", "--promote"])
+    assert res.exit_code == 2 and "--checkpoint-only" in said(res.output)
+
+    res = CliRunner().invoke(app, [*common, *small, "--transfer-reviews", "5"])
+    assert res.exit_code == 2 and "needs --teacher" in said(res.output)
+    res = CliRunner().invoke(app, [*common, *small, "--teacher", str(tmp_path / "nowhere")])
+    assert res.exit_code == 2 and "not a checkpoint folder" in said(res.output)
+    intent_teacher = tmp_path / "intent-teacher"
+    AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=len(LABELS["intent"])).save_pretrained(
+        str(intent_teacher)
+    )
+    (intent_teacher / "tokenizer.json").write_bytes((base / "tokenizer.json").read_bytes())
+    res = CliRunner().invoke(app, [*common, *small, "--teacher", str(intent_teacher)])
+    assert res.exit_code == 1 and "not the sentiment labels" in said(res.output)
