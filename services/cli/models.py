@@ -191,7 +191,11 @@ def train(
         entry = run(reg, opts)
     if isinstance(entry, Path):
         meta = json.loads((entry / "tonewatch_train.json").read_text(encoding="utf-8"))
-        typer.echo(f"checkpoint {entry} (not registered): validation macro-F1 {meta['best_val_macro_f1']:.4f}")
+        line = f"checkpoint {entry} (not registered): validation macro-F1 {meta['best_val_macro_f1']:.4f}"
+        if "test" in meta:
+            t = meta["test"]
+            line += f"; test ({t['n']} rows, fp32) accuracy {t['accuracy']:.4f} macro-F1 {t['macro_f1']:.4f}"
+        typer.echo(line)
         return
     typer.echo(_summary(entry) + ("\n  promoted" if promote else ""))
 

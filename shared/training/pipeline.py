@@ -20,8 +20,9 @@ from shared.training.card import MODEL_NAMES, TASK_NOTES, describe_base, render_
 from shared.training.datasets import DatasetBundle, load_task, review_texts
 from shared.training.evaluate import evaluate_dir, int8_gap
 from shared.training.export import INPUT_NAMES, export_onnx
+from shared.training.metrics import macro_f1
 from shared.training.optimize import build_variants
-from shared.training.train import TrainConfig, default_base, train
+from shared.training.train import TrainConfig, default_base, teacher_logits, train
 
 RUNS_DIR = Path(__file__).resolve().parent.parent.parent / "runs"
 
@@ -178,6 +179,7 @@ def run(registry: Registry, opts: PipelineOptions) -> ModelEntry | Path:
         bundle.sources.append(src)
     result = train(bundle, cfg, out, progress=opts.progress, transfer=transfer)
     if opts.checkpoint_only:
+        record_test_scores(result.checkpoint, bundle, cfg.max_length)
         return result.checkpoint
     training = {
         "config": asdict(cfg),
@@ -211,6 +213,24 @@ def run(registry: Registry, opts: PipelineOptions) -> ModelEntry | Path:
     if opts.promote:
         registry.promote(task, version)
     return entry
+
+
+def record_test_scores(checkpoint: Path, bundle: DatasetBundle, max_length: int) -> None:
+    """Accuracy and macro-F1 of a checkpoint (torch, fp32) on the held-out test split, added
+    to its ``tonewatch_train.json``: what a checkpoint that is not registered gets instead of a card."""
+    if not bundle.test:
+        return
+    labels = list(LABELS[bundle.task])
+    gold = [labels.index(ex.label) for ex in bundle.test]
+    pred = teacher_logits(checkpoint, bundle.task, [ex.text for ex in bundle.test], max_length).argmax(axis=1).tolist()
+    meta_path = checkpoint / "tonewatch_train.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    meta["test"] = {
+        "n": len(gold),
+        "accuracy": sum(int(g == p) for g, p in zip(gold, pred, strict=True)) / len(gold),
+        "macro_f1": macro_f1(gold, pred, len(labels)),
+    }
+    meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
 def teacher_record(teacher: Path) -> dict[str, Any]:

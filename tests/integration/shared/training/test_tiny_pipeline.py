@@ -357,6 +357,9 @@ def test_distil_a_student_from_a_teacher_checkpoint(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     assert "not registered" in said(res.output) and (tmp_path / "tc" / "checkpoint" / "config.json").is_file()
+    test_scores = json.loads((tmp_path / "tc" / "checkpoint" / "tonewatch_train.json").read_text())["test"]
+    assert test_scores["n"] > 0 and 0.0 <= test_scores["macro_f1"] <= 1.0
+    assert f"test ({test_scores['n']} rows, fp32) accuracy" in said(res.output)
     assert [e.version for e in Registry(models).list("sentiment")] == ["kd"]
     res = CliRunner().invoke(app, [*common, *small, "--checkpoint-only", "--promote"])
     assert res.exit_code == 2 and "--checkpoint-only" in said(res.output)
