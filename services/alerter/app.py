@@ -25,7 +25,7 @@ from services.aggregator.persist import NOTIFY_CHANNEL
 from services.alerter.config import AlerterSettings
 from services.alerter.deliver import Deliverer
 from services.alerter.evaluate import Evaluator
-from services.alerter.publish import publish_pending, publish_status
+from services.alerter.publish import publish_pending
 from shared import logs
 from shared.db.models import TrendMinute
 from shared.db.session import make_engine, make_sessionmaker
@@ -122,17 +122,12 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                     now = datetime.now(UTC)
                     keys |= await recent_keys(sessions, last_sweep - timedelta(seconds=5))
                     last_sweep = now
-                resolved: list[str] = []
                 for stream, entity, version in sorted(keys):
                     for change in await evaluator.evaluate(stream, entity, version):
-                        if change.kind == "resolve":
-                            resolved.append(change.alert_id)
-                        else:
-                            fail.hit("after_alert_commit")
-                # Fired alerts first (the outbox), then the resolutions, so consumers see open -> resolved.
+                        fail.hit("after_alert_commit" if change.kind == "fire" else "after_resolve_commit")
+                # The outbox: firings and status changes (ours, or the API's and CLI's acks and
+                # resolutions), each alert's events in order: open -> acknowledged -> resolved.
                 await publish_pending(sessions, producer, settings.topics.alerts, deliverer)
-                for alert_id in resolved:
-                    await publish_status(sessions, producer, settings.topics.alerts, alert_id)
             except Exception as exc:  # noqa: BLE001 - infrastructure: retry the keys later
                 log.warning("evaluation failed (%s: %s); retrying", type(exc).__name__, exc)
                 pending.update(keys)

@@ -1,12 +1,17 @@
-"""Alert outbox: alerts committed in PostgreSQL are produced to the ``alerts``
-topic (as ``open``: the firing) and handed to the webhook deliverer, then marked
-published. Unpublished alerts left by a crash are published at the next start.
-Status changes (resolved, acknowledged) follow as their own events."""
+"""Alert outbox: the ``alerts`` table is the record; the ``alerts`` topic hears every
+change at least once, in order per alert.
+
+A fired alert is produced as ``open`` (the firing) and handed to the webhook
+deliverer, then marked published. Any later status change (``acknowledged`` or
+``resolved``, by the alerter, the API or the CLI) is produced while
+``announced_status`` differs from ``status``, then recorded as announced. A crash
+between the produce and the mark repeats the event at the next pass (consumers key on
+alert id and status); nothing committed is left unannounced."""
 
 from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter.deliver import Deliverer
@@ -34,43 +39,44 @@ def to_event(alert: Alert, rule: AlertRule) -> AlertEvent:
 async def publish_pending(
     sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, topic: str, deliverer: Deliverer
 ) -> int:
+    """Produce every unannounced firing and status change; the number of events produced."""
     async with sessions() as s:
         rows = (
             await s.execute(
                 select(Alert, AlertRule)
                 .join(AlertRule, AlertRule.id == Alert.rule_id)
-                .where(Alert.published.is_(False))
+                .where(or_(Alert.published.is_(False), Alert.announced_status.is_distinct_from(Alert.status)))
                 .order_by(Alert.fired_at)
             )
         ).all()
+    produced = 0
     for alert, rule in rows:
-        event = to_event(alert, rule).model_copy(update={"status": "open"})  # the firing itself
-        await producer.send_and_wait(topic, event.to_bytes(), key=f"{rule.id}:{alert.entity}".encode())
-        async with sessions.begin() as s:
-            claimed = (
+        key = f"{rule.id}:{alert.entity}".encode()
+        if not alert.published:
+            event = to_event(alert, rule).model_copy(update={"status": "open"})  # the firing itself
+            await producer.send_and_wait(topic, event.to_bytes(), key=key)
+            produced += 1
+            async with sessions.begin() as s:
+                claimed = (
+                    await s.execute(
+                        update(Alert)
+                        .where(Alert.id == alert.id, Alert.published.is_(False))
+                        .values(published=True, announced_status="open")
+                        .returning(Alert.id)
+                    )
+                ).scalar()
+            if claimed:
+                metrics().alerts_fired.labels(rule.name, rule.severity).inc()
+                deliverer.submit(event, list(rule.channels or []))
+            alert.announced_status = "open"
+        if alert.status != alert.announced_status:
+            await producer.send_and_wait(topic, to_event(alert, rule).to_bytes(), key=key)
+            produced += 1
+            async with sessions.begin() as s:
+                # only the status just produced: a newer change is announced on the next pass
                 await s.execute(
                     update(Alert)
-                    .where(Alert.id == alert.id, Alert.published.is_(False))
-                    .values(published=True)
-                    .returning(Alert.id)
+                    .where(Alert.id == alert.id, Alert.status == alert.status)
+                    .values(announced_status=alert.status)
                 )
-            ).scalar()
-        if claimed:
-            metrics().alerts_fired.labels(rule.name, rule.severity).inc()
-            deliverer.submit(event, list(rule.channels or []))
-    return len(rows)
-
-
-async def publish_status(
-    sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, topic: str, alert_id: str
-) -> None:
-    """Announce a status change (e.g. resolved) on the alerts topic."""
-    async with sessions() as s:
-        row = (
-            await s.execute(
-                select(Alert, AlertRule).join(AlertRule, AlertRule.id == Alert.rule_id).where(Alert.id == alert_id)
-            )
-        ).first()
-    if row is not None:
-        event = to_event(row[0], row[1])
-        await producer.send_and_wait(topic, event.to_bytes(), key=f"{row[1].id}:{row[0].entity}".encode())
+    return produced

@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -197,10 +198,17 @@ class Alert(Base):
     explanation: Mapped[dict[str, Any]] = mapped_column(JSONB)
     model_version: Mapped[str] = mapped_column(String(64))
     published: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # The last status produced to the alerts topic; the outbox announces every change.
+    announced_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     __table_args__ = (
         UniqueConstraint("rule_id", "entity", "episode", name="uq_alerts_rule_entity_episode"),
         Index("ix_alerts_status", "status"),
+        Index(
+            "ix_alerts_unannounced",
+            "fired_at",
+            postgresql_where=text("NOT published OR announced_status IS DISTINCT FROM status"),
+        ),
     )
 
 

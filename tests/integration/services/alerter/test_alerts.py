@@ -16,6 +16,7 @@ from services_proc import log_tail, running, start_service, stop
 from sqlalchemy import select
 from tw_testing import wait_until
 
+from services.alerter import repo
 from services.alerter.backtest import backtest
 from services.alerter.config import AlerterSettings
 from services.alerter.deliver import SIGNATURE_HEADER, verify
@@ -209,6 +210,66 @@ async def test_alerter_killed_mid_spike_still_one_alert(
     assert len(alerts) == 1 and alerts[0].published
     assert [(p.id, p.status) for p in published if p.status == "open"] == [(alerts[0].id, "open")]
     assert len(hook.seen) == 1
+
+
+async def test_alerter_killed_after_resolving_still_announces_the_resolution(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"RES{unique}"
+    rule_id = await add_rule(sessions, f"res-{unique}", entity)
+    agg = start_service("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}")
+    try:
+        crashing = start_service(
+            "alerter", settings, tmp_path, "-crash", **alerter_env(unique, TW_FAILPOINTS="after_resolve_commit:1")
+        )
+        await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 110, [(60, 65)]))
+        code = await asyncio.to_thread(crashing.wait, 90)
+        assert code == -signal.SIGKILL, log_tail(tmp_path, "alerter-crash")
+        (committed,) = await alerts_for(sessions, rule_id)
+        assert committed.status == "resolved" and committed.announced_status != "resolved"  # not yet announced
+        with running("alerter", settings, tmp_path, **alerter_env(unique)):
+            events = await alert_events(settings, f"r-{unique}", rule_id, 2)
+    finally:
+        stop(agg)
+    (alert,) = await alerts_for(sessions, rule_id)
+    assert [(e.id, e.status) for e in events] == [(alert.id, "open"), (alert.id, "resolved")]
+    assert alert.published and alert.announced_status == "resolved"
+
+
+async def test_acknowledged_and_resolved_by_hand_are_announced_in_order(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"ACK{unique}"
+    rule_id = await add_rule(sessions, f"ack-{unique}", entity)
+    with procs(settings, tmp_path, unique, alerter_env(unique)):
+        # the spike lasts to the end of the data: only a person resolves it
+        await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 70, [(60, 70)]))
+        (alert,) = await wait_until(lambda: _announced(sessions, rule_id, "open"), timeout=90)
+        for action, status in (("ack", "acknowledged"), ("resolve", "resolved")):
+            async with sessions.begin() as s:  # what the API and the CLI do
+                await repo.transition(s, alert.id, action)
+            await wait_until(lambda status=status: _announced(sessions, rule_id, status), timeout=15)
+        events = await alert_events(settings, f"h-{unique}", rule_id, 3)
+    assert [(e.id, e.status) for e in events] == [
+        (alert.id, "open"),
+        (alert.id, "acknowledged"),
+        (alert.id, "resolved"),
+    ]
+
+
+async def _announced(sessions: Any, rule_id: int, status: str) -> list[Alert] | None:
+    alerts = await alerts_for(sessions, rule_id)
+    return alerts if alerts and all(a.announced_status == status for a in alerts) else None
 
 
 async def test_redis_down_still_exactly_one_alert(
