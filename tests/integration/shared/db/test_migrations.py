@@ -24,6 +24,22 @@ async def _exec(sql: str, db: str = "tonewatch") -> list[asyncpg.Record]:
         await conn.close()
 
 
+async def _drift(settings: PostgresSettings) -> list[object]:
+    """What Alembic's autogenerate would still change: models vs the migrated schema."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.db.models import Base
+
+    engine = create_async_engine(settings.url.get_secret_value())
+    try:
+        async with engine.connect() as conn:
+            return await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), Base.metadata))
+    finally:
+        await engine.dispose()
+
+
 def _tables(db: str) -> set[str]:
     rows = asyncio.run(_exec("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", db))
     return {r["tablename"] for r in rows}
@@ -49,6 +65,7 @@ def test_upgrade_downgrade_upgrade() -> None:
         } <= tables
         rules = asyncio.run(_exec("SELECT count(*) AS n FROM routing_rules", name))
         assert rules[0]["n"] == 21
+        assert asyncio.run(_drift(settings)) == []  # the migrations build exactly what the models declare
         downgrade(settings, "base")
         assert _tables(name) == {"alembic_version"}
         upgrade(settings)
