@@ -11,6 +11,11 @@
     concurrent callers whose length buckets share one pool of single-thread workers (the
     classifier's default mode on 2 cores) counts.
 
+First ``--warmup`` rounds of each (default 1) run unmeasured: a cold broker JVM, cold
+caches and first-seen ONNX shapes slow the first seconds of a fresh pipeline, as one
+warm-up call per way does for the model alone. Their events still count in ``produced``
+and ``aggregated``.
+
 Each is measured ``--repeat`` times (default 3), interleaved: a pipeline round (the services
 stay up between rounds, as in production), then the model alone, so both see the machine
 in the same state (on this 2-core machine one measurement swings by up to 10% from minute to
@@ -179,6 +184,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     procs = [start("classifier", env, log_dir), start("aggregator", env, log_dir)]
     url = settings.postgres.url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
     rounds: list[dict[str, Any]] = []
+    warmups: list[dict[str, Any]] = []
     alone_rounds: list[dict[str, float]] = []
     ours = {procs[0].pid: "classifier", procs[1].pid: "aggregator"}
     used: dict[str, float] = {}
@@ -188,6 +194,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await producer.start()
         conn = await asyncpg.connect(url)
         try:
+            for r in range(args.warmup):  # both sides: JIT (Kafka), caches, ORT arenas; not counted
+                warmups.append(await one_round(producer, conn, topics, texts, f"b{run_id}w{r}-", args.timeout))
+                warm_alone = await asyncio.to_thread(alone.measure)
+                print(
+                    f"warm-up {r + 1} (not counted): pipeline {warmups[-1]['msgs_per_s']} events/s; model alone "
+                    f"{warm_alone}",
+                    flush=True,
+                )
             for r in range(args.repeat):
                 before = cpu_by_process()
                 rounds.append(await one_round(producer, conn, topics, texts, f"b{run_id}r{r}-", args.timeout))
@@ -219,8 +233,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     alone_how = max(ways, key=ways.__getitem__)
     alone_rate = ways[alone_how]
     return {
-        "produced": len(texts) * len(rounds),
-        "aggregated": sum(x["aggregated"] for x in rounds),
+        "produced": len(texts) * (len(rounds) + len(warmups)),
+        "aggregated": sum(x["aggregated"] for x in rounds + warmups),
+        "warmup_rounds": len(warmups),
         "events_per_round": len(texts),
         "msgs_per_s": round(pipeline_rate, 1),
         "p50_latency_s": mid["p50_latency_s"],
@@ -289,6 +304,12 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=None)
     ap.add_argument("--models-dir", type=Path, default=None)
     ap.add_argument("--timeout", type=float, default=600)
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=1,
+        help="unmeasured rounds of each side first (the model alone also warms up on one batch per way)",
+    )
     ap.add_argument(
         "--repeat",
         type=int,
