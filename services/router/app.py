@@ -12,11 +12,12 @@ import logging
 from services.aggregator.app import decode_scored
 from services.router.config import RouterSettings
 from services.router.persist import count_routed, load_routes
-from services.router.policy import DEFAULT_ROUTES, RoutingPolicy, decide
+from services.router.policy import DEFAULT_ROUTES, ESCALATIONS, HUMAN, RoutingPolicy, decide
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
 from shared.events import RoutedChat, ScoredEvent
 from shared.kafka.batches import BatchPolicy, Handler, Records
+from shared.kafka.clients import ensure_topics
 from shared.kafka.dlq import DeadLetterWriter
 from shared.kafka.produce import send_all
 from shared.kafka.sink import SinkClients, run_sink
@@ -50,11 +51,22 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
     sessions = make_sessionmaker(engine)
     policy = RoutingPolicy(settings.confidence_threshold, settings.ambiguity_margin, settings.priority_negative_prob)
     routes: dict[str, str] = dict(DEFAULT_ROUTES)
+    created: set[str] = set()  # queue topics known to exist
     m = metrics()
+
+    async def load_and_prepare() -> dict[str, str]:
+        """The routing table, with a topic for every queue it can send to (created up front:
+        a first produce to a missing topic waits on auto-creation and logs errors)."""
+        table = await load_routes(sessions)
+        wanted = {settings.topics.queue(q) for q in {*table.values(), HUMAN, ESCALATIONS}}
+        if wanted - created:
+            await ensure_topics(settings.kafka, sorted(wanted - created))
+            created.update(wanted)
+        return table
 
     async def make_handler(clients: SinkClients) -> Handler:
         nonlocal routes
-        routes = await load_routes(sessions)
+        routes = await load_and_prepare()
         dlq = DeadLetterWriter(clients.producer, SERVICE)
 
         async def handle(records: Records) -> None:
@@ -79,7 +91,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
                 await asyncio.wait_for(clients.stop.wait(), timeout=settings.routes_refresh_s)
             except TimeoutError:
                 try:
-                    routes = await load_routes(sessions)
+                    routes = await load_and_prepare()
                 except Exception as exc:  # noqa: BLE001 - keep the last table
                     log.warning("routing table refresh failed: %s", exc)
 

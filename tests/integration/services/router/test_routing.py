@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from services_proc import running
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from tw_testing import wait_until
 
 from services.router.config import RouterSettings
-from services.router.policy import QUEUES
-from shared.db.models import RoutingMinute
+from services.router.policy import DEFAULT_ROUTES, QUEUES
+from shared.db.models import RoutingMinute, RoutingRule
 from shared.events import RoutedChat
 from shared.kafka.clients import ensure_topics, make_consumer, make_producer
 
@@ -85,3 +86,42 @@ async def test_chats_reach_queues_in_conversation_order(
 
 async def _ge(fn: Callable[[], Any], n: int) -> bool:
     return bool(await fn() >= n)
+
+
+async def test_router_creates_every_queue_topic_before_routing(
+    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str
+) -> None:
+    """Queue topics exist before the first message is routed (a produce to a missing topic
+    waits on auto-creation and logs errors), including a queue added to the table later."""
+    settings: RouterSettings = service_settings(RouterSettings)
+    new_queue = f"fraud{unique}"
+    wanted = {settings.topics.queue(q) for q in QUEUES}
+
+    async def missing(names: set[str]) -> set[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+        await admin.start()
+        try:
+            return names - set(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    assert await missing(wanted) == wanted  # a fresh topic prefix: none yet
+    try:
+        with running("router", settings, tmp_path, TW_ROUTER_GROUP_ID=f"rt-{unique}", TW_ROUTER_ROUTES_REFRESH_S="1"):
+            await wait_until(lambda: _none(missing(wanted)), timeout=60)
+            async with sessions.begin() as s:
+                await s.execute(
+                    update(RoutingRule).where(RoutingRule.intent == "unrecognized_charge").values(queue=new_queue)
+                )
+            await wait_until(lambda: _none(missing({settings.topics.queue(new_queue)})), timeout=30)
+    finally:
+        async with sessions.begin() as s:
+            await s.execute(
+                update(RoutingRule)
+                .where(RoutingRule.intent == "unrecognized_charge")
+                .values(queue=DEFAULT_ROUTES["unrecognized_charge"])
+            )
+
+
+async def _none(pending: Any) -> bool:
+    return not await pending
