@@ -22,7 +22,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from services.classifier.classify import Classify
+from services.classifier.classify import ClassifierClosed, Classify
 from services.classifier.config import ClassifierSettings
 from services.classifier.pipeline import ClassifierPipeline, Prepared
 from shared import logs
@@ -48,6 +48,8 @@ class RunState:
     fatal: BaseException | None = None
     producer: AIOKafkaProducer | None = None
     matcher: EntityMatcher = field(default_factory=lambda: EntityMatcher([]))
+    stopping: bool = False  # set at shutdown: take no new batch
+    in_flight: asyncio.Queue[Any] | None = None  # batches taken and not yet finished
 
 
 def load_models(settings: ClassifierSettings) -> tuple[Classifier, Classifier]:
@@ -144,12 +146,15 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         window: asyncio.Queue[tuple[asyncio.Task[Prepared], list[Any]]] = asyncio.Queue(
             maxsize=settings.concurrent_batches
         )
+        state.in_flight = window
 
         async def finisher() -> None:
             while True:
                 task, events = await window.get()
                 try:
                     await finish(await task, events)
+                except ClassifierClosed:
+                    log.info("stopping: %d events left unacknowledged; they will be re-read", len(events))
                 finally:
                     window.task_done()
                 if state.fatal is not None:
@@ -158,6 +163,8 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         finishing = asyncio.create_task(finisher())
         try:
             async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
+                if state.stopping:
+                    break  # taken while stopping: not acknowledged, so the next run re-reads it
                 task = asyncio.create_task(pipeline.prepare([InRecord.from_faust(ev.message) for ev in events]))
                 await window.put((task, list(events)))
                 if finishing.done():
@@ -173,6 +180,14 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
 
     @app.on_before_shutdown.connect  # type: ignore[untyped-decorator]
     async def _close(_: Any, **__: Any) -> None:
+        # faust signals this while the agent still runs: take no new batch, let the ones
+        # in flight publish and acknowledge, and only then close what they need.
+        state.stopping = True
+        if state.in_flight is not None:
+            try:
+                await asyncio.wait_for(state.in_flight.join(), timeout=30)
+            except TimeoutError:
+                log.warning("stopping with batches unfinished; they will be re-read")
         if state.producer is not None:
             await state.producer.stop()
         await engine.dispose()

@@ -11,6 +11,10 @@ from shared.events import RawEvent
 from shared.inference.engine import Classifier, Prediction
 
 
+class ClassifierClosed(RuntimeError):
+    """The models were closed (the service is stopping): not a fault of the records."""
+
+
 @dataclass(frozen=True)
 class Verdicts:
     sentiment: list[Prediction]
@@ -25,6 +29,7 @@ class Classify:
         self.sentiment = sentiment
         self.intent = intent
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="classify")
+        self._closed = False
 
     def _run(self, events: Sequence[RawEvent]) -> Verdicts:
         sentiment = self.sentiment.predict([e.text for e in events])
@@ -36,8 +41,11 @@ class Classify:
         return Verdicts(sentiment, intent)
 
     async def __call__(self, events: Sequence[RawEvent]) -> Verdicts:
+        if self._closed:
+            raise ClassifierClosed("the classifier is stopping")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._run, list(events))
 
     def close(self) -> None:
+        self._closed = True
         self._pool.shutdown(wait=True, cancel_futures=True)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
 
-from services.classifier.classify import Classify, Verdicts
+from services.classifier.classify import ClassifierClosed, Classify, Verdicts
 from services.classifier.config import ClassifierSettings
 from services.classifier.decode import Decoded, decode_batch, failed
 from services.classifier.publish import publish
@@ -94,6 +94,8 @@ class ClassifierPipeline:
         start = time.perf_counter()
         try:
             verdicts = await self.classify([d.event for d in good])
+        except ClassifierClosed:
+            raise  # stopping: the batch stays unacknowledged and is re-read, not dead-lettered
         except Exception:
             log.exception("batch classification failed; retrying one by one")
             return await self._one_by_one(good)
@@ -105,6 +107,8 @@ class ClassifierPipeline:
         for d in good:
             try:
                 v = await self.classify([d.event])
+            except ClassifierClosed:
+                raise
             except Exception as exc:  # noqa: BLE001 - this one record cannot be classified
                 bad.append(failed(d.record, "ClassificationError", f"{type(exc).__name__}: {exc}"))
                 continue

@@ -1,5 +1,6 @@
 """kill -9 the classifier after it produced a batch but before faust committed
-the input offsets, and at a random moment: no event lost, none counted twice."""
+the input offsets, and at a random moment: no event lost, none counted twice.
+A graceful stop (SIGTERM) mid-stream dead-letters nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tw_testing import wait_until
 
 from services.classifier.config import ClassifierSettings
 from shared.db.models import CountedEvent, TrendMinute
+from shared.kafka import dlq_ops
 from shared.kafka.clients import ensure_topics, make_producer
 
 pytestmark = pytest.mark.integration
@@ -77,6 +79,56 @@ async def test_kill_9_classifier_loses_nothing_counts_once(
             )
         ).scalar()
     assert total is not None and total >= n
+
+
+async def test_sigterm_mid_stream_dead_letters_nothing_and_loses_nothing(
+    service_settings: Callable[..., Any], tiny_models: Path, sessions: Any, tmp_path: Path, unique: str
+) -> None:
+    """Stopping while batches are taken, classified and published: what was not published
+    and acknowledged is re-read by the next run, never dead-lettered for the shutdown."""
+    settings: ClassifierSettings = service_settings(ClassifierSettings)
+    await ensure_topics(settings.kafka, [settings.topics.news_raw, settings.topics.chat_raw])
+    n = 3_000
+    now = datetime.now(UTC).isoformat()
+    producer = make_producer(settings.kafka, client_id="test")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                settings.topics.news_raw,
+                json.dumps({"id": f"t{unique}-{i}", "text": f"Shares move {i}", "event_time": now}).encode(),
+            )
+            for i in range(n)
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+    async def counted() -> int:
+        async with sessions() as s:
+            q = select(func.count()).select_from(CountedEvent).where(CountedEvent.id.like(f"t{unique}-%"))
+            return int((await s.execute(q)).scalar() or 0)
+
+    env = {
+        "TW_MODELS_DIR": str(tiny_models),
+        "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}",
+        "TW_CLASSIFIER_BATCH_MAX": "20",
+    }
+    with running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"):
+        stopping = start_service("classifier", settings, tmp_path, "-sigterm", **env)
+        await wait_until(lambda: _above(counted, 200), timeout=90)
+        stopping.send_signal(signal.SIGTERM)
+        assert await asyncio.to_thread(stopping.wait, 60) == 0, log_tail(tmp_path, "classifier-sigterm")
+        stopped_at = await counted()
+        with running("classifier", settings, tmp_path, **env):
+            await wait_until(lambda: _at_least(counted, n), timeout=120)
+            await asyncio.sleep(1)  # anything extra would show up now
+    assert stopped_at < n, "the stop came too late to test anything"
+    assert await counted() == n
+    assert await dlq_ops.list_entries(settings.kafka, settings.topics.news_raw) == []
+    stop_log = log_tail(tmp_path, "classifier-sigterm", 500_000)
+    assert "dead-lettering" not in stop_log
+    assert "ProducerClosed" not in stop_log  # nothing was still publishing when the producer closed
 
 
 async def _above(counted: Callable[[], Any], seen: int) -> bool:
