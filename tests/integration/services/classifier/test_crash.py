@@ -8,7 +8,7 @@ import asyncio
 import json
 import random
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,27 +30,9 @@ async def test_kill_9_classifier_loses_nothing_counts_once(
     service_settings: Callable[..., Any], tiny_models: Path, sessions: Any, tmp_path: Path, unique: str
 ) -> None:
     settings: ClassifierSettings = service_settings(ClassifierSettings)
-    await ensure_topics(settings.kafka, [settings.topics.news_raw, settings.topics.chat_raw])
     n = 2_000
-    now = datetime.now(UTC).isoformat()
-    producer = make_producer(settings.kafka, client_id="test")
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(
-                settings.topics.news_raw,
-                json.dumps({"id": f"k{unique}-{i}", "text": f"Shares move {i}", "event_time": now}).encode(),
-            )
-            for i in range(n)
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-    async def counted() -> int:
-        async with sessions() as s:
-            q = select(func.count()).select_from(CountedEvent).where(CountedEvent.id.like(f"k{unique}-%"))
-            return int((await s.execute(q)).scalar() or 0)
+    await _produce_news(settings, f"k{unique}-", n)
+    counted = _counter(sessions, f"k{unique}-")
 
     env = {
         "TW_MODELS_DIR": str(tiny_models),
@@ -87,27 +69,9 @@ async def test_sigterm_mid_stream_dead_letters_nothing_and_loses_nothing(
     """Stopping while batches are taken, classified and published: what was not published
     and acknowledged is re-read by the next run, never dead-lettered for the shutdown."""
     settings: ClassifierSettings = service_settings(ClassifierSettings)
-    await ensure_topics(settings.kafka, [settings.topics.news_raw, settings.topics.chat_raw])
     n = 3_000
-    now = datetime.now(UTC).isoformat()
-    producer = make_producer(settings.kafka, client_id="test")
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(
-                settings.topics.news_raw,
-                json.dumps({"id": f"t{unique}-{i}", "text": f"Shares move {i}", "event_time": now}).encode(),
-            )
-            for i in range(n)
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-    async def counted() -> int:
-        async with sessions() as s:
-            q = select(func.count()).select_from(CountedEvent).where(CountedEvent.id.like(f"t{unique}-%"))
-            return int((await s.execute(q)).scalar() or 0)
+    await _produce_news(settings, f"t{unique}-", n)
+    counted = _counter(sessions, f"t{unique}-")
 
     env = {
         "TW_MODELS_DIR": str(tiny_models),
@@ -129,6 +93,36 @@ async def test_sigterm_mid_stream_dead_letters_nothing_and_loses_nothing(
     stop_log = log_tail(tmp_path, "classifier-sigterm", 500_000)
     assert "dead-lettering" not in stop_log
     assert "ProducerClosed" not in stop_log  # nothing was still publishing when the producer closed
+
+
+async def _produce_news(settings: ClassifierSettings, prefix: str, n: int) -> None:
+    """``n`` headlines with ids ``<prefix><i>``, all acknowledged by the broker."""
+    await ensure_topics(settings.kafka, [settings.topics.news_raw, settings.topics.chat_raw])
+    now = datetime.now(UTC).isoformat()
+    producer = make_producer(settings.kafka, client_id="test")
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                settings.topics.news_raw,
+                json.dumps({"id": f"{prefix}{i}", "text": f"Shares move {i}", "event_time": now}).encode(),
+            )
+            for i in range(n)
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def _counter(sessions: Any, prefix: str) -> Callable[[], Awaitable[int]]:
+    """How many events with ids ``<prefix>...`` the aggregator counted."""
+
+    async def counted() -> int:
+        async with sessions() as s:
+            q = select(func.count()).select_from(CountedEvent).where(CountedEvent.id.like(f"{prefix}%"))
+            return int((await s.execute(q)).scalar() or 0)
+
+    return counted
 
 
 async def _above(counted: Callable[[], Any], seen: int) -> bool:
