@@ -128,8 +128,13 @@ async def test_spike_fires_once_explained_signed_resolved_and_matches_backtest(
 
 
 async def _resolved(sessions: Any, rule_id: int) -> list[Alert] | None:
+    return await _all_alerts(sessions, rule_id, lambda a: a.status == "resolved")
+
+
+async def _all_alerts(sessions: Any, rule_id: int, check: Callable[[Alert], bool]) -> list[Alert] | None:
+    """The rule's alerts once there are some and ``check`` holds for each, else None."""
     alerts = await alerts_for(sessions, rule_id)
-    return alerts if alerts and all(a.status == "resolved" for a in alerts) else None
+    return alerts if alerts and all(check(a) for a in alerts) else None
 
 
 async def test_below_minimum_volume_nothing_fires(
@@ -268,8 +273,7 @@ async def test_acknowledged_and_resolved_by_hand_are_announced_in_order(
 
 
 async def _announced(sessions: Any, rule_id: int, status: str) -> list[Alert] | None:
-    alerts = await alerts_for(sessions, rule_id)
-    return alerts if alerts and all(a.announced_status == status for a in alerts) else None
+    return await _all_alerts(sessions, rule_id, lambda a: a.announced_status == status)
 
 
 async def test_redis_down_still_exactly_one_alert(
