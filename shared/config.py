@@ -80,7 +80,9 @@ class ServiceSettings(BaseSettings):
     models_dir: Path | None = Field(default=None, description="Model registry folder; default: the repo's models/.")
     metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
     failpoints: str = Field(
-        default="", description="Testing only: crash points, e.g. 'after_db_commit:3' (SIGKILL on the 3rd pass)."
+        default="",
+        description="Testing only: crash points, e.g. 'after_db_commit:3' (SIGKILL on the 3rd pass; "
+        "'name:3:raise' raises an error there instead).",
     )
     startup_deadline_s: float = Field(
         default=60.0, gt=0, description="How long a service waits for its dependencies before exiting non-zero."

@@ -28,10 +28,28 @@ AlertStatus = Literal["open", "acknowledged", "resolved"]
 MAX_TEXT_CHARS = 1_000_000
 
 
+EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)
+
+
+def utc_in_range(value: datetime) -> datetime:
+    """An aware ``value`` in UTC; ``ValueError`` outside [1900, 9000), where converting
+    (0001-01-01T00:00+14:00) or window arithmetic would overflow."""
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or not EARLIEST_TIME <= utc < LATEST_TIME:
+        raise ValueError(
+            f"time {value.isoformat()} is out of range: use years {EARLIEST_TIME.year}-{LATEST_TIME.year - 1}"
+        )
+    return utc
+
+
 def _aware_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("event_time must carry a timezone (e.g. 2026-01-02T03:04:05Z)")
-    return value.astimezone(UTC)
+    return utc_in_range(value)
 
 
 AwareDatetime = Annotated[datetime, AfterValidator(_aware_utc)]

@@ -23,16 +23,20 @@ SERVICE = "aggregator"
 
 
 def decode_scored(records: Records) -> tuple[list[ScoredEvent], list[FailedRecord]]:
+    """Scored events, and the records that are not one (dead letters with the reason)."""
     good, bad = [], []
     for r in records:
         try:
             good.append(parse(ScoredEvent, decode_json(r.value)))
+            continue
         except InvalidEvent as exc:
-            bad.append(
-                FailedRecord(
-                    r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()), exc.error_class, exc.reason
-                )
-            )
+            error_class, reason = exc.error_class, exc.reason
+        except Exception as exc:
+            log.exception("record %s[%d]@%d could not be decoded; dead-lettered", r.topic, r.partition, r.offset)
+            error_class, reason = type(exc).__name__, f"cannot decode: {exc}"
+        bad.append(
+            FailedRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()), error_class, reason)
+        )
     return good, bad
 
 

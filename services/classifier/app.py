@@ -128,6 +128,10 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         pipeline = await make_pipeline()
         state.matcher = EntityMatcher(await load_active(sessions))
 
+        async def prepare(records: list[InRecord]) -> Prepared:
+            fail.hit("before_prepare")
+            return await pipeline.prepare(records)
+
         async def finish(batch: Prepared, events: list[Any]) -> None:
             try:
                 await pipeline.finish(batch)
@@ -165,11 +169,18 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
             async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
                 if state.stopping:
                     break  # taken while stopping: not acknowledged, so the next run re-reads it
-                task = asyncio.create_task(pipeline.prepare([InRecord.from_faust(ev.message) for ev in events]))
+                task = asyncio.create_task(prepare([InRecord.from_faust(ev.message) for ev in events]))
                 await window.put((task, list(events)))
                 if finishing.done():
                     finishing.result()  # re-raise what stopped it
                     return  # fatal: the process is stopping
+        except Exception as exc:
+            # faust would log the crash and keep the process up with nothing consuming:
+            # stop instead, so the failure shows and a supervisor restarts the service
+            log.critical("classifier stopping on an unexpected error: %s: %s", type(exc).__name__, exc)
+            state.fatal = exc
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise
         finally:
             if not finishing.done():
                 try:
@@ -183,7 +194,7 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         # faust signals this while the agent still runs: take no new batch, let the ones
         # in flight publish and acknowledge, and only then close what they need.
         state.stopping = True
-        if state.in_flight is not None:
+        if state.in_flight is not None and state.fatal is None:  # after a fatal error nothing finishes them
             try:
                 await asyncio.wait_for(state.in_flight.join(), timeout=30)
             except TimeoutError:

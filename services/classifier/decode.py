@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -9,6 +10,8 @@ from shared.events import InvalidEvent, RawEvent, Stream, decode_raw
 from shared.kafka.dlq import FailedRecord
 from shared.kafka.records import InRecord
 from shared.topics import Topics
+
+log = logging.getLogger("tonewatch.classifier")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,11 @@ def decode_batch(records: Sequence[InRecord], topics: Topics) -> tuple[list[Deco
             )
         except InvalidEvent as exc:
             bad.append(failed(rec, exc.error_class, exc.reason))
+            continue
+        except Exception as exc:
+            # a bug or a case the contracts do not catch yet: dead-letter this record
+            log.exception("record %s could not be decoded; dead-lettered", rec.place)
+            bad.append(failed(rec, type(exc).__name__, f"cannot decode: {exc}"))
             continue
         good.append(Decoded(rec, event))
     return good, bad

@@ -37,6 +37,9 @@ POISON: list[tuple[bytes, str]] = [
     (b'{"id": "bad-5", "text": 12345}', "ValidationError"),  # wrong type
     (b'{"id": "bad-6", "text": "hi", "stream": "weather"}', "UnknownStream"),
     (b"[1, 2, 3]", "JSONDecodeError"),
+    # out of datetime's range once in UTC: the agent crashed on these and stopped classifying
+    (b'{"id": "bad-8", "text": "hi", "event_time": "0001-01-01T00:00:00+14:00"}', "ValidationError"),
+    (b'{"id": "bad-9", "text": "hi", "event_time": "9999-12-31T23:59:59-14:00"}', "ValidationError"),
 ]
 
 

@@ -95,6 +95,37 @@ async def test_sigterm_mid_stream_dead_letters_nothing_and_loses_nothing(
     assert "ProducerClosed" not in stop_log  # nothing was still publishing when the producer closed
 
 
+async def test_an_unexpected_error_stops_the_classifier_and_loses_nothing(
+    service_settings: Callable[..., Any], tiny_models: Path, sessions: Any, tmp_path: Path, unique: str
+) -> None:
+    """A batch that fails in an unforeseen way ends the process with exit code 1 (faust
+    alone logged 'Crashed' and kept the process up with nothing consuming); the next
+    run re-reads what was not acknowledged."""
+    settings: ClassifierSettings = service_settings(ClassifierSettings)
+    n = 500
+    await _produce_news(settings, f"e{unique}-", n)
+    counted = _counter(sessions, f"e{unique}-")
+    env = {
+        "TW_MODELS_DIR": str(tiny_models),
+        "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}",
+        "TW_CLASSIFIER_BATCH_MAX": "50",
+    }
+    with running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"):
+        failing = start_service(
+            "classifier", settings, tmp_path, "-raise", TW_FAILPOINTS="before_prepare:3:raise", **env
+        )
+        code = await asyncio.to_thread(failing.wait, 90)
+        failed_log = log_tail(tmp_path, "classifier-raise", 500_000)
+        assert code == 1, failed_log
+        assert "classifier stopping on an unexpected error: FailPointError: fail point before_prepare" in failed_log
+        assert await counted() < n
+        with running("classifier", settings, tmp_path, **env):
+            await wait_until(lambda: _at_least(counted, n), timeout=120)
+            await asyncio.sleep(1)  # anything extra would show up now
+    assert await counted() == n
+    assert await dlq_ops.list_entries(settings.kafka, settings.topics.news_raw) == []
+
+
 async def _produce_news(settings: ClassifierSettings, prefix: str, n: int) -> None:
     """``n`` headlines with ids ``<prefix><i>``, all acknowledged by the broker."""
     await ensure_topics(settings.kafka, [settings.topics.news_raw, settings.topics.chat_raw])

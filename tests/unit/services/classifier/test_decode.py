@@ -1,0 +1,45 @@
+"""Stage 1 (decode): every record ends up decoded or dead-lettered with a reason."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from services.classifier import decode
+from shared.kafka.records import InRecord
+from shared.topics import Topics
+
+TOPICS = Topics()
+
+
+def record(offset: int, value: bytes) -> InRecord:
+    return InRecord(TOPICS.news_raw, 0, offset, None, value, [], 1_700_000_000_000)
+
+
+def news(i: int) -> bytes:
+    return json.dumps({"id": f"n-{i}", "text": f"headline {i}", "event_time": "2026-01-01T00:00:00Z"}).encode()
+
+
+def test_contract_errors_are_dead_lettered_with_their_reason() -> None:
+    late = b'{"id": "x", "text": "hi", "event_time": "0001-01-01T00:00:00+14:00"}'
+    good, bad = decode.decode_batch([record(0, news(0)), record(1, late), record(2, news(2))], TOPICS)
+    assert [d.event.id for d in good] == ["n-0", "n-2"]
+    assert [(b.offset, b.error_class) for b in bad] == [(1, "ValidationError")]
+    assert "event_time" in bad[0].reason and "out of range" in bad[0].reason
+
+
+def test_an_unexpected_error_dead_letters_that_record_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = decode.decode_raw
+
+    def flaky(value: bytes | None, **kw: Any) -> Any:
+        if value == b"boom":
+            raise OverflowError("date value out of range")
+        return real(value, **kw)
+
+    monkeypatch.setattr(decode, "decode_raw", flaky)
+    good, bad = decode.decode_batch([record(0, news(0)), record(1, b"boom"), record(2, news(2))], TOPICS)
+    assert [d.event.id for d in good] == ["n-0", "n-2"]
+    assert [(b.offset, b.error_class, b.value) for b in bad] == [(1, "OverflowError", b"boom")]
+    assert bad[0].reason == "cannot decode: date value out of range"
