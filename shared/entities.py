@@ -11,10 +11,25 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Field
 
 ALL = "_all"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def no_control_chars(value: str) -> str:
+    """``value`` unchanged; ``ValueError`` if it holds a control character (NUL cannot
+    even be stored in PostgreSQL; the others have no place in a name)."""
+    if CONTROL_CHARS.search(value):
+        raise ValueError("must not contain control characters (NUL, tab, newline, ...)")
+    return value
+
+
+EntityKey = Annotated[str, Field(pattern=KEY_PATTERN.pattern, description="Entity key, or _all.")]
+PlainText = Annotated[str, AfterValidator(no_control_chars)]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerter.rules import RuleSpec
-from shared.db.models import Alert, AlertRule
+from shared.db.models import INT4_MAX, Alert, AlertRule
 
 TRANSITIONS = {"ack": ({"open"}, "acknowledged"), "resolve": ({"open", "acknowledged"}, "resolved")}
 
@@ -75,6 +75,8 @@ async def list_rules(session: AsyncSession) -> list[AlertRule]:
 
 
 async def get_rule(session: AsyncSession, ref: str | int) -> AlertRule:
+    if str(ref).isdigit() and int(ref) > INT4_MAX:
+        raise NotFound(f"no rule {ref!r}")  # no such id can exist (PostgreSQL would refuse the number)
     q = (
         select(AlertRule).where(AlertRule.id == int(ref))
         if str(ref).isdigit()

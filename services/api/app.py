@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from types import FrameType
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.api import (
     routes_alerts,
@@ -30,7 +30,7 @@ from services.api.alert_feed import AlertFeed
 from services.api.config import ApiSettings
 from services.api.dashboard import install_dashboard
 from services.api.deps import SERVICE, Deps, make_deps
-from services.api.errors import BodyLimitMiddleware, install_error_handlers
+from services.api.errors import BodyLimitMiddleware, install_error_handlers, refuse_nul_in_url
 from services.api.observe import RequestMetrics, http_metrics
 from shared import logs
 from shared.metrics import metrics
@@ -60,6 +60,7 @@ def build_app(settings: ApiSettings, deps: Deps) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url=None,
+        dependencies=[Depends(refuse_nul_in_url)],
     )
     app.state.settings = settings
     app.state.deps = deps

@@ -164,3 +164,16 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+async def refuse_nul_in_url(request: Request) -> None:
+    """422 for a NUL character (``%00``) in the path or query: no parameter means one,
+    and PostgreSQL refuses it in any string it compares (the query failed with a 500)."""
+    path: str = request.scope.get("path", "")
+    if "\x00" in path or any("\x00" in k or "\x00" in v for k, v in request.query_params.multi_items()):
+        raise ApiError(
+            422,
+            "the URL contains a NUL character (%00)",
+            code="validation_error",
+            details=[{"loc": ["path" if "\x00" in path else "query"], "message": "NUL character not allowed"}],
+        )

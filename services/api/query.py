@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.errors import ApiError
 from shared.db.models import RoutingMinute, TrendHour, TrendMinute
+from shared.events import utc_in_range
 
 Granularity = Literal["minute", "hour"]
 STEP: dict[str, timedelta] = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
@@ -50,6 +52,14 @@ def aware(t: datetime | None) -> datetime | None:
     if t is None:
         return None
     return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _query_time(t: datetime) -> datetime:
+    return utc_in_range(t if t.tzinfo else t.replace(tzinfo=UTC))
+
+
+Instant = Annotated[datetime, AfterValidator(_query_time)]
+"""A time query parameter: naive means UTC; years 1900-8999 (422 otherwise, not an overflow)."""
 
 
 def floor(t: datetime, granularity: Granularity) -> datetime:

@@ -16,6 +16,7 @@ from services.api.alert_feed import AlertFeed, AlertOut, alerts_query, fetch_ale
 from services.api.auth import require
 from services.api.deps import Deps, get_deps, get_settings
 from services.api.errors import ApiError
+from services.api.query import Instant
 from shared.db.models import Alert
 from shared.events import AlertStatus, Stream
 
@@ -36,10 +37,8 @@ async def list_alerts(
     status: AlertStatus | None = None,
     entity: Annotated[str | None, Query(max_length=64)] = None,
     stream: Stream | None = None,
-    from_: Annotated[
-        datetime | None, Query(alias="from", description="Only alerts whose window ends at/after.")
-    ] = None,
-    to: Annotated[datetime | None, Query(description="Only alerts whose window starts before.")] = None,
+    from_: Annotated[Instant | None, Query(alias="from", description="Only alerts whose window ends at/after.")] = None,
+    to: Annotated[Instant | None, Query(description="Only alerts whose window starts before.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AlertOut]:
     """Alerts, newest first."""

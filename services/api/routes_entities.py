@@ -13,15 +13,15 @@ from sqlalchemy import func, select
 from services.api.auth import require
 from services.api.deps import Deps, get_deps
 from services.api.errors import ApiError
-from services.api.query import Granularity, Window, latest_trend_bucket, make_window
+from services.api.query import Granularity, Instant, Window, latest_trend_bucket, make_window
 from shared.db import watchlist
 from shared.db.models import Alert, Entity, ScoredEventRow, TrendHour, TrendMinute
-from shared.entities import ALL, WatchedEntity
+from shared.entities import ALL, PlainText, WatchedEntity
 from shared.events import Stream
 
 router = APIRouter(tags=["entities"])
 KeyPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Entity key.")]
-Names = Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=100)]
+Names = Annotated[list[Annotated[PlainText, Field(min_length=1, max_length=200)]], Field(max_length=100)]
 
 
 class EntityIn(BaseModel):
@@ -29,11 +29,11 @@ class EntityIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: PlainText = Field(min_length=1, max_length=200)
     aliases: Names = Field(default_factory=list)
     tickers: Names = Field(default_factory=list)
     case_sensitive_aliases: Names = Field(default_factory=list)
-    group: str | None = Field(default=None, max_length=64)
+    group: PlainText | None = Field(default=None, max_length=64)
 
 
 class Stats(BaseModel):
@@ -122,7 +122,7 @@ async def list_entities(
     granularity: Granularity = "minute",
     points: Annotated[int, Query(ge=2, le=1440, description="Sparkline length in buckets.")] = 60,
     to: Annotated[
-        datetime | None, Query(description="End of the sparkline window; default after the latest data.")
+        Instant | None, Query(description="End of the sparkline window; default after the latest data.")
     ] = None,
 ) -> dict[str, Any]:
     """The watchlist with the latest ``points`` buckets of volume and negative share per entity."""
@@ -193,8 +193,8 @@ async def entity_messages(
     key: Annotated[str, Path(max_length=64)],
     deps: Annotated[Deps, Depends(get_deps)],
     stream: Stream | None = None,
-    from_: Annotated[datetime | None, Query(alias="from")] = None,
-    to: datetime | None = None,
+    from_: Annotated[Instant | None, Query(alias="from")] = None,
+    to: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> list[Message]:
     """The most negative messages of an entity in a window (default: its latest 500 messages)."""

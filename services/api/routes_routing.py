@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from services.api.auth import require
 from services.api.deps import Deps, get_deps
-from services.api.query import latest_routing_bucket, make_window
+from services.api.query import Instant, latest_routing_bucket, make_window
 from services.router.policy import QUEUES
 from shared.db.models import RoutingMinute
 
@@ -37,8 +37,8 @@ class RoutingResponse(BaseModel):
 @router.get("/v1/routing", response_model=RoutingResponse)
 async def get_routing(
     deps: Annotated[Deps, Depends(get_deps)],
-    from_: Annotated[datetime | None, Query(alias="from", description="Window start (inclusive).")] = None,
-    to: Annotated[datetime | None, Query(description="Window end (exclusive); default: after the latest data.")] = None,
+    from_: Annotated[Instant | None, Query(alias="from", description="Window start (inclusive).")] = None,
+    to: Annotated[Instant | None, Query(description="Window end (exclusive); default: after the latest data.")] = None,
     points: Annotated[int, Query(ge=1, le=1440, description="Minutes in the default window.")] = 60,
 ) -> dict[str, Any]:
     """Queue volumes per minute; every known queue is listed, busiest first."""

@@ -15,10 +15,10 @@ from services.alerter.rules import RuleSpec
 from services.api.auth import require
 from services.api.deps import Deps, get_deps
 from services.api.errors import ApiError, validation_details
-from shared.db.models import AlertRule
+from shared.db.models import INT4_MAX, AlertRule
 
 router = APIRouter(tags=["rules"])
-RuleId = Annotated[int, Path(ge=1)]
+RuleId = Annotated[int, Path(ge=1, le=INT4_MAX)]
 FIELDS = tuple(RuleSpec.model_fields)
 
 

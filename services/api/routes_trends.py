@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from services.api.auth import require
 from services.api.deps import Deps, get_deps
-from services.api.query import Granularity, Window, latest_trend_bucket, make_window
+from services.api.query import Granularity, Instant, Window, latest_trend_bucket, make_window
 from shared.db.models import TrendHour, TrendMinute
 from shared.entities import ALL
 from shared.events import Stream
@@ -93,8 +93,8 @@ async def get_trends(
     deps: Annotated[Deps, Depends(get_deps)],
     entity: Annotated[str, Query(max_length=64, description="Entity key; `_all` is the whole stream.")] = ALL,
     stream: Annotated[Stream | None, Query(description="news or chat; both when omitted.")] = None,
-    from_: Annotated[datetime | None, Query(alias="from", description="Window start (inclusive).")] = None,
-    to: Annotated[datetime | None, Query(description="Window end (exclusive); default: after the latest data.")] = None,
+    from_: Annotated[Instant | None, Query(alias="from", description="Window start (inclusive).")] = None,
+    to: Annotated[Instant | None, Query(description="Window end (exclusive); default: after the latest data.")] = None,
     granularity: Granularity = "minute",
     points: Annotated[int, Query(ge=1, le=5000, description="Buckets in the default window.")] = 120,
     fill: Annotated[bool, Query(description="Include empty buckets with zero counts.")] = False,

@@ -156,6 +156,10 @@ class ApiKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+INT4_MAX = 2**31 - 1
+"""Largest value of an ``Integer`` column such as ``alert_rules.id``."""
+
+
 class AlertRule(Base):
     """A spike-detection rule."""
 
