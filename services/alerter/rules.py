@@ -7,12 +7,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
+from shared.db.models import INT4_MAX
 from shared.entities import EntityKey, PlainText
 
 Severity = Literal["info", "warning", "critical"]
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-MAX_DELAY_S = 30 * 86400  # cooldown and resolve-after: at most 30 days
 
 
 def parse_duration(text: str | int) -> int:
@@ -32,7 +32,7 @@ class Scope(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     entities: list[EntityKey] = Field(default_factory=list, max_length=1000)
-    group: PlainText | None = Field(default=None, min_length=1, max_length=64)
+    group: PlainText | None = Field(default=None, max_length=64)
     all_entities: bool = False
 
     @model_validator(mode="after")
@@ -61,13 +61,13 @@ class RuleSpec(BaseModel):
     stream: Literal["news", "chat"] = "news"
     scope: Scope
     window_s: int = Field(ge=60, le=7 * 86400, description="Window length in seconds (whole minutes).")
-    min_volume: int = Field(ge=1, le=1_000_000)
+    min_volume: int = Field(ge=1, le=INT4_MAX)
     abs_threshold: float = Field(ge=0, le=1)
     z_threshold: float = Field(ge=0)
     baseline: Literal["ewma", "mad"] = "ewma"
     severity: Severity = "warning"
-    cooldown_s: int = Field(ge=0, le=MAX_DELAY_S)
-    resolve_after_s: int = Field(ge=0, le=MAX_DELAY_S)
+    cooldown_s: int = Field(ge=0, le=INT4_MAX)
+    resolve_after_s: int = Field(ge=0, le=INT4_MAX)
     channels: list[Channel] = Field(default_factory=list)
     enabled: bool = True
 
