@@ -34,11 +34,7 @@ async def test_kill_9_classifier_loses_nothing_counts_once(
     await _produce_news(settings, f"k{unique}-", n)
     counted = _counter(sessions, f"k{unique}-")
 
-    env = {
-        "TW_MODELS_DIR": str(tiny_models),
-        "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}",
-        "TW_CLASSIFIER_BATCH_MAX": "100",
-    }
+    env = _env(tiny_models, unique, batch_max=100)
     with running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"):
         crashed = start_service("classifier", settings, tmp_path, "-failpoint", TW_FAILPOINTS="after_publish:3", **env)
         assert await asyncio.to_thread(crashed.wait, 120) == -signal.SIGKILL, log_tail(tmp_path, "classifier-failpoint")
@@ -73,11 +69,7 @@ async def test_sigterm_mid_stream_dead_letters_nothing_and_loses_nothing(
     await _produce_news(settings, f"t{unique}-", n)
     counted = _counter(sessions, f"t{unique}-")
 
-    env = {
-        "TW_MODELS_DIR": str(tiny_models),
-        "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}",
-        "TW_CLASSIFIER_BATCH_MAX": "20",
-    }
+    env = _env(tiny_models, unique, batch_max=20)
     with running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"):
         stopping = start_service("classifier", settings, tmp_path, "-sigterm", **env)
         await wait_until(lambda: _above(counted, 200), timeout=90)
@@ -105,11 +97,7 @@ async def test_an_unexpected_error_stops_the_classifier_and_loses_nothing(
     n = 500
     await _produce_news(settings, f"e{unique}-", n)
     counted = _counter(sessions, f"e{unique}-")
-    env = {
-        "TW_MODELS_DIR": str(tiny_models),
-        "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}",
-        "TW_CLASSIFIER_BATCH_MAX": "50",
-    }
+    env = _env(tiny_models, unique, batch_max=50)
     with running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"):
         failing = start_service(
             "classifier", settings, tmp_path, "-raise", TW_FAILPOINTS="before_prepare:3:raise", **env
@@ -143,6 +131,15 @@ async def _produce_news(settings: ClassifierSettings, prefix: str, n: int) -> No
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
+
+
+def _env(tiny_models: Path, unique: str, *, batch_max: int) -> dict[str, str]:
+    """A classifier of its own consumer group over the tiny test models."""
+    return {
+        "TW_MODELS_DIR": str(tiny_models),
+        "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}",
+        "TW_CLASSIFIER_BATCH_MAX": str(batch_max),
+    }
 
 
 def _counter(sessions: Any, prefix: str) -> Callable[[], Awaitable[int]]:
