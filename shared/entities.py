@@ -44,6 +44,12 @@ class WatchedEntity:
     def __post_init__(self) -> None:
         if not KEY_PATTERN.match(self.key) or self.key == ALL:
             raise ValueError(f"invalid entity key {self.key!r}: use 1-64 letters, digits, '_', '.', '-'")
+        names = (self.name, *self.aliases, *self.tickers, *self.case_sensitive_aliases, self.group or "")
+        for text in names:
+            try:
+                no_control_chars(text)
+            except ValueError as exc:
+                raise ValueError(f"entity {self.key}: {text!r} {exc}") from None
 
 
 def _alternation(words: Iterable[str]) -> str:

@@ -100,6 +100,10 @@ def load_file(path: Path) -> list[WatchedEntity]:
 @app.command("import")
 def import_(path: Path = typer.Argument(DEMO_WATCHLIST, exists=True)) -> None:
     """Import a watchlist JSON file (default: the demo watchlist)."""
-    entities = load_file(path)
+    try:
+        entities = load_file(path)
+    except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        typer.echo(f"error: {path}: {type(exc).__name__}: {exc}; nothing imported", err=True)
+        raise typer.Exit(2) from exc
     n = _with_db(lambda s: watchlist.upsert(s, entities))
     typer.echo(f"imported {n} entities from {path}")

@@ -40,6 +40,21 @@ def test_invalid_keys_rejected() -> None:
         WatchedEntity("has space", "x")
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"name": "Acme\x00"},
+        {"name": "Acme", "aliases": ("Acme\nCorp",)},
+        {"name": "Acme", "tickers": ("AC\tM",)},
+        {"name": "Acme", "case_sensitive_aliases": ("AC\x7f",)},
+        {"name": "Acme", "group": "ind\x00"},
+    ],
+)
+def test_control_characters_in_names_rejected(fields: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match=r"entity ACME: .* must not contain control characters"):
+        WatchedEntity("ACME", **fields)  # type: ignore[arg-type]
+
+
 WIDE = [
     BP,
     TESLA,
