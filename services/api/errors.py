@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +34,23 @@ CODES: Mapping[int, str] = {
     500: "internal_error",
     503: "unavailable",
 }
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[Any]
+
+
+class ErrorDocument(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorInfo
+
+
+def error_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the error statuses a route answers besides 422."""
+    return {status: {"model": ErrorDocument, "description": text} for status, text in descriptions.items()}
 
 
 def code_for(status: int) -> str:

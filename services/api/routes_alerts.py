@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from services.api.alert_feed import AlertFeed, AlertOut, alerts_query, fetch_alerts, to_out
 from services.api.auth import require
 from services.api.deps import Deps, get_deps, get_settings
-from services.api.errors import ApiError
+from services.api.errors import ApiError, error_responses
 from services.api.query import Instant
 from shared.db.models import Alert
 from shared.events import AlertStatus, Stream
@@ -88,7 +88,7 @@ async def transition(deps: Deps, alert_id: str, action: Literal["ack", "resolve"
     "/v1/alerts/{alert_id}/ack",
     response_model=AlertOut,
     dependencies=[Depends(require("write"))],
-    responses={404: {"description": "Unknown alert"}, 409: {"description": "Not open"}},
+    responses=error_responses({404: "Unknown alert", 409: "Not open"}),
 )
 async def ack_alert(alert_id: AlertId, deps: Annotated[Deps, Depends(get_deps)]) -> AlertOut:
     """Acknowledge an open alert."""
@@ -99,7 +99,7 @@ async def ack_alert(alert_id: AlertId, deps: Annotated[Deps, Depends(get_deps)])
     "/v1/alerts/{alert_id}/resolve",
     response_model=AlertOut,
     dependencies=[Depends(require("write"))],
-    responses={404: {"description": "Unknown alert"}, 409: {"description": "Already resolved"}},
+    responses=error_responses({404: "Unknown alert", 409: "Already resolved"}),
 )
 async def resolve_alert(alert_id: AlertId, deps: Annotated[Deps, Depends(get_deps)]) -> AlertOut:
     """Resolve an open or acknowledged alert."""

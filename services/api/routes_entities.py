@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from services.api.auth import require
 from services.api.deps import Deps, get_deps
-from services.api.errors import ApiError
+from services.api.errors import ApiError, error_responses
 from services.api.query import Granularity, Instant, Window, latest_trend_bucket, make_window
 from shared.db import watchlist
 from shared.db.models import Alert, Entity, ScoredEventRow, TrendHour, TrendMinute
@@ -180,7 +180,12 @@ async def put_entity(
     return _out(row, None)
 
 
-@router.delete("/v1/entities/{key}", status_code=204, dependencies=[Depends(require("write"))])
+@router.delete(
+    "/v1/entities/{key}",
+    status_code=204,
+    dependencies=[Depends(require("write"))],
+    responses=error_responses({404: "Not on the watchlist"}),
+)
 async def delete_entity(key: KeyPath, deps: Annotated[Deps, Depends(get_deps)]) -> Response:
     """Remove an entity from the watchlist (its stored trends stay)."""
     if not await watchlist.remove(deps.sessions, key):

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from services.alerter.rules import RuleSpec
 from services.api.auth import require
 from services.api.deps import Deps, get_deps
-from services.api.errors import ApiError, validation_details
+from services.api.errors import ApiError, error_responses, validation_details
 from shared.db.models import INT4_MAX, AlertRule
 
 router = APIRouter(tags=["rules"])
@@ -66,13 +66,24 @@ async def list_rules(deps: Annotated[Deps, Depends(get_deps)]) -> list[RuleOut]:
     return [to_out(r) for r in rows]
 
 
-@router.get("/v1/rules/{rule_id}", response_model=RuleOut, dependencies=[Depends(require("read"))])
+@router.get(
+    "/v1/rules/{rule_id}",
+    response_model=RuleOut,
+    dependencies=[Depends(require("read"))],
+    responses=error_responses({404: "No such rule"}),
+)
 async def get_rule(rule_id: RuleId, deps: Annotated[Deps, Depends(get_deps)]) -> RuleOut:
     """One alert rule."""
     return to_out(await _get(deps, rule_id))
 
 
-@router.post("/v1/rules", response_model=RuleOut, status_code=201, dependencies=[Depends(require("admin"))])
+@router.post(
+    "/v1/rules",
+    response_model=RuleOut,
+    status_code=201,
+    dependencies=[Depends(require("admin"))],
+    responses=error_responses({409: "A rule of that name exists"}),
+)
 async def create_rule(spec: RuleSpec, deps: Annotated[Deps, Depends(get_deps)]) -> RuleOut:
     """Create a rule (409 if the name is taken). The alerter picks it up on its next refresh."""
     try:
@@ -86,7 +97,12 @@ async def create_rule(spec: RuleSpec, deps: Annotated[Deps, Depends(get_deps)]) 
     return to_out(row)
 
 
-@router.patch("/v1/rules/{rule_id}", response_model=RuleOut, dependencies=[Depends(require("admin"))])
+@router.patch(
+    "/v1/rules/{rule_id}",
+    response_model=RuleOut,
+    dependencies=[Depends(require("admin"))],
+    responses=error_responses({404: "No such rule", 409: "A rule of that name exists"}),
+)
 async def patch_rule(
     rule_id: RuleId,
     deps: Annotated[Deps, Depends(get_deps)],
@@ -109,7 +125,12 @@ async def patch_rule(
     return to_out(row)
 
 
-@router.delete("/v1/rules/{rule_id}", status_code=204, dependencies=[Depends(require("admin"))])
+@router.delete(
+    "/v1/rules/{rule_id}",
+    status_code=204,
+    dependencies=[Depends(require("admin"))],
+    responses=error_responses({404: "No such rule"}),
+)
 async def delete_rule(rule_id: RuleId, deps: Annotated[Deps, Depends(get_deps)]) -> Response:
     """Delete a rule together with its alerts and detector state (prefer ``enabled: false`` to pause it)."""
     async with deps.sessions.begin() as session:

@@ -68,6 +68,17 @@ async def test_openapi_document_validates(client: httpx.AsyncClient) -> None:
         "/v1/status",
     ):
         assert path in doc["paths"], path
+    for path, method, status in (
+        ("/v1/rules/{rule_id}", "get", "404"),
+        ("/v1/rules/{rule_id}", "patch", "404"),
+        ("/v1/rules/{rule_id}", "patch", "409"),
+        ("/v1/rules/{rule_id}", "delete", "404"),
+        ("/v1/rules", "post", "409"),
+        ("/v1/entities/{key}", "delete", "404"),
+        ("/v1/alerts/{alert_id}/ack", "post", "409"),
+    ):
+        schema = doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorDocument"}, (path, method, status)
     assert (await client.get("/docs")).status_code == 200
 
 
