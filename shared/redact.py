@@ -8,8 +8,11 @@ import re
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # 13-19 digits, optionally separated by single spaces or dashes (card numbers).
 CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-# International or national phone numbers: 7+ digits with separators.
-PHONE = re.compile(r"(?<![\w])(?:\+|00)?\d[\d ()-]{6,}\d(?![\w])")
+# International or national phone numbers: 7+ digits with separators, not the
+# fraction or integer part of a decimal number ("33.0123456789").
+PHONE = re.compile(r"(?<![\w])(?<!\d\.)(?:\+|00)?\d[\d ()-]{6,}\d(?![\w])(?!\.\d)")
+# "2020-03-12 10" followed by ":30" is a date and time, not a phone number.
+_DATE_HOUR = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
 
 
@@ -34,6 +37,8 @@ def _card(match: re.Match[str]) -> str:
 
 def _phone(match: re.Match[str]) -> str:
     raw = match.group(0)
+    if _DATE_HOUR.fullmatch(raw) and match.string.startswith(":", match.end()):
+        return raw
     digits = re.sub(r"\D", "", raw)
     international = raw.startswith(("+", "00"))
     if (9 <= len(digits) <= 15) or (international and 7 <= len(digits) <= 15):

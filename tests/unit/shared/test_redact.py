@@ -15,6 +15,10 @@ from shared.redact import cap, redact
         ("card 4111 1111 1111 1111 lost", "card [CARD] lost"),
         ("card 4111-1111-1111-1111", "card [CARD]"),
         ("iban ES91 2100 0418 4502 0005 1332 ok", "iban [IBAN] ok"),
+        ("tel:07700900123", "tel:[PHONE]"),
+        ("my number is 07700 900123: call me", "my number is [PHONE]: call me"),
+        ("call 555 123 4567,555 987 6543", "call [PHONE],[PHONE]"),
+        ("ring 0123456789.", "ring [PHONE]."),
     ],
 )
 def test_personal_data_is_redacted(text: str, expected: str) -> None:
@@ -23,7 +27,15 @@ def test_personal_data_is_redacted(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["FTSE 100 up 2.5% in 2020", "profit of 1,234,567 pounds", "2019-2020 results", "order 12345678"],
+    [
+        "FTSE 100 up 2.5% in 2020",
+        "profit of 1,234,567 pounds",
+        "2019-2020 results",
+        "order 12345678",
+        "runtime=33.0123456789",  # a decimal fraction, as in library log lines
+        "ratio 1234567890.5",
+        "paid on 2020-03-12 10:30:45 and again 2020-03-13T09:15Z",
+    ],
 )
 def test_ordinary_numbers_are_kept(text: str) -> None:
     assert redact(text) == text
