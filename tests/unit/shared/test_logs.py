@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import logging
+
+from shared.logs import RepeatFilter
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(name: str, level: int, msg: str, *args: object) -> logging.LogRecord:
+    return logging.LogRecord(name, level, __file__, 1, msg, args, None)
+
+
+def test_repeats_within_the_window_are_held_back_and_counted() -> None:
+    clock = Clock()
+    f = RepeatFilter(prefixes=("aiokafka",), window_s=30, clock=clock)
+    first = record("aiokafka", logging.ERROR, "Unable connect to node with id %s: %s", 1, "refused")
+    assert f.filter(first)
+    assert first.getMessage() == "Unable connect to node with id 1: refused"
+    for i in range(500):
+        clock.now = i * 0.05
+        assert not f.filter(record("aiokafka", logging.ERROR, "Unable connect to node with id %s: %s", 1, i))
+    clock.now = 31.0
+    later = record("aiokafka", logging.ERROR, "Unable connect to node with id %s: %s", 1, "refused")
+    assert f.filter(later)
+    assert later.getMessage() == "Unable connect to node with id 1: refused [and 500 more like this in the last 31 s]"
+    clock.now = 62.0
+    quiet = record("aiokafka", logging.ERROR, "Unable connect to node with id %s: %s", 1, "refused")
+    assert f.filter(quiet)
+    assert "more like this" not in quiet.getMessage()
+
+
+def test_kinds_are_counted_apart() -> None:
+    f = RepeatFilter(prefixes=("aiokafka",), window_s=30, clock=Clock())
+    assert f.filter(record("aiokafka", logging.ERROR, "Unable to update metadata from %s", [1]))
+    assert f.filter(record("aiokafka.consumer.fetcher", logging.ERROR, "Unable to update metadata from %s", [1]))
+    assert f.filter(record("aiokafka", logging.WARNING, "Unable to update metadata from %s", [1]))
+    assert f.filter(record("aiokafka", logging.ERROR, "Failed fetch messages from %s: %s", 1, "x"))
+    assert not f.filter(record("aiokafka", logging.ERROR, "Unable to update metadata from %s", [1]))
+
+
+def test_other_loggers_and_info_records_always_pass() -> None:
+    f = RepeatFilter(prefixes=("aiokafka",), window_s=30, clock=Clock())
+    for _ in range(3):
+        assert f.filter(record("services.classifier", logging.ERROR, "dead-lettering %s", "x"))
+        assert f.filter(record("aiokafka", logging.INFO, "joined group"))
+        assert f.filter(record("aiokafkaesque", logging.ERROR, "not ours"))
+
+
+def test_the_table_of_kinds_stays_bounded() -> None:
+    f = RepeatFilter(prefixes=("aiokafka",), window_s=30, clock=Clock())
+    for i in range(RepeatFilter.MAX_KINDS * 3):
+        assert f.filter(record("aiokafka", logging.ERROR, f"message {i}"))
+    assert len(f._kinds) <= RepeatFilter.MAX_KINDS
