@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from services.cli import alerts, core, dlq, entities, ingest, ops, stack
+from shared import logs
 
 app = typer.Typer(
     name="tonewatch",
@@ -17,6 +18,16 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _configure_logging() -> None:
+    # Library warnings from any command (a Kafka client retrying during `ingest`)
+    # get the services' format, secret and personal-data masking and repeat
+    # collapsing; `run` reconfigures at the service's own level.
+    logs.configure("WARNING", "tonewatch")
+
+
 app.add_typer(stack.app, name="stack", help="Local Kafka, PostgreSQL and Redis without Docker.")
 core.register(app)
 ops.register(app)

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
-from shared.logs import RepeatFilter
+import pytest
+
+from shared.logs import RepeatFilter, configure
 
 
 class Clock:
@@ -58,3 +61,28 @@ def test_the_table_of_kinds_stays_bounded() -> None:
     for i in range(RepeatFilter.MAX_KINDS * 3):
         assert f.filter(record("aiokafka", logging.ERROR, f"message {i}"))
     assert len(f._kinds) <= RepeatFilter.MAX_KINDS
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def test_configured_logging_masks_collapses_and_follows_stderr(
+    root_logging: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure("WARNING", "svc")
+    kafka = logging.getLogger("aiokafka")
+    for _ in range(50):
+        kafka.error("Unable connect to node with id %s: %s", 1, "refused")
+    logging.getLogger("services.x").warning("login for jane@example.com with postgresql://u:hunter2@db/x")
+    logging.getLogger("services.x").info("not shown at WARNING")
+    err = capsys.readouterr().err.splitlines()
+    assert len([line for line in err if "Unable connect" in line]) == 1
+    assert " ERROR svc aiokafka: Unable connect to node with id 1: refused" in err[0]
+    assert "hunter2" not in err[1] and "jane@example.com" not in err[1] and "[EMAIL]" in err[1]
+    assert len(err) == 2
