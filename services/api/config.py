@@ -26,6 +26,13 @@ class ApiSettings(ServiceSettings):
         ge=1,
         description="Most events one POST /v1/events may carry.",
     )
+    produce_timeout_s: float = Field(
+        validation_alias="TW_API_PRODUCE_TIMEOUT_S",
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Longest wait for Kafka to acknowledge a POST /v1/events batch, then 503 (retry, same ids).",
+    )
     sse_poll_interval_s: float = Field(
         validation_alias="TW_API_SSE_POLL_INTERVAL_S",
         default=1.0,

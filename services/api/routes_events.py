@@ -2,11 +2,15 @@
 
 All or nothing at validation: one invalid item answers 422 with field-level
 errors per item index, and nothing is produced. Produced with ``acks=all`` on an
-idempotent producer; 202 once every record is acknowledged.
+idempotent producer; 202 once every record is acknowledged. If Kafka does not
+acknowledge within ``TW_API_PRODUCE_TIMEOUT_S`` the answer is 503: some events may
+still arrive once the broker is back, so clients retry with the same ids, which
+the pipeline counts once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated, Any
 
@@ -100,13 +104,17 @@ async def post_events(body: EventsIn, request: Request, deps: Annotated[Deps, De
         )
     events = validate_batch(body.events)
     try:
-        producer = await deps.producer()
-        await produce(producer, settings.topics, events)
-    except (KafkaError, OSError) as exc:
-        log.warning("producing %d events failed: %s: %s", len(events), type(exc).__name__, exc)
+        # The idempotent producer retries while the broker is unreachable and would
+        # hold the request for as long as the outage lasts.
+        async with asyncio.timeout(settings.produce_timeout_s):
+            producer = await deps.producer()
+            await produce(producer, settings.topics, events)
+    except (KafkaError, OSError) as exc:  # TimeoutError is an OSError
+        reason = f"no acknowledgement within {settings.produce_timeout_s:g}s" if isinstance(exc, TimeoutError) else exc
+        log.warning("producing %d events failed: %s: %s", len(events), type(exc).__name__, reason)
         raise ApiError(
             503,
-            "Kafka is unavailable; nothing was acknowledged, retry later",
+            "Kafka is unavailable; nothing was acknowledged, retry later with the same event ids",
             code="kafka_unavailable",
             headers={"Retry-After": "5"},
         ) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -12,6 +13,8 @@ from integration.services.api.helpers import assert_error, bearer
 
 from services.api.config import ApiSettings
 from shared.kafka.clients import ensure_topics, make_consumer
+from shared.stack import manager
+from shared.stack.settings import StackSettings
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +100,38 @@ async def test_size_limits(
         assert_error(await c.post("/v1/events", json=many, headers=auth), 413)
     assert_error(await client.post("/v1/events", json={"events": []}, headers=auth), 422)
     assert_error(await client.post("/v1/events", json={"events": [{"stream": "news", "text": "x"}]}), 401)
+
+
+async def test_a_broker_outage_answers_503_instead_of_holding_the_request(
+    client: httpx.AsyncClient,
+    make_client: Callable[[ApiSettings], httpx.AsyncClient],
+    api_settings: ApiSettings,
+    keys: dict[str, str],
+    unique: str,
+) -> None:
+    t = api_settings.topics
+    await ensure_topics(api_settings.kafka, [t.news_raw, t.chat_raw], partitions=1)
+    headers = bearer(keys["write"])
+
+    def body(i: int) -> dict[str, Any]:
+        return {"events": [{"stream": "news", "id": f"down-{unique}-{i}", "text": "ACME shares slump"}]}
+
+    assert (await client.post("/v1/events", json=body(0), headers=headers)).status_code == 202
+    stack = StackSettings()
+    short = make_client(api_settings.model_copy(update={"produce_timeout_s": 2.0}))
+    await asyncio.to_thread(manager.down, stack, only=["kafka"])
+    try:
+        async with asyncio.timeout(60):  # before the fix the request waited for the broker, however long
+            response = await short.post("/v1/events", json=body(1), headers=headers)
+    finally:
+        up = await asyncio.to_thread(manager.up, stack, only=["kafka"])
+        await short.aclose()
+    assert up.ok, up
+    assert_error(response, 503, "kafka_unavailable")
+    assert response.headers["Retry-After"] == "5"
+    assert "same event ids" in response.json()["error"]["message"]
+    # The client retries with the same id once the broker is back.
+    assert (await client.post("/v1/events", json=body(1), headers=headers)).status_code == 202
+    got = await _consume(api_settings, [t.news_raw], expect=2, unique=unique)
+    # The timed-out attempt may still have been delivered: the same id, never a new one.
+    assert {g["id"] for g in got} == {f"down-{unique}-0", f"down-{unique}-1"}
