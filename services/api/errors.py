@@ -15,8 +15,12 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis.exceptions import RedisError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.faults import unreachable
 
 log = logging.getLogger("tonewatch.api")
 
@@ -121,10 +125,30 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
 
 
+async def _on_backing_service_error(request: Request, exc: Exception) -> JSONResponse:
+    """503 when PostgreSQL (or another backing service) is down or restarting: not a
+    bug, and the client can retry. The answer does not name internal hosts."""
+    if not unreachable(exc):
+        return await _on_unexpected(request, exc)
+    log.warning(
+        "%s %s: a backing service is unreachable: %s: %s", request.method, request.url.path, type(exc).__name__, exc
+    )
+    return JSONResponse(
+        error_body("dependency_unavailable", "a service the API depends on is unreachable; retry later"),
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Route every error through the one format."""
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
+    # Handlers for these classes answer in place; the catch-all below is Starlette's
+    # server-error path, which re-raises after answering (a traceback per request).
+    app.add_exception_handler(OSError, _on_backing_service_error)
+    app.add_exception_handler(SQLAlchemyError, _on_backing_service_error)
+    app.add_exception_handler(RedisError, _on_backing_service_error)
     app.add_exception_handler(Exception, _on_unexpected)
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
+from shared.faults import unreachable
+
 log = logging.getLogger(__name__)
 
 Records = Sequence[ConsumerRecord[bytes, bytes]]
@@ -36,24 +38,11 @@ class BatchPolicy:
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, RetryableError | OSError | ConnectionError | asyncio.TimeoutError | KafkaError):
+    if isinstance(exc, RetryableError | asyncio.TimeoutError | KafkaError) or unreachable(exc):
         return True
-    # SQLAlchemy / asyncpg / redis connection errors, without importing them here.
+    # Any other SQLAlchemy / asyncpg / redis error, without importing them here.
     names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(
-        names
-        & {
-            "OperationalError",
-            "InterfaceError",
-            "DBAPIError",
-            "ConnectionError",
-            "PostgresConnectionError",
-            "CannotConnectNowError",
-            "TooManyConnectionsError",
-            "ConnectionDoesNotExistError",
-            "RedisError",
-        }
-    )
+    return bool(names & {"OperationalError", "InterfaceError", "DBAPIError", "RedisError"})
 
 
 async def run_batches(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import httpx
 import pytest
-from integration.services.api.helpers import assert_error
+from integration.services.api.helpers import assert_error, bearer
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -16,6 +17,8 @@ from services.api.deps import Deps
 from services.api.routes_ops import CLASSIFIER_STATUS_KEY
 from shared.inference.registry import Registry
 from shared.labels import TASKS
+from shared.stack import manager
+from shared.stack.settings import StackSettings
 
 pytestmark = pytest.mark.integration
 SHARED_METRICS = {
@@ -125,3 +128,28 @@ async def test_readyz_and_status_with_promoted_models(
 async def test_unknown_route_and_method_use_the_error_format(client: httpx.AsyncClient) -> None:
     assert_error(await client.get("/v1/nothing"), 404, "not_found")
     assert_error(await client.delete("/v1/trends"), 405, "method_not_allowed")
+
+
+async def test_postgres_down_answers_503_not_500_and_recovers(client: httpx.AsyncClient, keys: dict[str, str]) -> None:
+    headers = bearer(keys["admin"])
+    assert (await client.get("/v1/rules", headers=headers)).status_code == 200
+    stack = StackSettings()
+    await asyncio.to_thread(manager.down, stack, only=["postgres"])
+    try:
+        answers = {
+            path: await client.get(path, headers=headers) for path in ("/v1/rules", "/v1/entities", "/v1/alerts")
+        }
+        posted = await client.post(
+            "/v1/events", json={"events": [{"stream": "news", "text": "ACME slumps"}]}, headers=headers
+        )
+        health = await client.get("/healthz")
+    finally:
+        up = await asyncio.to_thread(manager.up, stack, only=["postgres"])
+    assert up.ok, up
+    for response in [*answers.values(), posted]:
+        err = assert_error(response, 503, "dependency_unavailable")
+        assert response.headers["Retry-After"] == "5"
+        assert "15432" not in err["message"] and "127.0.0.1" not in err["message"]
+    assert health.status_code == 200  # liveness does not depend on PostgreSQL
+    # Connections that died with the server are replaced: no restart of the API needed.
+    assert (await client.get("/v1/rules", headers=headers)).status_code == 200
