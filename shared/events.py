@@ -26,6 +26,10 @@ from pydantic import (
 Stream = Literal["news", "chat"]
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 MAX_TEXT_CHARS = 1_000_000
+# An encoded raw event must fit in one Kafka message (1 MiB by default, for the
+# producer's request and the broker alike), with room for the key and headers.
+# 1,000,000 ASCII characters fit; as many accented letters or emoji do not.
+MAX_EVENT_BYTES = 1_040_000
 
 
 EARLIEST_TIME = datetime(1900, 1, 1, tzinfo=UTC)

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from shared.events import InvalidEvent, RawChat, RawEvent, RawNews, Stream, new_id, parse
+from shared.events import MAX_EVENT_BYTES, InvalidEvent, RawChat, RawEvent, RawNews, Stream, new_id, parse
 from shared.topics import Topics
 
 
@@ -24,9 +24,14 @@ def prepare(data: dict[str, Any], stream: Stream, *, now: datetime | None = None
         obj["id"] = new_id()
     if obj.get("event_time") in (None, ""):
         obj["event_time"] = (now or datetime.now(UTC)).isoformat()
-    if stream == "news":
-        return parse(RawNews, obj)
-    return parse(RawChat, obj)
+    event: RawEvent = parse(RawNews, obj) if stream == "news" else parse(RawChat, obj)
+    # UTF-8 takes at most 4 bytes a character: only long texts need the encoding measured.
+    if len(event.text) * 4 > MAX_EVENT_BYTES // 2 and (size := len(event.to_bytes())) > MAX_EVENT_BYTES:
+        raise InvalidEvent(
+            f"text: the event is {size:,} bytes once encoded; at most {MAX_EVENT_BYTES:,} fit in one Kafka message",
+            error_class="EventTooLarge",
+        )
+    return event
 
 
 def key_of(event: RawEvent) -> bytes:

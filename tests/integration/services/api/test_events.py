@@ -100,6 +100,14 @@ async def test_size_limits(
         assert_error(await c.post("/v1/events", json=many, headers=auth), 413)
     assert_error(await client.post("/v1/events", json={"events": []}, headers=auth), 422)
     assert_error(await client.post("/v1/events", json={"events": [{"stream": "news", "text": "x"}]}), 401)
+    # With a larger body limit, an event Kafka cannot carry in one message is refused
+    # as that item's error (before: Kafka's refusal became "unavailable, retry later").
+    roomy = api_settings.model_copy(update={"max_body_bytes": 4 * 1024 * 1024})
+    async with make_client(roomy) as c:
+        huge = {"events": [{"stream": "news", "text": "ok"}, {"stream": "news", "text": "é" * 600_000}]}
+        err = assert_error(await c.post("/v1/events", json=huge, headers=auth), 422, "validation_error")
+    assert [d["loc"] for d in err["details"]] == [["body", "events", 1]]
+    assert err["details"][0]["type"] == "EventTooLarge" and "1,200,1" in err["details"][0]["message"]
 
 
 async def test_a_broker_outage_answers_503_instead_of_holding_the_request(

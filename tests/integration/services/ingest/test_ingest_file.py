@@ -1,5 +1,6 @@
 """`tonewatch ingest file` against the real broker: valid lines produced (ids
-assigned), invalid lines reported with their line numbers, exit code 1."""
+assigned), invalid lines (an event too large for a Kafka message among them) reported
+with their line numbers, exit code 1."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ async def test_ingest_file(kafka_settings: KafkaSettings, unique: str, tmp_path:
                 json.dumps({"id": "keep-me", "text": "BP profit falls"}),
                 "{broken",
                 json.dumps({"text": ""}),
+                json.dumps({"id": "too-big", "text": "é" * 600_000}),  # 1.2 MB: more than a Kafka message holds
             ]
         )
         + "\n"
@@ -48,6 +50,7 @@ async def test_ingest_file(kafka_settings: KafkaSettings, unique: str, tmp_path:
     assert proc.returncode == 1, proc.stderr
     assert "produced 2 events" in proc.stdout
     assert "line 3: rejected: malformed JSON" in proc.stderr and "line 4: rejected: text" in proc.stderr
+    assert "line 5: rejected: text: the event is 1,200,1" in proc.stderr and "Traceback" not in proc.stderr
     consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
     await consumer.start()
     try:

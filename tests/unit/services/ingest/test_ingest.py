@@ -8,7 +8,7 @@ import pytest
 from services.ingest.produce import prepare
 from services.ingest.replay import Pacing, _retime
 from services.ingest.sources import read_file
-from shared.events import InvalidEvent, RawChat, RawNews
+from shared.events import MAX_EVENT_BYTES, MAX_TEXT_CHARS, InvalidEvent, RawChat, RawNews
 
 
 def test_prepare_assigns_id_and_time() -> None:
@@ -56,3 +56,11 @@ def test_pacing_validation() -> None:
 
 def test_chat_type() -> None:
     assert isinstance(prepare({"text": "hi", "conversation_id": "c1"}, "chat"), RawChat)
+
+
+def test_prepare_refuses_an_event_kafka_cannot_carry() -> None:
+    assert len(prepare({"text": "x" * MAX_TEXT_CHARS}, "news").to_bytes()) <= MAX_EVENT_BYTES
+    for text in ("é" * 600_000, "🙂" * 300_000):
+        with pytest.raises(InvalidEvent, match="bytes once encoded") as info:
+            prepare({"text": text, "conversation_id": "c"}, "chat")
+        assert info.value.error_class == "EventTooLarge"
