@@ -77,6 +77,8 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         datadir=os.path.join(tempfile.gettempdir(), f"tonewatch-faust-{settings.group_id}"),
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=0.5,
+        # faust's default is 60 s: a killed replica's partitions would wait that long.
+        broker_session_timeout=settings.session_timeout_s,
         stream_wait_empty=False,
         topic_partitions=3,
         topic_replication_factor=1,

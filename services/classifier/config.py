@@ -17,6 +17,13 @@ class ClassifierSettings(ServiceSettings):
         default="tonewatch-classifier",
         description="Consumer group (faust app id).",
     )
+    session_timeout_s: float = Field(
+        validation_alias="TW_CLASSIFIER_SESSION_TIMEOUT_S",
+        default=15.0,
+        ge=6,
+        le=300,
+        description="Group session timeout: how soon a classifier that died loses its partitions to the others.",
+    )
     sentiment_version: str | None = Field(
         validation_alias="TW_CLASSIFIER_SENTIMENT_VERSION",
         default=None,
