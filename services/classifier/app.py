@@ -228,6 +228,12 @@ class _Worker(faust.Worker):  # type: ignore[misc]
 
     tw_log_level = "INFO"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # faust's terminal spinner writes a cursor escape ("\x1b[?25h") into the log
+        # at the end of start-up even when the output is not a terminal.
+        self.spinner = None
+
     def _setup_logging(self) -> None:
         logs.configure(self.tw_log_level, "classifier")
 

@@ -3,10 +3,11 @@ group notices a dead replica soon."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from typing import cast
 
-from services.classifier.app import RunState, build_app, tune_gc
+from services.classifier.app import RunState, _Worker, build_app, tune_gc
 from services.classifier.classify import Classify
 from services.classifier.config import ClassifierSettings
 
@@ -27,3 +28,13 @@ def test_a_dead_replica_loses_its_partitions_after_the_configured_session_timeou
     app = build_app(settings, cast(Classify, None), RunState())
     assert app.conf.broker_session_timeout == 12  # faust's own default is 60 s
     assert ClassifierSettings().session_timeout_s == 15
+
+
+def test_the_worker_writes_no_terminal_escapes_into_the_log() -> None:
+    app = build_app(ClassifierSettings(), cast(Classify, None), RunState())
+    loop = asyncio.new_event_loop()
+    try:
+        worker = _Worker(app, loglevel="INFO", loop=loop, quiet=True)
+        assert worker.spinner is None
+    finally:
+        loop.close()
