@@ -6,12 +6,16 @@ deliverer, then marked published. Any later status change (``acknowledged`` or
 ``resolved``, by the alerter, the API or the CLI) is produced while
 ``announced_status`` differs from ``status``, then recorded as announced. A crash
 between the produce and the mark repeats the event at the next pass (consumers key on
-alert id and status); nothing committed is left unannounced."""
+alert id and status); nothing committed is left unannounced.
+
+One pass at a time across alerters (a PostgreSQL advisory lock): a second alerter, a
+standby, waits for the first's pass to end and then finds nothing left to announce,
+instead of producing every event twice."""
 
 from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter.deliver import Deliverer
@@ -36,10 +40,23 @@ def to_event(alert: Alert, rule: AlertRule) -> AlertEvent:
     )
 
 
+OUTBOX_LOCK = 7_420_001  # advisory lock key, unique within the database
+
+
 async def publish_pending(
     sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, topic: str, deliverer: Deliverer
 ) -> int:
-    """Produce every unannounced firing and status change; the number of events produced."""
+    """Produce every unannounced firing and status change; the number of events produced.
+    Waits (at most 10 s, then raises for the caller's retry) while another alerter publishes."""
+    async with sessions() as guard, guard.begin():
+        await guard.execute(text("SET LOCAL lock_timeout = '10s'"))
+        await guard.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK)))
+        return await _publish(sessions, producer, topic, deliverer)
+
+
+async def _publish(
+    sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, topic: str, deliverer: Deliverer
+) -> int:
     async with sessions() as s:
         rows = (
             await s.execute(

@@ -352,3 +352,41 @@ async def _deliveries(sessions: Any, url: str, n: int) -> bool:
     async with sessions() as s:
         rows = (await s.execute(select(WebhookDelivery).where(WebhookDelivery.url == url))).scalars().all()
     return len(rows) >= n
+
+
+async def test_two_alerters_on_one_spike_fire_one_alert_and_one_webhook(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    hook: Hook,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    """A second alerter (a standby, or one started twice by mistake) evaluates the same
+    buckets at the same moments: still one alert, one webhook, one open and one
+    resolved event on the topic."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"TWIN{unique}"
+    rule_id = await add_rule(
+        sessions, f"twin-{unique}", entity, channels=[{"type": "webhook", "url": hook.url("t"), "format": "json"}]
+    )
+    agg = start_service("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}")
+    first = start_service("alerter", settings, tmp_path, "-1", **alerter_env(unique))
+    second = start_service("alerter", settings, tmp_path, "-2", **alerter_env(unique))
+    try:
+        await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 110, [(60, 65)]))
+        try:
+            alerts = await wait_until(lambda: _resolved(sessions, rule_id), timeout=90)
+        except AssertionError:
+            raise AssertionError(log_tail(tmp_path, "alerter-1") + log_tail(tmp_path, "alerter-2")) from None
+        await wait_until(lambda: len(hook.seen) >= 1, timeout=30)
+        events = await alert_events(settings, f"t-{unique}", rule_id, 2)
+        await asyncio.sleep(2)  # a second delivery would arrive by now
+        assert first.poll() is None and second.poll() is None
+    finally:
+        stop(first)
+        stop(second)
+        stop(agg)
+    assert len(alerts) == 1
+    assert len(hook.seen) == 1, [name for name, _, _ in hook.seen]
+    assert [(x.id, x.status) for x in events] == [(alerts[0].id, "open"), (alerts[0].id, "resolved")]
