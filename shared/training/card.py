@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.inference.registry import sha256_file
+from shared.training.metrics import bootstrap_interval
 
 MODEL_NAMES = {"sentiment": "tonewatch-sentiment", "intent": "tonewatch-intent"}
 TASK_NOTES: dict[str, tuple[str, ...]] = {
@@ -80,6 +81,29 @@ def _metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
             f"{agree} | {m.get('seq_per_s_cpu', 'n/a')} | {m.get('status', '')} |"
         )
     return lines
+
+
+def _intervals_md(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """How far the test figures could move on another sample of the same size."""
+    rows = []
+    for variant, m in metrics.items():
+        if "confusion" not in m:
+            continue
+        ci = bootstrap_interval(m["confusion"]["matrix"])
+        if ci:
+            (fa, fb), (aa, ab) = ci["macro_f1"], ci["accuracy"]
+            rows.append(f"| {variant} | {_pct(fa)}-{_pct(fb)} | {_pct(aa)}-{_pct(ab)} |")
+    if not rows:
+        return []
+    n = next(int(m["n"]) for m in metrics.values() if "confusion" in m)
+    return [
+        f"95% intervals (bootstrap: the {n} test rows drawn again with replacement, 2,000 times):",
+        "",
+        "| variant | macro-F1 | accuracy |",
+        "|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def weaknesses(m: Mapping[str, Any], top: int = 5) -> list[str]:
@@ -169,6 +193,7 @@ def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
         *_metrics_table(metrics),
         "",
     ]
+    out += _intervals_md(metrics)
     if card.get("int8_gap_points") is not None:
         gap = card["int8_gap_points"]
         out += [

@@ -1,8 +1,8 @@
 """Classification metrics over probability matrices (numpy only).
 
 Per-class precision/recall/F1, macro-F1, accuracy, confusion matrix, expected
-calibration error (equal-width confidence bins) and accuracy versus coverage at
-confidence thresholds.
+calibration error (equal-width confidence bins), accuracy versus coverage at
+confidence thresholds, and bootstrap intervals of accuracy and macro-F1.
 """
 
 from __future__ import annotations
@@ -42,14 +42,34 @@ def macro_f1(y_true: Sequence[int], y_pred: Sequence[int], n: int) -> float:
 
 
 def _per_class(m: IntArray) -> tuple[FloatArray, FloatArray, FloatArray]:
-    tp = np.diag(m).astype(np.float64)
-    pred = m.sum(axis=0).astype(np.float64)
-    gold = m.sum(axis=1).astype(np.float64)
+    """Precision, recall and F1 per class (last axis) of one matrix or a stack of them."""
+    tp = np.diagonal(m, axis1=-2, axis2=-1).astype(np.float64)
+    pred = m.sum(axis=-2).astype(np.float64)
+    gold = m.sum(axis=-1).astype(np.float64)
     prec = np.divide(tp, pred, out=np.zeros_like(tp), where=pred > 0)
     rec = np.divide(tp, gold, out=np.zeros_like(tp), where=gold > 0)
     denom = prec + rec
     f1 = np.divide(2 * prec * rec, denom, out=np.zeros_like(tp), where=denom > 0)
     return prec, rec, f1
+
+
+def bootstrap_interval(
+    matrix: npt.ArrayLike, *, resamples: int = 2000, level: float = 0.95, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of accuracy and macro-F1 when the evaluated rows are drawn
+    again with replacement. The confusion matrix holds every (gold, predicted) pair,
+    so it is all that is needed; a fixed seed makes the interval reproducible."""
+    m = np.asarray(matrix, dtype=np.int64)
+    n = int(m.sum())
+    if n == 0:
+        return {}
+    draws = np.random.default_rng(seed).multinomial(n, m.ravel() / n, size=resamples).reshape(resamples, *m.shape)
+    macro = _per_class(draws)[2].mean(axis=-1)
+    accuracy = np.diagonal(draws, axis1=-2, axis2=-1).sum(axis=-1) / n
+    tails = [(1 - level) / 2, 1 - (1 - level) / 2]
+    lo_a, hi_a = np.quantile(accuracy, tails)
+    lo_f, hi_f = np.quantile(macro, tails)
+    return {"accuracy": (float(lo_a), float(hi_a)), "macro_f1": (float(lo_f), float(hi_f))}
 
 
 def expected_calibration_error(conf: FloatArray, correct: npt.NDArray[np.bool_], bins: int = ECE_BINS) -> float:

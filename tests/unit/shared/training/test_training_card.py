@@ -99,6 +99,8 @@ def test_render_markdown_mentions_weaknesses_and_metrics() -> None:
     assert "1 × gold `neutral` predicted as `negative`" in md
     assert "int8 minus fp32, in points: accuracy +0.00, macro_f1 +0.00" in md
     assert "tonewatch models train --task sentiment" in md
+    assert "95% intervals (bootstrap: the 5 test rows drawn again with replacement, 2,000 times)" in md
+    assert "| fp32 | " in md.split("95% intervals", 1)[1].split("int8 minus", 1)[0]
 
 
 def test_weaknesses_orders_by_f1() -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from shared.training.metrics import (
+    bootstrap_interval,
     expected_calibration_error,
     macro_f1,
     report,
@@ -61,3 +62,26 @@ def test_softmax_rows_sum_to_one() -> None:
 def test_empty_report() -> None:
     r = report([], np.zeros((0, 3)), LABELS)
     assert r["n"] == 0 and r["accuracy"] == 0.0
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_more_rows() -> None:
+    m = np.array([[40, 8, 2], [6, 30, 4], [1, 5, 14]])
+    point = report(
+        [g for g in range(3) for p in range(3) for _ in range(m[g, p])],
+        np.eye(3)[[p for g in range(3) for p in range(3) for _ in range(m[g, p])]],
+        LABELS,
+    )
+    ci = bootstrap_interval(m)
+    assert ci == bootstrap_interval(m)  # a fixed seed: the same interval every time
+    lo, hi = ci["macro_f1"]
+    assert lo < point["macro_f1"] < hi and 0.05 < hi - lo < 0.3
+    lo_a, hi_a = ci["accuracy"]
+    assert lo_a < point["accuracy"] < hi_a
+    wide = hi - lo
+    lo10, hi10 = bootstrap_interval(m * 10)["macro_f1"]
+    assert hi10 - lo10 < wide / 2  # ten times the rows: about a third as wide
+
+
+def test_bootstrap_interval_of_a_perfect_or_empty_evaluation() -> None:
+    assert bootstrap_interval(np.diag([5, 5, 5]))["macro_f1"] == (1.0, 1.0)
+    assert bootstrap_interval(np.zeros((3, 3), dtype=int)) == {}

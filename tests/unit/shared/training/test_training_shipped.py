@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from services.cli.models import app
 from shared.inference.registry import Registry, RegistryError, default_models_dir
 from shared.labels import LABELS
+from shared.training.card import render_markdown
 
 ODD = ["", "a" * 20_000, "🙂🚀📉🔥", "利润大幅增长", "Прибыль упала на 20%", "مرحبا", "\u200b\n\t "]
 
@@ -31,7 +32,9 @@ def test_promoted_model_is_complete_and_valid(task: str) -> None:
     for variant in ("fp32", "int8"):
         assert {"accuracy", "macro_f1", "ece", "per_class", "confusion", "coverage"} <= set(card["metrics"][variant])
     assert card["artifacts"]["model.fp32.onnx"]  # recorded even though fp32 is not committed
-    assert "Where the model is weak" in (entry.path / "CARD.md").read_text(encoding="utf-8")
+    card_md = (entry.path / "CARD.md").read_text(encoding="utf-8")
+    assert "Where the model is weak" in card_md
+    assert card_md == render_markdown(card, card.get("notes", []))  # CARD.md is the card.json it ships with
 
 
 @pytest.mark.parametrize("task", ["sentiment", "intent"])
