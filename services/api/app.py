@@ -30,7 +30,7 @@ from services.api.alert_feed import AlertFeed
 from services.api.config import ApiSettings
 from services.api.dashboard import install_dashboard
 from services.api.deps import SERVICE, Deps, make_deps
-from services.api.errors import BodyLimitMiddleware, install_error_handlers, refuse_nul_in_url
+from services.api.errors import BodyLimitMiddleware, error_responses, install_error_handlers, refuse_nul_in_url
 from services.api.observe import RequestMetrics, http_metrics
 from shared import logs
 from shared.metrics import metrics
@@ -68,16 +68,10 @@ def build_app(settings: ApiSettings, deps: Deps) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
-    for module in (
-        routes_ops,
-        routes_trends,
-        routes_entities,
-        routes_alerts,
-        routes_rules,
-        routes_routing,
-        routes_events,
-    ):
-        app.include_router(module.router)
+    app.include_router(routes_ops.router)  # health, readiness, metrics, status: answer without PostgreSQL
+    database_down = error_responses({503: "PostgreSQL (or another backing service) is unreachable; retry later"})
+    for module in (routes_trends, routes_entities, routes_alerts, routes_rules, routes_routing, routes_events):
+        app.include_router(module.router, responses=database_down)
     install_dashboard(app)
     metrics()  # register the shared tonewatch metrics so /metrics always lists them
     http_metrics()

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from services.api.auth import require
 from services.api.deps import SERVICE, Deps, get_deps, get_settings
-from services.api.errors import ApiError
+from services.api.errors import ApiError, error_responses
 from services.ingest.produce import prepare, produce
 from shared.events import InvalidEvent, RawEvent
 from shared.metrics import metrics
@@ -91,7 +91,7 @@ def validate_batch(items: list[dict[str, Any]]) -> list[RawEvent]:
     status_code=202,
     response_model=Accepted,
     dependencies=[Depends(require("write"))],
-    responses={413: {"description": "Body too large"}, 503: {"description": "Kafka unavailable"}},
+    responses=error_responses({413: "Body too large", 503: "Kafka unavailable: retry later with the same event ids"}),
 )
 async def post_events(body: EventsIn, request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> Accepted:
     """Ingest raw news or chat events."""

@@ -79,6 +79,9 @@ async def test_openapi_document_validates(client: httpx.AsyncClient) -> None:
         ("/v1/rules", "post", "409"),
         ("/v1/entities/{key}", "delete", "404"),
         ("/v1/alerts/{alert_id}/ack", "post", "409"),
+        ("/v1/rules", "get", "503"),  # PostgreSQL unreachable
+        ("/v1/trends", "get", "503"),
+        ("/v1/events", "post", "503"),  # Kafka unreachable
     ):
         schema = doc["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
         assert schema == {"$ref": "#/components/schemas/ErrorDocument"}, (path, method, status)
