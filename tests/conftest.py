@@ -4,6 +4,7 @@ with unique topics, consumer groups and a fresh database per test session."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -103,3 +104,13 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_models import build_tiny_registry
 
     return build_tiny_registry(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def root_logging() -> Iterator[None]:
+    """Restore the root logger's handlers and level after a test that configures logging."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -61,15 +60,6 @@ def test_the_table_of_kinds_stays_bounded() -> None:
     for i in range(RepeatFilter.MAX_KINDS * 3):
         assert f.filter(record("aiokafka", logging.ERROR, f"message {i}"))
     assert len(f._kinds) <= RepeatFilter.MAX_KINDS
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_configured_logging_masks_collapses_and_follows_stderr(

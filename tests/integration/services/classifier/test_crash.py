@@ -5,23 +5,21 @@ A graceful stop (SIGTERM) mid-stream dead-letters nothing."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import signal
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from news_feed import at_least, counter, produce_news
 from services_proc import log_tail, running, start_service
 from sqlalchemy import func, select
 from tw_testing import wait_until
 
 from services.classifier.config import ClassifierSettings
-from shared.db.models import CountedEvent, TrendMinute
+from shared.db.models import TrendMinute
 from shared.kafka import dlq_ops
-from shared.kafka.clients import ensure_topics, make_producer
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +29,8 @@ async def test_kill_9_classifier_loses_nothing_counts_once(
 ) -> None:
     settings: ClassifierSettings = service_settings(ClassifierSettings)
     n = 2_000
-    await _produce_news(settings, f"k{unique}-", n)
-    counted = _counter(sessions, f"k{unique}-")
+    await produce_news(settings, f"k{unique}-", n)
+    counted = counter(sessions, f"k{unique}-")
 
     env = _env(tiny_models, unique, batch_max=100)
     with running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"):
@@ -45,7 +43,7 @@ async def test_kill_9_classifier_loses_nothing_counts_once(
         victim.send_signal(signal.SIGKILL)
         await asyncio.to_thread(victim.wait, 30)
         with running("classifier", settings, tmp_path, **env):
-            await wait_until(lambda: _at_least(counted, n), timeout=120)
+            await wait_until(lambda: at_least(counted, n), timeout=120)
             await asyncio.sleep(1)  # anything extra would show up now
     assert await counted() == n
     async with sessions() as s:
@@ -66,8 +64,8 @@ async def test_sigterm_mid_stream_dead_letters_nothing_and_loses_nothing(
     and acknowledged is re-read by the next run, never dead-lettered for the shutdown."""
     settings: ClassifierSettings = service_settings(ClassifierSettings)
     n = 3_000
-    await _produce_news(settings, f"t{unique}-", n)
-    counted = _counter(sessions, f"t{unique}-")
+    await produce_news(settings, f"t{unique}-", n)
+    counted = counter(sessions, f"t{unique}-")
 
     env = _env(tiny_models, unique, batch_max=20)
     with running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"):
@@ -77,7 +75,7 @@ async def test_sigterm_mid_stream_dead_letters_nothing_and_loses_nothing(
         assert await asyncio.to_thread(stopping.wait, 60) == 0, log_tail(tmp_path, "classifier-sigterm")
         stopped_at = await counted()
         with running("classifier", settings, tmp_path, **env):
-            await wait_until(lambda: _at_least(counted, n), timeout=120)
+            await wait_until(lambda: at_least(counted, n), timeout=120)
             await asyncio.sleep(1)  # anything extra would show up now
     assert stopped_at < n, "the stop came too late to test anything"
     assert await counted() == n
@@ -95,8 +93,8 @@ async def test_an_unexpected_error_stops_the_classifier_and_loses_nothing(
     run re-reads what was not acknowledged."""
     settings: ClassifierSettings = service_settings(ClassifierSettings)
     n = 500
-    await _produce_news(settings, f"e{unique}-", n)
-    counted = _counter(sessions, f"e{unique}-")
+    await produce_news(settings, f"e{unique}-", n)
+    counted = counter(sessions, f"e{unique}-")
     env = _env(tiny_models, unique, batch_max=50)
     with running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"):
         failing = start_service(
@@ -108,29 +106,10 @@ async def test_an_unexpected_error_stops_the_classifier_and_loses_nothing(
         assert "classifier stopping on an unexpected error: FailPointError: fail point before_prepare" in failed_log
         assert await counted() < n
         with running("classifier", settings, tmp_path, **env):
-            await wait_until(lambda: _at_least(counted, n), timeout=120)
+            await wait_until(lambda: at_least(counted, n), timeout=120)
             await asyncio.sleep(1)  # anything extra would show up now
     assert await counted() == n
     assert await dlq_ops.list_entries(settings.kafka, settings.topics.news_raw) == []
-
-
-async def _produce_news(settings: ClassifierSettings, prefix: str, n: int) -> None:
-    """``n`` headlines with ids ``<prefix><i>``, all acknowledged by the broker."""
-    await ensure_topics(settings.kafka, [settings.topics.news_raw, settings.topics.chat_raw])
-    now = datetime.now(UTC).isoformat()
-    producer = make_producer(settings.kafka, client_id="test")
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(
-                settings.topics.news_raw,
-                json.dumps({"id": f"{prefix}{i}", "text": f"Shares move {i}", "event_time": now}).encode(),
-            )
-            for i in range(n)
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 def _env(tiny_models: Path, unique: str, *, batch_max: int) -> dict[str, str]:
@@ -142,20 +121,5 @@ def _env(tiny_models: Path, unique: str, *, batch_max: int) -> dict[str, str]:
     }
 
 
-def _counter(sessions: Any, prefix: str) -> Callable[[], Awaitable[int]]:
-    """How many events with ids ``<prefix>...`` the aggregator counted."""
-
-    async def counted() -> int:
-        async with sessions() as s:
-            q = select(func.count()).select_from(CountedEvent).where(CountedEvent.id.like(f"{prefix}%"))
-            return int((await s.execute(q)).scalar() or 0)
-
-    return counted
-
-
 async def _above(counted: Callable[[], Any], seen: int) -> bool:
     return bool(await counted() > seen)
-
-
-async def _at_least(counted: Callable[[], Any], n: int) -> bool:
-    return bool(await counted() >= n)

@@ -5,21 +5,17 @@ dead-lettered; and the client library's retry storm does not flood the logs."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from news_feed import at_least, counter, produce_news
 from services_proc import log_tail, running
-from sqlalchemy import func, select
 from tw_testing import wait_until
 
 from services.classifier.config import ClassifierSettings
-from shared.db.models import CountedEvent
 from shared.kafka import dlq_ops
-from shared.kafka.clients import ensure_topics, make_producer
 from shared.stack import manager
 from shared.stack.settings import StackSettings
 
@@ -32,40 +28,20 @@ async def test_kafka_down_20s(
     service_settings: Callable[..., Any], tiny_models: Path, sessions: Any, tmp_path: Path, unique: str
 ) -> None:
     settings: ClassifierSettings = service_settings(ClassifierSettings)
-    await ensure_topics(settings.kafka, [settings.topics.news_raw, settings.topics.chat_raw])
     n = 1_500
     broker_up = asyncio.Event()
     broker_up.set()
-
-    async def counted() -> int:
-        async with sessions() as s:
-            q = select(func.count()).select_from(CountedEvent).where(CountedEvent.id.like(f"k{unique}-%"))
-            return int((await s.execute(q)).scalar() or 0)
-
-    async def produce_slowly() -> None:
-        """100 events a second, holding off (not failing) while the broker is down."""
-        producer = make_producer(settings.kafka, client_id="test")
-        await producer.start()
-        try:
-            for i in range(n):
-                await broker_up.wait()
-                now = datetime.now(UTC).isoformat()
-                value = {"id": f"k{unique}-{i}", "text": f"Shares slump {i}", "event_time": now}
-                await producer.send(settings.topics.news_raw, json.dumps(value).encode())
-                if i % 50 == 49:
-                    await asyncio.sleep(0.5)
-            await producer.flush()
-        finally:
-            await producer.stop()
-
+    counted = counter(sessions, f"k{unique}-")
     stack = StackSettings()
     env = {"TW_MODELS_DIR": str(tiny_models), "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}"}
     with (
         running("classifier", settings, tmp_path, **env) as cls,
         running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}") as agg,
     ):
-        feeder = asyncio.create_task(produce_slowly())
-        await wait_until(lambda: _ge(counted, 200), timeout=90)
+        feeder = asyncio.create_task(
+            produce_news(settings, f"k{unique}-", n, text="Shares slump {i}", burst=50, gate=broker_up)
+        )
+        await wait_until(lambda: at_least(counted, 200), timeout=90)
         log_size = {name: _size(tmp_path, name) for name in ("classifier", "aggregator")}
         broker_up.clear()
         await asyncio.to_thread(manager.down, stack, only=["kafka"])
@@ -81,7 +57,7 @@ async def test_kafka_down_20s(
         assert at_outage < n, "the stream was drained before the outage"
         await feeder
         await sessions.kw["bind"].dispose()
-        await wait_until(lambda: _ge(counted, n), timeout=180)
+        await wait_until(lambda: at_least(counted, n), timeout=180)
         await asyncio.sleep(1)
         assert await counted() == n
         assert cls.poll() is None and agg.poll() is None
@@ -98,7 +74,3 @@ async def test_kafka_down_20s(
 def _size(log_dir: Path, name: str) -> int:
     path = log_dir / f"{name}.log"
     return len(path.read_text(errors="replace")) if path.exists() else 0
-
-
-async def _ge(fn: Callable[[], Any], n: int) -> bool:
-    return bool(await fn() >= n)

@@ -5,23 +5,20 @@ once, nothing dead-lettered."""
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from news_feed import at_least, counter, produce_news
 from services_proc import log_tail, running, start_service, stop
-from sqlalchemy import func, select
 from tw_testing import wait_until
 
 from services.classifier.config import ClassifierSettings
-from shared.db.models import CountedEvent
 from shared.kafka import dlq_ops
-from shared.kafka.clients import ensure_topics, make_producer
+from shared.kafka.clients import ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -30,28 +27,10 @@ async def test_two_classifiers_share_the_stream_and_one_survives_the_other(
     service_settings: Callable[..., Any], tiny_models: Path, sessions: Any, tmp_path: Path, unique: str
 ) -> None:
     settings: ClassifierSettings = service_settings(ClassifierSettings)
-    await ensure_topics(settings.kafka, [settings.topics.news_raw, settings.topics.chat_raw])
+    await ensure_topics(settings.kafka, [settings.topics.news_raw, settings.topics.chat_raw])  # before both start
     n = 3_000
     group = f"cls-{unique}"
-
-    async def counted() -> int:
-        async with sessions() as s:
-            q = select(func.count()).select_from(CountedEvent).where(CountedEvent.id.like(f"s{unique}-%"))
-            return int((await s.execute(q)).scalar() or 0)
-
-    async def produce_slowly() -> None:
-        producer = make_producer(settings.kafka, client_id="test")
-        await producer.start()
-        try:
-            for i in range(n):
-                now = datetime.now(UTC).isoformat()
-                value = {"id": f"s{unique}-{i}", "text": f"Shares slump {i}", "event_time": now}
-                await producer.send(settings.topics.news_raw, json.dumps(value).encode(), key=str(i).encode())
-                if i % 50 == 49:
-                    await asyncio.sleep(0.25)
-            await producer.flush()
-        finally:
-            await producer.stop()
+    counted = counter(sessions, f"s{unique}-")
 
     async def members() -> int:
         admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
@@ -69,13 +48,13 @@ async def test_two_classifiers_share_the_stream_and_one_survives_the_other(
         second = start_service("classifier", settings, tmp_path, "-b", **env)
         try:
             await wait_until(lambda: _equals(members, 2), timeout=90)
-            feeder = asyncio.create_task(produce_slowly())
-            await wait_until(lambda: _at_least(counted, 500), timeout=90)
+            feeder = asyncio.create_task(produce_news(settings, f"s{unique}-", n, burst=50, pause_s=0.25, keyed=True))
+            await wait_until(lambda: at_least(counted, 500), timeout=90)
             second.send_signal(signal.SIGKILL)
             await asyncio.to_thread(second.wait, 30)
             await feeder
             try:
-                await wait_until(lambda: _at_least(counted, n), timeout=180)
+                await wait_until(lambda: at_least(counted, n), timeout=180)
             except AssertionError:
                 raise AssertionError(log_tail(tmp_path, "classifier-a")) from None
             await asyncio.sleep(1)  # anything extra would show up now
@@ -89,7 +68,3 @@ async def test_two_classifiers_share_the_stream_and_one_survives_the_other(
 
 async def _equals(fn: Callable[[], Any], n: int) -> bool:
     return bool(await fn() == n)
-
-
-async def _at_least(fn: Callable[[], Any], n: int) -> bool:
-    return bool(await fn() >= n)

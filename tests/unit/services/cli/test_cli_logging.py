@@ -1,22 +1,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
-import pytest
 from typer.testing import CliRunner
 
 from services.cli import app
 from shared.logs import RepeatFilter, ScrubFilter
-
-
-@pytest.fixture
-def root_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def test_every_command_logs_through_the_masking_and_collapsing_handler(root_logging: None) -> None:
