@@ -5,7 +5,8 @@ from __future__ import annotations
 
 # Exception class names (anywhere in the MRO) that mean the connection could not be
 # made or was lost: asyncpg's connection and shutdown errors, redis-py's
-# ConnectionError and TimeoutError, SQLAlchemy's pool TimeoutError.
+# ConnectionError and TimeoutError, SQLAlchemy's pool TimeoutError, aiokafka's
+# KafkaConnectionError ("Unable to bootstrap") and KafkaTimeoutError.
 _CONNECTION_ERRORS = frozenset(
     {
         "PostgresConnectionError",
@@ -16,6 +17,8 @@ _CONNECTION_ERRORS = frozenset(
         "TooManyConnectionsError",
         "ConnectionError",
         "TimeoutError",
+        "KafkaConnectionError",
+        "KafkaTimeoutError",
     }
 )
 

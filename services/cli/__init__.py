@@ -1,7 +1,8 @@
 """The ``tonewatch`` command: the composition root of the command line.
 
 Exit codes: 0 success; 1 failure (a check failed, a component is unhealthy);
-2 usage error or missing prerequisite; 3 a dependency did not come up in time.
+2 usage error or missing prerequisite; 3 a dependency (Kafka, PostgreSQL, Redis)
+is unreachable or did not come up in time.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import typer
 
 from services.cli import alerts, core, dlq, entities, ingest, ops, stack
 from shared import logs
+from shared.faults import unreachable
 
 app = typer.Typer(
     name="tonewatch",
@@ -58,4 +60,12 @@ _optional_subapps()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        if not unreachable(exc):
+            raise
+        # One line and exit code 3 instead of a traceback, for every command.
+        reason = logs.scrub(f"{type(exc).__name__}: {exc}")
+        typer.echo(f"error: cannot reach a service tonewatch needs ({reason}); see `tonewatch stack status`", err=True)
+        raise SystemExit(3) from None

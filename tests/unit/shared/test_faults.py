@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import aiokafka.errors
 import asyncpg
 import pytest
 import redis.exceptions
@@ -31,6 +32,8 @@ def _caused_by(cause: BaseException) -> RuntimeError:
         redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:16379"),
         redis.exceptions.TimeoutError("Timeout reading from socket"),
         sqlalchemy.exc.TimeoutError("QueuePool limit reached"),
+        aiokafka.errors.KafkaConnectionError("Unable to bootstrap from [('127.0.0.1', 19092)]"),
+        aiokafka.errors.KafkaTimeoutError(),
         _wrapped(RuntimeError("stale"), invalidated=True),
         _wrapped(_caused_by(asyncpg.exceptions.ConnectionDoesNotExistError("closed"))),
     ],
@@ -45,6 +48,7 @@ def test_a_dependency_that_cannot_be_reached(exc: BaseException) -> None:
     [
         ValueError("bad"),
         KeyError("x"),
+        aiokafka.errors.MessageSizeTooLargeError(),
         _wrapped(asyncpg.exceptions.UniqueViolationError("duplicate key")),
         _wrapped(_caused_by(asyncpg.exceptions.UndefinedColumnError("column x does not exist"))),
         _caused_by(ValueError("not a connection problem")),
