@@ -16,6 +16,7 @@ from services.router.policy import DEFAULT_ROUTES, ESCALATIONS, HUMAN, RoutingPo
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
 from shared.events import RoutedChat, ScoredEvent
+from shared.failpoints import FailPoints
 from shared.kafka.batches import BatchPolicy, Handler, Records
 from shared.kafka.clients import ensure_topics
 from shared.kafka.dlq import DeadLetterWriter
@@ -53,6 +54,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
     routes: dict[str, str] = dict(DEFAULT_ROUTES)
     created: set[str] = set()  # queue topics known to exist
     m = metrics()
+    fail = FailPoints(settings.failpoints)
 
     async def load_and_prepare() -> dict[str, str]:
         """The routing table, with a topic for every queue it can send to (created up front:
@@ -79,7 +81,9 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
                 clients.producer,
                 ((settings.topics.queue(r.queue), r.conversation_id.encode(), r.to_bytes()) for r in routed),
             )
+            fail.hit("after_queue_produce")  # on the queues, not yet in the ledger
             await count_routed(sessions, routed)
+            fail.hit("after_db_commit")  # in the ledger, input offsets not yet committed
             m.events_out.labels(SERVICE, "queues").inc(len(routed))
 
         return handle
