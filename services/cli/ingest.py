@@ -11,7 +11,7 @@ import typer
 from tqdm import tqdm
 
 from services.ingest.replay import Pacing, ReplayReport, replay
-from services.ingest.sources import Line, demo_chats, guardian_news, read_file
+from services.ingest.sources import DEMO_NEWS_BACKFILL_S, Line, demo_chats, guardian_news, read_file
 from shared.config import ServiceSettings
 from shared.events import Stream
 from shared.kafka.clients import ensure_topics, make_producer
@@ -54,6 +54,12 @@ def file_(
     stream: str = typer.Option(..., "--stream", help="news or chat"),
     rate: float | None = typer.Option(None, "--rate", help="Events per second (event time = now)."),
     speedup: float | None = typer.Option(None, "--speedup", help="Replay original time gaps X times faster."),
+    backfill: float = typer.Option(
+        0.0,
+        "--backfill",
+        help="With --speedup: start the replayed timeline this many seconds in the past; "
+        "what lands before now is sent at once.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Replay a file. Missing ids are assigned; invalid lines are reported (exit 1)."""
@@ -61,7 +67,7 @@ def file_(
         typer.echo(f"error: --stream must be news or chat, not {stream!r}", err=True)
         raise typer.Exit(2)
     try:
-        pacing = Pacing(rate, speedup)
+        pacing = Pacing(rate, speedup, backfill)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -78,15 +84,23 @@ def demo_lines(limit: int | None) -> tuple[list[Line], list[Line]]:
 @app.command("demo")
 def demo(
     news_speedup: float = typer.Option(8640.0, help="Guardian headlines: one day of news per 10 s by default."),
+    news_backfill: float = typer.Option(
+        DEMO_NEWS_BACKFILL_S, help="Seconds of the news replay already in the past at the start (sent at once)."
+    ),
     chat_rate: float = typer.Option(2.0, help="Demo chat messages per second."),
     limit: int | None = typer.Option(None, help="Only the first N headlines."),
 ) -> None:
     """Replay the demo data: Guardian business headlines and authored bank chats."""
     news, chats = demo_lines(limit)
+    try:
+        news_pacing = Pacing(speedup=news_speedup, backfill_s=news_backfill)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
 
     async def both() -> tuple[ReplayReport, ReplayReport]:
         return await asyncio.gather(
-            _replay(news, "news", Pacing(speedup=news_speedup), "news"),
+            _replay(news, "news", news_pacing, "news"),
             _replay(chats, "chat", Pacing(rate=chat_rate), "chat"),
         )
 

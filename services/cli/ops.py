@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from services.ingest.sources import DEMO_NEWS_BACKFILL_S
 from shared.config import ServiceSettings
 from shared.stack import manager
 from shared.stack.settings import StackSettings
@@ -71,6 +72,9 @@ def _wait_http(url: str, timeout_s: float) -> bool:
 def demo(
     limit: int | None = typer.Option(None, help="Replay only the first N headlines."),
     news_speedup: float = typer.Option(8640.0, help="Guardian headlines: one day of news per 10 s by default."),
+    news_backfill: float = typer.Option(
+        DEMO_NEWS_BACKFILL_S, help="Seconds of the news replay already in the past at the start (sent at once)."
+    ),
     logs_dir: Path = typer.Option(Path(".tonewatch/demo"), help="Where service logs go."),
 ) -> None:
     """Everything a newcomer needs: stack up, migrate, watchlist, start all services,
@@ -95,7 +99,7 @@ def demo(
         typer.echo(f"error: the API did not come up; see {logs_dir / 'services.log'}", err=True)
         services.terminate()
         raise typer.Exit(1)
-    replay_cmd = [*me, "ingest", "demo", "--news-speedup", str(news_speedup)]
+    replay_cmd = [*me, "ingest", "demo", "--news-speedup", str(news_speedup), "--news-backfill", str(news_backfill)]
     if limit:
         replay_cmd += ["--limit", str(limit)]
     replay = subprocess.Popen(replay_cmd, stdout=ingest_log, stderr=subprocess.STDOUT)  # noqa: S603

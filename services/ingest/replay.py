@@ -1,5 +1,9 @@
 """Replay records into the raw topics, paced by ``rate`` (events per second) or by
-``speedup`` (original event-time gaps divided by X, event times moved to now)."""
+``speedup`` (original event-time gaps divided by X, event times moved to now).
+
+With ``speedup``, ``backfill_s`` starts the moved timeline that many seconds in the
+past: the events that land before now are sent at once (history for the trends and
+the alert baselines), the rest in real time."""
 
 from __future__ import annotations
 
@@ -28,24 +32,35 @@ class ReplayReport:
 class Pacing:
     rate: float | None = None
     speedup: float | None = None
+    backfill_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.rate is not None and self.speedup is not None:
             raise ValueError("use either --rate or --speedup, not both")
         if (self.rate is not None and self.rate <= 0) or (self.speedup is not None and self.speedup <= 0):
             raise ValueError("--rate and --speedup must be positive")
+        if self.backfill_s < 0:
+            raise ValueError("--backfill must not be negative")
+        if self.backfill_s and self.speedup is None:
+            raise ValueError("--backfill needs --speedup (it moves the replayed timeline into the past)")
 
 
-def _retime(events: list[RawEvent], speedup: float, start: datetime) -> list[tuple[float, RawEvent]]:
-    """(send offset in seconds, event with event_time moved to start + offset)."""
+def _retime(
+    events: list[RawEvent], speedup: float, now: datetime, backfill_s: float = 0.0
+) -> list[tuple[float, RawEvent]]:
+    """(send offset in seconds from now, event with event_time moved to now + that offset).
+
+    The first event lands ``backfill_s`` before ``now``; events that land in the past
+    get send offset 0 (sent at once) and keep their past event time."""
     if not events:
         return []
     t0 = min(e.event_time for e in events)
+    start = now.timestamp() - backfill_s
     out = []
     for e in sorted(events, key=lambda e: e.event_time):
         offset = (e.event_time - t0).total_seconds() / speedup
-        moved = start.timestamp() + offset
-        out.append((offset, e.model_copy(update={"event_time": datetime.fromtimestamp(moved, tz=UTC)})))
+        moved = datetime.fromtimestamp(start + offset, tz=UTC)
+        out.append((max(0.0, offset - backfill_s), e.model_copy(update={"event_time": moved})))
     return out
 
 
@@ -70,7 +85,7 @@ async def replay(
         except InvalidEvent as exc:
             report.rejected.append((line.number, exc.reason))
     if pacing.speedup is not None:
-        schedule = _retime(events, pacing.speedup, datetime.now(UTC))
+        schedule = _retime(events, pacing.speedup, datetime.now(UTC), pacing.backfill_s)
     elif pacing.rate is not None:
         schedule = [(i / pacing.rate, e) for i, e in enumerate(events)]
     else:

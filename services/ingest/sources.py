@@ -16,6 +16,10 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CHATS = REPO_ROOT / "data" / "demo" / "chats.jsonl"
 DEMO_WATCHLIST = REPO_ROOT / "data" / "demo" / "watchlist.json"
+DEMO_NEWS_BACKFILL_S = 600.0
+"""Ten minutes of the demo news (Jan 2 to Mar 2 2020 at the default speed) are already in
+the past when the demo starts: the trends have history, the alert baselines are ready,
+and the March sell-off arrives live."""
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -47,11 +47,27 @@ def test_speedup_compresses_gaps_and_moves_times_to_now() -> None:
     assert [e.event_time.second for _, e in sched] == [0, 1, 3]
 
 
+def test_backfill_puts_the_start_of_the_timeline_in_the_past_and_sends_it_at_once() -> None:
+    base = datetime(2020, 1, 1, tzinfo=UTC)
+    events = [RawNews(id=f"e{i}", event_time=base.replace(hour=i), text="x") for i in (0, 1, 3, 5)]
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    sched = _retime(events, 3600.0, now, backfill_s=2.0)
+    assert [round(o, 3) for o, _ in sched] == [0.0, 0.0, 1.0, 3.0]
+    assert [(e.event_time - now).total_seconds() for _, e in sched] == [-2.0, -1.0, 1.0, 3.0]
+    # the gaps between event times are those of the plain speed-up
+    plain = _retime(events, 3600.0, now)
+    assert [e.event_time - now for _, e in plain] == [e.event_time - now + timedelta(seconds=2) for _, e in sched]
+
+
 def test_pacing_validation() -> None:
     with pytest.raises(ValueError, match="either"):
         Pacing(rate=1, speedup=2)
     with pytest.raises(ValueError, match="positive"):
         Pacing(rate=0)
+    with pytest.raises(ValueError, match="needs --speedup"):
+        Pacing(rate=5, backfill_s=60)
+    with pytest.raises(ValueError, match="negative"):
+        Pacing(speedup=5, backfill_s=-1)
 
 
 def test_chat_type() -> None:
