@@ -1,5 +1,10 @@
-"""Alert explanations: the window's most negative messages and the terms that
-distinguish the window from the baseline period (log-odds with a prior)."""
+"""Alert explanations: the window's most negative messages, and the terms that set the
+window's negative messages apart from the baseline period's messages.
+
+Terms are ranked by the z-score of their log-odds ratio with a Dirichlet prior
+(Monroe, Colaresi and Quinn 2008, "Fightin' Words"): the plain log-odds ratio ranks a
+word seen twice in the window and never before above a topic that fills the window,
+while the z-score weighs the evidence by how often the word was seen."""
 
 from __future__ import annotations
 
@@ -31,19 +36,20 @@ def terms(texts: Iterable[str]) -> Counter[str]:
 
 
 def distinguishing_terms(window: Counter[str], base: Counter[str], k: int, prior: float = 0.5) -> list[dict[str, Any]]:
-    """Terms over-represented in the window (smoothed log-odds ratio), at least 2 occurrences."""
-    nw, nb = sum(window.values()) or 1, sum(base.values()) or 1
-    vocab = len(set(window) | set(base)) or 1
+    """Terms over-represented in the window, at least 2 occurrences, by the z-score of
+    their smoothed log-odds ratio (``prior`` pseudo-count per term)."""
+    nw, nb = sum(window.values()), sum(base.values())
+    a0 = prior * (len(set(window) | set(base)) + 1)  # the vocabulary and one unseen term
     scored = []
     for term, cw in window.items():
         if cw < 2:
             continue
         cb = base.get(term, 0)
-        pw = (cw + prior) / (nw + prior * vocab)
-        pb = (cb + prior) / (nb + prior * vocab)
-        scored.append((math.log(pw / pb), term, cw, cb))
+        delta = math.log((cw + prior) / (nw + a0 - cw - prior)) - math.log((cb + prior) / (nb + a0 - cb - prior))
+        z = delta / math.sqrt(1 / (cw + prior) + 1 / (cb + prior))
+        scored.append((z, term, cw, cb))
     scored.sort(reverse=True)
-    return [{"term": t, "window": cw, "baseline": cb, "log_odds": round(s, 3)} for s, t, cw, cb in scored[:k]]
+    return [{"term": t, "window": cw, "baseline": cb, "z": round(z, 2)} for z, t, cw, cb in scored[:k] if z > 0]
 
 
 async def explain(
@@ -59,7 +65,13 @@ async def explain(
 ) -> dict[str, Any]:
     def q(start: datetime, end: datetime, limit: int | None) -> Any:
         stmt = (
-            select(ScoredEventRow.id, ScoredEventRow.text, ScoredEventRow.negative_prob, ScoredEventRow.event_time)
+            select(
+                ScoredEventRow.id,
+                ScoredEventRow.text,
+                ScoredEventRow.negative_prob,
+                ScoredEventRow.event_time,
+                ScoredEventRow.sentiment,
+            )
             .where(
                 ScoredEventRow.stream == stream,
                 ScoredEventRow.entities.contains([entity]),
@@ -83,5 +95,7 @@ async def explain(
             }
             for r in win_rows[:top_messages]
         ],
-        "top_terms": distinguishing_terms(terms(r.text for r in win_rows), terms(r.text for r in base_rows), top_terms),
+        "top_terms": distinguishing_terms(
+            terms(r.text for r in win_rows if r.sentiment == "negative"), terms(r.text for r in base_rows), top_terms
+        ),
     }
