@@ -41,9 +41,15 @@ REPEAT_WINDOW_S = 10.0
 class RepeatFilter(logging.Filter):
     """Let through the first warning or error of each kind per window and count the
     rest; the next one let through says how many were held back. A kind is the
-    logger, the level and the message template (not its arguments)."""
+    logger, the level and the message template (not its arguments).
+
+    When no record of a kind comes for a whole window after its window ended (the
+    outage is over), :meth:`flush` hands back the last held-back record with the
+    count, so the final count is not lost."""
 
     MAX_KINDS = 1000
+    SUMMARY = "tw_repeat_summary"
+    """Attribute set on records made by :meth:`flush` (they pass this filter as they are)."""
 
     def __init__(
         self,
@@ -56,29 +62,61 @@ class RepeatFilter(logging.Filter):
         self._window_s = window_s
         self._clock = clock
         self._lock = threading.Lock()
-        # kind -> (when the last record of that kind was let through, records held back since)
-        self._kinds: dict[tuple[str, int, str], tuple[float, int]] = {}
+        # kind -> (when the last record of that kind was let through, records held back since, the last of them)
+        self._kinds: dict[tuple[str, int, str], tuple[float, int, logging.LogRecord | None]] = {}
 
     def _watched(self, name: str) -> bool:
         return any(name == p or name.startswith(p + ".") for p in self._prefixes)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING or not self._watched(record.name):
+        if record.levelno < logging.WARNING or not self._watched(record.name) or hasattr(record, self.SUMMARY):
             return True
         kind = (record.name, record.levelno, str(record.msg))
         now = self._clock()
         with self._lock:
-            shown_at, held = self._kinds.get(kind, (None, 0))
+            shown_at, held, _ = self._kinds.get(kind, (None, 0, None))
             if shown_at is not None and now - shown_at < self._window_s:
-                self._kinds[kind] = (shown_at, held + 1)
+                self._kinds[kind] = (shown_at, held + 1, record)
                 return False
             if len(self._kinds) >= self.MAX_KINDS:
                 self._kinds.clear()
-            self._kinds[kind] = (now, 0)
+            self._kinds[kind] = (now, 0, None)
         if held and shown_at is not None:
             record.msg = f"{record.getMessage()} [and {held} more like this in the last {now - shown_at:.0f} s]"
             record.args = None
         return True
+
+    def flush(self) -> list[logging.LogRecord]:
+        """The held-back counts of kinds that went quiet: for each, its last held-back
+        record saying how many more were held back. Call it every so often."""
+        now, out = self._clock(), []
+        with self._lock:
+            for kind, (shown_at, held, last) in list(self._kinds.items()):
+                if held and last is not None and now - shown_at >= 2 * self._window_s:
+                    more = f" [the last of {held} like this held back in {now - shown_at:.0f} s]" if held > 1 else ""
+                    summary = logging.makeLogRecord(last.__dict__)
+                    summary.msg, summary.args = f"{last.getMessage()}{more}", None
+                    setattr(summary, self.SUMMARY, True)
+                    out.append(summary)
+                    del self._kinds[kind]
+        return out
+
+
+class _Flusher(threading.Thread):
+    """Hands :meth:`RepeatFilter.flush` records to the handler every ``period_s``."""
+
+    def __init__(self, handler: logging.Handler, repeat: RepeatFilter, period_s: float) -> None:
+        super().__init__(name="tonewatch-log-flusher", daemon=True)
+        self._handler, self._repeat, self._period_s = handler, repeat, period_s
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self._period_s):
+            for record in self._repeat.flush():
+                self._handler.handle(record)
+
+
+_flusher: _Flusher | None = None
 
 
 class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -93,11 +131,22 @@ class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return sys.stderr
 
 
+def stop_flushing() -> None:
+    """Stop the thread that :func:`configure` started (tests that restore logging)."""
+    if _flusher is not None:
+        _flusher.stopped.set()
+
+
 def configure(level: str = "INFO", service: str = "tonewatch") -> None:
+    global _flusher  # one per process, replaced with the handler
     handler = StderrHandler()
     handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
-    handler.addFilter(RepeatFilter())
+    repeat = RepeatFilter()
+    handler.addFilter(repeat)
     handler.addFilter(ScrubFilter())
+    stop_flushing()
+    _flusher = _Flusher(handler, repeat, REPEAT_WINDOW_S / 2)
+    _flusher.start()
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

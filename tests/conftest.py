@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from shared import logs
 from shared.config import KafkaSettings, PostgresSettings, RedisSettings, ServiceSettings
 from shared.topics import Topics
 
@@ -112,5 +113,6 @@ def root_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield
+    logs.stop_flushing()
     root.handlers[:] = handlers
     root.setLevel(level)

@@ -38,6 +38,40 @@ def test_repeats_within_the_window_are_held_back_and_counted() -> None:
     assert "more like this" not in quiet.getMessage()
 
 
+def test_the_last_count_is_flushed_once_the_kind_goes_quiet() -> None:
+    clock = Clock()
+    f = RepeatFilter(prefixes=("aiokafka",), window_s=10, clock=clock)
+    msg = "Unable connect to node with id %s: %s"
+    assert f.filter(record("aiokafka", logging.ERROR, msg, 1, "first"))
+    for i in range(1, 41):  # the outage ends 8 s in, inside the first window
+        clock.now = i * 0.2
+        assert not f.filter(record("aiokafka", logging.ERROR, msg, 1, f"try {i}"))
+    clock.now = 19.0
+    assert f.flush() == []  # not quiet for a whole window after its window ended yet
+    clock.now = 20.0
+    (summary,) = f.flush()
+    expected = "Unable connect to node with id 1: try 40 [the last of 40 like this held back in 20 s]"
+    assert summary.getMessage() == expected
+    assert summary.levelno == logging.ERROR and summary.name == "aiokafka"
+    assert f.filter(summary)  # flushed records pass as they are
+    assert f.flush() == []  # reported once
+    again = record("aiokafka", logging.ERROR, msg, 1, "next outage")
+    assert f.filter(again) and "like this" not in again.getMessage()
+
+
+def test_while_records_keep_coming_the_count_rides_on_the_next_one_shown() -> None:
+    clock = Clock()
+    f = RepeatFilter(prefixes=("aiokafka",), window_s=10, clock=clock)
+    shown = []
+    for i in range(300):  # 30 s of a steady storm, flushed as often as the thread would
+        clock.now = i * 0.1
+        r = record("aiokafka", logging.ERROR, "Unable to update metadata from %s", i)
+        if f.filter(r):
+            shown.append(r.getMessage())
+        assert f.flush() == []
+    assert len(shown) == 3 and shown[1].endswith("[and 99 more like this in the last 10 s]")
+
+
 def test_kinds_are_counted_apart() -> None:
     f = RepeatFilter(prefixes=("aiokafka",), window_s=30, clock=Clock())
     assert f.filter(record("aiokafka", logging.ERROR, "Unable to update metadata from %s", [1]))
