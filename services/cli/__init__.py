@@ -12,6 +12,7 @@ import typer
 from services.cli import alerts, core, dlq, entities, ingest, ops, stack
 from shared import logs
 from shared.faults import unreachable
+from shared.kafka import metadata_backoff
 
 app = typer.Typer(
     name="tonewatch",
@@ -60,6 +61,7 @@ _optional_subapps()
 
 
 def main() -> None:
+    metadata_backoff.install()  # before any Kafka client of ours or faust's runs
     try:
         app()
     except Exception as exc:
