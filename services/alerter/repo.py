@@ -34,6 +34,15 @@ async def list_alerts(
     return list((await session.execute(q)).scalars())
 
 
+async def get_alert(session: AsyncSession, alert_id: str) -> tuple[Alert, str | None]:
+    """An alert and its rule's name; :class:`NotFound` when there is none."""
+    query = select(Alert, AlertRule.name).outerjoin(AlertRule, AlertRule.id == Alert.rule_id)
+    row = (await session.execute(query.where(Alert.id == alert_id))).one_or_none()
+    if row is None:
+        raise NotFound(f"no alert {alert_id!r}")
+    return row[0], row[1]
+
+
 async def transition(session: AsyncSession, alert_id: str, action: str) -> Alert:
     """``ack`` or ``resolve`` an alert; :class:`NotFound` or :class:`Conflict` on bad requests."""
     allowed, target = TRANSITIONS[action]

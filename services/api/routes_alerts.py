@@ -149,3 +149,19 @@ async def stream_alerts(request: Request, deps: Annotated[Deps, Depends(get_deps
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+@router.get(
+    "/v1/alerts/{alert_id}",
+    response_model=AlertOut,
+    dependencies=[Depends(require("read"))],
+    responses=error_responses({404: "Unknown alert"}),
+)
+async def get_alert(alert_id: AlertId, deps: Annotated[Deps, Depends(get_deps)]) -> AlertOut:
+    """One alert with its explanation (the id a webhook or the ``alerts`` topic gave).
+    Registered after ``/v1/alerts/stream``, which it would otherwise shadow."""
+    async with deps.sessions() as session:
+        found = await fetch_alerts(session, [alert_id])
+    if not found:
+        raise ApiError(404, f"no alert {alert_id!r}")
+    return found[0]

@@ -83,6 +83,45 @@ def list_(
         )
 
 
+def _pct(x: Any) -> str:
+    return f"{x * 100:.1f}%" if isinstance(x, int | float) else "?"
+
+
+def describe(alert: Any, rule_name: str | None) -> list[str]:
+    """Why an alert fired, as lines of text."""
+    e = alert.explanation or {}
+    when = f"{alert.window_start:%Y-%m-%d %H:%M} -> {alert.window_end:%H:%M} UTC"
+    lines = [
+        f"{alert.id}  {alert.status}  {alert.severity}  rule {alert.rule_id} {rule_name or '(deleted)'}",
+        f"{alert.entity} ({alert.stream}), window {when}, fired {alert.fired_at:%Y-%m-%d %H:%M:%S} UTC, "
+        f"model {alert.model_version}",
+        f"negative share {_pct(e.get('share'))} of {e.get('volume', '?')} messages "
+        f"({e.get('negatives', '?')} negative); baseline {_pct(e.get('baseline_mean'))} "
+        f"+/- {_pct(e.get('baseline_std'))} over {e.get('baseline_windows', '?')} windows; z {e.get('z', '?')}",
+    ]
+    terms = [t for t in e.get("top_terms") or [] if isinstance(t, dict)]
+    if terms:
+        lines.append(
+            "terms of the window's negative messages, against the baseline period: "
+            + ", ".join(f"{t.get('term')} ({t.get('window')} vs {t.get('baseline')})" for t in terms)
+        )
+    messages = e.get("top_messages") or []
+    lines.append("most negative messages:" if messages else "no messages recorded")
+    lines += [f"  {_pct(m.get('negative_prob'))}  {m.get('text', '')}" for m in messages]
+    return lines
+
+
+@app.command("show")
+def show(alert_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """One alert and why it fired: the numbers, the distinguishing terms, the most negative messages."""
+    alert, rule_name = _tx(lambda s: repo.get_alert(s, alert_id))
+    if as_json:
+        typer.echo(json.dumps(_alert_row(alert) | {"rule_name": rule_name, "explanation": alert.explanation}))
+        return
+    for line in describe(alert, rule_name):
+        typer.echo(line)
+
+
 @app.command("ack")
 def ack(alert_id: str) -> None:
     """Acknowledge an open alert."""

@@ -49,6 +49,16 @@ async def test_list_filters(client: httpx.AsyncClient, alert_id: str, unique: st
     assert_error(await client.get("/v1/alerts", params={"status": "closed"}), 422)
 
 
+async def test_one_alert_by_id(client: httpx.AsyncClient, alert_id: str, unique: str) -> None:
+    r = await client.get(f"/v1/alerts/{alert_id}")
+    assert r.status_code == 200, r.text
+    alert = r.json()
+    assert alert["id"] == alert_id and alert["rule_name"] == f"rule-{unique}" and alert["entity"] == f"e{unique}"
+    assert alert["explanation"]["top_messages"][0]["text"] == "bad news"
+    assert_error(await client.get("/v1/alerts/al-nope"), 404, "not_found")
+    assert_error(await client.get(f"/v1/alerts/{'x' * 65}"), 422)
+
+
 async def test_ack_then_resolve(client: httpx.AsyncClient, alert_id: str, keys: dict[str, str]) -> None:
     auth = bearer(keys["write"])
     r = await client.post(f"/v1/alerts/{alert_id}/ack", headers=auth)
