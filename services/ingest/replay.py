@@ -3,13 +3,16 @@
 
 With ``speedup``, ``backfill_s`` starts the moved timeline that many seconds in the
 past: the events that land before now are sent at once (history for the trends and
-the alert baselines), the rest in real time."""
+the alert baselines), the rest in real time.
+
+With ``rate`` or no pacing the input is streamed (memory stays flat however long the
+file); ``speedup`` reads it all first, to order it by event time."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,11 +24,21 @@ from services.ingest.sources import Line
 from shared.events import InvalidEvent, RawEvent, Stream
 from shared.topics import Topics
 
+MAX_REJECTIONS_KEPT = 1_000
+"""Rejected lines whose number and reason a report keeps; the rest are only counted."""
+
 
 @dataclass
 class ReplayReport:
     produced: int = 0
     rejected: list[tuple[int, str]] = field(default_factory=list)
+    """(line number, reason) of the first :data:`MAX_REJECTIONS_KEPT` rejected lines."""
+    rejected_total: int = 0
+
+    def reject(self, line: int, reason: str) -> None:
+        self.rejected_total += 1
+        if len(self.rejected) < MAX_REJECTIONS_KEPT:
+            self.rejected.append((line, reason))
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,18 @@ def _retime(
     return out
 
 
+def _prepared(lines: Iterable[Line], stream: Stream, report: ReplayReport) -> Iterator[RawEvent]:
+    """Valid events, one at a time; unreadable and invalid lines go to the report."""
+    for line in lines:
+        if line.data is None:
+            report.reject(line.number, line.error or "unreadable")
+            continue
+        try:
+            yield prepare(line.data, stream)
+        except InvalidEvent as exc:
+            report.reject(line.number, exc.reason)
+
+
 async def replay(
     producer: AIOKafkaProducer,
     topics: Topics,
@@ -75,21 +100,15 @@ async def replay(
     chunk: int = 200,
 ) -> ReplayReport:
     report = ReplayReport()
-    events: list[RawEvent] = []
-    for line in lines:
-        if line.data is None:
-            report.rejected.append((line.number, line.error or "unreadable"))
-            continue
-        try:
-            events.append(prepare(line.data, stream))
-        except InvalidEvent as exc:
-            report.rejected.append((line.number, exc.reason))
+    events = _prepared(lines, stream, report)
+    schedule: Iterable[tuple[float, RawEvent]]
     if pacing.speedup is not None:
-        schedule = _retime(events, pacing.speedup, datetime.now(UTC), pacing.backfill_s)
+        schedule = _retime(list(events), pacing.speedup, datetime.now(UTC), pacing.backfill_s)
     elif pacing.rate is not None:
-        schedule = [(i / pacing.rate, e) for i, e in enumerate(events)]
+        rate = pacing.rate
+        schedule = ((i / rate, e) for i, e in enumerate(events))
     else:
-        schedule = [(0.0, e) for e in events]
+        schedule = ((0.0, e) for e in events)
     start = time.monotonic()
     pending: list[RawEvent] = []
     for offset, event in schedule:

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from services.ingest.produce import prepare
-from services.ingest.replay import Pacing, _retime
-from services.ingest.sources import read_file
+from services.ingest.replay import MAX_REJECTIONS_KEPT, Pacing, _retime, replay
+from services.ingest.sources import Line, read_file
 from shared.events import MAX_EVENT_BYTES, MAX_TEXT_CHARS, InvalidEvent, RawChat, RawNews
+from shared.topics import Topics
 
 
 def test_prepare_assigns_id_and_time() -> None:
@@ -80,3 +83,42 @@ def test_prepare_refuses_an_event_kafka_cannot_carry() -> None:
         with pytest.raises(InvalidEvent, match="bytes once encoded") as info:
             prepare({"text": text, "conversation_id": "c"}, "chat")
         assert info.value.error_class == "EventTooLarge"
+
+
+class _Producer:
+    """Records what it is given, acknowledging at once (pure logic: no broker)."""
+
+    def __init__(self, pulled: list[int]) -> None:
+        self.pulled, self.pulled_at_first_send = pulled, -1
+        self.values: list[bytes] = []
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        if self.pulled_at_first_send < 0:
+            self.pulled_at_first_send = self.pulled[0]
+        self.values.append(value)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def _lines(n: int, pulled: list[int], bad_every: int = 0) -> Iterator[Line]:
+    for i in range(1, n + 1):
+        pulled[0] = i
+        bad = bad_every and i % bad_every == 0
+        yield Line(i, None, "malformed JSON: x") if bad else Line(i, {"id": f"s{i}", "text": f"headline {i}"})
+
+
+async def test_unpaced_and_rated_replays_stream_the_input() -> None:
+    for pacing in (Pacing(), Pacing(rate=100_000)):
+        pulled = [0]
+        producer = _Producer(pulled)
+        report = await replay(producer, Topics(), _lines(5_000, pulled), "news", pacing)  # type: ignore[arg-type]
+        assert report.produced == 5_000 and len(producer.values) == 5_000
+        assert 0 < producer.pulled_at_first_send <= 201  # one chunk read ahead, not the whole input
+
+
+async def test_rejections_are_counted_but_only_the_first_thousand_kept() -> None:
+    pulled = [0]
+    report = await replay(_Producer(pulled), Topics(), _lines(3_000, pulled, bad_every=2), "news", Pacing())  # type: ignore[arg-type]
+    assert report.produced == 1_500 and report.rejected_total == 1_500
+    assert len(report.rejected) == MAX_REJECTIONS_KEPT and report.rejected[0] == (2, "malformed JSON: x")
