@@ -52,7 +52,11 @@ def payload(alert: AlertEvent, fmt: str) -> dict[str, Any]:
             f"negative share {e.get('share', 0):.0%} vs baseline {e.get('baseline_mean', 0):.0%} "
             f"(z={e.get('z') or 0:.1f}, volume {e.get('volume')})",
         ]
+        terms = [t["term"] for t in e.get("top_terms", []) if isinstance(t, dict) and "term" in t][:6]
+        if terms:
+            lines.append("what the negative news is about: " + ", ".join(terms))
         lines += [f"> {m['text'][:200]}" for m in e.get("top_messages", [])[:3]]
+        lines.append(f"alert `{alert.id}`: `tonewatch alerts show {alert.id}` for the whole explanation")
         return {"text": "\n".join(lines)}
     return alert.model_dump(mode="json")
 
