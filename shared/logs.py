@@ -32,9 +32,11 @@ class ScrubFilter(logging.Filter):
         return True
 
 
-# Libraries that log every retry: while Kafka is unreachable aiokafka writes an
-# ERROR line per reconnect attempt, 70-90 a second per service (measured).
-REPEATING_LOGGERS = ("aiokafka",)
+# Loggers that log every retry: while Kafka is unreachable aiokafka writes an ERROR
+# line per reconnect attempt, 70-90 a second per service (measured); the alerter's
+# outbox warns on every pass (about one a second) while the alerts topic fails.
+OUTBOX_LOGGER = "tonewatch.alerter.outbox"
+REPEATING_LOGGERS = ("aiokafka", OUTBOX_LOGGER)
 REPEAT_WINDOW_S = 10.0
 
 

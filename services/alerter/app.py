@@ -35,6 +35,7 @@ from shared.metrics import serve
 from shared.startup import kafka_dependency, postgres_dependency, redis_dependency, wait_for
 
 log = logging.getLogger("tonewatch.alerter")
+outbox_log = logging.getLogger(logs.OUTBOX_LOGGER)
 Key = tuple[str, str, str]
 
 
@@ -125,15 +126,20 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                 for stream, entity, version in sorted(keys):
                     for change in await evaluator.evaluate(stream, entity, version):
                         fail.hit("after_alert_commit" if change.kind == "fire" else "after_resolve_commit")
-                # The outbox: firings and status changes (ours, or the API's and CLI's acks and
-                # resolutions), each alert's events in order: open -> acknowledged -> resolved.
-                await publish_pending(sessions, producer, settings.topics.alerts, deliverer)
             except Exception as exc:  # noqa: BLE001 - infrastructure: retry the keys later
                 log.warning("evaluation failed (%s: %s); retrying", type(exc).__name__, exc)
                 pending.update(keys)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1)
                 wake.set()
+                continue
+            try:
+                # The outbox: webhooks for new firings, then the firings and status changes
+                # (ours, or the API's and CLI's acks and resolutions) on the alerts topic,
+                # each alert's events in order: open -> acknowledged -> resolved.
+                await publish_pending(sessions, producer, settings.topics.alerts, deliverer)
+            except Exception as exc:  # noqa: BLE001 - the broker or the topic: the next pass retries
+                outbox_log.warning("announcing alerts failed (%s: %s); retrying", type(exc).__name__, exc)
 
     tasks = [asyncio.create_task(c) for c in (listen(), sweep(), work())]
     try:

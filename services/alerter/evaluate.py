@@ -190,7 +190,7 @@ class Evaluator:
                 "fired_at": datetime.now(UTC),
                 "explanation": explanation,
                 "model_version": version,
-                "published": False,
+                "notified": False,
             },
         )
         if inserted:

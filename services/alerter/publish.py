@@ -1,12 +1,13 @@
 """Alert outbox: the ``alerts`` table is the record; the ``alerts`` topic hears every
 change at least once, in order per alert.
 
-A fired alert is produced as ``open`` (the firing) and handed to the webhook
-deliverer, then marked published. Any later status change (``acknowledged`` or
-``resolved``, by the alerter, the API or the CLI) is produced while
-``announced_status`` differs from ``status``, then recorded as announced. A crash
-between the produce and the mark repeats the event at the next pass (consumers key on
-alert id and status); nothing committed is left unannounced.
+A fired alert is first handed to the webhook deliverer, once (``notified`` is claimed
+before the hand-over), whatever state the ``alerts`` topic is in. Then the firing is
+produced as ``open``, and any later status change (``acknowledged`` or ``resolved``, by
+the alerter, the API or the CLI) while ``announced_status`` differs from ``status``,
+each recorded as announced after the broker's acknowledgement. A crash between the
+produce and the record repeats the event at the next pass (consumers key on alert id
+and status); nothing committed is left unannounced.
 
 One pass at a time across alerters (a PostgreSQL advisory lock): a second alerter, a
 standby, waits for the first's pass to end and then finds nothing left to announce,
@@ -15,7 +16,7 @@ instead of producing every event twice."""
 from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import ColumnElement, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter.deliver import Deliverer
@@ -62,38 +63,45 @@ async def _publish(
             await s.execute(
                 select(Alert, AlertRule)
                 .join(AlertRule, AlertRule.id == Alert.rule_id)
-                .where(or_(Alert.published.is_(False), Alert.announced_status.is_distinct_from(Alert.status)))
+                .where(or_(Alert.notified.is_(False), Alert.announced_status.is_distinct_from(Alert.status)))
                 .order_by(Alert.fired_at)
             )
         ).all()
+    # Webhooks first, each firing claimed once: they do not wait for the alerts topic,
+    # which may be down or refusing writes.
+    for alert, rule in rows:
+        if not alert.notified and await _claim_notification(sessions, alert.id):
+            metrics().alerts_fired.labels(rule.name, rule.severity).inc()
+            deliverer.submit(_firing(alert, rule), list(rule.channels or []))
     produced = 0
     for alert, rule in rows:
         key = f"{rule.id}:{alert.entity}".encode()
-        if not alert.published:
-            event = to_event(alert, rule).model_copy(update={"status": "open"})  # the firing itself
-            await producer.send_and_wait(topic, event.to_bytes(), key=key)
+        if alert.announced_status is None:
+            await producer.send_and_wait(topic, _firing(alert, rule).to_bytes(), key=key)
             produced += 1
-            async with sessions.begin() as s:
-                claimed = (
-                    await s.execute(
-                        update(Alert)
-                        .where(Alert.id == alert.id, Alert.published.is_(False))
-                        .values(published=True, announced_status="open")
-                        .returning(Alert.id)
-                    )
-                ).scalar()
-            if claimed:
-                metrics().alerts_fired.labels(rule.name, rule.severity).inc()
-                deliverer.submit(event, list(rule.channels or []))
+            await _announced(sessions, alert.id, "open", Alert.announced_status.is_(None))
             alert.announced_status = "open"
         if alert.status != alert.announced_status:
             await producer.send_and_wait(topic, to_event(alert, rule).to_bytes(), key=key)
             produced += 1
-            async with sessions.begin() as s:
-                # only the status just produced: a newer change is announced on the next pass
-                await s.execute(
-                    update(Alert)
-                    .where(Alert.id == alert.id, Alert.status == alert.status)
-                    .values(announced_status=alert.status)
-                )
+            # only the status just produced: a newer change is announced on the next pass
+            await _announced(sessions, alert.id, alert.status, Alert.status == alert.status)
     return produced
+
+
+def _firing(alert: Alert, rule: AlertRule) -> AlertEvent:
+    """The firing itself: the alert as it was when it opened."""
+    return to_event(alert, rule).model_copy(update={"status": "open"})
+
+
+async def _claim_notification(sessions: async_sessionmaker[AsyncSession], alert_id: str) -> bool:
+    async with sessions.begin() as s:
+        claim = update(Alert).where(Alert.id == alert_id, Alert.notified.is_(False)).values(notified=True)
+        return (await s.execute(claim.returning(Alert.id))).scalar() is not None
+
+
+async def _announced(
+    sessions: async_sessionmaker[AsyncSession], alert_id: str, status: str, condition: ColumnElement[bool]
+) -> None:
+    async with sessions.begin() as s:
+        await s.execute(update(Alert).where(Alert.id == alert_id, condition).values(announced_status=status))

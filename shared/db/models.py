@@ -201,8 +201,9 @@ class Alert(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSONB)
     model_version: Mapped[str] = mapped_column(String(64))
-    published: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
-    # The last status produced to the alerts topic; the outbox announces every change.
+    # The firing was handed to the webhook deliverer (once, whatever the alerts topic does).
+    notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # The last status produced to the alerts topic (NULL: none yet); the outbox announces every change.
     announced_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
     __table_args__ = (
@@ -211,7 +212,7 @@ class Alert(Base):
         Index(
             "ix_alerts_unannounced",
             "fired_at",
-            postgresql_where=text("NOT published OR announced_status IS DISTINCT FROM status"),
+            postgresql_where=text("NOT notified OR announced_status IS DISTINCT FROM status"),
         ),
     )
 

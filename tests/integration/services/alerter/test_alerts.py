@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from alert_scenario import T0, Hook, add_rule, produce, timeline
 from services_proc import log_tail, running, start_service, stop
 from sqlalchemy import select
@@ -212,7 +214,7 @@ async def test_alerter_killed_mid_spike_still_one_alert(
     finally:
         stop(agg)
     alerts = await alerts_for(sessions, rule_id)
-    assert len(alerts) == 1 and alerts[0].published
+    assert len(alerts) == 1 and alerts[0].notified and alerts[0].announced_status is not None
     assert [(p.id, p.status) for p in published if p.status == "open"] == [(alerts[0].id, "open")]
     assert len(hook.seen) == 1
 
@@ -243,7 +245,7 @@ async def test_alerter_killed_after_resolving_still_announces_the_resolution(
         stop(agg)
     (alert,) = await alerts_for(sessions, rule_id)
     assert [(e.id, e.status) for e in events] == [(alert.id, "open"), (alert.id, "resolved")]
-    assert alert.published and alert.announced_status == "resolved"
+    assert alert.notified and alert.announced_status == "resolved"
 
 
 async def test_acknowledged_and_resolved_by_hand_are_announced_in_order(
@@ -346,6 +348,48 @@ async def test_failing_webhook_is_retried_and_does_not_block_others(
     assert [(r.attempt, r.delivered) for r in fine] == [(1, True)]
     assert fine[0].created_at <= broken[1].created_at  # the good channel did not wait for the retries
     assert len(await alerts_for(sessions, rule_id)) == 1
+
+
+async def test_webhook_fires_while_the_alerts_topic_refuses_writes(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    hook: Hook,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    """The alerts topic is misconfigured (its largest message is smaller than any alert
+    event): the webhook still fires, once; the open event is produced once the topic
+    takes it. Before, the webhook waited for the topic, so it never fired."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"TOPIC{unique}"
+    rule_id = await add_rule(
+        sessions, f"topic-{unique}", entity, channels=[{"type": "webhook", "url": hook.url("w"), "format": "json"}]
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(settings.topics.alerts, 1, 1, topic_configs={"max.message.bytes": "200"})])
+        with procs(settings, tmp_path, unique, alerter_env(unique)):
+            await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 80, [(60, 65)]))
+            try:
+                await wait_until(lambda: len(hook.seen) >= 1, timeout=90)
+            except AssertionError:
+                raise AssertionError(log_tail(tmp_path, "alerter")) from None
+            await asyncio.sleep(3)  # more passes, each failing to produce: still one webhook
+            (alert,) = await alerts_for(sessions, rule_id)
+            assert alert.notified and alert.announced_status is None
+            log = log_tail(tmp_path, "alerter", 200_000)
+            assert "announcing alerts failed (MessageSizeTooLargeError" in log
+            assert log.count("announcing alerts failed") <= 2  # one a second, collapsed by the log filter
+            await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, settings.topics.alerts, {"max.message.bytes": "1048588"})]
+            )
+            events = await alert_events(settings, f"w-{unique}", rule_id, 1, timeout=60)
+    finally:
+        await admin.close()
+    assert len(hook.seen) == 1 and json.loads(hook.seen[0][1])["id"] == alert.id
+    assert (events[0].id, events[0].status) == (alert.id, "open")
 
 
 async def _deliveries(sessions: Any, url: str, n: int) -> bool:
