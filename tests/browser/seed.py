@@ -134,12 +134,19 @@ async def seed(sessions: async_sessionmaker[AsyncSession], hours: int = 48) -> d
     async with sessions.begin() as session:
         session.add_all(rows)
     rule_id = await insert_rule(sessions, "watchlist-spike-browser")
-    explanation = {
-        "negative_share": 0.82,
-        "baseline": 0.36,
-        "z_score": 4.1,
+    explanation = {  # the shape the alerter writes
+        "share": 0.82,
         "volume": 38,
-        "top_terms": [["refinery", 4.2], ["profit warning", 3.6], ["outage", 3.1], ["cut", 2.2]],
+        "negatives": 31,
+        "baseline_mean": 0.36,
+        "baseline_std": 0.11,
+        "baseline_windows": 12,
+        "z": 4.1,
+        "top_terms": [
+            {"term": "refinery", "window": 9, "baseline": 1, "z": 4.2},
+            {"term": "outage", "window": 6, "baseline": 2, "z": 3.1},
+            {"term": "cut", "window": 4, "baseline": 3, "z": 2.2},
+        ],
         "top_messages": [{"id": f"seed-msg-{i}", "text": t, "negative_prob": p} for i, (t, p) in enumerate(MESSAGES)],
     }
     await insert_alert(

@@ -42,7 +42,11 @@ async def test_dashboard_loads_charts_and_live_alerts(dashboard: dict[str, Any])
             await expect(page.locator("#drill-title")).to_have_text("BP")
             await expect(page.locator("#drill-chart g.marker[data-alert-id='seed-bp-spike']")).to_have_count(1)
             await expect(page.locator("#explain")).to_contain_text("refinery outage")
-            await expect(page.locator("#explain .term").first).to_contain_text("refinery")
+            await expect(page.locator("#explain .term").first).to_have_text("refinery ×9")
+            await expect(page.locator("#explain .term").first).to_have_attribute(
+                "title", "in 9 of the window's negative messages; in 1 messages of the baseline period; z 4.2"
+            )
+            await expect(page.locator("#explain .facts")).to_contain_text("z 4.10")
 
             await page.evaluate("window.__noReload = true")
             await insert_alert(

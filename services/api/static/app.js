@@ -145,8 +145,18 @@
     if (typeof t === "string") return t;
     if (Array.isArray(t)) return `${t[0]}${typeof t[1] === "number" ? ` ×${t[1].toFixed(1)}` : ""}`;
     const name = t.term || t.text || t.token || "?";
+    if (typeof t.window === "number") return `${name} ×${t.window}`;  // the alerter's terms: mentions in the window
     const score = t.lift ?? t.score ?? t.weight ?? t.count;
     return typeof score === "number" ? `${name} ×${score.toFixed(1)}` : name;
+  }
+
+  function termChip(t) {
+    const chip = h("span", "term", termLabel(t));
+    if (t && typeof t === "object" && !Array.isArray(t) && typeof t.window === "number") {
+      chip.title = `in ${t.window} of the window's negative messages; in ${t.baseline ?? "?"} messages of the ` +
+        `baseline period${typeof t.z === "number" ? `; z ${t.z.toFixed(1)}` : ""}`;
+    }
+    return chip;
   }
 
   function messageItem(text, prob, meta) {
@@ -176,7 +186,7 @@
         if (typeof v === "number") facts.append(h("span", "fact", `${k.replace(/_/g, " ")} ${Number.isInteger(v) ? v : v.toFixed(2)}`));
       }
       if (Array.isArray(ex.top_terms)) {
-        for (const t of ex.top_terms.slice(0, 10)) facts.append(h("span", "term", termLabel(t)));
+        for (const t of ex.top_terms.slice(0, 10)) facts.append(termChip(t));
       }
       if (facts.childElementCount) box.append(facts);
       const list = h("ul", "msgs");
