@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -14,6 +15,7 @@ from shared.kafka.dlq import original_headers, parse_dlq_headers
 from shared.topics import Topics
 
 REPLAY_GROUP = "tonewatch-dlq-replay"
+REPLAY_CHUNK = 1_000
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,12 @@ class DlqEntry:
     headers: list[tuple[str, bytes]]
 
 
-async def _drain(consumer: AIOKafkaConsumer, limit: int) -> list[DlqEntry]:
+async def _drain(
+    consumer: AIOKafkaConsumer, limit: int, end: dict[TopicPartition, int] | None = None
+) -> list[DlqEntry]:
+    """Up to ``limit`` entries, stopping at ``end`` (default: the partitions' current ends)."""
     out: list[DlqEntry] = []
-    end = await consumer.end_offsets(list(consumer.assignment()))
+    end = end or await consumer.end_offsets(list(consumer.assignment()))
     while len(out) < limit:
         done = True
         for tp in consumer.assignment():
@@ -75,8 +80,11 @@ async def list_entries(settings: KafkaSettings, topic: str, limit: int = 100) ->
 
 
 async def replay(settings: KafkaSettings, topic: str, limit: int = 1_000_000) -> int:
-    """Re-inject dead letters into their original topic. Progress is committed in
-    group ``tonewatch-dlq-replay`` so a second replay does not repeat the first."""
+    """Re-inject dead letters into their original topic, ``REPLAY_CHUNK`` at a time: each
+    chunk is produced (acknowledged) and then committed in group ``tonewatch-dlq-replay``,
+    so memory stays bounded, a second replay does not repeat the first, and an
+    interrupted one repeats at most a chunk. Only what was in the DLQ when the replay
+    started is replayed (records that fail again and return are left for the next)."""
     consumer = make_consumer(settings, Topics.dlq(topic), group_id=REPLAY_GROUP, client_id="dlq-replay")
     producer = make_producer(settings, client_id="dlq-replay")
     await consumer.start()
@@ -84,13 +92,22 @@ async def replay(settings: KafkaSettings, topic: str, limit: int = 1_000_000) ->
     try:
         while not consumer.assignment():
             await consumer.getmany(timeout_ms=200)
-        entries = await _drain(consumer, limit)
-        for e in entries:
-            target = e.meta.original_topic if e.meta else topic
-            await producer.send_and_wait(target, e.value, key=e.key, headers=original_headers(e.headers))
-        if entries:
+        end = await consumer.end_offsets(list(consumer.assignment()))
+        done = 0
+        while done < limit:
+            entries = await _drain(consumer, min(REPLAY_CHUNK, limit - done), end)
+            if not entries:
+                break
+            sent = [
+                await producer.send(
+                    e.meta.original_topic if e.meta else topic, e.value, key=e.key, headers=original_headers(e.headers)
+                )
+                for e in entries
+            ]
+            await asyncio.gather(*sent)
             await consumer.commit()
-        return len(entries)
+            done += len(entries)
+        return done
     finally:
         await consumer.stop()
         await producer.stop()

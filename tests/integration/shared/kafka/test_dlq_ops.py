@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from shared.config import KafkaSettings
 from shared.kafka import dlq_ops
@@ -60,3 +62,48 @@ async def test_list_and_replay_once(kafka_settings: KafkaSettings, unique: str) 
     finally:
         await consumer.stop()
     assert got == [(f"bad-{i}".encode(), [("trace", b"t1")]) for i in range(3)]  # original bytes and headers
+
+
+async def test_replay_goes_chunk_by_chunk_committing_each(
+    kafka_settings: KafkaSettings, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    topic = f"t{unique}.news.raw"
+    await ensure_topics(kafka_settings, [topic, Topics.dlq(topic)], partitions=1)
+    producer = make_producer(kafka_settings, client_id="test")
+    await producer.start()
+    writer = DeadLetterWriter(producer, "classifier")
+
+    async def dead_letter(i: int) -> None:
+        await writer.write(FailedRecord(topic, 0, i, b"k", f"bad-{i}".encode(), [], "JSONDecodeError", "malformed"))
+
+    try:
+        for i in range(5):
+            await dead_letter(i)
+        monkeypatch.setattr(dlq_ops, "REPLAY_CHUNK", 2)
+        commits: list[int] = []
+        real_commit = AIOKafkaConsumer.commit
+
+        async def commit(self: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> None:
+            commits.append(1)
+            await real_commit(self, *args, **kwargs)
+
+        monkeypatch.setattr(AIOKafkaConsumer, "commit", commit)
+        assert await dlq_ops.replay(kafka_settings, topic, limit=4) == 4  # chunks of 2, 2
+        assert len(commits) == 2  # progress committed after each chunk
+        await dead_letter(5)  # arrives after the first replay
+        assert await dlq_ops.replay(kafka_settings, topic) == 2  # the 5th, and the new one
+        assert await dlq_ops.replay(kafka_settings, topic) == 0
+    finally:
+        await producer.stop()
+    consumer = make_consumer(kafka_settings, topic, group_id=f"g{unique}", client_id="test")
+    await consumer.start()
+    try:
+        got: list[bytes | None] = []
+        async with asyncio.timeout(30):
+            while len(got) < 6:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    got += [r.value for r in records]
+        got += [r.value for records in (await consumer.getmany(timeout_ms=1000)).values() for r in records]
+    finally:
+        await consumer.stop()
+    assert got == [f"bad-{i}".encode() for i in range(6)]  # each once, in order
