@@ -19,6 +19,12 @@ from shared.kafka.clients import ensure_topics, make_producer
 
 app = typer.Typer(help="Replay events into Kafka.", no_args_is_help=True)
 
+# The demo replay's pacing options, shared by ``tonewatch ingest demo`` and ``tonewatch demo``.
+NEWS_SPEEDUP = typer.Option(8640.0, help="Guardian headlines: one day of news per 10 s by default.")
+NEWS_BACKFILL = typer.Option(
+    DEMO_NEWS_BACKFILL_S, help="Seconds of the news replay already in the past at the start (sent at once)."
+)
+
 
 async def _replay(
     lines: Iterable[Line], stream: Stream, pacing: Pacing, label: str, total: int | None = None
@@ -84,10 +90,8 @@ def demo_lines(limit: int | None) -> tuple[list[Line], list[Line]]:
 
 @app.command("demo")
 def demo(
-    news_speedup: float = typer.Option(8640.0, help="Guardian headlines: one day of news per 10 s by default."),
-    news_backfill: float = typer.Option(
-        DEMO_NEWS_BACKFILL_S, help="Seconds of the news replay already in the past at the start (sent at once)."
-    ),
+    news_speedup: float = NEWS_SPEEDUP,
+    news_backfill: float = NEWS_BACKFILL,
     chat_rate: float = typer.Option(2.0, help="Demo chat messages per second."),
     limit: int | None = typer.Option(None, help="Only the first N headlines."),
 ) -> None:

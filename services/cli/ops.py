@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from services.ingest.sources import DEMO_NEWS_BACKFILL_S
+from services.cli.ingest import NEWS_BACKFILL, NEWS_SPEEDUP
 from shared.config import ServiceSettings
 from shared.stack import manager
 from shared.stack.settings import StackSettings
@@ -71,10 +71,8 @@ def _wait_http(url: str, timeout_s: float) -> bool:
 
 def demo(
     limit: int | None = typer.Option(None, help="Replay only the first N headlines."),
-    news_speedup: float = typer.Option(8640.0, help="Guardian headlines: one day of news per 10 s by default."),
-    news_backfill: float = typer.Option(
-        DEMO_NEWS_BACKFILL_S, help="Seconds of the news replay already in the past at the start (sent at once)."
-    ),
+    news_speedup: float = NEWS_SPEEDUP,
+    news_backfill: float = NEWS_BACKFILL,
     logs_dir: Path = typer.Option(Path(".tonewatch/demo"), help="Where service logs go."),
 ) -> None:
     """Everything a newcomer needs: stack up, migrate, watchlist, start all services,
