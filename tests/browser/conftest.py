@@ -41,6 +41,6 @@ async def dashboard(
         async with serving(build_app(settings, deps)) as base:
             yield {"url": base, "sessions": sessions, **info}
     finally:
-        await unseed(sessions, info["routing_bucket"])
+        await unseed(sessions, info["routing_bucket"], info["rule_id"])
         await deps.redis.delete(CLASSIFIER_STATUS_KEY)
         await deps.aclose()

@@ -12,7 +12,7 @@ from integration.services.api.helpers import insert_alert, insert_rule
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.db.models import Alert, Entity, RoutingMinute, ScoredEventRow, TrendHour, TrendMinute
+from shared.db.models import Alert, AlertRule, Entity, RoutingMinute, ScoredEventRow, TrendHour, TrendMinute
 from shared.inference.registry import Registry
 from shared.labels import TASKS
 
@@ -169,9 +169,12 @@ async def seed(sessions: async_sessionmaker[AsyncSession], hours: int = 48) -> d
     return {"rule_id": rule_id, "end": end, "routing_bucket": routing_bucket}
 
 
-async def unseed(sessions: async_sessionmaker[AsyncSession], routing_bucket: datetime) -> None:
+async def unseed(sessions: async_sessionmaker[AsyncSession], routing_bucket: datetime, rule_id: int) -> None:
     keys = [*ENTITIES, "_all"]
     async with sessions.begin() as session:
+        # the seeded rule watches _all with a low threshold: left enabled, a running alerter
+        # in a later test fires it on that test's data
+        await session.execute(delete(AlertRule).where(AlertRule.id == rule_id))
         for table in (TrendHour, TrendMinute):
             await session.execute(delete(table).where(table.entity.in_(keys)))
         await session.execute(delete(Entity).where(Entity.key.in_(list(ENTITIES))))

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 from aiohttp import web
 from alert_scenario import Hook
+from sqlalchemy import update
+
+from shared.db.models import AlertRule
 
 
 @pytest.fixture
@@ -42,3 +46,26 @@ def alerter_env() -> Callable[..., dict[str, str]]:
         }
 
     return make
+
+
+@pytest.fixture
+async def only_rule(sessions: Any) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+    """For the crash tests: a fail point such as ``after_alert_commit:1`` counts a firing
+    of any rule, so every other enabled rule (the seeded defaults, rules other tests left
+    behind) is disabled while the test runs, and enabled again after."""
+    disabled: list[int] = []
+
+    async def only(rule_id: int) -> None:
+        async with sessions.begin() as s:
+            ids = await s.execute(
+                update(AlertRule)
+                .where(AlertRule.id != rule_id, AlertRule.enabled.is_(True))
+                .values(enabled=False)
+                .returning(AlertRule.id)
+            )
+            disabled.extend(ids.scalars())
+
+    yield only
+    if disabled:
+        async with sessions.begin() as s:
+            await s.execute(update(AlertRule).where(AlertRule.id.in_(disabled)).values(enabled=True))

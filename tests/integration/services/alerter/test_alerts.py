@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -189,12 +189,14 @@ async def test_alerter_killed_mid_spike_still_one_alert(
     unique: str,
     hook: Hook,
     alerter_env: Callable[..., dict[str, str]],
+    only_rule: Callable[[int], Awaitable[None]],
 ) -> None:
     settings: AlerterSettings = service_settings(AlerterSettings)
     entity = f"KILL{unique}"
     rule_id = await add_rule(
         sessions, f"kill-{unique}", entity, channels=[{"type": "webhook", "url": hook.url("k"), "format": "json"}]
     )
+    await only_rule(rule_id)  # the fail point must meet this rule's firing, not another's
     events = timeline(entity, 100, [(60, 70)])
     half = next(i for i, e in enumerate(events) if e.event_time >= T0 + timedelta(minutes=64))
     agg = start_service("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}")
@@ -225,10 +227,12 @@ async def test_alerter_killed_after_resolving_still_announces_the_resolution(
     tmp_path: Path,
     unique: str,
     alerter_env: Callable[..., dict[str, str]],
+    only_rule: Callable[[int], Awaitable[None]],
 ) -> None:
     settings: AlerterSettings = service_settings(AlerterSettings)
     entity = f"RES{unique}"
     rule_id = await add_rule(sessions, f"res-{unique}", entity)
+    await only_rule(rule_id)  # the fail point must meet this rule's resolution, not another's
     agg = start_service("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}")
     try:
         crashing = start_service(
