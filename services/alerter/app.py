@@ -25,7 +25,7 @@ from services.aggregator.persist import NOTIFY_CHANNEL
 from services.alerter.config import AlerterSettings
 from services.alerter.deliver import Deliverer
 from services.alerter.evaluate import Evaluator
-from services.alerter.publish import publish_pending
+from services.alerter.publish import announce_pending, notify_new
 from shared import logs
 from shared.db.models import TrendMinute
 from shared.db.session import make_engine, make_sessionmaker
@@ -77,6 +77,7 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
     fail = FailPoints(settings.failpoints)
     pending: set[Key] = set()
     wake = asyncio.Event()
+    announce_wake = asyncio.Event()
     listen_url = settings.postgres.url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
     conn: asyncpg.Connection[Any] | None = None
 
@@ -132,16 +133,32 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1)
                 wake.set()
-                continue
             try:
-                # The outbox: webhooks for new firings, then the firings and status changes
-                # (ours, or the API's and CLI's acks and resolutions) on the alerts topic,
-                # each alert's events in order: open -> acknowledged -> resolved.
-                await publish_pending(sessions, producer, settings.topics.alerts, deliverer)
+                # Webhooks for new firings (ours, or a crashed alerter's), now: PostgreSQL
+                # only, never waiting on the broker or the alerts topic.
+                await notify_new(sessions, deliverer)
+            except Exception as exc:  # noqa: BLE001 - the database: the next pass retries
+                log.warning("handing over webhooks failed (%s: %s); retrying", type(exc).__name__, exc)
+            announce_wake.set()
+
+    async def announce() -> None:
+        # The outbox: the firings and status changes (ours, or the API's and CLI's acks
+        # and resolutions) on the alerts topic, each alert's events in order: open ->
+        # acknowledged -> resolved. Its own loop: a produce that waits out a broker
+        # outage (up to request_timeout_ms) holds up nothing else.
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(announce_wake.wait(), timeout=1)
+            announce_wake.clear()
+            try:
+                await announce_pending(sessions, producer, settings.topics.alerts)
             except Exception as exc:  # noqa: BLE001 - the broker or the topic: the next pass retries
                 outbox_log.warning("announcing alerts failed (%s: %s); retrying", type(exc).__name__, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=1)
 
-    tasks = [asyncio.create_task(c) for c in (listen(), sweep(), work())]
+    tasks = [asyncio.create_task(c) for c in (listen(), sweep(), work(), announce())]
+    log.info("alerter running: evaluating on NOTIFY %s, sweeping every %g s", NOTIFY_CHANNEL, settings.sweep_interval_s)
     try:
         await stop.wait()
     finally:

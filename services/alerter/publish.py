@@ -1,9 +1,11 @@
 """Alert outbox: the ``alerts`` table is the record; the ``alerts`` topic hears every
 change at least once, in order per alert.
 
-A fired alert is first handed to the webhook deliverer, once (``notified`` is claimed
-before the hand-over), whatever state the ``alerts`` topic is in. Then the firing is
-produced as ``open``, and any later status change (``acknowledged`` or ``resolved``, by
+A fired alert is handed to the webhook deliverer once (``notified`` is claimed before
+the hand-over) by the evaluation loop itself, right after the firing is committed:
+webhooks wait for neither the broker nor the ``alerts`` topic. A loop of its own (so a
+produce stuck on a broker outage delays neither evaluation nor webhooks) produces the
+firing as ``open``, and any later status change (``acknowledged`` or ``resolved``, by
 the alerter, the API or the CLI) while ``announced_status`` differs from ``status``,
 each recorded as announced after the broker's acknowledgement. A crash between the
 produce and the record repeats the event at the next pass (consumers key on alert id
@@ -16,7 +18,7 @@ instead of producing every event twice."""
 from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import ColumnElement, func, or_, select, text, update
+from sqlalchemy import ColumnElement, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter.deliver import Deliverer
@@ -44,35 +46,47 @@ def to_event(alert: Alert, rule: AlertRule) -> AlertEvent:
 OUTBOX_LOCK = 7_420_001  # advisory lock key, unique within the database
 
 
-async def publish_pending(
-    sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, topic: str, deliverer: Deliverer
-) -> int:
-    """Produce every unannounced firing and status change; the number of events produced.
-    Waits (at most 10 s, then raises for the caller's retry) while another alerter publishes."""
-    async with sessions() as guard, guard.begin():
-        await guard.execute(text("SET LOCAL lock_timeout = '10s'"))
-        await guard.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK)))
-        return await _publish(sessions, producer, topic, deliverer)
-
-
-async def _publish(
-    sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, topic: str, deliverer: Deliverer
-) -> int:
+async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deliverer) -> int:
+    """Hand every new firing to the webhook deliverer, once: each is claimed (``notified``)
+    first, so two alerters never both hand it over. PostgreSQL only: it never waits for
+    the broker or the ``alerts`` topic. The number handed over."""
     async with sessions() as s:
         rows = (
             await s.execute(
                 select(Alert, AlertRule)
                 .join(AlertRule, AlertRule.id == Alert.rule_id)
-                .where(or_(Alert.notified.is_(False), Alert.announced_status.is_distinct_from(Alert.status)))
+                .where(Alert.notified.is_(False))
                 .order_by(Alert.fired_at)
             )
         ).all()
-    # Webhooks first, each firing claimed once: they do not wait for the alerts topic,
-    # which may be down or refusing writes.
+    handed = 0
     for alert, rule in rows:
-        if not alert.notified and await _claim_notification(sessions, alert.id):
+        if await _claim_notification(sessions, alert.id):
             metrics().alerts_fired.labels(rule.name, rule.severity).inc()
             deliverer.submit(_firing(alert, rule), list(rule.channels or []))
+            handed += 1
+    return handed
+
+
+async def announce_pending(sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, topic: str) -> int:
+    """Produce every unannounced firing and status change; the number of events produced.
+    Waits (at most 10 s, then raises for the caller's retry) while another alerter publishes."""
+    async with sessions() as guard, guard.begin():
+        await guard.execute(text("SET LOCAL lock_timeout = '10s'"))
+        await guard.execute(select(func.pg_advisory_xact_lock(OUTBOX_LOCK)))
+        return await _announce(sessions, producer, topic)
+
+
+async def _announce(sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, topic: str) -> int:
+    async with sessions() as s:
+        rows = (
+            await s.execute(
+                select(Alert, AlertRule)
+                .join(AlertRule, AlertRule.id == Alert.rule_id)
+                .where(Alert.announced_status.is_distinct_from(Alert.status))
+                .order_by(Alert.fired_at)
+            )
+        ).all()
     produced = 0
     for alert, rule in rows:
         key = f"{rule.id}:{alert.entity}".encode()

@@ -18,6 +18,7 @@ from services_proc import log_tail, running, start_service, stop
 from sqlalchemy import select
 from tw_testing import wait_until
 
+from services.aggregator.persist import store_batch
 from services.alerter import repo
 from services.alerter.backtest import backtest
 from services.alerter.config import AlerterSettings
@@ -394,6 +395,48 @@ async def test_webhook_fires_while_the_alerts_topic_refuses_writes(
         await admin.close()
     assert len(hook.seen) == 1 and json.loads(hook.seen[0][1])["id"] == alert.id
     assert (events[0].id, events[0].status) == (alert.id, "open")
+
+
+async def test_webhooks_do_not_wait_for_the_broker(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    hook: Hook,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    """The broker goes down; the aggregator's stage (``store_batch``, real PostgreSQL)
+    then stores two spikes, one after the other. The first alert's open event waits
+    for the broker (up to request_timeout_ms, 30 s); the second spike still gets its
+    webhook within seconds, and both events go out once the broker is back. Before,
+    evaluation and webhooks waited behind that produce."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    first, second = f"DOWNA{unique}", f"DOWNB{unique}"
+    channels = [{"type": "webhook", "url": hook.url("d"), "format": "json"}]
+    rule_ids = [await add_rule(sessions, f"down-{e}", e, channels=channels) for e in (first, second)]
+    stack = StackSettings()
+    alerter = start_service("alerter", settings, tmp_path, **alerter_env(unique))
+    try:
+        await wait_until(lambda: "alerter running" in log_tail(tmp_path, "alerter"), timeout=60)
+        await asyncio.to_thread(manager.down, stack, only=["kafka"])
+        try:
+            await store_batch(sessions, timeline(first, 80, [(60, 65)]))
+            await wait_until(lambda: len(hook.seen) >= 1, timeout=60)
+            # the first alert's open event is now waiting for the broker
+            await store_batch(sessions, timeline(second, 80, [(60, 65)]))
+            await wait_until(lambda: len(hook.seen) >= 2, timeout=15)
+            alerts = [a for rule_id in rule_ids for a in await alerts_for(sessions, rule_id)]
+            assert [a.announced_status for a in alerts] == [None, None]  # nothing reached the topic
+        except AssertionError:
+            raise AssertionError(log_tail(tmp_path, "alerter")) from None
+        finally:
+            up = await asyncio.to_thread(manager.up, stack, only=["kafka"])
+        assert up.ok, up
+        events = [await alert_events(settings, f"d{i}-{unique}", r, 1, timeout=90) for i, r in enumerate(rule_ids)]
+    finally:
+        stop(alerter)
+    assert sorted(json.loads(body)["id"] for _, body, _ in hook.seen) == sorted(a.id for a in alerts)
+    assert [(e[0].id, e[0].status) for e in events] == [(a.id, "open") for a in alerts]
 
 
 async def _deliveries(sessions: Any, url: str, n: int) -> bool:
