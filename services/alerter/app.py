@@ -27,7 +27,7 @@ from services.alerter.deliver import Deliverer
 from services.alerter.evaluate import Evaluator
 from services.alerter.publish import announce_pending, notify_new
 from shared import logs
-from shared.db.models import TrendMinute
+from shared.db.models import TrendHour
 from shared.db.session import make_engine, make_sessionmaker
 from shared.failpoints import FailPoints
 from shared.kafka.clients import ensure_topics, make_producer
@@ -40,10 +40,12 @@ Key = tuple[str, str, str]
 
 
 async def recent_keys(sessions: async_sessionmaker[AsyncSession], since: datetime) -> set[Key]:
+    """Keys with buckets updated since ``since``: read from the hourly rollup (updated in
+    the same transaction as the minutes, 60 times smaller) through its updated_at index."""
     async with sessions() as s:
         q = (
-            select(TrendMinute.stream, TrendMinute.entity, TrendMinute.model_version)
-            .where(TrendMinute.updated_at >= since)
+            select(TrendHour.stream, TrendHour.entity, TrendHour.model_version)
+            .where(TrendHour.updated_at >= since)
             .distinct()
         )
         return {(a, b, c) for a, b, c in await s.execute(q)}

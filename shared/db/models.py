@@ -53,6 +53,8 @@ class CountedEvent(Base):
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     counted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
+    __table_args__ = (Index("ix_counted_events_counted_at", "counted_at"),)
+
 
 class ScoredEventRow(Base):
     """A classified event with redacted, capped text, for drill-down and explanations."""
@@ -109,7 +111,12 @@ class TrendHour(_BucketColumns, Base):
     """Hourly rollup of :class:`TrendMinute`, maintained in the same transaction."""
 
     __tablename__ = "trend_hour"
-    __table_args__ = (Index("ix_trend_hour_entity_bucket", "entity", "bucket"),)
+    __table_args__ = (
+        Index("ix_trend_hour_entity_bucket", "entity", "bucket"),
+        # the alerter's sweep finds recently updated keys here (not in trend_minute,
+        # where an index on updated_at would stop HOT updates on the busiest table)
+        Index("ix_trend_hour_updated_at", "updated_at"),
+    )
 
 
 class RoutingRule(Base):
