@@ -51,13 +51,23 @@ class RequestMetrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                m.latency.labels(scope["method"], _route(scope)).observe(time.perf_counter() - start)
+                m.latency.labels(_method(scope), _route(scope)).observe(time.perf_counter() - start)
             await send(message)
 
         try:
             await self.app(scope, receive, observed)
         finally:
-            m.requests.labels(scope["method"], _route(scope), str(status)).inc()
+            m.requests.labels(_method(scope), _route(scope), str(status)).inc()
+
+
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
+
+
+def _method(scope: Scope) -> str:
+    """The request method, or ``other``: the HTTP server accepts any token as a method,
+    and each new label value would be a new series, for anyone who can reach the port."""
+    method = str(scope.get("method", ""))
+    return method if method in METHODS else "other"
 
 
 def _route(scope: Scope) -> str:
