@@ -7,6 +7,7 @@ import csv
 import importlib.util
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -31,12 +32,18 @@ class Line:
     error: str | None = None
 
 
+CSV_FIELD_LIMIT = 2_000_000
+"""Largest CSV field read (Python's default, 131,072, is below the 1,000,000 characters
+an event's text may have); a larger one is a rejected line, not an abort."""
+
+
 def read_file(path: Path) -> Iterator[Line]:
-    """JSONL (``.jsonl``/``.json``) or CSV (header row; a ``text`` column is required)."""
+    """JSONL (``.jsonl``/``.json``) or CSV (header row; a ``text`` column is required).
+
+    A line that cannot be read (bad UTF-8, malformed JSON or CSV, a field too large)
+    comes back with its error; the lines after it are still read."""
     if path.suffix.lower() == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            for n, row in enumerate(csv.DictReader(fh), start=2):
-                yield Line(n, {k: v for k, v in row.items() if k and v not in (None, "")})
+        yield from _read_csv(path)
         return
     with path.open("rb") as fh:
         for n, raw in enumerate(fh, start=1):
@@ -47,13 +54,46 @@ def read_file(path: Path) -> Iterator[Line]:
             except UnicodeDecodeError as exc:
                 yield Line(n, None, f"invalid UTF-8 at byte {exc.start}")
                 continue
-            except json.JSONDecodeError as exc:
-                yield Line(n, None, f"malformed JSON: {exc.msg}")
+            except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+                yield Line(n, None, f"malformed JSON: {getattr(exc, 'msg', exc)}")
                 continue
             if not isinstance(obj, dict):
                 yield Line(n, None, f"expected a JSON object, got {type(obj).__name__}")
                 continue
             yield Line(n, obj)
+
+
+def _read_csv(path: Path) -> Iterator[Line]:
+    """Rows of a CSV file, numbered by the line they start on. A byte-order mark (Excel's
+    "CSV UTF-8") is skipped; bytes that are not UTF-8 reject their row only."""
+    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+        reader = csv.DictReader(fh)
+        try:
+            if reader.fieldnames is None:  # reads the header row
+                return
+        except csv.Error as exc:
+            yield Line(1, None, f"malformed CSV header: {exc}")
+            return
+        last = 1
+        while True:
+            # after a csv.Error the reader's line count can lag the line it gave up on
+            start = last = max(reader.line_num + 1, last + 1)
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                yield Line(start, None, f"malformed CSV: {exc}")
+                continue
+            values = [v for v in row.values() if isinstance(v, str)]
+            if any(_SURROGATE.search(v) for v in values) or any(k and _SURROGATE.search(k) for k in row):
+                yield Line(start, None, "invalid UTF-8")
+                continue
+            yield Line(start, {k: v for k, v in row.items() if k and v not in (None, "")})
+
+
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 
 def guardian_path() -> Path:

@@ -41,6 +41,39 @@ def test_read_file_jsonl_and_csv(tmp_path: Path) -> None:
     assert rows[0].data == {"id": "n1", "text": "Tesco profits up"} and rows[1].data == {"id": "n2"}
 
 
+def test_a_bad_csv_row_is_rejected_alone_and_reading_goes_on(tmp_path: Path) -> None:
+    """Before, a row with a Latin-1 byte or a field over 131,072 characters raised and
+    ended the replay half-way, with no report."""
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes(b"text\nok\ncaf\xe9 closes\nfine\n")
+    assert [(ln.number, ln.data, ln.error) for ln in read_file(latin1)] == [
+        (2, {"text": "ok"}, None),
+        (3, None, "invalid UTF-8"),
+        (4, {"text": "fine"}, None),
+    ]
+    big = tmp_path / "big.csv"
+    big.write_text("text\n" + "x" * 500_000 + "\n" + "y" * 3_000_000 + "\nafter\n")
+    lines = list(read_file(big))
+    assert [ln.number for ln in lines] == [2, 3, 4]
+    assert lines[0].data == {"text": "x" * 500_000}  # within an event's 1,000,000 characters
+    assert lines[1].error is not None and "field larger than field limit" in lines[1].error
+    assert lines[2].data == {"text": "after"}
+
+
+def test_a_csv_with_a_byte_order_mark_reads_its_header(tmp_path: Path) -> None:
+    bom = tmp_path / "excel.csv"
+    bom.write_bytes("\ufeffid,text\nn1,hello\n".encode())  # Excel's "CSV UTF-8"
+    assert [ln.data for ln in read_file(bom)] == [{"id": "n1", "text": "hello"}]
+
+
+def test_a_json_integer_too_long_to_convert_is_a_rejected_line(tmp_path: Path) -> None:
+    jl = tmp_path / "long.jsonl"
+    jl.write_text('{"text": "x", "n": ' + "1" * 5000 + '}\n{"text": "ok"}\n')
+    lines = list(read_file(jl))
+    assert lines[0].error is not None and lines[0].error.startswith("malformed JSON")
+    assert lines[1].data == {"text": "ok"}
+
+
 def test_speedup_compresses_gaps_and_moves_times_to_now() -> None:
     base = datetime(2020, 1, 1, tzinfo=UTC)
     events = [RawNews(id=f"e{i}", event_time=base.replace(hour=i), text="x") for i in (0, 1, 3)]
