@@ -5,9 +5,10 @@ A fired alert is handed to the webhook deliverer once (``notified`` is claimed b
 the hand-over) by the evaluation loop itself, right after the firing is committed:
 webhooks wait for neither the broker nor the ``alerts`` topic. A loop of its own (so a
 produce stuck on a broker outage delays neither evaluation nor webhooks) produces the
-firing as ``open``, and any later status change (``acknowledged`` or ``resolved``, by
-the alerter, the API or the CLI) while ``announced_status`` differs from ``status``,
-each recorded as announced after the broker's acknowledgement. A crash between the
+firing as ``open``, and every later status the alert went through (``acknowledged``,
+``resolved``; by the alerter, the API or the CLI), in order, even when several changes
+land between two passes; each is recorded in ``announced_status`` after the broker's
+acknowledgement. A crash between the
 produce and the record repeats the event at the next pass (consumers key on alert id
 and status); nothing committed is left unannounced.
 
@@ -18,7 +19,7 @@ instead of producing every event twice."""
 from __future__ import annotations
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import ColumnElement, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter.deliver import Deliverer
@@ -27,7 +28,8 @@ from shared.events import AlertEvent
 from shared.metrics import metrics
 
 
-def to_event(alert: Alert, rule: AlertRule) -> AlertEvent:
+def to_event(alert: Alert, rule: AlertRule, status: str | None = None) -> AlertEvent:
+    """The alert as an event; ``status`` (default: the alert's) is the change it announces."""
     return AlertEvent(
         id=alert.id,
         rule_id=rule.id,
@@ -35,7 +37,7 @@ def to_event(alert: Alert, rule: AlertRule) -> AlertEvent:
         entity=alert.entity,
         stream=alert.stream,
         severity=alert.severity,
-        status=alert.status,
+        status=status or alert.status,
         window_start=alert.window_start,
         window_end=alert.window_end,
         fired_at=alert.fired_at,
@@ -63,7 +65,7 @@ async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deli
     for alert, rule in rows:
         if await _claim_notification(sessions, alert.id):
             metrics().alerts_fired.labels(rule.name, rule.severity).inc()
-            deliverer.submit(_firing(alert, rule), list(rule.channels or []))
+            deliverer.submit(to_event(alert, rule, "open"), list(rule.channels or []))
             handed += 1
     return handed
 
@@ -90,22 +92,28 @@ async def _announce(sessions: async_sessionmaker[AsyncSession], producer: AIOKaf
     produced = 0
     for alert, rule in rows:
         key = f"{rule.id}:{alert.entity}".encode()
-        if alert.announced_status is None:
-            await producer.send_and_wait(topic, _firing(alert, rule).to_bytes(), key=key)
+        for status in unannounced(alert):
+            await producer.send_and_wait(topic, to_event(alert, rule, status).to_bytes(), key=key)
             produced += 1
-            await _announced(sessions, alert.id, "open", Alert.announced_status.is_(None))
-            alert.announced_status = "open"
-        if alert.status != alert.announced_status:
-            await producer.send_and_wait(topic, to_event(alert, rule).to_bytes(), key=key)
-            produced += 1
-            # only the status just produced: a newer change is announced on the next pass
-            await _announced(sessions, alert.id, alert.status, Alert.status == alert.status)
+            await _announced(sessions, alert.id, status, alert.announced_status)
+            alert.announced_status = status
     return produced
 
 
-def _firing(alert: Alert, rule: AlertRule) -> AlertEvent:
-    """The firing itself: the alert as it was when it opened."""
-    return to_event(alert, rule).model_copy(update={"status": "open"})
+def unannounced(alert: Alert) -> list[str]:
+    """The statuses still to be produced, in order. Every status the alert went through
+    is announced, even when several changes land between two passes (acknowledged and
+    then resolved while the broker was down): ``acknowledged`` is known from
+    ``acknowledged_at``, and the current status comes last."""
+    path = ["open"]
+    if alert.acknowledged_at is not None and alert.status in ("acknowledged", "resolved"):
+        path.append("acknowledged")
+    if alert.status == "resolved":
+        path.append("resolved")
+    if alert.status not in path:  # a status this module does not know: announce it as it is
+        path.append(alert.status)
+    done = path.index(alert.announced_status) + 1 if alert.announced_status in path else 0
+    return path[done:]
 
 
 async def _claim_notification(sessions: async_sessionmaker[AsyncSession], alert_id: str) -> bool:
@@ -115,7 +123,12 @@ async def _claim_notification(sessions: async_sessionmaker[AsyncSession], alert_
 
 
 async def _announced(
-    sessions: async_sessionmaker[AsyncSession], alert_id: str, status: str, condition: ColumnElement[bool]
+    sessions: async_sessionmaker[AsyncSession], alert_id: str, status: str, previous: str | None
 ) -> None:
+    """Record ``status`` as announced, if nothing else recorded a step since ``previous``."""
     async with sessions.begin() as s:
-        await s.execute(update(Alert).where(Alert.id == alert_id, condition).values(announced_status=status))
+        await s.execute(
+            update(Alert)
+            .where(Alert.id == alert_id, Alert.announced_status.is_not_distinct_from(previous))
+            .values(announced_status=status)
+        )

@@ -279,6 +279,35 @@ async def test_acknowledged_and_resolved_by_hand_are_announced_in_order(
     ]
 
 
+async def test_acknowledged_and_resolved_between_two_passes_are_both_announced(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    """Acknowledged and then resolved before the outbox's next pass (here in one
+    transaction; in life, two clicks within a second, or both during a broker outage):
+    the topic still hears open, acknowledged, resolved. Before, it heard only the
+    current status, so the acknowledgement was never announced."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"ACKRES{unique}"
+    rule_id = await add_rule(sessions, f"ackres-{unique}", entity)
+    with procs(settings, tmp_path, unique, alerter_env(unique)):
+        await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 70, [(60, 70)]))
+        (alert,) = await wait_until(lambda: _announced(sessions, rule_id, "open"), timeout=90)
+        async with sessions.begin() as s:
+            await repo.transition(s, alert.id, "ack")
+            await repo.transition(s, alert.id, "resolve")
+        await wait_until(lambda: _announced(sessions, rule_id, "resolved"), timeout=15)
+        events = await alert_events(settings, f"ar-{unique}", rule_id, 3)
+    assert [(e.id, e.status) for e in events] == [
+        (alert.id, "open"),
+        (alert.id, "acknowledged"),
+        (alert.id, "resolved"),
+    ]
+
+
 async def _announced(sessions: Any, rule_id: int, status: str) -> list[Alert] | None:
     return await _all_alerts(sessions, rule_id, lambda a: a.announced_status == status)
 
