@@ -4,7 +4,9 @@ Event-driven: the aggregator's transaction sends ``NOTIFY tonewatch_buckets``
 with the (stream, entity, model version) keys it touched; PostgreSQL delivers it
 at commit and we evaluate those keys at once. A sweep every
 ``sweep_interval_s`` re-evaluates recently updated keys as a safety net (e.g.
-notifications missed while the alerter was down)."""
+notifications missed while the alerter was down), and every key with an alert not
+yet resolved, which may get no new data at all (the entity went quiet, or a newly
+promoted model version took over) and must still resolve."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.aggregator.persist import NOTIFY_CHANNEL
+from services.alerter import store
 from services.alerter.config import AlerterSettings
 from services.alerter.deliver import Deliverer
 from services.alerter.evaluate import Evaluator
@@ -125,6 +128,8 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                     keys.discard(("*", "*", "*"))
                     now = datetime.now(UTC)
                     keys |= await recent_keys(sessions, last_sweep - timedelta(seconds=5))
+                    async with sessions() as session:
+                        keys |= await store.open_alert_keys(session)
                     last_sweep = now
                 for stream, entity, version in sorted(keys):
                     for change in await evaluator.evaluate(stream, entity, version):

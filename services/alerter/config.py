@@ -43,6 +43,15 @@ class AlerterSettings(ServiceSettings):
         gt=0,
         description="Safety-net re-evaluation of active entities.",
     )
+    quiet_after_s: float = Field(
+        validation_alias="TW_ALERTER_QUIET_AFTER_S",
+        default=900.0,
+        ge=0,
+        description=(
+            "An open alert whose entity has had no new data for this long (wall clock), while the stream's data "
+            "moved on by more than the rule's window and resolve_after_s, resolves on those empty minutes."
+        ),
+    )
     top_messages: int = Field(
         validation_alias="TW_ALERTER_TOP_MESSAGES",
         default=5,

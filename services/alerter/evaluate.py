@@ -1,6 +1,10 @@
 """Live evaluation: for a (stream, entity, model version) whose buckets changed,
 run every matching rule over the minutes since its last evaluation, under a
-row lock on the detector state.
+row lock on the detector state. A key with an open alert that went quiet (no
+more data about the entity, or a newly promoted model version took over) for
+``quiet_after_s`` of wall-clock time, while the stream's data moved on, is
+walked on to the stream's clock by the sweep, so its alert resolves. (Wall
+clock too, so a replayed history next to live news is not resolved at once.)
 
 Dedup: after an alert commits, Redis gets ``SET NX EX <cooldown>`` on a key of
 rule, entity, window length and window instance; a later attempt at the same
@@ -65,6 +69,12 @@ def in_scope(rule: AlertRule, stream: str, entity: str, groups: dict[str, str | 
     return bool(scope.get("all_entities")) and entity != ALL
 
 
+def behind(latest: datetime, clock: datetime, cfg: DetectorConfig) -> bool:
+    """The key's last data is more than a window plus ``resolve_after_s`` behind the
+    stream's clock (its data time): on empty minutes up to there the alert resolves."""
+    return (clock - latest).total_seconds() > cfg.window_s + cfg.resolve_after_s
+
+
 @dataclass(frozen=True)
 class Change:
     kind: str  # "fire" | "resolve"
@@ -119,20 +129,28 @@ class Evaluator:
             groups = await store.entity_groups(s)
             rules = [r for r in await store.load_rules(s) if in_scope(r, stream, entity, groups)]
             latest = await store.latest_minute(s, stream, entity, version)
+            clock = await store.stream_clock(s, stream)
         if latest is None:
             return []
         changes: list[Change] = []
         for rule in rules:
-            changes += await self._evaluate_rule(rule, stream, entity, version, latest)
+            changes += await self._evaluate_rule(rule, stream, entity, version, latest, clock)
         return changes
 
     async def _evaluate_rule(
-        self, rule: AlertRule, stream: str, entity: str, version: str, latest: datetime
+        self, rule: AlertRule, stream: str, entity: str, version: str, latest: datetime, clock: datetime | None
     ) -> list[Change]:
         cfg = detector_config(rule, self.settings)
         changes: list[Change] = []
         async with self.sessions.begin() as s:
             state = await store.lock_state(s, rule.id, entity, version)
+            if state.open_alert is not None and clock is not None and behind(latest, clock, cfg):
+                updated = await store.last_update(s, stream, entity, version)
+                if updated is None or (datetime.now(UTC) - updated).total_seconds() >= self.settings.quiet_after_s:
+                    # the key went quiet (no more news about the entity, or a new model
+                    # version took over) while the stream went on: its empty minutes up to
+                    # the stream's clock are walked, so the open alert resolves
+                    latest = clock
             history = timedelta(seconds=cfg.window_s * (cfg.baseline_windows + 1))
             if state.last_eval is None:  # first sight: walk the recent history like a backtest would
                 low = latest - (self.settings.max_steps - 1) * MINUTE

@@ -12,7 +12,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerter.detect import Counts, State
-from shared.db.models import Alert, AlertRule, AlertState, Entity, TrendMinute
+from shared.db.models import Alert, AlertRule, AlertState, Entity, TrendHour, TrendMinute
+from shared.entities import ALL
 
 
 async def load_rules(session: AsyncSession) -> list[AlertRule]:
@@ -29,6 +30,30 @@ async def latest_minute(session: AsyncSession, stream: str, entity: str, version
     )
     result: datetime | None = (await session.execute(q)).scalar()
     return result
+
+
+async def stream_clock(session: AsyncSession, stream: str) -> datetime | None:
+    """The stream's latest minute with data, whatever the entity or model version (every
+    event counts towards ``_all``): how far the stream's data time has got."""
+    q = select(func.max(TrendMinute.bucket)).where(TrendMinute.stream == stream, TrendMinute.entity == ALL)
+    result: datetime | None = (await session.execute(q)).scalar()
+    return result
+
+
+async def last_update(session: AsyncSession, stream: str, entity: str, version: str) -> datetime | None:
+    """When the key's buckets last changed (wall clock)."""
+    q = select(func.max(TrendHour.updated_at)).where(
+        TrendHour.stream == stream, TrendHour.entity == entity, TrendHour.model_version == version
+    )
+    result: datetime | None = (await session.execute(q)).scalar()
+    return result
+
+
+async def open_alert_keys(session: AsyncSession) -> set[tuple[str, str, str]]:
+    """(stream, entity, model version) of every alert not yet resolved: the sweep visits
+    them even when they get no new data, so they can resolve."""
+    q = select(Alert.stream, Alert.entity, Alert.model_version).where(Alert.status != "resolved").distinct()
+    return {(a, b, c) for a, b, c in await session.execute(q)}
 
 
 async def load_counts(

@@ -468,6 +468,52 @@ async def test_webhooks_do_not_wait_for_the_broker(
     assert [(e[0].id, e[0].status) for e in events] == [(a.id, "open") for a in alerts]
 
 
+async def test_an_alert_resolves_when_its_entity_goes_quiet_or_its_model_version_is_replaced(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    """Two spikes that last to the end of their data fire under model version v1. Then
+    the stream goes on for 30 minutes: QUIET gets no more news at all, and REPLACED's
+    calm news is scored by a newly promoted model (v2). Both alerts resolve, once their
+    keys have had no data for TW_ALERTER_QUIET_AFTER_S (3 s here). Before, each stayed
+    open for ever: its (stream, entity, v1) key got no new data, so it was never
+    evaluated again."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    quiet, replaced = f"QUIET{unique}", f"REPL{unique}"
+    rule_ids = [await add_rule(sessions, f"{e}-rule", e) for e in (quiet, replaced)]
+    alerter = start_service("alerter", settings, tmp_path, **alerter_env(unique, TW_ALERTER_QUIET_AFTER_S="3"))
+    try:
+        for entity in (quiet, replaced):
+            await store_batch(sessions, timeline(entity, 70, [(60, 70)]))  # the spike runs to the end
+        try:
+            fired = [await wait_until(lambda r=r: _open(sessions, r), timeout=60) for r in rule_ids]
+            later = [
+                e.model_copy(
+                    update={
+                        "id": f"v2-{e.id}",
+                        "event_time": e.event_time + timedelta(minutes=70),
+                        "sentiment": e.sentiment.model_copy(update={"version": "v2"}),
+                    }
+                )
+                for e in timeline(replaced, 30, [])
+            ]
+            await store_batch(sessions, later)
+            resolved = [await wait_until(lambda r=r: _resolved(sessions, r), timeout=30) for r in rule_ids]
+        except AssertionError:
+            raise AssertionError(log_tail(tmp_path, "alerter")) from None
+    finally:
+        stop(alerter)
+    assert [len(a) for a in fired] == [1, 1] and [len(a) for a in resolved] == [1, 1]
+    assert all(a[0].model_version == "v1" for a in resolved)
+
+
+async def _open(sessions: Any, rule_id: int) -> list[Alert] | None:
+    return await _all_alerts(sessions, rule_id, lambda a: a.status == "open")
+
+
 async def _deliveries(sessions: Any, url: str, n: int) -> bool:
     async with sessions() as s:
         rows = (await s.execute(select(WebhookDelivery).where(WebhookDelivery.url == url))).scalars().all()
