@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from alert_scenario import T0, scored
 from news_feed import at_least, counter, produce_news
 from services_proc import log_tail, running
 from tw_testing import wait_until
 
 from services.classifier.config import ClassifierSettings
 from shared.kafka import dlq_ops
+from shared.kafka.clients import ensure_topics, make_producer
 from shared.stack import manager
 from shared.stack.settings import StackSettings
 
@@ -59,3 +62,45 @@ async def test_postgres_down_30s(
     assert rss_during - rss_before < 100, (rss_before, rss_during)
     assert "retrying" in log_tail(tmp_path, "aggregator", 200_000)
     assert await dlq_ops.list_entries(settings.kafka, settings.topics.text_scored) == []
+
+
+async def test_bad_records_in_a_batch_retried_through_an_outage_are_dead_lettered_once(
+    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str
+) -> None:
+    """PostgreSQL is down when a batch of three bad records and five scored events
+    arrives: the batch is retried until PostgreSQL is back. Each bad record is
+    dead-lettered once and each event counted once. Before, every retry dead-lettered
+    the bad records again (the dead letters were written before the store)."""
+    settings: ClassifierSettings = service_settings(ClassifierSettings)
+    counted = counter(sessions, f"b{unique}-")
+    good = [
+        scored(f"BAD{unique}", i, T0 + timedelta(seconds=i), False, "calm").model_copy(update={"id": f"b{unique}-{i}"})
+        for i in range(5)
+    ]
+    bad = [b"not json %d" % i for i in range(3)]
+    values = [bad[0], good[0].to_bytes(), bad[1], *(e.to_bytes() for e in good[1:]), bad[2]]
+    stack = StackSettings()
+    await ensure_topics(settings.kafka, [settings.topics.text_scored])
+    env = {"TW_AGGREGATOR_GROUP_ID": f"agg-{unique}", "TW_AGGREGATOR_MAX_WAIT_MS": "3000"}  # one batch of 8
+    with running("aggregator", settings, tmp_path, **env):
+        await wait_until(lambda: "aggregator consuming" in log_tail(tmp_path, "aggregator", 200_000), timeout=60)
+        await asyncio.to_thread(manager.down, stack, only=["postgres"])
+        try:
+            producer = make_producer(settings.kafka, client_id="test")
+            await producer.start()
+            try:
+                for value in values:  # one partition, sent together
+                    await producer.send(settings.topics.text_scored, value, key=b"one")
+                await producer.flush()
+            finally:
+                await producer.stop()
+            await wait_until(
+                lambda: log_tail(tmp_path, "aggregator", 200_000).count("pausing and retrying") >= 4, timeout=30
+            )
+        finally:
+            await asyncio.to_thread(manager.up, stack, only=["postgres"])
+        await sessions.kw["bind"].dispose()  # drop connections that died with the server
+        await wait_until(lambda: at_least(counted, 5), timeout=60)
+        letters = await dlq_ops.list_entries(settings.kafka, settings.topics.text_scored)
+    assert sorted(e.value for e in letters) == sorted(bad), [e.value for e in letters]
+    assert await counted() == 5
