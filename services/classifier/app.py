@@ -33,7 +33,7 @@ from shared.failpoints import FailPoints
 from shared.inference.device import DeviceUnavailableError
 from shared.inference.engine import Classifier
 from shared.inference.registry import Registry, RegistryError
-from shared.kafka.clients import ensure_topics, make_producer
+from shared.kafka.clients import ensure_with_dlqs, make_producer
 from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, RatioGuard
 from shared.kafka.records import InRecord
 from shared.metrics import metrics, serve
@@ -246,7 +246,7 @@ def main() -> int:
     deps = [kafka_dependency(settings.kafka), postgres_dependency(settings.postgres)]
     asyncio.run(wait_for(deps, deadline_s=settings.startup_deadline_s))
     names = [topics.news_raw, topics.chat_raw, topics.text_scored]
-    asyncio.run(ensure_topics(settings.kafka, names + [Topics.dlq(t) for t in names]))
+    asyncio.run(ensure_with_dlqs(settings.kafka, names))
     try:
         sentiment, intent = load_models(settings)
     except (RegistryError, DeviceUnavailableError) as exc:

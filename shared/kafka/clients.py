@@ -9,9 +9,15 @@ from __future__ import annotations
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from shared.config import KafkaSettings
+from shared.topics import Topics
+
+DLQ_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
+"""A dead letter is the original record plus its ``tw.*`` headers: a record the broker
+took at its 1 MiB default must still fit whole, so DLQ topics (and producers) take 2 MiB."""
 
 
 def make_producer(settings: KafkaSettings, *, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
@@ -23,6 +29,7 @@ def make_producer(settings: KafkaSettings, *, client_id: str, linger_ms: int = 5
         enable_idempotence=True,
         linger_ms=linger_ms,
         max_batch_size=256 * 1024,
+        max_request_size=DLQ_MAX_MESSAGE_BYTES,  # each topic's broker limit still applies
         request_timeout_ms=settings.request_timeout_ms,
     )
 
@@ -50,9 +57,14 @@ def make_consumer(
 
 
 async def ensure_topics(
-    settings: KafkaSettings, topics: list[str], *, partitions: int = 3, replication: int = 1
+    settings: KafkaSettings,
+    topics: list[str],
+    *,
+    partitions: int = 3,
+    replication: int = 1,
+    configs: dict[str, str] | None = None,
 ) -> None:
-    """Create topics that do not exist yet (idempotent)."""
+    """Create topics that do not exist yet (idempotent), with ``configs`` if given."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
@@ -61,9 +73,44 @@ async def ensure_topics(
         if missing:
             try:
                 await admin.create_topics(
-                    [NewTopic(name=t, num_partitions=partitions, replication_factor=replication) for t in missing]
+                    [
+                        NewTopic(
+                            name=t,
+                            num_partitions=partitions,
+                            replication_factor=replication,
+                            topic_configs=configs or {},
+                        )
+                        for t in missing
+                    ]
                 )
             except TopicAlreadyExistsError:
                 pass
+    finally:
+        await admin.close()
+
+
+async def ensure_with_dlqs(settings: KafkaSettings, sources: list[str]) -> None:
+    """The source topics and their dead-letter topics; a DLQ topic takes
+    :data:`DLQ_MAX_MESSAGE_BYTES`, and one created before with less is raised to it."""
+    dlqs = [Topics.dlq(t) for t in sources]
+    await ensure_topics(settings, sources)
+    await ensure_topics(settings, dlqs, configs={"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)})
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in dlqs])
+        small = []
+        for response in described:
+            for _code, _msg, _type, name, entries in response.resources:
+                limit = {e[0]: e[1] for e in entries}.get("max.message.bytes")
+                if limit is not None and int(limit) < DLQ_MAX_MESSAGE_BYTES:
+                    small.append(name)
+        if small:
+            await admin.alter_configs(
+                [
+                    ConfigResource(ConfigResourceType.TOPIC, t, {"max.message.bytes": str(DLQ_MAX_MESSAGE_BYTES)})
+                    for t in small
+                ]
+            )
     finally:
         await admin.close()

@@ -7,6 +7,7 @@ a misconfiguration (wrong topic, wrong model), not bad data.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from shared.events import DeadLetter
 from shared.topics import Topics
@@ -105,11 +107,22 @@ class DeadLetterWriter:
         self._service = service
         self.guard = guard or RatioGuard()
 
-    async def write(self, record: FailedRecord) -> None:
+    async def write(self, record: FailedRecord, *, max_backoff_s: float = 10.0) -> None:
+        """Produce the dead letter and wait for the ack. A broker fault worth retrying (no
+        leader, a connection lost, a timeout in an outage) is retried with backoff, as the
+        scored events are, rather than ending the service; any other error is raised."""
         log.warning("dead-lettering %s: %s: %s", record.place, record.error_class, record.reason[:300])
-        await self._producer.send_and_wait(
-            Topics.dlq(record.topic),
-            value=record.value,
-            key=record.key,
-            headers=dlq_headers(record, self._service),
-        )
+        headers = dlq_headers(record, self._service)
+        backoff = 0.2
+        while True:
+            try:
+                await self._producer.send_and_wait(
+                    Topics.dlq(record.topic), value=record.value, key=record.key, headers=headers
+                )
+                return
+            except KafkaError as exc:
+                if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
+                    raise
+                log.warning("dead-lettering %s failed (%s); retrying in %.1fs", record.place, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, max_backoff_s)

@@ -14,10 +14,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.config import ServiceSettings
 from shared.kafka.batches import BatchPolicy, Handler, run_batches
-from shared.kafka.clients import ensure_topics, make_consumer, make_producer
+from shared.kafka.clients import ensure_with_dlqs, make_consumer, make_producer
 from shared.metrics import metrics, serve
 from shared.startup import Dependency, wait_for
-from shared.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ async def run_sink(
     """Run a sink until SIGTERM/SIGINT (or ``stop`` is set)."""
     serve(settings.metrics_port)
     await wait_for(deps, deadline_s=settings.startup_deadline_s)
-    await ensure_topics(settings.kafka, [*topics, *(Topics.dlq(t) for t in topics)])
+    await ensure_with_dlqs(settings.kafka, list(topics))
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

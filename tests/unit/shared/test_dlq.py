@@ -3,9 +3,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, NodeNotReadyError
 
 from shared.kafka.dlq import (
     DeadLetterRatioExceeded,
+    DeadLetterWriter,
     FailedRecord,
     RatioGuard,
     dlq_headers,
@@ -36,3 +38,35 @@ def test_ratio_guard_trips_only_past_the_limit() -> None:
             failures += 1
             guard.record(failed=True)
     assert failures == 41  # 41 / 81 > 0.5, while 40 / 80 is not
+
+
+class _FlakyProducer:
+    """Fails the first sends with ``errors``, then acknowledges."""
+
+    def __init__(self, errors: list[Exception]) -> None:
+        self.errors = errors
+        self.sent: list[tuple[str, bytes | None]] = []
+
+    async def send_and_wait(self, topic: str, value: bytes | None = None, **_: object) -> None:
+        if self.errors:
+            raise self.errors.pop(0)
+        self.sent.append((topic, value))
+
+
+def _failed() -> FailedRecord:
+    return FailedRecord("news.raw", 0, 7, None, b"x", [], "JSONDecodeError", "bad")
+
+
+async def test_a_dead_letter_is_retried_through_a_broker_fault() -> None:
+    producer = _FlakyProducer([NodeNotReadyError("down"), KafkaTimeoutError()])
+    writer = DeadLetterWriter(producer, "classifier")  # type: ignore[arg-type]
+    await writer.write(_failed(), max_backoff_s=0.01)
+    assert producer.sent == [("news.raw.dlq", b"x")]
+
+
+async def test_a_dead_letter_the_broker_refuses_for_good_is_raised() -> None:
+    producer = _FlakyProducer([MessageSizeTooLargeError("too big")])
+    writer = DeadLetterWriter(producer, "classifier")  # type: ignore[arg-type]
+    with pytest.raises(MessageSizeTooLargeError):
+        await writer.write(_failed())
+    assert producer.sent == []

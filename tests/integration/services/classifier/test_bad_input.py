@@ -40,6 +40,9 @@ POISON: list[tuple[bytes, str]] = [
     # out of datetime's range once in UTC: the agent crashed on these and stopped classifying
     (b'{"id": "bad-8", "text": "hi", "event_time": "0001-01-01T00:00:00+14:00"}', "ValidationError"),
     (b'{"id": "bad-9", "text": "hi", "event_time": "9999-12-31T23:59:59-14:00"}', "ValidationError"),
+    # as large as the broker takes (its default 1 MiB): with the dead-letter headers it no
+    # longer fit a DLQ topic at the default limit, and the classifier stopped on every restart
+    (b'{"id": "bad-10", "text": 1, "pad": "' + b"x" * 1_048_260 + b'"}', "ValidationError"),
 ]
 
 
