@@ -43,6 +43,16 @@ class AlerterSettings(ServiceSettings):
         gt=0,
         description="Safety-net re-evaluation of active entities.",
     )
+    allowed_lateness_s: int = Field(
+        validation_alias="TW_ALERTER_ALLOWED_LATENESS_S",
+        default=0,
+        ge=0,
+        le=86_400,
+        description=(
+            "Evaluate each entity only up to this many seconds before its latest data, so data that arrives up to "
+            "this late (a lagging feed, a backlog) still counts towards alerts; alerts come that much later."
+        ),
+    )
     quiet_after_s: float = Field(
         validation_alias="TW_ALERTER_QUIET_AFTER_S",
         default=900.0,

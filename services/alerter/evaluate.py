@@ -132,6 +132,10 @@ class Evaluator:
             clock = await store.stream_clock(s, stream)
         if latest is None:
             return []
+        # a watermark: minutes newer than this may still receive late data, so wait for it
+        lateness = timedelta(minutes=-(-self.settings.allowed_lateness_s // 60))
+        latest -= lateness
+        clock = clock - lateness if clock is not None else None
         changes: list[Change] = []
         for rule in rules:
             changes += await self._evaluate_rule(rule, stream, entity, version, latest, clock)

@@ -514,6 +514,47 @@ async def _open(sessions: Any, rule_id: int) -> list[Alert] | None:
     return await _all_alerts(sessions, rule_id, lambda a: a.status == "open")
 
 
+async def test_a_spike_in_a_lagging_feed_fires_within_the_allowed_lateness(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    """Two feeds about one entity: a calm one on time, and one that arrives three minutes
+    late and carries a spike. Minute by minute, as the data would arrive, with
+    TW_ALERTER_ALLOWED_LATENESS_S=240 the spike fires, as the backtest over the same
+    minutes does. Without a lateness allowance the alerter had moved past each minute
+    before its late data came, and nothing fired."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"LATE{unique}"
+    rule_id = await add_rule(sessions, f"late-{unique}", entity, window_s=120, min_volume=10, resolve_after_s=300)
+    calm = [e.model_copy(update={"id": f"x-{e.id}"}) for e in timeline(entity, 40, [], per_minute=4)]
+    lagging = [e.model_copy(update={"id": f"y-{e.id}"}) for e in timeline(entity, 40, [(25, 32)])]
+    lag = timedelta(minutes=3)
+    env = alerter_env(unique, TW_ALERTER_ALLOWED_LATENESS_S="240")
+    with running("alerter", settings, tmp_path, **env):
+        for m in range(40):
+            minute = T0 + timedelta(minutes=m)
+            now = [e for e in calm if minute <= e.event_time < minute + timedelta(minutes=1)]
+            now += [e for e in lagging if minute - lag <= e.event_time < minute - lag + timedelta(minutes=1)]
+            await store_batch(sessions, now)
+            if m < 4:
+                continue
+            try:  # the alerter has caught up with this minute, less the allowed lateness (4 minutes)
+                await wait_until(
+                    lambda m=minute: _evaluated_to(sessions, rule_id, m - timedelta(minutes=4)), timeout=15
+                )
+            except AssertionError:
+                raise AssertionError(log_tail(tmp_path, "alerter")) from None
+        alerts = await alerts_for(sessions, rule_id)
+    async with sessions() as s:
+        rule = await s.get(AlertRule, rule_id)
+        fired, _ = await backtest(s, rule, settings, T0, T0 + timedelta(minutes=40), entity=entity)
+    assert [f.alert_id for f in fired if f.kind == "fire"] == [a.id for a in alerts], log_tail(tmp_path, "alerter")
+    assert len(alerts) == 1
+
+
 async def _deliveries(sessions: Any, url: str, n: int) -> bool:
     async with sessions() as s:
         rows = (await s.execute(select(WebhookDelivery).where(WebhookDelivery.url == url))).scalars().all()
