@@ -3,6 +3,7 @@ its reason, every good record is classified and counted exactly once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from services_proc import log_tail, running
+from services_proc import log_tail, running, start_service, stop
 from sqlalchemy import func, select
 from tw_testing import wait_until
 
@@ -121,3 +122,38 @@ async def stored_ok(stored: Callable[[], Any]) -> bool:
 async def dlq_entries(settings: ClassifierSettings, topic: str, n: int) -> list[dlq_ops.DlqEntry] | None:
     entries = await dlq_ops.list_entries(settings.kafka, topic, 1000)
     return entries if len(entries) >= n else None
+
+
+async def test_a_burst_of_bad_records_stops_the_classifier_and_each_is_dead_lettered_once(
+    service_settings: Callable[..., Any], tiny_models: Path, tmp_path: Path, unique: str
+) -> None:
+    """120 bad records in a row: more than TW_CLASSIFIER_DLQ_MAX_RATIO of recent records
+    fail, so the classifier stops with code 1 (a misconfiguration, not bad data). Restarted
+    with the ratio raised, as the runbook says, it goes on; every bad record is in the DLQ
+    exactly once (the batch that tripped the guard was dead-lettered before the stop and
+    is not read again)."""
+    settings: ClassifierSettings = service_settings(ClassifierSettings)
+    topic = settings.topics.news_raw
+    await ensure_topics(settings.kafka, [topic, settings.topics.chat_raw])
+    bad = [b"garbage %d" % i for i in range(120)]
+    producer = make_producer(settings.kafka, client_id="test")
+    await producer.start()
+    try:
+        for value in bad:
+            await producer.send(topic, value, key=b"k")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    env = {"TW_MODELS_DIR": str(tiny_models), "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}"}
+    proc = start_service("classifier", settings, tmp_path, **env)
+    try:
+        code = await asyncio.to_thread(proc.wait, 90)
+    finally:
+        stop(proc)
+    log = log_tail(tmp_path, "classifier", 200_000)
+    assert code == 1 and "were dead-lettered" in log, log[-3000:]
+    with running("classifier", settings, tmp_path, **env, TW_CLASSIFIER_DLQ_MAX_RATIO="1"):
+        dead = await wait_until(lambda: dlq_entries(settings, topic, len(bad)), timeout=60)
+        await asyncio.sleep(2)  # a second copy would be there by now
+        dead = await dlq_ops.list_entries(settings.kafka, topic, 1000)
+    assert sorted(e.value for e in dead) == sorted(bad)
