@@ -16,6 +16,7 @@ import statistics
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from itertools import accumulate
 from typing import Literal
 
 MINUTE = timedelta(minutes=1)
@@ -71,8 +72,50 @@ class Action:
     observation: Observation
 
 
+class CumulativeCounts(Mapping[datetime, tuple[int, int]]):
+    """Minute counts with running totals: a window's sum in constant time.
+
+    ``observe`` sums the window and each of ``baseline_windows`` windows before it, for
+    every minute evaluated: with plain lookups a rule with a one-day window took about
+    12 ms per minute (a first look at 1,440 minutes: 18 s of the alerter's event loop),
+    a seven-day window about seven times that. Built once per evaluation in O(minutes)."""
+
+    def __init__(self, counts: Mapping[datetime, tuple[int, int]]) -> None:
+        self._counts = dict(counts)
+        self._base = min(self._counts) if self._counts else None
+        size = int((max(self._counts) - self._base) / MINUTE) + 1 if self._base is not None else 0
+        volume, negatives = [0] * size, [0] * size
+        for t, (c, n) in self._counts.items():
+            i = int((t - self._base) / MINUTE) if self._base is not None else 0
+            volume[i] += c
+            negatives[i] += n
+        self._volume = [0, *accumulate(volume)]
+        self._negatives = [0, *accumulate(negatives)]
+
+    def __getitem__(self, key: datetime) -> tuple[int, int]:
+        return self._counts[key]
+
+    def __iter__(self) -> Iterator[datetime]:
+        return iter(self._counts)
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def window(self, end_minute: datetime, minutes: int) -> tuple[int, int]:
+        """(volume, negatives) over the ``minutes`` minutes ending with ``end_minute``."""
+        if self._base is None:
+            return 0, 0
+        hi = min(int((end_minute - self._base) / MINUTE), len(self._volume) - 2)
+        lo = max(int((end_minute - self._base) / MINUTE) - minutes + 1, 0)
+        if lo > hi:
+            return 0, 0
+        return self._volume[hi + 1] - self._volume[lo], self._negatives[hi + 1] - self._negatives[lo]
+
+
 def window_sum(counts: Counts, end_minute: datetime, window_s: int) -> tuple[int, int]:
     n = window_s // 60
+    if isinstance(counts, CumulativeCounts):
+        return counts.window(end_minute, n)
     volume = negatives = 0
     for i in range(n):
         c = counts.get(end_minute - i * MINUTE)

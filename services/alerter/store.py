@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerter.detect import Counts, State
+from services.alerter.detect import Counts, CumulativeCounts, State
 from shared.db.models import Alert, AlertRule, AlertState, Entity, TrendHour, TrendMinute
 from shared.entities import ALL
 
@@ -66,7 +66,7 @@ async def load_counts(
         TrendMinute.bucket >= start,
         TrendMinute.bucket <= end,
     )
-    return {b: (int(c), int(n)) for b, c, n in await session.execute(q)}
+    return CumulativeCounts({b: (int(c), int(n)) for b, c, n in await session.execute(q)})
 
 
 def _to_json(state: State) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.alerter.detect import MINUTE, DetectorConfig, State, minutes, observe, step
+from services.alerter.detect import MINUTE, CumulativeCounts, DetectorConfig, State, minutes, observe, step
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 CFG = DetectorConfig(
@@ -92,3 +93,42 @@ def test_z_score_uses_baseline(method: str) -> None:
 def test_minutes_cap() -> None:
     got = list(minutes(T0, T0 + 10 * MINUTE, 3))
     assert got == [T0 + 8 * MINUTE, T0 + 9 * MINUTE, T0 + 10 * MINUTE]
+
+
+def _random_counts(seed: int) -> dict[datetime, tuple[int, int]]:
+    rng = random.Random(seed)
+    base = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    out = {}
+    for i in range(0, 3_000):
+        if rng.random() < 0.6:  # gaps: minutes without data
+            c = rng.randint(1, 9)
+            out[base + i * MINUTE] = (c, rng.randint(0, c))
+    return out
+
+
+@pytest.mark.parametrize("window_s", [60, 120, 900, 3600, 86_400])
+@pytest.mark.parametrize("baseline", ["ewma", "mad"])
+def test_running_totals_observe_exactly_what_plain_counts_do(window_s: int, baseline: str) -> None:
+    plain = _random_counts(window_s)
+    cumulative = CumulativeCounts(plain)
+    cfg = DetectorConfig(
+        window_s=window_s,
+        min_volume=5,
+        abs_threshold=0.3,
+        z_threshold=1.0,
+        baseline=baseline,  # type: ignore[arg-type]
+        cooldown_s=600,
+        resolve_after_s=300,
+        baseline_windows=6,
+    )
+    first = min(plain)
+    # inside the data, at its edges and past them on both sides
+    for k in (-5, 0, 1, 59, 700, 1_499, 2_999, 3_000, 3_100):
+        at = first + k * MINUTE
+        assert observe(cumulative, at, cfg) == observe(plain, at, cfg), k
+    assert dict(cumulative) == plain and len(cumulative) == len(plain)
+
+
+def test_running_totals_of_nothing_are_zero() -> None:
+    empty = CumulativeCounts({})
+    assert empty.window(datetime(2026, 1, 1, tzinfo=UTC), 60) == (0, 0)
