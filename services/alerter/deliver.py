@@ -14,10 +14,11 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.models import WebhookDelivery
@@ -79,10 +80,36 @@ class Deliverer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._client = httpx.AsyncClient(timeout=timeout_s)
 
-    def submit(self, alert: AlertEvent, channels: list[dict[str, Any]]) -> None:
-        for ch in channels:
-            if ch.get("type", "webhook") == "webhook":
-                self._spawn(self._deliver(alert, str(ch["url"]), str(ch.get("format", "json"))))
+    @property
+    def lease_s(self) -> float:
+        """Longest one delivery may take (every attempt timing out, every backoff), with a
+        margin: a claim older than this belongs to an alerter that stopped."""
+        backoffs = self.backoff_s * float(2 ** max(self.max_attempts - 1, 0) - 1)
+        return float(self.max_attempts * self.timeout_s + backoffs + 10.0)
+
+    def submit(
+        self, alert: AlertEvent, channels: list[dict[str, Any]], done: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Deliver to every webhook channel not yet delivered for this alert (a resumed
+        claim skips those), each in its own task; then await ``done`` once all are
+        delivered or out of attempts. Not called when stopped before that."""
+        hooks = [
+            (str(ch["url"]), str(ch.get("format", "json"))) for ch in channels if ch.get("type", "webhook") == "webhook"
+        ]
+        self._spawn(self._deliver_all(alert, hooks, done))
+
+    async def _deliver_all(
+        self, alert: AlertEvent, hooks: list[tuple[str, str]], done: Callable[[], Awaitable[None]] | None
+    ) -> None:
+        delivered = await self._delivered(alert.id)
+        await asyncio.gather(*(self._deliver(alert, url, fmt) for url, fmt in hooks if url not in delivered))
+        if done is not None:
+            await done()
+
+    async def _delivered(self, alert_id: str) -> set[str]:
+        async with self.sessions() as s:
+            q = select(WebhookDelivery.url).where(WebhookDelivery.alert_id == alert_id, WebhookDelivery.delivered)
+            return set((await s.execute(q)).scalars())
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)

@@ -1,9 +1,12 @@
 """Alert outbox: the ``alerts`` table is the record; the ``alerts`` topic hears every
 change at least once, in order per alert.
 
-A fired alert is handed to the webhook deliverer once (``notified`` is claimed before
-the hand-over) by the evaluation loop itself, right after the firing is committed:
-webhooks wait for neither the broker nor the ``alerts`` topic. A loop of its own (so a
+A fired alert is handed to the webhook deliverer by the evaluation loop itself, right
+after the firing is committed: webhooks wait for neither the broker nor the ``alerts``
+topic. The hand-over is claimed (``notify_claimed_at``) so two alerters never both
+deliver it, and recorded as done (``notified``) once every channel is delivered or out
+of attempts; a claim older than the deliverer's lease (its alerter stopped or was
+killed mid-way) is taken over, and channels already delivered are skipped. A loop of its own (so a
 produce stuck on a broker outage delays neither evaluation nor webhooks) produces the
 firing as ``open``, and every later status the alert went through (``acknowledged``,
 ``resolved``; by the alerter, the API or the CLI), in order, even when several changes
@@ -18,14 +21,20 @@ instead of producing every event twice."""
 
 from __future__ import annotations
 
+import logging
+from datetime import timedelta
+from functools import partial
+
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import func, select, text, update
+from sqlalchemy import ColumnElement, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter.deliver import Deliverer
 from shared.db.models import Alert, AlertRule
 from shared.events import AlertEvent
 from shared.metrics import metrics
+
+log = logging.getLogger(__name__)
 
 
 def to_event(alert: Alert, rule: AlertRule, status: str | None = None) -> AlertEvent:
@@ -49,25 +58,41 @@ OUTBOX_LOCK = 7_420_001  # advisory lock key, unique within the database
 
 
 async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deliverer) -> int:
-    """Hand every new firing to the webhook deliverer, once: each is claimed (``notified``)
-    first, so two alerters never both hand it over. PostgreSQL only: it never waits for
-    the broker or the ``alerts`` topic. The number handed over."""
+    """Hand every firing whose webhooks are not done to the deliverer: new ones, and
+    ones whose claim is older than the deliverer's lease (the alerter that claimed them
+    stopped before all its channels were done). Each is claimed first, so two alerters
+    never both deliver it; ``notified`` is set once every channel is done. PostgreSQL
+    only: it never waits for the broker or the ``alerts`` topic. The number handed over."""
+    lease = timedelta(seconds=deliverer.lease_s)
     async with sessions() as s:
         rows = (
             await s.execute(
                 select(Alert, AlertRule)
                 .join(AlertRule, AlertRule.id == Alert.rule_id)
-                .where(Alert.notified.is_(False))
+                .where(Alert.notified.is_(False), _claimable(lease))
                 .order_by(Alert.fired_at)
             )
         ).all()
     handed = 0
     for alert, rule in rows:
-        if await _claim_notification(sessions, alert.id):
+        first = alert.notify_claimed_at is None
+        if not await _claim_notification(sessions, alert.id, lease):
+            continue
+        if first:
             metrics().alerts_fired.labels(rule.name, rule.severity).inc()
-            deliverer.submit(to_event(alert, rule, "open"), list(rule.channels or []))
-            handed += 1
+        else:
+            log.warning(
+                "resuming the webhooks of alert %s (claimed at %s, not finished)", alert.id, alert.notify_claimed_at
+            )
+        deliverer.submit(
+            to_event(alert, rule, "open"), list(rule.channels or []), done=partial(_notified, sessions, alert.id)
+        )
+        handed += 1
     return handed
+
+
+def _claimable(lease: timedelta) -> ColumnElement[bool]:
+    return or_(Alert.notify_claimed_at.is_(None), Alert.notify_claimed_at < func.now() - lease)
 
 
 async def announce_pending(sessions: async_sessionmaker[AsyncSession], producer: AIOKafkaProducer, topic: str) -> int:
@@ -116,10 +141,23 @@ def unannounced(alert: Alert) -> list[str]:
     return path[done:]
 
 
-async def _claim_notification(sessions: async_sessionmaker[AsyncSession], alert_id: str) -> bool:
+async def _claim_notification(sessions: async_sessionmaker[AsyncSession], alert_id: str, lease: timedelta) -> bool:
     async with sessions.begin() as s:
-        claim = update(Alert).where(Alert.id == alert_id, Alert.notified.is_(False)).values(notified=True)
+        claim = (
+            update(Alert)
+            .where(Alert.id == alert_id, Alert.notified.is_(False), _claimable(lease))
+            .values(notify_claimed_at=func.now())
+        )
         return (await s.execute(claim.returning(Alert.id))).scalar() is not None
+
+
+async def _notified(sessions: async_sessionmaker[AsyncSession], alert_id: str) -> None:
+    """Every channel is done: the firing's webhooks are not taken on again."""
+    try:
+        async with sessions.begin() as s:
+            await s.execute(update(Alert).where(Alert.id == alert_id).values(notified=True))
+    except Exception as exc:  # noqa: BLE001 - the claim's lease runs out and delivered channels are skipped
+        log.warning("could not record alert %s as notified (%s); its webhooks are checked again later", alert_id, exc)
 
 
 async def _announced(

@@ -208,8 +208,11 @@ class Alert(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     explanation: Mapped[dict[str, Any]] = mapped_column(JSONB)
     model_version: Mapped[str] = mapped_column(String(64))
-    # The firing was handed to the webhook deliverer (once, whatever the alerts topic does).
+    # Every webhook channel of the firing is done: delivered, or its attempts used up
+    # (whatever the alerts topic does).
     notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
+    # When an alerter took the webhooks on; a claim older than the lease is taken over.
+    notify_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The last status produced to the alerts topic (NULL: none yet); the outbox announces every change.
     announced_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
 

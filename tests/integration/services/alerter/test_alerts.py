@@ -555,6 +555,53 @@ async def test_a_spike_in_a_lagging_feed_fires_within_the_allowed_lateness(
     assert len(alerts) == 1
 
 
+async def test_webhook_retries_cut_short_by_a_kill_are_resumed_after_a_restart(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    hook: Hook,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    """The endpoint fails; the alerter is killed (SIGKILL) between two attempts. Restarted,
+    with the endpoint back, it takes the unfinished claim over once the lease has run
+    out and delivers the webhook. Before, the firing was marked notified when it was
+    handed over, so the webhook was lost with the process."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"KILLHOOK{unique}"
+    hook.statuses["k"] = 500
+    rule_id = await add_rule(
+        sessions, f"killhook-{unique}", entity, channels=[{"type": "webhook", "url": hook.url("k"), "format": "json"}]
+    )
+    # attempts 5 s apart; lease 3 x 2 s + 5 s x 3 + 10 s = 31 s
+    env = alerter_env(unique, TW_ALERTER_WEBHOOK_MAX_ATTEMPTS="3", TW_ALERTER_WEBHOOK_BACKOFF_S="5")
+    await store_batch(sessions, timeline(entity, 70, [(60, 70)]))
+    first = start_service("alerter", settings, tmp_path, "-1", **env)
+    try:
+        await wait_until(lambda: len(hook.seen) >= 1, timeout=60)  # the first attempt failed
+        first.kill()
+        first.wait()
+    finally:
+        stop(first)
+    assert len(hook.seen) == 1
+    (alert,) = await alerts_for(sessions, rule_id)
+    assert not alert.notified
+    hook.statuses["k"] = 200
+    second = start_service("alerter", settings, tmp_path, "-2", **env)
+    try:
+        try:
+            await wait_until(lambda: _all_alerts(sessions, rule_id, lambda a: a.notified), timeout=60)
+        except AssertionError:
+            raise AssertionError(log_tail(tmp_path, "alerter-2")) from None
+    finally:
+        stop(second)
+    assert len(hook.seen) == 2 and json.loads(hook.seen[1][1])["id"] == alert.id
+    assert "resuming the webhooks of alert" in log_tail(tmp_path, "alerter-2", 200_000)
+    async with sessions() as s:
+        rows = (await s.execute(select(WebhookDelivery).where(WebhookDelivery.alert_id == alert.id))).scalars().all()
+    assert sorted((r.attempt, r.delivered) for r in rows) == [(1, False), (1, True)]
+
+
 async def _deliveries(sessions: Any, url: str, n: int) -> bool:
     async with sessions() as s:
         rows = (await s.execute(select(WebhookDelivery).where(WebhookDelivery.url == url))).scalars().all()
