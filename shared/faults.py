@@ -23,6 +23,11 @@ _CONNECTION_ERRORS = frozenset(
 )
 
 
+# OSErrors about local files (a missing input, a folder where a file was meant, no
+# permission): the user's to fix, never "cannot reach a service".
+_LOCAL_FILE_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def unreachable(exc: BaseException) -> bool:
     """Whether ``exc``, or the driver error it wraps, says a backing service could not
     be reached or dropped the connection: worth a retry later, not a bug."""
@@ -30,6 +35,8 @@ def unreachable(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, _LOCAL_FILE_ERRORS):
+            return False  # a path on this machine, not a service: no retry will fix it
         if isinstance(current, OSError) or getattr(current, "connection_invalidated", False):
             return True
         if {cls.__name__ for cls in type(current).__mro__} & _CONNECTION_ERRORS:

@@ -8,6 +8,7 @@ is unreachable or did not come up in time.
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 
 from services.cli import alerts, core, dlq, entities, ingest, ops, stack
 from shared import logs
@@ -64,6 +65,15 @@ def main() -> None:
     metadata_backoff.install()  # before any Kafka client of ours or faust's runs
     try:
         app()
+    except ValidationError as exc:
+        # A bad TW_* setting: one line per field and exit code 2, without the values
+        # (pydantic's message repeats the whole input, secrets included).
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors())
+        typer.echo(f"error: invalid configuration ({exc.title}): {logs.scrub(problems)}", err=True)
+        raise SystemExit(2) from None
+    except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        typer.echo(f"error: {logs.scrub(str(exc))}", err=True)
+        raise SystemExit(1) from None
     except Exception as exc:
         if not unreachable(exc):
             raise

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from shared.stack.component import Component, ComponentStatus, Log
 from shared.stack.kafka import Kafka
@@ -70,12 +71,19 @@ def build_components(settings: StackSettings, only: Sequence[str] | None = None)
     return [factories[name](settings) for name in COMPONENT_NAMES if name in selected]
 
 
+def _masked(url: str) -> str:
+    """The URL with its password, however it is quoted, replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
 def _endpoints(settings: StackSettings) -> dict[str, str]:
     return {
         "kafka_bootstrap": kafka_bootstrap(settings),
-        "postgres_url": postgres_url(settings).replace(
-            f":{settings.postgres_password.get_secret_value()}@", ":***@", 1
-        ),
+        "postgres_url": _masked(postgres_url(settings)),
         "redis_url": redis_url(settings),
     }
 

@@ -52,6 +52,10 @@ def test_a_dependency_that_cannot_be_reached(exc: BaseException) -> None:
         _wrapped(asyncpg.exceptions.UniqueViolationError("duplicate key")),
         _wrapped(_caused_by(asyncpg.exceptions.UndefinedColumnError("column x does not exist"))),
         _caused_by(ValueError("not a connection problem")),
+        # local files: the user's to fix, not a service to wait for
+        FileNotFoundError(2, "No such file or directory"),
+        IsADirectoryError(21, "Is a directory"),
+        PermissionError(13, "Permission denied"),
     ],
     ids=lambda e: type(e).__name__,
 )

@@ -49,3 +49,14 @@ def test_frozen_and_validated() -> None:
         StackSettings(kafka_version="3.9.0")
     with pytest.raises(ValidationError):
         StackSettings(redis_port=70000)
+
+
+@pytest.mark.parametrize("password", ["s3cret", "p@ss/word", "Pa$$w0rd/2024!", "50%off#1"])
+def test_printed_endpoints_never_show_the_password(password: str) -> None:
+    from urllib.parse import quote
+
+    from shared.stack.manager import _endpoints
+
+    url = _endpoints(StackSettings(postgres_password=SecretStr(password)))["postgres_url"]
+    assert password not in url and quote(password, safe="") not in url, url
+    assert url.startswith("postgresql+asyncpg://tonewatch:***@127.0.0.1:")
