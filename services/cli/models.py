@@ -246,7 +246,7 @@ def quantize(ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataO
         reg = _registry(ctx)
         entry = reg.get(task, version)
         fp32 = entry.variant_path("fp32")
-        reg.verify(entry, ["fp32"])
+        reg.verify(entry, entry.serving_files("fp32"))  # the card is rewritten from what is on disk
         card = dict(entry.card)
         old = card.get("optimization") or {}
         shape = (int(old.get("num_heads", 0)), int(old.get("hidden_size", 0)))
@@ -265,7 +265,7 @@ def evaluate(ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataO
     with _errors():
         reg = _registry(ctx)
         entry = reg.get(task, version)
-        reg.verify(entry, entry.available_variants())
+        reg.verify_all(entry)  # the card is rewritten, re-hashing what is on disk
         entry = evaluate_and_write(reg, task, version, load_task(task, data or None), dict(entry.card))
     typer.echo(_summary(entry))
 
@@ -296,7 +296,7 @@ def score(
         reg = _registry(ctx)
         entries = [reg.get(task, v) for v in version] if version else [reg.promoted(task)]
         for entry in entries:
-            reg.verify(entry, entry.available_variants())
+            reg.verify_all(entry)  # --record rewrites the card, re-hashing what is on disk
         examples = load_file(input_, task)
         if not examples:
             raise DataError(f"{input_}: no labelled rows")

@@ -242,10 +242,9 @@ class Registry:
     def promote(self, task: str, version: str) -> None:
         """Make ``version`` the serving one after checking every recorded artifact."""
         entry = self.get(task, version)
-        present = [f for f in entry.card.get("artifacts", {}) if (entry.path / f).is_file()]
         if not entry.available_variants():
             raise RegistryError(f"{task}/{version} has no ONNX variant to serve")
-        self.verify(entry, present)
+        self.verify_all(entry)
         _write_text_atomic(self.root / task / PROMOTED_FILE, version + "\n")
 
     # ---- integrity ----------------------------------------------------------------
@@ -264,6 +263,11 @@ class Registry:
             actual = sha256_file(path)
             if actual != expected:
                 raise IntegrityError(path, expected, actual)
+
+    def verify_all(self, entry: ModelEntry) -> None:
+        """Check every artifact the card records that is present (models, tokenizer,
+        labels): before a command rewrites the card, which re-hashes what is on disk."""
+        self.verify(entry, [f for f in entry.card.get("artifacts", {}) if (entry.path / f).is_file()])
 
     def verify_variant(self, entry: ModelEntry, variant: str) -> Path:
         """Verify a variant's ONNX file, tokenizer and labels; return the ONNX path."""

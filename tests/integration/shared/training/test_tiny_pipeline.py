@@ -227,6 +227,23 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
         assert rec["confidence"] == max(rec["probs"].values())
     assert "error" in recs[-2] and recs[-1]["id"] == "n" and "error" in recs[-1]
 
+    # a tampered tokenizer is refused by the commands that rewrite the card (which
+    # re-hash what is on disk): before, they recorded the tampered file's hash as good
+    tok = entry.path / "tokenizer.json"
+    original = tok.read_bytes()
+    card_bytes = (entry.path / "card.json").read_bytes()
+    tok.write_bytes(original + b" ")
+    for cmd in (
+        ["score", "--task", "sentiment", "--input", str(data), "--record"],
+        ["evaluate", *opts],
+        ["quantize", *opts],
+    ):
+        res = runner.invoke(app, [*common, *cmd])
+        assert res.exit_code == 1, (cmd, res.output)
+        assert "integrity check failed" in res.output and "tokenizer.json" in res.output, (cmd, res.output)
+    assert (entry.path / "card.json").read_bytes() == card_bytes
+    tok.write_bytes(original)
+
     # tampering is refused, by the registry and by the CLI
     int8 = entry.variant_path("int8")
     int8.write_bytes(int8.read_bytes()[:-1] + b"\0")
