@@ -413,6 +413,8 @@ def predict(
 ) -> None:
     """Classify a JSONL file with the promoted (or given) model."""
     _check_task(task)
+    if output.resolve() == input_.resolve():
+        raise typer.BadParameter("must not be the input file (it would be emptied)", param_hint="--output")
     from shared.training.predict import predict_file
 
     with _errors():

@@ -52,3 +52,22 @@ def test_type_ids_can_be_skipped() -> None:
     enc = tt.encode(["shares"], type_ids=False)
     assert enc.type_ids is None
     assert enc.ids[0].tolist() == [2, 4, 3]
+
+
+def test_a_huge_text_is_cut_before_tokenizing_with_the_same_tokens() -> None:
+    tt = TextTokenizer(make(), max_length=8)
+    huge = "shares surge pound falls " * 400_000  # 10,000,000 characters
+    cut = []
+
+    class Recording:  # what the Rust tokenizer is handed
+        def __init__(self, inner: Tokenizer) -> None:
+            self.inner = inner
+
+        def encode_batch_fast(self, texts: list[str]) -> list[object]:
+            cut.extend(len(t) for t in texts)
+            return list(self.inner.encode_batch_fast(texts))
+
+    tt._tok = Recording(tt._tok)  # type: ignore[assignment]
+    enc = tt.encode([huge, "shares surge"])
+    assert cut == [tt.max_chars, len("shares surge")] and tt.max_chars == 800
+    assert enc.ids[0].tolist() == [2, 4, 5, 6, 7, 4, 5, 3]  # the first tokens, as from the whole text

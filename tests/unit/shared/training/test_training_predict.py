@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from shared.labels import SENTIMENT_LABELS
 from shared.training.metrics import FloatArray
@@ -51,3 +52,31 @@ def test_missing_id_uses_line_number(tmp_path: Path) -> None:
     predict_file(_scorer, SENTIMENT_LABELS, src, dst)
     rec = json.loads(dst.read_text(encoding="utf-8"))
     assert rec["id"] == 1 and rec["label"] in SENTIMENT_LABELS
+
+
+def test_a_line_that_is_not_utf8_or_not_unicode_is_an_error_record_and_the_rest_go_on(tmp_path: Path) -> None:
+    """Before: one byte that is not UTF-8 raised and left an empty output file; a lone
+    surrogate escape in the text broke the tokenizer's whole batch, in the id the writer."""
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(
+        b'{"id": 1, "text": "ok"}\n'
+        b'{"id": 2, "text": "bad \xff byte"}\n'
+        b'{"id": 3, "text": "caf\\u00e9 \\ud800"}\n'
+        b'{"id": "\\ud800", "text": "x"}\n'
+        b'{"id": 5, "text": "fine"}\n'
+    )
+    dst = tmp_path / "o.jsonl"
+    stats = predict_file(_scorer, SENTIMENT_LABELS, src, dst)
+    recs = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
+    assert (stats.predicted, stats.errors) == (2, 3)
+    assert [r["id"] for r in recs] == [1, 2, 3, 4, 5]
+    assert [("error" in r) for r in recs] == [False, True, True, True, False]
+    assert "invalid UTF-8" in recs[1]["error"] and "surrogate" in recs[2]["error"] and "'id'" in recs[3]["error"]
+
+
+def test_the_output_may_not_be_the_input(tmp_path: Path) -> None:
+    src = tmp_path / "same.jsonl"
+    src.write_text(json.dumps({"id": 1, "text": "keep me"}) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="is the input file"):
+        predict_file(_scorer, SENTIMENT_LABELS, src, tmp_path / "." / "same.jsonl")
+    assert json.loads(src.read_text(encoding="utf-8")) == {"id": 1, "text": "keep me"}
