@@ -230,8 +230,11 @@ def rules_delete(rule: str) -> None:
     typer.echo(f"rule {rule} deleted")
 
 
-def _when(text: str) -> datetime:
-    t = datetime.fromisoformat(text)
+def _when(text: str, option: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO date or time (e.g. 2020-03-01)", param_hint=option) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
@@ -245,11 +248,12 @@ def backtest_cmd(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Replay stored buckets through the detector and print the alerts it would fire."""
+    start, end = _when(from_, "--from"), _when(to, "--to")
     settings = AlerterSettings()
 
     async def go(s: AsyncSession) -> Any:
         r = await repo.get_rule(s, rule)
-        return await backtest(s, r, settings, _when(from_), _when(to), entity)
+        return await backtest(s, r, settings, start, end, entity)
 
     events, series = _tx(go)
     rows = [

@@ -36,3 +36,9 @@ def test_a_missing_local_file_is_not_an_unreachable_service(tmp_path: Path) -> N
     assert done.returncode == 1, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and "cannot reach a service" not in done.stderr
     assert "missing.md" in done.stderr
+
+
+def test_a_backtest_with_a_date_that_is_not_one_is_a_usage_error() -> None:
+    done = _run("alerts", "backtest", "--rule", "any", "--from", "notadate", "--to", "2020-04-01")
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "notadate" in done.stderr
