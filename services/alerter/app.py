@@ -145,7 +145,7 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                 # only, never waiting on the broker or the alerts topic.
                 await notify_new(sessions, deliverer)
             except Exception as exc:  # noqa: BLE001 - the database: the next pass retries
-                log.warning("handing over webhooks failed (%s: %s); retrying", type(exc).__name__, exc)
+                outbox_log.warning("handing over webhooks failed (%s: %s); retrying", type(exc).__name__, exc)
             announce_wake.set()
 
     async def announce() -> None:
