@@ -411,7 +411,8 @@ def predict(
     variant: Annotated[str, typer.Option(help="auto, fp32, int8 or fp16.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or tensorrt.")] = "auto",
 ) -> None:
-    """Classify a JSONL file with the promoted (or given) model."""
+    """Classify a JSONL file with the promoted (or given) model. Exit 1 if some lines were
+    error records (they are in the output, in place)."""
     _check_task(task)
     if output.resolve() == input_.resolve():
         raise typer.BadParameter("must not be the input file (it would be emptied)", param_hint="--output")
@@ -428,6 +429,8 @@ def predict(
         f"{stats.predicted} predicted, {stats.errors} errors -> {output}",
         err=True,
     )
+    if stats.errors:
+        raise typer.Exit(1)  # rejected input lines, as for `ingest file`; their error records are in the output
 
 
 def _classifier(reg: Registry, entry: Any, variant: str, device: str) -> Any:

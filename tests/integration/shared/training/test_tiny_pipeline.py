@@ -217,7 +217,8 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
             str(out),
         ],
     )
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # two rejected lines, as `ingest file` reports them
+    assert f"{len(ODD)} predicted, 2 errors" in res.output
     recs = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
     assert len(recs) == len(ODD) + 2
     for rec in recs[: len(ODD)]:
