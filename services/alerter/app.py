@@ -131,8 +131,9 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                     async with sessions() as session:
                         keys |= await store.open_alert_keys(session)
                     last_sweep = now
+                snap = await evaluator.snapshot() if keys else None
                 for stream, entity, version in sorted(keys):
-                    for change in await evaluator.evaluate(stream, entity, version):
+                    for change in await evaluator.evaluate(stream, entity, version, snap):
                         fail.hit("after_alert_commit" if change.kind == "fire" else "after_resolve_commit")
             except Exception as exc:  # noqa: BLE001 - infrastructure: retry the keys later
                 log.warning("evaluation failed (%s: %s); retrying", type(exc).__name__, exc)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -75,6 +75,16 @@ def behind(latest: datetime, clock: datetime, cfg: DetectorConfig) -> bool:
     return (clock - latest).total_seconds() > cfg.window_s + cfg.resolve_after_s
 
 
+@dataclass
+class Snapshot:
+    """What every key of one evaluation pass shares: the enabled rules, the entities'
+    groups, and each stream's clock (read on first use)."""
+
+    rules: list[AlertRule]
+    groups: dict[str, str | None]
+    clocks: dict[str, datetime | None] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class Change:
     kind: str  # "fire" | "resolve"
@@ -124,12 +134,22 @@ class Evaluator:
         metrics().dedup_fallbacks.inc()
         log.warning("Redis unavailable for alert dedup (%s); relying on the PostgreSQL unique key", exc)
 
-    async def evaluate(self, stream: str, entity: str, version: str) -> list[Change]:
+    async def snapshot(self) -> Snapshot:
+        """The enabled rules and the entities' groups, read once for a pass over many keys
+        (a sweep visits every recently updated key and every key with an open alert)."""
         async with self.sessions() as s:
-            groups = await store.entity_groups(s)
-            rules = [r for r in await store.load_rules(s) if in_scope(r, stream, entity, groups)]
+            return Snapshot(await store.load_rules(s), await store.entity_groups(s))
+
+    async def evaluate(self, stream: str, entity: str, version: str, snap: Snapshot | None = None) -> list[Change]:
+        snap = snap or await self.snapshot()
+        rules = [r for r in snap.rules if in_scope(r, stream, entity, snap.groups)]
+        if not rules:
+            return []
+        async with self.sessions() as s:
             latest = await store.latest_minute(s, stream, entity, version)
-            clock = await store.stream_clock(s, stream)
+            if stream not in snap.clocks:
+                snap.clocks[stream] = await store.stream_clock(s, stream)
+            clock = snap.clocks[stream]
         if latest is None:
             return []
         # a watermark: minutes newer than this may still receive late data, so wait for it
