@@ -10,12 +10,14 @@ bounded and nothing is dead-lettered for a database or cache outage.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import CommitFailedError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from shared.faults import unreachable
 
@@ -59,17 +61,26 @@ async def run_batches(
         records = [r for tp in sorted(polled, key=lambda t: (t.topic, t.partition)) for r in polled[tp]]
         if not records:
             continue
-        if not await _handle_until_done(consumer, handler, records, policy, stop, on_retry):
+        outcome = await _handle_until_done(consumer, handler, records, policy, stop, on_retry)
+        if outcome is _Outcome.STOPPED:
             return  # stopped while retrying: leave the offsets uncommitted
+        if outcome is _Outcome.TAKEN:
+            continue  # a rebalance took partitions of the batch: their new owner re-reads them
         offsets: dict[TopicPartition, int] = {}
         for record in records:
             offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         try:
             await consumer.commit(offsets)
-        except CommitFailedError as exc:
+        except (CommitFailedError, IllegalStateError) as exc:
             # A rebalance took the partitions away; the new owner re-reads, and the
             # idempotent sinks make that harmless.
             log.warning("offset commit failed after rebalance (%s); records will be re-read", exc)
+
+
+class _Outcome(enum.Enum):
+    DONE = "done"
+    STOPPED = "stopped"
+    TAKEN = "taken"
 
 
 async def _handle_until_done(
@@ -79,10 +90,12 @@ async def _handle_until_done(
     policy: BatchPolicy,
     stop: asyncio.Event,
     on_retry: Callable[[BaseException], None] | None,
-) -> bool:
-    """True once the handler succeeded; False when stopped while retrying."""
+) -> _Outcome:
+    """DONE once the handler succeeded; STOPPED when stopped while retrying; TAKEN when a
+    rebalance while retrying took partitions of the batch (it is then dropped, uncommitted)."""
     backoff = policy.initial_backoff_s
-    paused: set[TopicPartition] = set()
+    ours = {TopicPartition(r.topic, r.partition) for r in records}
+    paused = False
     try:
         while True:
             try:
@@ -103,16 +116,28 @@ async def _handle_until_done(
                 )
                 if on_retry is not None:
                     on_retry(exc)
-                if not paused:
-                    paused = set(consumer.assignment())
-                    consumer.pause(*paused)
-                # Poll (nothing is returned while paused) to keep group membership alive.
-                await consumer.getmany(timeout_ms=int(backoff * 1000))
+                # Pause what is assigned now, every round: a rebalance while we wait hands
+                # out a new assignment, unpaused, that would fetch again.
+                consumer.pause(*consumer.assignment())
+                paused = True
+                # Poll to keep group membership alive. A rebalance during the poll can
+                # still return records: put them back rather than drop them.
+                _put_back(consumer, await consumer.getmany(timeout_ms=int(backoff * 1000)))
                 if stop.is_set():
-                    return False
+                    return _Outcome.STOPPED
+                if not ours <= set(consumer.assignment()):
+                    log.warning("a rebalance took partitions of the failing batch; leaving it to their new owner")
+                    return _Outcome.TAKEN
                 backoff = min(backoff * 2, policy.max_backoff_s)
             else:
-                return True
+                return _Outcome.DONE
     finally:
         if paused:
-            consumer.resume(*(tp for tp in paused if tp in consumer.assignment()))
+            consumer.resume(*consumer.assignment())
+
+
+def _put_back(consumer: AIOKafkaConsumer, polled: dict[TopicPartition, list[Any]]) -> None:
+    """Seek each partition back to the first record a poll returned, so it is fetched again."""
+    for tp, got in polled.items():
+        if got:
+            consumer.seek(tp, got[0].offset)
