@@ -12,15 +12,18 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from services_proc import running
+from services_proc import log_tail, running
 from sqlalchemy import func, select, update
 from tw_testing import wait_until
 
 from services.router.config import RouterSettings
 from services.router.policy import DEFAULT_ROUTES, QUEUES
-from shared.db.models import RoutingMinute, RoutingRule
-from shared.events import RoutedChat
+from shared.db.models import RoutedEvent, RoutingMinute, RoutingRule
+from shared.events import RoutedChat, Score, ScoredEvent
+from shared.kafka import dlq_ops
 from shared.kafka.clients import ensure_topics, make_consumer, make_producer
+from shared.stack import manager
+from shared.stack.settings import StackSettings
 
 pytestmark = pytest.mark.integration
 
@@ -125,3 +128,60 @@ async def test_router_creates_every_queue_topic_before_routing(
 
 async def _none(pending: Any) -> bool:
     return not await pending
+
+
+async def test_bad_records_in_a_batch_retried_through_an_outage_are_dead_lettered_once(
+    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str
+) -> None:
+    """PostgreSQL is down when three bad records and four chats arrive in one batch: the
+    batch is retried until PostgreSQL is back. Each bad record is dead-lettered once.
+    Before, every retry dead-lettered them again (they were written before the ledger)."""
+    settings: RouterSettings = service_settings(RouterSettings)
+    topics = settings.topics
+    await ensure_topics(settings.kafka, [topics.text_scored, *(topics.queue(q) for q in QUEUES)])
+    now = datetime.now(UTC)
+    intent = Score(label="card_declined", confidence=0.95, probs={"card_declined": 0.95}, model="m", version="v1")
+    sentiment = Score(label="neutral", confidence=0.9, probs={"neutral": 0.9}, model="m", version="v1")
+    chats = [
+        ScoredEvent(
+            id=f"{unique}-ok-{i}",
+            stream="chat",
+            event_time=now,
+            received_time=now,
+            text="my card was declined",
+            sentiment=sentiment,
+            intent=intent,
+            conversation_id=f"conv-{unique}",
+        ).to_bytes()
+        for i in range(4)
+    ]
+    bad = [b"not json %d" % i for i in range(3)]
+    stack = StackSettings()
+    env = {"TW_ROUTER_GROUP_ID": f"rt-{unique}", "TW_ROUTER_MAX_WAIT_MS": "3000"}  # one batch of 7
+    with running("router", settings, tmp_path, **env):
+        await wait_until(lambda: "router consuming" in log_tail(tmp_path, "router", 200_000), timeout=60)
+        await asyncio.to_thread(manager.down, stack, only=["postgres"])
+        try:
+            producer = make_producer(settings.kafka, client_id="test")
+            await producer.start()
+            try:
+                for value in [bad[0], *chats[:2], bad[1], *chats[2:], bad[2]]:  # one partition, sent together
+                    await producer.send(topics.text_scored, value, key=b"one")
+                await producer.flush()
+            finally:
+                await producer.stop()
+            await wait_until(
+                lambda: log_tail(tmp_path, "router", 200_000).count("pausing and retrying") >= 4, timeout=30
+            )
+        finally:
+            await asyncio.to_thread(manager.up, stack, only=["postgres"])
+        await sessions.kw["bind"].dispose()  # drop connections that died with the server
+        await wait_until(lambda: _routed(sessions, unique, 4), timeout=60)
+        letters = await dlq_ops.list_entries(settings.kafka, topics.text_scored)
+    assert sorted(e.value for e in letters) == sorted(bad), [e.value for e in letters]
+
+
+async def _routed(sessions: Any, unique: str, n: int) -> bool:
+    async with sessions() as s:
+        q = select(func.count()).select_from(RoutedEvent).where(RoutedEvent.id.like(f"{unique}-ok-%"))
+        return int((await s.execute(q)).scalar() or 0) >= n
