@@ -161,6 +161,13 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
                     await finish(await task, events)
                 except ClassifierClosed:
                     log.info("stopping: %d events left unacknowledged; they will be re-read", len(events))
+                except Exception as exc:  # noqa: BLE001 - any error: stop the process, loudly
+                    # Stop here: the agent may be blocked putting into a full window,
+                    # which nothing would take from again (the process stayed up, idle).
+                    log.critical("classifier stopping on an unexpected error: %s: %s", type(exc).__name__, exc)
+                    state.fatal = exc
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
                 finally:
                     window.task_done()
                 if state.fatal is not None:

@@ -85,25 +85,26 @@ async def test_sigterm_mid_stream_dead_letters_nothing_and_loses_nothing(
     assert "ProducerClosed" not in stop_log  # nothing was still publishing when the producer closed
 
 
+@pytest.mark.parametrize("point", ["before_prepare", "after_publish"])
 async def test_an_unexpected_error_stops_the_classifier_and_loses_nothing(
-    service_settings: Callable[..., Any], tiny_models: Path, sessions: Any, tmp_path: Path, unique: str
+    service_settings: Callable[..., Any], tiny_models: Path, sessions: Any, tmp_path: Path, unique: str, point: str
 ) -> None:
     """A batch that fails in an unforeseen way ends the process with exit code 1 (faust
     alone logged 'Crashed' and kept the process up with nothing consuming); the next
-    run re-reads what was not acknowledged."""
+    run re-reads what was not acknowledged. ``after_publish`` fails in the finisher,
+    after an await: before, the finisher died while the agent waited to put into the
+    full window, and the process stayed up, idle, without a word."""
     settings: ClassifierSettings = service_settings(ClassifierSettings)
     n = 500
     await produce_news(settings, f"e{unique}-", n)
     counted = counter(sessions, f"e{unique}-")
     env = _env(tiny_models, unique, batch_max=50)
     with running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"):
-        failing = start_service(
-            "classifier", settings, tmp_path, "-raise", TW_FAILPOINTS="before_prepare:3:raise", **env
-        )
+        failing = start_service("classifier", settings, tmp_path, "-raise", TW_FAILPOINTS=f"{point}:3:raise", **env)
         code = await asyncio.to_thread(failing.wait, 90)
         failed_log = log_tail(tmp_path, "classifier-raise", 500_000)
         assert code == 1, failed_log
-        assert "classifier stopping on an unexpected error: FailPointError: fail point before_prepare" in failed_log
+        assert f"classifier stopping on an unexpected error: FailPointError: fail point {point}" in failed_log
         assert await counted() < n
         with running("classifier", settings, tmp_path, **env):
             await wait_until(lambda: at_least(counted, n), timeout=120)
