@@ -47,7 +47,7 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
     fail = FailPoints(settings.failpoints)
 
     async def make_handler(clients: SinkClients) -> Handler:
-        dlq = DeadLetterWriter(clients.producer, SERVICE, RatioGuard(settings.dlq_max_ratio))
+        dlq = DeadLetterWriter(clients.producer, SERVICE, RatioGuard(settings.dlq_max_ratio), stop=clients.stop)
         # dead letters already written for a batch that is being retried (a PostgreSQL
         # outage retries the same batch for as long as it lasts): written once, not per try
         lettered: set[tuple[str, int, int]] = set()

@@ -69,7 +69,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
     async def make_handler(clients: SinkClients) -> Handler:
         nonlocal routes
         routes = await load_and_prepare()
-        dlq = DeadLetterWriter(clients.producer, SERVICE)
+        dlq = DeadLetterWriter(clients.producer, SERVICE, stop=clients.stop)
         # dead letters already written for a batch that is being retried (a PostgreSQL
         # outage retries the same batch for as long as it lasts): written once, not per try
         lettered: set[tuple[str, int, int]] = set()

@@ -8,6 +8,7 @@ a misconfiguration (wrong topic, wrong model), not bad data.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import deque
 from collections.abc import Sequence
@@ -102,15 +103,23 @@ class RatioGuard:
 class DeadLetterWriter:
     """Writes failed records to their DLQ topic and waits for the broker's ack."""
 
-    def __init__(self, producer: AIOKafkaProducer, service: str, guard: RatioGuard | None = None) -> None:
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        service: str,
+        guard: RatioGuard | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
         self._producer = producer
         self._service = service
         self.guard = guard or RatioGuard()
+        self._stop = stop
 
     async def write(self, record: FailedRecord, *, max_backoff_s: float = 10.0) -> None:
         """Produce the dead letter and wait for the ack. A broker fault worth retrying (no
         leader, a connection lost, a timeout in an outage) is retried with backoff, as the
-        scored events are, rather than ending the service; any other error is raised."""
+        scored events are, rather than ending the service, until ``stop`` is set; any other
+        error is raised."""
         log.warning("dead-lettering %s: %s: %s", record.place, record.error_class, record.reason[:300])
         headers = dlq_headers(record, self._service)
         backoff = 0.2
@@ -123,6 +132,12 @@ class DeadLetterWriter:
             except KafkaError as exc:
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
                     raise
+                if self._stop is not None and self._stop.is_set():
+                    raise  # stopping: the batch stays uncommitted and is re-read
                 log.warning("dead-lettering %s failed (%s); retrying in %.1fs", record.place, exc, backoff)
-                await asyncio.sleep(backoff)
+                if self._stop is None:
+                    await asyncio.sleep(backoff)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), backoff)
                 backoff = min(backoff * 2, max_backoff_s)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -69,4 +70,16 @@ async def test_a_dead_letter_the_broker_refuses_for_good_is_raised() -> None:
     writer = DeadLetterWriter(producer, "classifier")  # type: ignore[arg-type]
     with pytest.raises(MessageSizeTooLargeError):
         await writer.write(_failed())
+    assert producer.sent == []
+
+
+async def test_a_dead_letter_retried_through_an_outage_gives_up_once_stopping() -> None:
+    """SIGTERM during a long broker outage: the writer stops retrying (the batch stays
+    uncommitted and is re-read), instead of holding the service up until the broker returns."""
+    stop = asyncio.Event()
+    producer = _FlakyProducer([KafkaTimeoutError() for _ in range(1000)])
+    writer = DeadLetterWriter(producer, "router", stop=stop)  # type: ignore[arg-type]
+    asyncio.get_running_loop().call_later(0.05, stop.set)
+    with pytest.raises(KafkaTimeoutError):
+        await asyncio.wait_for(writer.write(_failed(), max_backoff_s=5.0), timeout=2)
     assert producer.sent == []
