@@ -16,9 +16,14 @@ _SECRET_IN_URL = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
 _KEY_LIKE = re.compile(r"\b(tw_[a-z0-9]{4,8}_)[A-Za-z0-9_-]{16,}\b")
 
 
+def mask_url_passwords(text: str) -> str:
+    """``scheme://user:***@host``: the password of every URL in ``text``, quoted or not."""
+    return _SECRET_IN_URL.sub(r"\1***\3", text)
+
+
 def scrub(message: str) -> str:
     """Mask passwords in URLs, API keys, and personal data."""
-    message = _SECRET_IN_URL.sub(r"\1***\3", message)
+    message = mask_url_passwords(message)
     message = _KEY_LIKE.sub(r"\1***", message)
     return redact(message)
 

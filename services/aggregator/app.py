@@ -48,9 +48,6 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
 
     async def make_handler(clients: SinkClients) -> Handler:
         dlq = DeadLetterWriter(clients.producer, SERVICE, RatioGuard(settings.dlq_max_ratio), stop=clients.stop)
-        # dead letters already written for a batch that is being retried (a PostgreSQL
-        # outage retries the same batch for as long as it lasts): written once, not per try
-        lettered: set[tuple[str, int, int]] = set()
 
         async def handle(records: Records) -> None:
             m.batch_size.labels(SERVICE).observe(len(records))
@@ -60,13 +57,9 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
             fail.hit("after_db_commit")
             m.db_flush_latency.labels(SERVICE).observe(time.perf_counter() - start)
             m.events_out.labels(SERVICE, "postgres").inc(new)
-            for f in bad:
-                if (f.topic, f.partition, f.offset) in lettered:
-                    continue
-                await dlq.write(f)
-                lettered.add((f.topic, f.partition, f.offset))
-                m.dead_letters.labels(SERVICE, f.topic, f.error_class).inc()
-            lettered.clear()  # the batch is done: its offsets are committed next
+            for f in bad:  # after the effect; a batch retried through an outage asks again
+                if await dlq.write(f):
+                    m.dead_letters.labels(SERVICE, f.topic, f.error_class).inc()
             bad_places = {(f.partition, f.offset) for f in bad}
             for r in records:
                 m.events_in.labels(SERVICE, r.topic).inc()

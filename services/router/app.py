@@ -70,9 +70,6 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
         nonlocal routes
         routes = await load_and_prepare()
         dlq = DeadLetterWriter(clients.producer, SERVICE, stop=clients.stop)
-        # dead letters already written for a batch that is being retried (a PostgreSQL
-        # outage retries the same batch for as long as it lasts): written once, not per try
-        lettered: set[tuple[str, int, int]] = set()
 
         async def handle(records: Records) -> None:
             good, bad = decode_scored(records)
@@ -85,13 +82,9 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
             await count_routed(sessions, routed)
             fail.hit("after_db_commit")  # in the ledger, input offsets not yet committed
             m.events_out.labels(SERVICE, "queues").inc(len(routed))
-            for f in bad:
-                if (f.topic, f.partition, f.offset) in lettered:
-                    continue
-                await dlq.write(f)
-                lettered.add((f.topic, f.partition, f.offset))
-                m.dead_letters.labels(SERVICE, f.topic, f.error_class).inc()
-            lettered.clear()  # the batch is done: its offsets are committed next
+            for f in bad:  # after the effect; a batch retried through an outage asks again
+                if await dlq.write(f):
+                    m.dead_letters.labels(SERVICE, f.topic, f.error_class).inc()
 
         return handle
 

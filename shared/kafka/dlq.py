@@ -100,6 +100,10 @@ class RatioGuard:
         return sum(self._outcomes) / len(self._outcomes) if self._outcomes else 0.0
 
 
+WRITTEN_KEPT = 10_000
+"""Places (topic, partition, offset) a writer remembers having dead-lettered."""
+
+
 class DeadLetterWriter:
     """Writes failed records to their DLQ topic and waits for the broker's ack."""
 
@@ -114,12 +118,20 @@ class DeadLetterWriter:
         self._service = service
         self.guard = guard or RatioGuard()
         self._stop = stop
+        # the places written lately: a batch retried through an outage (the sinks retry
+        # the whole batch) dead-letters each record once, not once per try
+        self._written: deque[tuple[str, int, int]] = deque(maxlen=WRITTEN_KEPT)
+        self._written_set: set[tuple[str, int, int]] = set()
 
-    async def write(self, record: FailedRecord, *, max_backoff_s: float = 10.0) -> None:
-        """Produce the dead letter and wait for the ack. A broker fault worth retrying (no
-        leader, a connection lost, a timeout in an outage) is retried with backoff, as the
-        scored events are, rather than ending the service, until ``stop`` is set; any other
-        error is raised."""
+    async def write(self, record: FailedRecord, *, max_backoff_s: float = 10.0) -> bool:
+        """Produce the dead letter and wait for the ack; False (nothing written) when this
+        writer wrote that record lately, as a batch retried through an outage asks again.
+        A broker fault worth retrying (no leader, a connection lost, a timeout in an
+        outage) is retried with backoff, as the scored events are, rather than ending the
+        service, until ``stop`` is set; any other error is raised."""
+        place = (record.topic, record.partition, record.offset)
+        if place in self._written_set:
+            return False
         log.warning("dead-lettering %s: %s: %s", record.place, record.error_class, record.reason[:300])
         headers = dlq_headers(record, self._service)
         backoff = 0.2
@@ -128,7 +140,8 @@ class DeadLetterWriter:
                 await self._producer.send_and_wait(
                     Topics.dlq(record.topic), value=record.value, key=record.key, headers=headers
                 )
-                return
+                self._remember(place)
+                return True
             except KafkaError as exc:
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
                     raise
@@ -141,3 +154,9 @@ class DeadLetterWriter:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), backoff)
                 backoff = min(backoff * 2, max_backoff_s)
+
+    def _remember(self, place: tuple[str, int, int]) -> None:
+        if len(self._written) == self._written.maxlen:
+            self._written_set.discard(self._written[0])
+        self._written.append(place)
+        self._written_set.add(place)

@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
+from shared.logs import mask_url_passwords
 from shared.stack.component import Component, ComponentStatus, Log
 from shared.stack.kafka import Kafka
 from shared.stack.postgres import Postgres
@@ -71,19 +71,10 @@ def build_components(settings: StackSettings, only: Sequence[str] | None = None)
     return [factories[name](settings) for name in COMPONENT_NAMES if name in selected]
 
 
-def _masked(url: str) -> str:
-    """The URL with its password, however it is quoted, replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
-
-
 def _endpoints(settings: StackSettings) -> dict[str, str]:
     return {
         "kafka_bootstrap": kafka_bootstrap(settings),
-        "postgres_url": _masked(postgres_url(settings)),
+        "postgres_url": mask_url_passwords(postgres_url(settings)),
         "redis_url": redis_url(settings),
     }
 

@@ -83,3 +83,11 @@ async def test_a_dead_letter_retried_through_an_outage_gives_up_once_stopping() 
     with pytest.raises(KafkaTimeoutError):
         await asyncio.wait_for(writer.write(_failed(), max_backoff_s=5.0), timeout=2)
     assert producer.sent == []
+
+
+async def test_a_record_asked_again_is_written_once() -> None:
+    producer = _FlakyProducer([])
+    writer = DeadLetterWriter(producer, "aggregator")  # type: ignore[arg-type]
+    assert await writer.write(_failed()) is True
+    assert await writer.write(_failed()) is False  # the same batch, retried through an outage
+    assert producer.sent == [("news.raw.dlq", b"x")]
