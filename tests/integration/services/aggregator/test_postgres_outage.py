@@ -101,6 +101,14 @@ async def test_bad_records_in_a_batch_retried_through_an_outage_are_dead_lettere
             await asyncio.to_thread(manager.up, stack, only=["postgres"])
         await sessions.kw["bind"].dispose()  # drop connections that died with the server
         await wait_until(lambda: at_least(counted, 5), timeout=60)
+        # the dead letters are written after the effect: wait for them, then a moment
+        # more, in which a second copy would show up
+        await wait_until(lambda: _dead_letters(settings, settings.topics.text_scored, len(bad)), timeout=30)
+        await asyncio.sleep(1)
         letters = await dlq_ops.list_entries(settings.kafka, settings.topics.text_scored)
     assert sorted(e.value for e in letters) == sorted(bad), [e.value for e in letters]
     assert await counted() == 5
+
+
+async def _dead_letters(settings: Any, topic: str, n: int) -> bool:
+    return len(await dlq_ops.list_entries(settings.kafka, topic)) >= n
