@@ -14,11 +14,12 @@ import pytest
 from alert_scenario import T0, scored
 from news_feed import at_least, counter, produce_news
 from services_proc import log_tail, running
+from sink_outage import dead_letter_values, one_batch_during_postgres_outage
 from tw_testing import wait_until
 
 from services.classifier.config import ClassifierSettings
 from shared.kafka import dlq_ops
-from shared.kafka.clients import ensure_topics, make_producer
+from shared.kafka.clients import ensure_topics
 from shared.stack import manager
 from shared.stack.settings import StackSettings
 
@@ -79,36 +80,12 @@ async def test_bad_records_in_a_batch_retried_through_an_outage_are_dead_lettere
     ]
     bad = [b"not json %d" % i for i in range(3)]
     values = [bad[0], good[0].to_bytes(), bad[1], *(e.to_bytes() for e in good[1:]), bad[2]]
-    stack = StackSettings()
     await ensure_topics(settings.kafka, [settings.topics.text_scored])
     env = {"TW_AGGREGATOR_GROUP_ID": f"agg-{unique}", "TW_AGGREGATOR_MAX_WAIT_MS": "3000"}  # one batch of 8
     with running("aggregator", settings, tmp_path, **env):
-        await wait_until(lambda: "aggregator consuming" in log_tail(tmp_path, "aggregator", 200_000), timeout=60)
-        await asyncio.to_thread(manager.down, stack, only=["postgres"])
-        try:
-            producer = make_producer(settings.kafka, client_id="test")
-            await producer.start()
-            try:
-                for value in values:  # one partition, sent together
-                    await producer.send(settings.topics.text_scored, value, key=b"one")
-                await producer.flush()
-            finally:
-                await producer.stop()
-            await wait_until(
-                lambda: log_tail(tmp_path, "aggregator", 200_000).count("pausing and retrying") >= 4, timeout=30
-            )
-        finally:
-            await asyncio.to_thread(manager.up, stack, only=["postgres"])
+        await one_batch_during_postgres_outage(settings, "aggregator", tmp_path, settings.topics.text_scored, values)
         await sessions.kw["bind"].dispose()  # drop connections that died with the server
         await wait_until(lambda: at_least(counted, 5), timeout=60)
-        # the dead letters are written after the effect: wait for them, then a moment
-        # more, in which a second copy would show up
-        await wait_until(lambda: _dead_letters(settings, settings.topics.text_scored, len(bad)), timeout=30)
-        await asyncio.sleep(1)
-        letters = await dlq_ops.list_entries(settings.kafka, settings.topics.text_scored)
-    assert sorted(e.value for e in letters) == sorted(bad), [e.value for e in letters]
+        letters = await dead_letter_values(settings, settings.topics.text_scored, len(bad))
+    assert sorted(letters) == sorted(bad), letters
     assert await counted() == 5
-
-
-async def _dead_letters(settings: Any, topic: str, n: int) -> bool:
-    return len(await dlq_ops.list_entries(settings.kafka, topic)) >= n

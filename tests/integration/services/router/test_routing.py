@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from services_proc import log_tail, running
+from services_proc import running
+from sink_outage import dead_letter_values, one_batch_during_postgres_outage
 from sqlalchemy import func, select, update
 from tw_testing import wait_until
 
@@ -20,10 +21,7 @@ from services.router.config import RouterSettings
 from services.router.policy import DEFAULT_ROUTES, QUEUES
 from shared.db.models import RoutedEvent, RoutingMinute, RoutingRule
 from shared.events import RoutedChat, Score, ScoredEvent
-from shared.kafka import dlq_ops
 from shared.kafka.clients import ensure_topics, make_consumer, make_producer
-from shared.stack import manager
-from shared.stack.settings import StackSettings
 
 pytestmark = pytest.mark.integration
 
@@ -156,40 +154,17 @@ async def test_bad_records_in_a_batch_retried_through_an_outage_are_dead_lettere
         for i in range(4)
     ]
     bad = [b"not json %d" % i for i in range(3)]
-    stack = StackSettings()
     env = {"TW_ROUTER_GROUP_ID": f"rt-{unique}", "TW_ROUTER_MAX_WAIT_MS": "3000"}  # one batch of 7
+    values = [bad[0], *chats[:2], bad[1], *chats[2:], bad[2]]
     with running("router", settings, tmp_path, **env):
-        await wait_until(lambda: "router consuming" in log_tail(tmp_path, "router", 200_000), timeout=60)
-        await asyncio.to_thread(manager.down, stack, only=["postgres"])
-        try:
-            producer = make_producer(settings.kafka, client_id="test")
-            await producer.start()
-            try:
-                for value in [bad[0], *chats[:2], bad[1], *chats[2:], bad[2]]:  # one partition, sent together
-                    await producer.send(topics.text_scored, value, key=b"one")
-                await producer.flush()
-            finally:
-                await producer.stop()
-            await wait_until(
-                lambda: log_tail(tmp_path, "router", 200_000).count("pausing and retrying") >= 4, timeout=30
-            )
-        finally:
-            await asyncio.to_thread(manager.up, stack, only=["postgres"])
+        await one_batch_during_postgres_outage(settings, "router", tmp_path, topics.text_scored, values)
         await sessions.kw["bind"].dispose()  # drop connections that died with the server
         await wait_until(lambda: _routed(sessions, unique, 4), timeout=60)
-        # the dead letters are written after the effect: wait for them, then a moment
-        # more, in which a second copy would show up
-        await wait_until(lambda: _dead_letters(settings, topics.text_scored, len(bad)), timeout=30)
-        await asyncio.sleep(1)
-        letters = await dlq_ops.list_entries(settings.kafka, topics.text_scored)
-    assert sorted(e.value for e in letters) == sorted(bad), [e.value for e in letters]
+        letters = await dead_letter_values(settings, topics.text_scored, len(bad))
+    assert sorted(letters) == sorted(bad), letters
 
 
 async def _routed(sessions: Any, unique: str, n: int) -> bool:
     async with sessions() as s:
         q = select(func.count()).select_from(RoutedEvent).where(RoutedEvent.id.like(f"{unique}-ok-%"))
         return int((await s.execute(q)).scalar() or 0) >= n
-
-
-async def _dead_letters(settings: Any, topic: str, n: int) -> bool:
-    return len(await dlq_ops.list_entries(settings.kafka, topic)) >= n
