@@ -11,22 +11,32 @@ EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Separators inside a number as people paste them: space, dash, and the no-break,
 # narrow, thin and figure spaces and dashes that web pages and word processors insert.
 _SEP = " \u00a0\u2007\u2009\u202f\\-\u2010\u2011\u2013"
-# A run of digit groups, each separated by one separator. Card numbers are looked for
-# inside it, group-aligned (see _cards): a card next to an expiry date, a CVV or a
-# phone number is still found.
-DIGIT_GROUPS = re.compile(rf"(?<!\d)\d+(?:[{_SEP}]\d+)*(?!\d)")
+# A run of digit groups, each separated by up to three separators ("4111 - 1111", two
+# spaces) or by single dots ("4111.1111.1111.1111"). Card numbers are looked for inside
+# it, group-aligned (see _cards): a card next to an expiry date, a CVV or a phone
+# number is still found.
+DIGIT_GROUPS = re.compile(rf"(?<!\d)\d+(?:(?:[{_SEP}]{{1,3}}|\.)\d+)*(?!\d)")
 # International or national phone numbers: 7+ digits with separators, not the
 # fraction or integer part of a decimal number ("33.0123456789").
-PHONE = re.compile(rf"(?<![\w])(?<!\d\.)(?:\+|00)?\d[\d(){_SEP}]{{6,}}\d(?![\w])(?!\.\d)")
+# Bounded by ASCII letters, digits or "_" only ("order12345678" is a reference, not a
+# phone number), so a number written straight after or before CJK text is found.
+_NOT_ALNUM_BEFORE = r"(?<![A-Za-z_\d])"
+_NOT_ALNUM_AFTER = r"(?![A-Za-z_\d])"
+PHONE = re.compile(rf"{_NOT_ALNUM_BEFORE}(?<!\d\.)(?:\+|00)?\d[\d(){_SEP}]{{6,}}\d{_NOT_ALNUM_AFTER}(?!\.\d)")
 # Dotted (415.555.2671, 01.23.45.67.89, +33 6.12.34.56.78) and slashed (030/1234567)
 # numbers: at least two dots between short groups, or one slash, so a decimal is not one.
 PHONE_DOTTED = re.compile(
-    r"(?<![\w.])(?:(?:\+|00)\d{1,3}[ .\u00a0]?)?\(?\d{1,4}\)?(?:\.\d{2,4}){2,5}(?![\w])(?!\.\d)"
-    r"|(?<![\w/.])(?:\+|00)?\d{2,5}/\d{4,9}(?![\w/])(?!\.\d)"
+    r"(?<![A-Za-z_\d.])(?:(?:\+|00)\d{1,3}[ .\u00a0]?)?\(?\d{1,4}\)?(?:\.\d{2,4}){2,5}(?![A-Za-z_\d])(?!\.\d)"
+    r"|(?<![A-Za-z_\d/.])(?:\+|00)?\d{2,5}/\d{4,9}(?![A-Za-z_\d/])(?!\.\d)"
 )
 # "2020-03-12 10" or "12/03/2020 10" followed by ":30" is a date and time, not a phone number.
 _DATE_HOUR = re.compile(r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})[ T]\d{1,2}")
-IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b")
+# IBAN candidates in any case, grouped by spaces, dashes or no-break spaces; only those
+# that pass the ISO 13616 mod-97 check are replaced (so "FY20 LOSS HITS BANK" is not one).
+IBAN = re.compile(
+    r"(?<![A-Za-z\d])[A-Za-z]{2}\d{2}(?:[ \u00a0-]?[A-Za-z\d]{4}){2,7}(?:[ \u00a0-]?[A-Za-z\d]{1,3})?(?![A-Za-z\d])"
+)
+_IBAN_SEP = re.compile(r"[ \u00a0-]")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -41,12 +51,50 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _iban_ok(candidate: str) -> bool:
+    """ISO 13616: 15-34 characters; moved to the end and read in base 36, it is 1 mod 97."""
+    code = _IBAN_SEP.sub("", candidate).upper()
+    if not 15 <= len(code) <= 34:
+        return False
+    return int("".join(str(int(ch, 36)) for ch in code[4:] + code[:4])) % 97 == 1
+
+
+def _ibans(match: re.Match[str]) -> str:
+    """Replace the longest prefix of the candidate, whole groups, that is a valid IBAN
+    (the pattern may take a following word of four letters as one more group)."""
+    raw = match.group(0)
+    ends = [m.start() for m in _IBAN_SEP.finditer(raw)] + [len(raw)]
+    for end in reversed(ends):
+        if _iban_ok(raw[:end]):
+            return "[IBAN]" + raw[end:]
+    return raw
+
+
+# Payment card numbers start with 2-6 (Mastercard, Visa, Amex/Diners/JCB, Maestro,
+# Discover/UnionPay) and are printed in groups of four (the last may be shorter) or,
+# for 14-15 digit cards, 4-6-4 / 4-6-5. A single unbroken run of 13-19 digits counts too.
+_CARD_FIRST = frozenset("23456")
+
+
+def _card_start(run: str, group: tuple[int, int]) -> bool:
+    a, b = group
+    return run[a] in _CARD_FIRST and (b - a == 4 or 13 <= b - a <= 19)
+
+
+def _card_shape(groups: list[tuple[int, int]]) -> bool:
+    sizes = [b - a for a, b in groups]
+    if len(sizes) == 1 or (sizes[:2] == [4, 6] and len(sizes) == 3 and sizes[2] in (4, 5)):
+        return True
+    return all(n == 4 for n in sizes[:-1]) and 1 <= sizes[-1] <= 4
+
+
 def _cards(match: re.Match[str]) -> str:
     """Replace every Luhn-valid 13-19 digit card number in a run of digit groups.
 
     The card must start and end on group boundaries ("4111 1111 1111 1111 12/26":
     the first four groups), so the digits of a long reference number are not combed
-    for a span that happens to pass the Luhn check (one in ten does)."""
+    for a span that happens to pass the Luhn check (one in ten does). A span of several
+    groups must be laid out as cards are printed (see _card_shape)."""
     run = match.group(0)
     groups = [(g.start(), g.end()) for g in re.finditer(r"\d+", run)]
     if sum(b - a for a, b in groups) < 13:
@@ -55,11 +103,11 @@ def _cards(match: re.Match[str]) -> str:
     while i < len(groups):
         found = None
         digits = ""
-        for j in range(i, len(groups)):
+        for j in range(i, len(groups) if _card_start(run, groups[i]) else i):
             digits += run[groups[j][0] : groups[j][1]]
             if len(digits) > 19:
                 break
-            if len(digits) >= 13 and _luhn_ok(digits):
+            if len(digits) >= 13 and _card_shape(groups[i : j + 1]) and _luhn_ok(digits):
                 found = j  # keep the longest valid span from this start
         if found is None:
             i += 1
@@ -78,11 +126,53 @@ def _phone(match: re.Match[str]) -> str:
         return raw
     if _DATE_HOUR.fullmatch(raw) and match.string.startswith(":", match.end()):
         return raw
-    digits = re.sub(r"\D", "", raw)
-    international = raw.startswith(("+", "00"))
-    if (9 <= len(digits) <= 15) or (international and 7 <= len(digits) <= 15):
+    digits = _digits(raw)
+    if _phone_length_ok(digits, international=raw.startswith(("+", "00"))):
         return "[PHONE]"
-    return match.group(0)
+    if digits > 15:  # several numbers in a row ("0612345678 0698765432")
+        return _phones_in_run(raw)
+    return raw
+
+
+def _digits(text: str) -> int:
+    return sum(ch.isdigit() for ch in text)
+
+
+def _phone_length_ok(digits: int, *, international: bool) -> bool:
+    return 9 <= digits <= 15 or (international and 7 <= digits <= 15)
+
+
+_CHUNK = re.compile(r"[^ \u00a0\u2007\u2009\u202f]+")  # a run split at its spaces
+
+
+def _phones_in_run(run: str) -> str:
+    """Replace phone numbers in a run too long to be one, aligned on its spaces: from each
+    space-separated chunk, the longest span of whole chunks that has a phone number's length.
+    A span of several chunks must start like a dialled number (0, + or a bracket), so a
+    list of years or amounts ("2018 2019 2020 2021 2022") stays as it is."""
+    chunks = [(m.start(), m.end(), _digits(m.group())) for m in _CHUNK.finditer(run)]
+    out, done, i = [], 0, 0
+    while i < len(chunks):
+        start = chunks[i][0]
+        dialled = run[start] in "0+("
+        international = run.startswith(("+", "00"), start)
+        found, digits = None, 0
+        for j in range(i, min(len(chunks), i + 9) if dialled else i + 1):
+            if j > i and run[chunks[j][0]] in "+(":
+                break  # the next number begins
+            digits += chunks[j][2]
+            if digits > 15:
+                break
+            if _phone_length_ok(digits, international=international):
+                found = j
+        if found is None:
+            i += 1
+            continue
+        out += [run[done:start], "[PHONE]"]
+        done = chunks[found][1]
+        i = found + 1
+    out.append(run[done:])
+    return "".join(out)
 
 
 # Every pattern above needs an "@" or a digit; most texts have neither.
@@ -94,10 +184,30 @@ def redact(text: str) -> str:
     if _MAYBE_PERSONAL.search(text) is None:
         return text
     text = EMAIL.sub("[EMAIL]", text)
-    text = IBAN.sub("[IBAN]", text)
+    text = IBAN.sub(_ibans, text)
     text = DIGIT_GROUPS.sub(_cards, text)
     text = PHONE_DOTTED.sub(_phone, text)
     return PHONE.sub(_phone, text)
+
+
+# Longer than any personal-data match that matters (an email address has at most 254).
+_LONGEST_MATCH = 320
+
+
+def redact_capped(text: str, limit: int) -> tuple[str, bool]:
+    """Redact, then cap to ``limit`` characters; returns (text, truncated).
+
+    Only a prefix is redacted, but one long enough that its redacted form runs at least
+    ``_LONGEST_MATCH`` characters past the cap: a number or address cut at the prefix's
+    end then lies wholly in the part that is dropped. (Redaction shortens text, so a
+    fixed prefix could leave such a cut inside the part that is kept.)"""
+    end = 2 * limit + _LONGEST_MATCH
+    while True:
+        redacted = redact(text[:end])
+        if end >= len(text) or len(redacted) >= limit + _LONGEST_MATCH:
+            break
+        end *= 2
+    return cap(redacted, limit)  # truncated whenever the prefix was shorter than the text
 
 
 def cap(text: str, limit: int) -> tuple[str, bool]:

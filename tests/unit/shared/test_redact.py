@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from shared.logs import scrub
-from shared.redact import cap, redact
+from shared.redact import cap, redact, redact_capped
 
 
 @pytest.mark.parametrize(
@@ -117,3 +117,75 @@ def test_logs_scrub_secrets_and_pii() -> None:
 )
 def test_fast_path_skips_only_texts_without_at_sign_or_digit(text: str, expected: str) -> None:
     assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("iban de89370400440532013000", "iban [IBAN]"),  # lower case, as customers type it
+        ("IBAN: DE89-3704-0044-0532-0130-00", "IBAN: [IBAN]"),  # dashes
+        ("my iban is gb29 nwbk 6016 1331 9268 19", "my iban is [IBAN]"),
+        ("my iban is GB29 NWBK 6016 1331 9268 19 thanks", "my iban is [IBAN] thanks"),
+        ("GB29\u00a0NWBK\u00a06016\u00a01331\u00a09268\u00a019", "[IBAN]"),
+        ("pay GB29NWBK60161331926819 done", "pay [IBAN] done"),
+    ],
+)
+def test_ibans_in_any_case_and_grouping_are_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my numbers are 0612345678 0698765432", "my numbers are [PHONE] [PHONE]"),
+        ("415-555-2671 415-555-2672", "[PHONE] [PHONE]"),
+        ("+44 7700 900123 07700 900124", "[PHONE] [PHONE]"),
+        ("07700 900123 07700 900124", "[PHONE] [PHONE]"),
+        ("電話番号は090-1234-5678です", "電話番号は[PHONE]です"),  # next to CJK text
+        ("电话13812345678谢谢", "电话[PHONE]谢谢"),
+    ],
+)
+def test_phone_numbers_side_by_side_or_next_to_cjk_text_are_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["4111.1111.1111.1111", "4111  1111  1111  1111", "4111 - 1111 - 1111 - 1111", "3782 822463 10005"],
+)
+def test_cards_with_dots_spaced_dashes_or_amex_groups_are_redacted(text: str) -> None:
+    assert redact(f"card {text} ok") == "card [CARD] ok"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FY20 LOSS HITS BANK SHARES",  # looked like an IBAN in capitals; fails the mod-97 check
+        "2018 2019 2020 2021 2022",  # a list of years is not two phone numbers
+        "shares 1000 2000 3000 4000 5000",  # Luhn-valid by chance, but no card starts with 1
+        "prices 12.50 13.75 14.20 15.10 16.30",
+        "order12345678 and ref ABC0612345678",  # references glued to ASCII letters
+    ],
+)
+def test_headline_figures_and_references_are_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_redact_capped_finds_personal_data_wherever_the_prefix_would_cut_it() -> None:
+    # 330 cards shrink from 6,930 characters to 2,640 when redacted, so the contact
+    # details after them are kept under a 4,000-character cap. A prefix of twice the cap
+    # (what the classifier redacted before) cut them in half at some offset: "jane.smith@exa"
+    # or "+44 7700" were then stored. Slide them across that offset.
+    cards = "4111 1111 1111 1111, " * 330
+    for pad in range(1000, 1100, 3):
+        text = cards + "x" * pad + " reach me at jane.smith@example.com or +44 7700 900123 " + "y" * 5_000
+        out, truncated = redact_capped(text, 4_000)
+        assert truncated and len(out) == 4_000
+        assert "jane" not in out and "@" not in out and "7700" not in out, pad
+        assert "[EMAIL]" in out and "[PHONE]" in out, pad
+
+
+def test_redact_capped_keeps_short_texts_whole() -> None:
+    assert redact_capped("call 07700 900456", 4_000) == ("call [PHONE]", False)
+    assert redact_capped("x" * 100, 100) == ("x" * 100, False)
+    assert redact_capped("x" * 101, 100) == ("x" * 99 + "…", True)
