@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from shared.entities import ALL, EntityMatcher
 from shared.events import RawChat, RawEvent, Score, ScoredEvent
 from shared.inference.engine import Prediction
-from shared.redact import cap, redact
+from shared.redact import redact_capped
 
 
 def to_score(p: Prediction) -> Score:
@@ -28,7 +28,7 @@ def build_scored(
     event_time, adjusted = event.event_time, False
     if event_time > received + timedelta(seconds=max_future_skew_s):
         event_time, adjusted = received, True
-    text, truncated = cap(redact(event.text[: storage_chars * 2]), storage_chars)
+    text, truncated = redact_capped(event.text, storage_chars)
     entities = matcher.tag(event.text) if event.stream == "news" else [ALL]
     return ScoredEvent(
         id=event.id,
@@ -36,7 +36,7 @@ def build_scored(
         event_time=event_time,
         received_time=received,
         text=text,
-        text_truncated=truncated or len(event.text) > storage_chars * 2,
+        text_truncated=truncated,
         time_adjusted=adjusted,
         entities=entities,
         sentiment=to_score(sentiment),
