@@ -44,9 +44,11 @@ async def dead_letter_values(settings: ServiceSettings, topic: str, expected: in
     more has passed, in which a second copy would show up (dead letters are written
     after the effect)."""
 
+    limit = 2 * expected + 10  # room to see second copies
+
     async def enough() -> bool:
-        return len(await dlq_ops.list_entries(settings.kafka, topic)) >= expected
+        return len(await dlq_ops.list_entries(settings.kafka, topic, limit)) >= expected
 
     await wait_until(enough, timeout=30)
     await asyncio.sleep(1)
-    return [e.value for e in await dlq_ops.list_entries(settings.kafka, topic)]
+    return [e.value for e in await dlq_ops.list_entries(settings.kafka, topic, limit)]

@@ -19,7 +19,7 @@ from shared.events import RoutedChat, ScoredEvent
 from shared.failpoints import FailPoints
 from shared.kafka.batches import BatchPolicy, Handler, Records
 from shared.kafka.clients import ensure_topics
-from shared.kafka.dlq import DeadLetterWriter
+from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, RatioGuard
 from shared.kafka.produce import send_all
 from shared.kafka.sink import SinkClients, run_sink
 from shared.metrics import metrics
@@ -69,7 +69,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
     async def make_handler(clients: SinkClients) -> Handler:
         nonlocal routes
         routes = await load_and_prepare()
-        dlq = DeadLetterWriter(clients.producer, SERVICE, stop=clients.stop)
+        dlq = DeadLetterWriter(clients.producer, SERVICE, RatioGuard(settings.dlq_max_ratio), stop=clients.stop)
 
         async def handle(records: Records) -> None:
             good, bad = decode_scored(records)
@@ -85,6 +85,9 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
             for f in bad:  # after the effect; a batch retried through an outage asks again
                 if await dlq.write(f):
                     m.dead_letters.labels(SERVICE, f.topic, f.error_class).inc()
+            bad_places = {(f.partition, f.offset) for f in bad}
+            for r in records:
+                dlq.guard.record(failed=(r.partition, r.offset) in bad_places)
 
         return handle
 
@@ -118,5 +121,9 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
 def main() -> int:
     settings = RouterSettings()
     logs.configure(settings.log_level, SERVICE)
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except DeadLetterRatioExceeded as exc:
+        log.critical("stopping: %s", exc)
+        return 1
     return 0

@@ -40,6 +40,13 @@ class RouterSettings(ServiceSettings):
         le=1,
         description="Negative probability that flags priority and escalates.",
     )
+    dlq_max_ratio: float = Field(
+        validation_alias="TW_ROUTER_DLQ_MAX_RATIO",
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Stop when more records fail than this.",
+    )
     routes_refresh_s: float = Field(
         validation_alias="TW_ROUTER_ROUTES_REFRESH_S",
         default=15.0,

@@ -31,6 +31,12 @@ class RetryableError(RuntimeError):
     """An infrastructure fault: retry the same batch later."""
 
 
+class StopAfterBatch(RuntimeError):
+    """Raised by a handler whose effect on the batch is complete (stored, dead-lettered)
+    but which must stop the service: the batch is committed first, so a restart does
+    not handle it again, then the error propagates."""
+
+
 @dataclass(frozen=True)
 class BatchPolicy:
     max_batch: int = 500
@@ -61,20 +67,28 @@ async def run_batches(
         records = [r for tp in sorted(polled, key=lambda t: (t.topic, t.partition)) for r in polled[tp]]
         if not records:
             continue
-        outcome = await _handle_until_done(consumer, handler, records, policy, stop, on_retry)
+        try:
+            outcome = await _handle_until_done(consumer, handler, records, policy, stop, on_retry)
+        except StopAfterBatch:
+            await _commit(consumer, records)
+            raise
         if outcome is _Outcome.STOPPED:
             return  # stopped while retrying: leave the offsets uncommitted
         if outcome is _Outcome.TAKEN:
             continue  # a rebalance took partitions of the batch: their new owner re-reads them
-        offsets: dict[TopicPartition, int] = {}
-        for record in records:
-            offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
-        try:
-            await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # A rebalance took the partitions away; the new owner re-reads, and the
-            # idempotent sinks make that harmless.
-            log.warning("offset commit failed after rebalance (%s); records will be re-read", exc)
+        await _commit(consumer, records)
+
+
+async def _commit(consumer: AIOKafkaConsumer, records: Records) -> None:
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+    try:
+        await consumer.commit(offsets)
+    except (CommitFailedError, IllegalStateError) as exc:
+        # A rebalance took the partitions away; the new owner re-reads, and the
+        # idempotent sinks make that harmless.
+        log.warning("offset commit failed after rebalance (%s); records will be re-read", exc)
 
 
 class _Outcome(enum.Enum):

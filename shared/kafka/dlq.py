@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from shared.events import DeadLetter
+from shared.kafka.batches import StopAfterBatch
 from shared.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,9 @@ HEADER_PREFIX = "tw."
 Headers = Sequence[tuple[str, bytes]]
 
 
-class DeadLetterRatioExceeded(RuntimeError):
-    """Too large a share of recent records was dead-lettered."""
+class DeadLetterRatioExceeded(StopAfterBatch):
+    """Too large a share of recent records was dead-lettered. Raised after the batch's
+    dead letters are written, so a sink commits that batch before it stops."""
 
 
 @dataclass(frozen=True)

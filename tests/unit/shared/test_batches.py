@@ -8,9 +8,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiokafka import TopicPartition
 
-from shared.kafka.batches import BatchPolicy, RetryableError, run_batches
+from shared.kafka.batches import BatchPolicy, RetryableError, StopAfterBatch, run_batches
 
 TP = TopicPartition("t", 0)
 
@@ -98,3 +99,21 @@ def test_a_batch_whose_partition_a_rebalance_took_is_left_uncommitted() -> None:
     seen: list[int] = []
     _run(consumer, failures=4, seen=seen, stop_after=50)
     assert seen == [] and consumer.commits == []  # the new owner re-reads from offset 0
+
+
+def test_a_handler_that_stops_after_its_effect_has_the_batch_committed_first() -> None:
+    """A sink's dead-letter guard trips after the batch's dead letters are written: the
+    batch is committed before the error ends the loop, so a restart does not write them
+    again."""
+    consumer = FakeConsumer(6, rebalance_at_call=0)
+
+    async def handler(records: Any) -> None:
+        if records[0].offset == 2:
+            raise StopAfterBatch("too many dead letters")
+
+    async def main() -> None:
+        await run_batches(consumer, handler, policy=BatchPolicy(max_batch=2), stop=asyncio.Event())
+
+    with pytest.raises(StopAfterBatch):
+        asyncio.run(main())
+    assert consumer.commits == [{TP: 2}, {TP: 4}]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from services_proc import running
+from services_proc import log_tail, running, start_service, stop
 from sink_outage import dead_letter_values, one_batch_during_postgres_outage
 from sqlalchemy import func, select, update
 from tw_testing import wait_until
@@ -168,3 +168,35 @@ async def _routed(sessions: Any, unique: str, n: int) -> bool:
     async with sessions() as s:
         q = select(func.count()).select_from(RoutedEvent).where(RoutedEvent.id.like(f"{unique}-ok-%"))
         return int((await s.execute(q)).scalar() or 0) >= n
+
+
+async def test_a_burst_of_bad_records_stops_the_router_and_each_is_dead_lettered_once(
+    service_settings: Callable[..., Any], tmp_path: Path, unique: str
+) -> None:
+    """120 unreadable records on text.scored (a producer on another contract version, say):
+    more than TW_ROUTER_DLQ_MAX_RATIO of recent records fail, so the router stops with code 1
+    instead of dead-lettering every chat for ever. Restarted with the ratio raised, it goes
+    on; each bad record is in the DLQ once."""
+    settings: RouterSettings = service_settings(RouterSettings)
+    topic = settings.topics.text_scored
+    await ensure_topics(settings.kafka, [topic, *(settings.topics.queue(q) for q in QUEUES)])
+    bad = [b'{"schema_version": 2, "n": %d}' % i for i in range(120)]
+    producer = make_producer(settings.kafka, client_id="test")
+    await producer.start()
+    try:
+        for value in bad:
+            await producer.send(topic, value, key=b"k")
+        await producer.flush()
+    finally:
+        await producer.stop()
+    env = {"TW_ROUTER_GROUP_ID": f"rt-{unique}"}
+    proc = start_service("router", settings, tmp_path, **env)
+    try:
+        code = await asyncio.to_thread(proc.wait, 90)
+    finally:
+        stop(proc)
+    log = log_tail(tmp_path, "router", 200_000)
+    assert code == 1 and "were dead-lettered" in log, log[-3000:]
+    with running("router", settings, tmp_path, **env, TW_ROUTER_DLQ_MAX_RATIO="1"):
+        letters = await dead_letter_values(settings, topic, len(bad))
+    assert sorted(letters) == sorted(bad)
