@@ -67,7 +67,8 @@ class ClassifierSettings(ServiceSettings):
         validation_alias="TW_CLASSIFIER_STORAGE_TEXT_CHARS",
         default=4_000,
         ge=100,
-        description="Text is capped to this many chars.",
+        le=100_000,  # a scored event must stay under the broker's 1 MiB record limit
+        description="Text is capped to this many chars (at most 100,000).",
     )
     watchlist_refresh_s: float = Field(
         validation_alias="TW_CLASSIFIER_WATCHLIST_REFRESH_S",

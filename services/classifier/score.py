@@ -24,12 +24,13 @@ def build_scored(
     max_future_skew_s: float,
     storage_chars: int,
 ) -> ScoredEvent:
-    """Tag entities, clamp future event times, redact and cap the text."""
+    """Tag entities (in the stored part of the text), clamp future event times, redact
+    and cap the text."""
     event_time, adjusted = event.event_time, False
     if event_time > received + timedelta(seconds=max_future_skew_s):
         event_time, adjusted = received, True
     text, truncated = redact_capped(event.text, storage_chars)
-    entities = matcher.tag(event.text) if event.stream == "news" else [ALL]
+    entities = matcher.tag(whole_words(event.text, storage_chars)) if event.stream == "news" else [ALL]
     return ScoredEvent(
         id=event.id,
         stream=event.stream,
@@ -44,6 +45,17 @@ def build_scored(
         conversation_id=event.conversation_id if isinstance(event, RawChat) else None,
         source=event.source,
     )
+
+
+def whole_words(text: str, limit: int) -> str:
+    """The first ``limit`` characters of ``text`` without a word cut at the end.
+
+    Entities are tagged in the part of a text that is stored (and that the model reads
+    from): an article of up to 1,000,000 characters was scanned whole on the event loop."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit]
+    return head if text[limit].isspace() else head.rsplit(None, 1)[0]
 
 
 def key_of(scored: ScoredEvent) -> bytes:

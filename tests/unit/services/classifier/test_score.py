@@ -2,9 +2,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from services.classifier.score import build_scored
-from shared.entities import EntityMatcher
-from shared.events import RawChat
+import pytest
+from pydantic import ValidationError
+
+from services.classifier.config import ClassifierSettings
+from services.classifier.score import build_scored, whole_words
+from shared.entities import EntityMatcher, WatchedEntity
+from shared.events import RawChat, RawNews
 from shared.inference.engine import Prediction
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
@@ -31,3 +35,37 @@ def test_contact_details_after_many_redacted_cards_are_redacted_before_storage()
 def test_stored_text_is_redacted_and_capped() -> None:
     assert _scored("my card 4111 1111 1111 1111 is lost") == "my card [CARD] is lost"
     assert len(_scored("z" * 5_000, storage_chars=1_000)) == 1_000
+
+
+@pytest.mark.parametrize("char", ["\x01", "😀", '"', "é"])
+def test_the_largest_scored_event_fits_the_brokers_record_limit(char: str) -> None:
+    """At the largest storage cap a scored event still fits a 1 MiB record, whatever the
+    text's characters cost in JSON (a control character is escaped to six bytes)."""
+    limit = ClassifierSettings.model_fields["storage_text_chars"].metadata
+    most = next(m.le for m in limit if getattr(m, "le", None) is not None)
+    event = RawChat(id="c1", conversation_id="conv1", event_time=NOW, text="x" + char * 300_000)
+    scored = build_scored(
+        event, PRED, PRED, matcher=EntityMatcher([]), received=NOW, max_future_skew_s=60, storage_chars=most
+    )
+    assert len(scored.to_bytes()) < 1024 * 1024 - 64 * 1024  # room for headers
+
+
+def test_a_storage_cap_beyond_the_record_limit_is_refused() -> None:
+    with pytest.raises(ValidationError):
+        ClassifierSettings(storage_text_chars=1_000_000)
+
+
+def test_entities_are_tagged_in_the_stored_part_of_a_long_article() -> None:
+    matcher = EntityMatcher(
+        [
+            WatchedEntity("ACME", "Acme plc", aliases=("Acme",)),
+            WatchedEntity("APPL", "Apple", aliases=("Apple",)),
+            WatchedEntity("TSCO", "Tesco", aliases=("Tesco",)),
+        ]
+    )
+    # "Apple" is cut out of "Applebee" by the cap; Tesco comes after it
+    text = "Acme warns on profits " + "x" * (1_000 - 22 - 6) + " Applebee " + "Tesco " * 10_000
+    event = RawNews(id="n1", event_time=NOW, text=text)
+    scored = build_scored(event, PRED, None, matcher=matcher, received=NOW, max_future_skew_s=60, storage_chars=1_000)
+    assert scored.entities == ["ACME", "_all"]
+    assert whole_words("one two three", 6) == "one" and whole_words("one two", 7) == "one two"
