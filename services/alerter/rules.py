@@ -53,9 +53,9 @@ class Channel(BaseModel):
 class RuleSpec(BaseModel):
     """A spike rule. Fires when, over ``window``, volume >= ``min_volume``, the
     negative share >= ``abs_threshold`` and its z-score against the baseline >=
-    ``z_threshold``."""
+    ``z_threshold``. Infinity and NaN are refused (a threshold of ``1e999`` never fires)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(min_length=1, max_length=100, pattern=r"^[\w.-]+$")
     stream: Literal["news", "chat"] = "news"

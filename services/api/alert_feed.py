@@ -141,11 +141,13 @@ class AlertFeed:
                 log.warning("alert feed poll failed: %s: %s", type(exc).__name__, exc)
 
     async def poll_once(self) -> list[AlertOut]:
-        """Publish alerts that are new or changed since the last poll."""
+        """Publish alerts that are new or changed since the last poll. The baseline moves
+        on only once they are sent: after a failed poll (PostgreSQL restarting), the next
+        one sends them."""
         current = await self._status_map()
         changed = [i for i, status in current.items() if self._known.get(i) != status]
-        self._known = current
         if not changed:
+            self._known = current
             return []
         async with self._sessions() as session:
             alerts = await fetch_alerts(session, changed)
@@ -156,6 +158,7 @@ class AlertFeed:
                 except asyncio.QueueFull:
                     log.warning("alert stream subscriber fell behind; dropping it")
                     self._drop(queue)
+        self._known = current
         return alerts
 
     def _drop(self, queue: asyncio.Queue[AlertOut | None]) -> None:

@@ -185,3 +185,14 @@ def require(required: Scope) -> Guard:
 
     guard.__name__ = f"require_{required}"
     return guard
+
+
+async def reader(request: Request) -> KeyInfo | None:
+    """A FastAPI dependency for reads that show more to a stronger key: checked like
+    ``require("read")``, and when reads are open a presented key is still checked
+    (401 when unknown or revoked) and returned, so the route can tell its scopes.
+    ``None`` for an anonymous read."""
+    state = request.app.state
+    if presented_key(request) is None and not state.settings.require_key_for_reads:
+        return None
+    return await authorize(request, state.deps.sessions, "read")

@@ -1,8 +1,9 @@
 """Time windows for the read endpoints.
 
-A window is ``[from, to)`` over bucket start times. When ``to`` is omitted the
-window ends just after the latest bucket with data (replayed history and live
-streams both show their most recent data), or now when there is none.
+A window is ``[from, to)`` over bucket start times, both on bucket boundaries. When
+``to`` is omitted the window ends just after the latest bucket with data (replayed
+history and live streams both show their most recent data), or now when there is
+none, and at the earliest just after ``from``'s bucket.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ def floor(t: datetime, granularity: Granularity) -> datetime:
     return t.replace(minute=0) if granularity == "hour" else t
 
 
+def ceil(t: datetime, granularity: Granularity) -> datetime:
+    """The first bucket boundary at or after ``t``."""
+    down = floor(t, granularity)
+    return down if down == t else down + STEP[granularity]
+
+
 def make_window(
     start: datetime | None,
     end: datetime | None,
@@ -75,15 +82,25 @@ def make_window(
     default_points: int,
     anchor: datetime | None,
 ) -> Window:
-    """Resolve optional bounds; 422 when empty or too long."""
+    """Resolve optional bounds to bucket boundaries; 422 when empty or too long.
+
+    ``to`` is rounded up (the bucket it falls in is in the window, as before), so a
+    default window holds exactly ``default_points`` buckets. Without ``to`` the window
+    ends after the anchor's bucket, or after ``from``'s bucket when that is later:
+    a ``from`` past the latest data is an empty window, not an error."""
     step = STEP[granularity]
-    end_t = aware(end)
-    if end_t is None:
-        end_t = floor(aware(anchor) or datetime.now(UTC), granularity) + step
     start_t = aware(start)
+    if start_t is not None:
+        start_t = floor(start_t, granularity)
+    end_t = aware(end)
+    if end_t is not None:
+        end_t = ceil(end_t, granularity)
+    else:
+        end_t = floor(aware(anchor) or datetime.now(UTC), granularity) + step
+        if start_t is not None:
+            end_t = max(end_t, start_t + step)
     if start_t is None:
         start_t = end_t - step * default_points
-    start_t = floor(start_t, granularity)
     if start_t >= end_t:
         raise ApiError(
             422,

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select, update
+from starlette.types import Receive, Scope, Send
 
 from services.api.alert_feed import AlertFeed, AlertOut, alerts_query, fetch_alerts, to_out
 from services.api.auth import require
@@ -112,27 +114,49 @@ def sse(event: str, data: Any, event_id: int | None = None) -> str:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-async def alert_events(request: Request, feed: AlertFeed, deps: Deps, heartbeat_s: float) -> AsyncIterator[str]:
+async def recent_alerts(deps: Deps) -> list[dict[str, Any]]:
+    """The stream's ``snapshot``: the latest alerts."""
+    async with deps.sessions() as session:
+        rows = (
+            await session.execute(alerts_query().order_by(Alert.fired_at.desc(), Alert.id).limit(SNAPSHOT_SIZE))
+        ).all()
+    return [to_out(a, name).model_dump(mode="json") for a, name in rows]
+
+
+async def alert_events(
+    request: Request, queue: asyncio.Queue[AlertOut | None], recent: list[dict[str, Any]], heartbeat_s: float
+) -> AsyncIterator[str]:
     """``snapshot`` (recent alerts) first, then one ``alert`` event per new or changed alert."""
-    async with feed.subscribe() as queue:
-        async with deps.sessions() as session:
-            rows = (
-                await session.execute(alerts_query().order_by(Alert.fired_at.desc(), Alert.id).limit(SNAPSHOT_SIZE))
-            ).all()
-        recent = [to_out(a, name).model_dump(mode="json") for a, name in rows]
-        yield "retry: 3000\n\n"
-        yield sse("snapshot", {"alerts": recent}, 0)
-        seq = 0
-        while not await request.is_disconnected():
-            try:
-                alert = await asyncio.wait_for(queue.get(), timeout=heartbeat_s)
-            except TimeoutError:
-                yield ": keep-alive\n\n"
-                continue
-            if alert is None:
-                return
-            seq += 1
-            yield sse("alert", alert.model_dump(mode="json"), seq)
+    yield "retry: 3000\n\n"
+    yield sse("snapshot", {"alerts": recent}, 0)
+    seq = 0
+    while not await request.is_disconnected():
+        try:
+            alert = await asyncio.wait_for(queue.get(), timeout=heartbeat_s)
+        except TimeoutError:
+            yield ": keep-alive\n\n"
+            continue
+        if alert is None:
+            return
+        seq += 1
+        yield sse("alert", alert.model_dump(mode="json"), seq)
+
+
+class AlertStream(StreamingResponse):
+    """The SSE response; ends the feed subscription however the response ends (also
+    when its body never started: the client left before the first byte)."""
+
+    def __init__(self, content: AsyncIterator[str], release: Callable[[], Awaitable[object]]) -> None:
+        super().__init__(
+            content, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()
 
 
 @router.get(
@@ -141,14 +165,16 @@ async def alert_events(request: Request, feed: AlertFeed, deps: Deps, heartbeat_
     responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
 )
 async def stream_alerts(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> StreamingResponse:
-    """Live alerts as server-sent events: a ``snapshot`` of recent alerts, then ``alert`` events."""
+    """Live alerts as server-sent events: a ``snapshot`` of recent alerts, then ``alert`` events.
+    The subscription and the snapshot are taken before the first byte, so an unreachable
+    PostgreSQL answers 503 like every other route instead of cutting a started stream."""
     settings = get_settings(request)
     feed: AlertFeed = request.app.state.feed
-    return StreamingResponse(
-        alert_events(request, feed, deps, settings.sse_heartbeat_s),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    async with contextlib.AsyncExitStack() as stack:
+        queue = await stack.enter_async_context(feed.subscribe())
+        recent = await recent_alerts(deps)
+        release = stack.pop_all().aclose
+    return AlertStream(alert_events(request, queue, recent, settings.sse_heartbeat_s), release)
 
 
 @router.get(

@@ -129,15 +129,10 @@ async def list_entities(
     async with deps.sessions() as session:
         anchor = await latest_trend_bucket(session, stream, granularity) if to is None else None
         rows = list((await session.execute(select(Entity).order_by(Entity.key))).scalars())
-        open_counts = dict(
-            (
-                await session.execute(
-                    select(Alert.entity, func.count()).where(Alert.status != "resolved").group_by(Alert.entity)
-                )
-            )
-            .tuples()
-            .all()
-        )
+        open_alerts = select(Alert.entity, func.count()).where(Alert.status != "resolved").group_by(Alert.entity)
+        if stream is not None:
+            open_alerts = open_alerts.where(Alert.stream == stream)
+        open_counts = dict((await session.execute(open_alerts)).tuples().all())
     window = make_window(None, to, granularity, default_points=points, anchor=anchor)
     series = await _series(deps, stream, window)
     return {
@@ -202,7 +197,8 @@ async def entity_messages(
     to: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> list[Message]:
-    """The most negative messages of an entity in a window (default: its latest 500 messages)."""
+    """The most negative messages of an entity: of the whole window when ``from`` is
+    given, else of its latest 500 messages (before ``to`` when given)."""
     recent = select(ScoredEventRow)
     if key != ALL:
         recent = recent.where(ScoredEventRow.entities.contains([key]))
@@ -212,8 +208,10 @@ async def entity_messages(
         recent = recent.where(ScoredEventRow.event_time >= from_)
     if to is not None:
         recent = recent.where(ScoredEventRow.event_time < to)
-    sub = recent.order_by(ScoredEventRow.event_time.desc()).limit(500).subquery()
-    stmt = select(sub).order_by(sub.c.negative_prob.desc()).limit(limit)
+    if from_ is None:  # no lower bound: rank the latest 500
+        recent = recent.order_by(ScoredEventRow.event_time.desc()).limit(500)
+    sub = recent.subquery()
+    stmt = select(sub).order_by(sub.c.negative_prob.desc(), sub.c.event_time.desc(), sub.c.id).limit(limit)
     async with deps.sessions() as session:
         rows = (await session.execute(stmt)).mappings().all()
     return [

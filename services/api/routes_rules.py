@@ -1,18 +1,21 @@
 """Alert rules CRUD (``/v1/rules``), validated with the alerter's :class:`RuleSpec`.
-Reads need the read scope (when keys are required for reads), writes need admin."""
+Reads need the read scope (when keys are required for reads), writes need admin.
+Webhook URLs are credentials (a Slack incoming webhook, ``user:pass@``, ``?token=``):
+only a caller with the admin scope reads them whole, anyone else gets scheme and host."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Depends, Path, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from services.alerter.rules import RuleSpec
-from services.api.auth import require
+from services.alerter.rules import Channel, RuleSpec
+from services.api.auth import KeyInfo, implies, reader, require
 from services.api.deps import Deps, get_deps
 from services.api.errors import ApiError, error_responses, validation_details
 from shared.db.models import INT4_MAX, AlertRule
@@ -20,18 +23,52 @@ from shared.db.models import INT4_MAX, AlertRule
 router = APIRouter(tags=["rules"])
 RuleId = Annotated[int, Path(ge=1, le=INT4_MAX)]
 FIELDS = tuple(RuleSpec.model_fields)
+MASK = "…"
+
+
+class ChannelOut(BaseModel):
+    """A stored channel; ``url`` is masked for callers without the admin scope."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["webhook"] = "webhook"
+    url: str = Field(
+        description=f"The webhook URL; without the admin scope only its scheme and host (`https://host/{MASK}`)."
+    )
+    format: Literal["json", "slack"] = "json"
 
 
 class RuleOut(RuleSpec):
     """A stored rule."""
 
+    # A rule stored before infinity was refused still lists (as null) and can be patched.
+    model_config = ConfigDict(allow_inf_nan=True)
+
     id: int
     created_at: datetime | None = None
+    # The URL as text: a masked one is no longer a URL to validate.
+    channels: list[ChannelOut] = Field(default_factory=list)  # type: ignore[assignment]
 
 
-def to_out(row: AlertRule) -> RuleOut:
+def mask_url(url: str) -> str:
+    """``https://hooks.slack.com/…``: scheme and host only (no credentials, path, query or port)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}/{MASK}"
+
+
+def to_out(row: AlertRule, *, reveal: bool) -> RuleOut:
+    """The rule as the API shows it; channel URLs whole only with ``reveal``."""
     data = {f: getattr(row, f) for f in FIELDS}
-    return RuleOut.model_validate({**data, "id": row.id, "created_at": row.created_at})
+    channels = [Channel.model_validate(c).model_dump(mode="json") for c in row.channels or ()]
+    if not reveal:
+        channels = [{**c, "url": mask_url(c["url"])} for c in channels]
+    return RuleOut.model_validate({**data, "channels": channels, "id": row.id, "created_at": row.created_at})
+
+
+def reveals_urls(key: KeyInfo | None) -> bool:
+    """Only the admin scope reads webhook URLs whole."""
+    return key is not None and implies(key.scopes, "admin")
 
 
 def to_columns(spec: RuleSpec) -> dict[str, Any]:
@@ -58,23 +95,22 @@ def _conflict(spec: RuleSpec) -> ApiError:
     return ApiError(409, f"a rule named {spec.name!r} already exists", details=[{"loc": ["body", "name"]}])
 
 
-@router.get("/v1/rules", response_model=list[RuleOut], dependencies=[Depends(require("read"))])
-async def list_rules(deps: Annotated[Deps, Depends(get_deps)]) -> list[RuleOut]:
-    """Every alert rule."""
+@router.get("/v1/rules", response_model=list[RuleOut])
+async def list_rules(
+    deps: Annotated[Deps, Depends(get_deps)], key: Annotated[KeyInfo | None, Depends(reader)]
+) -> list[RuleOut]:
+    """Every alert rule. Channel URLs are masked unless the key has the admin scope."""
     async with deps.sessions() as session:
         rows = (await session.execute(select(AlertRule).order_by(AlertRule.id))).scalars().all()
-    return [to_out(r) for r in rows]
+    return [to_out(r, reveal=reveals_urls(key)) for r in rows]
 
 
-@router.get(
-    "/v1/rules/{rule_id}",
-    response_model=RuleOut,
-    dependencies=[Depends(require("read"))],
-    responses=error_responses({404: "No such rule"}),
-)
-async def get_rule(rule_id: RuleId, deps: Annotated[Deps, Depends(get_deps)]) -> RuleOut:
-    """One alert rule."""
-    return to_out(await _get(deps, rule_id))
+@router.get("/v1/rules/{rule_id}", response_model=RuleOut, responses=error_responses({404: "No such rule"}))
+async def get_rule(
+    rule_id: RuleId, deps: Annotated[Deps, Depends(get_deps)], key: Annotated[KeyInfo | None, Depends(reader)]
+) -> RuleOut:
+    """One alert rule. Channel URLs are masked unless the key has the admin scope."""
+    return to_out(await _get(deps, rule_id), reveal=reveals_urls(key))
 
 
 @router.post(
@@ -94,7 +130,7 @@ async def create_rule(spec: RuleSpec, deps: Annotated[Deps, Depends(get_deps)]) 
             await session.refresh(row)
     except IntegrityError as exc:
         raise _conflict(spec) from exc
-    return to_out(row)
+    return to_out(row, reveal=True)
 
 
 @router.patch(
@@ -108,21 +144,22 @@ async def patch_rule(
     deps: Annotated[Deps, Depends(get_deps)],
     patch: Annotated[dict[str, Any], Body(examples=[{"abs_threshold": 0.7, "enabled": False}])],
 ) -> RuleOut:
-    """Change some fields; the merged rule is validated as a whole."""
-    current = to_out(await _get(deps, rule_id)).model_dump(mode="json", include=set(FIELDS))
-    spec = spec_or_422({**current, **patch})
+    """Change some fields; the merged rule is validated as a whole. The rule is read
+    locked in the writing transaction, so concurrent patches of different fields both apply."""
     try:
         async with deps.sessions.begin() as session:
-            row = await session.get(AlertRule, rule_id)
+            row = await session.get(AlertRule, rule_id, with_for_update=True)
             if row is None:
                 raise ApiError(404, f"no rule {rule_id}")
+            current = to_out(row, reveal=True).model_dump(mode="json", include=set(FIELDS))
+            spec = spec_or_422({**current, **patch})
             for key, value in to_columns(spec).items():
                 setattr(row, key, value)
             await session.flush()
             await session.refresh(row)
     except IntegrityError as exc:
         raise _conflict(spec) from exc
-    return to_out(row)
+    return to_out(row, reveal=True)
 
 
 @router.delete(

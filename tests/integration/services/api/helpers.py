@@ -63,6 +63,7 @@ async def insert_alert(
     at: datetime,
     status: str = "open",
     explanation: dict[str, Any] | None = None,
+    stream: str = "news",
 ) -> None:
     """An alert row as the alerter would write it."""
     from datetime import timedelta
@@ -73,7 +74,7 @@ async def insert_alert(
                 id=alert_id,
                 rule_id=rule_id,
                 entity=entity,
-                stream="news",
+                stream=stream,
                 episode=at,
                 status=status,
                 severity="critical",

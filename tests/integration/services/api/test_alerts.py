@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from integration.services.api.helpers import assert_error, bearer, insert_alert, insert_rule, serving
+from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.app import build_app
 from services.api.config import ApiSettings
-from services.api.deps import Deps
+from services.api.deps import Deps, make_deps
 from shared.db.models import Alert
 
 pytestmark = pytest.mark.integration
@@ -97,7 +99,8 @@ async def _next_event(lines: Any) -> tuple[str, dict[str, Any]]:
 async def test_stream_pushes_new_and_changed_alerts(
     api_settings: ApiSettings, deps: Deps, sessions: async_sessionmaker[AsyncSession], alert_id: str, unique: str
 ) -> None:
-    async with serving(build_app(api_settings, deps)) as url, httpx.AsyncClient(base_url=url, timeout=10) as c:
+    app = build_app(api_settings, deps)
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as c:
         async with c.stream("GET", "/v1/alerts/stream") as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             lines = response.aiter_lines()
@@ -113,3 +116,35 @@ async def test_stream_pushes_new_and_changed_alerts(
                 await s.execute(update(Alert).where(Alert.id == alert_id).values(status="resolved"))
             event, data = await asyncio.wait_for(_next_event(lines), 10)
             assert (event, data["id"], data["status"]) == ("alert", alert_id, "resolved")
+
+        # The client left: the server ends its subscription, and the poller stops with the last one.
+        for _ in range(100):
+            if app.state.feed.subscribers == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert app.state.feed.subscribers == 0
+
+
+async def test_stream_answers_503_when_postgres_is_unreachable(api_settings: ApiSettings) -> None:
+    """The subscription and snapshot come before the first byte: 503 with Retry-After like
+    every other route, not a 200 cut off when the first query fails. PostgreSQL is
+    "down" for this app only: it points at a port that refuses connections."""
+    with socket.socket() as refusing:
+        refusing.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+        port = refusing.getsockname()[1]
+        url = f"postgresql+asyncpg://tonewatch:tonewatch@127.0.0.1:{port}/tonewatch"
+        down = api_settings.model_copy(
+            update={"postgres": api_settings.postgres.model_copy(update={"url": SecretStr(url)})}
+        )
+        deps = make_deps(down)
+        app = build_app(down, deps)
+        try:
+            async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=10) as c:
+                responses = [await c.get("/v1/alerts/stream") for _ in range(2)]
+        finally:
+            await deps.aclose()
+    for response in responses:
+        err = assert_error(response, 503, "dependency_unavailable")
+        assert response.headers["Retry-After"] == "5"
+        assert str(port) not in err["message"]
+    assert app.state.feed.subscribers == 0

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from integration.services.api.helpers import assert_error, bearer
+from integration.services.api.helpers import assert_error, bearer, insert_alert, insert_rule
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -102,6 +102,29 @@ async def test_trends_default_window_ends_at_latest_data(client: httpx.AsyncClie
     assert [b["count"] for b in body["buckets"]] == [6, 4]
 
 
+async def test_from_after_the_latest_data_is_empty_not_422(client: httpx.AsyncClient, trend_rows: str) -> None:
+    later = T0 + timedelta(days=30)  # no trend or routing data this late: the window has none
+    for granularity in ("minute", "hour"):
+        params = {"entity": trend_rows, "from": later.isoformat(), "granularity": granularity}
+        r = await client.get("/v1/trends", params=params)
+        assert r.status_code == 200, r.text
+        assert r.json()["buckets"] == [] and r.json()["from"].startswith("2031-04-03T10:00")
+    r = await client.get("/v1/routing", params={"from": later.isoformat()})
+    assert r.status_code == 200, r.text
+    assert r.json()["buckets"] == ["2031-04-03T10:00:00Z"] and all(q["count"] == 0 for q in r.json()["queues"])
+
+
+async def test_to_between_boundaries_gives_exactly_points_buckets(client: httpx.AsyncClient, trend_rows: str) -> None:
+    to = (T0 + timedelta(minutes=2, seconds=30)).isoformat()
+    for granularity, points, last in (("minute", 120, "2031-03-04T10:02"), ("hour", 5, "2031-03-04T10:00")):
+        params = {"entity": trend_rows, "to": to, "points": points, "fill": "true", "granularity": granularity}
+        buckets = (await client.get("/v1/trends", params=params)).json()["buckets"]
+        assert len(buckets) == points and buckets[-1]["bucket"].startswith(last)
+    assert buckets[-1]["count"] == 9  # the bucket ``to`` falls in is still counted
+    routing = (await client.get("/v1/routing", params={"to": to, "points": 30})).json()
+    assert len(routing["buckets"]) == 30 and routing["buckets"][-1].startswith("2031-03-04T10:02")
+
+
 async def test_trends_bad_queries_are_422(client: httpx.AsyncClient) -> None:
     err = assert_error(await client.get("/v1/trends", params={"granularity": "day"}), 422, "validation_error")
     assert err["details"][0]["loc"] == ["query", "granularity"]
@@ -124,6 +147,29 @@ async def test_entities_list_with_sparklines(client: httpx.AsyncClient, trend_ro
     assert row["stats"]["volume"] == [0, 6, 0, 4]
     assert row["stats"]["negative_share"] == [None, 0.5, None, 0.0]
     assert row["stats"]["total"] == 10 and row["stats"]["negative_share_total"] == pytest.approx(0.3)
+
+
+async def test_entities_count_open_alerts_of_the_stream_asked_for(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], trend_rows: str
+) -> None:
+    rule_id = await insert_rule(sessions, f"rule-{trend_rows}")
+    alerts = [("news", "open"), ("news", "resolved"), ("chat", "open"), ("chat", "acknowledged")]
+    for i, (stream, status) in enumerate(alerts):
+        at = T0 + timedelta(minutes=i)
+        await insert_alert(
+            sessions,
+            alert_id=f"{trend_rows}-{i}",
+            rule_id=rule_id,
+            entity=trend_rows,
+            at=at,
+            status=status,
+            stream=stream,
+        )
+    for stream, expected in (("news", 1), ("chat", 2), (None, 3)):
+        params = {"stream": stream} if stream else {}
+        body = (await client.get("/v1/entities", params=params)).json()
+        (row,) = [e for e in body["entities"] if e["key"] == trend_rows]
+        assert row["stats"]["open_alerts"] == expected, stream
 
 
 async def test_entity_put_delete(client: httpx.AsyncClient, keys: dict[str, str], unique: str) -> None:
@@ -170,6 +216,36 @@ async def test_entity_messages_most_negative_first(
             )
     r = await client.get(f"/v1/entities/{trend_rows}/messages", params={"limit": 2})
     assert [m["text"] for m in r.json()] == ["message 1", "message 2"]
+
+
+async def test_entity_messages_rank_the_whole_window(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], trend_rows: str
+) -> None:
+    """The most negative message is the window's oldest, behind 500 newer ones."""
+    async with sessions.begin() as s:
+        for i in range(502):
+            p = 0.99 if i == 1 else 0.1
+            s.add(
+                ScoredEventRow(
+                    id=f"{trend_rows}-{i}",
+                    stream="news",
+                    event_time=T0 + timedelta(seconds=i),
+                    received_time=T0,
+                    entities=[trend_rows, "_all"],
+                    text=f"message {i}",
+                    sentiment="negative" if p > 0.5 else "neutral",
+                    sentiment_confidence=p,
+                    sentiment_score=-p,
+                    negative_prob=p,
+                    model_version="v1",
+                )
+            )
+    window = {"from": (T0 + timedelta(seconds=1)).isoformat(), "to": (T0 + timedelta(hours=1)).isoformat()}
+    r = await client.get(f"/v1/entities/{trend_rows}/messages", params={**window, "limit": 3})
+    assert r.status_code == 200, r.text
+    assert [m["text"] for m in r.json()] == ["message 1", "message 501", "message 500"]
+    latest = await client.get(f"/v1/entities/{trend_rows}/messages", params={"limit": 1})
+    assert [m["text"] for m in latest.json()] == ["message 501"]  # no window: the latest 500 only
 
 
 async def test_routing_volumes(client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]) -> None:

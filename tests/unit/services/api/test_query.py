@@ -30,6 +30,26 @@ def test_no_anchor_uses_now() -> None:
     assert abs((w.end - datetime.now(UTC)).total_seconds()) < 120
 
 
+@pytest.mark.parametrize("granularity", ["minute", "hour"])
+def test_from_after_the_latest_data_is_an_empty_window(granularity: str) -> None:
+    later = T + timedelta(days=2, minutes=7)
+    w = make_window(later, None, granularity, default_points=10, anchor=T)  # type: ignore[arg-type]
+    step = timedelta(minutes=1) if granularity == "minute" else timedelta(hours=1)
+    assert w.end - w.start == step and w.start <= later < w.end and len(w.buckets()) == 1
+
+
+@pytest.mark.parametrize(
+    ("granularity", "last"),
+    [("minute", datetime(2026, 5, 1, 10, 0, tzinfo=UTC)), ("hour", datetime(2026, 5, 1, 10, tzinfo=UTC))],
+)
+def test_to_between_boundaries_gives_exactly_points_buckets(granularity: str, last: datetime) -> None:
+    to = datetime(2026, 5, 1, 10, 0, 30, tzinfo=UTC)
+    w = make_window(None, to, granularity, default_points=120, anchor=None)  # type: ignore[arg-type]
+    assert len(w.buckets()) == 120 and w.buckets()[-1] == last  # the bucket ``to`` falls in is the last
+    on_boundary = make_window(None, last, granularity, default_points=120, anchor=None)  # type: ignore[arg-type]
+    assert len(on_boundary.buckets()) == 120 and on_boundary.buckets()[-1] == last - on_boundary.step
+
+
 @pytest.mark.parametrize(
     ("start", "end", "granularity"),
     [
