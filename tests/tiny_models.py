@@ -46,9 +46,69 @@ def build_tiny_registry(root: Path) -> Path:
             "version": "tiny",
             "name": f"tiny-{task}",
             "max_length": 64,
+            "max_positions": 128,
             "inputs": ["input_ids", "attention_mask"],
             "base_model": "random tiny BERT (tests)",
         }
         registry.register(task, "tiny", card, files={"model.fp32.onnx": onnx_path, "tokenizer.json": tokenizer})
         registry.promote(task, "tiny")
     return root
+
+
+TINY_WORDS = ["shares", "surge", "record", "profits", "bank", "holds", "rates", "oil", "crash", "slump", "fall"]
+
+
+def tiny_checkpoint(path: Path, task: str = "sentiment", *, tokenizer: bool = True, vocab_size: int = 0) -> Path:
+    """A fine-tuned-looking ``save_pretrained`` checkpoint: a 2-layer, 32-wide BERT with
+    its own small WordPiece tokenizer (``tokenizer=False``: weights and config only, as a
+    Trainer run without a tokenizer leaves it; ``vocab_size``: the config's, 0 = the tokenizer's)."""
+    import torch
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = list("abcdefghijklmnopqrstuvwxyz0123456789")
+    vocab = specials + TINY_WORDS + chars + ["##" + c for c in chars]
+    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+    )
+    labels = LABELS[task]
+    cfg = BertConfig(
+        vocab_size=vocab_size or len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={lab: i for i, lab in enumerate(labels)},
+    )
+    torch.manual_seed(0)
+    BertForSequenceClassification(cfg).save_pretrained(str(path))
+    if tokenizer:
+        fast = BertTokenizerFast(
+            tokenizer_object=tok,
+            unk_token="[UNK]",
+            pad_token="[PAD]",
+            cls_token="[CLS]",
+            sep_token="[SEP]",
+            mask_token="[MASK]",
+        )
+        fast.save_pretrained(str(path))
+    return path
+
+
+def tiny_data(path: Path) -> Path:
+    """A small labelled sentiment JSONL file (every label, enough rows for a test split)."""
+    import json
+
+    words = {"positive": ["surge", "record", "profits"], "negative": ["crash", "slump", "fall"], "neutral": ["holds"]}
+    rows = [{"text": f"{ws[i % len(ws)]} shares {i}", "label": lab} for lab, ws in words.items() for i in range(8)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path

@@ -43,13 +43,18 @@ def _check_task(task: str) -> None:
 
 @contextmanager
 def _errors() -> Iterator[None]:
-    """Turn expected failures into a one-line message and exit status 1."""
+    """Turn expected failures into a one-line message: exit status 2 for invalid input
+    (malformed data, a folder that is not a checkpoint), 1 for the rest."""
     from shared.training.datasets import DataError
+    from shared.training.export import CheckpointError
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         yield
-    except (RegistryError, DataError, RuntimeError, FileNotFoundError) as exc:
+    except (DataError, CheckpointError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except (RegistryError, RuntimeError, FileNotFoundError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
 
@@ -363,11 +368,9 @@ def list_(
     with _errors():
         reg = _registry(ctx)
         for t in tasks:
-            try:
-                promoted = reg.promoted(t).version
-            except RegistryError:
-                promoted = None
-            for e in reg.list(t):
+            promoted = reg.promoted_version(t)
+            entries, invalid = reg.scan(t)
+            for e in entries:
                 m = e.card.get("metrics", {}).get("int8", {})
                 rows.append(
                     {
@@ -381,13 +384,19 @@ def list_(
                         "int8_macro_f1": m.get("macro_f1"),
                     }
                 )
+            for version, reason in invalid.items():
+                rows.append({"task": t, "version": version, "promoted": version == promoted, "invalid": reason})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     for r in rows:
+        mark = "*" if r["promoted"] else " "
+        if "invalid" in r:
+            typer.echo(f"{mark} {r['task']:<9} {r['version']:<16} INVALID: {r['invalid']}")
+            continue
         f1 = "n/a" if r["int8_macro_f1"] is None else f"{r['int8_macro_f1']:.4f}"
         typer.echo(
-            f"{'*' if r['promoted'] else ' '} {r['task']:<9} {r['version']:<16} "
+            f"{mark} {r['task']:<9} {r['version']:<16} "
             f"{','.join(r['variants']):<15} int8 macro-F1 {f1}  {r['created_at']}"
         )
 

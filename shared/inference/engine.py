@@ -132,6 +132,13 @@ class Classifier:
         settings = settings or InferenceSettings()
         registry = registry or Registry(entry.path.parent.parent)
         max_length = settings.max_length or entry.max_length
+        limit = entry.position_limit
+        if limit is not None and max_length > limit:
+            source = "inference max_length setting" if settings.max_length else "card max_length"
+            raise RegistryError(
+                f"{entry.task}/{entry.version}: {source} {max_length} exceeds the model's position limit "
+                f"of {limit} tokens; set max_length to {limit} or less"
+            )
         plan = plan_device(settings.device, ort.get_available_providers())
         failures: list[str] = []
         for kind in plan.candidates:

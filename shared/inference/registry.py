@@ -35,6 +35,7 @@ __all__ = [
     "Registry",
     "RegistryError",
     "default_models_dir",
+    "position_limit_of",
     "sha256_file",
 ]
 
@@ -44,6 +45,9 @@ VARIANT_FILES: Mapping[str, str] = {
     "fp16": "model.fp16.onnx",
 }
 """Variant name -> ONNX file name inside a version folder."""
+
+CPU_VARIANTS: tuple[str, ...] = ("int8", "fp32")
+"""Variants ONNX Runtime's CPU provider runs (fp16 needs a GPU)."""
 
 ARTIFACT_FILES: tuple[str, ...] = (
     *VARIANT_FILES.values(),
@@ -86,6 +90,21 @@ def sha256_file(path: Path) -> str:
         while chunk := fh.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta", "camembert", "longformer", "bart", "mbart"})
+
+
+def position_limit_of(config: Mapping[str, Any]) -> int | None:
+    """Longest input (tokens) a Hugging Face ``config.json`` allows: ``max_position_embeddings``,
+    less RoBERTa-style models' padding offset (514 -> 512)."""
+    raw = config.get("max_position_embeddings")
+    if not isinstance(raw, int) or raw <= 0:
+        return None
+    if config.get("model_type") in _OFFSET_POSITIONS:
+        pad = config.get("pad_token_id")
+        raw -= (pad if isinstance(pad, int) else 1) + 1
+    return raw
 
 
 def _check_task(task: str) -> None:
@@ -149,6 +168,27 @@ class ModelEntry:
         raw = self.card.get("inputs") or ["input_ids", "attention_mask"]
         return tuple(str(x) for x in raw)
 
+    @property
+    def position_limit(self) -> int | None:
+        """Most tokens the model accepts (its position embeddings): the card's
+        ``max_positions``, else the base model's ``config.json`` the card names; None if unknown."""
+        raw = self.card.get("max_positions")
+        if raw is None:
+            base = self.card.get("base_model")
+            cfg_dir = base.get("path") if isinstance(base, Mapping) else None
+            cfg_path = Path(str(cfg_dir)) / "config.json" if cfg_dir else None
+            if cfg_path is None or not cfg_path.is_file():
+                return None
+            try:
+                cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+            raw = position_limit_of(cfg) if isinstance(cfg, dict) else None
+        try:
+            return int(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            return None
+
     def variant_path(self, variant: str) -> Path:
         """Path of a variant's ONNX file; :class:`RegistryError` if unknown/absent."""
         if variant not in VARIANT_FILES:
@@ -190,24 +230,37 @@ class Registry:
         _check_version(version)
         return self.root / task / version
 
-    def list(self, task: str) -> list[ModelEntry]:
-        """All registered versions of ``task`` (folders with a card), oldest first."""
+    def version_names(self, task: str) -> list[str]:
+        """Names of the version folders of ``task`` that hold a card (nothing parsed)."""
         _check_task(task)
         task_dir = self.root / task
         if not task_dir.is_dir():
             return []
-        entries = [
-            self.get(task, d.name)
-            for d in task_dir.iterdir()
-            if d.is_dir() and (d / "card.json").is_file() and _VERSION_RE.match(d.name)
-        ]
-        return sorted(entries, key=lambda e: (str(e.card.get("created_at", "")), e.version))
+        dirs = [d for d in task_dir.iterdir() if d.is_dir() and _VERSION_RE.match(d.name)]
+        return sorted(d.name for d in dirs if (d / "card.json").is_file())
+
+    def scan(self, task: str) -> tuple[list[ModelEntry], dict[str, str]]:
+        """Valid versions of ``task`` (oldest first) and the invalid ones with their reason:
+        one broken folder does not hide the others."""
+        entries: list[ModelEntry] = []
+        invalid: dict[str, str] = {}
+        for name in self.version_names(task):
+            try:
+                entries.append(self.get(task, name))
+            except RegistryError as exc:
+                invalid[name] = str(exc)
+        return sorted(entries, key=lambda e: (str(e.card.get("created_at", "")), e.version)), invalid
+
+    def list(self, task: str) -> list[ModelEntry]:
+        """All valid registered versions of ``task`` (folders with a card), oldest first;
+        a malformed folder is left out (:meth:`scan` names it)."""
+        return self.scan(task)[0]
 
     def get(self, task: str, version: str) -> ModelEntry:
         """Parse one version folder; :class:`RegistryError` if absent or malformed."""
         path = self.version_dir(task, version)
         if not path.is_dir():
-            known = [e.version for e in self.list(task)] if (self.root / task).is_dir() else []
+            known = self.version_names(task)
             raise RegistryError(f"no model {task}/{version} under {self.root}; known: {known}")
         card = _read_json(path / "card.json")
         if not isinstance(card, dict):
@@ -239,12 +292,17 @@ class Registry:
         version = marker.read_text(encoding="utf-8").strip()
         return self.get(task, version)
 
+    def promoted_version(self, task: str) -> str | None:
+        """The version named in ``<task>/PROMOTED`` (not parsed), or None."""
+        _check_task(task)
+        marker = self.root / task / PROMOTED_FILE
+        return marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
+
     def promote(self, task: str, version: str) -> None:
-        """Make ``version`` the serving one after checking every recorded artifact."""
+        """Make ``version`` the serving one after checking that it can serve: every
+        recorded artifact present and matching its hash, a CPU-usable variant (int8 or fp32)."""
         entry = self.get(task, version)
-        if not entry.available_variants():
-            raise RegistryError(f"{task}/{version} has no ONNX variant to serve")
-        self.verify_all(entry)
+        self.verify_servable(entry)
         _write_text_atomic(self.root / task / PROMOTED_FILE, version + "\n")
 
     # ---- integrity ----------------------------------------------------------------
@@ -268,6 +326,20 @@ class Registry:
         """Check every artifact the card records that is present (models, tokenizer,
         labels): before a command rewrites the card, which re-hashes what is on disk."""
         self.verify(entry, [f for f in entry.card.get("artifacts", {}) if (entry.path / f).is_file()])
+
+    def verify_servable(self, entry: ModelEntry) -> None:
+        """Refuse a version that cannot serve: a recorded artifact (or the tokenizer) is
+        missing, no variant runs on CPU (int8 or fp32), or a hash does not match."""
+        where = f"{entry.task}/{entry.version}"
+        recorded = list(entry.card.get("artifacts") or {})
+        needed = dict.fromkeys([*recorded, "tokenizer.json", "labels.json"])
+        missing = [f for f in needed if not (entry.path / f).is_file()]
+        if missing:
+            raise RegistryError(f"{where} cannot serve: missing artifact(s) {', '.join(missing)}")
+        if not any(v in entry.available_variants() for v in CPU_VARIANTS):
+            have = ", ".join(entry.available_variants()) or "none"
+            raise RegistryError(f"{where} cannot serve: no CPU-usable variant (int8 or fp32); present: {have}")
+        self.verify(entry, recorded)
 
     def verify_variant(self, entry: ModelEntry, variant: str) -> Path:
         """Verify a variant's ONNX file, tokenizer and labels; return the ONNX path."""

@@ -50,7 +50,10 @@ class InferenceSettings(BaseModel):
         default=None,
         ge=2,
         le=4096,
-        description="Token truncation length; None takes the model card's max_length.",
+        description=(
+            "Token truncation length; None takes the model card's max_length. A model refuses to "
+            "load when it exceeds its position limit (512 for MiniLM)."
+        ),
     )
     intra_op_threads: int | None = Field(
         default=None,

@@ -175,16 +175,61 @@ def display_path(path: Path) -> str:
         return str(path)
 
 
+def _read_text(path: Path) -> str:
+    """A data file's text (a byte-order mark is dropped); :class:`DataError` if not UTF-8."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+
+
+def _csv_rows(path: Path, needed: Sequence[str]) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) of a CSV file with a header naming ``needed`` columns."""
+    reader = csv.DictReader(io.StringIO(_read_text(path), newline=""))
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in needed if c not in header]
+        if missing:
+            raise DataError(f"{path}:1: header {header} lacks column(s) {missing}")
+        out = []
+        for rec in reader:
+            if None in rec:
+                raise DataError(f"{path}:{reader.line_num}: more fields than the header names")
+            out.append((reader.line_num, {k: v or "" for k, v in rec.items()}))
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: malformed CSV: {exc}") from exc
+    return out
+
+
 def load_gold_rows(path: Path, headlines: Sequence[str]) -> list[Example]:
     """``row,label`` gold file over the Guardian headlines."""
     out = []
-    with path.open(encoding="utf-8", newline="") as fh:
-        for i, rec in enumerate(csv.DictReader(fh), start=2):
+    for i, rec in _csv_rows(path, ("row", "label")):
+        try:
             row = int(rec["row"])
-            if not 0 <= row < len(headlines):
-                raise DataError(f"{path}:{i}: row {row} out of range")
-            label = _check_label("sentiment", rec["label"], f"{path}:{i}")
-            out.append(Example(headlines[row], label, "guardian", f"guardian:{row}"))
+        except ValueError:
+            raise DataError(f"{path}:{i}: row {rec['row']!r} is not a row number") from None
+        if not 0 <= row < len(headlines):
+            raise DataError(f"{path}:{i}: row {row} out of range")
+        label = _check_label("sentiment", rec["label"], f"{path}:{i}")
+        out.append(Example(headlines[row], label, "guardian", f"guardian:{row}"))
+    return out
+
+
+def _jsonl_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) of every non-blank line of a JSONL file."""
+    out = []
+    for i, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
+        if not isinstance(rec, dict):
+            raise DataError(f"{path}:{i}: expected a JSON object with text and label, got {type(rec).__name__}")
+        out.append((i, rec))
     return out
 
 
@@ -192,19 +237,19 @@ def load_labelled(path: Path, task: str) -> list[Example]:
     """Generic ``{"text","label"[,"source"][,"split"]}`` JSONL or ``text,label`` CSV.
 
     Authored or auxiliary rows (``source`` not empty and not ``real``) go to train.
+    Malformed files raise :class:`DataError` naming the file and line.
     """
+    records: list[tuple[int, dict[str, Any]]]
     if path.suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            records: list[dict[str, Any]] = list(csv.DictReader(fh))
+        records = list(_csv_rows(path, ("text", "label")))
     else:
-        lines = path.read_text(encoding="utf-8").splitlines()
-        records = [json.loads(ln) for ln in lines if ln.strip()]
+        records = _jsonl_rows(path)
     out = []
-    for i, rec in enumerate(records, start=1):
-        text = " ".join(str(rec.get("text", "")).split())
+    for i, rec in records:
+        text = " ".join(str(rec.get("text") or "").split())
         if not text:
             continue
-        label = _check_label(task, str(rec.get("label", "")), f"{path}:{i}")
+        label = _check_label(task, str(rec.get("label") or ""), f"{path}:{i}")
         source = str(rec.get("source") or "real")
         split = rec.get("split")
         fixed: Split | None = split if split in SPLITS else None
@@ -261,8 +306,9 @@ def is_gold_csv(path: Path) -> bool:
     """A ``row,label`` CSV of Guardian headline rows (not text)."""
     if path.suffix != ".csv":
         return False
-    with path.open(encoding="utf-8") as fh:
-        return fh.readline().startswith("row,")
+    with path.open("rb") as fh:
+        first = fh.readline()
+    return first.removeprefix(b"\xef\xbb\xbf").startswith(b"row,")
 
 
 def load_file(path: Path, task: str) -> list[Example]:

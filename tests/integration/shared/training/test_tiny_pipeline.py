@@ -196,7 +196,7 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"text": "shares soar", "label": "bullish"}) + "\n", encoding="utf-8")
     res = runner.invoke(app, [*common, "score", "--task", "sentiment", "--input", str(bad)])
-    assert res.exit_code == 1 and "bullish" in res.output and f"{bad}:1" in res.output
+    assert res.exit_code == 2 and "bullish" in res.output and f"{bad}:1" in res.output
 
     # predict on odd inputs through the CLI
     src = tmp_path / "in.jsonl"
