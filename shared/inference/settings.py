@@ -20,6 +20,12 @@ CPU_BUCKET_ROWS = 16
 throughput with max_batch 128-512 on the 2-core benchmark machine)."""
 
 
+_MICROBATCHER_ONLY = (
+    " MicroBatcher only (library callers, bench/inference.py); the classifier service classifies whole"
+    " Kafka batches (TW_CLASSIFIER_BATCH_MAX, TW_CLASSIFIER_CONCURRENT_BATCHES)."
+)
+
+
 class InferenceSettings(BaseModel):
     """How a model is run: device, precision, batching and threads."""
 
@@ -40,11 +46,16 @@ class InferenceSettings(BaseModel):
             "own fp16 engine), int8 on CPU; falls back to fp32 when absent."
         ),
     )
-    max_batch: int = Field(default=64, ge=1, le=65_536, description="Most texts in one micro-batch.")
+    max_batch: int = Field(
+        default=64,
+        ge=1,
+        le=65_536,
+        description="Most texts in one micro-batch." + _MICROBATCHER_ONLY,
+    )
     max_wait_ms: float = Field(
         default=10.0,
         ge=0.0,
-        description="Longest a text waits for its micro-batch to fill.",
+        description="Longest a text waits for its micro-batch to fill." + _MICROBATCHER_ONLY,
     )
     max_length: int | None = Field(
         default=None,
@@ -87,12 +98,12 @@ class InferenceSettings(BaseModel):
         default=1,
         ge=1,
         le=64,
-        description="Threads running inference off the event loop (batches in flight).",
+        description="Threads running inference off the event loop (batches in flight)." + _MICROBATCHER_ONLY,
     )
     max_pending: int = Field(
         default=1024,
         ge=1,
-        description="Texts queued for batching before callers wait (backpressure).",
+        description="Texts queued for batching before callers wait (backpressure)." + _MICROBATCHER_ONLY,
     )
     length_bucket_size: int | None = Field(
         default=None,
