@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import re
 import shutil
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from shared.logs import mask_url_passwords
 from shared.stack.component import Component, ComponentStatus, Log
 from shared.stack.kafka import Kafka
-from shared.stack.postgres import Postgres
+from shared.stack.postgres import OWN_ENTRIES, Postgres
 from shared.stack.prereqs import MissingPrereqs, check_prereqs, install
 from shared.stack.process import (
     PidRecord,
@@ -258,14 +260,33 @@ def down(settings: StackSettings, log: Log = _quiet, *, only: Sequence[str] | No
     return _report("down", settings, started, statuses)
 
 
+# What ``up`` creates in the state dir (and, OWN_ENTRIES, in the PostgreSQL dir): ``reset``
+# removes these and nothing else, so a state dir pointed at a shared folder keeps
+# everything that is not the stack's.
+STATE_ENTRIES = re.compile(r"kafka|kafka-4\.\d+\.\d+|redis|postgres|postgres\.token|logs|run|stack\.lock")
+
+
 def reset(settings: StackSettings, log: Log = _quiet) -> StackReport:
-    """``down``, then delete the state dir and an out-of-tree PostgreSQL dir: the next ``up`` starts afresh."""
+    """``down``, then delete what the stack created in the state dir and an out-of-tree
+    PostgreSQL dir (and each dir once empty): the next ``up`` starts afresh."""
     report = down(settings, log)
     if not report.ok:
         return replace(report, action="reset")
     pg_base = Postgres(settings).base
-    for path in (pg_base, settings.state_dir):
-        if path.exists():
-            log(f"reset: removing {path}")
-            shutil.rmtree(path)
+    _remove_created(pg_base, OWN_ENTRIES, log)
+    _remove_created(settings.state_dir, STATE_ENTRIES, log)
     return replace(report, action="reset")
+
+
+def _remove_created(folder: Path, entries: re.Pattern[str], log: Log) -> None:
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.iterdir()):
+        if entries.fullmatch(path.name):
+            log(f"reset: removing {path}")
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only when nothing else is left in it

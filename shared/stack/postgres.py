@@ -27,6 +27,8 @@ SOCKET_PATH_MAX = 100
 """Unix socket paths longer than about 107 bytes are rejected by the kernel."""
 
 FALLBACK_ROOT = Path("/var/lib/tonewatch")
+OWN_ENTRIES = re.compile(r"data|run|token")
+"""What the stack creates in its PostgreSQL dir (data dir, socket dir, fallback token)."""
 
 
 def _version_key(path: str) -> tuple[int, ...]:
@@ -177,7 +179,20 @@ class Postgres(Component):
         run_as, superuser = server_user()
         socket = self.socket_dir / f".s.PGSQL.{self.port}"
         if len(str(socket)) > SOCKET_PATH_MAX:
-            raise ProcessError(f"unix socket path too long ({socket}); set TW_STACK_POSTGRES_DIR to a shorter path")
+            raise ProcessError(
+                f"unix socket path too long ({socket}); set TW_STACK_POSTGRES_DIR to a new, shorter directory "
+                "such as /tmp/tw-postgres"
+            )
+        foreign = (
+            sorted(p.name for p in self.base.iterdir() if not OWN_ENTRIES.fullmatch(p.name))
+            if self.base.is_dir()
+            else []
+        )
+        if foreign:
+            raise ProcessError(
+                f"{self.base} holds files that are not the stack's ({', '.join(foreign[:3])}); "
+                "TW_STACK_POSTGRES_DIR must name a directory of its own (it is handed to the postgres user)"
+            )
         self._discard_stale_fallback(log)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         for path in (self.base, self.socket_dir):

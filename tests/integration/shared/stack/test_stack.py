@@ -150,3 +150,35 @@ def test_restart_foreign_port_and_down(private_stack: StackSettings) -> None:
         blocked = manager.up(private_stack, only=("redis",))
     assert not blocked.ok
     assert "already in use" in blocked.components[0].detail
+
+
+def test_reset_removes_only_what_the_stack_created(tmp_path: Path) -> None:
+    """A state dir pointed at a shared folder: reset removes the stack's data, logs and
+    pid files there and leaves everything else. Before, it removed the folder whole."""
+    state = tmp_path / "shared"
+    (state / "projects").mkdir(parents=True)
+    (state / "notes.txt").write_text("mine")
+    settings = StackSettings(state_dir=state, redis_port=_free_port())
+    try:
+        assert manager.up(settings, only=("redis",)).ok
+        assert (state / "redis").is_dir() and (state / "logs").is_dir()
+    finally:
+        manager.reset(settings)
+    assert sorted(p.name for p in state.iterdir()) == ["notes.txt", "projects"]
+
+
+def test_a_postgres_dir_holding_other_files_is_refused(tmp_path: Path) -> None:
+    """TW_STACK_POSTGRES_DIR is handed to the postgres user and holds the cluster: a
+    folder with other files in it (``/tmp``, a home dir) is refused, not taken over."""
+    pg = tmp_path / "pg"
+    pg.mkdir()
+    (pg / "notes.txt").write_text("mine")
+    owner = pg.stat().st_uid
+    settings = StackSettings(state_dir=tmp_path / "stack", postgres_dir=pg, postgres_port=_free_port())
+    try:
+        report = manager.up(settings, only=("postgres",))
+    finally:
+        manager.reset(settings)
+    assert not report.ok
+    assert "must name a directory of its own" in report.components[0].detail
+    assert sorted(p.name for p in pg.iterdir()) == ["notes.txt"] and pg.stat().st_uid == owner
