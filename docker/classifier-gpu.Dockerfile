@@ -33,8 +33,9 @@ COPY migrations migrations
 COPY models models
 
 # The project depends on the CPU `onnxruntime` wheel; both wheels install the same
-# `onnxruntime` module, so swap it for the GPU build and check the swap took.
-RUN pip install --no-cache-dir . \
+# `onnxruntime` module, so swap it for the GPU build and check the swap took. Editable, so
+# the code finds models/ and migrations/ in /app (a site-packages copy has neither).
+RUN pip install --no-cache-dir -e . \
     && pip uninstall -y onnxruntime \
     && pip install --no-cache-dir "onnxruntime-gpu==${ORT_GPU_VERSION}" \
     && python -c "import onnxruntime as o; p = o.get_available_providers(); \

