@@ -51,17 +51,17 @@ def parse_java_major(version_output: str) -> int | None:
 def _check_java() -> Prereq:
     java = find_java()
     if java is None:
-        return Prereq("java", "openjdk-17-jre-headless", False, "java not found")
+        return Prereq("java", "default-jre-headless", False, "java not found")
     try:
         out = subprocess.run(  # noqa: S603 - resolved binary, fixed argument
             [java, "-version"], capture_output=True, text=True, timeout=30, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Prereq("java", "openjdk-17-jre-headless", False, f"{java} -version failed: {exc}")
+        return Prereq("java", "default-jre-headless", False, f"{java} -version failed: {exc}")
     major = parse_java_major(out.stderr + out.stdout)
     if major is None or major < MIN_JAVA:
-        return Prereq("java", "openjdk-17-jre-headless", False, f"Java {MIN_JAVA}+ needed, {java} is {major}")
-    return Prereq("java", "openjdk-17-jre-headless", True, f"{java} (Java {major})")
+        return Prereq("java", "default-jre-headless", False, f"Java {MIN_JAVA}+ needed, {java} is {major}")
+    return Prereq("java", "default-jre-headless", True, f"{java} (Java {major})")
 
 
 def check_prereqs() -> list[Prereq]:
@@ -72,9 +72,7 @@ def check_prereqs() -> list[Prereq]:
     return [
         _check_java(),
         Prereq("mvn", "maven", mvn is not None, mvn or "mvn not found"),
-        Prereq(
-            "postgresql", "postgresql-15", bindir is not None, str(bindir) if bindir else "server binaries not found"
-        ),
+        Prereq("postgresql", "postgresql", bindir is not None, str(bindir) if bindir else "server binaries not found"),
         Prereq("redis-server", "redis-server", redis is not None, redis or "redis-server not found"),
     ]
 

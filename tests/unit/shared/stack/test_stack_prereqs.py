@@ -32,15 +32,15 @@ def test_install_command_names_the_packages() -> None:
 
 def test_up_only_needs_the_prereqs_of_selected_components(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = [
-        Prereq("java", "openjdk-17-jre-headless", False, "none"),
+        Prereq("java", "default-jre-headless", False, "none"),
         Prereq("mvn", "maven", True, "/usr/bin/mvn"),
-        Prereq("postgresql", "postgresql-15", True, "/usr/lib/postgresql/15/bin"),
+        Prereq("postgresql", "postgresql", True, "/usr/lib/postgresql/15/bin"),
         Prereq("redis-server", "redis-server", True, "/usr/bin/redis-server"),
     ]
     monkeypatch.setattr(manager, "check_prereqs", lambda: fake)
     components = manager.build_components(StackSettings(), ["redis"])
     manager.ensure_prereqs(components, lambda _: None, install_missing=False)
-    with pytest.raises(MissingPrereqs, match="openjdk-17-jre-headless"):
+    with pytest.raises(MissingPrereqs, match="default-jre-headless"):
         manager.ensure_prereqs(manager.build_components(StackSettings()), lambda _: None, install_missing=False)
 
 
