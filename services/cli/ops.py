@@ -18,7 +18,7 @@ import typer
 from services.cli.ingest import NEWS_BACKFILL, NEWS_SPEEDUP
 from shared.config import ServiceSettings
 from shared.stack import manager
-from shared.stack.settings import StackSettings
+from shared.stack.settings import StackSettings, kafka_bootstrap, postgres_url, redis_url
 
 
 def register(app: typer.Typer) -> None:
@@ -69,6 +69,16 @@ def _wait_http(url: str, timeout_s: float) -> bool:
     return False
 
 
+def stack_endpoints(stack: StackSettings) -> dict[str, str]:
+    """The services' connection settings for the local stack as it is configured
+    (``TW_STACK_*`` ports, password): a demo on other ports reaches it too."""
+    return {
+        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_bootstrap(stack),
+        "TW_POSTGRES__URL": postgres_url(stack),
+        "TW_REDIS__URL": redis_url(stack),
+    }
+
+
 def demo(
     limit: int | None = typer.Option(None, help="Replay only the first N headlines."),
     news_speedup: float = NEWS_SPEEDUP,
@@ -79,10 +89,13 @@ def demo(
     replay the demo data, print the dashboard URL. Ctrl-C stops the services."""
     from shared.db import migrate
 
-    stack = manager.up(StackSettings(), lambda line: typer.echo(line, err=True), install_prereqs=os.geteuid() == 0)
+    stack_settings = StackSettings()
+    stack = manager.up(stack_settings, lambda line: typer.echo(line, err=True), install_prereqs=os.geteuid() == 0)
     if not stack.ok:
         typer.echo("error: the local stack is not healthy; see `tonewatch stack status`", err=True)
         raise typer.Exit(1)
+    for name, value in stack_endpoints(stack_settings).items():
+        os.environ.setdefault(name, value)  # for this command and the services it starts
     settings = ServiceSettings()
     migrate.upgrade(settings.postgres)
     me = [sys.executable, "-m", "services"]
