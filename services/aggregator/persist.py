@@ -1,8 +1,9 @@
 """Stage: one PostgreSQL transaction per batch.
 
-Exactly once: event ids go into the ``counted_events`` ledger with
-``ON CONFLICT DO NOTHING RETURNING id``; only the ids that were new are added to
-the buckets, in the same transaction. A replay after a crash (before or after the
+Exactly once: (event id, stream) pairs go into the ``counted_events`` ledger with
+``ON CONFLICT DO NOTHING RETURNING``; only the events that were new are added to
+the buckets, in the same transaction. Ids are unique within a stream only: a news
+and a chat event with the same id are two events. A replay after a crash (before or after the
 database commit) therefore never counts an event twice. Bucket changes are
 announced with ``NOTIFY tonewatch_buckets`` which PostgreSQL delivers at commit.
 """
@@ -28,7 +29,8 @@ NOTIFY_CHANNEL = "tonewatch_buckets"
 # per table whatever the batch size (a multi-row VALUES list is recompiled for every
 # distinct row count, which cost more CPU than the inserts themselves).
 _LEDGER = text(
-    "INSERT INTO counted_events (id) SELECT unnest(CAST(:ids AS text[])) ON CONFLICT DO NOTHING RETURNING id"
+    "INSERT INTO counted_events (id, stream) SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:streams AS text[])) "
+    "ON CONFLICT DO NOTHING RETURNING id, stream"
 )
 _SCORED = text(
     """
@@ -112,12 +114,13 @@ async def store_batch(
     before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Store a batch in one transaction; returns how many events were new."""
-    unique = list({e.id: e for e in reversed(events)}.values())[::-1]
+    unique = list({(e.id, e.stream): e for e in reversed(events)}.values())[::-1]
     if not unique:
         return 0
     async with sessions.begin() as session:
-        new_ids = set((await session.execute(_LEDGER, {"ids": [e.id for e in unique]})).scalars())
-        fresh = [e for e in unique if e.id in new_ids]
+        ledger = {"ids": [e.id for e in unique], "streams": [e.stream for e in unique]}
+        new_keys = {(r.id, r.stream) for r in await session.execute(_LEDGER, ledger)}
+        fresh = [e for e in unique if (e.id, e.stream) in new_keys]
         if not fresh:
             return 0
         await session.execute(_SCORED, {"rows": json.dumps([_row(e) for e in fresh])})

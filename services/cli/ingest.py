@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import typer
 from tqdm import tqdm
 
-from services.ingest.replay import Pacing, ReplayReport, replay
+from services.ingest.replay import Pacing, ReplayReport, replay, run_stamp
 from services.ingest.sources import DEMO_NEWS_BACKFILL_S, Line, demo_chats, guardian_news, read_file
 from shared.config import ServiceSettings
 from shared.events import Stream
@@ -27,7 +28,12 @@ NEWS_BACKFILL = typer.Option(
 
 
 async def _replay(
-    lines: Iterable[Line], stream: Stream, pacing: Pacing, label: str, total: int | None = None
+    lines: Iterable[Line],
+    stream: Stream,
+    pacing: Pacing,
+    label: str,
+    total: int | None = None,
+    run: int | None = None,
 ) -> ReplayReport:
     settings = ServiceSettings()
     await ensure_topics(settings.kafka, [settings.topics.raw(stream)])
@@ -35,7 +41,7 @@ async def _replay(
     await producer.start()
     try:
         with tqdm(total=total, desc=label, unit="ev", disable=None) as bar:
-            return await replay(producer, settings.topics, lines, stream, pacing, progress=bar.update)
+            return await replay(producer, settings.topics, lines, stream, pacing, progress=bar.update, run=run)
     finally:
         await producer.stop()
 
@@ -69,7 +75,10 @@ def file_(
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Replay a file. Missing ids are assigned; invalid lines are reported (exit 1)."""
+    """Replay a file. Missing ids are assigned; invalid lines are reported (exit 1).
+
+    With --speedup every id gets this run's stamp (``id@<start in Unix ms>``), so a
+    replay of the same file is counted again."""
     if stream not in ("news", "chat"):
         typer.echo(f"error: --stream must be news or chat, not {stream!r}", err=True)
         raise typer.Exit(2)
@@ -95,7 +104,9 @@ def demo(
     chat_rate: float = typer.Option(2.0, help="Demo chat messages per second."),
     limit: int | None = typer.Option(None, help="Only the first N headlines."),
 ) -> None:
-    """Replay the demo data: Guardian business headlines and authored bank chats."""
+    """Replay the demo data: Guardian business headlines and authored bank chats.
+
+    The ids carry this run's stamp (``guardian-7@<start in Unix ms>``): every run counts."""
     news, chats = demo_lines(limit)
     try:
         news_pacing = Pacing(speedup=news_speedup, backfill_s=news_backfill)
@@ -103,10 +114,12 @@ def demo(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 
+    run = run_stamp(datetime.now(UTC))  # the demo's ids are fixed; their times are this run's
+
     async def both() -> tuple[ReplayReport, ReplayReport]:
         return await asyncio.gather(
-            _replay(news, "news", news_pacing, "news", len(news)),
-            _replay(chats, "chat", Pacing(rate=chat_rate), "chat", len(chats)),
+            _replay(news, "news", news_pacing, "news", len(news), run),
+            _replay(chats, "chat", Pacing(rate=chat_rate), "chat", len(chats), run),
         )
 
     a, b = asyncio.run(both())

@@ -11,6 +11,7 @@ file); ``speedup`` reads it all first, to order it by event time."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from services.ingest.sources import Line
 from shared.events import InvalidEvent, RawEvent, Stream
 from shared.topics import Topics
 
+MAX_ID_CHARS = 128
+"""An event id's longest length (``shared.events.EventId``)."""
 MAX_REJECTIONS_KEPT = 1_000
 """Rejected lines whose number and reason a report keeps; the rest are only counted."""
 
@@ -58,6 +61,22 @@ class Pacing:
             raise ValueError("--backfill needs --speedup (it moves the replayed timeline into the past)")
 
 
+def run_stamp(now: datetime) -> int:
+    """A replay run's stamp: its start in Unix milliseconds."""
+    return int(now.timestamp() * 1000)
+
+
+def run_id(event_id: str, run: int) -> str:
+    """``{event_id}@{run}``, the id of an event in the replay run ``run``. Within the
+    ``EventId`` contract (at most 128 characters of ``[\\w.:@/-]``): a longer original id
+    is cut and a digest of it added, so distinct ids stay distinct."""
+    suffix = f"@{run}"
+    if len(event_id) + len(suffix) <= MAX_ID_CHARS:
+        return event_id + suffix
+    digest = hashlib.sha256(event_id.encode()).hexdigest()[:32]
+    return f"{event_id[: MAX_ID_CHARS - len(suffix) - len(digest) - 1]}.{digest}{suffix}"
+
+
 def _retime(
     events: list[RawEvent], speedup: float, now: datetime, backfill_s: float = 0.0
 ) -> list[tuple[float, RawEvent]]:
@@ -89,6 +108,11 @@ def _prepared(lines: Iterable[Line], stream: Stream, report: ReplayReport) -> It
             report.reject(line.number, exc.reason)
 
 
+def _renamed(events: Iterable[RawEvent], run: int) -> Iterator[RawEvent]:
+    for e in events:
+        yield e.model_copy(update={"id": run_id(e.id, run)})
+
+
 async def replay(
     producer: AIOKafkaProducer,
     topics: Topics,
@@ -98,12 +122,20 @@ async def replay(
     *,
     progress: Callable[[int], Any] | None = None,
     chunk: int = 200,
+    run: int | None = None,
 ) -> ReplayReport:
+    """Produce the valid lines, paced. Events get :func:`run_id` ids of ``run`` when it is
+    given, and of this run's start with ``speedup`` (which moves event times)."""
     report = ReplayReport()
+    now = datetime.now(UTC)
+    if run is None and pacing.speedup is not None:
+        run = run_stamp(now)
     events = _prepared(lines, stream, report)
+    if run is not None:
+        events = _renamed(events, run)
     schedule: Iterable[tuple[float, RawEvent]]
     if pacing.speedup is not None:
-        schedule = _retime(list(events), pacing.speedup, datetime.now(UTC), pacing.backfill_s)
+        schedule = _retime(list(events), pacing.speedup, now, pacing.backfill_s)
     elif pacing.rate is not None:
         rate = pacing.rate
         schedule = ((i / rate, e) for i, e in enumerate(events))

@@ -40,7 +40,8 @@ an event's text may have); a larger one is a rejected line, not an abort."""
 def read_file(path: Path) -> Iterator[Line]:
     """JSONL (``.jsonl``/``.json``) or CSV (header row; a ``text`` column is required).
 
-    A line that cannot be read (bad UTF-8, malformed JSON or CSV, a field too large)
+    A line that cannot be read (bad UTF-8, malformed JSON or CSV, JSON nested too deeply,
+    a CSV row with more fields than its header, a field too large)
     comes back with its error; the lines after it are still read."""
     if path.suffix.lower() == ".csv":
         yield from _read_csv(path)
@@ -54,6 +55,9 @@ def read_file(path: Path) -> Iterator[Line]:
             except UnicodeDecodeError as exc:
                 yield Line(n, None, f"invalid UTF-8 at byte {exc.start}")
                 continue
+            except RecursionError:  # the C decoder recurses once per level of nesting
+                yield Line(n, None, "malformed JSON: nested too deeply")
+                continue
             except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
                 yield Line(n, None, f"malformed JSON: {getattr(exc, 'msg', exc)}")
                 continue
@@ -64,33 +68,46 @@ def read_file(path: Path) -> Iterator[Line]:
 
 
 def _read_csv(path: Path) -> Iterator[Line]:
-    """Rows of a CSV file, numbered by the line they start on. A byte-order mark (Excel's
-    "CSV UTF-8") is skipped; bytes that are not UTF-8 reject their row only."""
+    """Rows of a CSV file, numbered by the physical line they start on (blank lines are
+    skipped but counted). A byte-order mark (Excel's "CSV UTF-8") is skipped; bytes that
+    are not UTF-8, and a row with more fields than the header (an unquoted comma: what
+    follows would be lost), reject their row only."""
     csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
-        reader = csv.DictReader(fh)
+        reader = csv.reader(fh)
         try:
-            if reader.fieldnames is None:  # reads the header row
-                return
+            header = next(reader, None)
         except csv.Error as exc:
             yield Line(1, None, f"malformed CSV header: {exc}")
             return
+        if header is None:
+            return
+        bad_header = any(_SURROGATE.search(k) for k in header)
         last = 1
         while True:
             # after a csv.Error the reader's line count can lag the line it gave up on
             start = last = max(reader.line_num + 1, last + 1)
             try:
-                row = next(reader)
+                values = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
                 yield Line(start, None, f"malformed CSV: {exc}")
                 continue
-            values = [v for v in row.values() if isinstance(v, str)]
-            if any(_SURROGATE.search(v) for v in values) or any(k and _SURROGATE.search(k) for k in row):
+            if not values:  # a blank line
+                continue
+            if len(values) > len(header):
+                yield Line(
+                    start,
+                    None,
+                    f"malformed CSV: {len(values)} fields but the header has {len(header)} "
+                    "(quote a field that holds a comma)",
+                )
+                continue
+            if bad_header or any(_SURROGATE.search(v) for v in values):
                 yield Line(start, None, "invalid UTF-8")
                 continue
-            yield Line(start, {k: v for k, v in row.items() if k and v not in (None, "")})
+            yield Line(start, {k: v for k, v in dict(zip(header, values, strict=False)).items() if k and v != ""})
 
 
 _SURROGATE = re.compile("[\udc80-\udcff]")

@@ -44,25 +44,28 @@ class Entity(Base):
 
 
 class CountedEvent(Base):
-    """Ids of events already counted in the buckets: the exactly-once ledger.
+    """(id, stream) of events already counted in the buckets: the exactly-once ledger.
+    Ids are unique within a stream only (a news and a chat file may both number rows 1..N).
 
     Kept longer than ``scored_events`` (which holds text for drill-down)."""
 
     __tablename__ = "counted_events"
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(8), primary_key=True)
     counted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (Index("ix_counted_events_counted_at", "counted_at"),)
 
 
 class ScoredEventRow(Base):
-    """A classified event with redacted, capped text, for drill-down and explanations."""
+    """A classified event with redacted, capped text, for drill-down and explanations;
+    keyed by (id, stream) like the ledger."""
 
     __tablename__ = "scored_events"
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    stream: Mapped[str] = mapped_column(String(8))
+    stream: Mapped[str] = mapped_column(String(8), primary_key=True)
     event_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     entities: Mapped[list[str]] = mapped_column(ARRAY(String(64)))

@@ -12,14 +12,15 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from sqlalchemy import func, select
 from tw_testing import env_for, wait_until
 
 from services.aggregator.config import AggregatorSettings
-from shared.db.models import TrendMinute
+from services.aggregator.persist import store_batch
+from shared.db.models import CountedEvent, ScoredEventRow, TrendMinute
 from shared.events import Score, ScoredEvent
 from shared.kafka.clients import ensure_topics, make_producer
 
@@ -27,12 +28,12 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)
 
 
-def scored(i: int, label: str = "neutral") -> ScoredEvent:
+def scored(i: int, label: str = "neutral", *, stream: Literal["news", "chat"] = "news") -> ScoredEvent:
     probs = {"negative": 0.1, "neutral": 0.1, "positive": 0.1} | {label: 0.8}
     t = T0 + timedelta(seconds=i % 600)
     return ScoredEvent(
         id=f"ev-{i}",
-        stream="news",
+        stream=stream,
         event_time=t,
         received_time=t,
         text=f"headline {i}",
@@ -121,3 +122,26 @@ async def test_kill_9_at_every_stage_counts_each_event_once(
 
 async def _done(sessions: Any, target: int) -> bool:
     return await totals(sessions) >= target
+
+
+async def test_a_news_and_a_chat_event_with_the_same_id_are_both_counted(sessions: Any, unique: str) -> None:
+    """Ids are unique within a stream: a news file and a chat file that both number their
+    rows 1..N. Before, the ledger and ``scored_events`` were keyed by id alone and the
+    second stream's event was dropped from the trends and the drill-down."""
+    entity = f"E{unique}"
+    news, chat = (
+        scored(10_000, stream=s).model_copy(update={"id": f"n-{unique}", "entities": [entity]})
+        for s in ("news", "chat")
+    )
+    assert await store_batch(sessions, [news]) == 1
+    assert await store_batch(sessions, [chat, news]) == 1  # the chat event is new; the news one is not
+    assert await store_batch(sessions, [news, chat]) == 0  # and each is still counted once
+    twice = [scored(10_001, stream="chat").model_copy(update={"id": f"m-{unique}"})] * 2
+    assert await store_batch(sessions, twice) == 1  # a batch with a duplicate
+    async with sessions() as s:
+        per_stream = select(TrendMinute.stream, func.sum(TrendMinute.count)).where(TrendMinute.entity == entity)
+        counts = dict((await s.execute(per_stream.group_by(TrendMinute.stream))).tuples().all())
+        ledger = (await s.execute(select(CountedEvent.stream).where(CountedEvent.id == news.id))).scalars().all()
+        rows = (await s.execute(select(ScoredEventRow.stream).where(ScoredEventRow.id == news.id))).scalars().all()
+    assert counts == {"news": 1, "chat": 1}
+    assert sorted(ledger) == sorted(rows) == ["chat", "news"]

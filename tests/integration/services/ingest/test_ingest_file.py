@@ -10,11 +10,13 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from services.aggregator.persist import store_batch
 from shared.config import KafkaSettings
-from shared.events import RawNews
+from shared.events import RawNews, Score, ScoredEvent
 from shared.kafka.clients import make_consumer
 
 pytestmark = pytest.mark.integration
@@ -105,8 +107,108 @@ async def test_ingest_file_backfill_sends_the_past_at_once(
                         got[e.id] = (e.event_time.timestamp(), r.timestamp / 1000)
     finally:
         await consumer.stop()
+    assert {k.split("@")[0] for k in got} == {f"b{h}" for h in range(4)}  # a retimed replay stamps its run
+    got = {k.split("@")[0]: v for k, v in got.items()}
     times = [got[f"b{h}"][0] for h in range(4)]
     assert [round(b - a, 3) for a, b in itertools.pairwise(times)] == [1.0, 1.0, 1.0]
     lag = {k: sent - t for k, (t, sent) in got.items()}
     assert lag["b0"] > 1.0 and lag["b1"] > 0.0  # sent at once, with event times in the past
     assert -0.2 < lag["b2"] < 1.0 and -0.2 < lag["b3"] < 1.0  # sent when their time came
+
+
+async def test_a_retimed_replay_of_the_same_file_is_counted_again(
+    kafka_settings: KafkaSettings, unique: str, tmp_path: Path, sessions: Any
+) -> None:
+    """``--speedup`` moves event times to now; before, it kept the ids, so a second replay of
+    the same file (or a second ``scripts/demo``) was dropped by the aggregator's ledger while
+    ingest said "produced N". Each run's events now carry the run in their id: a new run
+    counts again, a retry within a run still once."""
+    path = tmp_path / "news.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"id": f"r{i}", "text": f"headline {i}", "event_time": f"2020-01-01T00:00:0{i}Z"}) + "\n"
+            for i in range(3)
+        )
+    )
+    prefix = f"t{unique}."
+    env = {
+        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "TW_TOPICS__PREFIX": prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    cmd = [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news", "--speedup", "100"]
+    for _ in range(2):
+        proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0 and "produced 3 events" in proc.stdout, proc.stderr
+    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
+    await consumer.start()
+    try:
+        got: list[RawNews] = []
+        async with asyncio.timeout(30):
+            while len(got) < 6:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    got += [RawNews.model_validate_json(r.value or b"") for r in records]
+    finally:
+        await consumer.stop()
+    runs: dict[str, list[RawNews]] = {}
+    for e in got:
+        original, _, run = e.id.partition("@")
+        assert original in {"r0", "r1", "r2"} and run.isdigit(), e.id
+        runs.setdefault(run, []).append(e)
+    assert len(runs) == 2 and all(len(events) == 3 for events in runs.values())
+
+    def scored(e: RawNews) -> ScoredEvent:
+        probs = {"negative": 0.1, "neutral": 0.8, "positive": 0.1}
+        score = Score(label="neutral", confidence=0.8, probs=probs, model="m", version="v1")
+        return ScoredEvent(
+            id=e.id,
+            stream="news",
+            event_time=e.event_time,
+            received_time=e.event_time,
+            text=e.text,
+            entities=["_all"],
+            sentiment=score,
+        )
+
+    first, second = ([scored(e) for e in events] for events in runs.values())
+    assert await store_batch(sessions, first) == 3
+    assert await store_batch(sessions, second) == 3  # the second run is counted too
+    assert await store_batch(sessions, first) == 0  # a retry within a run is not
+
+
+async def test_ingest_file_rejects_deep_json_and_long_csv_rows_by_physical_line_and_goes_on(
+    kafka_settings: KafkaSettings, unique: str, tmp_path: Path
+) -> None:
+    """A JSONL line nested 200,000 deep used to abort the ingest (RecursionError: later
+    lines never sent, no report); a CSV row with an unquoted comma was sent cut short,
+    and rows after blank lines were reported under the wrong line number."""
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text(
+        json.dumps({"id": "j1", "text": "before"}) + "\n" + "[" * 200_000 + "]" * 200_000 + "\n"
+        + json.dumps({"id": "j3", "text": "after"}) + "\n"
+    )  # fmt: skip
+    rows = tmp_path / "rows.csv"
+    rows.write_text("id,text,source\nc1,Shares flat,x\n\n\nc2,Profits up, shares down,reuters\nc3,ok,y\n")
+    prefix = f"t{unique}."
+    env = {
+        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "TW_TOPICS__PREFIX": prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    expected = {deep: "line 2: rejected: malformed JSON: nested too deeply", rows: "line 5: rejected: malformed CSV"}
+    for path, rejection in expected.items():
+        cmd = [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news"]
+        proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert "produced 2 events" in proc.stdout and rejection in proc.stderr, proc.stderr
+    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
+    await consumer.start()
+    try:
+        got: dict[str, RawNews] = {}
+        async with asyncio.timeout(30):
+            while len(got) < 4:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    got |= {(e := RawNews.model_validate_json(r.value or b"")).id: e for r in records}
+    finally:
+        await consumer.stop()
+    assert sorted(got) == ["c1", "c3", "j1", "j3"]  # the bad lines alone are left out

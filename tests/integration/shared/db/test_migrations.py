@@ -72,3 +72,39 @@ def test_upgrade_downgrade_upgrade() -> None:
         assert tables == _tables(name)
     finally:
         asyncio.run(_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_0007_keys_the_ledger_and_scored_events_by_id_and_stream_keeping_rows() -> None:
+    name = f"tw_mig_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_exec(f'CREATE DATABASE "{name}"'))
+    settings = PostgresSettings(url=SecretStr(f"postgresql+asyncpg://tonewatch:tonewatch@127.0.0.1:15432/{name}"))
+
+    def scored_row(event_id: str, stream: str) -> str:
+        return (
+            "INSERT INTO scored_events (id, stream, event_time, received_time, entities, text, sentiment, "
+            "sentiment_confidence, sentiment_score, negative_prob, model_version) VALUES "
+            f"('{event_id}', '{stream}', now(), now(), ARRAY['_all'], 't', 'neutral', 0.8, 0, 0.1, 'v1')"
+        )
+
+    def ledger() -> set[tuple[str, ...]]:
+        rows = asyncio.run(_exec("SELECT * FROM counted_events", name))
+        return {(r["id"], r["stream"]) if "stream" in r else (r["id"],) for r in rows}
+
+    try:
+        upgrade(settings, "0006")
+        asyncio.run(_exec("INSERT INTO counted_events (id) VALUES ('a'), ('b'), ('c')", name))
+        asyncio.run(_exec(scored_row("a", "news"), name))
+        asyncio.run(_exec(scored_row("b", "chat"), name))
+        upgrade(settings)
+        # a ledger id takes its scored event's stream; one whose scored event expired is kept for both
+        assert ledger() == {("a", "news"), ("b", "chat"), ("c", "news"), ("c", "chat")}
+        asyncio.run(_exec("INSERT INTO counted_events (id, stream) VALUES ('a', 'chat')", name))
+        asyncio.run(_exec(scored_row("a", "chat"), name))  # the same id in the other stream fits
+        downgrade(settings, "0006")
+        assert ledger() == {("a",), ("b",), ("c",)}
+        scored = asyncio.run(_exec("SELECT id, stream FROM scored_events ORDER BY id", name))
+        assert [(r["id"], r["stream"]) for r in scored] == [("a", "news"), ("b", "chat")]
+        upgrade(settings)
+        assert ledger() == {("a", "news"), ("b", "chat"), ("c", "news"), ("c", "chat")}
+    finally:
+        asyncio.run(_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from services.ingest.produce import prepare
-from services.ingest.replay import MAX_REJECTIONS_KEPT, Pacing, _retime, replay
+from services.ingest.replay import MAX_REJECTIONS_KEPT, Pacing, ReplayReport, _retime, replay, run_id
 from services.ingest.sources import Line, read_file
 from shared.events import MAX_EVENT_BYTES, MAX_TEXT_CHARS, InvalidEvent, RawChat, RawNews
 from shared.topics import Topics
@@ -155,3 +157,93 @@ async def test_rejections_are_counted_but_only_the_first_thousand_kept() -> None
     report = await replay(_Producer(pulled), Topics(), _lines(3_000, pulled, bad_every=2), "news", Pacing())  # type: ignore[arg-type]
     assert report.produced == 1_500 and report.rejected_total == 1_500
     assert len(report.rejected) == MAX_REJECTIONS_KEPT and report.rejected[0] == (2, "malformed JSON: x")
+
+
+def test_run_id_stays_within_the_event_id_contract() -> None:
+    assert run_id("guardian-7", 1_767_225_600_000) == "guardian-7@1767225600000"
+    long_a, long_b = "a" * 127 + "x", "a" * 127 + "y"
+    ids = {run_id(long_a, 1), run_id(long_b, 1), run_id(long_a, 2)}
+    assert len(ids) == 3  # distinct originals and runs stay distinct when cut
+    for i in ids:  # a valid id of the contract
+        assert len(i) <= 128
+        RawNews(id=i, event_time=datetime(2026, 1, 1, tzinfo=UTC), text="x")
+
+
+async def test_a_retimed_replay_stamps_ids_with_its_run_and_others_keep_them() -> None:
+    """Before, ``--speedup`` kept the ids: a second replay of the same file was dropped by
+    the aggregator's ledger. Each run now has its own ids; an unretimed replay keeps them."""
+
+    async def ids(pacing: Pacing, run: int | None = None) -> list[str]:
+        pulled = [0]
+        producer = _Producer(pulled)
+        await replay(producer, Topics(), _lines(3, pulled), "news", pacing, run=run)  # type: ignore[arg-type]
+        return [json.loads(v)["id"] for v in producer.values]
+
+    first = await ids(Pacing(speedup=1e9))
+    await asyncio.sleep(0.002)
+    second = await ids(Pacing(speedup=1e9))
+    assert [i.split("@")[0] for i in first] == [i.split("@")[0] for i in second] == ["s1", "s2", "s3"]
+    assert len({i.split("@")[1] for i in first}) == 1 and set(first).isdisjoint(second)
+    assert await ids(Pacing(rate=1e6)) == await ids(Pacing()) == ["s1", "s2", "s3"]
+    assert await ids(Pacing(rate=1e6), run=42) == ["s1@42", "s2@42", "s3@42"]
+
+
+def test_the_demo_stamps_news_and_chats_with_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's ids are fixed (``guardian-{i}``, ``{conversation}-{seq}``) and its times
+    are now: both replays get the run's stamp, so a second ``scripts/demo`` counts again."""
+    from typer.testing import CliRunner
+
+    from services.cli import ingest as cli
+
+    calls: list[tuple[str, int | None]] = []
+
+    async def fake_replay(
+        lines: Any, stream: str, pacing: Pacing, label: str, total: int | None = None, run: int | None = None
+    ) -> ReplayReport:
+        calls.append((stream, run))
+        return ReplayReport()
+
+    news = [{"id": "guardian-0", "text": "x", "event_time": "2020-01-01T00:00:00Z"}]
+    monkeypatch.setattr(cli, "guardian_news", lambda: news)
+    monkeypatch.setattr(cli, "_replay", fake_replay)
+    result = CliRunner().invoke(cli.app, ["demo"])
+    assert result.exit_code == 0, result.output
+    assert sorted(s for s, _ in calls) == ["chat", "news"]
+    assert calls[0][1] is not None and calls[0][1] == calls[1][1]
+
+
+def test_json_nested_too_deeply_is_a_rejected_line_and_reading_goes_on(tmp_path: Path) -> None:
+    """Before, the decoder's RecursionError escaped: the ingest aborted, later lines unsent."""
+    jl = tmp_path / "deep.jsonl"
+    deep_list = "[" * 200_000 + "]" * 200_000
+    deep_object = '{"a":' * 200_000 + "1" + "}" * 200_000
+    jl.write_text(f'{{"text": "a"}}\n{deep_list}\n{deep_object}\n{{"text": "b"}}\n')
+    assert [(ln.number, ln.data, ln.error) for ln in read_file(jl)] == [
+        (1, {"text": "a"}, None),
+        (2, None, "malformed JSON: nested too deeply"),
+        (3, None, "malformed JSON: nested too deeply"),
+        (4, {"text": "b"}, None),
+    ]
+
+
+def test_a_csv_row_with_more_fields_than_the_header_is_rejected(tmp_path: Path) -> None:
+    """Before, the fields past the header were dropped silently (``reuters`` lost, the row
+    accepted cut short)."""
+    f = tmp_path / "comma.csv"
+    f.write_text('id,text,source\nn1,Profits up, shares down,reuters\nn2,"Profits up, shares down",reuters\nn3,short\n')
+    assert [(ln.number, ln.data, ln.error) for ln in read_file(f)] == [
+        (2, None, "malformed CSV: 4 fields but the header has 3 (quote a field that holds a comma)"),
+        (3, {"id": "n2", "text": "Profits up, shares down", "source": "reuters"}, None),
+        (4, {"id": "n3", "text": "short"}, None),
+    ]
+
+
+def test_csv_rows_are_numbered_by_their_physical_line_after_blank_lines(tmp_path: Path) -> None:
+    """Before, blank lines were not counted: a bad row on line 5 was reported as line 3."""
+    f = tmp_path / "blanks.csv"
+    f.write_text('id,text,source\nn0,ok,x\n\n\nn1,Profits up, shares down,reuters\n\n"n2","two\nlines",y\nn3,\xff,z\n')
+    f.write_bytes(f.read_bytes().replace("\xff".encode(), b"\xff"))
+    assert [(ln.number, ln.data is not None) for ln in read_file(f)] == [(2, True), (5, False), (7, True), (9, False)]
+    lines = list(read_file(f))
+    assert lines[1].error is not None and "4 fields" in lines[1].error and lines[3].error == "invalid UTF-8"
+    assert lines[2].data == {"id": "n2", "text": "two\nlines", "source": "y"}
