@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from services_proc import log_tail, running, start_service, stop
+from services_proc import log_tail, running
+from sink_outage import stops_on_a_burst_of_bad_records
 from sqlalchemy import func, select
 from tw_testing import wait_until
 
@@ -136,22 +137,8 @@ async def test_a_burst_of_bad_records_stops_the_classifier_and_each_is_dead_lett
     topic = settings.topics.news_raw
     await ensure_topics(settings.kafka, [topic, settings.topics.chat_raw])
     bad = [b"garbage %d" % i for i in range(120)]
-    producer = make_producer(settings.kafka, client_id="test")
-    await producer.start()
-    try:
-        for value in bad:
-            await producer.send(topic, value, key=b"k")
-        await producer.flush()
-    finally:
-        await producer.stop()
     env = {"TW_MODELS_DIR": str(tiny_models), "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}"}
-    proc = start_service("classifier", settings, tmp_path, **env)
-    try:
-        code = await asyncio.to_thread(proc.wait, 90)
-    finally:
-        stop(proc)
-    log = log_tail(tmp_path, "classifier", 200_000)
-    assert code == 1 and "were dead-lettered" in log, log[-3000:]
+    await stops_on_a_burst_of_bad_records("classifier", settings, tmp_path, topic, bad, **env)
     with running("classifier", settings, tmp_path, **env, TW_CLASSIFIER_DLQ_MAX_RATIO="1"):
         dead = await wait_until(lambda: dlq_entries(settings, topic, len(bad)), timeout=60)
         await asyncio.sleep(2)  # a second copy would be there by now

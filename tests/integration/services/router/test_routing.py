@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
-from services_proc import log_tail, running, start_service, stop
-from sink_outage import dead_letter_values, one_batch_during_postgres_outage
+from services_proc import running
+from sink_outage import dead_letter_values, one_batch_during_postgres_outage, stops_on_a_burst_of_bad_records
 from sqlalchemy import func, select, update
 from tw_testing import wait_until
 
@@ -181,22 +181,8 @@ async def test_a_burst_of_bad_records_stops_the_router_and_each_is_dead_lettered
     topic = settings.topics.text_scored
     await ensure_topics(settings.kafka, [topic, *(settings.topics.queue(q) for q in QUEUES)])
     bad = [b'{"schema_version": 2, "n": %d}' % i for i in range(120)]
-    producer = make_producer(settings.kafka, client_id="test")
-    await producer.start()
-    try:
-        for value in bad:
-            await producer.send(topic, value, key=b"k")
-        await producer.flush()
-    finally:
-        await producer.stop()
     env = {"TW_ROUTER_GROUP_ID": f"rt-{unique}"}
-    proc = start_service("router", settings, tmp_path, **env)
-    try:
-        code = await asyncio.to_thread(proc.wait, 90)
-    finally:
-        stop(proc)
-    log = log_tail(tmp_path, "router", 200_000)
-    assert code == 1 and "were dead-lettered" in log, log[-3000:]
+    await stops_on_a_burst_of_bad_records("router", settings, tmp_path, topic, bad, **env)
     with running("router", settings, tmp_path, **env, TW_ROUTER_DLQ_MAX_RATIO="1"):
         letters = await dead_letter_values(settings, topic, len(bad))
     assert sorted(letters) == sorted(bad)
