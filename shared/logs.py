@@ -9,11 +9,20 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from shared.redact import redact
 
 _SECRET_IN_URL = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
 _KEY_LIKE = re.compile(r"\b(tw_[a-z0-9]{4,8}_)[A-Za-z0-9_-]{16,}\b")
+# Credentials that ride in a URL's query or path: ``?token=...`` and the like, and the
+# secret path of a Slack incoming webhook (``hooks.slack.com/services/T../B../...``).
+_SECRET_QUERY = re.compile(
+    r"([?&](?:token|access_token|auth|api_key|apikey|key|secret|sig|signature|password|code)=)[^&#\s\"'<>]+",
+    re.IGNORECASE,
+)
+_SLACK_HOOK_PATH = re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^\s\"'<>?#]+", re.IGNORECASE)
+URL_MASK = "…"
 
 
 def mask_url_passwords(text: str) -> str:
@@ -21,9 +30,24 @@ def mask_url_passwords(text: str) -> str:
     return _SECRET_IN_URL.sub(r"\1***\3", text)
 
 
+def mask_url(url: str) -> str:
+    """``https://hooks.slack.com/…``: scheme and host only (no credentials, path, query or
+    port). Webhook URLs are credentials (a Slack incoming webhook, ``user:pass@``,
+    ``?token=``): show this wherever the caller may not read them whole, logs included."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: nothing in it is safe to show
+        return URL_MASK
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}/{URL_MASK}"
+
+
 def scrub(message: str) -> str:
-    """Mask passwords in URLs, API keys, and personal data."""
+    """Mask passwords in URLs, secret query parameters and Slack webhook paths, API
+    keys, and personal data."""
     message = mask_url_passwords(message)
+    message = _SECRET_QUERY.sub(r"\1***", message)
+    message = _SLACK_HOOK_PATH.sub(r"\1***", message)
     message = _KEY_LIKE.sub(r"\1***", message)
     return redact(message)
 

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.models import WebhookDelivery
 from shared.events import AlertEvent
+from shared.logs import mask_url
 from shared.metrics import metrics
 
 log = logging.getLogger(__name__)
@@ -45,19 +47,34 @@ def verify(secret: bytes, body: bytes, header: str, *, tolerance_s: int = 300, n
     return hmac.compare_digest(sign(secret, body, ts), header)
 
 
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]")
+
+
+def slack_text(text: object) -> str:
+    """``text`` made safe inside a Slack message: ``&``, ``<`` and ``>`` escaped as Slack
+    requires (so no ``<!channel>`` mention, ``<url|label>`` link or ``<@user>`` ping
+    comes from it) and line breaks turned into spaces (so it stays on its line, in its quote)."""
+    escaped = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _LINE_BREAKS.sub(" ", escaped)
+
+
 def payload(alert: AlertEvent, fmt: str) -> dict[str, Any]:
     if fmt == "slack":
+        # Entity names, terms and headlines come from the feed: everything from an
+        # event goes through slack_text.
         e = alert.explanation
         lines = [
-            f"*{alert.severity.upper()}* negative sentiment spike: *{alert.entity}* ({alert.rule_name})",
+            f"*{alert.severity.upper()}* negative sentiment spike: *{slack_text(alert.entity)}* "
+            f"({slack_text(alert.rule_name)})",
             f"negative share {e.get('share', 0):.0%} vs baseline {e.get('baseline_mean', 0):.0%} "
-            f"(z={e.get('z') or 0:.1f}, volume {e.get('volume')})",
+            f"(z={e.get('z') or 0:.1f}, volume {slack_text(e.get('volume'))})",
         ]
         terms = [t["term"] for t in e.get("top_terms", []) if isinstance(t, dict) and "term" in t][:6]
         if terms:
-            lines.append("what the negative news is about: " + ", ".join(terms))
-        lines += [f"> {m['text'][:200]}" for m in e.get("top_messages", [])[:3]]
-        lines.append(f"alert `{alert.id}`: `tonewatch alerts show {alert.id}` for the whole explanation")
+            lines.append("what the negative news is about: " + ", ".join(slack_text(t) for t in terms))
+        lines += [f"> {slack_text(str(m['text'])[:200])}" for m in e.get("top_messages", [])[:3]]
+        alert_id = slack_text(alert.id)
+        lines.append(f"alert `{alert_id}`: `tonewatch alerts show {alert_id}` for the whole explanation")
         return {"text": "\n".join(lines)}
     return alert.model_dump(mode="json")
 
@@ -127,25 +144,43 @@ class Deliverer:
         except Exception as exc:  # noqa: BLE001 - logging the log must not stop delivery
             log.warning("could not record webhook delivery: %s", exc)
 
+    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """One attempt's request; the status code. The response body is never read (only
+        the status counts, and a receiver may answer with any amount of it): leaving the
+        stream unread closes the connection."""
+        async with self._client.stream("POST", url, content=body, headers=headers) as resp:
+            return resp.status_code
+
     async def _deliver(self, alert: AlertEvent, url: str, fmt: str) -> None:
-        body = json.dumps(payload(alert, fmt), separators=(",", ":")).encode()
+        shown = mask_url(url)  # the path and query of a webhook URL are credentials
+        try:
+            body = json.dumps(payload(alert, fmt), separators=(",", ":")).encode()
+        except Exception as exc:  # noqa: BLE001 - recorded, not retried: it would fail the same way
+            reason = f"could not build the {fmt} body: {type(exc).__name__}: {exc}"
+            await self._log(alert.id, url, 1, None, reason, False)
+            log.error("webhook %s for alert %s: %s", shown, alert.id, reason)
+            return
         delay = self.backoff_s
         for attempt in range(1, self.max_attempts + 1):
             headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body, int(time.time()))}
             code, error = None, None
             try:
-                resp = await self._client.post(url, content=body, headers=headers)
-                code = resp.status_code
+                # httpx's timeout bounds each read, not the whole: a receiver sending a
+                # byte a second would hold the attempt (and the claim) open for ever.
+                async with asyncio.timeout(self.timeout_s):
+                    code = await self._post(url, body, headers)
                 if 200 <= code < 300:
                     await self._log(alert.id, url, attempt, code, None, True)
                     return
                 error = f"HTTP {code}"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
+            except TimeoutError:
+                error = f"no response within {self.timeout_s:g} s"
+            except Exception as exc:  # noqa: BLE001 - any failure (an IDNA host, a bug) is a failed attempt
+                error = f"{type(exc).__name__}: {exc}".replace(url, shown)
             metrics().webhook_failures.labels(fmt).inc()
             await self._log(alert.id, url, attempt, code, error, False)
             log.warning(
-                "webhook %s attempt %d/%d for alert %s failed: %s", url, attempt, self.max_attempts, alert.id, error
+                "webhook %s attempt %d/%d for alert %s failed: %s", shown, attempt, self.max_attempts, alert.id, error
             )
             if attempt < self.max_attempts:
                 await asyncio.sleep(delay)

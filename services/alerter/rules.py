@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+import httpx
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from shared.db.models import INT4_MAX
 from shared.entities import EntityKey, PlainText
@@ -50,6 +51,21 @@ class Channel(BaseModel):
     format: Literal["json", "slack"] = "json"
 
 
+def _sendable(channel: Channel) -> Channel:
+    """Refuse a URL the webhook client cannot build a request to. A valid URL is not
+    enough: ``https://☃.net/`` passes as ``https://xn--n3h.net/``, which httpx refuses
+    (IDNA) only when it sends. Checked on a rule's channels, not on :class:`Channel`,
+    so that a rule stored before this check still lists (and can be fixed)."""
+    try:
+        httpx.Request("POST", str(channel.url))
+    except Exception as exc:  # noqa: BLE001 - httpx raises IDNA and other non-httpx errors here
+        raise ValueError(f"the webhook client cannot send to this URL ({type(exc).__name__}: {exc})") from None
+    return channel
+
+
+SendableChannel = Annotated[Channel, AfterValidator(_sendable)]
+
+
 class RuleSpec(BaseModel):
     """A spike rule. Fires when, over ``window``, volume >= ``min_volume``, the
     negative share >= ``abs_threshold`` and its z-score against the baseline >=
@@ -68,7 +84,7 @@ class RuleSpec(BaseModel):
     severity: Severity = "warning"
     cooldown_s: int = Field(ge=0, le=INT4_MAX)
     resolve_after_s: int = Field(ge=0, le=INT4_MAX)
-    channels: list[Channel] = Field(default_factory=list)
+    channels: list[SendableChannel] = Field(default_factory=list)
     enabled: bool = True
 
     @model_validator(mode="after")

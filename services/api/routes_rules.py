@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Body, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -19,11 +18,12 @@ from services.api.auth import KeyInfo, implies, reader, require
 from services.api.deps import Deps, get_deps
 from services.api.errors import ApiError, error_responses, validation_details
 from shared.db.models import INT4_MAX, AlertRule
+from shared.logs import URL_MASK as MASK
+from shared.logs import mask_url
 
 router = APIRouter(tags=["rules"])
 RuleId = Annotated[int, Path(ge=1, le=INT4_MAX)]
 FIELDS = tuple(RuleSpec.model_fields)
-MASK = "…"
 
 
 class ChannelOut(BaseModel):
@@ -48,13 +48,6 @@ class RuleOut(RuleSpec):
     created_at: datetime | None = None
     # The URL as text: a masked one is no longer a URL to validate.
     channels: list[ChannelOut] = Field(default_factory=list)  # type: ignore[assignment]
-
-
-def mask_url(url: str) -> str:
-    """``https://hooks.slack.com/…``: scheme and host only (no credentials, path, query or port)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}/{MASK}"
 
 
 def to_out(row: AlertRule, *, reveal: bool) -> RuleOut:

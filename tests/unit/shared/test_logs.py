@@ -4,7 +4,7 @@ import logging
 
 import pytest
 
-from shared.logs import RepeatFilter, configure
+from shared.logs import RepeatFilter, configure, mask_url, scrub
 
 
 class Clock:
@@ -110,3 +110,41 @@ def test_configured_logging_masks_collapses_and_follows_stderr(
     assert " ERROR svc aiokafka: Unable connect to node with id 1: refused" in err[0]
     assert "hunter2" not in err[1] and "jane@example.com" not in err[1] and "[EMAIL]" in err[1]
     assert len(err) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX", "https://hooks.slack.com/…"),
+        ("https://bot:hunter2@alerts.example.com:8443/hook?token=t0ps3cret", "https://alerts.example.com/…"),
+        ("http://[::1]:8080/hook#frag", "http://[::1]/…"),
+        ("https://xn--bcher-kva.example", "https://xn--bcher-kva.example/…"),
+        ("https://[::1/unclosed?token=t0ps3cret", "…"),
+    ],
+)
+def test_mask_url_keeps_scheme_and_host_only(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+def test_the_api_masks_with_the_same_helper() -> None:
+    from services.api import routes_rules
+
+    assert routes_rules.mask_url is mask_url and routes_rules.MASK == "…"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "POST https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX failed",
+            "POST https://hooks.slack.com/services/*** failed",
+        ),
+        (
+            "GET https://alerts.example.com/hook?id=3&token=t0ps3cret&x=1 and ?API_KEY=abc#f",
+            "GET https://alerts.example.com/hook?id=3&token=***&x=1 and ?API_KEY=***#f",
+        ),
+        ("'https://h.example/p?sig=s3cr3t' ok", "'https://h.example/p?sig=***' ok"),
+    ],
+)
+def test_scrub_masks_secrets_in_url_paths_and_queries(text: str, shown: str) -> None:
+    assert scrub(text) == shown

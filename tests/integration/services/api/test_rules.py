@@ -85,6 +85,32 @@ async def test_patch_validates_the_merged_rule(client: httpx.AsyncClient, keys: 
     assert (await client.get(f"/v1/rules/{rid}")).json()["abs_threshold"] == 0.5  # unchanged
 
 
+async def test_a_channel_url_the_webhook_client_cannot_send_to_is_422(
+    client: httpx.AsyncClient, keys: dict[str, str], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """``https://☃.net/hook`` is a valid URL, but httpx cannot send to its host: refused
+    when the rule is saved, not failing for ever at delivery. A rule stored before still lists."""
+    admin = bearer(keys["admin"])
+    hooks = [{"url": "https://ok.example/hook"}, {"url": "https://☃.net/hook"}]
+    err = assert_error(
+        await client.post("/v1/rules", json=rule(f"idna-{unique}", channels=hooks), headers=admin),
+        422,
+        "validation_error",
+    )
+    assert err["details"][0]["loc"] == ["body", "channels", 1]
+    assert "cannot send to this URL" in err["details"][0]["message"]
+    rid = (await client.post("/v1/rules", json=rule(f"idna2-{unique}"), headers=admin)).json()["id"]
+    assert_error(await client.patch(f"/v1/rules/{rid}", json={"channels": hooks}, headers=admin), 422)
+    async with sessions.begin() as s:  # as stored before the check
+        await s.execute(
+            update(AlertRule).where(AlertRule.id == rid).values(channels=[{"url": "https://xn--n3h.net/hook"}])
+        )
+    assert (await client.get(f"/v1/rules/{rid}", headers=admin)).status_code == 200
+    assert (await client.get("/v1/rules")).status_code == 200
+    r = await client.patch(f"/v1/rules/{rid}", json={"channels": hooks[:1]}, headers=admin)
+    assert r.status_code == 200, r.text
+
+
 async def test_duplicate_name_is_409(client: httpx.AsyncClient, keys: dict[str, str], unique: str) -> None:
     admin = bearer(keys["admin"])
     assert (await client.post("/v1/rules", json=rule(f"d-{unique}"), headers=admin)).status_code == 201

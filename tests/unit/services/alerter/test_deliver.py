@@ -56,3 +56,33 @@ def test_slack_text_without_terms_or_messages() -> None:
 def test_generic_body_is_the_alert_event() -> None:
     body = payload(_alert({"share": 0.5}), "json")
     assert body["id"] == "al-123" and body["explanation"] == {"share": 0.5} and body["status"] == "open"
+
+
+def test_slack_text_from_the_feed_cannot_ping_link_or_break_out_of_its_line() -> None:
+    """Entity names, terms and headlines come from the feed: ``&``, ``<``, ``>`` are
+    escaped as Slack requires and line breaks become spaces."""
+    hostile = "ACME <!channel> crash <https://evil.example|click here>\n*FAKE* all clear"
+    alert = _alert(
+        {
+            "share": 0.62,
+            "volume": 5,
+            "top_terms": [{"term": "<@U123> & co\r\nx"}],
+            "top_messages": [{"text": hostile}, {"text": "line\u2028two\rthree"}],
+        }
+    ).model_copy(update={"entity": "Evil <!here>\n> *ALL CLEAR*"})
+    text = payload(alert, "slack")["text"]
+    lines = text.split("\n")
+    assert len(lines) == 6
+    assert (
+        lines[0]
+        == "*CRITICAL* negative sentiment spike: *Evil &lt;!here&gt; &gt; *ALL CLEAR** (watchlist-negative-spike)"
+    )
+    assert lines[2] == "what the negative news is about: &lt;@U123&gt; &amp; co  x"
+    assert lines[3] == "> ACME &lt;!channel&gt; crash &lt;https://evil.example|click here&gt; *FAKE* all clear"
+    assert lines[4] == "> line two three"
+    assert "<" not in text and "\r" not in text
+
+
+def test_slack_headline_is_cut_before_it_is_escaped() -> None:
+    text = payload(_alert({"top_messages": [{"text": "x" * 199 + "&amp;"}]}), "slack")["text"]
+    assert text.split("\n")[2] == "> " + "x" * 199 + "&amp;"

@@ -1,0 +1,275 @@
+"""Webhook delivery against real local HTTP endpoints (a hostile or broken receiver),
+with the delivery log in the real database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from alert_scenario import Hook
+from sqlalchemy import select
+
+from services.alerter.deliver import Deliverer
+from shared.db.models import WebhookDelivery
+from shared.events import AlertEvent
+
+pytestmark = pytest.mark.integration
+AT = datetime(2031, 3, 9, 14, 30, tzinfo=UTC)
+
+
+def alert() -> AlertEvent:
+    return AlertEvent(
+        id=f"al-{uuid.uuid4().hex[:12]}",
+        rule_id=7,
+        rule_name="watchlist-negative-spike",
+        entity="ACME",
+        stream="news",
+        severity="critical",
+        status="open",
+        window_start=AT,
+        window_end=AT,
+        fired_at=AT,
+        explanation={"share": 0.62},
+    )
+
+
+@pytest.fixture
+async def deliverers(sessions: Any) -> AsyncIterator[Callable[..., Deliverer]]:
+    made: list[Deliverer] = []
+
+    def make(*, timeout_s: float = 1.0, max_attempts: int = 2, backoff_s: float = 0.05) -> Deliverer:
+        d = Deliverer(sessions, b"test-secret", timeout_s=timeout_s, max_attempts=max_attempts, backoff_s=backoff_s)
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        for task in list(d._tasks):  # left running only when a test failed
+            task.cancel()
+        await d.drain(timeout_s=2.0)
+
+
+async def deliver(d: Deliverer, a: AlertEvent, url: str, *, within: float, fmt: str = "json") -> float:
+    """Submit one channel and wait for ``done``; the seconds it took."""
+    done = asyncio.Event()
+
+    async def mark() -> None:
+        done.set()
+
+    started = time.monotonic()
+    d.submit(a, [{"url": url, "format": fmt}], mark)
+    await asyncio.wait_for(done.wait(), within)
+    return time.monotonic() - started
+
+
+async def deliveries(sessions: Any, alert_id: str) -> list[WebhookDelivery]:
+    async with sessions() as s:
+        q = select(WebhookDelivery).where(WebhookDelivery.alert_id == alert_id).order_by(WebhookDelivery.id)
+        return list((await s.execute(q)).scalars())
+
+
+@dataclass
+class RawEndpoint:
+    """A hand-written HTTP/1.1 receiver on a real local socket: it reads the request,
+    then ``answer`` writes whatever it likes. Records how much it sent and whether the
+    client hung up first."""
+
+    answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter, RawEndpoint], Awaitable[None]]
+    sent: int = 0
+    hung_up: bool = False
+    finished: asyncio.Event = field(default_factory=asyncio.Event)
+    url: str = ""
+
+    async def write(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, data: bytes) -> bool:
+        """Write ``data``; False once the client has hung up."""
+        if reader.at_eof() or writer.is_closing():
+            self.hung_up = True
+            return False
+        try:
+            writer.write(data)
+            await writer.drain()
+        except ConnectionError:
+            self.hung_up = True
+            return False
+        self.sent += len(data)
+        return True
+
+
+@pytest.fixture
+async def raw_endpoint() -> AsyncIterator[Callable[..., Awaitable[RawEndpoint]]]:
+    servers: list[asyncio.Server] = []
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def start(
+        answer: Callable[[asyncio.StreamReader, asyncio.StreamWriter, RawEndpoint], Awaitable[None]],
+    ) -> RawEndpoint:
+        ep = RawEndpoint(answer)
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            handlers.add(task)
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    (
+                        int(line.split(b":", 1)[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
+                await reader.readexactly(length)
+                await ep.answer(reader, writer, ep)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                ep.hung_up = True
+            finally:
+                ep.finished.set()
+                writer.close()
+                handlers.discard(task)
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        servers.append(server)
+        ep.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hook"
+        return ep
+
+    yield start
+    for task in list(handlers):
+        task.cancel()
+    for server in servers:
+        server.close()
+        await server.wait_closed()
+
+
+async def drip_headers(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ep: RawEndpoint) -> None:
+    """A status line, then a header one byte every 0.2 s, never finished."""
+    if await ep.write(reader, writer, b"HTTP/1.1 200 OK\r\nX-Drip: "):
+        while await ep.write(reader, writer, b"a"):
+            await asyncio.sleep(0.2)
+
+
+async def drip_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ep: RawEndpoint) -> None:
+    """200 with Content-Length 1000, then the body one byte every 0.2 s."""
+    if await ep.write(reader, writer, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"):
+        for _ in range(1000):
+            if not await ep.write(reader, writer, b"a"):
+                return
+            await asyncio.sleep(0.2)
+
+
+BIG = 50 * 1024 * 1024
+CHUNK = 1024 * 1024
+
+
+async def huge_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ep: RawEndpoint) -> None:
+    """500 with a 50 MB body, sent steadily (1 MB every 0.05 s: 2.5 s in all)."""
+    if await ep.write(reader, writer, f"HTTP/1.1 500 Oops\r\nContent-Length: {BIG}\r\n\r\n".encode()):
+        for _ in range(BIG // CHUNK):
+            if not await ep.write(reader, writer, b"x" * CHUNK):
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_an_attempt_is_bounded_as_a_whole_by_the_timeout(
+    deliverers: Callable[..., Deliverer], raw_endpoint: Callable[..., Awaitable[RawEndpoint]], sessions: Any
+) -> None:
+    """httpx's timeout restarts on every byte: a receiver dripping its headers a byte at
+    a time must not hold an attempt past the timeout (or the claim past its lease)."""
+    ep = await raw_endpoint(drip_headers)
+    d = deliverers(timeout_s=1.0, max_attempts=2, backoff_s=0.05)
+    a = alert()
+    took = await deliver(d, a, ep.url, within=8.0)
+    assert took < 4.0
+    rows = await deliveries(sessions, a.id)
+    assert [(r.attempt, r.delivered, r.status_code) for r in rows] == [(1, False, None), (2, False, None)]
+    assert all(r.error == "no response within 1 s" for r in rows)
+    await asyncio.wait_for(ep.finished.wait(), 5.0)
+    assert ep.hung_up
+
+
+async def test_a_body_dripped_after_a_2xx_status_does_not_hold_the_attempt(
+    deliverers: Callable[..., Deliverer], raw_endpoint: Callable[..., Awaitable[RawEndpoint]], sessions: Any
+) -> None:
+    """The case the review saw: 200, Content-Length 1000, then a byte a second. The
+    status is all that counts: delivered at once, the connection dropped."""
+    ep = await raw_endpoint(drip_body)
+    d = deliverers(timeout_s=1.0, max_attempts=2, backoff_s=0.05)
+    a = alert()
+    took = await deliver(d, a, ep.url, within=8.0)
+    assert took < 1.0
+    rows = await deliveries(sessions, a.id)
+    assert [(r.attempt, r.delivered, r.status_code) for r in rows] == [(1, True, 200)]
+    await asyncio.wait_for(ep.finished.wait(), 5.0)
+    assert ep.hung_up and ep.sent < 100
+
+
+async def test_a_huge_response_body_is_not_read(
+    deliverers: Callable[..., Deliverer], raw_endpoint: Callable[..., Awaitable[RawEndpoint]], sessions: Any
+) -> None:
+    """Only the status is used: the client hangs up after the headers instead of
+    reading (and holding) a 50 MB body; a generous timeout so that only this is tested."""
+    ep = await raw_endpoint(huge_body)
+    d = deliverers(timeout_s=30.0, max_attempts=1)
+    a = alert()
+    took = await deliver(d, a, ep.url, within=20.0)
+    rows = await deliveries(sessions, a.id)
+    assert [(r.attempt, r.delivered, r.status_code, r.error) for r in rows] == [(1, False, 500, "HTTP 500")]
+    await asyncio.wait_for(ep.finished.wait(), 10.0)
+    assert ep.hung_up, f"the client read the whole body ({ep.sent} bytes)"
+    assert ep.sent < BIG // 5
+    assert took < 1.5
+
+
+SECRET_PATH = "services/T0SECRET/B0SECRET/XXXXsecretpathXXXX"
+TOKEN = "t0ps3cret-token"
+
+
+@pytest.mark.parametrize("failure", ["status", "refused"])
+async def test_a_failing_attempt_logs_scheme_and_host_only(
+    failure: str,
+    deliverers: Callable[..., Deliverer],
+    hook: Hook,
+    sessions: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A webhook URL's path (a Slack incoming webhook) and query (``?token=``) are
+    credentials: a failing attempt's warning names scheme and host only."""
+    if failure == "status":
+        hook.statuses["secret-hook"] = 500
+        url, host = f"{hook.url('secret-hook')}?token={TOKEN}", "http://127.0.0.1/…"
+        secret_bits = ["secret-hook", TOKEN, hook.base]
+    else:
+        url, host = f"http://bot:hunter2@127.0.0.1:1/{SECRET_PATH}?token={TOKEN}", "http://127.0.0.1/…"
+        secret_bits = ["secretpath", "SECRET", TOKEN, "hunter2", "bot:"]
+    caplog.set_level(logging.WARNING, logger="services.alerter.deliver")
+    d = deliverers(timeout_s=2.0, max_attempts=2, backoff_s=0.05)
+    a = alert()
+    await deliver(d, a, url, within=10.0)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "services.alerter.deliver"]
+    assert len(warnings) == 2, warnings
+    assert all(f"webhook {host} attempt" in w for w in warnings), warnings
+    for bit in secret_bits:
+        assert bit not in caplog.text
+    rows = await deliveries(sessions, a.id)
+    assert [(r.attempt, r.delivered, r.url) for r in rows] == [(1, False, url), (2, False, url)]
+
+
+async def test_an_error_outside_httpx_is_a_failed_attempt_and_the_alert_is_done(
+    deliverers: Callable[..., Deliverer], sessions: Any
+) -> None:
+    """``https://☃.net/hook`` is stored as ``https://xn--n3h.net/hook``; httpx raises an
+    IDNA error (not an httpx error) building the request. Each attempt is recorded as
+    failed with the reason, and ``done`` still comes: the alert is not claimed again."""
+    d = deliverers(timeout_s=2.0, max_attempts=2, backoff_s=0.05)
+    a = alert()
+    await deliver(d, a, "https://xn--n3h.net/hook", within=10.0)
+    rows = await deliveries(sessions, a.id)
+    assert [(r.attempt, r.delivered, r.status_code) for r in rows] == [(1, False, None), (2, False, None)]
+    assert all(r.error and r.error.startswith("InvalidCodepoint: ") for r in rows), [r.error for r in rows]
