@@ -164,7 +164,7 @@ async def seed(sessions: async_sessionmaker[AsyncSession], hours: int = 48) -> d
         entity="ftse",
         at=end - timedelta(hours=30),
         status="resolved",
-        explanation={"negative_share": 0.61},
+        explanation={"share": 0.61, "volume": 23, "negatives": 14, "z": 2.7},  # the alerter's field names
     )
     return {"rule_id": rule_id, "end": end, "routing_bucket": routing_bucket}
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from browser.seed import CHROMIUM, CHROMIUM_ARGS, ENTITIES
+from browser.seed import CHROMIUM, CHROMIUM_ARGS, ENTITIES, SPIKE
 from integration.services.api.helpers import insert_alert
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import Page, Route, async_playwright, expect
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -36,6 +42,13 @@ async def test_dashboard_loads_charts_and_live_alerts(dashboard: dict[str, Any])
             await expect(page.locator("#models")).to_contain_text("CPU (2 cores)")
             await expect(page.locator("#routing svg rect.hbar").nth(9)).to_be_attached()
             await expect(page.locator("#feed li[data-alert-id='seed-bp-spike']")).to_be_visible()
+            # the alerter's explanation names the window's negative share "share"
+            await expect(page.locator("#feed li[data-alert-id='seed-bp-spike'] .alert-meta")).to_contain_text(
+                "82% negative"
+            )
+            await expect(page.locator("#feed li[data-alert-id='seed-ftse-old'] .alert-meta")).to_contain_text(
+                "61% negative"
+            )
             await expect(page.locator("#conn")).to_have_class("conn live")
 
             await page.locator("#watchlist tbody tr[data-entity='bp']").click()
@@ -47,6 +60,18 @@ async def test_dashboard_loads_charts_and_live_alerts(dashboard: dict[str, Any])
                 "title", "in 9 of the window's negative messages; in 1 messages of the baseline period; z 4.2"
             )
             await expect(page.locator("#explain .facts")).to_contain_text("z 4.10")
+            # in minute buckets the 5-minute window is wider than a bucket: its marker stands at its end
+            await page.locator("#granularity").select_option("minute")
+            await expect(page.locator("#drill-chart text.axis-x").first).to_have_text(re.compile(r"^\d\d:\d\d$"))
+            await expect(page.locator("#drill-chart g.marker.selected[data-alert-id='seed-bp-spike']")).to_have_count(1)
+            marker_x = await page.locator("#drill-chart g.marker.selected line.marker-line").get_attribute("x1")
+            window = page.locator("#drill-chart rect.alert-window")
+            window_x, window_w = await window.get_attribute("x"), await window.get_attribute("width")
+            window_end = float(window_x or "nan") + float(window_w or "nan")
+            assert float(window_w or "nan") > 5, window_w
+            assert abs(float(marker_x or "nan") - window_end) < 0.5, (marker_x, window_x, window_w)
+            await page.locator("#granularity").select_option("hour")
+            await expect(page.locator("#drill-chart text.axis-x").first).to_have_text(re.compile(r"h$"))
 
             await page.evaluate("window.__noReload = true")
             await insert_alert(
@@ -55,11 +80,12 @@ async def test_dashboard_loads_charts_and_live_alerts(dashboard: dict[str, Any])
                 rule_id=dashboard["rule_id"],
                 entity="tesco",
                 at=dashboard["end"],
-                explanation={"negative_share": 0.71},
+                explanation={"share": 0.71},
             )
             fresh = page.locator("#feed li[data-alert-id='live-tesco-1']")
             await expect(fresh).to_be_visible(timeout=10_000)
             await expect(fresh).to_contain_text("Tesco")
+            await expect(fresh).to_contain_text("71% negative")
             assert await page.evaluate("window.__noReload === true"), "the page reloaded"
             await expect(page.locator("#watchlist tbody tr[data-entity='tesco'] .badge")).to_have_text("1")
 
@@ -69,4 +95,155 @@ async def test_dashboard_loads_charts_and_live_alerts(dashboard: dict[str, Any])
             await page.screenshot(path=str(ARTIFACTS / "dashboard.png"))
         finally:
             await browser.close()
+    assert not problems, problems
+
+
+@contextlib.asynccontextmanager
+async def dashboard_page(problems: list[str]) -> AsyncIterator[Page]:
+    """A fresh page in headless Chromium; console errors and page errors go to ``problems``."""
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1366, "height": 768})
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            yield page
+        finally:
+            await browser.close()
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+async def test_alert_stream_reopens_after_an_error_reply(dashboard: dict[str, Any]) -> None:
+    """A non-200 reply (503 while PostgreSQL is down, 502 from a proxy) closes an EventSource for
+    good: the page reopens it after a backoff and takes the snapshot again."""
+    problems: list[str] = []
+    refused: list[str] = []
+
+    async def unavailable(route: Route) -> None:
+        refused.append(route.request.url)
+        await route.fulfill(
+            status=503,
+            content_type="application/json",
+            body=json.dumps({"error": {"code": "unavailable", "message": "database unavailable", "details": []}}),
+        )
+
+    async with dashboard_page(problems) as page:
+        await page.route("**/v1/alerts/stream", unavailable, times=2)  # backoff: 1 s, then 2 s
+        await page.goto(dashboard["url"] + "/")
+        await expect(page.locator("#conn")).to_have_class("conn live", timeout=10_000)
+        assert len(refused) == 2, refused
+        await expect(page.locator("#feed li[data-alert-id='seed-bp-spike']")).to_be_visible()  # the snapshot
+
+        await insert_alert(
+            dashboard["sessions"],
+            alert_id="live-hsbc-reopened",
+            rule_id=dashboard["rule_id"],
+            entity="hsbc",
+            at=dashboard["end"],
+            explanation={"share": 0.66},
+        )
+        await expect(page.locator("#feed li[data-alert-id='live-hsbc-reopened']")).to_be_visible(timeout=10_000)
+    # Chromium reports each refused EventSource response on the console
+    assert not [m for m in problems if "503" not in m], problems
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+async def test_feed_times_move_on_without_stream_events(dashboard: dict[str, Any]) -> None:
+    problems: list[str] = []
+    async with dashboard_page(problems) as page:
+        await page.clock.install(time=datetime.now(UTC))
+        await page.goto(dashboard["url"] + "/")
+        await expect(page.locator("#conn")).to_have_class("conn live")
+        await insert_alert(
+            dashboard["sessions"],
+            alert_id="live-hsbc-now",
+            rule_id=dashboard["rule_id"],
+            entity="hsbc",
+            at=datetime.now(UTC),
+            explanation={"share": 0.64},
+        )
+        meta = page.locator("#feed li[data-alert-id='live-hsbc-now'] .alert-meta")
+        await expect(meta).to_contain_text("just now", timeout=10_000)
+        await page.clock.fast_forward(70_000)  # past a periodic refresh; no stream event comes
+        await expect(meta).to_contain_text("1 min ago")
+    assert not problems, problems
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+async def test_a_late_reply_does_not_replace_the_newer_view(dashboard: dict[str, Any]) -> None:
+    problems: list[str] = []
+
+    async def slow(route: Route) -> None:
+        await asyncio.sleep(2)
+        await route.continue_()
+
+    async with dashboard_page(problems) as page:
+        await page.goto(dashboard["url"] + "/")
+        await page.locator("#watchlist tbody tr[data-entity='bp']").click()
+        await expect(page.locator("#drill-title")).to_have_text("BP")
+        await expect(page.locator("#drill-summary")).to_contain_text("1 alert")
+        summary = await page.locator("#drill-summary").text_content()
+
+        await page.route(lambda url: "/v1/trends?" in url and "entity=hsbc" in url, slow)
+        await page.locator("#watchlist tbody tr[data-entity='hsbc']").click()
+        await page.locator("#watchlist tbody tr[data-entity='bp']").click()
+        await page.wait_for_timeout(3000)  # HSBC's trend lands after BP's
+        await expect(page.locator("#drill-title")).to_have_text("BP")
+        await expect(page.locator("#drill-summary")).to_have_text(summary or "")
+        await expect(page.locator("#explain")).to_contain_text("refinery outage")
+
+        # a burst of alerts reloads the watchlist once (debounced), not once per alert
+        reloads: list[str] = []
+        page.on("request", lambda r: reloads.append(r.url) if "/v1/entities?" in r.url else None)
+        for i in range(6):
+            await insert_alert(
+                dashboard["sessions"],
+                alert_id=f"burst-{i}",
+                rule_id=dashboard["rule_id"],
+                entity="lloyds",
+                at=dashboard["end"] - timedelta(minutes=i),
+                explanation={"share": 0.6},
+            )
+        await expect(page.locator("#feed li[data-alert-id^='burst-']")).to_have_count(6, timeout=10_000)
+        await expect(page.locator("#watchlist tbody tr[data-entity='lloyds'] .badge")).to_have_text("6")
+        await page.wait_for_timeout(1000)
+        assert len(reloads) <= 3, reloads  # the bursts' reloads (one, two if split over polls) and a refresh
+    assert not problems, problems
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+async def test_an_alert_chosen_in_the_feed_stays_chosen_outside_the_range(dashboard: dict[str, Any]) -> None:
+    """An alert older than the drill-down's default range: its explanation is shown, and the trend
+    moves to its window (which here crosses midnight, so the header names both dates)."""
+    problems: list[str] = []
+    at = (dashboard["end"] - timedelta(days=10)).replace(hour=0, minute=2)
+    await insert_alert(
+        dashboard["sessions"],
+        alert_id="old-bp-spike",
+        rule_id=dashboard["rule_id"],
+        entity=SPIKE,
+        at=at,
+        status="resolved",
+        explanation={
+            "share": 0.9,
+            "volume": 20,
+            "top_terms": [],
+            "top_messages": [{"id": "old-1", "text": "BP ten days ago: pipeline leak", "negative_prob": 0.97}],
+        },
+    )
+    start = at - timedelta(minutes=5)
+    async with dashboard_page(problems) as page:
+        await page.clock.install(time=datetime.now(UTC))
+        await page.goto(dashboard["url"] + "/")
+        await page.locator("#feed li[data-alert-id='old-bp-spike']").click()
+        await expect(page.locator("#drill-title")).to_have_text("BP")
+        await expect(page.locator("#explain")).to_contain_text("pipeline leak")
+        await expect(page.locator("#explain .ex-head")).to_contain_text(
+            f"window {start:%Y-%m-%d %H:%M} → {at:%Y-%m-%d %H:%M} UTC"
+        )
+        await expect(page.locator("#drill-chart g.marker.selected[data-alert-id='old-bp-spike']")).to_have_count(1)
+        await page.clock.fast_forward(11_000)  # a periodic refresh keeps it
+        await page.wait_for_timeout(1000)
+        await expect(page.locator("#explain")).to_contain_text("pipeline leak")
+        await expect(page.locator("#drill-chart g.marker.selected[data-alert-id='old-bp-spike']")).to_have_count(1)
     assert not problems, problems

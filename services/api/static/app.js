@@ -8,12 +8,23 @@
     granularity: localStorage.getItem("tw.granularity") || "hour",
     entity: "_all",
     names: { _all: "All messages" },
-    alerts: new Map(),
+    live: new Map(),        // the live feed: the stream's snapshot and events, the newest LIVE_MAX kept
+    drillAlerts: [],        // the alerts of the drill-down's entity (its own fetch, not in the feed)
+    pinned: null,           // an alert chosen in the feed: kept selected, the trend range moved to its window
     selectedAlert: null,
     trend: null,
   };
   const POINTS = { minute: { spark: 60, drill: 180 }, hour: { spark: 48, drill: 168 } };
+  const STEP_MS = { minute: 60000, hour: 3600000 };
   const REFRESH_MS = 10000;
+  const LIVE_MAX = 200, FEED_SHOWN = 60;
+  const WATCHLIST_DEBOUNCE_MS = 500;
+  const FEED_RETRY_MS = 1000, FEED_RETRY_MAX_MS = 30000;
+
+  /* Each view's newest request: a reply to an older one (its view has changed since) is dropped. */
+  const latest = { watchlist: 0, drill: 0, explain: 0, routing: 0, status: 0 };
+  const ticket = (view) => ++latest[view];
+  const stale = (view, t) => latest[view] !== t;
 
   async function api(path) {
     const r = await fetch(path, { headers: { Accept: "application/json" } });
@@ -43,8 +54,10 @@
   /* ---- status bar ---------------------------------------------------------- */
   async function loadStatus() {
     const box = $("#models");
+    const t = ticket("status");
     try {
       const st = await api("/v1/status");
+      if (stale("status", t)) return;
       box.textContent = "";
       for (const m of st.models) {
         const chip = h("span", `chip ${m.promoted ? "" : "chip-bad"}`);
@@ -66,7 +79,7 @@
       }
       box.append(dev);
     } catch (e) {
-      box.textContent = "status unavailable";
+      if (!stale("status", t)) box.textContent = "status unavailable";
     }
   }
 
@@ -90,7 +103,9 @@
 
   async function loadWatchlist() {
     const p = POINTS[state.granularity];
+    const t = ticket("watchlist");
     const data = await api(`/v1/entities?stream=${state.stream}&granularity=${state.granularity}&points=${p.spark}`);
+    if (stale("watchlist", t)) return;
     const body = $("#watchlist tbody");
     const rows = [entityRow("_all", `All ${state.stream}`, data.overall)];
     const sorted = data.entities.slice().sort((a, b) => (b.stats.total - a.stats.total) || a.key.localeCompare(b.key));
@@ -104,40 +119,93 @@
     $("#spark-span").textContent = `last ${p.spark} ${state.granularity}s`;
   }
 
+  /* New alerts change the watchlist's badges: one reload per WATCHLIST_DEBOUNCE_MS however many arrive. */
+  let watchlistTimer = null;
+  function scheduleWatchlist() {
+    if (watchlistTimer) return;
+    watchlistTimer = setTimeout(() => { watchlistTimer = null; loadWatchlist().catch(showError); }, WATCHLIST_DEBOUNCE_MS);
+  }
+
   /* ---- drill-down ---------------------------------------------------------- */
+  const ms = (x) => new Date(x).getTime();
+  const inRange = (a, from, to) => ms(a.window_end) >= ms(from) && ms(a.window_start) < ms(to);
+  const iso = (t) => new Date(t).toISOString();
+
+  /* The trend range around an alert's window: as many buckets as the default range, centred on it. */
+  function rangeAround(a, granularity, points) {
+    const step = STEP_MS[granularity];
+    const mid = (ms(a.window_start) + ms(a.window_end)) / 2;
+    const from = Math.floor((mid - (points / 2) * step) / step) * step;
+    return `&from=${encodeURIComponent(iso(from))}&to=${encodeURIComponent(iso(from + points * step))}`;
+  }
+
   async function loadDrill() {
-    const p = POINTS[state.granularity];
-    const key = encodeURIComponent(state.entity);
-    const [trend, alerts] = await Promise.all([
-      api(`/v1/trends?entity=${key}&stream=${state.stream}&granularity=${state.granularity}&points=${p.drill}&fill=true`),
-      api(`/v1/alerts?entity=${key}&stream=${state.stream}&limit=100`),
+    const t = ticket("drill");
+    const view = { entity: state.entity, stream: state.stream, granularity: state.granularity };
+    const p = POINTS[view.granularity];
+    const key = encodeURIComponent(view.entity);
+    const pin = state.pinned && state.pinned.entity === view.entity && state.pinned.stream === view.stream ? state.pinned : null;
+    const trendUrl = `/v1/trends?entity=${key}&stream=${view.stream}&granularity=${view.granularity}&points=${p.drill}&fill=true`;
+    let [trend, alerts, pinned] = await Promise.all([
+      api(trendUrl),
+      api(`/v1/alerts?entity=${key}&stream=${view.stream}&limit=100`),
+      pin ? api(`/v1/alerts/${encodeURIComponent(pin.id)}`).catch(() => pin) : null,
     ]);
+    if (stale("drill", t)) return;
+    if (pinned && !inRange(pinned, trend.from, trend.to)) {
+      trend = await api(trendUrl + rangeAround(pinned, view.granularity, p.drill));
+      if (stale("drill", t)) return;
+    }
     const firstData = trend.buckets.findIndex((b) => b.count > 0);
-    const keep = Math.min(trend.buckets.length - p.spark, Math.max(0, firstData - 2));
+    let keep = Math.min(trend.buckets.length - p.spark, Math.max(0, firstData - 2));
+    if (pinned) {  // never trim the chosen alert's window away
+      const at = trend.buckets.findIndex((b) => ms(b.bucket) + STEP_MS[view.granularity] > ms(pinned.window_start));
+      if (at >= 0) keep = Math.min(keep, Math.max(0, at - 2));
+    }
     if (keep > 0) trend.buckets = trend.buckets.slice(keep);
+    if (pinned) {
+      state.pinned = pinned;
+      alerts = [pinned, ...alerts.filter((a) => a.id !== pinned.id)];
+    }
     state.trend = trend;
-    const inWindow = alerts.filter((a) => a.window_end >= trend.from && a.window_start < trend.to);
-    for (const a of alerts) state.alerts.set(a.id, a);
-    if (!state.selectedAlert || !inWindow.some((a) => a.id === state.selectedAlert)) {
+    state.drillAlerts = alerts;
+    const inWindow = alerts.filter((a) => inRange(a, trend.from, trend.to));
+    if (pinned) state.selectedAlert = pinned.id;
+    else if (!state.selectedAlert || !inWindow.some((a) => a.id === state.selectedAlert)) {
       state.selectedAlert = inWindow.length ? inWindow[0].id : null;
     }
-    $("#drill-title").textContent = state.names[state.entity] || state.entity;
+    $("#drill-title").textContent = state.names[view.entity] || view.entity;
     const total = trend.buckets.reduce((s, b) => s + b.count, 0);
     const neg = trend.buckets.reduce((s, b) => s + b.negative, 0);
     $("#drill-summary").textContent = `${num(total)} msgs · ${pct(total ? neg / total : null)} negative · ` +
       `${inWindow.length} alert${inWindow.length === 1 ? "" : "s"}`;
-    drawDrill(inWindow);
+    drawDrill();
     await renderExplanation();
   }
 
-  function drawDrill(alerts) {
+  /* The drill-down's alerts, with the newer copies the live feed holds (status changes, new alerts). */
+  function drillAlerts() {
+    const byId = new Map(state.drillAlerts.map((a) => [a.id, a]));
+    for (const a of state.live.values()) {
+      if (a.entity === state.entity && a.stream === state.stream) byId.set(a.id, a);
+    }
+    const t = state.trend;
+    return [...byId.values()].filter((a) => !t || inRange(a, t.from, t.to) || a.id === state.selectedAlert);
+  }
+
+  function findAlert(id) {
+    if (!id) return null;
+    return state.live.get(id) || state.drillAlerts.find((a) => a.id === id) || (state.pinned && state.pinned.id === id ? state.pinned : null);
+  }
+
+  function drawDrill() {
     if (!state.trend) return;
     TWChart.trendChart($("#drill-chart"), state.trend.buckets, {
-      alerts: alerts || [...state.alerts.values()].filter((a) => a.entity === state.entity && a.stream === state.stream),
+      alerts: drillAlerts(),
       selectedAlert: state.selectedAlert,
       fitTo: $(".drill"),
       granularity: state.granularity,
-      onAlert: (a) => { state.selectedAlert = a.id; drawDrill(); renderExplanation(); },
+      onAlert: (a) => { state.selectedAlert = a.id; state.pinned = a; drawDrill(); renderExplanation().catch(showError); },
     });
   }
 
@@ -170,16 +238,24 @@
     return li;
   }
 
+  /* "2024-05-01 23:57 → 2024-05-02 00:02" across midnight, else "2024-05-01 10:00 → 10:05". */
+  function windowText(start, end) {
+    const s = new Date(start).toISOString(), e = new Date(end).toISOString();
+    const day = (x) => x.slice(0, 10), hm = (x) => x.slice(11, 16);
+    return `${day(s)} ${hm(s)} → ${day(e) === day(s) ? "" : day(e) + " "}${hm(e)}`;
+  }
+
   async function renderExplanation() {
     const box = $("#explain");
-    const a = state.selectedAlert ? state.alerts.get(state.selectedAlert) : null;
-    box.textContent = "";
+    const t = ticket("explain");
+    const a = findAlert(state.selectedAlert);
     if (a) {
+      box.textContent = "";
       const ex = a.explanation || {};
       const head = h("div", "ex-head");
       head.append(h("span", `sev sev-${a.severity}`, a.severity), h("b", null, a.rule_name || `rule ${a.rule_id}`),
         h("span", `status status-${a.status}`, a.status),
-        h("span", "muted", `window ${a.window_start.slice(0, 16).replace("T", " ")} → ${a.window_end.slice(11, 16)} UTC`));
+        h("span", "muted", `window ${windowText(a.window_start, a.window_end)} UTC`));
       box.append(head);
       const facts = h("div", "facts");
       for (const [k, v] of Object.entries(ex)) {
@@ -195,9 +271,11 @@
       box.append(list);
       return;
     }
-    const t = state.trend;
-    const q = t ? `&from=${encodeURIComponent(t.from)}&to=${encodeURIComponent(t.to)}` : "";
+    const tr = state.trend;
+    const q = tr ? `&from=${encodeURIComponent(tr.from)}&to=${encodeURIComponent(tr.to)}` : "";
     const msgs = await api(`/v1/entities/${encodeURIComponent(state.entity)}/messages?stream=${state.stream}&limit=6${q}`);
+    if (stale("explain", t)) return;
+    box.textContent = "";
     box.append(h("div", "ex-head muted", "No alert in this window · most negative messages"));
     const list = h("ul", "msgs");
     for (const m of msgs) list.append(messageItem(m.text, m.negative_prob, when(m.event_time)));
@@ -208,6 +286,7 @@
   function selectEntity(key) {
     state.entity = key;
     state.selectedAlert = null;
+    state.pinned = null;
     for (const tr of document.querySelectorAll("#watchlist tbody tr")) tr.classList.toggle("selected", tr.dataset.entity === key);
     loadDrill().catch(showError);
   }
@@ -219,10 +298,12 @@
     const top = h("div", "alert-top");
     top.append(h("span", `sev sev-${a.severity}`, a.severity), h("b", "alert-entity", state.names[a.entity] || a.entity),
       h("span", `status status-${a.status}`, a.status));
-    const share = a.explanation && typeof a.explanation.negative_share === "number" ? ` · ${pct(a.explanation.negative_share)} negative` : "";
+    const ex = a.explanation || {};
+    const shareValue = typeof ex.share === "number" ? ex.share : ex.negative_share;  // the alerter writes "share"
+    const share = typeof shareValue === "number" ? ` · ${pct(shareValue)} negative` : "";
     li.append(top, h("div", "alert-meta", `${a.rule_name || "rule " + a.rule_id} · ${a.stream}${share} · ${when(a.fired_at)}`));
     li.addEventListener("click", () => {
-      state.entity = a.entity; state.selectedAlert = a.id;
+      state.entity = a.entity; state.selectedAlert = a.id; state.pinned = a;
       if (a.stream !== state.stream) { state.stream = a.stream; $("#stream").value = a.stream; loadWatchlist().catch(showError); }
       for (const tr of document.querySelectorAll("#watchlist tbody tr")) tr.classList.toggle("selected", tr.dataset.entity === a.entity);
       loadDrill().catch(showError);
@@ -230,12 +311,21 @@
     return li;
   }
 
+  /* Keep the newest LIVE_MAX alerts of the feed. */
+  function keepLive(a) {
+    state.live.set(a.id, a);
+    if (state.live.size <= LIVE_MAX) return;
+    const byAge = [...state.live.values()].sort((x, y) => (y.fired_at > x.fired_at ? 1 : -1));
+    for (const old of byAge.slice(LIVE_MAX)) state.live.delete(old.id);
+  }
+
   function renderFeed(flashId) {
-    const items = [...state.alerts.values()].sort((x, y) => (y.fired_at > x.fired_at ? 1 : -1)).slice(0, 60);
+    const all = [...state.live.values()].sort((x, y) => (y.fired_at > x.fired_at ? 1 : -1));
+    const items = all.slice(0, FEED_SHOWN);
     const list = $("#feed");
     list.replaceChildren(...items.map(feedItem));
-    const open = items.filter((a) => a.status !== "resolved").length;
-    $("#feed-count").textContent = `${open} open`;
+    const open = all.filter((a) => a.status !== "resolved").length;
+    $("#feed-count").textContent = all.length >= LIVE_MAX ? `${open} open of the latest ${all.length}` : `${open} open`;
     if (flashId) {
       const li = list.querySelector(`[data-alert-id="${CSS.escape(flashId)}"]`);
       if (li) li.classList.add("flash");
@@ -243,28 +333,48 @@
     if (!items.length) list.append(h("li", "muted empty", "No alerts yet. New ones appear here live."));
   }
 
+  /* The live feed. A non-200 reply (503 while PostgreSQL is down, 502 from a proxy, 401) makes the
+     browser close an EventSource for good: reopen it after a backoff; each connection starts with a snapshot. */
+  let feedRetryMs = FEED_RETRY_MS, feedTimer = null;
   function connectFeed() {
     const conn = $("#conn");
+    feedTimer = null;
     const es = new EventSource("/v1/alerts/stream");
-    es.addEventListener("open", () => { conn.className = "conn live"; conn.title = "live"; conn.textContent = "● live"; });
-    es.addEventListener("error", () => { conn.className = "conn down"; conn.title = "reconnecting"; conn.textContent = "● reconnecting"; });
+    es.addEventListener("open", () => {
+      feedRetryMs = FEED_RETRY_MS;
+      conn.className = "conn live"; conn.title = "live"; conn.textContent = "● live";
+    });
+    es.addEventListener("error", () => {
+      conn.className = "conn down"; conn.title = "reconnecting"; conn.textContent = "● reconnecting";
+      if (es.readyState !== EventSource.CLOSED || feedTimer) return;  // CONNECTING: the browser retries itself
+      es.close();
+      feedTimer = setTimeout(connectFeed, feedRetryMs);
+      feedRetryMs = Math.min(FEED_RETRY_MAX_MS, feedRetryMs * 2);
+    });
     es.addEventListener("snapshot", (ev) => {
-      for (const a of JSON.parse(ev.data).alerts) state.alerts.set(a.id, a);
+      for (const a of JSON.parse(ev.data).alerts) keepLive(a);
       renderFeed();
+      drawDrill();
     });
     es.addEventListener("alert", (ev) => {
       const a = JSON.parse(ev.data);
-      const isNew = !state.alerts.has(a.id);
-      state.alerts.set(a.id, a);
+      const isNew = !state.live.has(a.id);
+      keepLive(a);
+      if (state.pinned && state.pinned.id === a.id) state.pinned = a;
       renderFeed(isNew ? a.id : null);
-      if (a.entity === state.entity) drawDrill();
-      loadWatchlist().catch(showError);
+      if (a.entity === state.entity && a.stream === state.stream) {
+        drawDrill();
+        if (a.id === state.selectedAlert) renderExplanation().catch(showError);
+      }
+      scheduleWatchlist();
     });
   }
 
   /* ---- routing ------------------------------------------------------------- */
   async function loadRouting() {
+    const t = ticket("routing");
     const r = await api("/v1/routing?points=60");
+    if (stale("routing", t)) return;
     const items = r.queues.map((q) => ({ label: q.queue, value: q.count, extra: q.priority ? `${q.count} · ${q.priority} prio` : String(q.count),
       cls: q.queue === "escalations" ? "hbar-hot" : q.queue === "human" ? "hbar-warm" : "" }));
     TWChart.hbars($("#routing"), items);
@@ -279,6 +389,7 @@
   }
 
   async function refresh() {
+    renderFeed();  // relative times ("just now", "3 min ago") move on without stream events
     await Promise.all([loadWatchlist(), loadRouting(), loadStatus()]).catch(showError);
     await loadDrill().catch(showError);
   }
@@ -291,6 +402,7 @@
         state[id] = ev.target.value;
         localStorage.setItem(`tw.${id}`, ev.target.value);
         state.selectedAlert = null;
+        state.pinned = null;
         refresh();
       });
     }

@@ -112,7 +112,7 @@ const TWChart = (() => {
     for (const a of o.alerts) {
       const t = new Date(a.window_end).getTime();
       if (!buckets.length || t < t0 - step || t > buckets[buckets.length - 1].getTime() + 2 * step) continue;
-      const ax = Math.min(m.l + w, Math.max(m.l, xt(t)));
+      const ax = Math.min(m.l + w, Math.max(m.l, xt(t) - (w / n) / 2));  // the shaded window's end, as above
       const g = el("g", { class: `marker sev-${a.severity}${a.id === o.selectedAlert ? " selected" : ""}`,
         "data-alert-id": a.id, tabindex: 0 }, s);
       el("line", { x1: ax, x2: ax, y1: m.t, y2: m.t + h, class: "marker-line" }, g);
