@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.errors import ApiError
-from shared.db.models import ApiKey
+from shared.db.models import INT4_MAX, ApiKey
 
 Scope = Literal["read", "write", "admin"]
 SCOPES: tuple[Scope, ...] = ("read", "write", "admin")
@@ -119,11 +119,10 @@ async def revoke_key(sessions: async_sessionmaker[AsyncSession], prefix_or_id: s
     """Revoke by numeric id, by prefix, or by the full key. ``None`` when no such key;
     revoking a revoked key keeps its first revocation time."""
     ref = prefix_or_id.strip()
-    cond = (
-        ApiKey.id == int(ref)
-        if ref.isdigit() and not PREFIX_PATTERN.match(ref)
-        else ApiKey.prefix == (parse_key(ref) or ref)
-    )
+    by_id = ref.isdigit() and not PREFIX_PATTERN.match(ref)
+    if by_id and int(ref) > INT4_MAX:
+        return None  # no key has such an id (and the query would overflow the column)
+    cond = ApiKey.id == int(ref) if by_id else ApiKey.prefix == (parse_key(ref) or ref)
     async with sessions.begin() as session:
         await session.execute(
             update(ApiKey).where(cond, ApiKey.revoked_at.is_(None)).values(revoked_at=datetime.now(UTC))

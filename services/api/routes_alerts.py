@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from starlette.types import Receive, Scope, Send
 
 from services.api.alert_feed import AlertFeed, AlertOut, alerts_query, fetch_alerts, to_out
-from services.api.auth import require
+from services.api.auth import authorize, require
 from services.api.deps import Deps, get_deps, get_settings
 from services.api.errors import ApiError, error_responses
 from services.api.query import Instant
@@ -123,10 +123,36 @@ async def recent_alerts(deps: Deps) -> list[dict[str, Any]]:
     return [to_out(a, name).model_dump(mode="json") for a, name in rows]
 
 
+KeyCheck = Callable[[], Awaitable[bool]]
+
+
+def key_check(request: Request, deps: Deps) -> KeyCheck | None:
+    """When reads need a key, whether the stream's key is still valid (a revoked key ends
+    the stream at the next heartbeat); None when reads are open."""
+    if not get_settings(request).require_key_for_reads:
+        return None
+
+    async def still_valid() -> bool:
+        try:
+            await authorize(request, deps.sessions, "read")
+        except ApiError:
+            return False
+        except Exception:  # noqa: BLE001 - a database hiccup: asked again at the next heartbeat
+            return True
+        return True
+
+    return still_valid
+
+
 async def alert_events(
-    request: Request, queue: asyncio.Queue[AlertOut | None], recent: list[dict[str, Any]], heartbeat_s: float
+    request: Request,
+    queue: asyncio.Queue[AlertOut | None],
+    recent: list[dict[str, Any]],
+    heartbeat_s: float,
+    still_valid: KeyCheck | None = None,
 ) -> AsyncIterator[str]:
-    """``snapshot`` (recent alerts) first, then one ``alert`` event per new or changed alert."""
+    """``snapshot`` (recent alerts) first, then one ``alert`` event per new or changed alert;
+    ends when the client leaves or, at a heartbeat, its key is no longer valid."""
     yield "retry: 3000\n\n"
     yield sse("snapshot", {"alerts": recent}, 0)
     seq = 0
@@ -134,6 +160,8 @@ async def alert_events(
         try:
             alert = await asyncio.wait_for(queue.get(), timeout=heartbeat_s)
         except TimeoutError:
+            if still_valid is not None and not await still_valid():
+                return
             yield ": keep-alive\n\n"
             continue
         if alert is None:
@@ -174,7 +202,8 @@ async def stream_alerts(request: Request, deps: Annotated[Deps, Depends(get_deps
         queue = await stack.enter_async_context(feed.subscribe())
         recent = await recent_alerts(deps)
         release = stack.pop_all().aclose
-    return AlertStream(alert_events(request, queue, recent, settings.sse_heartbeat_s), release)
+    events = alert_events(request, queue, recent, settings.sse_heartbeat_s, key_check(request, deps))
+    return AlertStream(events, release)
 
 
 @router.get(

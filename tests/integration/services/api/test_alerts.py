@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api import auth
 from services.api.app import build_app
 from services.api.config import ApiSettings
 from services.api.deps import Deps, make_deps
@@ -148,3 +149,26 @@ async def test_stream_answers_503_when_postgres_is_unreachable(api_settings: Api
         assert response.headers["Retry-After"] == "5"
         assert str(port) not in err["message"]
     assert app.state.feed.subscribers == 0
+
+
+async def test_a_stream_ends_when_its_key_is_revoked(api_settings: ApiSettings, deps: Deps) -> None:
+    """With keys required for reads, the key is checked again at each heartbeat: a revoked
+    key's stream ends instead of delivering alerts for ever."""
+    settings = api_settings.model_copy(update={"require_key_for_reads": True, "sse_heartbeat_s": 0.2})
+    new = await auth.create_key(deps.sessions, "stream-reader", "read")
+    app = build_app(settings, deps)
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as c:
+        async with c.stream("GET", "/v1/alerts/stream", headers=bearer(new.key)) as response:
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            event, _ = await asyncio.wait_for(_next_event(lines), 10)
+            assert event == "snapshot"
+            await asyncio.sleep(0.5)  # a few heartbeats with a valid key: still open
+            await auth.revoke_key(deps.sessions, new.info.prefix)
+
+            async def drain() -> None:
+                async for _ in lines:
+                    pass
+
+            await asyncio.wait_for(drain(), 10)  # the server ended the response
+        assert_error(await c.get("/v1/alerts/stream", headers=bearer(new.key)), 401)

@@ -93,3 +93,8 @@ async def test_reads_open_by_default_and_guarded_when_configured(
         assert (await c.get("/v1/trends", headers=bearer(keys["read"]))).status_code == 200
         assert (await c.get("/v1/alerts", headers=bearer(keys["admin"]))).status_code == 200
         assert (await c.get("/healthz")).status_code == 200  # liveness stays open
+
+
+async def test_revoking_an_id_past_the_column_is_no_such_key(deps: Deps) -> None:
+    """``tonewatch keys revoke 99999999999`` printed a database traceback (int4 overflow)."""
+    assert await auth.revoke_key(deps.sessions, "99999999999") is None
