@@ -1,16 +1,22 @@
 """Entity tagging: find watched entities in text.
 
-Rules: aliases match on word boundaries and case-insensitively, except the
-aliases listed as case-sensitive (short acronyms such as ``BP`` or ``BA`` that
-collide with ordinary words); tickers match as cashtags (``$TSLA``), any case.
-A text may tag several entities; every text also counts under ``_all``.
+Rules: aliases match on word boundaries and case-insensitively (by casefolding),
+except the aliases listed as case-sensitive (short acronyms such as ``BP`` or ``BA``
+that collide with ordinary words); combining marks count as letters, so an alias
+never matches inside an Indic word. On a side where an alias starts or ends with a
+character of a script written without spaces (Chinese, Japanese, Korean, Thai, Lao,
+Khmer, Myanmar), no word boundary is needed: such aliases match as substrings.
+Tickers match as cashtags (``$TSLA``), any case. A text may tag several entities,
+also through an alias they share; every text also counts under ``_all``.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
@@ -18,6 +24,10 @@ from pydantic import AfterValidator, Field
 ALL = "_all"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# A cashtag: ``$`` then a letter, then letters, digits or dots. Digit-first ("$7203")
+# would be a dollar amount, a hyphen ("$RDS-A") most often a compound ("$TSLA-linked").
+CASHTAG = re.compile(r"\$([A-Za-z][A-Za-z0-9.]{0,9})\b")
+TICKER_PATTERN = re.compile(r"^\$?[A-Za-z](?:[A-Za-z0-9.]{0,8}[A-Za-z0-9])?$")
 
 
 def no_control_chars(value: str) -> str:
@@ -25,6 +35,16 @@ def no_control_chars(value: str) -> str:
     even be stored in PostgreSQL; the others have no place in a name)."""
     if CONTROL_CHARS.search(value):
         raise ValueError("must not contain control characters (NUL, tab, newline, ...)")
+    return value
+
+
+def cashtag_ticker(value: str) -> str:
+    """``value`` unchanged; ``ValueError`` unless a cashtag can match it (``$`` is optional)."""
+    if not TICKER_PATTERN.match(value):
+        raise ValueError(
+            "a ticker matches as a cashtag: a letter, then up to 9 letters, digits or dots, not ending in a dot"
+            " (e.g. TSLA, BRK.B, ABF.L); tickers such as 7203 or RDS-A cannot match, list them as aliases"
+        )
     return value
 
 
@@ -42,6 +62,13 @@ class WatchedEntity:
     group: str | None = None
 
     def __post_init__(self) -> None:
+        # Surrounding whitespace would never match ("Tesla " needs a space after Tesla).
+        strip = object.__setattr__
+        strip(self, "name", self.name.strip())
+        for attr in ("aliases", "tickers", "case_sensitive_aliases"):
+            strip(self, attr, tuple(s for s in (t.strip() for t in getattr(self, attr)) if s))
+        if self.group is not None:
+            strip(self, "group", self.group.strip())
         if not KEY_PATTERN.match(self.key) or self.key == ALL:
             raise ValueError(f"invalid entity key {self.key!r}: use 1-64 letters, digits, '_', '.', '-'")
         names = (self.name, *self.aliases, *self.tickers, *self.case_sensitive_aliases, self.group or "")
@@ -50,6 +77,96 @@ class WatchedEntity:
                 no_control_chars(text)
             except ValueError as exc:
                 raise ValueError(f"entity {self.key}: {text!r} {exc}") from None
+
+
+# Combining marks (Unicode categories Mn, Mc, Me: Indic vowel signs and viramas, Thai tone
+# marks, accents in decomposed text) and the zero-width (non-)joiner belong to the word they
+# sit in, but are not ``\w`` to Python's ``re``; the boundaries count them as letters, so
+# "राम" does not match inside "रामायण".
+_MARK_PLANES = (range(0x20000), range(0xE0000, 0xE1000))  # no marks elsewhere
+_ASTRAL = "\\U00010000-\\U0010ffff"
+
+
+@cache
+def _marks() -> tuple[str, str]:
+    """Character-class bodies (no brackets) of the combining marks (and ZWNJ, ZWJ): those in
+    the Basic Multilingual Plane, then those above it. ``re`` tests BMP classes with one
+    table lookup but ranges above the BMP one by one, so those go in a class of their
+    own, looked at only when the character is not in the BMP."""
+    cps = [0x200C, 0x200D]
+    cps += [cp for plane in _MARK_PLANES for cp in plane if unicodedata.category(chr(cp)) in ("Mn", "Mc", "Me")]
+    ranges: list[list[int]] = []
+    for cp in sorted(cps):
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+
+    def body(rs: list[list[int]]) -> str:
+        return "".join(f"\\U{a:08x}" if a == b else f"\\U{a:08x}-\\U{b:08x}" for a, b in rs)
+
+    return body([r for r in ranges if r[0] < 0x10000]), body([r for r in ranges if r[0] >= 0x10000])
+
+
+# Scripts written without spaces between words (or, for Hangul, with particles attached):
+# Han, Hiragana, Katakana, Hangul, Thai, Lao, Myanmar, Khmer. An alias starting (ending)
+# with one of these characters needs no word boundary on that side: it matches inside a
+# run of text ("トヨタ" in "トヨタ自動車が発表"), as a substring.
+_UNSPACED_RANGES = (
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x1000, 0x109F),  # Myanmar
+    (0x1100, 0x11FF),  # Hangul Jamo
+    (0x1780, 0x17FF),  # Khmer
+    (0x19E0, 0x19FF),  # Khmer symbols
+    (0x2E80, 0x2FDF),  # CJK and Kangxi radicals
+    (0x3005, 0x3007),  # 々 〆 〇
+    (0x3021, 0x3029),  # Hangzhou numerals
+    (0x3038, 0x303B),
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x3130, 0x318F),  # Hangul compatibility Jamo
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xA960, 0xA97F),  # Hangul Jamo extended-A
+    (0xA9E0, 0xA9FF),  # Myanmar extended-B
+    (0xAA60, 0xAA7F),  # Myanmar extended-A
+    (0xAC00, 0xD7FF),  # Hangul syllables, Jamo extended-B
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFF66, 0xFFDC),  # halfwidth Katakana and Hangul
+    (0x1B000, 0x1B16F),  # Kana supplement and extended
+    (0x20000, 0x323AF),  # CJK extensions B-H, compatibility supplement
+)
+_UNSPACED = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _UNSPACED_RANGES)
+
+
+def unspaced(ch: str) -> bool:
+    """Whether ``ch`` belongs to a script written without spaces between words."""
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in _UNSPACED_RANGES)
+
+
+def _pattern(words: Iterable[str]) -> str:
+    """A pattern matching any of ``words`` with the boundaries each needs, longest first.
+
+    A word starting with a letter of a spaced script needs no word character (nor ``$``,
+    nor a combining mark) just before it, one ending in such a letter none just after
+    it; a word starting or ending in an unspaced script needs nothing before it, and
+    after it only no combining mark (a match never cuts a letter from its vowel sign).
+    The closing check looks back at the last character matched, so backtracking into
+    the alternation still falls back to a shorter word when the longer one fails."""
+    words = {w for w in words if w.strip()}
+    bmp, astral = _marks()
+    mark_before = f"(?<![{bmp}])(?<!(?=[{_ASTRAL}])[{astral}])"
+    mark_after = f"(?![{bmp}])(?!(?=[{_ASTRAL}])[{astral}])"
+    spaced_start = [w for w in words if not unspaced(w[0])]
+    unspaced_start = [w for w in words if unspaced(w[0])]
+    starts = []
+    if spaced_start:
+        starts.append(f"(?<![\\w$]){mark_before}(?:{_alternation(spaced_start)})")
+    if unspaced_start:
+        starts.append(f"(?:{_alternation(unspaced_start)})")
+    end = f"(?:(?<=[{_UNSPACED}])|(?<![{_UNSPACED}])(?![\\w])){mark_after}"
+    return f"(?:{'|'.join(starts)}){end}"
 
 
 def _alternation(words: Iterable[str]) -> str:
@@ -79,44 +196,51 @@ def _trie_pattern(node: dict[str, Any]) -> str:
 
 
 class EntityMatcher:
-    """Compiled matcher over a watchlist."""
+    """Compiled matcher over a watchlist.
+
+    Case-insensitive aliases are casefolded and matched against the casefolded text
+    (``re.IGNORECASE`` does not casefold: "STRASSE" would miss "Straße", "Straße"
+    itself would miss its casefolded pattern); case-sensitive aliases and cashtags
+    are matched against the text as it is. Casefolding can change the text's length
+    (ß -> ss): positions only order entities by first mention, so the two kinds of
+    position are compared as they are (off by at most the few characters that
+    casefolding grew before the match)."""
 
     def __init__(self, entities: Iterable[WatchedEntity]) -> None:
         self.entities = {e.key: e for e in entities}
-        self._insensitive: dict[str, str] = {}
-        self._sensitive: dict[str, str] = {}
-        self._tickers: dict[str, str] = {}
+        self._insensitive: dict[str, list[str]] = {}
+        self._sensitive: dict[str, list[str]] = {}
+        self._tickers: dict[str, list[str]] = {}
         for e in self.entities.values():
             sensitive = set(e.case_sensitive_aliases)
             for alias in (*e.aliases, *e.case_sensitive_aliases):
-                if alias in sensitive:
-                    self._sensitive[alias] = e.key
-                else:
-                    self._insensitive[alias.casefold()] = e.key
+                table, form = (self._sensitive, alias) if alias in sensitive else (self._insensitive, alias.casefold())
+                keys = table.setdefault(form, [])
+                if e.key not in keys:
+                    keys.append(e.key)
             for ticker in e.tickers:
-                self._tickers[ticker.upper().lstrip("$")] = e.key
-        b_open, b_close = r"(?<![\w$])", r"(?![\w])"
-        self._re_i = (
-            re.compile(f"{b_open}(?:{_alternation(self._insensitive)}){b_close}", re.IGNORECASE)
-            if self._insensitive
-            else None
-        )
-        self._re_s = re.compile(f"{b_open}(?:{_alternation(self._sensitive)}){b_close}") if self._sensitive else None
-        self._re_t = re.compile(r"\$([A-Za-z][A-Za-z0-9.]{0,9})\b")
+                keys = self._tickers.setdefault(ticker.upper().lstrip("$"), [])
+                if e.key not in keys:
+                    keys.append(e.key)
+        self._re_i = re.compile(_pattern(self._insensitive)) if self._insensitive else None
+        self._re_s = re.compile(_pattern(self._sensitive)) if self._sensitive else None
+        self._re_t = CASHTAG
 
     def tag(self, text: str) -> list[str]:
         """Entity keys found in ``text`` (in order of first mention), then ``_all``."""
         found: dict[str, int] = {}
+
+        def add(keys: list[str] | None, at: int) -> None:
+            for key in keys or ():
+                found.setdefault(key, at)
+
         if self._re_i is not None:
-            for m in self._re_i.finditer(text):
-                key = self._insensitive.get(m.group(0).casefold())
-                if key is not None:
-                    found.setdefault(key, m.start())
+            folded = text.casefold()
+            for m in self._re_i.finditer(folded):
+                add(self._insensitive.get(m.group(0)), m.start())
         if self._re_s is not None:
             for m in self._re_s.finditer(text):
-                found.setdefault(self._sensitive[m.group(0)], m.start())
+                add(self._sensitive.get(m.group(0)), m.start())
         for m in self._re_t.finditer(text):
-            key = self._tickers.get(m.group(1).upper())
-            if key is not None:
-                found.setdefault(key, m.start())
+            add(self._tickers.get(m.group(1).upper()), m.start())
         return [*sorted(found, key=found.__getitem__), ALL]

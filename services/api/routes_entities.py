@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import func, select
 
 from services.api.auth import require
@@ -16,24 +16,31 @@ from services.api.errors import ApiError, error_responses
 from services.api.query import Granularity, Instant, Window, latest_trend_bucket, make_window
 from shared.db import watchlist
 from shared.db.models import Alert, Entity, ScoredEventRow, TrendHour, TrendMinute
-from shared.entities import ALL, PlainText, WatchedEntity
+from shared.entities import ALL, WatchedEntity, cashtag_ticker, no_control_chars
 from shared.events import Stream
 
 router = APIRouter(tags=["entities"])
 KeyPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Entity key.")]
-Names = Annotated[list[Annotated[PlainText, Field(min_length=1, max_length=200)]], Field(max_length=100)]
+# Surrounding whitespace is stripped before the length checks ("Tesla " would never match).
+Text = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_control_chars)
+]
+Names = Annotated[list[Text], Field(max_length=100)]
+Tickers = Annotated[list[Annotated[Text, AfterValidator(cashtag_ticker)]], Field(max_length=100)]
+Group = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(no_control_chars)]
 
 
 class EntityIn(BaseModel):
-    """A watched entity; aliases match case-insensitively on word boundaries, tickers as cashtags."""
+    """A watched entity; aliases match case-insensitively on word boundaries, tickers as cashtags
+    (a letter, then up to 9 letters, digits or dots: ``TSLA``, ``BRK.B``)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: PlainText = Field(min_length=1, max_length=200)
+    name: Text
     aliases: Names = Field(default_factory=list)
-    tickers: Names = Field(default_factory=list)
+    tickers: Tickers = Field(default_factory=list)
     case_sensitive_aliases: Names = Field(default_factory=list)
-    group: PlainText | None = Field(default=None, max_length=64)
+    group: Group | None = None
 
 
 class Stats(BaseModel):
@@ -48,6 +55,7 @@ class Stats(BaseModel):
 
 class EntityOut(EntityIn):
     key: str
+    tickers: list[str] = Field(default_factory=list)  # as stored: rows from before the cashtag check still list
     active: bool
     stats: Stats | None = None
 

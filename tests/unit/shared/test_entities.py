@@ -77,7 +77,7 @@ TEXTS = [
 
 
 def _flat_alternation(words: object) -> str:
-    assert isinstance(words, dict)
+    assert isinstance(words, list)
     return "|".join(re.escape(w) for w in sorted({w for w in words if w.strip()}, key=len, reverse=True))
 
 
@@ -88,3 +88,107 @@ def test_trie_pattern_matches_like_a_longest_first_alternation(monkeypatch: pyte
     for text in TEXTS:
         assert trie.tag(text) == flat.tag(text), text
     assert trie.tag(TEXTS[0]) == ["MS", ALL]
+
+
+def test_casefolded_aliases_match_their_own_spelling_and_other_cases() -> None:
+    m = EntityMatcher(
+        [
+            WatchedEntity("STR", "Straße AG", aliases=("Straße AG",)),
+            WatchedEntity("ISB", "İş Bankası", aliases=("İş Bankası",)),
+            WatchedEntity("TSLA", "Tesla", aliases=("Tesla",)),
+        ]
+    )
+    assert m.tag("Straße AG reports") == ["STR", ALL]
+    assert m.tag("STRASSE AG reports") == ["STR", ALL]
+    assert m.tag("strasse ag") == ["STR", ALL]
+    assert m.tag("İş Bankası kâr") == ["ISB", ALL]
+    assert m.tag("Straßen AG") == [ALL]  # still a word boundary
+    # Positions are in the casefolded text: first mention still comes first.
+    assert m.tag("Straße AG and Tesla") == ["STR", "TSLA", ALL]
+    assert m.tag("Tesla and ßßßß Straße AG") == ["TSLA", "STR", ALL]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("रामायण का पाठ", [ALL]),  # राम + vowel sign: inside a word
+        ("राम ने कहा", ["RAM", ALL]),
+        ("श्रीराम", [ALL]),  # virama before: inside a word
+        ("टाटा मोटर्स", [ALL]),
+        ("टाट समूह", ["TAT", ALL]),
+        ("cafe\u0301", [ALL]),  # decomposed: e + combining acute accent
+        ("cafe open", ["CAFE", ALL]),
+    ],
+)
+def test_combining_marks_are_part_of_words(text: str, expected: list[str]) -> None:
+    m = EntityMatcher(
+        [
+            WatchedEntity("RAM", "Ram", aliases=("राम",)),
+            WatchedEntity("TAT", "Tat", aliases=("टाट",)),
+            WatchedEntity("CAFE", "Cafe", aliases=("cafe",)),
+        ]
+    )
+    assert m.tag(text) == expected
+
+
+UNSPACED = EntityMatcher(
+    [
+        WatchedEntity("TOYOTA", "Toyota", aliases=("トヨタ", "丰田")),
+        WatchedEntity("SAMSUNG", "Samsung", aliases=("삼성", "Samsung")),
+        WatchedEntity("PTT", "PTT", aliases=("ปตท",)),
+        WatchedEntity("SONY", "Sony", aliases=("Sonyグループ", "Sony")),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("トヨタ自動車が発表", ["TOYOTA", ALL]),
+        ("新型トヨタ車", ["TOYOTA", ALL]),
+        ("丰田汽车召回", ["TOYOTA", ALL]),
+        ("삼성전자가 발표", ["SAMSUNG", ALL]),
+        ("หุ้นปตทขึ้น", ["PTT", ALL]),
+        ("Sonyグループの決算", ["SONY", ALL]),
+        ("xSonyグループ", [ALL]),  # the Latin side still needs its word boundary
+        ("Samsungs", [ALL]),
+        ("Sony가", [ALL]),  # a Latin end still needs its boundary: Hangul letters are word characters
+    ],
+)
+def test_unspaced_scripts_match_as_substrings(text: str, expected: list[str]) -> None:
+    assert UNSPACED.tag(text) == expected
+
+
+def test_a_shared_alias_tags_every_entity_that_has_it() -> None:
+    m = EntityMatcher(
+        [
+            WatchedEntity("apple", "Apple Inc.", aliases=("Apple",)),
+            WatchedEntity("apple-rec", "Apple Records", aliases=("apple", "Apple Records")),
+            WatchedEntity("AAPL", "Apple (ticker)", tickers=("AAPL",), case_sensitive_aliases=("APPL",)),
+            WatchedEntity("AAPL2", "Apple (ticker, again)", tickers=("$aapl",), case_sensitive_aliases=("APPL",)),
+        ]
+    )
+    assert m.tag("Apple sues") == ["apple", "apple-rec", ALL]
+    assert m.tag("Apple Records signs") == ["apple-rec", ALL]
+    assert m.tag("APPL and $AAPL") == ["AAPL", "AAPL2", ALL]
+
+
+def test_surrounding_whitespace_is_stripped() -> None:
+    e = WatchedEntity(
+        "TSLA", " Tesla ", aliases=("Tesla ", " ", "\u00a0Tesla Inc"), tickers=(" TSLA",), group=" autos "
+    )
+    assert (e.name, e.aliases, e.tickers, e.group) == ("Tesla", ("Tesla", "Tesla Inc"), ("TSLA",), "autos")
+    assert EntityMatcher([e]).tag("Tesla rises, $TSLA too") == ["TSLA", ALL]
+
+
+@pytest.mark.parametrize("ticker", ["TSLA", "$TSLA", "BRK.B", "ABF.L", "A", "X123456789"])
+def test_matchable_tickers_accepted(ticker: str) -> None:
+    assert entities.cashtag_ticker(ticker) == ticker
+    m = EntityMatcher([WatchedEntity("K", "k", tickers=(ticker,))])
+    assert m.tag(f"${ticker.lstrip('$')} moves") == ["K", ALL]
+
+
+@pytest.mark.parametrize("ticker", ["RDS-A", "7203", "ABF.", "", "TOOLONGTICKER", "$", "T SLA"])
+def test_tickers_a_cashtag_cannot_match_rejected(ticker: str) -> None:
+    with pytest.raises(ValueError, match="cashtag"):
+        entities.cashtag_ticker(ticker)
