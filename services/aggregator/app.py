@@ -35,7 +35,17 @@ def decode_scored(records: Records) -> tuple[list[ScoredEvent], list[FailedRecor
             log.exception("record %s[%d]@%d could not be decoded; dead-lettered", r.topic, r.partition, r.offset)
             error_class, reason = type(exc).__name__, f"cannot decode: {exc}"
         bad.append(
-            FailedRecord(r.topic, r.partition, r.offset, r.key, r.value, list(r.headers or ()), error_class, reason)
+            FailedRecord(
+                r.topic,
+                r.partition,
+                r.offset,
+                r.key,
+                r.value,
+                list(r.headers or ()),
+                error_class,
+                reason,
+                timestamp_ms=r.timestamp,
+            )
         )
     return good, bad
 

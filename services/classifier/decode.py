@@ -27,7 +27,15 @@ def raw_streams(topics: Topics) -> dict[str, Stream]:
 
 def failed(record: InRecord, error_class: str, reason: str) -> FailedRecord:
     return FailedRecord(
-        record.topic, record.partition, record.offset, record.key, record.value, record.headers, error_class, reason
+        record.topic,
+        record.partition,
+        record.offset,
+        record.key,
+        record.value,
+        record.headers,
+        error_class,
+        reason,
+        timestamp_ms=record.timestamp_ms,
     )
 
 

@@ -9,6 +9,7 @@ import typer
 
 from shared.config import ServiceSettings
 from shared.kafka import dlq_ops
+from shared.topics import Topics
 
 app = typer.Typer(help="Dead-letter queues.", no_args_is_help=True)
 
@@ -42,7 +43,7 @@ def list_(
         m = e.meta
         where = f"{m.original_topic}[{m.partition}]@{m.offset}" if m else "?"
         reason = f"{m.error_class}: {m.reason}" if m else "(no metadata)"
-        typer.echo(f"{where}  {m.service if m else '?'}  {reason}")
+        typer.echo(f"{Topics.dlq(topic)}[{e.partition}]@{e.offset}  {where}  {m.service if m else '?'}  {reason}")
 
 
 @app.command("replay")
@@ -50,6 +51,18 @@ def replay(
     topic: str = typer.Argument(..., help="Input topic whose DLQ to re-inject."),
     limit: int = typer.Option(1_000_000, "--limit"),
 ) -> None:
-    """Re-inject dead letters into their original topic (after fixing the cause)."""
-    n = asyncio.run(dlq_ops.replay(ServiceSettings().kafka, topic, limit))
-    typer.echo(f"re-injected {n} records into {topic}")
+    """Re-inject dead letters into their original topic (after fixing the cause). Exits 1
+    when the topic refused some for good (too large, say): they are listed, stay in the
+    DLQ, and a later replay does not retry them."""
+    report = asyncio.run(dlq_ops.replay_report(ServiceSettings().kafka, topic, limit))
+    typer.echo(f"re-injected {report.replayed} records into {topic}")
+    if report.failed:
+        for f in report.failed:
+            origin = f" (from {f.original})" if f.original else ""
+            typer.echo(f"not replayed: {f.place}{origin}: {f.error_class}: {f.reason}", err=True)
+        typer.echo(
+            f"refused by {topic}: {len(report.failed)}, left in {Topics.dlq(topic)} "
+            "(a later replay skips them; see README, Replay the DLQ)",
+            err=True,
+        )
+        raise typer.Exit(1)

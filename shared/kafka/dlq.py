@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError, KafkaTimeoutError
+from aiokafka.errors import InvalidTimestampError, KafkaError, KafkaTimeoutError
 
 from shared.events import DeadLetter
 from shared.kafka.batches import StopAfterBatch
@@ -25,6 +25,9 @@ from shared.topics import Topics
 log = logging.getLogger(__name__)
 
 HEADER_PREFIX = "tw."
+TIMESTAMP_HEADER = f"{HEADER_PREFIX}timestamp"
+"""The original record's Kafka timestamp (epoch ms), which ``tonewatch dlq replay`` gives the
+re-injected record back (a raw event without ``event_time`` takes its time from it)."""
 Headers = Sequence[tuple[str, bytes]]
 
 
@@ -45,6 +48,8 @@ class FailedRecord:
     headers: Headers
     error_class: str
     reason: str
+    timestamp_ms: int | None = None
+    """The original record's Kafka timestamp; the dead letter keeps it."""
 
     @property
     def place(self) -> str:
@@ -65,12 +70,16 @@ def dlq_headers(record: FailedRecord, service: str, now: datetime | None = None)
     own = [(k, v) for k, v in record.headers if not k.startswith(HEADER_PREFIX)]
     for field, value in meta.model_dump(mode="json").items():
         own.append((f"{HEADER_PREFIX}{field}", str(value).encode()))
+    if record.timestamp_ms is not None:
+        own.append((TIMESTAMP_HEADER, str(record.timestamp_ms).encode()))
     return own
 
 
 def parse_dlq_headers(headers: Headers) -> DeadLetter:
     """Read the ``tw.*`` headers back into a :class:`DeadLetter`."""
-    data: dict[str, object] = {k[len(HEADER_PREFIX) :]: v.decode() for k, v in headers if k.startswith(HEADER_PREFIX)}
+    data: dict[str, object] = {
+        k[len(HEADER_PREFIX) :]: v.decode() for k, v in headers if k.startswith(HEADER_PREFIX) and k != TIMESTAMP_HEADER
+    }
     if "schema_version" in data:
         data["schema_version"] = int(str(data["schema_version"]))
     return DeadLetter.model_validate(data)
@@ -78,6 +87,18 @@ def parse_dlq_headers(headers: Headers) -> DeadLetter:
 
 def original_headers(headers: Headers) -> list[tuple[str, bytes]]:
     return [(k, v) for k, v in headers if not k.startswith(HEADER_PREFIX)]
+
+
+def original_timestamp(headers: Headers) -> int | None:
+    """The original record's timestamp from ``tw.timestamp``; None when absent (a dead
+    letter written before that header existed) or unreadable."""
+    for k, v in headers:
+        if k == TIMESTAMP_HEADER:
+            try:
+                return int(v.decode())
+            except (UnicodeDecodeError, ValueError):
+                return None
+    return None
 
 
 class RatioGuard:
@@ -136,14 +157,28 @@ class DeadLetterWriter:
             return False
         log.warning("dead-lettering %s: %s: %s", record.place, record.error_class, record.reason[:300])
         headers = dlq_headers(record, self._service)
+        # the dead letter keeps the original's timestamp (``tw.timestamp`` keeps it too, for
+        # a DLQ topic that stamps append time, or a timestamp the broker refuses)
+        timestamp_ms = record.timestamp_ms
         backoff = 0.2
         while True:
             try:
                 await self._producer.send_and_wait(
-                    Topics.dlq(record.topic), value=record.value, key=record.key, headers=headers
+                    Topics.dlq(record.topic),
+                    value=record.value,
+                    key=record.key,
+                    headers=headers,
+                    timestamp_ms=timestamp_ms,
                 )
                 self._remember(place)
                 return True
+            except InvalidTimestampError:
+                if timestamp_ms is None:
+                    raise
+                log.warning(
+                    "the DLQ of %s refuses the record's timestamp; writing it with the current time", record.place
+                )
+                timestamp_ms = None
             except KafkaError as exc:
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
                     raise

@@ -4,7 +4,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
-from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError, NodeNotReadyError
+from aiokafka.errors import InvalidTimestampError, KafkaTimeoutError, MessageSizeTooLargeError, NodeNotReadyError
 
 from shared.kafka.dlq import (
     DeadLetterRatioExceeded,
@@ -13,6 +13,7 @@ from shared.kafka.dlq import (
     RatioGuard,
     dlq_headers,
     original_headers,
+    original_timestamp,
     parse_dlq_headers,
 )
 
@@ -91,3 +92,44 @@ async def test_a_record_asked_again_is_written_once() -> None:
     assert await writer.write(_failed()) is True
     assert await writer.write(_failed()) is False  # the same batch, retried through an outage
     assert producer.sent == [("news.raw.dlq", b"x")]
+
+
+def test_headers_keep_the_original_timestamp() -> None:
+    rec = FailedRecord("news.raw", 0, 7, None, b"x", [("trace", b"abc")], "JSONDecodeError", "bad", timestamp_ms=1_234)
+    headers = dlq_headers(rec, "classifier", datetime(2026, 1, 1, tzinfo=UTC))
+    assert original_timestamp(headers) == 1_234
+    assert parse_dlq_headers(headers).offset == 7  # the extra header is not a DeadLetter field
+    assert original_headers(headers) == [("trace", b"abc")]
+    assert original_timestamp(dlq_headers(_failed(), "classifier")) is None  # none known
+
+
+class _StampingProducer:
+    """Records each send's timestamp; refuses the first ``refuse`` timestamps given."""
+
+    def __init__(self, refuse: int = 0) -> None:
+        self.refuse = refuse
+        self.sent: list[int | None] = []
+
+    async def send_and_wait(self, topic: str, value: bytes | None = None, **kw: object) -> None:
+        ts = kw.get("timestamp_ms")
+        assert ts is None or isinstance(ts, int)
+        if ts is not None and self.refuse:
+            self.refuse -= 1
+            raise InvalidTimestampError()
+        self.sent.append(ts)
+
+
+async def test_a_dead_letter_has_the_original_records_timestamp() -> None:
+    """Replay gives the record its dead letter's timestamp back: a raw event without
+    ``event_time`` takes its time from it, so it must be the original's."""
+    producer = _StampingProducer()
+    writer = DeadLetterWriter(producer, "classifier")  # type: ignore[arg-type]
+    await writer.write(FailedRecord("news.raw", 0, 8, None, b"x", [], "E", "bad", timestamp_ms=1_700_000_000_000))
+    assert producer.sent == [1_700_000_000_000]
+
+
+async def test_a_timestamp_the_dlq_refuses_falls_back_to_the_current_time() -> None:
+    producer = _StampingProducer(refuse=1)
+    writer = DeadLetterWriter(producer, "classifier")  # type: ignore[arg-type]
+    assert await writer.write(FailedRecord("news.raw", 0, 9, None, b"x", [], "E", "bad", timestamp_ms=5))
+    assert producer.sent == [None]  # tw.timestamp still carries the original

@@ -15,7 +15,9 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def rec(offset: int, value: bytes) -> Any:
-    return SimpleNamespace(topic="text.scored", partition=0, offset=offset, key=None, value=value, headers=[])
+    return SimpleNamespace(
+        topic="text.scored", partition=0, offset=offset, key=None, value=value, headers=[], timestamp=1_700_000_000_000
+    )
 
 
 def scored(i: int) -> bytes:
@@ -55,3 +57,8 @@ def test_an_unexpected_error_dead_letters_that_record_only(monkeypatch: pytest.M
     assert [(b.offset, b.error_class, b.reason) for b in bad] == [
         (1, "OverflowError", "cannot decode: date value out of range")
     ]
+
+
+def test_a_dead_letter_keeps_the_records_timestamp() -> None:
+    _, bad = app.decode_scored([rec(0, b"not json")])
+    assert bad[0].timestamp_ms == 1_700_000_000_000

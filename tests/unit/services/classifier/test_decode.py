@@ -43,3 +43,10 @@ def test_an_unexpected_error_dead_letters_that_record_only(monkeypatch: pytest.M
     assert [d.event.id for d in good] == ["n-0", "n-2"]
     assert [(b.offset, b.error_class, b.value) for b in bad] == [(1, "OverflowError", b"boom")]
     assert bad[0].reason == "cannot decode: date value out of range"
+
+
+def test_a_dead_letter_keeps_the_records_timestamp() -> None:
+    """A replayed record without event_time is timed by its Kafka timestamp: the dead
+    letter must carry the original one, not the time it was dead-lettered."""
+    _, bad = decode.decode_batch([record(0, b"not json")], TOPICS)
+    assert bad[0].timestamp_ms == 1_700_000_000_000
