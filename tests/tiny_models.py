@@ -4,6 +4,7 @@ registry, so pipeline tests do not depend on (or wait for) the shipped models.""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from shared.inference.registry import Registry
 from shared.labels import LABELS
@@ -58,17 +59,15 @@ def build_tiny_registry(root: Path) -> Path:
 TINY_WORDS = ["shares", "surge", "record", "profits", "bank", "holds", "rates", "oil", "crash", "slump", "fall"]
 
 
-def tiny_checkpoint(path: Path, task: str = "sentiment", *, tokenizer: bool = True, vocab_size: int = 0) -> Path:
-    """A fine-tuned-looking ``save_pretrained`` checkpoint: a 2-layer, 32-wide BERT with
-    its own small WordPiece tokenizer (``tokenizer=False``: weights and config only, as a
-    Trainer run without a tokenizer leaves it; ``vocab_size``: the config's, 0 = the tokenizer's)."""
-    import torch
+def tiny_tokenizer(words: list[str]) -> Any:
+    """A small WordPiece tokenizer (BERT style: lower case, [CLS] ... [SEP]) knowing the
+    special tokens, ``words``, and single letters and digits (whole and as ``##`` pieces)."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import BertTokenizerFast
 
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     chars = list("abcdefghijklmnopqrstuvwxyz0123456789")
-    vocab = specials + TINY_WORDS + chars + ["##" + c for c in chars]
+    vocab = specials + words + chars + ["##" + c for c in chars]
     tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
@@ -77,9 +76,27 @@ def tiny_checkpoint(path: Path, task: str = "sentiment", *, tokenizer: bool = Tr
         pair="[CLS] $A [SEP] $B:1 [SEP]:1",
         special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
     )
+    return BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+
+
+def tiny_checkpoint(path: Path, task: str = "sentiment", *, tokenizer: bool = True, vocab_size: int = 0) -> Path:
+    """A fine-tuned-looking ``save_pretrained`` checkpoint: a 2-layer, 32-wide BERT with
+    its own small WordPiece tokenizer (``tokenizer=False``: weights and config only, as a
+    Trainer run without a tokenizer leaves it; ``vocab_size``: the config's, 0 = the tokenizer's)."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    fast = tiny_tokenizer(TINY_WORDS)
     labels = LABELS[task]
     cfg = BertConfig(
-        vocab_size=vocab_size or len(vocab),
+        vocab_size=vocab_size or len(fast),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
@@ -92,14 +109,6 @@ def tiny_checkpoint(path: Path, task: str = "sentiment", *, tokenizer: bool = Tr
     torch.manual_seed(0)
     BertForSequenceClassification(cfg).save_pretrained(str(path))
     if tokenizer:
-        fast = BertTokenizerFast(
-            tokenizer_object=tok,
-            unk_token="[UNK]",
-            pad_token="[PAD]",
-            cls_token="[CLS]",
-            sep_token="[SEP]",
-            mask_token="[MASK]",
-        )
         fast.save_pretrained(str(path))
     return path
 

@@ -194,26 +194,28 @@ async def test_entity_put_delete(client: httpx.AsyncClient, keys: dict[str, str]
     assert err["details"][0]["loc"] == ["body", "colour"]
 
 
+def _message(entity: str, i: int, p: float) -> ScoredEventRow:
+    """Stored news message ``i`` about ``entity``, ``i`` seconds after T0, negative with probability ``p``."""
+    return ScoredEventRow(
+        id=f"{entity}-{i}",
+        stream="news",
+        event_time=T0 + timedelta(seconds=i),
+        received_time=T0,
+        entities=[entity, "_all"],
+        text=f"message {i}",
+        sentiment="negative" if p > 0.5 else "neutral",
+        sentiment_confidence=p,
+        sentiment_score=-p,
+        negative_prob=p,
+        model_version="v1",
+    )
+
+
 async def test_entity_messages_most_negative_first(
     client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], trend_rows: str
 ) -> None:
     async with sessions.begin() as s:
-        for i, p in enumerate((0.2, 0.9, 0.6)):
-            s.add(
-                ScoredEventRow(
-                    id=f"{trend_rows}-{i}",
-                    stream="news",
-                    event_time=T0 + timedelta(seconds=i),
-                    received_time=T0,
-                    entities=[trend_rows, "_all"],
-                    text=f"message {i}",
-                    sentiment="negative" if p > 0.5 else "neutral",
-                    sentiment_confidence=p,
-                    sentiment_score=-p,
-                    negative_prob=p,
-                    model_version="v1",
-                )
-            )
+        s.add_all(_message(trend_rows, i, p) for i, p in enumerate((0.2, 0.9, 0.6)))
     r = await client.get(f"/v1/entities/{trend_rows}/messages", params={"limit": 2})
     assert [m["text"] for m in r.json()] == ["message 1", "message 2"]
 
@@ -223,23 +225,7 @@ async def test_entity_messages_rank_the_whole_window(
 ) -> None:
     """The most negative message is the window's oldest, behind 500 newer ones."""
     async with sessions.begin() as s:
-        for i in range(502):
-            p = 0.99 if i == 1 else 0.1
-            s.add(
-                ScoredEventRow(
-                    id=f"{trend_rows}-{i}",
-                    stream="news",
-                    event_time=T0 + timedelta(seconds=i),
-                    received_time=T0,
-                    entities=[trend_rows, "_all"],
-                    text=f"message {i}",
-                    sentiment="negative" if p > 0.5 else "neutral",
-                    sentiment_confidence=p,
-                    sentiment_score=-p,
-                    negative_prob=p,
-                    model_version="v1",
-                )
-            )
+        s.add_all(_message(trend_rows, i, 0.99 if i == 1 else 0.1) for i in range(502))
     window = {"from": (T0 + timedelta(seconds=1)).isoformat(), "to": (T0 + timedelta(hours=1)).isoformat()}
     r = await client.get(f"/v1/entities/{trend_rows}/messages", params={**window, "limit": 3})
     assert r.status_code == 200, r.text

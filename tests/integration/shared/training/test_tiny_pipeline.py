@@ -18,6 +18,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("onnxruntime")
 
+from tiny_models import tiny_tokenizer
 from typer.testing import CliRunner
 
 from services.cli.models import app
@@ -37,33 +38,13 @@ ODD = ["", "x" * 20_000, "🙂🚀📉", "利润大幅增长", "Прибыль �
 
 def _tiny_encoder(path: Path) -> Path:
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel
 
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    words = sorted({w for ws in WORDS.values() for w in ws} | set(SUBJECTS))
-    chars = list("abcdefghijklmnopqrstuvwxyz0123456789")
-    vocab = specials + words + chars + ["##" + c for c in chars]
-    tok = Tokenizer(models.WordPiece({w: i for i, w in enumerate(vocab)}, unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
-    )
-    fast = BertTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        mask_token="[MASK]",
-    )
+    fast = tiny_tokenizer(sorted({w for ws in WORDS.values() for w in ws} | set(SUBJECTS)))
     fast.save_pretrained(str(path))
     torch.manual_seed(0)
     cfg = BertConfig(
-        vocab_size=len(vocab),
+        vocab_size=len(fast),
         hidden_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
