@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from shared.redact import redact
 
-_SECRET_IN_URL = re.compile(r"(://[^:/@\s]+:)([^@\s]+)(@)")
+_SECRET_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]+)(@)")  # the user may be empty: redis://:pw@host
 _KEY_LIKE = re.compile(r"\b(tw_[a-z0-9]{4,8}_)[A-Za-z0-9_-]{16,}\b")
 # Credentials that ride in a URL's query or path: ``?token=...`` and the like, and the
 # secret path of a Slack incoming webhook (``hooks.slack.com/services/T../B../...``).

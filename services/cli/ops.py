@@ -27,25 +27,51 @@ def register(app: typer.Typer) -> None:
 
 
 def status(as_json: bool = typer.Option(False, "--json")) -> None:
-    """Stack health, consumer lag and throughput per service. Exit 1 when unhealthy."""
-    from services.ops import consumer_lag, throughput
+    """Health of the Kafka, PostgreSQL and Redis the services use (``TW_KAFKA__*``,
+    ``TW_POSTGRES__*``, ``TW_REDIS__*``), consumer lag of each service's group and
+    throughput. Exit 1 when one is down or lag/throughput cannot be read."""
+    from services.aggregator.config import AggregatorSettings
+    from services.classifier.config import ClassifierSettings
+    from services.ops import consumer_groups, consumer_lag, dependencies, health, throughput
+    from services.router.config import RouterSettings
+    from shared.logs import scrub
 
-    report = manager.status(StackSettings())
-    data: dict[str, Any] = {"stack": {c.name: c.healthy for c in report.components}}
-    if report.ok:
-        settings = ServiceSettings()
+    settings = ServiceSettings()
+    groups = consumer_groups(ClassifierSettings(), AggregatorSettings(), RouterSettings())
+    deps = dependencies(settings)
+    problems = asyncio.run(health(deps))
+    data: dict[str, Any] = {
+        "stack": {name: problems[name] is None for name in deps},
+        "endpoints": {name: dep.target for name, dep in deps.items()},
+        "groups": {g.service: g.group_id for g in groups},
+    }
+    down = {name: why for name, why in problems.items() if why is not None}
+    if down:
+        data["down"] = down
+    errors: list[str] = []
+    # Lag needs only Kafka and throughput only PostgreSQL: each is shown when its
+    # dependency answers, whatever the others do.
+    if "kafka" not in down:
         try:
-            data["lag"] = asyncio.run(consumer_lag(settings))
+            data["lag"] = asyncio.run(consumer_lag(settings, groups))
+        except Exception as exc:  # noqa: BLE001 - status reports, never crashes
+            errors.append(scrub(f"lag: {type(exc).__name__}: {exc}"))
+    if "postgres" not in down:
+        try:
             data["throughput"] = asyncio.run(throughput(settings))
         except Exception as exc:  # noqa: BLE001 - status reports, never crashes
-            data["error"] = f"{type(exc).__name__}: {exc}"
+            errors.append(scrub(f"throughput: {type(exc).__name__}: {exc}"))
+    if errors:
+        data["error"] = "; ".join(errors)
     if as_json:
         typer.echo(json.dumps(data))
     else:
         for name, ok in data["stack"].items():
-            typer.echo(f"{name:10} {'healthy' if ok else 'DOWN'}")
+            line = f"{name:10} {'healthy' if ok else 'DOWN':8} {data['endpoints'][name]}"
+            typer.echo(line + (f" ({down[name]})" if name in down else ""))
         for service, lag in data.get("lag", {}).items():
-            typer.echo(f"{service:10} lag " + ", ".join(f"{t}={n}" for t, n in lag.items()))
+            by_topic = ", ".join(f"{t}={n}" for t, n in lag.items()) or "-"
+            typer.echo(f"{service:10} lag {by_topic} (group {data['groups'][service]})")
         if "throughput" in data:
             t = data["throughput"]
             typer.echo(
@@ -53,7 +79,7 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
             )
         if "error" in data:
             typer.echo(f"error: {data['error']}", err=True)
-    if not report.ok or "error" in data:
+    if down or "error" in data:
         raise typer.Exit(1)
 
 

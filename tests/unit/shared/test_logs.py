@@ -148,3 +148,8 @@ def test_the_api_masks_with_the_same_helper() -> None:
 )
 def test_scrub_masks_secrets_in_url_paths_and_queries(text: str, shown: str) -> None:
     assert scrub(text) == shown
+
+
+def test_a_url_password_without_a_user_is_masked() -> None:
+    """``redis://:pw@host`` (Redis takes a password alone) kept its password."""
+    assert scrub("redis://:s3cr3tpw@cache:6379/0") == "redis://:***@cache:6379/0"
