@@ -9,12 +9,10 @@ GPU request fails clearly on a machine without one.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import shutil
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -344,21 +342,30 @@ def test_metrics_hooks(entry: ModelEntry) -> None:
 
 # ---- async batching with the real model ---------------------------------------------
 class SlowModel:
-    """The real classifier plus a blocking 0.25 s per batch: a slow model."""
+    """The real classifier, then a block per batch that ends only when a callback the batch
+    scheduled on ``loop`` has run (or after 10 s): a slow model that records, per batch,
+    whether the event loop ran while the batch was still in ``predict``, and on which
+    thread the batch ran."""
 
-    def __init__(self, clf: Classifier) -> None:
+    def __init__(self, clf: Classifier, loop: asyncio.AbstractEventLoop) -> None:
         self.clf = clf
+        self.loop = loop
         self.active = 0
         self.max_active = 0
+        self.loop_ran: list[bool] = []
+        self.threads: list[int] = []
         self._lock = threading.Lock()
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         with self._lock:
             self.active += 1
             self.max_active = max(self.max_active, self.active)
+            self.threads.append(threading.get_ident())
         try:
             out = self.clf.predict(texts)
-            time.sleep(0.25)
+            ran = threading.Event()
+            self.loop.call_soon_threadsafe(ran.set)
+            self.loop_ran.append(ran.wait(timeout=10))  # a deadline, not a measurement
             return out
         finally:
             with self._lock:
@@ -366,29 +373,16 @@ class SlowModel:
 
 
 async def test_slow_model_does_not_block_the_event_loop(fp32: Classifier) -> None:
-    slow = SlowModel(fp32)
-    ticks: list[float] = []
-    stop = asyncio.Event()
-
-    async def heartbeat() -> None:
-        while not stop.is_set():
-            ticks.append(time.monotonic())
-            await asyncio.sleep(0.005)
-
-    beat = asyncio.create_task(heartbeat())
-    texts = TEXTS * 4  # 32 texts -> 4 batches of 8 -> >= 1 s of "inference"
+    """Every batch ran on a worker thread, and the event loop ran a callback while each
+    batch was still in ``predict`` (which it cannot do if inference blocks the loop)."""
+    slow = SlowModel(fp32, asyncio.get_running_loop())
+    texts = TEXTS * 4  # 32 texts -> 4 batches of 8
     async with MicroBatcher.from_settings(slow, CPU.model_copy(update={"max_batch": 8, "max_wait_ms": 2})) as mb:
-        start = time.monotonic()
         results = await mb.classify_many(texts)
-        end = time.monotonic()
-    stop.set()
-    await beat
     assert [p.label for p in results] == [p.label for p in fp32.predict(texts)]
     assert slow.max_active == 1  # executor_workers=1 bounds concurrent batches
-    during = [t for t in ticks if start <= t <= end]
-    assert end - start >= 0.95
-    assert len(during) > 60
-    assert max(b - a for a, b in itertools.pairwise(during)) < 0.2
+    assert len(slow.loop_ran) == 4 and all(slow.loop_ran), slow.loop_ran
+    assert threading.get_ident() not in slow.threads  # never on the event loop's thread
 
 
 async def test_microbatcher_matches_direct_predict(fp32: Classifier) -> None:

@@ -1,10 +1,13 @@
 """MicroBatcher with fake predictors: batching, order, backpressure, shutdown,
-and the event loop staying responsive while a batch runs."""
+and the event loop staying responsive while a batch runs.
+
+Nothing here measures time: the flush rules run on a frozen loop clock that the test
+moves by hand, and "the loop stays free" is a callback that must run while a batch is
+still inside ``predict``."""
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
 from collections.abc import Sequence
@@ -16,11 +19,20 @@ from shared.inference.settings import InferenceSettings
 
 
 class Echo:
-    """Records batches; result = text upper-cased; optional blocking delay."""
+    """Records batches; result = text upper-cased; optional blocking delay.
 
-    def __init__(self, delay: float = 0.0, fail_on: str | None = None) -> None:
+    With ``loop``, each batch schedules a callback on that loop and blocks in ``predict``
+    until it has run (or 10 s passed): ``loop_ran`` records, per batch, whether the loop
+    ran it while the batch was still in ``predict``. It cannot if ``predict`` blocks the
+    loop's own thread."""
+
+    def __init__(
+        self, delay: float = 0.0, fail_on: str | None = None, loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.delay = delay
         self.fail_on = fail_on
+        self.loop = loop
+        self.loop_ran: list[bool] = []
         self.batches: list[list[str]] = []
         self.active = 0
         self.max_active = 0
@@ -36,6 +48,10 @@ class Echo:
         try:
             if self.delay:
                 time.sleep(self.delay)  # blocking, like a real model
+            if self.loop is not None:
+                ran = threading.Event()
+                self.loop.call_soon_threadsafe(ran.set)
+                self.loop_ran.append(ran.wait(timeout=10))  # a deadline, not a measurement
             if self.fail_on is not None and self.fail_on in texts:
                 raise ValueError(f"bad text {self.fail_on}")
             return [t.upper() for t in texts]
@@ -50,6 +66,39 @@ async def wait_for(predicate: object, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met before the deadline")
         await asyncio.sleep(0.001)
+
+
+class FrozenClock:
+    """Stands in for ``loop.time``: time moves only when the test moves it."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def freeze_loop_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
+    loop = asyncio.get_running_loop()
+    clock = FrozenClock(loop.time())
+    monkeypatch.setattr(loop, "time", clock)
+    return clock
+
+
+async def settle() -> None:
+    """Let every ready task run (no timers: works on a frozen clock)."""
+    for _ in range(50):
+        await asyncio.sleep(0)
+
+
+async def spin_until(predicate: object, timeout: float = 10.0) -> None:
+    """``wait_for`` for a frozen loop clock: yields with ``sleep(0)``, whose deadline is
+    real time; it fails only when the condition never comes."""
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        await asyncio.sleep(0)
 
 
 async def test_results_in_order_and_batches_bounded() -> None:
@@ -71,22 +120,34 @@ async def test_concurrent_callers_share_a_batch() -> None:
     assert fake.batches == [[f"x{i}" for i in range(10)]]
 
 
-async def test_partial_batch_flushes_after_max_wait() -> None:
+async def test_partial_batch_flushes_after_max_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch short of ``max_batch`` waits ``max_wait_ms`` after its first text for
+    company, then runs. On a frozen loop clock: 1 ms before the deadline nothing has run
+    and a text sent then joins the batch; 1 ms after it, the batch runs."""
+    clock = freeze_loop_clock(monkeypatch)
     fake = Echo()
     async with MicroBatcher(fake, max_batch=1000, max_wait_ms=20) as batcher:
-        start = time.monotonic()
-        assert await batcher.classify("only") == "ONLY"
-        elapsed = time.monotonic() - start
-    assert 0.015 <= elapsed < 2.0
-    assert fake.batches == [["only"]]
+        first = asyncio.create_task(batcher.classify("only"))
+        await settle()
+        clock.now += 0.019
+        second = asyncio.create_task(batcher.classify("late"))
+        await settle()
+        assert (batcher.stats.in_flight, batcher.stats.batches, fake.batches) == (0, 0, [])  # still waiting
+        clock.now += 0.002
+        await spin_until(lambda: first.done() and second.done())
+        assert (first.result(), second.result()) == ("ONLY", "LATE")
+    assert fake.batches == [["only", "late"]]
 
 
-async def test_full_batch_does_not_wait() -> None:
+async def test_full_batch_does_not_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full batch runs at once: on a frozen loop clock its ``max_wait_ms`` never passes."""
+    freeze_loop_clock(monkeypatch)
     fake = Echo()
     async with MicroBatcher(fake, max_batch=4, max_wait_ms=10_000) as batcher:
-        start = time.monotonic()
-        await batcher.classify_many(["a", "b", "c", "d"])
-        assert time.monotonic() - start < 2.0
+        work = asyncio.create_task(batcher.classify_many(["a", "b", "c", "d"]))
+        await spin_until(work.done)
+        assert work.result() == ["A", "B", "C", "D"]
+    assert fake.batches == [["a", "b", "c", "d"]]
 
 
 async def test_errors_reach_every_caller_of_the_batch_only() -> None:
@@ -97,30 +158,18 @@ async def test_errors_reach_every_caller_of_the_batch_only() -> None:
         assert await batcher.classify("fine") == "FINE"
 
 
-async def test_executor_bound_and_event_loop_keeps_ticking() -> None:
-    fake = Echo(delay=0.3)
-    ticks: list[float] = []
-    stop = asyncio.Event()
-
-    async def heartbeat() -> None:
-        while not stop.is_set():
-            ticks.append(time.monotonic())
-            await asyncio.sleep(0.005)
-
-    hb = asyncio.create_task(heartbeat())
+async def test_executor_bound_and_event_loop_keeps_running() -> None:
+    """Each batch blocks in ``predict`` until a callback it scheduled on the event loop has
+    run: the loop ran it while the batch was still running, so inference was off the loop
+    thread. With one worker the three batches ran one at a time, in order."""
+    fake = Echo(loop=asyncio.get_running_loop())
     async with MicroBatcher(fake, max_batch=2, max_wait_ms=1, workers=1) as batcher:
-        await wait_for(lambda: len(ticks) > 2)
-        start = time.monotonic()
-        await batcher.classify_many([f"t{i}" for i in range(6)])  # 3 batches x 0.3 s
-        end = time.monotonic()
-    stop.set()
-    await hb
-    during = [t for t in ticks if start <= t <= end]
-    gaps = [b - a for a, b in itertools.pairwise(during)]
-    assert end - start >= 0.85  # the batches really ran one after another
+        out = await batcher.classify_many([f"t{i}" for i in range(6)])
+    assert out == [f"T{i}" for i in range(6)]
+    assert fake.batches == [["t0", "t1"], ["t2", "t3"], ["t4", "t5"]]
+    assert fake.loop_ran == [True, True, True]  # the loop ran a callback during every batch
     assert fake.max_active == 1  # the executor bound holds
-    assert len(during) > 50  # heartbeat kept running through ~0.9 s of inference
-    assert max(gaps) < 0.2
+    assert fake.threads and all(name.startswith("tonewatch-inference") for name in fake.threads)
 
 
 async def test_two_workers_run_two_batches_at_once() -> None:
