@@ -138,6 +138,11 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
             try:
                 await pipeline.finish(batch)
             except DeadLetterRatioExceeded as exc:
+                # the batch's dead letters and scored events are written: acknowledge it, so
+                # the restart does not dead-letter the same records again (faust commits the
+                # acknowledged offsets as it stops)
+                for ev in events:
+                    await stream.ack(ev)
                 log.critical("%s", exc)
                 state.fatal = exc
                 os.kill(os.getpid(), signal.SIGTERM)

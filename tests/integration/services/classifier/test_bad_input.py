@@ -3,7 +3,6 @@ its reason, every good record is classified and counted exactly once."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 from services_proc import log_tail, running
-from sink_outage import stops_on_a_burst_of_bad_records
+from sink_outage import produce, stops_on_a_burst_of_bad_records
 from sqlalchemy import func, select
 from tw_testing import wait_until
 
@@ -126,7 +125,7 @@ async def dlq_entries(settings: ClassifierSettings, topic: str, n: int) -> list[
 
 
 async def test_a_burst_of_bad_records_stops_the_classifier_and_each_is_dead_lettered_once(
-    service_settings: Callable[..., Any], tiny_models: Path, tmp_path: Path, unique: str
+    service_settings: Callable[..., Any], tiny_models: Path, sessions: Any, tmp_path: Path, unique: str
 ) -> None:
     """120 bad records in a row: more than TW_CLASSIFIER_DLQ_MAX_RATIO of recent records
     fail, so the classifier stops with code 1 (a misconfiguration, not bad data). Restarted
@@ -139,8 +138,20 @@ async def test_a_burst_of_bad_records_stops_the_classifier_and_each_is_dead_lett
     bad = [b"garbage %d" % i for i in range(120)]
     env = {"TW_MODELS_DIR": str(tiny_models), "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}"}
     await stops_on_a_burst_of_bad_records("classifier", settings, tmp_path, topic, bad, **env)
-    with running("classifier", settings, tmp_path, **env, TW_CLASSIFIER_DLQ_MAX_RATIO="1"):
-        dead = await wait_until(lambda: dlq_entries(settings, topic, len(bad)), timeout=60)
-        await asyncio.sleep(2)  # a second copy would be there by now
-        dead = await dlq_ops.list_entries(settings.kafka, topic, 1000)
+    # a good record behind the bad ones (same key, same partition): once it is stored, the
+    # restarted classifier has read everything before it; once it has stopped, it has
+    # written every dead letter of what it read (a batch publishes before it dead-letters)
+    await produce(settings, topic, [good(999)])
+
+    async def good_stored() -> bool:
+        async with sessions() as s:
+            q = select(func.count()).select_from(ScoredEventRow).where(ScoredEventRow.id == "good-999")
+            return bool((await s.execute(q)).scalar())
+
+    with (
+        running("classifier", settings, tmp_path, **env, TW_CLASSIFIER_DLQ_MAX_RATIO="1"),
+        running("aggregator", settings, tmp_path, TW_AGGREGATOR_GROUP_ID=f"agg-{unique}"),
+    ):
+        await wait_until(good_stored, timeout=90)
+    dead = await dlq_ops.list_entries(settings.kafka, topic, 1000)
     assert sorted(e.value for e in dead) == sorted(bad)
