@@ -1,11 +1,27 @@
 """Live alert feed: one poller per process watches the ``alerts`` table and fans
 new or changed alerts out to every subscriber (the SSE streams).
 
-The poller compares ``(id, status)`` pairs each interval, so it sees inserts
-from the alerter and status changes from anyone (API, CLI, auto-resolve),
-whatever their timestamps (replayed history included). It runs only while
-someone listens. A subscriber that falls too far behind is dropped; its
-EventSource reconnects and gets a fresh snapshot.
+It sees inserts from the alerter and status changes from anyone (API, CLI,
+auto-resolve, plain SQL), whatever their timestamps (replayed history included). It
+runs only while someone listens. A subscriber that falls too far behind is dropped;
+its EventSource reconnects and gets a fresh snapshot.
+
+Each poll reads only what changed, through ``alerts.changed_xid``: the id of the
+transaction that inserted the alert or last changed its status, set by a trigger for
+every writer (migration 0008). A cursor on the largest value seen would miss a
+transaction that took a smaller value and committed after the poll. Instead, each
+poll reads, in one snapshot, that snapshot's ``xmin`` (``pg_snapshot_xmin``) and the
+rows with ``changed_xid >=`` the previous poll's xmin:
+
+- every transaction a snapshot does not see (still running, or not begun) has an id at
+  or above its xmin; the ids below it have all committed or aborted and are visible;
+- so a row version the previous poll did not see was written by a transaction with an
+  id at/above that poll's xmin, and the next poll that sees it reads it.
+
+Rows read again (committed before the previous poll while an older transaction was
+still running) are recognised by ``(id, changed_xid)`` and not sent twice. The poll
+reads rows changed since the oldest transaction then open anywhere in the cluster:
+normally a handful, never the whole table.
 """
 
 from __future__ import annotations
@@ -13,12 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.models import Alert, AlertRule
@@ -75,6 +92,33 @@ async def fetch_alerts(session: AsyncSession, ids: Sequence[str]) -> list[AlertO
     return [to_out(a, name) for a, name in rows]
 
 
+@dataclass(frozen=True)
+class Changes:
+    """One read of the change markers, all in one snapshot."""
+
+    xmin: int  # the snapshot's xmin: the next read starts there
+    marks: dict[str, int]  # id -> changed_xid of every alert read (changed_xid >= the previous xmin)
+    alerts: list[AlertOut]  # those not already handled: new or changed since the previous read
+
+
+async def read_changes(
+    session: AsyncSession, since: int | None, handled: Mapping[str, int], fetch: bool = True
+) -> Changes:
+    """Alerts whose ``changed_xid`` is at/above ``since`` (the previous read's xmin; None:
+    this snapshot's own xmin, for a baseline), fetching those whose ``(id, changed_xid)``
+    is not in ``handled``. Runs in one REPEATABLE READ, read-only transaction, so the
+    xmin, the markers and the alerts come from one snapshot."""
+    await session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+    xmin = int((await session.execute(select(func.pg_snapshot_xmin(func.pg_current_snapshot())))).scalar_one())
+    start = xmin if since is None else since
+    marks = dict(
+        (await session.execute(select(Alert.id, Alert.changed_xid).where(Alert.changed_xid >= start))).tuples().all()
+    )
+    changed = [i for i, xid in marks.items() if handled.get(i) != xid]
+    alerts = await fetch_alerts(session, changed) if fetch and changed else []
+    return Changes(xmin=xmin, marks=marks, alerts=alerts)
+
+
 class AlertFeed:
     """Shared poller; use :meth:`subscribe` as an async context manager."""
 
@@ -84,7 +128,10 @@ class AlertFeed:
         self._subs: set[asyncio.Queue[AlertOut | None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Event = asyncio.Event()
-        self._known: dict[str, str] = {}
+        # Where the next poll starts (the last poll's snapshot xmin) and what it already
+        # handled at/above it: (id -> changed_xid).
+        self._since: int | None = None
+        self._handled: dict[str, int] = {}
 
     @property
     def subscribers(self) -> int:
@@ -126,12 +173,19 @@ class AlertFeed:
         for queue in list(self._subs):
             self._drop(queue)
 
-    async def _status_map(self) -> dict[str, str]:
-        async with self._sessions() as session:
-            return dict((await session.execute(select(Alert.id, Alert.status))).tuples().all())
+    async def _read(self, since: int | None, handled: Mapping[str, int], fetch: bool) -> Changes:
+        async with self._sessions() as session, session.begin():
+            return await read_changes(session, since, handled, fetch)
+
+    def _advance(self, changes: Changes) -> None:
+        """The next poll starts at this snapshot's xmin; of what was read, it may read
+        again only what is at/above it."""
+        self._since = changes.xmin
+        self._handled = {i: xid for i, xid in changes.marks.items() if xid >= changes.xmin}
 
     async def _run(self) -> None:
-        self._known = await self._status_map()
+        # The baseline: what is committed now is not sent (the stream's snapshot shows it).
+        self._advance(await self._read(None, {}, fetch=False))
         self._ready.set()
         while True:
             await asyncio.sleep(self._interval)
@@ -141,25 +195,19 @@ class AlertFeed:
                 log.warning("alert feed poll failed: %s: %s", type(exc).__name__, exc)
 
     async def poll_once(self) -> list[AlertOut]:
-        """Publish alerts that are new or changed since the last poll. The baseline moves
+        """Publish alerts that are new or changed since the last poll. The cursor moves
         on only once they are sent: after a failed poll (PostgreSQL restarting), the next
         one sends them."""
-        current = await self._status_map()
-        changed = [i for i, status in current.items() if self._known.get(i) != status]
-        if not changed:
-            self._known = current
-            return []
-        async with self._sessions() as session:
-            alerts = await fetch_alerts(session, changed)
-        for alert in alerts:
+        changes = await self._read(self._since, self._handled, fetch=True)
+        for alert in changes.alerts:
             for queue in list(self._subs):
                 try:
                     queue.put_nowait(alert)
                 except asyncio.QueueFull:
                     log.warning("alert stream subscriber fell behind; dropping it")
                     self._drop(queue)
-        self._known = current
-        return alerts
+        self._advance(changes)
+        return changes.alerts
 
     def _drop(self, queue: asyncio.Queue[AlertOut | None]) -> None:
         self._subs.discard(queue)

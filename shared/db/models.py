@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    FetchedValue,
     Float,
     ForeignKey,
     Index,
@@ -21,11 +22,25 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql.base import ischema_names
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import UserDefinedType
 
 
 class Base(DeclarativeBase):
     """Declarative base of all tonewatch tables."""
+
+
+class Xid8(UserDefinedType[int]):
+    """PostgreSQL's 64-bit transaction id (``xid8``); asyncpg reads and writes it as an int."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "XID8"
+
+
+ischema_names.setdefault("xid8", Xid8)  # reflection (Alembic's drift check) knows the type
 
 
 class Entity(Base):
@@ -218,10 +233,17 @@ class Alert(Base):
     notify_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # The last status produced to the alerts topic (NULL: none yet); the outbox announces every change.
     announced_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # The transaction that inserted the alert or last changed its status (the live feed's
+    # change marker). Set by the trigger ``alerts_mark_change`` (migration 0008) on every
+    # INSERT and UPDATE, whoever writes: never set it here, a value given is overwritten.
+    changed_xid: Mapped[int] = mapped_column(
+        Xid8, server_default=text("pg_current_xact_id()"), server_onupdate=FetchedValue()
+    )
 
     __table_args__ = (
         UniqueConstraint("rule_id", "entity", "episode", name="uq_alerts_rule_entity_episode"),
         Index("ix_alerts_status", "status"),
+        Index("ix_alerts_changed_xid", "changed_xid"),
         Index(
             "ix_alerts_unannounced",
             "fired_at",

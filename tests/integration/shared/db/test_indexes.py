@@ -1,6 +1,7 @@
-"""The periodic scans (the aggregator's retention pass, the alerter's sweep) can use an
-index: the statements the code itself sends are captured and EXPLAINed on the real,
-migrated database with sequential scans priced out, so only a missing index leaves one."""
+"""The periodic scans (the aggregator's retention pass, the alerter's sweep, the live
+alert feed's poll) can use an index: the statements the code itself sends are captured
+and EXPLAINed on the real, migrated database with sequential scans priced out, so only
+a missing index leaves one."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sqlalchemy import event
 
 from services.aggregator.persist import expire
 from services.alerter.app import recent_keys
+from services.api.alert_feed import read_changes
 from shared.config import PostgresSettings
 from shared.db.session import make_engine, make_sessionmaker
 
@@ -61,3 +63,13 @@ async def test_the_alerter_sweep_finds_recent_keys_through_an_index(pg_settings:
     plans = await _plans(pg_settings, lambda s: recent_keys(s, since))
     (plan,) = plans.values()
     assert "Seq Scan" not in plan and "ix_trend_hour_updated_at" in plan, plan
+
+
+async def test_the_alert_feed_reads_changes_through_an_index(pg_settings: PostgresSettings) -> None:
+    async def poll(sessions: Any) -> None:
+        async with sessions() as session, session.begin():
+            await read_changes(session, None, {}, fetch=False)
+
+    plans = await _plans(pg_settings, poll)
+    (plan,) = plans.values()  # the markers (the xmin has no FROM)
+    assert "Seq Scan" not in plan and "ix_alerts_changed_xid" in plan, plan

@@ -108,3 +108,80 @@ def test_0007_keys_the_ledger_and_scored_events_by_id_and_stream_keeping_rows() 
         assert ledger() == {("a", "news"), ("b", "chat"), ("c", "news"), ("c", "chat")}
     finally:
         asyncio.run(_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def test_0008_marks_alert_changes_by_transaction_keeping_and_backfilling_alerts() -> None:
+    name = f"tw_mig_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_exec(f'CREATE DATABASE "{name}"'))
+    settings = PostgresSettings(url=SecretStr(f"postgresql+asyncpg://tonewatch:tonewatch@127.0.0.1:15432/{name}"))
+
+    def alert_row(alert_id: str, status: str) -> str:
+        return (
+            "INSERT INTO alerts (id, rule_id, entity, stream, episode, status, severity, window_start, window_end, "
+            "fired_at, explanation, model_version) VALUES "
+            f"('{alert_id}', (SELECT id FROM alert_rules WHERE name = 'mig-0008'), 'acme', 'news', "
+            f"'2027-01-0{len(alert_id)}', '{status}', 'warning', '2027-01-01', '2027-01-01', '2027-01-01', "
+            "'{}', 'v1')"
+        )
+
+    def alerts() -> dict[str, tuple[str, int | None]]:
+        rows = asyncio.run(_exec("SELECT * FROM alerts", name))
+        return {r["id"]: (r["status"], r.get("changed_xid")) for r in rows}
+
+    def schema() -> tuple[bool, bool, bool, bool]:
+        """(column, trigger, function, index) exist."""
+        (row,) = asyncio.run(
+            _exec(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'alerts' "
+                "AND column_name = 'changed_xid') AS c, "
+                "EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'alerts_mark_change') AS t, "
+                "EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'alerts_mark_change') AS f, "
+                "EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'ix_alerts_changed_xid') AS i",
+                name,
+            )
+        )
+        return row["c"], row["t"], row["f"], row["i"]
+
+    try:
+        upgrade(settings, "0007")
+        asyncio.run(
+            _exec(
+                "INSERT INTO alert_rules (name, stream, scope, window_s, min_volume, abs_threshold, z_threshold, "
+                "baseline, severity, cooldown_s, resolve_after_s, channels) "
+                "VALUES ('mig-0008', 'news', '{}', 300, 1, 0.5, 1, 'ewma', 'warning', 60, 60, '[]')",
+                name,
+            )
+        )
+        for alert_id, status in (("a", "open"), ("bb", "resolved")):
+            asyncio.run(_exec(alert_row(alert_id, status), name))
+        assert schema() == (False, False, False, False)
+
+        upgrade(settings)
+        assert schema() == (True, True, True, True)
+        backfilled = alerts()
+        assert {i: s for i, (s, _) in backfilled.items()} == {"a": "open", "bb": "resolved"}  # kept
+        marks = {x for _, x in backfilled.values()}
+        assert len(marks) == 1 and None not in marks  # the migration's transaction
+        (mark,) = marks
+        asyncio.run(_exec("UPDATE alerts SET notified = true WHERE id = 'a'", name))  # not a status change
+        assert alerts()["a"] == ("open", mark)
+        asyncio.run(_exec("UPDATE alerts SET status = 'acknowledged' WHERE id = 'a'", name))
+        asyncio.run(_exec(alert_row("ccc", "open"), name))
+        after = alerts()
+        assert after["a"][0] == "acknowledged" and after["a"][1] is not None and after["a"][1] > mark
+        assert after["ccc"][1] is not None and after["ccc"][1] > after["a"][1]
+        assert after["bb"] == ("resolved", mark)
+
+        downgrade(settings, "0007")
+        assert schema() == (False, False, False, False)
+        assert alerts() == {"a": ("acknowledged", None), "bb": ("resolved", None), "ccc": ("open", None)}
+        asyncio.run(_exec("UPDATE alerts SET status = 'resolved' WHERE id = 'a'", name))  # no trigger left
+        upgrade(settings)
+        assert schema() == (True, True, True, True)
+        assert {i: s for i, (s, x) in alerts().items() if x is not None} == {
+            "a": "resolved",
+            "bb": "resolved",
+            "ccc": "open",
+        }
+    finally:
+        asyncio.run(_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
