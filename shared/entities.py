@@ -8,6 +8,14 @@ character of a script written without spaces (Chinese, Japanese, Korean, Thai, L
 Khmer, Myanmar), no word boundary is needed: such aliases match as substrings.
 Tickers match as cashtags (``$TSLA``), any case. A text may tag several entities,
 also through an alias they share; every text also counts under ``_all``.
+
+Aliases and text are compared in Unicode normal form NFKC, so the same visible text
+matches whichever way it was encoded: ``Nestlé`` with a precomposed é or with e and
+a combining accent, full-width ``ＡＣＭＥ`` and ``＄ＴＳＬＡ`` (CJK feeds), half-width
+``ﾄﾖﾀ``, ligatures (``ﬁnance``), Hangul in conjoining jamo. Symbols whose
+compatibility form would be letters joined to the word beside them (``Acme™`` would
+read ``AcmeTM``) are left as they are. Case-insensitive matching also makes dotted and
+dotless i one letter (``İŞ BANKASI``, ``iş bankası``, ``İş Bankası``).
 """
 
 from __future__ import annotations
@@ -145,6 +153,89 @@ def unspaced(ch: str) -> bool:
     return any(lo <= cp <= hi for lo, hi in _UNSPACED_RANGES)
 
 
+_WORD = re.compile(r"\w")
+
+
+@cache
+def _joining_symbols() -> re.Pattern[str]:
+    """The symbols NFKC would turn into letters or digits joined to the word beside them:
+    ``™`` (``TM``), ``№``, ``℃``, circled and squared letters, ``㎏``. They are no word
+    characters, so ``Acme™`` has the word ``Acme``; normalised, ``AcmeTM`` would not.
+    Compatibility forms in scripts written without spaces (Kangxi radicals, ``㍿``) need
+    no boundary and are normalised, and so is punctuation (``＿`` is ``_``)."""
+    ranges: list[list[int]] = []
+    for plane in _MARK_PLANES:  # no compatibility decompositions elsewhere
+        for cp in plane:
+            ch = chr(cp)
+            if not unicodedata.category(ch).startswith("S") or not unicodedata.decomposition(ch).startswith("<"):
+                continue
+            form = unicodedata.normalize("NFKC", ch)
+            if not any(_WORD.match(c) and not unspaced(c) for c in (form[0], form[-1])):
+                continue
+            if ranges and ranges[-1][1] == cp - 1:
+                ranges[-1][1] = cp
+            else:
+                ranges.append([cp, cp])
+    # as ranges: re tests a character above the BMP against each range of a class in turn
+    return re.compile("([" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + "])")
+
+
+def normalize(text: str) -> str:
+    """``text`` in NFKC, except the symbols of :func:`_joining_symbols` (kept as they are).
+
+    Linear in ``len(text)``: text already in NFKC (all ASCII is) holds none of those
+    symbols and is returned after a quick check; other text is normalised at once when
+    it holds none either, else split on them and normalised part by part (a symbol is
+    a starter no mark composes with, so that is normalising the whole)."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return text
+    symbols = _joining_symbols()
+    if symbols.search(text) is None:
+        return unicodedata.normalize("NFKC", text)
+    parts = symbols.split(text)  # text, symbol, text, symbol, ..., text
+    parts[::2] = [unicodedata.normalize("NFKC", part) for part in parts[::2]]
+    return "".join(parts)
+
+
+def fold(text: str) -> str:
+    """The form in which case-insensitive aliases and the text are compared: normalised,
+    casefolded, dotted and dotless i made one, normalised again (casefolding can undo
+    NFKC: "ǰ" folds to j + combining caron).
+
+    Turkish and Azerbaijani case İ/i and I/ı, every other language I/i; casefolding
+    follows the latter (İ -> i + combining dot above, ı unchanged), so "İŞ BANKASI",
+    "iş bankası" and "İş Bankası" would fold three ways. A case-insensitive alias
+    cannot know which casing a headline used: i with a combining dot above is i, and
+    ı is i. Other letters keep their marks (``IS BANKASI`` is another spelling)."""
+    return _fold_normalized(normalize(text))
+
+
+def _fold_normalized(text: str) -> str:
+    """:func:`fold` of ``text`` already normalised."""
+    folded = text.casefold()
+    if "\u0307" in folded:
+        folded = folded.replace("i\u0307", "i")
+    if "\u0131" in folded:  # ı
+        folded = folded.replace("\u0131", "i")
+    return normalize(folded)
+
+
+def _folded_positions(text: str, positions: Iterable[int]) -> dict[int, int]:
+    """Where each of ``positions`` in normalised ``text`` falls in ``fold(text)``: the
+    stretches between them are folded in turn, so all of it takes one pass over the
+    text. The positions are where matches start, never inside a letter and its marks,
+    so the stretches fold as they would inside the whole text."""
+    if text.isascii():  # casefolding ASCII keeps every position
+        return {p: p for p in positions}
+    at = done = 0
+    where: dict[int, int] = {}
+    for p in sorted(set(positions)):
+        done += len(_fold_normalized(text[at:p]))
+        at = p
+        where[p] = done
+    return where
+
+
 def _pattern(words: Iterable[str]) -> str:
     """A pattern matching any of ``words`` with the boundaries each needs, longest first.
 
@@ -198,13 +289,15 @@ def _trie_pattern(node: dict[str, Any]) -> str:
 class EntityMatcher:
     """Compiled matcher over a watchlist.
 
-    Case-insensitive aliases are casefolded and matched against the casefolded text
-    (``re.IGNORECASE`` does not casefold: "STRASSE" would miss "Straße", "Straße"
-    itself would miss its casefolded pattern); case-sensitive aliases and cashtags
-    are matched against the text as it is. Casefolding can change the text's length
-    (ß -> ss): positions only order entities by first mention, so the two kinds of
-    position are compared as they are (off by at most the few characters that
-    casefolding grew before the match)."""
+    Aliases and text are normalised (:func:`normalize`). Case-insensitive aliases are
+    folded (:func:`fold`) and matched against the folded text (``re.IGNORECASE`` does
+    not casefold: "STRASSE" would miss "Straße", "Straße" itself would miss its
+    casefolded pattern); case-sensitive aliases and cashtags are matched against the
+    normalised text. ``tag`` reports keys only, no offsets or matched text: positions
+    only order entities by first mention, so they are compared in one text. Normalising
+    keeps the order of the text (however it changes lengths: ﷺ is 18 characters in NFKC),
+    and folding it changes lengths too (ß -> ss), so positions in the normalised text are
+    carried over into the folded text (:func:`_folded_positions`)."""
 
     def __init__(self, entities: Iterable[WatchedEntity]) -> None:
         self.entities = {e.key: e for e in entities}
@@ -212,14 +305,18 @@ class EntityMatcher:
         self._sensitive: dict[str, list[str]] = {}
         self._tickers: dict[str, list[str]] = {}
         for e in self.entities.values():
-            sensitive = set(e.case_sensitive_aliases)
+            sensitive = {normalize(a) for a in e.case_sensitive_aliases}
             for alias in (*e.aliases, *e.case_sensitive_aliases):
-                table, form = (self._sensitive, alias) if alias in sensitive else (self._insensitive, alias.casefold())
+                form = normalize(alias)
+                if form in sensitive:
+                    table = self._sensitive
+                else:
+                    table, form = self._insensitive, _fold_normalized(form)
                 keys = table.setdefault(form, [])
                 if e.key not in keys:
                     keys.append(e.key)
             for ticker in e.tickers:
-                keys = self._tickers.setdefault(ticker.upper().lstrip("$"), [])
+                keys = self._tickers.setdefault(normalize(ticker).upper().lstrip("$"), [])
                 if e.key not in keys:
                     keys.append(e.key)
         self._re_i = re.compile(_pattern(self._insensitive)) if self._insensitive else None
@@ -228,19 +325,24 @@ class EntityMatcher:
 
     def tag(self, text: str) -> list[str]:
         """Entity keys found in ``text`` (in order of first mention), then ``_all``."""
-        found: dict[str, int] = {}
-
-        def add(keys: list[str] | None, at: int) -> None:
-            for key in keys or ():
-                found.setdefault(key, at)
-
+        text = normalize(text)
+        folded_at: dict[str, int] = {}  # first mention, in the folded text
+        exact_at: dict[str, int] = {}  # first mention, in the normalised text
         if self._re_i is not None:
-            folded = text.casefold()
-            for m in self._re_i.finditer(folded):
-                add(self._insensitive.get(m.group(0)), m.start())
+            for m in self._re_i.finditer(_fold_normalized(text)):
+                for key in self._insensitive.get(m.group(0)) or ():
+                    folded_at.setdefault(key, m.start())
+        matches = []
         if self._re_s is not None:
-            for m in self._re_s.finditer(text):
-                add(self._sensitive.get(m.group(0)), m.start())
-        for m in self._re_t.finditer(text):
-            add(self._tickers.get(m.group(1).upper()), m.start())
+            matches += [(m.start(), self._sensitive.get(m.group(0))) for m in self._re_s.finditer(text)]
+        matches += [(m.start(), self._tickers.get(m.group(1).upper())) for m in self._re_t.finditer(text)]
+        for at, keys in matches:
+            for key in keys or ():
+                exact_at[key] = min(at, exact_at.get(key, at))
+        if folded_at and exact_at:
+            where = _folded_positions(text, exact_at.values())
+            exact_at = {key: where[at] for key, at in exact_at.items()}
+        found = dict(folded_at)
+        for key, at in exact_at.items():
+            found[key] = min(at, found.get(key, at))
         return [*sorted(found, key=found.__getitem__), ALL]

@@ -17,10 +17,18 @@ from shared.config import ServiceSettings
 def start_service(
     name: str, settings: ServiceSettings, log_dir: Path, tag: str = "", **env: str
 ) -> subprocess.Popen[bytes]:
+    """``python -m services run NAME`` as a child process logging to ``log_dir/NAME{tag}.log``.
+
+    Its temporary files go to ``log_dir/tmp`` (``TMPDIR``), inside the test's ``tmp_path``,
+    which pytest clears (it keeps the last three runs'): the classifier keeps faust's data
+    dir in the temp dir, named after its consumer group, and each test's unique group left
+    a ``/tmp/tonewatch-faust-cls-<unique>`` behind for good, however the process ended."""
     log = (log_dir / f"{name}{tag}.log").open("ab")
+    tmp = log_dir / "tmp"
+    tmp.mkdir(exist_ok=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "services", "run", name],
-        env=env_for(settings, **env),
+        env=env_for(settings, **{"TMPDIR": str(tmp), **env}),
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -247,3 +247,66 @@ async def test_an_alert_chosen_in_the_feed_stays_chosen_outside_the_range(dashbo
         await expect(page.locator("#explain")).to_contain_text("pipeline leak")
         await expect(page.locator("#drill-chart g.marker.selected[data-alert-id='old-bp-spike']")).to_have_count(1)
     assert not problems, problems
+
+
+LIVE_MAX = 200  # app.js: the live feed keeps the newest 200 alerts
+FEED_SHOWN = 60  # and lists the newest 60 of them
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+async def test_the_live_feed_keeps_the_newest_alerts_up_to_its_cap(dashboard: dict[str, Any]) -> None:
+    """More alerts than the cap, arriving out of age order: the feed keeps the newest 200 by
+    firing time (its count says so) and lists the newest first. The 200 newest come first and
+    push the two seeded ones out; 50 older ones arriving after them are not kept; one newer
+    alert then takes the place of the oldest kept."""
+    problems: list[str] = []
+    # newer than the seeded alerts and any other test's (whole seconds: one timestamp format)
+    base = datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+    keys = list(ENTITIES)
+    newest = [(f"cap-new-{i:03d}", base + timedelta(minutes=5, seconds=i), i % 4 == 0) for i in range(LIVE_MAX)]
+    older = [(f"cap-old-{i:03d}", base + timedelta(seconds=i), True) for i in range(50)]
+    last = ("cap-last", base + timedelta(minutes=30), True)
+
+    async def insert(alerts: list[tuple[str, datetime, bool]]) -> None:
+        for n, (alert_id, at, is_open) in enumerate(alerts):
+            await insert_alert(
+                dashboard["sessions"],
+                alert_id=alert_id,
+                rule_id=dashboard["rule_id"],
+                entity=keys[n % len(keys)],
+                at=at,
+                status="open" if is_open else "resolved",
+                explanation={"share": 0.7},
+            )
+
+    def newest_first(alerts: list[tuple[str, datetime, bool]]) -> list[str]:
+        return [alert_id for alert_id, _, _ in sorted(alerts, key=lambda a: a[1], reverse=True)]
+
+    feed, count = "#feed li[data-alert-id]", "#feed-count"
+    async with dashboard_page(problems) as page:
+        await page.goto(dashboard["url"] + "/")
+        await expect(page.locator("#conn")).to_have_class("conn live")
+        await expect(page.locator("#feed li[data-alert-id='seed-bp-spike']")).to_be_visible()  # the snapshot
+
+        await insert(newest)
+        # the newest, inserted last, arrives last; the snapshot's alerts (the seeded bp spike
+        # open) are older and dropped
+        await expect(page.locator(feed).first).to_have_attribute("data-alert-id", "cap-new-199", timeout=15_000)
+        await expect(page.locator(count)).to_have_text(f"{LIVE_MAX // 4} open of the latest {LIVE_MAX}")
+        await expect(page.locator(feed)).to_have_count(FEED_SHOWN)
+        assert (
+            await page.locator(feed).evaluate_all("li => li.map(e => e.dataset.alertId)")
+            == (newest_first(newest)[:FEED_SHOWN])
+        )
+
+        await insert(older)  # all open, older than every kept alert: none is kept
+        await insert([last])  # sent after them (a later poll, or last of the same one)
+        await expect(page.locator(feed).first).to_have_attribute("data-alert-id", "cap-last", timeout=15_000)
+        kept = sorted([*newest, last], key=lambda a: a[1], reverse=True)[:LIVE_MAX]  # cap-new-000 dropped
+        opened = sum(1 for _, _, is_open in kept if is_open)
+        await expect(page.locator(count)).to_have_text(f"{opened} open of the latest {LIVE_MAX}")
+        assert (
+            await page.locator(feed).evaluate_all("li => li.map(e => e.dataset.alertId)")
+            == (newest_first(kept)[:FEED_SHOWN])
+        )
+    assert not problems, problems

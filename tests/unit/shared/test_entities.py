@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import pytest
 
@@ -192,3 +193,138 @@ def test_matchable_tickers_accepted(ticker: str) -> None:
 def test_tickers_a_cashtag_cannot_match_rejected(ticker: str) -> None:
     with pytest.raises(ValueError, match="cashtag"):
         entities.cashtag_ticker(ticker)
+
+
+NORMAL_FORMS = EntityMatcher(
+    [
+        WatchedEntity("NESN", "Nestlé", aliases=("Nestlé",)),  # precomposed é
+        WatchedEntity("LOREAL", "L'Oréal", aliases=(unicodedata.normalize("NFD", "L'Oréal"),)),  # e + accent
+        WatchedEntity("ACME", "Acme", aliases=("ACME",), tickers=("ACME",)),
+        WatchedEntity("TSLA", "Tesla", aliases=("Tesla",), tickers=("TSLA",)),
+        WatchedEntity("BP", "BP plc", case_sensitive_aliases=("BP",)),
+        WatchedEntity("SONY", "Sony", case_sensitive_aliases=("ＳＯＮＹ",)),  # an alias in full width
+        WatchedEntity("GF", "Global Finance", aliases=("Global Finance",)),
+        WatchedEntity("TOYOTA", "Toyota", aliases=("トヨタ",)),
+        WatchedEntity("SAMSUNG", "Samsung", aliases=("삼성",)),
+        WatchedEntity("ZEE", "Zee", aliases=("\u095bी",)),  # precomposed ज़ (a composition exclusion)
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Nestle\u0301 profits rise", ["NESN", ALL]),  # decomposed text, precomposed alias
+        ("L'Oréal shares", ["LOREAL", ALL]),  # precomposed text, decomposed alias
+        ("ＡＣＭＥ、新製品を発表", ["ACME", ALL]),  # full width
+        ("ａｃｍｅ and ＴＥＳＬＡ", ["ACME", "TSLA", ALL]),
+        ("＄ＴＳＬＡ、＄ａｃｍｅ 急落", ["TSLA", "ACME", ALL]),  # full-width cashtags
+        ("ＢＰ profits fall", ["BP", ALL]),
+        ("ｂｐ is still lowercase", [ALL]),  # a case-sensitive alias stays case-sensitive
+        ("SONY beats forecasts", ["SONY", ALL]),
+        ("Global ﬁnance weekly", ["GF", ALL]),  # the fi ligature
+        ("ﾄﾖﾀ自動車", ["TOYOTA", ALL]),  # half-width katakana
+        (unicodedata.normalize("NFD", "삼성전자가 발표"), ["SAMSUNG", ALL]),  # conjoining jamo
+        ("ज\u093cी न्यूज़", ["ZEE", ALL]),  # ज + nukta
+        ("ＡＣＭＥｓ rally", [ALL]),  # word boundaries still apply after normalising
+        ("Nestle profits", [ALL]),  # an accent is not a case: another spelling
+    ],
+)
+def test_aliases_and_text_match_in_any_normal_form(text: str, expected: list[str]) -> None:
+    assert NORMAL_FORMS.tag(text) == expected
+
+
+@pytest.mark.parametrize("form", ["NFC", "NFD", "NFKC", "NFKD"])
+@pytest.mark.parametrize(
+    "text", ["Nestlé and L'Oréal", "ＡＣＭＥ vs ＢＰ", "삼성전자, ﾄﾖﾀ", "ज़ी न्यूज़", "İŞ BANKASI, Straße AG"]
+)
+def test_tags_do_not_depend_on_the_texts_normal_form(form: str, text: str) -> None:
+    m = EntityMatcher(
+        [
+            *NORMAL_FORMS.entities.values(),
+            WatchedEntity("ISB", "İş Bankası", aliases=("İş Bankası",)),
+            WatchedEntity("STR", "Straße AG", aliases=("Straße AG",)),
+        ]
+    )
+    assert len(m.tag(text)) > 1
+    assert m.tag(unicodedata.normalize(form, text)) == m.tag(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Acme™ shares jump", ["ACME", ALL]),  # not "AcmeTM"
+        ("™ACME", ["ACME", ALL]),
+        ("ACME℠, up 3℃", ["ACME", ALL]),
+        ("Ｔｅｓｌａ＿ＡＣＭＥ", [ALL]),  # punctuation is normalised: the full-width low line joins words like "_"
+    ],
+)
+def test_symbols_whose_compatibility_form_is_letters_keep_word_boundaries(text: str, expected: list[str]) -> None:
+    assert NORMAL_FORMS.tag(text) == expected
+
+
+@pytest.mark.parametrize("text", ["İş Bankası kâr", "İŞ BANKASI HİSSELERİ", "iş bankası", "IŞ BANKASI", "Iş Bankası"])
+def test_dotted_and_dotless_i_are_one_letter_case_insensitively(text: str) -> None:
+    m = EntityMatcher(
+        [
+            WatchedEntity("ISB", "İş Bankası", aliases=("İş Bankası",)),
+            WatchedEntity("ISIK", "Işık Holding", aliases=("Işık Holding",)),
+        ]
+    )
+    assert m.tag(text) == ["ISB", ALL]
+    assert m.tag(f"{text.upper()}, IŞIK HOLDİNG") == ["ISB", "ISIK", ALL]
+
+
+def test_other_turkish_spellings_and_case_sensitive_aliases_stay_apart() -> None:
+    m = EntityMatcher(
+        [
+            WatchedEntity("ISB", "İş Bankası", aliases=("İş Bankası",)),
+            WatchedEntity("ISCTR", "İşbank (code)", case_sensitive_aliases=("İŞCTR",)),
+        ]
+    )
+    assert m.tag("IS BANKASI") == [ALL]  # s is not ş: list an ASCII spelling as an alias of its own
+    assert m.tag("İş Bankasıyla") == [ALL]  # still a word boundary
+    assert m.tag("İŞCTR") == ["ISCTR", ALL]
+    assert m.tag("IŞCTR") == [ALL]  # case-sensitive: not folded
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # positions are compared in one text however much folding or NFKC grew the text before
+        ("ßßßßßßßß Tesla BP", ["TSLA", "BP", ALL]),
+        ("\ufdfa Tesla, BP", ["TSLA", "BP", ALL]),  # one character, 18 once normalised
+        ("\ufdfa BP, Tesla", ["BP", "TSLA", ALL]),
+        ("İİİİİİİİ Tesla $ACME", ["TSLA", "ACME", ALL]),
+        # an entity's first mention is its earliest, of whichever kind
+        ("BP and Tesla, then British Petroleum", ["BP", "TSLA", ALL]),
+        ("$ACME, Tesla, then Acme", ["ACME", "TSLA", ALL]),
+    ],
+)
+def test_entities_are_ordered_by_first_mention_across_kinds_of_match(text: str, expected: list[str]) -> None:
+    m = EntityMatcher(
+        [
+            WatchedEntity("BP", "BP plc", aliases=("British Petroleum",), case_sensitive_aliases=("BP",)),
+            WatchedEntity("TSLA", "Tesla", aliases=("Tesla",)),
+            WatchedEntity("ACME", "Acme", aliases=("Acme",), tickers=("ACME",)),
+        ]
+    )
+    assert m.tag(text) == expected
+
+
+def test_normalising_and_ordering_take_one_pass_over_a_long_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Linear in the text: folded once for matching and at most once more to place the
+    case-sensitive matches, not once per match."""
+    keys = [f"K{i}" for i in range(200)]
+    m = EntityMatcher(
+        [
+            WatchedEntity("TSLA", "Tesla", aliases=("Tesla",)),
+            *(WatchedEntity(k, k, case_sensitive_aliases=(f"Z{k}",)) for k in keys),
+        ]
+    )
+    text = "Straße Tesla " + " ".join(f"Z{k} ß" for k in keys) * 20
+    folded: list[int] = []
+    real = entities._fold_normalized
+    monkeypatch.setattr(entities, "_fold_normalized", lambda s: folded.append(len(s)) or real(s))
+    assert m.tag(text) == ["TSLA", *keys, ALL]
+    assert sum(folded) <= 2 * len(text)
