@@ -6,14 +6,20 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from ipaddress import IPv4Network
 from typing import Any
 
 from services.alerter import repo
-from services.alerter.rules import RuleSpec, Scope
+from services.alerter.netguard import AddressPolicy
+from services.alerter.rules import RuleSpec, Scope, rule_context
 from shared.events import Score, ScoredEvent
 from shared.kafka.clients import ensure_topics, make_producer
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+# The local webhook receivers listen on 127.0.0.1: the tests allow it, as an operator would
+# (TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS); webhooks reach no internal network by default.
+LOCAL_RECEIVERS = "127.0.0.1/32"
+LOCAL_POLICY = AddressPolicy(allowed=(IPv4Network(LOCAL_RECEIVERS),))
 SPIKE_WORDS = ["fraud probe", "accounting scandal", "fraud charges", "collapse fears"]
 
 
@@ -81,8 +87,8 @@ async def produce(kafka: Any, topic: str, events: list[ScoredEvent]) -> None:
 async def add_rule(
     sessions: Any, name: str, entity: str, channels: list[dict[str, str]] | None = None, **overrides: Any
 ) -> int:
-    spec = RuleSpec(
-        **{
+    spec = RuleSpec.model_validate(
+        {
             "name": name,
             "scope": Scope(entities=[entity]),
             "window_s": 300,
@@ -93,7 +99,8 @@ async def add_rule(
             "resolve_after_s": 600,
             "channels": channels or [],
             **overrides,
-        }
+        },
+        context=rule_context(LOCAL_POLICY),
     )
     async with sessions.begin() as s:
         rule = await repo.create_rule(s, spec)

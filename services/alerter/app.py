@@ -77,7 +77,13 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
         timeout_s=settings.webhook_timeout_s,
         max_attempts=settings.webhook_max_attempts,
         backoff_s=settings.webhook_backoff_s,
+        policy=settings.webhook_policy(),
     )
+    if settings.webhook_allowed_networks:
+        log.warning(
+            "webhooks may reach these internal networks (TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS): %s",
+            ", ".join(map(str, settings.webhook_allowed_networks)),
+        )
     evaluator = Evaluator(settings, sessions, redis)
     fail = FailPoints(settings.failpoints)
     pending: set[Key] = set()

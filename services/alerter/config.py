@@ -2,12 +2,44 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Annotated, Any
 
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic_settings import NoDecode
+
+from services.alerter.netguard import AddressPolicy
 from shared.config import ServiceSettings
 
 
-class AlerterSettings(ServiceSettings):
+class WebhookNetworkSettings(ServiceSettings):
+    """Which internal networks webhooks may reach: the part of :class:`AlerterSettings`
+    the API reads too (``WebhookNetworkSettings()``), to check URLs when a rule is saved,
+    so that one variable configures both."""
+
+    webhook_allowed_networks: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = Field(
+        validation_alias="TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS",
+        default=(),
+        description=(
+            "Comma-separated networks (CIDR, or one address) webhooks may reach although they are not public, e.g. "
+            "an in-house Slack proxy on 10.1.2.0/24, or 127.0.0.1/32,::1/128 for a local receiver. Empty: webhooks "
+            "reach public addresses only (no loopback, private, link-local or cloud metadata, shared, multicast or "
+            "reserved address). The API reads it too, to refuse such addresses when a rule is saved."
+        ),
+    )
+
+    @field_validator("webhook_allowed_networks", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part for part in value.replace(",", " ").split() if part)
+        return value
+
+    def webhook_policy(self) -> AddressPolicy:
+        """The address policy webhooks are delivered (and rules saved) under."""
+        return AddressPolicy(allowed=tuple(self.webhook_allowed_networks))
+
+
+class AlerterSettings(WebhookNetworkSettings):
     """Evaluates rules as buckets change (PostgreSQL NOTIFY), stores and publishes alerts, delivers webhooks."""
 
     baseline_windows: int = Field(

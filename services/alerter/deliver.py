@@ -4,6 +4,10 @@ endpoint never delays detection or other channels.
 
 Signature: header ``X-Tonewatch-Signature: t=<unix>,v1=<hex>`` where
 ``hex = HMAC-SHA256(secret, f"{t}.{body}")``; receivers should reject stale ``t``.
+
+Webhooks reach public addresses only, unless an operator allowed an internal network
+(:mod:`services.alerter.netguard`): the address is checked when connecting, a refused one
+is one failed attempt, not retried. Redirects are not followed (a 3xx is a failed attempt).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.alerter.netguard import AddressNotAllowed, AddressPolicy, GuardedBackend, guarded_transport
 from shared.db.models import WebhookDelivery
 from shared.events import AlertEvent
 from shared.logs import mask_url
@@ -88,6 +93,7 @@ class Deliverer:
         timeout_s: float,
         max_attempts: int,
         backoff_s: float,
+        policy: AddressPolicy | None = None,
     ) -> None:
         self.sessions = sessions
         self.secret = secret
@@ -95,7 +101,10 @@ class Deliverer:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self._tasks: set[asyncio.Task[None]] = set()
-        self._client = httpx.AsyncClient(timeout=timeout_s)
+        self.policy = policy or AddressPolicy()
+        self._client = httpx.AsyncClient(
+            timeout=timeout_s, follow_redirects=False, transport=guarded_transport(GuardedBackend(self.policy))
+        )
 
     @property
     def lease_s(self) -> float:
@@ -175,6 +184,18 @@ class Deliverer:
                 error = f"HTTP {code}"
             except TimeoutError:
                 error = f"no response within {self.timeout_s:g} s"
+            except AddressNotAllowed as exc:  # the same again on a retry: one failed attempt
+                error = f"address not allowed: {exc}"
+                metrics().webhook_failures.labels(fmt).inc()
+                await self._log(alert.id, url, attempt, None, error, False)
+                log.warning(
+                    "webhook refused: %s (webhook %s, alert %s); TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS lists the "
+                    "internal networks webhooks may reach",
+                    error,
+                    shown,
+                    alert.id,
+                )
+                return
             except Exception as exc:  # noqa: BLE001 - any failure (an IDNA host, a bug) is a failed attempt
                 error = f"{type(exc).__name__}: {exc}".replace(url, shown)
             metrics().webhook_failures.labels(fmt).inc()

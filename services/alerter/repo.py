@@ -107,12 +107,15 @@ async def create_rule(session: AsyncSession, spec: RuleSpec) -> AlertRule:
     return rule
 
 
-async def update_rule(session: AsyncSession, ref: str | int, changes: dict[str, Any]) -> AlertRule:
-    """Apply changes, validated as a whole through :class:`RuleSpec`."""
+async def update_rule(
+    session: AsyncSession, ref: str | int, changes: dict[str, Any], context: dict[str, Any] | None = None
+) -> AlertRule:
+    """Apply changes, validated as a whole through :class:`RuleSpec` (with ``context``:
+    :func:`services.alerter.rules.rule_context`, the webhook address policy)."""
     rule = await get_rule(session, ref)
     current = rule_to_dict(rule)
     current.pop("id")
-    spec = RuleSpec.model_validate({**current, **changes})
+    spec = RuleSpec.model_validate({**current, **changes}, context=context)
     await session.execute(update(AlertRule).where(AlertRule.id == rule.id).values(**spec.model_dump(mode="json")))
     await session.refresh(rule)
     return rule

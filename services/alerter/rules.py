@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, model_validator
 
+from services.alerter.netguard import AddressPolicy
 from shared.db.models import INT4_MAX
 from shared.entities import EntityKey, PlainText
 
@@ -51,15 +52,35 @@ class Channel(BaseModel):
     format: Literal["json", "slack"] = "json"
 
 
-def _sendable(channel: Channel) -> Channel:
+WEBHOOK_POLICY = "webhook_policy"
+
+
+def rule_context(policy: AddressPolicy) -> dict[str, Any]:
+    """Validation context that checks webhook hosts under ``policy`` (the operator's
+    allowed networks): ``RuleSpec.model_validate(data, context=rule_context(policy))``."""
+    return {WEBHOOK_POLICY: policy}
+
+
+def _sendable(channel: Channel, info: ValidationInfo) -> Channel:
     """Refuse a URL the webhook client cannot build a request to. A valid URL is not
     enough: ``https://☃.net/`` passes as ``https://xn--n3h.net/``, which httpx refuses
-    (IDNA) only when it sends. Checked on a rule's channels, not on :class:`Channel`,
-    so that a rule stored before this check still lists (and can be fixed)."""
+    (IDNA) only when it sends. Refuse a URL whose host is ``localhost`` or an address
+    written out that webhooks may not reach (loopback, private, link-local, metadata...):
+    the policy comes from the validation context (:func:`rule_context`), without one no
+    internal network is allowed. Host names are checked at delivery (DNS can change).
+    Checked on a rule's channels, not on :class:`Channel`, so that a rule stored before
+    these checks still lists (and can be fixed)."""
     try:
         httpx.Request("POST", str(channel.url))
     except Exception as exc:  # noqa: BLE001 - httpx raises IDNA and other non-httpx errors here
         raise ValueError(f"the webhook client cannot send to this URL ({type(exc).__name__}: {exc})") from None
+    policy = (info.context or {}).get(WEBHOOK_POLICY)
+    refusal = (policy if isinstance(policy, AddressPolicy) else AddressPolicy()).host_refusal(channel.url.host or "")
+    if refusal:
+        raise ValueError(
+            f"webhooks may not reach internal addresses: {refusal}; an operator can allow a network with "
+            "TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS"
+        )
     return channel
 
 

@@ -17,6 +17,8 @@ from types import FrameType
 import uvicorn
 from fastapi import Depends, FastAPI
 
+from services.alerter.config import WebhookNetworkSettings
+from services.alerter.netguard import AddressPolicy
 from services.api import (
     routes_alerts,
     routes_entities,
@@ -45,8 +47,9 @@ Reads are open unless `TW_API_REQUIRE_KEY_FOR_READS=true`; writes need an API ke
 keys the `admin` scope. Every error reads `{"error": {"code", "message", "details"}}`."""
 
 
-def build_app(settings: ApiSettings, deps: Deps) -> FastAPI:
-    """The ASGI application. ``deps`` belong to the caller, who closes them."""
+def build_app(settings: ApiSettings, deps: Deps, webhook_policy: AddressPolicy | None = None) -> FastAPI:
+    """The ASGI application. ``deps`` belong to the caller, who closes them. Rules are
+    saved under ``webhook_policy`` (default: webhooks reach no internal network)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,6 +67,7 @@ def build_app(settings: ApiSettings, deps: Deps) -> FastAPI:
     )
     app.state.settings = settings
     app.state.deps = deps
+    app.state.webhook_policy = webhook_policy or AddressPolicy()
     app.state.feed = AlertFeed(deps.sessions, settings.sse_poll_interval_s)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
@@ -92,7 +96,7 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-async def serve(settings: ApiSettings) -> int:
+async def serve(settings: ApiSettings, webhook_policy: AddressPolicy | None = None) -> int:
     """Wait for the dependencies, then serve until SIGINT/SIGTERM. Returns an exit code:
     0 after a clean stop, 1 when the server could not start (e.g. the port is taken)."""
     await wait_for(
@@ -101,7 +105,7 @@ async def serve(settings: ApiSettings) -> int:
     )
     deps = make_deps(settings)
     try:
-        app = build_app(settings, deps)
+        app = build_app(settings, deps, webhook_policy)
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -131,7 +135,9 @@ async def serve(settings: ApiSettings) -> int:
 
 
 def main() -> int:
-    """Entrypoint: settings from the environment (``TW_*``)."""
+    """Entrypoint: settings from the environment (``TW_*``), the alerter's allowed webhook
+    networks (``TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS``) included."""
     settings = ApiSettings()
+    webhook_policy = WebhookNetworkSettings().webhook_policy()
     logs.configure(settings.log_level, SERVICE)
-    return asyncio.run(serve(settings))
+    return asyncio.run(serve(settings, webhook_policy))

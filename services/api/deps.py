@@ -17,6 +17,7 @@ from fastapi import Request
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.alerter.netguard import AddressPolicy
 from services.api.config import ApiSettings
 from shared.db.session import make_engine, make_sessionmaker
 from shared.inference.registry import Registry
@@ -83,3 +84,10 @@ def get_settings(request: Request) -> ApiSettings:
     """FastAPI dependency: the app's settings."""
     settings: ApiSettings = request.app.state.settings
     return settings
+
+
+def get_webhook_policy(request: Request) -> AddressPolicy:
+    """FastAPI dependency: the internal networks webhook URLs may name when a rule is
+    saved (the alerter's ``TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS``)."""
+    policy: AddressPolicy = request.app.state.webhook_policy
+    return policy

@@ -9,13 +9,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from services.alerter.rules import Channel, RuleSpec
+from services.alerter.netguard import AddressPolicy
+from services.alerter.rules import Channel, RuleSpec, rule_context
 from services.api.auth import KeyInfo, implies, reader, require
-from services.api.deps import Deps, get_deps
+from services.api.deps import Deps, get_deps, get_webhook_policy
 from services.api.errors import ApiError, error_responses, validation_details
 from shared.db.models import INT4_MAX, AlertRule
 from shared.logs import URL_MASK as MASK
@@ -68,9 +69,10 @@ def to_columns(spec: RuleSpec) -> dict[str, Any]:
     return spec.model_dump(mode="json", exclude_none=True)
 
 
-def spec_or_422(data: dict[str, Any]) -> RuleSpec:
+def spec_or_422(data: object, policy: AddressPolicy) -> RuleSpec:
+    """``data`` as a rule, its webhook URLs checked under ``policy``; 422 when invalid."""
     try:
-        return RuleSpec.model_validate(data)
+        return RuleSpec.model_validate(data, context=rule_context(policy))
     except ValidationError as exc:
         details = validation_details([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
         raise ApiError(422, "invalid rule", code="validation_error", details=details) from exc
@@ -113,8 +115,18 @@ async def get_rule(
     dependencies=[Depends(require("admin"))],
     responses=error_responses({409: "A rule of that name exists"}),
 )
-async def create_rule(spec: RuleSpec, deps: Annotated[Deps, Depends(get_deps)]) -> RuleOut:
-    """Create a rule (409 if the name is taken). The alerter picks it up on its next refresh."""
+async def create_rule(
+    # Documented as a RuleSpec but handed over as sent (SkipValidation): it is validated
+    # below, with the webhook address policy as context, which FastAPI cannot give pydantic.
+    body: Annotated[RuleSpec, SkipValidation(), Body(title="RuleSpec")],
+    deps: Annotated[Deps, Depends(get_deps)],
+    policy: Annotated[AddressPolicy, Depends(get_webhook_policy)],
+) -> RuleOut:
+    """Create a rule (409 if the name is taken). The alerter picks it up on its next refresh.
+    A webhook URL naming ``localhost`` or an internal address (loopback, private,
+    link-local...) is refused (422) unless its network is allowed
+    (``TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS``)."""
+    spec = spec_or_422(body, policy)
     try:
         async with deps.sessions.begin() as session:
             row = AlertRule(**to_columns(spec))
@@ -136,16 +148,18 @@ async def patch_rule(
     rule_id: RuleId,
     deps: Annotated[Deps, Depends(get_deps)],
     patch: Annotated[dict[str, Any], Body(examples=[{"abs_threshold": 0.7, "enabled": False}])],
+    policy: Annotated[AddressPolicy, Depends(get_webhook_policy)],
 ) -> RuleOut:
-    """Change some fields; the merged rule is validated as a whole. The rule is read
-    locked in the writing transaction, so concurrent patches of different fields both apply."""
+    """Change some fields; the merged rule is validated as a whole (webhook URLs as on
+    create). The rule is read locked in the writing transaction, so concurrent patches of
+    different fields both apply."""
     try:
         async with deps.sessions.begin() as session:
             row = await session.get(AlertRule, rule_id, with_for_update=True)
             if row is None:
                 raise ApiError(404, f"no rule {rule_id}")
             current = to_out(row, reveal=True).model_dump(mode="json", include=set(FIELDS))
-            spec = spec_or_422({**current, **patch})
+            spec = spec_or_422({**current, **patch}, policy)
             for key, value in to_columns(spec).items():
                 setattr(row, key, value)
             await session.flush()

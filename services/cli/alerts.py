@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.alerter import repo
 from services.alerter.backtest import backtest, plot
 from services.alerter.config import AlerterSettings
-from services.alerter.rules import RuleSpec, Scope, parse_duration
+from services.alerter.rules import RuleSpec, Scope, parse_duration, rule_context
 from shared.db.session import make_engine, make_sessionmaker
 from shared.events import format_validation_error
 
@@ -151,6 +151,12 @@ def rules_list(as_json: bool = typer.Option(False, "--json")) -> None:
         )
 
 
+def _rule_context() -> dict[str, Any]:
+    """Webhook URLs are checked as the API checks them: under the alerter's allowed
+    networks (``TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS``)."""
+    return rule_context(AlerterSettings().webhook_policy())
+
+
 @rules_app.command("add")
 def rules_add(
     name: str = typer.Argument(...),
@@ -169,27 +175,31 @@ def rules_add(
     webhook: list[str] = typer.Option([], "--webhook", help="URL (repeatable); prefix slack: for Slack format."),
 ) -> None:
     """Add a rule."""
+    context = _rule_context()
     try:
-        spec = RuleSpec(
-            name=name,
-            stream=stream,
-            scope=Scope(entities=entity, group=group, all_entities=all_entities),
-            window_s=parse_duration(window),
-            min_volume=min_volume,
-            abs_threshold=abs_threshold,
-            z_threshold=z,
-            baseline=baseline,
-            severity=severity,
-            cooldown_s=parse_duration(cooldown),
-            resolve_after_s=parse_duration(resolve_after),
-            channels=[
-                {
-                    "type": "webhook",
-                    "url": w.removeprefix("slack:"),
-                    "format": "slack" if w.startswith("slack:") else "json",
-                }
-                for w in webhook
-            ],
+        spec = RuleSpec.model_validate(
+            {
+                "name": name,
+                "stream": stream,
+                "scope": Scope(entities=entity, group=group, all_entities=all_entities),
+                "window_s": parse_duration(window),
+                "min_volume": min_volume,
+                "abs_threshold": abs_threshold,
+                "z_threshold": z,
+                "baseline": baseline,
+                "severity": severity,
+                "cooldown_s": parse_duration(cooldown),
+                "resolve_after_s": parse_duration(resolve_after),
+                "channels": [
+                    {
+                        "type": "webhook",
+                        "url": w.removeprefix("slack:"),
+                        "format": "slack" if w.startswith("slack:") else "json",
+                    }
+                    for w in webhook
+                ],
+            },
+            context=context,
         )
     except (ValidationError, ValueError) as exc:
         msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
@@ -212,14 +222,16 @@ def rules_update(
             changes[key] = json.loads(value)
         except json.JSONDecodeError:
             changes[key] = value
-    updated = _tx(lambda s: repo.update_rule(s, rule, changes))
+    context = _rule_context()
+    updated = _tx(lambda s: repo.update_rule(s, rule, changes, context))
     typer.echo(f"rule {updated.id} {updated.name} updated")
 
 
 @rules_app.command("disable")
 def rules_disable(rule: str) -> None:
     """Disable a rule."""
-    _tx(lambda s: repo.update_rule(s, rule, {"enabled": False}))
+    context = _rule_context()
+    _tx(lambda s: repo.update_rule(s, rule, {"enabled": False}, context))
     typer.echo(f"rule {rule} disabled")
 
 

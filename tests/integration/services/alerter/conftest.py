@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from alert_scenario import Hook
+from alert_scenario import LOCAL_RECEIVERS, Hook
 from sqlalchemy import update
 
 from shared.db.models import AlertRule
@@ -41,6 +41,7 @@ def alerter_env() -> Callable[..., dict[str, str]]:
             "TW_ALERTER_WEBHOOK_SECRET": "test-secret",
             "TW_ALERTER_WEBHOOK_BACKOFF_S": "0.2",
             "TW_ALERTER_WEBHOOK_TIMEOUT_S": "2",
+            "TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS": LOCAL_RECEIVERS,  # the hook fixture's 127.0.0.1
             "TW_ALERTER_SWEEP_INTERVAL_S": "5",
             **extra,
         }

@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from alert_scenario import T0, Hook, add_rule, produce, timeline
 from services_proc import log_tail, running, start_service, stop
-from sqlalchemy import select
+from sqlalchemy import select, update
 from tw_testing import wait_until
 
 from services.aggregator.persist import store_batch
@@ -382,6 +382,52 @@ async def test_failing_webhook_is_retried_and_does_not_block_others(
     assert [(r.attempt, r.delivered) for r in fine] == [(1, True)]
     assert fine[0].created_at <= broken[1].created_at  # the good channel did not wait for the retries
     assert len(await alerts_for(sessions, rule_id)) == 1
+
+
+async def test_a_stored_webhook_to_an_internal_address_is_refused_and_the_others_delivered(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    tmp_path: Path,
+    unique: str,
+    hook: Hook,
+    alerter_env: Callable[..., dict[str, str]],
+) -> None:
+    """A rule whose channels were written past the save-time check (SQL, or saved before
+    it) points at the cloud metadata service and at an address outside the alerter's
+    allowance (TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS=127.0.0.1/32 here): the alerter refuses
+    both when connecting (one failed attempt each, not retried) and still delivers the
+    allowed channel; the alert is done."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    entity = f"SSRF{unique}"
+    port = hook.base.rsplit(":", 1)[1]
+    metadata, other_loopback = "http://169.254.169.254/latest/meta-data/", f"http://127.0.0.2:{port}/internal"
+    rule_id = await add_rule(sessions, f"ssrf-{unique}", entity)
+    async with sessions.begin() as s:
+        await s.execute(
+            update(AlertRule)
+            .where(AlertRule.id == rule_id)
+            .values(channels=[{"url": metadata}, {"url": other_loopback}, {"url": hook.url("fine")}])
+        )
+    with procs(settings, tmp_path, unique, alerter_env(unique, TW_ALERTER_WEBHOOK_MAX_ATTEMPTS="3")):
+        await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 80, [(60, 65)]))
+        try:
+            await wait_until(lambda: _all_alerts(sessions, rule_id, lambda a: a.notified), timeout=90)
+        except AssertionError:
+            raise AssertionError(log_tail(tmp_path, "alerter")) from None
+        log = log_tail(tmp_path, "alerter", 200_000)
+    async with sessions() as s:
+        rows = await s.execute(select(WebhookDelivery).where(WebhookDelivery.url.in_([metadata, other_loopback])))
+        refused = {r.url: (r.attempt, r.delivered, r.error) for r in rows.scalars()}
+    assert refused == {
+        metadata: (1, False, "address not allowed: 169.254.169.254 (link-local, cloud metadata)"),
+        other_loopback: (1, False, "address not allowed: 127.0.0.2 (loopback)"),
+    }
+    assert [name for name, _, _ in hook.seen] == ["fine"]
+    # (the log scrubber takes 169.254.169.254 for a dotted phone number: the row keeps it)
+    assert "webhook refused: address not allowed: 127.0.0.2 (loopback) (webhook http://127.0.0.2/…" in log
+    assert log.count("webhook refused: address not allowed: ") == 2 and "(link-local, cloud metadata)" in log
+    assert "latest/meta-data" not in log and "/internal" not in log
+    assert "webhooks may reach these internal networks (TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS): 127.0.0.1/32" in log
 
 
 async def test_webhook_fires_while_the_alerts_topic_refuses_writes(

@@ -1,9 +1,11 @@
 """Webhook delivery against real local HTTP endpoints (a hostile or broken receiver),
-with the delivery log in the real database."""
+with the delivery log in the real database. The endpoints listen on 127.0.0.1, which
+the deliverers allow explicitly (webhooks reach no internal network by default)."""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -12,10 +14,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from alert_scenario import Hook
+from alert_scenario import LOCAL_POLICY, Hook
 from sqlalchemy import select
 
 from services.alerter.deliver import Deliverer
+from services.alerter.netguard import AddressPolicy
 from shared.db.models import WebhookDelivery
 from shared.events import AlertEvent
 
@@ -43,8 +46,17 @@ def alert() -> AlertEvent:
 async def deliverers(sessions: Any) -> AsyncIterator[Callable[..., Deliverer]]:
     made: list[Deliverer] = []
 
-    def make(*, timeout_s: float = 1.0, max_attempts: int = 2, backoff_s: float = 0.05) -> Deliverer:
-        d = Deliverer(sessions, b"test-secret", timeout_s=timeout_s, max_attempts=max_attempts, backoff_s=backoff_s)
+    def make(
+        *, timeout_s: float = 1.0, max_attempts: int = 2, backoff_s: float = 0.05, policy: AddressPolicy = LOCAL_POLICY
+    ) -> Deliverer:
+        d = Deliverer(
+            sessions,
+            b"test-secret",
+            timeout_s=timeout_s,
+            max_attempts=max_attempts,
+            backoff_s=backoff_s,
+            policy=policy,
+        )
         made.append(d)
         return d
 
@@ -268,3 +280,88 @@ async def test_an_error_outside_httpx_is_a_failed_attempt_and_the_alert_is_done(
     rows = await deliveries(sessions, a.id)
     assert [(r.attempt, r.delivered, r.status_code) for r in rows] == [(1, False, None), (2, False, None)]
     assert all(r.error and r.error.startswith("InvalidCodepoint: ") for r in rows), [r.error for r in rows]
+
+
+def deliver_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "services.alerter.deliver"]
+
+
+async def test_a_host_resolving_to_loopback_is_refused_without_the_allowance_and_delivered_with_it(
+    deliverers: Callable[..., Deliverer], hook: Hook, sessions: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``localhost`` is a name, not an address: the guard resolves it when connecting and
+    finds 127.0.0.1 (and ::1 where the hosts file says so). Without an allowance: one failed
+    attempt, not retried (it would be refused again), the reason logged without the URL's
+    path or query, nothing sent. With the loopback addresses allowed: delivered."""
+    port = hook.base.rsplit(":", 1)[1]
+    url = f"http://localhost:{port}/secret-hook?token={TOKEN}"
+    caplog.set_level(logging.WARNING, logger="services.alerter.deliver")
+    a = alert()
+    await deliver(deliverers(max_attempts=3, policy=AddressPolicy()), a, url, within=10.0)
+    rows = await deliveries(sessions, a.id)
+    assert [(r.attempt, r.delivered, r.status_code, r.url) for r in rows] == [(1, False, None, url)]
+    error = rows[0].error or ""
+    assert error.startswith("address not allowed: localhost resolves to ") and "127.0.0.1 (loopback)" in error, error
+    assert hook.seen == []
+    (warning,) = deliver_warnings(caplog)
+    assert warning.startswith("webhook refused: address not allowed: localhost resolves to "), warning
+    assert "http://localhost/…" in warning and a.id in warning
+    for bit in ("secret-hook", TOKEN, port):
+        assert bit not in caplog.text
+
+    loopback = AddressPolicy(allowed=(ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128")))
+    b = alert()
+    await deliver(deliverers(max_attempts=3, policy=loopback), b, url, within=10.0)
+    assert [(r.attempt, r.delivered, r.status_code) for r in await deliveries(sessions, b.id)] == [(1, True, 200)]
+    assert [name for name, _, _ in hook.seen] == ["secret-hook"]
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("http://127.0.0.1:15432/", "127.0.0.1 (loopback)"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 (link-local, cloud metadata)"),
+        ("http://10.0.0.5/internal-admin", "10.0.0.5 (private)"),
+        ("http://[::1]/", "::1 (loopback)"),
+        ("http://[::ffff:169.254.169.254]/", "(169.254.169.254: link-local, cloud metadata)"),
+        ("http://0.0.0.0:15432/", "0.0.0.0 (unspecified)"),
+        ("http://100.100.100.200/latest/meta-data/", "100.100.100.200 (shared, cloud metadata)"),
+    ],
+)
+async def test_an_internal_address_is_refused_when_connecting(
+    url: str, refused: str, deliverers: Callable[..., Deliverer], sessions: Any
+) -> None:
+    """The examples of the review, as stored (a rule saved before the check, or written
+    into the database directly): refused before any connection, one failed attempt."""
+    a = alert()
+    await deliver(deliverers(policy=AddressPolicy()), a, url, within=10.0)
+    rows = await deliveries(sessions, a.id)
+    assert [(r.attempt, r.delivered, r.status_code) for r in rows] == [(1, False, None)]
+    assert (rows[0].error or "").startswith("address not allowed: ") and refused in (rows[0].error or ""), rows[0].error
+
+
+def redirect_to(target: str) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter, RawEndpoint], Awaitable[None]]:
+    """An answer: 302 to ``target``."""
+    head = f"HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n".encode()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ep: RawEndpoint) -> None:
+        await ep.write(reader, writer, head)
+
+    return answer
+
+
+async def test_a_redirect_is_not_followed(
+    deliverers: Callable[..., Deliverer],
+    raw_endpoint: Callable[..., Awaitable[RawEndpoint]],
+    hook: Hook,
+    sessions: Any,
+) -> None:
+    """A receiver answering 302 cannot send the alert (and the guard's checks) elsewhere:
+    the redirect is a failed attempt and its target sees nothing. (Pins what deliver.py
+    did before the guard too: httpx follows no redirect unless told to.)"""
+    ep = await raw_endpoint(redirect_to(hook.url("elsewhere")))
+    a = alert()
+    await deliver(deliverers(max_attempts=1), a, ep.url, within=10.0)
+    rows = await deliveries(sessions, a.id)
+    assert [(r.attempt, r.delivered, r.status_code, r.error) for r in rows] == [(1, False, 302, "HTTP 302")]
+    assert hook.seen == []

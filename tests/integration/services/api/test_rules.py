@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 from collections.abc import Callable
 from typing import Any
@@ -13,7 +14,10 @@ from integration.services.api.helpers import assert_error, bearer, insert_rule
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.alerter.netguard import AddressPolicy
+from services.api.app import build_app
 from services.api.config import ApiSettings
+from services.api.deps import Deps
 from shared.db.models import AlertRule
 
 pytestmark = pytest.mark.integration
@@ -205,3 +209,70 @@ async def test_concurrent_patches_of_different_fields_both_apply(
         assert done.status_code == 200, done.text
     got = (await client.get(f"/v1/rules/{rid}")).json()
     assert (got["enabled"], got["z_threshold"]) == (False, 4.5)
+
+
+INTERNAL = [
+    ("http://127.0.0.1:15432/", "127.0.0.1 (loopback)"),
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 (link-local, cloud metadata)"),
+    ("http://10.0.0.5/internal-admin", "10.0.0.5 (private)"),
+    ("http://[::1]/", "::1 (loopback)"),
+    ("http://localhost:8080/hook", "localhost is 127.0.0.1 (loopback)"),
+    ("http://[::ffff:169.254.169.254]/", "(169.254.169.254: link-local, cloud metadata)"),
+]
+
+
+async def test_a_channel_url_naming_an_internal_address_is_422(
+    client: httpx.AsyncClient, keys: dict[str, str], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """SSRF: a webhook URL naming localhost or an internal address (loopback, private,
+    link-local, cloud metadata...) is refused when the rule is saved, on create and on
+    patch; nothing is stored. Host names are left to delivery (DNS can change)."""
+    admin = bearer(keys["admin"])
+    ok = {"url": "https://hooks.example.com/x"}
+    for i, (url, refused) in enumerate(INTERNAL):
+        r = await client.post("/v1/rules", json=rule(f"ssrf{i}-{unique}", channels=[ok, {"url": url}]), headers=admin)
+        err = assert_error(r, 422, "validation_error")
+        (detail,) = err["details"]
+        assert detail["loc"] == ["body", "channels", 1], detail
+        assert "webhooks may not reach internal addresses: " in detail["message"], detail
+        assert refused in detail["message"] and "TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS" in detail["message"], detail
+    async with sessions() as s:
+        stored = (await s.execute(select(AlertRule.name).where(AlertRule.name.like(f"ssrf%-{unique}")))).all()
+    assert stored == []
+    rid = (await client.post("/v1/rules", json=rule(f"ssrfp-{unique}", channels=[ok]), headers=admin)).json()["id"]
+    err = assert_error(
+        await client.patch(f"/v1/rules/{rid}", json={"channels": [{"url": INTERNAL[1][0]}]}, headers=admin), 422
+    )
+    assert err["details"][0]["loc"] == ["body", "channels", 0]
+    assert (await client.get(f"/v1/rules/{rid}", headers=admin)).json()["channels"][0]["url"] == ok["url"]
+    named = {"url": "https://internal-admin.corp.example/hook"}
+    r = await client.patch(f"/v1/rules/{rid}", json={"channels": [named]}, headers=admin)
+    assert r.status_code == 200, r.text
+
+
+async def test_the_operators_allowed_networks_may_be_named(
+    api_settings: ApiSettings, deps: Deps, keys: dict[str, str], unique: str
+) -> None:
+    """The allowance the alerter delivers under (TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS, read
+    by the API's entrypoint) is the one rules are saved under; nothing more."""
+    policy = AddressPolicy(allowed=(ipaddress.ip_network("10.1.2.0/24"),))
+    app = build_app(api_settings, deps, policy)
+    admin = bearer(keys["admin"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as c:
+        proxy = [{"url": "http://10.1.2.3:8080/slack", "format": "slack"}]
+        r = await c.post("/v1/rules", json=rule(f"proxy-{unique}", channels=proxy), headers=admin)
+        assert r.status_code == 201, r.text
+        rid = r.json()["id"]
+        for url in ("http://10.1.3.3/", "http://169.254.169.254/latest/meta-data/"):
+            assert_error(await c.patch(f"/v1/rules/{rid}", json={"channels": [{"url": url}]}, headers=admin), 422)
+        r = await c.patch(f"/v1/rules/{rid}", json={"min_volume": 3}, headers=admin)
+        assert r.status_code == 200, r.text
+
+
+async def test_the_openapi_document_still_describes_a_rule_body(client: httpx.AsyncClient) -> None:
+    """Create validates the body itself (with the address policy); the document still
+    shows it as a rule."""
+    doc = (await client.get("/openapi.json")).json()
+    schema = doc["paths"]["/v1/rules"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert {"name", "scope", "window_s", "channels"} <= set(schema["properties"])
+    assert {"name", "scope", "window_s"} <= set(schema["required"])

@@ -62,3 +62,38 @@ async def test_show_explains_one_alert(
 
     missing = await asyncio.to_thread(run, "show", "al-nope")
     assert missing.exit_code == 1 and "no alert 'al-nope'" in missing.output
+
+
+async def test_rules_add_and_update_check_webhook_addresses_under_the_allowed_networks(
+    pg_settings: PostgresSettings, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI checks webhook URLs as the API does: an internal address is refused
+    (exit 2) unless TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS allows its network."""
+    monkeypatch.setenv("TW_POSTGRES__URL", pg_settings.url.get_secret_value())
+    monkeypatch.delenv("TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS", raising=False)
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(app, list(args))
+
+    name = f"hook-{unique}"
+    refused = await asyncio.to_thread(
+        run, "rules", "add", name, "--all-entities", "--webhook", "http://169.254.169.254/latest/"
+    )
+    assert refused.exit_code == 2 and "webhooks may not reach internal addresses" in refused.output
+    assert "cloud metadata" in refused.output
+
+    added = await asyncio.to_thread(
+        run, "rules", "add", name, "--all-entities", "--webhook", "https://hooks.example.com/a"
+    )
+    assert added.exit_code == 0, added.output
+    internal = '[{"type": "webhook", "url": "http://10.1.2.3/hook"}]'
+    refused = await asyncio.to_thread(run, "rules", "update", name, "--set", f"channels={internal}")
+    assert refused.exit_code == 2 and "10.1.2.3 (private)" in refused.output
+
+    monkeypatch.setenv("TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS", "10.1.2.0/24")
+    updated = await asyncio.to_thread(run, "rules", "update", name, "--set", f"channels={internal}")
+    assert updated.exit_code == 0, updated.output
+    listed = json.loads((await asyncio.to_thread(run, "rules", "list", "--json")).stdout)
+    assert [r["channels"][0]["url"] for r in listed if r["name"] == name] == ["http://10.1.2.3/hook"]
+    assert (await asyncio.to_thread(run, "rules", "delete", name)).exit_code == 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from services.alerter.rules import Channel, RuleSpec
+from services.alerter.netguard import AddressPolicy
+from services.alerter.rules import Channel, RuleSpec, rule_context
 
 
 def spec(**over: Any) -> dict[str, Any]:
@@ -57,9 +59,55 @@ def test_a_channel_url_the_webhook_client_cannot_send_to_is_refused() -> None:
 
 def test_international_channel_hosts_that_httpx_sends_to_are_accepted() -> None:
     rule = RuleSpec.model_validate(
-        spec(channels=[{"url": "https://bücher.example/hook"}, {"url": "http://[::1]:8080/h"}])
+        spec(channels=[{"url": "https://bücher.example/hook"}, {"url": "http://[2606:4700::1111]:8080/h"}])
     )
-    assert [str(c.url) for c in rule.channels] == ["https://xn--bcher-kva.example/hook", "http://[::1]:8080/h"]
+    assert [str(c.url) for c in rule.channels] == [
+        "https://xn--bcher-kva.example/hook",
+        "http://[2606:4700::1111]:8080/h",
+    ]
+
+
+INTERNAL_URLS = [
+    ("http://127.0.0.1:15432/", "127.0.0.1 (loopback)"),
+    ("http://169.254.169.254/latest/meta-data/", "169.254.169.254 (link-local, cloud metadata)"),
+    ("http://10.0.0.5/internal-admin", "10.0.0.5 (private)"),
+    ("http://[::1]/", "::1 (loopback)"),
+    ("http://[::ffff:127.0.0.1]:8080/", "(127.0.0.1: loopback)"),
+    ("http://localhost:8080/hook", "localhost is 127.0.0.1 (loopback), ::1 (loopback)"),
+    ("https://LOCALHOST./hook", "127.0.0.1 (loopback)"),
+    ("http://0.0.0.0:8080/", "0.0.0.0 (unspecified)"),
+    ("http://2130706433/", "127.0.0.1 (loopback)"),  # 127.0.0.1 as one number
+    ("http://0x7f.1/", "127.0.0.1 (loopback)"),
+    ("http://100.64.0.1/", "100.64.0.1 (shared)"),
+    ("http://192.168.1.1/", "192.168.1.1 (private)"),
+    ("http://[fd00:ec2::254]/", "fd00:ec2::254 (private, cloud metadata)"),
+]
+
+
+@pytest.mark.parametrize(("url", "refused"), INTERNAL_URLS)
+def test_a_channel_url_naming_an_internal_address_is_refused(url: str, refused: str) -> None:
+    """Without a validation context (the CLI) no internal network is allowed."""
+    hooks = [{"url": "https://ok.example/hook"}, {"url": url}]
+    with pytest.raises(ValidationError) as info:
+        RuleSpec.model_validate(spec(channels=hooks))
+    (error,) = info.value.errors()
+    assert error["loc"] == ("channels", 1)
+    assert "webhooks may not reach internal addresses: " in error["msg"] and refused in error["msg"], error["msg"]
+    assert "TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS" in error["msg"]
+    with pytest.raises(ValidationError):
+        RuleSpec.model_validate(spec(channels=hooks), context=rule_context(AddressPolicy()))
+
+
+def test_an_allowed_network_may_be_named_and_host_names_wait_for_delivery() -> None:
+    allowed = AddressPolicy(allowed=(ipaddress.ip_network("10.1.2.0/24"), ipaddress.ip_network("127.0.0.1/32")))
+    ok = [{"url": "http://10.1.2.3:8080/slack"}, {"url": "http://127.0.0.1:9000/hook"}]
+    rule = RuleSpec.model_validate(spec(channels=ok), context=rule_context(allowed))
+    assert [c.url.host for c in rule.channels] == ["10.1.2.3", "127.0.0.1"]
+    with pytest.raises(ValidationError, match=r"10\.1\.3\.3 \(private\)"):
+        RuleSpec.model_validate(spec(channels=[{"url": "http://10.1.3.3/"}]), context=rule_context(allowed))
+    # A host name is resolved, and checked, when the webhook is sent: DNS can change.
+    names = [{"url": "https://internal-admin.corp.example/hook"}, {"url": "http://metadata.google.internal/"}]
+    assert len(RuleSpec.model_validate(spec(channels=names)).channels) == 2
 
 
 def test_a_stored_channel_is_still_read_back_as_a_channel() -> None:
