@@ -53,7 +53,10 @@ def replay(
 ) -> None:
     """Re-inject dead letters into their original topic (after fixing the cause). Exits 1
     when the topic refused some for good (too large, say): they are listed, stay in the
-    DLQ, and a later replay does not retry them."""
+    DLQ, and a later replay does not retry them. Also exits 1 when some were replayed but
+    their commit failed because the replay group rebalanced them away (another replay of
+    the same DLQ running at once, and this one too slow to let go): they are listed, and
+    a replay that gets their partition sends them again."""
     report = asyncio.run(dlq_ops.replay_report(ServiceSettings().kafka, topic, limit))
     typer.echo(f"re-injected {report.replayed} records into {topic}")
     if report.failed:
@@ -65,4 +68,14 @@ def replay(
             "(a later replay skips them; see README, Replay the DLQ)",
             err=True,
         )
+    if report.uncommitted:
+        for u in report.uncommitted:
+            typer.echo(f"replayed, not committed: {u.place} ({u.count} offsets): {u.reason}", err=True)
+        typer.echo(
+            f"the replay group rebalanced before those commits: {sum(u.count for u in report.uncommitted)} "
+            f"offsets of {Topics.dlq(topic)} may be replayed again by the replay that got their partition "
+            "(one replay of a DLQ at a time avoids it)",
+            err=True,
+        )
+    if report.failed or report.uncommitted:
         raise typer.Exit(1)

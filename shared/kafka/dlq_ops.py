@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import (
+    CommitFailedError,
     CorruptRecordException,
+    IllegalStateError,
     InvalidTimestampError,
     KafkaError,
     MessageSizeTooLargeError,
@@ -19,7 +23,7 @@ from aiokafka.errors import (
 
 from shared.config import KafkaSettings
 from shared.events import DeadLetter
-from shared.kafka.clients import make_consumer, make_producer
+from shared.kafka.clients import make_producer
 from shared.kafka.dlq import original_headers, original_timestamp, parse_dlq_headers
 from shared.topics import Topics
 
@@ -27,6 +31,11 @@ log = logging.getLogger(__name__)
 
 REPLAY_GROUP = "tonewatch-dlq-replay"
 REPLAY_CHUNK = 1_000
+REBALANCE_TIMEOUT_MS = 300_000
+"""How long the group waits for a replay to rejoin in a rebalance: a replay sends and
+commits the chunk in hand before it lets its partitions go (the Java client's
+``max.poll.interval.ms`` default; aiokafka's own default, the 10 s session timeout, is
+shorter than sending a chunk of large dead letters may take)."""
 
 RECORD_ERRORS: tuple[type[KafkaError], ...] = (
     MessageSizeTooLargeError,
@@ -66,30 +75,126 @@ class ReplayFailure:
         return f"{self.dlq_topic}[{self.partition}]@{self.offset}"
 
 
+@dataclass(frozen=True)
+class Uncommitted:
+    """Dead letters this replay sent back whose commit failed: the group had already given
+    their partition to another member (this one was too slow to rejoin, or lost its
+    session), so a replay that is assigned the partition from the offset committed before
+    them sends them again. Offsets ``first`` to ``last``, both included."""
+
+    dlq_topic: str
+    partition: int
+    first: int
+    last: int
+    reason: str
+
+    @property
+    def place(self) -> str:
+        return f"{self.dlq_topic}[{self.partition}]@{self.first}..{self.last}"
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+
 @dataclass
 class ReplayReport:
     replayed: int = 0
     failed: list[ReplayFailure] = field(default_factory=list)
+    uncommitted: list[Uncommitted] = field(default_factory=list)
+    """Replayed but not committed (see :class:`Uncommitted`): these may be replayed twice."""
+
+
+class _Group(ConsumerRebalanceListener):  # type: ignore[misc]
+    """The replay's view of its group membership, kept in step by aiokafka's rebalance
+    callbacks (which run in the consumer's coordinator task, at the replay's awaits).
+
+    aiokafka restarts every assigned partition from its committed offset at each
+    assignment, and never returns a record fetched under an earlier one: entries drained
+    before the latest assignment (``assignments`` counts them) are stale and dropped
+    unsent, they are fetched again, by this replay or by the member that got the
+    partition. ``lock`` is held by the replay from the moment it sends a chunk until the
+    chunk is committed, and by :meth:`on_partitions_revoked`: the replay's partitions are
+    let go (it rejoins the group) only after what was sent from them is committed, so
+    whoever gets one next starts right after those records."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.assignments = 0
+        self.settled = False
+        """Assigned, and not being revoked."""
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        async with self.lock:  # the chunk being sent is committed first
+            self.settled = False
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        self.assignments += 1
+        self.settled = True
+
+
+async def _take_ends(consumer: AIOKafkaConsumer, end: dict[TopicPartition, int], tps: Iterable[TopicPartition]) -> None:
+    """Add to ``end`` the current end offsets of the partitions in ``tps`` it lacks, and
+    of every other partition of their topics it lacks: the first time a replay sees an
+    assignment it takes every partition's end, so that one assigned later (moved from
+    another member) stops where the DLQ ended when this replay started."""
+    missing = {tp for tp in tps if tp not in end}
+    for t in {tp.topic for tp in missing}:
+        missing |= {TopicPartition(t, p) for p in consumer.partitions_for_topic(t) or ()} - end.keys()
+    if missing:
+        end.update(await consumer.end_offsets(sorted(missing)))
 
 
 async def _drain(
-    consumer: AIOKafkaConsumer, limit: int, end: dict[TopicPartition, int] | None = None
+    consumer: AIOKafkaConsumer,
+    limit: int,
+    end: dict[TopicPartition, int] | None = None,
+    group: _Group | None = None,
 ) -> list[DlqEntry]:
     """Up to ``limit`` entries, stopping at ``end`` (default: the partitions' current ends).
     A record at or past its partition's end is skipped and the partition paused, so what
-    arrives meanwhile is left for later (the caller commits explicit offsets)."""
+    arrives meanwhile is left for later (the caller commits explicit offsets).
+
+    With ``group`` (a subscribed consumer) the assignment may change at any await: a
+    partition ``end`` lacks (assigned after the replay started, or created since) gets
+    its end offset when it is first seen (:func:`_take_ends`), a revoked one is no longer
+    looked at, nothing counts as done while a rebalance is under way, and what was drained
+    before a new assignment is dropped: what it returns was all fetched in the assignment
+    ``group.assignments`` counts when it returns."""
     out: list[DlqEntry] = []
-    end = end or await consumer.end_offsets(list(consumer.assignment()))
+    if end is None:
+        end = await consumer.end_offsets(list(consumer.assignment()))
+    gen = group.assignments if group is not None else 0
+
+    def reassigned() -> bool:
+        nonlocal gen
+        if group is None or group.assignments == gen:
+            return False
+        out.clear()  # fetched again from the committed offsets
+        gen = group.assignments
+        return True
+
     while len(out) < limit:
-        done = True
-        for tp in consumer.assignment():
-            if await consumer.position(tp) < end[tp]:
-                done = False
-            elif tp not in consumer.paused():
-                consumer.pause(tp)
-        if done:
-            break
+        reassigned()
+        if group is None or group.settled:
+            assigned = consumer.assignment()
+            await _take_ends(consumer, end, assigned)
+            done = True
+            for tp in assigned:
+                try:
+                    if await consumer.position(tp) < end[tp]:
+                        done = False
+                    elif tp not in consumer.paused():
+                        consumer.pause(tp)
+                except IllegalStateError:  # revoked meanwhile
+                    done = False
+            if done and (group is None or (group.settled and not reassigned())):
+                break
         batch = await consumer.getmany(timeout_ms=500, max_records=min(500, limit - len(out)))
+        reassigned()  # the batch is of the current assignment (aiokafka drops older records)
+        await _take_ends(consumer, end, batch)
+        if reassigned():
+            continue  # reassigned while the ends were read: the batch is stale too
         for tp, records in batch.items():
             for r in records:
                 if r.offset >= end[tp]:
@@ -228,52 +333,127 @@ class _Replayer:
         return failure
 
 
+def _replay_consumer(settings: KafkaSettings) -> AIOKafkaConsumer:
+    """A consumer in :data:`REPLAY_GROUP` as :func:`~shared.kafka.clients.make_consumer`
+    makes them (manual commits, read-committed), with :data:`REBALANCE_TIMEOUT_MS`;
+    not yet subscribed."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id=f"{settings.client_id_prefix}-dlq-replay",
+        group_id=REPLAY_GROUP,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+        request_timeout_ms=settings.request_timeout_ms,
+        rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,
+    )
+
+
 async def replay_report(settings: KafkaSettings, topic: str, limit: int = 1_000_000) -> ReplayReport:
     """Re-inject dead letters into their original topic, with their original timestamps,
     ``REPLAY_CHUNK`` at a time: each chunk is produced (acknowledged) and then committed in
     group ``tonewatch-dlq-replay``, so memory stays bounded, a second replay does not
     repeat the first, and an interrupted one repeats at most a chunk. Only what was in the
     DLQ when the replay started is replayed (records that fail again and return, or any
-    dead-lettered meanwhile, are left for the next).
+    dead-lettered meanwhile, are left for the next): each partition's end offset is taken
+    when the replay first has an assignment, for every partition of the DLQ, and for a
+    partition created later when it is first assigned.
 
     A record the original topic refuses for good (too large for its ``max.message.bytes``,
     say) is reported in :attr:`ReplayReport.failed` with its DLQ partition and offset, and
     the replay goes on and commits past it: it stays in the DLQ (``tonewatch dlq list``
     shows it) but a later replay does not retry it. Any other error (the broker down, the
-    topic missing or not writable) stops the replay without committing the chunk."""
-    consumer = make_consumer(settings, Topics.dlq(topic), group_id=REPLAY_GROUP, client_id="dlq-replay")
+    topic missing or not writable) stops the replay without committing the chunk.
+
+    Rebalances. The replay is one member of its group: a second replay of the same DLQ (or
+    any other member joining or leaving) moves partitions between them mid-replay. Each
+    replay replays the partitions it is assigned at the time, until their ends, and ends
+    when all of them are done (a partition it loses is finished by the member that gets
+    it; one it gains is replayed too). A partition is let go only after the chunk being
+    sent from it is acknowledged and committed (the rebalance waits, up to
+    :data:`REBALANCE_TIMEOUT_MS`), and what was fetched but not sent is dropped, so the
+    next owner starts right after what was replayed: two replays at once replay each dead
+    letter once between them. Should a commit still fail because the group gave the
+    partition away meanwhile (this replay was too slow to rejoin, or lost its session),
+    the records are listed in :attr:`ReplayReport.uncommitted` (another replay may send
+    them again) and the replay goes on; if this replay gets the partition back, it commits
+    them then without sending them again (no record is sent twice by one replay) and the
+    listing is dropped."""
+    dlq = Topics.dlq(topic)
+    consumer = _replay_consumer(settings)
+    group = _Group()
+    consumer.subscribe([dlq], listener=group)
     replayer = _Replayer(settings, topic)
     report = ReplayReport()
+    end: dict[TopicPartition, int] = {}
+    sent: dict[TopicPartition, int] = {}  # next offset after what this replay sent (or had refused)
+    uncommitted: dict[TopicPartition, Uncommitted] = {}
     await consumer.start()
     try:
         await replayer.start()
-        while not consumer.assignment():
-            await consumer.getmany(timeout_ms=200)
-        for tp in consumer.assignment():  # what that poll may have fetched is read again
-            committed = await consumer.committed(tp)
-            if committed is None:
-                await consumer.seek_to_beginning(tp)
-            else:
-                consumer.seek(tp, committed)
-        end = await consumer.end_offsets(list(consumer.assignment()))
         done = 0
         while done < limit:
-            entries = await _drain(consumer, min(REPLAY_CHUNK, limit - done), end)
-            if not entries:
-                break
-            failed = await replayer.send_chunk(entries)
-            offsets: dict[TopicPartition, int] = {}
-            for e in entries:
-                tp = TopicPartition(Topics.dlq(topic), e.partition)
-                offsets[tp] = max(offsets.get(tp, 0), e.offset + 1)
-            await consumer.commit(offsets)
-            report.failed += failed
-            report.replayed += len(entries) - len(failed)
-            done += len(entries)
+            entries = await _drain(consumer, min(REPLAY_CHUNK, limit - done), end, group)
+            fetched_in = group.assignments
+            async with group.lock:
+                if group.assignments != fetched_in or not group.settled:
+                    continue  # being reassigned: fetched again from the committed offsets
+                if not entries:
+                    break
+                fresh = [e for e in entries if e.offset >= sent.get(TopicPartition(dlq, e.partition), 0)]
+                failed = await replayer.send_chunk(fresh)
+                offsets: dict[TopicPartition, int] = {}
+                for e in entries:
+                    tp = TopicPartition(dlq, e.partition)
+                    offsets[tp] = max(offsets.get(tp, 0), e.offset + 1)
+                for tp, offset in offsets.items():
+                    sent[tp] = max(sent.get(tp, 0), offset)
+                report.failed += failed
+                report.replayed += len(fresh) - len(failed)
+                done += len(entries)
+                try:
+                    await consumer.commit(offsets)
+                except (CommitFailedError, IllegalStateError) as exc:
+                    _not_committed(dlq, entries, exc, uncommitted)
+                else:
+                    _committed(dlq, entries, offsets, uncommitted)
+        report.uncommitted = sorted(uncommitted.values(), key=lambda u: u.partition)
         return report
     finally:
         await consumer.stop()
         await replayer.stop()
+
+
+def _committed(
+    dlq: str, entries: list[DlqEntry], offsets: dict[TopicPartition, int], out: dict[TopicPartition, Uncommitted]
+) -> None:
+    """A commit went through: records listed as not committed are no longer at risk if
+    this replay went over them again itself (its chunk started at or before them: no
+    other member committed past them meanwhile, so none replayed them)."""
+    for tp, offset in offsets.items():
+        u = out.get(tp)
+        if u is None or min(e.offset for e in entries if e.partition == tp.partition) > u.first:
+            continue
+        if offset > u.last:
+            del out[tp]
+        else:
+            out[tp] = Uncommitted(dlq, u.partition, offset, u.last, u.reason)
+
+
+def _not_committed(dlq: str, entries: list[DlqEntry], exc: Exception, out: dict[TopicPartition, Uncommitted]) -> None:
+    """A commit failed because the group moved on: list what the chunk replayed, per partition."""
+    reason = f"{type(exc).__name__}: {exc}"
+    for p in sorted({e.partition for e in entries}):
+        offsets = [e.offset for e in entries if e.partition == p]
+        tp = TopicPartition(dlq, p)
+        before = out.get(tp)
+        first = min(offsets) if before is None else min(before.first, *offsets)
+        out[tp] = Uncommitted(dlq, p, first, max(offsets) if before is None else max(before.last, *offsets), reason)
+        log.warning(
+            "dlq replay: %s replayed but not committed (another replay may send them again): %s",
+            out[tp].place,
+            reason,
+        )
 
 
 async def replay(settings: KafkaSettings, topic: str, limit: int = 1_000_000) -> int:

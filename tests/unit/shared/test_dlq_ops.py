@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
-from aiokafka.errors import MessageSizeTooLargeError, OutOfOrderSequenceNumber
+from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError, OutOfOrderSequenceNumber
 
 from shared.config import KafkaSettings
 from shared.kafka import dlq_ops
@@ -40,6 +40,14 @@ class _Broker:
     committed: dict[int, int] = field(default_factory=dict)
     source: list[tuple[bytes | None, int | None]] = field(default_factory=list)
     after_commit: Callable[[], None] | None = None
+    before_poll: Callable[[_Consumer], Awaitable[None]] | None = None
+    assignment: set[int] = field(default_factory=set)
+    """The partitions the replay is first assigned (empty: all)."""
+    fetch: int = 500
+    """Most records one poll returns per partition."""
+    polls: int = 0
+    fail_commits: bool = False
+    consumers: list[_Consumer] = field(default_factory=list)
 
     def dead_letter(self, partition: int, value: bytes, *, timestamp: int = 1_000, **kw: Any) -> None:
         part = self.log.setdefault(partition, [])
@@ -48,22 +56,50 @@ class _Broker:
 
 
 class _Consumer:
+    """One group member: assigned ``broker.assignment`` (all partitions by default) when it
+    first polls; :meth:`rebalance` moves it to another set as the group would (revoke,
+    then assign, each partition restarting from its committed offset)."""
+
     def __init__(self, broker: _Broker) -> None:
         self.b = broker
-        self.tps = {TopicPartition(DLQ, p) for p in range(broker.partitions)}
-        self.pos = {tp: broker.committed.get(tp.partition, 0) for tp in self.tps}
+        self.tps: set[TopicPartition] = set()
+        self.pos: dict[TopicPartition, int] = {}
         self._paused: set[TopicPartition] = set()
+        self.listener: Any = None
+        self.joined = False
+        broker.consumers.append(self)
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
+    def subscribe(self, topics: list[str], listener: Any = None) -> None:
+        assert topics == [DLQ]
+        self.listener = listener
+
+    async def rebalance(self, partitions: set[int]) -> None:
+        if self.listener is not None:
+            await self.listener.on_partitions_revoked(set(self.tps))
+        self.tps = {TopicPartition(DLQ, p) for p in partitions}
+        self.pos = {tp: self.b.committed.get(tp.partition, 0) for tp in self.tps}
+        self._paused = set()
+        if self.listener is not None:
+            await self.listener.on_partitions_assigned(set(self.tps))
+
     def assignment(self) -> set[TopicPartition]:
-        return self.tps
+        return set(self.tps)
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return set(range(self.b.partitions))
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: len(self.b.log.get(tp.partition, [])) for tp in tps}
 
+    def _assigned(self, tp: TopicPartition) -> None:
+        if tp not in self.tps:
+            raise IllegalStateError(f"Partition {tp} is not assigned")
+
     async def position(self, tp: TopicPartition) -> int:
+        self._assigned(tp)
         return self.pos[tp]
 
     async def committed(self, tp: TopicPartition) -> int | None:
@@ -77,16 +113,24 @@ class _Consumer:
             self.pos[tp] = 0
 
     def pause(self, *tps: TopicPartition) -> None:
+        for tp in tps:
+            self._assigned(tp)
         self._paused.update(tps)
 
     def paused(self) -> set[TopicPartition]:
         return self._paused
 
     async def getmany(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[TopicPartition, list[_Rec]]:
+        if not self.joined:
+            self.joined = True
+            await self.rebalance(self.b.assignment or set(range(self.b.partitions)))
+        self.b.polls += 1
+        if self.b.before_poll is not None:
+            await self.b.before_poll(self)
         out: dict[TopicPartition, list[_Rec]] = {}
         n = max_records or 500
         for tp in sorted(self.tps - self._paused, key=lambda t: t.partition):
-            recs = self.b.log.get(tp.partition, [])[self.pos[tp] : self.pos[tp] + n]
+            recs = self.b.log.get(tp.partition, [])[self.pos[tp] : self.pos[tp] + min(n, self.b.fetch)]
             if recs:
                 out[tp] = recs
                 self.pos[tp] += len(recs)
@@ -94,6 +138,10 @@ class _Consumer:
         return out
 
     async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
+        for tp in offsets or {}:
+            if self.b.fail_commits:
+                raise CommitFailedError("the group has already rebalanced")
+            self._assigned(tp)
         for tp, off in (offsets or self.pos).items():
             self.b.committed[tp.partition] = off
         if self.b.after_commit is not None:
@@ -126,7 +174,7 @@ class _Producer:
 @pytest.fixture
 def broker(monkeypatch: pytest.MonkeyPatch) -> _Broker:
     b = _Broker()
-    monkeypatch.setattr(dlq_ops, "make_consumer", lambda *a, **k: _Consumer(b))
+    monkeypatch.setattr(dlq_ops, "_replay_consumer", lambda *a, **k: _Consumer(b))
     monkeypatch.setattr(dlq_ops, "make_producer", lambda *a, **k: _Producer(b))
     return b
 
@@ -177,3 +225,134 @@ async def test_a_replayed_record_has_its_original_timestamp(broker: _Broker) -> 
     broker.dead_letter(0, b"older-dead-letter", timestamp=3_000)  # no tw.timestamp: the dead letter's
     assert await dlq_ops.replay(SETTINGS, TOPIC) == 2
     assert broker.source == [(b"with-header", 1_000), (b"older-dead-letter", 3_000)]
+
+
+def _once_each(broker: _Broker) -> list[bytes]:
+    """What reached the source topic, checking that nothing arrived twice."""
+    got = [v or b"" for v, _ in broker.source]
+    assert len(got) == len(set(got)), sorted(v for v in got if got.count(v) > 1)
+    return got
+
+
+async def test_a_partition_assigned_mid_replay_is_replayed_to_its_end_at_the_start(
+    broker: _Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay starts with partitions 0 and 1 (another member has 2 and 3) and is given
+    all four after its first commit: it took no end offset for 2 and 3 at the start (a
+    KeyError before); it replays them too, to where the DLQ ended when it started."""
+    broker.partitions = 4
+    broker.assignment = {0, 1}
+    for i in range(40):
+        broker.dead_letter(i % 4, f"bad-{i}".encode())
+    monkeypatch.setattr(dlq_ops, "REPLAY_CHUNK", 5)
+
+    async def before_poll(consumer: _Consumer) -> None:
+        if broker.committed and len(consumer.tps) == 2:
+            broker.dead_letter(3, b"late")  # after the start: left for the next replay
+            await consumer.rebalance({0, 1, 2, 3})
+
+    broker.before_poll = before_poll
+    report = await dlq_ops.replay_report(SETTINGS, TOPIC)
+    assert (report.replayed, report.failed, report.uncommitted) == (40, [], [])
+    assert sorted(_once_each(broker)) == sorted(f"bad-{i}".encode() for i in range(40))
+    assert broker.committed == {0: 10, 1: 10, 2: 10, 3: 10}
+    broker.before_poll, broker.assignment = None, set()
+    assert (await dlq_ops.replay_report(SETTINGS, TOPIC)).replayed == 1  # the late one
+
+
+async def test_records_fetched_before_a_rebalance_are_not_sent_and_what_was_sent_is_committed(
+    broker: _Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk takes several polls; the group takes partitions 2 and 3 away part way
+    through one: what was fetched but not sent is dropped (their next owner starts from
+    the committed offset), and every record this replay sent is committed, so nothing is
+    replayed twice between it and the next owner."""
+    broker.partitions = 4
+    broker.fetch = 1  # a poll brings 4 records, a chunk takes 3 polls
+    for i in range(80):
+        broker.dead_letter(i % 4, f"bad-{i}".encode())
+    monkeypatch.setattr(dlq_ops, "REPLAY_CHUNK", 10)
+    moved: list[int] = []
+
+    async def before_poll(consumer: _Consumer) -> None:
+        if broker.polls == 6 and not moved:  # part way through the second chunk (8 records in hand)
+            moved.append(broker.polls)
+            await consumer.rebalance({0, 1})
+
+    broker.before_poll = before_poll
+    first = await dlq_ops.replay_report(SETTINGS, TOPIC)
+    assert moved and first.uncommitted == []
+    sent = _once_each(broker)
+    for p in (2, 3):  # what it sent of the partitions it lost is exactly what it committed
+        assert sorted(v for v in sent if int(v.split(b"-")[1]) % 4 == p) == sorted(
+            f"bad-{i}".encode() for i in range(p, 4 * broker.committed.get(p, 0), 4)
+        )
+    broker.before_poll = None
+    second = await dlq_ops.replay_report(SETTINGS, TOPIC)  # the member that got 2 and 3
+    assert first.replayed + second.replayed == 80
+    assert sorted(_once_each(broker)) == sorted(f"bad-{i}".encode() for i in range(80))
+    assert broker.committed == {p: 20 for p in range(4)}
+
+
+async def test_a_failed_commit_is_reported_and_not_sent_again_when_the_partition_comes_back(
+    broker: _Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(30):
+        broker.dead_letter(0, f"bad-{i}".encode())
+    monkeypatch.setattr(dlq_ops, "REPLAY_CHUNK", 10)
+
+    async def before_poll(consumer: _Consumer) -> None:
+        if broker.committed == {0: 10} and not broker.fail_commits and consumer.pos[TopicPartition(DLQ, 0)] == 10:
+            broker.fail_commits = True  # the second chunk's commit fails: the group moved on
+        elif broker.fail_commits:
+            broker.fail_commits = False
+            await consumer.rebalance({0})  # and gives the partition back, from offset 10
+
+    broker.before_poll = before_poll
+    report = await dlq_ops.replay_report(SETTINGS, TOPIC)
+    assert (report.replayed, report.uncommitted) == (30, [])  # committed when it came back
+    assert _once_each(broker) == [f"bad-{i}".encode() for i in range(30)]  # 10 to 19 not sent again
+    assert broker.committed == {0: 30}
+
+
+async def test_a_failed_commit_of_a_partition_given_away_is_reported(
+    broker: _Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(30):
+        broker.dead_letter(0, f"bad-{i}".encode())
+    monkeypatch.setattr(dlq_ops, "REPLAY_CHUNK", 10)
+
+    async def before_poll(consumer: _Consumer) -> None:
+        if broker.committed == {0: 10} and not broker.fail_commits and consumer.pos[TopicPartition(DLQ, 0)] == 10:
+            broker.fail_commits = True
+        elif broker.fail_commits:
+            broker.fail_commits = False
+            await consumer.rebalance(set())  # another member has it now
+
+    broker.before_poll = before_poll
+    report = await dlq_ops.replay_report(SETTINGS, TOPIC)
+    assert report.replayed == 20
+    assert [(u.place, u.count, u.reason.split(":")[0]) for u in report.uncommitted] == [
+        ("news.raw.dlq[0]@10..19", 10, "CommitFailedError")
+    ]
+    broker.before_poll = None
+    assert (await dlq_ops.replay_report(SETTINGS, TOPIC)).replayed == 20  # 10 to 19 again, as reported
+
+
+def test_the_cli_lists_records_replayed_but_not_committed_and_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from services.cli.dlq import app
+
+    report = dlq_ops.ReplayReport(
+        replayed=20, uncommitted=[dlq_ops.Uncommitted(DLQ, 0, 10, 19, "CommitFailedError: rebalanced")]
+    )
+
+    async def replay_report(*args: Any) -> dlq_ops.ReplayReport:
+        return report
+
+    monkeypatch.setattr(dlq_ops, "replay_report", replay_report)
+    res = CliRunner().invoke(app, ["replay", TOPIC])
+    assert res.exit_code == 1
+    assert "re-injected 20 records" in res.stdout
+    assert "replayed, not committed: news.raw.dlq[0]@10..19 (10 offsets): CommitFailedError" in res.stderr
