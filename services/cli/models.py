@@ -241,22 +241,17 @@ def export(
 
 @app.command()
 def quantize(ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataOpt = None) -> None:
-    """Rebuild the int8 and fp16 variants from model.fp32.onnx, re-evaluate."""
+    """Rebuild the int8 and fp16 variants from model.fp32.onnx, re-evaluate. Safe to
+    interrupt: the version keeps serving its old files or its new ones, never a mix, and
+    running it again completes (see shared.training.pipeline.requantize)."""
     _check_task(task)
     from shared.training.datasets import load_task
-    from shared.training.optimize import build_variants
-    from shared.training.pipeline import evaluate_and_write
+    from shared.training.pipeline import requantize
 
     with _errors():
         reg = _registry(ctx)
-        entry = reg.get(task, version)
-        fp32 = entry.variant_path("fp32")
-        reg.verify(entry, entry.serving_files("fp32"))  # the card is rewritten from what is on disk
-        card = dict(entry.card)
-        old = card.get("optimization") or {}
-        shape = (int(old.get("num_heads", 0)), int(old.get("hidden_size", 0)))
-        card["optimization"] = build_variants(fp32, entry.path, shape=shape if all(shape) else None)
-        entry = evaluate_and_write(reg, task, version, load_task(task, data or None), card)
+        reg.get(task, version)  # an unknown version before the data is loaded
+        entry = requantize(reg, task, version, load_task(task, data or None))
     typer.echo(_summary(entry))
 
 

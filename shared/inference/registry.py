@@ -10,6 +10,13 @@ Layout (see the model-registry contract)::
 variant for serving must go through :meth:`Registry.verify_variant` (or
 :meth:`Registry.verify`), which refuses any file whose hash does not match.
 Nothing here touches the disk at import time.
+
+``card.json["variant_files"]`` (optional) maps a variant to another file name in the
+folder than ``model.<variant>.onnx``: a re-quantize (``tonewatch models quantize``)
+points the card at its new files under their temporary names first, so that the files
+the card names always match it, then moves them to their usual names and drops the
+field (see :func:`shared.training.pipeline.requantize`). Cards without it (all cards
+before, and after a completed re-quantize) name the usual files.
 """
 
 from __future__ import annotations
@@ -119,6 +126,19 @@ def _check_version(version: str) -> None:
         )
 
 
+def _variant_files(card: Mapping[str, Any], where: Path) -> dict[str, str]:
+    """The card's ``variant_files`` (variant -> plain file name), checked."""
+    raw = card.get("variant_files")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or not all(
+        v in VARIANT_FILES and isinstance(f, str) and f and Path(f).name == f and f not in {".", ".."}
+        for v, f in raw.items()
+    ):
+        raise RegistryError(f"{where}: variant_files must map variants {list(VARIANT_FILES)} to plain file names")
+    return {str(v): str(f) for v, f in raw.items()}
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -151,6 +171,15 @@ class ModelEntry:
     card: Mapping[str, Any]
     max_length: int
     name: str
+
+    def variant_file(self, variant: str) -> str:
+        """File name of a variant in the folder: the card's ``variant_files`` entry, else
+        ``model.<variant>.onnx``; any other name (``tokenizer.json``) is returned as is."""
+        if variant not in VARIANT_FILES:
+            return variant
+        files = self.card.get("variant_files")
+        named = files.get(variant) if isinstance(files, Mapping) else None
+        return named if isinstance(named, str) else VARIANT_FILES[variant]
 
     @property
     def tokenizer_path(self) -> Path:
@@ -193,7 +222,7 @@ class ModelEntry:
         """Path of a variant's ONNX file; :class:`RegistryError` if unknown/absent."""
         if variant not in VARIANT_FILES:
             raise RegistryError(f"unknown variant {variant!r}; expected one of {list(VARIANT_FILES)}")
-        path = self.path / VARIANT_FILES[variant]
+        path = self.path / self.variant_file(variant)
         if not path.is_file():
             have = ", ".join(self.available_variants()) or "none"
             raise RegistryError(f"{self.task}/{self.version} has no {variant} variant ({path.name}); available: {have}")
@@ -201,11 +230,11 @@ class ModelEntry:
 
     def available_variants(self) -> tuple[str, ...]:
         """Variants whose ONNX file exists in the folder, in fp32, int8, fp16 order."""
-        return tuple(v for v, f in VARIANT_FILES.items() if (self.path / f).is_file())
+        return tuple(v for v in VARIANT_FILES if (self.path / self.variant_file(v)).is_file())
 
     def sha256(self, variant: str) -> str:
         """Recorded sha256 of a variant (``"int8"``) or an artifact file name."""
-        fname = VARIANT_FILES.get(variant, variant)
+        fname = self.variant_file(variant)
         artifacts = self.card.get("artifacts") or {}
         digest = artifacts.get(fname)
         if not isinstance(digest, str):
@@ -214,7 +243,7 @@ class ModelEntry:
 
     def serving_files(self, variant: str) -> tuple[str, ...]:
         """Files to verify before serving ``variant``."""
-        return (VARIANT_FILES.get(variant, variant), "tokenizer.json", "labels.json")
+        return (self.variant_file(variant), "tokenizer.json", "labels.json")
 
 
 class Registry:
@@ -267,6 +296,7 @@ class Registry:
             raise RegistryError(f"{path / 'card.json'}: expected a JSON object")
         if card.get("task", task) != task:
             raise RegistryError(f"{path / 'card.json'}: task {card.get('task')!r} != {task!r}")
+        _variant_files(card, path / "card.json")
         labels_raw = _read_json(path / "labels.json")
         if not isinstance(labels_raw, list) or not all(isinstance(x, str) for x in labels_raw):
             raise RegistryError(f"{path / 'labels.json'}: expected a JSON list of strings")
@@ -313,7 +343,7 @@ class Registry:
         file is missing or has no recorded hash.
         """
         for item in files:
-            fname = VARIANT_FILES.get(item, item)
+            fname = entry.variant_file(item)
             path = entry.path / fname
             if not path.is_file():
                 raise RegistryError(f"{entry.task}/{entry.version}: missing artifact {fname}")
@@ -361,7 +391,8 @@ class Registry:
 
         ``files`` maps destination names to source paths copied into the folder first;
         artifacts already in the folder are kept. ``labels.json`` is written from the
-        fixed label set when absent. The card's ``artifacts`` field is recomputed.
+        fixed label set when absent. The card's ``artifacts`` field is recomputed (for a
+        variant the card's ``variant_files`` names, from that file).
         """
         path = self.version_dir(task, version)
         path.mkdir(parents=True, exist_ok=True)
@@ -375,10 +406,12 @@ class Registry:
             labels_file.write_text(json.dumps(list(LABELS[task])) + "\n", encoding="utf-8")
         if not (path / "tokenizer.json").is_file():
             raise RegistryError(f"{path}: tokenizer.json is required")
-        if not any((path / f).is_file() for f in VARIANT_FILES.values()):
+        named = _variant_files(card, path / "card.json")
+        names = [named.get(v, f) for v, f in VARIANT_FILES.items()]
+        if not any((path / f).is_file() for f in names):
             raise RegistryError(f"{path}: at least one model.<variant>.onnx is required")
         artifacts = dict(card.get("artifacts") or {})
-        for fname in ARTIFACT_FILES:
+        for fname in [*names, *(f for f in ARTIFACT_FILES if f not in VARIANT_FILES.values())]:
             if (path / fname).is_file():
                 artifacts[fname] = sha256_file(path / fname)
         full = {**card, "task": task, "version": version, "artifacts": artifacts}

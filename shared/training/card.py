@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import importlib.metadata
 import json
+import os
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,44 @@ TASK_NOTES: dict[str, tuple[str, ...]] = {
         "- `out_of_scope` covers only the kinds of off-topic messages in the training set.",
     ),
 }
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file's content, or a folder's entries (names created, replaced, removed), to
+    the disk. Where a folder cannot be opened (Windows) that part is left to the system."""
+    try:
+        fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if path.is_dir() else 0))
+    except (IsADirectoryError, PermissionError):
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_text_durable(path: Path, text: str, *, tmp_name: str = "") -> None:
+    """Replace ``path`` with ``text`` in one step that survives a crash or a power cut: a
+    temporary file in the same folder (``tmp_name``, default ``.<name>.<random>.tmp``),
+    flushed to the disk, renamed over ``path``, and the rename flushed. A reader sees the
+    old text or the new one, never a mix; after a crash the disk holds one of them."""
+    tmp = path.parent / (tmp_name or f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(path.parent)
+
+
+def write_card_json(folder: Path, card: Mapping[str, Any], *, tmp_name: str = "") -> None:
+    """``folder/card.json`` replaced by ``card`` (:func:`write_text_durable`), as the
+    registry writes it (no hashing here: the card's ``artifacts`` are taken as given)."""
+    write_text_durable(folder / "card.json", json.dumps(card, indent=2, sort_keys=False) + "\n", tmp_name=tmp_name)
 
 
 def utc_now() -> str:

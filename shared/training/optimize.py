@@ -16,12 +16,19 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 MAX_INT8_BYTES = 25 * 1000 * 1000
+STAGE_PREFIX = ".quantize-"
+"""Prefix of what a re-quantize writes in a version folder before the files are the
+version's (:func:`shared.training.pipeline.requantize`): no card names such a file
+unless the card says so (``variant_files``), and one that none names is a leftover of an
+interrupted run, removed by the next."""
 KEEP_FP32_PATTERNS: tuple[str, ...] = ("layer.0/output/dense/",)
 """First encoder layer's FFN output projection: its GELU activations have outliers
 that per-tensor dynamic activation quantization handles worst. Keeping it in fp32
@@ -121,12 +128,16 @@ def build_variants(
     shape: tuple[int, int] | None = None,
     per_channel: bool = True,
     fp16: bool = True,
+    dest: Mapping[str, Path] | None = None,
 ) -> dict[str, Any]:
-    """Create ``model.int8.onnx`` (and ``model.fp16.onnx``) next to ``fp32``.
+    """Create ``model.int8.onnx`` (and ``model.fp16.onnx``) in ``out_dir``, or where
+    ``dest`` says (variant -> path: a re-quantize writes temporary names first).
 
     ``shape`` (num_heads, hidden_size) wins over the checkpoint's config.json; the
-    attention fusion needs them when the graph alone does not tell.
+    attention fusion needs them when the graph alone does not tell. ``sizes`` in the
+    result are keyed by the usual file names, whatever names the files were written to.
     """
+    paths = {"int8": out_dir / "model.int8.onnx", "fp16": out_dir / "model.fp16.onnx", **(dest or {})}
     heads, hidden = shape or encoder_shape(checkpoint)
     info: dict[str, Any] = {
         "optimizer": "onnxruntime.transformers.optimizer (model_type=bert)",
@@ -138,14 +149,25 @@ def build_variants(
             "per_channel": per_channel,
         },
     }
-    kept = quantize_int8(fp32, out_dir / "model.int8.onnx", per_channel=per_channel, keep_fp32=sensitive_nodes(fp32))
-    info["int8"]["source"] = "plain export (ONNX Runtime fuses at load time)"
-    info["int8"]["kept_fp32"] = kept
-    if fp16:  # the fused graph only serves the GPU variant
-        with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+    # ONNX Runtime writes its shape-inferred copy of the source next to it
+    # (``model.fp32-inferred.onnx``): from a link in a work folder, an interrupted run
+    # leaves it there, under the prefix the next run clears, not in the version folder
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f"{STAGE_PREFIX}work-") as tmp:
+        src = Path(tmp) / fp32.name
+        try:
+            os.link(fp32, src)
+        except OSError:
+            shutil.copyfile(fp32, src)
+        kept = quantize_int8(src, paths["int8"], per_channel=per_channel, keep_fp32=sensitive_nodes(fp32))
+        info["int8"]["source"] = "plain export (ONNX Runtime fuses at load time)"
+        info["int8"]["kept_fp32"] = kept
+        if fp16:  # the fused graph only serves the GPU variant
             opt = Path(tmp) / "model.opt.onnx"
-            info["fusions"] = optimize_graph(fp32, opt, num_heads=heads, hidden_size=hidden)
-            to_fp16(opt, out_dir / "model.fp16.onnx")
+            info["fusions"] = optimize_graph(src, opt, num_heads=heads, hidden_size=hidden)
+            to_fp16(opt, paths["fp16"])
             info["fp16"] = {"method": "convert_float_to_float16", "keep_io_types": True}
-    info["sizes"] = {p.name: p.stat().st_size for p in sorted(out_dir.glob("model.*.onnx"))}
+    built = {fp32.name: fp32, "model.int8.onnx": paths["int8"]}
+    if fp16:
+        built["model.fp16.onnx"] = paths["fp16"]
+    info["sizes"] = {name: built[name].stat().st_size for name in sorted(built)}
     return info

@@ -10,20 +10,33 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+import secrets
 import shutil
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from shared.inference.registry import VARIANT_FILES, ModelEntry, Registry, RegistryError, position_limit_of, sha256_file
 from shared.labels import LABELS
-from shared.training.card import MODEL_NAMES, TASK_NOTES, describe_base, render_markdown, utc_now
+from shared.training.card import (
+    MODEL_NAMES,
+    TASK_NOTES,
+    describe_base,
+    fsync_path,
+    render_markdown,
+    utc_now,
+    write_card_json,
+    write_text_durable,
+)
 from shared.training.datasets import DatasetBundle, DataSource, default_files, display_path, load_task, review_texts
 from shared.training.evaluate import evaluate_dir, int8_gap
 from shared.training.export import INPUT_NAMES, check_checkpoint_folder, export_onnx
 from shared.training.metrics import macro_f1
-from shared.training.optimize import build_variants
+from shared.training.optimize import STAGE_PREFIX, build_variants
 from shared.training.train import TrainConfig, default_base, teacher_logits, train
 
 RUNS_DIR = Path(__file__).resolve().parent.parent.parent / "runs"
@@ -200,6 +213,14 @@ def evaluate_and_write(
 ) -> ModelEntry:
     """Evaluate the folder's variants on ``bundle.test`` and (re)write the card."""
     folder = registry.version_dir(task, version)
+    with _eval_folder(folder, _variant_paths(folder, card)) as where:
+        card = evaluated_card(where, task, bundle, card)
+    return registry.register(task, version, card, card_md=render_markdown(card, card.get("notes", [])))
+
+
+def evaluated_card(folder: Path, task: str, bundle: DatasetBundle, card: dict[str, Any]) -> dict[str, Any]:
+    """``card`` with the metrics of ``folder``'s variants (``model.<variant>.onnx``) on
+    ``bundle.test``, and its evaluation record."""
     test = bundle.test
     digest = test_set_sha256(bundle)
     metrics = evaluate_dir(folder, [e.text for e in test], [e.label for e in test], LABELS[task])
@@ -218,7 +239,149 @@ def evaluate_and_write(
         "evaluated_at": utc_now(),
     }
     card["int8_gap_points"] = int8_gap(metrics)
-    return registry.register(task, version, card, card_md=render_markdown(card, card.get("notes", [])))
+    return card
+
+
+def _variant_paths(folder: Path, card: Mapping[str, Any]) -> dict[str, Path]:
+    """Each present variant's file, as the card names it (``variant_files``) or by its usual name."""
+    named = card.get("variant_files") or {}
+    paths = {v: folder / str(named.get(v, f)) for v, f in VARIANT_FILES.items()}
+    return {v: p for v, p in paths.items() if p.is_file()}
+
+
+def _link(src: Path, dst: Path) -> None:
+    """``dst`` as a second name of ``src`` (a flushed copy where the file system has no hard links)."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
+        fsync_path(dst)
+
+
+@contextmanager
+def _eval_folder(folder: Path, files: Mapping[str, Path]) -> Iterator[Path]:
+    """A folder holding ``files`` (variant -> path) under their usual names and the
+    tokenizer, as :func:`evaluate_dir` reads them: ``folder`` itself when they are there,
+    else a temporary one inside it (links, no copies)."""
+    if all(p == folder / VARIANT_FILES[v] for v, p in files.items()):
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix=f"{STAGE_PREFIX}eval-", dir=folder) as tmp:
+        where = Path(tmp)
+        for v, p in files.items():
+            _link(p, where / VARIANT_FILES[v])
+        _link(folder / "tokenizer.json", where / "tokenizer.json")
+        yield where
+
+
+def _leftovers(folder: Path, card: Mapping[str, Any]) -> list[Path]:
+    """What interrupted re-quantize runs left in ``folder``: ``.quantize-*`` files and
+    folders that ``card`` does not name."""
+    named = set((card.get("variant_files") or {}).values())
+    return sorted(p for p in folder.iterdir() if p.name.startswith(STAGE_PREFIX) and p.name not in named)
+
+
+def _remove(paths: Sequence[Path]) -> None:
+    for p in paths:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+@contextmanager
+def _only_run(folder: Path) -> Iterator[None]:
+    """Refuse a second re-quantize of the same version while one runs (an advisory lock
+    on the folder; where there is no ``fcntl``, none)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise RegistryError(f"{folder}: another `tonewatch models quantize` of this version is running") from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+def requantize(registry: Registry, task: str, version: str, bundle: DatasetBundle) -> ModelEntry:
+    """Rebuild ``task/version``'s int8 and fp16 variants from its fp32 file, evaluate them
+    on ``bundle.test`` and rewrite the card (``tonewatch models quantize``), so that an
+    interruption at any point (Ctrl-C, a crash, a power cut) leaves the version loadable:
+    the files the card names match the card's hashes at every instant, and are either
+    all the old ones (with the old figures) or all the new ones.
+
+    1. The new files are written under temporary names (``.quantize-<run>.model.int8.onnx``),
+       flushed to the disk, and evaluated from there. Until step 2 the version is the old one.
+    2. The card is replaced (flushed, :func:`~shared.training.card.write_card_json`) by the
+       new one, naming the new files where they are (``variant_files``) with their hashes:
+       from here on the version is the new one.
+    3. Each new file gets its usual name as well (a hard link renamed over the old file,
+       which no card names any more), flushed.
+    4. The card is replaced by the same card naming the usual files (no ``variant_files``),
+       then ``CARD.md``; the temporary names are removed.
+
+    Files of an interrupted run (``.quantize-*``) that the card does not name are removed
+    at the start and the end of the next run, never hashed into a card, never listed;
+    one the card names (stopped between 2 and 4) serves until the next run replaces it.
+    A service that reads the card just before step 2 and the file after step 3 refuses the
+    file (hash mismatch, as for any modified artifact) and loads the new version when
+    started again. Two runs on one version at once: the second is refused."""
+    folder = registry.version_dir(task, version)
+    if not folder.is_dir():
+        registry.get(task, version)  # the registry's own message
+    with _only_run(folder):
+        entry = registry.get(task, version)
+        fp32 = entry.variant_path("fp32")
+        registry.verify(entry, entry.serving_files("fp32"))  # what the card keeps is checked first
+        _remove(_leftovers(folder, entry.card))
+        run = f"{STAGE_PREFIX}{secrets.token_hex(4)}."
+        staged = {v: folder / f"{run}{VARIANT_FILES[v]}" for v in ("int8", "fp16")}
+        card = {k: v for k, v in entry.card.items() if k != "variant_files"}
+        old = card.get("optimization") or {}
+        shape = (int(old.get("num_heads", 0)), int(old.get("hidden_size", 0)))
+        card["optimization"] = build_variants(fp32, folder, shape=shape if all(shape) else None, dest=staged)
+        for path in staged.values():
+            fsync_path(path)
+        fsync_path(folder)
+        with _eval_folder(folder, {"fp32": fp32, **staged}) as where:
+            card = evaluated_card(where, task, bundle, card)
+        _switch_over(folder, card, staged, run)
+        _remove(_leftovers(folder, card))
+    return registry.get(task, version)
+
+
+def _switch_over(folder: Path, card: dict[str, Any], staged: Mapping[str, Path], run: str) -> None:
+    """Steps 2 to 4 of :func:`requantize`."""
+    replaced = {VARIANT_FILES[v] for v in staged}
+    kept = {
+        f: h for f, h in (card.get("artifacts") or {}).items() if f not in replaced and not f.startswith(STAGE_PREFIX)
+    }
+    for fname in ("model.fp32.onnx", "tokenizer.json", "labels.json"):
+        if fname not in kept and (folder / fname).is_file():
+            kept[fname] = sha256_file(folder / fname)
+    digests = {v: sha256_file(p) for v, p in staged.items()}
+    final = {**card, "artifacts": {**kept, **{VARIANT_FILES[v]: digests[v] for v in staged}}}
+    card_md = render_markdown(final, final.get("notes", []))  # before anything changes: it may fail
+    temporary = {
+        **card,
+        "variant_files": {v: p.name for v, p in staged.items()},
+        "artifacts": {**kept, **{p.name: digests[v] for v, p in staged.items()}},
+    }
+    write_card_json(folder, temporary, tmp_name=f"{run}card.json.tmp")
+    for v, path in staged.items():
+        link = folder / f"{run}link.{VARIANT_FILES[v]}"
+        link.unlink(missing_ok=True)
+        _link(path, link)
+        os.replace(link, folder / VARIANT_FILES[v])
+    fsync_path(folder)
+    write_card_json(folder, final, tmp_name=f"{run}card.json.tmp")
+    write_text_durable(folder / "CARD.md", card_md, tmp_name=f"{run}CARD.md.tmp")
 
 
 def run(registry: Registry, opts: PipelineOptions) -> ModelEntry | Path:

@@ -126,3 +126,40 @@ def test_register_requires_tokenizer_and_model(reg: Registry, tmp_path: Path) ->
     (tmp_path / "t.json").write_text("{}")
     with pytest.raises(RegistryError, match="onnx"):
         reg.register("intent", "v2", {}, files={"tokenizer.json": tmp_path / "t.json"})
+
+
+def test_a_card_naming_its_variant_files_serves_those(reg: Registry) -> None:
+    """``variant_files`` (a re-quantize mid-switch): the named file is the variant, verified
+    against the hash recorded under its name; the file at the usual name is ignored."""
+    path = _make(reg, "sentiment", "v1")
+    (path / ".quantize-1.model.int8.onnx").write_bytes(b"new int8")
+    card = json.loads((path / "card.json").read_text())
+    card["variant_files"] = {"int8": ".quantize-1.model.int8.onnx"}
+    card["artifacts"] = {k: v for k, v in card["artifacts"].items() if k != "model.int8.onnx"} | {
+        ".quantize-1.model.int8.onnx": sha256_file(path / ".quantize-1.model.int8.onnx")
+    }
+    (path / "card.json").write_text(json.dumps(card))
+    (path / "model.int8.onnx").write_bytes(b"being replaced")  # named by no card now
+    entry = reg.get("sentiment", "v1")
+    assert entry.available_variants() == ("int8",)
+    assert reg.verify_variant(entry, "int8") == path / ".quantize-1.model.int8.onnx"
+    assert entry.serving_files("int8") == (".quantize-1.model.int8.onnx", "tokenizer.json", "labels.json")
+    reg.verify_servable(entry)
+    reg.promote("sentiment", "v1")
+    # rewriting the card (evaluate, score --record) hashes the named file, keeps the name
+    again = reg.register("sentiment", "v1", dict(entry.card))
+    assert again.variant_path("int8") == path / ".quantize-1.model.int8.onnx"
+    assert "model.int8.onnx" not in again.card["artifacts"]
+    (path / ".quantize-1.model.int8.onnx").write_bytes(b"tampered")
+    with pytest.raises(IntegrityError, match=r"\.quantize-1\.model\.int8\.onnx"):
+        reg.verify_variant(reg.get("sentiment", "v1"), "int8")
+
+
+@pytest.mark.parametrize("named", [{"int8": "../x.onnx"}, {"int8": "a/b.onnx"}, {"bf16": "m.onnx"}, ["int8"]])
+def test_a_malformed_variant_files_is_refused(reg: Registry, named: object) -> None:
+    path = _make(reg, "sentiment", "v1")
+    card = json.loads((path / "card.json").read_text())
+    (path / "card.json").write_text(json.dumps({**card, "variant_files": named}))
+    with pytest.raises(RegistryError, match="variant_files"):
+        reg.get("sentiment", "v1")
+    assert list(reg.scan("sentiment")[1]) == ["v1"]
