@@ -60,6 +60,7 @@ def gold_texts() -> tuple[list[str], list[str]]:
 
 def start(service: str, env: dict[str, str], log_dir: Path) -> subprocess.Popen[bytes]:
     log = (log_dir / f"{service}.log").open("wb")
+    env = {**env, "TMPDIR": str(log_dir)}  # faust's data dir goes with the logs, not loose in /tmp
     return subprocess.Popen(
         [sys.executable, "-m", "services", "run", service], env=env, stdout=log, stderr=subprocess.STDOUT
     )
