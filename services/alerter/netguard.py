@@ -21,6 +21,8 @@ Two places use it:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import socket
 import ssl
@@ -79,6 +81,8 @@ METADATA = frozenset(
     ipaddress.ip_address(a) for a in ("169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254")
 )
 LOCALHOST = (IPv4Address("127.0.0.1"), IPv6Address("::1"))
+CONNECT_STAGGER_S = 0.25
+"""Delay before the next address of a host is tried while the previous still connects (RFC 8305)."""
 
 
 def _embedded_v4(ip: IPAddress) -> IPv4Address | None:
@@ -116,8 +120,10 @@ class AddressPolicy:
     allowed: tuple[IPNetwork, ...] = ()
 
     def allows(self, ip: IPAddress) -> bool:
-        """In an allowed network; ``::ffff:10.1.2.3`` counts as ``10.1.2.3``."""
-        forms = [ip, ip.ipv4_mapped] if isinstance(ip, IPv6Address) and ip.ipv4_mapped else [ip]
+        """In an allowed network; an IPv4 address inside IPv6 (``::ffff:10.1.2.3``, NAT64,
+        6to4) counts as that IPv4 address, as :func:`classify` judges it."""
+        embedded = _embedded_v4(ip)
+        forms = [ip] if embedded is None else [ip, embedded]
         return any(form.version == net.version and form in net for form in forms for net in self.allowed)
 
     def refusal(self, ip: IPAddress) -> str | None:
@@ -178,15 +184,53 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         refused = [r for ip in addresses if (r := self.policy.refusal(ip))]
         if refused:
             raise AddressNotAllowed(("" if _is_ip(host) else f"{host} resolves to ") + ", ".join(refused))
-        failure: Exception | None = None
-        for ip in addresses:
-            try:
-                stream = await self._inner.connect_tcp(str(ip), port, timeout, local_address, socket_options)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                failure = exc
-                continue
-            await self._check_peer(stream, host)
-            return stream
+        stream = await self._first_connection(addresses, port, timeout, local_address, socket_options)
+        await self._check_peer(stream, host)
+        return stream
+
+    async def _first_connection(
+        self,
+        addresses: Sequence[IPAddress],
+        port: int,
+        timeout: float | None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None,
+    ) -> httpcore.AsyncNetworkStream:
+        """Connect to the first of ``addresses`` that answers, as "happy eyeballs" does
+        (RFC 8305): the next address is tried ``CONNECT_STAGGER_S`` after the previous one
+        started (at once when it failed), the attempts racing; the first connection wins
+        and the others are cancelled or closed. One after another, an address that never
+        answers (a dead IPv6 route) would use up the whole attempt's time."""
+        options = list(socket_options) if socket_options is not None else None
+
+        async def attempt(ip: IPAddress) -> httpcore.AsyncNetworkStream:
+            return await self._inner.connect_tcp(str(ip), port, timeout, local_address, options)
+
+        pending: set[asyncio.Task[httpcore.AsyncNetworkStream]] = set()
+        failure: BaseException | None = None
+        queue = list(addresses)
+        try:
+            while queue or pending:
+                if queue:
+                    pending.add(asyncio.ensure_future(attempt(queue.pop(0))))
+                done, _ = await asyncio.wait(
+                    pending, timeout=CONNECT_STAGGER_S if queue else None, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done:
+                    pending.discard(task)
+                    exc = task.exception()
+                    if exc is None:
+                        return task.result()
+                    if not isinstance(exc, httpcore.ConnectError | httpcore.ConnectTimeout):
+                        raise exc
+                    failure = exc
+        finally:
+            for task in pending:
+                task.cancel()
+            for late in await asyncio.gather(*pending, return_exceptions=True):
+                if isinstance(late, httpcore.AsyncNetworkStream):  # connected after the winner
+                    with contextlib.suppress(Exception):
+                        await late.aclose()
         assert failure is not None  # addresses is never empty
         raise failure
 

@@ -9,7 +9,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerter.rules import RuleSpec
+from services.alerter.netguard import AddressPolicy
+from services.alerter.rules import RuleSpec, rule_context
 from shared.db.models import INT4_MAX, Alert, AlertRule
 
 TRANSITIONS = {"ack": ({"open"}, "acknowledged"), "resolve": ({"open", "acknowledged"}, "resolved")}
@@ -108,13 +109,15 @@ async def create_rule(session: AsyncSession, spec: RuleSpec) -> AlertRule:
 
 
 async def update_rule(
-    session: AsyncSession, ref: str | int, changes: dict[str, Any], context: dict[str, Any] | None = None
+    session: AsyncSession, ref: str | int, changes: dict[str, Any], policy: AddressPolicy | None = None
 ) -> AlertRule:
-    """Apply changes, validated as a whole through :class:`RuleSpec` (with ``context``:
-    :func:`services.alerter.rules.rule_context`, the webhook address policy)."""
+    """Apply changes, validated as a whole through :class:`RuleSpec`; new webhook hosts
+    are checked under ``policy`` (default: no internal network allowed), the rule's
+    current ones are kept as they are."""
     rule = await get_rule(session, ref)
     current = rule_to_dict(rule)
     current.pop("id")
+    context = rule_context(policy or AddressPolicy(), kept=current.get("channels") or ())
     spec = RuleSpec.model_validate({**current, **changes}, context=context)
     await session.execute(update(AlertRule).where(AlertRule.id == rule.id).values(**spec.model_dump(mode="json")))
     await session.refresh(rule)

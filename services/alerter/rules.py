@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -53,12 +55,20 @@ class Channel(BaseModel):
 
 
 WEBHOOK_POLICY = "webhook_policy"
+KEPT_HOSTS = "webhook_kept_hosts"
 
 
-def rule_context(policy: AddressPolicy) -> dict[str, Any]:
+def rule_context(policy: AddressPolicy, kept: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """Validation context that checks webhook hosts under ``policy`` (the operator's
-    allowed networks): ``RuleSpec.model_validate(data, context=rule_context(policy))``."""
-    return {WEBHOOK_POLICY: policy}
+    allowed networks): ``RuleSpec.model_validate(data, context=rule_context(policy))``.
+    ``kept``: the channels the rule has now (an update): their hosts are not checked
+    again, so a rule saved before the check, or before its network was disallowed, can
+    still be disabled or otherwise changed (the alerter still refuses to deliver there)."""
+    hosts = set()
+    for channel in kept:
+        with contextlib.suppress(ValueError, TypeError):
+            hosts.add(HttpUrl(str(channel.get("url", ""))).host)
+    return {WEBHOOK_POLICY: policy, KEPT_HOSTS: frozenset(h for h in hosts if h)}
 
 
 def _sendable(channel: Channel, info: ValidationInfo) -> Channel:
@@ -74,7 +84,10 @@ def _sendable(channel: Channel, info: ValidationInfo) -> Channel:
         httpx.Request("POST", str(channel.url))
     except Exception as exc:  # noqa: BLE001 - httpx raises IDNA and other non-httpx errors here
         raise ValueError(f"the webhook client cannot send to this URL ({type(exc).__name__}: {exc})") from None
-    policy = (info.context or {}).get(WEBHOOK_POLICY)
+    context = info.context or {}
+    if channel.url.host in context.get(KEPT_HOSTS, ()):
+        return channel  # already on the rule: an update does not re-judge it
+    policy = context.get(WEBHOOK_POLICY)
     refusal = (policy if isinstance(policy, AddressPolicy) else AddressPolicy()).host_refusal(channel.url.host or "")
     if refusal:
         raise ValueError(

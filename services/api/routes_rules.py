@@ -5,6 +5,7 @@ only a caller with the admin scope reads them whole, anyone else gets scheme and
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -69,10 +70,11 @@ def to_columns(spec: RuleSpec) -> dict[str, Any]:
     return spec.model_dump(mode="json", exclude_none=True)
 
 
-def spec_or_422(data: object, policy: AddressPolicy) -> RuleSpec:
-    """``data`` as a rule, its webhook URLs checked under ``policy``; 422 when invalid."""
+def spec_or_422(data: object, policy: AddressPolicy, kept: Sequence[Mapping[str, Any]] = ()) -> RuleSpec:
+    """``data`` as a rule, its webhook URLs checked under ``policy`` (but for the hosts of
+    ``kept``, the channels the rule has now); 422 when invalid."""
     try:
-        return RuleSpec.model_validate(data, context=rule_context(policy))
+        return RuleSpec.model_validate(data, context=rule_context(policy, kept))
     except ValidationError as exc:
         details = validation_details([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
         raise ApiError(422, "invalid rule", code="validation_error", details=details) from exc
@@ -159,7 +161,7 @@ async def patch_rule(
             if row is None:
                 raise ApiError(404, f"no rule {rule_id}")
             current = to_out(row, reveal=True).model_dump(mode="json", include=set(FIELDS))
-            spec = spec_or_422({**current, **patch}, policy)
+            spec = spec_or_422({**current, **patch}, policy, current.get("channels") or ())
             for key, value in to_columns(spec).items():
                 setattr(row, key, value)
             await session.flush()

@@ -151,12 +151,6 @@ def rules_list(as_json: bool = typer.Option(False, "--json")) -> None:
         )
 
 
-def _rule_context() -> dict[str, Any]:
-    """Webhook URLs are checked as the API checks them: under the alerter's allowed
-    networks (``TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS``)."""
-    return rule_context(AlerterSettings().webhook_policy())
-
-
 @rules_app.command("add")
 def rules_add(
     name: str = typer.Argument(...),
@@ -175,7 +169,8 @@ def rules_add(
     webhook: list[str] = typer.Option([], "--webhook", help="URL (repeatable); prefix slack: for Slack format."),
 ) -> None:
     """Add a rule."""
-    context = _rule_context()
+    # webhook URLs are checked as the API checks them, under TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS
+    context = rule_context(AlerterSettings().webhook_policy())
     try:
         spec = RuleSpec.model_validate(
             {
@@ -222,16 +217,16 @@ def rules_update(
             changes[key] = json.loads(value)
         except json.JSONDecodeError:
             changes[key] = value
-    context = _rule_context()
-    updated = _tx(lambda s: repo.update_rule(s, rule, changes, context))
+    policy = AlerterSettings().webhook_policy()
+    updated = _tx(lambda s: repo.update_rule(s, rule, changes, policy))
     typer.echo(f"rule {updated.id} {updated.name} updated")
 
 
 @rules_app.command("disable")
 def rules_disable(rule: str) -> None:
     """Disable a rule."""
-    context = _rule_context()
-    _tx(lambda s: repo.update_rule(s, rule, {"enabled": False}, context))
+    policy = AlerterSettings().webhook_policy()
+    _tx(lambda s: repo.update_rule(s, rule, {"enabled": False}, policy))
     typer.echo(f"rule {rule} disabled")
 
 

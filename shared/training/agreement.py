@@ -53,10 +53,13 @@ def compare(gold: dict[int, str], second: dict[int, str]) -> Agreement:
     rows = sorted(gold.keys() & second.keys())
     if not rows:
         raise ValueError("no row is labelled in both")
-    index = {label: i for i, label in enumerate(SENTIMENT_LABELS)}
+    # the labels either annotator used: one nobody used is no disagreement (macro-F1 would
+    # count it as F1 0)
+    used = [label for label in SENTIMENT_LABELS if any(gold[r] == label or second[r] == label for r in rows)]
+    index = {label: i for i, label in enumerate(used)}
     y_gold = [index[gold[r]] for r in rows]
     y_second = [index[second[r]] for r in rows]
-    n = len(SENTIMENT_LABELS)
+    n = len(used)
     pairs = Counter((gold[r], second[r]) for r in rows if gold[r] != second[r])
     return Agreement(
         rows=len(rows),

@@ -250,6 +250,24 @@ async def test_a_channel_url_naming_an_internal_address_is_422(
     assert r.status_code == 200, r.text
 
 
+async def test_a_rule_stored_with_an_internal_webhook_can_still_be_disabled(
+    client: httpx.AsyncClient, keys: dict[str, str], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """A rule saved before the check (or before its network was disallowed) keeps its
+    channel's host on a patch of other fields, so an operator can pause it; a new
+    internal host is still refused (and the alerter refuses to deliver to either)."""
+    admin = bearer(keys["admin"])
+    rid = (await client.post("/v1/rules", json=rule(f"legacy-{unique}"), headers=admin)).json()["id"]
+    legacy = [{"type": "webhook", "url": "http://10.1.2.3:8080/hook", "format": "json"}]
+    async with sessions.begin() as s:  # as stored before the check existed
+        await s.execute(update(AlertRule).where(AlertRule.id == rid).values(channels=legacy))
+    r = await client.patch(f"/v1/rules/{rid}", json={"enabled": False}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["enabled"] is False and r.json()["channels"][0]["url"] == legacy[0]["url"]
+    moved = [{"url": "http://10.1.2.4:8080/hook"}]
+    assert_error(await client.patch(f"/v1/rules/{rid}", json={"channels": moved}, headers=admin), 422)
+
+
 async def test_the_operators_allowed_networks_may_be_named(
     api_settings: ApiSettings, deps: Deps, keys: dict[str, str], unique: str
 ) -> None:

@@ -96,4 +96,13 @@ async def test_rules_add_and_update_check_webhook_addresses_under_the_allowed_ne
     assert updated.exit_code == 0, updated.output
     listed = json.loads((await asyncio.to_thread(run, "rules", "list", "--json")).stdout)
     assert [r["channels"][0]["url"] for r in listed if r["name"] == name] == ["http://10.1.2.3/hook"]
+
+    # the allowance withdrawn: the rule can still be disabled (its host is kept as it is),
+    # but not pointed at another internal host
+    monkeypatch.delenv("TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS")
+    disabled = await asyncio.to_thread(run, "rules", "disable", name)
+    assert disabled.exit_code == 0, disabled.output
+    moved = '[{"type": "webhook", "url": "http://10.1.2.4/hook"}]'
+    refused = await asyncio.to_thread(run, "rules", "update", name, "--set", f"channels={moved}")
+    assert refused.exit_code == 2 and "10.1.2.4 (private)" in refused.output
     assert (await asyncio.to_thread(run, "rules", "delete", name)).exit_code == 0

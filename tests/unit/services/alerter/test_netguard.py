@@ -4,6 +4,7 @@ and a fake socket layer."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -183,10 +184,14 @@ class FakeSockets(httpcore.AsyncNetworkBackend):
     """Records the hosts it is asked to connect to; ``refuse`` fail to connect;
     ``peer_for`` overrides the address the socket says it reached."""
 
-    def __init__(self, refuse: Sequence[str] = (), peer_for: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, refuse: Sequence[str] = (), peer_for: dict[str, str] | None = None, hang: Sequence[str] = ()
+    ) -> None:
         self.connects: list[str] = []
         self.streams: list[FakeStream] = []
         self.refuse = set(refuse)
+        self.hang = set(hang)  # never answer (a dead route): cancelled by the caller
+        self.cancelled: list[str] = []
         self.peer_for = peer_for or {}
 
     async def connect_tcp(
@@ -200,6 +205,12 @@ class FakeSockets(httpcore.AsyncNetworkBackend):
         self.connects.append(host)
         if host in self.refuse:
             raise httpcore.ConnectError("connection refused")
+        if host in self.hang:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled.append(host)
+                raise
         self.streams.append(FakeStream(self.peer_for.get(host, host)))
         return self.streams[-1]
 
@@ -275,3 +286,21 @@ async def test_a_name_that_does_not_resolve_is_a_connect_error() -> None:
         await backend.connect_tcp("nowhere.example", 80, timeout=1.0)
     with pytest.raises(AddressNotAllowed):
         await backend.connect_unix_socket("/var/run/docker.sock")
+
+
+async def test_an_address_that_never_answers_does_not_hold_up_the_next() -> None:
+    """Happy eyeballs: a dead first route (packets dropped) must not use up the attempt;
+    the next address starts after CONNECT_STAGGER_S and wins, the first is cancelled."""
+    sockets = FakeSockets(hang=["93.184.216.34"])
+    backend = GuardedBackend(AddressPolicy(), resolver=Resolver(["93.184.216.34", "93.184.216.35"]), inner=sockets)
+    stream = await asyncio.wait_for(backend.connect_tcp("hooks.example", 443, timeout=30.0), 5)
+    assert stream.get_extra_info("server_addr") == ("93.184.216.35", 443)
+    assert sockets.connects == ["93.184.216.34", "93.184.216.35"]
+    assert sockets.cancelled == ["93.184.216.34"]
+
+
+def test_an_allowed_ipv4_network_covers_its_nat64_and_6to4_forms() -> None:
+    policy = allow("10.0.0.0/8")
+    for form in ("10.0.0.1", "::ffff:10.0.0.1", "64:ff9b::a00:1", "2002:a00:1::"):
+        assert policy.refusal(ipaddress.ip_address(form)) is None, form
+    assert AddressPolicy().refusal(ipaddress.ip_address("64:ff9b::a00:1")) is not None

@@ -113,3 +113,15 @@ def test_an_allowed_network_may_be_named_and_host_names_wait_for_delivery() -> N
 def test_a_stored_channel_is_still_read_back_as_a_channel() -> None:
     """The check is on a rule's channels, not on Channel: a rule stored before it still lists."""
     assert str(Channel.model_validate({"url": "https://xn--n3h.net/hook"}).url) == "https://xn--n3h.net/hook"
+
+
+def test_an_update_keeps_the_hosts_the_rule_already_has() -> None:
+    """rule_context(policy, kept=current channels): the rule's own hosts are not judged
+    again (a rule stored before the check can be disabled); a new internal host is."""
+    legacy = [{"type": "webhook", "url": "http://10.1.2.3:8080/hook"}]
+    context = rule_context(AddressPolicy(), kept=legacy)
+    RuleSpec.model_validate(spec(channels=legacy, enabled=False), context=context)
+    with pytest.raises(ValidationError, match=r"10\.1\.2\.4 \(private\)"):
+        RuleSpec.model_validate(spec(channels=[{"url": "http://10.1.2.4/hook"}]), context=context)
+    with pytest.raises(ValidationError, match=r"10\.1\.2\.3 \(private\)"):
+        RuleSpec.model_validate(spec(channels=legacy), context=rule_context(AddressPolicy()))

@@ -31,6 +31,7 @@ def test_cohen_kappa_and_agreement_on_a_known_table() -> None:
     second = {i: ("negative" if i < 15 or 35 <= i else "positive") for i in range(40)}
     a = compare(gold, second)
     assert a.rows == 40 and a.agreed == 0.75 and abs(a.kappa - 0.5) < 1e-12
+    assert abs(a.macro_f1 - 0.75) < 1e-12  # over the two labels used, not three
     assert cohen_kappa([0, 1, 2], [0, 1, 2], 3) == 1.0
     assert sorted(a.disagreements) == [("negative", "positive", 5), ("positive", "negative", 5)]
     assert "gold `negative` vs second `positive` (5)" in describe(a)
