@@ -5,6 +5,7 @@ Heavy libraries (torch, transformers, onnxruntime) load only inside the commands
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -260,13 +261,15 @@ def evaluate(ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataO
     """Re-evaluate every present variant on the test split; rewrite the card."""
     _check_task(task)
     from shared.training.datasets import load_task
-    from shared.training.pipeline import evaluate_and_write
+    from shared.training.pipeline import evaluate_and_write, version_lock
 
     with _errors():
         reg = _registry(ctx)
-        entry = reg.get(task, version)
-        reg.verify_all(entry)  # the card is rewritten, re-hashing what is on disk
-        entry = evaluate_and_write(reg, task, version, load_task(task, data or None), dict(entry.card))
+        reg.get(task, version)  # an unknown version before the lock
+        with version_lock(reg.version_dir(task, version)):
+            entry = reg.get(task, version)
+            reg.verify_all(entry)  # the card is rewritten, re-hashing what is on disk
+            entry = evaluate_and_write(reg, task, version, load_task(task, data or None), dict(entry.card))
     typer.echo(_summary(entry))
 
 
@@ -291,17 +294,25 @@ def score(
     _check_task(task)
     from shared.training.datasets import DataError, load_file
     from shared.training.evaluate import evaluate_dir
+    from shared.training.pipeline import card_variants, version_lock
 
-    with _errors():
+    with _errors(), contextlib.ExitStack() as held:
         reg = _registry(ctx)
         entries = [reg.get(task, v) for v in version] if version else [reg.promoted(task)]
+        if record:  # the card is rewritten: no quantize or evaluate may change it meanwhile
+            for path in dict.fromkeys(e.path for e in entries):
+                held.enter_context(version_lock(path))
+            entries = [reg.get(task, e.version) for e in entries]
         for entry in entries:
             reg.verify_all(entry)  # --record rewrites the card, re-hashing what is on disk
         examples = load_file(input_, task)
         if not examples:
             raise DataError(f"{input_}: no labelled rows")
         texts, gold = [e.text for e in examples], [e.label for e in examples]
-        scored = [(entry, evaluate_dir(entry.path, texts, gold, entry.labels)) for entry in entries]
+        scored = []
+        for entry in entries:
+            with card_variants(entry.path, entry.card) as where:  # the files the card names
+                scored.append((entry, evaluate_dir(where, texts, gold, entry.labels)))
         if record:
             for entry, results in scored:
                 _record_score(reg, entry, input_, len(examples), results)

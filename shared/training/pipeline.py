@@ -7,6 +7,7 @@ checkpoint can be packaged without training (``export --from``).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -274,6 +275,19 @@ def _eval_folder(folder: Path, files: Mapping[str, Path]) -> Iterator[Path]:
         yield where
 
 
+def version_lock(folder: Path) -> contextlib.AbstractContextManager[None]:
+    """Held while a command rewrites a version's card from its files (quantize, evaluate,
+    score --record): a second one is refused instead of writing back a card read before
+    the first changed the files."""
+    return _only_run(folder)
+
+
+def card_variants(folder: Path, card: Mapping[str, Any]) -> contextlib.AbstractContextManager[Path]:
+    """A folder holding the variants ``card`` names (``variant_files`` included) under
+    their usual names, as :func:`~shared.training.evaluate.evaluate_dir` reads them."""
+    return _eval_folder(folder, _variant_paths(folder, card))
+
+
 def _leftovers(folder: Path, card: Mapping[str, Any]) -> list[Path]:
     """What interrupted re-quantize runs left in ``folder``: ``.quantize-*`` files and
     folders that ``card`` does not name."""
@@ -303,7 +317,10 @@ def _only_run(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise RegistryError(f"{folder}: another `tonewatch models quantize` of this version is running") from exc
+            raise RegistryError(
+                f"{folder}: another `tonewatch models quantize` of this version is running "
+                "(or an `evaluate` / `score --record` rewriting its card)"
+            ) from exc
         yield
     finally:
         os.close(fd)

@@ -36,8 +36,9 @@ from shared.inference.session import clear_cache
 from shared.inference.settings import InferenceSettings
 from shared.labels import LABELS
 from shared.training.datasets import load_task
+from shared.training.evaluate import evaluate_dir
 from shared.training.optimize import build_variants
-from shared.training.pipeline import _only_run, evaluate_and_write
+from shared.training.pipeline import _only_run, card_variants, evaluate_and_write, version_lock
 
 pytestmark = pytest.mark.slow
 
@@ -260,6 +261,19 @@ sys.exit(3)  # not killed
     assert entry.card["variant_files"] == card["variant_files"]
     assert entry.card["metrics"]["int8"]["accuracy"] == card["metrics"]["int8"]["accuracy"]
     assert _check_loads_and_serves(reg, versions) == "new"
+    # scoring meanwhile scores the files the card names, not the old ones still under the usual names
+    score = ["--models-dir", str(reg.root), "score", "--task", TASK, "--version", VERSION, "--json"]
+    res = CliRunner().invoke(app, [*score, "--input", str(old_registry[1])])
+    assert res.exit_code == 0, res.output
+    scored = json.loads(res.stdout)["metrics"]["int8"]["max_abs_prob_diff_fp32"]
+    rows = [json.loads(line) for line in old_registry[1].read_text(encoding="utf-8").splitlines() if line.strip()]
+    texts, gold = [r["text"] for r in rows], [r["label"] for r in rows]
+    entry = reg.get(TASK, VERSION)
+    with card_variants(entry.path, entry.card) as where:
+        named = evaluate_dir(where, texts, gold, entry.labels)["int8"]["max_abs_prob_diff_fp32"]
+    usual = evaluate_dir(entry.path, texts, gold, entry.labels)["int8"]["max_abs_prob_diff_fp32"]
+    assert named != usual  # the old int8 file is still there under its usual name
+    assert scored == named
     rerun = _quantize(reg, old_registry[1])
     assert rerun.exit_code == 0, rerun.output
     _check_complete(reg, versions)
@@ -274,5 +288,16 @@ def test_a_second_quantize_of_the_same_version_is_refused_while_one_runs(
     with _only_run(folder):  # as a run in progress holds it
         res = _quantize(reg, old_registry[1])
     assert res.exit_code == 1 and "another `tonewatch models quantize` of this version is running" in res.output
+    assert (folder / "card.json").read_bytes() == before
+    # so are the other commands that rewrite the card from the files (they would write back
+    # a card read before the quantize moved the files)
+    opts = ["--task", TASK, "--version", VERSION]
+    with version_lock(folder):
+        for command in (
+            ["evaluate", *opts, "--data", str(old_registry[1])],
+            ["score", *opts, "--input", str(old_registry[1]), "--record"],
+        ):
+            res = CliRunner().invoke(app, ["--models-dir", str(reg.root), *command])
+            assert res.exit_code == 1 and "another `tonewatch models quantize`" in res.output, (command, res.output)
     assert (folder / "card.json").read_bytes() == before
     assert not [p for p in folder.iterdir() if p.name.startswith(".quantize-")]
