@@ -23,6 +23,8 @@ from pydantic import (
     field_validator,
 )
 
+from shared.labels import SENTIMENT_LABELS
+
 Stream = Literal["news", "chat"]
 AlertStatus = Literal["open", "acknowledged", "resolved"]
 MAX_TEXT_CHARS = 1_000_000
@@ -115,14 +117,18 @@ class RawChat(_RawBase):
 RawEvent = RawNews | RawChat
 
 
-class Score(Contract):
-    """One classifier's verdict."""
+Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
-    label: str
-    confidence: float = Field(ge=0.0, le=1.0)
-    probs: dict[str, float]
-    model: str
-    version: str
+
+class Score(Contract):
+    """One classifier's verdict. Lengths and ranges are what storage holds (a record the
+    database refuses would stall its partition instead of being dead-lettered)."""
+
+    label: str = Field(min_length=1, max_length=64)
+    confidence: Probability
+    probs: dict[Annotated[str, Field(min_length=1, max_length=64)], Probability]
+    model: str = Field(max_length=128)
+    version: str = Field(min_length=1, max_length=64)
 
 
 class ScoredEvent(Contract):
@@ -138,11 +144,18 @@ class ScoredEvent(Contract):
     text: str
     text_truncated: bool = False
     time_adjusted: bool = Field(default=False, description="event_time was in the future and was clamped")
-    entities: list[str] = Field(default_factory=list)
+    entities: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
     sentiment: Score
     intent: Score | None = None
-    conversation_id: str | None = None
+    conversation_id: str | None = Field(default=None, max_length=128)
     source: str | None = None
+
+    @field_validator("sentiment")
+    @classmethod
+    def _sentiment_label(cls, score: Score) -> Score:
+        if score.label not in SENTIMENT_LABELS:
+            raise ValueError(f"sentiment label {score.label!r} is not one of {list(SENTIMENT_LABELS)}")
+        return score
 
     @property
     def sentiment_score(self) -> float:

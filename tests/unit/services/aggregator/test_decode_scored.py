@@ -62,3 +62,22 @@ def test_an_unexpected_error_dead_letters_that_record_only(monkeypatch: pytest.M
 def test_a_dead_letter_keeps_the_records_timestamp() -> None:
     _, bad = app.decode_scored([rec(0, b"not json")])
     assert bad[0].timestamp_ms == 1_700_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b'"negative":0.05', b'"negative":NaN'),  # json and pydantic take NaN; jsonb refuses it
+        (b'"label":"neutral"', b'"label":"' + b"n" * 17 + b'"'),  # scored_events.sentiment is 16 wide
+        (b'"label":"neutral"', b'"label":"happy"'),  # not a sentiment label
+        (b'"version":"v"', b'"version":"' + b"v" * 65 + b'"'),
+        (b'"entities":["_all"]', b'"entities":["' + b"e" * 65 + b'"]'),
+    ],
+)
+def test_a_record_storage_would_refuse_is_dead_lettered_not_retried(old: bytes, new: bytes) -> None:
+    """The database would refuse it (bad jsonb, a value too long): as a valid contract it
+    stalled its partition, retried for ever as if PostgreSQL were down."""
+    value = scored(5).replace(old, new)
+    assert value != scored(5)
+    good, bad = app.decode_scored([rec(0, value)])
+    assert good == [] and [b.error_class for b in bad] == ["ValidationError"]
