@@ -74,6 +74,18 @@ def ceil(t: datetime, granularity: Granularity) -> datetime:
     return down if down == t else down + STEP[granularity]
 
 
+def check_order(start: datetime | None, end: datetime | None) -> None:
+    """422 when both bounds are given and ``from`` is not before ``to``."""
+    start_t, end_t = aware(start), aware(end)
+    if start_t is not None and end_t is not None and start_t >= end_t:
+        raise ApiError(
+            422,
+            "'from' must be before 'to'",
+            code="validation_error",
+            details=[{"loc": ["query", "from"], "message": "must be before 'to'"}],
+        )
+
+
 def make_window(
     start: datetime | None,
     end: datetime | None,
@@ -88,6 +100,7 @@ def make_window(
     default window holds exactly ``default_points`` buckets. Without ``to`` the window
     ends after the anchor's bucket, or after ``from``'s bucket when that is later:
     a ``from`` past the latest data is an empty window, not an error."""
+    check_order(start, end)  # before rounding: 10:50 to 10:10 is no window, whatever the bucket
     step = STEP[granularity]
     start_t = aware(start)
     if start_t is not None:

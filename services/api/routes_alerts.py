@@ -18,7 +18,7 @@ from services.api.alert_feed import AlertFeed, AlertOut, alerts_query, fetch_ale
 from services.api.auth import authorize, require
 from services.api.deps import Deps, get_deps, get_settings
 from services.api.errors import ApiError, error_responses
-from services.api.query import Instant
+from services.api.query import Instant, check_order
 from shared.db.models import Alert
 from shared.events import AlertStatus, Stream
 
@@ -44,6 +44,7 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AlertOut]:
     """Alerts, newest first."""
+    check_order(from_, to)
     stmt = alerts_query()
     if status is not None:
         stmt = stmt.where(Alert.status == status)

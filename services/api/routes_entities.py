@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from services.api.auth import require
 from services.api.deps import Deps, get_deps
 from services.api.errors import ApiError, error_responses
-from services.api.query import Granularity, Instant, Window, latest_trend_bucket, make_window
+from services.api.query import Granularity, Instant, Window, check_order, latest_trend_bucket, make_window
 from shared.db import watchlist
 from shared.db.models import Alert, Entity, ScoredEventRow, TrendHour, TrendMinute
 from shared.entities import ALL, WatchedEntity, cashtag_ticker, no_control_chars
@@ -207,6 +207,7 @@ async def entity_messages(
 ) -> list[Message]:
     """The most negative messages of an entity: of the whole window when ``from`` is
     given, else of its latest 500 messages (before ``to`` when given)."""
+    check_order(from_, to)
     recent = select(ScoredEventRow)
     if key != ALL:
         recent = recent.where(ScoredEventRow.entities.contains([key]))

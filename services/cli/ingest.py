@@ -65,7 +65,7 @@ def _finish(report: ReplayReport, as_json: bool) -> None:
 def file_(
     path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL or CSV file."),
     stream: str = typer.Option(..., "--stream", help="news or chat"),
-    rate: float | None = typer.Option(None, "--rate", help="Events per second (event time = now)."),
+    rate: float | None = typer.Option(None, "--rate", help="Events per second (event times kept as given)."),
     speedup: float | None = typer.Option(None, "--speedup", help="Replay original time gaps X times faster."),
     backfill: float = typer.Option(
         0.0,

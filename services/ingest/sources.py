@@ -33,8 +33,13 @@ class Line:
 
 
 CSV_FIELD_LIMIT = 2_000_000
-"""Largest CSV field read (Python's default, 131,072, is below the 1,000,000 characters
+"""Largest CSV field accepted (Python's default, 131,072, is below the 1,000,000 characters
 an event's text may have); a larger one is a rejected line, not an abort."""
+CSV_PARSE_LIMIT = 64 * 1024 * 1024
+"""Largest CSV field parsed. csv gives up on a field past its limit in the middle of it,
+and goes on from there as if a new row began: a quoted field with line breaks then turns
+its own lines into rows. Fields up to this size are parsed whole and rejected by
+``CSV_FIELD_LIMIT``; past it the file cannot be read reliably and reading stops."""
 
 
 def read_file(path: Path) -> Iterator[Line]:
@@ -72,7 +77,7 @@ def _read_csv(path: Path) -> Iterator[Line]:
     skipped but counted). A byte-order mark (Excel's "CSV UTF-8") is skipped; bytes that
     are not UTF-8, and a row with more fields than the header (an unquoted comma: what
     follows would be lost), reject their row only."""
-    csv.field_size_limit(max(csv.field_size_limit(), CSV_FIELD_LIMIT))
+    csv.field_size_limit(CSV_PARSE_LIMIT)
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.reader(fh)
         try:
@@ -92,9 +97,20 @@ def _read_csv(path: Path) -> Iterator[Line]:
             except StopIteration:
                 return
             except csv.Error as exc:
+                if "field limit" in str(exc):  # given up inside a field: what follows is no row
+                    yield Line(
+                        start,
+                        None,
+                        f"malformed CSV: a field of over {CSV_PARSE_LIMIT:,} characters (an unclosed quote?); "
+                        "the rest of the file cannot be read reliably: stopping here",
+                    )
+                    return
                 yield Line(start, None, f"malformed CSV: {exc}")
                 continue
             if not values:  # a blank line
+                continue
+            if any(len(v) > CSV_FIELD_LIMIT for v in values):
+                yield Line(start, None, f"malformed CSV: field larger than field limit ({CSV_FIELD_LIMIT:,})")
                 continue
             if len(values) > len(header):
                 yield Line(

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.api.errors import ApiError
-from services.api.query import MAX_POINTS, make_window
+from services.api.query import MAX_POINTS, check_order, make_window
 
 T = datetime(2026, 5, 1, 12, 34, 56, tzinfo=UTC)
 
@@ -56,9 +56,21 @@ def test_to_between_boundaries_gives_exactly_points_buckets(granularity: str, la
         (T.replace(second=0), T.replace(second=0), "minute"),
         (T, T - timedelta(minutes=5), "minute"),
         (T - timedelta(minutes=MAX_POINTS + 2), T, "minute"),
+        # from after to inside one bucket: rounding made it a one-hour window
+        (datetime(2024, 1, 1, 10, 50, tzinfo=UTC), datetime(2024, 1, 1, 10, 10, tzinfo=UTC), "hour"),
     ],
 )
 def test_bad_windows_are_422(start: datetime, end: datetime, granularity: str) -> None:
     with pytest.raises(ApiError) as info:
         make_window(start, end, granularity, default_points=10, anchor=None)  # type: ignore[arg-type]
     assert info.value.status_code == 422 and info.value.code == "validation_error"
+
+
+def test_check_order_refuses_from_not_before_to_and_allows_open_bounds() -> None:
+    for start, end in ((T, T), (T, T - timedelta(seconds=1))):
+        with pytest.raises(ApiError) as info:
+            check_order(start, end)
+        assert info.value.status_code == 422
+    check_order(T - timedelta(seconds=1), T)
+    check_order(None, T)
+    check_order(T, None)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from services.ingest import sources
 from services.ingest.produce import prepare
 from services.ingest.replay import MAX_REJECTIONS_KEPT, Pacing, ReplayReport, _retime, replay, run_id
 from services.ingest.sources import Line, read_file
@@ -60,6 +62,36 @@ def test_a_bad_csv_row_is_rejected_alone_and_reading_goes_on(tmp_path: Path) -> 
     assert lines[0].data == {"text": "x" * 500_000}  # within an event's 1,000,000 characters
     assert lines[1].error is not None and "field larger than field limit" in lines[1].error
     assert lines[2].data == {"text": "after"}
+
+
+def test_a_quoted_field_over_the_limit_does_not_turn_its_own_lines_into_rows(tmp_path: Path) -> None:
+    """csv gave up inside the quoted field and read on from there: the field's own line
+    `r9,injected row` came out as an event, and r3 was swallowed."""
+    f = tmp_path / "quoted.csv"
+    f.write_text('id,text\nr1,ok one\nr2,"' + "x" * 2_000_001 + '\nr9,injected row\n"\nr3,ok three\n')
+    lines = list(read_file(f))
+    assert [(ln.number, ln.data) for ln in lines] == [
+        (2, {"id": "r1", "text": "ok one"}),
+        (3, None),
+        (6, {"id": "r3", "text": "ok three"}),
+    ]
+    assert lines[1].error is not None and "field larger than field limit" in lines[1].error
+
+
+def test_a_field_past_what_can_be_parsed_stops_the_file_instead_of_misreading_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources, "CSV_PARSE_LIMIT", 1_000)
+    monkeypatch.setattr(sources, "CSV_FIELD_LIMIT", 100)
+    f = tmp_path / "unclosed.csv"
+    f.write_text('id,text\nr1,ok\nr2,"' + "x" * 5_000 + "\nr9,injected\n")
+    before = csv.field_size_limit()
+    try:
+        lines = list(read_file(f))
+    finally:
+        csv.field_size_limit(before)
+    assert [ln.data for ln in lines][:1] == [{"id": "r1", "text": "ok"}]
+    assert len(lines) == 2 and lines[1].data is None and "stopping here" in (lines[1].error or "")
 
 
 def test_a_csv_with_a_byte_order_mark_reads_its_header(tmp_path: Path) -> None:
