@@ -3,6 +3,8 @@ before text is stored or logged."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 
 # Not anchored on the left, "[\w.+-]+@" would rescan a long run of such characters
@@ -215,3 +217,14 @@ def cap(text: str, limit: int) -> tuple[str, bool]:
     if len(text) <= limit:
         return text, False
     return text[: limit - 1] + "…", True
+
+
+def pseudonymise(value: str, key: bytes) -> str:
+    """An identifier (event id, conversation id) that holds an email address, replaced by
+    a stable pseudonym ``pii-<HMAC-SHA256(key, value), 32 hex digits>``: the same id always
+    gives the same pseudonym, so ledgers, deduplication and conversations still work, but
+    the address is not stored. Any other id is returned as it is (ids made of digits,
+    order numbers and timestamps, are kept: only emails are recognised in ids)."""
+    if "@" not in value or EMAIL.search(value) is None:
+        return value
+    return "pii-" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from shared.config import ServiceSettings
 from shared.inference.device import physical_cores
@@ -62,6 +62,14 @@ class ClassifierSettings(ServiceSettings):
         default=300.0,
         ge=0,
         description="Event times further in the future are clamped to the receive time.",
+    )
+    pseudonym_key: SecretStr = Field(
+        validation_alias="TW_CLASSIFIER_PSEUDONYM_KEY",
+        default=SecretStr("dev-pseudonym-key"),
+        description=(
+            "HMAC-SHA256 key of the pseudonyms that replace event and conversation ids holding an email address "
+            "(pii-<32 hex>); keep it secret and stable: a new key gives new pseudonyms."
+        ),
     )
     storage_text_chars: int = Field(
         validation_alias="TW_CLASSIFIER_STORAGE_TEXT_CHARS",

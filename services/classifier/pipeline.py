@@ -130,6 +130,7 @@ class ClassifierPipeline:
                 received=received,
                 max_future_skew_s=self.settings.max_future_skew_s,
                 storage_chars=self.settings.storage_text_chars,
+                pseudonym_key=self.settings.pseudonym_key.get_secret_value().encode(),
             )
             for d, s, i in zip(good, verdicts.sentiment, verdicts.intent, strict=True)
         ]

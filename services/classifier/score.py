@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from shared.entities import ALL, EntityMatcher
 from shared.events import RawChat, RawEvent, Score, ScoredEvent
 from shared.inference.engine import Prediction
-from shared.redact import redact_capped
+from shared.redact import pseudonymise, redact_capped
 
 
 def to_score(p: Prediction) -> Score:
@@ -23,16 +23,17 @@ def build_scored(
     received: datetime,
     max_future_skew_s: float,
     storage_chars: int,
+    pseudonym_key: bytes = b"",
 ) -> ScoredEvent:
     """Tag entities (in the stored part of the text), clamp future event times, redact
-    and cap the text."""
+    and cap the text, pseudonymise ids that hold an email address."""
     event_time, adjusted = event.event_time, False
     if event_time > received + timedelta(seconds=max_future_skew_s):
         event_time, adjusted = received, True
     text, truncated = redact_capped(event.text, storage_chars)
     entities = matcher.tag(whole_words(event.text, storage_chars)) if event.stream == "news" else [ALL]
     return ScoredEvent(
-        id=event.id,
+        id=pseudonymise(event.id, pseudonym_key),
         stream=event.stream,
         event_time=event_time,
         received_time=received,
@@ -42,7 +43,11 @@ def build_scored(
         entities=entities,
         sentiment=to_score(sentiment),
         intent=to_score(intent) if intent is not None else None,
-        conversation_id=event.conversation_id if isinstance(event, RawChat) else None,
+        conversation_id=(
+            pseudonymise(event.conversation_id, pseudonym_key)
+            if isinstance(event, RawChat) and event.conversation_id is not None
+            else None
+        ),
         source=event.source,
     )
 

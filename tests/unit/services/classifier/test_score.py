@@ -69,3 +69,32 @@ def test_entities_are_tagged_in_the_stored_part_of_a_long_article() -> None:
     scored = build_scored(event, PRED, None, matcher=matcher, received=NOW, max_future_skew_s=60, storage_chars=1_000)
     assert scored.entities == ["ACME", "_all"]
     assert whole_words("one two three", 6) == "one" and whole_words("one two", 7) == "one two"
+
+
+def test_ids_holding_an_email_are_stored_as_stable_keyed_pseudonyms() -> None:
+    """The id pattern allows '@': an email used as chat or conversation id reached
+    scored_events, both ledgers, the queue message and the Kafka key verbatim."""
+
+    def scored(key: bytes, **ids: str) -> tuple[str, str | None]:
+        event = RawChat(event_time=NOW, text="hi, my card is blocked", **ids)  # type: ignore[arg-type]
+        s = build_scored(
+            event,
+            PRED,
+            PRED,
+            matcher=EntityMatcher([]),
+            received=NOW,
+            max_future_skew_s=60,
+            storage_chars=4_000,
+            pseudonym_key=key,
+        )
+        return s.id, s.conversation_id
+
+    sid, conv = scored(b"k1", id="alice.smith@example.com", conversation_id="alice.smith@example.com")
+    assert sid.startswith("pii-") and len(sid) == 36 and "alice" not in sid and sid == conv
+    assert scored(b"k1", id="alice.smith@example.com", conversation_id="alice.smith@example.com") == (sid, conv)
+    assert scored(b"k2", id="alice.smith@example.com", conversation_id="c")[0] != sid  # keyed
+    # ordinary ids, run-stamped replay ids included, are kept
+    assert scored(b"k1", id="guardian-7@1700000000000", conversation_id="order-12345678") == (
+        "guardian-7@1700000000000",
+        "order-12345678",
+    )
