@@ -13,6 +13,7 @@ import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import FrameType
+from typing import Any
 
 import uvicorn
 from fastapi import Depends, FastAPI
@@ -32,7 +33,13 @@ from services.api.alert_feed import AlertFeed
 from services.api.config import ApiSettings
 from services.api.dashboard import install_dashboard
 from services.api.deps import SERVICE, Deps, make_deps
-from services.api.errors import BodyLimitMiddleware, error_responses, install_error_handlers, refuse_nul_in_url
+from services.api.errors import (
+    BodyLimitMiddleware,
+    document_errors_in_openapi,
+    error_responses,
+    install_error_handlers,
+    refuse_nul_in_url,
+)
 from services.api.observe import RequestMetrics, http_metrics
 from shared import logs
 from shared.metrics import metrics
@@ -77,6 +84,14 @@ def build_app(settings: ApiSettings, deps: Deps, webhook_policy: AddressPolicy |
     for module in (routes_trends, routes_entities, routes_alerts, routes_rules, routes_routing, routes_events):
         app.include_router(module.router, responses=database_down)
     install_dashboard(app)
+    plain_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors_in_openapi(plain_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     metrics()  # register the shared tonewatch metrics so /metrics always lists them
     http_metrics()
     return app

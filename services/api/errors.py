@@ -219,3 +219,28 @@ async def refuse_nul_in_url(request: Request) -> None:
             code="validation_error",
             details=[{"loc": ["path" if "\x00" in path else "query"], "message": "NUL character not allowed"}],
         )
+
+
+def document_errors_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Every route's 422 answer described as the one error document (FastAPI documents
+    its own ``HTTPValidationError`` shape, which this API never sends); FastAPI's
+    validation schemas are dropped when nothing refers to them any more."""
+    ref = {"$ref": "#/components/schemas/ErrorDocument"}
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            answer = operation.get("responses", {}).get("422")
+            if answer is not None:
+                answer["description"] = "Invalid request: each problem in `details`, with its location"
+                answer["content"] = {"application/json": {"schema": ref}}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("ErrorDocument", ErrorDocument.model_json_schema(ref_template="#/components/schemas/{model}"))
+    for name, nested in (
+        ErrorDocument.model_json_schema(ref_template="#/components/schemas/{model}").get("$defs", {}).items()
+    ):
+        components.setdefault(name, nested)
+    components["ErrorDocument"].pop("$defs", None)
+    text = json.dumps(schema)
+    for unused in ("HTTPValidationError", "ValidationError"):
+        if f"#/components/schemas/{unused}" not in text:
+            components.pop(unused, None)
+    return schema

@@ -99,3 +99,21 @@ async def test_api_error_and_unexpected_error() -> None:
         r = await c.get("/boom")
         assert_error(r, 500, "internal_error")
         assert "secret" not in r.text
+
+
+async def test_the_openapi_document_describes_422_as_the_one_error_document(client: httpx.AsyncClient) -> None:
+    """FastAPI documented every 422 as its own {"detail": [...]} shape, which the API
+    never sends; clients generated from the document would fail to read errors."""
+    doc = (await client.get("/openapi.json")).json()
+    answers = [
+        op["responses"]["422"] for ops in doc["paths"].values() for op in ops.values() if "422" in op["responses"]
+    ]
+    assert len(answers) > 10
+    assert all(
+        a["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorDocument"} for a in answers
+    )
+    schemas = doc["components"]["schemas"]
+    assert "HTTPValidationError" not in schemas and set(schemas["ErrorDocument"]["properties"]) == {"error"}
+    assert set(schemas["ErrorInfo"]["properties"]) == {"code", "message", "details"}
+    err = assert_error(await client.get("/v1/trends", params={"points": 0}), 422, "validation_error")
+    assert err["details"]
