@@ -11,7 +11,7 @@ import logging
 
 from services.aggregator.app import decode_scored
 from services.router.config import RouterSettings
-from services.router.persist import count_routed, load_routes
+from services.router.persist import already_routed, count_routed, load_routes
 from services.router.policy import DEFAULT_ROUTES, ESCALATIONS, HUMAN, RoutingPolicy, decide
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
@@ -73,7 +73,17 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
 
         async def handle(records: Records) -> None:
             good, bad = decode_scored(records)
-            routed = [r for r in (to_routed(e, routes, policy) for e in good) if r is not None]
+            decided = [r for r in (to_routed(e, routes, policy) for e in good) if r is not None]
+            # The ledger first: a chat routed before is not sent again, whether this batch is
+            # retried through a PostgreSQL outage (this read fails before anything is sent,
+            # instead of re-sending the batch on every retry) or a re-produced copy of it was
+            # scored differently (a new model, a changed table): one queue, not two.
+            done = await already_routed(sessions, [r.id for r in decided])
+            routed: list[RoutedChat] = []
+            for r in decided:
+                if r.id not in done:
+                    done.add(r.id)  # the first of two copies in one batch
+                    routed.append(r)
             await send_all(
                 clients.producer,
                 ((settings.topics.queue(r.queue), r.conversation_id.encode(), r.to_bytes()) for r in routed),

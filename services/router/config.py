@@ -38,7 +38,10 @@ class RouterSettings(ServiceSettings):
         default=0.8,
         ge=0,
         le=1,
-        description="Negative probability that flags priority and escalates.",
+        description=(
+            "Negative probability that flags priority and sends a chat routed to an intent's queue to escalations "
+            "instead; a chat for human (low confidence, ambiguous, unknown intent) stays there, with priority."
+        ),
     )
     dlq_max_ratio: float = Field(
         validation_alias="TW_ROUTER_DLQ_MAX_RATIO",

@@ -22,6 +22,14 @@ async def load_routes(sessions: async_sessionmaker[AsyncSession]) -> dict[str, s
     return {r.intent: r.queue for r in rows} or dict(DEFAULT_ROUTES)
 
 
+async def already_routed(sessions: async_sessionmaker[AsyncSession], ids: Sequence[str]) -> set[str]:
+    """Those of ``ids`` the ledger holds: routed (sent and counted) before."""
+    if not ids:
+        return set()
+    async with sessions() as session:
+        return set((await session.execute(select(RoutedEvent.id).where(RoutedEvent.id.in_(set(ids))))).scalars())
+
+
 async def count_routed(sessions: async_sessionmaker[AsyncSession], routed: Sequence[RoutedChat]) -> int:
     """Ledger + per-minute counts in one transaction; only new ids count."""
     unique = list({r.id: r for r in routed}.values())

@@ -57,7 +57,9 @@ def decide(intent: Score, sentiment: Score, routes: Mapping[str, str], policy: R
     priority = sentiment.probs.get("negative", 0.0) >= policy.priority_negative_prob
     if p1 < policy.confidence_threshold:
         return Decision(HUMAN, priority, f"low confidence: {top} {p1:.2f} < {policy.confidence_threshold:.2f}")
-    if p1 - p2 < policy.ambiguity_margin:
+    # rounded: 0.6 - 0.5 is 0.09999999999999998 in floating point, and two scores exactly
+    # the margin apart are not closer than it (0.55 - 0.45 came out 0.10000000000000003)
+    if round(p1 - p2, 9) < policy.ambiguity_margin:
         return Decision(HUMAN, priority, f"ambiguous: {top} {p1:.2f} vs {ranked[1][0]} {p2:.2f}")
     queue = routes.get(top, HUMAN)
     if priority and queue != HUMAN:

@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from services_proc import running
-from sink_outage import dead_letter_values, one_batch_during_postgres_outage, stops_on_a_burst_of_bad_records
+from sink_outage import dead_letter_values, one_batch_during_postgres_outage, produce, stops_on_a_burst_of_bad_records
 from sqlalchemy import func, select, update
 from tw_testing import wait_until
 
@@ -162,6 +163,35 @@ async def test_bad_records_in_a_batch_retried_through_an_outage_are_dead_lettere
         await wait_until(lambda: _routed(sessions, unique, 4), timeout=60)
         letters = await dead_letter_values(settings, topics.text_scored, len(bad))
     assert sorted(letters) == sorted(bad), letters
+    # the chats reached their queue once: the batch was retried four times or more, and
+    # each retry sent them again before the ledger write failed
+    queued = await _queue_ids(settings, topics.queue(DEFAULT_ROUTES["card_declined"]))
+    assert sorted(queued) == [f"{unique}-ok-{i}" for i in range(4)], queued
+
+
+async def _queue_ids(settings: RouterSettings, topic: str) -> list[str]:
+    """Ids of every message on a queue topic, from its beginning to its end now."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    tps = [TopicPartition(topic, p["partition"]) for d in described for p in d.get("partitions", [])]
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        end = await consumer.end_offsets(tps)
+        ids: list[str] = []
+        async with asyncio.timeout(30):
+            while [tp for tp in tps if await consumer.position(tp) < end[tp]]:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    ids += [RoutedChat.model_validate_json(r.value).id for r in records if r.value is not None]
+        return ids
+    finally:
+        await consumer.stop()
 
 
 async def _routed(sessions: Any, unique: str, n: int) -> bool:
@@ -186,3 +216,43 @@ async def test_a_burst_of_bad_records_stops_the_router_and_each_is_dead_lettered
     with running("router", settings, tmp_path, **env, TW_ROUTER_DLQ_MAX_RATIO="1"):
         letters = await dead_letter_values(settings, topic, len(bad))
     assert sorted(letters) == sorted(bad)
+
+
+async def test_a_copy_of_a_routed_chat_scored_differently_is_not_sent_to_a_second_queue(
+    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str
+) -> None:
+    """The classifier re-produces after a crash; meanwhile a new intent model scores the
+    copy differently. The router sent the copy before checking its ledger, so one chat
+    sat in two work queues (cards and access)."""
+    settings: RouterSettings = service_settings(RouterSettings)
+    topics = settings.topics
+    await ensure_topics(settings.kafka, [topics.text_scored, *(topics.queue(q) for q in QUEUES)])
+    now = datetime.now(UTC)
+    sentiment = Score(label="neutral", confidence=0.9, probs={"neutral": 0.9}, model="m", version="v1")
+
+    def chat(mid: str, label: str) -> bytes:
+        intent = Score(label=label, confidence=0.95, probs={label: 0.95}, model="m", version="v1")
+        return ScoredEvent(
+            id=mid,
+            stream="chat",
+            event_time=now,
+            received_time=now,
+            text="help",
+            sentiment=sentiment,
+            intent=intent,
+            conversation_id=f"conv-{unique}",
+        ).to_bytes()
+
+    first, copy, marker = f"{unique}-ok-0", f"{unique}-ok-0", f"{unique}-ok-1"
+    with running("router", settings, tmp_path, TW_ROUTER_GROUP_ID=f"rt-{unique}"):
+        await produce(settings, topics.text_scored, [chat(first, "card_declined")], key=f"conv-{unique}".encode())
+        await wait_until(lambda: _routed(sessions, unique, 1), timeout=60)
+        await produce(
+            settings,
+            topics.text_scored,
+            [chat(copy, "login_problem"), chat(marker, "card_declined")],
+            key=f"conv-{unique}".encode(),
+        )
+        await wait_until(lambda: _routed(sessions, unique, 2), timeout=60)
+    assert sorted(await _queue_ids(settings, topics.queue(DEFAULT_ROUTES["card_declined"]))) == [first, marker]
+    assert await _queue_ids(settings, topics.queue(DEFAULT_ROUTES["login_problem"])) == []

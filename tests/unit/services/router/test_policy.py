@@ -62,3 +62,18 @@ def test_strongly_negative_is_escalated_with_priority() -> None:
 def test_unknown_intent_goes_to_human() -> None:
     d = decide(intent(brand_new_intent=0.99), sentiment(0.0), DEFAULT_ROUTES, P)
     assert d.queue == HUMAN
+
+
+def test_scores_exactly_the_margin_apart_are_not_ambiguous_whatever_their_floating_point_difference() -> None:
+    """'closer than the margin': 0.60/0.50 (difference 0.0999...98 in floating point) and
+    0.55/0.45 (0.1000...03) are both exactly 0.1 apart and route the same way."""
+    for p1, p2 in ((0.6, 0.5), (0.7, 0.6), (0.65, 0.55), (0.9, 0.8), (0.55, 0.45), (0.8, 0.7)):
+        d = decide(intent(card_declined=p1, pin_issue=p2), sentiment(0.1), DEFAULT_ROUTES, P)
+        assert d.queue == "cards", (p1, p2, d.reason)
+    d = decide(intent(card_declined=0.6, pin_issue=0.500001), sentiment(0.1), DEFAULT_ROUTES, P)
+    assert d.queue == HUMAN and "ambiguous" in d.reason
+
+
+def test_a_strongly_negative_chat_for_human_stays_with_human_with_priority() -> None:
+    d = decide(intent(card_declined=0.4, pin_issue=0.1), sentiment(0.93), DEFAULT_ROUTES, P)
+    assert (d.queue, d.priority) == (HUMAN, True)
