@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from alert_scenario import T0, Hook, add_rule, produce, timeline
 from services_proc import log_tail, running, start_service, stop
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from tw_testing import wait_until
 
 from services.aggregator.persist import store_batch
@@ -625,6 +625,9 @@ async def test_webhook_retries_cut_short_by_a_kill_are_resumed_after_a_restart(
     first = start_service("alerter", settings, tmp_path, "-1", **env)
     try:
         await wait_until(lambda: len(hook.seen) >= 1, timeout=60)  # the first attempt failed
+        # and is recorded: the kill falls between two attempts (killed as the endpoint
+        # answered, the alerter had not yet written the failed attempt down)
+        await wait_until(lambda: _failed_attempts(sessions, rule_id, 1), timeout=30)
         first.kill()
         first.wait()
     finally:
@@ -690,3 +693,14 @@ async def test_two_alerters_on_one_spike_fire_one_alert_and_one_webhook(
     assert len(alerts) == 1
     assert len(hook.seen) == 1, [name for name, _, _ in hook.seen]
     assert [(x.id, x.status) for x in events] == [(alerts[0].id, "open"), (alerts[0].id, "resolved")]
+
+
+async def _failed_attempts(sessions: Any, rule_id: int, n: int) -> bool:
+    async with sessions() as s:
+        q = (
+            select(func.count())
+            .select_from(WebhookDelivery)
+            .join(Alert, Alert.id == WebhookDelivery.alert_id)
+            .where(Alert.rule_id == rule_id, WebhookDelivery.delivered.is_(False))
+        )
+        return int((await s.execute(q)).scalar() or 0) >= n
