@@ -239,8 +239,7 @@ def document_errors_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     ):
         components.setdefault(name, nested)
     components["ErrorDocument"].pop("$defs", None)
-    text = json.dumps(schema)
-    for unused in ("HTTPValidationError", "ValidationError"):
-        if f"#/components/schemas/{unused}" not in text:
+    for unused in ("HTTPValidationError", "ValidationError"):  # the first refers to the second
+        if f"#/components/schemas/{unused}" not in json.dumps(schema):
             components.pop(unused, None)
     return schema

@@ -74,10 +74,11 @@ def ceil(t: datetime, granularity: Granularity) -> datetime:
     return down if down == t else down + STEP[granularity]
 
 
-def check_order(start: datetime | None, end: datetime | None) -> None:
-    """422 when both bounds are given and ``from`` is not before ``to``."""
+def check_order(start: datetime | None, end: datetime | None, *, equal_ok: bool = False) -> None:
+    """422 when both bounds are given and ``from`` is not before ``to`` (or, ``equal_ok``,
+    after it: an overlap filter, where ``from == to`` asks for what covers that instant)."""
     start_t, end_t = aware(start), aware(end)
-    if start_t is not None and end_t is not None and start_t >= end_t:
+    if start_t is not None and end_t is not None and (start_t > end_t if equal_ok else start_t >= end_t):
         raise ApiError(
             422,
             "'from' must be before 'to'",
@@ -114,13 +115,6 @@ def make_window(
             end_t = max(end_t, start_t + step)
     if start_t is None:
         start_t = end_t - step * default_points
-    if start_t >= end_t:
-        raise ApiError(
-            422,
-            "'from' must be before 'to'",
-            code="validation_error",
-            details=[{"loc": ["query", "from"], "message": "must be before 'to'"}],
-        )
     if (end_t - start_t) / step > MAX_POINTS:
         raise ApiError(
             422,

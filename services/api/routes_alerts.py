@@ -44,7 +44,7 @@ async def list_alerts(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AlertOut]:
     """Alerts, newest first."""
-    check_order(from_, to)
+    check_order(from_, to, equal_ok=True)  # an overlap: from == to is the alerts whose window holds it
     stmt = alerts_query()
     if status is not None:
         stmt = stmt.where(Alert.status == status)

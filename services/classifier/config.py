@@ -8,6 +8,9 @@ from shared.config import ServiceSettings
 from shared.inference.device import physical_cores
 from shared.inference.settings import InferenceSettings
 
+DEV_PSEUDONYM_KEY = "dev-pseudonym-key"
+"""The development default; the classifier refuses to start with it in production."""
+
 
 class ClassifierSettings(ServiceSettings):
     """Consumes ``news.raw`` and ``chat.raw``, produces ``text.scored``."""
@@ -65,7 +68,7 @@ class ClassifierSettings(ServiceSettings):
     )
     pseudonym_key: SecretStr = Field(
         validation_alias="TW_CLASSIFIER_PSEUDONYM_KEY",
-        default=SecretStr("dev-pseudonym-key"),
+        default=SecretStr(DEV_PSEUDONYM_KEY),
         description=(
             "HMAC-SHA256 key of the pseudonyms that replace event and conversation ids holding an email address "
             "(pii-<32 hex>); keep it secret and stable: a new key gives new pseudonyms."

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
 
 from services.classifier.classify import ClassifierClosed, Classify, Verdicts
 from services.classifier.config import ClassifierSettings
@@ -73,7 +74,8 @@ class ClassifierPipeline:
         if good:
             verdicts, more_bad = await self._classify(good)
             bad.extend(more_bad)
-            scored = self._score(good, verdicts)
+            scored, unscorable = self._score(good, verdicts)
+            bad.extend(unscorable)
         return Prepared(list(records), scored, bad)
 
     async def finish(self, batch: Prepared) -> int:
@@ -118,19 +120,29 @@ class ClassifierPipeline:
         good[:] = keep
         return Verdicts(sentiment, intent), bad
 
-    def _score(self, good: list[Decoded], verdicts: Verdicts) -> list[ScoredEvent]:
+    def _score(self, good: list[Decoded], verdicts: Verdicts) -> tuple[list[ScoredEvent], list[FailedRecord]]:
+        """Scored events, and the records whose verdict no scored event can carry (a model
+        that gave NaN probabilities for one text): those are dead-lettered, the rest go on;
+        raised, one would stop the classifier on that batch after every restart."""
         received = datetime.now(UTC)
         matcher = self.matcher()
-        return [
-            build_scored(
-                d.event,
-                s,
-                i,
-                matcher=matcher,
-                received=received,
-                max_future_skew_s=self.settings.max_future_skew_s,
-                storage_chars=self.settings.storage_text_chars,
-                pseudonym_key=self.settings.pseudonym_key.get_secret_value().encode(),
-            )
-            for d, s, i in zip(good, verdicts.sentiment, verdicts.intent, strict=True)
-        ]
+        key = self.settings.pseudonym_key.get_secret_value().encode()
+        scored: list[ScoredEvent] = []
+        bad: list[FailedRecord] = []
+        for d, s, i in zip(good, verdicts.sentiment, verdicts.intent, strict=True):
+            try:
+                scored.append(
+                    build_scored(
+                        d.event,
+                        s,
+                        i,
+                        matcher=matcher,
+                        received=received,
+                        max_future_skew_s=self.settings.max_future_skew_s,
+                        storage_chars=self.settings.storage_text_chars,
+                        pseudonym_key=key,
+                    )
+                )
+            except ValidationError as exc:
+                bad.append(failed(d.record, "ClassificationError", f"the verdict is no valid scored event: {exc}"))
+        return scored, bad

@@ -35,11 +35,12 @@ class Line:
 CSV_FIELD_LIMIT = 2_000_000
 """Largest CSV field accepted (Python's default, 131,072, is below the 1,000,000 characters
 an event's text may have); a larger one is a rejected line, not an abort."""
-CSV_PARSE_LIMIT = 64 * 1024 * 1024
+CSV_PARSE_LIMIT = 4 * CSV_FIELD_LIMIT
 """Largest CSV field parsed. csv gives up on a field past its limit in the middle of it,
 and goes on from there as if a new row began: a quoted field with line breaks then turns
 its own lines into rows. Fields up to this size are parsed whole and rejected by
-``CSV_FIELD_LIMIT``; past it the file cannot be read reliably and reading stops."""
+``CSV_FIELD_LIMIT``; past it (an unclosed quote, say) the file cannot be read reliably and
+reading stops. The parse buffer costs about 4 bytes a character: some 35 MB at most."""
 
 
 def read_file(path: Path) -> Iterator[Line]:

@@ -74,3 +74,9 @@ def test_check_order_refuses_from_not_before_to_and_allows_open_bounds() -> None
     check_order(T - timedelta(seconds=1), T)
     check_order(None, T)
     check_order(T, None)
+
+
+def test_an_overlap_filter_takes_from_equal_to_to() -> None:
+    check_order(T, T, equal_ok=True)  # alerts whose window holds T
+    with pytest.raises(ApiError):
+        check_order(T, T - timedelta(seconds=1), equal_ok=True)

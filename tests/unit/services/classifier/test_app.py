@@ -7,7 +7,9 @@ import asyncio
 import gc
 from typing import cast
 
-from services.classifier.app import RunState, _Worker, build_app, tune_gc
+import pytest
+
+from services.classifier.app import RunState, _Worker, build_app, main, tune_gc
 from services.classifier.classify import Classify
 from services.classifier.config import ClassifierSettings
 
@@ -38,3 +40,13 @@ def test_the_worker_writes_no_terminal_escapes_into_the_log() -> None:
         assert worker.spinner is None
     finally:
         loop.close()
+
+
+def test_the_classifier_refuses_the_development_pseudonym_key_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the public default key, an email's pseudonym could be found by hashing
+    candidate addresses: production must set its own."""
+    monkeypatch.setenv("TW_ENVIRONMENT", "production")
+    monkeypatch.setenv("TW_POSTGRES__URL", "postgresql+asyncpg://tw:Strong-pw-1@127.0.0.1:1/tw")  # never reached
+    monkeypatch.delenv("TW_CLASSIFIER_PSEUDONYM_KEY", raising=False)
+    monkeypatch.setattr("services.classifier.app.logs.configure", lambda *_: None)  # leave the test's logging
+    assert main() == 2

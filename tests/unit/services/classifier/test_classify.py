@@ -66,3 +66,31 @@ async def test_a_batch_caught_by_the_shutdown_is_not_dead_lettered() -> None:
         await classify([])
     with pytest.raises(ClassifierClosed):  # not a Prepared with every record in ``bad``
         await _pipeline(settings, classify).prepare(_records(settings, "fine", "boom"))
+
+
+class _NanModel:
+    """A model whose output for texts containing 'nan' overflowed: NaN probabilities."""
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        nan = float("nan")
+        fine = {"negative": 0.1, "neutral": 0.8, "positive": 0.1}
+        return [
+            Prediction("neutral", nan, dict.fromkeys(fine, nan), "m", "v1", "sha")
+            if "nan" in t
+            else Prediction("neutral", 0.8, fine, "m", "v1", "sha")
+            for t in texts
+        ]
+
+
+async def test_a_verdict_no_scored_event_can_carry_is_set_aside_not_raised_for_the_batch() -> None:
+    """ScoredEvent refuses NaN probabilities; raised from scoring, the whole batch failed
+    and the classifier stopped on it again after every restart."""
+    settings = ClassifierSettings()
+    classify = Classify(_NanModel(), None)  # type: ignore[arg-type]
+    try:
+        prepared = await _pipeline(settings, classify).prepare(_records(settings, "fine", "nan here", "also fine"))
+    finally:
+        classify.close()
+    assert [e.id for e in prepared.scored] == ["e0", "e2"]
+    assert [(b.offset, b.error_class) for b in prepared.bad] == [(1, "ClassificationError")]
+    assert "no valid scored event" in prepared.bad[0].reason
