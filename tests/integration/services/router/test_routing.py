@@ -138,22 +138,7 @@ async def test_bad_records_in_a_batch_retried_through_an_outage_are_dead_lettere
     settings: RouterSettings = service_settings(RouterSettings)
     topics = settings.topics
     await ensure_topics(settings.kafka, [topics.text_scored, *(topics.queue(q) for q in QUEUES)])
-    now = datetime.now(UTC)
-    intent = Score(label="card_declined", confidence=0.95, probs={"card_declined": 0.95}, model="m", version="v1")
-    sentiment = Score(label="neutral", confidence=0.9, probs={"neutral": 0.9}, model="m", version="v1")
-    chats = [
-        ScoredEvent(
-            id=f"{unique}-ok-{i}",
-            stream="chat",
-            event_time=now,
-            received_time=now,
-            text="my card was declined",
-            sentiment=sentiment,
-            intent=intent,
-            conversation_id=f"conv-{unique}",
-        ).to_bytes()
-        for i in range(4)
-    ]
+    chats = [_scored_chat(f"{unique}-ok-{i}", "card_declined", f"conv-{unique}") for i in range(4)]
     bad = [b"not json %d" % i for i in range(3)]
     env = {"TW_ROUTER_GROUP_ID": f"rt-{unique}", "TW_ROUTER_MAX_WAIT_MS": "3000"}  # one batch of 7
     values = [bad[0], *chats[:2], bad[1], *chats[2:], bad[2]]
@@ -227,21 +212,9 @@ async def test_a_copy_of_a_routed_chat_scored_differently_is_not_sent_to_a_secon
     settings: RouterSettings = service_settings(RouterSettings)
     topics = settings.topics
     await ensure_topics(settings.kafka, [topics.text_scored, *(topics.queue(q) for q in QUEUES)])
-    now = datetime.now(UTC)
-    sentiment = Score(label="neutral", confidence=0.9, probs={"neutral": 0.9}, model="m", version="v1")
 
     def chat(mid: str, label: str) -> bytes:
-        intent = Score(label=label, confidence=0.95, probs={label: 0.95}, model="m", version="v1")
-        return ScoredEvent(
-            id=mid,
-            stream="chat",
-            event_time=now,
-            received_time=now,
-            text="help",
-            sentiment=sentiment,
-            intent=intent,
-            conversation_id=f"conv-{unique}",
-        ).to_bytes()
+        return _scored_chat(mid, label, f"conv-{unique}")
 
     first, copy, marker = f"{unique}-ok-0", f"{unique}-ok-0", f"{unique}-ok-1"
     with running("router", settings, tmp_path, TW_ROUTER_GROUP_ID=f"rt-{unique}"):
@@ -256,3 +229,20 @@ async def test_a_copy_of_a_routed_chat_scored_differently_is_not_sent_to_a_secon
         await wait_until(lambda: _routed(sessions, unique, 2), timeout=60)
     assert sorted(await _queue_ids(settings, topics.queue(DEFAULT_ROUTES["card_declined"]))) == [first, marker]
     assert await _queue_ids(settings, topics.queue(DEFAULT_ROUTES["login_problem"])) == []
+
+
+def _scored_chat(mid: str, intent_label: str, conversation: str) -> bytes:
+    """A neutral chat on text.scored whose intent is ``intent_label`` at 0.95."""
+    now = datetime.now(UTC)
+    intent = Score(label=intent_label, confidence=0.95, probs={intent_label: 0.95}, model="m", version="v1")
+    sentiment = Score(label="neutral", confidence=0.9, probs={"neutral": 0.9}, model="m", version="v1")
+    return ScoredEvent(
+        id=mid,
+        stream="chat",
+        event_time=now,
+        received_time=now,
+        text="my card was declined",
+        sentiment=sentiment,
+        intent=intent,
+        conversation_id=conversation,
+    ).to_bytes()
