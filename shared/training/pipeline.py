@@ -275,13 +275,6 @@ def _eval_folder(folder: Path, files: Mapping[str, Path]) -> Iterator[Path]:
         yield where
 
 
-def version_lock(folder: Path) -> contextlib.AbstractContextManager[None]:
-    """Held while a command rewrites a version's card from its files (quantize, evaluate,
-    score --record): a second one is refused instead of writing back a card read before
-    the first changed the files."""
-    return _only_run(folder)
-
-
 def card_variants(folder: Path, card: Mapping[str, Any]) -> contextlib.AbstractContextManager[Path]:
     """A folder holding the variants ``card`` names (``variant_files`` included) under
     their usual names, as :func:`~shared.training.evaluate.evaluate_dir` reads them."""
@@ -304,9 +297,11 @@ def _remove(paths: Sequence[Path]) -> None:
 
 
 @contextmanager
-def _only_run(folder: Path) -> Iterator[None]:
-    """Refuse a second re-quantize of the same version while one runs (an advisory lock
-    on the folder; where there is no ``fcntl``, none)."""
+def version_lock(folder: Path) -> Iterator[None]:
+    """Held while a command rewrites a version's card from its files (quantize, evaluate,
+    score --record): a second one is refused instead of writing back a card read before
+    the first changed the files (an advisory lock on the folder; where there is no
+    ``fcntl``, none)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
@@ -352,7 +347,7 @@ def requantize(registry: Registry, task: str, version: str, bundle: DatasetBundl
     folder = registry.version_dir(task, version)
     if not folder.is_dir():
         registry.get(task, version)  # the registry's own message
-    with _only_run(folder):
+    with version_lock(folder):
         entry = registry.get(task, version)
         fp32 = entry.variant_path("fp32")
         registry.verify(entry, entry.serving_files("fp32"))  # what the card keeps is checked first

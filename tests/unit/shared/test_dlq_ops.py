@@ -294,30 +294,9 @@ async def test_records_fetched_before_a_rebalance_are_not_sent_and_what_was_sent
     assert broker.committed == {p: 20 for p in range(4)}
 
 
-async def test_a_failed_commit_is_reported_and_not_sent_again_when_the_partition_comes_back(
-    broker: _Broker, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for i in range(30):
-        broker.dead_letter(0, f"bad-{i}".encode())
-    monkeypatch.setattr(dlq_ops, "REPLAY_CHUNK", 10)
-
-    async def before_poll(consumer: _Consumer) -> None:
-        if broker.committed == {0: 10} and not broker.fail_commits and consumer.pos[TopicPartition(DLQ, 0)] == 10:
-            broker.fail_commits = True  # the second chunk's commit fails: the group moved on
-        elif broker.fail_commits:
-            broker.fail_commits = False
-            await consumer.rebalance({0})  # and gives the partition back, from offset 10
-
-    broker.before_poll = before_poll
-    report = await dlq_ops.replay_report(SETTINGS, TOPIC)
-    assert (report.replayed, report.uncommitted) == (30, [])  # committed when it came back
-    assert _once_each(broker) == [f"bad-{i}".encode() for i in range(30)]  # 10 to 19 not sent again
-    assert broker.committed == {0: 30}
-
-
-async def test_a_failed_commit_of_a_partition_given_away_is_reported(
-    broker: _Broker, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _second_commit_fails_then(broker: _Broker, monkeypatch: pytest.MonkeyPatch, assigned: set[int]) -> None:
+    """30 dead letters on partition 0, replayed 10 at a time; the second chunk's commit
+    fails (the group moved on), then the replay is rebalanced to ``assigned``."""
     for i in range(30):
         broker.dead_letter(0, f"bad-{i}".encode())
     monkeypatch.setattr(dlq_ops, "REPLAY_CHUNK", 10)
@@ -327,9 +306,25 @@ async def test_a_failed_commit_of_a_partition_given_away_is_reported(
             broker.fail_commits = True
         elif broker.fail_commits:
             broker.fail_commits = False
-            await consumer.rebalance(set())  # another member has it now
+            await consumer.rebalance(assigned)
 
     broker.before_poll = before_poll
+
+
+async def test_a_failed_commit_is_reported_and_not_sent_again_when_the_partition_comes_back(
+    broker: _Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _second_commit_fails_then(broker, monkeypatch, {0})  # the partition comes back, from offset 10
+    report = await dlq_ops.replay_report(SETTINGS, TOPIC)
+    assert (report.replayed, report.uncommitted) == (30, [])  # committed when it came back
+    assert _once_each(broker) == [f"bad-{i}".encode() for i in range(30)]  # 10 to 19 not sent again
+    assert broker.committed == {0: 30}
+
+
+async def test_a_failed_commit_of_a_partition_given_away_is_reported(
+    broker: _Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _second_commit_fails_then(broker, monkeypatch, set())  # another member has it now
     report = await dlq_ops.replay_report(SETTINGS, TOPIC)
     assert report.replayed == 20
     assert [(u.place, u.count, u.reason.split(":")[0]) for u in report.uncommitted] == [

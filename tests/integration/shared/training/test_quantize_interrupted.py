@@ -38,7 +38,7 @@ from shared.labels import LABELS
 from shared.training.datasets import load_task
 from shared.training.evaluate import evaluate_dir
 from shared.training.optimize import build_variants
-from shared.training.pipeline import _only_run, card_variants, evaluate_and_write, version_lock
+from shared.training.pipeline import card_variants, evaluate_and_write, version_lock
 
 pytestmark = pytest.mark.slow
 
@@ -285,7 +285,7 @@ def test_a_second_quantize_of_the_same_version_is_refused_while_one_runs(
     reg = _copy(old_registry, tmp_path / "models")
     folder = reg.version_dir(TASK, VERSION)
     before = (folder / "card.json").read_bytes()
-    with _only_run(folder):  # as a run in progress holds it
+    with version_lock(folder):  # as a run in progress holds it
         res = _quantize(reg, old_registry[1])
     assert res.exit_code == 1 and "another `tonewatch models quantize` of this version is running" in res.output
     assert (folder / "card.json").read_bytes() == before
