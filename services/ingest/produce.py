@@ -16,7 +16,7 @@ from shared.topics import Topics
 
 def prepare(data: dict[str, Any], stream: Stream, *, now: datetime | None = None) -> RawEvent:
     """Assign an id and event time when missing, then validate (``InvalidEvent`` on error)."""
-    obj = {k: v for k, v in data.items() if k not in ("offset_s",)}
+    obj = dict(data)
     declared = obj.setdefault("stream", stream)
     if declared != stream:
         raise InvalidEvent(f"stream: unknown or mismatched stream {declared!r} (expected {stream!r})")

@@ -168,7 +168,8 @@ def guardian_news() -> list[dict[str, Any]]:
 
 
 def demo_chats() -> list[dict[str, Any]]:
-    """Authored demo conversations (``offset_s`` relative to the demo start)."""
+    """Authored demo conversations, in the file's order (its ``offset_s`` ascend; the
+    demo paces chats by ``--chat-rate``, so the offsets are not sent)."""
     out = []
     for line in read_file(DEMO_CHATS):
         if line.data is not None:
@@ -178,7 +179,6 @@ def demo_chats() -> list[dict[str, Any]]:
                     "id": f"{d['conversation_id']}-{d['seq']}",
                     "conversation_id": d["conversation_id"],
                     "text": d["text"],
-                    "offset_s": d["offset_s"],
                     "channel": "demo",
                 }
             )

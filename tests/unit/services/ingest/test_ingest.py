@@ -32,6 +32,22 @@ def test_prepare_rejects_with_field_errors() -> None:
         prepare({"text": "x", "stream": "chat"}, "news")
 
 
+def test_prepare_treats_every_unknown_field_alike() -> None:
+    """``offset_s`` (a field of the demo's chat file) was dropped without a word while any
+    other unknown field was refused: a user's field is never silently lost."""
+    for field in ("offset_s", "colour"):
+        with pytest.raises(InvalidEvent, match=field):
+            prepare({"text": "BP rallies", field: 3}, "news")
+
+
+def test_demo_chats_are_valid_events_in_file_order() -> None:
+    chats = sources.demo_chats()
+    assert len(chats) >= 100
+    assert all(isinstance(prepare(c, "chat"), RawChat) for c in chats)
+    offsets = [json.loads(ln)["offset_s"] for ln in sources.DEMO_CHATS.read_text().splitlines() if ln.strip()]
+    assert offsets == sorted(offsets)
+
+
 def test_read_file_jsonl_and_csv(tmp_path: Path) -> None:
     jl = tmp_path / "a.jsonl"
     jl.write_bytes(b'{"text": "ok"}\n\nnot json\n[1]\n\xff\n')
