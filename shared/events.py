@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
 )
 
@@ -58,8 +59,81 @@ def _aware_utc(value: datetime) -> datetime:
     return utc_in_range(value)
 
 
-AwareDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
-EventId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\w.:@/-]+$")]
+# The published JSON Schemas (shared/schemas.py) describe what the validators below
+# accept as closely as JSON Schema can; tests/unit/shared/test_schemas.py checks both
+# on a table of edge cases. Python's ``re`` lets ``$`` match before a final newline, so
+# the published patterns end in ``$(?!\n)``.
+_END = r"$(?!\n)"
+_DAY = r"(?:0[1-9]|[12]\d|3[01])"
+_MONTH_DAY = rf"(?:0[1-9]|1[0-2])-{_DAY}"
+_TIME = r"[Tt](?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d+)?"
+_HHMM = r"(?:[01]\d|2[0-3]):[0-5]\d"
+# Local dates whose every time and offset falls in [EARLIEST_TIME, LATEST_TIME) in UTC...
+_SAFE_DATE = (
+    rf"(?:(?:190[1-9]|19[1-9]\d|[2-7]\d{{3}}|8[0-8]\d{{2}}|899[0-8])-{_MONTH_DAY}"
+    rf"|1900-(?:01-(?:0[2-9]|[12]\d|3[01])|(?:0[2-9]|1[0-2])-{_DAY})"
+    rf"|8999-(?:(?:0[1-9]|1[01])-{_DAY}|12-(?:0[1-9]|[12]\d|30)))"
+)
+# ...and the two edge days, with the offsets that keep them in range (UTC = local - offset).
+DATE_TIME_PATTERN = (
+    rf"^(?:{_SAFE_DATE}{_TIME}(?:[Zz]|[+-]{_HHMM})"
+    rf"|1900-01-01{_TIME}(?:[Zz]|[+-]00:00|-{_HHMM})"
+    rf"|8999-12-31{_TIME}(?:[Zz]|[+-]00:00|\+{_HHMM})){_END}"
+)
+"""What :data:`AwareDatetime` accepts of RFC 3339 (JSON Schema's ``date-time``): an offset
+is required, seconds stop at 59, and the UTC instant is in [1900, 9000) except near the
+edges, where a local 1899-12-31, 9000-01-01, or a 1900-01-01 / 8999-12-31 whose offset could
+cross the edge is refused even when it would convert into range (JSON Schema cannot subtract
+an offset)."""
+# pydantic reads a number as Unix seconds, or milliseconds when its magnitude exceeds 2e10.
+_UNIX_SECONDS_MAX_ABS = 20_000_000_000
+_AWARE_DATETIME_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "string", "format": "date-time", "pattern": DATE_TIME_PATTERN},
+        {
+            "type": "number",
+            "minimum": int(EARLIEST_TIME.timestamp()),
+            "exclusiveMaximum": int(LATEST_TIME.timestamp()) * 1000,
+        },
+        {
+            "type": "number",
+            "minimum": int(EARLIEST_TIME.timestamp()) * 1000,
+            "exclusiveMaximum": -_UNIX_SECONDS_MAX_ABS,
+        },
+    ],
+    "description": (
+        f"An instant in [{EARLIEST_TIME:%Y-%m-%dT%H:%MZ}, {LATEST_TIME:%Y-%m-%dT%H:%MZ}) UTC. "
+        "Either an RFC 3339 date-time with a UTC offset (Z or +hh:mm; a time without one is refused), "
+        "or a Unix time: seconds, or milliseconds when its magnitude exceeds 2e10. "
+        "Not expressible in JSON Schema, so this schema is stricter than the contract there: "
+        "the range applies after converting to UTC, and the pattern refuses a local 1899-12-31 or 9000-01-01, "
+        "and a 1900-01-01 with a positive or an 8999-12-31 with a negative offset, even when in range; "
+        "the contract also takes '2026-01-02 03:04:05Z', '2026-01-02T03:04Z', '+0100' offsets, "
+        "a ',' before fractions and Unix times written as strings. Calendar validity (2026-02-30) needs "
+        "the date-time format checked."
+    ),
+}
+AwareDatetime = Annotated[
+    datetime, AfterValidator(_aware_utc), WithJsonSchema(_AWARE_DATETIME_SCHEMA, mode="validation")
+]
+
+EVENT_ID_SCHEMA_PATTERN = r"^[A-Za-z0-9_.:@/-]+" + _END
+EventId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[\w.:@/-]+$",
+        json_schema_extra={
+            "pattern": EVENT_ID_SCHEMA_PATTERN,
+            "description": (
+                "1-128 word characters and . : @ / -. The contract takes any Unicode word character "
+                "(letters, digits, marks, connector punctuation, as the Rust regex crate defines \\w); "
+                "regex engines disagree on a Unicode \\w, so this schema publishes the ASCII subset."
+            ),
+        },
+    ),
+]
 
 
 def new_id() -> str:
@@ -84,10 +158,24 @@ class Contract(BaseModel):
         return self.model_dump_json().encode()
 
 
+# What ``str.strip`` removes (``str.isspace``), as a character class JSON Schema engines read alike.
+WHITESPACE_CLASS = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+
+
 class _RawBase(Contract):
     id: EventId
     event_time: AwareDatetime
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    text: str = Field(
+        min_length=1,
+        max_length=MAX_TEXT_CHARS,
+        json_schema_extra={
+            "pattern": f"[^{WHITESPACE_CLASS}]",
+            "description": (
+                "At least one character that is not whitespace. Not expressible in JSON Schema: "
+                f"ingest refuses an event that is over {MAX_EVENT_BYTES:,} bytes once encoded as UTF-8."
+            ),
+        },
+    )
     source: str | None = Field(default=None, max_length=200)
 
     @field_validator("text")
@@ -99,14 +187,16 @@ class _RawBase(Contract):
 
 
 class RawNews(_RawBase):
-    """A news headline or short article on ``news.raw``."""
+    """A news headline or short article on ``news.raw``. Ingest (file replay, ``POST /v1/events``)
+    and the classifier fill in a missing or empty ``id`` or ``event_time``; the contract requires them."""
 
     stream: Literal["news"] = "news"
     url: str | None = Field(default=None, max_length=2_000)
 
 
 class RawChat(_RawBase):
-    """A customer chat message on ``chat.raw``."""
+    """A customer chat message on ``chat.raw``. Ingest (file replay, ``POST /v1/events``)
+    and the classifier fill in a missing or empty ``id`` or ``event_time``; the contract requires them."""
 
     stream: Literal["chat"] = "chat"
     conversation_id: EventId

@@ -1,8 +1,16 @@
 from __future__ import annotations
 
+import json
+import re
+import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
 
 from shared import schemas
+from shared.events import ALL_CONTRACTS, MAX_TEXT_CHARS, InvalidEvent, parse
 
 
 def test_checked_in_schemas_match_contracts() -> None:
@@ -15,3 +23,196 @@ def test_drift_detects_a_stale_file(tmp_path: Path) -> None:
     (tmp_path / "raw_news.v1.json").write_text("{}")
     (tmp_path / "old.v0.json").write_text("{}")
     assert schemas.drift(tmp_path) == ["old.v0.json", "raw_news.v1.json"]
+
+
+# The published schema and the pydantic contract must agree on every raw event a producer can send
+# (ingest takes only RawNews and RawChat from outside). Each case: contract, event, whether the
+# contract accepts it. NEWS and CHAT are valid; a case changes them (DROP removes a key).
+DROP = object()
+NEWS: dict[str, Any] = {"id": "n-1", "event_time": "2026-01-02T03:04:05Z", "text": "Acme shares slump"}
+CHAT: dict[str, Any] = {
+    "id": "c-1",
+    "event_time": "2026-01-02T03:04:05Z",
+    "text": "lost my card",
+    "conversation_id": "v-1",
+}
+
+
+def _with(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    out = {**base, **changes}
+    return {k: v for k, v in out.items() if v is not DROP}
+
+
+def _news(**changes: Any) -> tuple[str, dict[str, Any]]:
+    return "raw_news", _with(NEWS, **changes)
+
+
+def _chat(**changes: Any) -> tuple[str, dict[str, Any]]:
+    return "raw_chat", _with(CHAT, **changes)
+
+
+ACCEPTED = {
+    "news minimal": _news(),
+    "news every field": _news(schema_version=1, stream="news", source="wire", url="https://x.invalid/a"),
+    "news null optionals": _news(source=None, url=None),
+    "news schema_version 1.0": _news(schema_version=1.0),
+    "chat minimal": _chat(),
+    "chat every field": _chat(schema_version=1, stream="chat", source="app", customer_id="cu-9", channel="web"),
+    "chat null optionals": _chat(source=None, customer_id=None, channel=None),
+    "text padded": _news(text="  x \n"),
+    "text one character": _news(text="x"),
+    "text zero-width space (not whitespace)": _news(text="\u200b"),
+    "text byte order mark (not whitespace)": _news(text="\ufeff"),
+    "text at the limit": _news(text="x" * MAX_TEXT_CHARS),
+    "id every symbol": _news(id="a_b.c:d@e/f-G9"),
+    "id 128 characters": _news(id="i" * 128),
+    "conversation_id 128 characters": _chat(conversation_id="v" * 128),
+    "time lower-case t and z": _news(event_time="2026-01-02t03:04:05z"),
+    "time nanoseconds": _news(event_time="2026-01-02T03:04:05.123456789Z"),
+    "time +14:00": _news(event_time="2026-01-02T03:04:05+14:00"),
+    "time +23:59": _news(event_time="2026-01-02T03:04:05+23:59"),
+    "time -00:00": _news(event_time="2026-01-02T03:04:05-00:00"),
+    "time leap day": _news(event_time="2024-02-29T00:00:00Z"),
+    "time earliest": _news(event_time="1900-01-01T00:00:00Z"),
+    "time earliest, negative offset": _news(event_time="1900-01-01T00:00:00-05:00"),
+    "time 1900 after new year": _news(event_time="1900-01-02T00:00:00+14:00"),
+    "time latest": _news(event_time="8999-12-31T23:59:59.999999Z"),
+    "time latest, positive offset": _news(event_time="8999-12-31T23:00:00+05:00"),
+    "time 8999 before new year's eve": _news(event_time="8999-12-30T23:00:00-14:00"),
+    "chat time with offset": _chat(event_time="2026-01-02T03:04:05+01:00"),
+    "unix seconds": _news(event_time=1767225600),
+    "unix seconds, fraction": _news(event_time=1767225600.5),
+    "unix zero": _news(event_time=0),
+    "unix seconds, earliest": _news(event_time=-2208988800),
+    "unix seconds up to 2e10": _news(event_time=20_000_000_000),
+    "unix milliseconds": _news(event_time=1767225600000),
+    "unix milliseconds, latest": _news(event_time=221845391999999),
+    "unix milliseconds, negative": _news(event_time=-20_000_000_001),
+    "unix milliseconds, earliest": _news(event_time=-2208988800000),
+    "chat unix milliseconds": _chat(event_time=1767225600000),
+}
+REJECTED = {
+    "text empty": _news(text=""),
+    "text blank": _news(text=" "),
+    "text tabs and newlines": _news(text="\t\r\n\v\f"),
+    "text unicode spaces": _news(text="\u00a0\u1680\u2007\u202f\u205f\u3000\u2028\u2029"),
+    "text separators str.strip removes": _news(text="\x1c\x1d\x1e\x1f\x85"),
+    "chat text blank": _chat(text=" \n "),
+    "text over the limit": _news(text="x" * (MAX_TEXT_CHARS + 1)),
+    "text a number": _news(text=42),
+    "text null": _news(text=None),
+    "text missing": _news(text=DROP),
+    "id empty": _news(id=""),
+    "id missing": _news(id=DROP),
+    "id null": _news(id=None),
+    "id a number": _news(id=7),
+    "id with a space": _news(id="a b"),
+    "id trailing newline": _news(id="a\n"),
+    "id 129 characters": _news(id="i" * 129),
+    "id superscript digit (not \\w in Rust)": _news(id="x\u00b2"),
+    "conversation_id empty": _chat(conversation_id=""),
+    "conversation_id trailing newline": _chat(conversation_id="v\n"),
+    "conversation_id missing": _chat(conversation_id=DROP),
+    "time naive": _news(event_time="2026-01-02T03:04:05"),
+    "chat time naive": _chat(event_time="2026-01-02T03:04:05.5"),
+    "time date only": _news(event_time="2026-01-02"),
+    "time words": _news(event_time="yesterday"),
+    "time empty": _news(event_time=""),
+    "time null": _news(event_time=None),
+    "time missing": _news(event_time=DROP),
+    "time a boolean": _news(event_time=True),
+    "time year 1800": _news(event_time="1800-06-01T00:00:00Z"),
+    "chat time year 1800": _chat(event_time="1800-06-01T00:00:00Z"),
+    "time before earliest": _news(event_time="1899-12-31T23:59:59Z"),
+    "time before earliest in UTC": _news(event_time="1900-01-01T00:30:00+01:00"),
+    "time latest excluded": _news(event_time="9000-01-01T00:00:00Z"),
+    "time after latest in UTC": _news(event_time="8999-12-31T23:30:00-01:00"),
+    "time year 9999, -14:00": _news(event_time="9999-12-31T23:59:59-14:00"),
+    "time year 1, +14:00": _news(event_time="0001-01-01T00:00:00+14:00"),
+    "time leap second": _news(event_time="2016-12-31T23:59:60Z"),
+    "time hour 24": _news(event_time="2026-01-02T24:00:00Z"),
+    "time offset +24:00": _news(event_time="2026-01-02T03:04:05+24:00"),
+    "time offset minutes 60": _news(event_time="2026-01-02T03:04:05+01:60"),
+    "time offset hours only": _news(event_time="2026-01-02T03:04:05+01"),
+    "time February 30": _news(event_time="2026-02-30T00:00:00Z"),
+    "time trailing newline": _news(event_time="2026-01-02T03:04:05Z\n"),
+    "time leading space": _news(event_time=" 2026-01-02T03:04:05Z"),
+    "unix seconds before earliest": _news(event_time=-2208988801),
+    "unix -2e10 is seconds (year 1336)": _news(event_time=-20_000_000_000),
+    "unix milliseconds, latest excluded": _news(event_time=221845392000000),
+    "unix milliseconds before earliest": _news(event_time=-2208988800001),
+    "unix huge": _news(event_time=1e300),
+    "extra field": _news(extra=1),
+    "news with stream chat": _news(stream="chat"),
+    "chat with stream news": _chat(stream="news"),
+    "news with conversation_id": _news(conversation_id="v-1"),
+    "schema_version 2": _news(schema_version=2),
+    "schema_version a string": _news(schema_version="1"),
+    "source too long": _news(source="s" * 201),
+    "url too long": _news(url="u" * 2001),
+    "customer_id too long": _chat(customer_id="c" * 129),
+    "channel too long": _chat(channel="c" * 65),
+    "channel a number": _chat(channel=3),
+}
+# The contract accepts these; the schema cannot say so and refuses them (never the other way round,
+# so a producer that validates with the published schema is not dead-lettered).
+SCHEMA_STRICTER = {
+    "time space separator (not RFC 3339)": _news(event_time="2026-01-02 03:04:05Z"),
+    "time without seconds (not RFC 3339)": _news(event_time="2026-01-02T03:04Z"),
+    "time offset without colon (not RFC 3339)": _news(event_time="2026-01-02T03:04:05+0100"),
+    "time comma before fraction (not RFC 3339)": _news(event_time="2026-01-02T03:04:05,5Z"),
+    "unix seconds as a string (not RFC 3339)": _news(event_time="1767225600"),
+    "local 1899-12-31, 1900 in UTC (no offset arithmetic)": _news(event_time="1899-12-31T23:30:00-01:00"),
+    "local 9000-01-01, 8999 in UTC (no offset arithmetic)": _news(event_time="9000-01-01T00:30:00+01:00"),
+    "1900-01-01, positive offset, in range (no offset arithmetic)": _news(event_time="1900-01-01T01:00:00+00:30"),
+    "8999-12-31, negative offset, in range (no offset arithmetic)": _news(event_time="8999-12-31T20:00:00-01:00"),
+    "id precomposed letter (Unicode \\w differs per engine)": _news(id="caf\u00e9"),
+    "id with a combining mark (Unicode \\w differs per engine)": _news(id="cafe\u0301"),
+    "id Arabic-Indic digit (Unicode \\w differs per engine)": _news(id="\u0663"),
+    "id letter-like numeral (Unicode \\w differs per engine)": _news(id="\u216b"),
+    "conversation_id non-ASCII (Unicode \\w differs per engine)": _chat(conversation_id="v\u00e9"),
+    "schema_version true (pydantic's Literal[1] takes True == 1)": _news(schema_version=True),
+}
+
+
+def _schema_accepts(contract: str, event: dict[str, Any]) -> bool:
+    schema = json.loads((schemas.SCHEMA_DIR / f"{contract}.v1.json").read_text())
+    validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    # Without rfc3339-validator installed, jsonschema skips the date-time format silently.
+    assert not Draft202012Validator.FORMAT_CHECKER.conforms("2026-02-30T00:00:00Z", "date-time")
+    return bool(validator.is_valid(event))
+
+
+def _contract_accepts(contract: str, event: dict[str, Any]) -> bool:
+    try:
+        parse(ALL_CONTRACTS[contract], event)
+    except InvalidEvent:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    ("case", "accepted"),
+    [(c, True) for c in ACCEPTED] + [(c, False) for c in REJECTED],
+)
+def test_published_raw_schemas_agree_with_the_contracts(case: str, accepted: bool) -> None:
+    contract, event = (ACCEPTED if accepted else REJECTED)[case]
+    event = json.loads(json.dumps(event))  # as it arrives on the wire
+    assert _contract_accepts(contract, event) is accepted
+    assert _schema_accepts(contract, event) is accepted
+
+
+@pytest.mark.parametrize("case", list(SCHEMA_STRICTER))
+def test_published_raw_schemas_are_stricter_only_where_listed(case: str) -> None:
+    contract, event = SCHEMA_STRICTER[case]
+    event = json.loads(json.dumps(event))
+    assert _contract_accepts(contract, event)
+    assert not _schema_accepts(contract, event)
+
+
+def test_text_pattern_whitespace_is_what_str_strip_removes() -> None:
+    from shared.events import WHITESPACE_CLASS
+
+    whitespace = re.compile(f"[{WHITESPACE_CLASS}]")
+    differ = [hex(c) for c in range(sys.maxunicode + 1) if bool(whitespace.match(chr(c))) != chr(c).isspace()]
+    assert differ == []
