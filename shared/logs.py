@@ -49,7 +49,7 @@ def scrub(message: str) -> str:
     message = _SECRET_QUERY.sub(r"\1***", message)
     message = _SLACK_HOOK_PATH.sub(r"\1***", message)
     message = _KEY_LIKE.sub(r"\1***", message)
-    return redact(message)
+    return redact(message, keep_ipv4=True)
 
 
 class ScrubFilter(logging.Filter):

@@ -31,6 +31,13 @@ PHONE_DOTTED = re.compile(
     r"(?<![A-Za-z_\d.])(?:(?:\+|00)\d{1,3}[ .\u00a0]?)?\(?\d{1,4}\)?(?:\.\d{2,4}){2,5}(?![A-Za-z_\d])(?!\.\d)"
     r"|(?<![A-Za-z_\d/.])(?:\+|00)?\d{2,5}/\d{4,9}(?![A-Za-z_\d/])(?!\.\d)"
 )
+# A dotted IPv4 address (192.168.100.200, a broker's or a database's) has the shape of
+# a dotted phone number but is not one: four groups of 0-255, written without leading
+# zeros (as Python's ipaddress requires), so a dialled national number such as
+# 022.123.45.67 still counts as a phone number. PHONE_DOTTED only matches a whole
+# digit-and-dot run, so one in a longer run (1.192.168.100.200) is not taken for an address.
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 # "2020-03-12 10" or "12/03/2020 10" followed by ":30" is a date and time, not a phone number.
 _DATE_HOUR = re.compile(r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})[ T]\d{1,2}")
 # IBAN candidates in any case, grouped by spaces, dashes or no-break spaces; only those
@@ -136,6 +143,12 @@ def _phone(match: re.Match[str]) -> str:
     return raw
 
 
+def _dotted_phone_not_ipv4(match: re.Match[str]) -> str:
+    if IPV4.fullmatch(match.group(0)):
+        return match.group(0)
+    return _phone(match)
+
+
 def _digits(text: str) -> int:
     return sum(ch.isdigit() for ch in text)
 
@@ -181,14 +194,19 @@ def _phones_in_run(run: str) -> str:
 _MAYBE_PERSONAL = re.compile(r"[@\d]")
 
 
-def redact(text: str) -> str:
-    """Replace emails, card numbers (Luhn-valid), IBANs and phone numbers."""
+def redact(text: str, *, keep_ipv4: bool = False) -> str:
+    """Replace emails, card numbers (Luhn-valid), IBANs and phone numbers.
+
+    ``keep_ipv4`` (the log scrubber's choice) keeps a dotted IPv4 address that would
+    otherwise be taken for a phone number: operators need broker and database
+    addresses. Stored text does not keep them, since a phone number can be written
+    as one (91.123.45.67, Spanish)."""
     if _MAYBE_PERSONAL.search(text) is None:
         return text
     text = EMAIL.sub("[EMAIL]", text)
     text = IBAN.sub(_ibans, text)
     text = DIGIT_GROUPS.sub(_cards, text)
-    text = PHONE_DOTTED.sub(_phone, text)
+    text = PHONE_DOTTED.sub(_dotted_phone_not_ipv4 if keep_ipv4 else _phone, text)
     return PHONE.sub(_phone, text)
 
 

@@ -10,6 +10,9 @@ from pydantic_settings import NoDecode
 from services.alerter.netguard import AddressPolicy
 from shared.config import ServiceSettings
 
+DEV_WEBHOOK_SECRET = "dev-webhook-secret"  # noqa: S105 - public on purpose, refused in production
+"""The development default; the alerter refuses to start with it in production."""
+
 
 class WebhookNetworkSettings(ServiceSettings):
     """Which internal networks webhooks may reach: the part of :class:`AlerterSettings`
@@ -105,7 +108,7 @@ class AlerterSettings(WebhookNetworkSettings):
     )
     webhook_secret: SecretStr = Field(
         validation_alias="TW_ALERTER_WEBHOOK_SECRET",
-        default=SecretStr("dev-webhook-secret"),
+        default=SecretStr(DEV_WEBHOOK_SECRET),
         description="HMAC-SHA256 key for webhook signatures.",
     )
     webhook_timeout_s: float = Field(

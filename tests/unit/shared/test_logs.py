@@ -153,3 +153,25 @@ def test_scrub_masks_secrets_in_url_paths_and_queries(text: str, shown: str) -> 
 def test_a_url_password_without_a_user_is_masked() -> None:
     """``redis://:pw@host`` (Redis takes a password alone) kept its password."""
     assert scrub("redis://:s3cr3tpw@cache:6379/0") == "redis://:***@cache:6379/0"
+
+
+def test_log_lines_keep_ipv4_addresses_and_still_hide_personal_data() -> None:
+    """Operators need the broker's and the database's addresses; a dotted address is
+    not a phone number. Phone numbers, cards and emails in the same line still go."""
+    line = scrub(
+        "kafka 192.168.100.200:19092 unreachable; postgresql://tw:s3cret@172.16.254.100:5432/tw; "
+        "caller 555.123.4567 or +1.555.123.4567, card 4111 1111 1111 1111, jo@example.com"
+    )
+    assert line == (
+        "kafka 192.168.100.200:19092 unreachable; postgresql://tw:***@172.16.254.100:5432/tw; "
+        "caller [PHONE] or [PHONE], card [CARD], [EMAIL]"
+    )
+
+
+def test_configured_logging_shows_the_broker_address(root_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    configure("WARNING", "svc")
+    logging.getLogger("services.x").warning(
+        "broker %s:%d unreachable, caller %s", "192.168.100.200", 19092, "555.123.4567"
+    )
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.endswith("services.x: broker 192.168.100.200:19092 unreachable, caller [PHONE]")

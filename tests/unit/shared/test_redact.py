@@ -87,6 +87,52 @@ def test_dates_versions_and_decimals_are_not_phone_numbers(text: str) -> None:
     assert redact(text) == text
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kafka at 192.168.100.200:19092 unreachable", "kafka at 192.168.100.200:19092 unreachable"),
+        ("db 172.16.254.100, cache 255.255.255.255.", "db 172.16.254.100, cache 255.255.255.255."),
+        ("route 10.20.130.240/24 via 1.168.100.200", "route 10.20.130.240/24 via 1.168.100.200"),
+        ("server 192.168.100.200 caller 555.123.4567", "server 192.168.100.200 caller [PHONE]"),
+        ("from 10.1.2.3 and 192.168.100.200: call +1.555.123.4567", "from 10.1.2.3 and 192.168.100.200: call [PHONE]"),
+        ("192.168.100.200 card 4111 1111 1111 1111 mail jo@example.com", "192.168.100.200 card [CARD] mail [EMAIL]"),
+        # not an address: part of a longer run, a group over 255, a leading zero (dialled)
+        ("192.168.100.200 1.192.168.100.200 256.168.100.200 022.123.45.67", "192.168.100.200 [PHONE] [PHONE] [PHONE]"),
+    ],
+)
+def test_ipv4_addresses_are_not_phone_numbers_in_logs(text: str, expected: str) -> None:
+    assert redact(text, keep_ipv4=True) == expected
+
+
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "+44 7700 900123",
+        "07700 900456",
+        "07700900123",
+        "555 123 4567",
+        "0123456789",
+        "415.555.2671",
+        "555.123.4567",
+        "+1.415.555.2671",
+        "+1.555.123.4567",
+        "01.23.45.67.89",
+        "+33 6.12.34.56.78",
+        "030/1234567",
+        "0171/1234567",
+        "+44\u00a020\u00a07946\u00a00958",
+        "+44\u202f20\u202f7946\u202f0958",
+        "415\u2013555\u20132671",
+        "090-1234-5678",
+    ],
+)
+def test_every_phone_format_is_still_redacted_next_to_an_ipv4_address(phone: str) -> None:
+    for text in (f"host 192.168.100.200 caller {phone} end", f"caller {phone} host 192.168.100.200 end"):
+        out = redact(text, keep_ipv4=True)
+        assert "192.168.100.200" in out and "[PHONE]" in out, out
+        assert not any(ch.isdigit() for ch in out.replace("192.168.100.200", "")), out
+
+
 def test_a_long_token_without_an_at_sign_is_kept_whole() -> None:
     token = "A1_-." * 4000  # the shape that made the old email pattern rescan from every start
     assert redact(f"token {token} end") == f"token {token} end"
@@ -189,3 +235,10 @@ def test_redact_capped_keeps_short_texts_whole() -> None:
     assert redact_capped("call 07700 900456", 4_000) == ("call [PHONE]", False)
     assert redact_capped("x" * 100, 100) == ("x" * 100, False)
     assert redact_capped("x" * 101, 100) == ("x" * 99 + "…", True)
+
+
+def test_storage_redaction_takes_an_ipv4_shaped_number_for_a_phone_number() -> None:
+    """The classifier stores chat and news text through redact_capped. A phone number
+    can be written like an address (91.123.45.67), so stored text keeps neither."""
+    text = "call 91.123.45.67 or 555.123.4567, my router is 192.168.100.200"
+    assert redact_capped(text, 4_000) == ("call [PHONE] or [PHONE], my router is [PHONE]", False)
