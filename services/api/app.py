@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from types import FrameType
 from typing import Any
 
+import fastapi.routing
 import uvicorn
 from fastapi import Depends, FastAPI
+from fastapi.routing import APIRoute
 
 from services.alerter.config import WebhookNetworkSettings
 from services.alerter.netguard import AddressPolicy
@@ -30,12 +32,14 @@ from services.api import (
     routes_trends,
 )
 from services.api.alert_feed import AlertFeed
+from services.api.auth import required_scope
 from services.api.config import ApiSettings
 from services.api.dashboard import install_dashboard
 from services.api.deps import SERVICE, Deps, make_deps
 from services.api.errors import (
     BodyLimitMiddleware,
     document_errors_in_openapi,
+    document_key_errors_in_openapi,
     error_responses,
     install_error_handlers,
     refuse_nul_in_url,
@@ -88,13 +92,31 @@ def build_app(settings: ApiSettings, deps: Deps, webhook_policy: AddressPolicy |
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_errors_in_openapi(plain_openapi())
+            schema = document_key_errors_in_openapi(plain_openapi(), key_scopes(app, settings))
+            app.openapi_schema = document_errors_in_openapi(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
     metrics()  # register the shared tonewatch metrics so /metrics always lists them
     http_metrics()
     return app
+
+
+def key_scopes(app: FastAPI, settings: ApiSettings) -> dict[tuple[str, str], str]:
+    """``(path, lower-case method)`` -> the scope a key needs, for each documented
+    operation that needs a key under ``settings`` (reads only when they require one)."""
+    scopes: dict[tuple[str, str], str] = {}
+    # Walk the routes as FastAPI's own get_openapi does: recent versions keep an included
+    # router as one entry of app.routes, iter_route_contexts yields its routes (with the
+    # dependencies it was included with); older versions list the APIRoutes themselves.
+    routes: Iterable[Any] = getattr(fastapi.routing, "iter_route_contexts", iter)(app.routes)
+    for route in routes:
+        if not isinstance(getattr(route, "original_route", route), APIRoute) or not route.include_in_schema:
+            continue
+        scope = required_scope(route.dependant, require_key_for_reads=settings.require_key_for_reads)
+        if scope is not None:
+            scopes.update({(route.path_format, method.lower()): scope for method in route.methods})
+    return scopes
 
 
 class _Server(uvicorn.Server):

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from fastapi import Request
+from fastapi.dependencies.models import Dependant
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -170,6 +171,8 @@ async def authorize(request: Request, sessions: async_sessionmaker[AsyncSession]
 
 
 Guard = Callable[[Request], Awaitable[KeyInfo | None]]
+_GUARD_SCOPES: dict[Callable[..., object], Scope] = {}
+"""The scope each guard demands (:func:`require`, :func:`reader`), for the OpenAPI document."""
 
 
 def require(required: Scope) -> Guard:
@@ -183,6 +186,7 @@ def require(required: Scope) -> Guard:
         return await authorize(request, state.deps.sessions, required)
 
     guard.__name__ = f"require_{required}"
+    _GUARD_SCOPES[guard] = required
     return guard
 
 
@@ -195,3 +199,23 @@ async def reader(request: Request) -> KeyInfo | None:
     if presented_key(request) is None and not state.settings.require_key_for_reads:
         return None
     return await authorize(request, state.deps.sessions, "read")
+
+
+_GUARD_SCOPES[reader] = "read"
+
+
+def required_scope(dependant: Dependant, *, require_key_for_reads: bool) -> Scope | None:
+    """The strongest scope a route's guards demand a key for (answering 401 without
+    one, 403 when the key lacks it), or ``None`` when the route takes requests without
+    a key: no guard, or only read guards while reads are open."""
+    needed: Scope | None = None
+    stack = [dependant]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.dependencies)
+        scope = _GUARD_SCOPES.get(node.call) if node.call is not None else None
+        if scope is None or (scope == "read" and not require_key_for_reads):
+            continue
+        if needed is None or _RANK[scope] > _RANK[needed]:
+            needed = scope
+    return needed

@@ -221,6 +221,25 @@ async def refuse_nul_in_url(request: Request) -> None:
         )
 
 
+def document_key_errors_in_openapi(schema: dict[str, Any], scopes: Mapping[tuple[str, str], str]) -> dict[str, Any]:
+    """The 401 and 403 answers (the one error document) of the operations that need an
+    API key: ``scopes`` maps ``(path, lower-case method)`` to the scope the key needs."""
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorDocument"}}}
+    challenge = {"WWW-Authenticate": {"description": 'Bearer realm="tonewatch"', "schema": {"type": "string"}}}
+    for (path, method), scope in scopes.items():
+        operation = schema.get("paths", {}).get(path, {}).get(method)
+        if operation is None:
+            continue
+        answers = operation.setdefault("responses", {})
+        answers["401"] = {
+            "description": "No API key, or an unknown or revoked one (`Authorization: Bearer <key>` or `X-API-Key`)",
+            "headers": challenge,
+            "content": body,
+        }
+        answers["403"] = {"description": f"The API key lacks the `{scope}` scope", "content": body}
+    return schema
+
+
 def document_errors_in_openapi(schema: dict[str, Any]) -> dict[str, Any]:
     """Every route's 422 answer described as the one error document (FastAPI documents
     its own ``HTTPValidationError`` shape, which this API never sends); FastAPI's
