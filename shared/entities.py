@@ -5,7 +5,11 @@ except the aliases listed as case-sensitive (short acronyms such as ``BP`` or ``
 that collide with ordinary words); combining marks count as letters, so an alias
 never matches inside an Indic word. On a side where an alias starts or ends with a
 character of a script written without spaces (Chinese, Japanese, Korean, Thai, Lao,
-Khmer, Myanmar), no word boundary is needed: such aliases match as substrings.
+Khmer, Myanmar), no word boundary is needed: such aliases match as substrings. On a
+side where it starts or ends with a letter or digit of another script (``Sony``), a
+character of those scripts or an underscore is a boundary too (``Sony株式会社``,
+``トヨタToyota``, ``Sony가``, ``Acme_Corp``), any other letter or digit is not
+(``Sonya``, ``ACME2``).
 Tickers match as cashtags (``$TSLA``), any case. A text may tag several entities,
 also through an alias they share; every text also counts under ``_all``.
 
@@ -15,7 +19,10 @@ a combining accent, full-width ``ＡＣＭＥ`` and ``＄ＴＳＬＡ`` (CJK fee
 ``ﾄﾖﾀ``, ligatures (``ﬁnance``), Hangul in conjoining jamo. Symbols whose
 compatibility form would be letters joined to the word beside them (``Acme™`` would
 read ``AcmeTM``) are left as they are. Case-insensitive matching also makes dotted and
-dotless i one letter (``İŞ BANKASI``, ``iş bankası``, ``İş Bankası``).
+dotless i one letter (``İŞ BANKASI``, ``iş bankası``, ``İş Bankası``). Invisible format
+characters are removed from aliases and text first (a soft hyphen U+00AD or a
+zero-width space U+200B inside ``Acme``), except the direction marks and the like that
+stand between words (:func:`_invisible`).
 """
 
 from __future__ import annotations
@@ -88,21 +95,17 @@ class WatchedEntity:
 
 
 # Combining marks (Unicode categories Mn, Mc, Me: Indic vowel signs and viramas, Thai tone
-# marks, accents in decomposed text) and the zero-width (non-)joiner belong to the word they
-# sit in, but are not ``\w`` to Python's ``re``; the boundaries count them as letters, so
-# "राम" does not match inside "रामायण".
-_MARK_PLANES = (range(0x20000), range(0xE0000, 0xE1000))  # no marks elsewhere
+# marks, accents in decomposed text) belong to the word they sit in, but are not ``\w`` to
+# Python's ``re``; the boundaries count them as letters, so "राम" does not match inside
+# "रामायण". (The zero-width non-joiner and joiner, also inside words, are removed first:
+# :func:`_invisible`.)
+_MARK_PLANES = (range(0x20000), range(0xE0000, 0xE1000))  # no marks (nor format characters) elsewhere
 _ASTRAL = "\\U00010000-\\U0010ffff"
 
 
-@cache
-def _marks() -> tuple[str, str]:
-    """Character-class bodies (no brackets) of the combining marks (and ZWNJ, ZWJ): those in
-    the Basic Multilingual Plane, then those above it. ``re`` tests BMP classes with one
-    table lookup but ranges above the BMP one by one, so those go in a class of their
-    own, looked at only when the character is not in the BMP."""
-    cps = [0x200C, 0x200D]
-    cps += [cp for plane in _MARK_PLANES for cp in plane if unicodedata.category(chr(cp)) in ("Mn", "Mc", "Me")]
+def _class_bodies(cps: Iterable[int]) -> tuple[str, str]:
+    """Character-class bodies (no brackets) of the code points ``cps``: those in the Basic
+    Multilingual Plane, then those above it, as ranges."""
     ranges: list[list[int]] = []
     for cp in sorted(cps):
         if ranges and ranges[-1][1] == cp - 1:
@@ -116,10 +119,61 @@ def _marks() -> tuple[str, str]:
     return body([r for r in ranges if r[0] < 0x10000]), body([r for r in ranges if r[0] >= 0x10000])
 
 
+@cache
+def _marks() -> tuple[str, str]:
+    """Character-class bodies (no brackets) of the combining marks: those in the Basic
+    Multilingual Plane, then those above it. ``re`` tests BMP classes with one table
+    lookup but ranges above the BMP one by one, so those go in a class of their own,
+    looked at only when the character is not in the BMP."""
+    return _class_bodies(
+        cp for plane in _MARK_PLANES for cp in plane if unicodedata.category(chr(cp)) in ("Mn", "Mc", "Me")
+    )
+
+
+# Format characters that stand between words rather than inside one, and stay (as
+# non-word characters, they are boundaries): the bidirectional marks, embeddings and
+# isolates that set off a run of another direction ("\u2067Acme\u2069" in Arabic or
+# Hebrew text; removed, "Acme" would join the word before it), the invisible
+# mathematical operators (U+2063 is INVISIBLE SEPARATOR), the interlinear annotation
+# marks (between a base text and its annotation).
+_SEPARATING_FORMATS = (
+    (0x061C, 0x061C),  # Arabic letter mark
+    (0x200E, 0x200F),  # left-to-right, right-to-left mark
+    (0x202A, 0x202E),  # embeddings, overrides, pop
+    (0x2061, 0x2064),  # function application, invisible times, separator, plus
+    (0x2066, 0x2069),  # isolates, pop
+    (0xFFF9, 0xFFFB),  # interlinear annotation anchor, separator, terminator
+)
+
+
+@cache
+def _invisible() -> re.Pattern[str]:
+    """The format characters (Unicode category Cf) removed from aliases and text before
+    they are compared, all but :data:`_SEPARATING_FORMATS`: the soft hyphen, the zero-width
+    space, non-joiner and joiner, the word joiner, the byte order mark, tag characters
+    and the like. They are invisible inside a word ("Acme" with a soft hyphen after "Ac"
+    reads "Acme"), yet no word characters to ``re``: left in, the word would not match.
+    Removing even the zero-width space (a line-break chance, at times between words)
+    joins "Acme", U+200B, "Corp" into one word; it is far more often pasted or slipped
+    into one (inside "ACME" to get past a filter)."""
+    separating = {cp for lo, hi in _SEPARATING_FORMATS for cp in range(lo, hi + 1)}
+    bmp, astral = _class_bodies(
+        cp for plane in _MARK_PLANES for cp in plane if unicodedata.category(chr(cp)) == "Cf" and cp not in separating
+    )
+    return re.compile(f"[{bmp}{astral}]+")  # one class: re scans for it without trying each position
+
+
+def _visible(text: str) -> str:
+    """``text`` without the invisible characters of :func:`_invisible`. Those are not
+    printable, so printable text (most of it) is returned after one quick check."""
+    return text if text.isprintable() else _invisible().sub("", text)
+
+
 # Scripts written without spaces between words (or, for Hangul, with particles attached):
 # Han, Hiragana, Katakana, Hangul, Thai, Lao, Myanmar, Khmer. An alias starting (ending)
 # with one of these characters needs no word boundary on that side: it matches inside a
-# run of text ("トヨタ" in "トヨタ自動車が発表"), as a substring.
+# run of text ("トヨタ" in "トヨタ自動車が発表"), as a substring; and next to an alias's
+# edge in another script, one of them is a boundary ("Sony" in "Sony株式会社").
 _UNSPACED_RANGES = (
     (0x0E00, 0x0EFF),  # Thai, Lao
     (0x1000, 0x109F),  # Myanmar
@@ -181,6 +235,14 @@ def _joining_symbols() -> re.Pattern[str]:
 
 
 def normalize(text: str) -> str:
+    """``text`` without the invisible characters of :func:`_invisible`, in NFKC, except the
+    symbols of :func:`_joining_symbols` (kept as they are).
+
+    Linear in ``len(text)``: ASCII holds no invisible characters and is in NFKC."""
+    return text if text.isascii() else _nfkc(_visible(text))
+
+
+def _nfkc(text: str) -> str:
     """``text`` in NFKC, except the symbols of :func:`_joining_symbols` (kept as they are).
 
     Linear in ``len(text)``: text already in NFKC (all ASCII is) holds none of those
@@ -217,7 +279,7 @@ def _fold_normalized(text: str) -> str:
         folded = folded.replace("i\u0307", "i")
     if "\u0131" in folded:  # ı
         folded = folded.replace("\u0131", "i")
-    return normalize(folded)
+    return _nfkc(folded)  # casefolding makes no invisible characters
 
 
 def _folded_positions(text: str, positions: Iterable[int]) -> dict[int, int]:
@@ -239,24 +301,32 @@ def _folded_positions(text: str, positions: Iterable[int]) -> dict[int, int]:
 def _pattern(words: Iterable[str]) -> str:
     """A pattern matching any of ``words`` with the boundaries each needs, longest first.
 
-    A word starting with a letter of a spaced script needs no word character (nor ``$``,
-    nor a combining mark) just before it, one ending in such a letter none just after
-    it; a word starting or ending in an unspaced script needs nothing before it, and
-    after it only no combining mark (a match never cuts a letter from its vowel sign).
-    The closing check looks back at the last character matched, so backtracking into
-    the alternation still falls back to a shorter word when the longer one fails."""
+    A word starting with a character of a spaced script (a Latin letter, a digit) needs
+    no letter or digit of a spaced script (nor ``$``, nor a combining mark of one) just
+    before it, one ending in such a character none just after it: an underscore or a
+    character of an unspaced script is a boundary (``Sony株式会社``, ``トヨタToyota``,
+    ``Acme_Corp``), as are spaces and punctuation. A word starting or ending in an
+    unspaced script needs nothing before it, and after it only no combining mark (a
+    match never cuts a letter from its vowel sign). The closing check looks back at the
+    last character matched, so backtracking into the alternation still falls back to a
+    shorter word when the longer one fails."""
     words = {w for w in words if w.strip()}
     bmp, astral = _marks()
-    mark_before = f"(?<![{bmp}])(?<!(?=[{_ASTRAL}])[{astral}])"
+    spaced_word = f"[^\\W_{_UNSPACED}]"  # a letter or digit of a spaced script
+    mark_before = f"(?:(?<=[{_UNSPACED}])|(?<![{bmp}])(?<!(?=[{_ASTRAL}])[{astral}]))"
     mark_after = f"(?![{bmp}])(?!(?=[{_ASTRAL}])[{astral}])"
     spaced_start = [w for w in words if not unspaced(w[0])]
     unspaced_start = [w for w in words if unspaced(w[0])]
     starts = []
     if spaced_start:
-        starts.append(f"(?<![\\w$]){mark_before}(?:{_alternation(spaced_start)})")
+        # cheapest checks first (tried at every position): a first letter of a word, no
+        # ASCII letter, digit or $ before it; then the full boundary
+        firsts = "".join(sorted({re.escape(w[0]) for w in spaced_start}))
+        before = f"(?=[{firsts}])(?<![0-9A-Za-z$])(?<!{spaced_word}){mark_before}"
+        starts.append(f"{before}(?:{_alternation(spaced_start)})")
     if unspaced_start:
         starts.append(f"(?:{_alternation(unspaced_start)})")
-    end = f"(?:(?<=[{_UNSPACED}])|(?<![{_UNSPACED}])(?![\\w])){mark_after}"
+    end = f"(?:(?<=[{_UNSPACED}])|(?<![{_UNSPACED}])(?!{spaced_word})){mark_after}"
     return f"(?:{'|'.join(starts)}){end}"
 
 
@@ -289,15 +359,17 @@ def _trie_pattern(node: dict[str, Any]) -> str:
 class EntityMatcher:
     """Compiled matcher over a watchlist.
 
-    Aliases and text are normalised (:func:`normalize`). Case-insensitive aliases are
-    folded (:func:`fold`) and matched against the folded text (``re.IGNORECASE`` does
-    not casefold: "STRASSE" would miss "Straße", "Straße" itself would miss its
-    casefolded pattern); case-sensitive aliases and cashtags are matched against the
-    normalised text. ``tag`` reports keys only, no offsets or matched text: positions
-    only order entities by first mention, so they are compared in one text. Normalising
-    keeps the order of the text (however it changes lengths: ﷺ is 18 characters in NFKC),
-    and folding it changes lengths too (ß -> ss), so positions in the normalised text are
-    carried over into the folded text (:func:`_folded_positions`)."""
+    Aliases and text are normalised (:func:`normalize`: invisible characters removed,
+    NFKC). Case-insensitive aliases are folded (:func:`fold`) and matched against the
+    folded text (``re.IGNORECASE`` does not casefold: "STRASSE" would miss "Straße",
+    "Straße" itself would miss its casefolded pattern); case-sensitive aliases and
+    cashtags are matched against the normalised text. ``tag`` reports keys only, no
+    offsets or matched text: positions only order entities by first mention, so they
+    are compared in one text, never in the text as received (removing invisible
+    characters shortens it). Normalising keeps the order of the text (however it
+    changes lengths: ﷺ is 18 characters in NFKC), and folding it changes lengths too
+    (ß -> ss), so positions in the normalised text are carried over into the folded
+    text (:func:`_folded_positions`)."""
 
     def __init__(self, entities: Iterable[WatchedEntity]) -> None:
         self.entities = {e.key: e for e in entities}
@@ -305,9 +377,12 @@ class EntityMatcher:
         self._sensitive: dict[str, list[str]] = {}
         self._tickers: dict[str, list[str]] = {}
         for e in self.entities.values():
-            sensitive = {normalize(a) for a in e.case_sensitive_aliases}
+            # stripped again: invisible characters may have stood outside the spaces
+            sensitive = {normalize(a).strip() for a in e.case_sensitive_aliases}
             for alias in (*e.aliases, *e.case_sensitive_aliases):
-                form = normalize(alias)
+                form = normalize(alias).strip()
+                if not form:  # nothing but invisible characters: an empty alias would match anywhere
+                    continue
                 if form in sensitive:
                     table = self._sensitive
                 else:

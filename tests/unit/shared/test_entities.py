@@ -153,11 +153,66 @@ UNSPACED = EntityMatcher(
         ("Sonyグループの決算", ["SONY", ALL]),
         ("xSonyグループ", [ALL]),  # the Latin side still needs its word boundary
         ("Samsungs", [ALL]),
-        ("Sony가", [ALL]),  # a Latin end still needs its boundary: Hangul letters are word characters
+        ("Sony가", ["SONY", ALL]),  # a Korean particle on a Latin name: Hangul is a boundary for a Latin end
     ],
 )
 def test_unspaced_scripts_match_as_substrings(text: str, expected: list[str]) -> None:
     assert UNSPACED.tag(text) == expected
+
+
+LATIN_EDGES = EntityMatcher(
+    [
+        WatchedEntity("ACME", "Acme", aliases=("ACME",)),
+        WatchedEntity("SONY", "Sony", aliases=("Sony",)),
+        WatchedEntity("TOYOTA", "Toyota", aliases=("Toyota",)),
+        WatchedEntity("PTT", "PTT", aliases=("PTT",)),
+        WatchedEntity("BP", "BP plc", case_sensitive_aliases=("BP",)),
+        WatchedEntity("TAT", "Tat", aliases=("टाट",)),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Sony㍿", ["SONY", ALL]),  # ㍿ is 株式会社 in NFKC
+        ("Sony株式会社の決算", ["SONY", ALL]),
+        ("トヨタToyotaの新車", ["TOYOTA", ALL]),
+        ("新型Toyota", ["TOYOTA", ALL]),
+        ("株価BP急落", ["BP", ALL]),  # case-sensitive aliases too
+        ("Sonyが発表", ["SONY", ALL]),
+        ("Sony가 발표", ["SONY", ALL]),
+        ("หุ้นPTTขึ้น", ["PTT", ALL]),
+        ("ที่PTT", ["PTT", ALL]),  # a Thai tone mark before: it sits on the Thai letter
+        ("टाट株", ["TAT", ALL]),  # a Devanagari end is a spaced-script end too
+        ("Acme＿Corp", ["ACME", ALL]),  # the full-width low line is "_" in NFKC
+        ("Acme_Corp", ["ACME", ALL]),
+        ("#acme_news", ["ACME", ALL]),
+        ("Sony_Toyota", ["SONY", "TOYOTA", ALL]),
+    ],
+)
+def test_a_spaced_script_edge_has_a_boundary_at_an_unspaced_script_or_underscore(
+    text: str, expected: list[str]
+) -> None:
+    assert LATIN_EDGES.tag(text) == expected
+
+
+def test_a_spaced_script_edge_still_needs_a_boundary_against_its_own_letters_and_digits() -> None:
+    expected = {
+        "Sony株式会社": ["SONY", ALL],
+        "xSony株式会社": [ALL],
+        "Sonya": [ALL],
+        "Acmeology": [ALL],
+        "ACME2": [ALL],
+        "2ACME": [ALL],
+        "ACME2株": [ALL],
+        "株2ACME": [ALL],
+        "$ACME": [ALL],  # an alias, not a cashtag
+        "BPX株": [ALL],
+        "Acme\u0301": [ALL],  # an accent on its last letter
+        "कीAcme": [ALL],  # a Devanagari vowel sign before
+    }
+    assert {text: LATIN_EDGES.tag(text) for text in expected} == expected
 
 
 def test_a_shared_alias_tags_every_entity_that_has_it() -> None:
@@ -256,7 +311,7 @@ def test_tags_do_not_depend_on_the_texts_normal_form(form: str, text: str) -> No
         ("Acme™ shares jump", ["ACME", ALL]),  # not "AcmeTM"
         ("™ACME", ["ACME", ALL]),
         ("ACME℠, up 3℃", ["ACME", ALL]),
-        ("Ｔｅｓｌａ＿ＡＣＭＥ", [ALL]),  # punctuation is normalised: the full-width low line joins words like "_"
+        ("Ｔｅｓｌａ＿ＡＣＭＥ", ["TSLA", "ACME", ALL]),  # punctuation is normalised: "＿" is "_", a boundary
     ],
 )
 def test_symbols_whose_compatibility_form_is_letters_keep_word_boundaries(text: str, expected: list[str]) -> None:
@@ -328,3 +383,85 @@ def test_normalising_and_ordering_take_one_pass_over_a_long_text(monkeypatch: py
     monkeypatch.setattr(entities, "_fold_normalized", lambda s: folded.append(len(s)) or real(s))
     assert m.tag(text) == ["TSLA", *keys, ALL]
     assert sum(folded) <= 2 * len(text)
+
+
+INVISIBLE = EntityMatcher(
+    [
+        WatchedEntity("ACME", "Acme", aliases=("ACME",)),
+        WatchedEntity("TSLA", "Tesla", aliases=("Tesla",)),
+        WatchedEntity("BP", "BP plc", case_sensitive_aliases=("BP",)),
+        WatchedEntity("TOYOTA", "Toyota", aliases=("トヨタ",)),
+        WatchedEntity("RAM", "Ram", aliases=("राम",)),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "char",
+    [
+        "\u00ad",  # soft hyphen
+        "\u200b",  # zero-width space
+        "\u200c",  # zero-width non-joiner
+        "\u200d",  # zero-width joiner
+        "\u2060",  # word joiner
+        "\ufeff",  # byte order mark, zero-width no-break space
+        "\u180e",  # Mongolian vowel separator
+        "\U000e0041",  # tag latin capital letter a
+    ],
+)
+def test_invisible_format_characters_inside_a_name_are_ignored(char: str) -> None:
+    assert INVISIBLE.tag(f"Ac{char}me shares slump") == ["ACME", ALL]
+    assert INVISIBLE.tag(f"A{char}{char}C{char}M{char}E") == ["ACME", ALL]
+    assert INVISIBLE.tag(f"{char}B{char}P{char} profits") == ["BP", ALL]
+    assert INVISIBLE.tag(f"ト{char}ヨタ自動車") == ["TOYOTA", ALL]
+    assert INVISIBLE.tag(f"Ac{char}meology, Tesla{char}s") == [ALL]  # still whole words
+
+
+def test_invisible_format_characters_in_an_alias_are_ignored() -> None:
+    m = EntityMatcher(
+        [WatchedEntity("ACME", "Acme", aliases=("Ac\u00adme\u200b",), case_sensitive_aliases=("A\u2060C",))]
+    )
+    assert m.tag("Acme shares slump") == ["ACME", ALL]
+    assert m.tag("AC rises") == ["ACME", ALL]
+
+
+def test_an_alias_of_nothing_but_invisible_characters_matches_nothing() -> None:
+    m = EntityMatcher(
+        [
+            WatchedEntity("X", "x", aliases=("\u200b",), case_sensitive_aliases=("\u00a0\u00ad\u00a0",)),
+            WatchedEntity("TSLA", "Tesla", aliases=("Tesla\u00a0\u2060",)),  # a no-break space inside: stripped
+        ]
+    )
+    assert m.tag("a \u200b b \u00ad c") == [ALL]
+    assert m.tag("Tesla rises") == ["TSLA", ALL]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u05d1\u2067Ac\u00adme\u2069",  # a right-to-left isolate around a Latin name in Hebrew
+        "\u0634\u202aAC\u200bME\u202c",  # a left-to-right embedding in Arabic
+        "\u05d1\u200eAc\u00adme",  # a left-to-right mark
+        "\u0634\u061cAc\u00adme",  # an Arabic letter mark
+        "x\u2063Ac\u00adme",  # INVISIBLE SEPARATOR
+    ],
+)
+def test_format_characters_that_stand_between_words_stay_boundaries(text: str) -> None:
+    assert INVISIBLE.tag(text) == ["ACME", ALL]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("\u200b" * 40 + "Tesla then B\u00adP", ["TSLA", "BP", ALL]),
+        ("B\u00adP, \u00ad" * 3 + "ßß Tesla", ["BP", "TSLA", ALL]),
+        ("Tesla\u00ad, " + "\u200b" * 40 + "A\u200bCME", ["TSLA", "ACME", ALL]),
+        ("\u200dराम ने B\u00adP", ["RAM", "BP", ALL]),
+    ],
+)
+def test_first_mention_order_holds_with_invisible_characters_removed(text: str, expected: list[str]) -> None:
+    assert INVISIBLE.tag(text) == expected
+
+
+def test_a_zero_width_joiner_does_not_split_an_indic_word() -> None:
+    assert INVISIBLE.tag("राम\u200dायण, Ac\u00adme") == ["ACME", ALL]  # removed, not a boundary
