@@ -420,7 +420,14 @@ def promote(ctx: typer.Context, task: TaskOpt, version: VersionOpt) -> None:
 def predict(
     ctx: typer.Context,
     task: TaskOpt,
-    input_: Annotated[Path, typer.Option("--input", help="JSONL of {id, text}.")],
+    input_: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            help="JSONL of {id, text}. A line without id gets its line number as id (possibly equal to"
+            " another line's numeric id); the output keeps the input order, blank lines left out.",
+        ),
+    ],
     output: Annotated[Path, typer.Option("--output", help="JSONL to write.")],
     version: Annotated[str, typer.Option(help="Default: the promoted version.")] = "",
     variant: Annotated[str, typer.Option(help="auto, fp32, int8 or fp16.")] = "auto",
@@ -429,9 +436,10 @@ def predict(
     """Classify a JSONL file with the promoted (or given) model. Exit 1 if some lines were
     error records (they are in the output, in place)."""
     _check_task(task)
-    if output.resolve() == input_.resolve():
+    from shared.training.predict import predict_file, same_file
+
+    if same_file(input_, output):  # a hard link too: opening the output would empty the input
         raise typer.BadParameter("must not be the input file (it would be emptied)", param_hint="--output")
-    from shared.training.predict import predict_file
 
     with _errors():
         reg = _registry(ctx)

@@ -167,6 +167,16 @@ def _check_label(task: str, label: str, where: str) -> str:
     return label
 
 
+def _check_text(text: Any, where: str) -> str:
+    """``text`` with its whitespace runs made single spaces; it must be a non-blank string."""
+    if not isinstance(text, str):
+        raise DataError(f"{where}: field 'text' is missing or not a string")
+    single = " ".join(text.split())
+    if not single:
+        raise DataError(f"{where}: field 'text' is empty")
+    return single
+
+
 def display_path(path: Path) -> str:
     """``path`` relative to the repository root when inside it."""
     try:
@@ -218,15 +228,22 @@ def load_gold_rows(path: Path, headlines: Sequence[str]) -> list[Example]:
 
 
 def _jsonl_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) of every non-blank line of a JSONL file."""
+    """(line number, object) of every non-blank line of a JSONL file.
+
+    Lines end at line feeds only (reading as text made CR LF and CR line feeds):
+    ``str.splitlines`` would also cut at U+2028, U+0085 and the like, which JSON
+    allows raw inside strings.
+    """
     out = []
-    for i, line in enumerate(_read_text(path).splitlines(), start=1):
+    for i, line in enumerate(_read_text(path).split("\n"), start=1):
         if not line.strip():
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{i}: not valid JSON ({exc.msg})") from None
+        except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+            raise DataError(f"{path}:{i}: not valid JSON ({getattr(exc, 'msg', exc)})") from None
+        except RecursionError:
+            raise DataError(f"{path}:{i}: not valid JSON (nested too deeply)") from None
         if not isinstance(rec, dict):
             raise DataError(f"{path}:{i}: expected a JSON object with text and label, got {type(rec).__name__}")
         out.append((i, rec))
@@ -237,7 +254,8 @@ def load_labelled(path: Path, task: str) -> list[Example]:
     """Generic ``{"text","label"[,"source"][,"split"]}`` JSONL or ``text,label`` CSV.
 
     Authored or auxiliary rows (``source`` not empty and not ``real``) go to train.
-    Malformed files raise :class:`DataError` naming the file and line.
+    Malformed files raise :class:`DataError` naming the file and line, a row without
+    text included: skipping it would train or score on fewer rows than the file holds.
     """
     records: list[tuple[int, dict[str, Any]]]
     if path.suffix == ".csv":
@@ -246,9 +264,7 @@ def load_labelled(path: Path, task: str) -> list[Example]:
         records = _jsonl_rows(path)
     out = []
     for i, rec in records:
-        text = " ".join(str(rec.get("text") or "").split())
-        if not text:
-            continue
+        text = _check_text(rec.get("text"), f"{path}:{i}")
         label = _check_label(task, str(rec.get("label") or ""), f"{path}:{i}")
         source = str(rec.get("source") or "real")
         split = rec.get("split")

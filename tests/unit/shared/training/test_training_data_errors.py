@@ -1,6 +1,6 @@
-"""Malformed labelled files: a DataError naming the file and line (never a traceback),
-exit 2 (invalid input) from `models score`, `evaluate`, `export`, `train`; a byte-order
-mark is no error."""
+"""Malformed labelled files (a row without text included): a DataError naming the file
+and line (never a traceback), exit 2 (invalid input) from `models score`, `evaluate`,
+`export`, `train`; a byte-order mark or a raw U+2028 inside a text is no error."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ BROKEN = {
     "latin1.csv": "text,label\nCaf\xe9 shares surge,positive\n".encode("latin-1"),
     "case.jsonl": b'{"text": "Shares surge", "label": "Positive"}\n',
     "nolabel.csv": b"text,sentiment\nShares surge,positive\n",
+    "blank.jsonl": (GOOD + '{"text": " ", "label": "positive"}\n').encode(),
+    "notext.jsonl": (GOOD + GOOD + '{"label": "bogus"}\n').encode(),
+    "nulltext.jsonl": b'{"text": null, "label": "positive"}\n',
+    "blank.csv": b"text,label\nShares surge,positive\n,negative\n",
+    "deep.jsonl": b'{"text": "x", "label": "positive", "n": ' + b"[" * 5000 + b"]" * 5000 + b"}\n",
 }
 WHERE = {
     "broken.jsonl": (2, "not valid JSON"),
@@ -30,6 +35,11 @@ WHERE = {
     "latin1.csv": (2, "not UTF-8"),
     "case.jsonl": (1, "'Positive' not in the sentiment label set"),
     "nolabel.csv": (1, "lacks column(s) ['label']"),
+    "blank.jsonl": (2, "field 'text' is empty"),
+    "notext.jsonl": (3, "field 'text' is missing or not a string"),
+    "nulltext.jsonl": (1, "field 'text' is missing or not a string"),
+    "blank.csv": (3, "field 'text' is empty"),
+    "deep.jsonl": (1, "nested too deeply"),
 }
 
 
@@ -69,6 +79,16 @@ def test_a_byte_order_mark_is_read_past(tmp_path: Path, monkeypatch: pytest.Monk
     assert (ex.text, ex.label) == ("h1", "negative")
 
 
+def test_unicode_line_separators_inside_a_text_are_no_line_break(tmp_path: Path) -> None:
+    """Before: str.splitlines cut the line at the raw U+2028 and the file was refused."""
+    path = tmp_path / "seps.jsonl"
+    texts = [f"Profits{sep}fall" for sep in "\u2028\u2029\x85\x0b\x0c\x1c\x1d\x1e"]
+    rows = [json.dumps({"text": t, "label": "negative"}, ensure_ascii=False) for t in texts]
+    path.write_text("\r\n".join(rows) + "\n", encoding="utf-8")
+    examples = load_file(path, "sentiment")
+    assert [(ex.text, ex.label) for ex in examples] == [("Profits fall", "negative")] * len(texts)
+
+
 @pytest.fixture
 def models(tiny_models: Path, tmp_path: Path) -> Path:
     root = tmp_path / "models"
@@ -85,6 +105,7 @@ def test_cli_data_errors_are_one_line_exit_2(models: Path, tmp_path: Path, name:
     card = (models / "sentiment" / "tiny" / "card.json").read_bytes()
     for cmd in (
         ["score", *task, "--input", str(path)],
+        ["score", *task, "--input", str(path), "--record"],
         ["evaluate", *task, "--version", "tiny", "--data", str(path)],
         ["export", *task, "--from", str(tmp_path), "--version", "x", "--data", str(path)],
         ["train", *task, "--data", str(path), "--version", "x", "--out", str(tmp_path / "run")],
