@@ -3,8 +3,11 @@ new or changed alerts out to every subscriber (the SSE streams).
 
 It sees inserts from the alerter and status changes from anyone (API, CLI,
 auto-resolve, plain SQL), whatever their timestamps (replayed history included). It
-runs only while someone listens. A subscriber that falls too far behind is dropped;
-its EventSource reconnects and gets a fresh snapshot.
+runs only while someone listens. A subscriber that falls too far behind, or every
+subscriber when one poll finds more changes than it sends one by one (a bulk SQL update)
+or the server's transaction ids went back (database restored, failover), gets a
+``resync`` item and is dropped: its stream ends and its EventSource reconnects and gets
+a fresh snapshot.
 
 Each poll reads only what changed, through ``alerts.changed_xid``: the id of the
 transaction that inserted the alert or last changed its status, set by a trigger for
@@ -21,7 +24,7 @@ rows with ``changed_xid >=`` the previous poll's xmin:
 Rows read again (committed before the previous poll while an older transaction was
 still running) are recognised by ``(id, changed_xid)`` and not sent twice. The poll
 reads rows changed since the oldest transaction then open anywhere in the cluster:
-normally a handful, never the whole table.
+normally a handful, never the whole table; at most ``POLL_MAX_ALERTS`` are fetched.
 """
 
 from __future__ import annotations
@@ -32,16 +35,21 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Select, func, select
+from sqlalchemy import ARRAY, Select, String, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.models import Alert, AlertRule
 
 log = logging.getLogger("tonewatch.api.feed")
 QUEUE_SIZE = 1000
+# A poll that finds more new changes resyncs its subscribers instead of fetching them:
+# it bounds a poll's memory (the explanations) and never fills, in one poll, the queue of
+# a subscriber that keeps up.
+POLL_MAX_ALERTS = 500
 
 
 class AlertOut(BaseModel):
@@ -61,6 +69,17 @@ class AlertOut(BaseModel):
     resolved_at: datetime | None
     model_version: str
     explanation: dict[str, Any]
+
+
+class Resync(Enum):
+    """Why a subscriber must reload a snapshot: the last item of its queue."""
+
+    TOO_MANY_CHANGES = "too_many_changes"
+    FELL_BEHIND = "fell_behind"
+    DATABASE_RESET = "database_reset"
+
+
+FeedItem = AlertOut | Resync | None  # None: the subscription ended (server shutdown)
 
 
 def alerts_query() -> Select[Alert, str]:
@@ -88,7 +107,10 @@ def to_out(alert: Alert, rule_name: str | None) -> AlertOut:
 
 
 async def fetch_alerts(session: AsyncSession, ids: Sequence[str]) -> list[AlertOut]:
-    rows = (await session.execute(alerts_query().where(Alert.id.in_(list(ids))).order_by(Alert.fired_at))).all()
+    """The alerts with these ids. One array parameter, not one per id: asyncpg refuses
+    more than 32,767 parameters."""
+    id_array = bindparam("ids", list(ids), type_=ARRAY(String))
+    rows = (await session.execute(alerts_query().where(Alert.id == any_(id_array)).order_by(Alert.fired_at))).all()
     return [to_out(a, name) for a, name in rows]
 
 
@@ -97,8 +119,9 @@ class Changes:
     """One read of the change markers, all in one snapshot."""
 
     xmin: int  # the snapshot's xmin: the next read starts there
-    marks: dict[str, int]  # id -> changed_xid of every alert read (changed_xid >= the previous xmin)
+    marks: dict[str, int]  # id -> changed_xid of the alerts read, all of those at/above xmin included
     alerts: list[AlertOut]  # those not already handled: new or changed since the previous read
+    too_many: bool = False  # more than POLL_MAX_ALERTS not handled: none fetched
 
 
 async def read_changes(
@@ -106,17 +129,26 @@ async def read_changes(
 ) -> Changes:
     """Alerts whose ``changed_xid`` is at/above ``since`` (the previous read's xmin; None:
     this snapshot's own xmin, for a baseline), fetching those whose ``(id, changed_xid)``
-    is not in ``handled``. Runs in one REPEATABLE READ, read-only transaction, so the
-    xmin, the markers and the alerts come from one snapshot."""
+    is not in ``handled``, unless there are more than ``POLL_MAX_ALERTS``: then only the
+    markers at/above xmin are read (what the next read may see again). Runs in one
+    REPEATABLE READ, read-only transaction, so the xmin, the markers and the alerts come
+    from one snapshot."""
     await session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
     xmin = int((await session.execute(select(func.pg_snapshot_xmin(func.pg_current_snapshot())))).scalar_one())
     start = xmin if since is None else since
-    marks = dict(
-        (await session.execute(select(Alert.id, Alert.changed_xid).where(Alert.changed_xid >= start))).tuples().all()
-    )
+    # Enough rows to tell whether more than POLL_MAX_ALERTS are not handled yet.
+    marks = await read_marks(session, start, limit=len(handled) + POLL_MAX_ALERTS + 1)
     changed = [i for i, xid in marks.items() if handled.get(i) != xid]
+    if len(changed) > POLL_MAX_ALERTS:
+        return Changes(xmin=xmin, marks=await read_marks(session, xmin), alerts=[], too_many=True)
     alerts = await fetch_alerts(session, changed) if fetch and changed else []
     return Changes(xmin=xmin, marks=marks, alerts=alerts)
+
+
+async def read_marks(session: AsyncSession, start: int, limit: int | None = None) -> dict[str, int]:
+    """id -> changed_xid of the alerts whose marker is at/above ``start``."""
+    query = select(Alert.id, Alert.changed_xid).where(Alert.changed_xid >= start).limit(limit)
+    return dict((await session.execute(query)).tuples().all())
 
 
 class AlertFeed:
@@ -125,7 +157,7 @@ class AlertFeed:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], interval_s: float) -> None:
         self._sessions = sessions
         self._interval = interval_s
-        self._subs: set[asyncio.Queue[AlertOut | None]] = set()
+        self._subs: set[asyncio.Queue[FeedItem]] = set()
         self._task: asyncio.Task[None] | None = None
         self._ready: asyncio.Event = asyncio.Event()
         # Where the next poll starts (the last poll's snapshot xmin) and what it already
@@ -138,10 +170,10 @@ class AlertFeed:
         return len(self._subs)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[AlertOut | None]]:
-        """A queue of changed alerts; ``None`` means the subscriber was dropped.
-        Returns once the poller has its baseline, so nothing between is missed."""
-        queue: asyncio.Queue[AlertOut | None] = asyncio.Queue(QUEUE_SIZE)
+    async def subscribe(self) -> AsyncIterator[asyncio.Queue[FeedItem]]:
+        """A queue of changed alerts; ``None`` or a :class:`Resync` means the subscriber
+        was dropped. Returns once the poller has its baseline, so nothing between is missed."""
+        queue: asyncio.Queue[FeedItem] = asyncio.Queue(QUEUE_SIZE)
         self._subs.add(queue)
         try:
             if self._task is None or self._task.done():
@@ -164,14 +196,15 @@ class AlertFeed:
             self._drop(queue)
 
     async def stop(self) -> None:
-        """Stop polling and end every subscription."""
+        """End every subscription, then stop polling. In that order: one that starts while
+        the poller is being cancelled has started a new poller and must not be ended."""
+        for queue in list(self._subs):
+            self._drop(queue)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for queue in list(self._subs):
-            self._drop(queue)
 
     async def _read(self, since: int | None, handled: Mapping[str, int], fetch: bool) -> Changes:
         async with self._sessions() as session, session.begin():
@@ -183,9 +216,12 @@ class AlertFeed:
         self._since = changes.xmin
         self._handled = {i: xid for i, xid in changes.marks.items() if xid >= changes.xmin}
 
-    async def _run(self) -> None:
-        # The baseline: what is committed now is not sent (the stream's snapshot shows it).
+    async def _baseline(self) -> None:
+        """Start from what is committed now: it is not sent (the stream's snapshot shows it)."""
         self._advance(await self._read(None, {}, fetch=False))
+
+    async def _run(self) -> None:
+        await self._baseline()
         self._ready.set()
         while True:
             await asyncio.sleep(self._interval)
@@ -197,23 +233,44 @@ class AlertFeed:
     async def poll_once(self) -> list[AlertOut]:
         """Publish alerts that are new or changed since the last poll. The cursor moves
         on only once they are sent: after a failed poll (PostgreSQL restarting), the next
-        one sends them."""
-        changes = await self._read(self._since, self._handled, fetch=True)
+        one sends them. Subscribers resync when there are too many, or when the server's
+        transaction ids went back below the cursor: rows written since then are below it,
+        where no poll would look."""
+        since = self._since
+        changes = await self._read(since, self._handled, fetch=True)
+        if since is not None and changes.xmin < since:
+            log.warning(
+                "alert feed: the database's transaction ids went back (xmin %d, below the cursor %d: "
+                "restored, recreated or failed over); taking a new baseline, subscribers resync",
+                changes.xmin,
+                since,
+            )
+            await self._baseline()
+            self._resync_all(Resync.DATABASE_RESET)
+            return []
+        if changes.too_many:
+            log.warning("alert feed: over %d alerts changed since the last poll; subscribers resync", POLL_MAX_ALERTS)
+            self._resync_all(Resync.TOO_MANY_CHANGES)
         for alert in changes.alerts:
             for queue in list(self._subs):
                 try:
                     queue.put_nowait(alert)
                 except asyncio.QueueFull:
-                    log.warning("alert stream subscriber fell behind; dropping it")
-                    self._drop(queue)
+                    log.warning("alert stream subscriber fell behind; it resyncs")
+                    self._drop(queue, Resync.FELL_BEHIND)
         self._advance(changes)
         return changes.alerts
 
-    def _drop(self, queue: asyncio.Queue[AlertOut | None]) -> None:
+    def _resync_all(self, reason: Resync) -> None:
+        for queue in list(self._subs):
+            self._drop(queue, reason)
+
+    def _drop(self, queue: asyncio.Queue[FeedItem], last: Resync | None = None) -> None:
+        """Unsubscribe ``queue``, ending it with ``last``."""
         self._subs.discard(queue)
         while True:
             try:
-                queue.put_nowait(None)
+                queue.put_nowait(last)
                 return
             except asyncio.QueueFull:
                 queue.get_nowait()

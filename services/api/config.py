@@ -44,7 +44,10 @@ class ApiSettings(ServiceSettings):
         validation_alias="TW_API_SSE_HEARTBEAT_S",
         default=15.0,
         gt=0,
-        description="Idle time after which the alert stream sends a keep-alive comment.",
+        description=(
+            "Keep-alive interval of the alert stream; with TW_API_REQUIRE_KEY_FOR_READS, also how often a "
+            "stream's key is checked again (a revoked key's stream ends within one interval)."
+        ),
     )
     require_key_for_reads: bool = Field(
         validation_alias="TW_API_REQUIRE_KEY_FOR_READS",

@@ -14,7 +14,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select, update
 from starlette.types import Receive, Scope, Send
 
-from services.api.alert_feed import AlertFeed, AlertOut, alerts_query, fetch_alerts, to_out
+from services.api.alert_feed import AlertFeed, AlertOut, FeedItem, Resync, alerts_query, fetch_alerts, to_out
 from services.api.auth import authorize, require
 from services.api.deps import Deps, get_deps, get_settings
 from services.api.errors import ApiError, error_responses
@@ -129,7 +129,7 @@ KeyCheck = Callable[[], Awaitable[bool]]
 
 def key_check(request: Request, deps: Deps) -> KeyCheck | None:
     """When reads need a key, whether the stream's key is still valid (a revoked key ends
-    the stream at the next heartbeat); None when reads are open."""
+    the stream within a heartbeat interval); None when reads are open."""
     if not get_settings(request).require_key_for_reads:
         return None
 
@@ -147,28 +147,38 @@ def key_check(request: Request, deps: Deps) -> KeyCheck | None:
 
 async def alert_events(
     request: Request,
-    queue: asyncio.Queue[AlertOut | None],
+    queue: asyncio.Queue[FeedItem],
     recent: list[dict[str, Any]],
     heartbeat_s: float,
     still_valid: KeyCheck | None = None,
 ) -> AsyncIterator[str]:
     """``snapshot`` (recent alerts) first, then one ``alert`` event per new or changed alert;
-    ends when the client leaves or, at a heartbeat, its key is no longer valid."""
+    ends when the client leaves, after a ``resync`` event (the feed could not send the
+    changes one by one: reconnect for a new snapshot), or when its key is no longer valid.
+    The key is checked every heartbeat interval, whether or not alerts flow: a stream
+    that never idles must not outlive its key."""
     yield "retry: 3000\n\n"
     yield sse("snapshot", {"alerts": recent}, 0)
     seq = 0
+    loop = asyncio.get_running_loop()
+    check_at = loop.time() + heartbeat_s
     while not await request.is_disconnected():
-        try:
-            alert = await asyncio.wait_for(queue.get(), timeout=heartbeat_s)
-        except TimeoutError:
+        if loop.time() >= check_at:
             if still_valid is not None and not await still_valid():
                 return
+            check_at = loop.time() + heartbeat_s
+        try:
+            item = await asyncio.wait_for(queue.get(), timeout=check_at - loop.time())
+        except TimeoutError:
             yield ": keep-alive\n\n"
             continue
-        if alert is None:
+        if item is None:
+            return
+        if isinstance(item, Resync):
+            yield sse("resync", {"reason": item.value})
             return
         seq += 1
-        yield sse("alert", alert.model_dump(mode="json"), seq)
+        yield sse("alert", item.model_dump(mode="json"), seq)
 
 
 class AlertStream(StreamingResponse):

@@ -15,7 +15,8 @@ from sqlalchemy import event, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import ORMExecuteState, Session
 
-from services.api.alert_feed import AlertFeed, AlertOut
+from services.api import alert_feed
+from services.api.alert_feed import POLL_MAX_ALERTS, AlertFeed, AlertOut, Resync, fetch_alerts
 from shared.config import PostgresSettings
 from shared.db.session import make_engine
 
@@ -170,3 +171,60 @@ async def test_a_poll_reads_only_changed_alerts(pg_settings: PostgresSettings, u
     finally:
         await feed.stop()
         await engine.dispose()
+
+
+async def test_fetch_alerts_takes_more_ids_than_a_query_has_parameters(
+    sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """asyncpg refuses more than 32,767 parameters: with one per id, a transaction that
+    changed more alerts made every later poll fail the same way, for good."""
+    rule_id = await insert_rule(sessions, f"rule-{unique}")
+    wanted = [f"many-{unique}-{n}" for n in range(2)]
+    for n, alert_id in enumerate(wanted):
+        await insert_alert(sessions, alert_id=alert_id, rule_id=rule_id, entity=f"e{n}-{unique}", at=OLD)
+    ids = [f"absent-{unique}-{n}" for n in range(40_000)] + wanted
+    async with sessions() as s:
+        assert sorted(a.id for a in await fetch_alerts(s, ids)) == wanted
+
+
+def _bulk_insert_sql(prefix: str, rule_id: int, count: int) -> str:
+    """One transaction's worth of alerts, in one statement."""
+    return (
+        "INSERT INTO alerts (id, rule_id, entity, stream, episode, status, severity, window_start, "
+        "window_end, fired_at, explanation, model_version) "
+        f"SELECT '{prefix}' || n, {rule_id}, 'bulk', 'news', t, 'open', 'warning', t, t, t, "
+        "'{\"top_terms\": [[\"x\", 1.0]]}', 'v1' "
+        f"FROM generate_series(1, {count}) AS n, "
+        "LATERAL (SELECT '2027-06-01'::timestamptz + n * interval '1 hour') AS w(t)"
+    )
+
+
+async def test_a_bulk_change_resyncs_the_subscribers_without_fetching_it(
+    feed: AlertFeed, sessions: async_sessionmaker[AsyncSession], unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One transaction changes more alerts than a poll sends one by one: every subscriber
+    gets a resync and none of them is fetched (their explanations stay in the database).
+    While an older transaction is still open the next polls read those rows again: they
+    are known, not a second resync, and a later change is sent as usual."""
+    fetched: list[int] = []
+
+    async def counting_fetch(session: AsyncSession, ids: list[str]) -> list[AlertOut]:
+        fetched.append(len(ids))
+        return await fetch_alerts(session, ids)
+
+    monkeypatch.setattr(alert_feed, "fetch_alerts", counting_fetch)
+    rule_id = await insert_rule(sessions, f"rule-{unique}")
+    prefix = f"bulk-{unique}-"
+    async with feed.subscribe() as q1, feed.subscribe() as q2, sessions() as old:
+        await old.begin()
+        await old.execute(select(func.pg_current_xact_id()))  # holds the cluster's xmin back
+        await _sql(sessions, _bulk_insert_sql(prefix, rule_id, POLL_MAX_ALERTS + 1))
+        assert await feed.poll_once() == []
+        assert [q1.get_nowait(), q2.get_nowait()] == [Resync.TOO_MANY_CHANGES] * 2
+        assert q1.empty() and q2.empty() and feed.subscribers == 0 and fetched == []
+
+        async with feed.subscribe() as q3:
+            await _sql(sessions, f"UPDATE alerts SET status = 'resolved' WHERE id = '{prefix}7'")
+            assert _sent(await feed.poll_once()) == [(f"{prefix}7", "resolved")]
+            assert q3.get_nowait().id == f"{prefix}7" and fetched == [1]
+        await old.rollback()

@@ -15,7 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api import auth
+from services.api import alert_feed, auth
 from services.api.app import build_app
 from services.api.config import ApiSettings
 from services.api.deps import Deps, make_deps
@@ -172,3 +172,87 @@ async def test_a_stream_ends_when_its_key_is_revoked(api_settings: ApiSettings, 
 
             await asyncio.wait_for(drain(), 10)  # the server ended the response
         assert_error(await c.get("/v1/alerts/stream", headers=bearer(new.key)), 401)
+
+
+async def test_a_busy_stream_ends_when_its_key_is_revoked(
+    api_settings: ApiSettings, deps: Deps, sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """Alerts change faster than the heartbeat, so the stream never idles: the key is still
+    checked every heartbeat interval, and the stream ends within about one once revoked."""
+    heartbeat = api_settings.sse_heartbeat_s
+    settings = api_settings.model_copy(update={"require_key_for_reads": True})
+    new = await auth.create_key(deps.sessions, "busy-reader", "read")
+    rule_id = await insert_rule(sessions, f"rule-{unique}")
+
+    async def keep_alerting() -> None:
+        for n in range(10_000):
+            at = NOW - timedelta(days=900, minutes=n)
+            await insert_alert(sessions, alert_id=f"busy-{unique}-{n}", rule_id=rule_id, entity="busy", at=at)
+            await asyncio.sleep(heartbeat / 10)
+
+    app = build_app(settings, deps)
+    writer = asyncio.create_task(keep_alerting())
+    try:
+        async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as c:
+            async with c.stream("GET", "/v1/alerts/stream", headers=bearer(new.key)) as response:
+                assert response.status_code == 200
+                lines = response.aiter_lines()
+                assert (await asyncio.wait_for(_next_event(lines), 10))[0] == "snapshot"
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                while loop.time() - started < 2 * heartbeat:  # alerts flow, the valid key passes its checks
+                    event, _ = await asyncio.wait_for(_next_event(lines), heartbeat)
+                    assert event == "alert"
+                await auth.revoke_key(deps.sessions, new.info.prefix)
+                revoked = loop.time()
+
+                async def drain() -> None:
+                    async for _ in lines:
+                        pass
+
+                await asyncio.wait_for(drain(), 2 * heartbeat + 1)
+                assert loop.time() - revoked < heartbeat + 1  # one check interval, plus a poll
+    finally:
+        writer.cancel()
+
+
+async def test_a_stream_resyncs_after_a_bulk_change(
+    api_settings: ApiSettings,
+    deps: Deps,
+    sessions: async_sessionmaker[AsyncSession],
+    unique: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More alerts changed in one poll than it sends one by one: the stream says ``resync``
+    and ends (its EventSource reconnects and gets a new snapshot) instead of ending with
+    no word, or queueing every change."""
+    monkeypatch.setattr(alert_feed, "POLL_MAX_ALERTS", 3)
+    rule_id = await insert_rule(sessions, f"rule-{unique}")
+    app = build_app(api_settings, deps)
+    async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as c:
+        async with c.stream("GET", "/v1/alerts/stream") as response:
+            lines = response.aiter_lines()
+            assert (await asyncio.wait_for(_next_event(lines), 10))[0] == "snapshot"
+            async with sessions.begin() as s:
+                for n in range(4):
+                    at = NOW - timedelta(days=900, minutes=n)
+                    s.add(
+                        Alert(
+                            id=f"bulk-{unique}-{n}",
+                            rule_id=rule_id,
+                            entity="bulk",
+                            stream="news",
+                            episode=at,
+                            status="open",
+                            severity="warning",
+                            window_start=at,
+                            window_end=at,
+                            fired_at=at,
+                            explanation={},
+                            model_version="test-1",
+                        )
+                    )
+            event, data = await asyncio.wait_for(_next_event(lines), 10)
+            assert (event, data) == ("resync", {"reason": "too_many_changes"})
+            rest = [line async for line in lines]
+            assert not [line for line in rest if line.startswith("event:")]  # then the stream ends

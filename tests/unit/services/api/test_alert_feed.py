@@ -4,13 +4,15 @@ once it commits, and a snapshot's xmin is the lowest id still running."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
 
-from services.api.alert_feed import AlertFeed, AlertOut, Changes
+from services.api import alert_feed
+from services.api.alert_feed import AlertFeed, AlertOut, Changes, Resync
 
 T = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
 
@@ -73,6 +75,8 @@ class FakeDb:
         start = xmin if since is None else since
         marks = {i: xid for i, (_, xid) in self.rows.items() if xid >= start}
         changed = sorted(i for i, xid in marks.items() if handled.get(i) != xid)
+        if len(changed) > alert_feed.POLL_MAX_ALERTS:
+            return Changes(xmin=xmin, marks={i: x for i, x in marks.items() if x >= xmin}, alerts=[], too_many=True)
         if fetch and changed:
             self.fetched.append(changed)
         alerts = [_alert(i, self.rows[i][0]) for i in changed] if fetch else []
@@ -139,3 +143,78 @@ async def test_what_was_committed_before_subscribing_is_not_sent(monkeypatch: py
         db.commit(old)
         assert await feed.poll_once() == []
     assert feed.subscribers == 0
+
+
+async def test_transaction_ids_going_back_take_a_new_baseline(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database was restored or failed over while the API ran: its ids now come out
+    below the cursor, where no poll looks. The feed notices (the snapshot's xmin is below
+    the cursor), resyncs its subscribers and follows the new ids."""
+    db = FakeDb()
+    db.write_committed(a0="open")
+    db.write_committed(a1="open")
+    feed = _feed(monkeypatch, db)
+    async with feed.subscribe() as queue:
+        assert db.reads == [None]  # the baseline: the cursor is at 102
+        db.next_xid = 100  # the ids start again lower
+        db.write_committed(a2="open")
+        assert await feed.poll_once() == []
+        assert queue.get_nowait() is Resync.DATABASE_RESET  # the stream ends: the client reloads a snapshot
+        assert "transaction ids went back (xmin 101, below the cursor 102" in caplog.text
+        async with feed.subscribe() as again:
+            db.write_committed(a3="open")
+            assert _sent(await feed.poll_once()) == [("a3", "open")]
+            assert again.get_nowait().id == "a3"
+
+
+async def test_a_subscriber_arriving_while_the_last_one_stops_the_poller_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A leaves last, and its stop() waits for the cancelled poller; B subscribes meanwhile
+    and starts a new poller. A's stop() must not end B's subscription."""
+    db = FakeDb()
+    feed = _feed(monkeypatch, db)
+    a = feed.subscribe()
+    await a.__aenter__()
+    leaving = asyncio.create_task(a.__aexit__(None, None, None))
+    await asyncio.sleep(0)  # A's stop() now awaits the cancelled poller
+    async with feed.subscribe() as queue:
+        await leaving
+        assert feed.subscribers == 1 and queue.empty()
+        db.write_committed(a0="open")
+        assert _sent(await feed.poll_once()) == [("a0", "open")]
+        assert queue.get_nowait().id == "a0"
+    assert feed.subscribers == 0
+
+
+async def test_a_poll_with_too_many_changes_resyncs_every_subscriber(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bulk change (more alerts than one poll sends) is not fetched nor queued one by
+    one, which overflowed every queue and dropped even fast subscribers silently: each
+    gets a resync, and what follows is sent as usual to those who subscribe again."""
+    monkeypatch.setattr(alert_feed, "POLL_MAX_ALERTS", 2)
+    db = FakeDb()
+    feed = _feed(monkeypatch, db)
+    async with feed.subscribe() as q1, feed.subscribe() as q2:
+        db.write_committed(a0="open", a1="open", a2="open")
+        assert await feed.poll_once() == []
+        assert db.fetched == []
+        assert [q1.get_nowait(), q2.get_nowait()] == [Resync.TOO_MANY_CHANGES] * 2
+        assert feed.subscribers == 0
+        async with feed.subscribe() as q3:
+            db.write_committed(a0="resolved")
+            assert _sent(await feed.poll_once()) == [("a0", "resolved")]
+            assert q3.get_nowait().id == "a0" and q1.empty()
+
+
+async def test_a_subscriber_that_falls_behind_resyncs_and_the_others_go_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(alert_feed, "QUEUE_SIZE", 2)
+    db = FakeDb()
+    feed = _feed(monkeypatch, db)
+    async with feed.subscribe() as slow, feed.subscribe() as fast:
+        for n in range(3):
+            db.write_committed(**{f"a{n}": "open"})
+            await feed.poll_once()
+            assert fast.get_nowait().id == f"a{n}"
+        assert feed.subscribers == 1
+        assert [slow.get_nowait().id, slow.get_nowait()] == ["a1", Resync.FELL_BEHIND]
