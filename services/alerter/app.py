@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.aggregator.persist import NOTIFY_CHANNEL
 from services.alerter import store
-from services.alerter.config import DEV_WEBHOOK_SECRET, AlerterSettings
+from services.alerter.config import AlerterSettings
 from services.alerter.deliver import Deliverer
 from services.alerter.evaluate import Evaluator
 from services.alerter.publish import announce_pending, notify_new
@@ -190,9 +190,9 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
 def main() -> int:
     settings = AlerterSettings()
     logs.configure(settings.log_level, "alerter")
-    if settings.environment == "production" and settings.webhook_secret.get_secret_value() == DEV_WEBHOOK_SECRET:
-        # Anyone could forge a "signed" webhook with the public default key.
-        log.critical("alerter cannot start: TW_ALERTER_WEBHOOK_SECRET is the development default in production")
+    refusal = settings.production_secret_refusal()
+    if refusal:
+        log.critical("alerter cannot start: %s", refusal)
         return 2
     asyncio.run(run(settings))
     return 0

@@ -12,6 +12,18 @@ from shared.config import ServiceSettings
 
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"  # noqa: S105 - public on purpose, refused in production
 """The development default; the alerter refuses to start with it in production."""
+MIN_WEBHOOK_SECRET_CHARS = 16
+"""The shortest webhook secret (blanks around it not counted) the alerter starts with in
+production: with an empty or short key anyone can compute, or guess, a valid signature."""
+MAX_BACKOFF_S = 300.0
+"""The longest wait between two attempts of a webhook: the delay doubles from
+``TW_ALERTER_WEBHOOK_BACKOFF_S`` up to this, not further (uncapped, 20 attempts would end on
+a 36-hour wait, and the claim's lease, which counts every wait, would grow past what a
+``timedelta`` holds)."""
+MAX_WEBHOOK_ATTEMPTS = 20
+MAX_WEBHOOK_TIMEOUT_S = 300.0
+"""Upper bounds of the attempts and of one attempt's timeout: with the capped backoff they
+keep the lease (every attempt, every wait) finite and within a few hours."""
 
 
 class WebhookNetworkSettings(ServiceSettings):
@@ -112,17 +124,39 @@ class AlerterSettings(WebhookNetworkSettings):
         description="HMAC-SHA256 key for webhook signatures.",
     )
     webhook_timeout_s: float = Field(
-        validation_alias="TW_ALERTER_WEBHOOK_TIMEOUT_S", default=5.0, gt=0, description="Per-attempt webhook timeout."
+        validation_alias="TW_ALERTER_WEBHOOK_TIMEOUT_S",
+        default=5.0,
+        gt=0,
+        le=MAX_WEBHOOK_TIMEOUT_S,
+        description=f"Per-attempt webhook timeout (at most {MAX_WEBHOOK_TIMEOUT_S:g} s).",
     )
     webhook_max_attempts: int = Field(
         validation_alias="TW_ALERTER_WEBHOOK_MAX_ATTEMPTS",
         default=5,
         ge=1,
-        description="Attempts per webhook delivery.",
+        le=MAX_WEBHOOK_ATTEMPTS,
+        description=f"Attempts per webhook delivery (at most {MAX_WEBHOOK_ATTEMPTS}).",
     )
     webhook_backoff_s: float = Field(
         validation_alias="TW_ALERTER_WEBHOOK_BACKOFF_S",
         default=0.5,
         gt=0,
-        description="First retry delay (doubles each attempt).",
+        le=MAX_BACKOFF_S,
+        description=f"First retry delay (doubles each attempt, up to {MAX_BACKOFF_S:g} s).",
     )
+
+    def production_secret_refusal(self) -> str | None:
+        """Why the webhook secret may not sign production webhooks (naming the variable,
+        never the value), or None: the public development default, or a blank or short
+        key, lets anyone sign a webhook our receivers trust."""
+        if self.environment != "production":
+            return None
+        secret = self.webhook_secret.get_secret_value()
+        if secret == DEV_WEBHOOK_SECRET:
+            return "TW_ALERTER_WEBHOOK_SECRET is the development default in production"
+        if len(secret.strip()) < MIN_WEBHOOK_SECRET_CHARS:
+            return (
+                f"TW_ALERTER_WEBHOOK_SECRET is blank or shorter than {MIN_WEBHOOK_SECRET_CHARS} characters "
+                "in production"
+            )
+        return None

@@ -8,6 +8,10 @@ Signature: header ``X-Tonewatch-Signature: t=<unix>,v1=<hex>`` where
 Webhooks reach public addresses only, unless an operator allowed an internal network
 (:mod:`services.alerter.netguard`): the address is checked when connecting, a refused one
 is one failed attempt, not retried. Redirects are not followed (a 3xx is a failed attempt).
+
+Stopping (:meth:`Deliverer.drain`) waits a while for deliveries under way, then cancels the
+rest: a cancelled delivery records no attempt and does not mark the alert done, so the
+claim's lease runs out and another alerter (or this one, restarted) takes it over.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import logging
 import re
 import time
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -26,6 +31,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.alerter.config import MAX_BACKOFF_S
 from services.alerter.netguard import AddressNotAllowed, AddressPolicy, GuardedBackend, guarded_transport
 from shared.db.models import WebhookDelivery
 from shared.events import AlertEvent
@@ -34,6 +40,11 @@ from shared.metrics import metrics
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Tonewatch-Signature"
+DB_WRITE_S = 5.0
+"""The longest one database step of a delivery may take (reading the channels already
+delivered, recording an attempt, ``done``); a slower one is given up. The lease counts
+it for every step, so a claim cannot run out while its alerter waits on the database
+(a pool checkout alone may wait 30 s)."""
 
 
 def sign(secret: bytes, body: bytes, timestamp: int) -> str:
@@ -42,6 +53,11 @@ def sign(secret: bytes, body: bytes, timestamp: int) -> str:
 
 
 def verify(secret: bytes, body: bytes, header: str, *, tolerance_s: int = 300, now: float | None = None) -> bool:
+    """Whether ``header`` signs ``body`` with ``secret`` within ``tolerance_s``. Any
+    malformed header, a non-ASCII one included (``compare_digest`` raises on those), is
+    False: a receiver must not turn a crafted header into an error."""
+    if not header.isascii():
+        return False
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
     try:
         ts = int(parts["t"])
@@ -84,6 +100,25 @@ def payload(alert: AlertEvent, fmt: str) -> dict[str, Any]:
     return alert.model_dump(mode="json")
 
 
+def backoff(first_s: float, retry: int) -> float:
+    """The wait before retry ``retry`` (1: after the first attempt): ``first_s`` doubled
+    each time, at most :data:`MAX_BACKOFF_S` (the exponent is clamped first: a float
+    power overflows past about 2**1023)."""
+    return min(first_s * 2.0 ** min(retry - 1, 64), MAX_BACKOFF_S)
+
+
+def pending(hooks: list[tuple[str, str]], delivered: set[str]) -> list[tuple[str, str]]:
+    """The (url, format) channels still to send, given the URLs with a delivered attempt.
+    The delivery log records an attempt's URL, not its format (``webhook_deliveries`` has
+    no column for it): a URL the alert goes to in one format is done once delivered; one
+    it goes to in several formats is sent again in each, since the log cannot tell which
+    got through (receivers dedupe on the alert id; skipping could lose one)."""
+    formats: defaultdict[str, set[str]] = defaultdict(set)
+    for url, fmt in hooks:
+        formats[url].add(fmt)
+    return [(url, fmt) for url, fmt in hooks if url not in delivered or len(formats[url]) > 1]
+
+
 class Deliverer:
     def __init__(
         self,
@@ -101,6 +136,7 @@ class Deliverer:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self._tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: set[str] = set()
         self.policy = policy or AddressPolicy()
         self._client = httpx.AsyncClient(
             timeout=timeout_s, follow_redirects=False, transport=guarded_transport(GuardedBackend(self.policy))
@@ -108,10 +144,18 @@ class Deliverer:
 
     @property
     def lease_s(self) -> float:
-        """Longest one delivery may take (every attempt timing out, every backoff), with a
-        margin: a claim older than this belongs to an alerter that stopped."""
-        backoffs = self.backoff_s * float(2 ** max(self.max_attempts - 1, 0) - 1)
-        return float(self.max_attempts * self.timeout_s + backoffs + 10.0)
+        """Longest one delivery may take (every attempt timing out, every backoff, every
+        database step at its longest), with a margin of 10 s: a claim older than this
+        belongs to an alerter that stopped. Finite for any settings: backoffs are capped."""
+        backoffs = sum(backoff(self.backoff_s, retry) for retry in range(1, self.max_attempts))
+        database = (self.max_attempts + 2) * DB_WRITE_S  # each attempt's record, the read before, done after
+        return self.max_attempts * self.timeout_s + backoffs + database + 10.0
+
+    @property
+    def in_flight(self) -> frozenset[str]:
+        """The alerts this deliverer is delivering now: their claims are its own, not to
+        be taken on a second time however old they are."""
+        return frozenset(self._in_flight)
 
     def submit(
         self, alert: AlertEvent, channels: list[dict[str, Any]], done: Callable[[], Awaitable[None]] | None = None
@@ -122,36 +166,41 @@ class Deliverer:
         hooks = [
             (str(ch["url"]), str(ch.get("format", "json"))) for ch in channels if ch.get("type", "webhook") == "webhook"
         ]
-        self._spawn(self._deliver_all(alert, hooks, done))
+        self._in_flight.add(alert.id)
+        task = self._spawn(self._deliver_all(alert, hooks, done))
+        task.add_done_callback(lambda _: self._in_flight.discard(alert.id))
 
     async def _deliver_all(
         self, alert: AlertEvent, hooks: list[tuple[str, str]], done: Callable[[], Awaitable[None]] | None
     ) -> None:
-        delivered = await self._delivered(alert.id)
-        await asyncio.gather(*(self._deliver(alert, url, fmt) for url, fmt in hooks if url not in delivered))
+        async with asyncio.timeout(DB_WRITE_S):
+            delivered = await self._delivered(alert.id)
+        await asyncio.gather(*(self._deliver(alert, url, fmt) for url, fmt in pending(hooks, delivered)))
         if done is not None:
-            await done()
+            async with asyncio.timeout(DB_WRITE_S):
+                await done()
 
     async def _delivered(self, alert_id: str) -> set[str]:
         async with self.sessions() as s:
             q = select(WebhookDelivery.url).where(WebhookDelivery.alert_id == alert_id, WebhookDelivery.delivered)
             return set((await s.execute(q)).scalars())
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _log(self, alert_id: str, url: str, attempt: int, code: int | None, error: str | None, ok: bool) -> None:
         try:
-            async with self.sessions.begin() as s:
+            async with asyncio.timeout(DB_WRITE_S), self.sessions.begin() as s:
                 s.add(
                     WebhookDelivery(
                         alert_id=alert_id, url=url, attempt=attempt, status_code=code, error=error, delivered=ok
                     )
                 )
         except Exception as exc:  # noqa: BLE001 - logging the log must not stop delivery
-            log.warning("could not record webhook delivery: %s", exc)
+            log.warning("could not record webhook delivery: %s: %s", type(exc).__name__, exc)
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         """One attempt's request; the status code. The response body is never read (only
@@ -169,7 +218,6 @@ class Deliverer:
             await self._log(alert.id, url, 1, None, reason, False)
             log.error("webhook %s for alert %s: %s", shown, alert.id, reason)
             return
-        delay = self.backoff_s
         for attempt in range(1, self.max_attempts + 1):
             headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body, int(time.time()))}
             code, error = None, None
@@ -196,7 +244,9 @@ class Deliverer:
                     alert.id,
                 )
                 return
-            except Exception as exc:  # noqa: BLE001 - any failure (an IDNA host, a bug) is a failed attempt
+            except Exception as exc:  # any failure (an IDNA host, a bug) is a failed attempt, but for one:
+                if self._client.is_closed:  # stopped (drain): no attempt was made; the lease hands it over
+                    raise
                 error = f"{type(exc).__name__}: {exc}".replace(url, shown)
             metrics().webhook_failures.labels(fmt).inc()
             await self._log(alert.id, url, attempt, code, error, False)
@@ -204,10 +254,16 @@ class Deliverer:
                 "webhook %s attempt %d/%d for alert %s failed: %s", shown, attempt, self.max_attempts, alert.id, error
             )
             if attempt < self.max_attempts:
-                await asyncio.sleep(delay)
-                delay *= 2
+                await asyncio.sleep(backoff(self.backoff_s, attempt))
 
     async def drain(self, timeout_s: float = 10.0) -> None:
+        """Stop: wait (at most ``timeout_s``) for the deliveries under way, cancel the rest,
+        then close the client. A cancelled delivery records no attempt and never calls
+        ``done``: left running, each of its attempts would fail at once on the closed
+        client, use up its attempts and mark the alert done, undelivered, for good."""
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=timeout_s)
+            _, unfinished = await asyncio.wait(self._tasks, timeout=timeout_s)
+            for task in unfinished:
+                task.cancel()
+            await asyncio.gather(*unfinished, return_exceptions=True)
         await self._client.aclose()

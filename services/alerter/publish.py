@@ -6,7 +6,10 @@ after the firing is committed: webhooks wait for neither the broker nor the ``al
 topic. The hand-over is claimed (``notify_claimed_at``) so two alerters never both
 deliver it, and recorded as done (``notified``) once every channel is delivered or out
 of attempts; a claim older than the deliverer's lease (its alerter stopped or was
-killed mid-way) is taken over, and channels already delivered are skipped. A loop of its own (so a
+killed mid-way) is taken over, and channels already delivered are skipped. An alerter
+renews the claims of the alerts it is still delivering at every pass and never takes
+them on a second time: another alerter, whose lease comes from its own settings, does
+not take them over while it works, and it does not post them twice itself. A loop of its own (so a
 produce stuck on a broker outage delays neither evaluation nor webhooks) produces the
 firing as ``open``, and every later status the alert went through (``acknowledged``,
 ``resolved``; by the alerter, the API or the CLI), in order, even when several changes
@@ -64,12 +67,14 @@ async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deli
     never both deliver it; ``notified`` is set once every channel is done. PostgreSQL
     only: it never waits for the broker or the ``alerts`` topic. The number handed over."""
     lease = timedelta(seconds=deliverer.lease_s)
+    mine = deliverer.in_flight
+    await _renew_claims(sessions, mine)
     async with sessions() as s:
         rows = (
             await s.execute(
                 select(Alert, AlertRule)
                 .join(AlertRule, AlertRule.id == Alert.rule_id)
-                .where(Alert.notified.is_(False), _claimable(lease))
+                .where(Alert.notified.is_(False), _claimable(lease), Alert.id.not_in(mine))
                 .order_by(Alert.fired_at)
             )
         ).all()
@@ -139,6 +144,18 @@ def unannounced(alert: Alert) -> list[str]:
         path.append(alert.status)
     done = path.index(alert.announced_status) + 1 if alert.announced_status in path else 0
     return path[done:]
+
+
+async def _renew_claims(sessions: async_sessionmaker[AsyncSession], alert_ids: frozenset[str]) -> None:
+    """Claim again, now, the alerts this alerter is delivering: a claim ages only once
+    its alerter stopped."""
+    if alert_ids:
+        async with sessions.begin() as s:
+            await s.execute(
+                update(Alert)
+                .where(Alert.id.in_(alert_ids), Alert.notified.is_(False))
+                .values(notify_claimed_at=func.now())
+            )
 
 
 async def _claim_notification(sessions: async_sessionmaker[AsyncSession], alert_id: str, lease: timedelta) -> bool:

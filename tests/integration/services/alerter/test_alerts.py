@@ -619,7 +619,7 @@ async def test_webhook_retries_cut_short_by_a_kill_are_resumed_after_a_restart(
     rule_id = await add_rule(
         sessions, f"killhook-{unique}", entity, channels=[{"type": "webhook", "url": hook.url("k"), "format": "json"}]
     )
-    # attempts 5 s apart; lease 3 x 2 s + 5 s x 3 + 10 s = 31 s
+    # attempts 5 s apart; lease 3 x 2 s + (5 + 10) s + (3 + 2) x 5 s (database steps) + 10 s = 56 s
     env = alerter_env(unique, TW_ALERTER_WEBHOOK_MAX_ATTEMPTS="3", TW_ALERTER_WEBHOOK_BACKOFF_S="5")
     await store_batch(sessions, timeline(entity, 70, [(60, 70)]))
     first = start_service("alerter", settings, tmp_path, "-1", **env)
@@ -639,7 +639,7 @@ async def test_webhook_retries_cut_short_by_a_kill_are_resumed_after_a_restart(
     second = start_service("alerter", settings, tmp_path, "-2", **env)
     try:
         try:
-            await wait_until(lambda: _all_alerts(sessions, rule_id, lambda a: a.notified), timeout=60)
+            await wait_until(lambda: _all_alerts(sessions, rule_id, lambda a: a.notified), timeout=90)
         except AssertionError:
             raise AssertionError(log_tail(tmp_path, "alerter-2")) from None
     finally:

@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from alert_scenario import LOCAL_POLICY, Hook
-from sqlalchemy import select
+from alert_scenario import LOCAL_POLICY, Hook, add_rule
+from sqlalchemy import delete, func, select, update
+from tw_testing import wait_until
 
 from services.alerter.deliver import Deliverer
 from services.alerter.netguard import AddressPolicy
-from shared.db.models import WebhookDelivery
+from services.alerter.publish import notify_new
+from shared.db.models import Alert, AlertRule, WebhookDelivery
 from shared.events import AlertEvent
 
 pytestmark = pytest.mark.integration
@@ -365,3 +368,136 @@ async def test_a_redirect_is_not_followed(
     rows = await deliveries(sessions, a.id)
     assert [(r.attempt, r.delivered, r.status_code, r.error) for r in rows] == [(1, False, 302, "HTTP 302")]
     assert hook.seen == []
+
+
+@pytest.fixture
+async def stored(sessions: Any, unique: str) -> AsyncIterator[Callable[[list[dict[str, str]]], Awaitable[str]]]:
+    """A fired alert in the database (for :func:`notify_new` to claim), its rule sending
+    to ``channels``; both deleted after the test. Stored resolved and announced, so that
+    no alerter's sweep or outbox touches it: only its webhooks are pending."""
+    rules: list[int] = []
+
+    async def store(channels: list[dict[str, str]]) -> str:
+        entity = f"HOOK{unique}"
+        rule_id = await add_rule(sessions, f"deliver-{unique}-{len(rules)}", entity, channels=channels)
+        rules.append(rule_id)
+        alert_id = f"al-{uuid.uuid4().hex[:12]}"
+        async with sessions.begin() as s:
+            s.add(
+                Alert(
+                    id=alert_id,
+                    rule_id=rule_id,
+                    entity=entity,
+                    stream="news",
+                    episode=AT,
+                    status="resolved",
+                    severity="critical",
+                    window_start=AT,
+                    window_end=AT,
+                    fired_at=AT,
+                    resolved_at=AT,
+                    explanation={"share": 0.62},
+                    model_version="v1",
+                    announced_status="resolved",
+                )
+            )
+        return alert_id
+
+    yield store
+    async with sessions.begin() as s:
+        await s.execute(delete(AlertRule).where(AlertRule.id.in_(rules)))  # and their alerts (cascade)
+
+
+async def stored_alert(sessions: Any, alert_id: str) -> Alert:
+    async with sessions() as s:
+        return (await s.execute(select(Alert).where(Alert.id == alert_id))).scalar_one()
+
+
+async def claim_aged(sessions: Any, alert_id: str, seconds: float) -> None:
+    """Make the alert's claim ``seconds`` old: the lease runs out without the test waiting it out."""
+    async with sessions.begin() as s:
+        await s.execute(
+            update(Alert).where(Alert.id == alert_id).values(notify_claimed_at=func.now() - timedelta(seconds=seconds))
+        )
+
+
+async def test_stopping_during_retries_leaves_the_alert_to_the_next_claim(
+    deliverers: Callable[..., Deliverer], hook: Hook, sessions: Any, stored: Callable[..., Awaitable[str]]
+) -> None:
+    """The receiver fails; the deliverer is stopped (drain, as the alerter does on SIGTERM)
+    between two attempts. Before, the delivery went on against the closed client: each
+    later attempt failed at once ("the client has been closed"), was recorded as one, and
+    the last marked the alert notified: never delivered, never taken over. Now it is
+    cancelled: no further attempt is recorded, the alert is not notified, and once the
+    claim's lease has run out the next alerter delivers it."""
+    hook.statuses["stopped"] = 500
+    alert_id = await stored([{"type": "webhook", "url": hook.url("stopped"), "format": "json"}])
+    first = deliverers(max_attempts=3, backoff_s=0.3)
+    assert await notify_new(sessions, first) >= 1
+    await wait_until(lambda: deliveries(sessions, alert_id), timeout=10)  # the first attempt failed
+    await first.drain(timeout_s=0.1)
+    await asyncio.sleep(2.0)  # the old deliverer made attempts 2 and 3 (at 0.3 s and 0.9 s) and was done
+    rows = await deliveries(sessions, alert_id)
+    assert [(r.attempt, r.delivered, r.status_code, r.error) for r in rows] == [(1, False, 500, "HTTP 500")]
+    assert not (await stored_alert(sessions, alert_id)).notified
+    assert first.in_flight == frozenset()
+
+    hook.statuses["stopped"] = 200
+    await claim_aged(sessions, alert_id, first.lease_s + 1)
+    second = deliverers()
+    assert await notify_new(sessions, second) >= 1
+    await wait_until(lambda: _notified(sessions, alert_id), timeout=10)
+    rows = await deliveries(sessions, alert_id)
+    assert [(r.attempt, r.delivered, r.status_code) for r in rows] == [(1, False, 500), (1, True, 200)]
+    assert [json.loads(body)["id"] for name, body, _ in hook.seen if name == "stopped"] == [alert_id, alert_id]
+
+
+async def _notified(sessions: Any, alert_id: str) -> bool:
+    return (await stored_alert(sessions, alert_id)).notified
+
+
+async def test_an_alert_still_being_delivered_is_not_claimed_again(
+    deliverers: Callable[..., Deliverer], hook: Hook, sessions: Any, stored: Callable[..., Awaitable[str]]
+) -> None:
+    """The claim outlives its lease while its alerter still retries (the database stalled;
+    the lease was computed from settings another alerter does not share). Before, the
+    next pass claimed the alert again and posted it a second time, concurrently. Now the
+    alerter skips what it is delivering and renews its claim, so another alerter, with a
+    shorter lease of its own, does not take it over either."""
+    hook.statuses["busy"] = 500
+    alert_id = await stored([{"type": "webhook", "url": hook.url("busy"), "format": "json"}])
+    first = deliverers(max_attempts=3, backoff_s=1.0)
+    assert await notify_new(sessions, first) >= 1
+    await wait_until(lambda: deliveries(sessions, alert_id), timeout=10)  # the first attempt failed
+    await claim_aged(sessions, alert_id, first.lease_s + 1)
+    await notify_new(sessions, first)
+    other = deliverers(max_attempts=1)
+    assert other.lease_s < first.lease_s
+    await notify_new(sessions, other)
+    await asyncio.sleep(0.5)  # within the 1 s backoff: a second post would have come by now
+    assert [name for name, _, _ in hook.seen] == ["busy"]
+    assert alert_id in first.in_flight
+    claimed = (await stored_alert(sessions, alert_id)).notify_claimed_at
+    assert claimed is not None and claimed > datetime.now(UTC) - timedelta(seconds=30)
+
+
+async def test_a_url_sent_in_two_formats_gets_both_after_a_takeover(
+    deliverers: Callable[..., Deliverer], hook: Hook, sessions: Any
+) -> None:
+    """A rule may send one URL both JSON and Slack bodies. The JSON one was delivered, then
+    the alerter stopped before the Slack one; the alerter taking over skipped the URL as
+    delivered and the Slack body was lost. The log records URLs, not formats: both are
+    sent again (receivers dedupe on the alert id)."""
+    url, a = hook.url("both"), alert()
+    await deliver(deliverers(), a, url, within=10.0, fmt="json")
+    done = asyncio.Event()
+
+    async def mark() -> None:
+        done.set()
+
+    deliverers().submit(a, [{"url": url, "format": "json"}, {"url": url, "format": "slack"}], mark)
+    await asyncio.wait_for(done.wait(), 10.0)
+    bodies = [json.loads(body) for _, body, _ in hook.seen]
+    kinds = ["slack" if "text" in b else "json" for b in bodies]
+    assert kinds[0] == "json" and sorted(kinds[1:]) == ["json", "slack"], kinds
+    assert all(a.id in (b["text"] if "text" in b else b["id"]) for b in bodies)

@@ -1,10 +1,20 @@
-"""Webhook bodies (pure logic)."""
+"""Webhook bodies, signatures, retry timing and the claim's lease (pure logic)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from services.alerter.deliver import payload
+import pytest
+from pydantic import ValidationError
+
+from services.alerter import deliver
+from services.alerter.config import AlerterSettings
+from services.alerter.deliver import Deliverer, payload, sign, verify
 from shared.events import AlertEvent
 
 AT = datetime(2031, 3, 9, 14, 30, tzinfo=UTC)
@@ -86,3 +96,109 @@ def test_slack_text_from_the_feed_cannot_ping_link_or_break_out_of_its_line() ->
 def test_slack_headline_is_cut_before_it_is_escaped() -> None:
     text = payload(_alert({"top_messages": [{"text": "x" * 199 + "&amp;"}]}), "slack")["text"]
     assert text.split("\n")[2] == "> " + "x" * 199 + "&amp;"
+
+
+def test_verify_is_false_for_a_non_ascii_or_malformed_header() -> None:
+    """``hmac.compare_digest`` raises TypeError on a non-ASCII str: a receiver calling
+    verify() would answer a crafted header with a 500 instead of a refusal."""
+    body, secret = b'{"id":"al-1"}', b"k"
+    good = sign(secret, body, 1)
+    assert verify(secret, body, good, now=1)
+    for header in ("t=1,v1=é", good + "é", "t=١,v1=00", "t=1,v1=\ud800", "t=,v1=", "", "v1=" + good[9:]):
+        assert verify(secret, body, header, now=1) is False, header
+    assert verify(b"k", b"b", "t=1,v1=é", now=1) is False
+
+
+def test_a_url_in_several_formats_is_sent_again_in_each_after_a_takeover() -> None:
+    """The delivery log records the URL, not the format: with a URL delivered, a rule that
+    sends it one format skips it, one that sends it two formats sends both again (the
+    log cannot tell which got through)."""
+    hooks = [("https://a/x", "json"), ("https://a/x", "slack"), ("https://b/y", "json"), ("https://c/z", "slack")]
+    assert deliver.pending(hooks, set()) == hooks
+    assert deliver.pending(hooks, {"https://a/x", "https://b/y"}) == [hooks[0], hooks[1], hooks[3]]
+    assert deliver.pending(hooks, {"https://a/x", "https://b/y", "https://c/z"}) == hooks[:2]
+
+
+def deliverer(
+    *, timeout_s: float = 1.0, max_attempts: int = 5, backoff_s: float = 0.5, sessions: Any = None
+) -> Deliverer:
+    return Deliverer(sessions, b"k", timeout_s=timeout_s, max_attempts=max_attempts, backoff_s=backoff_s)
+
+
+async def test_the_backoff_doubles_up_to_a_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """20 attempts (the most allowed) from 0.5 s used to end on a 131,072 s (36 h) wait:
+    each wait is capped at 300 s."""
+    d = deliverer(max_attempts=20, backoff_s=0.5)
+    waits: list[float] = []
+
+    async def failing_post(*_: object) -> int:
+        return 500
+
+    async def no_log(*_: object) -> None:
+        return None
+
+    async def record(delay: float) -> None:
+        waits.append(delay)
+
+    monkeypatch.setattr(d, "_post", failing_post)
+    monkeypatch.setattr(d, "_log", no_log)
+    monkeypatch.setattr(asyncio, "sleep", record)
+    await d._deliver(_alert({}), "https://hooks.example/x", "json")
+    await d._client.aclose()
+    assert waits == [min(0.5 * 2**k, 300.0) for k in range(19)]
+
+
+@pytest.mark.parametrize("attempts", [20, 49, 60, 1100])
+def test_the_lease_is_a_finite_timedelta_whatever_the_attempts(attempts: int) -> None:
+    """49 attempts made ``timedelta(seconds=lease_s)`` overflow in every notify_new pass
+    (1,100 made lease_s itself overflow): no webhook went out for any alert."""
+    lease = timedelta(seconds=deliverer(timeout_s=300.0, max_attempts=attempts, backoff_s=300.0).lease_s)
+    assert lease < timedelta(days=30)
+
+
+def test_the_lease_counts_the_database_steps_of_every_attempt() -> None:
+    """Recording each attempt (and reading the delivered channels before, ``done`` after)
+    takes time too: the lease covers them at their longest, or it ran out while the
+    alerter still retried and the alert was claimed and posted a second time."""
+    d = deliverer(timeout_s=2.0, max_attempts=3, backoff_s=5.0)
+    assert d.lease_s == 3 * 2.0 + (5.0 + 10.0) + (3 + 2) * deliver.DB_WRITE_S + 10.0
+    assert deliver.DB_WRITE_S > 0
+
+
+class StalledSessions:
+    """A database whose pool has no connection to give: every transaction waits for ever."""
+
+    def begin(self) -> contextlib.AbstractAsyncContextManager[None]:
+        @contextlib.asynccontextmanager
+        async def stalled() -> AsyncIterator[None]:
+            await asyncio.Event().wait()
+            yield
+
+        return stalled()
+
+
+async def test_recording_an_attempt_gives_up_after_db_write_s(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The lease counts DB_WRITE_S per recorded attempt: a write that waits longer is
+    given up (a warning), so the delivery stays within its lease."""
+    monkeypatch.setattr(deliver, "DB_WRITE_S", 0.1, raising=False)
+    d = deliverer(sessions=StalledSessions())
+    with caplog.at_level(logging.WARNING, logger="services.alerter.deliver"):
+        await asyncio.wait_for(d._log("al-1", "https://hooks.example/x", 1, 500, "HTTP 500", False), 2.0)
+    await d._client.aclose()
+    assert "could not record webhook delivery: TimeoutError" in caplog.text
+
+
+def test_webhook_settings_are_bounded() -> None:
+    """No more than 20 attempts, a first backoff within the cap, a finite timeout."""
+    AlerterSettings(webhook_max_attempts=20, webhook_backoff_s=300.0, webhook_timeout_s=300.0)
+    for field, value in [
+        ("webhook_max_attempts", 21),
+        ("webhook_max_attempts", 49),
+        ("webhook_backoff_s", 301.0),
+        ("webhook_timeout_s", float("inf")),
+        ("webhook_timeout_s", 301.0),
+    ]:
+        with pytest.raises(ValidationError):
+            AlerterSettings(**{field: value})
