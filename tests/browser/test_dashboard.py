@@ -15,6 +15,9 @@ import pytest
 from browser.seed import CHROMIUM, CHROMIUM_ARGS, ENTITIES, SPIKE
 from integration.services.api.helpers import insert_alert
 from playwright.async_api import Page, Route, async_playwright, expect
+from sqlalchemy import delete, update
+
+from shared.db.models import Alert
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -309,4 +312,107 @@ async def test_the_live_feed_keeps_the_newest_alerts_up_to_its_cap(dashboard: di
             await page.locator(feed).evaluate_all("li => li.map(e => e.dataset.alertId)")
             == (newest_first(kept)[:FEED_SHOWN])
         )
+    assert not problems, problems
+
+
+FEED_SPY = """
+window.__feeds = [];
+window.EventSource = class extends window.EventSource {
+  constructor(...args) { super(...args); window.__feeds.push(this); }
+};
+"""
+INTERRUPTIONS = {
+    # what a refused reply does (503 while PostgreSQL is down): the browser closes the stream and reports an error
+    "closed": "(() => { const es = window.__feeds.at(-1); es.close(); es.dispatchEvent(new Event('error')); })()",
+    # the server's word that this subscriber fell too far behind
+    "resync": "window.__feeds.at(-1).dispatchEvent(new MessageEvent('resync', { data: '{}' }))",
+}
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+@pytest.mark.parametrize("interruption", list(INTERRUPTIONS))
+async def test_the_feed_is_rebuilt_after_a_gap_in_the_stream(dashboard: dict[str, Any], interruption: str) -> None:
+    """The snapshot of a new connection holds the newest 50 alerts only: an alert the page holds beyond
+    them that was resolved while the stream was down shows as resolved after the reconnect (feed,
+    count), and one deleted meanwhile leaves the feed. In the gap, the drill-down's newer fetch wins
+    over the page's live copy."""
+    problems: list[str] = []
+    sessions, end = dashboard["sessions"], dashboard["end"]
+    others = [k for k in ENTITIES if k != SPIKE]
+    await insert_alert(
+        sessions, alert_id="gap-gone", rule_id=dashboard["rule_id"], entity="hsbc", at=end - timedelta(hours=3)
+    )
+    async with dashboard_page(problems) as page:
+        await page.add_init_script(FEED_SPY)
+        await page.goto(dashboard["url"] + "/")
+        await expect(page.locator("#conn")).to_have_class("conn live")
+        spike = page.locator("#feed li[data-alert-id='seed-bp-spike']")
+        await expect(spike).to_have_class(re.compile(r"\bstatus-open\b"))
+        for i in range(50):  # newer than the seeded alerts: the next snapshot holds these only
+            await insert_alert(
+                sessions,
+                alert_id=f"gap-new-{i:02d}",
+                rule_id=dashboard["rule_id"],
+                entity=others[i % len(others)],
+                at=end - timedelta(minutes=90) + timedelta(seconds=i),
+                status="resolved",
+            )
+        await expect(page.locator("#feed li[data-alert-id^='gap-new-']")).to_have_count(50, timeout=10_000)
+        opened = int((await page.locator("#feed-count").text_content() or "").removesuffix(" open"))
+
+        reopen = asyncio.Event()
+
+        async def held(route: Route) -> None:
+            await reopen.wait()
+            await route.continue_()
+
+        await page.route("**/v1/alerts/stream", held, times=1)
+        await page.evaluate(INTERRUPTIONS[interruption])
+        async with sessions.begin() as session:  # during the gap
+            await session.execute(
+                update(Alert)
+                .where(Alert.id == "seed-bp-spike")
+                .values(status="resolved", resolved_at=datetime.now(UTC))
+            )
+            await session.execute(delete(Alert).where(Alert.id == "gap-gone"))
+        # still in the gap: the drill-down's fetch is newer than the page's live copy, and wins
+        await page.locator("#watchlist tbody tr[data-entity='bp']").click()
+        await expect(page.locator("#explain .ex-head")).to_contain_text("watchlist-spike-browser")
+        await expect(page.locator("#explain .ex-head .status")).to_have_text("resolved")
+        reopen.set()
+
+        await expect(spike).to_have_class(re.compile(r"\bstatus-resolved\b"), timeout=10_000)
+        await expect(page.locator("#feed li[data-alert-id='gap-gone']")).to_have_count(0)
+        await expect(page.locator("#feed-count")).to_have_text(f"{opened - 2} open")
+        await expect(page.locator("#conn")).to_have_class("conn live")
+        await expect(page.locator("#explain .ex-head .status")).to_have_text("resolved")
+    assert not problems, problems
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium (apt-get install chromium)")
+async def test_the_chart_marks_every_alert_of_a_chosen_older_window(dashboard: dict[str, Any]) -> None:
+    """An older alert chosen in the feed moves the chart to its window: the other alerts of that
+    window are marked too, though more than 100 newer alerts of the entity come before them."""
+    problems: list[str] = []
+    sessions, rule_id, end = dashboard["sessions"], dashboard["rule_id"], dashboard["end"]
+    old = end - timedelta(days=10)
+    await insert_alert(sessions, alert_id="old-bp-before", rule_id=rule_id, entity=SPIKE, at=old, status="resolved")
+    for i in range(100):
+        at = end - timedelta(hours=3, minutes=i)
+        await insert_alert(
+            sessions, alert_id=f"bp-recent-{i:02d}", rule_id=rule_id, entity=SPIKE, at=at, status="resolved"
+        )
+    async with dashboard_page(problems) as page:
+        await page.goto(dashboard["url"] + "/")
+        await expect(page.locator("#conn")).to_have_class("conn live")
+        # it arrives live, older than the snapshot's: the feed lists it
+        chosen = old + timedelta(hours=1)
+        await insert_alert(
+            sessions, alert_id="old-bp-chosen", rule_id=rule_id, entity=SPIKE, at=chosen, status="resolved"
+        )
+        await page.locator("#feed li[data-alert-id='old-bp-chosen']").click(timeout=10_000)
+        await expect(page.locator("#drill-title")).to_have_text("BP")
+        await expect(page.locator("#drill-chart g.marker.selected[data-alert-id='old-bp-chosen']")).to_have_count(1)
+        await expect(page.locator("#drill-chart g.marker[data-alert-id='old-bp-before']")).to_have_count(1)
+        await expect(page.locator("#drill-summary")).to_contain_text("2 alerts")
     assert not problems, problems

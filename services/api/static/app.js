@@ -9,7 +9,9 @@
     entity: "_all",
     names: { _all: "All messages" },
     live: new Map(),        // the live feed: the stream's snapshot and events, the newest LIVE_MAX kept
-    drillAlerts: [],        // the alerts of the drill-down's entity (its own fetch, not in the feed)
+    liveAt: new Map(),      // when each live copy arrived (a stamp())
+    drillAlerts: [],        // the alerts of the drill-down's window (its own fetch, not in the feed)
+    drillAt: 0,             // when their fetch began (a stamp())
     pinned: null,           // an alert chosen in the feed: kept selected, the trend range moved to its window
     selectedAlert: null,
     trend: null,
@@ -20,11 +22,16 @@
   const LIVE_MAX = 200, FEED_SHOWN = 60;
   const WATCHLIST_DEBOUNCE_MS = 500;
   const FEED_RETRY_MS = 1000, FEED_RETRY_MAX_MS = 30000;
+  const DRILL_ALERTS_MAX = 1000;  // the API's largest page: in practice every alert of the chart's window
 
   /* Each view's newest request: a reply to an older one (its view has changed since) is dropped. */
-  const latest = { watchlist: 0, drill: 0, explain: 0, routing: 0, status: 0 };
+  const latest = { watchlist: 0, drill: 0, explain: 0, routing: 0, status: 0, live: 0 };
   const ticket = (view) => ++latest[view];
   const stale = (view, t) => latest[view] !== t;
+
+  /* The order of live arrivals and REST requests, to tell which copy of an alert is newer. */
+  let stamps = 0;
+  const stamp = () => ++stamps;
 
   async function api(path) {
     const r = await fetch(path, { headers: { Accept: "application/json" } });
@@ -130,6 +137,7 @@
   const ms = (x) => new Date(x).getTime();
   const inRange = (a, from, to) => ms(a.window_end) >= ms(from) && ms(a.window_start) < ms(to);
   const iso = (t) => new Date(t).toISOString();
+  const windowQuery = (tr) => `&from=${encodeURIComponent(tr.from)}&to=${encodeURIComponent(tr.to)}`;
 
   /* The trend range around an alert's window: as many buckets as the default range, centred on it. */
   function rangeAround(a, granularity, points) {
@@ -141,14 +149,14 @@
 
   async function loadDrill() {
     const t = ticket("drill");
+    const at = stamp();
     const view = { entity: state.entity, stream: state.stream, granularity: state.granularity };
     const p = POINTS[view.granularity];
     const key = encodeURIComponent(view.entity);
     const pin = state.pinned && state.pinned.entity === view.entity && state.pinned.stream === view.stream ? state.pinned : null;
     const trendUrl = `/v1/trends?entity=${key}&stream=${view.stream}&granularity=${view.granularity}&points=${p.drill}&fill=true`;
-    let [trend, alerts, pinned] = await Promise.all([
+    let [trend, pinned] = await Promise.all([
       api(trendUrl),
-      api(`/v1/alerts?entity=${key}&stream=${view.stream}&limit=100`),
       pin ? api(`/v1/alerts/${encodeURIComponent(pin.id)}`).catch(() => pin) : null,
     ]);
     if (stale("drill", t)) return;
@@ -156,6 +164,9 @@
       trend = await api(trendUrl + rangeAround(pinned, view.granularity, p.drill));
       if (stale("drill", t)) return;
     }
+    // the alerts of the chart's window, not the entity's newest: the window may be a chosen older alert's
+    let alerts = await api(`/v1/alerts?entity=${key}&stream=${view.stream}${windowQuery(trend)}&limit=${DRILL_ALERTS_MAX}`);
+    if (stale("drill", t)) return;
     const firstData = trend.buckets.findIndex((b) => b.count > 0);
     let keep = Math.min(trend.buckets.length - p.spark, Math.max(0, firstData - 2));
     if (pinned) {  // never trim the chosen alert's window away
@@ -169,6 +180,7 @@
     }
     state.trend = trend;
     state.drillAlerts = alerts;
+    state.drillAt = at;
     const inWindow = alerts.filter((a) => inRange(a, trend.from, trend.to));
     if (pinned) state.selectedAlert = pinned.id;
     else if (!state.selectedAlert || !inWindow.some((a) => a.id === state.selectedAlert)) {
@@ -183,11 +195,24 @@
     await renderExplanation();
   }
 
-  /* The drill-down's alerts, with the newer copies the live feed holds (status changes, new alerts). */
+  /* Which of two copies of an alert is newer: a REST reply requested (at restAt) after the live copy arrived (at
+     liveAt) read the database after the poll that sent that copy. Otherwise either may be; statuses only move
+     forward (open → acknowledged → resolved), so the further one is, and at the same status the live copy. */
+  const STATUS_ORDER = ["open", "acknowledged", "resolved"];
+  function newer(rest, restAt, live, liveAt) {
+    if (restAt > liveAt) return rest;
+    return STATUS_ORDER.indexOf(rest.status) > STATUS_ORDER.indexOf(live.status) ? rest : live;
+  }
+
+  /* The drill-down's alerts, with the live feed's copies where newer (status changes) and the alerts it brought
+     since the fetch began (new ones). A live alert the fetch lacks though it arrived before was deleted. */
   function drillAlerts() {
     const byId = new Map(state.drillAlerts.map((a) => [a.id, a]));
     for (const a of state.live.values()) {
-      if (a.entity === state.entity && a.stream === state.stream) byId.set(a.id, a);
+      if (a.entity !== state.entity || a.stream !== state.stream) continue;
+      const rest = byId.get(a.id);
+      if (rest) byId.set(a.id, newer(rest, state.drillAt, a, state.liveAt.get(a.id)));
+      else if (state.liveAt.get(a.id) > state.drillAt) byId.set(a.id, a);
     }
     const t = state.trend;
     return [...byId.values()].filter((a) => !t || inRange(a, t.from, t.to) || a.id === state.selectedAlert);
@@ -195,7 +220,9 @@
 
   function findAlert(id) {
     if (!id) return null;
-    return state.live.get(id) || state.drillAlerts.find((a) => a.id === id) || (state.pinned && state.pinned.id === id ? state.pinned : null);
+    const rest = state.drillAlerts.find((a) => a.id === id) || (state.pinned && state.pinned.id === id ? state.pinned : null);
+    const live = state.live.get(id);
+    return rest && live ? newer(rest, state.drillAt, live, state.liveAt.get(id)) : rest || live || null;
   }
 
   function drawDrill() {
@@ -271,8 +298,7 @@
       box.append(list);
       return;
     }
-    const tr = state.trend;
-    const q = tr ? `&from=${encodeURIComponent(tr.from)}&to=${encodeURIComponent(tr.to)}` : "";
+    const q = state.trend ? windowQuery(state.trend) : "";
     const msgs = await api(`/v1/entities/${encodeURIComponent(state.entity)}/messages?stream=${state.stream}&limit=6${q}`);
     if (stale("explain", t)) return;
     box.textContent = "";
@@ -311,12 +337,38 @@
     return li;
   }
 
-  /* Keep the newest LIVE_MAX alerts of the feed. */
-  function keepLive(a) {
+  /* Keep the newest LIVE_MAX alerts of the feed, each with when its copy arrived. */
+  function keepLive(a, at = stamp()) {
     state.live.set(a.id, a);
+    state.liveAt.set(a.id, at);
     if (state.live.size <= LIVE_MAX) return;
     const byAge = [...state.live.values()].sort((x, y) => (y.fired_at > x.fired_at ? 1 : -1));
-    for (const old of byAge.slice(LIVE_MAX)) state.live.delete(old.id);
+    for (const old of byAge.slice(LIVE_MAX)) { state.live.delete(old.id); state.liveAt.delete(old.id); }
+  }
+
+  /* Each connection starts with a snapshot of the newest alerts. After a reconnect what the feed held may have
+     changed or been deleted during the gap, and the snapshot holds only the newest few: the feed is rebuilt from
+     it, and the alerts it held beyond it are fetched again (those no longer among the newest LIVE_MAX, or deleted,
+     leave). Events that arrive meanwhile are applied on top. */
+  async function takeSnapshot(alerts) {
+    const t = ticket("live");
+    const at = stamp();
+    const inSnapshot = new Set(alerts.map((a) => a.id));
+    const beyond = new Set([...state.live.keys()].filter((id) => !inSnapshot.has(id)));
+    const fresh = beyond.size ? await api(`/v1/alerts?limit=${LIVE_MAX}`).catch((e) => { showError(e); return []; }) : [];
+    if (stale("live", t)) return;
+    const since = [...state.live.values()].filter((a) => state.liveAt.get(a.id) > at).map((a) => [a, state.liveAt.get(a.id)]);
+    state.live = new Map();
+    state.liveAt = new Map();
+    for (const a of alerts) keepLive(a, at);
+    for (const a of fresh) if (beyond.has(a.id)) keepLive(a, at);
+    for (const [a, arrived] of since) {
+      const prior = state.live.get(a.id);
+      if (!prior || newer(prior, at, a, arrived) === a) keepLive(a, arrived);
+    }
+    renderFeed();
+    drawDrill();
+    if (state.selectedAlert) renderExplanation().catch(showError);
   }
 
   function renderFeed(flashId) {
@@ -351,10 +403,10 @@
       feedTimer = setTimeout(connectFeed, feedRetryMs);
       feedRetryMs = Math.min(FEED_RETRY_MAX_MS, feedRetryMs * 2);
     });
-    es.addEventListener("snapshot", (ev) => {
-      for (const a of JSON.parse(ev.data).alerts) keepLive(a);
-      renderFeed();
-      drawDrill();
+    es.addEventListener("snapshot", (ev) => { takeSnapshot(JSON.parse(ev.data).alerts).catch(showError); });
+    es.addEventListener("resync", () => {  // the server dropped this subscriber (it fell behind): a fresh snapshot
+      es.close();
+      connectFeed();
     });
     es.addEventListener("alert", (ev) => {
       const a = JSON.parse(ev.data);
