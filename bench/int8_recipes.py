@@ -17,6 +17,7 @@ Last line: one JSON object. Usage: ``python bench/int8_recipes.py [--task sentim
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import statistics
 import sys
@@ -31,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from services.ingest.sources import guardian_rows  # noqa: E402
 from shared.inference.engine import Classifier  # noqa: E402
-from shared.inference.registry import ModelEntry, Registry, sha256_file  # noqa: E402
+from shared.inference.registry import ModelEntry, ModelFile, Registry  # noqa: E402
 from shared.inference.session import open_session  # noqa: E402
 from shared.inference.settings import InferenceSettings  # noqa: E402
 from shared.inference.tokenize import TextTokenizer  # noqa: E402
@@ -55,9 +56,11 @@ def build(fp32: Path, out: Path, entry: ModelEntry) -> dict[str, Path]:
 
 def engine_for(path: Path, entry: ModelEntry) -> Classifier:
     settings = InferenceSettings(device="cpu", intra_op_threads=1, allow_spinning=True)
-    model = open_session(path, "cpu", settings, entry.inputs, entry.max_length)
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    model = open_session(ModelFile(path, data, sha), "cpu", settings, entry.inputs, entry.max_length)
     tokenizer = TextTokenizer.from_file(entry.tokenizer_path, entry.max_length)
-    return Classifier(entry, model, tokenizer, settings, "int8", sha256_file(path))
+    return Classifier(entry, model, tokenizer, settings, "int8", sha)
 
 
 def timed(clf: Classifier, chunks: list[list[str]], n: int) -> tuple[float, float]:

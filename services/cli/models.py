@@ -385,6 +385,7 @@ def list_(
                         "name": e.name,
                         "promoted": e.version == promoted,
                         "variants": list(e.available_variants()),
+                        "absent_variants": list(e.absent_variants()),
                         "created_at": e.card.get("created_at"),
                         "int8_accuracy": m.get("accuracy"),
                         "int8_macro_f1": m.get("macro_f1"),
@@ -401,10 +402,8 @@ def list_(
             typer.echo(f"{mark} {r['task']:<9} {r['version']:<16} INVALID: {r['invalid']}")
             continue
         f1 = "n/a" if r["int8_macro_f1"] is None else f"{r['int8_macro_f1']:.4f}"
-        typer.echo(
-            f"{mark} {r['task']:<9} {r['version']:<16} "
-            f"{','.join(r['variants']):<15} int8 macro-F1 {f1}  {r['created_at']}"
-        )
+        variants = ",".join(r["variants"]) + "".join(f" ({v} absent)" for v in r["absent_variants"])
+        typer.echo(f"{mark} {r['task']:<9} {r['version']:<16} {variants:<15} int8 macro-F1 {f1}  {r['created_at']}")
 
 
 @app.command()

@@ -1,8 +1,9 @@
 """The classifier: registry entry -> verified files -> ONNX session -> predictions.
 
-``Classifier.load`` verifies the variant's sha256 (plus tokenizer and labels)
-through the registry, picks the device (see :mod:`shared.inference.device`), and
-opens one session per model and process. ``predict`` is synchronous; async
+``Classifier.load`` reads the variant's file once, verifies its sha256 (plus tokenizer
+and labels) through the registry, picks the device (see :mod:`shared.inference.device`),
+and opens one session per model file content and process, built from the very bytes it
+verified. ``predict`` is synchronous; async
 callers go through :class:`shared.inference.microbatch.MicroBatcher`.
 """
 
@@ -36,18 +37,12 @@ from shared.inference.device import (
     warn_cpu_fallback,
 )
 from shared.inference.metrics import InferenceMetrics
-from shared.inference.registry import ModelEntry, Registry, RegistryError
+from shared.inference.registry import VARIANT_PREFERENCE, ModelEntry, Registry, RegistryError
 from shared.inference.session import CUDA_GRAPH_WIDTH_MULTIPLE, OrtModel, open_session
 from shared.inference.settings import InferenceSettings
 from shared.inference.tokenize import TextTokenizer
 
 log = logging.getLogger(__name__)
-
-VARIANT_PREFERENCE: dict[Kind, tuple[str, ...]] = {
-    "cpu": ("int8", "fp32"),
-    "cuda": ("fp16", "fp32"),
-    "tensorrt": ("fp32", "fp16"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +144,9 @@ class Classifier:
                     raise
                 failures.append(str(exc))
                 continue
-            path = registry.verify_variant(entry, variant)
+            verified = registry.read_variant(entry, variant)  # a hash mismatch is never a fallback
             try:
-                model = open_session(path, kind, settings, entry.inputs, max_length)
+                model = open_session(verified, kind, settings, entry.inputs, max_length)
             except DeviceUnavailableError as exc:
                 if plan.requested != "auto":
                     raise
@@ -167,10 +162,12 @@ class Classifier:
                 failures.append(reason)
                 log.warning("inference: %s unusable, trying the next provider: %s", kind, exc)
                 continue
+            sha = verified.sha256
+            del verified  # the whole file: the session keeps what it needs
             if kind == "cpu" and plan.requested == "auto":
                 warn_cpu_fallback(plan, failures)
             tokenizer = TextTokenizer.from_file(entry.tokenizer_path, max_length)
-            clf = cls(entry, model, tokenizer, settings, variant, entry.sha256(variant), metrics)
+            clf = cls(entry, model, tokenizer, settings, variant, sha, metrics)
             clf.fallback_reasons = (*plan.skipped, *failures) if kind == "cpu" and plan.requested == "auto" else ()
             log.info(
                 "inference: %s %s loaded: provider=%s variant=%s sha256=%s "

@@ -7,9 +7,15 @@ Layout (see the model-registry contract)::
     models/<task>/PROMOTED            the version that serves
 
 ``card.json["artifacts"]`` maps every artifact file name to its sha256. Loading a
-variant for serving must go through :meth:`Registry.verify_variant` (or
-:meth:`Registry.verify`), which refuses any file whose hash does not match.
+variant for serving must go through :meth:`Registry.read_variant` (the bytes read once and
+verified, for a session built from them) or :meth:`Registry.verify_variant` /
+:meth:`Registry.verify`, which refuse any file whose hash does not match.
 Nothing here touches the disk at import time.
+
+A variant the card records may be absent from the folder (the shipped versions record
+``model.fp32.onnx``, which the repository leaves out): :meth:`ModelEntry.absent_variants`
+names them, and a version serves as long as every device the card records a variant for
+keeps one present (:data:`VARIANT_PREFERENCE`, :meth:`Registry.verify_servable`).
 
 ``card.json["variant_files"]`` (optional) maps a variant to another file name in the
 folder than ``model.<variant>.onnx``: a re-quantize (``tonewatch models quantize``)
@@ -23,22 +29,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.inference.device import Kind
 from shared.labels import LABELS
 
 __all__ = [
     "ARTIFACT_FILES",
     "VARIANT_FILES",
+    "VARIANT_PREFERENCE",
     "IntegrityError",
     "ModelEntry",
+    "ModelFile",
     "Registry",
     "RegistryError",
     "default_models_dir",
@@ -53,8 +60,14 @@ VARIANT_FILES: Mapping[str, str] = {
 }
 """Variant name -> ONNX file name inside a version folder."""
 
-CPU_VARIANTS: tuple[str, ...] = ("int8", "fp32")
-"""Variants ONNX Runtime's CPU provider runs (fp16 needs a GPU)."""
+VARIANT_PREFERENCE: Mapping[Kind, tuple[str, ...]] = {
+    "cpu": ("int8", "fp32"),
+    "cuda": ("fp16", "fp32"),
+    "tensorrt": ("fp32", "fp16"),
+}
+"""Variants a service loads on each device, best first (fp16 needs a GPU): what
+:func:`shared.inference.engine.choose_variant` picks from, and what a version must keep
+present to be promoted."""
 
 ARTIFACT_FILES: tuple[str, ...] = (
     *VARIANT_FILES.values(),
@@ -64,7 +77,8 @@ ARTIFACT_FILES: tuple[str, ...] = (
 """Files whose sha256 is recorded in ``card.json["artifacts"]`` when present."""
 
 PROMOTED_FILE = "PROMOTED"
-_VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+_VERSION_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
+"""A version name, whole (``fullmatch``: ``$`` would let a trailing newline through)."""
 _CHUNK = 1 << 20
 
 
@@ -120,7 +134,7 @@ def _check_task(task: str) -> None:
 
 
 def _check_version(version: str) -> None:
-    if not _VERSION_RE.match(version) or version in {".", ".."}:
+    if not _VERSION_RE.fullmatch(version) or version in {".", ".."}:
         raise RegistryError(
             f"invalid version {version!r}: use letters, digits, '.', '_', '+', '-' (at most 64 characters)"
         )
@@ -140,24 +154,49 @@ def _variant_files(card: Mapping[str, Any], where: Path) -> dict[str, str]:
 
 
 def _read_json(path: Path) -> Any:
+    """The JSON in ``path``; whatever keeps it from being read (absent, a folder, not UTF-8,
+    not JSON) is a :class:`RegistryError` naming the file, so that a scan reports that one
+    version invalid and lists the others."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError as exc:
         raise RegistryError(f"missing file {path}") from exc
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"{path} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise RegistryError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise RegistryError(f"malformed JSON in {path}: {exc}") from exc
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _write_text_durable(path: Path, text: str) -> None:
+    """:func:`shared.training.card.write_text_durable` (flushed file and folder, so that
+    PROMOTED or a card names what is on the disk after a power cut); imported here, as that
+    module imports this one."""
+    from shared.training.card import write_text_durable
+
+    write_text_durable(path, text)
+
+
+def _copy_durable(src: Path, dest: Path) -> None:
+    """``src`` copied to ``dest`` and flushed, before a card records its hash."""
+    from shared.training.card import fsync_path
+
+    shutil.copyfile(src, dest)
+    fsync_path(dest)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFile:
+    """A variant's ONNX file read once and checked against its card: ``data`` is exactly
+    the bytes whose hash is ``sha256``, whatever replaces ``path`` afterwards. It holds the
+    whole file: build the session from it, then let it go."""
+
+    path: Path
+    data: bytes = field(repr=False)
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -232,6 +271,17 @@ class ModelEntry:
         """Variants whose ONNX file exists in the folder, in fp32, int8, fp16 order."""
         return tuple(v for v in VARIANT_FILES if (self.path / self.variant_file(v)).is_file())
 
+    def recorded_variants(self) -> tuple[str, ...]:
+        """Variants the card records a sha256 for, in fp32, int8, fp16 order."""
+        artifacts = self.card.get("artifacts") or {}
+        return tuple(v for v in VARIANT_FILES if self.variant_file(v) in artifacts)
+
+    def absent_variants(self) -> tuple[str, ...]:
+        """Variants the card records whose file is not in the folder (the shipped versions'
+        fp32, which the repository leaves out), for listings to say so."""
+        present = self.available_variants()
+        return tuple(v for v in self.recorded_variants() if v not in present)
+
     def sha256(self, variant: str) -> str:
         """Recorded sha256 of a variant (``"int8"``) or an artifact file name."""
         fname = self.variant_file(variant)
@@ -244,6 +294,24 @@ class ModelEntry:
     def serving_files(self, variant: str) -> tuple[str, ...]:
         """Files to verify before serving ``variant``."""
         return (self.variant_file(variant), "tokenizer.json", "labels.json")
+
+
+def _check_devices(entry: ModelEntry) -> None:
+    """:class:`RegistryError` unless a variant is present for the CPU (services fall back to
+    it) and for every GPU kind the card records a variant for: a GPU service started with
+    ``device=cuda`` loads only fp16 or fp32, and an absent file must not leave it nothing."""
+    where = f"{entry.task}/{entry.version}"
+    present, recorded = entry.available_variants(), entry.recorded_variants()
+    have = ", ".join(present) or "none"
+    if not any(v in present for v in VARIANT_PREFERENCE["cpu"]):
+        raise RegistryError(f"{where} cannot serve: no CPU-usable variant (int8 or fp32); present: {have}")
+    for kind, usable in VARIANT_PREFERENCE.items():
+        absent = [v for v in usable if v in recorded and v not in present]
+        if absent and not any(v in present for v in usable):
+            raise RegistryError(
+                f"{where} cannot serve on {kind}: no {' or '.join(usable)} variant "
+                f"(recorded but absent: {', '.join(absent)}); present: {have}"
+            )
 
 
 class Registry:
@@ -265,7 +333,7 @@ class Registry:
         task_dir = self.root / task
         if not task_dir.is_dir():
             return []
-        dirs = [d for d in task_dir.iterdir() if d.is_dir() and _VERSION_RE.match(d.name)]
+        dirs = [d for d in task_dir.iterdir() if d.is_dir() and _VERSION_RE.fullmatch(d.name)]
         return sorted(d.name for d in dirs if (d / "card.json").is_file())
 
     def scan(self, task: str) -> tuple[list[ModelEntry], dict[str, str]]:
@@ -308,7 +376,7 @@ class Registry:
             )
         try:
             max_length = int(card.get("max_length", 128))
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise RegistryError(f"{path / 'card.json'}: bad max_length") from exc
         name = str(card.get("name") or f"tonewatch-{task}")
         return ModelEntry(task, version, path, labels, card, max_length, name)
@@ -329,11 +397,11 @@ class Registry:
         return marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
 
     def promote(self, task: str, version: str) -> None:
-        """Make ``version`` the serving one after checking that it can serve: every
-        recorded artifact present and matching its hash, a CPU-usable variant (int8 or fp32)."""
+        """Make ``version`` the serving one after checking that it can serve
+        (:meth:`verify_servable`); PROMOTED is replaced durably."""
         entry = self.get(task, version)
         self.verify_servable(entry)
-        _write_text_atomic(self.root / task / PROMOTED_FILE, version + "\n")
+        _write_text_durable(self.root / task / PROMOTED_FILE, version + "\n")
 
     # ---- integrity ----------------------------------------------------------------
     def verify(self, entry: ModelEntry, files: Iterable[str]) -> None:
@@ -358,24 +426,38 @@ class Registry:
         self.verify(entry, [f for f in entry.card.get("artifacts", {}) if (entry.path / f).is_file()])
 
     def verify_servable(self, entry: ModelEntry) -> None:
-        """Refuse a version that cannot serve: a recorded artifact (or the tokenizer) is
-        missing, no variant runs on CPU (int8 or fp32), or a hash does not match."""
+        """Refuse a version that cannot serve: the tokenizer, the labels or another recorded
+        file that is not a model missing; no variant left for a device the card records one
+        for (:data:`VARIANT_PREFERENCE`; the CPU always, as services fall back to it); or a
+        present file whose hash does not match. A recorded variant whose file is absent is no
+        obstacle by itself: the shipped versions record fp32, which is not in the repository."""
         where = f"{entry.task}/{entry.version}"
         recorded = list(entry.card.get("artifacts") or {})
-        needed = dict.fromkeys([*recorded, "tokenizer.json", "labels.json"])
+        variant_files = {entry.variant_file(v) for v in VARIANT_FILES}
+        needed = dict.fromkeys([*(f for f in recorded if f not in variant_files), "tokenizer.json", "labels.json"])
         missing = [f for f in needed if not (entry.path / f).is_file()]
         if missing:
             raise RegistryError(f"{where} cannot serve: missing artifact(s) {', '.join(missing)}")
-        if not any(v in entry.available_variants() for v in CPU_VARIANTS):
-            have = ", ".join(entry.available_variants()) or "none"
-            raise RegistryError(f"{where} cannot serve: no CPU-usable variant (int8 or fp32); present: {have}")
-        self.verify(entry, recorded)
+        _check_devices(entry)
+        self.verify(entry, [f for f in recorded if (entry.path / f).is_file()])
 
     def verify_variant(self, entry: ModelEntry, variant: str) -> Path:
         """Verify a variant's ONNX file, tokenizer and labels; return the ONNX path."""
         path = entry.variant_path(variant)
         self.verify(entry, entry.serving_files(variant))
         return path
+
+    def read_variant(self, entry: ModelEntry, variant: str) -> ModelFile:
+        """A variant's ONNX file read once and verified from those bytes (tokenizer and
+        labels too), for a session built from the very bytes whose hash it reports: opening
+        the file again by name could find another one renamed over it (a re-quantize)."""
+        path = entry.variant_path(variant)
+        self.verify(entry, ("tokenizer.json", "labels.json"))
+        data = path.read_bytes()
+        expected, actual = entry.sha256(variant), hashlib.sha256(data).hexdigest()
+        if actual != expected:
+            raise IntegrityError(path, expected, actual)
+        return ModelFile(path, data, actual)
 
     # ---- writing ------------------------------------------------------------------
     def register(
@@ -400,10 +482,10 @@ class Registry:
             if Path(dest).name != dest:
                 raise RegistryError(f"artifact name must be a plain file name: {dest!r}")
             if Path(src).resolve() != (path / dest).resolve():
-                shutil.copyfile(src, path / dest)
+                _copy_durable(Path(src), path / dest)
         labels_file = path / "labels.json"
         if not labels_file.is_file():
-            labels_file.write_text(json.dumps(list(LABELS[task])) + "\n", encoding="utf-8")
+            _write_text_durable(labels_file, json.dumps(list(LABELS[task])) + "\n")
         if not (path / "tokenizer.json").is_file():
             raise RegistryError(f"{path}: tokenizer.json is required")
         named = _variant_files(card, path / "card.json")
@@ -415,7 +497,7 @@ class Registry:
             if (path / fname).is_file():
                 artifacts[fname] = sha256_file(path / fname)
         full = {**card, "task": task, "version": version, "artifacts": artifacts}
-        _write_text_atomic(path / "card.json", json.dumps(full, indent=2, sort_keys=False) + "\n")
+        _write_text_durable(path / "card.json", json.dumps(full, indent=2, sort_keys=False) + "\n")
         if card_md is not None:
-            _write_text_atomic(path / "CARD.md", card_md)
+            _write_text_durable(path / "CARD.md", card_md)
         return self.get(task, version)

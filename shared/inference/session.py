@@ -1,4 +1,4 @@
-"""ONNX Runtime sessions: one per model file, provider and settings, per process.
+"""ONNX Runtime sessions: one per model file content, provider and settings, per process.
 
 CPU: graph optimisation level ALL, intra-op threads = physical cores unless
 configured, sequential execution. GPU: I/O binding (inputs copied once, output
@@ -19,6 +19,7 @@ import onnxruntime as ort
 
 from shared.inference.batching import FloatArray, Padded
 from shared.inference.device import PROVIDERS, Kind, check_active, physical_cores
+from shared.inference.registry import ModelFile
 from shared.inference.settings import InferenceSettings
 
 CUDA_GRAPH_WIDTH_MULTIPLE = 16
@@ -170,28 +171,47 @@ class _GraphSlot:
 
 
 def open_session(
-    path: Path,
+    model_file: ModelFile,
     kind: Kind,
     settings: InferenceSettings,
     input_names: Sequence[str],
     max_length: int,
 ) -> OrtModel:
-    """The process-wide session for ``path`` on ``kind`` (created once).
+    """The process-wide session for ``model_file`` on ``kind`` (created once), built from
+    its verified bytes, never by opening the path again (another file may have been renamed
+    over it since). Cached by path and sha256: a file re-quantized in place gets a new one,
+    and the cache lets go of the sessions of the path's earlier content.
 
     Raises :class:`~shared.inference.device.DeviceUnavailableError` when ORT fell
     back from the requested provider.
     """
-    key = (str(path.resolve()), kind, max_length, *_session_key(kind, settings))
+    path = model_file.path
+    key = (str(path.resolve()), model_file.sha256, kind, max_length, *_session_key(kind, settings))
     with _CACHE_LOCK:
         cached = _CACHE.get(key)
         if cached is not None:
             return cached
         providers = provider_list(kind, settings, path, input_names, max_length)
-        session = ort.InferenceSession(str(path), sess_options=session_options(kind, settings), providers=providers)
+        session = _session_from_bytes(model_file.data, session_options(kind, settings), providers)
         check_active(kind, session.get_providers())
         model = OrtModel(session, kind, settings)
+        for stale in [k for k in _CACHE if k[0] == key[0] and k[1] != key[1]]:
+            del _CACHE[stale]
         _CACHE[key] = model
         return model
+
+
+def _session_from_bytes(
+    data: bytes, options: ort.SessionOptions, providers: list[str | tuple[str, dict[str, Any]]]
+) -> ort.InferenceSession:
+    """An ONNX Runtime session parsed from ``data``. ORT's Python wrapper keeps ``data`` (the
+    whole file) for as long as the session lives, only to re-create the session on the CPU
+    when a GPU provider fails at run time: that copy is dropped, and such a failure raised
+    instead (like a fallback at load, see :func:`~shared.inference.device.check_active`)."""
+    session = ort.InferenceSession(data, sess_options=options, providers=providers)
+    session.disable_fallback()
+    session._model_bytes = None
+    return session
 
 
 def _session_key(kind: Kind, s: InferenceSettings) -> tuple[object, ...]:

@@ -62,17 +62,37 @@ class PipelineOptions:
     notes: list[str] = field(default_factory=list)
 
 
+_CLAIMED: set[Path] = set()
+"""Version folders :func:`next_version` created in this process that no :func:`package`
+has filled yet: the only existing folders a failed run may remove."""
+
+
 def next_version(registry: Registry, task: str, today: dt.date | None = None) -> str:
-    """``YYYY.MM.DD-N`` with N one more than today's highest registered N."""
+    """``YYYY.MM.DD-N`` with the lowest N today that no folder has, claimed by creating
+    its folder (``os.mkdir`` fails for the second of two runs asking at once, which then
+    tries the next N), so that two runs never write into one folder. :func:`package` fills
+    the folder, or removes it when it fails."""
     day = (today or dt.datetime.now(dt.UTC).date()).strftime("%Y.%m.%d")
-    taken = {e.version for e in registry.list(task)}
-    task_dir = registry.root / task
-    if task_dir.is_dir():
-        taken |= {p.name for p in task_dir.iterdir()}
+    (registry.root / task).mkdir(parents=True, exist_ok=True)
     n = 1
-    while f"{day}-{n}" in taken:
-        n += 1
-    return f"{day}-{n}"
+    while True:
+        folder = registry.version_dir(task, f"{day}-{n}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            n += 1
+            continue
+        _CLAIMED.add(folder)
+        return folder.name
+
+
+def _release_claim(folder: Path) -> None:
+    """Give back a folder :func:`next_version` claimed in this process that is still empty
+    (a run that stopped before exporting); any other folder is left alone."""
+    if folder in _CLAIMED:
+        _CLAIMED.discard(folder)
+        with contextlib.suppress(OSError):  # not empty: another run's files, kept
+            folder.rmdir()
 
 
 def subset_bundle(bundle: DatasetBundle, n: int) -> DatasetBundle:
@@ -155,22 +175,21 @@ def package(
     reproduce: str = "",
     notes: Sequence[str] = (),
 ) -> ModelEntry:
-    """Export, optimize, evaluate and register ``checkpoint`` as ``task/version``."""
+    """Export, optimize, evaluate and register ``checkpoint`` as ``task/version``. On a
+    failure the folder is removed only if this run made it (or claimed it, :func:`next_version`)."""
     folder = registry.version_dir(task, version)
-    if (folder / "card.json").exists():
-        raise RegistryError(f"{task}/{version} already exists; choose another --version")
-    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
-        raise RegistryError(
-            f"{folder} exists without a card (left by an interrupted export?); remove it or choose another --version"
-        )
-    config = check_checkpoint_folder(checkpoint)  # before any folder is created
-    created = not folder.exists()
     try:
-        # export_onnx creates the folder once the checkpoint has loaded
+        config = check_checkpoint_folder(checkpoint)  # before any folder is created
+        owned = _make_version_folder(folder, task, version) or folder in _CLAIMED
+    except BaseException:
+        _release_claim(folder)
+        raise
+    _CLAIMED.discard(folder)
+    try:
         parity = export_onnx(checkpoint, folder / "model.fp32.onnx", task, max_length)
         variants = build_variants(folder / "model.fp32.onnx", folder, checkpoint=checkpoint, fp16=fp16)
     except BaseException:
-        if created:
+        if owned:
             shutil.rmtree(folder, ignore_errors=True)
         raise
     produced = {"fp32", "int8"} | ({"fp16"} if "fp16" in variants else set())
@@ -203,6 +222,24 @@ def package(
         "notes": list(notes) or list(TASK_NOTES[task]),
     }
     return evaluate_and_write(registry, task, version, bundle, card)
+
+
+def _make_version_folder(folder: Path, task: str, version: str) -> bool:
+    """Create ``folder`` for an export (True), or accept it empty as it is (False: claimed
+    by :func:`next_version`, or left by a run that was killed); one with files is refused."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir()
+    except FileExistsError:
+        if (folder / "card.json").exists():
+            raise RegistryError(f"{task}/{version} already exists; choose another --version") from None
+        if not folder.is_dir() or any(folder.iterdir()):
+            raise RegistryError(
+                f"{folder} exists without a card (left by an interrupted export?); "
+                "remove it or choose another --version"
+            ) from None
+        return False
+    return True
 
 
 def evaluate_and_write(
@@ -405,6 +442,18 @@ def run(registry: Registry, opts: PipelineOptions) -> ModelEntry | Path:
     if opts.subset:
         bundle = subset_bundle(bundle, opts.subset)
     version = opts.version or next_version(registry, task)
+    try:
+        return _train_and_package(registry, opts, bundle, version)
+    finally:
+        _release_claim(registry.version_dir(task, version))  # a claim package() did not take over
+
+
+def _train_and_package(
+    registry: Registry, opts: PipelineOptions, bundle: DatasetBundle, version: str
+) -> ModelEntry | Path:
+    """:func:`run` once the data is loaded and the version chosen."""
+    cfg = opts.config
+    task = cfg.task
     out = opts.out or RUNS_DIR / task / version
     base = Path(cfg.base) if cfg.base else default_base()
     cfg.base = str(base)

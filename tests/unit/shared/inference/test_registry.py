@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -163,3 +166,49 @@ def test_a_malformed_variant_files_is_refused(reg: Registry, named: object) -> N
     with pytest.raises(RegistryError, match="variant_files"):
         reg.get("sentiment", "v1")
     assert list(reg.scan("sentiment")[1]) == ["v1"]
+
+
+@pytest.mark.parametrize("version", ["vB\n", "vB\n\n", "2026.11.28-1\n"])
+def test_a_version_name_ending_in_a_newline_is_refused(reg: Registry, version: str) -> None:
+    """``$`` matched before a trailing newline: "vB\\n" was verified, then PROMOTED read back
+    stripped named the folder "vB", which was never checked."""
+    good = _make(reg, "sentiment", version.strip())
+    shutil.copytree(good, reg.root / "sentiment" / version)  # a folder whose name ends in a newline
+    assert reg.version_names("sentiment") == [version.strip()]
+    for call in (reg.get, reg.promote, reg.version_dir):
+        with pytest.raises(RegistryError, match="invalid version"):
+            call("sentiment", version)
+    with pytest.raises(RegistryError, match="invalid version"):
+        reg.register("sentiment", version, {})
+    assert reg.promoted_version("sentiment") is None
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names flushed files through /proc")
+def test_promote_and_register_flush_what_they_write(reg: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PROMOTED, card.json, CARD.md, labels.json and copied artifacts reach the disk before
+    they count (file and folder flushed, as a re-quantize does), so that a power cut cannot
+    leave PROMOTED or a card naming what the disk does not hold."""
+    synced: list[Path] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(Path(os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    path = _make(reg, "sentiment", "v1")
+    flushed = {_written(p) for p in synced if p.parent == path}
+    assert {"card.json", "CARD.md", "labels.json", "model.int8.onnx", "tokenizer.json"} <= flushed, synced
+    assert path in synced
+
+    synced.clear()
+    reg.promote("sentiment", "v1")
+    task_dir = reg.root / "sentiment"
+    assert synced[1:] == [task_dir] and _written(synced[0]) == "PROMOTED", synced  # the content, then the rename
+    assert synced[0].parent == task_dir
+
+
+def _written(path: Path) -> str:
+    """The file a flushed path stands for: ``.<name>.<random>.tmp`` is ``name`` being replaced."""
+    temporary = re.fullmatch(r"\.(.+)\.[0-9a-f]+\.tmp", path.name)
+    return temporary.group(1) if temporary else path.name

@@ -113,5 +113,5 @@ def test_next_version(tmp_path: Path) -> None:
     reg = Registry(tmp_path)
     day = dt.date(2026, 11, 28)
     assert next_version(reg, "intent", day) == "2026.11.28-1"
-    (tmp_path / "intent" / "2026.11.28-1").mkdir(parents=True)
+    (tmp_path / "intent" / "2026.11.28-1").mkdir(parents=True, exist_ok=True)  # the call above claimed it
     assert next_version(reg, "intent", day) == "2026.11.28-2"
