@@ -16,8 +16,8 @@ from typing import Any
 import typer
 
 from services.cli.ingest import NEWS_BACKFILL, NEWS_SPEEDUP
+from services.cli.stack import start_stack
 from shared.config import ServiceSettings
-from shared.stack import manager
 from shared.stack.settings import StackSettings, kafka_bootstrap, postgres_url, redis_url
 
 
@@ -116,7 +116,7 @@ def demo(
     from shared.db import migrate
 
     stack_settings = StackSettings()
-    stack = manager.up(stack_settings, lambda line: typer.echo(line, err=True), install_prereqs=os.geteuid() == 0)
+    stack = start_stack(stack_settings, lambda line: typer.echo(line, err=True), install_prereqs=os.geteuid() == 0)
     if not stack.ok:
         typer.echo("error: the local stack is not healthy; see `tonewatch stack status`", err=True)
         raise typer.Exit(1)

@@ -63,6 +63,21 @@ def _prereq_failure(exc: Exception, as_json: bool) -> typer.Exit:
     return typer.Exit(EXIT_PREREQS)
 
 
+def start_stack(
+    settings: StackSettings, log: Callable[[str], None], *, install_prereqs: bool, as_json: bool = False
+) -> StackReport:
+    """``manager.up``, with missing prerequisites (or their failed install) turned into exit 2 and
+    the install command instead of a traceback: `stack up` and `demo` both start the stack."""
+    from shared.stack import manager  # lazy: keeps `tonewatch --help` fast
+
+    try:
+        return manager.up(settings, log, install_prereqs=install_prereqs)
+    except MissingPrereqs as exc:
+        raise _prereq_failure(exc, as_json) from exc
+    except ProcessError as exc:  # the prerequisite install itself failed
+        raise _prereq_failure(exc, as_json) from exc
+
+
 @app.command()
 def up(
     install_prereqs: Annotated[
@@ -72,15 +87,7 @@ def up(
     as_json: JsonOption = False,
 ) -> None:
     """Start Kafka, PostgreSQL and Redis (only what is not running) and wait until healthy."""
-    from shared.stack import manager  # lazy: keeps `tonewatch --help` fast
-
-    settings = StackSettings()
-    try:
-        report = manager.up(settings, _progress_printer(), install_prereqs=install_prereqs)
-    except MissingPrereqs as exc:
-        raise _prereq_failure(exc, as_json) from exc
-    except ProcessError as exc:  # the prerequisite install itself failed
-        raise _prereq_failure(exc, as_json) from exc
+    report = start_stack(StackSettings(), _progress_printer(), install_prereqs=install_prereqs, as_json=as_json)
     _emit(report, as_json)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_UNHEALTHY)
 

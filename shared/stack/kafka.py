@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from shared.stack.component import Component, Launch, Log
 from shared.stack.process import ProcessError, port_open, run_command
-from shared.stack.settings import StackSettings
+from shared.stack.settings import StackSettings, host_port, kafka_bootstrap
 
 T = TypeVar("T")
 
@@ -68,13 +68,14 @@ def render_pom(kafka_version: str) -> str:
 
 def render_server_properties(settings: StackSettings, data_dir: Path) -> str:
     """``server.properties`` of a single-node KRaft broker+controller."""
-    host, port, cport = settings.host, settings.kafka_port, settings.kafka_controller_port
+    broker = host_port(settings.host, settings.kafka_port)
+    controller = host_port(settings.host, settings.kafka_controller_port)
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{cport}",
-        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "controller.quorum.voters": f"1@{controller}",
+        "listeners": f"PLAINTEXT://{broker},CONTROLLER://{controller}",
+        "advertised.listeners": f"PLAINTEXT://{broker}",
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
         "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
@@ -267,4 +268,4 @@ class Kafka(Component):
     def healthy(self) -> bool:
         if not port_open(self.settings.host, self.settings.kafka_port):
             return False
-        return run_coroutine(broker_ready(f"{self.settings.host}:{self.settings.kafka_port}"))
+        return run_coroutine(broker_ready(kafka_bootstrap(self.settings)))

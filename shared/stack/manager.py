@@ -20,7 +20,7 @@ from typing import Any
 from shared.logs import mask_url_passwords
 from shared.stack.component import Component, ComponentStatus, Log
 from shared.stack.kafka import Kafka
-from shared.stack.postgres import OWN_ENTRIES, Postgres
+from shared.stack.postgres import OWN_ENTRIES, Postgres, make_traversable
 from shared.stack.prereqs import MissingPrereqs, check_prereqs, install
 from shared.stack.process import (
     PidRecord,
@@ -35,7 +35,7 @@ from shared.stack.process import (
     write_pid_file,
 )
 from shared.stack.redis import Redis
-from shared.stack.settings import StackSettings, kafka_bootstrap, postgres_url, redis_url
+from shared.stack.settings import StackSettings, host_port, kafka_bootstrap, postgres_url, redis_url
 
 COMPONENT_NAMES = ("kafka", "postgres", "redis")
 _PREREQS = {"kafka": ("java", "mvn"), "postgres": ("postgresql",), "redis": ("redis-server",)}
@@ -83,12 +83,15 @@ def _endpoints(settings: StackSettings) -> dict[str, str]:
 
 @contextlib.contextmanager
 def _state_lock(settings: StackSettings) -> Iterator[None]:
-    settings.state_dir.mkdir(parents=True, exist_ok=True)
-    (settings.state_dir / "run").mkdir(exist_ok=True)
-    (settings.state_dir / "logs").mkdir(exist_ok=True)
-    with (settings.state_dir / "stack.lock").open("w") as handle:
+    """Hold ``<state_dir>/stack.lock``. The file is never deleted (a new one would let a second
+    holder in), and ``run/`` and ``logs/`` are made only once it is held, since a ``reset`` that
+    held it before may just have removed them."""
+    make_traversable(settings.state_dir)
+    with (settings.state_dir / "stack.lock").open("a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
+            (settings.state_dir / "run").mkdir(exist_ok=True)
+            (settings.state_dir / "logs").mkdir(exist_ok=True)
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
@@ -128,7 +131,7 @@ def inspect(component: Component, detail: str = "") -> ComponentStatus:
 def _report(action: str, settings: StackSettings, started: float, statuses: list[ComponentStatus]) -> StackReport:
     return StackReport(
         action=action,
-        ok=all(s.healthy for s in statuses) if action != "down" else all(not s.running for s in statuses),
+        ok=all(not s.running for s in statuses) if action in ("down", "reset") else all(s.healthy for s in statuses),
         elapsed_s=round(time.monotonic() - started, 2),
         state_dir=str(settings.state_dir),
         components=tuple(statuses),
@@ -221,7 +224,7 @@ def up(
             try:
                 _await_healthy(component, record, settings.start_timeout_s)
                 component.after_healthy(log)
-                log(f"{component.name}: healthy on {settings.host}:{component.port}")
+                log(f"{component.name}: healthy on {host_port(settings.host, component.port)}")
             except ProcessError as exc:
                 errors[component.name] = str(exc)
         statuses = [inspect(c, errors.get(c.name, "")) for c in components]
@@ -235,47 +238,51 @@ def down(settings: StackSettings, log: Log = _quiet, *, only: Sequence[str] | No
     """Stop the processes this stack started (and only those); wait until they exit."""
     started = time.monotonic()
     components = build_components(settings, only)
-    statuses: list[ComponentStatus] = []
     with _state_lock(settings):
-        for component in components:
-            record = live_record(component.pid_file)
-            detail = "not running"
-            if record is not None:
-                log(f"{component.name}: stopping pid {record.pid}")
-                killed = stop_process(record, sig=component.stop_signal, timeout_s=component.stop_timeout_s)
-                component.pid_file.unlink(missing_ok=True)
-                detail = "killed after timeout" if killed else "stopped"
-            still = live_record(component.pid_file)
-            statuses.append(
-                ComponentStatus(
-                    name=component.name,
-                    running=still is not None,
-                    healthy=False,
-                    pid=None if still is None else still.pid,
-                    port=component.port,
-                    log_file=str(component.log_file),
-                    detail=detail,
-                )
-            )
+        statuses = [_stop(component, log) for component in components]
     return _report("down", settings, started, statuses)
+
+
+def _stop(component: Component, log: Log) -> ComponentStatus:
+    """Stop ``component``'s recorded process (the caller holds the state lock)."""
+    record = live_record(component.pid_file)
+    detail = "not running"
+    if record is not None:
+        log(f"{component.name}: stopping pid {record.pid}")
+        killed = stop_process(record, sig=component.stop_signal, timeout_s=component.stop_timeout_s)
+        component.pid_file.unlink(missing_ok=True)
+        detail = "killed after timeout" if killed else "stopped"
+    still = live_record(component.pid_file)
+    return ComponentStatus(
+        name=component.name,
+        running=still is not None,
+        healthy=False,
+        pid=None if still is None else still.pid,
+        port=component.port,
+        log_file=str(component.log_file),
+        detail=detail,
+    )
 
 
 # What ``up`` creates in the state dir (and, OWN_ENTRIES, in the PostgreSQL dir): ``reset``
 # removes these and nothing else, so a state dir pointed at a shared folder keeps
-# everything that is not the stack's.
-STATE_ENTRIES = re.compile(r"kafka|kafka-4\.\d+\.\d+|redis|postgres|postgres\.token|logs|run|stack\.lock")
+# everything that is not the stack's. Not stack.lock: see _state_lock.
+STATE_ENTRIES = re.compile(r"kafka|kafka-4\.\d+\.\d+|redis|postgres|postgres\.token|logs|run")
 
 
 def reset(settings: StackSettings, log: Log = _quiet) -> StackReport:
     """``down``, then delete what the stack created in the state dir and an out-of-tree
-    PostgreSQL dir (and each dir once empty): the next ``up`` starts afresh."""
-    report = down(settings, log)
-    if not report.ok:
-        return replace(report, action="reset")
-    pg_base = Postgres(settings).base
-    _remove_created(pg_base, OWN_ENTRIES, log)
-    _remove_created(settings.state_dir, STATE_ENTRIES, log)
-    return replace(report, action="reset")
+    PostgreSQL dir (that one once empty): the next ``up`` starts afresh. All under one hold
+    of the state lock, so a concurrent ``up`` never loses the data dirs or pid files of the
+    servers it has just started."""
+    started = time.monotonic()
+    with _state_lock(settings):
+        report = _report("reset", settings, started, [_stop(c, log) for c in build_components(settings)])
+        if report.ok:
+            for pg_base in Postgres(settings).candidate_bases:
+                _remove_created(pg_base, OWN_ENTRIES, log)
+            _remove_created(settings.state_dir, STATE_ENTRIES, log)
+    return report
 
 
 def _remove_created(folder: Path, entries: re.Pattern[str], log: Log) -> None:

@@ -86,6 +86,19 @@ def bootstrap_sql(user: str, password: str, db: str) -> str:
     )
 
 
+def make_traversable(path: Path) -> None:
+    """Create ``path`` and its missing parents as 0755, whatever the umask: as root the ``postgres``
+    user must walk through them (``mkdir``'s own mode is masked by the umask, hence the chmod).
+    Directories that already exist keep their mode."""
+    missing: list[Path] = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        directory.chmod(0o755)
+
+
 def server_user() -> tuple[RunAs, str]:
     """Identity of initdb and the server, and its name (``postgres`` when running as root)."""
     if os.geteuid() == 0:
@@ -140,18 +153,29 @@ class Postgres(Component):
         """Unix socket directory (also used by psql for setup, with peer auth)."""
         return self.base / "run"
 
-    def _choose_base(self) -> Path:
+    @property
+    def candidate_bases(self) -> tuple[Path, ...]:
+        """Every dir ``base`` can be, found without looking up the ``postgres`` OS user: ``reset``
+        cleans them all, also on a host where that user does not exist (yet)."""
         if self.settings.postgres_dir is not None:
-            return self.settings.postgres_dir
+            return (self.settings.postgres_dir,)
         inside = self.settings.state_dir / "postgres"
-        run_as, _ = server_user()
-        if run_as.is_current or self._reachable(run_as):
-            return inside
+        return (inside, self._fallback_base()) if os.geteuid() == 0 else (inside,)
+
+    def _fallback_base(self) -> Path:
         digest = hashlib.sha256(str(self.settings.state_dir).encode()).hexdigest()[:12]
         return FALLBACK_ROOT / f"stack-{digest}"
 
+    def _choose_base(self) -> Path:
+        if self.settings.postgres_dir is not None:
+            return self.settings.postgres_dir
+        run_as, _ = server_user()
+        if run_as.is_current or self._reachable(run_as):
+            return self.settings.state_dir / "postgres"
+        return self._fallback_base()
+
     def _reachable(self, run_as: RunAs) -> bool:
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        make_traversable(self.settings.state_dir)
         try:
             run_command(["/usr/bin/test", "-x", str(self.settings.state_dir)], timeout_s=10, run_as=run_as)
         except ProcessError:
@@ -196,7 +220,7 @@ class Postgres(Component):
         self._discard_stale_fallback(log)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         for path in (self.base, self.socket_dir):
-            path.mkdir(parents=True, exist_ok=True)
+            make_traversable(path)
             if not run_as.is_current:
                 os.chown(path, run_as.uid or 0, run_as.gid or 0)
         if self.base.parent == FALLBACK_ROOT and not (self.base / "token").is_file():

@@ -57,9 +57,15 @@ class StackSettings(BaseSettings):
         return None if value is None else value.expanduser().absolute()
 
 
+def host_port(host: str, port: int) -> str:
+    """``host:port`` as URLs and Kafka listeners write it: an IPv6 literal in brackets (``[::1]:19092``),
+    since its own colons would otherwise run into the port's."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def kafka_bootstrap(settings: StackSettings) -> str:
     """Bootstrap servers of the stack's broker, e.g. ``127.0.0.1:19092``."""
-    return f"{settings.host}:{settings.kafka_port}"
+    return host_port(settings.host, settings.kafka_port)
 
 
 def postgres_url(settings: StackSettings, driver: str | None = "asyncpg") -> str:
@@ -71,9 +77,9 @@ def postgres_url(settings: StackSettings, driver: str | None = "asyncpg") -> str
     user = quote(settings.postgres_user, safe="")
     password = quote(settings.postgres_password.get_secret_value(), safe="")
     db = quote(settings.postgres_db, safe="")
-    return f"{scheme}://{user}:{password}@{settings.host}:{settings.postgres_port}/{db}"
+    return f"{scheme}://{user}:{password}@{host_port(settings.host, settings.postgres_port)}/{db}"
 
 
 def redis_url(settings: StackSettings, db: int = 0) -> str:
     """Redis URL, e.g. ``redis://127.0.0.1:16379/0``."""
-    return f"redis://{settings.host}:{settings.redis_port}/{db}"
+    return f"redis://{host_port(settings.host, settings.redis_port)}/{db}"

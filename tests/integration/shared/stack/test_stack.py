@@ -169,7 +169,8 @@ def test_reset_removes_only_what_the_stack_created(tmp_path: Path) -> None:
         assert (state / "redis").is_dir() and (state / "logs").is_dir()
     finally:
         manager.reset(settings)
-    assert sorted(p.name for p in state.iterdir()) == ["notes.txt", "projects"]
+    # stack.lock stays: an `up` waiting on it while reset runs keeps its lock
+    assert sorted(p.name for p in state.iterdir()) == ["notes.txt", "projects", "stack.lock"]
 
 
 def test_a_postgres_dir_holding_other_files_is_refused(tmp_path: Path) -> None:

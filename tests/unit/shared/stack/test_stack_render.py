@@ -82,3 +82,11 @@ def test_bootstrap_sql_is_idempotent_and_quoted() -> None:
     assert 'CREATE DATABASE ""app db"" OWNER ""app""' not in sql
     assert 'SELECT \'CREATE DATABASE "app db" OWNER "app"\'' in sql
     assert sql.rstrip().endswith("\\gexec")
+
+
+def test_server_properties_bracket_an_ipv6_host() -> None:
+    settings = StackSettings(host="::1", kafka_port=29092, kafka_controller_port=29093)
+    props = _props(render_server_properties(settings, Path("/s/kafka/data")))
+    assert props["listeners"] == "PLAINTEXT://[::1]:29092,CONTROLLER://[::1]:29093"
+    assert props["advertised.listeners"] == "PLAINTEXT://[::1]:29092"
+    assert props["controller.quorum.voters"] == "1@[::1]:29093"

@@ -60,3 +60,10 @@ def test_printed_endpoints_never_show_the_password(password: str) -> None:
     url = _endpoints(StackSettings(postgres_password=SecretStr(password)))["postgres_url"]
     assert password not in url and quote(password, safe="") not in url, url
     assert url.startswith("postgresql+asyncpg://tonewatch:***@127.0.0.1:")
+
+
+def test_an_ipv6_host_is_bracketed_in_every_address() -> None:
+    settings = StackSettings(host="::1")
+    assert kafka_bootstrap(settings) == "[::1]:19092"
+    assert postgres_url(settings) == "postgresql+asyncpg://tonewatch:tonewatch@[::1]:15432/tonewatch"
+    assert redis_url(settings) == "redis://[::1]:16379/0"
