@@ -17,7 +17,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.topics import Topics
 
 Environment = Literal["development", "test", "production"]
-PLACEHOLDER_PASSWORDS = frozenset({"tonewatch", "changeme", "password", "postgres", ""})
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "",
+        "tonewatch",
+        "changeme",
+        "password",
+        "postgres",
+        # .env.example's
+        "change-me-to-a-long-random-hex-string",
+        "change-me-too",
+        "change-me-three",
+    }
+)
+"""Secrets production refuses: common defaults and every secret of ``.env.example``
+(a test keeps them in step), which a copied ``.env`` keeps until someone edits it."""
+
+
+def is_placeholder(secret: str) -> bool:
+    """True for a member of :data:`PLACEHOLDER_SECRETS`, whatever its case or surrounding blanks."""
+    return secret.strip().lower() in PLACEHOLDER_SECRETS
 
 
 class KafkaSettings(BaseModel):
@@ -90,6 +109,6 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
-        if self.environment == "production" and self.postgres.password() in PLACEHOLDER_PASSWORDS:
+        if self.environment == "production" and is_placeholder(self.postgres.password()):
             raise ValueError("TW_POSTGRES__URL carries a placeholder password; set a real one in production")
         return self

@@ -13,7 +13,10 @@ from urllib.parse import urlsplit
 
 from shared.redact import redact
 
-_SECRET_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]+)(@)")  # the user may be empty: redis://:pw@host
+# The user may be empty (redis://:pw@host). The password runs to the last "@" of the
+# authority (it may hold a raw "@"; the authority ends at "/", "?" or "#"), and at least
+# to the first "@" whatever comes before it (a raw "/" of a base64 password).
+_SECRET_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]+(?:@[^@\s/?#]*)*)(@)")
 _KEY_LIKE = re.compile(r"\b(tw_[a-z0-9]{4,8}_)[A-Za-z0-9_-]{16,}\b")
 # Credentials that ride in a URL's query or path: ``?token=...`` and the like, and the
 # secret path of a Slack incoming webhook (``hooks.slack.com/services/T../B../...``).
@@ -52,13 +55,14 @@ def scrub(message: str) -> str:
     return redact(message, keep_ipv4=True)
 
 
-class ScrubFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        rendered = record.getMessage()
-        cleaned = scrub(rendered)
-        if cleaned != rendered:
-            record.msg, record.args = cleaned, None
-        return True
+class ScrubFormatter(logging.Formatter):
+    """Scrubs the whole formatted record, not the message alone: the formatter adds the
+    traceback and stack after every filter has run, and an exception's text carries
+    what the code had in hand (a database error its ``[parameters: ...]``, an HTTP
+    error its URL)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(super().format(record))
 
 
 # Loggers that log every retry: while Kafka is unreachable aiokafka writes an ERROR
@@ -171,10 +175,9 @@ def stop_flushing() -> None:
 def configure(level: str = "INFO", service: str = "tonewatch") -> None:
     global _flusher  # one per process, replaced with the handler
     handler = StderrHandler()
-    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
+    handler.setFormatter(ScrubFormatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s"))
     repeat = RepeatFilter()
     handler.addFilter(repeat)
-    handler.addFilter(ScrubFilter())
     stop_flushing()
     _flusher = _Flusher(handler, repeat, REPEAT_WINDOW_S / 2)
     _flusher.start()

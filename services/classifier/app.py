@@ -23,7 +23,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 
 from services.classifier.classify import ClassifierClosed, Classify
-from services.classifier.config import DEV_PSEUDONYM_KEY, ClassifierSettings
+from services.classifier.config import ClassifierSettings
 from services.classifier.pipeline import ClassifierPipeline, Prepared
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
@@ -253,8 +253,9 @@ class _Worker(faust.Worker):  # type: ignore[misc]
 def main() -> int:
     settings = ClassifierSettings()
     logs.configure(settings.log_level, "classifier")
-    if settings.environment == "production" and settings.pseudonym_key.get_secret_value() == DEV_PSEUDONYM_KEY:
-        log.critical("classifier cannot start: TW_CLASSIFIER_PSEUDONYM_KEY is the development default in production")
+    refusal = settings.production_secret_refusal()
+    if refusal:
+        log.critical("classifier cannot start: %s", refusal)
         return 2
     serve(settings.metrics_port)
     topics: Topics = settings.topics

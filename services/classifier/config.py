@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr
 
-from shared.config import ServiceSettings
+from shared.config import ServiceSettings, is_placeholder
 from shared.inference.device import physical_cores
 from shared.inference.settings import InferenceSettings
 
 DEV_PSEUDONYM_KEY = "dev-pseudonym-key"
 """The development default; the classifier refuses to start with it in production."""
+MIN_PSEUDONYM_KEY_CHARS = 16
 
 
 class ClassifierSettings(ServiceSettings):
@@ -94,6 +95,24 @@ class ClassifierSettings(ServiceSettings):
         le=1,
         description="Stop when more records fail than this.",
     )
+
+    def production_secret_refusal(self) -> str | None:
+        """Why the pseudonym key may not be used in production (naming the variable, never
+        the value), or None: with a public or short key, the pseudonym of an email address
+        is found by hashing candidate addresses."""
+        if self.environment != "production":
+            return None
+        key = self.pseudonym_key.get_secret_value()
+        if key == DEV_PSEUDONYM_KEY:
+            return "TW_CLASSIFIER_PSEUDONYM_KEY is the development default in production"
+        if is_placeholder(key):
+            return "TW_CLASSIFIER_PSEUDONYM_KEY is a placeholder (such as .env.example's) in production"
+        if len(key.strip()) < MIN_PSEUDONYM_KEY_CHARS:
+            return (
+                f"TW_CLASSIFIER_PSEUDONYM_KEY is blank or shorter than {MIN_PSEUDONYM_KEY_CHARS} characters "
+                "in production"
+            )
+        return None
 
     def model_settings(self) -> InferenceSettings:
         """Inference settings for ``concurrent_batches`` batches sharing the cores.

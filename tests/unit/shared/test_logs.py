@@ -3,7 +3,9 @@ from __future__ import annotations
 import logging
 
 import pytest
+from pydantic import SecretStr
 
+from shared.config import PostgresSettings
 from shared.logs import RepeatFilter, configure, mask_url, scrub
 
 
@@ -175,3 +177,38 @@ def test_configured_logging_shows_the_broker_address(root_logging: None, capsys:
     )
     (line,) = capsys.readouterr().err.splitlines()
     assert line.endswith("services.x: broker 192.168.100.200:19092 unreachable, caller [PHONE]")
+
+
+def test_a_logged_traceback_is_scrubbed_too(root_logging: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """The message line was masked and the traceback under it printed the same secrets
+    as they were: every unexpected 500 and crash logs one (SQLAlchemy's ``[parameters: ...]``)."""
+    configure("INFO", "svc")
+    secrets = "https://hooks.slack.com/services/T000/B000/XXXXsecretXXXX postgresql://u:hunter2@db/x"
+    key = "tw_abcd1234_" + "K" * 32
+    try:
+        raise RuntimeError(f"{secrets} {key} jane@example.com")
+    except RuntimeError as exc:
+        logging.getLogger("services.x").exception("request failed: %s", exc, stack_info=True)
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last):" in err and "Stack (most recent call last):" in err
+    for secret in ("XXXXsecretXXXX", "hunter2", key, "jane@example.com"):
+        assert secret not in err
+    assert "RuntimeError: https://hooks.slack.com/services/*** postgresql://u:***@db/x tw_abcd1234_*** [EMAIL]" in err
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql+asyncpg://tw:p@ssw0rd@db/tw", "postgresql+asyncpg://tw:***@db/tw"),
+        ("postgresql://tw:p@ss@w0rd@db:5432/tw?ssl=1#x", "postgresql://tw:***@db:5432/tw?ssl=1#x"),
+        ("redis://:p@ss@cache/0", "redis://:***@cache/0"),
+    ],
+)
+def test_a_raw_at_sign_in_a_url_password_is_masked_as_the_settings_mask_it(url: str, masked: str) -> None:
+    """``tw:p@ssw0rd@db`` showed ``tw:***@ssw0rd@db``: the mask stopped at the first "@"."""
+    assert scrub(url) == masked == PostgresSettings(url=SecretStr(url)).redacted_url()
+
+
+def test_the_url_mask_stops_at_the_authority_and_keeps_a_raw_slash_of_the_password_masked() -> None:
+    assert scrub("https://u:pw@host/p?to=a@b.example") == "https://u:***@host/p?to=[EMAIL]"
+    assert scrub("postgresql://u:ab/c+d=@db/x") == "postgresql://u:***@db/x"

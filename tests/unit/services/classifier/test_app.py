@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from typing import cast
 
 import pytest
+from pydantic import SecretStr
 
 from services.classifier.app import RunState, _Worker, build_app, main, tune_gc
 from services.classifier.classify import Classify
 from services.classifier.config import ClassifierSettings
+from shared.config import PostgresSettings
 
 
 def test_tune_gc_freezes_startup_objects_and_collects_less_often() -> None:
@@ -50,3 +53,31 @@ def test_the_classifier_refuses_the_development_pseudonym_key_in_production(monk
     monkeypatch.delenv("TW_CLASSIFIER_PSEUDONYM_KEY", raising=False)
     monkeypatch.setattr("services.classifier.app.logs.configure", lambda *_: None)  # leave the test's logging
     assert main() == 2
+
+
+@pytest.mark.parametrize(
+    "key", ["change-me-three", "", "   ", "fifteen-chars-k", "change-me-to-a-long-random-hex-string"]
+)
+def test_the_classifier_refuses_a_placeholder_blank_or_short_pseudonym_key_in_production(
+    key: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``.env.example``'s placeholder, a blank key and a 15-character one were accepted:
+    only the development default was refused."""
+    monkeypatch.setenv("TW_ENVIRONMENT", "production")
+    monkeypatch.setenv("TW_POSTGRES__URL", "postgresql+asyncpg://tw:Strong-pw-1@127.0.0.1:1/tw")  # never reached
+    monkeypatch.setenv("TW_CLASSIFIER_PSEUDONYM_KEY", key)
+    monkeypatch.setattr("services.classifier.app.logs.configure", lambda *_: None)
+    monkeypatch.setattr("services.classifier.app.serve", _never_reached)
+    assert main() == 2
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert "TW_CLASSIFIER_PSEUDONYM_KEY" in line and (not key.strip() or key not in line)
+
+
+def test_a_long_enough_pseudonym_key_passes_the_production_check() -> None:
+    pg = PostgresSettings(url=SecretStr("postgresql+asyncpg://tw:Strong-pw-1@127.0.0.1:1/tw"))
+    settings = ClassifierSettings(environment="production", postgres=pg, pseudonym_key=SecretStr("k" * 16))
+    assert settings.production_secret_refusal() is None
+
+
+def _never_reached(*_: object) -> None:
+    raise AssertionError("the classifier went on starting")
