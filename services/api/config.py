@@ -31,7 +31,10 @@ class ApiSettings(ServiceSettings):
         default=10.0,
         gt=0,
         le=300,
-        description="Longest wait for Kafka to acknowledge a POST /v1/events batch, then 503 (retry, same ids).",
+        description=(
+            "Longest wait for Kafka to acknowledge a POST /v1/events batch, then 503 "
+            "(retry with the ids in its details)."
+        ),
     )
     sse_poll_interval_s: float = Field(
         validation_alias="TW_API_SSE_POLL_INTERVAL_S",

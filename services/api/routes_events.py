@@ -1,11 +1,14 @@
 """``POST /v1/events``: validate a batch of raw events and produce it to the raw topics.
 
 All or nothing at validation: one invalid item answers 422 with field-level
-errors per item index, and nothing is produced. Produced with ``acks=all`` on an
-idempotent producer; 202 once every record is acknowledged. If Kafka does not
-acknowledge within ``TW_API_PRODUCE_TIMEOUT_S`` the answer is 503: some events may
-still arrive once the broker is back, so clients retry with the same ids, which
-the pipeline counts once.
+errors per item index, and nothing is produced. An item without an id gets a random
+one; the answer lists every item's id, given or assigned. Produced with ``acks=all``
+on an idempotent producer; 202 once every record is acknowledged. If Kafka does not
+acknowledge within ``TW_API_PRODUCE_TIMEOUT_S`` the answer is 503 and the outcome is
+unknown: some events may have been delivered (the partitions that acknowledged in
+time, or records still in flight). Its ``details`` give each item's id, so a client
+retries with those ids, which the pipeline counts once (a retry without them would
+get new ids and count the delivered events twice).
 """
 
 from __future__ import annotations
@@ -56,6 +59,12 @@ def item_errors(index: int, exc: InvalidEvent) -> list[dict[str, Any]]:
     return [{"loc": ["body", "events", index], "message": exc.reason, "type": exc.error_class}]
 
 
+def item_ids(events: list[RawEvent]) -> list[dict[str, Any]]:
+    """Each item's id by its index, for a 503: an id the server assigned must reach the
+    client, or its retry would send a delivered event again under a new id."""
+    return [{"loc": ["body", "events", i, "id"], "id": e.id} for i, e in enumerate(events)]
+
+
 def validate_batch(items: list[dict[str, Any]]) -> list[RawEvent]:
     """Every item as its contract, or :class:`ApiError` 422 listing every invalid field."""
     events: list[RawEvent] = []
@@ -91,7 +100,13 @@ def validate_batch(items: list[dict[str, Any]]) -> list[RawEvent]:
     status_code=202,
     response_model=Accepted,
     dependencies=[Depends(require("write"))],
-    responses=error_responses({413: "Body too large", 503: "Kafka unavailable: retry later with the same event ids"}),
+    responses=error_responses(
+        {
+            413: "Body too large",
+            503: "Kafka did not acknowledge every event; some may have been delivered: retry with the ids "
+            "in `details` (`{loc, id}` per item, assigned ones included)",
+        }
+    ),
 )
 async def post_events(body: EventsIn, request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> Accepted:
     """Ingest raw news or chat events."""
@@ -114,8 +129,11 @@ async def post_events(body: EventsIn, request: Request, deps: Annotated[Deps, De
         log.warning("producing %d events failed: %s: %s", len(events), type(exc).__name__, reason)
         raise ApiError(
             503,
-            "Kafka is unavailable; nothing was acknowledged, retry later with the same event ids",
+            "Kafka did not acknowledge every event, so the outcome is unknown: some may have been delivered. "
+            "Retry later with the same event ids (each item's id is in details, assigned ones included): "
+            "the pipeline counts an event once",
             code="kafka_unavailable",
+            details=item_ids(events),
             headers={"Retry-After": "5"},
         ) from exc
     m = metrics()

@@ -35,13 +35,17 @@ async def _replay(
     total: int | None = None,
     run: int | None = None,
 ) -> ReplayReport:
+    """Replay ``lines``; ``label`` names their source: the progress bar's label, and what
+    the ids of lines without one derive from (a file's name)."""
     settings = ServiceSettings()
     await ensure_topics(settings.kafka, [settings.topics.raw(stream)])
     producer = make_producer(settings.kafka, client_id="ingest")
     await producer.start()
     try:
         with tqdm(total=total, desc=label, unit="ev", disable=None) as bar:
-            return await replay(producer, settings.topics, lines, stream, pacing, progress=bar.update, run=run)
+            return await replay(
+                producer, settings.topics, lines, stream, pacing, origin=label, progress=bar.update, run=run
+            )
     finally:
         await producer.stop()
 
@@ -75,7 +79,9 @@ def file_(
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Replay a file. Missing ids are assigned; invalid lines are reported (exit 1).
+    """Replay a file. Invalid lines are reported (exit 1). A line without an id gets one
+    derived from the file's name, its line number and its content: running the same file
+    again (after a crash, say) sends the same ids, and the pipeline counts them once.
 
     With --speedup every id gets this run's stamp (``id@<start in Unix ms>``), so a
     replay of the same file is counted again."""

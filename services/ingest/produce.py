@@ -4,7 +4,10 @@ idempotent producer). Used by file replay and by ``POST /v1/events``."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,15 +16,26 @@ from aiokafka import AIOKafkaProducer
 from shared.events import MAX_EVENT_BYTES, InvalidEvent, RawChat, RawEvent, RawNews, Stream, new_id, parse
 from shared.topics import Topics
 
+ORIGIN_ID_CHARS = 64
+"""Characters of a source's name kept in the ids :func:`line_id` derives from it."""
+_NOT_ID_SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
-def prepare(data: dict[str, Any], stream: Stream, *, now: datetime | None = None) -> RawEvent:
-    """Assign an id and event time when missing, then validate (``InvalidEvent`` on error)."""
+
+def prepare(
+    data: dict[str, Any],
+    stream: Stream,
+    *,
+    now: datetime | None = None,
+    id_if_missing: Callable[[], str] = new_id,
+) -> RawEvent:
+    """Assign an id (``id_if_missing()``: a random one unless the caller can derive a stable
+    one) and event time when missing, then validate (``InvalidEvent`` on error)."""
     obj = dict(data)
     declared = obj.setdefault("stream", stream)
     if declared != stream:
         raise InvalidEvent(f"stream: unknown or mismatched stream {declared!r} (expected {stream!r})")
     if obj.get("id") in (None, ""):
-        obj["id"] = new_id()
+        obj["id"] = id_if_missing()
     if obj.get("event_time") in (None, ""):
         obj["event_time"] = (now or datetime.now(UTC)).isoformat()
     event: RawEvent = parse(RawNews, obj) if stream == "news" else parse(RawChat, obj)
@@ -32,6 +46,19 @@ def prepare(data: dict[str, Any], stream: Stream, *, now: datetime | None = None
             error_class="EventTooLarge",
         )
     return event
+
+
+def line_id(origin: str, number: int, data: Mapping[str, Any]) -> str:
+    """The id of line ``number`` of the source ``origin`` (a file's name) when the line has
+    none: ``{origin}:{number}:{digest of origin, number and content}``. The same line gets
+    the same id in every run, so after a replay crashed half-way, running the same file
+    again sends the lines already sent under their first ids and the ledger counts them
+    once; a line whose content changed is a new event. Within the ``EventId`` contract:
+    the name is cut and its characters outside ``[A-Za-z0-9_.-]`` replaced (the digest
+    keeps names that then look alike apart)."""
+    content = json.dumps([origin, number, data], sort_keys=True)  # ASCII, lone surrogates included
+    digest = hashlib.sha256(content.encode()).hexdigest()[:24]
+    return f"{_NOT_ID_SAFE.sub('_', origin)[:ORIGIN_ID_CHARS]}:{number}:{digest}"
 
 
 def key_of(event: RawEvent) -> bytes:

@@ -11,6 +11,7 @@ file); ``speedup`` reads it all first, to order it by event time."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +21,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from services.ingest.produce import prepare, produce
+from services.ingest.produce import line_id, prepare, produce
 from services.ingest.sources import Line
 from shared.events import InvalidEvent, RawEvent, Stream
 from shared.topics import Topics
@@ -96,14 +97,15 @@ def _retime(
     return out
 
 
-def _prepared(lines: Iterable[Line], stream: Stream, report: ReplayReport) -> Iterator[RawEvent]:
-    """Valid events, one at a time; unreadable and invalid lines go to the report."""
+def _prepared(lines: Iterable[Line], stream: Stream, report: ReplayReport, origin: str) -> Iterator[RawEvent]:
+    """Valid events, one at a time (a line without an id gets :func:`line_id`'s); unreadable
+    and invalid lines go to the report."""
     for line in lines:
         if line.data is None:
             report.reject(line.number, line.error or "unreadable")
             continue
         try:
-            yield prepare(line.data, stream)
+            yield prepare(line.data, stream, id_if_missing=functools.partial(line_id, origin, line.number, line.data))
         except InvalidEvent as exc:
             report.reject(line.number, exc.reason)
 
@@ -120,17 +122,20 @@ async def replay(
     stream: Stream,
     pacing: Pacing,
     *,
+    origin: str,
     progress: Callable[[int], Any] | None = None,
     chunk: int = 200,
     run: int | None = None,
 ) -> ReplayReport:
-    """Produce the valid lines, paced. Events get :func:`run_id` ids of ``run`` when it is
-    given, and of this run's start with ``speedup`` (which moves event times)."""
+    """Produce the valid lines, paced. A line without an id gets one derived from
+    ``origin`` (the source's name), its number and its content, the same in every run.
+    Events get :func:`run_id` ids of ``run`` when it is given, and of this run's start
+    with ``speedup`` (which moves event times)."""
     report = ReplayReport()
     now = datetime.now(UTC)
     if run is None and pacing.speedup is not None:
         run = run_stamp(now)
-    events = _prepared(lines, stream, report)
+    events = _prepared(lines, stream, report, origin)
     if run is not None:
         events = _renamed(events, run)
     schedule: Iterable[tuple[float, RawEvent]]

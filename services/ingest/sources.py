@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import codecs
 import csv
 import importlib.util
 import io
@@ -12,7 +13,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from shared.events import MAX_EVENT_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CHATS = REPO_ROOT / "data" / "demo" / "chats.jsonl"
@@ -32,6 +35,15 @@ class Line:
     error: str | None = None
 
 
+MAX_LINE_BYTES = 4 * MAX_EVENT_BYTES
+"""Longest JSONL line read (4,160,000 bytes). An event is at most ``MAX_EVENT_BYTES`` once
+encoded; a file may write its text ``\\u``-escaped, up to three bytes of line per byte of
+event (``\\ud83d\\ude42`` for a 4-byte emoji), so every event ingest accepts fits. A longer
+line is rejected by its number and skipped in chunks, never held whole: one 100 MB line
+costs no more memory than this."""
+SKIP_CHUNK_BYTES = 64 * 1024
+"""Bytes read at a time while skipping the rest of an over-long line."""
+
 CSV_FIELD_LIMIT = 2_000_000
 """Largest CSV field accepted (Python's default, 131,072, is below the 1,000,000 characters
 an event's text may have); a larger one is a rejected line, not an abort."""
@@ -47,13 +59,19 @@ def read_file(path: Path) -> Iterator[Line]:
     """JSONL (``.jsonl``/``.json``) or CSV (header row; a ``text`` column is required).
 
     A line that cannot be read (bad UTF-8, malformed JSON or CSV, JSON nested too deeply,
-    a CSV row with more fields than its header, a field too large)
-    comes back with its error; the lines after it are still read."""
+    a CSV row with more fields than its header, a field or JSONL line too large)
+    comes back with its error; the lines after it are still read (see :func:`_read_csv`
+    for an unclosed quote). A leading byte-order mark is skipped."""
     if path.suffix.lower() == ".csv":
         yield from _read_csv(path)
         return
     with path.open("rb") as fh:
-        for n, raw in enumerate(fh, start=1):
+        for n, raw in enumerate(_capped_lines(fh), start=1):
+            if raw is None:
+                yield Line(n, None, f"line longer than {MAX_LINE_BYTES:,} bytes: no event that large is accepted")
+                continue
+            if n == 1:  # a byte-order mark, as some Windows editors write: not part of the JSON
+                raw = raw.removeprefix(codecs.BOM_UTF8)
             if not raw.strip():
                 continue
             try:
@@ -73,14 +91,35 @@ def read_file(path: Path) -> Iterator[Line]:
             yield Line(n, obj)
 
 
+def _capped_lines(fh: IO[bytes]) -> Iterator[bytes | None]:
+    """The file's lines, ``None`` for one over :data:`MAX_LINE_BYTES`: a line is read up
+    to the cap and the rest of a longer one skipped, so memory stays flat at any length."""
+    cap = MAX_LINE_BYTES
+    while raw := fh.readline(cap + 1):
+        if len(raw) <= cap or raw.endswith(b"\n"):
+            yield raw
+            continue
+        while (rest := fh.readline(SKIP_CHUNK_BYTES)) and not rest.endswith(b"\n"):
+            pass
+        yield None
+
+
 def _read_csv(path: Path) -> Iterator[Line]:
     """Rows of a CSV file, numbered by the physical line they start on (blank lines are
     skipped but counted). A byte-order mark (Excel's "CSV UTF-8") is skipped; bytes that
     are not UTF-8, and a row with more fields than the header (an unquoted comma: what
-    follows would be lost), reject their row only."""
+    follows would be lost), reject their row only.
+
+    Quotes are read strictly: a lenient reader took ``"Acme says "no" to offer"`` as
+    ``Acme says no" to offer"``, and an unclosed quote silently joined the rows after it
+    to its field. A stray quote rejects its row, and reading goes on at the next line.
+    An unclosed quote makes the lines after it part of its field, up to the next quote
+    character: the row is rejected with the lines it took (``lines 2-5``), and reading
+    goes on after them; with no later quote the rest of the file is that field, so
+    nothing after it is sent (past ``CSV_PARSE_LIMIT`` characters reading stops there)."""
     csv.field_size_limit(CSV_PARSE_LIMIT)
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, strict=True)
         try:
             header = next(reader, None)
         except csv.Error as exc:
@@ -106,7 +145,7 @@ def _read_csv(path: Path) -> Iterator[Line]:
                         "the rest of the file cannot be read reliably: stopping here",
                     )
                     return
-                yield Line(start, None, f"malformed CSV: {exc}")
+                yield Line(start, None, _csv_error(exc, start, max(reader.line_num, start)))
                 continue
             if not values:  # a blank line
                 continue
@@ -125,6 +164,19 @@ def _read_csv(path: Path) -> Iterator[Line]:
                 yield Line(start, None, "invalid UTF-8")
                 continue
             yield Line(start, {k: v for k, v in dict(zip(header, values, strict=False)).items() if k and v != ""})
+
+
+def _csv_error(exc: csv.Error, start: int, end: int) -> str:
+    """A strict reader's error in the user's terms, with the lines the rejected row took
+    (more than its own when a quote it opened ran on)."""
+    lines = f"lines {start}-{end}" if end > start else f"line {start}"
+    if str(exc) == "unexpected end of data":
+        return (
+            f"malformed CSV: a quote opened in this row is never closed: {lines}, to the end of "
+            "the file, read as one field and not sent"
+        )
+    hint = ': a quote inside a quoted field is written twice ("")' if "expected after" in str(exc) else ""
+    return f"malformed CSV: {exc}{hint} ({lines} not sent)"
 
 
 _SURROGATE = re.compile("[\udc80-\udcff]")

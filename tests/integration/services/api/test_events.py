@@ -143,3 +143,38 @@ async def test_a_broker_outage_answers_503_instead_of_holding_the_request(
     got = await _consume(api_settings, [t.news_raw], expect=2, unique=unique)
     # The timed-out attempt may still have been delivered: the same id, never a new one.
     assert {g["id"] for g in got} == {f"down-{unique}-0", f"down-{unique}-1"}
+
+
+async def test_a_batch_kafka_did_not_acknowledge_answers_every_id_so_a_retry_counts_once(
+    client: httpx.AsyncClient,
+    make_client: Callable[[ApiSettings], httpx.AsyncClient],
+    api_settings: ApiSettings,
+    keys: dict[str, str],
+    unique: str,
+) -> None:
+    """Before, the 503 said nothing was acknowledged and gave no ids, while the batch may
+    have been delivered in part: a retry of an item without an id got a new one and was
+    counted twice. A produce timeout too short for any acknowledgement stands in for a
+    slow broker (no outage needed)."""
+    t = api_settings.topics
+    await ensure_topics(api_settings.kafka, [t.news_raw], partitions=1)
+    headers = bearer(keys["write"])
+    warm = {"events": [{"stream": "news", "id": f"warm-{unique}", "text": "Acme shares flat"}]}
+    assert (await client.post("/v1/events", json=warm, headers=headers)).status_code == 202  # producer started
+    items = [
+        {"stream": "news", "id": f"given-{unique}", "text": "Acme shares slump"},
+        {"stream": "news", "text": "BP profit falls"},
+    ]
+    async with make_client(api_settings.model_copy(update={"produce_timeout_s": 1e-6})) as short:
+        response = await short.post("/v1/events", json={"events": items}, headers=headers)
+    err = assert_error(response, 503, "kafka_unavailable")
+    assert "some may have been delivered" in err["message"] and "same event ids" in err["message"]
+    assert [d["loc"] for d in err["details"]] == [["body", "events", 0, "id"], ["body", "events", 1, "id"]]
+    ids = [d["id"] for d in err["details"]]
+    assert ids[0] == f"given-{unique}" and len(ids[1]) == 32  # the one the server assigned
+    retry = {"events": [{**item, "id": i} for item, i in zip(items, ids, strict=True)]}
+    accepted = await client.post("/v1/events", json=retry, headers=headers)
+    assert accepted.status_code == 202 and accepted.json()["ids"] == ids, accepted.text
+    got = await _consume(api_settings, [t.news_raw], expect=3, unique=unique)
+    # whatever the timed-out attempt delivered carries the ids the client retried with
+    assert {g["id"] for g in got} == {f"warm-{unique}", *ids}

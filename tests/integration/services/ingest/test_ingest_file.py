@@ -5,6 +5,7 @@ with their line numbers, exit code 1."""
 from __future__ import annotations
 
 import asyncio
+import codecs
 import itertools
 import json
 import subprocess
@@ -20,6 +21,21 @@ from shared.events import RawNews, Score, ScoredEvent
 from shared.kafka.clients import make_consumer
 
 pytestmark = pytest.mark.integration
+
+
+def _scored(e: RawNews) -> ScoredEvent:
+    """``e`` as the classifier would pass it on, for the aggregator's ledger."""
+    probs = {"negative": 0.1, "neutral": 0.8, "positive": 0.1}
+    score = Score(label="neutral", confidence=0.8, probs=probs, model="m", version="v1")
+    return ScoredEvent(
+        id=e.id,
+        stream="news",
+        event_time=e.event_time,
+        received_time=e.event_time,
+        text=e.text,
+        entities=["_all"],
+        sentiment=score,
+    )
 
 
 async def test_ingest_file(kafka_settings: KafkaSettings, unique: str, tmp_path: Path) -> None:
@@ -157,20 +173,7 @@ async def test_a_retimed_replay_of_the_same_file_is_counted_again(
         runs.setdefault(run, []).append(e)
     assert len(runs) == 2 and all(len(events) == 3 for events in runs.values())
 
-    def scored(e: RawNews) -> ScoredEvent:
-        probs = {"negative": 0.1, "neutral": 0.8, "positive": 0.1}
-        score = Score(label="neutral", confidence=0.8, probs=probs, model="m", version="v1")
-        return ScoredEvent(
-            id=e.id,
-            stream="news",
-            event_time=e.event_time,
-            received_time=e.event_time,
-            text=e.text,
-            entities=["_all"],
-            sentiment=score,
-        )
-
-    first, second = ([scored(e) for e in events] for events in runs.values())
+    first, second = ([_scored(e) for e in events] for events in runs.values())
     assert await store_batch(sessions, first) == 3
     assert await store_batch(sessions, second) == 3  # the second run is counted too
     assert await store_batch(sessions, first) == 0  # a retry within a run is not
@@ -212,3 +215,94 @@ async def test_ingest_file_rejects_deep_json_and_long_csv_rows_by_physical_line_
     finally:
         await consumer.stop()
     assert sorted(got) == ["c1", "c3", "j1", "j3"]  # the bad lines alone are left out
+
+
+async def test_a_rerun_of_a_file_without_ids_sends_the_same_ids_and_is_counted_once(
+    kafka_settings: KafkaSettings, unique: str, tmp_path: Path, sessions: Any
+) -> None:
+    """Before, a line without an id got a random one: after an ingest crashed half-way
+    (exit 3, no count of what was sent), running the same file again sent the lines
+    already sent under new ids, and the ledger counted them twice."""
+    path = tmp_path / "no-ids.jsonl"
+    path.write_text(
+        "".join(json.dumps({"text": f"headline {i}", "event_time": f"2020-01-01T00:00:0{i}Z"}) + "\n" for i in range(3))
+    )
+    prefix = f"t{unique}."
+    env = {
+        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "TW_TOPICS__PREFIX": prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    cmd = [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news"]
+    for _ in range(2):
+        proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0 and "produced 3 events" in proc.stdout, proc.stderr
+    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
+    await consumer.start()
+    try:
+        got: list[RawNews] = []
+        async with asyncio.timeout(30):
+            while len(got) < 6:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    got += [RawNews.model_validate_json(r.value or b"") for r in records]
+    finally:
+        await consumer.stop()
+    by_id: dict[str, list[RawNews]] = {}
+    for e in got:
+        by_id.setdefault(e.id, []).append(e)
+    assert len(by_id) == 3 and all(len(sent) == 2 for sent in by_id.values())  # each line twice, one id
+    assert all(i.startswith("no-ids.jsonl:") for i in by_id)
+    assert await store_batch(sessions, [_scored(sent[0]) for sent in by_id.values()]) == 3
+    assert await store_batch(sessions, [_scored(sent[1]) for sent in by_id.values()]) == 0  # the rerun
+
+
+async def test_ingest_file_reports_quote_errors_a_bom_and_an_over_long_line_by_line(
+    kafka_settings: KafkaSettings, unique: str, tmp_path: Path
+) -> None:
+    """Before, an unclosed CSV quote joined the rows after it to its field (exit 0, nothing
+    rejected) and a stray quote was sent as text; a JSONL file's byte-order mark lost
+    line 1; a 5 MB line was read whole before being refused."""
+    quotes = tmp_path / "quotes.csv"
+    quotes.write_text('id,text\nq1,"Acme says "no" to offer"\nq2,Acme shares rise\nq3,"Acme 12\'\' pizza\nq4,lost\n')
+    lines = tmp_path / "lines.jsonl"
+    lines.write_bytes(
+        codecs.BOM_UTF8
+        + json.dumps({"id": "l1", "text": "first"}).encode()
+        + b'\n{"text": "'
+        + b"x" * 5_000_000
+        + b'"}\n'
+        + json.dumps({"id": "l3", "text": "after"}).encode()
+        + b"\n"
+    )
+    prefix = f"t{unique}."
+    env = {
+        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
+        "TW_TOPICS__PREFIX": prefix,
+        "PATH": "/usr/bin:/bin",
+    }
+    expected = {
+        quotes: (
+            "produced 1 events",
+            [
+                "line 2: rejected: malformed CSV: ',' expected after '\"'",
+                "line 4: rejected: malformed CSV: a quote opened in this row is never closed: lines 4-5",
+            ],
+        ),
+        lines: ("produced 2 events", ["line 2: rejected: line longer than 4,160,000 bytes"]),
+    }
+    for path, (produced, rejections) in expected.items():
+        cmd = [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news"]
+        proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        assert produced in proc.stdout and all(r in proc.stderr for r in rejections), proc.stderr
+    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
+    await consumer.start()
+    try:
+        got: dict[str, RawNews] = {}
+        async with asyncio.timeout(30):
+            while len(got) < 3:
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    got |= {(e := RawNews.model_validate_json(r.value or b"")).id: e for r in records}
+    finally:
+        await consumer.stop()
+    assert {i: e.text for i, e in got.items()} == {"q2": "Acme shares rise", "l1": "first", "l3": "after"}

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import json
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 from services.ingest import sources
-from services.ingest.produce import prepare
+from services.ingest.produce import line_id, prepare
 from services.ingest.replay import MAX_REJECTIONS_KEPT, Pacing, ReplayReport, _retime, replay, run_id
 from services.ingest.sources import Line, read_file
 from shared.events import MAX_EVENT_BYTES, MAX_TEXT_CHARS, InvalidEvent, RawChat, RawNews
@@ -195,14 +197,15 @@ async def test_unpaced_and_rated_replays_stream_the_input() -> None:
     for pacing in (Pacing(), Pacing(rate=100_000)):
         pulled = [0]
         producer = _Producer(pulled)
-        report = await replay(producer, Topics(), _lines(5_000, pulled), "news", pacing)  # type: ignore[arg-type]
+        report = await replay(producer, Topics(), _lines(5_000, pulled), "news", pacing, origin="t")  # type: ignore[arg-type]
         assert report.produced == 5_000 and len(producer.values) == 5_000
         assert 0 < producer.pulled_at_first_send <= 201  # one chunk read ahead, not the whole input
 
 
 async def test_rejections_are_counted_but_only_the_first_thousand_kept() -> None:
     pulled = [0]
-    report = await replay(_Producer(pulled), Topics(), _lines(3_000, pulled, bad_every=2), "news", Pacing())  # type: ignore[arg-type]
+    lines = _lines(3_000, pulled, bad_every=2)
+    report = await replay(_Producer(pulled), Topics(), lines, "news", Pacing(), origin="t")  # type: ignore[arg-type]
     assert report.produced == 1_500 and report.rejected_total == 1_500
     assert len(report.rejected) == MAX_REJECTIONS_KEPT and report.rejected[0] == (2, "malformed JSON: x")
 
@@ -224,7 +227,7 @@ async def test_a_retimed_replay_stamps_ids_with_its_run_and_others_keep_them() -
     async def ids(pacing: Pacing, run: int | None = None) -> list[str]:
         pulled = [0]
         producer = _Producer(pulled)
-        await replay(producer, Topics(), _lines(3, pulled), "news", pacing, run=run)  # type: ignore[arg-type]
+        await replay(producer, Topics(), _lines(3, pulled), "news", pacing, origin="t", run=run)  # type: ignore[arg-type]
         return [json.loads(v)["id"] for v in producer.values]
 
     first = await ids(Pacing(speedup=1e9))
@@ -295,3 +298,121 @@ def test_csv_rows_are_numbered_by_their_physical_line_after_blank_lines(tmp_path
     lines = list(read_file(f))
     assert lines[1].error is not None and "4 fields" in lines[1].error and lines[3].error == "invalid UTF-8"
     assert lines[2].data == {"id": "n2", "text": "two\nlines", "source": "y"}
+
+
+def test_csv_quote_errors_are_reported_by_line_instead_of_swallowing_rows(tmp_path: Path) -> None:
+    """Before, csv read leniently: an unclosed quote joined every row after it to n1's text
+    (``produced: 1, rejected: 0``), and ``"Acme says "no" to offer"`` was sent as
+    ``Acme says no" to offer"``."""
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_text("id,text\nn1,\"Acme 12'' pizza\nn2,Acme shares rise\nn3,...\nn4,ok\n")
+    assert [(ln.number, ln.data, ln.error) for ln in read_file(unclosed)] == [
+        (
+            2,
+            None,
+            "malformed CSV: a quote opened in this row is never closed: lines 2-5, to the end of the file, "
+            "read as one field and not sent",
+        )
+    ]
+    stray = tmp_path / "stray.csv"
+    stray.write_text(
+        'id,text\nr1,"Acme says "no" to offer"\nr2,ok\nr3,"Acme 12\'\' pizza\nr4,"closed here"\nr5,fine\n'
+        'r6,Acme 12" pizza\nr7,"Acme says ""no"""\n'
+    )
+    doubled = ': a quote inside a quoted field is written twice ("")'
+    assert [(ln.number, ln.data, ln.error) for ln in read_file(stray)] == [
+        (2, None, f"malformed CSV: ',' expected after '\"'{doubled} (line 2 not sent)"),
+        (3, {"id": "r2", "text": "ok"}, None),
+        (4, None, f"malformed CSV: ',' expected after '\"'{doubled} (lines 4-5 not sent)"),
+        (6, {"id": "r5", "text": "fine"}, None),
+        (7, {"id": "r6", "text": 'Acme 12" pizza'}, None),  # a quote inside an unquoted field is text
+        (8, {"id": "r7", "text": 'Acme says "no"'}, None),
+    ]
+
+
+def test_a_jsonl_file_with_a_byte_order_mark_keeps_its_first_line(tmp_path: Path) -> None:
+    """Before, line 1 was rejected: "Unexpected UTF-8 BOM"."""
+    f = tmp_path / "bom.jsonl"
+    f.write_bytes(codecs.BOM_UTF8 + b'{"id": "j1", "text": "first"}\n{"id": "j2", "text": "second"}\n')
+    assert [(ln.number, ln.data, ln.error) for ln in read_file(f)] == [
+        (1, {"id": "j1", "text": "first"}, None),
+        (2, {"id": "j2", "text": "second"}, None),
+    ]
+
+
+def test_an_over_long_jsonl_line_is_rejected_by_number_and_never_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, each line was read whole before any check: one 100 MB line peaked at 660 MB."""
+    monkeypatch.setattr(sources, "MAX_LINE_BYTES", 1_000)
+    at_cap = '{"text": "' + "a" * 988 + '"}'  # 1,000 bytes
+    f = tmp_path / "long.jsonl"
+    huge = '{"text": "' + "x" * 20_000_000 + '"}'
+    f.write_text(f'{{"text": "before"}}\n{huge}\n{at_cap}\n{{"text": "after"}}\n' + "y" * 1_001)
+    tracemalloc.start()
+    try:
+        lines = [(ln.number, ln.data, ln.error) for ln in read_file(f)]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    too_long = "line longer than 1,000 bytes: no event that large is accepted"
+    assert lines == [
+        (1, {"text": "before"}, None),
+        (2, None, too_long),
+        (3, {"text": "a" * 988}, None),
+        (4, {"text": "after"}, None),
+        (5, None, too_long),  # the last line, without a line break
+    ]
+    assert peak < 1_000_000  # the 20 MB line was skipped in chunks
+
+
+def test_the_line_cap_takes_every_event_ingest_accepts_and_refuses_past_it(tmp_path: Path) -> None:
+    """At the real cap: a 1,200,001-byte event written \\u-escaped (3.6 MB) is still read,
+    so ingest can say how large it is; a line one byte over the cap is refused unread."""
+    escaped = json.dumps({"text": "é" * 600_000})
+    f = tmp_path / "cap.jsonl"
+    f.write_text(escaped + "\n" + "z" * (sources.MAX_LINE_BYTES + 1) + "\n")
+    lines = list(read_file(f))
+    assert lines[0].data == {"text": "é" * 600_000}
+    with pytest.raises(InvalidEvent, match="1,200,1"):
+        prepare(lines[0].data, "news")
+    assert lines[1].number == 2 and (lines[1].error or "").startswith("line longer than 4,160,000 bytes")
+
+
+async def _replayed_ids(path: Path, pacing: Pacing | None = None) -> list[str]:
+    pulled = [0]
+    producer = _Producer(pulled)
+    await replay(producer, Topics(), read_file(path), "news", pacing or Pacing(), origin=path.name)  # type: ignore[arg-type]
+    return [json.loads(v)["id"] for v in producer.values]
+
+
+async def test_lines_without_ids_get_the_same_ids_in_every_run(tmp_path: Path) -> None:
+    """Before, a line without an id got a random one: after a crash half-way, running the
+    same file again sent the lines already sent under new ids, counted twice."""
+    f = tmp_path / "news.jsonl"
+    f.write_text('{"text": "Acme shares rise"}\n{"text": "Acme shares rise"}\n{"id": "given", "text": "BP falls"}\n')
+    first = await _replayed_ids(f)
+    assert await _replayed_ids(f) == first
+    assert len(set(first)) == 3 and first[0].startswith("news.jsonl:1:") and first[2] == "given"
+    f.write_text('{"text": "Acme shares rise"}\n{"text": "Acme shares fall"}\n{"id": "given", "text": "BP falls"}\n')
+    changed = await _replayed_ids(f)
+    assert changed[0] == first[0] and changed[1] != first[1]  # a changed line is a new event
+    other = tmp_path / "other.jsonl"
+    other.write_bytes(f.read_bytes())
+    assert (await _replayed_ids(other))[0].startswith("other.jsonl:1:")
+    rows = tmp_path / "news.csv"
+    rows.write_text("text\nAcme shares rise\n")
+    assert await _replayed_ids(rows) == await _replayed_ids(rows)
+    # --speedup still stamps each run, on top of the derived ids
+    stamped = await _replayed_ids(f, Pacing(speedup=1e9))
+    assert {i.split("@")[0] for i in stamped} == set(changed) and all("@" in i for i in stamped)
+
+
+def test_a_derived_id_stays_within_the_event_id_contract() -> None:
+    name = "Börsen (copy) @ 2020 " * 10 + ".jsonl"
+    ids = {line_id(name, 7, {"text": "x"}), line_id(name.replace("ö", "o"), 7, {"text": "x"})}
+    assert len(ids) == 2  # names alike once made safe stay apart
+    assert not any("@" in i for i in ids)  # the run stamp's separator stays unambiguous
+    for i in ids | {run_id(i, 1_767_225_600_000) for i in ids}:
+        assert len(i) <= 128
+        RawNews(id=i, event_time=datetime(2026, 1, 1, tzinfo=UTC), text="x")
