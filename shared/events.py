@@ -210,21 +210,42 @@ RawEvent = RawNews | RawChat
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
+def _no_nul(value: str) -> str:
+    """``value`` unchanged; ``ValueError`` if it holds NUL, which PostgreSQL refuses in text
+    and jsonb alike: a valid record the database refuses is retried for ever, its partition
+    stalled as if PostgreSQL were down, instead of being dead-lettered at decode."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL (\\x00): PostgreSQL cannot store it")
+    return value
+
+
+NO_NUL_PATTERN = r"^[^\u0000]*" + _END
+_NO_NUL = AfterValidator(_no_nul)
+StoredStr = Annotated[str, _NO_NUL, Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
+"""A string storage can hold: no NUL."""
+
+
 class Score(Contract):
     """One classifier's verdict. Lengths and ranges are what storage holds (a record the
     database refuses would stall its partition instead of being dead-lettered)."""
 
-    label: str = Field(min_length=1, max_length=64)
+    label: StoredStr = Field(min_length=1, max_length=64)
     confidence: Probability
-    probs: dict[Annotated[str, Field(min_length=1, max_length=64)], Probability]
-    model: str = Field(max_length=128)
-    version: str = Field(min_length=1, max_length=64)
+    # The pattern goes in propertyNames by hand: pydantic publishes a key pattern as
+    # patternProperties, which would let any other key through unchecked.
+    probs: dict[Annotated[str, Field(min_length=1, max_length=64), _NO_NUL], Probability] = Field(
+        json_schema_extra={"propertyNames": {"minLength": 1, "maxLength": 64, "pattern": NO_NUL_PATTERN}}
+    )
+    model: StoredStr = Field(max_length=128)
+    version: StoredStr = Field(min_length=1, max_length=64)
 
 
 class ScoredEvent(Contract):
     """A raw event after classification, on ``text.scored``.
 
-    ``text`` is already redacted and capped for storage.
+    ``text`` is already redacted and capped for storage; it may hold NUL (a raw text may),
+    which the aggregator stores as U+FFFD. Every other string that is stored refuses NUL,
+    so such a record is dead-lettered at decode.
     """
 
     id: EventId
@@ -234,10 +255,10 @@ class ScoredEvent(Contract):
     text: str
     text_truncated: bool = False
     time_adjusted: bool = Field(default=False, description="event_time was in the future and was clamped")
-    entities: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
+    entities: list[Annotated[StoredStr, Field(min_length=1, max_length=64)]] = Field(default_factory=list)
     sentiment: Score
     intent: Score | None = None
-    conversation_id: str | None = Field(default=None, max_length=128)
+    conversation_id: Annotated[StoredStr, Field(max_length=128)] | None = None
     source: str | None = None
 
     @field_validator("sentiment")
@@ -254,18 +275,19 @@ class ScoredEvent(Contract):
 
 
 class RoutedChat(Contract):
-    """A chat message placed on a work queue ``chat.queue.<queue>``."""
+    """A chat message placed on a work queue ``chat.queue.<queue>``. Its strings refuse NUL
+    as a scored event's do (``text`` may hold it), so queue consumers can store them."""
 
     id: EventId
-    conversation_id: str
+    conversation_id: StoredStr
     event_time: AwareDatetime
-    queue: str
-    intent: str
+    queue: StoredStr
+    intent: StoredStr
     confidence: float
     priority: bool
-    reason: str
+    reason: StoredStr
     text: str
-    sentiment: str
+    sentiment: StoredStr
 
 
 class AlertEvent(Contract):

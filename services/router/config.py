@@ -6,6 +6,10 @@ from pydantic import Field
 
 from shared.config import ServiceSettings
 
+# A batch is sent to the queues, then counted in one transaction (array parameters, no
+# limit there): the bound keeps a retried batch, its memory and its transaction modest.
+MAX_BATCH = 10_000
+
 
 class RouterSettings(ServiceSettings):
     """Consumes chat events from ``text.scored``, produces ``chat.queue.<queue>``."""
@@ -14,7 +18,11 @@ class RouterSettings(ServiceSettings):
         validation_alias="TW_ROUTER_GROUP_ID", default="tonewatch-router", description="Consumer group."
     )
     max_batch: int = Field(
-        validation_alias="TW_ROUTER_MAX_BATCH", default=500, ge=1, description="Most records per batch."
+        validation_alias="TW_ROUTER_MAX_BATCH",
+        default=500,
+        ge=1,
+        le=MAX_BATCH,
+        description=f"Most records per batch (sent, then counted in one database transaction); at most {MAX_BATCH:,}.",
     )
     max_wait_ms: int = Field(
         validation_alias="TW_ROUTER_MAX_WAIT_MS", default=100, ge=1, description="Longest wait to fill a batch."

@@ -10,6 +10,7 @@ from shared.events import (
     InvalidEvent,
     RawChat,
     RawNews,
+    RoutedChat,
     Score,
     ScoredEvent,
     decode_raw,
@@ -101,3 +102,65 @@ def test_every_contract_has_schema_version_and_json_schema() -> None:
     for contract in ALL_CONTRACTS.values():
         schema = contract.model_json_schema()
         assert "schema_version" in schema["properties"]
+
+
+INTENT = {"label": "card_declined", "confidence": 0.9, "probs": {"card_declined": 0.9}, "model": "m", "version": "v1"}
+
+
+def _scored_chat(**changes: object) -> dict[str, object]:
+    """A valid scored chat on the wire, with ``changes``."""
+    sentiment = INTENT | {"label": "neutral", "probs": {"neutral": 0.9}}
+    base = {
+        "id": "s-1",
+        "stream": "chat",
+        "event_time": "2026-01-02T03:04:05Z",
+        "received_time": "2026-01-02T03:04:05Z",
+        "text": "lost my card",
+        "entities": ["_all"],
+        "sentiment": sentiment,
+        "intent": INTENT,
+        "conversation_id": "v-1",
+    }
+    return base | changes
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"entities": ["_all", "AC\x00ME"]}, "entities.1"),
+        ({"conversation_id": "v\x00"}, "conversation_id"),
+        ({"intent": INTENT | {"label": "card\x00"}}, "intent.label"),
+        ({"intent": INTENT | {"version": "v\x00"}}, "intent.version"),
+        ({"intent": INTENT | {"model": "m\x00"}}, "intent.model"),
+        ({"intent": INTENT | {"probs": {"card\x00": 0.9}}}, "intent.probs.card\x00.[key]"),
+    ],
+)
+def test_scored_event_refuses_nul_where_postgresql_stores_the_string(changes: dict[str, object], field: str) -> None:
+    """PostgreSQL refuses NUL in text and jsonb: such a valid event was retried for ever."""
+    with pytest.raises(InvalidEvent) as err:
+        parse(ScoredEvent, _scored_chat(**changes))
+    assert err.value.reason.startswith(f"{field}: ") and "NUL" in err.value.reason
+
+
+def test_scored_event_keeps_nul_in_text_the_aggregator_replaces_it() -> None:
+    e = parse(ScoredEvent, _scored_chat(text="a\x00b", source="s\x00"))
+    assert e.text == "a\x00b"
+
+
+@pytest.mark.parametrize("field", ["conversation_id", "queue", "intent", "reason", "sentiment"])
+def test_routed_chat_refuses_nul_but_in_text(field: str) -> None:
+    routed = {
+        "id": "s-1",
+        "conversation_id": "v-1",
+        "event_time": "2026-01-02T03:04:05Z",
+        "queue": "cards",
+        "intent": "card_declined",
+        "confidence": 0.9,
+        "priority": False,
+        "reason": "intent card_declined 0.90",
+        "text": "lost \x00 my card",
+        "sentiment": "neutral",
+    }
+    assert parse(RoutedChat, routed).text == "lost \x00 my card"
+    with pytest.raises(InvalidEvent, match=f"^{field}: .*NUL"):
+        parse(RoutedChat, routed | {field: f"x\x00{routed[field]}"})

@@ -216,3 +216,68 @@ def test_text_pattern_whitespace_is_what_str_strip_removes() -> None:
     whitespace = re.compile(f"[{WHITESPACE_CLASS}]")
     differ = [hex(c) for c in range(sys.maxunicode + 1) if bool(whitespace.match(chr(c))) != chr(c).isspace()]
     assert differ == []
+
+
+# Scored events and routed chats come from our services, not from outside, but their schemas are
+# published too: they refuse NUL where the contracts do (PostgreSQL stores these strings and cannot
+# hold NUL; a text may, the aggregator replaces it). Each case: contract, event, accepted.
+SCORE: dict[str, Any] = {"label": "neutral", "confidence": 0.9, "probs": {"neutral": 0.9}, "model": "m", "version": "v"}
+INTENT: dict[str, Any] = {**SCORE, "label": "card_declined", "probs": {"card_declined": 0.9}}
+SCORED: dict[str, Any] = {
+    "id": "s-1",
+    "stream": "chat",
+    "event_time": "2026-01-02T03:04:05Z",
+    "received_time": "2026-01-02T03:04:05Z",
+    "text": "lost my card",
+    "entities": ["_all"],
+    "sentiment": SCORE,
+    "intent": INTENT,
+    "conversation_id": "v-1",
+}
+ROUTED: dict[str, Any] = {
+    "id": "s-1",
+    "conversation_id": "v-1",
+    "event_time": "2026-01-02T03:04:05Z",
+    "queue": "cards",
+    "intent": "card_declined",
+    "confidence": 0.9,
+    "priority": False,
+    "reason": "intent card_declined 0.90",
+    "text": "lost my card",
+    "sentiment": "neutral",
+}
+NUL_CASES: dict[str, tuple[str, dict[str, Any], bool]] = {
+    "scored minimal": ("scored_event", SCORED, True),
+    "scored text with NUL": ("scored_event", _with(SCORED, text="a\x00b"), True),
+    "scored source with NUL (not stored)": ("scored_event", _with(SCORED, source="s\x00"), True),
+    "scored entity with NUL": ("scored_event", _with(SCORED, entities=["_all", "AC\x00ME"]), False),
+    "scored entity of NUL only": ("scored_event", _with(SCORED, entities=["\x00"]), False),
+    "scored conversation_id with NUL": ("scored_event", _with(SCORED, conversation_id="v\x00"), False),
+    "scored sentiment version with NUL": (
+        "scored_event",
+        _with(SCORED, sentiment={**SCORE, "version": "v\x00"}),
+        False,
+    ),
+    "scored sentiment model with NUL": ("scored_event", _with(SCORED, sentiment={**SCORE, "model": "\x00m"}), False),
+    "scored intent label with NUL": ("scored_event", _with(SCORED, intent={**INTENT, "label": "card\x00"}), False),
+    "scored intent probs key with NUL": (
+        "scored_event",
+        _with(SCORED, intent={**INTENT, "probs": {"a\x00": 0.9}}),
+        False,
+    ),
+    "routed minimal": ("routed_chat", ROUTED, True),
+    "routed text with NUL": ("routed_chat", _with(ROUTED, text="\x00"), True),
+    "routed conversation_id with NUL": ("routed_chat", _with(ROUTED, conversation_id="v\x00"), False),
+    "routed queue with NUL": ("routed_chat", _with(ROUTED, queue="cards\x00"), False),
+    "routed intent with NUL": ("routed_chat", _with(ROUTED, intent="\x00"), False),
+    "routed reason with NUL": ("routed_chat", _with(ROUTED, reason="intent \x00"), False),
+    "routed sentiment with NUL": ("routed_chat", _with(ROUTED, sentiment="neutral\x00"), False),
+}
+
+
+@pytest.mark.parametrize("case", list(NUL_CASES))
+def test_published_stored_schemas_refuse_nul_where_the_contracts_do(case: str) -> None:
+    contract, event, accepted = NUL_CASES[case]
+    event = json.loads(json.dumps(event))  # as it arrives on the wire ("\u0000")
+    assert _contract_accepts(contract, event) is accepted
+    assert _schema_accepts(contract, event) is accepted

@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from tw_testing import wait_until
 
 from services.router.config import RouterSettings
-from services.router.policy import DEFAULT_ROUTES, QUEUES
+from services.router.policy import DEFAULT_ROUTES, HUMAN, QUEUES
 from shared.db.models import RoutedEvent, RoutingMinute, RoutingRule
 from shared.events import RoutedChat, Score, ScoredEvent
 from shared.kafka.clients import ensure_topics, make_consumer, make_producer
@@ -246,3 +246,25 @@ def _scored_chat(mid: str, intent_label: str, conversation: str) -> bytes:
         intent=intent,
         conversation_id=conversation,
     ).to_bytes()
+
+
+async def test_a_chat_with_nul_in_its_intent_is_dead_lettered_and_the_next_routed(
+    service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str
+) -> None:
+    """NUL cannot be stored (PostgreSQL refuses it in text and jsonb): the scored chat is
+    dead-lettered at decode with the reason. Before, it was routed (to human, an unknown
+    intent) with the NUL in its intent and reason, for queue consumers to choke on."""
+    settings: RouterSettings = service_settings(RouterSettings)
+    topic = settings.topics.text_scored
+    await ensure_topics(settings.kafka, [topic, *(settings.topics.queue(q) for q in QUEUES)])
+    bad = _scored_chat(f"{unique}-bad", "card_declined", f"conv-{unique}").replace(
+        b"card_declined", b"card\\u0000declined"
+    )
+    ok = _scored_chat(f"{unique}-ok-0", "card_declined", f"conv-{unique}")
+    with running("router", settings, tmp_path, TW_ROUTER_GROUP_ID=f"rt-{unique}"):
+        await produce(settings, topic, [bad, ok], key=f"conv-{unique}".encode())
+        await wait_until(lambda: _routed(sessions, unique, 1), timeout=60)
+        letters = await dead_letter_values(settings, topic, 1)
+    assert letters == [bad]
+    assert await _queue_ids(settings, settings.topics.queue(DEFAULT_ROUTES["card_declined"])) == [f"{unique}-ok-0"]
+    assert await _queue_ids(settings, settings.topics.queue(HUMAN)) == []

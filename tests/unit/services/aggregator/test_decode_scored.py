@@ -72,12 +72,20 @@ def test_a_dead_letter_keeps_the_records_timestamp() -> None:
         (b'"label":"neutral"', b'"label":"happy"'),  # not a sentiment label
         (b'"version":"v"', b'"version":"' + b"v" * 65 + b'"'),
         (b'"entities":["_all"]', b'"entities":["' + b"e" * 65 + b'"]'),
+        (b'"entities":["_all"]', b'"entities":["_all","AC\\u0000ME"]'),  # jsonb and text[] refuse NUL
+        (b'"version":"v"', b'"version":"v\\u0000"'),  # the buckets' model_version
     ],
 )
 def test_a_record_storage_would_refuse_is_dead_lettered_not_retried(old: bytes, new: bytes) -> None:
-    """The database would refuse it (bad jsonb, a value too long): as a valid contract it
+    """The database would refuse it (bad jsonb, a value too long, NUL): as a valid contract it
     stalled its partition, retried for ever as if PostgreSQL were down."""
     value = scored(5).replace(old, new)
     assert value != scored(5)
     good, bad = app.decode_scored([rec(0, value)])
     assert good == [] and [b.error_class for b in bad] == ["ValidationError"]
+
+
+def test_a_nul_in_the_text_is_decoded_storage_replaces_it() -> None:
+    value = scored(6).replace(b'"text":"x"', b'"text":"x\\u0000y"')
+    good, bad = app.decode_scored([rec(0, value)])
+    assert bad == [] and [e.text for e in good] == ["x\x00y"]
