@@ -22,6 +22,7 @@ class Metrics:
     alerts_fired: Counter
     webhook_failures: Counter
     dedup_fallbacks: Counter
+    alert_minutes_skipped: Counter
 
 
 @functools.cache
@@ -72,6 +73,11 @@ def metrics(registry: CollectorRegistry = REGISTRY) -> Metrics:
         dedup_fallbacks=Counter(
             "tonewatch_alert_dedup_redis_unavailable",
             "Alert dedup fell back to PostgreSQL (Redis down)",
+            registry=registry,
+        ),
+        alert_minutes_skipped=Counter(
+            "tonewatch_alert_minutes_skipped",
+            "Minutes live alert evaluation skipped, more than TW_ALERTER_MAX_STEPS behind",
             registry=registry,
         ),
     )

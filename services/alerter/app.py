@@ -4,9 +4,10 @@ Event-driven: the aggregator's transaction sends ``NOTIFY tonewatch_buckets``
 with the (stream, entity, model version) keys it touched; PostgreSQL delivers it
 at commit and we evaluate those keys at once. A sweep every
 ``sweep_interval_s`` re-evaluates recently updated keys as a safety net (e.g.
-notifications missed while the alerter was down), and every key with an alert not
+notifications missed while the alerter was down), every key with an alert not
 yet resolved, which may get no new data at all (the entity went quiet, or a newly
-promoted model version took over) and must still resolve."""
+promoted model version took over) and must still resolve, and every key with data
+ahead of the wall clock, whose minutes come due without new data."""
 
 from __future__ import annotations
 
@@ -136,6 +137,7 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                     keys |= await recent_keys(sessions, last_sweep - timedelta(seconds=5))
                     async with sessions() as session:
                         keys |= await store.open_alert_keys(session)
+                    keys |= evaluator.ahead  # minutes that were ahead of the wall clock may be due now
                     last_sweep = now
                 snap = await evaluator.snapshot() if keys else None
                 for stream, entity, version in sorted(keys):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator
+from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from services.alerter.netguard import AddressPolicy
@@ -144,6 +144,18 @@ class AlerterSettings(WebhookNetworkSettings):
         le=MAX_BACKOFF_S,
         description=f"First retry delay (doubles each attempt, up to {MAX_BACKOFF_S:g} s).",
     )
+
+    @model_validator(mode="after")
+    def _baseline_can_warm_up(self) -> AlerterSettings:
+        """A rule needs ``min_baseline_windows`` baseline windows with data before it can
+        fire, and the baseline holds at most ``baseline_windows``: more, and no rule ever fires."""
+        if self.min_baseline_windows > self.baseline_windows:
+            raise ValueError(
+                f"TW_ALERTER_MIN_BASELINE_WINDOWS ({self.min_baseline_windows}) is larger than "
+                f"TW_ALERTER_BASELINE_WINDOWS ({self.baseline_windows}): no rule could ever fire; "
+                "set it to at most TW_ALERTER_BASELINE_WINDOWS"
+            )
+        return self
 
     def production_secret_refusal(self) -> str | None:
         """Why the webhook secret may not sign production webhooks (naming the variable,

@@ -174,9 +174,18 @@ def step(state: State, obs: Observation, cfg: DetectorConfig, new_alert_id: str)
 
 
 def minutes(start: datetime, end: datetime, max_steps: int) -> Iterator[datetime]:
-    """Minutes from ``start`` to ``end`` inclusive, at most the last ``max_steps``."""
+    """Minutes from ``start`` to ``end`` inclusive, at most the last ``max_steps``
+    (:func:`skipped` says which ones that leaves out)."""
     first = max(start, end - (max_steps - 1) * MINUTE)
     t = first
     while t <= end:
         yield t
         t += MINUTE
+
+
+def skipped(start: datetime, end: datetime, max_steps: int) -> tuple[datetime, datetime] | None:
+    """The first and last of the minutes from ``start`` that :func:`minutes` leaves out
+    (they are more than ``max_steps`` behind ``end``), or None: those minutes are never
+    evaluated, so the caller has to say so."""
+    first = end - (max_steps - 1) * MINUTE
+    return (start, first - MINUTE) if start < first else None

@@ -6,13 +6,33 @@ more data about the entity, or a newly promoted model version took over) for
 walked on to the stream's clock by the sweep, so its alert resolves. (Wall
 clock too, so a replayed history next to live news is not resolved at once.)
 
+Horizon: a key is evaluated up to its latest minute with data, but never past
+the current wall-clock minute, both less the allowed lateness (whole minutes).
+The classifier keeps event times up to a few minutes ahead of the wall clock,
+and a minute walked past is not evaluated again: walking on to such an event
+would pass the minutes before it before their on-time data arrived. Minutes
+ahead wait; the key's next commit, or the sweep (which revisits
+:attr:`Evaluator.ahead`), evaluates them once their time has come.
+
 Dedup: after an alert commits, Redis gets ``SET NX EX <cooldown>`` on a key of
-rule, entity, window length and window instance; a later attempt at the same
-alert stops at that key. The alerts table's unique (rule, entity, episode) key
-is the backstop, so with Redis down alerts still flow exactly once (with a
-warning and the ``tonewatch_alert_dedup_redis_unavailable`` metric). Cooldown
-and hysteresis are enforced by the detector state, in data time, so replays
-and backtests agree with live detection."""
+the deployment (its database), rule, entity, window length and window instance;
+a later attempt at the same alert stops at that key once this database holds the
+alert (a database recreated under the same name leaves stale keys behind). The
+alerts table's unique (rule, entity, episode) key is the backstop, so with Redis
+down alerts still flow exactly once (with a warning and the
+``tonewatch_alert_dedup_redis_unavailable`` metric).
+
+Cooldown and hysteresis are enforced by the detector state, in data time. A
+replay or backtest agrees with live detection only when no minute's data is
+stored after live evaluation first reached that minute: with
+``TW_ALERTER_ALLOWED_LATENESS_S`` of 60 s or more (rounded up to whole minutes)
+and no data later than that (data that arrives in order by minute, say), or
+with no lateness and each minute's data stored in one commit, in order.
+Otherwise live detection evaluates a minute on its first part (the point:
+early alerts) and keeps what it decided: it may fire on a part the complete
+minute would not support, and data stored after its minute was evaluated
+never counts. Live detection also walks at most ``TW_ALERTER_MAX_STEPS``
+minutes per update (older ones are skipped, with a warning)."""
 
 from __future__ import annotations
 
@@ -21,6 +41,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -28,8 +49,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter import store
 from services.alerter.config import AlerterSettings
-from services.alerter.detect import MINUTE, DetectorConfig, Observation, minutes, observe, step
+from services.alerter.detect import MINUTE, DetectorConfig, Observation, minutes, observe, skipped, step
 from services.alerter.explain import explain
+from shared.config import PostgresSettings
 from shared.db.models import AlertRule
 from shared.entities import ALL
 from shared.metrics import metrics
@@ -40,6 +62,15 @@ log = logging.getLogger(__name__)
 def alert_id(rule_id: int, entity: str, window_end: datetime) -> str:
     raw = f"{rule_id}|{entity}|{window_end.isoformat()}"
     return "al-" + hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def deployment(postgres: PostgresSettings) -> str:
+    """What tells this deployment's alerts apart in a Redis other deployments share: the
+    database they live in (host, port and name; never the password). Rule ids and
+    minutes repeat across databases, so without it one deployment's alert suppressed
+    another's."""
+    url = urlsplit(postgres.url.get_secret_value())
+    return url.netloc.rpartition("@")[2] + url.path
 
 
 def detector_config(rule: AlertRule, settings: AlerterSettings) -> DetectorConfig:
@@ -111,9 +142,13 @@ class Evaluator:
         self.settings = settings
         self.sessions = sessions
         self.redis = redis
+        self.namespace = deployment(settings.postgres)
+        # keys (stream, entity, model version) with data ahead of the wall clock: their
+        # minutes come due without new data, so the sweep revisits them
+        self.ahead: set[tuple[str, str, str]] = set()
 
     def _key(self, rule: AlertRule, entity: str, aid: str) -> str:
-        return f"tw:alert:{rule.id}:{entity}:{rule.window_s}:{aid}"
+        return f"tw:alert:{self.namespace}:{rule.id}:{entity}:{rule.window_s}:{aid}"
 
     async def _redis_seen(self, rule: AlertRule, entity: str, aid: str) -> bool:
         """Fast path: True when Redis already knows this alert fired (then no second insert)."""
@@ -122,6 +157,12 @@ class Evaluator:
         except (RedisError, OSError) as exc:
             self._redis_down(exc)
             return False
+
+    async def _fired_here(self, s: AsyncSession, rule: AlertRule, entity: str, aid: str) -> bool:
+        """True when the alert already fired in this database (nothing to insert). The Redis
+        key alone is not enough: one left by a database since recreated under the same name
+        would make the state claim an alert that does not exist here."""
+        return await self._redis_seen(rule, entity, aid) and await store.alert_exists(s, aid)
 
     async def _redis_mark(self, rule: AlertRule, entity: str, aid: str) -> None:
         """After the commit: ``SET NX EX cooldown`` so repeats are dropped before touching PostgreSQL."""
@@ -152,10 +193,15 @@ class Evaluator:
             clock = snap.clocks[stream]
         if latest is None:
             return []
-        # a watermark: minutes newer than this may still receive late data, so wait for it
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        if latest > now:
+            self.ahead.add((stream, entity, version))
+        else:
+            self.ahead.discard((stream, entity, version))
+        # a watermark: minutes newer than this may still receive late (or on-time) data, so wait for it
         lateness = timedelta(minutes=-(-self.settings.allowed_lateness_s // 60))
-        latest -= lateness
-        clock = clock - lateness if clock is not None else None
+        latest = min(latest, now) - lateness
+        clock = min(clock, now) - lateness if clock is not None else None
         changes: list[Change] = []
         for rule in rules:
             changes += await self._evaluate_rule(rule, stream, entity, version, latest, clock)
@@ -183,12 +229,16 @@ class Evaluator:
             else:
                 start = state.last_eval
                 counts = await store.load_counts(s, stream, entity, version, start - history, latest)
+            gap = skipped(start, latest, self.settings.max_steps)
+            if gap is not None:
+                self._warn_skipped(rule, entity, version, gap)
             for t in minutes(start, latest, self.settings.max_steps):
                 obs = observe(counts, t, cfg)
                 aid = alert_id(rule.id, entity, obs.window_end)
                 new_state, action = step(state, obs, cfg, aid)
                 if action and action.kind == "fire":
-                    if not await self._redis_seen(rule, entity, aid) and await self._fire(
+                    # either way the alert exists here afterwards, as the new state claims
+                    if not await self._fired_here(s, rule, entity, aid) and await self._fire(
                         s, rule, stream, entity, version, obs, aid
                     ):
                         changes.append(Change("fire", aid, rule))
@@ -201,6 +251,22 @@ class Evaluator:
             if change.kind == "fire":
                 await self._redis_mark(rule, entity, change.alert_id)
         return changes
+
+    def _warn_skipped(self, rule: AlertRule, entity: str, version: str, gap: tuple[datetime, datetime]) -> None:
+        """One update reached further than TW_ALERTER_MAX_STEPS minutes (a bulk history
+        ingest, a long alerter outage): the oldest minutes are never evaluated, so a spike
+        in them never alerts. Say which, so an operator can backtest them."""
+        log.warning(
+            "rule %s entity %s model %s: minutes %s to %s skipped, more than TW_ALERTER_MAX_STEPS (%d) minutes "
+            "behind; spikes in them do not alert (a backtest over them shows what would have)",
+            rule.name,
+            entity,
+            version,
+            gap[0].isoformat(),
+            gap[1].isoformat(),
+            self.settings.max_steps,
+        )
+        metrics().alert_minutes_skipped.inc(int((gap[1] - gap[0]) / MINUTE) + 1)
 
     async def _fire(
         self, s: AsyncSession, rule: AlertRule, stream: str, entity: str, version: str, obs: Observation, aid: str

@@ -111,6 +111,11 @@ async def insert_alert(session: AsyncSession, values: dict[str, Any]) -> bool:
     return (await session.execute(stmt)).scalar() is not None
 
 
+async def alert_exists(session: AsyncSession, alert_id: str) -> bool:
+    q = select(Alert.id).where(Alert.id == alert_id)
+    return (await session.execute(q)).scalar() is not None
+
+
 async def resolve_alert(session: AsyncSession, alert_id: str, at: datetime) -> None:
     await session.execute(
         update(Alert).where(Alert.id == alert_id, Alert.status != "resolved").values(status="resolved", resolved_at=at)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.alerter.detect import MINUTE, CumulativeCounts, DetectorConfig, State, minutes, observe, step
+from services.alerter.detect import MINUTE, CumulativeCounts, DetectorConfig, State, minutes, observe, skipped, step
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 CFG = DetectorConfig(
@@ -93,6 +93,16 @@ def test_z_score_uses_baseline(method: str) -> None:
 def test_minutes_cap() -> None:
     got = list(minutes(T0, T0 + 10 * MINUTE, 3))
     assert got == [T0 + 8 * MINUTE, T0 + 9 * MINUTE, T0 + 10 * MINUTE]
+
+
+def test_skipped_names_the_minutes_the_cap_leaves_out() -> None:
+    """The live walk warns with this range (TW_ALERTER_MAX_STEPS): before, the oldest
+    minutes were dropped without a word."""
+    assert skipped(T0, T0 + 10 * MINUTE, 3) == (T0, T0 + 7 * MINUTE)
+    left = [t for t in (T0 + i * MINUTE for i in range(11)) if t not in set(minutes(T0, T0 + 10 * MINUTE, 3))]
+    assert (left[0], left[-1]) == skipped(T0, T0 + 10 * MINUTE, 3)
+    assert skipped(T0, T0 + 10 * MINUTE, 11) is None
+    assert skipped(T0, T0 + 10 * MINUTE, 1_440) is None
 
 
 def _random_counts(seed: int) -> dict[datetime, tuple[int, int]]:
