@@ -1,10 +1,13 @@
 """Backtest: replay stored minute buckets through the same detector code and
-list the alerts a rule would have fired (and resolved)."""
+list the alerts a rule would have fired (and resolved).
+
+A backtest covers at most :data:`MAX_SPAN` (92 days): each entity and model version is
+walked minute by minute, so the span bounds its time (about 3 s per key for 92 days)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -15,6 +18,41 @@ from services.alerter.config import AlerterSettings
 from services.alerter.detect import MINUTE, Observation, State, minutes, observe, step
 from services.alerter.evaluate import alert_id, detector_config, in_scope
 from shared.db.models import AlertRule, TrendMinute
+
+MAX_SPAN = timedelta(days=92)
+"""The longest backtest, a quarter: longer ones are run in parts."""
+FIRST, LAST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
+PLOTTED_KEYS = 6
+"""The chart draws this many entity and model version pairs, so only theirs are kept."""
+
+
+class RangeRefused(ValueError):
+    """The backtest's start and end are out of order, too far apart, or so close to the
+    calendar's ends that the rule's baseline history or last window cannot be counted."""
+
+
+def check_range(start: datetime, end: datetime, lookback: timedelta = timedelta(0)) -> tuple[datetime, datetime]:
+    """``start`` and ``end`` (aware) in UTC, or :class:`RangeRefused`: ``end`` not before
+    ``start``, at most :data:`MAX_SPAN` apart, with ``lookback`` (the rule's baseline
+    history) before ``start`` and a minute after ``end`` left in the calendar (years 1 to
+    9999): the walk counts there, and would overflow."""
+    try:
+        utc_start, utc_end = start.astimezone(UTC), end.astimezone(UTC)
+    except OverflowError:
+        raise RangeRefused(f"{start.isoformat()} or {end.isoformat()} is outside years 1 to 9999 in UTC") from None
+    if utc_end < utc_start:
+        raise RangeRefused(f"the end ({end.isoformat()}) is before the start ({start.isoformat()})")
+    if utc_end - utc_start > MAX_SPAN:
+        raise RangeRefused(
+            f"{start.isoformat()} to {end.isoformat()} is longer than a backtest may cover "
+            f"({MAX_SPAN.days} days): run it in parts"
+        )
+    if utc_start - FIRST < lookback or LAST - utc_end < MINUTE:
+        raise RangeRefused(
+            f"{start.isoformat()} to {end.isoformat()} is too near the calendar's ends (years 1 to 9999) to count "
+            f"the rule's baseline history ({lookback.days} days before the start) and the minute after the end"
+        )
+    return utc_start, utc_end
 
 
 @dataclass(frozen=True)
@@ -34,8 +72,16 @@ async def backtest(
     start: datetime,
     end: datetime,
     entity: str | None = None,
+    *,
+    keep_series: bool = False,
 ) -> tuple[list[BacktestEvent], dict[tuple[str, str], list[Observation]]]:
+    """The rule's fire and resolve events from ``start`` to ``end`` (see :func:`check_range`,
+    :class:`RangeRefused` otherwise). ``keep_series``: also every observation of the first
+    :data:`PLOTTED_KEYS` keys with data, for :func:`plot` (else the series are empty: they
+    cost about 50 MB per key for 92 days)."""
     cfg = detector_config(rule, settings)
+    history = timedelta(seconds=cfg.window_s * (cfg.baseline_windows + 1))
+    start, end = check_range(start, end, history)
     groups = await store.entity_groups(session)
     keys = (
         await session.execute(
@@ -46,7 +92,6 @@ async def backtest(
     ).all()
     events: list[BacktestEvent] = []
     series: dict[tuple[str, str], list[Observation]] = {}
-    history = timedelta(seconds=cfg.window_s * (cfg.baseline_windows + 1))
     for ent, version in sorted(keys):
         if (entity and ent != entity) or not in_scope(rule, rule.stream, ent, groups):
             continue
@@ -55,11 +100,16 @@ async def backtest(
         if first is None:
             continue
         state = State()
-        obs_list = series.setdefault((ent, version), [])
+        kept = series.setdefault((ent, version), []) if keep_series and len(series) < PLOTTED_KEYS else None
+        # past the key's last data plus a window, nothing more can fire, only an open alert resolve
+        quiet = max(counts) + timedelta(seconds=cfg.window_s)
         steps = int((end - first) / MINUTE) + 1
         for t in minutes(first, end.replace(second=0, microsecond=0), steps):
+            if kept is None and state.open_alert is None and t > quiet:
+                break
             obs = observe(counts, t, cfg)
-            obs_list.append(obs)
+            if kept is not None:
+                kept.append(obs)
             aid = alert_id(rule.id, ent, obs.window_end)
             new_state, action = step(state, obs, cfg, aid)
             if action is not None:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.alerter import store
+from services.alerter.evaluate import in_scope
 from services.alerter.netguard import AddressPolicy
 from services.alerter.rules import RuleSpec, rule_context
-from shared.db.models import INT4_MAX, Alert, AlertRule
+from shared.db.models import INT4_MAX, Alert, AlertRule, AlertState
 
 TRANSITIONS = {"ack": ({"open"}, "acknowledged"), "resolve": ({"open", "acknowledged"}, "resolved")}
+RULE_ID = re.compile(r"[0-9]+")
+"""A rule reference of ASCII digits is an id; any other is a name (names cannot be all digits)."""
 
 
 class NotFound(LookupError):
@@ -22,6 +28,17 @@ class NotFound(LookupError):
 
 class Conflict(ValueError):
     pass
+
+
+class Ambiguous(ValueError):
+    """A reference that is both an id and a rule's name (stored before all-digit names were refused)."""
+
+
+@dataclass(frozen=True)
+class RuleUpdate:
+    rule: AlertRule
+    resolved: list[str]
+    """The ids of the open alerts the rule no longer evaluates, resolved by this update."""
 
 
 async def list_alerts(
@@ -85,16 +102,43 @@ async def list_rules(session: AsyncSession) -> list[AlertRule]:
 
 
 async def get_rule(session: AsyncSession, ref: str | int) -> AlertRule:
-    if str(ref).isdigit() and int(ref) > INT4_MAX:
+    """The rule ``ref`` names: an ``int`` is an id (the API's); text (the CLI's) is an id
+    when it is ASCII digits, else a name. Digits that are also a rule's name (a rule stored
+    before such names were refused) are :class:`Ambiguous`, never guessed either way."""
+    if isinstance(ref, str) and not RULE_ID.fullmatch(ref):
+        return await _found(session, select(AlertRule).where(AlertRule.name == ref), ref)
+    if isinstance(ref, str):
+        await _refuse_ambiguous(session, ref)
+    if int(ref) > INT4_MAX:
         raise NotFound(f"no rule {ref!r}")  # no such id can exist (PostgreSQL would refuse the number)
-    q = (
-        select(AlertRule).where(AlertRule.id == int(ref))
-        if str(ref).isdigit()
-        else select(AlertRule).where(AlertRule.name == str(ref))
-    )
-    rule = (await session.execute(q)).scalar()
+    return await _found(session, select(AlertRule).where(AlertRule.id == int(ref)), ref)
+
+
+async def _found(session: AsyncSession, query: Any, ref: str | int) -> AlertRule:
+    rule: AlertRule | None = (await session.execute(query)).scalar()
     if rule is None:
         raise NotFound(f"no rule {ref!r}")
+    return rule
+
+
+async def _refuse_ambiguous(session: AsyncSession, ref: str) -> None:
+    named = (await session.execute(select(AlertRule.id).where(AlertRule.name == ref))).scalar()
+    if named is not None:
+        raise Ambiguous(
+            f"{ref!r} is ambiguous: it is a rule id and the name of rule {named}; refer to that rule by its id "
+            f"and rename it (tonewatch alerts rules update {named} --set name=NEW: names cannot be all digits)"
+        )
+
+
+async def lock_rule(session: AsyncSession, ref: str | int) -> AlertRule:
+    """The rule, locked for this transaction, with its detector states: those first, as the
+    alerter takes them (a state, then the rule's row when it inserts an alert), so an
+    evaluation of the rule in flight commits first (its alerts are seen here) and the next
+    one waits for this transaction (it finds the rule as changed here)."""
+    rule = await get_rule(session, ref)
+    states = select(AlertState.entity).where(AlertState.rule_id == rule.id)
+    await session.execute(states.order_by(AlertState.entity, AlertState.model_version).with_for_update())
+    await session.refresh(rule, with_for_update=True)
     return rule
 
 
@@ -110,20 +154,63 @@ async def create_rule(session: AsyncSession, spec: RuleSpec) -> AlertRule:
 
 async def update_rule(
     session: AsyncSession, ref: str | int, changes: dict[str, Any], policy: AddressPolicy | None = None
-) -> AlertRule:
+) -> RuleUpdate:
     """Apply changes, validated as a whole through :class:`RuleSpec`; new webhook hosts
     are checked under ``policy`` (default: no internal network allowed), the rule's
-    current ones are kept as they are."""
-    rule = await get_rule(session, ref)
+    current ones are kept as they are. The rule is locked first, so concurrent updates of
+    different fields both apply. Open alerts the rule no longer evaluates (it is disabled,
+    or its stream or scope no longer covers their entity) are resolved: nothing else would
+    ever resolve them."""
+    rule = await lock_rule(session, ref)
     current = rule_to_dict(rule)
     current.pop("id")
     context = rule_context(policy or AddressPolicy(), kept=current.get("channels") or ())
     spec = RuleSpec.model_validate({**current, **changes}, context=context)
-    await session.execute(update(AlertRule).where(AlertRule.id == rule.id).values(**spec.model_dump(mode="json")))
+    try:
+        await session.execute(update(AlertRule).where(AlertRule.id == rule.id).values(**spec.model_dump(mode="json")))
+    except IntegrityError as exc:
+        raise Conflict(f"a rule named {spec.name!r} exists") from exc
     await session.refresh(rule)
-    return rule
+    return RuleUpdate(rule, await _resolve_unevaluated(session, rule))
+
+
+async def _resolve_unevaluated(session: AsyncSession, rule: AlertRule) -> list[str]:
+    """Resolve the rule's open (or acknowledged) alerts it no longer evaluates, as the
+    alerter resolves (the outbox announces it on the ``alerts`` topic), and clear them from
+    their detector states, so the rule fires afresh if it covers the entity again."""
+    alerts = list(
+        (await session.execute(select(Alert).where(Alert.rule_id == rule.id, Alert.status != "resolved"))).scalars()
+    )
+    groups = await store.entity_groups(session) if alerts and rule.enabled else {}
+    gone = [a for a in alerts if not (rule.enabled and in_scope(rule, a.stream, a.entity, groups))]
+    now = datetime.now(UTC)
+    for alert in gone:
+        await store.resolve_alert(session, alert.id, now)
+        state = await store.lock_state(session, rule.id, alert.entity, alert.model_version)
+        if state.open_alert == alert.id:
+            cleared = replace(state, open_alert=None, below_since=None)
+            await store.save_state(session, rule.id, alert.entity, alert.model_version, cleared)
+    return [a.id for a in gone]
 
 
 async def delete_rule(session: AsyncSession, ref: str | int) -> None:
-    rule = await get_rule(session, ref)
+    """Delete a rule with its alerts (a cascade). Refused (:class:`Conflict`) while any of
+    its alerts is open or has a status change not yet announced on the ``alerts`` topic:
+    the outbox announces only alerts that still exist, so consumers would never hear
+    those alerts close. Disabling the rule resolves its open alerts."""
+    rule = await lock_rule(session, ref)
+    counted = select(func.count()).select_from(Alert).where(Alert.rule_id == rule.id)
+    unresolved = (await session.execute(counted.where(Alert.status != "resolved"))).scalar_one()
+    if unresolved:
+        raise Conflict(
+            f"rule {rule.id} {rule.name} has {unresolved} open alert(s): disable it first (that resolves them "
+            "and announces it on the alerts topic), then delete it"
+        )
+    pending = (await session.execute(counted.where(Alert.announced_status.is_distinct_from(Alert.status)))).scalar_one()
+    if pending:
+        raise Conflict(
+            f"rule {rule.id} {rule.name} has {pending} alert status change(s) not yet announced on the alerts "
+            "topic (the alerter announces them within about a second while the broker is up): delete it once "
+            "they are"
+        )
     await session.execute(delete(AlertRule).where(AlertRule.id == rule.id))

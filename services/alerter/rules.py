@@ -8,11 +8,20 @@ from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 import httpx
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from services.alerter.netguard import AddressPolicy
 from shared.db.models import INT4_MAX
-from shared.entities import EntityKey, PlainText
+from shared.entities import ALL, EntityKey, PlainText
 
 Severity = Literal["info", "warning", "critical"]
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -38,6 +47,12 @@ class Scope(BaseModel):
     entities: list[EntityKey] = Field(default_factory=list, max_length=1000)
     group: PlainText | None = Field(default=None, max_length=64)
     all_entities: bool = False
+
+    @field_validator("group")
+    @classmethod
+    def _trimmed(cls, group: str | None) -> str | None:
+        """Entities' groups are stored trimmed: a rule's group is too, or it never matches."""
+        return None if group is None else group.strip()
 
     @model_validator(mode="after")
     def _one_kind(self) -> Scope:
@@ -125,6 +140,27 @@ class RuleSpec(BaseModel):
     def _whole_minutes(self) -> RuleSpec:
         if self.window_s % 60:
             raise ValueError("window must be a whole number of minutes")
+        return self
+
+    @field_validator("name")
+    @classmethod
+    def _not_an_id(cls, name: str) -> str:
+        """The CLI takes a rule by id or by name: a name of digits would read as another
+        rule's id (``rules delete 1`` deleting rule 1, not the rule named ``1``)."""
+        if name.isdigit():
+            raise ValueError("a rule name cannot be all digits: a number names a rule by its id")
+        return name
+
+    @model_validator(mode="after")
+    def _can_match(self) -> RuleSpec:
+        """Refuse a scope that can never match: the alerter would evaluate nothing, silently."""
+        if self.scope.group == "":
+            raise ValueError("scope.group is empty: an empty group matches no entity; name a group")
+        if self.stream == "chat" and set(self.scope.entities) != {ALL}:
+            raise ValueError(
+                'a chat rule\'s scope must be {"entities": ["_all"]}: chats are not tagged with entities '
+                "(they count only under _all), so any other scope never matches"
+            )
         return self
 
 

@@ -10,10 +10,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Path, Response
-from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError
-from sqlalchemy import delete, select
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError, field_validator, model_validator
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from services.alerter import repo
 from services.alerter.netguard import AddressPolicy
 from services.alerter.rules import Channel, RuleSpec, rule_context
 from services.api.auth import KeyInfo, implies, reader, require
@@ -51,6 +52,16 @@ class RuleOut(RuleSpec):
     # The URL as text: a masked one is no longer a URL to validate.
     channels: list[ChannelOut] = Field(default_factory=list)  # type: ignore[assignment]
 
+    # A rule stored before all-digit names and never-matching scopes were refused still lists.
+    @field_validator("name")
+    @classmethod
+    def _not_an_id(cls, name: str) -> str:
+        return name
+
+    @model_validator(mode="after")
+    def _can_match(self) -> RuleOut:
+        return self
+
 
 def to_out(row: AlertRule, *, reveal: bool) -> RuleOut:
     """The rule as the API shows it; channel URLs whole only with ``reveal``."""
@@ -76,8 +87,13 @@ def spec_or_422(data: object, policy: AddressPolicy, kept: Sequence[Mapping[str,
     try:
         return RuleSpec.model_validate(data, context=rule_context(policy, kept))
     except ValidationError as exc:
-        details = validation_details([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
-        raise ApiError(422, "invalid rule", code="validation_error", details=details) from exc
+        raise invalid(exc) from exc
+
+
+def invalid(exc: ValidationError) -> ApiError:
+    """A rule's validation errors as a 422, located in the body."""
+    details = validation_details([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()])
+    return ApiError(422, "invalid rule", code="validation_error", details=details)
 
 
 async def _get(deps: Deps, rule_id: int) -> AlertRule:
@@ -154,35 +170,39 @@ async def patch_rule(
 ) -> RuleOut:
     """Change some fields; the merged rule is validated as a whole (webhook URLs as on
     create). The rule is read locked in the writing transaction, so concurrent patches of
-    different fields both apply."""
+    different fields both apply. Disabling the rule, or changing its stream or scope so
+    that an open alert's entity is no longer covered, resolves that alert (announced on the
+    ``alerts`` topic like any resolution): nothing would evaluate it any more."""
     try:
         async with deps.sessions.begin() as session:
-            row = await session.get(AlertRule, rule_id, with_for_update=True)
-            if row is None:
-                raise ApiError(404, f"no rule {rule_id}")
-            current = to_out(row, reveal=True).model_dump(mode="json", include=set(FIELDS))
-            spec = spec_or_422({**current, **patch}, policy, current.get("channels") or ())
-            for key, value in to_columns(spec).items():
-                setattr(row, key, value)
-            await session.flush()
-            await session.refresh(row)
-    except IntegrityError as exc:
-        raise _conflict(spec) from exc
-    return to_out(row, reveal=True)
+            changed = await repo.update_rule(session, rule_id, patch, policy)
+    except repo.NotFound as exc:
+        raise ApiError(404, f"no rule {rule_id}") from exc
+    except ValidationError as exc:
+        raise invalid(exc) from exc
+    except repo.Conflict as exc:
+        raise ApiError(409, str(exc), details=[{"loc": ["body", "name"]}]) from exc
+    return to_out(changed.rule, reveal=True)
 
 
 @router.delete(
     "/v1/rules/{rule_id}",
     status_code=204,
     dependencies=[Depends(require("admin"))],
-    responses=error_responses({404: "No such rule"}),
+    responses=error_responses(
+        {404: "No such rule", 409: "The rule has open alerts, or alert changes not yet announced"}
+    ),
 )
 async def delete_rule(rule_id: RuleId, deps: Annotated[Deps, Depends(get_deps)]) -> Response:
-    """Delete a rule together with its alerts and detector state (prefer ``enabled: false`` to pause it)."""
-    async with deps.sessions.begin() as session:
-        deleted = (
-            await session.execute(delete(AlertRule).where(AlertRule.id == rule_id).returning(AlertRule.id))
-        ).scalar_one_or_none()
-    if deleted is None:
-        raise ApiError(404, f"no rule {rule_id}")
+    """Delete a rule together with its alerts and detector state (prefer ``enabled: false`` to
+    pause it). Refused (409) while the rule has open alerts (disable it first: that resolves
+    them) or alert status changes not yet announced on the ``alerts`` topic (usually a
+    second): deleted alerts are never announced, so their consumers would not hear them close."""
+    try:
+        async with deps.sessions.begin() as session:
+            await repo.delete_rule(session, rule_id)
+    except repo.NotFound as exc:
+        raise ApiError(404, f"no rule {rule_id}") from exc
+    except repo.Conflict as exc:
+        raise ApiError(409, str(exc)) from exc
     return Response(status_code=204)

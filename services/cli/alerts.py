@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerter import repo
-from services.alerter.backtest import backtest, plot
+from services.alerter.backtest import RangeRefused, backtest, check_range, plot
 from services.alerter.config import AlerterSettings
 from services.alerter.rules import RuleSpec, Scope, parse_duration, rule_context
 from shared.db.session import make_engine, make_sessionmaker
@@ -43,6 +43,9 @@ def _tx(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
     except repo.Conflict as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
+    except (repo.Ambiguous, RangeRefused) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
     except ValidationError as exc:
         typer.echo(f"error: invalid rule: {format_validation_error(exc)}", err=True)
         raise typer.Exit(2) from exc
@@ -219,20 +222,25 @@ def rules_update(
             changes[key] = value
     policy = AlerterSettings().webhook_policy()
     updated = _tx(lambda s: repo.update_rule(s, rule, changes, policy))
-    typer.echo(f"rule {updated.id} {updated.name} updated")
+    typer.echo(f"rule {updated.rule.id} {updated.rule.name} updated{_resolved(updated)}")
+
+
+def _resolved(updated: repo.RuleUpdate) -> str:
+    n = len(updated.resolved)
+    return f"; {n} open alert(s) it no longer evaluates resolved" if n else ""
 
 
 @rules_app.command("disable")
 def rules_disable(rule: str) -> None:
-    """Disable a rule."""
+    """Disable a rule (its open alerts are resolved)."""
     policy = AlerterSettings().webhook_policy()
-    _tx(lambda s: repo.update_rule(s, rule, {"enabled": False}, policy))
-    typer.echo(f"rule {rule} disabled")
+    updated = _tx(lambda s: repo.update_rule(s, rule, {"enabled": False}, policy))
+    typer.echo(f"rule {updated.rule.id} {updated.rule.name} disabled{_resolved(updated)}")
 
 
 @rules_app.command("delete")
 def rules_delete(rule: str) -> None:
-    """Delete a rule and its alerts."""
+    """Delete a rule and its alerts; refused (exit 1) while it has open alerts: disable it first."""
     _tx(lambda s: repo.delete_rule(s, rule))
     typer.echo(f"rule {rule} deleted")
 
@@ -249,18 +257,22 @@ def _when(text: str, option: str) -> datetime:
 def backtest_cmd(
     rule: str = typer.Option(..., "--rule", help="Rule id or name."),
     from_: str = typer.Option(..., "--from", help="ISO time, e.g. 2020-03-01"),
-    to: str = typer.Option(..., "--to", help="ISO time"),
+    to: str = typer.Option(..., "--to", help="ISO time, at most 92 days after --from"),
     entity: str | None = typer.Option(None, "--entity"),
     plot_path: Path | None = typer.Option(None, "--plot", help="Write a PNG chart here."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Replay stored buckets through the detector and print the alerts it would fire."""
     start, end = _when(from_, "--from"), _when(to, "--to")
+    try:
+        check_range(start, end)
+    except RangeRefused as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--from' / '--to'") from None
     settings = AlerterSettings()
 
     async def go(s: AsyncSession) -> Any:
         r = await repo.get_rule(s, rule)
-        return await backtest(s, r, settings, start, end, entity)
+        return await backtest(s, r, settings, start, end, entity, keep_series=plot_path is not None)
 
     events, series = _tx(go)
     rows = [

@@ -6,11 +6,12 @@ import asyncio
 import ipaddress
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from integration.services.api.helpers import assert_error, bearer, insert_rule
+from integration.services.api.helpers import assert_error, bearer, insert_alert, insert_rule
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,7 +19,7 @@ from services.alerter.netguard import AddressPolicy
 from services.api.app import build_app
 from services.api.config import ApiSettings
 from services.api.deps import Deps
-from shared.db.models import AlertRule
+from shared.db.models import Alert, AlertRule, AlertState, Entity
 
 pytestmark = pytest.mark.integration
 
@@ -294,3 +295,142 @@ async def test_the_openapi_document_still_describes_a_rule_body(client: httpx.As
     schema = doc["paths"]["/v1/rules"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert {"name", "scope", "window_s", "channels"} <= set(schema["properties"])
     assert {"name", "scope", "window_s"} <= set(schema["required"])
+
+
+async def test_an_all_digit_name_is_422(client: httpx.AsyncClient, keys: dict[str, str], unique: str) -> None:
+    """The CLI takes a number for a rule id: a rule named ``1`` would be addressed as rule 1."""
+    admin = bearer(keys["admin"])
+    err = assert_error(await client.post("/v1/rules", json=rule("1"), headers=admin), 422, "validation_error")
+    assert err["details"][0]["loc"] == ["body", "name"] and "cannot be all digits" in err["details"][0]["message"]
+    rid = (await client.post("/v1/rules", json=rule(f"num-{unique}"), headers=admin)).json()["id"]
+    err = assert_error(await client.patch(f"/v1/rules/{rid}", json={"name": str(rid)}, headers=admin), 422)
+    assert err["details"][0]["loc"] == ["body", "name"]
+    assert (await client.get(f"/v1/rules/{rid}")).json()["name"] == f"num-{unique}"
+
+
+@pytest.mark.parametrize(
+    ("over", "says"),
+    [
+        ({"scope": {"group": ""}}, "an empty group matches no entity"),
+        ({"scope": {"group": "  "}}, "an empty group matches no entity"),
+        ({"stream": "chat", "scope": {"all_entities": True}}, "chats are not tagged with entities"),
+        ({"stream": "chat", "scope": {"group": "banks"}}, "chats are not tagged with entities"),
+    ],
+)
+async def test_a_scope_that_can_never_match_is_422(
+    client: httpx.AsyncClient, keys: dict[str, str], unique: str, over: dict[str, Any], says: str
+) -> None:
+    admin = bearer(keys["admin"])
+    err = assert_error(await client.post("/v1/rules", json=rule(f"never-{unique}", **over), headers=admin), 422)
+    assert any(says in d["message"] for d in err["details"]), err
+    rid = (await client.post("/v1/rules", json=rule(f"ever-{unique}"), headers=admin)).json()["id"]
+    assert_error(await client.patch(f"/v1/rules/{rid}", json=over, headers=admin), 422)
+
+
+async def test_rules_stored_before_the_name_and_scope_checks_still_list(
+    client: httpx.AsyncClient, keys: dict[str, str], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """A rule stored with an all-digit name or a scope that never matches still lists and
+    can be fixed with a patch (which must fix what is refused now)."""
+    rid = await insert_rule(sessions, f"legacy-{unique}")
+    digits = str(int(unique, 16))
+    async with sessions.begin() as s:
+        await s.execute(
+            update(AlertRule).where(AlertRule.id == rid).values(name=digits, stream="chat", scope={"group": ""})
+        )
+    r = await client.get(f"/v1/rules/{rid}")
+    assert r.status_code == 200, r.text
+    assert (r.json()["name"], r.json()["stream"]) == (digits, "chat")
+    assert (await client.get("/v1/rules")).status_code == 200
+    admin = bearer(keys["admin"])
+    assert_error(await client.patch(f"/v1/rules/{rid}", json={"min_volume": 3}, headers=admin), 422)
+    fixed = {"name": f"fixed-{unique}", "scope": {"entities": ["_all"]}}
+    r = await client.patch(f"/v1/rules/{rid}", json=fixed, headers=admin)
+    assert r.status_code == 200, r.text
+
+
+AT = datetime(2031, 5, 6, 7, 0, tzinfo=UTC)
+
+
+async def _alerts(sessions: async_sessionmaker[AsyncSession], rule_id: int) -> dict[str, Alert]:
+    async with sessions() as s:
+        rows = (await s.execute(select(Alert).where(Alert.rule_id == rule_id))).scalars()
+        return {a.entity: a for a in rows}
+
+
+async def test_open_alerts_the_rule_no_longer_evaluates_are_resolved(
+    client: httpx.AsyncClient, keys: dict[str, str], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """Narrowing the scope resolves the open alerts of the entities left out (and clears
+    them from their detector state, so the rule fires afresh if it covers them again);
+    disabling resolves the rest, acknowledged ones included. Before, they stayed open for
+    ever: the alerter evaluates only enabled rules over their scope."""
+    admin = bearer(keys["admin"])
+    kept, dropped, other = f"KEEP{unique}", f"DROP{unique}", f"ACK{unique}"
+    body = rule(f"narrow-{unique}", scope={"entities": [kept, dropped, other]})
+    rid = (await client.post("/v1/rules", json=body, headers=admin)).json()["id"]
+    for entity in (kept, dropped, other):
+        await insert_alert(sessions, alert_id=f"al-{entity}", rule_id=rid, entity=entity, at=AT)
+    async with sessions.begin() as s:
+        s.add(AlertState(rule_id=rid, entity=dropped, model_version="test-1", state={"open_alert": f"al-{dropped}"}))
+        await s.execute(update(Alert).where(Alert.id == f"al-{other}").values(status="acknowledged"))
+    r = await client.patch(f"/v1/rules/{rid}", json={"scope": {"entities": [kept, other]}}, headers=admin)
+    assert r.status_code == 200, r.text
+    alerts = await _alerts(sessions, rid)
+    assert {e: a.status for e, a in alerts.items()} == {kept: "open", dropped: "resolved", other: "acknowledged"}
+    assert alerts[dropped].resolved_at is not None and alerts[kept].resolved_at is None
+    async with sessions() as s:
+        state = (
+            await s.execute(select(AlertState.state).where(AlertState.rule_id == rid, AlertState.entity == dropped))
+        ).scalar_one()
+    assert state["open_alert"] is None
+
+    r = await client.patch(f"/v1/rules/{rid}", json={"enabled": False}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert {a.status for a in (await _alerts(sessions, rid)).values()} == {"resolved"}
+
+
+async def test_a_stream_or_group_change_resolves_the_alerts_left_out(
+    client: httpx.AsyncClient, keys: dict[str, str], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    admin = bearer(keys["admin"])
+    bank, shop = f"BANK{unique}", f"SHOP{unique}"
+    async with sessions.begin() as s:
+        s.add_all(
+            [Entity(key=bank, name="A bank", group=f"banks-{unique}"), Entity(key=shop, name="A shop", group=None)]
+        )
+    rid = (
+        await client.post("/v1/rules", json=rule(f"grp-{unique}", scope={"all_entities": True}), headers=admin)
+    ).json()["id"]
+    for entity in (bank, shop):
+        await insert_alert(sessions, alert_id=f"al-{entity}", rule_id=rid, entity=entity, at=AT)
+    r = await client.patch(f"/v1/rules/{rid}", json={"scope": {"group": f"banks-{unique}"}}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert {e: a.status for e, a in (await _alerts(sessions, rid)).items()} == {bank: "open", shop: "resolved"}
+
+    whole = rule(f"strm-{unique}", scope={"entities": ["_all"]})
+    rid = (await client.post("/v1/rules", json=whole, headers=admin)).json()["id"]
+    await insert_alert(sessions, alert_id=f"al-all-{unique}", rule_id=rid, entity="_all", at=AT)
+    r = await client.patch(f"/v1/rules/{rid}", json={"stream": "chat"}, headers=admin)
+    assert r.status_code == 200, r.text
+    assert [a.status for a in (await _alerts(sessions, rid)).values()] == ["resolved"]
+
+
+async def test_a_rule_with_open_or_unannounced_alerts_is_not_deleted(
+    client: httpx.AsyncClient, keys: dict[str, str], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """Deleting cascades the rule's alerts away, and the outbox announces only alerts that
+    exist: consumers of the alerts topic would never hear them close. So 409 while one is
+    open (disable first: that resolves it) or its change is not yet announced."""
+    admin = bearer(keys["admin"])
+    rid = (await client.post("/v1/rules", json=rule(f"del-{unique}"), headers=admin)).json()["id"]
+    await insert_alert(sessions, alert_id=f"al-del-{unique}", rule_id=rid, entity="_all", at=AT)
+    err = assert_error(await client.delete(f"/v1/rules/{rid}", headers=admin), 409, "conflict")
+    assert "1 open alert(s): disable it first" in err["message"]
+    assert (await client.patch(f"/v1/rules/{rid}", json={"enabled": False}, headers=admin)).status_code == 200
+    err = assert_error(await client.delete(f"/v1/rules/{rid}", headers=admin), 409)
+    assert "not yet announced on the alerts topic" in err["message"]
+    async with sessions.begin() as s:  # what the alerter's outbox records once the broker has it
+        await s.execute(update(Alert).where(Alert.rule_id == rid).values(announced_status="resolved"))
+    assert (await client.delete(f"/v1/rules/{rid}", headers=admin)).status_code == 204
+    assert await _alerts(sessions, rid) == {}

@@ -125,3 +125,45 @@ def test_an_update_keeps_the_hosts_the_rule_already_has() -> None:
         RuleSpec.model_validate(spec(channels=[{"url": "http://10.1.2.4/hook"}]), context=context)
     with pytest.raises(ValidationError, match=r"10\.1\.2\.3 \(private\)"):
         RuleSpec.model_validate(spec(channels=legacy), context=rule_context(AddressPolicy()))
+
+
+@pytest.mark.parametrize("name", ["1", "007", "2147483648", "١٢"])
+def test_an_all_digit_name_is_refused(name: str) -> None:
+    """The CLI reads a number as a rule id: a rule named ``1`` would be taken for rule 1
+    (``rules delete 1`` deleted the shipped rule, not the one named 1)."""
+    with pytest.raises(ValidationError) as info:
+        RuleSpec.model_validate(spec(name=name))
+    (error,) = info.value.errors()
+    assert error["loc"] == ("name",)
+    assert "cannot be all digits" in error["msg"] and "id" in error["msg"]
+
+
+@pytest.mark.parametrize("name", ["r1", "1a", "1.5", "2024-q1", "_1"])
+def test_a_name_with_digits_and_more_is_accepted(name: str) -> None:
+    assert RuleSpec.model_validate(spec(name=name)).name == name
+
+
+@pytest.mark.parametrize("group", ["", "   "])
+def test_an_empty_group_is_refused(group: str) -> None:
+    """``in_scope`` takes an empty group for no group at all: such a rule never matched."""
+    with pytest.raises(ValidationError, match="an empty group matches no entity"):
+        RuleSpec.model_validate(spec(scope={"group": group}))
+
+
+def test_a_group_is_trimmed_as_the_entities_groups_are() -> None:
+    assert RuleSpec.model_validate(spec(scope={"group": " banks "})).scope.group == "banks"
+
+
+@pytest.mark.parametrize("scope", [{"all_entities": True}, {"group": "banks"}, {"entities": ["ACME"]}])
+def test_a_chat_rule_that_could_never_match_is_refused(scope: dict[str, Any]) -> None:
+    """Chats are tagged only ``_all`` (entities are tagged in news): a chat rule over every
+    entity, a group or named entities would never fire."""
+    with pytest.raises(ValidationError) as info:
+        RuleSpec.model_validate(spec(stream="chat", scope=scope))
+    message = info.value.errors()[0]["msg"]
+    assert 'a chat rule\'s scope must be {"entities": ["_all"]}' in message and "only under _all" in message
+    assert RuleSpec.model_validate(spec(stream="news", scope=scope)).stream == "news"
+
+
+def test_a_chat_rule_over_the_whole_stream_is_accepted() -> None:
+    assert RuleSpec.model_validate(spec(stream="chat", scope={"entities": ["_all"]})).stream == "chat"

@@ -42,3 +42,40 @@ def test_a_backtest_with_a_date_that_is_not_one_is_a_usage_error() -> None:
     done = _run("alerts", "backtest", "--rule", "any", "--from", "notadate", "--to", "2020-04-01")
     assert done.returncode == 2, done.stderr[-2000:]
     assert "Traceback" not in done.stderr and "notadate" in done.stderr
+
+
+def _flat(text: str) -> str:
+    """The text without the line breaks and frame of a usage error's panel."""
+    return " ".join(text.replace("│", " ").split())
+
+
+# Nothing listens here: a command that got past its usage checks would fail to connect.
+NO_DATABASE = "postgresql+asyncpg://tonewatch:tonewatch@127.0.0.1:9/none"
+
+
+def test_a_backtest_out_of_range_is_a_usage_error_before_any_connection() -> None:
+    """``--to 9999-12-31T23:59`` ran for ever, ``--from 0001-01-01`` ended on a raw
+    OverflowError (exit 1); a reversed range is refused too."""
+    for span, says in (
+        (("2026-03-02", "9999-12-31T23:59"), "longer than a backtest may cover (92 days)"),
+        (("0001-01-01", "2026-03-02T09:00"), "92 days"),
+        (("2026-03-02T09:00", "2026-03-02T08:00"), "is before the start"),
+    ):
+        done = _run(
+            "alerts", "backtest", "--rule", "any", "--from", span[0], "--to", span[1], TW_POSTGRES__URL=NO_DATABASE
+        )
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "Traceback" not in done.stderr and says in _flat(done.stderr), done.stderr
+
+
+def test_an_all_digit_rule_name_is_a_usage_error() -> None:
+    """``rules add 1`` was accepted, and ``rules delete 1`` then deleted rule id 1."""
+    done = _run("alerts", "rules", "add", "1", "--entity", "ACME", TW_POSTGRES__URL=NO_DATABASE)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr and "cannot be all digits" in done.stderr
+
+
+def test_a_chat_rule_over_entities_is_a_usage_error() -> None:
+    done = _run("alerts", "rules", "add", "chatty", "--stream", "chat", "--all-entities", TW_POSTGRES__URL=NO_DATABASE)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "chats are not tagged with entities" in done.stderr
