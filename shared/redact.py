@@ -12,7 +12,8 @@ import re
 EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # Separators inside a number as people paste them: space, dash, and the no-break,
 # narrow, thin and figure spaces and dashes that web pages and word processors insert.
-_SEP = " \u00a0\u2007\u2009\u202f\\-\u2010\u2011\u2013"
+_SPACES = " \u00a0\u2007\u2009\u202f"
+_SEP = _SPACES + "\\-\u2010\u2011\u2013"
 # A run of digit groups, each separated by up to three separators ("4111 - 1111", two
 # spaces) or by single dots ("4111.1111.1111.1111"). Card numbers are looked for inside
 # it, group-aligned (see _cards): a card next to an expiry date, a CVV or a phone
@@ -24,13 +25,25 @@ DIGIT_GROUPS = re.compile(rf"(?<!\d)\d+(?:(?:[{_SEP}]{{1,3}}|\.)\d+)*(?!\d)")
 # phone number), so a number written straight after or before CJK text is found.
 _NOT_ALNUM_BEFORE = r"(?<![A-Za-z_\d])"
 _NOT_ALNUM_AFTER = r"(?![A-Za-z_\d])"
-PHONE = re.compile(rf"{_NOT_ALNUM_BEFORE}(?<!\d\.)(?:\+|00)?\d[\d(){_SEP}]{{6,}}\d{_NOT_ALNUM_AFTER}(?!\.\d)")
+# An extension dialled after a number ("x123", "ext. 12", "extension 4", "#12"), with or
+# without a space around its marker, bounded like the number ("0612345678x12abc" is a
+# reference). A number may end where an extension begins: otherwise its letter would keep
+# the whole number, or make the pattern back off to a shorter match that leaves its last
+# digits ("[PHONE]-2671x1234").
+# The extension is left out of the match, so only the number is judged (a date or an
+# IPv4 address before "#1" is kept), and removed after a number that was redacted (see
+# _PHONE_EXTENSION). A bounded look-ahead, it keeps every pattern linear.
+_EXTENSION = rf"[{_SPACES}]?(?i:extension|ext\.?|x|#)[{_SPACES}]?\d{{1,6}}{_NOT_ALNUM_AFTER}(?!\.\d)"
+_NUMBER_END = rf"(?:(?={_EXTENSION})|{_NOT_ALNUM_AFTER}(?!\.\d))"
+PHONE = re.compile(rf"{_NOT_ALNUM_BEFORE}(?<!\d\.)(?:\+|00)?\d[\d(){_SEP}]{{6,}}\d{_NUMBER_END}")
 # Dotted (415.555.2671, 01.23.45.67.89, +33 6.12.34.56.78) and slashed (030/1234567)
 # numbers: at least two dots between short groups, or one slash, so a decimal is not one.
 PHONE_DOTTED = re.compile(
-    r"(?<![A-Za-z_\d.])(?:(?:\+|00)\d{1,3}[ .\u00a0]?)?\(?\d{1,4}\)?(?:\.\d{2,4}){2,5}(?![A-Za-z_\d])(?!\.\d)"
-    r"|(?<![A-Za-z_\d/.])(?:\+|00)?\d{2,5}/\d{4,9}(?![A-Za-z_\d/])(?!\.\d)"
+    rf"(?<![A-Za-z_\d.])(?:(?:\+|00)\d{{1,3}}[ .\u00a0]?)?\(?\d{{1,4}}\)?(?:\.\d{{2,4}}){{2,5}}{_NUMBER_END}"
+    rf"|(?<![A-Za-z_\d/.])(?:\+|00)?\d{{2,5}}/\d{{4,9}}(?:(?={_EXTENSION})|(?![A-Za-z_\d/])(?!\.\d))"
 )
+# The extension of a phone number that was redacted goes with it.
+_PHONE_EXTENSION = re.compile(rf"(?<=\[PHONE\]){_EXTENSION}")
 # A dotted IPv4 address (192.168.100.200, a broker's or a database's) has the shape of
 # a dotted phone number but is not one: four groups of 0-255, written without leading
 # zeros (as Python's ipaddress requires), so a dialled national number such as
@@ -157,7 +170,7 @@ def _phone_length_ok(digits: int, *, international: bool) -> bool:
     return 9 <= digits <= 15 or (international and 7 <= digits <= 15)
 
 
-_CHUNK = re.compile(r"[^ \u00a0\u2007\u2009\u202f]+")  # a run split at its spaces
+_CHUNK = re.compile(rf"[^{_SPACES}]+")  # a run split at its spaces
 
 
 def _phones_in_run(run: str) -> str:
@@ -195,7 +208,8 @@ _MAYBE_PERSONAL = re.compile(r"[@\d]")
 
 
 def redact(text: str, *, keep_ipv4: bool = False) -> str:
-    """Replace emails, card numbers (Luhn-valid), IBANs and phone numbers.
+    """Replace emails, card numbers (Luhn-valid), IBANs and phone numbers, with their
+    extension ("415-555-2671x123" becomes "[PHONE]").
 
     ``keep_ipv4`` (the log scrubber's choice) keeps a dotted IPv4 address that would
     otherwise be taken for a phone number: operators need broker and database
@@ -207,7 +221,8 @@ def redact(text: str, *, keep_ipv4: bool = False) -> str:
     text = IBAN.sub(_ibans, text)
     text = DIGIT_GROUPS.sub(_cards, text)
     text = PHONE_DOTTED.sub(_dotted_phone_not_ipv4 if keep_ipv4 else _phone, text)
-    return PHONE.sub(_phone, text)
+    text = PHONE.sub(_phone, text)
+    return _PHONE_EXTENSION.sub("", text)
 
 
 # Longer than any personal-data match that matters (an email address has at most 254).

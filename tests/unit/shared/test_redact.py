@@ -104,33 +104,114 @@ def test_ipv4_addresses_are_not_phone_numbers_in_logs(text: str, expected: str) 
     assert redact(text, keep_ipv4=True) == expected
 
 
-@pytest.mark.parametrize(
-    "phone",
-    [
-        "+44 7700 900123",
-        "07700 900456",
-        "07700900123",
-        "555 123 4567",
-        "0123456789",
-        "415.555.2671",
-        "555.123.4567",
-        "+1.415.555.2671",
-        "+1.555.123.4567",
-        "01.23.45.67.89",
-        "+33 6.12.34.56.78",
-        "030/1234567",
-        "0171/1234567",
-        "+44\u00a020\u00a07946\u00a00958",
-        "+44\u202f20\u202f7946\u202f0958",
-        "415\u2013555\u20132671",
-        "090-1234-5678",
-    ],
-)
+# Every phone number format the module recognises.
+PHONE_FORMATS = [
+    "+44 7700 900123",
+    "07700 900456",
+    "07700900123",
+    "555 123 4567",
+    "0123456789",
+    "415.555.2671",
+    "555.123.4567",
+    "+1.415.555.2671",
+    "+1.555.123.4567",
+    "01.23.45.67.89",
+    "+33 6.12.34.56.78",
+    "030/1234567",
+    "0171/1234567",
+    "+44\u00a020\u00a07946\u00a00958",
+    "+44\u202f20\u202f7946\u202f0958",
+    "415\u2013555\u20132671",
+    "090-1234-5678",
+]
+
+
+@pytest.mark.parametrize("phone", PHONE_FORMATS)
 def test_every_phone_format_is_still_redacted_next_to_an_ipv4_address(phone: str) -> None:
     for text in (f"host 192.168.100.200 caller {phone} end", f"caller {phone} host 192.168.100.200 end"):
         out = redact(text, keep_ipv4=True)
         assert "192.168.100.200" in out and "[PHONE]" in out, out
         assert not any(ch.isdigit() for ch in out.replace("192.168.100.200", "")), out
+
+
+# Extension markers, glued to the number and its digits or spaced.
+EXTENSIONS = ["x123", "X12", " x 1234", "ext12", "ext.12", " ext. 12", " Ext. 5", "extension 123456", "#12", " #1"]
+
+
+@pytest.mark.parametrize("extension", EXTENSIONS)
+@pytest.mark.parametrize("phone", PHONE_FORMATS)
+def test_every_phone_format_is_redacted_with_its_extension(phone: str, extension: str) -> None:
+    """The number used to be kept whole or half-redacted: nothing but a non-letter may
+    follow it, so the regex gave up on it or backed off to a shorter match."""
+    text = f"call {phone}{extension} now"
+    assert redact(text) == "call [PHONE] now"
+    assert redact_capped(text, 4_000) == ("call [PHONE] now", False)
+    logged = redact(f"host 192.168.100.200 {text}", keep_ipv4=True)
+    assert logged == "host 192.168.100.200 call [PHONE] now"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("call 415-555-2671x123", "call [PHONE]"),
+        ("(415)555-2671x123", "([PHONE]"),  # the bracket stays, as without an extension
+        ("415.555.2671x12345", "[PHONE]"),
+        ("+1-415-555-2671x1234", "[PHONE]"),
+        ("020 7946 0958ext12", "[PHONE]"),
+        ("00 44 20 7946 0958 extension 123456.", "[PHONE]."),
+        ("tel:07700900123#12", "tel:[PHONE]"),
+        ("電話番号は090-1234-5678x12です", "電話番号は[PHONE]です"),
+        ("Tel. 020 7946 0958 Ext. 12, fax 020 7946 0959", "Tel. [PHONE], fax [PHONE]"),
+        ("0612345678 0698765432x12", "[PHONE] [PHONE]"),  # the last of a run takes it
+        ("0612345678x12 0698765432", "[PHONE] [PHONE]"),
+        ("call 415-555-2671 x12 415-555-2672", "call [PHONE] [PHONE]"),
+        # a marker glued to a whole number: that number is judged on its own
+        ("0612345678#415-555-2671", "[PHONE]#[PHONE]"),
+        ("2020-03-12#555 123 4567", "2020-03-12#[PHONE]"),
+        # seven digits are not an extension: the number is redacted as before
+        ("00 44 20 7946 0958 extension 1234567", "[PHONE] extension 1234567"),
+    ],
+)
+def test_phone_numbers_with_an_extension_are_redacted_whole(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact(text, keep_ipv4=True) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # references glued to ASCII letters, an extension or not
+        "order12345678x12 and ref ABC0612345678x12",
+        "0612345678x12abc 0612345678xyz 0612345678ext 12345678abc",
+        "0612345678x1234567",  # seven digits after the marker: not an extension
+        # dates, versions, decimals, sizes and counts with a marker after them
+        "printed 2020-03-12 x 2",
+        "12.03.2020 #1",
+        "paid on 2020-03-12 10:30 #4",
+        "version 1.2.3x4 and 10.20.30 #5",
+        "runtime=33.0123456789x12",
+        "ratio 1234567890.5x2",
+        "prices 12.50 13.75 #2",
+        "1920x1080 and 3840 x 2160",
+        "1234 5678 x 3",  # eight digits: the extension does not count towards a phone number
+        "2018 2019 2020 2021 2022 #1",
+    ],
+)
+def test_ordinary_numbers_and_references_before_an_extension_marker_are_kept(text: str) -> None:
+    assert redact(text) == text
+    assert redact(text, keep_ipv4=True) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("kafka 192.168.100.200#1 up", "kafka 192.168.100.200#1 up"),
+        ("broker 192.168.100.200 x 3", "broker 192.168.100.200 x 3"),
+        ("server 192.168.100.200 caller 555.123.4567 x12", "server 192.168.100.200 caller [PHONE]"),
+    ],
+)
+def test_an_ipv4_address_before_an_extension_marker_is_kept_in_logs(text: str, expected: str) -> None:
+    assert redact(text, keep_ipv4=True) == expected
 
 
 def test_a_long_token_without_an_at_sign_is_kept_whole() -> None:
