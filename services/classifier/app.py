@@ -16,20 +16,26 @@ import logging
 import os
 import signal
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.classifier.classify import ClassifierClosed, Classify
 from services.classifier.config import ClassifierSettings
 from services.classifier.pipeline import ClassifierPipeline, Prepared
 from shared import logs
+from shared.config import PostgresSettings
+from shared.db.migrate import alembic_config
 from shared.db.session import make_engine, make_sessionmaker
 from shared.db.watchlist import load_active
 from shared.entities import EntityMatcher
 from shared.failpoints import FailPoints
+from shared.faults import unreachable
 from shared.inference.device import DeviceUnavailableError
 from shared.inference.engine import Classifier
 from shared.inference.registry import Registry, RegistryError
@@ -48,7 +54,7 @@ class RunState:
     fatal: BaseException | None = None
     producer: AIOKafkaProducer | None = None
     matcher: EntityMatcher = field(default_factory=lambda: EntityMatcher([]))
-    stopping: bool = False  # set at shutdown: take no new batch
+    stop: asyncio.Event = field(default_factory=asyncio.Event)  # set at shutdown: take no new batch
     in_flight: asyncio.Queue[Any] | None = None  # batches taken and not yet finished
 
 
@@ -64,6 +70,49 @@ def load_models(settings: ClassifierSettings) -> tuple[Classifier, Classifier]:
         log.info("model loaded: %s", info)
         metrics().provider.labels(info["model"], info["provider"], info["variant"]).set(1)
     return models
+
+
+async def database_revision(settings: PostgresSettings) -> str | None:
+    """The database's Alembic revision; None when it was never migrated."""
+    import asyncpg
+
+    url = settings.url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(url, timeout=5)
+    try:
+        revision = await conn.fetchval("SELECT version_num FROM alembic_version")
+    except asyncpg.UndefinedTableError:
+        return None
+    finally:
+        await conn.close()
+    return str(revision) if revision is not None else None
+
+
+def schema_refusal(revision: str | None, heads: Sequence[str]) -> str | None:
+    """Why a database at ``revision`` cannot serve this release, or None. Not migrated, the
+    agent crashed on the missing ``entities`` table every 5 s and the process stayed up,
+    consuming nothing: a misconfiguration to report at start-up, not to retry."""
+    if revision in heads:
+        return None
+    found = f"at revision {revision}" if revision else "not migrated"
+    return f"the database is {found} (this release needs {', '.join(heads)}): run tonewatch migrate"
+
+
+async def load_watchlist(
+    sessions: async_sessionmaker[AsyncSession], *, first_backoff_s: float = 0.5, max_backoff_s: float = 10.0
+) -> EntityMatcher:
+    """The watchlist for the first batch. PostgreSQL unreachable is an infrastructure fault,
+    retried with backoff; any other error is raised for the agent's guard to stop the
+    classifier (outside it, faust logged 'Crashed' every 5 s and nothing was consumed)."""
+    backoff = first_backoff_s
+    while True:
+        try:
+            return EntityMatcher(await load_active(sessions))
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            log.warning("loading the watchlist failed (%s); retrying in %.1fs", exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
 
 
 def build_app(settings: ClassifierSettings, classify: Classify, state: RunState) -> faust.App:
@@ -95,7 +144,7 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
             state.producer = make_producer(settings.kafka, client_id="classifier")
             await state.producer.start()
         dlq = DeadLetterWriter(state.producer, "classifier", guard)
-        return ClassifierPipeline(settings, classify, state.producer, dlq, lambda: state.matcher)
+        return ClassifierPipeline(settings, classify, state.producer, dlq, lambda: state.matcher, stop=state.stop)
 
     @app.timer(settings.watchlist_refresh_s, on_leader=False)  # type: ignore[untyped-decorator]
     async def refresh_watchlist() -> None:
@@ -128,7 +177,6 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
     @app.agent(source)  # type: ignore[untyped-decorator]
     async def classify_agent(stream: Any) -> None:
         pipeline = await make_pipeline()
-        state.matcher = EntityMatcher(await load_active(sessions))
 
         async def prepare(records: list[InRecord]) -> Prepared:
             fail.hit("before_prepare")
@@ -180,8 +228,9 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
 
         finishing = asyncio.create_task(finisher())
         try:
+            state.matcher = await load_watchlist(sessions)
             async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
-                if state.stopping:
+                if state.stop.is_set():
                     break  # taken while stopping: not acknowledged, so the next run re-reads it
                 task = asyncio.create_task(prepare([InRecord.from_faust(ev.message) for ev in events]))
                 await window.put((task, list(events)))
@@ -207,7 +256,7 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
     async def _close(_: Any, **__: Any) -> None:
         # faust signals this while the agent still runs: take no new batch, let the ones
         # in flight publish and acknowledge, and only then close what they need.
-        state.stopping = True
+        state.stop.set()
         if state.in_flight is not None and state.fatal is None:  # after a fatal error nothing finishes them
             try:
                 await asyncio.wait_for(state.in_flight.join(), timeout=30)
@@ -261,6 +310,11 @@ def main() -> int:
     topics: Topics = settings.topics
     deps = [kafka_dependency(settings.kafka), postgres_dependency(settings.postgres)]
     asyncio.run(wait_for(deps, deadline_s=settings.startup_deadline_s))
+    heads = ScriptDirectory.from_config(alembic_config(settings.postgres)).get_heads()
+    refusal = schema_refusal(asyncio.run(database_revision(settings.postgres)), heads)
+    if refusal:
+        log.critical("classifier cannot start: %s", refusal)
+        return 2
     names = [topics.news_raw, topics.chat_raw, topics.text_scored]
     asyncio.run(ensure_with_dlqs(settings.kafka, names))
     try:

@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from shared.events import RawEvent
 from shared.inference.engine import Classifier, Prediction
 
+PROBE_TEXT = "Thanks, the parcel arrived on time."
+"""A short plain sentence any working model classifies: when the models fail on it too,
+the fault is theirs (a lost GPU, a broken runtime), not the records'."""
+
 
 class ClassifierClosed(RuntimeError):
     """The models were closed (the service is stopping): not a fault of the records."""
@@ -40,11 +44,22 @@ class Classify:
                 intent[i] = p
         return Verdicts(sentiment, intent)
 
+    def _probe(self) -> None:
+        self.sentiment.predict([PROBE_TEXT])
+        if self.intent is not None:
+            self.intent.predict([PROBE_TEXT])
+
     async def __call__(self, events: Sequence[RawEvent]) -> Verdicts:
         if self._closed:
             raise ClassifierClosed("the classifier is stopping")
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self._run, list(events))
+
+    async def probe(self) -> None:
+        """Run every model on :data:`PROBE_TEXT`; raises what the models raise."""
+        if self._closed:
+            raise ClassifierClosed("the classifier is stopping")
+        await asyncio.get_running_loop().run_in_executor(self._pool, self._probe)
 
     def close(self) -> None:
         self._closed = True

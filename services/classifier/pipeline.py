@@ -6,6 +6,8 @@ The caller acknowledges the batch only after this returns."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -29,6 +31,18 @@ from shared.metrics import metrics
 
 log = logging.getLogger(__name__)
 SERVICE = "classifier"
+MODEL_PATIENCE_S = 120.0
+"""How long a batch is retried while the models fail on a known-good text too. Then the
+classifier stops (exit 1, the batch unacknowledged): a lost GPU or a broken CUDA context
+mostly needs a fresh process, and a replica that keeps its partitions while it cannot
+classify holds them back from the healthy ones."""
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 10.0
+
+
+class ModelUnavailable(RuntimeError):
+    """The models fail on a known-good text too: an infrastructure fault, not the records'.
+    Nothing is dead-lettered for it."""
 
 
 @dataclass(frozen=True)
@@ -48,12 +62,17 @@ class ClassifierPipeline:
         producer: AIOKafkaProducer,
         dlq: DeadLetterWriter,
         matcher: Callable[[], EntityMatcher],
+        *,
+        stop: asyncio.Event | None = None,
+        model_patience_s: float = MODEL_PATIENCE_S,
     ) -> None:
         self.settings = settings
         self.classify = classify
         self.producer = producer
         self.dlq = dlq
         self.matcher = matcher
+        self.stop = stop if stop is not None else asyncio.Event()
+        self.model_patience_s = model_patience_s
         self.m = metrics()
 
     async def __call__(self, records: Sequence[InRecord]) -> int:
@@ -72,7 +91,7 @@ class ClassifierPipeline:
         good, bad = decode_batch(records, self.settings.topics)
         scored: list[ScoredEvent] = []
         if good:
-            verdicts, more_bad = await self._classify(good)
+            good, verdicts, more_bad = await self._classify(good)
             bad.extend(more_bad)
             scored, unscorable = self._score(good, verdicts)
             bad.extend(unscorable)
@@ -92,7 +111,30 @@ class ClassifierPipeline:
             self.dlq.guard.record(failed=(rec.topic, rec.partition, rec.offset) in bad_places)
         return len(batch.records) - len(batch.bad)
 
-    async def _classify(self, good: list[Decoded]) -> tuple[Verdicts, list[FailedRecord]]:
+    async def _classify(self, good: list[Decoded]) -> tuple[list[Decoded], Verdicts, list[FailedRecord]]:
+        """The records classified, their verdicts, and the records the models fail on.
+
+        While the models fail on a known-good text too (:class:`ModelUnavailable`) the batch
+        is retried with backoff, as a broker fault is, and nothing is dead-lettered (each of
+        its records was, and the ratio guard then acknowledged the batch as it stopped).
+        After ``model_patience_s`` the error is raised (the process stops, the batch
+        unacknowledged); on a stop the batch is left to the next run."""
+        backoff = FIRST_BACKOFF_S
+        give_up_at = time.monotonic() + self.model_patience_s
+        while True:
+            try:
+                return await self._classify_once(good)
+            except ModelUnavailable as exc:
+                if time.monotonic() + backoff > give_up_at:
+                    raise ModelUnavailable(f"{exc} for {self.model_patience_s:.0f}s: giving up") from exc
+                log.warning(
+                    "%s; nothing dead-lettered, pausing and retrying the batch of %d in %.1fs", exc, len(good), backoff
+                )
+                self.m.infra_retries.labels(SERVICE).inc()
+                await self._pause(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def _classify_once(self, good: list[Decoded]) -> tuple[list[Decoded], Verdicts, list[FailedRecord]]:
         start = time.perf_counter()
         try:
             verdicts = await self.classify([d.event for d in good])
@@ -102,9 +144,9 @@ class ClassifierPipeline:
             log.exception("batch classification failed; retrying one by one")
             return await self._one_by_one(good)
         self.m.inference_latency.labels("batch").observe(time.perf_counter() - start)
-        return verdicts, []
+        return good, verdicts, []
 
-    async def _one_by_one(self, good: list[Decoded]) -> tuple[Verdicts, list[FailedRecord]]:
+    async def _one_by_one(self, good: list[Decoded]) -> tuple[list[Decoded], Verdicts, list[FailedRecord]]:
         sentiment, intent, bad, keep = [], [], [], []
         for d in good:
             try:
@@ -117,13 +159,35 @@ class ClassifierPipeline:
             keep.append(d)
             sentiment.extend(v.sentiment)
             intent.extend(v.intent)
-        good[:] = keep
-        return Verdicts(sentiment, intent), bad
+        if bad:
+            await self._check_models()
+        return keep, Verdicts(sentiment, intent), bad
+
+    async def _check_models(self) -> None:
+        """Raise :class:`ModelUnavailable` when the models fail on a known-good text too:
+        the records that failed alone are then not at fault."""
+        try:
+            await self.classify.probe()
+        except ClassifierClosed:
+            raise
+        except Exception as exc:
+            raise ModelUnavailable(
+                f"the models fail on a known-good text too (an infrastructure fault): {type(exc).__name__}: {exc}"
+            ) from exc
+
+    async def _pause(self, seconds: float) -> None:
+        """Wait before a retry; on a stop, raise :class:`ClassifierClosed` (the batch is re-read)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+        if self.stop.is_set():
+            raise ClassifierClosed("stopping while the models fail: the batch is left unacknowledged")
 
     def _score(self, good: list[Decoded], verdicts: Verdicts) -> tuple[list[ScoredEvent], list[FailedRecord]]:
         """Scored events, and the records whose verdict no scored event can carry (a model
-        that gave NaN probabilities for one text): those are dead-lettered, the rest go on;
-        raised, one would stop the classifier on that batch after every restart."""
+        that gave NaN probabilities for one text) or that scoring fails on in a way nobody
+        foresaw: those are dead-lettered, the rest go on; raised, one would stop the
+        classifier on that batch after every restart. Scoring touches no dependency, so
+        such an error is never an infrastructure fault."""
         received = datetime.now(UTC)
         matcher = self.matcher()
         key = self.settings.pseudonym_key.get_secret_value().encode()
@@ -145,4 +209,7 @@ class ClassifierPipeline:
                 )
             except ValidationError as exc:
                 bad.append(failed(d.record, "ClassificationError", f"the verdict is no valid scored event: {exc}"))
+            except Exception as exc:  # scoring is pure (no I/O): the record's fault, not the infrastructure's
+                log.exception("record %s could not be scored; dead-lettered", d.record.place)
+                bad.append(failed(d.record, type(exc).__name__, f"cannot score: {exc}"))
         return scored, bad

@@ -56,11 +56,16 @@ def whole_words(text: str, limit: int) -> str:
     """The first ``limit`` characters of ``text`` without a word cut at the end.
 
     Entities are tagged in the part of a text that is stored (and that the model reads
-    from): an article of up to 1,000,000 characters was scanned whole on the event loop."""
+    from): an article of up to 1,000,000 characters was scanned whole on the event loop.
+    A head of whitespace alone has no word to tag: it gives "" (indexing its empty split
+    raised, and the classifier stopped on that record after every restart)."""
     if len(text) <= limit:
         return text
     head = text[:limit]
-    return head if text[limit].isspace() else head.rsplit(None, 1)[0]
+    if text[limit].isspace():
+        return head
+    words = head.rsplit(None, 1)
+    return words[0] if words else ""
 
 
 def key_of(scored: ScoredEvent) -> bytes:

@@ -27,9 +27,12 @@ class InRecord:
 
     @classmethod
     def from_faust(cls, message: Any) -> InRecord:
+        """faust passes aiokafka's headers on: a header without a value is ``None`` (Kafka's
+        null), kept as such, as :meth:`from_aiokafka` does, so a dead letter and its replay
+        carry it as null (it became ``b"None"``)."""
         headers = message.headers or ()
         if isinstance(headers, dict):
-            headers = list(headers.items())
+            headers = headers.items()
         ts = message.timestamp
         return cls(
             message.topic,
@@ -37,6 +40,6 @@ class InRecord:
             message.offset,
             message.key,
             message.value,
-            [(k, v if isinstance(v, bytes) else str(v).encode()) for k, v in headers],
+            list(headers),
             int(ts * 1000) if ts else None,
         )

@@ -1,20 +1,21 @@
-"""The classifier keeps the cycle collector off its hot path, and its consumer
-group notices a dead replica soon."""
+"""The classifier keeps the cycle collector off its hot path, its consumer group notices a
+dead replica soon, and it refuses a database not migrated for this release."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from pydantic import SecretStr
 
-from services.classifier.app import RunState, _Worker, build_app, main, tune_gc
+from services.classifier.app import RunState, _Worker, build_app, load_watchlist, main, schema_refusal, tune_gc
 from services.classifier.classify import Classify
 from services.classifier.config import ClassifierSettings
 from shared.config import PostgresSettings
+from shared.entities import WatchedEntity
 
 
 def test_tune_gc_freezes_startup_objects_and_collects_less_often() -> None:
@@ -81,3 +82,38 @@ def test_a_long_enough_pseudonym_key_passes_the_production_check() -> None:
 
 def _never_reached(*_: object) -> None:
     raise AssertionError("the classifier went on starting")
+
+
+def test_a_database_not_at_this_releases_revision_is_refused_with_what_to_run() -> None:
+    """Not migrated, the agent crashed on the missing entities table every 5 s while the
+    process stayed up consuming nothing, and exited 0 on SIGTERM."""
+    assert schema_refusal("0008", ["0008"]) is None
+    missing = schema_refusal(None, ["0008"])
+    assert missing == "the database is not migrated (this release needs 0008): run tonewatch migrate"
+    assert schema_refusal("0007", ["0008"]) == (
+        "the database is at revision 0007 (this release needs 0008): run tonewatch migrate"
+    )
+
+
+async def test_the_first_watchlist_waits_for_postgresql_and_raises_anything_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outcomes: list[BaseException | list[WatchedEntity]] = [
+        ConnectionRefusedError("connect call failed"),
+        ConnectionRefusedError("connect call failed"),
+        [WatchedEntity("ACME", "Acme plc", aliases=("Acme",))],
+    ]
+
+    async def load(_: object) -> list[WatchedEntity]:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr("services.classifier.app.load_active", load)
+    matcher = await load_watchlist(cast(Any, None), first_backoff_s=0.01)
+    assert matcher.tag("Acme warns") == ["ACME", "_all"] and outcomes == []
+
+    outcomes.append(RuntimeError('relation "entities" does not exist'))
+    with pytest.raises(RuntimeError, match="entities"):  # for the agent's guard: stop, loudly
+        await load_watchlist(cast(Any, None), first_backoff_s=0.01)

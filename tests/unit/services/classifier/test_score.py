@@ -98,3 +98,14 @@ def test_ids_holding_an_email_are_stored_as_stable_keyed_pseudonyms() -> None:
         "guardian-7@1700000000000",
         "order-12345678",
     )
+
+
+def test_a_head_of_whitespace_alone_has_nothing_to_tag_and_the_event_is_still_scored() -> None:
+    """The head's split was empty and indexing it raised IndexError: the classifier
+    stopped on that record after every restart."""
+    assert whole_words(" " * 1_000 + "x", 1_000) == ""
+    assert whole_words(("\n\t " * 400)[:1_000] + "Acme", 1_000) == ""
+    matcher = EntityMatcher([WatchedEntity("ACME", "Acme plc", aliases=("Acme",))])
+    event = RawNews(id="n1", event_time=NOW, text=" " * 1_000 + "Acme warns")
+    scored = build_scored(event, PRED, None, matcher=matcher, received=NOW, max_future_skew_s=60, storage_chars=1_000)
+    assert scored.entities == ["_all"] and scored.text_truncated
