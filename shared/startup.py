@@ -106,3 +106,15 @@ async def wait_for(
             else:
                 log.info("%s at %s is up", dep.name, dep.target)
                 break
+
+
+def refuse_unmigrated(service: str, settings: PostgresSettings, *, deadline_s: float) -> bool:
+    """Wait for PostgreSQL, then True (after a critical log line naming what to run) when
+    its schema is not this release's: each service's entrypoint exits 2 on it."""
+    from shared.db.migrate import database_revision, heads, schema_refusal
+
+    asyncio.run(wait_for([postgres_dependency(settings)], deadline_s=deadline_s))
+    refusal = schema_refusal(asyncio.run(database_revision(settings)), heads())
+    if refusal:
+        log.critical("%s cannot start: %s", service, refusal)
+    return refusal is not None

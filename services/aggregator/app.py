@@ -16,7 +16,7 @@ from shared.kafka.batches import BatchPolicy, Handler, Records
 from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, FailedRecord, RatioGuard
 from shared.kafka.sink import SinkClients, run_sink
 from shared.metrics import metrics
-from shared.startup import kafka_dependency, postgres_dependency
+from shared.startup import kafka_dependency, postgres_dependency, refuse_unmigrated
 
 log = logging.getLogger("tonewatch.aggregator")
 SERVICE = "aggregator"
@@ -111,6 +111,8 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
 def main() -> int:
     settings = AggregatorSettings()
     logs.configure(settings.log_level, SERVICE)
+    if refuse_unmigrated(SERVICE, settings.postgres, deadline_s=settings.startup_deadline_s):
+        return 2
     try:
         asyncio.run(run(settings))
     except DeadLetterRatioExceeded as exc:

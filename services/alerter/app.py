@@ -36,7 +36,7 @@ from shared.db.session import make_engine, make_sessionmaker
 from shared.failpoints import FailPoints
 from shared.kafka.clients import ensure_topics, make_producer
 from shared.metrics import serve
-from shared.startup import kafka_dependency, postgres_dependency, redis_dependency, wait_for
+from shared.startup import kafka_dependency, postgres_dependency, redis_dependency, refuse_unmigrated, wait_for
 
 log = logging.getLogger("tonewatch.alerter")
 outbox_log = logging.getLogger(logs.OUTBOX_LOGGER)
@@ -195,6 +195,8 @@ def main() -> int:
     refusal = settings.production_secret_refusal()
     if refusal:
         log.critical("alerter cannot start: %s", refusal)
+        return 2
+    if refuse_unmigrated("alerter", settings.postgres, deadline_s=settings.startup_deadline_s):
         return 2
     asyncio.run(run(settings))
     return 0

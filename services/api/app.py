@@ -48,7 +48,7 @@ from services.api.observe import RequestMetrics, http_metrics
 from shared import logs
 from shared.metrics import metrics
 from shared.signals import raise_system_exit
-from shared.startup import kafka_dependency, postgres_dependency, redis_dependency, wait_for
+from shared.startup import kafka_dependency, postgres_dependency, redis_dependency, refuse_unmigrated, wait_for
 
 log = logging.getLogger("tonewatch.api")
 DESCRIPTION = """Trends, alerts, watchlist, rules, routing volumes and ingest of tonewatch.
@@ -177,4 +177,6 @@ def main() -> int:
     settings = ApiSettings()
     webhook_policy = WebhookNetworkSettings().webhook_policy()
     logs.configure(settings.log_level, SERVICE)
+    if refuse_unmigrated(SERVICE, settings.postgres, deadline_s=settings.startup_deadline_s):
+        return 2
     return asyncio.run(serve(settings, webhook_policy))

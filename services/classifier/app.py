@@ -16,21 +16,17 @@ import logging
 import os
 import signal
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
-from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.classifier.classify import ClassifierClosed, Classify
 from services.classifier.config import ClassifierSettings
 from services.classifier.pipeline import ClassifierPipeline, Prepared
 from shared import logs
-from shared.config import PostgresSettings
-from shared.db.migrate import alembic_config
 from shared.db.session import make_engine, make_sessionmaker
 from shared.db.watchlist import load_active
 from shared.entities import EntityMatcher
@@ -43,7 +39,7 @@ from shared.kafka.clients import ensure_with_dlqs, make_producer
 from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, RatioGuard
 from shared.kafka.records import InRecord
 from shared.metrics import metrics, serve
-from shared.startup import kafka_dependency, postgres_dependency, wait_for
+from shared.startup import kafka_dependency, postgres_dependency, refuse_unmigrated, wait_for
 from shared.topics import Topics
 
 log = logging.getLogger("tonewatch.classifier")
@@ -70,31 +66,6 @@ def load_models(settings: ClassifierSettings) -> tuple[Classifier, Classifier]:
         log.info("model loaded: %s", info)
         metrics().provider.labels(info["model"], info["provider"], info["variant"]).set(1)
     return models
-
-
-async def database_revision(settings: PostgresSettings) -> str | None:
-    """The database's Alembic revision; None when it was never migrated."""
-    import asyncpg
-
-    url = settings.url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
-    conn = await asyncpg.connect(url, timeout=5)
-    try:
-        revision = await conn.fetchval("SELECT version_num FROM alembic_version")
-    except asyncpg.UndefinedTableError:
-        return None
-    finally:
-        await conn.close()
-    return str(revision) if revision is not None else None
-
-
-def schema_refusal(revision: str | None, heads: Sequence[str]) -> str | None:
-    """Why a database at ``revision`` cannot serve this release, or None. Not migrated, the
-    agent crashed on the missing ``entities`` table every 5 s and the process stayed up,
-    consuming nothing: a misconfiguration to report at start-up, not to retry."""
-    if revision in heads:
-        return None
-    found = f"at revision {revision}" if revision else "not migrated"
-    return f"the database is {found} (this release needs {', '.join(heads)}): run tonewatch migrate"
 
 
 async def load_watchlist(
@@ -310,10 +281,7 @@ def main() -> int:
     topics: Topics = settings.topics
     deps = [kafka_dependency(settings.kafka), postgres_dependency(settings.postgres)]
     asyncio.run(wait_for(deps, deadline_s=settings.startup_deadline_s))
-    heads = ScriptDirectory.from_config(alembic_config(settings.postgres)).get_heads()
-    refusal = schema_refusal(asyncio.run(database_revision(settings.postgres)), heads)
-    if refusal:
-        log.critical("classifier cannot start: %s", refusal)
+    if refuse_unmigrated("classifier", settings.postgres, deadline_s=settings.startup_deadline_s):
         return 2
     names = [topics.news_raw, topics.chat_raw, topics.text_scored]
     asyncio.run(ensure_with_dlqs(settings.kafka, names))

@@ -23,7 +23,7 @@ from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, RatioGua
 from shared.kafka.produce import send_all
 from shared.kafka.sink import SinkClients, run_sink
 from shared.metrics import metrics
-from shared.startup import kafka_dependency, postgres_dependency
+from shared.startup import kafka_dependency, postgres_dependency, refuse_unmigrated
 
 log = logging.getLogger("tonewatch.router")
 SERVICE = "router"
@@ -131,6 +131,8 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
 def main() -> int:
     settings = RouterSettings()
     logs.configure(settings.log_level, SERVICE)
+    if refuse_unmigrated(SERVICE, settings.postgres, deadline_s=settings.startup_deadline_s):
+        return 2
     try:
         asyncio.run(run(settings))
     except DeadLetterRatioExceeded as exc:

@@ -26,6 +26,7 @@ def test_the_alerter_refuses_the_development_webhook_secret_in_production(
     monkeypatch.delenv("TW_ALERTER_WEBHOOK_SECRET", raising=False)
     monkeypatch.setattr("services.alerter.app.logs.configure", lambda *_: None)  # leave the test's logging
     monkeypatch.setattr(app, "run", fake_run)
+    monkeypatch.setattr(app, "refuse_unmigrated", lambda *_, **__: False)  # the schema check has its own tests
     with caplog.at_level(logging.CRITICAL, logger="tonewatch.alerter"):
         assert app.main() == 2
     assert ran == []
@@ -63,6 +64,7 @@ def test_the_alerter_refuses_a_blank_or_short_webhook_secret_in_production(
     monkeypatch.setenv("TW_ALERTER_WEBHOOK_SECRET", secret)
     monkeypatch.setattr("services.alerter.app.logs.configure", lambda *_: None)
     monkeypatch.setattr(app, "run", fake_run)
+    monkeypatch.setattr(app, "refuse_unmigrated", lambda *_, **__: False)  # the schema check has its own tests
     with caplog.at_level(logging.CRITICAL, logger="tonewatch.alerter"):
         assert app.main() == 2
     assert ran == []

@@ -11,10 +11,11 @@ from typing import Any, cast
 import pytest
 from pydantic import SecretStr
 
-from services.classifier.app import RunState, _Worker, build_app, load_watchlist, main, schema_refusal, tune_gc
+from services.classifier.app import RunState, _Worker, build_app, load_watchlist, main, tune_gc
 from services.classifier.classify import Classify
 from services.classifier.config import ClassifierSettings
 from shared.config import PostgresSettings
+from shared.db.migrate import schema_refusal
 from shared.entities import WatchedEntity
 
 

@@ -1,5 +1,5 @@
-"""A database that is not migrated for this release is a misconfiguration: the classifier
-says so and what to run, with exit code 2, at start-up."""
+"""A database that is not migrated for this release is a misconfiguration: every service
+says so and what to run, with exit code 2, at start-up (shared.startup.refuse_unmigrated)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from services_proc import log_tail, start_service, stop
 
-from services.classifier.config import ClassifierSettings
-from shared.config import PostgresSettings
+from shared.config import PostgresSettings, ServiceSettings
 from shared.db.migrate import alembic_config
 
 pytestmark = pytest.mark.integration
@@ -44,8 +43,9 @@ def _previous_revision(pg_settings: PostgresSettings) -> str:
     return previous
 
 
+@pytest.mark.parametrize("service", ["classifier", "aggregator", "router", "alerter", "api"])
 @pytest.mark.parametrize("stale", [False, True], ids=["never-migrated", "previous-revision"])
-async def test_a_database_not_migrated_for_this_release_stops_the_classifier_at_start_up(
+async def test_a_database_not_migrated_for_this_release_stops_a_service_at_start_up(
     service_settings: Callable[..., Any],
     pg_settings: PostgresSettings,
     tiny_models: Path,
@@ -53,10 +53,12 @@ async def test_a_database_not_migrated_for_this_release_stops_the_classifier_at_
     unique: str,
     empty_database: str,
     stale: bool,
+    service: str,
 ) -> None:
-    """The agent crashed on the missing entities table every 5 s while the process stayed
-    up consuming nothing, and it exited 0 on SIGTERM."""
-    settings: ClassifierSettings = service_settings(ClassifierSettings)
+    """The classifier's agent crashed on the missing entities table every 5 s while the
+    process stayed up consuming nothing (and exited 0 on SIGTERM); the aggregator and
+    router took the failing query for an outage and retried it for ever."""
+    settings: ServiceSettings = service_settings(ServiceSettings)
     expected = "not migrated"
     if stale:
         previous = _previous_revision(pg_settings)
@@ -72,11 +74,11 @@ async def test_a_database_not_migrated_for_this_release_stops_the_classifier_at_
         "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}",
         "TW_POSTGRES__URL": empty_database,
     }
-    proc = start_service("classifier", settings, tmp_path, **env)
+    proc = start_service(service, settings, tmp_path, **env)
     try:
         code = await asyncio.to_thread(proc.wait, 60)
     finally:
         stop(proc)
-    log = log_tail(tmp_path, "classifier", 100_000)
+    log = log_tail(tmp_path, service, 100_000)
     assert code == 2, log[-3000:]
-    assert f"classifier cannot start: the database is {expected}" in log and "run tonewatch migrate" in log
+    assert f"{service} cannot start: the database is {expected}" in log and "run tonewatch migrate" in log
