@@ -60,7 +60,7 @@ async def fill(settings: KafkaSettings, n: int) -> str:
         writer = DeadLetterWriter(producer, "bench")
         for i in range(n):
             value = (f"bad-{i} " + "x" * 300).encode()
-            await writer.write(FailedRecord(topic, 0, i, b"k", value, [], "JSONDecodeError", "malformed"))
+            await writer.write(FailedRecord(topic, 0, i, b"k", value, [], "ClassificationError", "malformed"))
     finally:
         await producer.stop()
     return topic

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.events import InvalidEvent, RawEvent, Stream, decode_raw
-from shared.kafka.dlq import FailedRecord
+from shared.kafka.dlq import FailedRecord, original_timestamp
 from shared.kafka.records import InRecord
 from shared.topics import Topics
 
@@ -55,7 +55,8 @@ def decode_batch(records: Sequence[InRecord], topics: Topics) -> tuple[list[Deco
                 topic=rec.topic,
                 partition=rec.partition,
                 offset=rec.offset,
-                timestamp_ms=rec.timestamp_ms,
+                # a replayed dead letter is written now: its original time is in tw.timestamp
+                timestamp_ms=original_timestamp(rec.headers) or rec.timestamp_ms,
             )
         except InvalidEvent as exc:
             bad.append(failed(rec, exc.error_class, exc.reason))

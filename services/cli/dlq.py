@@ -9,65 +9,105 @@ import typer
 
 from shared.config import ServiceSettings
 from shared.kafka import dlq_ops
+from shared.redact import redact, redact_capped
 from shared.topics import Topics
 
 app = typer.Typer(help="Dead-letter queues.", no_args_is_help=True)
 
+PREVIEW_CHARS = 200
+LOGICAL = Topics()
+DLQ_SOURCES = (LOGICAL.news_raw, LOGICAL.chat_raw, LOGICAL.text_scored)
+"""The topics whose consumers dead-letter, by their logical (unprefixed) names."""
+
+
+def resolve_topic(name: str, topics: Topics) -> str:
+    """The topic of this environment (``TW_TOPICS__PREFIX``) that ``name`` means: a logical
+    name is prefixed, as ``ingest`` names its topics; an already prefixed one is taken as
+    it is. Anything else is refused (exit 2): its DLQ would be another environment's, and
+    a replay would write into that environment. (No name is both: no logical name ends
+    with another, so none is another one prefixed.)"""
+    prefixed = dict(zip(DLQ_SOURCES, (topics.news_raw, topics.chat_raw, topics.text_scored), strict=True))
+    if name in prefixed:
+        return prefixed[name]
+    if name in prefixed.values():
+        return name
+    raise typer.BadParameter(
+        f"{name!r} is no topic of this environment (TW_TOPICS__PREFIX={topics.prefix!r}): "
+        f"expected one of {', '.join(DLQ_SOURCES)}",
+        param_hint="TOPIC",
+    )
+
+
+def _preview(value: bytes | None) -> str:
+    """The start of a dead letter's original bytes, redacted: dead letters keep the raw
+    record (emails, phone and card numbers included) for replay, the listing does not."""
+    return redact_capped((value or b"").decode("utf-8", "replace"), PREVIEW_CHARS)[0]
+
+
+def _as_json(e: dlq_ops.DlqEntry) -> dict[str, object]:
+    meta = e.meta.model_dump(mode="json") if e.meta else None
+    if meta is not None:
+        meta["reason"] = redact(meta["reason"])
+    return {
+        "partition": e.partition,
+        "offset": e.offset,
+        "meta": meta,
+        "replays": e.replays,
+        "value_preview": _preview(e.value),
+    }
+
 
 @app.command("list")
 def list_(
-    topic: str = typer.Argument(..., help="Input topic, e.g. news.raw (reads news.raw.dlq)."),
+    topic: str = typer.Argument(..., help="Input topic, e.g. news.raw (reads news.raw.dlq under TW_TOPICS__PREFIX)."),
     limit: int = typer.Option(100, "--limit"),
-    as_json: bool = typer.Option(False, "--json"),
+    as_json: bool = typer.Option(False, "--json", help="With a redacted preview of each original record."),
 ) -> None:
     """Show dead letters with their reasons."""
-    entries = asyncio.run(dlq_ops.list_entries(ServiceSettings().kafka, topic, limit))
+    settings = ServiceSettings()
+    topic = resolve_topic(topic, settings.topics)
+    entries = asyncio.run(dlq_ops.list_entries(settings.kafka, topic, limit))
     if as_json:
-        typer.echo(
-            json.dumps(
-                [
-                    {
-                        "partition": e.partition,
-                        "offset": e.offset,
-                        "meta": e.meta.model_dump(mode="json") if e.meta else None,
-                        "value_preview": (e.value or b"")[:200].decode("utf-8", "replace"),
-                    }
-                    for e in entries
-                ]
-            )
-        )
+        typer.echo(json.dumps([_as_json(e) for e in entries]))
         return
     if not entries:
         typer.echo(f"no dead letters for {topic}")
     for e in entries:
         m = e.meta
         where = f"{m.original_topic}[{m.partition}]@{m.offset}" if m else "?"
-        reason = f"{m.error_class}: {m.reason}" if m else "(no metadata)"
+        reason = f"{m.error_class}: {redact(m.reason)}" if m else "(no metadata)"
         typer.echo(f"{Topics.dlq(topic)}[{e.partition}]@{e.offset}  {where}  {m.service if m else '?'}  {reason}")
 
 
 @app.command("replay")
 def replay(
-    topic: str = typer.Argument(..., help="Input topic whose DLQ to re-inject."),
+    topic: str = typer.Argument(..., help="Input topic whose DLQ to re-inject (under TW_TOPICS__PREFIX)."),
     limit: int = typer.Option(1_000_000, "--limit"),
+    error_class: list[str] = typer.Option(
+        [],
+        "--error-class",
+        help="Replay only this class (tw.error_class; repeatable), from its own position. Without it, every "
+        f"class but {', '.join(sorted(dlq_ops.PERMANENT_ERROR_CLASSES))}, which fail again however often sent.",
+    ),
+    max_replays: int = typer.Option(
+        dlq_ops.MAX_REPLAYS, "--max-replays", min=1, help="Skip records replayed this many times already."
+    ),
+    force: bool = typer.Option(False, "--force", help="Also replay records over --max-replays."),
 ) -> None:
     """Re-inject dead letters into their original topic (after fixing the cause). Exits 1
-    when the topic refused some for good (too large, say): they are listed, stay in the
-    DLQ, and a later replay does not retry them. Also exits 1 when some were replayed but
-    their commit failed because the replay group rebalanced them away (another replay of
-    the same DLQ running at once, and this one too slow to let go): they are listed, and
-    a replay that gets their partition sends them again."""
-    report = asyncio.run(dlq_ops.replay_report(ServiceSettings().kafka, topic, limit))
+    when the topic refused some for good (too large, say), or some were replayed
+    --max-replays times already: they are listed, stay in the DLQ, and a later replay
+    does not retry them. Also exits 1 when some were replayed but their commit failed
+    because the replay group rebalanced them away (another replay of the same DLQ
+    running at once, and this one too slow to let go): they are listed, and a replay
+    that gets their partition sends them again."""
+    settings = ServiceSettings()
+    topic = resolve_topic(topic, settings.topics)
+    select = dlq_ops.Selection(frozenset(error_class), max_replays, force)
+    report = asyncio.run(dlq_ops.replay_report(settings.kafka, topic, limit, select))
     typer.echo(f"re-injected {report.replayed} records into {topic}")
-    if report.failed:
-        for f in report.failed:
-            origin = f" (from {f.original})" if f.original else ""
-            typer.echo(f"not replayed: {f.place}{origin}: {f.error_class}: {f.reason}", err=True)
-        typer.echo(
-            f"refused by {topic}: {len(report.failed)}, left in {Topics.dlq(topic)} "
-            "(a later replay skips them; see README, Replay the DLQ)",
-            err=True,
-        )
+    _report_left(report, topic)
+    _report_not_replayed(report, topic)
     if report.uncommitted:
         for u in report.uncommitted:
             typer.echo(f"replayed, not committed: {u.place} ({u.count} offsets): {u.reason}", err=True)
@@ -77,5 +117,32 @@ def replay(
             "(one replay of a DLQ at a time avoids it)",
             err=True,
         )
-    if report.failed or report.uncommitted:
+    if report.failed or report.over_limit or report.uncommitted:
         raise typer.Exit(1)
+
+
+def _report_left(report: dlq_ops.ReplayReport, topic: str) -> None:
+    for cls, n in sorted(report.left.items()):
+        typer.echo(
+            f"left in {Topics.dlq(topic)}: {n} {cls} (fails again however often replayed; "
+            f"--error-class {cls} replays them, after a fix that accepts them)",
+            err=True,
+        )
+
+
+def _report_not_replayed(report: dlq_ops.ReplayReport, topic: str) -> None:
+    for f in report.failed + report.over_limit:
+        origin = f" (from {f.original})" if f.original else ""
+        typer.echo(f"not replayed: {f.place}{origin}: {f.error_class}: {f.reason}", err=True)
+    if report.failed:
+        typer.echo(
+            f"refused by {topic}: {len(report.failed)}, left in {Topics.dlq(topic)} "
+            "(a later replay skips them; see README, Replay the DLQ)",
+            err=True,
+        )
+    if report.over_limit:
+        typer.echo(
+            f"replayed --max-replays times already: {len(report.over_limit)}, left in {Topics.dlq(topic)} "
+            "(a later replay skips them; --force sends them; see README, Replay the DLQ)",
+            err=True,
+        )

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import InvalidTimestampError, KafkaError, KafkaTimeoutError
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from shared.events import DeadLetter
 from shared.kafka.batches import StopAfterBatch
@@ -26,8 +26,16 @@ log = logging.getLogger(__name__)
 
 HEADER_PREFIX = "tw."
 TIMESTAMP_HEADER = f"{HEADER_PREFIX}timestamp"
-"""The original record's Kafka timestamp (epoch ms), which ``tonewatch dlq replay`` gives the
-re-injected record back (a raw event without ``event_time`` takes its time from it)."""
+"""The original record's Kafka timestamp (epoch ms). Dead letters and replayed records are
+written with the current time (an old timestamp, a backfill's, would let the broker delete
+them at once under retention), so this header is where the original time travels: a replay
+sends it with the record, and a raw event without ``event_time`` takes its time from it."""
+REPLAYS_HEADER = f"{HEADER_PREFIX}replays"
+"""How many times ``tonewatch dlq replay`` re-injected the record; carried from the
+replayed record to its next dead letter, so a record that keeps failing is not replayed
+for ever."""
+CARRIED_HEADERS = (TIMESTAMP_HEADER, REPLAYS_HEADER)
+"""``tw.*`` headers a replayed record carries, that its next dead letter keeps."""
 Headers = Sequence[tuple[str, bytes]]
 
 
@@ -49,7 +57,8 @@ class FailedRecord:
     error_class: str
     reason: str
     timestamp_ms: int | None = None
-    """The original record's Kafka timestamp; the dead letter keeps it."""
+    """The record's Kafka timestamp; the dead letter keeps it in ``tw.timestamp`` (unless
+    the record carries one already: a replayed record's is the original's)."""
 
     @property
     def place(self) -> str:
@@ -57,7 +66,9 @@ class FailedRecord:
 
 
 def dlq_headers(record: FailedRecord, service: str, now: datetime | None = None) -> list[tuple[str, bytes]]:
-    """Original headers plus the ``tw.*`` dead-letter metadata."""
+    """Original headers plus the ``tw.*`` dead-letter metadata. Of the ``tw.*`` headers
+    the record came with, a replayed record's ``tw.replays`` and ``tw.timestamp`` (the
+    original's time, not the replay's) are kept; any other is replaced."""
     meta = DeadLetter(
         original_topic=record.topic,
         partition=record.partition,
@@ -67,18 +78,22 @@ def dlq_headers(record: FailedRecord, service: str, now: datetime | None = None)
         service=service,
         time=now or datetime.now(UTC),
     )
-    own = [(k, v) for k, v in record.headers if not k.startswith(HEADER_PREFIX)]
+    own = [(k, v) for k, v in record.headers if not k.startswith(HEADER_PREFIX) or k == REPLAYS_HEADER]
     for field, value in meta.model_dump(mode="json").items():
         own.append((f"{HEADER_PREFIX}{field}", str(value).encode()))
-    if record.timestamp_ms is not None:
-        own.append((TIMESTAMP_HEADER, str(record.timestamp_ms).encode()))
+    carried = original_timestamp(record.headers)  # a replayed record's: the original's
+    timestamp_ms = carried if carried is not None else record.timestamp_ms
+    if timestamp_ms is not None:
+        own.append((TIMESTAMP_HEADER, str(timestamp_ms).encode()))
     return own
 
 
 def parse_dlq_headers(headers: Headers) -> DeadLetter:
     """Read the ``tw.*`` headers back into a :class:`DeadLetter`."""
     data: dict[str, object] = {
-        k[len(HEADER_PREFIX) :]: v.decode() for k, v in headers if k.startswith(HEADER_PREFIX) and k != TIMESTAMP_HEADER
+        k[len(HEADER_PREFIX) :]: v.decode()
+        for k, v in headers
+        if k.startswith(HEADER_PREFIX) and k not in CARRIED_HEADERS
     }
     if "schema_version" in data:
         data["schema_version"] = int(str(data["schema_version"]))
@@ -92,11 +107,22 @@ def original_headers(headers: Headers) -> list[tuple[str, bytes]]:
 def original_timestamp(headers: Headers) -> int | None:
     """The original record's timestamp from ``tw.timestamp``; None when absent (a dead
     letter written before that header existed) or unreadable."""
+    return _int_header(headers, TIMESTAMP_HEADER)
+
+
+def replay_count(headers: Headers) -> int:
+    """How many times the record was replayed (``tw.replays``); 0 when never, or unreadable."""
+    count = _int_header(headers, REPLAYS_HEADER)
+    return count if count is not None and count > 0 else 0
+
+
+def _int_header(headers: Headers, name: str) -> int | None:
+    """The first ``name`` header as an integer; None when absent, null or not a number."""
     for k, v in headers:
-        if k == TIMESTAMP_HEADER:
+        if k == name:
             try:
-                return int(v.decode())
-            except (UnicodeDecodeError, ValueError):
+                return int(v)
+            except (TypeError, ValueError):
                 return None
     return None
 
@@ -156,29 +182,17 @@ class DeadLetterWriter:
         if place in self._written_set:
             return False
         log.warning("dead-lettering %s: %s: %s", record.place, record.error_class, record.reason[:300])
+        # written with the current time, the original's in ``tw.timestamp``: a DLQ topic
+        # deletes by record timestamp, and a backfill's could be past its retention already
         headers = dlq_headers(record, self._service)
-        # the dead letter keeps the original's timestamp (``tw.timestamp`` keeps it too, for
-        # a DLQ topic that stamps append time, or a timestamp the broker refuses)
-        timestamp_ms = record.timestamp_ms
         backoff = 0.2
         while True:
             try:
                 await self._producer.send_and_wait(
-                    Topics.dlq(record.topic),
-                    value=record.value,
-                    key=record.key,
-                    headers=headers,
-                    timestamp_ms=timestamp_ms,
+                    Topics.dlq(record.topic), value=record.value, key=record.key, headers=headers
                 )
                 self._remember(place)
                 return True
-            except InvalidTimestampError:
-                if timestamp_ms is None:
-                    raise
-                log.warning(
-                    "the DLQ of %s refuses the record's timestamp; writing it with the current time", record.place
-                )
-                timestamp_ms = None
             except KafkaError as exc:
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
                     raise

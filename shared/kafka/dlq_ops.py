@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+import operator
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -24,7 +27,14 @@ from aiokafka.errors import (
 from shared.config import KafkaSettings
 from shared.events import DeadLetter
 from shared.kafka.clients import make_producer
-from shared.kafka.dlq import original_headers, original_timestamp, parse_dlq_headers
+from shared.kafka.dlq import (
+    REPLAYS_HEADER,
+    TIMESTAMP_HEADER,
+    original_headers,
+    original_timestamp,
+    parse_dlq_headers,
+    replay_count,
+)
 from shared.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -46,6 +56,29 @@ RECORD_ERRORS: tuple[type[KafkaError], ...] = (
 """Errors about one record (the topic refuses it), not about the broker or the topic: a
 replay reports that record and goes on; any other error stops the replay uncommitted."""
 
+PERMANENT_ERROR_CLASSES = frozenset(
+    {"EmptyRecord", "UnicodeDecodeError", "JSONDecodeError", "ValidationError", "UnknownStream"}
+)
+"""Error classes (``tw.error_class``) of dead letters that fail the same way however often
+they are replayed: bytes that are no JSON object of a known stream, or no valid contract
+(the classes :mod:`shared.events` gives when decoding). A plain replay leaves them in the
+DLQ: sent back, they only return, and a burst of them trips the service's ratio guard. A
+replay that names their class sends them (after a contract change that accepts them)."""
+MAX_REPLAYS = 3
+"""A record replayed this many times (``tw.replays``) is not replayed again unless forced."""
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which dead letters a replay sends back."""
+
+    error_classes: frozenset[str] = frozenset()
+    """Only these classes; empty: every class not in :data:`PERMANENT_ERROR_CLASSES` (and
+    dead letters without metadata)."""
+    max_replays: int = MAX_REPLAYS
+    force: bool = False
+    """Also send records replayed ``max_replays`` times already."""
+
 
 @dataclass(frozen=True)
 class DlqEntry:
@@ -56,7 +89,14 @@ class DlqEntry:
     meta: DeadLetter | None
     headers: list[tuple[str, bytes]]
     timestamp_ms: int | None = None
-    """The original record's timestamp: ``tw.timestamp``, else the dead letter's own."""
+    """The original record's timestamp: ``tw.timestamp``, else the dead letter's own (the
+    original's in a dead letter written before ``tw.timestamp`` existed)."""
+    replays: int = 0
+    """How many times the record was replayed before this dead letter (``tw.replays``)."""
+
+    @property
+    def error_class(self) -> str | None:
+        return self.meta.error_class if self.meta else None
 
 
 @dataclass(frozen=True)
@@ -103,6 +143,13 @@ class ReplayReport:
     failed: list[ReplayFailure] = field(default_factory=list)
     uncommitted: list[Uncommitted] = field(default_factory=list)
     """Replayed but not committed (see :class:`Uncommitted`): these may be replayed twice."""
+    over_limit: list[ReplayFailure] = field(default_factory=list)
+    """Not sent: replayed :attr:`Selection.max_replays` times already (committed past, as
+    refused ones are)."""
+    left: Counter[str] = field(default_factory=Counter)
+    """A plain replay: the dead letters of :data:`PERMANENT_ERROR_CLASSES` it passed over,
+    by class (each counted by the first plain replay that meets it); a replay naming
+    their class sends them."""
 
 
 class _Group(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -215,6 +262,7 @@ async def _drain(
                         meta,
                         headers,
                         ts if ts is not None else r.timestamp,
+                        replay_count(headers),
                     )
                 )
     return out[:limit]
@@ -267,11 +315,7 @@ class _Replayer:
         assert self.producer is not None
         try:
             fut: asyncio.Future[object] = await self.producer.send(
-                e.meta.original_topic if e.meta else self._topic,
-                e.value,
-                key=e.key,
-                headers=original_headers(e.headers),
-                timestamp_ms=e.timestamp_ms,
+                e.meta.original_topic if e.meta else self._topic, e.value, key=e.key, headers=replay_headers(e)
             )
         except RECORD_ERRORS as exc:  # refused before sending (over the client's request size)
             fut = asyncio.get_running_loop().create_future()
@@ -319,13 +363,16 @@ class _Replayer:
 
     def _failure(self, e: DlqEntry, exc: BaseException) -> ReplayFailure:
         size = len(e.value or b"") + len(e.key or b"")
+        return self.not_replayed(e, type(exc).__name__, f"{exc} ({size:,} bytes)")
+
+    def not_replayed(self, e: DlqEntry, error_class: str, reason: str) -> ReplayFailure:
         failure = ReplayFailure(
             Topics.dlq(self._topic),
             e.partition,
             e.offset,
             f"{e.meta.original_topic}[{e.meta.partition}]@{e.meta.offset}" if e.meta else None,
-            type(exc).__name__,
-            f"{exc} ({size:,} bytes)",
+            error_class,
+            reason,
         )
         log.warning(
             "dlq replay: %s not replayed (left in the DLQ): %s: %s", failure.place, failure.error_class, failure.reason
@@ -333,14 +380,24 @@ class _Replayer:
         return failure
 
 
-def _replay_consumer(settings: KafkaSettings) -> AIOKafkaConsumer:
-    """A consumer in :data:`REPLAY_GROUP` as :func:`~shared.kafka.clients.make_consumer`
-    makes them (manual commits, read-committed), with :data:`REBALANCE_TIMEOUT_MS`;
-    not yet subscribed."""
+def replay_headers(e: DlqEntry) -> list[tuple[str, bytes]]:
+    """The original headers, the original's timestamp (the replayed record is written with
+    the current time, see :data:`~shared.kafka.dlq.TIMESTAMP_HEADER`) and the replay count."""
+    headers = original_headers(e.headers)
+    if e.timestamp_ms is not None:
+        headers.append((TIMESTAMP_HEADER, str(e.timestamp_ms).encode()))
+    headers.append((REPLAYS_HEADER, str(e.replays + 1).encode()))
+    return headers
+
+
+def _replay_consumer(settings: KafkaSettings, group_id: str) -> AIOKafkaConsumer:
+    """A consumer in ``group_id`` (see :func:`_lanes`) as
+    :func:`~shared.kafka.clients.make_consumer` makes them (manual commits, read-committed),
+    with :data:`REBALANCE_TIMEOUT_MS`; not yet subscribed."""
     return AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
         client_id=f"{settings.client_id_prefix}-dlq-replay",
-        group_id=REPLAY_GROUP,
+        group_id=group_id,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
@@ -349,15 +406,57 @@ def _replay_consumer(settings: KafkaSettings) -> AIOKafkaConsumer:
     )
 
 
-async def replay_report(settings: KafkaSettings, topic: str, limit: int = 1_000_000) -> ReplayReport:
-    """Re-inject dead letters into their original topic, with their original timestamps,
-    ``REPLAY_CHUNK`` at a time: each chunk is produced (acknowledged) and then committed in
-    group ``tonewatch-dlq-replay``, so memory stays bounded, a second replay does not
-    repeat the first, and an interrupted one repeats at most a chunk. Only what was in the
-    DLQ when the replay started is replayed (records that fail again and return, or any
-    dead-lettered meanwhile, are left for the next): each partition's end offset is taken
-    when the replay first has an assignment, for every partition of the DLQ, and for a
-    partition created later when it is first assigned.
+@dataclass(frozen=True)
+class _Lane:
+    """A replay group, and the error classes (``None``: no metadata) whose dead letters it sends."""
+
+    group: str
+    takes: Callable[[str | None], bool]
+    plain: bool
+
+
+def _lanes(select: Selection) -> list[_Lane]:
+    """A plain replay goes through the DLQ in group :data:`REPLAY_GROUP`; one that names
+    classes goes through it once per class, in group ``<REPLAY_GROUP>.<class>``. Each named
+    class has its own position: a plain replay that passes over a permanent class leaves
+    it reachable, and a replay of one class never passes over another's dead letters. (A
+    class that a plain replay also takes may so be sent once by each; the aggregator's
+    ledger counts an event once.)"""
+    if not select.error_classes:
+        return [_Lane(REPLAY_GROUP, lambda c: c not in PERMANENT_ERROR_CLASSES, plain=True)]
+    return [_Lane(f"{REPLAY_GROUP}.{c}", partial(operator.eq, c), plain=False) for c in sorted(select.error_classes)]
+
+
+def _pick(entries: list[DlqEntry], lane: _Lane, select: Selection) -> tuple[list[DlqEntry], list[DlqEntry]]:
+    """Of ``entries``, those ``lane`` sends, and those it would but for the replay limit."""
+    send: list[DlqEntry] = []
+    over: list[DlqEntry] = []
+    for e in entries:
+        if lane.takes(e.error_class):
+            (send if select.force or e.replays < select.max_replays else over).append(e)
+    return send, over
+
+
+async def replay_report(
+    settings: KafkaSettings, topic: str, limit: int = 1_000_000, select: Selection | None = None
+) -> ReplayReport:
+    """Re-inject dead letters into their original topic, written with the current time
+    (the original's travels in ``tw.timestamp``), ``REPLAY_CHUNK`` at a time: each chunk is
+    produced (acknowledged) and then committed in the replay's group, so memory stays
+    bounded, a second replay does not repeat the first, and an interrupted one repeats at
+    most a chunk. Only what was in the DLQ when the replay started is replayed (records
+    that fail again and return, or any dead-lettered meanwhile, are left for the next):
+    each partition's end offset is taken when the replay first has an assignment, for
+    every partition of the DLQ, and for a partition created later when it is first
+    assigned.
+
+    What is sent (``select``): a plain replay sends every dead letter but those of
+    :data:`PERMANENT_ERROR_CLASSES` (counted in :attr:`ReplayReport.left`), in group
+    ``tonewatch-dlq-replay``; naming classes sends only those, each class from its own
+    position (:func:`_lanes`). Each replayed record carries ``tw.replays`` (one more than
+    its dead letter's), which its next dead letter keeps: one replayed
+    :attr:`Selection.max_replays` times is not sent unless forced, but listed in
+    :attr:`ReplayReport.over_limit` and committed past, as a refused one is.
 
     A record the original topic refuses for good (too large for its ``max.message.bytes``,
     say) is reported in :attr:`ReplayReport.failed` with its DLQ partition and offset, and
@@ -379,19 +478,33 @@ async def replay_report(settings: KafkaSettings, topic: str, limit: int = 1_000_
     them again) and the replay goes on; if this replay gets the partition back, it commits
     them then without sending them again (no record is sent twice by one replay) and the
     listing is dropped."""
+    select = select or Selection()
+    report = ReplayReport()
+    done = 0
+    for lane in _lanes(select):
+        if done >= limit:
+            break
+        done += await _replay_lane(settings, topic, lane, select, limit - done, report)
+    return report
+
+
+async def _replay_lane(
+    settings: KafkaSettings, topic: str, lane: _Lane, select: Selection, limit: int, report: ReplayReport
+) -> int:
+    """:func:`replay_report` in one lane's group, adding to ``report``; returns how many
+    dead letters it went through."""
     dlq = Topics.dlq(topic)
-    consumer = _replay_consumer(settings)
+    consumer = _replay_consumer(settings, lane.group)
     group = _Group()
     consumer.subscribe([dlq], listener=group)
     replayer = _Replayer(settings, topic)
-    report = ReplayReport()
     end: dict[TopicPartition, int] = {}
     sent: dict[TopicPartition, int] = {}  # next offset after what this replay sent (or had refused)
     uncommitted: dict[TopicPartition, Uncommitted] = {}
+    done = 0
     await consumer.start()
     try:
         await replayer.start()
-        done = 0
         while done < limit:
             entries = await _drain(consumer, min(REPLAY_CHUNK, limit - done), end, group)
             fetched_in = group.assignments
@@ -401,7 +514,8 @@ async def replay_report(settings: KafkaSettings, topic: str, limit: int = 1_000_
                 if not entries:
                     break
                 fresh = [e for e in entries if e.offset >= sent.get(TopicPartition(dlq, e.partition), 0)]
-                failed = await replayer.send_chunk(fresh)
+                send, over = _pick(fresh, lane, select)
+                failed = await replayer.send_chunk(send)
                 offsets: dict[TopicPartition, int] = {}
                 for e in entries:
                     tp = TopicPartition(dlq, e.partition)
@@ -409,7 +523,15 @@ async def replay_report(settings: KafkaSettings, topic: str, limit: int = 1_000_
                 for tp, offset in offsets.items():
                     sent[tp] = max(sent.get(tp, 0), offset)
                 report.failed += failed
-                report.replayed += len(fresh) - len(failed)
+                report.replayed += len(send) - len(failed)
+                report.over_limit += [
+                    replayer.not_replayed(
+                        e, e.error_class or "?", f"replayed {e.replays} times already (limit {select.max_replays})"
+                    )
+                    for e in over
+                ]
+                if lane.plain:
+                    report.left.update(e.error_class for e in fresh if e.error_class in PERMANENT_ERROR_CLASSES)
                 done += len(entries)
                 try:
                     await consumer.commit(offsets)
@@ -417,8 +539,8 @@ async def replay_report(settings: KafkaSettings, topic: str, limit: int = 1_000_
                     _not_committed(dlq, entries, exc, uncommitted)
                 else:
                     _committed(dlq, entries, offsets, uncommitted)
-        report.uncommitted = sorted(uncommitted.values(), key=lambda u: u.partition)
-        return report
+        report.uncommitted += sorted(uncommitted.values(), key=lambda u: u.partition)
+        return done
     finally:
         await consumer.stop()
         await replayer.stop()
@@ -456,7 +578,7 @@ def _not_committed(dlq: str, entries: list[DlqEntry], exc: Exception, out: dict[
         )
 
 
-async def replay(settings: KafkaSettings, topic: str, limit: int = 1_000_000) -> int:
+async def replay(settings: KafkaSettings, topic: str, limit: int = 1_000_000, select: Selection | None = None) -> int:
     """:func:`replay_report`, returning how many records were re-injected (the refused
     ones are logged; :func:`replay_report` lists them)."""
-    return (await replay_report(settings, topic, limit)).replayed
+    return (await replay_report(settings, topic, limit, select)).replayed

@@ -15,6 +15,7 @@ from shared.kafka.dlq import (
     original_headers,
     original_timestamp,
     parse_dlq_headers,
+    replay_count,
 )
 
 
@@ -104,11 +105,12 @@ def test_headers_keep_the_original_timestamp() -> None:
 
 
 class _StampingProducer:
-    """Records each send's timestamp; refuses the first ``refuse`` timestamps given."""
+    """Records each send's timestamp and headers; refuses the first ``refuse`` timestamps given."""
 
     def __init__(self, refuse: int = 0) -> None:
         self.refuse = refuse
         self.sent: list[int | None] = []
+        self.headers: list[object] = []
 
     async def send_and_wait(self, topic: str, value: bytes | None = None, **kw: object) -> None:
         ts = kw.get("timestamp_ms")
@@ -117,15 +119,33 @@ class _StampingProducer:
             self.refuse -= 1
             raise InvalidTimestampError()
         self.sent.append(ts)
+        self.headers.append(kw.get("headers"))
 
 
-async def test_a_dead_letter_has_the_original_records_timestamp() -> None:
-    """Replay gives the record its dead letter's timestamp back: a raw event without
+async def test_a_dead_letter_is_written_now_with_the_original_records_timestamp_in_a_header() -> None:
+    """A DLQ topic deletes by record timestamp: with a backfill's (30 days old) the broker
+    deleted the dead letter at its next retention check while the original's offset was
+    committed. Replay gives the record ``tw.timestamp`` back: a raw event without
     ``event_time`` takes its time from it, so it must be the original's."""
     producer = _StampingProducer()
     writer = DeadLetterWriter(producer, "classifier")  # type: ignore[arg-type]
     await writer.write(FailedRecord("news.raw", 0, 8, None, b"x", [], "E", "bad", timestamp_ms=1_700_000_000_000))
-    assert producer.sent == [1_700_000_000_000]
+    assert producer.sent == [None]  # the current time
+    assert original_timestamp(producer.headers[0]) == 1_700_000_000_000  # type: ignore[arg-type]
+
+
+def test_a_replayed_records_dead_letter_keeps_its_replay_count_and_original_timestamp() -> None:
+    """A replayed record carries ``tw.replays`` and ``tw.timestamp`` (its own Kafka timestamp
+    is the replay's): failing again, its dead letter keeps both, so the next replay knows
+    how often it was sent and when it was first produced."""
+    replayed = [("trace", b"abc"), ("tw.timestamp", b"1234"), ("tw.replays", b"2"), ("tw.reason", b"old")]
+    rec = FailedRecord("news.raw", 0, 9, None, b"x", replayed, "ValidationError", "bad", timestamp_ms=9_999)
+    headers = dlq_headers(rec, "classifier", datetime(2026, 1, 1, tzinfo=UTC))
+    assert (original_timestamp(headers), replay_count(headers)) == (1_234, 2)
+    assert parse_dlq_headers(headers).reason == "bad"  # the new reason; the count is no DeadLetter field
+    assert original_headers(headers) == [("trace", b"abc")]
+    assert replay_count(dlq_headers(_failed(), "classifier")) == 0  # never replayed
+    assert replay_count([("tw.replays", None)]) == replay_count([("tw.replays", b"x")]) == 0  # type: ignore[list-item]
 
 
 async def test_a_timestamp_the_dlq_refuses_falls_back_to_the_current_time() -> None:

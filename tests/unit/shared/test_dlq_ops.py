@@ -12,8 +12,9 @@ from aiokafka import TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, MessageSizeTooLargeError, OutOfOrderSequenceNumber
 
 from shared.config import KafkaSettings
+from shared.events import InvalidEvent, decode_raw
 from shared.kafka import dlq_ops
-from shared.kafka.dlq import FailedRecord, dlq_headers
+from shared.kafka.dlq import FailedRecord, dlq_headers, original_timestamp, replay_count
 
 TOPIC = "news.raw"
 DLQ = "news.raw.dlq"
@@ -39,6 +40,7 @@ class _Broker:
     log: dict[int, list[_Rec]] = field(default_factory=dict)
     committed: dict[int, int] = field(default_factory=dict)
     source: list[tuple[bytes | None, int | None]] = field(default_factory=list)
+    source_headers: list[list[tuple[str, bytes]]] = field(default_factory=list)
     after_commit: Callable[[], None] | None = None
     before_poll: Callable[[_Consumer], Awaitable[None]] | None = None
     assignment: set[int] = field(default_factory=set)
@@ -49,9 +51,18 @@ class _Broker:
     fail_commits: bool = False
     consumers: list[_Consumer] = field(default_factory=list)
 
-    def dead_letter(self, partition: int, value: bytes, *, timestamp: int = 1_000, **kw: Any) -> None:
+    def dead_letter(
+        self,
+        partition: int,
+        value: bytes,
+        *,
+        timestamp: int = 1_000,
+        error_class: str = "E",
+        headers: list[tuple[str, bytes]] | None = None,
+        **kw: Any,
+    ) -> None:
         part = self.log.setdefault(partition, [])
-        rec = FailedRecord(TOPIC, partition, len(part), b"k", value, [], "E", "bad", **kw)
+        rec = FailedRecord(TOPIC, partition, len(part), b"k", value, headers or [], error_class, "bad", **kw)
         part.append(_Rec(partition, len(part), b"k", value, dlq_headers(rec, "classifier"), timestamp))
 
 
@@ -167,6 +178,7 @@ class _Producer:
             fut.set_exception(MessageSizeTooLargeError())
         else:
             self.b.source.append((value, kw.get("timestamp_ms")))
+            self.b.source_headers.append(kw.get("headers") or [])
             fut.set_result(None)
         return fut
 
@@ -221,10 +233,62 @@ async def test_dead_letters_arriving_during_a_replay_are_left_for_the_next(
 
 
 async def test_a_replayed_record_has_its_original_timestamp(broker: _Broker) -> None:
+    """Written with the current time (an old one may be past the topic's retention), the
+    original's in ``tw.timestamp``."""
     broker.dead_letter(0, b"with-header", timestamp=2_000, timestamp_ms=1_000)
     broker.dead_letter(0, b"older-dead-letter", timestamp=3_000)  # no tw.timestamp: the dead letter's
     assert await dlq_ops.replay(SETTINGS, TOPIC) == 2
-    assert broker.source == [(b"with-header", 1_000), (b"older-dead-letter", 3_000)]
+    assert broker.source == [(b"with-header", None), (b"older-dead-letter", None)]
+    assert [original_timestamp(h) for h in broker.source_headers] == [1_000, 3_000]
+
+
+async def test_a_plain_replay_leaves_the_classes_that_fail_again_and_counts_them(broker: _Broker) -> None:
+    """Malformed or invalid records only return (a burst of them stopped the classifier on
+    its ratio guard, and each replay added a copy to the DLQ)."""
+    for i, cls in enumerate(["ClassificationError", "ValidationError", "E", "JSONDecodeError", "ValidationError"]):
+        broker.dead_letter(0, f"{cls}-{i}".encode(), error_class=cls)
+    report = await dlq_ops.replay_report(SETTINGS, TOPIC)
+    assert [v for v, _ in broker.source] == [b"ClassificationError-0", b"E-2"]
+    assert report.replayed == 2 and report.left == {"ValidationError": 2, "JSONDecodeError": 1}
+    assert broker.committed == {0: 5}
+
+
+async def test_a_record_replayed_max_replays_times_is_reported_not_sent_unless_forced(broker: _Broker) -> None:
+    broker.dead_letter(0, b"fresh")
+    broker.dead_letter(0, b"twice", headers=[("tw.replays", b"2")])
+    broker.dead_letter(0, b"thrice", headers=[("tw.replays", b"3")])
+    broker.dead_letter(0, b"thrice-too", headers=[("tw.replays", b"3")])
+    report = await dlq_ops.replay_report(SETTINGS, TOPIC, limit=3)
+    assert [v for v, _ in broker.source] == [b"fresh", b"twice"]
+    assert [replay_count(h) for h in broker.source_headers] == [1, 3]  # one more than their dead letters'
+    assert [(f.place, f.error_class, f.reason) for f in report.over_limit] == [
+        ("news.raw.dlq[0]@2", "E", "replayed 3 times already (limit 3)")
+    ]
+    forced = await dlq_ops.replay_report(SETTINGS, TOPIC, select=dlq_ops.Selection(force=True))
+    assert (forced.replayed, forced.over_limit) == (1, [])
+    assert replay_count(broker.source_headers[-1]) == 4
+
+
+def test_a_plain_replay_and_each_named_class_have_their_own_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    """So a class a plain replay passed over is still replayed when named later."""
+    monkeypatch.setattr(dlq_ops, "REPLAY_GROUP", "g")
+    (plain,) = dlq_ops._lanes(dlq_ops.Selection())
+    assert plain.group == "g" and plain.takes("ClassificationError") and plain.takes(None)
+    assert not any(plain.takes(c) for c in dlq_ops.PERMANENT_ERROR_CLASSES)
+    named = dlq_ops._lanes(dlq_ops.Selection(frozenset({"ValidationError", "ClassificationError"})))
+    assert [lane.group for lane in named] == ["g.ClassificationError", "g.ValidationError"]
+    assert named[1].takes("ValidationError") and not named[1].takes("JSONDecodeError") and not named[1].takes(None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, b"\xff", b"{bad", b"[1]", b'{"text": "x", "event_time": "yesterday"}', b'{"text": "x", "stream": "chat"}'],
+)
+def test_every_class_decoding_gives_is_one_that_fails_again(value: bytes | None) -> None:
+    """The classes a raw record's decoding dead-letters with are the permanent ones."""
+    with pytest.raises(InvalidEvent) as raised:
+        decode_raw(value, stream="news", topic=TOPIC, partition=0, offset=0, timestamp_ms=1)
+    assert raised.value.error_class in dlq_ops.PERMANENT_ERROR_CLASSES
 
 
 def _once_each(broker: _Broker) -> list[bytes]:

@@ -50,3 +50,14 @@ def test_a_dead_letter_keeps_the_records_timestamp() -> None:
     letter must carry the original one, not the time it was dead-lettered."""
     _, bad = decode.decode_batch([record(0, b"not json")], TOPICS)
     assert bad[0].timestamp_ms == 1_700_000_000_000
+
+
+def test_a_replayed_record_without_event_time_keeps_its_original_minute() -> None:
+    """A replay writes the record now, with its original timestamp in tw.timestamp: an
+    event without event_time must be timed by that, not by the replay."""
+    value = json.dumps({"id": "n-9", "text": "headline"}).encode()
+    replayed = InRecord(TOPICS.news_raw, 0, 9, None, value, [("tw.timestamp", b"1600000000000")], 1_700_000_000_000)
+    plain = InRecord(TOPICS.news_raw, 0, 10, None, value, [], 1_700_000_000_000)
+    good, bad = decode.decode_batch([replayed, plain], TOPICS)
+    assert bad == []
+    assert [int(d.event.event_time.timestamp() * 1000) for d in good] == [1_600_000_000_000, 1_700_000_000_000]
