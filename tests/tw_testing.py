@@ -7,6 +7,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+
 from shared.config import ServiceSettings
 
 
@@ -40,3 +42,21 @@ async def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, int
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")
+
+
+async def topic_records(settings: ServiceSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record in ``topic`` so far (no consumer group, nothing committed)."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        while polled := await consumer.getmany(timeout_ms=1_000):
+            found += [r for records in polled.values() for r in records]
+        return found
+    finally:
+        await consumer.stop()

@@ -13,12 +13,11 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 from onnx import TensorProto, helper, numpy_helper
 from services_proc import log_tail, running, start_service, stop
 from sink_outage import produce
-from tw_testing import wait_until
+from tw_testing import topic_records, wait_until
 
 from services.classifier.config import ClassifierSettings
 from shared.inference.registry import Registry
@@ -77,24 +76,6 @@ def table_registry(root: Path, rows: int) -> Path:
 
 def news(i: str, text: str = "Markets steady in session") -> bytes:
     return json.dumps({"id": i, "text": text, "event_time": datetime.now(UTC).isoformat()}).encode()
-
-
-async def topic_records(settings: ClassifierSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record in ``topic`` so far (no consumer group, nothing committed)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        found: list[ConsumerRecord[bytes, bytes]] = []
-        while polled := await consumer.getmany(timeout_ms=1_000):
-            found += [r for records in polled.values() for r in records]
-        return found
-    finally:
-        await consumer.stop()
 
 
 async def committed(settings: ClassifierSettings, group: str) -> dict[Any, int]:

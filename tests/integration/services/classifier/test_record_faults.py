@@ -11,34 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from services_proc import log_tail, running
 from sink_outage import produce
-from tw_testing import wait_until
+from tw_testing import topic_records, wait_until
 
 from services.classifier.config import ClassifierSettings
 from shared.kafka.clients import ensure_topics, make_producer
 from shared.topics import Topics
 
 pytestmark = pytest.mark.integration
-
-
-async def topic_records(settings: ClassifierSettings, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
-    """Every record in ``topic`` so far (no consumer group, nothing committed)."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        found: list[ConsumerRecord[bytes, bytes]] = []
-        while polled := await consumer.getmany(timeout_ms=1_000):
-            found += [r for records in polled.values() for r in records]
-        return found
-    finally:
-        await consumer.stop()
 
 
 async def test_a_text_of_whitespace_up_to_the_storage_cap_is_scored_and_the_stream_goes_on(
