@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from shared.config import PostgresSettings
+
 pytestmark = pytest.mark.integration
 
 
@@ -36,10 +38,14 @@ def test_service_gives_up_on_missing_postgres() -> None:
     assert ":x@" not in proc.stderr  # the password never appears
 
 
-def test_service_gives_up_on_missing_kafka() -> None:
+def test_service_gives_up_on_missing_kafka(pg_settings: PostgresSettings) -> None:
     port = _free_port()
     env = dict(
-        os.environ, TW_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{port}", TW_STARTUP_DEADLINE_S="4", TW_ENVIRONMENT="test"
+        os.environ,
+        TW_KAFKA__BOOTSTRAP_SERVERS=f"127.0.0.1:{port}",
+        TW_STARTUP_DEADLINE_S="4",
+        TW_ENVIRONMENT="test",
+        TW_POSTGRES__URL=pg_settings.url.get_secret_value(),  # migrated: the schema check passes
     )
     proc = subprocess.run(
         [sys.executable, "-m", "services", "run", "router"], env=env, capture_output=True, text=True, timeout=60
@@ -48,8 +54,14 @@ def test_service_gives_up_on_missing_kafka() -> None:
     assert f"gave up waiting for Kafka at 127.0.0.1:{port}" in proc.stderr
 
 
-def test_classifier_refuses_cuda_on_a_cpu_machine(tiny_models: object) -> None:
-    env = dict(os.environ, TW_INFERENCE__DEVICE="cuda", TW_MODELS_DIR=str(tiny_models), TW_ENVIRONMENT="test")
+def test_classifier_refuses_cuda_on_a_cpu_machine(tiny_models: object, pg_settings: PostgresSettings) -> None:
+    env = dict(
+        os.environ,
+        TW_INFERENCE__DEVICE="cuda",
+        TW_MODELS_DIR=str(tiny_models),
+        TW_ENVIRONMENT="test",
+        TW_POSTGRES__URL=pg_settings.url.get_secret_value(),  # migrated: the schema check passes
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "services", "run", "classifier"], env=env, capture_output=True, text=True, timeout=120
     )
