@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import unicodedata
 
 # Not anchored on the left, "[\w.+-]+@" would rescan a long run of such characters
 # (a pasted token) from every start: quadratic. The look-behind makes it linear.
@@ -33,9 +34,18 @@ _NOT_ALNUM_AFTER = r"(?![A-Za-z_\d])"
 # The extension is left out of the match, so only the number is judged (a date or an
 # IPv4 address before "#1" is kept), and removed after a number that was redacted (see
 # _PHONE_EXTENSION). A bounded look-ahead, it keeps every pattern linear.
-_EXTENSION = rf"[{_SPACES}]?(?i:extension|ext\.?|x|#)[{_SPACES}]?\d{{1,6}}{_NOT_ALNUM_AFTER}(?!\.\d)"
+# "内線" is the Japanese word ("03-1234-5678 内線 123"); Japanese text spaces it with the
+# ideographic space.
+_EXT_SPACES = _SPACES + "\u3000"
+_EXTENSION = rf"[{_EXT_SPACES}]?(?i:extension|ext\.?|x|#|内線)[{_EXT_SPACES}]?\d{{1,6}}{_NOT_ALNUM_AFTER}(?!\.\d)"
 _NUMBER_END = rf"(?:(?={_EXTENSION})|{_NOT_ALNUM_AFTER}(?!\.\d))"
-PHONE = re.compile(rf"{_NOT_ALNUM_BEFORE}(?<!\d\.)(?:\+|00)?\d[\d(){_SEP}]{{6,}}\d{_NUMBER_END}")
+# A number may open with its bracketed area code ("(415) 555-2671"): the bracket goes with
+# it. A run glued to a letter on its right is matched whole ("glued", see _glued_phone):
+# backing off to a shorter match would judge only its first groups ("[PHONE]-2671abc").
+PHONE = re.compile(
+    rf"{_NOT_ALNUM_BEFORE}(?<!\d\.)(?:(?:\+|00)?\d|\((?=\d{{1,5}}\)))[\d(){_SEP}]{{6,}}\d"
+    rf"(?:{_NUMBER_END}|(?P<glued>)(?=[A-Za-z_]))"
+)
 # Dotted (415.555.2671, 01.23.45.67.89, +33 6.12.34.56.78) and slashed (030/1234567)
 # numbers: at least two dots between short groups, or one slash, so a decimal is not one.
 PHONE_DOTTED = re.compile(
@@ -156,6 +166,29 @@ def _phone(match: re.Match[str]) -> str:
     return raw
 
 
+def _phone_or_glued(match: re.Match[str]) -> str:
+    if match.group("glued") is None:
+        return _phone(match)
+    return _glued_phone(match.group(0))
+
+
+_LAST_CHUNK = re.compile(rf"[{_SPACES}]+[^{_SPACES}]*$")
+
+
+def _glued_phone(run: str) -> str:
+    """A run of digit groups glued to a letter on its right. Dialled with a country code
+    ("+1-415-555-2671abc", "00 44 20 7946 0958abc") it is a phone number, judged whole. Any
+    other run's last chunk is a reference ("0612345678abc"), kept with its letters; the
+    chunks before it are judged on their own ("0612345678 0698765432abc")."""
+    if run.startswith("+") or (run.startswith("00") and any(ch in _SEP for ch in run)):
+        if _phone_length_ok(_digits(run), international=True):
+            return "[PHONE]"
+    last = _LAST_CHUNK.search(run)
+    if last is None:
+        return run
+    return PHONE.sub(_phone_or_glued, run[: last.start()]) + run[last.start() :]
+
+
 def _dotted_phone_not_ipv4(match: re.Match[str]) -> str:
     if IPV4.fullmatch(match.group(0)):
         return match.group(0)
@@ -206,10 +239,57 @@ def _phones_in_run(run: str) -> str:
 # Every pattern above needs an "@" or a digit; most texts have neither.
 _MAYBE_PERSONAL = re.compile(r"[@\d]")
 
+# Raw JSON (a dead letter's preview, a logged payload) may write any character as a
+# \uXXXX escape: "jane\u0040example.com", "\u0034\u0031\u0035-555-2671", or the no-break
+# space of "415\u00a0555\u00a02671" (json.dumps escapes all non-ASCII); a logged repr of
+# its bytes doubles the backslash. Each run of text between quotes and other escapes is
+# redacted once more as it reads decoded, and a short escape ("\n") is a boundary there,
+# not a letter glued to the number after it. The look-behinds keep a long run of
+# backslashes linear (each escape is tried from its first backslash only).
+_ESCAPED_RUN = re.compile(r'(?P<short>(?<!\\)\\+[bfnrt])|(?:[^"\\\r\n]|(?<!\\)\\+u[0-9A-Fa-f]{4})+')
+_UNICODE_ESCAPE = re.compile(r"\\+u(d[89ab][0-9a-f]{2})\\+u(d[c-f][0-9a-f]{2})|\\+u([0-9a-f]{4})", re.IGNORECASE)
+# Not decoded: a quote or backslash (the text would read as other JSON), controls, lone
+# surrogates and line separators. Each reads as a quote while the run is redacted (a
+# boundary no pattern crosses, and a character no run holds), then is put back as written.
+_KEEP_ESCAPED = frozenset(("Cc", "Cs", "Zl", "Zp"))
+_QUOTE = re.compile('"')
+
+
+def _decode_escapes(run: str) -> tuple[str, list[str]]:
+    """The run as it reads, and the escapes it keeps (each read as a quote), in order."""
+    kept: list[str] = []
+
+    def one(match: re.Match[str]) -> str:
+        high, low, single = match.groups()
+        if high is not None:  # a surrogate pair: one character outside the BMP
+            return chr(0x10000 + ((int(high, 16) - 0xD800) << 10) + int(low, 16) - 0xDC00)
+        ch = chr(int(single, 16))
+        if ch in '"\\' or unicodedata.category(ch) in _KEEP_ESCAPED:
+            kept.append(match.group(0))
+            return '"'
+        return ch
+
+    return _UNICODE_ESCAPE.sub(one, run), kept
+
+
+def _redact_escaped(match: re.Match[str], keep_ipv4: bool) -> str:
+    """A run between quotes and escapes, redacted as it reads decoded; returned as it was
+    when that finds nothing (only a run with personal data is shown decoded)."""
+    run = match.group(0)
+    if match.group("short") is not None:
+        return run
+    decoded, kept = _decode_escapes(run)
+    redacted = _redact_plain(decoded, keep_ipv4)
+    if redacted == decoded:
+        return run
+    put_back = iter(kept)
+    return _QUOTE.sub(lambda _: next(put_back), redacted)
+
 
 def redact(text: str, *, keep_ipv4: bool = False) -> str:
     """Replace emails, card numbers (Luhn-valid), IBANs and phone numbers, with their
-    extension ("415-555-2671x123" becomes "[PHONE]").
+    extension ("415-555-2671x123" becomes "[PHONE]"), also where written as JSON escapes
+    ("jane\\u0040example.com").
 
     ``keep_ipv4`` (the log scrubber's choice) keeps a dotted IPv4 address that would
     otherwise be taken for a phone number: operators need broker and database
@@ -217,16 +297,23 @@ def redact(text: str, *, keep_ipv4: bool = False) -> str:
     as one (91.123.45.67, Spanish)."""
     if _MAYBE_PERSONAL.search(text) is None:
         return text
+    if "\\" in text:
+        text = _ESCAPED_RUN.sub(lambda m: _redact_escaped(m, keep_ipv4), text)
+    return _redact_plain(text, keep_ipv4)
+
+
+def _redact_plain(text: str, keep_ipv4: bool) -> str:
     text = EMAIL.sub("[EMAIL]", text)
     text = IBAN.sub(_ibans, text)
     text = DIGIT_GROUPS.sub(_cards, text)
     text = PHONE_DOTTED.sub(_dotted_phone_not_ipv4 if keep_ipv4 else _phone, text)
-    text = PHONE.sub(_phone, text)
+    text = PHONE.sub(_phone_or_glued, text)
     return _PHONE_EXTENSION.sub("", text)
 
 
-# Longer than any personal-data match that matters (an email address has at most 254).
-_LONGEST_MATCH = 320
+# Longer than any personal-data match that matters (an email address has at most 254),
+# even written as JSON escapes of six characters each.
+_LONGEST_MATCH = 6 * 320
 
 
 def redact_capped(text: str, limit: int) -> tuple[str, bool]:

@@ -32,6 +32,9 @@ PREFIX_LEN = 8
 _PREFIX_ALPHABET = string.ascii_lowercase + string.digits
 KEY_PATTERN = re.compile(r"^tw_([a-z0-9]{8})_([A-Za-z0-9_-]{32,128})$")
 PREFIX_PATTERN = re.compile(r"^[a-z0-9]{8}$")
+NOT_ID_OR_PREFIX = (
+    "name the key by its id or its 8-character prefix (both in `tonewatch keys list`), never the key itself"
+)
 
 
 @dataclass(frozen=True)
@@ -116,14 +119,24 @@ async def list_keys(sessions: async_sessionmaker[AsyncSession]) -> list[KeyInfo]
         return [_info(r) for r in rows]
 
 
+def is_id_or_prefix(ref: str) -> bool:
+    """Whether ``ref`` names a key as :func:`revoke_key` takes it: an id (ASCII digits) or
+    an 8-character prefix."""
+    return (ref.isascii() and ref.isdigit()) or PREFIX_PATTERN.fullmatch(ref) is not None
+
+
 async def revoke_key(sessions: async_sessionmaker[AsyncSession], prefix_or_id: str) -> KeyInfo | None:
-    """Revoke by numeric id, by prefix, or by the full key. ``None`` when no such key;
-    revoking a revoked key keeps its first revocation time."""
+    """Revoke by numeric id or by prefix. ``None`` when no such key; revoking a revoked
+    key keeps its first revocation time. Anything else, a whole key above all, is refused
+    with a ``ValueError`` that does not hold it: a key passed around to revoke it is one
+    more copy of the secret (a command line, a log line, a traceback)."""
     ref = prefix_or_id.strip()
+    if not is_id_or_prefix(ref):
+        raise ValueError(NOT_ID_OR_PREFIX)
     by_id = ref.isdigit() and not PREFIX_PATTERN.match(ref)
     if by_id and int(ref) > INT4_MAX:
         return None  # no key has such an id (and the query would overflow the column)
-    cond = ApiKey.id == int(ref) if by_id else ApiKey.prefix == (parse_key(ref) or ref)
+    cond = ApiKey.id == int(ref) if by_id else ApiKey.prefix == ref
     async with sessions.begin() as session:
         await session.execute(
             update(ApiKey).where(cond, ApiKey.revoked_at.is_(None)).values(revoked_at=datetime.now(UTC))

@@ -78,12 +78,6 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
         typer.echo(_line(info))
 
 
-def _is_id_or_prefix(ref: str) -> bool:
-    """Only these name a key on the command line: a whole key there is a secret in the
-    shell's history and in every process listing."""
-    return (ref.isascii() and ref.isdigit()) or auth.PREFIX_PATTERN.fullmatch(ref) is not None
-
-
 @app.command("revoke")
 def revoke(
     ref: Annotated[str, typer.Argument(metavar="PREFIX_OR_ID", help="Key id or 8-character prefix (see `keys list`).")],
@@ -91,7 +85,9 @@ def revoke(
 ) -> None:
     """Revoke a key; requests with it are refused (401) from now on."""
     ref = ref.strip()
-    if not _is_id_or_prefix(ref):  # never echoed: it may be the key itself
+    # Only these name a key on the command line: a whole key there is a secret in the
+    # shell's history and in every process listing. Never echoed: it may be the key itself.
+    if not auth.is_id_or_prefix(ref):
         typer.echo(
             "error: pass the key's id or its 8-character prefix (both in `tonewatch keys list`), never the key "
             "itself: on a command line it stays in the shell's history and shows in process listings",

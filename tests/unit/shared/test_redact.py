@@ -154,7 +154,7 @@ def test_every_phone_format_is_redacted_with_its_extension(phone: str, extension
     ("text", "expected"),
     [
         ("call 415-555-2671x123", "call [PHONE]"),
-        ("(415)555-2671x123", "([PHONE]"),  # the bracket stays, as without an extension
+        ("(415)555-2671x123", "[PHONE]"),  # the bracketed area code goes with the number
         ("415.555.2671x12345", "[PHONE]"),
         ("+1-415-555-2671x1234", "[PHONE]"),
         ("020 7946 0958ext12", "[PHONE]"),
@@ -323,3 +323,126 @@ def test_storage_redaction_takes_an_ipv4_shaped_number_for_a_phone_number() -> N
     can be written like an address (91.123.45.67), so stored text keeps neither."""
     text = "call 91.123.45.67 or 555.123.4567, my router is 192.168.100.200"
     assert redact_capped(text, 4_000) == ("call [PHONE] or [PHONE], my router is [PHONE]", False)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a dead letter's raw JSON, as `dlq list` previews it: escaped "@", digits, and the
+        # no-break spaces and short escapes json.dumps writes
+        ('{"text": "mail jane\\u0040example.com"}', '{"text": "mail [EMAIL]"}'),
+        ('"\\u0034\\u0031\\u0035-555-2671"', '"[PHONE]"'),
+        ('{"t": "call 415\\u00a0555\\u00a02671 now"}', '{"t": "call [PHONE] now"}'),
+        ('{"t": "card 4111\\u00a01111\\u00a01111\\u00a01111"}', '{"t": "card [CARD]"}'),
+        ('{"t": "line one\\n0612345678\\tend"}', '{"t": "line one\\n[PHONE]\\tend"}'),
+        ('{"t": "\\u0030\\u0036 12 34 56 78\\u0078\\u0031\\u0032 ok"}', '{"t": "[PHONE] ok"}'),
+        ('{"t": "\\u5185\\u7dda: 03-1234-5678\\u5185\\u7dda123"}', '{"t": "内線: [PHONE]"}'),
+        ('b\'{"t": "jane\\\\u0040example.com"}\'', 'b\'{"t": "[EMAIL]"}\''),  # a logged repr
+        # only a run with personal data is shown decoded; the rest of the text is kept
+        ('{"a": "caf\\u00e9", "b": "jane\\u0040example.com"}', '{"a": "caf\\u00e9", "b": "[EMAIL]"}'),
+        # a quote or a control character stays escaped
+        ('{"t": "\\u0022jane\\u0040example.com\\u0022\\u000a"}', '{"t": "\\u0022[EMAIL]\\u0022\\u000a"}'),
+    ],
+)
+def test_personal_data_written_as_json_escapes_is_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact(text, keep_ipv4=True) == expected
+    assert redact_capped(text, 200) == (expected, False)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"t": "caf\\u00e9 \\u00a3\\u0032.5bn on \\u0032026-11-30 at 10:30, up 3%"}',
+        '{"t": "FTSE\\u00a0100 falls 3%", "q": "Q3\\u00a02024", "v": "1.2.3", "ts": "2026-11-30T10:00:00Z"}',
+        '{"emoji": "\\ud83d\\ude00", "lone": "\\ud83d", "ip": "10.0.0.1"}',
+        "C:\\temp\\new\\2026\\report.txt",
+        "regex \\d{3}-\\d{4} and \\user",
+    ],
+)
+def test_escaped_text_without_personal_data_is_kept_as_written(text: str) -> None:
+    assert redact(text) == text
+
+
+def test_redact_capped_finds_an_address_written_wholly_as_escapes_across_the_cut() -> None:
+    # A preview keeps 200 characters and redacted a prefix of 720 (twice the cap and 320):
+    # an address whose escapes ran past that prefix was cut there, its decoded remnant
+    # ("jjj...@ddd", no domain) taken for no address, and its escaped start kept.
+    address = "j" * 60 + "@" + "d" * 60 + ".example.com"
+    escaped = "".join(f"\\u{ord(ch):04x}" for ch in address)
+    for pad in range(100, 180, 7):
+        out, truncated = redact_capped(f'{{"t": "{"x" * pad} {escaped} {"y" * 5_000}"}}', 200)
+        assert truncated and out.endswith("[EMAIL] " + "y" * (183 - pad) + "…"), pad
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # dialled with a country code, a number glued to letters is one: redacted whole
+        ("+1-415-555-2671abc", "[PHONE]abc"),
+        ("call +1-415-555-2671abc now", "call [PHONE]abc now"),
+        ("+44 20 7946 0958abc", "[PHONE]abc"),
+        ("00 44 20 7946 0958abc", "[PHONE]abc"),
+        ("+1-415-555-2671x12abc", "[PHONE]x12abc"),
+        ("+44 7700 900123 0612345678abc", "[PHONE] 0612345678abc"),  # then a reference
+        # otherwise the last chunk is a reference, kept whole; the chunks before it are
+        # judged on their own
+        ("0612345678 0698765432abc", "[PHONE] 0698765432abc"),
+        ("415-555-2671abc", "415-555-2671abc"),
+        ("0012345678abcdef", "0012345678abcdef"),  # a hex digest, not a dialled number
+        ("2026-11-30 10h30", "2026-11-30 10h30"),
+        ("2026-11-30T10:00:00Z", "2026-11-30T10:00:00Z"),
+    ],
+)
+def test_a_number_glued_to_letters_is_never_half_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact(text, keep_ipv4=True) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "03-1234-5678 内線 123",
+        "03-1234-5678内線123",
+        "03-1234-5678\u3000内線\u3000123",  # ideographic spaces
+        "+81 3-1234-5678 内線 12",
+        "03.1234.5678内線123",
+    ],
+)
+def test_the_japanese_extension_word_goes_with_the_number(text: str) -> None:
+    assert redact(f"電話 {text} まで") == "電話 [PHONE] まで"
+    assert redact(f"電話{text}まで") == "電話[PHONE]まで"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("(415)555-2671", "[PHONE]"),
+        ("(415) 555-2671", "[PHONE]"),
+        ("call (415) 555-2671 now", "call [PHONE] now"),
+        ("call (415)555-2671, (415) 555-2672.", "call [PHONE], [PHONE]."),
+        ("(020) 7946 0958", "[PHONE]"),
+        ("+1 (415) 555-2671", "[PHONE]"),
+        ("(0612345678)", "([PHONE])"),  # a bracketed number keeps its brackets
+        ("(call 415-555-2671)", "(call [PHONE])"),
+    ],
+)
+def test_a_bracketed_area_code_is_redacted_with_its_number(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact(text, keep_ipv4=True) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Boeing 737 (2019) and Airbus (A320)",
+        "FTSE 100 falls 3% (2.5%) in Q3 2024",
+        "(1) item, (12) 34, (2026) results",
+        "paid $1,234.56 (£2.5bn) on 2026-11-30 at 10:30:45",
+        "version (1.2.3) released 2026-11-30T10:00:00Z",
+        "内線 123 and ext 12 with no number",
+    ],
+)
+def test_brackets_years_amounts_and_extension_words_alone_are_kept(text: str) -> None:
+    assert redact(text) == text
+    assert redact(text, keep_ipv4=True) == text

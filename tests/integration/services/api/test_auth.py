@@ -98,3 +98,24 @@ async def test_reads_open_by_default_and_guarded_when_configured(
 async def test_revoking_an_id_past_the_column_is_no_such_key(deps: Deps) -> None:
     """``tonewatch keys revoke 99999999999`` printed a database traceback (int4 overflow)."""
     assert await auth.revoke_key(deps.sessions, "99999999999") is None
+
+
+async def test_revoking_by_the_whole_key_is_refused_without_echoing_it(
+    deps: Deps, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``revoke_key`` took the whole key (the CLI no longer passes one): it must not
+    travel as a way to name a key. Refused, the key stays valid and is in no message."""
+    new = await auth.create_key(deps.sessions, "whole-key", "read")
+    secret = new.key.split("_", 2)[2]
+    caplog.set_level("DEBUG")
+    for ref in (new.key, f"  {new.key}\n", new.key[:-1], f"tw_{new.info.prefix}_", "١٢", "", "tw_"):
+        with pytest.raises(ValueError) as refused:
+            await auth.revoke_key(deps.sessions, ref)
+        assert str(refused.value) == auth.NOT_ID_OR_PREFIX
+        assert "id" in str(refused.value) and "prefix" in str(refused.value)
+    assert await auth.verify_key(deps.sessions, new.key) is not None
+    assert secret not in caplog.text and new.info.prefix not in caplog.text
+    revoked = await auth.revoke_key(deps.sessions, f" {new.info.prefix} ")
+    assert revoked is not None and revoked.id == new.info.id and revoked.revoked_at is not None
+    again = await auth.revoke_key(deps.sessions, str(new.info.id))
+    assert again is not None and again.revoked_at == revoked.revoked_at

@@ -403,3 +403,33 @@ async def test_the_cli_reads_this_environments_dlq_and_lists_no_personal_data(
         refused.stderr.replace("│", " ").split()
     )
     assert len(await dlq_ops.list_entries(kafka_settings, other.news_raw)) == 1
+
+
+async def test_the_listing_redacts_personal_data_the_raw_json_writes_as_escapes(
+    kafka_settings: KafkaSettings, unique: str
+) -> None:
+    """A dead letter keeps the record's raw bytes, and JSON may escape any character:
+    ``dlq list --json`` showed "jane\\u0040example.com" and the escaped digits and
+    no-break spaces of a phone number as they were."""
+    topics = Topics(prefix=f"t{unique}.")
+    raw = (
+        b'{"id": "e1", "text": "call \\u0034\\u0031\\u0035\\u00a0555\\u00a02671 or jane\\u0040example.com,'
+        b' caf\\u00e9 \\u2013 card 4111\\u00a01111\\u00a01111\\u00a01111"}'
+    )
+    producer = make_producer(kafka_settings, client_id="test")
+    await producer.start()
+    try:
+        await ensure_topics(kafka_settings, [topics.news_raw, Topics.dlq(topics.news_raw)], partitions=1)
+        await DeadLetterWriter(producer, "classifier").write(
+            FailedRecord(topics.news_raw, 0, 3, None, raw, [], "ValidationError", "event_time: missing")
+        )
+    finally:
+        await producer.stop()
+
+    listed = _cli(kafka_settings, "list", "news.raw", "--json", prefix=topics.prefix)
+    assert listed.returncode == 0, listed.stderr
+    [entry] = json.loads(listed.stdout)
+    preview = entry["value_preview"]
+    assert preview.startswith('{"id": "e1", "text": "call [PHONE] or [EMAIL],'), preview
+    assert "[CARD]" in preview, preview
+    assert not [raw for raw in ("2671", "u0040", "jane", "example.com", "4111", "1111") if raw in preview], preview
