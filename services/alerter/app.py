@@ -7,7 +7,9 @@ at commit and we evaluate those keys at once. A sweep every
 notifications missed while the alerter was down), every key with an alert not
 yet resolved, which may get no new data at all (the entity went quiet, or a newly
 promoted model version took over) and must still resolve, and every key with data
-ahead of the wall clock, whose minutes come due without new data."""
+ahead of the wall clock, whose minutes come due without new data. The sweep first
+resolves the open alerts whose rule no longer covers their entity (it left the rule's
+group, or the watchlist): nothing would evaluate them again."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.aggregator.persist import NOTIFY_CHANNEL
-from services.alerter import store
+from services.alerter import repo, store
 from services.alerter.config import AlerterSettings
 from services.alerter.deliver import Deliverer
 from services.alerter.evaluate import Evaluator
@@ -134,6 +136,9 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                 if ("*", "*", "*") in keys:
                     keys.discard(("*", "*", "*"))
                     now = datetime.now(UTC)
+                    uncovered = await repo.resolve_uncovered(sessions)
+                    if uncovered:
+                        log.info("resolved %d open alert(s) their rule no longer covers", len(uncovered))
                     keys |= await recent_keys(sessions, last_sweep - timedelta(seconds=5))
                     async with sessions() as session:
                         keys |= await store.open_alert_keys(session)

@@ -210,10 +210,13 @@ class Evaluator:
     async def _evaluate_rule(
         self, rule: AlertRule, stream: str, entity: str, version: str, latest: datetime, clock: datetime | None
     ) -> list[Change]:
-        cfg = detector_config(rule, self.settings)
         changes: list[Change] = []
         async with self.sessions.begin() as s:
             state = await store.lock_state(s, rule.id, entity, version)
+            current = await self._current(s, rule, stream, entity) if state is not None else None
+            if state is None or current is None:
+                return []
+            rule, cfg = current, detector_config(current, self.settings)
             if state.open_alert is not None and clock is not None and behind(latest, clock, cfg):
                 updated = await store.last_update(s, stream, entity, version)
                 if updated is None or (datetime.now(UTC) - updated).total_seconds() >= self.settings.quiet_after_s:
@@ -251,6 +254,21 @@ class Evaluator:
             if change.kind == "fire":
                 await self._redis_mark(rule, entity, change.alert_id)
         return changes
+
+    async def _current(self, s: AsyncSession, rule: AlertRule, stream: str, entity: str) -> AlertRule | None:
+        """The rule as committed now, if it is enabled and still covers the entity; locked
+        (with the entity's group) until the evaluation commits. The pass read its rules
+        and groups before: a rule disabled, deleted or re-scoped since, or an entity moved
+        out of its group, would otherwise be evaluated once more from that copy, firing an
+        alert nothing resolves. Taken after the state, in the order :func:`repo.lock_rule`
+        takes them, so a change in flight either waits for this evaluation (and then
+        resolves what it fired) or commits before it (and is seen here)."""
+        current = await store.share_rule(s, rule.id)
+        if current is None or not current.enabled:
+            return None
+        scope = current.scope or {}
+        groups = {entity: await store.share_entity_group(s, entity)} if scope.get("group") else {}
+        return current if in_scope(current, stream, entity, groups) else None
 
     def _warn_skipped(self, rule: AlertRule, entity: str, version: str, gap: tuple[datetime, datetime]) -> None:
         """One update reached further than TW_ALERTER_MAX_STEPS minutes (a bulk history

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter import store
 from services.alerter.evaluate import in_scope
@@ -187,10 +187,40 @@ async def _resolve_unevaluated(session: AsyncSession, rule: AlertRule) -> list[s
     for alert in gone:
         await store.resolve_alert(session, alert.id, now)
         state = await store.lock_state(session, rule.id, alert.entity, alert.model_version)
-        if state.open_alert == alert.id:
+        if state is not None and state.open_alert == alert.id:
             cleared = replace(state, open_alert=None, below_since=None)
             await store.save_state(session, rule.id, alert.entity, alert.model_version, cleared)
     return [a.id for a in gone]
+
+
+async def resolve_uncovered(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
+    """Resolve, as :func:`update_rule` does, the open (or acknowledged) alerts whose rule no
+    longer covers their entity: above all because the entity left the rule's group
+    (moved, or the group emptied) or the watchlist, which the rule's own updates never
+    see. Membership is written by whatever changes the watchlist (the CLI, the API, an
+    import), so the alerter's sweep checks here, against what is stored: one read of the
+    open alerts, then a locked pass only over the rules with such an alert."""
+    async with sessions() as session:
+        keys = select(Alert.rule_id, Alert.stream, Alert.entity).where(Alert.status != "resolved").distinct()
+        rows = (await session.execute(keys)).tuples().all()
+        if not rows:
+            return []
+        rules = await session.execute(select(AlertRule).where(AlertRule.id.in_({r for r, _, _ in rows})))
+        by_id = {rule.id: rule for rule in rules.scalars()}
+        groups = await store.entity_groups(session)
+    uncovered = {
+        rule_id
+        for rule_id, stream, entity in rows
+        if rule_id in by_id and not (by_id[rule_id].enabled and in_scope(by_id[rule_id], stream, entity, groups))
+    }
+    resolved: list[str] = []
+    for rule_id in sorted(uncovered):
+        try:
+            async with sessions.begin() as session:
+                resolved += await _resolve_unevaluated(session, await lock_rule(session, rule_id))
+        except NotFound:
+            continue  # deleted meanwhile, with its alerts
+    return resolved
 
 
 async def delete_rule(session: AsyncSession, ref: str | int) -> None:

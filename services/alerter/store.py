@@ -7,8 +7,8 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import func, literal, select, update
+from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerter.detect import Counts, CumulativeCounts, State
@@ -82,19 +82,36 @@ def _from_json(data: dict[str, Any]) -> State:
     )
 
 
-async def lock_state(session: AsyncSession, rule_id: int, entity: str, version: str) -> State:
-    """The detector state, locked FOR UPDATE until the transaction ends."""
-    await session.execute(
-        insert(AlertState)
-        .values(rule_id=rule_id, entity=entity, model_version=version, state={})
-        .on_conflict_do_nothing()
-    )
+async def lock_state(session: AsyncSession, rule_id: int, entity: str, version: str) -> State | None:
+    """The detector state, locked FOR UPDATE until the transaction ends; ``None`` when the
+    rule no longer exists (deleted since the caller read it: a state for it would break
+    the foreign key)."""
+    fresh = select(AlertRule.id, literal(entity), literal(version), literal({}, JSONB)).where(AlertRule.id == rule_id)
+    columns = ["rule_id", "entity", "model_version", "state"]
+    await session.execute(insert(AlertState).from_select(columns, fresh).on_conflict_do_nothing())
     q = (
         select(AlertState.state)
         .where(AlertState.rule_id == rule_id, AlertState.entity == entity, AlertState.model_version == version)
         .with_for_update()
     )
-    return _from_json((await session.execute(q)).scalar_one())
+    state = (await session.execute(q)).scalar_one_or_none()
+    return None if state is None else _from_json(state)
+
+
+async def share_rule(session: AsyncSession, rule_id: int) -> AlertRule | None:
+    """The rule as committed now (``None``: deleted), locked FOR SHARE until the
+    transaction ends: no change to it commits before this transaction does."""
+    q = select(AlertRule).where(AlertRule.id == rule_id).with_for_update(read=True)
+    rule: AlertRule | None = (await session.execute(q.execution_options(populate_existing=True))).scalar()
+    return rule
+
+
+async def share_entity_group(session: AsyncSession, entity: str) -> str | None:
+    """The entity's group as committed now (``None``: none, or no such entity), its row
+    locked FOR SHARE until the transaction ends: no membership change commits before."""
+    q = select(Entity.group).where(Entity.key == entity).with_for_update(read=True)
+    group: str | None = (await session.execute(q)).scalar()
+    return group
 
 
 async def save_state(session: AsyncSession, rule_id: int, entity: str, version: str, state: State) -> None:

@@ -40,7 +40,11 @@ async def test_a_pass_over_many_keys_reads_rules_and_entities_once(
     finally:
         await redis.aclose()
         await engine.dispose()
-    rule_reads = [q for q in sent if "FROM alert_rules" in q and "alert_state" not in q]
-    entity_reads = [q for q in sent if "FROM entities" in q]
+    rule_reads = [q for q in sent if "FROM alert_rules" in q and "alert_state" not in q and "FOR SHARE" not in q]
+    entity_reads = [q for q in sent if "FROM entities" in q and "FOR SHARE" not in q]
     assert len(rule_reads) == 1 and len(entity_reads) == 1, (len(rule_reads), len(entity_reads))
+    # per key, only the evaluated rule's own row again, locked: a change committed since the
+    # pass read the rules must not fire from the pass's copy
+    rechecks = [q for q in sent if "FROM alert_rules" in q and "FOR SHARE" in q]
+    assert len(rechecks) >= len(entities) and all("WHERE alert_rules.id = " in q for q in rechecks), rechecks[:1]
     assert sum("FROM alert_state" in q for q in sent) >= len(entities)  # every key was evaluated
