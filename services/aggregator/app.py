@@ -58,6 +58,7 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
 
     async def make_handler(clients: SinkClients) -> Handler:
         dlq = DeadLetterWriter(clients.producer, SERVICE, RatioGuard(settings.dlq_max_ratio), stop=clients.stop)
+        clients.dead_letter = dlq.dead_letter  # records the database refuses: dead-lettered, not retried
 
         async def handle(records: Records) -> None:
             m.batch_size.labels(SERVICE).observe(len(records))

@@ -70,6 +70,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
         nonlocal routes
         routes = await load_and_prepare()
         dlq = DeadLetterWriter(clients.producer, SERVICE, RatioGuard(settings.dlq_max_ratio), stop=clients.stop)
+        clients.dead_letter = dlq.dead_letter  # records the database refuses: dead-lettered, not retried
 
         async def handle(records: Records) -> None:
             good, bad = decode_scored(records)

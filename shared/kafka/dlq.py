@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
 from shared.events import DeadLetter
 from shared.kafka.batches import StopAfterBatch
+from shared.metrics import metrics
 from shared.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,25 @@ class DeadLetterWriter:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._stop.wait(), backoff)
                 backoff = min(backoff * 2, max_backoff_s)
+
+    async def dead_letter(self, record: ConsumerRecord[bytes, bytes], error_class: str, reason: str) -> None:
+        """Dead-letter ``record`` as the sink loop asks (a :data:`~shared.kafka.batches.DeadLetterHook`),
+        counted as a handler counts its own: the dead-letter metric, a failure in the guard
+        (which may raise :class:`DeadLetterRatioExceeded`)."""
+        failed = FailedRecord(
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value,
+            list(record.headers or ()),
+            error_class,
+            reason,
+            timestamp_ms=record.timestamp,
+        )
+        if await self.write(failed):
+            metrics().dead_letters.labels(self._service, record.topic, error_class).inc()
+        self.guard.record(failed=True)
 
     def _remember(self, place: tuple[str, int, int]) -> None:
         if len(self._written) == self._written.maxlen:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from shared.config import ServiceSettings
-from shared.kafka.batches import BatchPolicy, Handler, run_batches
+from shared.kafka.batches import BatchPolicy, DeadLetterHook, Handler, run_batches
 from shared.kafka.clients import ensure_with_dlqs, make_consumer, make_producer
 from shared.metrics import metrics, serve
 from shared.startup import Dependency, wait_for
@@ -26,6 +26,10 @@ class SinkClients:
     consumer: AIOKafkaConsumer
     producer: AIOKafkaProducer
     stop: asyncio.Event
+    dead_letter: DeadLetterHook | None = None
+    """Set by the handler factory (``DeadLetterWriter.dead_letter``): a batch the database
+    refuses for a record's content is then handled in halves and the record dead-lettered,
+    instead of being retried for ever as an outage."""
 
 
 HandlerFactory = Callable[[SinkClients], Awaitable[Handler]]
@@ -79,7 +83,14 @@ async def run_sink(
     try:
         handler = await make_handler(clients)
         log.info("%s consuming %s as group %s", name, ", ".join(topics), group_id)
-        await run_batches(consumer, handler, policy=policy, stop=stop, on_retry=lambda _e: retries.inc())
+        await run_batches(
+            consumer,
+            handler,
+            policy=policy,
+            stop=stop,
+            on_retry=lambda _e: retries.inc(),
+            dead_letter=clients.dead_letter,
+        )
     finally:
         stop.set()
         for task in tasks:
