@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from datetime import UTC, datetime, timedelta
 
 from services.aggregator.config import AggregatorSettings
-from services.aggregator.persist import expire, store_batch
+from services.aggregator.persist import expire, store_batch, strip_alert_texts
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
 from shared.events import InvalidEvent, ScoredEvent, decode_json, parse
@@ -84,8 +85,15 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
                 a, b = await expire(
                     sessions, scored_days=settings.scored_retention_days, ledger_days=settings.ledger_retention_days
                 )
-                if a or b:
-                    log.info("retention: deleted %d scored events and %d ledger ids", a, b)
+                cutoff = datetime.now(UTC) - timedelta(days=settings.scored_retention_days)
+                c = await strip_alert_texts(sessions, cutoff=cutoff)
+                if a or b or c:
+                    log.info(
+                        "retention: deleted %d scored events and %d ledger ids, removed the message texts of %d alerts",
+                        a,
+                        b,
+                        c,
+                    )
             except Exception as exc:  # noqa: BLE001 - retried next round
                 log.warning("retention run failed: %s", exc)
             try:

@@ -26,7 +26,7 @@ class AggregatorSettings(ServiceSettings):
         validation_alias="TW_AGGREGATOR_SCORED_RETENTION_DAYS",
         default=7.0,
         gt=0,
-        description="Keep scored event text this long.",
+        description="Keep scored event text, and the alert explanations' quotes of it (by firing time), this long.",
     )
     ledger_retention_days: float = Field(
         validation_alias="TW_AGGREGATOR_LEDGER_RETENTION_DAYS",

@@ -15,10 +15,12 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import TextClause, delete, text
+from sqlalchemy import String, TextClause, delete, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.aggregator.buckets import BucketKey, Delta, aggregate
+from services.alerter.explain import MESSAGES, TEXTS_REMOVED, without_texts
 from shared.db.models import CountedEvent, ScoredEventRow, TrendHour, TrendMinute
 from shared.events import ScoredEvent
 
@@ -150,3 +152,51 @@ async def expire(
             delete(CountedEvent).where(CountedEvent.counted_at < now - timedelta(days=ledger_days))
         )
     return int(a.rowcount), int(b.rowcount)  # type: ignore[attr-defined]
+
+
+# The alerts' explanations quote the scored events' texts (``MESSAGES``); the texts go
+# with the events. One transaction per chunk of ids in key order, so a backlog of
+# millions of alerts never makes one long transaction, and the walk reads each id once.
+STRIP_CHUNK = 1_000
+_CHUNK_END = text("SELECT max(id) FROM (SELECT id FROM alerts WHERE id > :after ORDER BY id LIMIT :size) AS c")
+# By fired_at, the wall-clock time, as the scored events go by their insertion time: an
+# alert on backfilled (old) events keeps its quotes as long as those events stay, and one
+# on events ahead of the clock loses them with the events. The marker keeps a stripped
+# alert from being written again.
+_QUOTING = text(
+    f"""
+    SELECT id, explanation FROM alerts
+    WHERE id > :after AND id <= :upto AND fired_at < :cutoff
+        AND explanation -> '{TEXTS_REMOVED}' IS NULL
+        AND jsonb_typeof(explanation -> '{MESSAGES}') = 'array'
+        AND jsonb_path_exists(explanation, '$.{MESSAGES}[*].text')
+    FOR UPDATE SKIP LOCKED
+    """
+).columns(id=String, explanation=JSONB)
+_STRIP = text(
+    "UPDATE alerts SET explanation = u.explanation "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS u(id text, explanation jsonb) WHERE alerts.id = u.id"
+)
+
+
+async def strip_alert_texts(
+    sessions: async_sessionmaker[AsyncSession], *, cutoff: datetime, chunk: int = STRIP_CHUNK
+) -> int:
+    """Remove the message texts from the explanations of alerts fired before ``cutoff``;
+    returns how many alerts were changed. A locked alert (an acknowledgement in progress)
+    is skipped until the next run."""
+    after, stripped = "", 0
+    while True:
+        async with sessions.begin() as session:
+            upto = (await session.execute(_CHUNK_END, {"after": after, "size": chunk})).scalar()
+            if upto is None:
+                return stripped
+            params = {"after": after, "upto": upto, "cutoff": cutoff}
+            rows = [
+                {"id": r.id, "explanation": without_texts(r.explanation)}
+                for r in await session.execute(_QUOTING, params)
+            ]
+            if rows:
+                await session.execute(_STRIP, {"rows": json.dumps(rows)})
+        stripped += len(rows)
+        after = upto

@@ -27,6 +27,26 @@ STOPWORDS = frozenset(
     "they them there been being out off per amid year years week weeks day days time just also all any".split()
 )
 
+# The explanation's example messages: a list of {id, text, negative_prob, event_time}.
+MESSAGES = "top_messages"
+# Set, to the reason, once the examples' texts are removed (the aggregator's retention
+# removes them with the scored events they were quoted from); each text is then
+# TEXT_REMOVED, so every reader that shows ``text`` still shows a string.
+TEXTS_REMOVED = "texts_removed"
+TEXT_REMOVED = "[text removed by retention]"
+
+
+def without_texts(explanation: dict[str, Any], reason: str = "retention") -> dict[str, Any]:
+    """``explanation`` with the examples' texts replaced and the removal marked; the
+    ids, times, scores, terms and statistics are kept."""
+    stripped = explanation | {TEXTS_REMOVED: reason}
+    messages = explanation.get(MESSAGES)
+    if isinstance(messages, list):
+        stripped[MESSAGES] = [
+            m | {"text": TEXT_REMOVED} if isinstance(m, dict) and "text" in m else m for m in messages
+        ]
+    return stripped
+
 
 def terms(texts: Iterable[str]) -> Counter[str]:
     c: Counter[str] = Counter()
@@ -86,7 +106,7 @@ async def explain(
     win_rows = (await session.execute(q(*window, None))).all()
     base_rows = (await session.execute(q(*base, None))).all()
     return {
-        "top_messages": [
+        MESSAGES: [
             {
                 "id": r.id,
                 "text": r.text,

@@ -293,7 +293,13 @@
       }
       if (facts.childElementCount) box.append(facts);
       const list = h("ul", "msgs");
-      for (const msg of (ex.top_messages || []).slice(0, 6)) list.append(messageItem(msg.text, msg.negative_prob));
+      // Retention replaced the texts (explanation.texts_removed): say so, not the placeholder as if quoted.
+      const removed = ex.texts_removed ? `text removed by ${ex.texts_removed}` : null;
+      for (const msg of (ex.top_messages || []).slice(0, 6)) {
+        const item = messageItem(removed || msg.text, msg.negative_prob);
+        if (removed) item.querySelector(".msg-text").classList.add("muted");
+        list.append(item);
+      }
       if (!list.childElementCount) list.append(h("li", "muted", "no messages recorded for this alert"));
       box.append(list);
       return;
