@@ -1,8 +1,13 @@
 """Router service (composition root): chat events -> work-queue topics.
 
-Produce first (await acks), then count in PostgreSQL: a crash in between
-re-produces a message (queue consumers dedupe by id) but never loses one, and
-the counts use the ``routed_events`` ledger so each id counts once."""
+Decide once, record, then send. Each new chat's decision (queue, priority, reason) is
+written to the ``routed_events`` ledger, not yet marked sent, in the transaction that
+counts it; then it is produced (await acks); then marked sent. A crash before the mark
+re-sends the chat on redelivery, to the queue the ledger recorded with the recorded
+priority and reason, even if the routing table, a threshold or the chat's scores changed
+meanwhile: a chat may reach its queue twice (queue consumers dedupe by id), never a
+second queue, and is counted once. A chat marked sent is not sent again, and a batch
+retried through a PostgreSQL outage sends nothing until its decisions are recorded."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import logging
 
 from services.aggregator.app import decode_scored
 from services.router.config import RouterSettings
-from services.router.persist import already_routed, count_routed, load_routes
+from services.router.persist import expire_sent, load_routes, mark_sent, record_decisions
 from services.router.policy import DEFAULT_ROUTES, ESCALATIONS, HUMAN, RoutingPolicy, decide
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
@@ -75,23 +80,14 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
         async def handle(records: Records) -> None:
             good, bad = decode_scored(records)
             decided = [r for r in (to_routed(e, routes, policy) for e in good) if r is not None]
-            # The ledger first: a chat routed before is not sent again, whether this batch is
-            # retried through a PostgreSQL outage (this read fails before anything is sent,
-            # instead of re-sending the batch on every retry) or a re-produced copy of it was
-            # scored differently (a new model, a changed table): one queue, not two.
-            done = await already_routed(sessions, [r.id for r in decided])
-            routed: list[RoutedChat] = []
-            for r in decided:
-                if r.id not in done:
-                    done.add(r.id)  # the first of two copies in one batch
-                    routed.append(r)
+            routed = await record_decisions(sessions, decided)  # nothing is sent before this succeeds
             await send_all(
                 clients.producer,
                 ((settings.topics.queue(r.queue), r.conversation_id.encode(), r.to_bytes()) for r in routed),
             )
-            fail.hit("after_queue_produce")  # on the queues, not yet in the ledger
-            await count_routed(sessions, routed)
-            fail.hit("after_db_commit")  # in the ledger, input offsets not yet committed
+            fail.hit("after_queue_produce")  # on the queues, recorded but not marked sent
+            await mark_sent(sessions, [r.id for r in routed])
+            fail.hit("after_db_commit")  # marked sent, input offsets not yet committed
             m.events_out.labels(SERVICE, "queues").inc(len(routed))
             for f in bad:  # after the effect; a batch retried through an outage asks again
                 if await dlq.write(f):
@@ -113,6 +109,18 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
                 except Exception as exc:  # noqa: BLE001 - keep the last table
                     log.warning("routing table refresh failed: %s", exc)
 
+    async def retention(clients: SinkClients) -> None:
+        while not clients.stop.is_set():
+            try:
+                if n := await expire_sent(sessions, days=settings.ledger_retention_days):
+                    log.info("retention: deleted %d ledger ids of sent chats", n)
+            except Exception as exc:  # noqa: BLE001 - retried next round
+                log.warning("retention run failed: %s", exc)
+            try:
+                await asyncio.wait_for(clients.stop.wait(), timeout=settings.retention_interval_s)
+            except TimeoutError:
+                pass
+
     try:
         await run_sink(
             name=SERVICE,
@@ -122,7 +130,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
             deps=[kafka_dependency(settings.kafka), postgres_dependency(settings.postgres)],
             make_handler=make_handler,
             policy=BatchPolicy(max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms),
-            background=[refresh],
+            background=[refresh, retention],
             stop=stop,
         )
     finally:

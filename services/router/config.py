@@ -6,8 +6,8 @@ from pydantic import Field
 
 from shared.config import ServiceSettings
 
-# A batch is sent to the queues, then counted in one transaction (array parameters, no
-# limit there): the bound keeps a retried batch, its memory and its transaction modest.
+# A batch's decisions are recorded and counted in one transaction (array parameters, no
+# limit there), then sent: the bound keeps a retried batch, its memory and its transaction modest.
 MAX_BATCH = 10_000
 
 
@@ -22,7 +22,10 @@ class RouterSettings(ServiceSettings):
         default=500,
         ge=1,
         le=MAX_BATCH,
-        description=f"Most records per batch (sent, then counted in one database transaction); at most {MAX_BATCH:,}.",
+        description=(
+            f"Most records per batch (recorded and counted in one database transaction, then sent); "
+            f"at most {MAX_BATCH:,}."
+        ),
     )
     max_wait_ms: int = Field(
         validation_alias="TW_ROUTER_MAX_WAIT_MS", default=100, ge=1, description="Longest wait to fill a batch."
@@ -63,4 +66,19 @@ class RouterSettings(ServiceSettings):
         default=15.0,
         gt=0,
         description="How often the routing table is reloaded.",
+    )
+    ledger_retention_days: float = Field(
+        validation_alias="TW_ROUTER_LEDGER_RETENTION_DAYS",
+        default=30.0,
+        gt=0,
+        description=(
+            "Keep the ids of sent chats this long; a copy redelivered later is routed again. "
+            "A chat recorded but not yet sent is never deleted."
+        ),
+    )
+    retention_interval_s: float = Field(
+        validation_alias="TW_ROUTER_RETENTION_INTERVAL_S",
+        default=300.0,
+        gt=0,
+        description="How often expired ledger rows are deleted.",
     )

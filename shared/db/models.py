@@ -147,13 +147,21 @@ class RoutingRule(Base):
 
 
 class RoutedEvent(Base):
-    """Exactly-once ledger of routed chat messages."""
+    """Ledger of routed chat messages: each one's routing decision, written (and counted)
+    once before it is sent; ``sent_at`` is NULL until the queue acknowledged it, and a chat
+    not yet sent is sent again to the recorded queue (migration 0009). ``priority`` and
+    ``reason`` are NULL on rows from before 0009, all sent."""
 
     __tablename__ = "routed_events"
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     queue: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[bool | None] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
     routed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("ix_routed_events_sent_at", "sent_at"),)  # the router's retention
 
 
 class RoutingMinute(Base):
