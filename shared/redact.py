@@ -35,9 +35,14 @@ _NOT_ALNUM_AFTER = r"(?![A-Za-z_\d])"
 # IPv4 address before "#1" is kept), and removed after a number that was redacted (see
 # _PHONE_EXTENSION). A bounded look-ahead, it keeps every pattern linear.
 # "内線" is the Japanese word ("03-1234-5678 内線 123"); Japanese text spaces it with the
-# ideographic space.
+# ideographic space. An extension may be bracketed, in ASCII or full-width brackets
+# ("03-1234-5678(内線123)", "415-555-2671 (ext. 12)"): the brackets go with it.
 _EXT_SPACES = _SPACES + "\u3000"
-_EXTENSION = rf"[{_EXT_SPACES}]?(?i:extension|ext\.?|x|#|内線)[{_EXT_SPACES}]?\d{{1,6}}{_NOT_ALNUM_AFTER}(?!\.\d)"
+_EXT_MARKED = rf"(?i:extension|ext\.?|x|#|内線)[{_EXT_SPACES}]?\d{{1,6}}"
+_EXTENSION = (
+    rf"[{_EXT_SPACES}]?(?:{_EXT_MARKED}{_NOT_ALNUM_AFTER}(?!\.\d)"
+    rf"|[(\uff08][{_EXT_SPACES}]?{_EXT_MARKED}[{_EXT_SPACES}]?[)\uff09])"
+)
 _NUMBER_END = rf"(?:(?={_EXTENSION})|{_NOT_ALNUM_AFTER}(?!\.\d))"
 # A number may open with its bracketed area code ("(415) 555-2671"): the bracket goes with
 # it. A run glued to a letter on its right is matched whole ("glued", see _glued_phone):
@@ -62,7 +67,29 @@ _PHONE_EXTENSION = re.compile(rf"(?<=\[PHONE\]){_EXTENSION}")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 # "2020-03-12 10" or "12/03/2020 10" followed by ":30" is a date and time, not a phone number.
-_DATE_HOUR = re.compile(r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})[ T]\d{1,2}")
+_DATE = r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})"
+_DATE_HOUR = re.compile(rf"{_DATE}[ T]\d{{1,2}}")
+# Nor is a date after a numbered list's marker ("(1) 2020-03-12", "2) 12-03-2020"): the
+# marker's digits make it as long as a phone number.
+_LIST_MARKER = re.compile(rf"\(?\d{{1,3}}\)[{_SPACES}]*")
+_WHOLE_DATE = re.compile(_DATE)
+# Nor a run of plain years ("profits 2019 2020 2021", "1999-2000-2001"): every group four
+# digits, 19xx or 20xx, and not dialled (no "+", "00" or bracket). A dialled number has a
+# group of another length ("202-555-0143", "2025550143") or one that is no such year.
+_YEARS = re.compile(rf"(?:19|20)\d\d(?:[{_SEP}]+(?:19|20)\d\d)+")
+# Ids written in hex are kept whole, before any number is looked for in them: a UUID (any
+# case; "12345678-1234-a234-8234-123456789abc" lost its first groups as a phone number), a
+# W3C traceparent, and 32-, 40- and 64-digit hex ids (trace ids, git and sha256 digests),
+# whose digit runs can pass as a card ("4111111111111111abcd...") or an IBAN. None of
+# these shapes can be a phone or card number, and no IBAN is 32 characters with hex-letter
+# country code. Bounded by ASCII letters and digits only ("evt_", "urn:uuid:" and braces
+# are not part of the id); the look-behind keeps it linear in a long run of hex.
+_HEX = "[0-9A-Fa-f]"
+HEX_ID = re.compile(
+    rf"(?<![0-9A-Za-z])(?:{_HEX}{{8}}(?:-{_HEX}{{4}}){{3}}-{_HEX}{{12}}"
+    rf"|{_HEX}{{2}}-{_HEX}{{32}}-{_HEX}{{16}}-{_HEX}{{2}}"
+    rf"|{_HEX}{{64}}|{_HEX}{{40}}|{_HEX}{{32}})(?![0-9A-Za-z])"
+)
 # IBAN candidates in any case, grouped by spaces, dashes or no-break spaces; only those
 # that pass the ISO 13616 mod-97 check are replaced (so "FY20 LOSS HITS BANK" is not one).
 IBAN = re.compile(
@@ -156,7 +183,7 @@ def _phone(match: re.Match[str]) -> str:
     raw = match.group(0)
     if "[CARD]" in raw:
         return raw
-    if _DATE_HOUR.fullmatch(raw) and match.string.startswith(":", match.end()):
+    if _dates_or_years(raw, before_colon=match.string.startswith(":", match.end())):
         return raw
     digits = _digits(raw)
     if _phone_length_ok(digits, international=raw.startswith(("+", "00"))):
@@ -199,6 +226,15 @@ def _digits(text: str) -> int:
     return sum(ch.isdigit() for ch in text)
 
 
+def _dates_or_years(raw: str, *, before_colon: bool) -> bool:
+    """A run of plain years, or a date (with its hour before ":30") after a list marker."""
+    if _YEARS.fullmatch(raw):
+        return True
+    marker = _LIST_MARKER.match(raw)
+    date = raw[marker.end() :] if marker else raw
+    return _WHOLE_DATE.fullmatch(date) is not None or (before_colon and _DATE_HOUR.fullmatch(date) is not None)
+
+
 def _phone_length_ok(digits: int, *, international: bool) -> bool:
     return 9 <= digits <= 15 or (international and 7 <= digits <= 15)
 
@@ -210,7 +246,8 @@ def _phones_in_run(run: str) -> str:
     """Replace phone numbers in a run too long to be one, aligned on its spaces: from each
     space-separated chunk, the longest span of whole chunks that has a phone number's length.
     A span of several chunks must start like a dialled number (0, + or a bracket), so a
-    list of years or amounts ("2018 2019 2020 2021 2022") stays as it is."""
+    list of years or amounts ("2018 2019 2020 2021 2022") stays as it is; nor may a span be
+    a run of years or a numbered date ("1999-2000-2001", "(1) 2020-03-12")."""
     chunks = [(m.start(), m.end(), _digits(m.group())) for m in _CHUNK.finditer(run)]
     out, done, i = [], 0, 0
     while i < len(chunks):
@@ -224,7 +261,9 @@ def _phones_in_run(run: str) -> str:
             digits += chunks[j][2]
             if digits > 15:
                 break
-            if _phone_length_ok(digits, international=international):
+            if _phone_length_ok(digits, international=international) and not _dates_or_years(
+                run[start : chunks[j][1]], before_colon=False
+            ):
                 found = j
         if found is None:
             i += 1
@@ -303,7 +342,17 @@ def redact(text: str, *, keep_ipv4: bool = False) -> str:
 
 
 def _redact_plain(text: str, keep_ipv4: bool) -> str:
+    """Emails first (an address may hold a hex id), then numbers in the text between hex ids."""
     text = EMAIL.sub("[EMAIL]", text)
+    out, done = [], 0
+    for hex_id in HEX_ID.finditer(text):
+        out += [_redact_numbers(text[done : hex_id.start()], keep_ipv4), hex_id.group(0)]
+        done = hex_id.end()
+    out.append(_redact_numbers(text[done:], keep_ipv4))
+    return "".join(out)
+
+
+def _redact_numbers(text: str, keep_ipv4: bool) -> str:
     text = IBAN.sub(_ibans, text)
     text = DIGIT_GROUPS.sub(_cards, text)
     text = PHONE_DOTTED.sub(_dotted_phone_not_ipv4 if keep_ipv4 else _phone, text)

@@ -446,3 +446,137 @@ def test_a_bracketed_area_code_is_redacted_with_its_number(text: str, expected: 
 def test_brackets_years_amounts_and_extension_words_alone_are_kept(text: str) -> None:
     assert redact(text) == text
     assert redact(text, keep_ipv4=True) == text
+
+
+UUID = "12345678-1234-a234-8234-123456789abc"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # UUIDs (event, trace and order ids) in any case, also with digits only in some groups
+        UUID,
+        f"event {UUID} failed",
+        "id 12345678-1234-4234-8234-123456789012 done",
+        "id 550E8400-E29B-41D4-A716-446655440000, retry",
+        "id 550e8400-e29b-41d4-a716-446655440000.",
+        f"{{{UUID}}} urn:uuid:{UUID} evt_{UUID} ({UUID})",
+        f'{{"event_id": "{UUID}", "trace": "{UUID.upper()}"}}',
+        # hex digests whose digit runs looked like a card, and a trace id that passed as an IBAN
+        "sha 4111111111111111abcdef0123456789abcdef01",
+        "trace 4111111111111111abcdef0123456789",
+        "traceparent 00-4bf92f3577b34da6a3ce929d0e0e4736-4111111111111111-01",
+        "trace ab12c3d4e5f60718293a4b5c6d7e8f3d",
+        "sha256 4111111111111111" + "ab" * 24,
+    ],
+)
+def test_hex_ids_are_never_partly_redacted(text: str) -> None:
+    assert redact(text) == text
+    assert redact(text, keep_ipv4=True) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"{UUID} 0612345678", f"{UUID} [PHONE]"),
+        (f"call 0612345678 re {UUID}", f"call [PHONE] re {UUID}"),
+        (f"+1 415 555 2671 {UUID} 4111 1111 1111 1111", f"[PHONE] {UUID} [CARD]"),
+        (f"{UUID}@example.com wrote", "[EMAIL] wrote"),  # an address holding an id is one
+        (f"{UUID}-0612345678", f"{UUID}-[PHONE]"),
+        ('{"id": "' + UUID + '", "t": "\\u0034\\u0031\\u0035-555-2671"}', '{"id": "' + UUID + '", "t": "[PHONE]"}'),
+        # not a hex id's shape: judged as before
+        ("4111111111111111 1234", "[CARD] 1234"),
+    ],
+)
+def test_personal_data_next_to_a_hex_id_is_still_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2019 2020 2021",
+        "profits 2019 2020 2021 up",
+        "in 2019, 2020 and 2021",
+        "1999-2001",
+        "1999-2000-2001",
+        "seasons 2019 - 2020 - 2021",
+        "2019\u20132020\u20132021",  # en dashes
+        "2019\u00a02020\u00a02021",  # no-break spaces
+        "1999-2000-2001 1999-2000-2001",  # too long for one number: judged chunk by chunk
+        "2019 2020 2021 #1",
+    ],
+)
+def test_runs_of_plain_years_are_kept(text: str) -> None:
+    assert redact(text) == text
+    assert redact(text, keep_ipv4=True) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2025550143",
+        "202-555-0143",
+        "202 555 0143",
+        "+1 202 555 0143",
+        "2019 555 0143",
+        "2020 2021 555",  # a group of another length
+        "2019 2020 1234",  # a group that is no such year
+        "+44 2019 2020 21",
+        "(2019) 2020 2021",  # dialled: a bracketed area code
+        "0019 2020 2021",
+    ],
+)
+def test_phone_numbers_that_start_like_a_year_are_redacted(text: str) -> None:
+    assert redact(f"call {text} now") == "call [PHONE] now"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "03-1234-5678(内線123)",
+        "03-1234-5678 (内線 123)",
+        "03-1234-5678\uff08内線123\uff09",  # full-width brackets
+        "415-555-2671 (ext. 12)",
+        "415-555-2671(x123)",
+        "415-555-2671 ( x 123 )",
+        "(415) 555-2671 (#12)",
+        "415.555.2671 (ext 9)",
+    ],
+)
+def test_a_bracketed_extension_goes_with_the_number(text: str) -> None:
+    assert redact(f"電話 {text} まで") == "電話 [PHONE] まで"
+    assert redact(f"call {text}, thanks") == "call [PHONE], thanks"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "printed 2020-03-12 (x 2)",
+        "1920 (x2) and 12.03.2020 (#1)",
+        "(ext. 12) with no number",
+    ],
+)
+def test_a_bracketed_extension_alone_or_after_other_numbers_is_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(1) 2020-03-12",
+        "see (1) 2020-03-12 and (2) 2021-04-01",
+        "(1) 2020-03-12 (2) 2021-04-01",
+        "1) 2020-03-12",
+        "(12) 12-03-2020",
+        "(1) 2020-03-12 10:30",
+        "(1)\u00a02020-03-12",
+    ],
+)
+def test_a_date_after_a_numbered_list_marker_is_kept(text: str) -> None:
+    assert redact(text) == text
+    assert redact(text, keep_ipv4=True) == text
+
+
+def test_a_bracketed_area_code_before_a_phone_number_still_goes_with_it() -> None:
+    assert redact("(1) 2020-03-12 call (415) 555-2671") == "(1) 2020-03-12 call [PHONE]"
