@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -348,8 +349,27 @@ def parse(contract: type[_C], data: dict[str, Any]) -> _C:
         raise InvalidEvent(format_validation_error(exc), error_class="ValidationError") from exc
 
 
+# A surrogate escape (\ud800-\udfff) in JSON text; one left unpaired decodes to a lone
+# surrogate, which no UTF-8 consumer takes: the tokenizer raises, PostgreSQL refuses it.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(data: Any) -> Any:
+    """``data`` with every lone surrogate in its strings (keys included) made U+FFFD."""
+    if isinstance(data, str):
+        return _LONE_SURROGATE.sub("\ufffd", data)
+    if isinstance(data, list):
+        return [_without_lone_surrogates(v) for v in data]
+    if isinstance(data, dict):
+        return {_without_lone_surrogates(k): _without_lone_surrogates(v) for k, v in data.items()}
+    return data
+
+
 def decode_json(value: bytes | None) -> dict[str, Any]:
-    """Bytes to a JSON object, with clear errors for each way it can go wrong."""
+    """Bytes to a JSON object, with clear errors for each way it can go wrong. An unpaired
+    surrogate escape (``"\\ud800"``, valid JSON) becomes U+FFFD, as an invalid byte would in
+    a lenient decoder: the rest of the text is still scored and stored."""
     if value is None:
         raise InvalidEvent("empty record (tombstone)", error_class="EmptyRecord")
     try:
@@ -362,6 +382,8 @@ def decode_json(value: bytes | None) -> dict[str, Any]:
         raise InvalidEvent(f"malformed JSON: {exc.msg} at char {exc.pos}", error_class="JSONDecodeError") from exc
     if not isinstance(data, dict):
         raise InvalidEvent(f"expected a JSON object, got {type(data).__name__}", error_class="JSONDecodeError")
+    if _SURROGATE_ESCAPE.search(text):
+        return dict(_without_lone_surrogates(data))
     return data
 
 

@@ -13,6 +13,7 @@ from shared.events import (
     RoutedChat,
     Score,
     ScoredEvent,
+    decode_json,
     decode_raw,
     parse,
     position_id,
@@ -164,3 +165,24 @@ def test_routed_chat_refuses_nul_but_in_text(field: str) -> None:
     assert parse(RoutedChat, routed).text == "lost \x00 my card"
     with pytest.raises(InvalidEvent, match=f"^{field}: .*NUL"):
         parse(RoutedChat, routed | {field: f"x\x00{routed[field]}"})
+
+
+@pytest.mark.parametrize(
+    ("escaped", "decoded"),
+    [
+        ("ACME falls \\ud800 hard", "ACME falls \ufffd hard"),  # a lone high surrogate
+        ("tail \\uDC00", "tail \ufffd"),  # a lone low one, upper case
+        ("\\udbff\\udbff", "\ufffd\ufffd"),  # two highs are no pair
+        ("a pair \\ud83d\\ude00 stays", "a pair \U0001f600 stays"),
+        ("a backslash \\\\ud800 is text", "a backslash \\ud800 is text"),
+    ],
+)
+def test_a_lone_surrogate_escape_decodes_to_the_replacement_character(escaped: str, decoded: str) -> None:
+    """Valid JSON, but a lone surrogate is no text: the tokenizer raised on it and
+    PostgreSQL refused it (22P02) after the event had been scored."""
+    raw = b'{"id": "n-1", "stream": "news", "text": "' + escaped.encode() + b'", "k\\ud800": ["\\udfff"]}'
+    data = decode_json(raw)
+    assert data["text"] == decoded
+    assert data["k\ufffd"] == ["\ufffd"]
+    news = b'{"id": "n-1", "text": "' + escaped.encode() + b'"}'
+    assert decode_raw(news, stream="news", topic="t", partition=0, offset=0, timestamp_ms=0).text == decoded

@@ -14,12 +14,11 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from services_proc import log_tail, running
 from sink_outage import produce
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from tw_testing import wait_until
 
 from services.aggregator.config import AggregatorSettings
-from shared.db.models import TrendMinute
-from shared.events import ScoredEvent, decode_json, parse
+from shared.db.models import ScoredEventRow, TrendMinute
 from shared.kafka import dlq_ops
 from shared.kafka.clients import ensure_topics
 
@@ -43,21 +42,25 @@ async def _committed(settings: AggregatorSettings, group: str) -> int:
     return sum(meta.offset for meta in offsets.values() if meta.offset >= 0)
 
 
-async def test_a_text_postgresql_refuses_is_dead_lettered_and_its_batch_counted(
+async def test_a_record_postgresql_refuses_is_dead_lettered_and_its_batch_counted(
     service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str
 ) -> None:
-    """A lone surrogate escape ("\\ud800") in ``text``: valid JSON, a valid contract (the
-    text is free), refused by jsonb with SQLSTATE 22P02. Before: a DBAPIError, classed an
-    outage, so the batch was retried for ever, nothing of it counted or committed and
-    nothing dead-lettered."""
+    """A record PostgreSQL refuses for its content (here a CHECK constraint the test adds,
+    SQLSTATE 23514; a lone surrogate in a text was such a record, 22P02, before decoding made
+    it U+FFFD). Before: a DBAPIError, classed an outage, so the batch was retried for ever,
+    nothing of it counted or committed and nothing dead-lettered. A lone surrogate now decodes
+    to U+FFFD and is stored."""
     settings: AggregatorSettings = service_settings(AggregatorSettings)
     topic = settings.topics.text_scored
     await ensure_topics(settings.kafka, [topic])
     entity, group = f"E{unique}", f"agg-{unique}"
-    bad = _scored(f"{unique}-bad", entity, text="lone \ud800 surrogate")
-    assert b"\\ud800" in bad and parse(ScoredEvent, decode_json(bad)).text == "lone \ud800 surrogate"
-    values = [_scored(f"{unique}-a", entity), bad, _scored(f"{unique}-b", entity)]
+    marker = f"refused-{unique}"
+    bad = _scored(f"{unique}-bad", entity, text=f"a text with {marker} in it")
+    surrogate = _scored(f"{unique}-s", entity, text="lone \ud800 surrogate")
+    assert b"\\ud800" in surrogate
+    values = [_scored(f"{unique}-a", entity), bad, surrogate, _scored(f"{unique}-b", entity)]
     env = {"TW_AGGREGATOR_GROUP_ID": group, "TW_AGGREGATOR_MAX_WAIT_MS": "1000"}  # one batch
+    check = f"tw_test_refuse_{unique}"
 
     async def counted() -> int:
         async with sessions() as s:
@@ -67,15 +70,26 @@ async def test_a_text_postgresql_refuses_is_dead_lettered_and_its_batch_counted(
     async def all_committed() -> bool:
         return await _committed(settings, group) == len(values)
 
-    with running("aggregator", settings, tmp_path, **env):
-        await wait_until(lambda: "aggregator consuming" in log_tail(tmp_path, "aggregator", 200_000), timeout=60)
-        await produce(settings, topic, values)
-        await wait_until(all_committed, timeout=30)
-        letters = await dlq_ops.list_entries(settings.kafka, topic)
-        log = log_tail(tmp_path, "aggregator", 200_000)
-    assert await counted() == 2
+    async with sessions.begin() as s:  # NOT VALID: existing rows are not checked
+        await s.execute(
+            text(f"ALTER TABLE scored_events ADD CONSTRAINT {check} CHECK (text NOT LIKE '%{marker}%') NOT VALID")
+        )
+    try:
+        with running("aggregator", settings, tmp_path, **env):
+            await wait_until(lambda: "aggregator consuming" in log_tail(tmp_path, "aggregator", 200_000), timeout=60)
+            await produce(settings, topic, values)
+            await wait_until(all_committed, timeout=30)
+            letters = await dlq_ops.list_entries(settings.kafka, topic)
+            log = log_tail(tmp_path, "aggregator", 200_000)
+    finally:
+        async with sessions.begin() as s:
+            await s.execute(text(f"ALTER TABLE scored_events DROP CONSTRAINT IF EXISTS {check}"))
+    assert await counted() == 3
     assert [e.value for e in letters] == [bad]
     meta = letters[0].meta
     assert meta is not None and meta.error_class == "store", meta
-    assert "SQLSTATE 22P02: invalid input syntax for type json" in meta.reason, meta.reason
+    assert "SQLSTATE 23514" in meta.reason and check in meta.reason, meta.reason
     assert "pausing and retrying" not in log
+    async with sessions() as s:
+        q = select(ScoredEventRow.text).where(ScoredEventRow.id == f"{unique}-s")
+        assert (await s.execute(q)).scalar_one() == "lone \ufffd surrogate"

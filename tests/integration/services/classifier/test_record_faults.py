@@ -1,6 +1,6 @@
 """Records that stopped the classifier, or lost a detail on their way to the DLQ: a text of
-whitespace up to the storage cap is scored and the stream goes on; a header without a
-value stays null in the dead letter."""
+whitespace up to the storage cap is scored and the stream goes on; a lone surrogate escape
+is scored as U+FFFD; a header without a value stays null in the dead letter."""
 
 from __future__ import annotations
 
@@ -46,6 +46,31 @@ async def test_a_text_of_whitespace_up_to_the_storage_cap_is_scored_and_the_stre
             return {json.loads(r.value)["id"] for r in scored} == set(texts)
 
         await wait_until(all_scored, timeout=90)
+    assert await topic_records(settings, Topics.dlq(topics.news_raw)) == []
+
+
+async def test_a_lone_surrogate_escape_is_scored_as_the_replacement_character(
+    service_settings: Callable[..., Any], tiny_models: Path, tmp_path: Path, unique: str
+) -> None:
+    """``"\\ud800"`` is valid JSON but no text: the tokenizer raised on it, so the record was
+    dead-lettered (and, scored, PostgreSQL refused it: 22P02)."""
+    settings: ClassifierSettings = service_settings(ClassifierSettings)
+    topics = settings.topics
+    await ensure_topics(settings.kafka, [topics.news_raw, topics.chat_raw, topics.text_scored])
+    now = datetime.now(UTC).isoformat()
+    value = json.dumps({"id": f"{unique}-s", "text": "ACME falls \ud800 hard", "event_time": now}).encode()
+    assert b"\\ud800" in value
+    await produce(settings, topics.news_raw, [value])
+    env = {"TW_MODELS_DIR": str(tiny_models), "TW_CLASSIFIER_GROUP_ID": f"cls-{unique}"}
+    with running("classifier", settings, tmp_path, **env) as proc:
+
+        async def scored() -> list[dict[str, Any]]:
+            assert proc.poll() is None, log_tail(tmp_path, "classifier")
+            got = [json.loads(r.value) for r in await topic_records(settings, topics.text_scored)]
+            return [e for e in got if e["id"] == f"{unique}-s"]
+
+        await wait_until(scored, timeout=90)
+        assert [e["text"] for e in await scored()] == ["ACME falls \ufffd hard"]
     assert await topic_records(settings, Topics.dlq(topics.news_raw)) == []
 
 
