@@ -143,6 +143,8 @@ async def run_batches(
             continue
         try:
             outcome = await _handle_until_done(consumer, handler, records, policy, stop, on_retry, dead_letter)
+        except _Halted as halted:
+            raise halted.cause from None  # uncommitted: the rest of the batch was not handled
         except StopAfterBatch:
             await _commit(consumer, records)
             raise
@@ -165,6 +167,16 @@ async def _commit(consumer: AIOKafkaConsumer, records: Records) -> None:
         log.warning("offset commit failed after rebalance (%s); records will be re-read", exc)
 
 
+class _Halted(Exception):
+    """The dead-letter guard tripped while a halved batch still had parts to handle: stop
+    with its error, leaving the batch uncommitted (the parts handled are durable, and the
+    sinks' ledgers make handling them again harmless)."""
+
+    def __init__(self, cause: StopAfterBatch) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 class _Outcome(enum.Enum):
     DONE = "done"
     STOPPED = "stopped"
@@ -183,7 +195,10 @@ async def _handle_until_done(
     """DONE once every record was handled, or dead-lettered as refused by the database;
     STOPPED when stopped while retrying; TAKEN when a rebalance while retrying took
     partitions of the batch (it is then dropped, uncommitted). A :class:`StopAfterBatch`
-    from the handler or the hook is raised once the whole batch is done."""
+    from the handler or the hook is raised once the whole batch is done; raised while
+    parts of a halved batch are still to go, it stops there (:class:`_Halted`): a refusal
+    that hits every record (a constraint an operator added) must not drain the topic into
+    the DLQ, one batch per restart."""
     backoff = policy.initial_backoff_s
     ours = {TopicPartition(r.topic, r.partition) for r in records}
     paused = False
@@ -192,6 +207,8 @@ async def _handle_until_done(
     stopping: StopAfterBatch | None = None
     try:
         while pending:
+            if stopping is not None:
+                raise _Halted(stopping)
             part = pending.pop(0)
             try:
                 await handler(part)

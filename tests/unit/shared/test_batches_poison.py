@@ -224,20 +224,39 @@ def test_without_a_hook_a_refused_batch_is_retried_as_before() -> None:
     assert len(sink.calls) > 2 and all(c == [0, 1] for c in sink.calls)
 
 
-def test_a_guard_that_trips_while_halving_stops_after_the_whole_batch() -> None:
-    """The dead-letter hook (the sink's ratio guard) raises after writing: the other
-    half is still handled, and the batch committed, before the error ends the loop."""
-    consumer, sink = Consumer(4), Sink({0})
-
+def _tripping(sink: Any) -> Any:
     async def tripping(record: Any, error_class: str, reason: str) -> None:
         sink.dead.append((record.offset, error_class, reason))
-        raise StopAfterBatch("too many dead letters")
+        raise StopAfterBatch("too many dead letters")  # the sink's ratio guard, after writing
 
+    return tripping
+
+
+def _run_tripping(consumer: Any, sink: Any) -> None:
     async def main() -> None:
         policy = BatchPolicy(max_batch=4)
-        await run_batches(consumer, sink.handle, policy=policy, stop=asyncio.Event(), dead_letter=tripping)
+        await run_batches(consumer, sink.handle, policy=policy, stop=asyncio.Event(), dead_letter=_tripping(sink))
 
     with pytest.raises(StopAfterBatch):
         asyncio.run(main())
-    assert sink.stored == [1, 2, 3] and [d[0] for d in sink.dead] == [0]
+
+
+@pytest.mark.parametrize("refused", [{0}, {0, 1, 2, 3}], ids=["one", "every"])
+def test_a_guard_that_trips_while_halving_stops_there_uncommitted(refused: set[int]) -> None:
+    """Before: the halving went on after the guard tripped, so a refusal of every record (a
+    constraint an operator added) dead-lettered the whole batch and committed it, one batch
+    per restart: the topic drained into the DLQ. Now nothing more is handled or
+    dead-lettered, and the batch stays uncommitted for the next run."""
+    consumer, sink = Consumer(4), Sink(refused)
+    _run_tripping(consumer, sink)
+    assert sink.stored == [] and [d[0] for d in sink.dead] == [0]
+    assert consumer.commits == []
+
+
+def test_a_guard_that_trips_on_the_last_record_commits_the_batch() -> None:
+    """Nothing of the batch is left to handle: its effect is complete, so it is committed
+    before the error ends the loop (as for the handlers' own dead letters)."""
+    consumer, sink = Consumer(4), Sink({3})
+    _run_tripping(consumer, sink)
+    assert sink.stored == [0, 1, 2] and [d[0] for d in sink.dead] == [3]
     assert consumer.commits == [{TP: 4}]
