@@ -224,14 +224,13 @@ class Evaluator:
                     # version took over) while the stream went on: its empty minutes up to
                     # the stream's clock are walked, so the open alert resolves
                     latest = clock
-            history = timedelta(seconds=cfg.window_s * (cfg.baseline_windows + 1))
+            low = latest - (self.settings.max_steps - 1) * MINUTE
             if state.last_eval is None:  # first sight: walk the recent history like a backtest would
-                low = latest - (self.settings.max_steps - 1) * MINUTE
-                counts = await store.load_counts(s, stream, entity, version, low - history, latest)
+                counts = await store.load_windows(s, stream, entity, version, low, latest, cfg)
                 start = min((b for b in counts if b >= low), default=latest)
             else:
                 start = state.last_eval
-                counts = await store.load_counts(s, stream, entity, version, start - history, latest)
+                counts = await store.load_windows(s, stream, entity, version, max(start, low), latest, cfg)
             gap = skipped(start, latest, self.settings.max_steps)
             if gap is not None:
                 self._warn_skipped(rule, entity, version, gap)

@@ -7,11 +7,11 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, literal, select, update
+from sqlalchemy import func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerter.detect import Counts, CumulativeCounts, State
+from services.alerter.detect import Counts, CumulativeCounts, DetectorConfig, RolledCounts, State, spans
 from shared.db.models import Alert, AlertRule, AlertState, Entity, TrendHour, TrendMinute
 from shared.entities import ALL
 
@@ -67,6 +67,51 @@ async def load_counts(
         TrendMinute.bucket <= end,
     )
     return CumulativeCounts({b: (int(c), int(n)) for b, c, n in await session.execute(q)})
+
+
+# One statement, so the minutes and the hours come from one snapshot (an aggregator
+# commit in between would count its events in some windows and not in others); fixed,
+# with array parameters, so it is prepared once whatever the number of spans.
+_WINDOWS = text(
+    """
+    SELECT m.bucket, m.count, m.negative, false AS hourly FROM trend_minute AS m
+    JOIN unnest(CAST(:minute_from AS timestamptz[]), CAST(:minute_to AS timestamptz[])) AS s(lo, hi)
+        ON m.bucket >= s.lo AND m.bucket < s.hi
+    WHERE m.stream = :stream AND m.entity = :entity AND m.model_version = :version
+    UNION ALL
+    SELECT h.bucket, h.count, h.negative, true FROM trend_hour AS h
+    JOIN unnest(CAST(:hour_from AS timestamptz[]), CAST(:hour_to AS timestamptz[])) AS s(lo, hi)
+        ON h.bucket >= s.lo AND h.bucket < s.hi
+    WHERE h.stream = :stream AND h.entity = :entity AND h.model_version = :version
+    """
+)
+
+
+async def load_windows(
+    session: AsyncSession, stream: str, entity: str, version: str, first: datetime, last: datetime, cfg: DetectorConfig
+) -> Counts:
+    """The counts :func:`detect.observe` needs at every minute from ``first`` to ``last``
+    (and every minute of those with data): the hours its windows' edges fall in minute
+    by minute from ``trend_minute``, the hours between from ``trend_hour``, which the
+    aggregator keeps as their exact sum (see :func:`detect.spans`)."""
+    minute_spans, hour_spans = spans(first, last, cfg)
+    if not minute_spans:
+        return CumulativeCounts({})
+    params = {
+        "stream": stream,
+        "entity": entity,
+        "version": version,
+        "minute_from": [a for a, _ in minute_spans],
+        "minute_to": [b for _, b in minute_spans],
+        "hour_from": [a for a, _ in hour_spans],
+        "hour_to": [b for _, b in hour_spans],
+    }
+    minutes: dict[datetime, tuple[int, int]] = {}
+    hours: dict[datetime, tuple[int, int]] = {}
+    for bucket, count, negative, hourly in await session.execute(_WINDOWS, params):
+        (hours if hourly else minutes)[bucket] = (int(count), int(negative))
+    # every minute (short windows, long walks): plain running totals, the faster lookup
+    return RolledCounts(minutes, hours) if hour_spans else CumulativeCounts(minutes)
 
 
 def _to_json(state: State) -> dict[str, Any]:
