@@ -13,6 +13,7 @@ import asyncio
 import gc
 import json
 import logging
+import math
 import os
 import signal
 import tempfile
@@ -21,6 +22,7 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
+from mode.utils.queues import ThrowableQueue
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.classifier.classify import ClassifierClosed, Classify
@@ -52,6 +54,75 @@ class RunState:
     matcher: EntityMatcher = field(default_factory=lambda: EntityMatcher([]))
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # set at shutdown: take no new batch
     in_flight: asyncio.Queue[Any] | None = None  # batches taken and not yet finished
+
+
+def value_bytes(item: Any) -> int:
+    """Bytes of a faust event's record value (0 for anything else)."""
+    value = getattr(getattr(item, "message", None), "value", None)
+    return len(value) if isinstance(value, bytes | bytearray) else 0
+
+
+def split_by_bytes(events: list[Any], max_bytes: int) -> list[list[Any]]:
+    """``events`` in order, in runs of at most ``max_bytes`` of record values; a record
+    larger than that is a run of its own (classified alone, never dropped)."""
+    runs: list[list[Any]] = []
+    size = 0
+    for event in events:
+        n = value_bytes(event)
+        if not runs or size + n > max_bytes:
+            runs.append([])
+            size = 0
+        runs[-1].append(event)
+        size += n
+    return runs
+
+
+class ByteBoundedQueue(ThrowableQueue[Any]):  # type: ignore[misc]
+    """faust's stream buffer, full at ``maxsize`` records or at ``max_bytes`` of record
+    values, whichever comes first: faust counts records only, so 4,096 one-megabyte
+    articles (4 GB) fitted in before back-pressure.
+
+    The bytes count as a share of ``maxsize`` in :meth:`qsize`, which faust's pause at
+    80% and resume at 40% and asyncio's ``full()`` use; a record larger than the budget
+    still goes in once there is room (never dropped)."""
+
+    def __init__(self, *args: Any, max_bytes: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_bytes = max_bytes
+        self.bytes = 0
+
+    def qsize(self) -> int:
+        held = len(self._queue)
+        if not (self.maxsize and self.max_bytes and held):
+            return held
+        return max(held, math.ceil(self.bytes * int(self.maxsize) / self.max_bytes))
+
+    def _put(self, item: Any) -> None:
+        super()._put(item)
+        self.bytes += value_bytes(item)
+
+    def _get(self) -> Any:
+        item = super()._get()
+        self.bytes -= value_bytes(item)
+        return item
+
+    def clear(self) -> None:
+        super().clear()
+        self.bytes = 0
+
+
+class _App(faust.App):  # type: ignore[misc]
+    """faust's app whose stream buffers are also bounded in bytes."""
+
+    buffer_max_bytes = 0  # set by build_app
+
+    def FlowControlQueue(self, maxsize: int | None = None, *, clear_on_resume: bool = False) -> ThrowableQueue[Any]:
+        return ByteBoundedQueue(
+            maxsize=maxsize,
+            max_bytes=self.buffer_max_bytes,
+            flow_control=self.flow_control,
+            clear_on_resume=clear_on_resume,
+        )
 
 
 def load_models(settings: ClassifierSettings) -> tuple[Classifier, Classifier]:
@@ -88,7 +159,7 @@ async def load_watchlist(
 
 def build_app(settings: ClassifierSettings, classify: Classify, state: RunState) -> faust.App:
     brokers = ";".join(f"kafka://{b}" for b in settings.kafka.bootstrap_servers.split(","))
-    app = faust.App(
+    app = _App(
         settings.group_id,
         broker=brokers,
         value_serializer="raw",
@@ -100,9 +171,13 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         # faust's default is 60 s: a killed replica's partitions would wait that long.
         broker_session_timeout=settings.session_timeout_s,
         stream_wait_empty=False,
+        # faust's buffer and fetches follow the batches: memory stays bounded on large records
+        stream_buffer_maxsize=settings.stream_buffer_records(),
+        consumer_max_fetch_size=settings.fetch_max_bytes(),
         topic_partitions=3,
         topic_replication_factor=1,
     )
+    app.buffer_max_bytes = settings.stream_buffer_bytes()
     source = app.topic(settings.topics.news_raw, settings.topics.chat_raw, value_serializer="raw", key_serializer="raw")
     engine = make_engine(settings.postgres)
     sessions = make_sessionmaker(engine)
@@ -197,17 +272,24 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
                 if state.fatal is not None:
                     return
 
+        async def submit(batches: list[list[Any]]) -> bool:
+            """Queue the batches for classification; False: take no more."""
+            for events in batches:
+                if state.stop.is_set():
+                    return False  # taken while stopping: not acknowledged, so the next run re-reads it
+                task = asyncio.create_task(prepare([InRecord.from_faust(ev.message) for ev in events]))
+                await window.put((task, events))
+                if finishing.done():
+                    finishing.result()  # re-raise what stopped it
+                    return False  # fatal: the process is stopping
+            return True
+
         finishing = asyncio.create_task(finisher())
         try:
             state.matcher = await load_watchlist(sessions)
-            async for events in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
-                if state.stop.is_set():
-                    break  # taken while stopping: not acknowledged, so the next run re-reads it
-                task = asyncio.create_task(prepare([InRecord.from_faust(ev.message) for ev in events]))
-                await window.put((task, list(events)))
-                if finishing.done():
-                    finishing.result()  # re-raise what stopped it
-                    return  # fatal: the process is stopping
+            async for taken in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
+                if not await submit(split_by_bytes(list(taken), settings.batch_max_bytes)):
+                    break
         except Exception as exc:
             # faust would log the crash and keep the process up with nothing consuming:
             # stop instead, so the failure shows and a supervisor restarts the service

@@ -11,6 +11,12 @@ from shared.inference.settings import InferenceSettings
 DEV_PSEUDONYM_KEY = "dev-pseudonym-key"
 """The development default; the classifier refuses to start with it in production."""
 MIN_PSEUDONYM_KEY_CHARS = 16
+FAUST_STREAM_BUFFER = 4096
+"""faust's default ``stream_buffer_maxsize``, in records."""
+BUFFER_BATCHES = 4
+"""The stream buffer holds this many windows of ``concurrent_batches`` batches."""
+FETCH_MAX_BYTES = 1024 * 1024
+"""Most bytes fetched per partition at once: one raw event at most (``MAX_EVENT_BYTES``)."""
 
 
 class ClassifierSettings(ServiceSettings):
@@ -56,6 +62,15 @@ class ClassifierSettings(ServiceSettings):
             "unless TW_INFERENCE__INTRA_OP_THREADS is set, and the length buckets of all "
             "batches in flight share cores / threads workers: independent runs keep both "
             "cores busy where one run split across threads waits on its slowest thread."
+        ),
+    )
+    batch_max_bytes: int = Field(
+        validation_alias="TW_CLASSIFIER_BATCH_MAX_BYTES",
+        default=8 * 1024 * 1024,
+        ge=64 * 1024,
+        description=(
+            "Most bytes of raw record values per classification batch (a larger record is classified alone). "
+            "The stream buffer holds at most 4 x this x TW_CLASSIFIER_CONCURRENT_BATCHES bytes of records."
         ),
     )
     batch_within_s: float = Field(
@@ -113,6 +128,21 @@ class ClassifierSettings(ServiceSettings):
                 "in production"
             )
         return None
+
+    def stream_buffer_records(self) -> int:
+        """faust's stream buffer, in records: its fetcher sleeps a whole second once every
+        partition is paused on a full buffer, so the buffer must hold about a second of
+        work (a buffer of 1,024 headlines starved a 1,500 events/s consumer)."""
+        return max(FAUST_STREAM_BUFFER, BUFFER_BATCHES * self.batch_max * self.concurrent_batches)
+
+    def stream_buffer_bytes(self) -> int:
+        """faust's stream buffer, in bytes of record values: what bounds memory on large
+        records, where a count of records does not (4,096 one-megabyte articles)."""
+        return BUFFER_BATCHES * self.batch_max_bytes * self.concurrent_batches
+
+    def fetch_max_bytes(self) -> int:
+        """Bytes the broker returns per partition and fetch (a larger record comes alone)."""
+        return min(self.batch_max_bytes, FETCH_MAX_BYTES)
 
     def model_settings(self) -> InferenceSettings:
         """Inference settings for ``concurrent_batches`` batches sharing the cores.
