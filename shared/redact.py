@@ -67,11 +67,19 @@ _PHONE_EXTENSION = re.compile(rf"(?<=\[PHONE\]){_EXTENSION}")
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 # "2020-03-12 10" or "12/03/2020 10" followed by ":30" is a date and time, not a phone number.
-_DATE = r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4})"
+# Only a real month (01-12) and day (01-31) make a date: "1234-56-78" is a phone number's
+# groups, and "12-03-2020" may be written day or month first.
+_MONTH = r"(?:0?[1-9]|1[0-2])"
+_DAY = r"(?:0?[1-9]|[12]\d|3[01])"
+_DATE = (
+    rf"(?:\d{{4}}[-/.]{_MONTH}[-/.]{_DAY}"
+    rf"|(?:{_DAY}[-/.]{_MONTH}|{_MONTH}[-/.]{_DAY})[-/.]\d{{4}})"
+)
 _DATE_HOUR = re.compile(rf"{_DATE}[ T]\d{{1,2}}")
 # Nor is a date after a numbered list's marker ("(1) 2020-03-12", "2) 12-03-2020"): the
-# marker's digits make it as long as a phone number.
-_LIST_MARKER = re.compile(rf"\(?\d{{1,3}}\)[{_SPACES}]*")
+# marker's digits make it as long as a phone number. A marker is one or two digits, not
+# starting with 0: a bracketed area code is "(030)", "(06)", "(0)" or three digits ("(800)").
+_LIST_MARKER = re.compile(rf"\(?[1-9]\d?\)[{_SPACES}]*")
 _WHOLE_DATE = re.compile(_DATE)
 # Nor a run of plain years ("profits 2019 2020 2021", "1999-2000-2001"): every group four
 # digits, 19xx or 20xx, and not dialled (no "+", "00" or bracket). A dialled number has a
@@ -199,21 +207,22 @@ def _phone_or_glued(match: re.Match[str]) -> str:
     return _glued_phone(match.group(0))
 
 
-_LAST_CHUNK = re.compile(rf"[{_SPACES}]+[^{_SPACES}]*$")
+# The look-behind tries each group once: linear in a long run of groups.
+_LAST_GROUP = re.compile(r"(?<!\d)\d+$")
 
 
 def _glued_phone(run: str) -> str:
     """A run of digit groups glued to a letter on its right. Dialled with a country code
-    ("+1-415-555-2671abc", "00 44 20 7946 0958abc") it is a phone number, judged whole. Any
-    other run's last chunk is a reference ("0612345678abc"), kept with its letters; the
-    chunks before it are judged on their own ("0612345678 0698765432abc")."""
+    ("+1-415-555-2671abc", "00 44 20 7946 0958abc") it is a phone number, judged whole. In
+    any other run the group glued to the letters is a reference ("0612345678abc", the
+    "2671" of "415-555-2671abc"), kept with them; the groups before it are judged on their
+    own ("0612345678 0698765432abc", "415-555-2671-3pm", "(11) 91234-5678-2b")."""
     if run.startswith("+") or (run.startswith("00") and any(ch in _SEP for ch in run)):
         if _phone_length_ok(_digits(run), international=True):
             return "[PHONE]"
-    last = _LAST_CHUNK.search(run)
-    if last is None:
-        return run
-    return PHONE.sub(_phone_or_glued, run[: last.start()]) + run[last.start() :]
+    last = _LAST_GROUP.search(run)
+    assert last is not None  # PHONE's run ends with a digit
+    return PHONE.sub(_phone, run[: last.start()]) + run[last.start() :]
 
 
 def _dotted_phone_not_ipv4(match: re.Match[str]) -> str:
@@ -242,35 +251,51 @@ def _phone_length_ok(digits: int, *, international: bool) -> bool:
 _CHUNK = re.compile(rf"[^{_SPACES}]+")  # a run split at its spaces
 
 
+def _phone_spans(run: str, chunks: list[tuple[int, int, int]], i: int) -> list[tuple[int, int]]:
+    """The spans of whole chunks from chunk i that have a phone number's length, as (last
+    chunk, digits). A span of several chunks must start like a dialled number (0, + or a
+    bracket), so a list of years or amounts ("2018 2019 2020 2021 2022") is none; nor may a
+    span be a run of years or a numbered date ("1999-2000-2001", "(1) 2020-03-12")."""
+    start = chunks[i][0]
+    dialled = run[start] in "0+("
+    international = run.startswith(("+", "00"), start)
+    spans, digits = [], 0
+    for j in range(i, min(len(chunks), i + 9) if dialled else i + 1):
+        if j > i and run[chunks[j][0]] in "+(":
+            break  # the next number begins
+        digits += chunks[j][2]
+        if digits > 15:
+            break
+        if _phone_length_ok(digits, international=international) and not _dates_or_years(
+            run[start : chunks[j][1]], before_colon=False
+        ):
+            spans.append((j, digits))
+    return spans
+
+
 def _phones_in_run(run: str) -> str:
-    """Replace phone numbers in a run too long to be one, aligned on its spaces: from each
-    space-separated chunk, the longest span of whole chunks that has a phone number's length.
-    A span of several chunks must start like a dialled number (0, + or a bracket), so a
-    list of years or amounts ("2018 2019 2020 2021 2022") stays as it is; nor may a span be
-    a run of years or a numbered date ("1999-2000-2001", "(1) 2020-03-12")."""
+    """Replace phone numbers in a run too long to be one, aligned on its spaces: the spans
+    of whole chunks (see _phone_spans) that together cover the most digits. Taking the
+    longest span from the first chunk would leave the end of the next number when the
+    first is shorter ("(415) 555-2671 06 12 34 56 78": "[PHONE] 34 56 78")."""
     chunks = [(m.start(), m.end(), _digits(m.group())) for m in _CHUNK.finditer(run)]
+    # covered[i]: the most digits phone numbers cover in chunks i and after; last[i]: the
+    # last chunk of the span from chunk i in that choice, -1 where chunk i is in none.
+    covered = [0] * (len(chunks) + 1)
+    last = [-1] * len(chunks)
+    for i in range(len(chunks) - 1, -1, -1):
+        covered[i] = covered[i + 1]
+        for j, digits in _phone_spans(run, chunks, i):
+            if digits + covered[j + 1] >= covered[i]:  # on a tie, the span from here, the longest
+                covered[i], last[i] = digits + covered[j + 1], j
     out, done, i = [], 0, 0
     while i < len(chunks):
-        start = chunks[i][0]
-        dialled = run[start] in "0+("
-        international = run.startswith(("+", "00"), start)
-        found, digits = None, 0
-        for j in range(i, min(len(chunks), i + 9) if dialled else i + 1):
-            if j > i and run[chunks[j][0]] in "+(":
-                break  # the next number begins
-            digits += chunks[j][2]
-            if digits > 15:
-                break
-            if _phone_length_ok(digits, international=international) and not _dates_or_years(
-                run[start : chunks[j][1]], before_colon=False
-            ):
-                found = j
-        if found is None:
+        if last[i] < 0:
             i += 1
             continue
-        out += [run[done:start], "[PHONE]"]
-        done = chunks[found][1]
-        i = found + 1
+        out += [run[done : chunks[i][0]], "[PHONE]"]
+        done = chunks[last[i]][1]
+        i = last[i] + 1
     out.append(run[done:])
     return "".join(out)
 

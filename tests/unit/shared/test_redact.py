@@ -580,3 +580,66 @@ def test_a_date_after_a_numbered_list_marker_is_kept(text: str) -> None:
 
 def test_a_bracketed_area_code_before_a_phone_number_still_goes_with_it() -> None:
     assert redact("(1) 2020-03-12 call (415) 555-2671") == "(1) 2020-03-12 call [PHONE]"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the group glued to the letters is a reference ("3pm", "2nd"); the number before it is
+        # one on its own
+        ("415-555-2671-3pm", "[PHONE]-3pm"),
+        ("415 555 2671-3pm", "[PHONE]-3pm"),
+        ("call 0612345678-1a", "call [PHONE]-1a"),
+        ("(11) 91234-5678-2b", "[PHONE]-2b"),
+        ("(415) 555-2671-1st", "[PHONE]-1st"),
+        ("cell 020-7946-0958-2nd", "cell [PHONE]-2nd"),
+        ("1) 415-555-2671-2b", "[PHONE]-2b"),
+        ("2020 415-555-2671abc", "[PHONE]-2671abc"),
+        ("0612345678-12345678abc", "[PHONE]-12345678abc"),
+    ],
+)
+def test_a_phone_number_before_a_group_glued_to_letters_is_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact(text, keep_ipv4=True) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # no month or day there: not a date, whatever the bracket before it
+        ("(030) 1234-56-78", "[PHONE]"),
+        ("(0) 12-34-5678", "[PHONE]"),
+        ("Tel. (06) 1234-56-78", "Tel. [PHONE]"),
+        ("(030) 1234-56-78 ext 12", "[PHONE]"),
+        ("(12) 2020-13-12", "[PHONE]"),
+        ("(1) 33-12-2020", "[PHONE]"),
+        # a date, but after an area code: a list is not numbered 0, 06 or 800
+        ("(800) 2020-12-12", "[PHONE]"),
+        ("(0) 2020-12-12", "[PHONE]"),
+        ("(06) 2020-12-12 10:30", "[PHONE]:30"),
+        ("call (030) 12-03-2020", "call [PHONE]"),
+    ],
+)
+def test_a_bracketed_area_code_before_date_shaped_digits_goes_with_its_number(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact(text, keep_ipv4=True) == expected
+
+
+@pytest.mark.parametrize("text", ["(2) 31-12-2020", "3) 12/31/2020", "(99) 2020-1-9", "(1) 0001-01-01 00:00"])
+def test_a_date_day_or_month_first_after_a_list_marker_is_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # the first number is shorter than the fifteen digits a span may hold: the second
+        # number is not cut to fill them
+        ("(415) 555-2671 06 12 34 56 78", "[PHONE] [PHONE]"),
+        ("(415) 555-2671 020 7946 0958", "[PHONE] [PHONE]"),
+        ("(1)-03-1234-5678 06 12 34 56 78", "[PHONE] [PHONE]"),
+        ("(1) 020 7946 0958 2020", "(1) [PHONE]"),
+    ],
+)
+def test_numbers_side_by_side_are_each_redacted_whole(text: str, expected: str) -> None:
+    assert redact(text) == expected
