@@ -10,16 +10,25 @@ import unicodedata
 
 # Not anchored on the left, "[\w.+-]+@" would rescan a long run of such characters
 # (a pasted token) from every start: quadratic. The look-behind makes it linear.
-EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# An address in a URL may have its "@" and "+" percent-encoded ("?email=jane%2Btag%40example.com"):
+# only the address is replaced, the rest of the URL is kept as written. Nor is a match
+# started on the "2B" of a "%2B" (a long run of them would be rescanned from each).
+EMAIL = re.compile(r"(?<![\w.+-])(?!(?<=%)2[Bb])(?:[\w.+-]|%2[Bb])+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
 # Separators inside a number as people paste them: space, dash, and the no-break,
-# narrow, thin and figure spaces and dashes that web pages and word processors insert.
+# narrow, thin and figure spaces, the dashes and minus signs that web pages and word
+# processors insert, and the full-width hyphen-minus of Japanese text ("03－1234－5678").
 _SPACES = " \u00a0\u2007\u2009\u202f"
-_SEP = _SPACES + "\\-\u2010\u2011\u2013"
+_DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2212\uff0d"
+_SEP = _SPACES + _DASHES
+# Japanese text also writes the katakana long vowel mark as a dash ("090ー1234ー5678"): a
+# separator only between two digits, so a word ending in it ("データー2020") is never
+# part of a number.
+_LONG_VOWEL = r"(?<=\d)\u30fc(?=\d)"
 # A run of digit groups, each separated by up to three separators ("4111 - 1111", two
 # spaces) or by single dots ("4111.1111.1111.1111"). Card numbers are looked for inside
 # it, group-aligned (see _cards): a card next to an expiry date, a CVV or a phone
 # number is still found.
-DIGIT_GROUPS = re.compile(rf"(?<!\d)\d+(?:(?:[{_SEP}]{{1,3}}|\.)\d+)*(?!\d)")
+DIGIT_GROUPS = re.compile(rf"(?<!\d)\d+(?:(?:[{_SEP}]{{1,3}}|\.|\u30fc)\d+)*(?!\d)")
 # International or national phone numbers: 7+ digits with separators, not the
 # fraction or integer part of a decimal number ("33.0123456789").
 # Bounded by ASCII letters, digits or "_" only ("order12345678" is a reference, not a
@@ -48,14 +57,20 @@ _NUMBER_END = rf"(?:(?={_EXTENSION})|{_NOT_ALNUM_AFTER}(?!\.\d))"
 # it. A run glued to a letter on its right is matched whole ("glued", see _glued_phone):
 # backing off to a shorter match would judge only its first groups ("[PHONE]-2671abc").
 PHONE = re.compile(
-    rf"{_NOT_ALNUM_BEFORE}(?<!\d\.)(?:(?:\+|00)?\d|\((?=\d{{1,5}}\)))[\d(){_SEP}]{{6,}}\d"
+    rf"{_NOT_ALNUM_BEFORE}(?<!\d\.)(?:(?:\+|00)?\d|\((?=\d{{1,5}}\)))(?:[\d(){_SEP}]|{_LONG_VOWEL}){{6,}}\d"
     rf"(?:{_NUMBER_END}|(?P<glued>)(?=[A-Za-z_]))"
 )
 # Dotted (415.555.2671, 01.23.45.67.89, +33 6.12.34.56.78) and slashed (030/1234567)
 # numbers: at least two dots between short groups, or one slash, so a decimal is not one.
+# Spaced around the slash, as German numbers were written ("030 / 123 456", "0171 / 123 45
+# 67"), only a whole run after an area code dialled with its 0 ("2019 / 2020 2021" is not
+# one, nor the end of "+44 20 7946 0958/06 12 34 56 78").
+_SLASHED_END = rf"(?:(?={_EXTENSION})|(?![A-Za-z_\d/])(?!\.\d))"
 PHONE_DOTTED = re.compile(
     rf"(?<![A-Za-z_\d.])(?:(?:\+|00)\d{{1,3}}[ .\u00a0]?)?\(?\d{{1,4}}\)?(?:\.\d{{2,4}}){{2,5}}{_NUMBER_END}"
-    rf"|(?<![A-Za-z_\d/.])(?:\+|00)?\d{{2,5}}/\d{{4,9}}(?:(?={_EXTENSION})|(?![A-Za-z_\d/])(?!\.\d))"
+    rf"|(?<![A-Za-z_\d/.])(?:\+|00)?\d{{2,5}}/\d{{4,9}}{_SLASHED_END}"
+    rf"|(?<![A-Za-z_\d/.])(?<!\d[{_SEP}])0\d{{1,4}}(?:[{_SPACES}]/[{_SPACES}]?|/[{_SPACES}])"
+    rf"\d{{2,8}}(?:[{_SPACES}]\d{{2,4}}){{0,3}}(?![{_SEP}]\d){_SLASHED_END}"
 )
 # The extension of a phone number that was redacted goes with it.
 _PHONE_EXTENSION = re.compile(rf"(?<=\[PHONE\]){_EXTENSION}")
@@ -84,7 +99,7 @@ _WHOLE_DATE = re.compile(_DATE)
 # Nor a run of plain years ("profits 2019 2020 2021", "1999-2000-2001"): every group four
 # digits, 19xx or 20xx, and not dialled (no "+", "00" or bracket). A dialled number has a
 # group of another length ("202-555-0143", "2025550143") or one that is no such year.
-_YEARS = re.compile(rf"(?:19|20)\d\d(?:[{_SEP}]+(?:19|20)\d\d)+")
+_YEARS = re.compile(rf"(?:19|20)\d\d(?:(?:[{_SEP}]|{_LONG_VOWEL})+(?:19|20)\d\d)+")
 # Ids written in hex are kept whole, before any number is looked for in them: a UUID (any
 # case; "12345678-1234-a234-8234-123456789abc" lost its first groups as a phone number), a
 # W3C traceparent, and 32-, 40- and 64-digit hex ids (trace ids, git and sha256 digests),
@@ -98,12 +113,14 @@ HEX_ID = re.compile(
     rf"|{_HEX}{{2}}-{_HEX}{{32}}-{_HEX}{{16}}-{_HEX}{{2}}"
     rf"|{_HEX}{{64}}|{_HEX}{{40}}|{_HEX}{{32}})(?![0-9A-Za-z])"
 )
-# IBAN candidates in any case, grouped by spaces, dashes or no-break spaces; only those
-# that pass the ISO 13616 mod-97 check are replaced (so "FY20 LOSS HITS BANK" is not one).
+# IBAN candidates in any case, grouped by up to three separators as numbers are ("DE89  3704",
+# narrow no-break spaces, dashes); only those that pass the ISO 13616 mod-97 check are replaced
+# (so "FY20 LOSS HITS BANK" is not one).
 IBAN = re.compile(
-    r"(?<![A-Za-z\d])[A-Za-z]{2}\d{2}(?:[ \u00a0-]?[A-Za-z\d]{4}){2,7}(?:[ \u00a0-]?[A-Za-z\d]{1,3})?(?![A-Za-z\d])"
+    rf"(?<![A-Za-z\d])[A-Za-z]{{2}}\d{{2}}(?:[{_SEP}]{{0,3}}[A-Za-z\d]{{4}}){{2,7}}"
+    rf"(?:[{_SEP}]{{0,3}}[A-Za-z\d]{{1,3}})?(?![A-Za-z\d])"
 )
-_IBAN_SEP = re.compile(r"[ \u00a0-]")
+_IBAN_SEP = re.compile(rf"[{_SEP}]+")
 
 
 def _luhn_ok(digits: str) -> bool:
@@ -140,12 +157,13 @@ def _ibans(match: re.Match[str]) -> str:
 # Payment card numbers start with 2-6 (Mastercard, Visa, Amex/Diners/JCB, Maestro,
 # Discover/UnionPay) and are printed in groups of four (the last may be shorter) or,
 # for 14-15 digit cards, 4-6-4 / 4-6-5. A single unbroken run of 13-19 digits counts too.
-_CARD_FIRST = frozenset("23456")
+# Any decimal digit counts, full-width ones too ("４１１１ １１１１ …"): int() reads them all.
+_CARD_FIRST = frozenset((2, 3, 4, 5, 6))
 
 
 def _card_start(run: str, group: tuple[int, int]) -> bool:
     a, b = group
-    return run[a] in _CARD_FIRST and (b - a == 4 or 13 <= b - a <= 19)
+    return int(run[a]) in _CARD_FIRST and (b - a == 4 or 13 <= b - a <= 19)
 
 
 def _card_shape(groups: list[tuple[int, int]]) -> bool:
@@ -217,7 +235,7 @@ def _glued_phone(run: str) -> str:
     any other run the group glued to the letters is a reference ("0612345678abc", the
     "2671" of "415-555-2671abc"), kept with them; the groups before it are judged on their
     own ("0612345678 0698765432abc", "415-555-2671-3pm", "(11) 91234-5678-2b")."""
-    if run.startswith("+") or (run.startswith("00") and any(ch in _SEP for ch in run)):
+    if run.startswith("+") or (run.startswith("00") and any(ch in _SEP or ch == "\u30fc" for ch in run)):
         if _phone_length_ok(_digits(run), international=True):
             return "[PHONE]"
     last = _LAST_GROUP.search(run)
@@ -249,6 +267,9 @@ def _phone_length_ok(digits: int, *, international: bool) -> bool:
 
 
 _CHUNK = re.compile(rf"[^{_SPACES}]+")  # a run split at its spaces
+_PIECE = re.compile(rf"[^{_DASHES}\u30fc]+")  # a chunk split at its dashes
+_GROUP = re.compile(r"\d+")
+_YEAR = re.compile(r"(?:19|20)\d\d")
 
 
 def _phone_spans(run: str, chunks: list[tuple[int, int, int]], i: int) -> list[tuple[int, int]]:
@@ -277,27 +298,136 @@ def _phones_in_run(run: str) -> str:
     """Replace phone numbers in a run too long to be one, aligned on its spaces: the spans
     of whole chunks (see _phone_spans) that together cover the most digits. Taking the
     longest span from the first chunk would leave the end of the next number when the
-    first is shorter ("(415) 555-2671 06 12 34 56 78": "[PHONE] 34 56 78")."""
-    chunks = [(m.start(), m.end(), _digits(m.group())) for m in _CHUNK.finditer(run)]
+    first is shorter ("(415) 555-2671 06 12 34 56 78": "[PHONE] 34 56 78"). Where those
+    leave digits, the run may be phone numbers side by side that are not dialled (see
+    _side_by_side): they are replaced when they make up the whole run."""
+    chunks = _chunks(run)
+    phone_spans = [_phone_spans(run, chunks, i) for i in range(len(chunks))]
+    covered, spans = _most_digits(phone_spans)
+    if covered < sum(digits for _, _, digits in chunks):
+        spans = _side_by_side(run, chunks, phone_spans) or spans
+    out, done = [], 0
+    for first, last in spans:
+        out += [run[done : chunks[first][0]], "[PHONE]"]
+        done = chunks[last][1]
+    out.append(run[done:])
+    return "".join(out)
+
+
+def _chunks(run: str) -> list[tuple[int, int, int]]:
+    """The run's chunks between spaces, as (start, end, digits); one too long to be a number
+    is split at its dashes too ("0612345678-0612345678", "415-555-2671—415-555-2672")."""
+    chunks = []
+    for chunk in _CHUNK.finditer(run):
+        digits = _digits(chunk.group())
+        if digits <= 15:
+            chunks.append((chunk.start(), chunk.end(), digits))
+            continue
+        for piece in _PIECE.finditer(chunk.group()):
+            start = chunk.start() + piece.start()
+            chunks.append((start, start + len(piece.group()), _digits(piece.group())))
+    return chunks
+
+
+def _most_digits(phone_spans: list[list[tuple[int, int]]]) -> tuple[int, list[tuple[int, int]]]:
+    """The digits covered, and the spans (first chunk, last chunk) of _phone_spans that
+    cover the most."""
     # covered[i]: the most digits phone numbers cover in chunks i and after; last[i]: the
     # last chunk of the span from chunk i in that choice, -1 where chunk i is in none.
-    covered = [0] * (len(chunks) + 1)
-    last = [-1] * len(chunks)
-    for i in range(len(chunks) - 1, -1, -1):
+    covered = [0] * (len(phone_spans) + 1)
+    last = [-1] * len(phone_spans)
+    for i in range(len(phone_spans) - 1, -1, -1):
         covered[i] = covered[i + 1]
-        for j, digits in _phone_spans(run, chunks, i):
+        for j, digits in phone_spans[i]:
             if digits + covered[j + 1] >= covered[i]:  # on a tie, the span from here, the longest
                 covered[i], last[i] = digits + covered[j + 1], j
-    out, done, i = [], 0, 0
-    while i < len(chunks):
+    spans, i = [], 0
+    while i < len(phone_spans):
         if last[i] < 0:
             i += 1
             continue
-        out += [run[done : chunks[i][0]], "[PHONE]"]
-        done = chunks[last[i]][1]
+        spans.append((i, last[i]))
         i = last[i] + 1
-    out.append(run[done:])
-    return "".join(out)
+    return covered[0], spans
+
+
+def _side_by_side(
+    run: str, chunks: list[tuple[int, int, int]], phone_spans: list[list[tuple[int, int]]]
+) -> list[tuple[int, int]]:
+    """The run read as phone numbers side by side, every chunk in one: the spans (first
+    chunk, last chunk), or none where it cannot be read so. Besides the spans of
+    _phone_spans, a number may be written without its trunk prefix ("2125550143 415 555
+    2671", "98765 43210 98765 43211", see _grouped_number), or be a local number after one
+    dialled with 0, + or a bracket ("020 7946 0958 7946 0959"). A list of figures or years
+    is none of these ("shares 1000 2000 3000 4000 5000")."""
+    # came[i][after]: where chunks before i can be so read, the first chunk of the span
+    # that ends before i and the "after" of that chunk; "after" tells whether the span
+    # before was a whole dialled number (a local number may follow only such a one).
+    came: list[list[tuple[int, int] | None]] = [[None, None] for _ in range(len(chunks) + 1)]
+    came[0][0], reached = (-1, 0), 0
+    for i in range(len(chunks)):
+        if i > reached:
+            return []  # no reading reaches chunk i
+        dialled = run[chunks[i][0]] in "0+("
+        for j, digits, local in _number_spans(run, chunks, i, phone_spans[i]):
+            for after in (1,) if local else (0, 1):
+                if came[i][after] is not None:
+                    came[j + 1][int(dialled and not local and digits >= 9)] = (i, after)
+                    reached = max(reached, j + 1)
+    end, spans = len(chunks), []
+    after = 0 if came[end][0] is not None else 1
+    while end > 0:
+        step = came[end][after]
+        if step is None:
+            return []
+        spans.append((step[0], end - 1))
+        end, after = step
+    return spans[::-1]
+
+
+def _number_spans(
+    run: str, chunks: list[tuple[int, int, int]], i: int, phone_spans: list[tuple[int, int]]
+) -> list[tuple[int, int, bool]]:
+    """The spans from chunk i that _side_by_side may read as a number, as (last chunk,
+    digits, whether it is a local number): those of _phone_spans (not a dialled one of 7 or
+    8 digits, which would cut a longer one in two: "+44 20 7946" and "0958 2019"), then
+    those _grouped_number reads as one."""
+    spans = [(j, digits, False) for j, digits in phone_spans if digits >= 9]
+    start, digits = chunks[i][0], 0
+    for j in range(i, min(len(chunks), i + 4)):
+        if j > i and run[chunks[j][0]] in "+(":
+            break  # the next number begins
+        digits += chunks[j][2]
+        if digits > 15:
+            break
+        span = run[start : chunks[j][1]]
+        shape = _grouped_number(span, digits)
+        if shape is not None and not _dates_or_years(span, before_colon=False):
+            spans.append((j, digits, shape == "local"))
+    return spans
+
+
+def _grouped_number(span: str, digits: int) -> str | None:
+    """How a span of digit groups reads: "number" for one written without its trunk prefix,
+    grouped as numbers are printed: two to four groups of two to five digits, the last of
+    four or five ("415 555 2671", "98765 43210", "20 7946 0958"), not all of four
+    ("1000 2000 3000" are figures); "local" for a local number, 7 or 8 digits in two groups
+    ending in four ("555 2672", "7946 0959"); None otherwise: for one starting with 0 (that
+    is dialled), for round figures ("34000 34500", every group ending in 0), and for one
+    that starts or ends with a year ("2020 020 7946", "23456 2020")."""
+    if not 7 <= digits <= 15:
+        return None
+    groups = _GROUP.findall(span)
+    sizes = [len(group) for group in groups]
+    if groups[0].startswith("0") or all(group.endswith("0") for group in groups):
+        return None
+    if any(_YEAR.fullmatch(group) for group in (groups[0], groups[-1])):
+        return None
+    if digits <= 8:
+        return "local" if sizes in ([3, 4], [4, 4]) else None
+    if 2 <= len(sizes) <= 4 and all(2 <= n <= 5 for n in sizes):
+        return "number" if sizes[-1] >= 4 and set(sizes) != {4} else None
+    return None
 
 
 # Every pattern above needs an "@" or a digit; most texts have neither.

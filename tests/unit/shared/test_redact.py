@@ -643,3 +643,127 @@ def test_a_date_day_or_month_first_after_a_list_marker_is_kept(text: str) -> Non
 )
 def test_numbers_side_by_side_are_each_redacted_whole(text: str, expected: str) -> None:
     assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a run too long for one number, made of numbers written without a trunk prefix
+        ("nums: 2125550143 415 555 2671", "nums: [PHONE] [PHONE]"),
+        ("98765 43210 98765 43211", "[PHONE] [PHONE]"),
+        ("415 555 2671 415 555 2672", "[PHONE] [PHONE]"),
+        ("+91 98765 43210 98765 43211", "[PHONE] [PHONE]"),
+        ("(415) 555 2671 415 555 2672", "[PHONE] [PHONE]"),
+        # a local number after a whole dialled one
+        ("020 7946 0958 7946 0959", "[PHONE] [PHONE]"),
+        ("call (415) 555 2671 555 2672", "call [PHONE] [PHONE]"),
+        # numbers joined by a dash, no space between them
+        ("0612345678-0612345678", "[PHONE]-[PHONE]"),
+        ("415-555-2671-415-555-2672", "[PHONE]-[PHONE]"),
+        ("415-555-2671\u2014415-555-2672", "[PHONE]\u2014[PHONE]"),
+    ],
+)
+def test_phone_numbers_side_by_side_without_a_trunk_prefix_are_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact(text, keep_ipv4=True) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "FTSE 100 3 2020 2021 2022",
+        "1 234 567 890 123 456",  # thousands
+        "EUR 12 345 678 901 234 567",
+        "shares 1000 2000 3000 4000 5000 6000",
+        "10 20 30 40 50 60 70 80 90 100",
+        "FTSE 100 7500 7520 7480 7510 7490",
+        "Dow 34000 34500 35000 35500",  # round figures
+        "Q3 2024 12 345 678 910 11",
+        "2018 2019 2020 2021 2022 2023",
+        "ref 1234 5678 9012 3456",
+        "1234-5678-9012-3456",
+    ],
+)
+def test_figures_and_years_in_a_long_run_are_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a year after a number is not read as the end of a second one
+        ("+44 20 7946 0958 2019", "[PHONE] 2019"),
+        ("0044 20 7946 0958 2020", "[PHONE] 2020"),
+        ("+91 98201 23456 2020", "[PHONE] 2020"),
+        ("2125550143 2024 2025 2026", "[PHONE] 2024 2025 2026"),
+    ],
+)
+def test_a_year_after_a_phone_number_in_a_long_run_is_kept(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("GET /signup?email=jane%40example.com&x=1", "GET /signup?email=[EMAIL]&x=1"),
+        ("jane%2Btag%40example.com", "[EMAIL]"),
+        ("next=/a?u=jane%2btag%40Example.COM", "next=/a?u=[EMAIL]"),
+        ("jane%2Btag@example.com", "[EMAIL]"),  # the "+" encoded, the "@" not
+        ('{"url": "/x?email=jane%40example.com"}', '{"url": "/x?email=[EMAIL]"}'),
+    ],
+)
+def test_url_encoded_emails_are_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize("text", ["up 40%, 100%40 items", "a%40b", "%2B%2B%40", "50%40 of 2020"])
+def test_percent_signs_without_an_address_are_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("電話 03\uff0d1234\uff0d5678", "電話 [PHONE]"),  # full-width hyphen-minus
+        ("電話 090\u30fc1234\u30fc5678", "電話 [PHONE]"),  # katakana long vowel mark
+        ("携帯 090\u22121234\u22125678", "携帯 [PHONE]"),  # minus sign
+        ("電話：０３\uff0d１２３４\uff0d５６７８", "電話：[PHONE]"),  # full-width digits
+        ("tel 090\u20141234\u20145678", "tel [PHONE]"),  # em dash
+        ("tel 415\u2012555\u20122671", "tel [PHONE]"),  # figure dash
+        ("card ４１１１ １１１１ １１１１ １１１１", "card [CARD]"),
+        ("Tel. 030 / 123 456", "Tel. [PHONE]"),
+        ("Tel. 0171 / 123 45 67 bitte", "Tel. [PHONE] bitte"),
+    ],
+)
+def test_unicode_separators_and_full_width_digits_are_read(text: str, expected: str) -> None:
+    assert redact(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "データー2020",
+        "データー2020年 and サーバー8080",
+        "2019\u30fc2020\u30fc2021",
+        "2019\u22122020\u22122021",
+        "2019 / 2020 2021",
+        "page 03 / 2020",
+        "\u30fc\u30fc1234567\u30fc\u30fc",
+    ],
+)
+def test_a_long_vowel_mark_or_a_slash_next_to_ordinary_numbers_is_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("DE89  3704  0044  0532  0130  00", "[IBAN]"),
+        ("DE89\u202f3704\u202f0044\u202f0532\u202f0130\u202f00", "[IBAN]"),
+        ("iban DE89 - 3704 - 0044 - 0532 - 0130 - 00 ok", "iban [IBAN] ok"),
+        ("GB29\u2009NWBK\u20096016\u20091331\u20099268\u200919 thanks", "[IBAN] thanks"),
+        ("DE89  3704  0044  0532  0130  00  THANKS", "[IBAN]  THANKS"),
+    ],
+)
+def test_ibans_grouped_by_several_or_other_spaces_are_redacted(text: str, expected: str) -> None:
+    assert redact(text) == expected
