@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.config import ServiceSettings
+from shared.events import Score, ScoredEvent
 
 
 def env_for(settings: ServiceSettings, **extra: str) -> dict[str, str]:
@@ -60,3 +63,31 @@ async def topic_records(settings: ServiceSettings, topic: str) -> list[ConsumerR
         return found
     finally:
         await consumer.stop()
+
+
+async def committed_offsets(settings: ServiceSettings, group: str) -> dict[TopicPartition, int]:
+    """The offsets ``group`` has committed, per partition (none: empty)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    finally:
+        await admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
+
+def scored_chat(mid: str, intent_label: str, conversation: str) -> bytes:
+    """A neutral chat on text.scored whose intent is ``intent_label`` at 0.95."""
+    now = datetime.now(UTC)
+    intent = Score(label=intent_label, confidence=0.95, probs={intent_label: 0.95}, model="m", version="v1")
+    sentiment = Score(label="neutral", confidence=0.9, probs={"neutral": 0.9}, model="m", version="v1")
+    return ScoredEvent(
+        id=mid,
+        stream="chat",
+        event_time=now,
+        received_time=now,
+        text="my card was declined",
+        sentiment=sentiment,
+        intent=intent,
+        conversation_id=conversation,
+    ).to_bytes()

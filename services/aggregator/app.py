@@ -15,7 +15,7 @@ from shared.events import InvalidEvent, ScoredEvent, decode_json, parse
 from shared.failpoints import FailPoints
 from shared.kafka.batches import BatchPolicy, Handler, Records
 from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, FailedRecord, RatioGuard
-from shared.kafka.sink import SinkClients, run_sink
+from shared.kafka.sink import SinkClients, every, run_sink
 from shared.metrics import metrics
 from shared.startup import kafka_dependency, postgres_dependency, refuse_unmigrated
 
@@ -79,27 +79,16 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
 
         return handle
 
-    async def retention(clients: SinkClients) -> None:
-        while not clients.stop.is_set():
-            try:
-                a, b = await expire(
-                    sessions, scored_days=settings.scored_retention_days, ledger_days=settings.ledger_retention_days
-                )
-                cutoff = datetime.now(UTC) - timedelta(days=settings.scored_retention_days)
-                c = await strip_alert_texts(sessions, cutoff=cutoff)
-                if a or b or c:
-                    log.info(
-                        "retention: deleted %d scored events and %d ledger ids, removed the message texts of %d alerts",
-                        a,
-                        b,
-                        c,
-                    )
-            except Exception as exc:  # noqa: BLE001 - retried next round
-                log.warning("retention run failed: %s", exc)
-            try:
-                await asyncio.wait_for(clients.stop.wait(), timeout=settings.retention_interval_s)
-            except TimeoutError:
-                pass
+    async def retention() -> None:
+        a, b = await expire(
+            sessions, scored_days=settings.scored_retention_days, ledger_days=settings.ledger_retention_days
+        )
+        cutoff = datetime.now(UTC) - timedelta(days=settings.scored_retention_days)
+        c = await strip_alert_texts(sessions, cutoff=cutoff)
+        if a or b or c:
+            log.info(
+                "retention: deleted %d scored events and %d ledger ids, removed the message texts of %d alerts", a, b, c
+            )
 
     try:
         await run_sink(
@@ -110,7 +99,7 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
             deps=[kafka_dependency(settings.kafka), postgres_dependency(settings.postgres)],
             make_handler=make_handler,
             policy=BatchPolicy(max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms),
-            background=[retention],
+            background=[every(settings.retention_interval_s, retention, "retention run")],
             stop=stop,
         )
     finally:

@@ -26,7 +26,7 @@ from shared.kafka.batches import BatchPolicy, Handler, Records
 from shared.kafka.clients import ensure_topics
 from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, RatioGuard
 from shared.kafka.produce import send_all
-from shared.kafka.sink import SinkClients, run_sink
+from shared.kafka.sink import SinkClients, every, run_sink
 from shared.metrics import metrics
 from shared.startup import kafka_dependency, postgres_dependency, refuse_unmigrated
 
@@ -109,17 +109,9 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
                 except Exception as exc:  # noqa: BLE001 - keep the last table
                     log.warning("routing table refresh failed: %s", exc)
 
-    async def retention(clients: SinkClients) -> None:
-        while not clients.stop.is_set():
-            try:
-                if n := await expire_sent(sessions, days=settings.ledger_retention_days):
-                    log.info("retention: deleted %d ledger ids of sent chats", n)
-            except Exception as exc:  # noqa: BLE001 - retried next round
-                log.warning("retention run failed: %s", exc)
-            try:
-                await asyncio.wait_for(clients.stop.wait(), timeout=settings.retention_interval_s)
-            except TimeoutError:
-                pass
+    async def expire() -> None:
+        if n := await expire_sent(sessions, days=settings.ledger_retention_days):
+            log.info("retention: deleted %d ledger ids of sent chats", n)
 
     try:
         await run_sink(
@@ -130,7 +122,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
             deps=[kafka_dependency(settings.kafka), postgres_dependency(settings.postgres)],
             make_handler=make_handler,
             policy=BatchPolicy(max_batch=settings.max_batch, max_wait_ms=settings.max_wait_ms),
-            background=[refresh, retention],
+            background=[refresh, every(settings.retention_interval_s, expire, "retention run")],
             stop=stop,
         )
     finally:

@@ -36,6 +36,23 @@ HandlerFactory = Callable[[SinkClients], Awaitable[Handler]]
 Background = Callable[[SinkClients], Coroutine[None, None, None]]
 
 
+def every(interval_s: float, job: Callable[[], Awaitable[None]], what: str) -> Background:
+    """A background task for :func:`run_sink` that runs ``job`` now and then every
+    ``interval_s`` until the sink stops; a failure is logged (``<what> failed``) and
+    the job tried again next round."""
+
+    async def run(clients: SinkClients) -> None:
+        while not clients.stop.is_set():
+            try:
+                await job()
+            except Exception as exc:  # noqa: BLE001 - tried again next round
+                log.warning("%s failed: %s", what, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(clients.stop.wait(), timeout=interval_s)
+
+    return run
+
+
 async def _report_lag(name: str, consumer: AIOKafkaConsumer, stop: asyncio.Event) -> None:
     gauge = metrics().consumer_lag
     while not stop.is_set():

@@ -11,11 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from services_proc import log_tail, running
 from sink_outage import produce
 from sqlalchemy import func, select, text
-from tw_testing import wait_until
+from tw_testing import committed_offsets, wait_until
 
 from services.aggregator.config import AggregatorSettings
 from shared.db.models import ScoredEventRow, TrendMinute
@@ -30,16 +29,6 @@ def _scored(mid: str, entity: str, text: str = "t") -> bytes:
     score = {"label": "negative", "confidence": 0.9, "probs": {"negative": 0.9}, "model": "m", "version": "v1"}
     event = {"id": mid, "stream": "news", "event_time": now, "received_time": now, "text": text}
     return json.dumps(event | {"sentiment": score, "entities": [entity]}).encode()
-
-
-async def _committed(settings: AggregatorSettings, group: str) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return sum(meta.offset for meta in offsets.values() if meta.offset >= 0)
 
 
 async def test_a_record_postgresql_refuses_is_dead_lettered_and_its_batch_counted(
@@ -68,7 +57,7 @@ async def test_a_record_postgresql_refuses_is_dead_lettered_and_its_batch_counte
             return int((await s.execute(q)).scalar() or 0)
 
     async def all_committed() -> bool:
-        return await _committed(settings, group) == len(values)
+        return sum((await committed_offsets(settings, group)).values()) == len(values)
 
     async with sessions.begin() as s:  # NOT VALID: existing rows are not checked
         await s.execute(

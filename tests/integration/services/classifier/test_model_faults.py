@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from onnx import TensorProto, helper, numpy_helper
 from services_proc import log_tail, running, start_service, stop
 from sink_outage import produce
-from tw_testing import topic_records, wait_until
+from tw_testing import committed_offsets, topic_records, wait_until
 
 from services.classifier.config import ClassifierSettings
 from shared.inference.registry import Registry
@@ -78,16 +77,6 @@ def news(i: str, text: str = "Markets steady in session") -> bytes:
     return json.dumps({"id": i, "text": text, "event_time": datetime.now(UTC).isoformat()}).encode()
 
 
-async def committed(settings: ClassifierSettings, group: str) -> dict[Any, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
-    return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
-
-
 async def scored_ids(settings: ClassifierSettings) -> set[str]:
     return {json.loads(r.value)["id"] for r in await topic_records(settings, settings.topics.text_scored)}
 
@@ -116,7 +105,7 @@ async def test_models_failing_on_every_text_dead_letter_and_acknowledge_nothing(
 
         await wait_until(retrying_or_dead_lettered, timeout=90)
         assert await topic_records(settings, Topics.dlq(topics.news_raw)) == []
-        assert await committed(settings, group) == {}
+        assert await committed_offsets(settings, group) == {}
         assert failing.poll() is None
     finally:
         code = stop(failing)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +13,12 @@ import pytest
 from services_proc import log_tail, running, start_service
 from sink_outage import produce
 from sqlalchemy import func, select, text, update
-from tw_testing import topic_records, wait_until
+from tw_testing import scored_chat, topic_records, wait_until
 
 from services.router.config import RouterSettings
 from services.router.policy import DEFAULT_ROUTES, HUMAN
 from shared.db.models import RoutedEvent, RoutingMinute, RoutingRule
-from shared.events import RoutedChat, Score, ScoredEvent
+from shared.events import RoutedChat
 from shared.kafka.clients import ensure_topics
 
 pytestmark = pytest.mark.integration
@@ -43,7 +42,7 @@ async def test_a_chat_sent_before_a_crash_goes_again_to_its_recorded_queue_only(
     env = {"TW_ROUTER_GROUP_ID": f"rt-{unique}"}
     await _route(sessions, first)
     try:
-        await produce(settings, topics.text_scored, [_scored_chat(chat_id, key.decode())], key=key)
+        await produce(settings, topics.text_scored, [scored_chat(chat_id, INTENT, key.decode())], key=key)
         crashed = start_service(
             "router", settings, tmp_path, "-crashed", TW_FAILPOINTS="after_queue_produce:1:raise", **env
         )
@@ -56,7 +55,7 @@ async def test_a_chat_sent_before_a_crash_goes_again_to_its_recorded_queue_only(
         else:
             env["TW_ROUTER_CONFIDENCE_THRESHOLD"] = "0.99"  # 0.95 is now low confidence: human
         # behind the chat on its partition: once the marker is on its queue, the chat was handled
-        await produce(settings, topics.text_scored, [_scored_chat(marker, key.decode())], key=key)
+        await produce(settings, topics.text_scored, [scored_chat(marker, INTENT, key.decode())], key=key)
         with running("router", settings, tmp_path, **env):
             await wait_until(lambda: _has(settings, topics.queue(after), marker), timeout=90)
     finally:
@@ -100,7 +99,7 @@ async def test_a_batch_retried_through_a_failing_ledger_write_sends_nothing_unti
         )
     try:
         with running("router", settings, tmp_path, TW_ROUTER_GROUP_ID=f"rt-{unique}"):
-            await produce(settings, topics.text_scored, [_scored_chat(chat_id, f"conv-{unique}")])
+            await produce(settings, topics.text_scored, [scored_chat(chat_id, INTENT, f"conv-{unique}")])
             await wait_until(lambda: _retries(tmp_path) >= 3, timeout=90)
             assert await _ids(settings, queue) == []
             async with sessions.begin() as s:
@@ -134,20 +133,3 @@ async def _sent(sessions: Any, chat_id: str) -> bool:
 
 def _retries(log_dir: Path) -> int:
     return log_tail(log_dir, "router", 1_000_000).count("pausing and retrying")
-
-
-def _scored_chat(mid: str, conversation: str) -> bytes:
-    """A neutral chat on text.scored whose intent is card_declined at 0.95."""
-    now = datetime.now(UTC)
-    intent = Score(label=INTENT, confidence=0.95, probs={INTENT: 0.95}, model="m", version="v1")
-    sentiment = Score(label="neutral", confidence=0.9, probs={"neutral": 0.9}, model="m", version="v1")
-    return ScoredEvent(
-        id=mid,
-        stream="chat",
-        event_time=now,
-        received_time=now,
-        text="my card was declined",
-        sentiment=sentiment,
-        intent=intent,
-        conversation_id=conversation,
-    ).to_bytes()

@@ -16,12 +16,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from services_proc import running
 from sink_outage import dead_letter_values, one_batch_during_postgres_outage, produce, stops_on_a_burst_of_bad_records
 from sqlalchemy import func, select, update
-from tw_testing import wait_until
+from tw_testing import scored_chat, wait_until
 
 from services.router.config import RouterSettings
 from services.router.policy import DEFAULT_ROUTES, HUMAN, QUEUES
 from shared.db.models import RoutedEvent, RoutingMinute, RoutingRule
-from shared.events import RoutedChat, Score, ScoredEvent
+from shared.events import RoutedChat
 from shared.kafka.clients import ensure_topics, make_consumer, make_producer
 
 pytestmark = pytest.mark.integration
@@ -138,7 +138,7 @@ async def test_bad_records_in_a_batch_retried_through_an_outage_are_dead_lettere
     settings: RouterSettings = service_settings(RouterSettings)
     topics = settings.topics
     await ensure_topics(settings.kafka, [topics.text_scored, *(topics.queue(q) for q in QUEUES)])
-    chats = [_scored_chat(f"{unique}-ok-{i}", "card_declined", f"conv-{unique}") for i in range(4)]
+    chats = [scored_chat(f"{unique}-ok-{i}", "card_declined", f"conv-{unique}") for i in range(4)]
     bad = [b"not json %d" % i for i in range(3)]
     env = {"TW_ROUTER_GROUP_ID": f"rt-{unique}", "TW_ROUTER_MAX_WAIT_MS": "3000"}  # one batch of 7
     values = [bad[0], *chats[:2], bad[1], *chats[2:], bad[2]]
@@ -214,7 +214,7 @@ async def test_a_copy_of_a_routed_chat_scored_differently_is_not_sent_to_a_secon
     await ensure_topics(settings.kafka, [topics.text_scored, *(topics.queue(q) for q in QUEUES)])
 
     def chat(mid: str, label: str) -> bytes:
-        return _scored_chat(mid, label, f"conv-{unique}")
+        return scored_chat(mid, label, f"conv-{unique}")
 
     first, copy, marker = f"{unique}-ok-0", f"{unique}-ok-0", f"{unique}-ok-1"
     with running("router", settings, tmp_path, TW_ROUTER_GROUP_ID=f"rt-{unique}"):
@@ -231,23 +231,6 @@ async def test_a_copy_of_a_routed_chat_scored_differently_is_not_sent_to_a_secon
     assert await _queue_ids(settings, topics.queue(DEFAULT_ROUTES["login_problem"])) == []
 
 
-def _scored_chat(mid: str, intent_label: str, conversation: str) -> bytes:
-    """A neutral chat on text.scored whose intent is ``intent_label`` at 0.95."""
-    now = datetime.now(UTC)
-    intent = Score(label=intent_label, confidence=0.95, probs={intent_label: 0.95}, model="m", version="v1")
-    sentiment = Score(label="neutral", confidence=0.9, probs={"neutral": 0.9}, model="m", version="v1")
-    return ScoredEvent(
-        id=mid,
-        stream="chat",
-        event_time=now,
-        received_time=now,
-        text="my card was declined",
-        sentiment=sentiment,
-        intent=intent,
-        conversation_id=conversation,
-    ).to_bytes()
-
-
 async def test_a_chat_with_nul_in_its_intent_is_dead_lettered_and_the_next_routed(
     service_settings: Callable[..., Any], sessions: Any, tmp_path: Path, unique: str
 ) -> None:
@@ -257,10 +240,10 @@ async def test_a_chat_with_nul_in_its_intent_is_dead_lettered_and_the_next_route
     settings: RouterSettings = service_settings(RouterSettings)
     topic = settings.topics.text_scored
     await ensure_topics(settings.kafka, [topic, *(settings.topics.queue(q) for q in QUEUES)])
-    bad = _scored_chat(f"{unique}-bad", "card_declined", f"conv-{unique}").replace(
+    bad = scored_chat(f"{unique}-bad", "card_declined", f"conv-{unique}").replace(
         b"card_declined", b"card\\u0000declined"
     )
-    ok = _scored_chat(f"{unique}-ok-0", "card_declined", f"conv-{unique}")
+    ok = scored_chat(f"{unique}-ok-0", "card_declined", f"conv-{unique}")
     with running("router", settings, tmp_path, TW_ROUTER_GROUP_ID=f"rt-{unique}"):
         await produce(settings, topic, [bad, ok], key=f"conv-{unique}".encode())
         await wait_until(lambda: _routed(sessions, unique, 1), timeout=60)
