@@ -1,36 +1,54 @@
 """``POST /v1/events``: validate a batch of raw events and produce it to the raw topics.
 
-All or nothing at validation: one invalid item answers 422 with field-level
-errors per item index, and nothing is produced. An item without an id gets a random
-one; the answer lists every item's id, given or assigned. Produced with ``acks=all``
-on an idempotent producer; 202 once every record is acknowledged. If Kafka does not
-acknowledge within ``TW_API_PRODUCE_TIMEOUT_S`` the answer is 503 and the outcome is
-unknown: some events may have been delivered (the partitions that acknowledged in
-time, or records still in flight). Its ``details`` give each item's id, so a client
-retries with those ids, which the pipeline counts once (a retry without them would
-get new ids and count the delivered events twice).
+A body not sent as JSON (no ``Content-Type``, or one other than ``application/json``
+or ``application/*+json``) answers 415. All or nothing at validation: one invalid item,
+or an id a previous item of the same stream already has (the pipeline keeps one
+event per id and stream), answers 422 with field-level errors per item index, and
+nothing is produced. An item without an id gets a random one; the answer lists every
+item's id, given or assigned. Produced with ``acks=all`` on an idempotent producer;
+202 once every record is acknowledged. If Kafka does not acknowledge within
+``TW_API_PRODUCE_TIMEOUT_S`` the answer is 503 and the outcome is unknown: some events
+may have been delivered (the partitions that acknowledged in time, or records still
+in flight). Its ``details`` give each item's id, so a client retries with those ids,
+which the pipeline counts once (a retry without them would get new ids and count the
+delivered events twice). An error a retry cannot fix answers without ``Retry-After``:
+413 ``record_too_large`` when the topic refuses a record as too large, 502
+``kafka_refused`` for any other; the refused items carry the error's name in
+``details``, and the others' outcome is unknown as with a 503.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.message
 import logging
 from typing import Annotated, Any
 
-from aiokafka.errors import KafkaError
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    BrokerNotAvailableError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from services.api.auth import require
 from services.api.deps import SERVICE, Deps, get_deps, get_settings
 from services.api.errors import ApiError, error_responses
-from services.ingest.produce import prepare, produce
+from services.ingest.produce import key_of, prepare
 from shared.events import InvalidEvent, RawEvent
 from shared.metrics import metrics
+from shared.topics import Topics
 
 router = APIRouter(tags=["events"])
 log = logging.getLogger("tonewatch.api.events")
 STREAMS = ("news", "chat")
+SIZE_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError)
+# aiokafka marks these final, yet the same records pass once the broker is back.
+TRANSIENT_ERRORS = (KafkaTimeoutError, BrokerNotAvailableError)
 
 
 class EventsIn(BaseModel):
@@ -59,16 +77,33 @@ def item_errors(index: int, exc: InvalidEvent) -> list[dict[str, Any]]:
     return [{"loc": ["body", "events", index], "message": exc.reason, "type": exc.error_class}]
 
 
-def item_ids(events: list[RawEvent]) -> list[dict[str, Any]]:
-    """Each item's id by its index, for a 503: an id the server assigned must reach the
-    client, or its retry would send a delivered event again under a new id."""
-    return [{"loc": ["body", "events", i, "id"], "id": e.id} for i, e in enumerate(events)]
+def item_ids(events: list[RawEvent], refused: dict[int, BaseException] | None = None) -> list[dict[str, Any]]:
+    """Each item's id by its index, for an answer whose outcome is unknown: an id the
+    server assigned must reach the client, or its retry would send a delivered event
+    again under a new id. An item Kafka refused also names the error."""
+    refused = refused or {}
+    return [
+        {"loc": ["body", "events", i, "id"], "id": e.id}
+        | ({"error": type(refused[i]).__name__} if i in refused else {})
+        for i, e in enumerate(events)
+    ]
+
+
+def duplicate_id(index: int, event: RawEvent, first: int) -> dict[str, Any]:
+    """The error of an item whose id an earlier item of its stream has."""
+    return {
+        "loc": ["body", "events", index, "id"],
+        "type": "duplicate_id",
+        "message": f"id {event.id!r} is also the id of item {first} ({event.stream}): the pipeline keeps one "
+        "event per id and stream, so this one would be lost",
+    }
 
 
 def validate_batch(items: list[dict[str, Any]]) -> list[RawEvent]:
     """Every item as its contract, or :class:`ApiError` 422 listing every invalid field."""
     events: list[RawEvent] = []
     details: list[dict[str, Any]] = []
+    first_of: dict[tuple[str, str], int] = {}  # (id, stream) -> the index of its first item
     for i, item in enumerate(items):
         stream = item.get("stream")
         if stream not in STREAMS:
@@ -81,9 +116,14 @@ def validate_batch(items: list[dict[str, Any]]) -> list[RawEvent]:
             )
             continue
         try:
-            events.append(prepare(item, stream))
+            event = prepare(item, stream)
         except InvalidEvent as exc:
             details.extend(item_errors(i, exc))
+            continue
+        first = first_of.setdefault((event.id, event.stream), i)
+        if first != i:
+            details.append(duplicate_id(i, event, first))
+        events.append(event)
     if details:
         bad = len({d["loc"][2] for d in details})
         raise ApiError(
@@ -95,14 +135,120 @@ def validate_batch(items: list[dict[str, Any]]) -> list[RawEvent]:
     return events
 
 
+def is_json(content_type: str) -> bool:
+    """Whether FastAPI reads a body of ``content_type`` as JSON (the same parsing)."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+async def require_json(request: Request) -> None:
+    """415 for a body sent as another media type (``curl -d`` sends a form) or with no
+    ``Content-Type`` (FastAPI's strict default reads neither as JSON): FastAPI would
+    validate its bytes and answer that the body is not an object."""
+    content_type = request.headers.get("content-type")
+    if not content_type or not is_json(content_type):
+        sent_as = f"as {content_type!r}" if content_type else "without a Content-Type"
+        raise ApiError(
+            415,
+            f"the body is sent {sent_as}; send the events as JSON (Content-Type: application/json)",
+            details=[{"loc": ["header", "content-type"], "received": content_type, "expected": "application/json"}],
+        )
+
+
+async def send_all(
+    producer: AIOKafkaProducer, topics: Topics, events: list[RawEvent], sent: list[asyncio.Future[Any]]
+) -> None:
+    """Send the events in order and wait until Kafka has answered for each. ``sent``
+    gets each item's future as it goes, so a caller that timed out still knows which
+    were answered; a send that raises is recorded as its item's failed future and the
+    later items are not sent."""
+    for event in events:
+        try:
+            sent.append(await producer.send(topics.raw(event.stream), event.to_bytes(), key=key_of(event)))
+        except KafkaError as exc:
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            sent.append(failed)
+            break
+    if sent:
+        await asyncio.wait(sent)
+
+
+def refusals(sent: list[asyncio.Future[Any]]) -> dict[int, BaseException]:
+    """The error of each item Kafka (or the client) refused, by index."""
+    return {i: exc for i, f in enumerate(sent) if f.done() and not f.cancelled() and (exc := f.exception()) is not None}
+
+
+def retriable(exc: BaseException) -> bool:
+    """Whether sending the same records again may succeed."""
+    if isinstance(exc, (OSError, *TRANSIENT_ERRORS)):  # TimeoutError is an OSError
+        return True
+    return isinstance(exc, KafkaError) and bool(exc.retriable)
+
+
+UNKNOWN_OUTCOME = (
+    "some may have been delivered. Send them again with the same event ids (each item's id is in details, "
+    "assigned ones included): the pipeline counts an event once"
+)
+"""What a refusal answer says of the items Kafka did not refuse."""
+
+
+def not_delivered(
+    exc: BaseException | None, events: list[RawEvent], refused: dict[int, BaseException], timeout_s: float
+) -> ApiError:
+    """The answer when not every event was acknowledged: ``exc`` ended the wait (a
+    timeout, the producer not starting), ``refused`` are the items Kafka refused."""
+    final = {i: e for i, e in refused.items() if not retriable(e)}
+    details = item_ids(events, refused)
+    if not final and (exc is None or retriable(exc)):
+        reason = f"no acknowledgement within {timeout_s:g}s" if isinstance(exc, TimeoutError) else repr(exc or refused)
+        log.warning("producing %d events failed: %s", len(events), reason)
+        return ApiError(
+            503,
+            "Kafka did not acknowledge every event, so the outcome is unknown: some may have been delivered. "
+            "Retry later with the same event ids (each item's id is in details, assigned ones included): "
+            "the pipeline counts an event once",
+            code="kafka_unavailable",
+            details=details,
+            headers={"Retry-After": "5"},
+        )
+    cause = next(iter(final.values()), exc)
+    indices = ", ".join(str(i) for i in list(final)[:10]) + (", ..." if len(final) > 10 else "")
+    which = f"event(s) {indices}" if final else "the events"
+    if isinstance(cause, SIZE_ERRORS):
+        log.warning("Kafka refused %s of %d as too large: %s", which, len(events), cause)
+        return ApiError(
+            413,
+            f"Kafka refused {which} as larger than its topic accepts ({type(cause).__name__}); sending them again "
+            f"cannot succeed. The other events' outcome is unknown: {UNKNOWN_OUTCOME}",
+            code="record_too_large",
+            details=details,
+        )
+    log.error("Kafka refused %s of %d: %s: %s", which, len(events), type(cause).__name__, cause)
+    return ApiError(
+        502,
+        f"Kafka refused {which} with {type(cause).__name__}, an error a retry does not fix. "
+        f"The other events' outcome is unknown: {UNKNOWN_OUTCOME}",
+        code="kafka_refused",
+        details=details,
+    )
+
+
 @router.post(
     "/v1/events",
     status_code=202,
     response_model=Accepted,
-    dependencies=[Depends(require("write"))],
+    dependencies=[Depends(require("write")), Depends(require_json)],
     responses=error_responses(
         {
-            413: "Body too large",
+            413: "Body too large, more events than allowed, or (`record_too_large`) a record Kafka refused as "
+            "larger than its topic accepts: the refused items carry the error in `details`, the others may have "
+            "been delivered (retry those with the ids in `details`)",
+            415: "The body is not sent as JSON (`Content-Type: application/json`)",
+            502: "Kafka refused events with an error a retry does not fix (`kafka_refused`); the refused items carry "
+            "the error in `details`, the others may have been delivered (retry those with the ids in `details`)",
             503: "Kafka did not acknowledge every event; some may have been delivered: retry with the ids "
             "in `details` (`{loc, id}` per item, assigned ones included)",
         }
@@ -118,24 +264,20 @@ async def post_events(body: EventsIn, request: Request, deps: Annotated[Deps, De
             details=[{"loc": ["body", "events"], "max_items": settings.max_events_per_request}],
         )
     events = validate_batch(body.events)
+    sent: list[asyncio.Future[Any]] = []
     try:
         # The idempotent producer retries while the broker is unreachable and would
         # hold the request for as long as the outage lasts.
         async with asyncio.timeout(settings.produce_timeout_s):
             producer = await deps.producer()
-            await produce(producer, settings.topics, events)
+            await send_all(producer, settings.topics, events, sent)
     except (KafkaError, OSError) as exc:  # TimeoutError is an OSError
-        reason = f"no acknowledgement within {settings.produce_timeout_s:g}s" if isinstance(exc, TimeoutError) else exc
-        log.warning("producing %d events failed: %s: %s", len(events), type(exc).__name__, reason)
-        raise ApiError(
-            503,
-            "Kafka did not acknowledge every event, so the outcome is unknown: some may have been delivered. "
-            "Retry later with the same event ids (each item's id is in details, assigned ones included): "
-            "the pipeline counts an event once",
-            code="kafka_unavailable",
-            details=item_ids(events),
-            headers={"Retry-After": "5"},
-        ) from exc
+        refused = refusals(sent)
+        for future in sent:
+            future.cancel()  # no longer awaited: Kafka's later answer is dropped, not logged as unretrieved
+        raise not_delivered(exc, events, refused, settings.produce_timeout_s) from exc
+    if refused := refusals(sent):
+        raise not_delivered(None, events, refused, settings.produce_timeout_s)
     m = metrics()
     for event in events:
         m.events_out.labels(SERVICE, settings.topics.raw(event.stream)).inc()

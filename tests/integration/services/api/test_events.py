@@ -9,9 +9,18 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.errors import (
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    NotLeaderForPartitionError,
+    OutOfOrderSequenceNumber,
+    TopicAuthorizationFailedError,
+)
 from integration.services.api.helpers import assert_error, bearer
 
+from services.api.app import build_app
 from services.api.config import ApiSettings
+from services.api.deps import Deps
 from shared.kafka.clients import ensure_topics, make_consumer
 from shared.stack import manager
 from shared.stack.settings import StackSettings
@@ -178,3 +187,155 @@ async def test_a_batch_kafka_did_not_acknowledge_answers_every_id_so_a_retry_cou
     got = await _consume(api_settings, [t.news_raw], expect=3, unique=unique)
     # whatever the timed-out attempt delivered carries the ids the client retried with
     assert {g["id"] for g in got} == {f"warm-{unique}", *ids}
+
+
+async def test_an_id_twice_in_one_stream_is_refused_naming_the_first_item(
+    client: httpx.AsyncClient, api_settings: ApiSettings, keys: dict[str, str], unique: str
+) -> None:
+    """Before, both items got 202 (`ids: ["x1", "x1"]`) and the pipeline, which counts
+    an (id, stream) pair once, silently dropped the second."""
+    t = api_settings.topics
+    await ensure_topics(api_settings.kafka, [t.news_raw, t.chat_raw], partitions=1)
+    auth = bearer(keys["write"])
+    same = f"dup-{unique}"
+    twice = {
+        "events": [
+            {"stream": "news", "id": same, "text": "Acme shares slump"},
+            {"stream": "news", "id": same, "text": "BP profit falls"},
+            {"stream": "chat", "id": same, "text": "my card was declined", "conversation_id": f"c-{unique}"},
+            {"stream": "news", "id": same, "text": "Acme shares rebound"},
+        ]
+    }
+    err = assert_error(await client.post("/v1/events", json=twice, headers=auth), 422, "validation_error")
+    assert [d["loc"] for d in err["details"]] == [["body", "events", 1, "id"], ["body", "events", 3, "id"]]
+    assert all(d["type"] == "duplicate_id" and "item 0" in d["message"] for d in err["details"])
+    assert "2 of 4" in err["message"] and "nothing was produced" in err["message"]
+    # the same id in two streams is two events
+    accepted = await client.post("/v1/events", json={"events": [twice["events"][0], twice["events"][2]]}, headers=auth)
+    assert accepted.status_code == 202 and accepted.json()["ids"] == [same, same], accepted.text
+    got = await _consume(api_settings, [t.news_raw, t.chat_raw], expect=2, unique=unique)
+    assert sorted((g["stream"], g["text"]) for g in got) == [
+        ("chat", "my card was declined"),
+        ("news", "Acme shares slump"),
+    ]
+
+
+async def test_a_body_not_sent_as_json_is_415_naming_both_media_types(
+    client: httpx.AsyncClient, api_settings: ApiSettings, keys: dict[str, str], unique: str
+) -> None:
+    """Before, a JSON body sent as text/plain, as a form (`curl -d`) or with no
+    Content-Type got 422 "Input should be a valid dictionary or object", which blames
+    the body's content."""
+    await ensure_topics(api_settings.kafka, [api_settings.topics.news_raw], partitions=1)
+    auth = bearer(keys["write"])
+    body = json.dumps({"events": [{"stream": "news", "id": f"ct-{unique}", "text": "Acme shares slump"}]})
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        response = await client.post("/v1/events", content=body, headers={**auth, "content-type": content_type})
+        err = assert_error(response, 415, "unsupported_media_type")
+        assert content_type in err["message"] and "application/json" in err["message"]
+        assert err["details"] == [
+            {"loc": ["header", "content-type"], "received": content_type, "expected": "application/json"}
+        ]
+    form = await client.post("/v1/events", data={"events": "x"}, headers=auth)  # what `curl -d` sends
+    assert_error(form, 415, "unsupported_media_type")
+    bare = assert_error(await client.post("/v1/events", content=body, headers=auth), 415, "unsupported_media_type")
+    assert "without a Content-Type" in bare["message"] and bare["details"][0]["received"] is None
+    assert_error(await client.post("/v1/events", content=body, headers={"content-type": "text/plain"}), 401)
+    for content_type in ("application/json; charset=utf-8", "application/vnd.tonewatch+json"):
+        ok = await client.post("/v1/events", content=body, headers={**auth, "content-type": content_type})
+        assert ok.status_code == 202, ok.text
+    answers = (await client.get("/openapi.json")).json()["paths"]["/v1/events"]["post"]["responses"]
+    assert answers["415"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorDocument"}
+
+
+async def test_a_record_the_topic_refuses_as_too_large_is_413_without_retry_after(
+    client: httpx.AsyncClient, api_settings: ApiSettings, keys: dict[str, str], unique: str
+) -> None:
+    """A raw topic whose `max.message.bytes` is below the API's own event limit: the
+    broker refuses the record (MessageSizeTooLargeError). Before, the answer was 503
+    `kafka_unavailable` with Retry-After, and a client retried the same record forever."""
+    t = api_settings.topics
+    await ensure_topics(api_settings.kafka, [t.news_raw], partitions=1, configs={"max.message.bytes": "2000"})
+    await ensure_topics(api_settings.kafka, [t.chat_raw], partitions=1)
+    items = [
+        {"stream": "chat", "id": f"small-{unique}", "text": "my card was declined", "conversation_id": f"c-{unique}"},
+        {"stream": "news", "id": f"big-{unique}", "text": "Acme shares slump " * 200},
+    ]
+    response = await client.post("/v1/events", json={"events": items}, headers=bearer(keys["write"]))
+    err = assert_error(response, 413, "record_too_large")
+    assert "retry-after" not in response.headers
+    assert "event(s) 1 " in err["message"] and "cannot succeed" in err["message"]
+    assert "may have been delivered" in err["message"] and "same event ids" in err["message"]
+    assert err["details"] == [
+        {"loc": ["body", "events", 0, "id"], "id": f"small-{unique}"},
+        {"loc": ["body", "events", 1, "id"], "id": f"big-{unique}", "error": "MessageSizeTooLargeError"},
+    ]
+    got = await _consume(api_settings, [t.chat_raw, t.news_raw], expect=1, unique=unique)
+    assert [g["id"] for g in got] == [f"small-{unique}"]
+    # The shared producer goes on: the next event to the same partition is delivered.
+    after = {"stream": "news", "id": f"after-{unique}", "text": "Acme shares recover"}
+    response = await client.post("/v1/events", json={"events": [after]}, headers=bearer(keys["write"]))
+    assert response.status_code == 202, response.text
+    got = await _consume(api_settings, [t.chat_raw, t.news_raw], expect=2, unique=f"{unique}-again")
+    assert sorted(g["id"] for g in got) == sorted([f"small-{unique}", f"after-{unique}"])
+
+
+class _RefusingProducer:
+    """Stands in for aiokafka's producer: each send fails with ``error`` (raised by
+    ``send`` itself when ``at_send``, else through the record's future)."""
+
+    def __init__(self, error: Exception, *, at_send: bool = False) -> None:
+        self.error = error
+        self.at_send = at_send
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(self, topic: str, value: bytes, *, key: bytes) -> asyncio.Future[Any]:
+        if self.at_send:
+            raise self.error
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        future.set_exception(self.error)
+        return future
+
+
+@pytest.mark.parametrize(
+    ("error", "at_send", "status", "code"),
+    [
+        (TopicAuthorizationFailedError("raw"), False, 502, "kafka_refused"),
+        (OutOfOrderSequenceNumber(), False, 502, "kafka_refused"),
+        (MessageSizeTooLargeError("The message is 3000000 bytes"), True, 413, "record_too_large"),
+        (KafkaTimeoutError(), True, 503, "kafka_unavailable"),  # no metadata in time: retriable
+        (NotLeaderForPartitionError(), False, 503, "kafka_unavailable"),
+    ],
+)
+async def test_kafka_errors_a_retry_cannot_fix_answer_without_retry_after(
+    deps: Deps,
+    api_settings: ApiSettings,
+    keys: dict[str, str],
+    error: Exception,
+    at_send: bool,
+    status: int,
+    code: str,
+) -> None:
+    """Error classification on the real app (keys in the real PostgreSQL) with a producer
+    raising aiokafka's own error classes. Before, every KafkaError answered 503 "retry later"."""
+    fake = _RefusingProducer(error, at_send=at_send)
+    refusing = Deps(sessions=deps.sessions, redis=deps.redis, registry=deps.registry, new_producer=lambda: fake)
+    app = build_app(api_settings, refusing)
+    items = [{"stream": "news", "id": "a", "text": "Acme shares slump"}, {"stream": "news", "text": "BP falls"}]
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as c:
+        response = await c.post("/v1/events", json={"events": items}, headers=bearer(keys["write"]))
+    err = assert_error(response, status, code)
+    assert ("retry-after" in response.headers) == (status == 503)
+    assert [d["loc"] for d in err["details"]] == [["body", "events", 0, "id"], ["body", "events", 1, "id"]]
+    assert err["details"][0]["id"] == "a" and len(err["details"][1]["id"]) == 32
+    # a send that raises stops the batch: only item 0 was tried
+    refused = [0] if at_send else [0, 1]
+    assert [i for i, d in enumerate(err["details"]) if d.get("error") == type(error).__name__] == refused
+    if status != 503:
+        assert "event(s) " + ", ".join(map(str, refused)) in err["message"]
+        assert "may have been delivered" in err["message"]
