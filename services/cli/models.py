@@ -9,7 +9,7 @@ import contextlib
 import json
 import os
 import shlex
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,14 +45,16 @@ def _check_task(task: str) -> None:
 @contextmanager
 def _errors() -> Iterator[None]:
     """Turn expected failures into a one-line message: exit status 2 for invalid input
-    (malformed data, a folder that is not a checkpoint), 1 for the rest."""
+    (malformed data, a folder that is not a checkpoint, a version or work folder that is
+    taken), 1 for the rest."""
     from shared.training.datasets import DataError
     from shared.training.export import CheckpointError
+    from shared.training.pipeline import DestinationError
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         yield
-    except (DataError, CheckpointError) as exc:
+    except (DataError, CheckpointError, DestinationError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     except (RegistryError, RuntimeError, FileNotFoundError) as exc:
@@ -78,7 +80,7 @@ def _summary(entry: Any) -> str:
     parts = [
         f"{v}: acc {m[v]['accuracy']:.4f} macro-F1 {m[v]['macro_f1']:.4f}"
         for v in ("fp32", "int8", "fp16")
-        if "accuracy" in m.get(v, {})
+        if m.get(v, {}).get("accuracy") is not None
     ]
     return f"{entry.task}/{entry.version} at {entry.path}\n  " + "\n  ".join(parts)
 
@@ -127,6 +129,13 @@ def train(
         int, typer.Option(help="With --teacher: N unlabelled movie-review snippets it labels for the student.")
     ] = 0,
     fp16: Annotated[bool, typer.Option(help="Also build model.fp16.onnx.")] = True,
+    allow_no_validation: Annotated[
+        bool,
+        typer.Option(
+            help="Train even if the validation split is empty (e.g. authored rows only): the last epoch's"
+            " weights are kept, no temperature scaling."
+        ),
+    ] = False,
     checkpoint_only: Annotated[
         bool, typer.Option(help="Stop after training: keep the checkpoint, register nothing (e.g. a teacher).")
     ] = False,
@@ -177,6 +186,8 @@ def train(
         flags += [f"--distill-temperature {distill_temperature:g}"]
         flags += [f"--transfer-reviews {transfer_reviews}"] * bool(transfer_reviews)
     flags += [f"--data {shlex.quote(str(p))}" for p in data or []]
+    flags += ["--no-fp16"] * (not fp16) + ["--allow-no-validation"] * allow_no_validation
+    # no --version: the recorded one is taken once this run registers it
     reproduce = "tonewatch models train " + " ".join(flags)
     with _errors():
         reg = _registry(ctx)
@@ -192,12 +203,14 @@ def train(
             progress=progress,
             promote=promote,
             checkpoint_only=checkpoint_only,
-            reproduce=reproduce + " --version <version>",
+            allow_no_validation=allow_no_validation,
+            reproduce=reproduce,
         )
         entry = run(reg, opts)
     if isinstance(entry, Path):
         meta = json.loads((entry / "tonewatch_train.json").read_text(encoding="utf-8"))
-        line = f"checkpoint {entry} (not registered): validation macro-F1 {meta['best_val_macro_f1']:.4f}"
+        val = meta["best_val_macro_f1"]
+        line = f"checkpoint {entry} (not registered): validation macro-F1 " + ("n/a" if val is None else f"{val:.4f}")
         if "test" in meta:
             t = meta["test"]
             line += f"; test ({t['n']} rows, fp32) accuracy {t['accuracy']:.4f} macro-F1 {t['macro_f1']:.4f}"
@@ -215,6 +228,13 @@ def export(
     data: DataOpt = None,
     max_length: Annotated[int, typer.Option(help="0: 64 sentiment, 48 intent.")] = 0,
     fp16: bool = True,
+    labels: Annotated[
+        str,
+        typer.Option(
+            help="The checkpoint's label names in logit order, comma-separated (needed when it names"
+            " them LABEL_0, LABEL_1, ...)."
+        ),
+    ] = "",
 ) -> None:
     """Package an existing checkpoint: ONNX + parity, quantize, evaluate, register."""
     _check_task(task)
@@ -222,6 +242,11 @@ def export(
     from shared.training.pipeline import next_version, package, training_meta
     from shared.training.train import TASK_DEFAULTS
 
+    length = max_length or TASK_DEFAULTS[task]["max_length"]
+    names = [n.strip() for n in labels.split(",")] if labels else None
+    flags = [f"--task {task}", f"--from {shlex.quote(str(from_))}", f"--max-length {length}"]
+    flags += [f"--data {shlex.quote(str(p))}" for p in data or []]
+    flags += ["--no-fp16"] * (not fp16) + [f"--labels {shlex.quote(labels)}"] * bool(labels)
     with _errors():
         reg = _registry(ctx)
         bundle = load_task(task, data or None)
@@ -232,10 +257,11 @@ def export(
             ver,
             from_,
             bundle,
-            max_length=max_length or TASK_DEFAULTS[task]["max_length"],
+            max_length=length,
             training=training_meta(from_),
             fp16=fp16,
-            reproduce=f"tonewatch models export --task {task} --from {from_}",
+            reproduce="tonewatch models export " + " ".join(flags),
+            labels=names,
         )
     typer.echo(_summary(entry))
 
@@ -271,6 +297,12 @@ def evaluate(ctx: typer.Context, task: TaskOpt, version: VersionOpt, data: DataO
             reg.verify_all(entry)  # the card is rewritten, re-hashing what is on disk
             entry = evaluate_and_write(reg, task, version, load_task(task, data or None), dict(entry.card))
     typer.echo(_summary(entry))
+    evaluation = entry.card["evaluation"]
+    overlap = evaluation.get("training_overlap")
+    if overlap != 0:  # stated in the card too
+        typer.echo(
+            f"  {'note' if overlap is None else 'not a held-out evaluation'}: {evaluation['description']}", err=True
+        )
 
 
 @app.command()
@@ -287,10 +319,16 @@ def score(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="All metrics as JSON (a list for several versions).")] = False,
     record: Annotated[
-        bool, typer.Option("--record", help="Also record the summary in the card (section 'Other held-out sets').")
+        bool,
+        typer.Option(
+            "--record",
+            help="Also record the summary in the card (section 'Other held-out sets'); refused when a row"
+            " of the file is in the model's training or validation data.",
+        ),
     ] = False,
 ) -> None:
-    """Metrics of every variant on a labelled file held out from training; the card changes only with --record."""
+    """Metrics of every variant on a labelled file held out from training; the card changes only with --record.
+    Rows the model was trained or selected on (same normalised text) are counted and reported."""
     _check_task(task)
     from shared.training.datasets import DataError, load_file
     from shared.training.evaluate import evaluate_dir
@@ -309,6 +347,9 @@ def score(
         if not examples:
             raise DataError(f"{input_}: no labelled rows")
         texts, gold = [e.text for e in examples], [e.label for e in examples]
+        overlaps = {e.version: _training_overlap(e.card, texts) for e in entries}
+        if record:
+            _check_held_out(task, input_, len(texts), overlaps)
         scored = []
         for entry in entries:
             with card_variants(entry.path, entry.card) as where:  # the files the card names
@@ -316,9 +357,20 @@ def score(
         if record:
             for entry, results in scored:
                 _record_score(reg, entry, input_, len(examples), results)
+    notes = {v: _overlap_note(len(texts), *o) for v, o in overlaps.items()}
     if as_json:
+        for ver, msg in notes.items():
+            if msg:
+                typer.echo(f"{task}/{ver}: {msg}", err=True)
         docs = [
-            {"task": task, "version": e.version, "input": str(input_), "rows": len(examples), "metrics": results}
+            {
+                "task": task,
+                "version": e.version,
+                "input": str(input_),
+                "rows": len(examples),
+                "training_overlap": overlaps[e.version][0],
+                "metrics": results,
+            }
             for e, results in scored
         ]
         typer.echo(json.dumps(docs[0] if len(docs) == 1 else docs, indent=2))
@@ -327,6 +379,8 @@ def score(
     note = f"; {len(absent)} of {len(LABELS[task])} labels absent, macro-F1 counts them as 0" if absent else ""
     typer.echo(f"{task} on {input_} ({len(examples)} rows{note})")
     for entry, results in scored:
+        if notes[entry.version]:
+            typer.echo(f"  {entry.version}: {notes[entry.version]}")
         for variant, m in results.items():
             name = f"{entry.version} {variant}"
             if "accuracy" not in m:
@@ -337,6 +391,40 @@ def score(
             typer.echo(
                 f"  {name}: accuracy {m['accuracy']:.4f} macro-F1 {m['macro_f1']:.4f} ECE {m['ece']:.4f}"
                 f"  (lowest F1: {weak})"
+            )
+
+
+def _training_overlap(card: Mapping[str, Any], texts: list[str]) -> tuple[int | None, str]:
+    """How many ``texts`` the model of ``card`` was trained or selected on (None: unknown),
+    and where its training rows come from (or why they are unknown)."""
+    from shared.training.heldout import training_rows
+
+    rows = training_rows(card)
+    if isinstance(rows, str):
+        return None, rows
+    return rows.overlap(texts), rows.basis
+
+
+def _overlap_note(n: int, overlap: int | None, why: str) -> str:
+    if overlap is None:
+        return f"not known to be held out: its training rows are unknown ({why})"
+    if overlap:
+        return f"NOT held out: {overlap} of these {n} rows are in its training/validation data (normalised text)"
+    return ""
+
+
+def _check_held_out(task: str, path: Path, n: int, overlaps: dict[str, tuple[int | None, str]]) -> None:
+    """--record files a result under "Labelled files outside the training data": refused
+    unless no row is one a version was trained or selected on."""
+    from shared.training.datasets import DataError
+
+    for version, (overlap, why) in overlaps.items():
+        if overlap is None:
+            raise DataError(f"--record: {task}/{version}'s training rows are unknown ({why}); score without --record")
+        if overlap:
+            raise DataError(
+                f"--record: {overlap} of the {n} rows of {path} are in {task}/{version}'s training/validation "
+                "data (same normalised text), so it is no held-out set: remove those rows, or score without --record"
             )
 
 
@@ -351,6 +439,7 @@ def _record_score(reg: Registry, entry: Any, path: Path, rows: int, results: dic
     external[display_path(path)] = {
         "sha256": sha256_file(path),
         "rows": rows,
+        "training_overlap": 0,
         "scored_at": utc_now(),
         "metrics": {
             v: {k: m[k] for k in ("accuracy", "macro_f1", "ece")} for v, m in results.items() if "accuracy" in m

@@ -116,8 +116,9 @@ def _metrics_table(metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
             lines.append(f"| {variant} | - | - | - | - | - | {m.get('status', '')} |")
             continue
         agree = _pct(m["agreement_with_fp32"]) if "agreement_with_fp32" in m else "-"
+        ece = "n/a" if m.get("ece") is None else f"{float(m['ece']):.3f}"
         lines.append(
-            f"| {variant} | {_pct(m.get('accuracy'))} | {_pct(m.get('macro_f1'))} | {m['ece']:.3f} | "
+            f"| {variant} | {_pct(m.get('accuracy'))} | {_pct(m.get('macro_f1'))} | {ece} | "
             f"{agree} | {m.get('seq_per_s_cpu', 'n/a')} | {m.get('status', '')} |"
         )
     return lines
@@ -212,10 +213,18 @@ def _external_md(external: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return [*out, ""]
 
 
+def _results_heading(training_overlap: int | None) -> str:
+    """The results heading: "held-out" only when the model was trained or selected on none of the test rows."""
+    if training_overlap == 0:
+        return "## Held-out test results"
+    return "## Test results (" + ("not known to be held out)" if training_overlap is None else "not held out)")
+
+
 def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
     """Readable CARD.md for a card dict."""
     metrics: Mapping[str, Mapping[str, Any]] = card.get("metrics", {})
-    best = metrics.get("fp32") or metrics.get("int8") or {}
+    shown = next((v for v in ("fp32", "int8") if metrics.get(v)), "")
+    best = metrics.get(shown) or {}
     base = card["base_model"]
     out = [
         f"# {card['name']} {card['version']}",
@@ -226,7 +235,7 @@ def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
             f"Max length {card['max_length']} tokens. Created {card['created_at']}."
         ),
         "",
-        "## Held-out test results",
+        _results_heading(card.get("evaluation", {}).get("training_overlap", 0)),
         "",
         f"Split: {card.get('evaluation', {}).get('description', 'test')}",
         "",
@@ -244,7 +253,7 @@ def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
         ]
     if "per_class" in best:
         out += [
-            "### Per class (fp32)",
+            f"### Per class ({shown})",
             "",
             "| label | precision | recall | F1 | support |",
             "|---|---|---|---|---|",
@@ -257,7 +266,7 @@ def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
             "",
             *_confusion_md(best),
             "",
-            "### Accuracy vs coverage (fp32)",
+            f"### Accuracy vs coverage ({shown})",
             "",
             "| threshold | coverage | accuracy |",
             "|---|---|---|",

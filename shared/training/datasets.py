@@ -253,9 +253,10 @@ def _jsonl_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
 def load_labelled(path: Path, task: str) -> list[Example]:
     """Generic ``{"text","label"[,"source"][,"split"]}`` JSONL or ``text,label`` CSV.
 
-    Authored or auxiliary rows (``source`` not empty and not ``real``) go to train.
-    Malformed files raise :class:`DataError` naming the file and line, a row without
-    text included: skipping it would train or score on fewer rows than the file holds.
+    Authored or auxiliary rows (``source`` not empty and not ``real``) go to train, never
+    validation or test: such a row with another ``split`` is refused. Malformed files raise
+    :class:`DataError` naming the file and line, a row without text included: skipping it
+    would train or score on fewer rows than the file holds.
     """
     records: list[tuple[int, dict[str, Any]]]
     if path.suffix == ".csv":
@@ -269,7 +270,12 @@ def load_labelled(path: Path, task: str) -> list[Example]:
         source = str(rec.get("source") or "real")
         split = rec.get("split")
         fixed: Split | None = split if split in SPLITS else None
-        if fixed is None and source not in {"real", "guardian"}:
+        if source not in {"real", "guardian"}:
+            if split not in (None, "", "train"):
+                raise DataError(
+                    f"{path}:{i}: a {source!r} row is training data only; its 'split' must be absent "
+                    f"or 'train', not {split!r} (only real rows may be pinned to validation or test)"
+                )
             fixed = "train"
         out.append(Example(text, label, source, normalise(text), fixed))
     return out

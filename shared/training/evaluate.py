@@ -112,6 +112,6 @@ def evaluate_dir(
 def int8_gap(metrics: dict[str, dict[str, Any]]) -> dict[str, float] | None:
     """fp32 minus int8, in points (x100), for accuracy, macro-F1 and ECE."""
     a, b = metrics.get("fp32", {}), metrics.get("int8", {})
-    if "accuracy" not in a or "accuracy" not in b:
+    if a.get("accuracy") is None or b.get("accuracy") is None:  # absent, or no rows evaluated
         return None
     return {k: round(100 * (float(a[k]) - float(b[k])), 2) for k in ("accuracy", "macro_f1", "ece")}

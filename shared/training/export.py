@@ -3,7 +3,8 @@
 ``torch.onnx.export`` (TorchScript exporter, ``dynamo=False``), opset 17, inputs
 ``input_ids`` and ``attention_mask`` (int64), output ``logits`` (float32), dynamic
 batch and sequence axes. Logits are re-ordered into the fixed label order of the
-task when the checkpoint names its labels differently (e.g. a FinBERT checkpoint).
+task when the checkpoint names its labels differently (e.g. a FinBERT checkpoint); a
+checkpoint that does not name them (``LABEL_0``...) needs them given (``--labels``).
 The parity check runs ONNX Runtime (CPU) and PyTorch on the same padded batch and
 requires a max absolute logit difference <= ``tolerance``; it also checks that the
 shipped ``tokenizer.json`` produces the same ids as the checkpoint's tokenizer.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -121,6 +122,9 @@ class ParityReport:
     tolerance: float
     n_texts: int
     tokenizer_match: bool
+    label_order: dict[str, Any] = field(default_factory=dict)
+    """The checkpoint's label names in logit order, where they come from, and the logit
+    index taken for each label of the task (recorded in the card)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -132,18 +136,39 @@ class ParityReport:
         }
 
 
-def label_permutation(id2label: dict[int, str], task: str) -> list[int]:
-    """Checkpoint logit index for each label of the task's fixed order."""
+def _unnamed(names: Sequence[str]) -> bool:
+    return all(n.startswith("label_") for n in names)
+
+
+def label_permutation(id2label: dict[int, str], task: str, given: Sequence[str] | None = None) -> list[int]:
+    """Checkpoint logit index for each label of the task's fixed order. Names compare
+    without case and surrounding blanks. A checkpoint that does not name its labels
+    (``LABEL_0``...) is refused unless ``given`` names them, in logit order; ``given``
+    must agree with names the checkpoint has."""
     labels = LABELS[task]
     names = {i: str(n).strip().lower() for i, n in id2label.items()}
     if len(names) != len(labels):
         raise ExportError(f"checkpoint has {len(names)} labels, task {task} needs {len(labels)}")
-    if set(names.values()) == set(labels):
-        inv = {n: i for i, n in names.items()}
-        return [inv[lab] for lab in labels]
-    if all(n.startswith("label_") for n in names.values()):
-        return list(range(len(labels)))  # unnamed labels: assume the fixed order
-    raise ExportError(f"checkpoint labels {sorted(names.values())} do not match {list(labels)}")
+    order = [names[i] for i in sorted(names)]
+    if given is not None:
+        wanted = [str(n).strip().lower() for n in given]
+        if sorted(wanted) != sorted(labels):
+            raise CheckpointError(
+                f"--labels {','.join(given)}: expected each {task} label once ({','.join(labels)}), "
+                "in the checkpoint's logit order"
+            )
+        if not _unnamed(order) and order != wanted:
+            raise CheckpointError(f"--labels {','.join(given)} disagrees with the checkpoint's own labels {order}")
+        order = wanted
+    elif _unnamed(order):
+        raise CheckpointError(
+            f"the checkpoint does not name its labels ({', '.join(str(id2label[i]) for i in sorted(id2label))}): "
+            "give them in its logit order "
+            f"with --labels (the {task} labels: {','.join(labels)}); no order is assumed"
+        )
+    if sorted(order) == sorted(labels):
+        return [order.index(lab) for lab in labels]
+    raise ExportError(f"checkpoint labels {sorted(order)} do not match {list(labels)}")
 
 
 def _wrapper(model: Any, perm: list[int]) -> torch.nn.Module:
@@ -183,8 +208,10 @@ def export_onnx(
     tokenizer_dest: Path | None = None,
     texts: Sequence[str] = PARITY_TEXTS,
     tolerance: float = PARITY_TOLERANCE,
+    labels: Sequence[str] | None = None,
 ) -> ParityReport:
-    """Export ``checkpoint`` to ``dest`` (fp32 ONNX) and check parity."""
+    """Export ``checkpoint`` to ``dest`` (fp32 ONNX) and check parity; ``labels``: the
+    checkpoint's label names in logit order (see :func:`label_permutation`)."""
     import torch
     from transformers import AutoTokenizer
 
@@ -199,7 +226,12 @@ def export_onnx(
     limit = position_limit_of(config)
     if limit is not None and max_length > limit:
         raise CheckpointError(f"max_length {max_length} exceeds the model's position limit of {limit} tokens")
-    perm = label_permutation(dict(enumerate(names or [])), task)
+    perm = label_permutation(dict(enumerate(names or [])), task, labels)
+    label_order = {
+        "checkpoint_labels": list(labels) if labels is not None else list(names or []),
+        "source": "--labels" if labels is not None else "checkpoint",
+        "logit_index": dict(zip(LABELS[task], perm, strict=True)),
+    }
     wrapped = _wrapper(model, perm)
     enc = tok(
         list(texts),
@@ -236,7 +268,7 @@ def export_onnx(
             expected = wrapped(ids, mask).float().numpy()
         part = check_parity(dest, ids.numpy(), mask.numpy(), expected, tolerance)
         worst = max(worst, part.max_abs_diff)
-    report = ParityReport(worst, tolerance, len(texts), tok_ok)
+    report = ParityReport(worst, tolerance, len(texts), tok_ok, label_order)
     if not tok_ok:
         raise ExportError(f"{tok_dest} does not reproduce the checkpoint's token ids")
     return report

@@ -87,7 +87,8 @@ def expected_calibration_error(conf: FloatArray, correct: npt.NDArray[np.bool_],
 
 
 def report(y_true: Sequence[int], probs: npt.ArrayLike, labels: Sequence[str]) -> dict[str, Any]:
-    """Full metrics dict (JSON-ready) for gold indices and a probability matrix."""
+    """Full metrics dict (JSON-ready) for gold indices and a probability matrix. With no
+    rows, accuracy, macro-F1 and ECE are None (n/a), not 0.0."""
     p = np.asarray(probs, dtype=np.float64)
     gold = np.asarray(y_true, dtype=np.int64)
     pred = p.argmax(axis=1).astype(np.int64) if len(p) else np.zeros(0, np.int64)
@@ -108,9 +109,9 @@ def report(y_true: Sequence[int], probs: npt.ArrayLike, labels: Sequence[str]) -
         )
     return {
         "n": len(gold),
-        "accuracy": float(correct.mean()) if len(p) else 0.0,
-        "macro_f1": float(f1.mean()),
-        "ece": expected_calibration_error(conf, correct),
+        "accuracy": float(correct.mean()) if len(p) else None,
+        "macro_f1": float(f1.mean()) if len(p) else None,
+        "ece": expected_calibration_error(conf, correct) if len(p) else None,
         "per_class": {
             lab: {
                 "precision": float(prec[i]),

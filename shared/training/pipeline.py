@@ -33,9 +33,18 @@ from shared.training.card import (
     write_card_json,
     write_text_durable,
 )
-from shared.training.datasets import DatasetBundle, DataSource, default_files, display_path, load_task, review_texts
+from shared.training.datasets import (
+    DataError,
+    DatasetBundle,
+    DataSource,
+    default_files,
+    display_path,
+    load_task,
+    review_texts,
+)
 from shared.training.evaluate import evaluate_dir, int8_gap
 from shared.training.export import INPUT_NAMES, check_checkpoint_folder, export_onnx
+from shared.training.heldout import bundle_record, training_rows
 from shared.training.metrics import macro_f1
 from shared.training.optimize import STAGE_PREFIX, build_variants
 from shared.training.train import TrainConfig, default_base, teacher_logits, train
@@ -58,8 +67,14 @@ class PipelineOptions:
     progress: bool = True
     promote: bool = False
     checkpoint_only: bool = False
+    allow_no_validation: bool = False
     reproduce: str = ""
     notes: list[str] = field(default_factory=list)
+
+
+class DestinationError(RegistryError):
+    """A run would write where a registered version or another run's checkpoint already is
+    (invalid input: refused before any work)."""
 
 
 _CLAIMED: set[Path] = set()
@@ -128,14 +143,47 @@ def _file_sources(sources: Sequence[Any]) -> set[str]:
     return out
 
 
-def _eval_description(task: str, bundle: DatasetBundle | None = None) -> str:
+def _eval_description(task: str, bundle: DatasetBundle, overlap: int | None, why: str = "") -> str:
+    """What the test split is; "held-out" only when none of its rows is one the model was
+    trained or selected on (``overlap``: how many are, None: unknown, ``why``)."""
     default = {display_path(p) for p in default_files(task)}
-    if bundle is not None and _file_sources(bundle.sources) != default:
-        files = ", ".join(sorted(_file_sources(bundle.sources)))
-        return f"held-out test split of {files}"
-    if task == "sentiment":
-        return "held-out test split of the gold-labelled real Guardian headlines only"
-    return "held-out test split (~20% per intent) of the bank customer-service set"
+    if _file_sources(bundle.sources) != default:
+        split = f"test split of {', '.join(sorted(_file_sources(bundle.sources)))}"
+    elif task == "sentiment":
+        split = "test split of the gold-labelled real Guardian headlines only"
+    else:
+        split = "test split (~20% per intent) of the bank customer-service set"
+    if overlap == 0:
+        return f"held-out {split}"
+    if overlap is None:
+        return f"{split} (not known to be held out: {why})"
+    return (
+        f"{split}, NOT held out: {overlap} of its {len(bundle.test)} rows are in this model's "
+        "training/validation data (the splits are made within the data loaded)"
+    )
+
+
+def held_out_check(card: Mapping[str, Any], bundle: DatasetBundle) -> tuple[int | None, str]:
+    """How many rows of ``bundle.test`` the model of ``card`` was trained or selected on
+    (None when its training rows are unknown), and where its training rows come from (or why unknown)."""
+    rows = training_rows(card)
+    if isinstance(rows, str):
+        return None, rows
+    return rows.overlap([ex.text for ex in bundle.test]), rows.basis
+
+
+def require_rows(bundle: DatasetBundle, *, validation: bool = True, test: bool = True) -> None:
+    """Refuse data with an empty validation or test split before any work is done."""
+    files = ", ".join(sorted(_file_sources(bundle.sources))) or "the data"
+    why = "authored and auxiliary rows always go to train; the real rows are too few to split"
+    if test and not bundle.test:
+        raise DataError(f"no test rows: {files} leave(s) nothing to evaluate on ({why}); add real labelled rows")
+    if validation and not bundle.validation:
+        raise DataError(
+            f"no validation rows: {files} leave(s) nothing to select the best epoch and fit the temperature "
+            f"on ({why}); add real labelled rows, or pass --allow-no-validation to keep the last epoch's "
+            "weights without temperature scaling"
+        )
 
 
 def test_set_sha256(bundle: DatasetBundle) -> str:
@@ -174,29 +222,72 @@ def package(
     fp16: bool = True,
     reproduce: str = "",
     notes: Sequence[str] = (),
+    labels: Sequence[str] | None = None,
 ) -> ModelEntry:
-    """Export, optimize, evaluate and register ``checkpoint`` as ``task/version``. On a
-    failure the folder is removed only if this run made it (or claimed it, :func:`next_version`)."""
+    """Export, optimize, evaluate and register ``checkpoint`` as ``task/version``
+    (``labels``: the checkpoint's label names in logit order, where it does not name them).
+    On a failure at any step the folder is removed, only if this run made it (or claimed
+    it, :func:`next_version`): a version is complete with its card or absent."""
     folder = registry.version_dir(task, version)
     try:
-        config = check_checkpoint_folder(checkpoint)  # before any folder is created
+        require_rows(bundle, validation=False)  # before any folder is created
+        config = check_checkpoint_folder(checkpoint)
         owned = _make_version_folder(folder, task, version) or folder in _CLAIMED
     except BaseException:
         _release_claim(folder)
         raise
     _CLAIMED.discard(folder)
     try:
-        parity = export_onnx(checkpoint, folder / "model.fp32.onnx", task, max_length)
-        variants = build_variants(folder / "model.fp32.onnx", folder, checkpoint=checkpoint, fp16=fp16)
+        return _package_into(
+            registry,
+            task,
+            version,
+            checkpoint,
+            bundle,
+            config,
+            max_length=max_length,
+            training=training,
+            base=base,
+            fp16=fp16,
+            reproduce=reproduce,
+            notes=notes,
+            labels=labels,
+        )
     except BaseException:
         if owned:
             shutil.rmtree(folder, ignore_errors=True)
         raise
+
+
+def _package_into(
+    registry: Registry,
+    task: str,
+    version: str,
+    checkpoint: Path,
+    bundle: DatasetBundle,
+    config: dict[str, Any],
+    *,
+    max_length: int,
+    training: dict[str, Any],
+    base: Path | None,
+    fp16: bool,
+    reproduce: str,
+    notes: Sequence[str],
+    labels: Sequence[str] | None,
+) -> ModelEntry:
+    """:func:`package` once the version folder is there."""
+    folder = registry.version_dir(task, version)
+    parity = export_onnx(checkpoint, folder / "model.fp32.onnx", task, max_length, labels=labels)
+    variants = build_variants(folder / "model.fp32.onnx", folder, checkpoint=checkpoint, fp16=fp16)
     produced = {"fp32", "int8"} | ({"fp16"} if "fp16" in variants else set())
     for variant, fname in VARIANT_FILES.items():
         if variant not in produced:
             (folder / fname).unlink(missing_ok=True)  # never hash a stale file into the card
     base_info = describe_base(base) if base else describe_base(checkpoint)
+    training = dict(training)
+    texts = training.pop("training_texts", None) or training_meta(checkpoint).get("training_texts")
+    if not texts:  # an imported checkpoint: the data it was trained on is not recorded
+        texts = bundle_record(bundle, "assumed: the train/validation splits of the data it was packaged with")
     card: dict[str, Any] = {
         "task": task,
         "version": version,
@@ -215,11 +306,13 @@ def package(
             "opset": 17,
             "exporter": "torch.onnx.export(dynamo=False)",
             "parity": parity.as_dict(),
+            "labels": parity.label_order,
             "fp32_graph": "unoptimized export",
         },
         "optimization": variants,
         "reproduce": reproduce,
         "notes": list(notes) or list(TASK_NOTES[task]),
+        "training_texts": texts,
     }
     return evaluate_and_write(registry, task, version, bundle, card)
 
@@ -250,6 +343,7 @@ def evaluate_and_write(
     card: dict[str, Any],
 ) -> ModelEntry:
     """Evaluate the folder's variants on ``bundle.test`` and (re)write the card."""
+    require_rows(bundle, validation=False)
     folder = registry.version_dir(task, version)
     with _eval_folder(folder, _variant_paths(folder, card)) as where:
         card = evaluated_card(where, task, bundle, card)
@@ -259,8 +353,10 @@ def evaluate_and_write(
 def evaluated_card(folder: Path, task: str, bundle: DatasetBundle, card: dict[str, Any]) -> dict[str, Any]:
     """``card`` with the metrics of ``folder``'s variants (``model.<variant>.onnx``) on
     ``bundle.test``, and its evaluation record."""
+    require_rows(bundle, validation=False)
     test = bundle.test
     digest = test_set_sha256(bundle)
+    overlap, basis = held_out_check(card, bundle)
     metrics = evaluate_dir(folder, [e.text for e in test], [e.label for e in test], LABELS[task])
     old = card.get("metrics") or {}
     if _same_test_set(card, bundle, digest):
@@ -271,7 +367,8 @@ def evaluated_card(folder: Path, task: str, bundle: DatasetBundle, card: dict[st
     card["evaluation"] = {
         "split": "test",
         "n": len(test),
-        "description": _eval_description(task, bundle),
+        "description": _eval_description(task, bundle, overlap, basis),
+        "training_overlap": overlap,
         "test_sha256": digest,
         "sources": [s.path_or_package for s in bundle.sources],
         "evaluated_at": utc_now(),
@@ -384,6 +481,7 @@ def requantize(registry: Registry, task: str, version: str, bundle: DatasetBundl
     folder = registry.version_dir(task, version)
     if not folder.is_dir():
         registry.get(task, version)  # the registry's own message
+    require_rows(bundle, validation=False)
     with version_lock(folder):
         entry = registry.get(task, version)
         fp32 = entry.variant_path("fp32")
@@ -438,14 +536,48 @@ def run(registry: Registry, opts: PipelineOptions) -> ModelEntry | Path:
     stop after training (a teacher, say) and return the checkpoint folder."""
     cfg = opts.config
     task = cfg.task
+    if opts.version:  # refused now, not after the whole training run
+        if not opts.checkpoint_only:
+            check_version_free(registry, task, opts.version)
+        check_out_free(opts.out or RUNS_DIR / task / opts.version, task)
+    elif opts.out:
+        check_out_free(opts.out, task)
     bundle = load_task(task, list(opts.data) or None, reviews=opts.reviews)
     if opts.subset:
         bundle = subset_bundle(bundle, opts.subset)
+    require_rows(bundle, validation=not opts.allow_no_validation, test=not opts.checkpoint_only)
     version = opts.version or next_version(registry, task)
     try:
+        if not opts.version and not opts.out:
+            check_out_free(RUNS_DIR / task / version, task)
         return _train_and_package(registry, opts, bundle, version)
     finally:
         _release_claim(registry.version_dir(task, version))  # a claim package() did not take over
+
+
+def check_version_free(registry: Registry, task: str, version: str) -> None:
+    """Refuse a ``--version`` that is registered, or whose folder holds files without a card."""
+    folder = registry.version_dir(task, version)
+    if (folder / "card.json").exists():
+        raise DestinationError(
+            f"{task}/{version} already exists in {registry.root}; choose another --version "
+            "(or leave it out: the next free YYYY.MM.DD-N)"
+        )
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise DestinationError(
+            f"{folder} exists without a card (left by an interrupted export?); remove it or choose another --version"
+        )
+
+
+def check_out_free(out: Path, task: str) -> None:
+    """Refuse a work folder that already holds a checkpoint: training would overwrite it."""
+    ckpt = out / "checkpoint"
+    if ckpt.exists() and (not ckpt.is_dir() or any(ckpt.iterdir())):
+        raise DestinationError(
+            f"{ckpt} already holds a checkpoint that training would overwrite; choose another --out "
+            f"(or --version), or remove it (`tonewatch models export --task {task} --from {ckpt}` "
+            "registers it as it is)"
+        )
 
 
 def _train_and_package(

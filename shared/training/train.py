@@ -24,6 +24,8 @@ from tqdm.auto import tqdm
 
 from shared.labels import LABELS
 from shared.training.datasets import DatasetBundle
+from shared.training.export import ExportError, label_permutation
+from shared.training.heldout import bundle_record
 from shared.training.metrics import macro_f1
 from shared.training.modeling import (
     apply_temperature,
@@ -110,10 +112,10 @@ class TrainResult:
 
     checkpoint: Path
     best_epoch: float
-    best_val_macro_f1: float
+    best_val_macro_f1: float | None  # None: no validation rows, the last epoch's weights kept
     steps: int
     seconds: float
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float | None]] = field(default_factory=list)
     temperature: float = 1.0
 
 
@@ -169,13 +171,15 @@ class TeacherError(RuntimeError):
 def teacher_logits(teacher: Path, task: str, texts: Sequence[str], max_length: int) -> np.ndarray[Any, Any]:
     """Logits of a fine-tuned ``teacher`` checkpoint on ``texts``, columns in the task's label order.
 
-    Raises :class:`TeacherError` when the teacher's labels are not the task's."""
+    Raises :class:`TeacherError` when the teacher's labels are not the task's (named as
+    ``export`` reads them: case and surrounding blanks aside)."""
     model, names = load_checkpoint(teacher, eager=False)
-    labels = list(LABELS[task])
-    if names is None or sorted(names) != sorted(labels):
-        raise TeacherError(f"teacher {teacher} predicts {names}, not the {task} labels {labels}")
+    try:
+        perm = label_permutation(dict(enumerate(names or [])), task)
+    except ExportError as exc:
+        raise TeacherError(f"teacher {teacher} predicts {names}, not the {task} labels {list(LABELS[task])}") from exc
     logits = predict_logits(model, load_tokenizer(teacher), texts, max_length)
-    return logits[:, [names.index(label) for label in labels]]
+    return logits[:, perm]
 
 
 def distill_loss(
@@ -212,6 +216,22 @@ def _loss_fn(cfg: TrainConfig, bundle: DatasetBundle) -> torch.nn.Module:
         w = counts.sum() / np.maximum(counts, 1) / len(counts)
         weight = torch.tensor(w / w.mean(), dtype=torch.float32)
     return torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.label_smoothing)
+
+
+def _val_macro_f1(
+    model: torch.nn.Module,
+    tok: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    gold: Sequence[int],
+    cfg: TrainConfig,
+    n_labels: int,
+) -> float | None:
+    """Validation macro-F1 of ``model``; None without validation rows (not 0.0, which
+    would make the first epoch's weights the best ones)."""
+    if not gold:
+        return None
+    probs = predict_logits(model, tok, texts, cfg.max_length, cfg.eval_batch_size)
+    return macro_f1(gold, probs.argmax(axis=1).tolist(), n_labels)
 
 
 def train(
@@ -257,7 +277,7 @@ def train(
     loss_fn = _loss_fn(cfg, bundle)
     gen = torch.Generator().manual_seed(cfg.seed)
     best_f1, best_epoch, best_state, bad, step = -1.0, 0.0, None, 0, 0
-    history: list[dict[str, float]] = []
+    history: list[dict[str, float | None]] = []
     bar = tqdm(total=total, desc=f"train {cfg.task}", unit="step", disable=not progress)
     for epoch in range(cfg.epochs):
         model.train()
@@ -293,17 +313,12 @@ def train(
             bar.update(1)
             bar.set_postfix(epoch=epoch + 1, loss=f"{running / seen:.4f}")
         done = step / steps_per_epoch
-        probs = predict_logits(model, tok, val_texts, cfg.max_length, cfg.eval_batch_size)
-        f1 = macro_f1(val_y, probs.argmax(axis=1).tolist(), len(labels)) if val_y else 0.0
-        history.append(
-            {
-                "epoch": round(done, 3),
-                "train_loss": running / max(seen, 1),
-                "val_macro_f1": f1,
-            }
-        )
-        bar.write(f"epoch {done:.2f}: val macro-F1 {f1:.4f}")
-        if f1 > best_f1:
+        f1 = _val_macro_f1(model, tok, val_texts, val_y, cfg, len(labels))
+        history.append({"epoch": round(done, 3), "train_loss": running / max(seen, 1), "val_macro_f1": f1})
+        bar.write(f"epoch {done:.2f}: " + ("no validation rows" if f1 is None else f"val macro-F1 {f1:.4f}"))
+        if f1 is None:  # nothing to select on: the last epoch's weights are kept
+            best_epoch = done
+        elif f1 > best_f1:
             best_f1, best_epoch, bad = f1, done, 0
             best_state = copy.deepcopy(model.state_dict())
         else:
@@ -318,17 +333,21 @@ def train(
         temperature = fit_temperature(predict_logits(model, tok, val_texts, cfg.max_length), val_y)
         apply_temperature(model, temperature)
         bar.write(f"temperature {temperature:.3f} (fitted on validation)")
+    elif cfg.temperature_scaling:
+        bar.write("temperature scaling skipped: no validation rows")
     ckpt = out_dir / "checkpoint"
     save_checkpoint(model, tok, ckpt, cfg.task, cfg.pooling)
-    result = TrainResult(ckpt, best_epoch, best_f1, step, time.monotonic() - start, history, temperature)
+    best = best_f1 if val_y else None
+    result = TrainResult(ckpt, best_epoch, best, step, time.monotonic() - start, history, temperature)
     meta = {
         "config": asdict(cfg),
         "best_epoch": best_epoch,
-        "best_val_macro_f1": best_f1,
+        "best_val_macro_f1": best,
         "steps": step,
         "seconds": result.seconds,
         "history": history,
         "temperature": temperature,
+        "training_texts": bundle_record(bundle, "recorded at training", transfer),
     }
     (ckpt / "tonewatch_train.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return result

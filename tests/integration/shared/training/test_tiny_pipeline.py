@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from services.cli.models import app
 from shared.inference.registry import Registry
 from shared.labels import LABELS
+from shared.training.datasets import load_task
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +63,15 @@ def _data(path: Path) -> Path:
         for lab, ws in WORDS.items()
         for i in range(20)
         for w in [ws[i % len(ws)]]
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def _held_out(path: Path) -> Path:
+    """Labelled rows none of which is in :func:`_data` (other numbers)."""
+    rows = [
+        {"text": f"{ws[i % len(ws)]} shares {100 + i}", "label": lab} for lab, ws in WORDS.items() for i in range(10)
     ]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
@@ -133,6 +143,23 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
     common = ["--models-dir", str(models)]
     opts = ["--task", "sentiment", "--version", "t1", "--data", str(data)]
     assert runner.invoke(app, [*common, "evaluate", *opts]).exit_code == 0
+    assert reg.get("sentiment", "t1").card["evaluation"]["description"].startswith("held-out test split of")
+    # the training file less its test rows, split on its own: its test rows were all trained on
+    sub = tmp_path / "sub.jsonl"
+    held_back = {ex.text for ex in load_task("sentiment", [data]).test}
+    rest = [r for r in map(json.loads, data.read_text().splitlines()) if r["text"] not in held_back]
+    sub.write_text("".join(json.dumps(r) + "\n" for r in rest), encoding="utf-8")
+    overlap = len(load_task("sentiment", [sub]).test)
+    assert overlap > 0
+    res = runner.invoke(app, [*common, "evaluate", "--task", "sentiment", "--version", "t1", "--data", str(sub)])
+    assert res.exit_code == 0, res.output
+    evaluation = reg.get("sentiment", "t1").card["evaluation"]
+    assert evaluation["training_overlap"] == overlap and "held-out" not in evaluation["description"]
+    assert f"NOT held out: {overlap} of its {evaluation['n']} rows" in evaluation["description"]
+    assert "not a held-out evaluation" in res.output
+    card_md = (entry.path / "CARD.md").read_text(encoding="utf-8")
+    assert "## Test results (not held out)" in card_md and "## Held-out test results" not in card_md
+    assert "--version" not in card["reproduce"]  # t1 is taken once registered: the command names none
     assert runner.invoke(app, [*common, "quantize", *opts]).exit_code == 0
     reg.verify(reg.get("sentiment", "t1"), ["int8", "fp16", "tokenizer.json"])
 
@@ -147,12 +174,25 @@ def test_tiny_pipeline_end_to_end(tmp_path: Path) -> None:
         assert m["n"] == 60 and 0.0 <= m["accuracy"] <= 1.0
         assert {lab: c["support"] for lab, c in m["per_class"].items()} == {lab: 20 for lab in LABELS["sentiment"]}
     assert (entry.path / "card.json").read_bytes() == card_bytes
+    # the training file is no held-out set: its train/validation rows (16 of 20 per label) are
+    # counted, and --record refuses to file it under "Labelled files outside the training data"
+    assert scored["training_overlap"] == 48
     res = runner.invoke(app, [*common, "score", "--task", "sentiment", "--input", str(data), "--record"])
+    assert res.exit_code == 2, res.output
+    assert "48 of the 60 rows" in res.output and "sentiment/t1's training/validation data" in res.output
+    assert (entry.path / "card.json").read_bytes() == card_bytes
+    held = _held_out(tmp_path / "held.jsonl")
+    res = runner.invoke(app, [*common, "score", "--task", "sentiment", "--input", str(held), "--json"])
+    assert res.exit_code == 0, res.output
+    held_scored = json.loads(res.stdout)
+    assert held_scored["training_overlap"] == 0
+    res = runner.invoke(app, [*common, "score", "--task", "sentiment", "--input", str(held), "--record"])
     assert res.exit_code == 0, res.output
     recorded = reg.get("sentiment", "t1")
-    ext = recorded.card["external_evaluations"][str(data)]
-    assert ext["rows"] == 60 and ext["metrics"]["int8"]["accuracy"] == scored["metrics"]["int8"]["accuracy"]
-    assert f"| `{data}` |" in (recorded.path / "CARD.md").read_text(encoding="utf-8")
+    ext = recorded.card["external_evaluations"][str(held)]
+    assert ext["rows"] == 30 and ext["metrics"]["int8"]["accuracy"] == held_scored["metrics"]["int8"]["accuracy"]
+    assert ext["training_overlap"] == 0
+    assert f"| `{held}` |" in (recorded.path / "CARD.md").read_text(encoding="utf-8")
     reg.verify(recorded, recorded.available_variants())
     # two versions side by side in one run (t2: the same checkpoint exported again, so the same figures)
     export = ["export", "--task", "sentiment", "--from", str(tmp_path / "run" / "checkpoint"), "--version", "t2"]
@@ -374,3 +414,48 @@ def test_distil_a_student_from_a_teacher_checkpoint(tmp_path: Path) -> None:
     (intent_teacher / "tokenizer.json").write_bytes((base / "tokenizer.json").read_bytes())
     res = CliRunner().invoke(app, [*common, *small, "--teacher", str(intent_teacher)])
     assert res.exit_code == 1 and "not the sentiment labels" in said(res.output)
+
+
+def test_no_validation_when_allowed_and_the_reproduce_command_runs_as_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With --allow-no-validation the last epoch's weights are kept and no temperature is
+    fitted (before: epoch-1 weights, "val macro-F1 0.0" each epoch). The card's reproduce
+    command named the version it had just registered, so it failed after training."""
+    import shlex
+
+    from shared.training import pipeline
+
+    monkeypatch.setattr(pipeline, "RUNS_DIR", tmp_path / "runs")  # where a run without --out works
+    base = _tiny_encoder(tmp_path / "encoder")
+    rows = [{"text": f"{ws[i]} {SUBJECTS[i]} {i}", "label": lab} for lab, ws in WORDS.items() for i in range(3)]
+    rows += [
+        {"text": f"{SUBJECTS[i % 8]} {ws[i % 7]} {i}", "label": lab, "source": "authored"}
+        for lab, ws in WORDS.items()
+        for i in range(10)
+    ]
+    data = tmp_path / "few.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    models = tmp_path / "models"
+    common = ["--models-dir", str(models)]
+    args = ["train", "--task", "sentiment", "--base", str(base), "--data", str(data), "--epochs", "2"]
+    args += ["--batch-size", "8", "--max-length", "16", "--pooling", "mean", "--no-fp16", "--no-progress"]
+    res = CliRunner().invoke(app, [*common, *args, "--version", "t1", "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2 and "no validation rows" in res.output, res.output
+    res = CliRunner().invoke(app, [*common, *args, "--version", "t1", "--allow-no-validation"])
+    assert res.exit_code == 0, res.output
+    card = Registry(models).get("sentiment", "t1").card
+    assert sum(card["data_splits"]["validation"].values()) == 0 and card["evaluation"]["n"] == 3
+    training = card["training"]
+    assert training["best_val_macro_f1"] is None and training["temperature"] == 1.0
+    assert [h["val_macro_f1"] for h in training["history"]] == [None, None]
+    assert training["best_epoch"] == training["history"][-1]["epoch"] == 2.0
+
+    reproduce = card["reproduce"]
+    assert "--version" not in reproduce and "--allow-no-validation" in reproduce and "--no-fp16" in reproduce
+    argv = shlex.split(reproduce)
+    assert argv[:3] == ["tonewatch", "models", "train"]
+    res = CliRunner().invoke(app, [*common, *argv[2:], "--no-progress"])
+    assert res.exit_code == 0, res.output
+    again = [e for e in Registry(models).list("sentiment") if e.version != "t1"]
+    assert len(again) == 1 and again[0].card["training"]["history"] == training["history"]

@@ -11,7 +11,7 @@ import pytest
 from shared.inference.registry import Registry
 from shared.labels import INTENT_LABELS, LABELS, SENTIMENT_LABELS
 from shared.training.card import render_markdown, weaknesses
-from shared.training.export import ExportError, label_permutation
+from shared.training.export import CheckpointError, ExportError, label_permutation
 from shared.training.metrics import report
 from shared.training.pipeline import next_version
 
@@ -49,7 +49,17 @@ def test_label_sets_match_the_issue() -> None:
 def test_label_permutation() -> None:
     finbert = {0: "positive", 1: "negative", 2: "neutral"}
     assert label_permutation(finbert, "sentiment") == [1, 2, 0]
-    assert label_permutation({0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}, "sentiment") == [0, 1, 2]
+    unnamed = {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"}
+    with pytest.raises(CheckpointError, match=r"does not name its labels \(LABEL_0, LABEL_1, LABEL_2\).*--labels"):
+        label_permutation(unnamed, "sentiment")  # no order assumed
+    assert label_permutation(unnamed, "sentiment", ["Positive", "negative", "neutral"]) == [1, 2, 0]
+    assert label_permutation(finbert, "sentiment", ["positive", "negative", "neutral"]) == [1, 2, 0]
+    with pytest.raises(CheckpointError, match="disagrees"):
+        label_permutation(finbert, "sentiment", ["negative", "neutral", "positive"])
+    with pytest.raises(CheckpointError, match="each sentiment label once"):
+        label_permutation(unnamed, "sentiment", ["negative", "negative", "positive"])
+    upper = {0: "Negative", 1: " NEUTRAL", 2: "positive "}
+    assert label_permutation(upper, "sentiment") == [0, 1, 2]
     with pytest.raises(ExportError, match="needs 3"):
         label_permutation({0: "neg", 1: "pos"}, "sentiment")
     with pytest.raises(ExportError, match="do not match"):
@@ -115,3 +125,14 @@ def test_next_version(tmp_path: Path) -> None:
     assert next_version(reg, "intent", day) == "2026.11.28-1"
     (tmp_path / "intent" / "2026.11.28-1").mkdir(parents=True, exist_ok=True)  # the call above claimed it
     assert next_version(reg, "intent", day) == "2026.11.28-2"
+
+
+def test_the_per_class_tables_name_the_variant_they_show() -> None:
+    """Without fp32 figures the int8 ones were shown under "Per class (fp32)"."""
+    card = _card()
+    card["metrics"] = {"int8": card["metrics"]["int8"]}  # type: ignore[index]
+    md = render_markdown(card)
+    assert "### Per class (int8)" in md and "### Accuracy vs coverage (int8)" in md
+    assert "(fp32)" not in md
+    full = render_markdown(_card())
+    assert "### Per class (fp32)" in full and "### Accuracy vs coverage (fp32)" in full

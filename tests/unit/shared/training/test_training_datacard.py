@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.inference.registry import sha256_file
 from shared.training.agreement import cohen_kappa, compare, describe, shipped_agreement
+from shared.training.datacard import challenge_overlap, describe_challenge_overlap
 from shared.training.datasets import DATA_DIR, default_files
 
 
@@ -35,3 +36,13 @@ def test_cohen_kappa_and_agreement_on_a_known_table() -> None:
     assert cohen_kappa([0, 1, 2], [0, 1, 2], 3) == 1.0
     assert sorted(a.disagreements) == [("negative", "positive", 5), ("positive", "negative", 5)]
     assert "gold `negative` vs second `positive` (5)" in describe(a)
+
+
+def test_the_challenge_overlap_in_the_data_card_is_computed_from_the_files() -> None:
+    """The card said 49 of the 315 challenge rows occur in parts 1-3; measured (normalised
+    text, as the splits are deduplicated): 23, 16 in train/validation and 7 in test."""
+    counts = challenge_overlap()
+    assert counts == (315, 16, 7)
+    text = " ".join((DATA_DIR / "DATA_CARD.md").read_text(encoding="utf-8").split())
+    assert " ".join(describe_challenge_overlap(*counts).split()) in text
+    assert "23 of its 315 rows" in text and "49 of its" not in text

@@ -123,3 +123,20 @@ def test_repository_data_if_present() -> None:
         assert not keys[0] & keys[1] and not keys[0] & keys[2] and not keys[1] & keys[2]
         if task == "sentiment":
             assert all(e.source == "guardian" for e in bundle.test)
+
+
+def test_authored_rows_never_go_to_validation_or_test(tmp_path: Path) -> None:
+    """An authored row with "split": "test" landed in the test split, against the docstring
+    and data/DATA_CARD.md ("training only, never validation or test")."""
+    rows = [{"text": f"card {i} was declined", "label": "card_declined"} for i in range(20)]
+    rows += [{"text": "hi there friend", "label": "greeting", "source": "authored", "split": "train"}]
+    bundle = load_task("intent", [_write_jsonl(tmp_path / "ok.jsonl", rows)])
+    assert [e.text for e in bundle.train if e.source == "authored"] == ["hi there friend"]
+    real = [{"text": "pinned real row", "label": "greeting", "split": "test"}]
+    pinned = load_task("intent", [_write_jsonl(tmp_path / "r.jsonl", rows + real)])
+    assert "pinned real row" in [e.text for e in pinned.test]  # real rows may still be pinned
+    for split in ("test", "validation"):
+        bad = [*rows, {"text": "hello you", "label": "greeting", "source": "authored", "split": split}]
+        path = _write_jsonl(tmp_path / f"{split}.jsonl", bad)
+        with pytest.raises(DataError, match=rf"{path}:22: a 'authored' row is training data only.*{split!r}"):
+            load_task("intent", [path])

@@ -119,3 +119,98 @@ def test_evaluate_on_other_data_drops_figures_of_variants_not_re_evaluated(tmp_p
     assert card["evaluation"]["n"] == card["metrics"]["int8"]["n"]
     assert str(other) in card["evaluation"]["description"] and str(data) not in card["evaluation"]["description"]
     assert card["int8_gap_points"] is None
+
+
+def test_export_with_no_test_rows_is_refused_and_leaves_no_folder(tmp_path: Path) -> None:
+    """Authored rows only: nothing to evaluate on. It crashed after exporting (ValueError in the
+    metrics) and left a version folder with ONNX files and no card, whose name was then refused."""
+    ckpt = tiny_checkpoint(tmp_path / "ck")
+    data = tmp_path / "authored.jsonl"
+    rows = [
+        {"text": f"{lab} news {i}", "label": lab, "source": "authored"}
+        for lab in ("negative", "positive")
+        for i in range(6)
+    ]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    models = tmp_path / "models"
+    for _ in range(2):  # the same version again: refused for the same reason, not as taken
+        code, out = _export(models, ckpt, data, "v1", "--no-fp16")
+        assert code == 2 and out.startswith("error: no test rows:"), out
+        assert not (models / "sentiment" / "v1").exists()
+
+
+def test_the_export_reproduce_command_is_complete_and_runs_as_written(tmp_path: Path) -> None:
+    import shlex
+
+    ckpt = tiny_checkpoint(tmp_path / "my checkpoint")  # a path that needs quoting
+    data = tiny_data(tmp_path / "d.jsonl")
+    models = tmp_path / "models"
+    assert _export(models, ckpt, data, "v1", "--no-fp16")[0] == 0
+    reproduce = Registry(models).get("sentiment", "v1").card["reproduce"]
+    assert reproduce == (
+        f"tonewatch models export --task sentiment --from {shlex.quote(str(ckpt))} --max-length 16 "
+        f"--data {shlex.quote(str(data))} --no-fp16"
+    )
+    argv = shlex.split(reproduce)
+    assert argv[:3] == ["tonewatch", "models", "export"]
+    res = CliRunner().invoke(app, ["--models-dir", str(models), *argv[2:]])
+    assert res.exit_code == 0, res.output  # a new version: none is named
+    again = [e for e in Registry(models).list("sentiment") if e.version != "v1"]
+    assert len(again) == 1 and again[0].card["max_length"] == 16
+    assert again[0].available_variants() == ("fp32", "int8")
+
+
+def _unnamed_checkpoint(path: Path, names: list[str]) -> Path:
+    ckpt = tiny_checkpoint(path)
+    config = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))
+    config["id2label"] = {str(i): n for i, n in enumerate(names)}
+    config["label2id"] = {n: i for i, n in enumerate(names)}
+    (ckpt / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return ckpt
+
+
+def test_a_checkpoint_with_unnamed_labels_needs_labels(tmp_path: Path) -> None:
+    """LABEL_0..LABEL_2 were taken to be in the task's order, with no warning."""
+    import numpy as np
+
+    from shared.training.evaluate import OnnxClassifier
+    from shared.training.train import teacher_logits
+
+    ckpt = _unnamed_checkpoint(tmp_path / "ck", ["LABEL_0", "LABEL_1", "LABEL_2"])
+    data = tiny_data(tmp_path / "d.jsonl")
+    models = tmp_path / "models"
+    code, out = _export(models, ckpt, data, "v1", "--no-fp16")
+    assert code == 2, out
+    assert "does not name its labels (LABEL_0, LABEL_1, LABEL_2)" in out and "--labels" in out
+    assert not (models / "sentiment" / "v1").exists()
+
+    order = ["positive", "negative", "neutral"]  # what the checkpoint's logits are
+    code, out = _export(models, ckpt, data, "v1", "--no-fp16", "--labels", ",".join(order))
+    assert code == 0, out
+    entry = Registry(models).get("sentiment", "v1")
+    assert entry.card["export"]["labels"] == {
+        "checkpoint_labels": order,
+        "source": "--labels",
+        "logit_index": {"negative": 1, "neutral": 2, "positive": 0},
+    }
+    assert "--labels positive,negative,neutral" in entry.card["reproduce"]
+    texts = ["shares surge", "oil crash", ""]
+    named = _unnamed_checkpoint(tmp_path / "named", order)  # the same weights, named
+    expected = teacher_logits(named, "sentiment", texts, 16)
+    got = OnnxClassifier(entry.variant_path("fp32"), entry.tokenizer_path).logits(texts)
+    assert np.abs(got - expected).max() < 1e-4
+
+
+def test_teacher_labels_are_matched_as_export_matches_them(tmp_path: Path) -> None:
+    """A teacher naming its labels "Positive", "Negative", "Neutral" was refused (case-sensitive
+    check) although `export` packages the same checkpoint (names lower-cased)."""
+    import numpy as np
+
+    from shared.training.train import teacher_logits
+
+    upper = _unnamed_checkpoint(tmp_path / "upper", ["Positive", "Negative", "Neutral"])
+    lower = _unnamed_checkpoint(tmp_path / "lower", ["positive", "negative", "neutral"])
+    texts = ["shares surge", "oil crash"]
+    got = teacher_logits(upper, "sentiment", texts, 16)
+    assert np.abs(got - teacher_logits(lower, "sentiment", texts, 16)).max() < 1e-6
+    assert _export(tmp_path / "models", upper, tiny_data(tmp_path / "d.jsonl"), "v1", "--no-fp16")[0] == 0

@@ -61,7 +61,8 @@ def test_softmax_rows_sum_to_one() -> None:
 
 def test_empty_report() -> None:
     r = report([], np.zeros((0, 3)), LABELS)
-    assert r["n"] == 0 and r["accuracy"] == 0.0
+    assert r["n"] == 0
+    assert r["accuracy"] is None and r["macro_f1"] is None and r["ece"] is None  # n/a, not 0.0
 
 
 def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_more_rows() -> None:

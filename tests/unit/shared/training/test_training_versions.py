@@ -13,7 +13,7 @@ import pytest
 
 from shared.inference.registry import Registry, RegistryError
 from shared.training import pipeline
-from shared.training.datasets import DatasetBundle
+from shared.training.datasets import DatasetBundle, Example
 from shared.training.pipeline import PipelineOptions, next_version, package
 from shared.training.train import TrainConfig
 
@@ -25,8 +25,14 @@ def reg(tmp_path: Path) -> Registry:
     return Registry(tmp_path / "models")
 
 
+def _bundle() -> DatasetBundle:
+    """One row in each split (empty validation or test splits are refused before any work)."""
+    rows = [Example(f"shares {s}", "neutral", "real", s) for s in ("train", "validation", "test")]
+    return DatasetBundle("sentiment", rows[:1], rows[1:2], rows[2:])
+
+
 def _package(reg: Registry, version: str, checkpoint: Path) -> None:
-    package(reg, "sentiment", version, checkpoint, DatasetBundle("sentiment"), max_length=16, training={})
+    package(reg, "sentiment", version, checkpoint, _bundle(), max_length=16, training={})
 
 
 def _checkpoint(path: Path) -> Path:
@@ -109,10 +115,35 @@ def test_a_training_run_that_fails_gives_its_version_back(
     def train_fails(*_: Any, **__: Any) -> None:
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(pipeline, "load_task", lambda *a, **k: DatasetBundle("sentiment"))
+    monkeypatch.setattr(pipeline, "load_task", lambda *a, **k: _bundle())
     monkeypatch.setattr(pipeline, "train", train_fails)
     opts = PipelineOptions(TrainConfig(task="sentiment", base=str(tmp_path)), out=tmp_path / "run")
     with pytest.raises(RuntimeError, match="out of memory"):
         pipeline.run(reg, opts)
     assert list((reg.root / "sentiment").iterdir()) == []
     assert next_version(reg, "sentiment").endswith("-1")
+
+
+def test_a_failure_after_exporting_removes_the_partial_version(
+    reg: Registry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure in evaluation (after the ONNX files were written) left the folder without a
+    card, and its name was then refused as "exists without a card"."""
+    from shared.training.export import ParityReport
+
+    def export_writes(checkpoint: Path, dest: Path, *_: Any, **__: Any) -> ParityReport:
+        dest.write_bytes(b"graph")
+        (dest.parent / "tokenizer.json").write_text("{}")
+        return ParityReport(0.0, 1e-4, 1, True)
+
+    def evaluation_fails(*_: Any, **__: Any) -> None:
+        raise ValueError("evaluation failed")
+
+    monkeypatch.setattr(pipeline, "export_onnx", export_writes)
+    monkeypatch.setattr(pipeline, "build_variants", lambda *a, **k: {})
+    monkeypatch.setattr(pipeline, "evaluated_card", evaluation_fails)
+    ckpt = _checkpoint(tmp_path / "ck")
+    for version in ("v1", next_version(reg, "sentiment", DAY)):  # named, and claimed
+        with pytest.raises(ValueError, match="evaluation failed"):
+            _package(reg, version, ckpt)
+        assert not (reg.root / "sentiment" / version).exists()
