@@ -204,13 +204,35 @@ def _external_md(external: Mapping[str, Mapping[str, Any]]) -> list[str]:
         "| file | sha256 | rows | variant | accuracy | macro-F1 | ECE |",
         "|---|---|---|---|---|---|---|",
     ]
+    notes: list[str] = []
     for name, ev in external.items():
         for variant, m in ev["metrics"].items():
             out.append(
                 f"| `{name}` | `{ev['sha256'][:16]}…` | {ev['rows']} | {variant} | {_pct(m['accuracy'])} "
                 f"| {_pct(m['macro_f1'])} | {float(m['ece']):.3f} |"
             )
-    return [*out, ""]
+        notes += _overlap_md(name, ev)
+    return [*out, "", *notes]
+
+
+def _overlap_md(name: str, ev: Mapping[str, Any]) -> list[str]:
+    """A result recorded before ``score`` checked for training rows, later found to hold
+    some: how many, and the figures on the rest."""
+    seen = int(ev.get("training_overlap") or 0)
+    if not seen:
+        return []
+    line = (
+        f"`{name}`: {seen} of its {ev['rows']} rows are in the model's training/validation data (same normalised "
+        "text), found after this result was recorded"
+    )
+    unseen = ev.get("unseen") or {}
+    figures = [
+        f"{variant} accuracy {_pct(m['accuracy'])}, macro-F1 {_pct(m['macro_f1'])}, ECE {float(m['ece']):.3f}"
+        for variant, m in (unseen.get("metrics") or {}).items()
+    ]
+    if figures:
+        line += f"; on the other {unseen['rows']}: " + "; ".join(figures)
+    return [line + ".", ""]
 
 
 def _results_heading(training_overlap: int | None) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from shared.inference.registry import Registry
 from shared.labels import INTENT_LABELS, LABELS, SENTIMENT_LABELS
-from shared.training.card import render_markdown, weaknesses
+from shared.training.card import _external_md, render_markdown, weaknesses
 from shared.training.export import CheckpointError, ExportError, label_permutation
 from shared.training.metrics import report
 from shared.training.pipeline import next_version
@@ -136,3 +136,19 @@ def test_the_per_class_tables_name_the_variant_they_show() -> None:
     assert "(fp32)" not in md
     full = render_markdown(_card())
     assert "### Per class (fp32)" in full and "### Accuracy vs coverage (fp32)" in full
+
+
+def test_a_recorded_result_later_found_to_hold_training_rows_says_so_with_the_rest() -> None:
+    """The shipped intent card filed its challenge set under "Other held-out sets" before
+    score checked for training rows; 16 of the 315 had been trained or selected on."""
+    ev = {
+        "sha256": "ab" * 32,
+        "rows": 315,
+        "metrics": {"int8": {"accuracy": 0.9587, "macro_f1": 0.9588, "ece": 0.028}},
+        "training_overlap": 16,
+        "unseen": {"rows": 299, "metrics": {"int8": {"accuracy": 0.9632, "macro_f1": 0.9633, "ece": 0.0143}}},
+    }
+    md = "\n".join(_external_md({"c.jsonl": ev}))
+    assert "`c.jsonl`: 16 of its 315 rows are in the model's training/validation data" in md
+    assert "on the other 299: int8 accuracy 96.3, macro-F1 96.3, ECE 0.014." in md
+    assert "training/validation" not in "\n".join(_external_md({"c.jsonl": {**ev, "training_overlap": 0}}))
