@@ -13,12 +13,22 @@ import typer
 from tqdm import tqdm
 
 from services.ingest.replay import Pacing, ReplayReport, replay, run_stamp
-from services.ingest.sources import DEMO_NEWS_BACKFILL_S, Line, demo_chats, guardian_news, read_file
+from services.ingest.sources import (
+    DEMO_NEWS_BACKFILL_S,
+    Line,
+    UnreadableFile,
+    demo_chats,
+    guardian_news,
+    read_file,
+)
 from shared.config import ServiceSettings
 from shared.events import Stream
 from shared.kafka.clients import ensure_topics, make_producer
 
 app = typer.Typer(help="Replay events into Kafka.", no_args_is_help=True)
+
+MAX_RUN = 10**15
+"""Largest ``--run``: a run stamp is a start in Unix milliseconds (13 digits until 2286)."""
 
 # The demo replay's pacing options, shared by ``tonewatch ingest demo`` and ``tonewatch demo``.
 NEWS_SPEEDUP = typer.Option(8640.0, help="Guardian headlines: one day of news per 10 s by default.")
@@ -54,9 +64,12 @@ def _finish(report: ReplayReport, as_json: bool) -> None:
     if as_json:
         rejected = [{"line": n, "reason": r} for n, r in report.rejected]
         total = report.rejected_total
-        typer.echo(json.dumps({"produced": report.produced, "rejected": rejected, "rejected_total": total}))
+        out = {"produced": report.produced, "rejected": rejected, "rejected_total": total, "run": report.run}
+        typer.echo(json.dumps(out))
     else:
         typer.echo(f"produced {report.produced} events")
+        if report.run is not None:
+            typer.echo(f"run {report.run} (ids id@{report.run}; to resume this replay: --run {report.run})")
         for n, reason in report.rejected[:50]:
             typer.echo(f"line {n}: rejected: {reason}", err=True)
         if report.rejected_total > 50:
@@ -77,14 +90,25 @@ def file_(
         help="With --speedup: start the replayed timeline this many seconds in the past; "
         "what lands before now is sent at once.",
     ),
+    run: int | None = typer.Option(
+        None,
+        "--run",
+        min=1,
+        max=MAX_RUN,
+        help="With --speedup: the stamp of an earlier run (printed when it started), to resume it "
+        "without counting twice what it sent.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Replay a file. Invalid lines are reported (exit 1). A line without an id gets one
-    derived from the file's name, its line number and its content: running the same file
-    again (after a crash, say) sends the same ids, and the pipeline counts them once.
+    """Replay a file. Invalid lines are reported (exit 1); a file that cannot be read at
+    all (UTF-16, compressed, a CSV header without a ``text`` column) is refused (exit 2).
+    A line without an id gets one derived from the file's name, its line number and its
+    content: running the same file again (after a crash, say) sends the same ids, and the
+    pipeline counts them once.
 
     With --speedup every id gets this run's stamp (``id@<start in Unix ms>``), so a
-    replay of the same file is counted again."""
+    replay of the same file is counted again; the stamp is printed at the start and
+    ``--run STAMP`` reuses it, to resume a replay cut short."""
     if stream not in ("news", "chat"):
         typer.echo(f"error: --stream must be news or chat, not {stream!r}", err=True)
         raise typer.Exit(2)
@@ -93,8 +117,18 @@ def file_(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    # streamed, except with --speedup (ordered by event time first)
-    _finish(asyncio.run(_replay(read_file(path), stream, pacing, path.name)), as_json)  # type: ignore[arg-type]
+    if run is not None and speedup is None:
+        typer.echo("error: --run needs --speedup (without it ids carry no run stamp)", err=True)
+        raise typer.Exit(2)
+    try:
+        lines = read_file(path)  # streamed, except with --speedup (ordered by event time first)
+    except UnreadableFile as exc:
+        typer.echo(f"error: {path.name}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    if speedup is not None:
+        run = run_stamp(datetime.now(UTC)) if run is None else run
+        typer.echo(f"run {run}: ids are stamped id@{run}; to resume this replay if cut short: --run {run}", err=True)
+    _finish(asyncio.run(_replay(lines, stream, pacing, path.name, run=run)), as_json)  # type: ignore[arg-type]
 
 
 def demo_lines(limit: int | None) -> tuple[list[Line], list[Line]]:

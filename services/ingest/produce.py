@@ -1,5 +1,5 @@
 """Validate input objects into raw contracts and produce them (``acks=all``,
-idempotent producer). Used by file replay and by ``POST /v1/events``."""
+idempotent producer). Used by file replay (``POST /v1/events`` sends its own batch: services/api/routes_events.py)."""
 
 from __future__ import annotations
 

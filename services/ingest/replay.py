@@ -6,15 +6,21 @@ past: the events that land before now are sent at once (history for the trends a
 the alert baselines), the rest in real time.
 
 With ``rate`` or no pacing the input is streamed (memory stays flat however long the
-file); ``speedup`` reads it all first, to order it by event time."""
+file); ``speedup`` reads it all first, to order it by event time.
+
+A line whose id an earlier line of the same input had is rejected: the pipeline keeps one
+event per id, so it would be dropped downstream while ingest counted it as produced. The
+ids given in the input are kept in memory for this (about 110 bytes and the id's length
+each: 130 MB for a million 20-character ids); derived ids differ by line and are not kept."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import hashlib
+import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,13 +29,21 @@ from aiokafka import AIOKafkaProducer
 
 from services.ingest.produce import line_id, prepare, produce
 from services.ingest.sources import Line
-from shared.events import InvalidEvent, RawEvent, Stream
+from shared.events import EARLIEST_TIME, LATEST_TIME, InvalidEvent, RawEvent, Stream
 from shared.topics import Topics
 
 MAX_ID_CHARS = 128
 """An event id's longest length (``shared.events.EventId``)."""
 MAX_REJECTIONS_KEPT = 1_000
 """Rejected lines whose number and reason a report keeps; the rest are only counted."""
+MAX_REASON_CHARS = 300
+"""Characters of a rejection's reason kept: a report holds at most 300,000 of them."""
+MIN_RATE = 1 / 3600
+"""Slowest ``--rate``: one event an hour."""
+MIN_SPEEDUP = 0.001
+"""Slowest ``--speedup``: an hour of the original timeline takes some 42 days."""
+MAX_BACKFILL_S = 100 * 365.25 * 86_400
+"""Longest ``--backfill``: a century (the contract's times start in 1900)."""
 
 
 @dataclass
@@ -38,10 +52,15 @@ class ReplayReport:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     """(line number, reason) of the first :data:`MAX_REJECTIONS_KEPT` rejected lines."""
     rejected_total: int = 0
+    run: int | None = None
+    """The stamp of the run's ids (``id@run``), if they have one: passed again
+    (``--run``), it resumes a replay cut short without counting an event twice."""
 
     def reject(self, line: int, reason: str) -> None:
         self.rejected_total += 1
         if len(self.rejected) < MAX_REJECTIONS_KEPT:
+            if len(reason) > MAX_REASON_CHARS:
+                reason = reason[: MAX_REASON_CHARS - 1] + "…"
             self.rejected.append((line, reason))
 
 
@@ -54,10 +73,19 @@ class Pacing:
     def __post_init__(self) -> None:
         if self.rate is not None and self.speedup is not None:
             raise ValueError("use either --rate or --speedup, not both")
+        for option, value in (("--rate", self.rate), ("--speedup", self.speedup), ("--backfill", self.backfill_s)):
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{option} must be a finite number, not {value}")
         if (self.rate is not None and self.rate <= 0) or (self.speedup is not None and self.speedup <= 0):
             raise ValueError("--rate and --speedup must be positive")
+        if self.rate is not None and self.rate < MIN_RATE:
+            raise ValueError(f"--rate must be at least {MIN_RATE:.6f} (one event an hour)")
+        if self.speedup is not None and self.speedup < MIN_SPEEDUP:
+            raise ValueError(f"--speedup must be at least {MIN_SPEEDUP}")
         if self.backfill_s < 0:
             raise ValueError("--backfill must not be negative")
+        if self.backfill_s > MAX_BACKFILL_S:
+            raise ValueError(f"--backfill must be at most {MAX_BACKFILL_S:,.0f} seconds (a century)")
         if self.backfill_s and self.speedup is None:
             raise ValueError("--backfill needs --speedup (it moves the replayed timeline into the past)")
 
@@ -79,40 +107,75 @@ def run_id(event_id: str, run: int) -> str:
 
 
 def _retime(
-    events: list[RawEvent], speedup: float, now: datetime, backfill_s: float = 0.0
+    events: Sequence[RawEvent],
+    speedup: float,
+    now: datetime,
+    backfill_s: float = 0.0,
+    *,
+    numbers: Sequence[int] | None = None,
+    report: ReplayReport | None = None,
 ) -> list[tuple[float, RawEvent]]:
     """(send offset in seconds from now, event with event_time moved to now + that offset).
 
     The first event lands ``backfill_s`` before ``now``; events that land in the past
-    get send offset 0 (sent at once) and keep their past event time."""
+    get send offset 0 (sent at once) and keep their past event time. An event moved out
+    of the contract's years is left out, rejected in ``report`` by its line
+    (``numbers[i]`` for ``events[i]``)."""
     if not events:
         return []
     t0 = min(e.event_time for e in events)
     start = now.timestamp() - backfill_s
     out = []
-    for e in sorted(events, key=lambda e: e.event_time):
+    for i in sorted(range(len(events)), key=lambda i: events[i].event_time):
+        e = events[i]
         offset = (e.event_time - t0).total_seconds() / speedup
+        if reason := _out_of_range(start + offset):
+            if report is not None:
+                report.reject(numbers[i] if numbers else i + 1, reason)
+            continue
         moved = datetime.fromtimestamp(start + offset, tz=UTC)
         out.append((max(0.0, offset - backfill_s), e.model_copy(update={"event_time": moved})))
     return out
 
 
-def _prepared(lines: Iterable[Line], stream: Stream, report: ReplayReport, origin: str) -> Iterator[RawEvent]:
-    """Valid events, one at a time (a line without an id gets :func:`line_id`'s); unreadable
-    and invalid lines go to the report."""
+def _out_of_range(timestamp: float) -> str | None:
+    if EARLIEST_TIME.timestamp() <= timestamp < LATEST_TIME.timestamp():
+        return None
+    edge = f"before {EARLIEST_TIME.year}" if timestamp < EARLIEST_TIME.timestamp() else f"after {LATEST_TIME.year - 1}"
+    return (
+        f"event_time: moved to {edge} by --speedup/--backfill, outside the years "
+        f"{EARLIEST_TIME.year}-{LATEST_TIME.year - 1} an event may have; not sent"
+    )
+
+
+def _prepared(
+    lines: Iterable[Line], stream: Stream, report: ReplayReport, origin: str
+) -> Iterator[tuple[int, RawEvent]]:
+    """(line number, valid event), one at a time (a line without an id gets :func:`line_id`'s);
+    unreadable and invalid lines, and lines repeating an earlier line's id, go to the report."""
+    first_line: dict[str, int] = {}  # given ids only: derived ones differ by line number
     for line in lines:
         if line.data is None:
             report.reject(line.number, line.error or "unreadable")
             continue
         try:
-            yield prepare(line.data, stream, id_if_missing=functools.partial(line_id, origin, line.number, line.data))
+            event = prepare(line.data, stream, id_if_missing=functools.partial(line_id, origin, line.number, line.data))
         except InvalidEvent as exc:
             report.reject(line.number, exc.reason)
+            continue
+        if line.data.get("id") not in (None, ""):
+            first = first_line.setdefault(event.id, line.number)
+            if first != line.number:
+                report.reject(
+                    line.number, f"id: line {first} has the same id (the pipeline keeps one event per id); not sent"
+                )
+                continue
+        yield line.number, event
 
 
-def _renamed(events: Iterable[RawEvent], run: int) -> Iterator[RawEvent]:
-    for e in events:
-        yield e.model_copy(update={"id": run_id(e.id, run)})
+def _renamed(events: Iterable[tuple[int, RawEvent]], run: int) -> Iterator[tuple[int, RawEvent]]:
+    for n, e in events:
+        yield n, e.model_copy(update={"id": run_id(e.id, run)})
 
 
 async def replay(
@@ -130,22 +193,27 @@ async def replay(
     """Produce the valid lines, paced. A line without an id gets one derived from
     ``origin`` (the source's name), its number and its content, the same in every run.
     Events get :func:`run_id` ids of ``run`` when it is given, and of this run's start
-    with ``speedup`` (which moves event times)."""
-    report = ReplayReport()
+    with ``speedup`` (which moves event times); the report says which (``run``)."""
     now = datetime.now(UTC)
     if run is None and pacing.speedup is not None:
         run = run_stamp(now)
+    report = ReplayReport(run=run)
     events = _prepared(lines, stream, report, origin)
     if run is not None:
         events = _renamed(events, run)
     schedule: Iterable[tuple[float, RawEvent]]
     if pacing.speedup is not None:
-        schedule = _retime(list(events), pacing.speedup, now, pacing.backfill_s)
+        numbers: list[int] = []
+        read: list[RawEvent] = []
+        for n, e in events:
+            numbers.append(n)
+            read.append(e)
+        schedule = _retime(read, pacing.speedup, now, pacing.backfill_s, numbers=numbers, report=report)
     elif pacing.rate is not None:
         rate = pacing.rate
-        schedule = ((i / rate, e) for i, e in enumerate(events))
+        schedule = ((i / rate, e) for i, (_, e) in enumerate(events))
     else:
-        schedule = ((0.0, e) for e in events)
+        schedule = ((0.0, e) for _, e in events)
     start = time.monotonic()
     pending: list[RawEvent] = []
     for offset, event in schedule:

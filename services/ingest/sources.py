@@ -15,7 +15,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from shared.events import MAX_EVENT_BYTES
+from shared.events import MAX_EVENT_BYTES, RawChat, RawNews
+from shared.redact import redact_capped
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_CHATS = REPO_ROOT / "data" / "demo" / "chats.jsonl"
@@ -55,16 +56,74 @@ its own lines into rows. Fields up to this size are parsed whole and rejected by
 reading stops. The parse buffer costs about 4 bytes a character: some 35 MB at most."""
 
 
+NO_LINE_ENDING = (
+    "no line ending at the end of the file (still being written?): not sent; run the file again once it is complete"
+)
+"""Why a last line that may still be growing is not sent."""
+
+
+class UnreadableFile(ValueError):
+    """The file as a whole cannot be read (its encoding, compression or CSV header): the
+    replay stops before sending anything, rather than rejecting every line alike."""
+
+
 def read_file(path: Path) -> Iterator[Line]:
     """JSONL (``.jsonl``/``.json``) or CSV (header row; a ``text`` column is required).
 
     A line that cannot be read (bad UTF-8, malformed JSON or CSV, JSON nested too deeply,
-    a CSV row with more fields than its header, a field or JSONL line too large)
+    a CSV row with more or fewer fields than its header, a field or JSONL line too large)
     comes back with its error; the lines after it are still read (see :func:`_read_csv`
-    for an unclosed quote). A leading byte-order mark is skipped."""
+    for an unclosed quote). A leading byte-order mark is skipped. A last line without a
+    line ending may still be being written: a CSV row is then not sent, nor a JSONL line
+    unless it is a whole JSON object (see :func:`_read_jsonl`).
+
+    Checked before the first line is read (``UnreadableFile``): a UTF-16/UTF-32 or
+    compressed file, and a CSV header without a ``text`` column or with a repeated name."""
+    _refuse_encoded(path)
     if path.suffix.lower() == ".csv":
-        yield from _read_csv(path)
-        return
+        _check_csv_header(path)
+        return _read_csv(path)
+    return _read_jsonl(path)
+
+
+_NOT_UTF8 = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),  # before UTF-16 LE, whose mark begins it
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_COMPRESSED = (
+    (b"\x1f\x8b", "gzip", "gunzip -k"),
+    (b"\xfd7zXZ\x00", "xz", "unxz -k"),
+    (b"\x28\xb5\x2f\xfd", "zstd", "unzstd"),
+    (b"PK\x03\x04", "zip", "unzip"),
+)
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
+
+
+def _refuse_encoded(path: Path) -> None:
+    """``UnreadableFile`` for a file that starts like one in another encoding or compressed:
+    read as UTF-8 text, each of its lines would be rejected alike ("invalid UTF-8")."""
+    with path.open("rb") as fh:
+        start = fh.read(10)
+    for mark, encoding in _NOT_UTF8:
+        if start.startswith(mark):
+            raise UnreadableFile(
+                f"the file is {encoding} (it starts with a {encoding} byte-order mark); ingest reads UTF-8: "
+                f"convert it first (iconv -f {encoding} -t UTF-8 {path.name} > utf8{path.suffix})"
+            )
+    for magic, kind, tool in _COMPRESSED:
+        if start.startswith(magic):
+            raise UnreadableFile(f"the file is {kind}-compressed: decompress it first ({tool} {path.name})")
+    if _BZIP2.match(start):
+        raise UnreadableFile(f"the file is bzip2-compressed: decompress it first (bunzip2 -k {path.name})")
+
+
+def _read_jsonl(path: Path) -> Iterator[Line]:
+    """Lines of a JSONL file. A last line without a line break is sent when it is a whole
+    JSON object: an object is complete at its closing brace (more bytes on its line could
+    only make it malformed), so its id, derived from its content, is the one a rerun
+    derives. Anything else there is reported as possibly still being written."""
     with path.open("rb") as fh:
         for n, raw in enumerate(_capped_lines(fh), start=1):
             if raw is None:
@@ -74,21 +133,25 @@ def read_file(path: Path) -> Iterator[Line]:
                 raw = raw.removeprefix(codecs.BOM_UTF8)
             if not raw.strip():
                 continue
-            try:
-                obj = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                yield Line(n, None, f"invalid UTF-8 at byte {exc.start}")
+            line = _json_line(n, raw)
+            if line.data is None and not raw.endswith((b"\n", b"\r")):
+                yield Line(n, None, f"{NO_LINE_ENDING} ({line.error})")
                 continue
-            except RecursionError:  # the C decoder recurses once per level of nesting
-                yield Line(n, None, "malformed JSON: nested too deeply")
-                continue
-            except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
-                yield Line(n, None, f"malformed JSON: {getattr(exc, 'msg', exc)}")
-                continue
-            if not isinstance(obj, dict):
-                yield Line(n, None, f"expected a JSON object, got {type(obj).__name__}")
-                continue
-            yield Line(n, obj)
+            yield line
+
+
+def _json_line(n: int, raw: bytes) -> Line:
+    try:
+        obj = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        return Line(n, None, f"invalid UTF-8 at byte {exc.start}")
+    except RecursionError:  # the C decoder recurses once per level of nesting
+        return Line(n, None, "malformed JSON: nested too deeply")
+    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
+        return Line(n, None, f"malformed JSON: {getattr(exc, 'msg', exc)}")
+    if not isinstance(obj, dict):
+        return Line(n, None, f"expected a JSON object, got {type(obj).__name__}")
+    return Line(n, obj)
 
 
 def _capped_lines(fh: IO[bytes]) -> Iterator[bytes | None]:
@@ -104,11 +167,81 @@ def _capped_lines(fh: IO[bytes]) -> Iterator[bytes | None]:
         yield None
 
 
+CSV_COLUMNS = frozenset(RawNews.model_fields) | frozenset(RawChat.model_fields)
+"""Column names a CSV may have: the fields of the raw contracts (``url`` for news,
+``conversation_id`` for chat: the contract rejects the other stream's)."""
+COLUMN_NAME_CHARS = 40
+"""Characters of a column's name shown in a message, after redaction (a header row that is
+really data can hold anything)."""
+
+
+def _column(name: str) -> str:
+    """A column's name for a message: redacted, cut (ending in "…"), quoted (``repr`` shows
+    spaces at its ends and escapes what cannot be printed)."""
+    return repr(redact_capped(name, COLUMN_NAME_CHARS)[0])
+
+
+def _check_csv_header(path: Path) -> None:
+    """``UnreadableFile`` for a header without a ``text`` column (a file whose first row is
+    data, or separated by ``;``: every row would be rejected) or with a name repeated (a
+    row would keep only the last of its fields). A header csv cannot parse is left to
+    :func:`_read_csv`, which rejects it as line 1."""
+    csv.field_size_limit(CSV_PARSE_LIMIT)
+    with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+        try:
+            header = next(csv.reader(fh, strict=True), None)
+        except csv.Error:
+            return
+    if header is not None:
+        _check_header(header)
+
+
+def _check_header(header: list[str]) -> None:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, start=1):
+        if name and (first := seen.setdefault(name, i)) != i:
+            raise UnreadableFile(
+                f"the header names column {_column(name)} twice (columns {first} and {i}): "
+                "a row would keep only one of its fields; give each column its own name"
+            )
+    if "text" in seen:
+        return
+    shown = ", ".join(_column(k) for k in header[:5]) + (f" and {len(header) - 5} more" if len(header) > 5 else "")
+    hint = ""
+    if any(k.strip().lower() == "text" for k in header):
+        hint = " (names are matched exactly: lower case, no spaces around them)"
+    elif len(header) == 1 and any(sep in header[0] for sep in ";\t|"):
+        hint = " (columns are separated by commas only)"
+    raise UnreadableFile(
+        f"no `text` column in the header: {shown}{hint}. The first row must name the columns: text, "
+        "and any of id, event_time, source, url (news), conversation_id, customer_id, channel (chat)"
+    )
+
+
+class _LastLine:
+    """The file's lines for ``csv.reader``, keeping the last one read: a row whose last line
+    has no line ending is the end of a file that may still be being written."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self.last = ""
+
+    def __iter__(self) -> _LastLine:
+        return self
+
+    def __next__(self) -> str:
+        self.last = next(self._lines)
+        return self.last
+
+
 def _read_csv(path: Path) -> Iterator[Line]:
     """Rows of a CSV file, numbered by the physical line they start on (blank lines are
     skipped but counted). A byte-order mark (Excel's "CSV UTF-8") is skipped; bytes that
-    are not UTF-8, and a row with more fields than the header (an unquoted comma: what
-    follows would be lost), reject their row only.
+    are not UTF-8, a row with more fields than the header (an unquoted comma: what
+    follows would be lost) or fewer (a line break in an unquoted field: the row is cut),
+    a non-empty field of a column no event has, and a last row without a line ending (the
+    file may still be being written: its last field may grow, and the rerun would send it
+    again under the id of its new content) reject their row only.
 
     Quotes are read strictly: a lenient reader took ``"Acme says "no" to offer"`` as
     ``Acme says no" to offer"``, and an unclosed quote silently joined the rows after it
@@ -119,7 +252,8 @@ def _read_csv(path: Path) -> Iterator[Line]:
     nothing after it is sent (past ``CSV_PARSE_LIMIT`` characters reading stops there)."""
     csv.field_size_limit(CSV_PARSE_LIMIT)
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
-        reader = csv.reader(fh, strict=True)
+        lines = _LastLine(fh)
+        reader = csv.reader(lines, strict=True)
         try:
             header = next(reader, None)
         except csv.Error as exc:
@@ -127,7 +261,9 @@ def _read_csv(path: Path) -> Iterator[Line]:
             return
         if header is None:
             return
+        _check_header(header)  # again: the file may have changed since read_file looked
         bad_header = any(_SURROGATE.search(k) for k in header)
+        unknown = {i: f"{i + 1} {_column(k)}" for i, k in enumerate(header) if k and k not in CSV_COLUMNS}
         last = 1
         while True:
             # after a csv.Error the reader's line count can lag the line it gave up on
@@ -149,21 +285,33 @@ def _read_csv(path: Path) -> Iterator[Line]:
                 continue
             if not values:  # a blank line
                 continue
-            if any(len(v) > CSV_FIELD_LIMIT for v in values):
-                yield Line(start, None, f"malformed CSV: field larger than field limit ({CSV_FIELD_LIMIT:,})")
+            if not lines.last.endswith(("\n", "\r")):
+                yield Line(start, None, NO_LINE_ENDING)
+                return
+            if error := _row_error(header, values, unknown, bad_header):
+                yield Line(start, None, error)
                 continue
-            if len(values) > len(header):
-                yield Line(
-                    start,
-                    None,
-                    f"malformed CSV: {len(values)} fields but the header has {len(header)} "
-                    "(quote a field that holds a comma)",
-                )
-                continue
-            if bad_header or any(_SURROGATE.search(v) for v in values):
-                yield Line(start, None, "invalid UTF-8")
-                continue
-            yield Line(start, {k: v for k, v in dict(zip(header, values, strict=False)).items() if k and v != ""})
+            yield Line(start, {k: v for k, v in zip(header, values, strict=True) if k and v != ""})
+
+
+def _row_error(header: list[str], values: list[str], unknown: dict[int, str], bad_header: bool) -> str | None:
+    if any(len(v) > CSV_FIELD_LIMIT for v in values):
+        return f"malformed CSV: field larger than field limit ({CSV_FIELD_LIMIT:,})"
+    if len(values) > len(header):
+        return (
+            f"malformed CSV: {len(values)} fields but the header has {len(header)} (quote a field that holds a comma)"
+        )
+    if len(values) < len(header):
+        return (
+            f"malformed CSV: {len(values)} fields but the header has {len(header)} (a line break in an unquoted field?)"
+        )
+    if bad_header or any(_SURROGATE.search(v) for v in values):
+        return "invalid UTF-8"
+    if named := [unknown[i] for i in unknown if values[i] != ""]:
+        more = f" and {len(named) - 3} more" if len(named) > 3 else ""
+        columns = "column" if len(named) == 1 else "columns"
+        return f"unknown {columns} {', '.join(named[:3])}{more}: an event has no such field"
+    return None
 
 
 def _csv_error(exc: csv.Error, start: int, end: int) -> str:

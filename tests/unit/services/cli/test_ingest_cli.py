@@ -1,0 +1,101 @@
+"""``tonewatch ingest file``: what it refuses before connecting (exit 2, one line), and the
+run stamp of a ``--speedup`` replay, told at its start and end and reusable (``--run``)."""
+
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from services.cli import ingest as cli
+from services.ingest.replay import Pacing, ReplayReport
+from services.ingest.sources import Line
+
+CARD = "4111 1111 1111 1111"
+
+
+def _no_replay(*args: object, **kwargs: object) -> ReplayReport:
+    raise AssertionError("a refused file or option must not reach Kafka")
+
+
+def _refused(monkeypatch: pytest.MonkeyPatch, path: Path, *options: str) -> str:
+    monkeypatch.setattr(cli, "_replay", _no_replay)
+    result = CliRunner().invoke(cli.app, ["file", str(path), "--stream", "news", *options])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return " ".join(result.output.split())
+
+
+def test_files_that_cannot_be_read_whole_are_refused_before_connecting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, each of their lines was rejected alike (exit 1), the first row's personal data
+    in every reason."""
+    cases = {
+        "nohdr.csv": (f"c1,card {CARD}\nc2,x\n".encode(), "no `text` column in the header: 'c1', 'card [CARD]'"),
+        "dup.csv": (b"text,text\nfirst,second\n", "the header names column 'text' twice"),
+        "u16.csv": (codecs.BOM_UTF16_LE + "text\nhi\n".encode("utf-16-le"), "the file is UTF-16"),
+        "g.jsonl.gz": (
+            gzip.compress(b'{"text": "a"}\n'),
+            "gzip-compressed: decompress it first (gunzip -k g.jsonl.gz)",
+        ),
+    }
+    for name, (content, says) in cases.items():
+        f = tmp_path / name
+        f.write_bytes(content)
+        output = _refused(monkeypatch, f)
+        assert output.startswith(f"error: {name}: ") and says in output and CARD not in output, output
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--speedup", "nan"], "--speedup must be a finite number"),
+        (["--speedup", "1e-12"], "--speedup must be at least"),
+        (["--speedup", "1", "--backfill", "1e12"], "--backfill must be at most"),
+        (["--speedup", "1", "--backfill", "inf"], "--backfill must be a finite number"),
+        (["--rate", "nan"], "--rate must be a finite number"),
+        (["--run", "42"], "--run needs --speedup"),
+    ],
+)
+def test_pacing_options_out_of_bounds_are_usage_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: list[str], says: str
+) -> None:
+    """Before: tracebacks, or ``--rate nan`` sending unpaced."""
+    f = tmp_path / "two.jsonl"
+    f.write_text('{"text": "a"}\n')
+    assert says in _refused(monkeypatch, f, *options)
+
+
+def test_a_retimed_replay_tells_its_run_at_the_start_and_end_and_reuses_a_given_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, the stamp (``id@<start ms>``) was never printed: a replay cut short could
+    not be resumed without counting its events twice."""
+    runs: list[int | None] = []
+
+    async def fake_replay(
+        lines: Iterable[Line], stream: str, pacing: Pacing, label: str, total: int | None = None, run: int | None = None
+    ) -> ReplayReport:
+        runs.append(run)
+        return ReplayReport(produced=1, run=run)
+
+    monkeypatch.setattr(cli, "_replay", fake_replay)
+    f = tmp_path / "two.jsonl"
+    f.write_text('{"id": "a", "text": "a", "event_time": "2020-01-01T00:00:00Z"}\n')
+    cmd = ["file", str(f), "--stream", "news", "--speedup", "100"]
+    first = CliRunner().invoke(cli.app, cmd)
+    assert first.exit_code == 0, first.output
+    stamp = runs[0]
+    assert stamp is not None and f"to resume this replay if cut short: --run {stamp}" in first.stderr
+    assert f"--run {stamp}" in first.stdout
+    again = CliRunner().invoke(cli.app, [*cmd, "--run", str(stamp), "--json"])
+    assert again.exit_code == 0 and runs[1] == stamp, again.output
+    assert json.loads(again.stdout)["run"] == stamp
+    plain = CliRunner().invoke(cli.app, ["file", str(f), "--stream", "news", "--json"])
+    assert runs[2] is None and json.loads(plain.stdout)["run"] is None and "--run" not in plain.stderr
