@@ -144,6 +144,11 @@ def train(
     """Fine-tune, then export, quantize, evaluate and register in one go."""
     _check_task(task)
     _check_distillation(teacher, distill_alpha, distill_temperature, transfer_reviews)
+    if base is not None and not (base / "config.json").is_file():
+        # transformers takes a path it cannot find for a hub repo id: a misleading OSError
+        raise typer.BadParameter(
+            f"{base} is not a local Hugging Face model folder (no config.json)", param_hint="--base"
+        )
     if checkpoint_only and promote:
         raise typer.BadParameter("nothing is registered with --checkpoint-only", param_hint="--promote")
     from shared.training.pipeline import PipelineOptions, run

@@ -28,9 +28,12 @@ def _authored(n: int) -> list[dict[str, str]]:
 
 
 def _invoke(tmp_path: Path, data: Path, *extra: str) -> Result:
-    """A run whose base encoder does not exist: any refusal must come before training."""
+    """A run whose base encoder has no weights: any refusal must come before training."""
+    base = tmp_path / "no-encoder"
+    base.mkdir(exist_ok=True)
+    (base / "config.json").write_text("{}", encoding="utf-8")
     args = ["--models-dir", str(tmp_path / "models"), "train", "--task", "sentiment"]
-    args += ["--base", str(tmp_path / "no-encoder"), "--data", str(data), "--no-progress", *extra]
+    args += ["--base", str(base), "--data", str(data), "--no-progress", *extra]
     return CliRunner().invoke(app, args)
 
 
@@ -83,3 +86,14 @@ def test_no_test_rows_is_refused_before_training(tmp_path: Path) -> None:
         assert code == 2, out
         assert out.startswith("error: no test rows:")
         assert not (tmp_path / "models" / "sentiment" / "v").exists() and not (tmp_path / "r").exists()
+
+
+def test_a_base_that_is_no_model_folder_is_refused_before_anything(tmp_path: Path) -> None:
+    """transformers took the missing path for a hub repo id, and the CLI reported it as a
+    service it could not reach."""
+    data = _jsonl(tmp_path / "d.jsonl", _real(20))
+    args = ["--models-dir", str(tmp_path / "models"), "train", "--task", "sentiment"]
+    res = CliRunner().invoke(app, [*args, "--base", str(tmp_path / "missing"), "--data", str(data), "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert "not a local Hugging Face model folder" in res.output
+    assert not (tmp_path / "models").exists()
