@@ -97,6 +97,22 @@ def main(
     ctx.obj = {"models_dir": models_dir}
 
 
+def _path_arg(path: Path) -> str:
+    """``path`` for a recorded command that is run from the repository root: relative to
+    it when inside, else absolute (a path as typed is relative to wherever it was typed)."""
+    from shared.training.datasets import DATA_DIR
+
+    resolved, root = path.expanduser().resolve(), DATA_DIR.parent.resolve()
+    return shlex.quote(str(resolved.relative_to(root) if resolved.is_relative_to(root) else resolved))
+
+
+def _command(ctx: typer.Context, sub: str, flags: list[str]) -> str:
+    """The recorded command: ``--models-dir`` kept when the run used another registry."""
+    models_dir = (ctx.obj or {}).get("models_dir")
+    where = f" --models-dir {_path_arg(Path(models_dir))}" if models_dir else ""
+    return f"tonewatch models{where} {sub} " + " ".join(flags)
+
+
 @app.command()
 def train(
     ctx: typer.Context,
@@ -174,7 +190,7 @@ def train(
     flags = [
         f"--task {task}",
         f"--epochs {cfg.epochs}",
-        f"--lr {cfg.lr:g}",
+        f"--lr {cfg.lr!r}",
         f"--batch-size {cfg.batch_size}",
         f"--max-length {cfg.max_length}",
         f"--pooling {cfg.pooling}",
@@ -185,15 +201,16 @@ def train(
     flags += [f"--subset {subset}"] * bool(subset) + [f"--reviews {reviews}"] * bool(reviews)
     flags += ["--class-weights" if cfg.class_weights else "--no-class-weights"]
     flags += ["--no-temperature-scaling"] * (not temperature_scaling)
-    flags += [f"--base {shlex.quote(str(base))}"] * bool(base)
+    if base is not None:
+        flags += [f"--base {_path_arg(base)}"]
     if teacher:
-        flags += [f"--teacher {shlex.quote(str(teacher))}", f"--distill-alpha {distill_alpha:g}"]
-        flags += [f"--distill-temperature {distill_temperature:g}"]
+        flags += [f"--teacher {_path_arg(teacher)}", f"--distill-alpha {distill_alpha!r}"]
+        flags += [f"--distill-temperature {distill_temperature!r}"]
         flags += [f"--transfer-reviews {transfer_reviews}"] * bool(transfer_reviews)
-    flags += [f"--data {shlex.quote(str(p))}" for p in data or []]
+    flags += [f"--data {_path_arg(p)}" for p in data or []]
     flags += ["--no-fp16"] * (not fp16) + ["--allow-no-validation"] * allow_no_validation
     # no --version: the recorded one is taken once this run registers it
-    reproduce = "tonewatch models train " + " ".join(flags)
+    reproduce = _command(ctx, "train", flags)
     with _errors():
         reg = _registry(ctx)
         opts = PipelineOptions(
@@ -249,8 +266,8 @@ def export(
 
     length = max_length or TASK_DEFAULTS[task]["max_length"]
     names = [n.strip() for n in labels.split(",")] if labels else None
-    flags = [f"--task {task}", f"--from {shlex.quote(str(from_))}", f"--max-length {length}"]
-    flags += [f"--data {shlex.quote(str(p))}" for p in data or []]
+    flags = [f"--task {task}", f"--from {_path_arg(from_)}", f"--max-length {length}"]
+    flags += [f"--data {_path_arg(p)}" for p in data or []]
     flags += ["--no-fp16"] * (not fp16) + [f"--labels {shlex.quote(labels)}"] * bool(labels)
     with _errors():
         reg = _registry(ctx)
@@ -265,7 +282,7 @@ def export(
             max_length=length,
             training=training_meta(from_),
             fp16=fp16,
-            reproduce="tonewatch models export " + " ".join(flags),
+            reproduce=_command(ctx, "export", flags),
             labels=names,
         )
     typer.echo(_summary(entry))

@@ -454,8 +454,8 @@ def test_no_validation_when_allowed_and_the_reproduce_command_runs_as_written(
     reproduce = card["reproduce"]
     assert "--version" not in reproduce and "--allow-no-validation" in reproduce and "--no-fp16" in reproduce
     argv = shlex.split(reproduce)
-    assert argv[:3] == ["tonewatch", "models", "train"]
-    res = CliRunner().invoke(app, [*common, *argv[2:], "--no-progress"])
+    assert argv[:5] == ["tonewatch", "models", "--models-dir", str(models.resolve()), "train"]  # its registry
+    res = CliRunner().invoke(app, [*argv[2:], "--no-progress"])
     assert res.exit_code == 0, res.output
     again = [e for e in Registry(models).list("sentiment") if e.version != "t1"]
     assert len(again) == 1 and again[0].card["training"]["history"] == training["history"]

@@ -7,9 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+import typer
 from typer.testing import CliRunner, Result
 
-from services.cli.models import app
+from services.cli.models import _command, _path_arg, app
+from shared.training.datasets import DATA_DIR
 
 
 def _jsonl(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -97,3 +100,24 @@ def test_a_base_that_is_no_model_folder_is_refused_before_anything(tmp_path: Pat
     assert res.exit_code == 2, res.output
     assert "not a local Hugging Face model folder" in res.output
     assert not (tmp_path / "models").exists()
+
+
+def test_recorded_paths_run_from_the_repository_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A path recorded as typed (``--data train.jsonl`` in another folder) did not exist
+    when the card's command was run from the repository root."""
+    monkeypatch.chdir(tmp_path)
+    assert _path_arg(Path("train.jsonl")) == str(tmp_path.resolve() / "train.jsonl")
+    monkeypatch.chdir(DATA_DIR)
+    assert _path_arg(Path("sentiment/authored_headlines.jsonl")) == "data/sentiment/authored_headlines.jsonl"
+    assert _path_arg(Path("a b.jsonl")).startswith("'")  # quoted for the shell
+
+
+def test_the_recorded_command_keeps_another_registry(tmp_path: Path) -> None:
+    """Without ``--models-dir`` a rerun registered into the default models/."""
+    ctx = typer.Context(typer.main.get_command(app))
+    ctx.obj = {"models_dir": tmp_path / "reg"}
+    assert _command(ctx, "train", ["--task intent"]) == (
+        f"tonewatch models --models-dir {tmp_path.resolve() / 'reg'} train --task intent"
+    )
+    ctx.obj = {"models_dir": None}
+    assert _command(ctx, "export", ["--task intent"]) == "tonewatch models export --task intent"
