@@ -98,6 +98,12 @@ def file_(
         help="With --speedup: the stamp of an earlier run (printed when it started), to resume it "
         "without counting twice what it sent.",
     ),
+    complete: bool = typer.Option(
+        False,
+        "--complete",
+        help="The file is finished: send its last line even without a line ending (by default it is held "
+        "back, as the end of a file still being written).",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Replay a file. Invalid lines are reported (exit 1); a file that cannot be read at
@@ -121,7 +127,7 @@ def file_(
         typer.echo("error: --run needs --speedup (without it ids carry no run stamp)", err=True)
         raise typer.Exit(2)
     try:
-        lines = read_file(path)  # streamed, except with --speedup (ordered by event time first)
+        lines = read_file(path, complete=complete)  # streamed, except with --speedup (ordered by event time first)
     except UnreadableFile as exc:
         typer.echo(f"error: {path.name}: {exc}", err=True)
         raise typer.Exit(2) from exc

@@ -57,7 +57,8 @@ reading stops. The parse buffer costs about 4 bytes a character: some 35 MB at m
 
 
 NO_LINE_ENDING = (
-    "no line ending at the end of the file (still being written?): not sent; run the file again once it is complete"
+    "no line ending at the end of the file (still being written?): not sent; run the file again once it is "
+    "complete, or with --complete if it is (a file some tools write without a final line break)"
 )
 """Why a last line that may still be growing is not sent."""
 
@@ -67,7 +68,7 @@ class UnreadableFile(ValueError):
     replay stops before sending anything, rather than rejecting every line alike."""
 
 
-def read_file(path: Path) -> Iterator[Line]:
+def read_file(path: Path, *, complete: bool = False) -> Iterator[Line]:
     """JSONL (``.jsonl``/``.json``) or CSV (header row; a ``text`` column is required).
 
     A line that cannot be read (bad UTF-8, malformed JSON or CSV, JSON nested too deeply,
@@ -75,15 +76,16 @@ def read_file(path: Path) -> Iterator[Line]:
     comes back with its error; the lines after it are still read (see :func:`_read_csv`
     for an unclosed quote). A leading byte-order mark is skipped. A last line without a
     line ending may still be being written: a CSV row is then not sent, nor a JSONL line
-    unless it is a whole JSON object (see :func:`_read_jsonl`).
+    unless it is a whole JSON object (see :func:`_read_jsonl`); with ``complete`` (the
+    caller knows the file is finished) it is read like any other line.
 
     Checked before the first line is read (``UnreadableFile``): a UTF-16/UTF-32 or
     compressed file, and a CSV header without a ``text`` column or with a repeated name."""
     _refuse_encoded(path)
     if path.suffix.lower() == ".csv":
         _check_csv_header(path)
-        return _read_csv(path)
-    return _read_jsonl(path)
+        return _read_csv(path, complete)
+    return _read_jsonl(path, complete)
 
 
 _NOT_UTF8 = (
@@ -119,7 +121,7 @@ def _refuse_encoded(path: Path) -> None:
         raise UnreadableFile(f"the file is bzip2-compressed: decompress it first (bunzip2 -k {path.name})")
 
 
-def _read_jsonl(path: Path) -> Iterator[Line]:
+def _read_jsonl(path: Path, complete: bool = False) -> Iterator[Line]:
     """Lines of a JSONL file. A last line without a line break is sent when it is a whole
     JSON object: an object is complete at its closing brace (more bytes on its line could
     only make it malformed), so its id, derived from its content, is the one a rerun
@@ -134,7 +136,7 @@ def _read_jsonl(path: Path) -> Iterator[Line]:
             if not raw.strip():
                 continue
             line = _json_line(n, raw)
-            if line.data is None and not raw.endswith((b"\n", b"\r")):
+            if line.data is None and not complete and not raw.endswith((b"\n", b"\r")):
                 yield Line(n, None, f"{NO_LINE_ENDING} ({line.error})")
                 continue
             yield line
@@ -234,7 +236,7 @@ class _LastLine:
         return self.last
 
 
-def _read_csv(path: Path) -> Iterator[Line]:
+def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
     """Rows of a CSV file, numbered by the physical line they start on (blank lines are
     skipped but counted). A byte-order mark (Excel's "CSV UTF-8") is skipped; bytes that
     are not UTF-8, a row with more fields than the header (an unquoted comma: what
@@ -285,7 +287,7 @@ def _read_csv(path: Path) -> Iterator[Line]:
                 continue
             if not values:  # a blank line
                 continue
-            if not lines.last.endswith(("\n", "\r")):
+            if not complete and not lines.last.endswith(("\n", "\r")):
                 yield Line(start, None, NO_LINE_ENDING)
                 return
             if error := _row_error(header, values, unknown, bad_header):

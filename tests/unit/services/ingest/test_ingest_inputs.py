@@ -210,3 +210,20 @@ async def test_a_retimed_replay_reports_its_run_and_a_given_run_is_reused() -> N
     again, again_ids = await _replay(lines, Pacing(speedup=1e9), run=report.run)
     assert again.run == report.run and again_ids == ids
     assert (await _replay(lines))[0].run is None
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n", "\r"])
+def test_a_finished_file_without_a_final_line_break_is_sent_whole_with_complete(tmp_path: Path, ending: str) -> None:
+    """Held back by default (it may still be growing), the last row of a finished file
+    could never be sent without editing the file: ``complete`` reads it like the others."""
+    f = tmp_path / "done.csv"
+    f.write_text(ending.join(["id,text", "a,hello", "b,world"]), encoding="utf-8", newline="")
+    assert [(ln.number, ln.error) for ln in read_file(f)] == [(2, None), (3, NO_LINE_ENDING)]
+    assert [(ln.number, ln.data) for ln in read_file(f, complete=True)] == [
+        (2, {"id": "a", "text": "hello"}),
+        (3, {"id": "b", "text": "world"}),
+    ]
+    j = tmp_path / "done.jsonl"
+    j.write_text('{"id": "a", "text": "hello"}\n{"id": "b", "text": "wor', encoding="utf-8")
+    assert (list(read_file(j))[1].error or "").startswith(NO_LINE_ENDING)
+    assert (list(read_file(j, complete=True))[1].error or "").startswith("malformed JSON")
