@@ -24,7 +24,6 @@ import email.message
 import logging
 from typing import Annotated, Any
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     BrokerNotAvailableError,
     KafkaError,
@@ -38,10 +37,9 @@ from pydantic import BaseModel, Field, ValidationError
 from services.api.auth import require
 from services.api.deps import SERVICE, Deps, get_deps, get_settings
 from services.api.errors import ApiError, error_responses
-from services.ingest.produce import key_of, prepare
+from services.ingest.produce import prepare, send_each
 from shared.events import InvalidEvent, RawEvent
 from shared.metrics import metrics
-from shared.topics import Topics
 
 router = APIRouter(tags=["events"])
 log = logging.getLogger("tonewatch.api.events")
@@ -157,25 +155,6 @@ async def require_json(request: Request) -> None:
         )
 
 
-async def send_all(
-    producer: AIOKafkaProducer, topics: Topics, events: list[RawEvent], sent: list[asyncio.Future[Any]]
-) -> None:
-    """Send the events in order and wait until Kafka has answered for each. ``sent``
-    gets each item's future as it goes, so a caller that timed out still knows which
-    were answered; a send that raises is recorded as its item's failed future and the
-    later items are not sent."""
-    for event in events:
-        try:
-            sent.append(await producer.send(topics.raw(event.stream), event.to_bytes(), key=key_of(event)))
-        except KafkaError as exc:
-            failed = asyncio.get_running_loop().create_future()
-            failed.set_exception(exc)
-            sent.append(failed)
-            break
-    if sent:
-        await asyncio.wait(sent)
-
-
 def refusals(sent: list[asyncio.Future[Any]]) -> dict[int, BaseException]:
     """The error of each item Kafka (or the client) refused, by index."""
     return {i: exc for i, f in enumerate(sent) if f.done() and not f.cancelled() and (exc := f.exception()) is not None}
@@ -270,7 +249,7 @@ async def post_events(body: EventsIn, request: Request, deps: Annotated[Deps, De
         # hold the request for as long as the outage lasts.
         async with asyncio.timeout(settings.produce_timeout_s):
             producer = await deps.producer()
-            await send_all(producer, settings.topics, events, sent)
+            await send_each(producer, settings.topics, events, sent)
     except (KafkaError, OSError) as exc:  # TimeoutError is an OSError
         refused = refusals(sent)
         for future in sent:

@@ -1,5 +1,5 @@
 """Validate input objects into raw contracts and produce them (``acks=all``,
-idempotent producer). Used by file replay (``POST /v1/events`` sends its own batch: services/api/routes_events.py)."""
+idempotent producer). Used by file replay and by ``POST /v1/events``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from shared.events import MAX_EVENT_BYTES, InvalidEvent, RawChat, RawEvent, RawNews, Stream, new_id, parse
 from shared.topics import Topics
@@ -65,7 +66,28 @@ def key_of(event: RawEvent) -> bytes:
     return (event.conversation_id if isinstance(event, RawChat) else event.id).encode()
 
 
+async def send_each(
+    producer: AIOKafkaProducer, topics: Topics, events: Sequence[RawEvent], sent: list[asyncio.Future[Any]]
+) -> None:
+    """Send the events in order and wait until Kafka has answered for each. ``sent``
+    gets each item's future as it goes, so a caller that timed out still knows which
+    were answered; a send that raises is recorded as its item's failed future and the
+    later items are not sent."""
+    for event in events:
+        try:
+            sent.append(await producer.send(topics.raw(event.stream), event.to_bytes(), key=key_of(event)))
+        except KafkaError as exc:
+            failed = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            sent.append(failed)
+            break
+    if sent:
+        await asyncio.wait(sent)
+
+
 async def produce(producer: AIOKafkaProducer, topics: Topics, events: Sequence[RawEvent]) -> None:
-    """Send and wait for every acknowledgement."""
-    futures = [await producer.send(topics.raw(e.stream), e.to_bytes(), key=key_of(e)) for e in events]
-    await asyncio.gather(*futures)
+    """Send and wait for every acknowledgement; raises the first item's error, if any."""
+    sent: list[asyncio.Future[Any]] = []
+    await send_each(producer, topics, events, sent)
+    for future in sent:
+        future.result()
