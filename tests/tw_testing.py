@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.config import ServiceSettings
-from shared.events import Score, ScoredEvent
+from shared.events import RawNews, Score, ScoredEvent
 
 
 def env_for(settings: ServiceSettings, **extra: str) -> dict[str, str]:
@@ -91,3 +91,18 @@ def scored_chat(mid: str, intent_label: str, conversation: str) -> bytes:
         intent=intent,
         conversation_id=conversation,
     ).to_bytes()
+
+
+def scored_news(e: RawNews) -> ScoredEvent:
+    """``e`` as the classifier would pass it on (neutral, tagged ``_all``), for the aggregator's ledger."""
+    probs = {"negative": 0.1, "neutral": 0.8, "positive": 0.1}
+    score = Score(label="neutral", confidence=0.8, probs=probs, model="m", version="v1")
+    return ScoredEvent(
+        id=e.id,
+        stream="news",
+        event_time=e.event_time,
+        received_time=e.event_time,
+        text=e.text,
+        entities=["_all"],
+        sentiment=score,
+    )

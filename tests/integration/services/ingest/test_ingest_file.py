@@ -14,28 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tw_testing import scored_news
 
 from services.aggregator.persist import store_batch
 from shared.config import KafkaSettings
-from shared.events import RawNews, Score, ScoredEvent
+from shared.events import RawNews
 from shared.kafka.clients import make_consumer
 
 pytestmark = pytest.mark.integration
-
-
-def _scored(e: RawNews) -> ScoredEvent:
-    """``e`` as the classifier would pass it on, for the aggregator's ledger."""
-    probs = {"negative": 0.1, "neutral": 0.8, "positive": 0.1}
-    score = Score(label="neutral", confidence=0.8, probs=probs, model="m", version="v1")
-    return ScoredEvent(
-        id=e.id,
-        stream="news",
-        event_time=e.event_time,
-        received_time=e.event_time,
-        text=e.text,
-        entities=["_all"],
-        sentiment=score,
-    )
 
 
 async def test_ingest_file(kafka_settings: KafkaSettings, unique: str, tmp_path: Path) -> None:
@@ -173,7 +159,7 @@ async def test_a_retimed_replay_of_the_same_file_is_counted_again(
         runs.setdefault(run, []).append(e)
     assert len(runs) == 2 and all(len(events) == 3 for events in runs.values())
 
-    first, second = ([_scored(e) for e in events] for events in runs.values())
+    first, second = ([scored_news(e) for e in events] for events in runs.values())
     assert await store_batch(sessions, first) == 3
     assert await store_batch(sessions, second) == 3  # the second run is counted too
     assert await store_batch(sessions, first) == 0  # a retry within a run is not
@@ -252,8 +238,8 @@ async def test_a_rerun_of_a_file_without_ids_sends_the_same_ids_and_is_counted_o
         by_id.setdefault(e.id, []).append(e)
     assert len(by_id) == 3 and all(len(sent) == 2 for sent in by_id.values())  # each line twice, one id
     assert all(i.startswith("no-ids.jsonl:") for i in by_id)
-    assert await store_batch(sessions, [_scored(sent[0]) for sent in by_id.values()]) == 3
-    assert await store_batch(sessions, [_scored(sent[1]) for sent in by_id.values()]) == 0  # the rerun
+    assert await store_batch(sessions, [scored_news(sent[0]) for sent in by_id.values()]) == 3
+    assert await store_batch(sessions, [scored_news(sent[1]) for sent in by_id.values()]) == 0  # the rerun
 
 
 async def test_ingest_file_reports_quote_errors_a_bom_and_an_over_long_line_by_line(

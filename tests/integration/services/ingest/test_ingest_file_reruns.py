@@ -12,28 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tw_testing import scored_news
 
 from services.aggregator.persist import store_batch
 from shared.config import KafkaSettings
-from shared.events import RawNews, Score, ScoredEvent
+from shared.events import RawNews
 from shared.kafka.clients import make_consumer
 
 pytestmark = pytest.mark.integration
-
-
-def _scored(e: RawNews) -> ScoredEvent:
-    """``e`` as the classifier would pass it on, for the aggregator's ledger."""
-    probs = {"negative": 0.1, "neutral": 0.8, "positive": 0.1}
-    score = Score(label="neutral", confidence=0.8, probs=probs, model="m", version="v1")
-    return ScoredEvent(
-        id=e.id,
-        stream="news",
-        event_time=e.event_time,
-        received_time=e.event_time,
-        text=e.text,
-        entities=["_all"],
-        sentiment=score,
-    )
 
 
 async def _ingest(
@@ -81,7 +67,7 @@ async def test_a_csv_still_being_written_holds_its_last_row_back_until_complete(
     assert done.returncode == 0 and "produced 2 events" in done.stdout, done.stderr
     got = await _consumed(kafka_settings, prefix, unique, 3)
     assert sorted(e.text for e in got) == ["Acme shares slump after profit warning", "first headline", "first headline"]
-    assert await store_batch(sessions, [_scored(e) for e in got]) == 2  # the rerun's first row: once
+    assert await store_batch(sessions, [scored_news(e) for e in got]) == 2  # the rerun's first row: once
 
 
 async def test_a_retimed_replay_cut_short_is_resumed_with_its_run(
@@ -105,7 +91,7 @@ async def test_a_retimed_replay_cut_short_is_resumed_with_its_run(
     assert resumed.returncode == 0 and "produced 3 events" in resumed.stdout, resumed.stderr
     got = await _consumed(kafka_settings, prefix, unique, 6)
     assert len(got) == 6 and {e.id for e in got} == {f"r{i}@{told.group(1)}" for i in range(3)}
-    assert await store_batch(sessions, [_scored(e) for e in got]) == 3  # the resumed run's events: once
+    assert await store_batch(sessions, [scored_news(e) for e in got]) == 3  # the resumed run's events: once
 
 
 async def test_a_line_repeating_an_id_of_the_file_is_rejected_not_dropped_downstream(
