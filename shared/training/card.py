@@ -6,6 +6,7 @@ import datetime as dt
 import importlib.metadata
 import json
 import os
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -100,6 +101,13 @@ def describe_base(base: Path) -> dict[str, Any]:
     if weights.is_file():
         out["weights_sha256"] = sha256_file(weights)
     return out
+
+
+def runnable_command(command: str, version: str) -> str:
+    """``command`` without a ``--version`` naming ``version``: the run registers that version,
+    so the command as recorded would be refused (``train`` and ``export`` refuse a version that
+    exists). Without it, it registers the next free ``YYYY.MM.DD-N``."""
+    return re.sub(rf"\s+--version(?:=|\s+){re.escape(version)}(?=\s|$)", "", command)
 
 
 def _pct(x: Any) -> str:
@@ -242,6 +250,12 @@ def _results_heading(training_overlap: int | None) -> str:
     return "## Test results (" + ("not known to be held out)" if training_overlap is None else "not held out)")
 
 
+_REPRODUCE_INTRO = (
+    "Deterministic on CPU (fixed seed); from the repository root. The command registers a new version "
+    "(the next free YYYY.MM.DD-N) and leaves this one as it is:"
+)
+
+
 def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
     """Readable CARD.md for a card dict."""
     metrics: Mapping[str, Mapping[str, Any]] = card.get("metrics", {})
@@ -316,6 +330,6 @@ def render_markdown(card: Mapping[str, Any], notes: Sequence[str] = ()) -> str:
     out += ["", "## Training", "", "```json", json.dumps(tr, indent=2), "```", ""]
     if card.get("reproduce"):
         setup = ["pip install -e '.[train]'", f"pip install --no-deps {' '.join(_packages(card))}"]
-        out += ["## Reproduce", "", "Deterministic on CPU (fixed seed); from the repository root:", "", "```sh"]
+        out += ["## Reproduce", "", _REPRODUCE_INTRO, "", "```sh"]
         out += [*setup, "export HF_HUB_OFFLINE=1", str(card["reproduce"]), "```", ""]
     return "\n".join(out) + "\n"

@@ -25,7 +25,8 @@ SOURCES: tuple[tuple[str, str, str, str], ...] = (
     ),
     (
         "`data/sentiment/guardian_gold_part*.csv`",
-        "gold sentiment labels keyed by 0-based row (csv.DictReader order) of the file above: `row,label`",
+        "gold sentiment labels keyed by 0-based row (csv.DictReader order) of the file above: `row,label`, "
+        "optionally `split` (train, validation or test pins the row; empty leaves it to the hash)",
         "written for this project by language-model annotation agents following the guideline below (rows 0-2399)",
         "sentiment; the held-out test split contains only these real headlines",
     ),

