@@ -8,7 +8,7 @@ from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_val
 from pydantic_settings import NoDecode
 
 from services.alerter.netguard import AddressPolicy
-from shared.config import ServiceSettings
+from shared.config import ServiceSettings, is_placeholder
 
 DEV_WEBHOOK_SECRET = "dev-webhook-secret"  # noqa: S105 - public on purpose, refused in production
 """The development default; the alerter refuses to start with it in production."""
@@ -171,4 +171,6 @@ class AlerterSettings(WebhookNetworkSettings):
                 f"TW_ALERTER_WEBHOOK_SECRET is blank or shorter than {MIN_WEBHOOK_SECRET_CHARS} characters "
                 "in production"
             )
+        if is_placeholder(secret):
+            return "TW_ALERTER_WEBHOOK_SECRET is a placeholder (a common default or .env.example's) in production"
         return None

@@ -9,7 +9,7 @@ from pydantic import SecretStr, ValidationError
 
 from services.alerter.config import AlerterSettings
 from services.classifier.config import ClassifierSettings
-from shared.config import PostgresSettings, ServiceSettings, is_placeholder
+from shared.config import PLACEHOLDER_SECRETS, PostgresSettings, ServiceSettings, is_placeholder
 from shared.topics import Topics
 
 
@@ -120,3 +120,13 @@ def test_topics() -> None:
     assert Topics.dlq("news.raw") == "news.raw.dlq"
     with pytest.raises(ValueError, match="unknown stream"):
         t.raw("weather")
+
+
+def test_every_placeholder_secret_is_refused_for_every_secret_in_production() -> None:
+    """A long placeholder passed the webhook secret's length check: only the PostgreSQL
+    password and the pseudonym key were compared with the placeholder list."""
+    long_ones = sorted(p for p in PLACEHOLDER_SECRETS if len(p) >= 16)
+    assert long_ones
+    for value in long_ones:
+        for name, refuses in ENV_EXAMPLE_SECRETS.items():
+            assert refuses(value), (name, value)
