@@ -12,7 +12,7 @@ from typing import Any
 import typer
 from tqdm import tqdm
 
-from services.ingest.replay import Pacing, ReplayReport, replay, run_stamp
+from services.ingest.replay import Pacing, ReplayReport, check_run, replay, run_stamp
 from services.ingest.sources import (
     DEMO_NEWS_BACKFILL_S,
     Line,
@@ -26,9 +26,6 @@ from shared.events import Stream
 from shared.kafka.clients import ensure_topics, make_producer
 
 app = typer.Typer(help="Replay events into Kafka.", no_args_is_help=True)
-
-MAX_RUN = 10**15
-"""Largest ``--run``: a run stamp is a start in Unix milliseconds (13 digits until 2286)."""
 
 # The demo replay's pacing options, shared by ``tonewatch ingest demo`` and ``tonewatch demo``.
 NEWS_SPEEDUP = typer.Option(8640.0, help="Guardian headlines: one day of news per 10 s by default.")
@@ -93,10 +90,8 @@ def file_(
     run: int | None = typer.Option(
         None,
         "--run",
-        min=1,
-        max=MAX_RUN,
-        help="With --speedup: the stamp of an earlier run (printed when it started), to resume it "
-        "without counting twice what it sent.",
+        help="With --speedup: the stamp of an earlier run (its start in Unix ms, printed when it started), "
+        "to resume it without counting twice what it sent.",
     ),
     complete: bool = typer.Option(
         False,
@@ -126,6 +121,12 @@ def file_(
     if run is not None and speedup is None:
         typer.echo("error: --run needs --speedup (without it ids carry no run stamp)", err=True)
         raise typer.Exit(2)
+    if run is not None:
+        try:
+            check_run(run, datetime.now(UTC))
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
     try:
         lines = read_file(path, complete=complete)  # streamed, except with --speedup (ordered by event time first)
     except UnreadableFile as exc:

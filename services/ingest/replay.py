@@ -22,7 +22,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -90,9 +90,30 @@ class Pacing:
             raise ValueError("--backfill needs --speedup (it moves the replayed timeline into the past)")
 
 
+EARLIEST_RUN = datetime(2000, 1, 1, tzinfo=UTC)
+"""No replay started before this: an earlier ``--run`` is no stamp (a time in seconds, say)."""
+RUN_AHEAD = timedelta(days=1)
+"""How far past now a ``--run`` may be (another machine's clock may be ahead): later is no stamp."""
+
+
 def run_stamp(now: datetime) -> int:
     """A replay run's stamp: its start in Unix milliseconds."""
     return int(now.timestamp() * 1000)
+
+
+def check_run(run: int, now: datetime) -> None:
+    """``ValueError`` for a ``--run`` that no replay can have printed: not a time in Unix
+    milliseconds from :data:`EARLIEST_RUN` to :data:`RUN_AHEAD` after ``now``."""
+    earliest, latest = run_stamp(EARLIEST_RUN), run_stamp(now + RUN_AHEAD)
+    if earliest <= run <= latest:
+        return
+    shown = str(run) if len(str(run)) <= 20 else f"{str(run)[:20]}…"
+    hint = " (a time in seconds? a stamp is in milliseconds)" if earliest <= run * 1000 <= latest else ""
+    raise ValueError(
+        f"--run {shown} is not a run stamp{hint}: a stamp is the start of a --speedup replay in Unix "
+        f"milliseconds ({earliest} to {latest}, a day from now), printed by that replay when it starts "
+        '("run STAMP: ids are stamped id@STAMP") and in its report'
+    )
 
 
 def run_id(event_id: str, run: int) -> str:

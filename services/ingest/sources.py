@@ -80,7 +80,8 @@ def read_file(path: Path, *, complete: bool = False) -> Iterator[Line]:
     caller knows the file is finished) it is read like any other line.
 
     Checked before the first line is read (``UnreadableFile``): a UTF-16/UTF-32 or
-    compressed file, and a CSV header without a ``text`` column or with a repeated name."""
+    compressed file (UTF-16 with or without a byte-order mark), and a CSV header without
+    a ``text`` column or with a repeated name."""
     _refuse_encoded(path)
     if path.suffix.lower() == ".csv":
         _check_csv_header(path)
@@ -101,13 +102,44 @@ _COMPRESSED = (
     (b"PK\x03\x04", "zip", "unzip"),
 )
 _BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
+SNIFF_BYTES = 4096
+"""Bytes at the start of a file looked at for its encoding (a byte-order mark, the magic
+number of a compression format, the NUL bytes of UTF-16 without a mark)."""
+
+
+def utf16_without_bom(start: bytes) -> str | None:
+    """``"LE"`` or ``"BE"`` when ``start`` (the first bytes of a file) is UTF-16 text with
+    no byte-order mark, else ``None``.
+
+    Such a file's ASCII characters (each line break, a CSV header and its commas, a JSONL
+    line's braces, quotes and keys) are each a NUL byte and the character, in that order
+    (BE) or the other (LE): NULs at odd (LE) or even (BE) offsets, at least four (or one
+    per character of a shorter start), at most one for eight of them at the other parity
+    (a character such as U+4E00 puts one there), and read in that order no control
+    character but tab and line breaks. NUL never belongs in UTF-8 CSV or JSONL text; a
+    stray one, a run of them (both parities), UTF-32 (three NULs of four) or binary data
+    do not match."""
+    pairs = len(start) // 2
+    if pairs < 2:
+        return None
+    even = start[0 : 2 * pairs : 2].count(0)
+    odd = start[1 : 2 * pairs : 2].count(0)
+    for order, nul, other in (("LE", odd, even), ("BE", even, odd)):
+        if nul >= min(pairs, 4) and other * 8 <= nul:
+            text = start[: 2 * pairs].decode(f"utf-16-{order.lower()}", errors="replace")
+            return None if _CONTROL.search(text) else order
+    return None
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _refuse_encoded(path: Path) -> None:
     """``UnreadableFile`` for a file that starts like one in another encoding or compressed:
-    read as UTF-8 text, each of its lines would be rejected alike ("invalid UTF-8")."""
+    read as UTF-8 text, each of its lines would be rejected alike ("invalid UTF-8",
+    "malformed JSON"), or a CSV refused for a header it cannot see."""
     with path.open("rb") as fh:
-        start = fh.read(10)
+        start = fh.read(SNIFF_BYTES)
     for mark, encoding in _NOT_UTF8:
         if start.startswith(mark):
             raise UnreadableFile(
@@ -119,6 +151,13 @@ def _refuse_encoded(path: Path) -> None:
             raise UnreadableFile(f"the file is {kind}-compressed: decompress it first ({tool} {path.name})")
     if _BZIP2.match(start):
         raise UnreadableFile(f"the file is bzip2-compressed: decompress it first (bunzip2 -k {path.name})")
+    if order := utf16_without_bom(start):
+        encoding = f"UTF-16{order}"
+        raise UnreadableFile(
+            f"the file is UTF-16 ({'little' if order == 'LE' else 'big'}-endian, without a byte-order mark: "
+            f"a NUL byte beside each ASCII character); ingest reads UTF-8: convert it first "
+            f"(iconv -f {encoding} -t UTF-8 {path.name} > utf8{path.suffix})"
+        )
 
 
 def _read_jsonl(path: Path, complete: bool = False) -> Iterator[Line]:

@@ -4,12 +4,9 @@ with their line numbers, exit code 1."""
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +14,12 @@ import pytest
 from tw_testing import scored_news
 
 from services.aggregator.persist import store_batch
-from shared.config import KafkaSettings
 from shared.events import RawNews
-from shared.kafka.clients import make_consumer
 
 pytestmark = pytest.mark.integration
 
 
-async def test_ingest_file(kafka_settings: KafkaSettings, unique: str, tmp_path: Path) -> None:
+async def test_ingest_file(ingest: Any, consumed: Any, tmp_path: Path) -> None:
     path = tmp_path / "news.jsonl"
     path.write_text(
         "\n".join(
@@ -38,41 +33,17 @@ async def test_ingest_file(kafka_settings: KafkaSettings, unique: str, tmp_path:
         )
         + "\n"
     )
-    prefix = f"t{unique}."
-    env = {
-        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "TW_TOPICS__PREFIX": prefix,
-        "PATH": "/usr/bin:/bin",
-    }
-    proc = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news", "--rate", "50"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=120,
-    )
+    proc = await ingest(path, "--rate", "50")
     assert proc.returncode == 1, proc.stderr
     assert "produced 2 events" in proc.stdout
     assert "line 3: rejected: malformed JSON" in proc.stderr and "line 4: rejected: text" in proc.stderr
     assert "line 5: rejected: text: the event is 1,200,1" in proc.stderr and "Traceback" not in proc.stderr
-    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
-    await consumer.start()
-    try:
-        got: list[RawNews] = []
-        async with asyncio.timeout(30):
-            while len(got) < 2:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    got += [RawNews.model_validate_json(r.value) for r in records if r.value]
-    finally:
-        await consumer.stop()
+    got = await consumed(2)
     assert {e.text for e in got} == {"Tesco shares rise", "BP profit falls"}
     assert "keep-me" in {e.id for e in got} and all(e.id for e in got)
 
 
-async def test_ingest_file_backfill_sends_the_past_at_once(
-    kafka_settings: KafkaSettings, unique: str, tmp_path: Path
-) -> None:
+async def test_ingest_file_backfill_sends_the_past_at_once(ingest: Any, consumed_records: Any, tmp_path: Path) -> None:
     """``--speedup 3600 --backfill 1.5``: four events an hour apart land 1 s apart, the first
     two already in the past when they are sent, the last two sent when their time comes."""
     path = tmp_path / "news.jsonl"
@@ -82,33 +53,14 @@ async def test_ingest_file_backfill_sends_the_past_at_once(
             for h in range(4)
         )
     )
-    prefix = f"t{unique}."
-    env = {
-        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "TW_TOPICS__PREFIX": prefix,
-        "PATH": "/usr/bin:/bin",
-    }
-    cmd = [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news"]
-    proc = await asyncio.to_thread(
-        subprocess.run, [*cmd, "--speedup", "3600", "--backfill", "1.5"], capture_output=True, text=True, env=env
-    )
+    proc = await ingest(path, "--speedup", "3600", "--backfill", "1.5")
     assert proc.returncode == 0, proc.stderr
-    refused = await asyncio.to_thread(
-        subprocess.run, [*cmd, "--rate", "5", "--backfill", "60"], capture_output=True, text=True, env=env
-    )
+    refused = await ingest(path, "--rate", "5", "--backfill", "60")
     assert refused.returncode == 2 and "--backfill needs --speedup" in refused.stderr
-    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
-    await consumer.start()
-    try:
-        got: dict[str, tuple[float, float]] = {}  # id -> (event time, time the producer sent it)
-        async with asyncio.timeout(30):
-            while len(got) < 4:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for r in records:
-                        e = RawNews.model_validate_json(r.value or b"")
-                        got[e.id] = (e.event_time.timestamp(), r.timestamp / 1000)
-    finally:
-        await consumer.stop()
+    got: dict[str, tuple[float, float]] = {}  # id -> (event time, time the producer sent it)
+    for r in await consumed_records(4):
+        e = RawNews.model_validate_json(r.value or b"")
+        got[e.id] = (e.event_time.timestamp(), r.timestamp / 1000)
     assert {k.split("@")[0] for k in got} == {f"b{h}" for h in range(4)}  # a retimed replay stamps its run
     got = {k.split("@")[0]: v for k, v in got.items()}
     times = [got[f"b{h}"][0] for h in range(4)]
@@ -119,7 +71,7 @@ async def test_ingest_file_backfill_sends_the_past_at_once(
 
 
 async def test_a_retimed_replay_of_the_same_file_is_counted_again(
-    kafka_settings: KafkaSettings, unique: str, tmp_path: Path, sessions: Any
+    ingest: Any, consumed: Any, tmp_path: Path, sessions: Any
 ) -> None:
     """``--speedup`` moves event times to now; before, it kept the ids, so a second replay of
     the same file (or a second ``scripts/demo``) was dropped by the aggregator's ledger while
@@ -132,26 +84,10 @@ async def test_a_retimed_replay_of_the_same_file_is_counted_again(
             for i in range(3)
         )
     )
-    prefix = f"t{unique}."
-    env = {
-        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "TW_TOPICS__PREFIX": prefix,
-        "PATH": "/usr/bin:/bin",
-    }
-    cmd = [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news", "--speedup", "100"]
     for _ in range(2):
-        proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=120)
+        proc = await ingest(path, "--speedup", "100")
         assert proc.returncode == 0 and "produced 3 events" in proc.stdout, proc.stderr
-    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
-    await consumer.start()
-    try:
-        got: list[RawNews] = []
-        async with asyncio.timeout(30):
-            while len(got) < 6:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    got += [RawNews.model_validate_json(r.value or b"") for r in records]
-    finally:
-        await consumer.stop()
+    got = await consumed(6)
     runs: dict[str, list[RawNews]] = {}
     for e in got:
         original, _, run = e.id.partition("@")
@@ -166,7 +102,7 @@ async def test_a_retimed_replay_of_the_same_file_is_counted_again(
 
 
 async def test_ingest_file_rejects_deep_json_and_long_csv_rows_by_physical_line_and_goes_on(
-    kafka_settings: KafkaSettings, unique: str, tmp_path: Path
+    ingest: Any, consumed: Any, tmp_path: Path
 ) -> None:
     """A JSONL line nested 200,000 deep used to abort the ingest (RecursionError: later
     lines never sent, no report); a CSV row with an unquoted comma was sent cut short,
@@ -178,33 +114,17 @@ async def test_ingest_file_rejects_deep_json_and_long_csv_rows_by_physical_line_
     )  # fmt: skip
     rows = tmp_path / "rows.csv"
     rows.write_text("id,text,source\nc1,Shares flat,x\n\n\nc2,Profits up, shares down,reuters\nc3,ok,y\n")
-    prefix = f"t{unique}."
-    env = {
-        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "TW_TOPICS__PREFIX": prefix,
-        "PATH": "/usr/bin:/bin",
-    }
     expected = {deep: "line 2: rejected: malformed JSON: nested too deeply", rows: "line 5: rejected: malformed CSV"}
     for path, rejection in expected.items():
-        cmd = [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news"]
-        proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=120)
+        proc = await ingest(path)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert "produced 2 events" in proc.stdout and rejection in proc.stderr, proc.stderr
-    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
-    await consumer.start()
-    try:
-        got: dict[str, RawNews] = {}
-        async with asyncio.timeout(30):
-            while len(got) < 4:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    got |= {(e := RawNews.model_validate_json(r.value or b"")).id: e for r in records}
-    finally:
-        await consumer.stop()
+    got = {e.id: e for e in await consumed(4)}
     assert sorted(got) == ["c1", "c3", "j1", "j3"]  # the bad lines alone are left out
 
 
 async def test_a_rerun_of_a_file_without_ids_sends_the_same_ids_and_is_counted_once(
-    kafka_settings: KafkaSettings, unique: str, tmp_path: Path, sessions: Any
+    ingest: Any, consumed: Any, tmp_path: Path, sessions: Any
 ) -> None:
     """Before, a line without an id got a random one: after an ingest crashed half-way
     (exit 3, no count of what was sent), running the same file again sent the lines
@@ -213,26 +133,10 @@ async def test_a_rerun_of_a_file_without_ids_sends_the_same_ids_and_is_counted_o
     path.write_text(
         "".join(json.dumps({"text": f"headline {i}", "event_time": f"2020-01-01T00:00:0{i}Z"}) + "\n" for i in range(3))
     )
-    prefix = f"t{unique}."
-    env = {
-        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "TW_TOPICS__PREFIX": prefix,
-        "PATH": "/usr/bin:/bin",
-    }
-    cmd = [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news"]
     for _ in range(2):
-        proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=120)
+        proc = await ingest(path)
         assert proc.returncode == 0 and "produced 3 events" in proc.stdout, proc.stderr
-    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
-    await consumer.start()
-    try:
-        got: list[RawNews] = []
-        async with asyncio.timeout(30):
-            while len(got) < 6:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    got += [RawNews.model_validate_json(r.value or b"") for r in records]
-    finally:
-        await consumer.stop()
+    got = await consumed(6)
     by_id: dict[str, list[RawNews]] = {}
     for e in got:
         by_id.setdefault(e.id, []).append(e)
@@ -243,7 +147,7 @@ async def test_a_rerun_of_a_file_without_ids_sends_the_same_ids_and_is_counted_o
 
 
 async def test_ingest_file_reports_quote_errors_a_bom_and_an_over_long_line_by_line(
-    kafka_settings: KafkaSettings, unique: str, tmp_path: Path
+    ingest: Any, consumed: Any, tmp_path: Path
 ) -> None:
     """Before, an unclosed CSV quote joined the rows after it to its field (exit 0, nothing
     rejected) and a stray quote was sent as text; a JSONL file's byte-order mark lost
@@ -260,12 +164,6 @@ async def test_ingest_file_reports_quote_errors_a_bom_and_an_over_long_line_by_l
         + json.dumps({"id": "l3", "text": "after"}).encode()
         + b"\n"
     )
-    prefix = f"t{unique}."
-    env = {
-        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "TW_TOPICS__PREFIX": prefix,
-        "PATH": "/usr/bin:/bin",
-    }
     expected = {
         quotes: (
             "produced 1 events",
@@ -277,18 +175,8 @@ async def test_ingest_file_reports_quote_errors_a_bom_and_an_over_long_line_by_l
         lines: ("produced 2 events", ["line 2: rejected: line longer than 4,160,000 bytes"]),
     }
     for path, (produced, rejections) in expected.items():
-        cmd = [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news"]
-        proc = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=120)
+        proc = await ingest(path)
         assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
         assert produced in proc.stdout and all(r in proc.stderr for r in rejections), proc.stderr
-    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
-    await consumer.start()
-    try:
-        got: dict[str, RawNews] = {}
-        async with asyncio.timeout(30):
-            while len(got) < 3:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    got |= {(e := RawNews.model_validate_json(r.value or b"")).id: e for r in records}
-    finally:
-        await consumer.stop()
+    got = {e.id: e for e in await consumed(3)}
     assert {i: e.text for i, e in got.items()} == {"q2": "Acme shares rise", "l1": "first", "l3": "after"}

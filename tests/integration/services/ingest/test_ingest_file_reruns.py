@@ -3,11 +3,8 @@ a replay cut short and resumed, an id repeated within a file. Each is counted on
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,63 +12,30 @@ import pytest
 from tw_testing import scored_news
 
 from services.aggregator.persist import store_batch
-from shared.config import KafkaSettings
-from shared.events import RawNews
-from shared.kafka.clients import make_consumer
 
 pytestmark = pytest.mark.integration
 
 
-async def _ingest(
-    kafka_settings: KafkaSettings, prefix: str, path: Path, *options: str
-) -> subprocess.CompletedProcess[str]:
-    env = {
-        "TW_KAFKA__BOOTSTRAP_SERVERS": kafka_settings.bootstrap_servers,
-        "TW_TOPICS__PREFIX": prefix,
-        "PATH": "/usr/bin:/bin",
-    }
-    cmd = [sys.executable, "-m", "services", "ingest", "file", str(path), "--stream", "news", *options]
-    return await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, env=env, timeout=120)
-
-
-async def _consumed(kafka_settings: KafkaSettings, prefix: str, unique: str, expected: int) -> list[RawNews]:
-    """The topic's records: ``expected`` of them, then a second more to see none follow."""
-    consumer = make_consumer(kafka_settings, f"{prefix}news.raw", group_id=f"g{unique}", client_id="test")
-    await consumer.start()
-    try:
-        got: list[RawNews] = []
-        async with asyncio.timeout(30):
-            while len(got) < expected:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    got += [RawNews.model_validate_json(r.value or b"") for r in records]
-        for records in (await consumer.getmany(timeout_ms=1_000)).values():
-            got += [RawNews.model_validate_json(r.value or b"") for r in records]
-    finally:
-        await consumer.stop()
-    return got
-
-
 async def test_a_csv_still_being_written_holds_its_last_row_back_until_complete(
-    kafka_settings: KafkaSettings, unique: str, tmp_path: Path, sessions: Any
+    ingest: Any, consumed: Any, tmp_path: Path, sessions: Any
 ) -> None:
     """Before, the cut-off last row ("Acme sh") was sent, and after the file was completed
     the rerun sent it again under a new id: the ledger counted that headline twice."""
     path = tmp_path / "grow.csv"
     path.write_text("text,source\nfirst headline,wire\nAcme sh")
-    prefix = f"t{unique}."
-    cut = await _ingest(kafka_settings, prefix, path)
+    cut = await ingest(path)
     assert cut.returncode == 1 and "produced 1 events" in cut.stdout, cut.stderr
     assert "line 3: rejected: no line ending at the end of the file (still being written?)" in cut.stderr
     path.write_text("text,source\nfirst headline,wire\nAcme shares slump after profit warning,wire\n")
-    done = await _ingest(kafka_settings, prefix, path)
+    done = await ingest(path)
     assert done.returncode == 0 and "produced 2 events" in done.stdout, done.stderr
-    got = await _consumed(kafka_settings, prefix, unique, 3)
+    got = await consumed(3)
     assert sorted(e.text for e in got) == ["Acme shares slump after profit warning", "first headline", "first headline"]
     assert await store_batch(sessions, [scored_news(e) for e in got]) == 2  # the rerun's first row: once
 
 
 async def test_a_retimed_replay_cut_short_is_resumed_with_its_run(
-    kafka_settings: KafkaSettings, unique: str, tmp_path: Path, sessions: Any
+    ingest: Any, consumed: Any, tmp_path: Path, sessions: Any
 ) -> None:
     """Before, the run stamp was neither printed nor accepted: resuming a ``--speedup``
     replay sent everything again under a new stamp, counted twice."""
@@ -82,20 +46,19 @@ async def test_a_retimed_replay_cut_short_is_resumed_with_its_run(
             for i in range(3)
         )
     )
-    prefix = f"t{unique}."
-    first = await _ingest(kafka_settings, prefix, path, "--speedup", "1000", "--json")
+    first = await ingest(path, "--speedup", "1000", "--json")
     assert first.returncode == 0, first.stderr
     told = re.search(r"to resume this replay if cut short: --run (\d+)", first.stderr)
     assert told is not None and json.loads(first.stdout)["run"] == int(told.group(1)), first.stderr
-    resumed = await _ingest(kafka_settings, prefix, path, "--speedup", "1000", "--run", told.group(1))
+    resumed = await ingest(path, "--speedup", "1000", "--run", told.group(1))
     assert resumed.returncode == 0 and "produced 3 events" in resumed.stdout, resumed.stderr
-    got = await _consumed(kafka_settings, prefix, unique, 6)
+    got = await consumed(6)
     assert len(got) == 6 and {e.id for e in got} == {f"r{i}@{told.group(1)}" for i in range(3)}
     assert await store_batch(sessions, [scored_news(e) for e in got]) == 3  # the resumed run's events: once
 
 
 async def test_a_line_repeating_an_id_of_the_file_is_rejected_not_dropped_downstream(
-    kafka_settings: KafkaSettings, unique: str, tmp_path: Path
+    ingest: Any, consumed: Any, tmp_path: Path
 ) -> None:
     """Before, both lines were produced and reported as such; the pipeline kept the first."""
     path = tmp_path / "dupid.jsonl"
@@ -103,12 +66,11 @@ async def test_a_line_repeating_an_id_of_the_file_is_rejected_not_dropped_downst
         '{"id": "n1", "text": "Acme beats estimates"}\n{"id": "n2", "text": "BP flat"}\n'
         '{"id": "n1", "text": "Globex files for bankruptcy"}\n'
     )
-    prefix = f"t{unique}."
-    proc = await _ingest(kafka_settings, prefix, path, "--json")
+    proc = await ingest(path, "--json")
     assert proc.returncode == 1, proc.stderr
     report = json.loads(proc.stdout)
     assert report["produced"] == 2 and report["rejected"] == [
         {"line": 3, "reason": "id: line 1 has the same id (the pipeline keeps one event per id); not sent"}
     ]
-    got = await _consumed(kafka_settings, prefix, unique, 2)
+    got = await consumed(2)
     assert {e.id: e.text for e in got} == {"n1": "Acme beats estimates", "n2": "BP flat"} and len(got) == 2

@@ -6,14 +6,15 @@ from __future__ import annotations
 import codecs
 import gzip
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from services.cli import ingest as cli
-from services.ingest.replay import Pacing, ReplayReport
+from services.ingest.replay import Pacing, ReplayReport, run_stamp
 from services.ingest.sources import Line
 
 CARD = "4111 1111 1111 1111"
@@ -99,3 +100,46 @@ def test_a_retimed_replay_tells_its_run_at_the_start_and_end_and_reuses_a_given_
     assert json.loads(again.stdout)["run"] == stamp
     plain = CliRunner().invoke(cli.app, ["file", str(f), "--stream", "news", "--json"])
     assert runs[2] is None and json.loads(plain.stdout)["run"] is None and "--run" not in plain.stderr
+
+
+_UTF16_JSONL = '{"id": "n1", "text": "Acme shares rise"}\n{"id": "n2", "text": "Caf\u00e9 \u4e00 \U0001f642"}\n'
+_UTF16_CSV = "id,text,source\r\nc1,Acme shares rise,wire\r\nc2,\u4e94\u4e94\u4e94,wire\r\n"
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize(("name", "text"), [("u16.jsonl", _UTF16_JSONL), ("u16.csv", _UTF16_CSV)], ids=["jsonl", "csv"])
+def test_the_cli_refuses_a_utf16_file_without_a_byte_order_mark_before_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, codec: str, name: str, text: str
+) -> None:
+    """Before: a JSONL file reached Kafka (every line rejected, exit 1); a CSV was refused
+    for a header "without a text column"."""
+    f = tmp_path / name
+    f.write_bytes(text.encode(codec))
+    output = _refused(monkeypatch, f)
+    assert output.startswith(f"error: {name}: the file is UTF-16 ("), output
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        pytest.param(lambda now: 0, id="0"),
+        pytest.param(lambda now: -5, id="negative"),
+        pytest.param(lambda now: now // 1000, id="seconds"),
+        pytest.param(lambda now: 946_684_799_999, id="1999-12-31T23:59:59.999Z"),
+        pytest.param(lambda now: now + 2 * 86_400_000, id="two-days-ahead"),
+        pytest.param(lambda now: 10**15, id="year-33658"),  # the largest --run accepted before
+    ],
+)
+def test_the_cli_refuses_a_run_no_replay_can_have_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stamp: Callable[[int], int]
+) -> None:
+    """Before, a stamp in seconds, or one thousands of years ahead, was taken: the resumed
+    replay's ids matched no earlier run's (everything counted again); 0 and -5 were refused
+    by the option's bounds, without a word of what a stamp is."""
+    run = str(stamp(run_stamp(datetime.now(UTC))))
+    f = tmp_path / "one.jsonl"
+    f.write_text('{"text": "a"}\n')
+    output = _refused(monkeypatch, f, "--speedup", "100", "--run", run)
+    assert output.startswith(f"error: --run {run} is not a run stamp"), output
+    assert "the start of a --speedup replay in Unix milliseconds" in output, output
+    assert 'printed by that replay when it starts ("run STAMP: ids are stamped id@STAMP")' in output, output

@@ -10,13 +10,22 @@ import json
 import math
 import tracemalloc
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from services.ingest.replay import MAX_REASON_CHARS, Pacing, ReplayReport, _prepared, _retime, replay
-from services.ingest.sources import NO_LINE_ENDING, Line, UnreadableFile, read_file
+from services.ingest.replay import (
+    MAX_REASON_CHARS,
+    Pacing,
+    ReplayReport,
+    _prepared,
+    _retime,
+    check_run,
+    replay,
+    run_stamp,
+)
+from services.ingest.sources import NO_LINE_ENDING, Line, UnreadableFile, read_file, utf16_without_bom
 from shared.events import RawNews
 from shared.topics import Topics
 
@@ -102,6 +111,79 @@ def test_a_utf16_or_compressed_file_is_refused_whole(tmp_path: Path, start: byte
     f.write_bytes(start)
     with pytest.raises(UnreadableFile, match=says):
         read_file(f)
+
+
+_JSONL = '{"id": "n1", "text": "Acme shares rise"}\n{"id": "n2", "text": "Caf\u00e9 \u4e00 \U0001f642"}\n'
+_CSV = "id,text,source\r\nc1,Acme shares rise,wire\r\nc2,\u4e94\u4e94\u4e94,wire\r\n"
+
+
+@pytest.mark.parametrize(("order", "codec"), [("LE", "utf-16-le"), ("BE", "utf-16-be")])
+@pytest.mark.parametrize(
+    "text",
+    [_JSONL, _CSV, _CSV[:8], "text\n" + "\u4e94" * 3000, "{}"],
+    ids=["jsonl", "csv", "8-characters", "mostly-cjk", "2-characters"],
+)
+def test_utf16_without_a_byte_order_mark_is_recognised_by_its_nul_bytes(order: str, codec: str, text: str) -> None:
+    assert utf16_without_bom(text.encode(codec)[:4096]) == order
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        _JSONL.encode(),
+        _CSV.encode(),
+        _JSONL.encode("utf-32-le"),  # three NULs in four: not UTF-16
+        _JSONL.encode("utf-32-be"),
+        b'{"text": "a\x00b"}\n',  # a stray NUL: that line's problem, not the file's encoding
+        b'{"text": "a\x00\x00\x00\x00\x00\x00b"}\n',
+        b"\x00" * 4096,
+        b"a\x00",  # one character: too little to tell
+        b"",
+        gzip.compress(b'{"text": "a"}\n' * 100),
+    ],
+    ids=[
+        "utf8-jsonl",
+        "utf8-csv",
+        "utf32le",
+        "utf32be",
+        "stray-nul",
+        "nul-run",
+        "all-nul",
+        "1-character",
+        "empty",
+        "gzip",
+    ],
+)
+def test_text_that_is_not_utf16_is_not_taken_for_it(start: bytes) -> None:
+    assert utf16_without_bom(start) is None
+
+
+@pytest.mark.parametrize(
+    ("codec", "says", "iconv"), [("utf-16-le", "little-endian", "UTF-16LE"), ("utf-16-be", "big-endian", "UTF-16BE")]
+)
+@pytest.mark.parametrize(("suffix", "text"), [(".jsonl", _JSONL), (".csv", _CSV)], ids=["jsonl", "csv"])
+def test_a_utf16_file_without_a_byte_order_mark_is_refused_whole(
+    tmp_path: Path, codec: str, says: str, iconv: str, suffix: str, text: str
+) -> None:
+    """Before, a JSONL file's every line was rejected ("malformed JSON") and a CSV was refused
+    for a header "without a text column" that was there: ``'t\\x00e\\x00x\\x00t\\x00'``."""
+    f = tmp_path / f"in{suffix}"
+    f.write_bytes(text.encode(codec))
+    with pytest.raises(UnreadableFile, match=f"the file is UTF-16 \\({says}, without a byte-order mark") as info:
+        read_file(f)
+    assert f"(iconv -f {iconv} -t UTF-8 in{suffix} > utf8{suffix})" in str(info.value)
+
+
+def test_a_run_stamp_is_a_time_in_unix_milliseconds_since_2000_up_to_a_day_ahead() -> None:
+    now = datetime(2026, 6, 1, 12, tzinfo=UTC)
+    earliest, latest = run_stamp(datetime(2000, 1, 1, tzinfo=UTC)), run_stamp(now + timedelta(days=1))
+    for run in (earliest, run_stamp(now - timedelta(days=400)), run_stamp(now), latest):
+        check_run(run, now)
+    for run in (0, -1, -run_stamp(now), earliest - 1, latest + 1, run_stamp(now) * 1000, 10**400):
+        with pytest.raises(ValueError, match="is not a run stamp: a stamp is the start of a --speedup replay"):
+            check_run(run, now)
+    with pytest.raises(ValueError, match="a time in seconds\\? a stamp is in milliseconds"):
+        check_run(run_stamp(now) // 1000, now)
 
 
 async def test_a_last_csv_row_without_a_line_ending_is_held_back_and_sent_once_complete(tmp_path: Path) -> None:
