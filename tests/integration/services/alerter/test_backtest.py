@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from alert_scenario import T0, add_rule, timeline
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from services.aggregator.persist import store_batch
 from services.alerter.backtest import MAX_SPAN, PLOTTED_KEYS, RangeRefused, backtest
@@ -70,3 +71,46 @@ async def test_a_range_too_long_or_out_of_the_calendar_is_refused(
     done = await asyncio.to_thread(CliRunner().invoke, app, args)
     assert done.exit_code == 2, done.output
     assert "too near the calendar's ends" in done.output and "Traceback" not in done.output
+
+
+async def _plot_backtest(
+    sessions: async_sessionmaker[AsyncSession], pg_settings: PostgresSettings, unique: str, plot: Path
+) -> Result:
+    """``alerts backtest --plot`` on a rule whose entity has one negative spike."""
+    entity = f"PLOT{unique}"
+    await add_rule(sessions, f"plot-{unique}", entity)
+    await store_batch(sessions, timeline(entity, 80, [(60, 65)]))
+    args = [
+        "backtest",
+        "--rule",
+        f"plot-{unique}",
+        "--from",
+        T0.isoformat(),
+        "--to",
+        (T0 + timedelta(hours=3)).isoformat(),
+    ]
+    env = {"TW_POSTGRES__URL": pg_settings.url.get_secret_value()}
+    return await asyncio.to_thread(CliRunner().invoke, app, [*args, "--plot", str(plot)], env=env)
+
+
+async def test_plot_writes_a_png_chart_and_prints_the_alerts(
+    sessions: async_sessionmaker[AsyncSession], pg_settings: PostgresSettings, unique: str, tmp_path: Path
+) -> None:
+    """The README's ``--plot spikes.png`` ended in ModuleNotFoundError (matplotlib was in no
+    dependency list), before any alert was printed."""
+    chart = tmp_path / "out.png"
+    done = await _plot_backtest(sessions, pg_settings, unique, chart)
+    assert done.exit_code == 0, done.output
+    assert "1 alerts would have fired" in done.output and f"chart written to {chart}" in done.output
+    data = chart.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
+
+
+async def test_a_chart_that_cannot_be_written_does_not_hide_the_alerts(
+    sessions: async_sessionmaker[AsyncSession], pg_settings: PostgresSettings, unique: str, tmp_path: Path
+) -> None:
+    """The chart was drawn before the alerts were printed, so a failed chart hid them all."""
+    done = await _plot_backtest(sessions, pg_settings, unique, tmp_path / "missing" / "out.png")
+    assert done.exit_code == 1, done.output
+    assert "1 alerts would have fired" in done.output and " fire " in done.output
+    assert "error: cannot write the chart to" in done.output and "Traceback" not in done.output
