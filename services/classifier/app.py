@@ -189,7 +189,7 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         if state.producer is None:
             state.producer = make_producer(settings.kafka, client_id="classifier")
             await state.producer.start()
-        dlq = DeadLetterWriter(state.producer, "classifier", guard)
+        dlq = DeadLetterWriter(state.producer, "classifier", guard, seed_from=settings.kafka)
         return ClassifierPipeline(settings, classify, state.producer, dlq, lambda: state.matcher, stop=state.stop)
 
     @app.timer(settings.watchlist_refresh_s, on_leader=False)  # type: ignore[untyped-decorator]

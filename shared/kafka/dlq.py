@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
-from collections import deque
+import operator
+import time
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 
+from shared.config import KafkaSettings
 from shared.events import DeadLetter
 from shared.kafka.batches import StopAfterBatch
 from shared.metrics import metrics
@@ -82,11 +88,17 @@ def dlq_headers(record: FailedRecord, service: str, now: datetime | None = None)
     own = [(k, v) for k, v in record.headers if not k.startswith(HEADER_PREFIX) or k == REPLAYS_HEADER]
     for field, value in meta.model_dump(mode="json").items():
         own.append((f"{HEADER_PREFIX}{field}", str(value).encode()))
-    carried = original_timestamp(record.headers)  # a replayed record's: the original's
-    timestamp_ms = carried if carried is not None else record.timestamp_ms
+    timestamp_ms = _stamp(record)
     if timestamp_ms is not None:
         own.append((TIMESTAMP_HEADER, str(timestamp_ms).encode()))
     return own
+
+
+def _stamp(record: FailedRecord) -> int | None:
+    """The original timestamp a dead letter of ``record`` carries in ``tw.timestamp``: a
+    replayed record's own ``tw.timestamp`` (the original's), else its Kafka timestamp."""
+    carried = original_timestamp(record.headers)
+    return carried if carried is not None else record.timestamp_ms
 
 
 def parse_dlq_headers(headers: Headers) -> DeadLetter:
@@ -152,6 +164,50 @@ class RatioGuard:
 
 WRITTEN_KEPT = 10_000
 """Places (topic, partition, offset) a writer remembers having dead-lettered."""
+SEED_TAIL = WRITTEN_KEPT
+"""Dead letters read back per DLQ partition (its last ones) when a writer first
+dead-letters a record of a source partition (see :meth:`DeadLetterWriter.seed_from`)."""
+SEED_TIMEOUT_S = 20.0
+"""How long reading the DLQ back may take; past it the writer writes without what was
+not read (a dead letter may then be written twice, none is lost)."""
+SEED_FETCH_BYTES = 256 * 1024
+"""Bytes fetched per DLQ partition and request when reading back (a larger record still
+comes whole)."""
+SERVICE_HEADER = f"{HEADER_PREFIX}service"
+Place = tuple[str, int, int]
+
+
+def fingerprint(key: bytes | None, value: bytes | None, timestamp_ms: int | None) -> bytes:
+    """What tells one record at a place from another at the same place (a source topic
+    deleted and created again restarts its offsets): its key, value and original timestamp
+    (``tw.timestamp``), which its dead letter carries unchanged."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in (key, value, None if timestamp_ms is None else str(timestamp_ms).encode()):
+        if part is None:
+            h.update(b"\x00")
+        else:
+            h.update(b"\x01" + len(part).to_bytes(8, "big"))
+            h.update(part)
+    return h.digest()
+
+
+def written_place(headers: Headers, service: str) -> Place | None:
+    """The source place (``tw.original_topic``, ``tw.partition``, ``tw.offset``) of a dead
+    letter that ``service`` wrote; None for another service's, or when a header is missing
+    or unreadable (never taken for a place it may not be)."""
+    found: dict[str, bytes] = {}
+    for k, v in headers:
+        if k.startswith(HEADER_PREFIX) and k not in found:
+            found[k] = v
+    try:
+        if found[SERVICE_HEADER].decode() != service:
+            return None
+        topic = found[f"{HEADER_PREFIX}original_topic"].decode()
+        partition = int(found[f"{HEADER_PREFIX}partition"])
+        offset = int(found[f"{HEADER_PREFIX}offset"])
+    except (KeyError, AttributeError, TypeError, ValueError):  # absent, null, not text or not a number
+        return None
+    return (topic, partition, offset) if topic and partition >= 0 and offset >= 0 else None
 
 
 class DeadLetterWriter:
@@ -163,24 +219,48 @@ class DeadLetterWriter:
         service: str,
         guard: RatioGuard | None = None,
         stop: asyncio.Event | None = None,
+        *,
+        seed_from: KafkaSettings | None = None,
     ) -> None:
         self._producer = producer
         self._service = service
         self.guard = guard or RatioGuard()
         self._stop = stop
-        # the places written lately: a batch retried through an outage (the sinks retry
-        # the whole batch) dead-letters each record once, not once per try
-        self._written: deque[tuple[str, int, int]] = deque(maxlen=WRITTEN_KEPT)
-        self._written_set: set[tuple[str, int, int]] = set()
+        # the places written lately, with their record's fingerprint: a batch retried
+        # through an outage (the sinks retry the whole batch) dead-letters each record
+        # once, not once per try
+        self._written: OrderedDict[Place, bytes] = OrderedDict()
+        self._seed_settings = seed_from
+        self._seeded: set[tuple[str, int]] = set()  # source partitions read back for (or tried)
+        self._read_to: dict[TopicPartition, int] = {}  # DLQ partition: next offset not read back
+        self._seed_lock = asyncio.Lock()
+
+    def seed_from(self, settings: KafkaSettings) -> None:
+        """Read the DLQ back before dead-lettering a record of a source partition for the
+        first time: the dead letters this service wrote before this writer (a previous
+        process whose batch stayed uncommitted: stopped by the ratio guard halfway through
+        a halved batch, or killed before committing) are remembered too, so the batch
+        re-read does not write them again. The last :data:`SEED_TAIL` records of each DLQ
+        partition are read (once, then only what came since), within
+        :data:`SEED_TIMEOUT_S`; a record is skipped only when its dead letter was found
+        (same service, place and fingerprint). A failed read is logged and the writer
+        writes as before: a dead letter may then be written twice, none is lost."""
+        self._seed_settings = settings
 
     async def write(self, record: FailedRecord, *, max_backoff_s: float = 10.0) -> bool:
         """Produce the dead letter and wait for the ack; False (nothing written) when this
-        writer wrote that record lately, as a batch retried through an outage asks again.
+        writer wrote that record lately, as a batch retried through an outage asks again
+        (or, reading the DLQ back, :meth:`seed_from`, an earlier writer of this service did).
         A broker fault worth retrying (no leader, a connection lost, a timeout in an
         outage) is retried with backoff, as the scored events are, rather than ending the
         service, until ``stop`` is set; any other error is raised."""
         place = (record.topic, record.partition, record.offset)
-        if place in self._written_set:
+        stamp = _stamp(record)
+        mark = fingerprint(record.key, record.value, stamp)
+        if self._written.get(place) != mark and (record.topic, record.partition) not in self._seeded:
+            await self._seed(record.topic, record.partition)
+        if self._written.get(place) == mark:
+            log.info("%s was dead-lettered already; not written again", record.place)
             return False
         log.warning("dead-lettering %s: %s: %s", record.place, record.error_class, record.reason[:300])
         # written with the current time, the original's in ``tw.timestamp``: a DLQ topic
@@ -192,7 +272,7 @@ class DeadLetterWriter:
                 await self._producer.send_and_wait(
                     Topics.dlq(record.topic), value=record.value, key=record.key, headers=headers
                 )
-                self._remember(place)
+                self._remember(place, mark)
                 return True
             except KafkaError as exc:
                 if not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
@@ -226,8 +306,128 @@ class DeadLetterWriter:
             metrics().dead_letters.labels(self._service, record.topic, error_class).inc()
         self.guard.record(failed=True)
 
-    def _remember(self, place: tuple[str, int, int]) -> None:
-        if len(self._written) == self._written.maxlen:
-            self._written_set.discard(self._written[0])
-        self._written.append(place)
-        self._written_set.add(place)
+    def _remember(self, place: Place, mark: bytes) -> None:
+        self._written[place] = mark
+        self._written.move_to_end(place)
+        while len(self._written) > WRITTEN_KEPT:
+            self._written.popitem(last=False)
+
+    async def _seed(self, topic: str, partition: int) -> None:
+        """Read back ``topic``'s DLQ (see :meth:`seed_from`) once for this source partition."""
+        settings = self._seed_settings
+        if settings is None:
+            return
+        async with self._seed_lock:
+            if (topic, partition) in self._seeded:
+                return
+            self._seeded.add((topic, partition))  # tried once: after a failure, written as before
+            dlq = Topics.dlq(topic)
+            started = time.perf_counter()
+            found: list[tuple[int, Place, bytes]] = []
+            reading = asyncio.ensure_future(self._read_back(settings, dlq, topic, found))
+            waits: set[asyncio.Future[Any]] = {reading}
+            stopping = None if self._stop is None else asyncio.ensure_future(self._stop.wait())
+            if stopping is not None:
+                waits.add(stopping)
+            try:
+                await asyncio.wait(waits, timeout=SEED_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if stopping is not None:
+                    stopping.cancel()
+                if not reading.done():
+                    reading.cancel()
+                    await asyncio.wait({reading})  # its consumer stopped; raises nothing of its own
+            # what was found is in the DLQ, even if reading stopped short: oldest first, so
+            # the memory keeps the latest; what this writer wrote itself is newer, kept as it is
+            for _ts, place, mark in sorted(found, key=operator.itemgetter(0)):
+                if place not in self._written:
+                    self._remember(place, mark)
+            elapsed = time.perf_counter() - started
+            if not reading.cancelled() and reading.exception() is None:
+                log.info("read %s back in %.2fs: %d dead letters by %s", dlq, elapsed, len(found), self._service)
+                return
+            if not reading.cancelled():
+                why = f"{type(reading.exception()).__name__}: {reading.exception()}"
+            elif self._stop is not None and self._stop.is_set():
+                why = "stopping"
+            else:
+                why = f"not done in {SEED_TIMEOUT_S:.0f} s"
+            log.warning(
+                "could not read %s back (%s; %d dead letters found in %.2fs): a dead letter written before "
+                "this start for %s[%d] may be written again",
+                dlq,
+                why,
+                len(found),
+                elapsed,
+                topic,
+                partition,
+            )
+
+    async def _read_back(
+        self, settings: KafkaSettings, dlq: str, topic: str, found: list[tuple[int, Place, bytes]]
+    ) -> None:
+        """Add to ``found`` (timestamp, place, fingerprint) of each dead letter of ``topic``
+        this service wrote, of the last :data:`SEED_TAIL` in each partition of ``dlq`` (or
+        those after what an earlier call read); none when ``dlq`` does not exist."""
+        tps = await _partitions(settings, dlq)
+        if not tps:
+            return
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers,
+            client_id=f"{settings.client_id_prefix}-{self._service}-dlq-seed",
+            enable_auto_commit=False,
+            request_timeout_ms=settings.request_timeout_ms,
+            max_partition_fetch_bytes=SEED_FETCH_BYTES,  # decoded in the event loop: small steps
+        )
+        await consumer.start()
+        try:
+            ends = await consumer.end_offsets(tps)
+            begins = await consumer.beginning_offsets(tps)
+            todo: dict[TopicPartition, int] = {}
+            for tp in tps:
+                start = max(begins[tp], ends[tp] - SEED_TAIL, self._read_to.get(tp, 0))
+                if start < ends[tp]:
+                    todo[tp] = start
+                else:
+                    self._read_to[tp] = max(self._read_to.get(tp, 0), ends[tp])
+            if not todo:
+                return
+            consumer.assign(list(todo))
+            for tp, start in todo.items():
+                consumer.seek(tp, start)
+            while todo:
+                batch = await consumer.getmany(*todo, timeout_ms=500, max_records=200)
+                for tp, records in batch.items():
+                    for r in records:
+                        if r.offset >= ends[tp]:
+                            break
+                        headers = list(r.headers or ())
+                        place = written_place(headers, self._service)
+                        if place is not None and place[0] == topic:
+                            mark = fingerprint(r.key, r.value, original_timestamp(headers))
+                            found.append((r.timestamp, place, mark))
+                for tp in list(todo):
+                    position = await consumer.position(tp)
+                    if position >= ends[tp]:
+                        del todo[tp]
+                        consumer.pause(tp)
+                        self._read_to[tp] = max(self._read_to.get(tp, 0), ends[tp])
+        finally:
+            await consumer.stop()
+
+
+async def _partitions(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
+    """The partitions of ``topic``; none when it does not exist (not created by asking:
+    the metadata of every topic first, a broker may auto-create a topic asked for by name)."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=settings.request_timeout_ms
+    )
+    await admin.start()
+    try:
+        if topic not in await admin.list_topics():
+            return []
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    parts = [p["partition"] for d in described if d.get("error_code", 0) == 0 for p in d.get("partitions", [])]
+    return [TopicPartition(topic, p) for p in sorted(parts)]

@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from shared.config import ServiceSettings
 from shared.kafka.batches import BatchPolicy, DeadLetterHook, Handler, run_batches
 from shared.kafka.clients import ensure_with_dlqs, make_consumer, make_producer
+from shared.kafka.dlq import DeadLetterWriter
 from shared.metrics import metrics, serve
 from shared.startup import Dependency, wait_for
 
@@ -29,7 +30,9 @@ class SinkClients:
     dead_letter: DeadLetterHook | None = None
     """Set by the handler factory (``DeadLetterWriter.dead_letter``): a batch the database
     refuses for a record's content is then handled in halves and the record dead-lettered,
-    instead of being retried for ever as an outage."""
+    instead of being retried for ever as an outage. :func:`run_sink` has that writer read
+    its DLQ back (:meth:`DeadLetterWriter.seed_from`), so the dead letters of a batch left
+    uncommitted by the previous process are not written again when it is re-read."""
 
 
 HandlerFactory = Callable[[SinkClients], Awaitable[Handler]]
@@ -99,6 +102,9 @@ async def run_sink(
     retries = metrics().infra_retries.labels(name)
     try:
         handler = await make_handler(clients)
+        writer = getattr(clients.dead_letter, "__self__", None)
+        if isinstance(writer, DeadLetterWriter):  # the handler's own writer (dlq.write) is the same
+            writer.seed_from(settings.kafka)
         log.info("%s consuming %s as group %s", name, ", ".join(topics), group_id)
         await run_batches(
             consumer,
