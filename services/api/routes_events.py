@@ -4,24 +4,29 @@ A body not sent as JSON (no ``Content-Type``, or one other than ``application/js
 or ``application/*+json``) answers 415. All or nothing at validation: one invalid item,
 or an id a previous item of the same stream already has (the pipeline keeps one
 event per id and stream), answers 422 with field-level errors per item index, and
-nothing is produced. An item without an id gets a random one; the answer lists every
-item's id, given or assigned. Produced with ``acks=all`` on an idempotent producer;
-202 once every record is acknowledged. If Kafka does not acknowledge within
+nothing is produced. An item without an id gets a random one, or with an
+``Idempotency-Key`` header one derived from the caller's API key, the header, its
+stream, index and content, the same when the same request is sent again; the answer
+lists every item's id, given or assigned. Produced with ``acks=all`` on an idempotent
+producer; 202 once every record is acknowledged. If Kafka does not acknowledge within
 ``TW_API_PRODUCE_TIMEOUT_S`` the answer is 503 and the outcome is unknown: some events
 may have been delivered (the partitions that acknowledged in time, or records still
 in flight). Its ``details`` give each item's id, so a client retries with those ids,
-which the pipeline counts once (a retry without them would get new ids and count the
-delivered events twice). An error a retry cannot fix answers without ``Retry-After``:
-413 ``record_too_large`` when the topic refuses a record as too large, 502
-``kafka_refused`` for any other; the refused items carry the error's name in
-``details``, and the others' outcome is unknown as with a 503.
+or with the same ``Idempotency-Key``, which the pipeline counts once (a retry with
+neither would get new ids and count the delivered events twice). An error a retry
+cannot fix answers without ``Retry-After``: 413 ``record_too_large`` when the topic
+refuses a record as too large, 502 ``kafka_refused`` for any other; the refused items
+carry the error's name in ``details``, and the others' outcome is unknown as with a 503.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.message
+import hashlib
+import json
 import logging
+from functools import partial
 from typing import Annotated, Any
 
 from aiokafka.errors import (
@@ -31,14 +36,14 @@ from aiokafka.errors import (
     MessageSizeTooLargeError,
     RecordListTooLargeError,
 )
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from services.api.auth import require
+from services.api.auth import KeyInfo, require
 from services.api.deps import SERVICE, Deps, get_deps, get_settings
 from services.api.errors import ApiError, error_responses
 from services.ingest.produce import prepare, send_each
-from shared.events import InvalidEvent, RawEvent
+from shared.events import InvalidEvent, RawEvent, new_id
 from shared.metrics import metrics
 
 router = APIRouter(tags=["events"])
@@ -47,6 +52,8 @@ STREAMS = ("news", "chat")
 SIZE_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError)
 # aiokafka marks these final, yet the same records pass once the broker is back.
 TRANSIENT_ERRORS = (KafkaTimeoutError, BrokerNotAvailableError)
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+require_write = require("write")
 
 
 class EventsIn(BaseModel):
@@ -97,8 +104,19 @@ def duplicate_id(index: int, event: RawEvent, first: int) -> dict[str, Any]:
     }
 
 
-def validate_batch(items: list[dict[str, Any]]) -> list[RawEvent]:
-    """Every item as its contract, or :class:`ApiError` 422 listing every invalid field."""
+def idempotent_id(caller: str, key: str, stream: str, index: int, item: dict[str, Any]) -> str:
+    """The id of item ``index`` without one in a request sent with ``Idempotency-Key: key``:
+    ``idem:<digest>``, within the ``EventId`` contract. The caller keeps two clients that
+    chose the same key apart; the content makes a different body under a reused key new
+    events rather than duplicates the pipeline would drop."""
+    content = json.dumps([caller, key, stream, index, item], sort_keys=True)  # ASCII, lone surrogates included
+    return f"idem:{hashlib.sha256(content.encode()).hexdigest()[:32]}"
+
+
+def validate_batch(items: list[dict[str, Any]], idempotency: tuple[str, str] | None = None) -> list[RawEvent]:
+    """Every item as its contract, or :class:`ApiError` 422 listing every invalid field.
+    ``idempotency`` is ``(caller, Idempotency-Key)``: an item without an id then gets
+    :func:`idempotent_id` instead of a random one."""
     events: list[RawEvent] = []
     details: list[dict[str, Any]] = []
     first_of: dict[tuple[str, str], int] = {}  # (id, stream) -> the index of its first item
@@ -114,7 +132,8 @@ def validate_batch(items: list[dict[str, Any]]) -> list[RawEvent]:
             )
             continue
         try:
-            event = prepare(item, stream)
+            ids = partial(idempotent_id, *idempotency, stream, i, item) if idempotency else new_id
+            event = prepare(item, stream, id_if_missing=ids)
         except InvalidEvent as exc:
             details.extend(item_errors(i, exc))
             continue
@@ -219,7 +238,7 @@ def not_delivered(
     "/v1/events",
     status_code=202,
     response_model=Accepted,
-    dependencies=[Depends(require("write")), Depends(require_json)],
+    dependencies=[Depends(require_write), Depends(require_json)],
     responses=error_responses(
         {
             413: "Body too large, more events than allowed, or (`record_too_large`) a record Kafka refused as "
@@ -233,7 +252,22 @@ def not_delivered(
         }
     ),
 )
-async def post_events(body: EventsIn, request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> Accepted:
+async def post_events(
+    body: EventsIn,
+    request: Request,
+    deps: Annotated[Deps, Depends(get_deps)],
+    caller: Annotated[KeyInfo | None, Depends(require_write)],  # the guard above, run once
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="1-100 characters of `A-Z a-z 0-9 _ . : -`. An item without an `id` gets one derived "
+            "from the API key, this header, its stream, its index and its content instead of a random one: "
+            "sending the same body again with the same header (after a timeout or a 503) gives the same ids, "
+            "and the pipeline counts those events once. An item whose content changed gets a new id.",
+        ),
+    ] = None,
+) -> Accepted:
     """Ingest raw news or chat events."""
     settings = get_settings(request)
     if len(body.events) > settings.max_events_per_request:
@@ -242,7 +276,8 @@ async def post_events(body: EventsIn, request: Request, deps: Annotated[Deps, De
             f"at most {settings.max_events_per_request} events per request",
             details=[{"loc": ["body", "events"], "max_items": settings.max_events_per_request}],
         )
-    events = validate_batch(body.events)
+    who = str(caller.id) if caller is not None else "anon"
+    events = validate_batch(body.events, None if idempotency_key is None else (who, idempotency_key))
     sent: list[asyncio.Future[Any]] = []
     try:
         # The idempotent producer retries while the broker is unreachable and would
