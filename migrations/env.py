@@ -30,7 +30,7 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(_url())
+    engine = create_async_engine(_url(), hide_parameters=True)  # no values of a statement in a log
     async with engine.connect() as connection:
         await connection.run_sync(_run)
     await engine.dispose()

@@ -39,6 +39,7 @@ from pydantic import AfterValidator, Field
 ALL = "_all"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+LONE_SURROGATES = re.compile(r"[\ud800-\udfff]")
 # A cashtag: ``$`` then a letter, then letters, digits or dots. Digit-first ("$7203")
 # would be a dollar amount, a hyphen ("$RDS-A") most often a compound ("$TSLA-linked").
 CASHTAG = re.compile(r"\$([A-Za-z][A-Za-z0-9.]{0,9})\b")
@@ -53,6 +54,15 @@ def no_control_chars(value: str) -> str:
     return value
 
 
+def no_lone_surrogates(value: str) -> str:
+    """``value`` unchanged; ``ValueError`` if it holds a lone surrogate (JSON's ``"\\ud800"``):
+    it is no character and has no UTF-8 form, so PostgreSQL refuses it (a rule's scope
+    ended in a 500). Pydantic refuses it on its own only in fields it converts."""
+    if LONE_SURROGATES.search(value):
+        raise ValueError("must not contain a lone surrogate (\\ud800-\\udfff): it is not a character")
+    return value
+
+
 def cashtag_ticker(value: str) -> str:
     """``value`` unchanged; ``ValueError`` unless a cashtag can match it (``$`` is optional)."""
     if not TICKER_PATTERN.match(value):
@@ -64,7 +74,7 @@ def cashtag_ticker(value: str) -> str:
 
 
 EntityKey = Annotated[str, Field(pattern=KEY_PATTERN.pattern, description="Entity key, or _all.")]
-PlainText = Annotated[str, AfterValidator(no_control_chars)]
+PlainText = Annotated[str, AfterValidator(no_control_chars), AfterValidator(no_lone_surrogates)]
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,23 @@ from shared.redact import redact
 _SECRET_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]+(?:@[^@\s/?#]*)*)(@)")
 _KEY_LIKE = re.compile(r"\b(tw_[a-z0-9]{4,8}_)[A-Za-z0-9_-]{16,}\b")
 # Credentials that ride in a URL's query or path: ``?token=...`` and the like, and the
-# secret path of a Slack incoming webhook (``hooks.slack.com/services/T../B../...``).
+# secret path of a chat service's incoming webhook: Slack (``hooks.slack.com/services/T../B../...``),
+# Discord (``discord.com/api/webhooks/<id>/<token>``, ``/api/v10/webhooks/...``, discordapp.com
+# too) and Microsoft Teams (``<tenant>.webhook.office.com/webhookb2/...``, the older
+# ``outlook.office.com/webhook/...``). Each host is a literal the match starts with, so
+# the scan stays linear in the length of the line.
 _SECRET_QUERY = re.compile(
     r"([?&](?:token|access_token|auth|api_key|apikey|key|secret|sig|signature|password|code)=)[^&#\s\"'<>]+",
     re.IGNORECASE,
 )
-_SLACK_HOOK_PATH = re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^\s\"'<>?#]+", re.IGNORECASE)
+_WEBHOOK_PATH = re.compile(
+    r"(hooks\.slack\.com/(?:services|workflows|triggers)/"
+    r"|discord(?:app)?\.com/api/(?:v\d{1,3}/)?webhooks/"
+    r"|webhook\.office\.com/"
+    r"|outlook\.office(?:365)?\.com/webhook/)"
+    r"[^\s\"'<>?#]+",
+    re.IGNORECASE,
+)
 URL_MASK = "…"
 
 
@@ -46,11 +57,11 @@ def mask_url(url: str) -> str:
 
 
 def scrub(message: str) -> str:
-    """Mask passwords in URLs, secret query parameters and Slack webhook paths, API
-    keys, and personal data."""
+    """Mask passwords in URLs, secret query parameters and chat webhook paths (Slack,
+    Discord, Teams), API keys, and personal data."""
     message = mask_url_passwords(message)
     message = _SECRET_QUERY.sub(r"\1***", message)
-    message = _SLACK_HOOK_PATH.sub(r"\1***", message)
+    message = _WEBHOOK_PATH.sub(r"\1***", message)
     message = _KEY_LIKE.sub(r"\1***", message)
     return redact(message, keep_ipv4=True)
 

@@ -26,6 +26,9 @@ router = APIRouter(tags=["operations"])
 log = logging.getLogger("tonewatch.api.ops")
 CLASSIFIER_STATUS_KEY = "tw:classifier:status"
 CARD_FIELDS = ("name", "version", "created_at", "base_model", "max_length")
+# What /v1/status (an open read) shows of a card's base model: what it is, not where the
+# server keeps it (its ``path``).
+BASE_MODEL_FIELDS = ("name", "package", "version", "short", "model_type", "layers", "hidden_size", "weights_sha256")
 
 
 @router.get("/healthz")
@@ -116,6 +119,9 @@ def model_info(deps: Deps, task: str) -> dict[str, Any]:
         "variants": list(entry.available_variants()),
     }
     info.update({k: card[k] for k in CARD_FIELDS if k in card and k not in info})
+    base = info.get("base_model")
+    if isinstance(base, dict):
+        info["base_model"] = {k: base[k] for k in BASE_MODEL_FIELDS if k in base}
     metrics = card.get("metrics")
     if isinstance(metrics, dict):
         info["metrics"] = {

@@ -8,11 +8,15 @@ from shared.config import PostgresSettings
 
 
 def make_engine(settings: PostgresSettings) -> AsyncEngine:
-    """An async engine (asyncpg) from settings; the first query connects."""
+    """An async engine (asyncpg) from settings; the first query connects. Its errors never
+    show a statement's parameters."""
     return create_async_engine(
         settings.url.get_secret_value(),
         pool_size=settings.pool_size,
         pool_pre_ping=True,
+        # A statement's error carries its parameters ("[parameters: ...]"), and every 500
+        # logs its error: rule channels' webhook URLs, API key hashes, message texts.
+        hide_parameters=True,
     )
 
 
