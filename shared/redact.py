@@ -3,10 +3,13 @@ before text is stored or logged."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
+import itertools
 import re
 import unicodedata
+from collections.abc import Callable
 
 # Not anchored on the left, "[\w.+-]+@" would rescan a long run of such characters
 # (a pasted token) from every start: quadratic. The look-behind makes it linear.
@@ -20,15 +23,19 @@ EMAIL = re.compile(r"(?<![\w.+-])(?!(?<=%)2[Bb])(?:[\w.+-]|%2[Bb])+(?:@|%40)[\w-
 _SPACES = " \u00a0\u2007\u2009\u202f"
 _DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2212\uff0d"
 _SEP = _SPACES + _DASHES
+# A number dialled with its country code opens with "+", or with the full-width plus of
+# Japanese and Chinese text ("＋44 20 7946 0958") or the small plus sign.
+_PLUS = "+\uff0b\ufe62"
+_INTERNATIONAL = ("00", *_PLUS)
 # Japanese text also writes the katakana long vowel mark as a dash ("090ー1234ー5678"): a
 # separator only between two digits, so a word ending in it ("データー2020") is never
 # part of a number.
 _LONG_VOWEL = r"(?<=\d)\u30fc(?=\d)"
 # A run of digit groups, each separated by up to three separators ("4111 - 1111", two
-# spaces) or by single dots ("4111.1111.1111.1111"). Card numbers are looked for inside
-# it, group-aligned (see _cards): a card next to an expiry date, a CVV or a phone
-# number is still found.
-DIGIT_GROUPS = re.compile(rf"(?<!\d)\d+(?:(?:[{_SEP}]{{1,3}}|\.|\u30fc)\d+)*(?!\d)")
+# spaces) or by a single dot, slash or underscore ("4111.1111.1111.1111", "4111/1111/...",
+# "4111_1111_..."). Card numbers are looked for inside it, group-aligned (see _cards): a
+# card next to an expiry date, a CVV or a phone number is still found.
+DIGIT_GROUPS = re.compile(rf"(?<!\d)\d+(?:(?:[{_SEP}]{{1,3}}|[./_]|\u30fc)\d+)*(?!\d)")
 # International or national phone numbers: 7+ digits with separators, not the
 # fraction or integer part of a decimal number ("33.0123456789").
 # Bounded by ASCII letters, digits or "_" only ("order12345678" is a reference, not a
@@ -56,21 +63,27 @@ _NUMBER_END = rf"(?:(?={_EXTENSION})|{_NOT_ALNUM_AFTER}(?!\.\d))"
 # A number may open with its bracketed area code ("(415) 555-2671"): the bracket goes with
 # it. A run glued to a letter on its right is matched whole ("glued", see _glued_phone):
 # backing off to a shorter match would judge only its first groups ("[PHONE]-2671abc").
+# So is a run before a dot and a digit ("decimal", see _decimal_phone): its last group may
+# be a decimal's integer part ("1234567890.5"), or a number may end there ("...2671.3pm").
 PHONE = re.compile(
-    rf"{_NOT_ALNUM_BEFORE}(?<!\d\.)(?:(?:\+|00)?\d|\((?=\d{{1,5}}\)))(?:[\d(){_SEP}]|{_LONG_VOWEL}){{6,}}\d"
-    rf"(?:{_NUMBER_END}|(?P<glued>)(?=[A-Za-z_]))"
+    rf"{_NOT_ALNUM_BEFORE}(?<!\d\.)(?:(?:[{_PLUS}]|00)?\d|\((?=\d{{1,5}}\)))(?:[\d(){_SEP}]|{_LONG_VOWEL}){{6,}}\d"
+    rf"(?:{_NUMBER_END}|(?P<glued>)(?=[A-Za-z_])|(?P<decimal>)(?=\.\d))"
 )
 # Dotted (415.555.2671, 01.23.45.67.89, +33 6.12.34.56.78) and slashed (030/1234567)
 # numbers: at least two dots between short groups, or one slash, so a decimal is not one.
-# Spaced around the slash, as German numbers were written ("030 / 123 456", "0171 / 123 45
-# 67"), only a whole run after an area code dialled with its 0 ("2019 / 2020 2021" is not
-# one, nor the end of "+44 20 7946 0958/06 12 34 56 78").
+# Spaced after the slash or around it, as German numbers were written ("030/123 456", "030 /
+# 123 456", "0171 / 123 45 67"), only a whole run after an area code dialled with its 0
+# ("2019 / 2020 2021" is not one, nor the end of "+44 20 7946 0958/06 12 34 56 78"; a run
+# of years after the slash is a date, "01/2020 2021", see _phone). A North American number
+# may have its area code slashed ("415/555-2671"), three digits then seven in two groups,
+# the last no year ("250/300 2020").
 _SLASHED_END = rf"(?:(?={_EXTENSION})|(?![A-Za-z_\d/])(?!\.\d))"
 PHONE_DOTTED = re.compile(
-    rf"(?<![A-Za-z_\d.])(?:(?:\+|00)\d{{1,3}}[ .\u00a0]?)?\(?\d{{1,4}}\)?(?:\.\d{{2,4}}){{2,5}}{_NUMBER_END}"
-    rf"|(?<![A-Za-z_\d/.])(?:\+|00)?\d{{2,5}}/\d{{4,9}}{_SLASHED_END}"
-    rf"|(?<![A-Za-z_\d/.])(?<!\d[{_SEP}])0\d{{1,4}}(?:[{_SPACES}]/[{_SPACES}]?|/[{_SPACES}])"
-    rf"\d{{2,8}}(?:[{_SPACES}]\d{{2,4}}){{0,3}}(?![{_SEP}]\d){_SLASHED_END}"
+    rf"(?<![A-Za-z_\d.])(?:(?:[{_PLUS}]|00)\d{{1,3}}[ .\u00a0]?)?\(?\d{{1,4}}\)?(?:\.\d{{2,4}}){{2,5}}{_NUMBER_END}"
+    rf"|(?<![A-Za-z_\d/.])(?:[{_PLUS}]|00)?\d{{2,5}}/\d{{4,9}}{_SLASHED_END}"
+    rf"|(?<![A-Za-z_\d/.])(?<!\d[{_SEP}])0\d{{1,4}}[{_SPACES}]?/[{_SPACES}]?"
+    rf"\d{{2,8}}(?:[{_SPACES}]\d{{2,4}}){{0,3}}(?![{_SEP}\u30fc]\d){_SLASHED_END}"
+    rf"|(?<![A-Za-z_\d/.])(?<!\d[{_SEP}])[2-9]\d\d/\d{{3}}[{_SEP}](?!(?:19|20)\d\d)\d{{4}}{_SLASHED_END}"
 )
 # The extension of a phone number that was redacted goes with it.
 _PHONE_EXTENSION = re.compile(rf"(?<=\[PHONE\]){_EXTENSION}")
@@ -173,29 +186,73 @@ def _card_shape(groups: list[tuple[int, int]]) -> bool:
     return all(n == 4 for n in sizes[:-1]) and 1 <= sizes[-1] <= 4
 
 
+def _card_ends(run: str, groups: list[tuple[int, int]], kinds: list[str], i: int) -> list[int]:
+    """The last groups of the card numbers that may start at group i, shortest first. Groups
+    joined by a slash or an underscore are a card only all so joined ("4111/1111/1111/1111"):
+    those join a date or a reference to a card's groups as often ("2742 4447_6458_4131")."""
+    ends, digits = [], ""
+    for j in range(i, len(groups) if _card_start(run, groups[i]) else i):
+        digits += run[groups[j][0] : groups[j][1]]
+        if len(digits) > 19:
+            break
+        joined = set(kinds[i:j])
+        if len(joined) > 1 and joined & {"/", "_"}:
+            break
+        if len(digits) >= 13 and _card_shape(groups[i : j + 1]) and _luhn_ok(digits):
+            ends.append(j)
+    return ends
+
+
+@functools.lru_cache(maxsize=512)
+def _gap_kind(gap: str) -> str:
+    """How two digit groups are joined: by spaces (" "), or tightly by a dash, dot, slash or
+    underscore (a long vowel mark counts as a dash)."""
+    for kind in "-./_":
+        if any(ch == kind or (kind == "-" and ch in _DASHES + "\u30fc") for ch in gap):
+            return kind
+    return " "
+
+
+def _misfit(kinds: list[str], i: int, j: int) -> int:
+    """How ill groups i to j fit a card: 2 where they are joined by separators of more than
+    one kind, and 1 for each end where the group before or after is joined to them tightly
+    (a dash, dot, slash or underscore): there they cut another number off ("2671 4111 1111
+    1111" in "415-555-2671 4111 1111 1111 1111"). 0 for a card as printed."""
+    mixed = len(set(kinds[i:j])) > 1
+    left = i > 0 and kinds[i - 1] != " "
+    right = j < len(kinds) and kinds[j] != " "
+    return 2 * mixed + left + right
+
+
 def _cards(match: re.Match[str]) -> str:
     """Replace every Luhn-valid 13-19 digit card number in a run of digit groups.
 
     The card must start and end on group boundaries ("4111 1111 1111 1111 12/26":
     the first four groups), so the digits of a long reference number are not combed
     for a span that happens to pass the Luhn check (one in ten does). A span of several
-    groups must be laid out as cards are printed (see _card_shape)."""
+    groups must be laid out as cards are printed (see _card_shape). From each start the
+    span that fits best (see _misfit), then the longest, is taken; a span that fits ill
+    gives way to one starting inside it that fits better: "2671 4111 1111 1111" passes the
+    Luhn check in "415-555-2671 4111 1111 1111 1111", but the card is the last four groups,
+    and the phone number the first three."""
     run = match.group(0)
-    groups = [(g.start(), g.end()) for g in re.finditer(r"\d+", run)]
-    if sum(b - a for a, b in groups) < 13:
+    found_groups = list(re.finditer(r"\d+", run))
+    groups = [(g.start(), g.end()) for g in found_groups]
+    if sum(b - a for a, b in groups) < 13 or not any(_card_start(run, group) for group in groups):
         return run
+    kinds = [_gap_kind(run[a.end() : b.start()]) for a, b in itertools.pairwise(found_groups)]
     out, done, i = [], 0, 0
     while i < len(groups):
-        found = None
-        digits = ""
-        for j in range(i, len(groups) if _card_start(run, groups[i]) else i):
-            digits += run[groups[j][0] : groups[j][1]]
-            if len(digits) > 19:
-                break
-            if len(digits) >= 13 and _card_shape(groups[i : j + 1]) and _luhn_ok(digits):
-                found = j  # keep the longest valid span from this start
-        if found is None:
+        ends = _card_ends(run, groups, kinds, i)
+        if not ends:
             i += 1
+            continue
+        found = min(ends, key=lambda j: (_misfit(kinds, i, j), -j))
+        misfit = _misfit(kinds, i, found)
+        if misfit and any(
+            _misfit(kinds, k, j) < misfit for k in range(i + 1, found + 1) for j in _card_ends(run, groups, kinds, k)
+        ):
+            i += 1  # a card that fits better starts further on
             continue
         out.append(run[done : groups[i][0]])
         out.append("[CARD]")
@@ -211,18 +268,48 @@ def _phone(match: re.Match[str]) -> str:
         return raw
     if _dates_or_years(raw, before_colon=match.string.startswith(":", match.end())):
         return raw
+    slash = raw.rfind("/")
+    if slash >= 0 and _YEARS.fullmatch(raw[slash + 1 :].strip(_SPACES)):
+        return raw  # a month and years ("01/2020 2021")
+    figures = _figures(raw)
+    if figures == "figures":
+        return raw
     digits = _digits(raw)
-    if _phone_length_ok(digits, international=raw.startswith(("+", "00"))):
+    if _phone_length_ok(digits, international=raw.startswith(_INTERNATIONAL)) and figures is None:
         return "[PHONE]"
     if digits > 15:  # several numbers in a row ("0612345678 0698765432")
         return _phones_in_run(raw)
+    if figures == "counts":  # a number may stand next to counts ("1 8 800 330 37 00")
+        return _phones_in_run(raw, alone=True)
     return raw
 
 
 def _phone_or_glued(match: re.Match[str]) -> str:
+    if match.group("decimal") is not None:
+        return _decimal_phone(match)
     if match.group("glued") is None:
         return _phone(match)
     return _glued_phone(match.group(0))
+
+
+def _decimal_phone(match: re.Match[str]) -> str:
+    """A run of digit groups before a dot and a digit. Its last group is read first as a
+    decimal's integer part ("415 555 2671 12.5": a number, then 12.5), the groups before
+    it judged on their own. Where those hold no number, a last group joined by a dash or a
+    bracket is no decimal's: the run is judged whole ("415-555-2671.3pm"). A last group
+    after spaces may be one ("99934570 61.3%"), and an unbroken run is ("1234567890.5")."""
+    run = match.group(0)
+    last = _LAST_GROUP.search(run)
+    assert last is not None  # PHONE's run ends with a digit
+    before = run[: last.start()].rstrip(_SEP + "()\u30fc")
+    if not before:
+        return run
+    judged = PHONE.sub(_phone, before)
+    if judged != before:
+        return judged + run[len(before) :]
+    if not run[len(before) : last.start()].strip(_SPACES):
+        return run
+    return _phone(match)
 
 
 # The look-behind tries each group once: linear in a long run of groups.
@@ -235,7 +322,7 @@ def _glued_phone(run: str) -> str:
     any other run the group glued to the letters is a reference ("0612345678abc", the
     "2671" of "415-555-2671abc"), kept with them; the groups before it are judged on their
     own ("0612345678 0698765432abc", "415-555-2671-3pm", "(11) 91234-5678-2b")."""
-    if run.startswith("+") or (run.startswith("00") and any(ch in _SEP or ch == "\u30fc" for ch in run)):
+    if run.startswith(tuple(_PLUS)) or (run.startswith("00") and any(ch in _SEP or ch == "\u30fc" for ch in run)):
         if _phone_length_ok(_digits(run), international=True):
             return "[PHONE]"
     last = _LAST_GROUP.search(run)
@@ -266,6 +353,58 @@ def _phone_length_ok(digits: int, *, international: bool) -> bool:
     return 9 <= digits <= 15 or (international and 7 <= digits <= 15)
 
 
+# Digits dialled with a trunk 0 or an international 00: a 0 or 00, then another digit.
+_DIALLED_ZERO = re.compile(r"00?[1-9]")
+
+
+def _figures(raw: str) -> str | None:
+    """How a run of digit groups that is not dialled (no 0, plus or bracket before it, no
+    dot in it) reads where it is no number: "figures" where it holds none, being round
+    figures (see _ROUND: "100 200 300 400", "1 000 000 000"), thousands after one digit
+    ("1 234 567 890"), years and single digits ("7 2019 2020 2021") or four or more
+    figures in an arithmetic progression ("5 10 15 20 25", "1 2 3 4 5 6 7 8 9");
+    "counts" where, in groups of up to four digits, it has two single digits or ends in one
+    after a space ("4 8 15 16 23 42", "21-14 7-3", "415 555 2671 2", "1 8 800 330 37 00"),
+    which a number may stand next to (see _phones_in_run); None otherwise. No number is
+    grouped so; a number with one single digit first or inside is ("1 415 555 2671", "33 6
+    12 34 56 78", "415-555-2671-2"). A run of zeros is not dialled ("1 000 000 000": "000
+    000 000"); a dotted run is judged as before (an address may be a number: 91.123.45.67)."""
+    if "." in raw or raw.startswith(("(", *_PLUS)):
+        return None
+    found = list(_GROUP.finditer(raw))
+    groups = [str(int(group.group())).zfill(len(group.group())) for group in found]  # in ASCII
+    if len(groups) < 2 or _DIALLED_ZERO.match("".join(groups[:3])):
+        return None
+    sizes = [len(group) for group in groups]
+    rest = groups[1:] if sizes[0] == 1 else groups
+    years = sum(1 for group in groups if _YEAR.fullmatch(group))
+    if (
+        (len(rest) >= 2 and all(_ROUND.fullmatch(group) for group in rest))
+        or _THOUSANDS_AFTER_ONE.fullmatch(raw)
+        or (years >= 2 and years + sizes.count(1) == len(groups))
+        or _progression([int(group) for group in groups])
+    ):
+        return "figures"
+    before_last = raw[: found[-1].start()]
+    if max(sizes) <= 4 and (sizes.count(1) >= 2 or (sizes[-1] == 1 and before_last.rstrip(_SPACES) != before_last)):
+        return "counts"
+    return None
+
+
+# A round figure: tens ("10", "50") or hundreds and more ("300", "2000", "000"). A number's
+# group seldom ends so ("560-540-4350" is a number).
+_ROUND = re.compile(r"\d?0|\d+00")
+_THOUSANDS_AFTER_ONE = re.compile(rf"\d(?:[{_SPACES}]\d{{3}}){{3,}}")
+
+
+def _progression(values: list[int]) -> bool:
+    """Four or more values, each the last plus the same step (not 0)."""
+    if len(values) < 4 or values[1] == values[0]:
+        return False
+    step = values[1] - values[0]
+    return all(b - a == step for a, b in itertools.pairwise(values))
+
+
 _CHUNK = re.compile(rf"[^{_SPACES}]+")  # a run split at its spaces
 _PIECE = re.compile(rf"[^{_DASHES}\u30fc]+")  # a chunk split at its dashes
 _GROUP = re.compile(r"\d+")
@@ -276,36 +415,56 @@ def _phone_spans(run: str, chunks: list[tuple[int, int, int]], i: int) -> list[t
     """The spans of whole chunks from chunk i that have a phone number's length, as (last
     chunk, digits). A span of several chunks must start like a dialled number (0, + or a
     bracket), so a list of years or amounts ("2018 2019 2020 2021 2022") is none; nor may a
-    span be a run of years or a numbered date ("1999-2000-2001", "(1) 2020-03-12")."""
+    span be a run of years, a numbered date ("1999-2000-2001", "(1) 2020-03-12") or figures
+    ("1-2-3-4-5-6-7-8-9", see _figures)."""
     start = chunks[i][0]
-    dialled = run[start] in "0+("
-    international = run.startswith(("+", "00"), start)
+    dialled = run[start] in "0(" + _PLUS
+    international = run.startswith(_INTERNATIONAL, start)
     spans, digits = [], 0
     for j in range(i, min(len(chunks), i + 9) if dialled else i + 1):
-        if j > i and run[chunks[j][0]] in "+(":
+        if j > i and run[chunks[j][0]] in "(" + _PLUS:
             break  # the next number begins
         digits += chunks[j][2]
         if digits > 15:
             break
-        if _phone_length_ok(digits, international=international) and not _dates_or_years(
-            run[start : chunks[j][1]], before_colon=False
+        span = run[start : chunks[j][1]]
+        if (
+            _phone_length_ok(digits, international=international)
+            and not _dates_or_years(span, before_colon=False)
+            and _figures(span) is None
         ):
             spans.append((j, digits))
     return spans
 
 
-def _phones_in_run(run: str) -> str:
+def _phones_in_run(run: str, *, alone: bool = False) -> str:
     """Replace phone numbers in a run too long to be one, aligned on its spaces: the spans
     of whole chunks (see _phone_spans) that together cover the most digits. Taking the
     longest span from the first chunk would leave the end of the next number when the
     first is shorter ("(415) 555-2671 06 12 34 56 78": "[PHONE] 34 56 78"). Where those
     leave digits, the run may be phone numbers side by side that are not dialled (see
-    _side_by_side): they are replaced when they make up the whole run."""
+    _side_by_side): they are replaced when they make up the whole run, or the whole run but
+    years and short figures, where that covers more digits ("2020 2021 415 555 2671",
+    "415 555 2671 2", see _among_figures). So does a run of counts (see _figures) of up to
+    fifteen digits, which would be one number if it stood "alone"."""
     chunks = _chunks(run)
     phone_spans = [_phone_spans(run, chunks, i) for i in range(len(chunks))]
     covered, spans = _most_digits(phone_spans)
     if covered < sum(digits for _, _, digits in chunks):
-        spans = _side_by_side(run, chunks, phone_spans) or spans
+        memo: dict[int, list[tuple[int, int, bool]]] = {}
+
+        def number_spans(i: int) -> list[tuple[int, int, bool]]:  # see _number_spans, each once
+            if i not in memo:
+                memo[i] = _number_spans(run, chunks, i, phone_spans[i])
+            return memo[i]
+
+        side_by_side = _side_by_side(run, chunks, number_spans)
+        if side_by_side:
+            spans = side_by_side
+        else:
+            among, among_spans = _among_figures(run, chunks, number_spans, alone=alone)
+            if among > covered:
+                spans = among_spans
     out, done = [], 0
     for first, last in spans:
         out += [run[done : chunks[first][0]], "[PHONE]"]
@@ -352,7 +511,7 @@ def _most_digits(phone_spans: list[list[tuple[int, int]]]) -> tuple[int, list[tu
 
 
 def _side_by_side(
-    run: str, chunks: list[tuple[int, int, int]], phone_spans: list[list[tuple[int, int]]]
+    run: str, chunks: list[tuple[int, int, int]], number_spans: Callable[[int], list[tuple[int, int, bool]]]
 ) -> list[tuple[int, int]]:
     """The run read as phone numbers side by side, every chunk in one: the spans (first
     chunk, last chunk), or none where it cannot be read so. Besides the spans of
@@ -368,8 +527,8 @@ def _side_by_side(
     for i in range(len(chunks)):
         if i > reached:
             return []  # no reading reaches chunk i
-        dialled = run[chunks[i][0]] in "0+("
-        for j, digits, local in _number_spans(run, chunks, i, phone_spans[i]):
+        dialled = run[chunks[i][0]] in "0(" + _PLUS
+        for j, digits, local in number_spans(i):
             for after in (1,) if local else (0, 1):
                 if came[i][after] is not None:
                     came[j + 1][int(dialled and not local and digits >= 9)] = (i, after)
@@ -385,6 +544,97 @@ def _side_by_side(
     return spans[::-1]
 
 
+def _among_figures(
+    run: str,
+    chunks: list[tuple[int, int, int]],
+    number_spans: Callable[[int], list[tuple[int, int, bool]]],
+    *,
+    alone: bool,
+) -> tuple[int, list[tuple[int, int]]]:
+    """The run read as _side_by_side reads it, but where a chunk may also be a figure in no
+    number: a year or a run of years, or a figure of up to three digits. Of such readings,
+    the one that covers the most digits with numbers, as (digits, spans); (0, []) where
+    none reaches the end of the run. Any other chunk must be in a number, as in
+    _side_by_side, so that no number is read into a list of figures ("FTSE 100 7500 7520
+    7480": "100 7500 7520" is none). In a run of counts short enough to be one number
+    ("alone"), a number may also be the chunks that start or end it, where they would be
+    one standing alone ("8 800 330 37 00" in "1 8 800 330 37 00")."""
+    # most[i][after]: the most digits numbers cover in chunks before i, in a reading that
+    # reaches chunk i (-1: none does), "after" as in _side_by_side; came[i][after]: the step
+    # to it, (chunk, after, whether the chunks between are a number).
+    most = [[-1, -1] for _ in range(len(chunks) + 1)]
+    came: list[list[tuple[int, int, bool] | None]] = [[None, None] for _ in range(len(chunks) + 1)]
+    most[0][0], reached = 0, 0
+    for i, (start, end, digits) in enumerate(chunks):
+        if i > reached:
+            return 0, []  # no reading reaches chunk i
+        if most[i][0] < 0 and most[i][1] < 0:
+            continue  # inside a number of every reading
+        chunk = run[start:end]
+        if _YEARS.fullmatch(chunk) or _YEAR.fullmatch(chunk) or (digits <= 3 and _figure_chunk(chunk)):
+            for after in (0, 1):
+                if most[i][after] > most[i + 1][0]:
+                    most[i + 1][0], came[i + 1][0] = most[i][after], (i, after, False)
+                    reached = max(reached, i + 1)
+        dialled = run[start] in "0(" + _PLUS
+        candidates = number_spans(i)
+        if alone:
+            candidates = candidates + _alone_spans(run, chunks, i)
+        for j, span_digits, local in candidates:
+            then = int(dialled and not local and span_digits >= 9)
+            for after in (1,) if local else (0, 1):
+                if most[i][after] >= 0 and most[i][after] + span_digits > most[j + 1][then]:
+                    most[j + 1][then], came[j + 1][then] = most[i][after] + span_digits, (i, after, True)
+                    reached = max(reached, j + 1)
+    end = len(chunks)
+    after = 0 if most[end][0] >= most[end][1] else 1
+    covered, spans = most[end][after], []
+    if covered <= 0:
+        return 0, []
+    while end > 0:
+        step = came[end][after]
+        assert step is not None
+        if step[2]:
+            spans.append((step[0], end - 1))
+        end, after = step[0], step[1]
+    return covered, spans[::-1]
+
+
+def _figure_chunk(chunk: str) -> bool:
+    """Whether a chunk of up to three digits may be a figure in no number: not where it
+    begins one, dialled (0, plus, a bracketed area code: "+44", "020", "(415)"); a list
+    marker may be bracketed ("(1)")."""
+    return not chunk.startswith(("0", *_PLUS)) and not (chunk.startswith("(") and _digits(chunk) > 2)
+
+
+def _alone_spans(run: str, chunks: list[tuple[int, int, int]], i: int) -> list[tuple[int, int, bool]]:
+    """The spans from chunk i that start or end the run and would be a number standing alone
+    (see _phone), with a group of three digits or more (a list of small figures holds none:
+    "8 15 16 23 42" in "4 8 15 16 23 42"), as _number_spans gives them. Nine chunks at most,
+    as _phone_spans: chunks without digits ("(", "-") would make a span as long as the run."""
+    if 0 < i < len(chunks) - 9:
+        return []
+    spans, digits = [], 0
+    for j in range(i, min(len(chunks), i + 9)):
+        digits += chunks[j][2]
+        if digits > 15:
+            break
+        if i > 0 and j < len(chunks) - 1:
+            continue
+        span = run[chunks[i][0] : chunks[j][1]]
+        if (
+            _phone_length_ok(digits, international=span.startswith(_INTERNATIONAL))
+            and not _dates_or_years(span, before_colon=False)
+            and _figures(span) is None
+            and _LONG_GROUP.search(span)
+        ):
+            spans.append((j, digits, False))
+    return spans
+
+
+_LONG_GROUP = re.compile(r"\d{3}")
+
+
 def _number_spans(
     run: str, chunks: list[tuple[int, int, int]], i: int, phone_spans: list[tuple[int, int]]
 ) -> list[tuple[int, int, bool]]:
@@ -395,7 +645,7 @@ def _number_spans(
     spans = [(j, digits, False) for j, digits in phone_spans if digits >= 9]
     start, digits = chunks[i][0], 0
     for j in range(i, min(len(chunks), i + 4)):
-        if j > i and run[chunks[j][0]] in "+(":
+        if j > i and run[chunks[j][0]] in "(" + _PLUS:
             break  # the next number begins
         digits += chunks[j][2]
         if digits > 15:
