@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator
 from sqlalchemy import func, select
@@ -18,12 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.errors import ApiError
 from shared.db.models import RoutingMinute, TrendHour, TrendMinute
-from shared.events import utc_in_range
+from shared.events import Stream, utc_in_range
 
 Granularity = Literal["minute", "hour"]
 STEP: dict[str, timedelta] = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
 MAX_POINTS = 20_160
 """Most buckets one query may span (two weeks of minutes)."""
+STREAMS: tuple[str, ...] = get_args(Stream)
+"""Every stream. A trend read of all streams names them: the trend tables' bucket index
+starts with the stream (``ix_trend_*_stream_bucket``), and a bucket range or the latest
+bucket of no stream in particular reads it stream by stream (migration 0010)."""
 
 
 @dataclass(frozen=True)
@@ -128,9 +132,12 @@ def make_window(
 async def latest_trend_bucket(session: AsyncSession, stream: str | None, granularity: Granularity) -> datetime | None:
     """Start of the most recent trend bucket (optionally of one stream)."""
     table = TrendMinute if granularity == "minute" else TrendHour
-    stmt = select(func.max(table.bucket))
-    if stream is not None:
-        stmt = stmt.where(table.stream == stream)
+    latest = [
+        select(func.max(table.bucket)).where(table.stream == s).scalar_subquery()
+        for s in (STREAMS if stream is None else (stream,))
+    ]
+    # greatest() skips NULLs: the latest bucket of the streams that have one
+    stmt = select(func.greatest(*latest, type_=table.bucket.type))
     value: datetime | None = (await session.execute(stmt)).scalar_one_or_none()
     return value
 

@@ -122,7 +122,12 @@ class TrendMinute(_BucketColumns, Base):
     """Per (stream, entity, minute, model version) sentiment counts."""
 
     __tablename__ = "trend_minute"
-    __table_args__ = (Index("ix_trend_minute_entity_bucket", "entity", "bucket"),)
+    __table_args__ = (
+        Index("ix_trend_minute_entity_bucket", "entity", "bucket"),
+        # the latest bucket and the watchlist's window across entities, read stream by
+        # stream (migration 0010); stream and bucket never change: upserts stay HOT updates
+        Index("ix_trend_minute_stream_bucket", "stream", "bucket"),
+    )
 
 
 class TrendHour(_BucketColumns, Base):
@@ -131,6 +136,7 @@ class TrendHour(_BucketColumns, Base):
     __tablename__ = "trend_hour"
     __table_args__ = (
         Index("ix_trend_hour_entity_bucket", "entity", "bucket"),
+        Index("ix_trend_hour_stream_bucket", "stream", "bucket"),
         # the alerter's sweep finds recently updated keys here (not in trend_minute,
         # where an index on updated_at would stop HOT updates on the busiest table)
         Index("ix_trend_hour_updated_at", "updated_at"),
@@ -257,6 +263,10 @@ class Alert(Base):
             "fired_at",
             postgresql_where=text("NOT notified OR announced_status IS DISTINCT FROM status"),
         ),
+        # newest first (read backwards) and keyset pages on (fired_at, id) (migration 0010)
+        Index("ix_alerts_fired_at_id", "fired_at", "id"),
+        # the watchlist's open alerts; the query must write 'resolved' as a literal to use it
+        Index("ix_alerts_unresolved", "entity", "stream", postgresql_where=text("status <> 'resolved'")),
     )
 
 
