@@ -9,6 +9,11 @@ or the server's transaction ids went back (database restored, failover), gets a
 ``resync`` item and is dropped: its stream ends and its EventSource reconnects and gets
 a fresh snapshot.
 
+Each queued alert carries a cursor, a transaction id: once its stream has sent it, the
+client has every alert change made by a transaction below that id, and a reconnection
+that gives it back (``Last-Event-ID``) reads what changed since. Transaction ids are the
+cluster's, not this process's: a stream resumes on any API process.
+
 Each poll reads only what changed, through ``alerts.changed_xid``: the id of the
 transaction that inserted the alert or last changed its status, set by a trigger for
 every writer (migration 0008). A cursor on the largest value seen would miss a
@@ -38,7 +43,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import ARRAY, Select, String, any_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -71,15 +76,24 @@ class AlertOut(BaseModel):
     explanation: dict[str, Any]
 
 
+class FeedAlert(AlertOut):
+    """A queued alert, with the cursor a stream resumes from once it has sent it: the
+    start of the read that found it (that read's changes may have been sent only in part)."""
+
+    cursor: int = Field(exclude=True)
+
+
 class Resync(Enum):
-    """Why a subscriber must reload a snapshot: the last item of its queue."""
+    """Why a subscriber must reload a snapshot: the last item of its queue, or why a
+    stream cannot resume from the cursor its client gave."""
 
     TOO_MANY_CHANGES = "too_many_changes"
     FELL_BEHIND = "fell_behind"
     DATABASE_RESET = "database_reset"
+    INVALID_CURSOR = "invalid_last_event_id"
 
 
-FeedItem = AlertOut | Resync | None  # None: the subscription ended (server shutdown)
+FeedItem = FeedAlert | Resync | None  # None: the subscription ended (server shutdown)
 
 
 def alerts_query() -> Select[Alert, str]:
@@ -133,8 +147,7 @@ async def read_changes(
     markers at/above xmin are read (what the next read may see again). Runs in one
     REPEATABLE READ, read-only transaction, so the xmin, the markers and the alerts come
     from one snapshot."""
-    await session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
-    xmin = int((await session.execute(select(func.pg_snapshot_xmin(func.pg_current_snapshot())))).scalar_one())
+    xmin = await begin_snapshot(session)
     start = xmin if since is None else since
     # Enough rows to tell whether more than POLL_MAX_ALERTS are not handled yet.
     marks = await read_marks(session, start, limit=len(handled) + POLL_MAX_ALERTS + 1)
@@ -143,6 +156,13 @@ async def read_changes(
         return Changes(xmin=xmin, marks=await read_marks(session, xmin), alerts=[], too_many=True)
     alerts = await fetch_alerts(session, changed) if fetch and changed else []
     return Changes(xmin=xmin, marks=marks, alerts=alerts)
+
+
+async def begin_snapshot(session: AsyncSession) -> int:
+    """Make the session's transaction one REPEATABLE READ, read-only snapshot; returns
+    its xmin: every transaction it does not see has an id at or above it."""
+    await session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+    return int((await session.execute(select(func.pg_snapshot_xmin(func.pg_current_snapshot())))).scalar_one())
 
 
 async def read_marks(session: AsyncSession, start: int, limit: int | None = None) -> dict[str, int]:
@@ -251,10 +271,12 @@ class AlertFeed:
         if changes.too_many:
             log.warning("alert feed: over %d alerts changed since the last poll; subscribers resync", POLL_MAX_ALERTS)
             self._resync_all(Resync.TOO_MANY_CHANGES)
+        cursor = changes.xmin if since is None else since
         for alert in changes.alerts:
+            item = FeedAlert.model_construct(**dict(alert), cursor=cursor)
             for queue in list(self._subs):
                 try:
-                    queue.put_nowait(alert)
+                    queue.put_nowait(item)
                 except asyncio.QueueFull:
                     log.warning("alert stream subscriber fell behind; it resyncs")
                     self._drop(queue, Resync.FELL_BEHIND)

@@ -218,3 +218,18 @@ async def test_a_subscriber_that_falls_behind_resyncs_and_the_others_go_on(monke
             assert fast.get_nowait().id == f"a{n}"
         assert feed.subscribers == 1
         assert [slow.get_nowait().id, slow.get_nowait()] == ["a1", Resync.FELL_BEHIND]
+
+
+async def test_a_queued_alert_carries_the_start_of_the_read_that_found_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cursor a stream resumes from once it has sent the alert: the start of the read
+    that found it, not that read's xmin (a client may get only part of one read's alerts:
+    resuming from the start reads the rest again). It is not in the event's data."""
+    db = FakeDb()
+    feed = _feed(monkeypatch, db)
+    async with feed.subscribe() as queue:  # the baseline's xmin: 100
+        db.write_committed(a0="open", a1="open")  # transaction 100
+        await feed.poll_once()  # reads from 100; its xmin is 101
+        items = [queue.get_nowait(), queue.get_nowait()]
+    assert db.reads == [None, 100]
+    assert [(a.id, a.cursor) for a in items if isinstance(a, alert_feed.FeedAlert)] == [("a0", 100), ("a1", 100)]
+    assert all("cursor" not in a.model_dump() for a in items if isinstance(a, AlertOut))
