@@ -140,8 +140,21 @@ def check_plot() -> None:
         raise PlotUnavailable("--plot needs matplotlib: pip install -e '.[plot]' in the tonewatch checkout") from exc
 
 
+class PlotPathRefused(ValueError):
+    """A ``--plot`` path that does not end in ``.png``."""
+
+
+def check_plot_path(path: Path) -> None:
+    """:class:`PlotPathRefused` unless ``path`` ends in ``.png`` (any case). Checked before a backtest
+    runs: matplotlib takes the format from the suffix, so an unknown one failed only after the
+    backtest, and a path without one was written with ``.png`` added."""
+    if path.suffix.lower() != ".png":
+        raise PlotPathRefused(f"--plot writes a PNG chart: give a path ending in .png, not {str(path)!r}")
+
+
 def plot(series: dict[tuple[str, str], list[Observation]], events: list[BacktestEvent], path: Path) -> None:
-    """A PNG chart at ``path`` (matplotlib: see :func:`check_plot`); OSError when it cannot be written."""
+    """A PNG chart at exactly ``path`` (matplotlib: see :func:`check_plot`, :func:`check_plot_path`);
+    OSError when it cannot be written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,5 +174,5 @@ def plot(series: dict[tuple[str, str], list[Observation]], events: list[Backtest
         ax.set_ylim(0, 1)
         ax.legend(loc="upper left", fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)

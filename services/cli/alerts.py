@@ -16,10 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.alerter import repo
 from services.alerter.backtest import (
     BacktestEvent,
+    PlotPathRefused,
     PlotUnavailable,
     RangeRefused,
     backtest,
     check_plot,
+    check_plot_path,
     check_range,
     plot,
 )
@@ -268,7 +270,7 @@ def backtest_cmd(
     from_: str = typer.Option(..., "--from", help="ISO time, e.g. 2020-03-01"),
     to: str = typer.Option(..., "--to", help="ISO time, at most 92 days after --from"),
     entity: str | None = typer.Option(None, "--entity"),
-    plot_path: Path | None = typer.Option(None, "--plot", help="Write a PNG chart here."),
+    plot_path: Path | None = typer.Option(None, "--plot", help="Write a PNG chart here (a path ending in .png)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Replay stored buckets through the detector and print the alerts it would fire."""
@@ -278,7 +280,7 @@ def backtest_cmd(
     except RangeRefused as exc:
         raise typer.BadParameter(str(exc), param_hint="'--from' / '--to'") from None
     if plot_path:
-        _refuse_without_matplotlib()
+        _refuse_unplottable(plot_path)
     settings = AlerterSettings()
 
     async def go(s: AsyncSession) -> Any:
@@ -315,10 +317,11 @@ def backtest_cmd(
         _write_chart(series, events, plot_path, quiet=as_json)
 
 
-def _refuse_without_matplotlib() -> None:
+def _refuse_unplottable(path: Path) -> None:
     try:
+        check_plot_path(path)
         check_plot()
-    except PlotUnavailable as exc:
+    except (PlotPathRefused, PlotUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 

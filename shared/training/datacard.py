@@ -148,7 +148,9 @@ Splits are deterministic: within each label, examples are ranked by
 normalised text otherwise); the first 20% go to test and the next {sent_val}% (sentiment)
 or {int_val}% (intent) to validation; authored and auxiliary rows always go to
 training. Duplicate texts (after lower-casing and removing punctuation) are dropped,
-first occurrence kept, so no text appears in two splits.
+first occurrence kept unless a later copy is pinned (`split`) and the first is not, so no
+text appears in two splits and no pin is lost; two different pins on one text are an
+error naming both files and lines.
 """
 
 

@@ -15,6 +15,8 @@ key (``guardian:<row>`` or the normalised text): the first ``test_frac`` go to t
 the next ``val_frac`` to validation. Adding rows moves few existing ones. A real row
 whose ``split`` is ``train``, ``validation`` or ``test`` is pinned there instead; an empty
 or absent ``split`` leaves it to the hash, and any other value is a :class:`DataError`.
+Duplicate texts are kept once, the first occurrence unless a later one is pinned and the
+first is not (a pin is never dropped); two different pins on one text are a :class:`DataError`.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ SPLIT_FRACTIONS: dict[str, tuple[float, float]] = {
     "intent": (0.20, 0.10),
 }
 REVIEW_LABELS = {"fresh": "positive", "rotten": "negative", "plot": "neutral"}
+REAL_SOURCES = frozenset({"real", "guardian"})  # rows that may be pinned; the others are training only
 
 
 class DataError(ValueError):
@@ -53,13 +56,15 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled text. ``key`` drives the split; ``fixed_split`` pins it."""
+    """One labelled text. ``key`` drives the split; ``fixed_split`` pins it; ``origin`` is its
+    ``file:line`` (for errors)."""
 
     text: str
     label: str
     source: str
     key: str
     fixed_split: Split | None = None
+    origin: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -237,7 +242,7 @@ def load_gold_rows(path: Path, headlines: Sequence[str]) -> list[Example]:
             raise DataError(f"{path}:{i}: row {row} out of range")
         label = _check_label("sentiment", rec["label"], f"{path}:{i}")
         fixed = _check_split(rec.get("split"), f"{path}:{i}")
-        out.append(Example(headlines[row], label, "guardian", f"guardian:{row}", fixed))
+        out.append(Example(headlines[row], label, "guardian", f"guardian:{row}", fixed, f"{path}:{i}"))
     return out
 
 
@@ -284,14 +289,14 @@ def load_labelled(path: Path, task: str) -> list[Example]:
         source = str(rec.get("source") or "real")
         split = rec.get("split")
         fixed = _check_split(split, f"{path}:{i}")
-        if source not in {"real", "guardian"}:
+        if source not in REAL_SOURCES:
             if fixed not in (None, "train"):
                 raise DataError(
                     f"{path}:{i}: a {source!r} row is training data only; its 'split' must be absent "
                     f"or 'train', not {split!r} (only real rows may be pinned to validation or test)"
                 )
             fixed = "train"
-        out.append(Example(text, label, source, normalise(text), fixed))
+        out.append(Example(text, label, source, normalise(text), fixed, f"{path}:{i}"))
     return out
 
 
@@ -326,16 +331,32 @@ def review_texts(limit: int, exclude: Iterable[str] = ()) -> tuple[list[str], Da
     return texts[:limit], DataSource(f"{source.name}_unlabelled", source.path_or_package, source.sha256, source.rows)
 
 
+def _pin(ex: Example) -> Split | None:
+    """The split a real row is pinned to; a training-only row's ``train`` is its kind, not a pin."""
+    return ex.fixed_split if ex.source in REAL_SOURCES else None
+
+
 def _dedupe(examples: Iterable[Example]) -> list[Example]:
-    seen: dict[str, str] = {}
-    out = []
+    """One example per normalised text, in first-occurrence order: the first occurrence (gold
+    before authored) unless a later copy is pinned and it is not, since dropping the pin would
+    put a row meant to be held out wherever the hash sends it. Different pins are an error."""
+    kept: dict[str, Example] = {}
     for ex in examples:
         k = normalise(ex.text)
-        if k in seen:
-            continue  # first occurrence wins (gold before authored)
-        seen[k] = ex.label
-        out.append(ex)
-    return out
+        first = kept.get(k)
+        if first is None or (_pin(first) is None and _pin(ex) is not None):
+            kept[k] = ex
+        elif _pin(ex) not in (None, _pin(first)):
+            raise DataError(
+                f"{ex.origin}: split {_pin(ex)!r} contradicts {first.origin}, which pins the same text "
+                f"({_shorten(ex.text)!r}) to {_pin(first)!r}: duplicates are one row, give them one split"
+            )
+    return list(kept.values())
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def is_gold_csv(path: Path) -> bool:

