@@ -31,9 +31,11 @@ def _run(connection: Connection) -> None:
 
 async def _run_online() -> None:
     engine = create_async_engine(_url(), hide_parameters=True)  # no values of a statement in a log
-    async with engine.connect() as connection:
-        await connection.run_sync(_run)
-    await engine.dispose()
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run)
+    finally:  # a failed migration closes its connection too (a caller may go on, as tests do)
+        await engine.dispose()
 
 
 if context.is_offline_mode():
