@@ -116,7 +116,10 @@ async def store_batch(
     before_commit: Callable[[], None] | None = None,
 ) -> int:
     """Store a batch in one transaction; returns how many events were new."""
-    unique = list({(e.id, e.stream): e for e in reversed(events)}.values())[::-1]
+    firsts = {(e.id, e.stream): e for e in reversed(events)}  # the first of each duplicate
+    # In the ledger's key order, as the buckets: concurrent batches over the same events
+    # (a replay after a rebalance) then take their row locks in one order, never deadlocking.
+    unique = [firsts[k] for k in sorted(firsts)]
     if not unique:
         return 0
     async with sessions.begin() as session:

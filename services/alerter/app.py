@@ -18,12 +18,12 @@ import contextlib
 import json
 import logging
 import signal
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
 
 import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.aggregator.persist import NOTIFY_CHANNEL
@@ -55,6 +55,61 @@ async def recent_keys(sessions: async_sessionmaker[AsyncSession], since: datetim
             .distinct()
         )
         return {(a, b, c) for a, b, c in await s.execute(q)}
+
+
+# A bucket's updated_at is its writer's transaction START (``now()``), and the write
+# shows only at commit: a sweep can miss a transaction still open as it reads, whose
+# rows are then dated before that sweep. So the next sweep reads from the start of the
+# oldest transaction that was writing (has an xid), on the database's clock. PostgreSQL
+# shows every session's xid but hides the start of another role's: with such a writer
+# the bound stays where it was. The margin covers a writer between its BEGIN and its
+# first write (or waiting without an xid on another's ledger id), and clock steps.
+SWEEP_MARGIN = timedelta(seconds=5)
+SWEEP_LOOKBACK = timedelta(hours=2)  # the first sweep's reach, and the most any sweep reaches back
+_SWEEP_MARK = text(
+    """
+    SELECT now() AS now,
+        min(xact_start) FILTER (WHERE backend_xid IS NOT NULL) AS oldest_writer,
+        coalesce(bool_or(backend_xid IS NOT NULL AND xact_start IS NULL), false) AS hidden_writer
+    FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+    """
+)
+
+
+class SweepMark(NamedTuple):
+    now: datetime
+    oldest_writer: datetime | None
+    hidden_writer: bool
+
+
+async def sweep_mark(sessions: async_sessionmaker[AsyncSession]) -> SweepMark:
+    async with sessions() as s:
+        row = (await s.execute(_SWEEP_MARK)).one()
+    return SweepMark(row.now, row.oldest_writer, row.hidden_writer)
+
+
+def next_since(mark: SweepMark, since: datetime) -> datetime:
+    """Where the sweep after one that read from ``since`` (after taking ``mark``) reads from."""
+    bound = min(mark.now, mark.oldest_writer or mark.now) - SWEEP_MARGIN
+    if mark.hidden_writer:
+        bound = min(bound, since)
+    return max(bound, mark.now - SWEEP_LOOKBACK)
+
+
+class Sweep:
+    """The sweep's recently updated keys, each read from where the previous one may have
+    missed a commit (``next_since``)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+        self._since: datetime | None = None
+
+    async def recent_keys(self) -> set[Key]:
+        mark = await sweep_mark(self._sessions)  # before the read: whatever it misses is open now
+        since = self._since or mark.now - SWEEP_LOOKBACK
+        keys = await recent_keys(self._sessions, since)
+        self._since = next_since(mark, since)
+        return keys
 
 
 async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> None:
@@ -125,7 +180,7 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
             wake.set()
 
     async def work() -> None:
-        last_sweep = datetime.now(UTC) - timedelta(hours=2)
+        sweeps = Sweep(sessions)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=1)
@@ -135,15 +190,13 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
             try:
                 if ("*", "*", "*") in keys:
                     keys.discard(("*", "*", "*"))
-                    now = datetime.now(UTC)
                     uncovered = await repo.resolve_uncovered(sessions)
                     if uncovered:
                         log.info("resolved %d open alert(s) their rule no longer covers", len(uncovered))
-                    keys |= await recent_keys(sessions, last_sweep - timedelta(seconds=5))
+                    keys |= await sweeps.recent_keys()
                     async with sessions() as session:
                         keys |= await store.open_alert_keys(session)
                     keys |= evaluator.ahead  # minutes that were ahead of the wall clock may be due now
-                    last_sweep = now
                 snap = await evaluator.snapshot() if keys else None
                 for stream, entity, version in sorted(keys):
                     for change in await evaluator.evaluate(stream, entity, version, snap):
