@@ -43,6 +43,10 @@ replayed record to its next dead letter, so a record that keeps failing is not r
 for ever."""
 CARRIED_HEADERS = (TIMESTAMP_HEADER, REPLAYS_HEADER)
 """``tw.*`` headers a replayed record carries, that its next dead letter keeps."""
+GROUP_HEADER = f"{HEADER_PREFIX}group"
+"""The consumer group of the writer that dead-lettered the record (absent when the writer
+was not told its group, as every writer before this header): reading the DLQ back, a
+writer takes only its own group's dead letters for its own."""
 Headers = Sequence[tuple[str, bytes]]
 
 
@@ -72,10 +76,13 @@ class FailedRecord:
         return f"{self.topic}[{self.partition}]@{self.offset}"
 
 
-def dlq_headers(record: FailedRecord, service: str, now: datetime | None = None) -> list[tuple[str, bytes]]:
-    """Original headers plus the ``tw.*`` dead-letter metadata. Of the ``tw.*`` headers
-    the record came with, a replayed record's ``tw.replays`` and ``tw.timestamp`` (the
-    original's time, not the replay's) are kept; any other is replaced."""
+def dlq_headers(
+    record: FailedRecord, service: str, now: datetime | None = None, *, group: str | None = None
+) -> list[tuple[str, bytes]]:
+    """Original headers plus the ``tw.*`` dead-letter metadata (with ``group``, the writer's
+    consumer group, in ``tw.group``). Of the ``tw.*`` headers the record came with, a
+    replayed record's ``tw.replays`` and ``tw.timestamp`` (the original's time, not the
+    replay's) are kept; any other is replaced."""
     meta = DeadLetter(
         original_topic=record.topic,
         partition=record.partition,
@@ -91,6 +98,8 @@ def dlq_headers(record: FailedRecord, service: str, now: datetime | None = None)
     timestamp_ms = _stamp(record)
     if timestamp_ms is not None:
         own.append((TIMESTAMP_HEADER, str(timestamp_ms).encode()))
+    if group is not None:
+        own.append((GROUP_HEADER, group.encode()))
     return own
 
 
@@ -106,7 +115,7 @@ def parse_dlq_headers(headers: Headers) -> DeadLetter:
     data: dict[str, object] = {
         k[len(HEADER_PREFIX) :]: v.decode()
         for k, v in headers
-        if k.startswith(HEADER_PREFIX) and k not in CARRIED_HEADERS
+        if k.startswith(HEADER_PREFIX) and k not in CARRIED_HEADERS and k != GROUP_HEADER
     }
     if "schema_version" in data:
         data["schema_version"] = int(str(data["schema_version"]))
@@ -163,13 +172,15 @@ class RatioGuard:
 
 
 WRITTEN_KEPT = 10_000
-"""Places (topic, partition, offset) a writer remembers having dead-lettered."""
+"""Places (topic, partition, offset) a writer remembers having dead-lettered itself."""
 SEED_TAIL = WRITTEN_KEPT
 """Dead letters read back per DLQ partition (its last ones) when a writer first
-dead-letters a record of a source partition (see :meth:`DeadLetterWriter.seed_from`)."""
+dead-letters a record of a source partition (see :meth:`DeadLetterWriter.seed_from`).
+The writer's memory holds :data:`WRITTEN_KEPT` plus this many per DLQ partition read."""
 SEED_TIMEOUT_S = 20.0
 """How long reading the DLQ back may take; past it the writer writes without what was
-not read (a dead letter may then be written twice, none is lost)."""
+not read (a dead letter may then be written twice, none is lost), and does not read that
+DLQ again in this process."""
 SEED_FETCH_BYTES = 256 * 1024
 """Bytes fetched per DLQ partition and request when reading back (a larger record still
 comes whole)."""
@@ -177,12 +188,15 @@ SERVICE_HEADER = f"{HEADER_PREFIX}service"
 Place = tuple[str, int, int]
 
 
-def fingerprint(key: bytes | None, value: bytes | None, timestamp_ms: int | None) -> bytes:
+def fingerprint(key: bytes | None, value: bytes | None, timestamp_ms: int | None, replays: int = 0) -> bytes:
     """What tells one record at a place from another at the same place (a source topic
-    deleted and created again restarts its offsets): its key, value and original timestamp
-    (``tw.timestamp``), which its dead letter carries unchanged."""
+    deleted and created again restarts its offsets): its key, value, original timestamp
+    (``tw.timestamp``) and replay count (``tw.replays``), which its dead letter carries
+    unchanged. A replay has the original's key, value and timestamp: only its count
+    tells it from the original, should it land at the original's place."""
     h = hashlib.blake2b(digest_size=16)
-    for part in (key, value, None if timestamp_ms is None else str(timestamp_ms).encode()):
+    stamp = None if timestamp_ms is None else str(timestamp_ms).encode()
+    for part in (key, value, stamp, str(replays).encode()):
         if part is None:
             h.update(b"\x00")
         else:
@@ -191,16 +205,27 @@ def fingerprint(key: bytes | None, value: bytes | None, timestamp_ms: int | None
     return h.digest()
 
 
-def written_place(headers: Headers, service: str) -> Place | None:
+def record_mark(record: FailedRecord) -> bytes:
+    """The fingerprint of ``record``, as :func:`letter_mark` reads it back from its dead letter."""
+    return fingerprint(record.key, record.value, _stamp(record), replay_count(record.headers))
+
+
+def letter_mark(key: bytes | None, value: bytes | None, headers: Headers) -> bytes:
+    """The fingerprint of the record a dead letter (its key, value and headers) stands for."""
+    return fingerprint(key, value, original_timestamp(headers), replay_count(headers))
+
+
+def written_place(headers: Headers, service: str, group: str | None = None, *, unlabelled: bool = True) -> Place | None:
     """The source place (``tw.original_topic``, ``tw.partition``, ``tw.offset``) of a dead
-    letter that ``service`` wrote; None for another service's, or when a header is missing
-    or unreadable (never taken for a place it may not be)."""
+    letter that ``service`` wrote in consumer group ``group`` (``tw.group``; one without
+    that header counts as the group's when ``unlabelled``); None for another service's or
+    group's, or when a header is missing or unreadable (never taken for a place it may not be)."""
     found: dict[str, bytes] = {}
     for k, v in headers:
         if k.startswith(HEADER_PREFIX) and k not in found:
             found[k] = v
     try:
-        if found[SERVICE_HEADER].decode() != service:
+        if found[SERVICE_HEADER].decode() != service or not _of_group(found.get(GROUP_HEADER), group, unlabelled):
             return None
         topic = found[f"{HEADER_PREFIX}original_topic"].decode()
         partition = int(found[f"{HEADER_PREFIX}partition"])
@@ -208,6 +233,12 @@ def written_place(headers: Headers, service: str) -> Place | None:
     except (KeyError, AttributeError, TypeError, ValueError):  # absent, null, not text or not a number
         return None
     return (topic, partition, offset) if topic and partition >= 0 and offset >= 0 else None
+
+
+def _of_group(label: bytes | None, group: str | None, unlabelled: bool) -> bool:
+    if label is None:
+        return unlabelled
+    return group is not None and label.decode() == group
 
 
 class DeadLetterWriter:
@@ -221,6 +252,8 @@ class DeadLetterWriter:
         stop: asyncio.Event | None = None,
         *,
         seed_from: KafkaSettings | None = None,
+        group: str | None = None,
+        default_group: str | None = None,
     ) -> None:
         self._producer = producer
         self._service = service
@@ -228,14 +261,19 @@ class DeadLetterWriter:
         self._stop = stop
         # the places written lately, with their record's fingerprint: a batch retried
         # through an outage (the sinks retry the whole batch) dead-letters each record
-        # once, not once per try
+        # once, not once per try. Oldest first: what was read back before what this writer
+        # wrote, so a read-back never pushes out this writer's own latest
         self._written: OrderedDict[Place, bytes] = OrderedDict()
         self._seed_settings = seed_from
+        self._group = group
+        self._default_group = default_group
         self._seeded: set[tuple[str, int]] = set()  # source partitions read back for (or tried)
         self._read_to: dict[TopicPartition, int] = {}  # DLQ partition: next offset not read back
+        self._dlq_partitions: set[TopicPartition] = set()  # DLQ partitions read back (or tried)
+        self._unreadable: set[str] = set()  # DLQ topics whose read failed or timed out: not tried again
         self._seed_lock = asyncio.Lock()
 
-    def seed_from(self, settings: KafkaSettings) -> None:
+    def seed_from(self, settings: KafkaSettings, *, group: str | None = None, default_group: str | None = None) -> None:
         """Read the DLQ back before dead-lettering a record of a source partition for the
         first time: the dead letters this service wrote before this writer (a previous
         process whose batch stayed uncommitted: stopped by the ratio guard halfway through
@@ -243,9 +281,19 @@ class DeadLetterWriter:
         re-read does not write them again. The last :data:`SEED_TAIL` records of each DLQ
         partition are read (once, then only what came since), within
         :data:`SEED_TIMEOUT_S`; a record is skipped only when its dead letter was found
-        (same service, place and fingerprint). A failed read is logged and the writer
-        writes as before: a dead letter may then be written twice, none is lost."""
+        (same service, consumer group, place and fingerprint). A failed read is logged and
+        the writer writes as before: a dead letter may then be written twice, none is lost;
+        that DLQ is not read again by this writer (each try would hold up the batch).
+
+        ``group`` is the writer's consumer group, written in ``tw.group``: another group of
+        the service (a shadow deployment) writes its own dead letters. A dead letter without
+        ``tw.group`` (written before that header) counts as written by ``default_group``,
+        the service's default group, only."""
         self._seed_settings = settings
+        if group is not None:
+            self._group = group
+        if default_group is not None:
+            self._default_group = default_group
 
     async def write(self, record: FailedRecord, *, max_backoff_s: float = 10.0) -> bool:
         """Produce the dead letter and wait for the ack; False (nothing written) when this
@@ -255,8 +303,7 @@ class DeadLetterWriter:
         outage) is retried with backoff, as the scored events are, rather than ending the
         service, until ``stop`` is set; any other error is raised."""
         place = (record.topic, record.partition, record.offset)
-        stamp = _stamp(record)
-        mark = fingerprint(record.key, record.value, stamp)
+        mark = record_mark(record)
         if self._written.get(place) != mark and (record.topic, record.partition) not in self._seeded:
             await self._seed(record.topic, record.partition)
         if self._written.get(place) == mark:
@@ -265,7 +312,7 @@ class DeadLetterWriter:
         log.warning("dead-lettering %s: %s: %s", record.place, record.error_class, record.reason[:300])
         # written with the current time, the original's in ``tw.timestamp``: a DLQ topic
         # deletes by record timestamp, and a backfill's could be past its retention already
-        headers = dlq_headers(record, self._service)
+        headers = dlq_headers(record, self._service, group=self._group)
         backoff = 0.2
         while True:
             try:
@@ -309,7 +356,21 @@ class DeadLetterWriter:
     def _remember(self, place: Place, mark: bytes) -> None:
         self._written[place] = mark
         self._written.move_to_end(place)
-        while len(self._written) > WRITTEN_KEPT:
+        self._trim()
+
+    def _recall(self, found: list[tuple[int, Place, bytes]]) -> None:
+        """Remember what was read back as older than anything remembered: the latest
+        found last, before what this writer wrote itself (kept as it is)."""
+        for _ts, place, mark in sorted(found, key=operator.itemgetter(0), reverse=True):
+            if place not in self._written:
+                self._written[place] = mark
+                self._written.move_to_end(place, last=False)
+        self._trim()
+
+    def _trim(self) -> None:
+        """Forget the oldest beyond :data:`WRITTEN_KEPT` plus :data:`SEED_TAIL` per DLQ partition read."""
+        kept = WRITTEN_KEPT + SEED_TAIL * len(self._dlq_partitions)
+        while len(self._written) > kept:
             self._written.popitem(last=False)
 
     async def _seed(self, topic: str, partition: int) -> None:
@@ -322,6 +383,9 @@ class DeadLetterWriter:
                 return
             self._seeded.add((topic, partition))  # tried once: after a failure, written as before
             dlq = Topics.dlq(topic)
+            if dlq in self._unreadable:
+                log.info("not reading %s back for %s[%d]: it could not be read before", dlq, topic, partition)
+                return
             started = time.perf_counter()
             found: list[tuple[int, Place, bytes]] = []
             reading = asyncio.ensure_future(self._read_back(settings, dlq, topic, found))
@@ -337,11 +401,7 @@ class DeadLetterWriter:
                 if not reading.done():
                     reading.cancel()
                     await asyncio.wait({reading})  # its consumer stopped; raises nothing of its own
-            # what was found is in the DLQ, even if reading stopped short: oldest first, so
-            # the memory keeps the latest; what this writer wrote itself is newer, kept as it is
-            for _ts, place, mark in sorted(found, key=operator.itemgetter(0)):
-                if place not in self._written:
-                    self._remember(place, mark)
+            self._recall(found)  # what was found is in the DLQ, even if reading stopped short
             elapsed = time.perf_counter() - started
             if not reading.cancelled() and reading.exception() is None:
                 log.info("read %s back in %.2fs: %d dead letters by %s", dlq, elapsed, len(found), self._service)
@@ -352,26 +412,33 @@ class DeadLetterWriter:
                 why = "stopping"
             else:
                 why = f"not done in {SEED_TIMEOUT_S:.0f} s"
+            self._unreadable.add(dlq)
             log.warning(
                 "could not read %s back (%s; %d dead letters found in %.2fs): a dead letter written before "
-                "this start for %s[%d] may be written again",
+                "this start for %s may be written again; not read again by this process",
                 dlq,
                 why,
                 len(found),
                 elapsed,
                 topic,
-                partition,
             )
+
+    @property
+    def _unlabelled(self) -> bool:
+        """Whether a dead letter without ``tw.group`` (older than that header) is this writer's."""
+        return self._group is None or self._group == self._default_group
 
     async def _read_back(
         self, settings: KafkaSettings, dlq: str, topic: str, found: list[tuple[int, Place, bytes]]
     ) -> None:
         """Add to ``found`` (timestamp, place, fingerprint) of each dead letter of ``topic``
-        this service wrote, of the last :data:`SEED_TAIL` in each partition of ``dlq`` (or
-        those after what an earlier call read); none when ``dlq`` does not exist."""
+        this service's group wrote (see :meth:`seed_from`), of the last :data:`SEED_TAIL` in
+        each partition of ``dlq`` (or those after what an earlier call read); none when
+        ``dlq`` does not exist."""
         tps = await _partitions(settings, dlq)
         if not tps:
             return
+        self._dlq_partitions.update(tps)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.bootstrap_servers,
             client_id=f"{settings.client_id_prefix}-{self._service}-dlq-seed",
@@ -402,10 +469,9 @@ class DeadLetterWriter:
                         if r.offset >= ends[tp]:
                             break
                         headers = list(r.headers or ())
-                        place = written_place(headers, self._service)
+                        place = written_place(headers, self._service, self._group, unlabelled=self._unlabelled)
                         if place is not None and place[0] == topic:
-                            mark = fingerprint(r.key, r.value, original_timestamp(headers))
-                            found.append((r.timestamp, place, mark))
+                            found.append((r.timestamp, place, letter_mark(r.key, r.value, headers)))
                 for tp in list(todo):
                     position = await consumer.position(tp)
                     if position >= ends[tp]:

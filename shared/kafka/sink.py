@@ -32,7 +32,8 @@ class SinkClients:
     refuses for a record's content is then handled in halves and the record dead-lettered,
     instead of being retried for ever as an outage. :func:`run_sink` has that writer read
     its DLQ back (:meth:`DeadLetterWriter.seed_from`), so the dead letters of a batch left
-    uncommitted by the previous process are not written again when it is re-read."""
+    uncommitted by the previous process of its consumer group are not written again when
+    it is re-read."""
 
 
 HandlerFactory = Callable[[SinkClients], Awaitable[Handler]]
@@ -67,6 +68,14 @@ async def _report_lag(name: str, consumer: AIOKafkaConsumer, stop: asyncio.Event
                     gauge.labels(name, tp.topic, str(tp.partition)).set(max(0, high - position))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=5)
+
+
+def _default_group(settings: ServiceSettings) -> str | None:
+    """The service's default consumer group (its settings' ``group_id`` default), whose
+    dead letters are those written before they named their group."""
+    field = type(settings).model_fields.get("group_id")
+    default = None if field is None else field.default
+    return default if isinstance(default, str) else None
 
 
 async def run_sink(
@@ -104,7 +113,7 @@ async def run_sink(
         handler = await make_handler(clients)
         writer = getattr(clients.dead_letter, "__self__", None)
         if isinstance(writer, DeadLetterWriter):  # the handler's own writer (dlq.write) is the same
-            writer.seed_from(settings.kafka)
+            writer.seed_from(settings.kafka, group=group_id, default_group=_default_group(settings))
         log.info("%s consuming %s as group %s", name, ", ".join(topics), group_id)
         await run_batches(
             consumer,

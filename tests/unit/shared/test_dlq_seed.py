@@ -18,6 +18,7 @@ from shared.kafka.dlq import (
     dlq_headers,
     fingerprint,
     original_timestamp,
+    parse_dlq_headers,
     written_place,
 )
 
@@ -203,3 +204,101 @@ async def test_the_memory_stays_bounded_keeping_the_latest(monkeypatch: pytest.M
     assert await writer.write(_rec(4)) is False
     assert len(writer._written) == 3
     assert [await writer.write(_rec(o)) for o in (3, 2, 1)] == [False, False, True]
+
+
+def _replay_of(rec: FailedRecord, replays: int) -> FailedRecord:
+    """``rec`` as ``tonewatch dlq replay`` sends it again (its key, value and original
+    timestamp, a replay count), landed at the original's place (the topic created again)."""
+    carried = [("tw.timestamp", str(rec.timestamp_ms).encode()), ("tw.replays", str(replays).encode())]
+    return FailedRecord(
+        rec.topic, rec.partition, rec.offset, rec.key, rec.value, carried, "E", "bad", timestamp_ms=9_999
+    )
+
+
+def test_the_fingerprint_tells_a_replay_from_its_original() -> None:
+    original = _rec(3, timestamp_ms=1_000)
+    replays = [_replay_of(original, n) for n in (1, 2)]
+    for rec in (original, *replays):
+        headers = dlq_headers(rec, "classifier")  # what the dead letter carries gives the record's
+        assert dlq_mod.letter_mark(rec.key, rec.value, headers) == dlq_mod.record_mark(rec)
+    assert len({dlq_mod.record_mark(r) for r in (original, *replays)}) == 3
+
+
+async def test_a_failing_replay_at_its_originals_place_is_written(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The original's dead letter, read back, does not stand for its replay: skipping the
+    replay would lose it (its place is committed, its dead letter never written)."""
+    original = _rec(3, timestamp_ms=1_000)
+    _reading(monkeypatch, _found(original), [])
+    producer = _Producer()
+    writer = DeadLetterWriter(producer, "classifier", seed_from=KafkaSettings())  # type: ignore[arg-type]
+    assert await writer.write(original) is False
+    assert await writer.write(_replay_of(original, 1)) is True
+
+
+def test_a_dead_letter_names_its_place_for_its_consumer_group_only() -> None:
+    rec, now = _rec(41), datetime(2026, 1, 1, tzinfo=UTC)
+    labelled = dlq_headers(rec, "classifier", now, group="tonewatch-classifier")
+    assert ("tw.group", b"tonewatch-classifier") in labelled
+    assert written_place(labelled, "classifier", "tonewatch-classifier") == ("news.raw", 1, 41)
+    assert written_place(labelled, "classifier", "shadow") is None  # another group's: not ours to skip
+    assert written_place(labelled, "classifier", "shadow", unlabelled=True) is None
+    assert written_place(labelled, "classifier", None) is None  # a writer that does not know its group
+    unlabelled = dlq_headers(rec, "classifier", now)  # written before tw.group: the default group's
+    assert all(k != "tw.group" for k, _ in unlabelled)
+    assert written_place(unlabelled, "classifier", "tonewatch-classifier", unlabelled=True) == ("news.raw", 1, 41)
+    assert written_place(unlabelled, "classifier", "shadow", unlabelled=False) is None
+    assert parse_dlq_headers(labelled) == parse_dlq_headers(unlabelled)  # not a DeadLetter field
+
+
+async def test_what_is_read_back_does_not_push_out_what_the_writer_wrote(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later read-back (another source partition) finds dead letters older than this
+    writer's own: remembered before them, they are the first forgotten."""
+    monkeypatch.setattr(dlq_mod, "WRITTEN_KEPT", 3)
+    older = _found(*(FailedRecord("news.raw", 2, o, b"k", b"x", [], "E", "bad") for o in range(5)))
+    reads = [[], older]
+
+    async def read_back(
+        self: DeadLetterWriter, settings: KafkaSettings, dlq: str, topic: str, out: list[object]
+    ) -> None:
+        out.extend(reads.pop(0))
+
+    monkeypatch.setattr(DeadLetterWriter, "_read_back", read_back)
+    producer = _Producer()
+    writer = DeadLetterWriter(producer, "aggregator", seed_from=KafkaSettings())  # type: ignore[arg-type]
+    assert [await writer.write(_rec(o)) for o in (7, 8, 9)] == [True] * 3  # partition 1: nothing found
+    assert await writer.write(FailedRecord("news.raw", 2, 99, b"k", b"x", [], "E", "bad")) is True  # reads again
+    assert reads == []
+    assert [await writer.write(_rec(o)) for o in (8, 9)] == [False, False]  # still remembered
+
+
+@pytest.mark.parametrize("fault", ["timeout", "error"])
+async def test_a_dlq_that_could_not_be_read_is_not_read_again_for_other_partitions(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, fault: str
+) -> None:
+    """Each read of a slow DLQ would hold the batch up another SEED_TIMEOUT_S: 16 source
+    partitions past max.poll.interval.ms, and the group loses the consumer. After one
+    failed read of a DLQ the writer writes; another DLQ is still read."""
+    calls: list[str] = []
+
+    async def read_back(
+        self: DeadLetterWriter, settings: KafkaSettings, dlq: str, topic: str, out: list[object]
+    ) -> None:
+        calls.append(dlq)
+        if dlq == "chat.raw.dlq":
+            return
+        if fault == "error":
+            raise OSError("connection refused")
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(DeadLetterWriter, "_read_back", read_back)
+    monkeypatch.setattr(dlq_mod, "SEED_TIMEOUT_S", 0.05)
+    producer = _Producer()
+    writer = DeadLetterWriter(producer, "classifier", seed_from=KafkaSettings())  # type: ignore[arg-type]
+    records = [FailedRecord("news.raw", p, 1, b"k", b"x", [], "E", "bad") for p in range(16)]
+    records += [FailedRecord("chat.raw", p, 1, b"k", b"x", [], "E", "bad") for p in range(2)]
+    with caplog.at_level(logging.WARNING, logger="shared.kafka.dlq"):
+        async with asyncio.timeout(5):
+            assert [await writer.write(r) for r in records] == [True] * 18
+    assert calls == ["news.raw.dlq", "chat.raw.dlq", "chat.raw.dlq"]
+    assert caplog.text.count("could not read news.raw.dlq back") == 1
+    assert "not read again by this process" in caplog.text

@@ -5,6 +5,7 @@ again when the batch is re-read."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Sequence
 
@@ -13,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.config import KafkaSettings, ServiceSettings
+from shared.kafka import dlq as dlq_mod
 from shared.kafka import dlq_ops
 from shared.kafka.batches import BatchPolicy, Handler
 from shared.kafka.clients import ensure_topics, make_producer
@@ -185,3 +187,143 @@ async def test_a_sink_stopped_by_the_guard_mid_halving_does_not_dead_letter_twic
         stop.set()
         await task
     assert await _dlq_places(kafka_settings, topic, "test") == Counter({(topic, 0, o): 1 for o in range(16)})
+
+
+async def test_a_failing_replay_at_its_originals_place_is_dead_lettered_after_a_restart(
+    kafka_settings: KafkaSettings, unique: str
+) -> None:
+    """The source topic was created again, so a replay (same key, value and ``tw.timestamp``
+    as the original) lands at the original's place. It fails again: its dead letter is
+    written, not skipped as the original's (that would lose it), and its own is then found."""
+    topic = f"t{unique}.raw"
+    await ensure_topics(kafka_settings, [topic, Topics.dlq(topic)], partitions=1)
+    original = _failed(topic, 0, 5)
+    carried = [("tw.timestamp", str(original.timestamp_ms).encode()), ("tw.replays", b"1")]
+    replay = FailedRecord(topic, 0, 5, original.key, original.value, carried, "E", "bad", timestamp_ms=1)
+    producer = make_producer(kafka_settings, client_id="test")
+    await producer.start()
+    try:
+        assert await DeadLetterWriter(producer, "classifier", seed_from=kafka_settings).write(original) is True
+        restarted = DeadLetterWriter(producer, "classifier", seed_from=kafka_settings)
+        assert await restarted.write(replay) is True
+        again = DeadLetterWriter(producer, "classifier", seed_from=kafka_settings)
+        assert await again.write(replay) is False
+        assert await _dlq_places(kafka_settings, topic, "classifier") == Counter({(topic, 0, 5): 2})
+    finally:
+        await producer.stop()
+
+
+async def test_a_writer_skips_only_its_own_consumer_groups_dead_letters(
+    kafka_settings: KafkaSettings, unique: str
+) -> None:
+    """A shadow classifier (another TW_CLASSIFIER_GROUP_ID) dead-letters the records the
+    main group did too. Dead letters without ``tw.group`` (written before it) count as the
+    default group's."""
+    topic = f"t{unique}.raw"
+    await ensure_topics(kafka_settings, [topic, Topics.dlq(topic)], partitions=2)
+    main, legacy = [_failed(topic, 0, o) for o in (1, 2)], [_failed(topic, 1, o) for o in (1, 2)]
+    producer = make_producer(kafka_settings, client_id="test")
+    await producer.start()
+
+    def writer(group: str) -> DeadLetterWriter:
+        return DeadLetterWriter(
+            producer, "classifier", seed_from=kafka_settings, group=group, default_group="tonewatch-classifier"
+        )
+
+    try:
+        first = writer("tonewatch-classifier")
+        assert [await first.write(f) for f in main] == [True] * 2
+        unlabelled = DeadLetterWriter(producer, "classifier")  # as every writer wrote before tw.group
+        assert [await unlabelled.write(f) for f in legacy] == [True] * 2
+
+        assert [await writer("tonewatch-classifier").write(f) for f in main + legacy] == [False] * 4
+        shadow = writer(f"shadow-{unique}")
+        assert [await shadow.write(f) for f in main + legacy] == [True] * 4
+        assert [await writer(f"shadow-{unique}").write(f) for f in main + legacy] == [False] * 4
+        assert await _dlq_places(kafka_settings, topic, "classifier") == Counter(
+            {(f.topic, f.partition, f.offset): 2 for f in main + legacy}
+        )
+    finally:
+        await producer.stop()
+
+
+async def test_a_restarted_writer_remembers_every_dead_letter_it_read_back(
+    kafka_settings: KafkaSettings, unique: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last SEED_TAIL dead letters of each DLQ partition are read back, and all of them
+    are remembered: not only WRITTEN_KEPT."""
+    monkeypatch.setattr(dlq_mod, "WRITTEN_KEPT", 2)
+    monkeypatch.setattr(dlq_mod, "SEED_TAIL", 10)
+    topic = f"t{unique}.scored"
+    await ensure_topics(kafka_settings, [topic, Topics.dlq(topic)], partitions=1)
+    before = [_failed(topic, 0, o) for o in range(6)]
+    producer = make_producer(kafka_settings, client_id="test")
+    await producer.start()
+    try:
+        first = DeadLetterWriter(producer, "aggregator", seed_from=kafka_settings)
+        assert [await first.write(f) for f in before] == [True] * 6
+        restarted = DeadLetterWriter(producer, "aggregator", seed_from=kafka_settings)
+        assert [await restarted.write(f) for f in before] == [False] * 6
+        assert await restarted.write(_failed(topic, 0, 6)) is True
+        assert set((await _dlq_places(kafka_settings, topic, "aggregator")).values()) == {1}
+    finally:
+        await producer.stop()
+
+
+async def test_a_sink_in_another_consumer_group_dead_letters_what_the_first_group_did(
+    kafka_settings: KafkaSettings, unique: str
+) -> None:
+    """:func:`run_sink` tells the writer its group: a second group of the same service
+    reading the same records dead-letters them too, rather than skip them as written."""
+    topic = f"t{unique}.scored"
+    await ensure_topics(kafka_settings, [topic, Topics.dlq(topic)], partitions=1)
+    producer = make_producer(kafka_settings, client_id="test")
+    await producer.start()
+    try:
+        for i in range(4):
+            await producer.send(topic, f"r{i}".encode(), key=b"k")
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+    async def make_handler(clients: SinkClients) -> Handler:
+        writer = DeadLetterWriter(clients.producer, "test", RatioGuard(max_ratio=1.0), stop=clients.stop)
+        clients.dead_letter = writer.dead_letter
+
+        async def handle(records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+            raise _Refused("new row violates check constraint")
+
+        return handle
+
+    async def run_until(group: str, per_place: int) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            run_sink(
+                name="test",
+                settings=ServiceSettings(environment="test", kafka=kafka_settings),
+                topics=[topic],
+                group_id=group,
+                deps=[],
+                make_handler=make_handler,
+                policy=BatchPolicy(max_batch=4, max_wait_ms=500, initial_backoff_s=0.1),
+                stop=stop,
+            )
+        )
+
+        async def done() -> bool:
+            places = await _dlq_places(kafka_settings, topic, "test")
+            return len(places) == 4 and set(places.values()) == {per_place}
+
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(30):
+                    while not await done() and not task.done():
+                        await asyncio.sleep(0.5)
+            await asyncio.sleep(1)  # anything more would land now
+        finally:
+            stop.set()
+            await task
+
+    await run_until(f"g{unique}", 1)
+    await run_until(f"shadow{unique}", 2)
+    assert await _dlq_places(kafka_settings, topic, "test") == Counter({(topic, 0, o): 2 for o in range(4)})
