@@ -37,7 +37,7 @@ SERVICE = "router"
 def to_routed(e: ScoredEvent, routes: dict[str, str], policy: RoutingPolicy) -> RoutedChat | None:
     if e.stream != "chat" or e.intent is None:
         return None
-    d = decide(e.intent, e.sentiment, routes, policy)
+    d = decide(e.intent, e.sentiment, routes, policy, e.text)
     return RoutedChat(
         id=e.id,
         conversation_id=e.conversation_id or e.id,
@@ -55,7 +55,9 @@ def to_routed(e: ScoredEvent, routes: dict[str, str], policy: RoutingPolicy) -> 
 async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> None:
     engine = make_engine(settings.postgres)
     sessions = make_sessionmaker(engine)
-    policy = RoutingPolicy(settings.confidence_threshold, settings.ambiguity_margin, settings.priority_negative_prob)
+    policy = RoutingPolicy(
+        settings.confidence_threshold, settings.ambiguity_margin, settings.priority_negative_prob, settings.anger_score
+    )
     routes: dict[str, str] = dict(DEFAULT_ROUTES)
     created: set[str] = set()  # queue topics known to exist
     m = metrics()

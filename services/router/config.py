@@ -54,6 +54,16 @@ class RouterSettings(ServiceSettings):
             "instead; a chat for human (low confidence, ambiguous, unknown intent) stays there, with priority."
         ),
     )
+    anger_score: float = Field(
+        validation_alias="TW_ROUTER_ANGER_SCORE",
+        default=1.0,
+        gt=0,
+        description=(
+            "Anger score (cues in the chat's text: anger and abuse words, threats, profanity, shouting, "
+            "repeated !! or ?!, angry emoji; one strong cue is 1, a weak one 0.5) at which a chat counts as angry: "
+            "it is flagged priority and routed as a strongly negative one."
+        ),
+    )
     dlq_max_ratio: float = Field(
         validation_alias="TW_ROUTER_DLQ_MAX_RATIO",
         default=0.5,

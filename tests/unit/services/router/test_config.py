@@ -14,3 +14,12 @@ def test_max_batch_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TW_ROUTER_MAX_BATCH", "10001")
     with pytest.raises(ValidationError, match="TW_ROUTER_MAX_BATCH"):
         RouterSettings()
+
+
+def test_anger_score_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert RouterSettings().anger_score == 1.0
+    monkeypatch.setenv("TW_ROUTER_ANGER_SCORE", "1.5")
+    assert RouterSettings().anger_score == 1.5
+    monkeypatch.setenv("TW_ROUTER_ANGER_SCORE", "0")  # every chat would be angry
+    with pytest.raises(ValidationError, match="TW_ROUTER_ANGER_SCORE"):
+        RouterSettings()

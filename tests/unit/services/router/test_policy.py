@@ -77,3 +77,56 @@ def test_scores_exactly_the_margin_apart_are_not_ambiguous_whatever_their_floati
 def test_a_strongly_negative_chat_for_human_stays_with_human_with_priority() -> None:
     d = decide(intent(card_declined=0.4, pin_issue=0.1), sentiment(0.93), DEFAULT_ROUTES, P)
     assert (d.queue, d.priority) == (HUMAN, True)
+
+
+def test_an_angry_chat_the_sentiment_model_reads_as_neutral_is_escalated_with_priority() -> None:
+    """The sentiment model (2020 headlines) gave these 0.12, 0.13 and 0.70 negative: they
+    went to retention, disputes and cards without priority."""
+    cases = [
+        ("I want to close my account, you are useless and I am furious", "close_account", 0.12, "'useless', 'furious'"),
+        ("You people are thieves. Refund me now or I'm going to the ombudsman", "refund_request", 0.13, "'thieves'"),
+        ("my card was declined AGAIN, this is a disgrace, I am absolutely livid", "card_declined", 0.70, "'livid'"),
+    ]
+    for text, label, neg, cue in cases:
+        d = decide(intent(**{label: 0.95}), sentiment(neg), DEFAULT_ROUTES, P, text)
+        assert (d.queue, d.priority) == (ESCALATIONS, True), (text, d)
+        assert d.reason.startswith("angry: ") and cue in d.reason and d.reason.endswith(f"; intent {label}")
+        assert text not in d.reason
+
+
+def test_a_calm_chat_with_text_routes_as_before() -> None:
+    d = decide(intent(card_lost_stolen=0.95), sentiment(0.6), DEFAULT_ROUTES, P, "my card was stolen yesterday")
+    assert d == decide(intent(card_lost_stolen=0.95), sentiment(0.6), DEFAULT_ROUTES, P)
+    assert (d.queue, d.priority, d.reason) == ("cards", False, "intent card_lost_stolen 0.95")
+
+
+def test_angry_and_strongly_negative_both_say_why() -> None:
+    d = decide(intent(fee_question=0.95), sentiment(0.93), DEFAULT_ROUTES, P, "this fee is outrageous")
+    assert (d.queue, d.priority) == (ESCALATIONS, True)
+    assert d.reason == "angry: 'outrageous'; strongly negative (0.93); intent fee_question"
+
+
+def test_an_angry_chat_for_human_stays_with_human_with_priority_and_says_why() -> None:
+    d = decide(intent(card_declined=0.4, pin_issue=0.1), sentiment(0.1), DEFAULT_ROUTES, P, "FIX THIS NOW")
+    assert (d.queue, d.priority) == (HUMAN, True)
+    assert d.reason == "low confidence: card_declined 0.40 < 0.50; angry: shouting (3 words in capitals)"
+
+
+def test_the_anger_threshold_is_the_policys() -> None:
+    strict = RoutingPolicy(0.5, 0.1, 0.85, anger_score=2.0)
+    text = "That's a disgrace, I want the fee refunded"
+    assert decide(intent(refund_request=0.95), sentiment(0.1), DEFAULT_ROUTES, P, text).queue == ESCALATIONS
+    assert decide(intent(refund_request=0.95), sentiment(0.1), DEFAULT_ROUTES, strict, text).queue == "disputes"
+
+
+def test_a_text_with_no_letters_goes_to_human_whatever_the_models_made_of_it() -> None:
+    """The models read "👍👍" as [CLS] [UNK] [SEP]: its confident greeting went to self_service."""
+    for text in ("👍👍", "???", "12345", "🙂 !", ""):
+        for neg in (0.1, 0.95):
+            d = decide(intent(greeting=0.97), sentiment(neg), DEFAULT_ROUTES, P, text)
+            assert (d.queue, d.priority, d.reason) == (HUMAN, False, "no words to classify"), (text, neg)
+
+
+def test_angry_emoji_alone_go_to_escalations_with_priority() -> None:
+    d = decide(intent(greeting=0.97), sentiment(0.1), DEFAULT_ROUTES, P, "😡😡😡")
+    assert (d.queue, d.priority, d.reason) == (ESCALATIONS, True, "angry: '😡'; no words to classify")
