@@ -118,22 +118,53 @@ AwareDatetime = Annotated[
     datetime, AfterValidator(_aware_utc), WithJsonSchema(_AWARE_DATETIME_SCHEMA, mode="validation")
 ]
 
-EVENT_ID_SCHEMA_PATTERN = r"^[A-Za-z0-9_.:@/-]+" + _END
+# Ids come from other systems: a support platform's conversation id may be an e-mail address
+# ("jane+vip@example.com"), "conv 42" or "ticket#42", a message id may be base64 ("AAMk...=").
+# Any printable text is taken as it is, spaces at either end included: ids are compared
+# exactly (trimmed, a chat could join another conversation; refused, it would be lost).
+# Refused: Unicode controls (C0, DEL, C1: a newline would split a log line), the line and
+# paragraph separators and the bidirectional controls (they reorder what a log line or a
+# terminal shows). A lone surrogate, which no UTF-8 consumer takes, pydantic's ``str`` refuses;
+# the published pattern leaves it out: an engine reading UTF-16 units would refuse every emoji.
+ID_REFUSED_CLASS = r"\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
+# What ``str.strip`` removes once those are refused (see WHITESPACE_CLASS): an id of these alone is blank.
+ID_SPACE_CLASS = r" \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+MAX_ID_CHARS = 128
+# Spaces, then a character that is none, then anything printable: one way to match, so linear.
+EVENT_ID_SCHEMA_PATTERN = rf"^[{ID_SPACE_CLASS}]*[^{ID_REFUSED_CLASS}{ID_SPACE_CLASS}][^{ID_REFUSED_CLASS}]*" + _END
+_ID_REFUSED = re.compile(f"[{ID_REFUSED_CLASS}]")
+
+
+def _printable_id(value: str) -> str:
+    """``value`` unchanged; ``ValueError`` naming the first refused character by code point
+    and position (never the id: it may hold an e-mail address), or if it is blank."""
+    if bad := _ID_REFUSED.search(value):
+        raise ValueError(
+            f"must not contain U+{ord(bad.group()):04X} (at index {bad.start()}): "
+            "no control, line separator or bidirectional control"
+        )
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
 EventId = Annotated[
     str,
     Field(
         min_length=1,
-        max_length=128,
-        pattern=r"^[\w.:@/-]+$",
+        max_length=MAX_ID_CHARS,
         json_schema_extra={
             "pattern": EVENT_ID_SCHEMA_PATTERN,
             "description": (
-                "1-128 word characters and . : @ / -. The contract takes any Unicode word character "
-                "(letters, digits, marks, connector punctuation, as the Rust regex crate defines \\w); "
-                "regex engines disagree on a Unicode \\w, so this schema publishes the ASCII subset."
+                f"1-{MAX_ID_CHARS} characters, compared exactly (spaces at either end are kept), not all "
+                "whitespace, without controls (U+0000-U+001F, U+007F-U+009F), line or paragraph separators "
+                "(U+2028, U+2029) or bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E, "
+                "U+2066-U+2069). The contract also refuses a lone surrogate (U+D800-U+DFFF), which this "
+                "schema cannot say alike for engines that read strings as code points and as UTF-16 units."
             ),
         },
     ),
+    AfterValidator(_printable_id),
 ]
 
 

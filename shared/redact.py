@@ -799,6 +799,6 @@ def pseudonymise(value: str, key: bytes) -> str:
     gives the same pseudonym, so ledgers, deduplication and conversations still work, but
     the address is not stored. Any other id is returned as it is (ids made of digits,
     order numbers and timestamps, are kept: only emails are recognised in ids)."""
-    if "@" not in value or EMAIL.search(value) is None:
+    if ("@" not in value and "%40" not in value.lower()) or EMAIL.search(value) is None:  # %40: a URL-encoded "@"
         return value
     return "pii-" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]

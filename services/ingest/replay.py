@@ -118,7 +118,7 @@ def check_run(run: int, now: datetime) -> None:
 
 def run_id(event_id: str, run: int) -> str:
     """``{event_id}@{run}``, the id of an event in the replay run ``run``. Within the
-    ``EventId`` contract (at most 128 characters of ``[\\w.:@/-]``): a longer original id
+    ``EventId`` contract (at most 128 printable characters, see ``shared.events``): a longer original id
     is cut and a digest of it added, so distinct ids stay distinct."""
     suffix = f"@{run}"
     if len(event_id) + len(suffix) <= MAX_ID_CHARS:

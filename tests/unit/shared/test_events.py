@@ -59,7 +59,7 @@ def test_scored_event_round_trip_and_score() -> None:
         ({"id": "a", "event_time": "0001-01-01T00:00:00+14:00", "text": "x"}, "event_time"),  # overflows in UTC
         ({"id": "a", "event_time": "9999-12-31T23:59:59-14:00", "text": "x"}, "event_time"),
         ({"id": "a", "event_time": "1899-12-31T23:59:59Z", "text": "x"}, "event_time"),
-        ({"id": "a b", "event_time": "2026-01-01T00:00:00Z", "text": "x"}, "id"),
+        ({"id": "a\tb", "event_time": "2026-01-01T00:00:00Z", "text": "x"}, "id"),
         ({"id": "a", "event_time": "2026-01-01T00:00:00Z", "text": "x", "extra": 1}, "extra"),
     ],
 )
