@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -18,13 +17,14 @@ from sqlalchemy import text
 from services.api.auth import require
 from services.api.deps import Deps, get_deps, get_settings
 from services.api.errors import error_body
+from services.classifier.config import ClassifierSettings, fresh_statuses, status_key
 from shared.inference.registry import ModelEntry, RegistryError
 from shared.labels import TASKS
 from shared.startup import kafka_check
 
 router = APIRouter(tags=["operations"])
 log = logging.getLogger("tonewatch.api.ops")
-CLASSIFIER_STATUS_KEY = "tw:classifier:status"
+DEFAULT_CLASSIFIER_GROUP = ClassifierSettings.model_fields["group_id"].default
 CARD_FIELDS = ("name", "version", "created_at", "base_model", "max_length")
 # What /v1/status (an open read) shows of a card's base model: what it is, not where the
 # server keeps it (its ``path``).
@@ -132,17 +132,46 @@ def model_info(deps: Deps, task: str) -> dict[str, Any]:
     return info
 
 
+def classifier_view(replicas: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The classifier replicas' statuses: each under ``replicas``, and at the top those of
+    one of them (of the default group when it reports) for the dashboard's device chip."""
+    if not replicas:
+        return None
+    first = min(replicas, key=lambda r: r.get("group") != DEFAULT_CLASSIFIER_GROUP)
+    view = {k: first.get(k) for k in ("group", "replica", "models", "device", "provider", "variant")}
+    return {**view, "replicas": replicas}
+
+
+def with_serving(info: dict[str, Any], replicas: list[dict[str, Any]]) -> dict[str, Any]:
+    """``info`` with the versions of its task the classifier replicas serve (``serving``)
+    and whether one of them is not the promoted version (``serving_differs``; null while
+    no replica reports): the classifier reads the registry at start-up only."""
+    task = info["task"]
+    served = sorted({str(m.get("version")) for r in replicas for m in r.get("models") or () if m.get("task") == task})
+    differs = None if not served else any(v != info.get("version") for v in served)
+    out = {**info, "serving": served, "serving_differs": differs}
+    if differs:
+        promoted = info.get("version", "no version") if info.get("promoted") else "no version"
+        out["serving_note"] = (
+            f"{promoted} is promoted, the classifier serves {', '.join(served)}: a replica serves the promoted "
+            f"version after a restart, unless started with TW_CLASSIFIER_{task.upper()}_VERSION"
+        )
+    return out
+
+
 @router.get("/v1/status", dependencies=[Depends(require("read"))])
-async def status(deps: Annotated[Deps, Depends(get_deps)]) -> dict[str, Any]:
-    """Active model versions (from the registry) and the classifier's live inference
-    status when it publishes one (Redis key ``tw:classifier:status``)."""
-    models = [await asyncio.to_thread(model_info, deps, t) for t in TASKS]
+async def status(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> dict[str, Any]:
+    """The promoted model versions (from the registry), the versions the classifier serves,
+    and each classifier replica's live inference status under this deployment's topic
+    prefix (Redis hash ``tw:classifier:status:<prefix>``, a field per group and replica)."""
+    settings = get_settings(request)
+    replicas: list[dict[str, Any]] = []
     classifier: Any = None
     try:
-        raw = await deps.redis.get(CLASSIFIER_STATUS_KEY)
-        if raw:
-            classifier = json.loads(raw)
+        replicas = fresh_statuses(await deps.redis.hgetall(status_key(settings.topics.prefix)), time.time())
+        classifier = classifier_view(replicas)
     except Exception as exc:  # noqa: BLE001 - status is best effort
         log.info("classifier status unavailable: %s", exc)
         classifier = {"error": f"{type(exc).__name__}: {exc}"}
+    models = [with_serving(await asyncio.to_thread(model_info, deps, t), replicas) for t in TASKS]
     return {"models": models, "classifier": classifier}

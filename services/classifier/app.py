@@ -10,23 +10,29 @@ records on an error or a shutdown mid-batch.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import logging
 import math
 import os
 import signal
+import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
 from mode.utils.queues import ThrowableQueue
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.classifier.classify import ClassifierClosed, Classify
-from services.classifier.config import ClassifierSettings
+from services.classifier.config import STATUS_TTL_S, ClassifierSettings, fresh_statuses, status_field, status_key
 from services.classifier.pipeline import ClassifierPipeline, Prepared
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
@@ -45,6 +51,13 @@ from shared.startup import kafka_dependency, postgres_dependency, refuse_unmigra
 from shared.topics import Topics
 
 log = logging.getLogger("tonewatch.classifier")
+WATCHLIST_FINGERPRINT = text(
+    "SELECT md5(count(*)::text || ':' || coalesce(string_agg("
+    "row(key, name, aliases, case_sensitive_aliases, tickers, grp)::text, E'\\n' ORDER BY key), ''))"
+    " FROM entities WHERE active"
+)
+"""A short value that changes with any active entity's row (added, changed, deactivated,
+removed): PostgreSQL reads the rows, the classifier's loop gets 32 hex characters."""
 
 
 @dataclass
@@ -139,8 +152,39 @@ def load_models(settings: ClassifierSettings) -> tuple[Classifier, Classifier]:
     return models
 
 
+async def watchlist_fingerprint(sessions: async_sessionmaker[AsyncSession]) -> str:
+    async with sessions() as session:
+        return str((await session.execute(WATCHLIST_FINGERPRINT)).scalar_one())
+
+
+class Watchlist:
+    """The entity matcher over the active watchlist, rebuilt only when the watchlist changed.
+
+    Building the matcher of 10,000 entities takes 0.6-1.4 s of CPU: on the event loop,
+    every refresh stalled the batches and the consumer's heartbeats that long, even when
+    nothing had changed. It is built in a worker thread and swapped in whole."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+        self.matcher = EntityMatcher([])
+        self.fingerprint: str | None = None
+        self._lock = asyncio.Lock()  # the first load and the timer's refresh never build at once
+
+    async def refresh(self) -> EntityMatcher:
+        """The matcher over the active watchlist as it is now."""
+        async with self._lock:
+            # read before the rows: a change in between makes the next refresh load again
+            fingerprint = await watchlist_fingerprint(self.sessions)
+            if fingerprint != self.fingerprint:
+                entities = await load_active(self.sessions)
+                self.matcher = await asyncio.to_thread(EntityMatcher, entities)
+                self.fingerprint = fingerprint
+                log.info("watchlist loaded: %d active entities", len(entities))
+            return self.matcher
+
+
 async def load_watchlist(
-    sessions: async_sessionmaker[AsyncSession], *, first_backoff_s: float = 0.5, max_backoff_s: float = 10.0
+    watchlist: Watchlist, *, first_backoff_s: float = 0.5, max_backoff_s: float = 10.0
 ) -> EntityMatcher:
     """The watchlist for the first batch. PostgreSQL unreachable is an infrastructure fault,
     retried with backoff; any other error is raised for the agent's guard to stop the
@@ -148,13 +192,69 @@ async def load_watchlist(
     backoff = first_backoff_s
     while True:
         try:
-            return EntityMatcher(await load_active(sessions))
+            return await watchlist.refresh()
         except Exception as exc:
             if not unreachable(exc):
                 raise
             log.warning("loading the watchlist failed (%s); retrying in %.1fs", exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, max_backoff_s)
+
+
+def status_of(classify: Classify, settings: ClassifierSettings, replica: str) -> dict[str, Any]:
+    """What this replica serves: its models (``pinned``: chosen by
+    ``TW_CLASSIFIER_<TASK>_VERSION``, not the version promoted when it started) and device."""
+    pinned = {"sentiment": settings.sentiment_version, "intent": settings.intent_version}
+    models = []
+    for model in (classify.sentiment, classify.intent):
+        if model is not None:
+            info = model.describe()
+            models.append({**info, "pinned": pinned.get(info["task"]) is not None})
+    first = models[0] if models else {}
+    return {
+        "group": settings.group_id,
+        "replica": replica,
+        "published_at": time.time(),
+        "models": models,
+        "device": first.get("device_requested"),
+        "provider": first.get("provider"),
+        "variant": first.get("variant"),
+    }
+
+
+async def publish_replica_status(settings: ClassifierSettings, replica: str, status: dict[str, Any] | None) -> None:
+    """Set this replica's field of :func:`status_key` (remove it when ``status`` is None)
+    and drop the fields of replicas that stopped publishing."""
+    key, field = status_key(settings.topics.prefix), status_field(settings.group_id, replica)
+    client = Redis.from_url(
+        settings.redis.url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2, decode_responses=True
+    )
+    try:
+        if status is None:
+            await client.hdel(key, field)
+            return
+        async with client.pipeline(transaction=True) as pipe:
+            pipe.hset(key, field, json.dumps(status))
+            pipe.expire(key, int(STATUS_TTL_S))  # the whole hash goes once every replica has stopped
+            await pipe.execute()
+        await drop_stale_statuses(client, key)
+    finally:
+        await client.aclose()
+
+
+async def drop_stale_statuses(client: Redis, key: str) -> None:
+    """Remove the fields of replicas that stopped without removing theirs (killed); left
+    for the next publish when another replica writes meanwhile."""
+    async with client.pipeline(transaction=True) as pipe:
+        await pipe.watch(key)
+        fields = await pipe.hgetall(key)
+        fresh = {status_field(s["group"], s["replica"]) for s in fresh_statuses(fields, time.time())}
+        stale = [f for f in fields if f not in fresh]
+        if stale:
+            pipe.multi()  # type: ignore[no-untyped-call]
+            pipe.hdel(key, *stale)
+            with contextlib.suppress(WatchError):
+                await pipe.execute()
 
 
 def build_app(settings: ClassifierSettings, classify: Classify, state: RunState) -> faust.App:
@@ -180,7 +280,7 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
     app.buffer_max_bytes = settings.stream_buffer_bytes()
     source = app.topic(settings.topics.news_raw, settings.topics.chat_raw, value_serializer="raw", key_serializer="raw")
     engine = make_engine(settings.postgres)
-    sessions = make_sessionmaker(engine)
+    watchlist = Watchlist(make_sessionmaker(engine))
     fail = FailPoints(settings.failpoints)
     guard = RatioGuard(settings.dlq_max_ratio)
 
@@ -189,36 +289,33 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         if state.producer is None:
             state.producer = make_producer(settings.kafka, client_id="classifier")
             await state.producer.start()
-        dlq = DeadLetterWriter(state.producer, "classifier", guard, seed_from=settings.kafka)
+        dlq = DeadLetterWriter(
+            state.producer,
+            "classifier",
+            guard,
+            seed_from=settings.kafka,
+            group=settings.group_id,  # a shadow classifier in another group writes its own dead letters
+            default_group=ClassifierSettings.model_fields["group_id"].default,
+        )
         return ClassifierPipeline(settings, classify, state.producer, dlq, lambda: state.matcher, stop=state.stop)
 
     @app.timer(settings.watchlist_refresh_s, on_leader=False)  # type: ignore[untyped-decorator]
     async def refresh_watchlist() -> None:
         try:
-            state.matcher = EntityMatcher(await load_active(sessions))
+            state.matcher = await watchlist.refresh()  # the same matcher while nothing changed
         except Exception as exc:  # noqa: BLE001 - keep the last good watchlist
             log.warning("watchlist refresh failed, keeping the previous one: %s", exc)
 
+    replica = f"{socket.gethostname()}:{os.getpid()}"
+
     @app.timer(15.0, on_leader=False)  # type: ignore[untyped-decorator]
     async def publish_status() -> None:
-        """Models and device for the dashboard (``tw:classifier:status``, expires if we stop)."""
-        from redis.asyncio import Redis
-
-        client = Redis.from_url(settings.redis.url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2)
+        """Served models and device for ``/v1/status`` and the dashboard: this replica's
+        field of :func:`status_key`."""
         try:
-            models = [m.describe() for m in (classify.sentiment, classify.intent) if m is not None]
-            first = models[0] if models else {}
-            status = {
-                "models": models,
-                "device": first.get("device_requested"),
-                "provider": first.get("provider"),
-                "variant": first.get("variant"),
-            }
-            await client.set("tw:classifier:status", json.dumps(status), ex=60)
+            await publish_replica_status(settings, replica, status_of(classify, settings, replica))
         except Exception as exc:  # noqa: BLE001 - status is best effort
             log.debug("could not publish classifier status: %s", exc)
-        finally:
-            await client.aclose()
 
     @app.agent(source)  # type: ignore[untyped-decorator]
     async def classify_agent(stream: Any) -> None:
@@ -286,7 +383,7 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
 
         finishing = asyncio.create_task(finisher())
         try:
-            state.matcher = await load_watchlist(sessions)
+            state.matcher = await load_watchlist(watchlist)
             async for taken in stream.noack_take(settings.batch_max, within=settings.batch_within_s):
                 if not await submit(split_by_bytes(list(taken), settings.batch_max_bytes)):
                     break
@@ -317,6 +414,10 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
                 log.warning("stopping with batches unfinished; they will be re-read")
         if state.producer is not None:
             await state.producer.stop()
+        try:
+            await publish_replica_status(settings, replica, None)
+        except Exception as exc:  # noqa: BLE001 - status is best effort; it expires anyway
+            log.debug("could not remove the classifier status: %s", exc)
         await engine.dispose()
         classify.close()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from pydantic import Field, SecretStr
 
 from shared.config import ServiceSettings, is_placeholder
@@ -17,6 +20,38 @@ BUFFER_BATCHES = 4
 """The stream buffer holds this many windows of ``concurrent_batches`` batches."""
 FETCH_MAX_BYTES = 1024 * 1024
 """Most bytes fetched per partition at once: one raw event at most (``MAX_EVENT_BYTES``)."""
+MAX_BATCH_BYTES = 64 * 1024 * 1024
+"""Upper bound of ``TW_CLASSIFIER_BATCH_MAX_BYTES``: the stream buffer holds 4 x this x
+``concurrent_batches`` bytes, and a batch is scored in one step."""
+STATUS_TTL_S = 60.0
+"""A replica's status is dropped this long after it was last published (every 15 s)."""
+
+
+def status_key(topic_prefix: str) -> str:
+    """Redis hash of the statuses of the classifier replicas under ``topic_prefix``
+    (``TW_TOPICS__PREFIX``): one field per consumer group and replica (:func:`status_field`),
+    so environments, shadow groups and replicas do not overwrite each other's."""
+    return f"tw:classifier:status:{topic_prefix}"
+
+
+def status_field(group: str, replica: str) -> str:
+    return json.dumps([group, replica])
+
+
+def fresh_statuses(fields: dict[Any, Any], now: float) -> list[dict[str, Any]]:
+    """The statuses of a :func:`status_key` hash published within :data:`STATUS_TTL_S` of
+    ``now``, by group and replica; a field that is no status is left out."""
+    statuses = []
+    for raw in fields.values():
+        try:
+            status = json.loads(raw)
+            fresh = now - float(status["published_at"]) <= STATUS_TTL_S
+            named = isinstance(status["group"], str) and isinstance(status["replica"], str)
+        except (ValueError, TypeError, KeyError):
+            continue
+        if fresh and named:
+            statuses.append(status)
+    return sorted(statuses, key=lambda s: (s["group"], s["replica"]))
 
 
 class ClassifierSettings(ServiceSettings):
@@ -68,8 +103,10 @@ class ClassifierSettings(ServiceSettings):
         validation_alias="TW_CLASSIFIER_BATCH_MAX_BYTES",
         default=8 * 1024 * 1024,
         ge=64 * 1024,
+        le=MAX_BATCH_BYTES,
         description=(
-            "Most bytes of raw record values per classification batch (a larger record is classified alone). "
+            "Most bytes of raw record values per classification batch, at most 64 MiB "
+            "(a larger record is classified alone). "
             "The stream buffer holds at most 4 x this x TW_CLASSIFIER_CONCURRENT_BATCHES bytes of records."
         ),
     )
@@ -101,7 +138,7 @@ class ClassifierSettings(ServiceSettings):
         validation_alias="TW_CLASSIFIER_WATCHLIST_REFRESH_S",
         default=15.0,
         gt=0,
-        description="How often the watchlist is reloaded.",
+        description="How often the watchlist is checked; the matcher is rebuilt (off the event loop) when it changed.",
     )
     dlq_max_ratio: float = Field(
         validation_alias="TW_CLASSIFIER_DLQ_MAX_RATIO",

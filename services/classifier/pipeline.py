@@ -93,7 +93,9 @@ class ClassifierPipeline:
         if good:
             good, verdicts, more_bad = await self._classify(good)
             bad.extend(more_bad)
-            scored, unscorable = self._score(good, verdicts)
+            # redaction and entity tagging: 90 ms of CPU a batch at 4,000 stored characters,
+            # seconds at 100,000; in a thread, the loop keeps serving the consumer meanwhile
+            scored, unscorable = await asyncio.to_thread(self._score, good, verdicts, self.matcher())
             bad.extend(unscorable)
         return Prepared(list(records), scored, bad)
 
@@ -104,8 +106,8 @@ class ClassifierPipeline:
             await publish(self.producer, self.settings.topics.text_scored, batch.scored)
             self.m.events_out.labels(SERVICE, "text.scored").inc(len(batch.scored))
         for record in batch.bad:
-            await self.dlq.write(record)
-            self.m.dead_letters.labels(SERVICE, record.topic, record.error_class).inc()
+            if await self.dlq.write(record):  # not one found written already (a batch re-read)
+                self.m.dead_letters.labels(SERVICE, record.topic, record.error_class).inc()
         bad_places = {(b.topic, b.partition, b.offset) for b in batch.bad}
         for rec in batch.records:
             self.dlq.guard.record(failed=(rec.topic, rec.partition, rec.offset) in bad_places)
@@ -182,14 +184,15 @@ class ClassifierPipeline:
         if self.stop.is_set():
             raise ClassifierClosed("stopping while the models fail: the batch is left unacknowledged")
 
-    def _score(self, good: list[Decoded], verdicts: Verdicts) -> tuple[list[ScoredEvent], list[FailedRecord]]:
+    def _score(
+        self, good: list[Decoded], verdicts: Verdicts, matcher: EntityMatcher
+    ) -> tuple[list[ScoredEvent], list[FailedRecord]]:
         """Scored events, and the records whose verdict no scored event can carry (a model
         that gave NaN probabilities for one text) or that scoring fails on in a way nobody
         foresaw: those are dead-lettered, the rest go on; raised, one would stop the
         classifier on that batch after every restart. Scoring touches no dependency, so
-        such an error is never an infrastructure fault."""
+        such an error is never an infrastructure fault. Runs in a worker thread."""
         received = datetime.now(UTC)
-        matcher = self.matcher()
         key = self.settings.pseudonym_key.get_secret_value().encode()
         scored: list[ScoredEvent] = []
         bad: list[FailedRecord] = []

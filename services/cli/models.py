@@ -524,6 +524,11 @@ def promote(ctx: typer.Context, task: TaskOpt, version: VersionOpt) -> None:
     with _errors():
         _registry(ctx).promote(task, version)
     typer.echo(f"promoted {task}/{version}")
+    # the registry is read at start-up only: nothing running changes its model
+    typer.echo(
+        f"the classifier serves it after a restart (every replica; one started with "
+        f"TW_CLASSIFIER_{task.upper()}_VERSION keeps that version); GET /v1/status shows what it serves"
+    )
 
 
 @app.command()

@@ -4,6 +4,7 @@ seeded with two days of trends, alerts, messages and routing volumes."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.app import build_app
 from services.api.config import ApiSettings
 from services.api.deps import Deps, make_deps
-from services.api.routes_ops import CLASSIFIER_STATUS_KEY
+from services.classifier.config import ClassifierSettings, status_field, status_key
 from shared.config import RedisSettings
 
 
@@ -31,16 +32,18 @@ async def dashboard(
     settings = settings.model_copy(update={"redis": RedisSettings(url=SecretStr(url))})
     register_models(settings.models_dir, tmp_path)
     deps: Deps = make_deps(settings)
-    await deps.redis.set(
-        CLASSIFIER_STATUS_KEY,
-        json.dumps({"provider": "CPUExecutionProvider", "variant": "int8", "device": "CPU (2 cores)"}),
-        ex=600,
-    )
+    group = ClassifierSettings.model_fields["group_id"].default
+    key = status_key(settings.topics.prefix)
+    status = {"provider": "CPUExecutionProvider", "variant": "int8", "device": "CPU (2 cores)"}
+    # published "in 9 minutes": fresh for the test's whole length, as the old key's 600 s expiry was
+    status |= {"group": group, "replica": "browser:1", "published_at": time.time() + 540}
+    await deps.redis.hset(key, status_field(group, "browser:1"), json.dumps(status))
+    await deps.redis.expire(key, 600)
     info = await seed(sessions)
     try:
         async with serving(build_app(settings, deps)) as base:
             yield {"url": base, "sessions": sessions, **info}
     finally:
         await unseed(sessions, info["routing_bucket"], info["rule_id"])
-        await deps.redis.delete(CLASSIFIER_STATUS_KEY)
+        await deps.redis.delete(key)
         await deps.aclose()

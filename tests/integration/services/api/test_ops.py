@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.api.config import ApiSettings
 from services.api.deps import Deps
-from services.api.routes_ops import CLASSIFIER_STATUS_KEY
+from services.classifier.app import publish_replica_status
+from services.classifier.config import ClassifierSettings, status_key
 from shared.inference.registry import Registry
 from shared.labels import TASKS
 from shared.stack import manager
@@ -114,18 +116,22 @@ async def test_readyz_and_status_with_promoted_models(
     r = await client.get("/readyz")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "ready" and all(c["ok"] for c in r.json()["checks"])
-    await deps.redis.delete(CLASSIFIER_STATUS_KEY)
+    key = status_key(api_settings.topics.prefix)
+    await deps.redis.delete(key)
     status = (await client.get("/v1/status")).json()
     models = {m["task"]: m for m in status["models"]}
     assert models["sentiment"]["version"] == "sentiment-v7" and models["intent"]["variants"] == ["int8"]
     assert models["sentiment"]["metrics"]["int8"]["accuracy"] == 0.9
     assert status["classifier"] is None
     live = {"provider": "CUDAExecutionProvider", "variant": "fp16", "device": "NVIDIA H200"}
-    await deps.redis.set(CLASSIFIER_STATUS_KEY, json.dumps(live), ex=60)
+    cls = ClassifierSettings(redis=api_settings.redis, topics=api_settings.topics)
+    replica = {"group": cls.group_id, "replica": "gpu-1:7", "published_at": time.time(), "models": []}
+    await publish_replica_status(cls, "gpu-1:7", {**replica, **live})
     try:
-        assert (await client.get("/v1/status")).json()["classifier"] == live
+        classifier = (await client.get("/v1/status")).json()["classifier"]
+        assert {k: classifier[k] for k in live} == live
     finally:
-        await deps.redis.delete(CLASSIFIER_STATUS_KEY)
+        await deps.redis.delete(key)
 
 
 async def test_unknown_route_and_method_use_the_error_format(client: httpx.AsyncClient) -> None:

@@ -17,7 +17,7 @@ from services_proc import log_tail, running
 from sqlalchemy import func, select
 from tw_testing import wait_until
 
-from services.classifier.config import ClassifierSettings
+from services.classifier.config import ClassifierSettings, status_key
 from shared.db.models import CountedEvent
 from shared.kafka import dlq_ops
 from shared.kafka.clients import ensure_topics, make_producer
@@ -25,7 +25,6 @@ from shared.stack import manager
 from shared.stack.settings import StackSettings
 
 pytestmark = pytest.mark.integration
-STATUS_KEY = "tw:classifier:status"
 
 
 async def test_redis_down_pipeline_keeps_classifying_counting_and_routing(
@@ -44,7 +43,7 @@ async def test_redis_down_pipeline_keeps_classifying_counting_and_routing(
     async def redis(command: str) -> int:  # a fresh connection each time: Redis restarts in between
         client = Redis.from_url(settings.redis.url.get_secret_value())
         try:
-            return int(await getattr(client, command)(STATUS_KEY))
+            return int(await getattr(client, command)(status_key(topics.prefix)))
         finally:
             await client.aclose()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -192,3 +193,25 @@ async def test_a_record_scoring_fails_on_unforeseen_is_dead_lettered_alone(monke
     assert [(b.offset, b.error_class, b.reason) for b in prepared.bad] == [
         (1, "IndexError", "cannot score: list index out of range")
     ]
+
+
+async def test_a_batch_is_scored_in_a_worker_thread_in_the_order_it_came(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Redaction and entity tagging of a batch ran on the event loop: 90 ms a batch at the
+    default 4,000 stored characters, 4.8 s for 80 dense articles at 100,000."""
+    threads: list[bool] = []
+
+    def build(*args: Any, **kwargs: Any) -> ScoredEvent:
+        threads.append(threading.current_thread() is not threading.main_thread())
+        return build_scored(*args, **kwargs)
+
+    monkeypatch.setattr("services.classifier.pipeline.build_scored", build)
+    settings = ClassifierSettings()
+    classify = Classify(_Model(), None)  # type: ignore[arg-type]
+    texts = [f"text {i}" for i in range(40)]
+    try:
+        prepared = await _pipeline(settings, classify).prepare(_records(settings, *texts))
+    finally:
+        classify.close()
+    assert [e.id for e in prepared.scored] == [f"e{i}" for i in range(40)]
+    assert [e.text for e in prepared.scored] == texts
+    assert threads == [True] * 40

@@ -41,3 +41,36 @@ def test_explicit_parallel_buckets_wins(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("TW_INFERENCE__PARALLEL_BUCKETS", "1")
     s = ClassifierSettings(concurrent_batches=2).model_settings()
     assert (s.intra_op_threads, s.parallel_buckets) == (1, 1)
+
+
+def test_the_batch_byte_budget_is_bounded_with_a_clear_error() -> None:
+    """Unbounded, 1 TiB passed: faust's stream buffer was then 4 x that x the concurrent
+    batches, and a batch is scored in one step."""
+    from pydantic import ValidationError
+
+    assert ClassifierSettings(TW_CLASSIFIER_BATCH_MAX_BYTES=str(64 * 1024 * 1024)).batch_max_bytes == 64 * 1024 * 1024
+    with pytest.raises(ValidationError, match=r"TW_CLASSIFIER_BATCH_MAX_BYTES\n.*less than or equal to 67108864"):
+        ClassifierSettings(TW_CLASSIFIER_BATCH_MAX_BYTES=str(1024**4))
+
+
+def test_the_status_key_holds_the_topic_prefix_and_the_field_the_group_and_replica() -> None:
+    """One key ``tw:classifier:status`` was shared by every deployment, group and replica:
+    the last to publish overwrote the others'."""
+    assert config.status_key("") != config.status_key("staging.")
+    assert config.status_key("staging.").endswith(":staging.")
+    fields = {config.status_field(g, r) for g in ("tonewatch-classifier", "shadow") for r in ("a:1", "b:1")}
+    assert len(fields) == 4
+
+
+def test_statuses_older_than_their_ttl_or_unreadable_are_left_out() -> None:
+    now = 1_000_000.0
+    fields = {
+        b"1": b'{"group": "g", "replica": "b:2", "published_at": %d}' % (now - 5),
+        b"2": b'{"group": "g", "replica": "a:1", "published_at": %d}' % (now - config.STATUS_TTL_S + 1),
+        b"3": b'{"group": "g", "replica": "gone:9", "published_at": %d}' % (now - config.STATUS_TTL_S - 1),
+        b"4": b"not json",
+        b"5": b'{"group": "g", "replica": "c:3"}',
+        b"6": b'{"replica": "d:4", "published_at": %d}' % now,
+        b"7": b"[1, 2]",
+    }
+    assert [s["replica"] for s in config.fresh_statuses(fields, now)] == ["a:1", "b:2"]
