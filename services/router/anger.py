@@ -4,91 +4,245 @@ The sentiment model was trained on news headlines and reads an angry chat as neu
 ("I want to close my account, you are useless and I am furious": negative 0.12), so the
 router does not rely on it alone. Each cue found adds its weight once; a chat whose score
 reaches the router's threshold (``TW_ROUTER_ANGER_SCORE``, 1.0: one strong cue or two
-weak ones) is angry. The cues, case-insensitive unless said:
+weak ones) is angry. Only the first 4,000 characters are read (``SCAN_CHARS``): the score
+costs the same for any longer chat, and a cue past them does not count. The cues,
+case-insensitive unless said:
 
 - anger and abuse (1.0): furious, livid, fuming, angry, disgrace, disgusting, useless,
-  incompetent, pathetic, thieves, crooks, daylight robbery, rip-off, ridiculous,
-  unacceptable, outrageous, appalling, shambles, worst, "sick of", "fed up", "had enough",
-  "a joke", "you idiots"; weak (0.5): scam, unbelievable, terrible, awful, rubbish,
-  shocking, annoyed, frustrated, "seriously?" (a fraud victim says "scam" calmly);
+  incompetent, pathetic, ridiculous, unacceptable, outrageous, appalling, shambles,
+  daylight robbery, rip-off, "fed up", "a joke", "you idiots", "thanks for nothing"; and
+  words that are anger only when aimed at the bank: "you thieves", "bunch of crooks",
+  "worst bank/service/app", "you're the worst", "sick of this/your/waiting", "had enough
+  of you/this" or "had enough." ("thieves stole my card", "the worst part is",
+  "sick of flu", "had enough money" are calm); weak (0.5): scam, unbelievable, terrible,
+  awful, rubbish, shocking, annoyed, frustrated, "seriously?" (a fraud victim says "scam"
+  calmly);
 - threats of outside action (1.0): ombudsman, "report you", "complain to the FCA",
-  "legal action", "sue you", "take you to court", "trading standards", "my solicitor will",
-  "speak to a lawyer"; weak (0.5): a bare lawyer, solicitor, regulator or FCA ("my
-  solicitor needs a statement", "are you FCA regulated?" are calm);
-- profanity (1.0), masked too ("f***", "s**t", "b*stards"); mild (0.5): bloody, damn,
-  "what the hell";
-- shouting (1.0): three or more words in capitals in a row, one of them a common word
-  (I, MY, YOU, NOW...), so a merchant name on a statement ("BGL GROUP LTD") is not
-  shouting; acronyms (ATM, PIN, IBAN...) and redaction marks ([CARD]) are not counted.
-  One word in capitals for emphasis ("declined AGAIN") is weak (0.5);
-- repeated punctuation (0.5 each kind): "!!", "?!" or "!?", "???";
+  "legal action", "sue you", "take you to court", "trading standards", "my solicitor will
+  be in touch", "you'll hear from my lawyer"; weak (0.5): any other lawyer, solicitor,
+  regulator or FCA ("my solicitor will need a statement", "can I speak to a solicitor?",
+  "are you FCA regulated?" are calm);
+- profanity (1.0), whole words only ("Shittu", "shitake" are not), and masked forms of
+  those words ("f***", "s**t", "b*stards"; a masked email or name, "j***@", "M******", is
+  not); a masked word showing only its first letter ("s***") is weak, but "f***" is not;
+  mild (0.5): bloody, damn, "what the hell";
+- shouting (1.0): a run of three or more words in capitals with I, ME, MY, YOU, YOUR, WE,
+  OUR or NOW in it ("WHERE IS MY MONEY", "HUMAN. AGENT. NOW.", "I CAN NOT LOG IN"), that
+  is not quoted: not in quotes, not after a colon or says/said/shows/message/error/code/
+  payee/ref/reads ("the terminal said CALL YOUR BANK"), not a statement line ("DIRECT
+  DEBIT TO SKY DIGITAL FOR MY TV") and not thanks. Acronyms (ATM, PIN, IBAN...) and
+  redaction marks ([CARD]) are not counted. One word in capitals for emphasis ("declined
+  AGAIN", "STILL") is weak (0.5); a name in capitals ("DHL", "BT") is nothing;
+- repeated punctuation (0.5 each kind): "!!", "?!" or "!?", "???"; in a chat that thanks
+  or praises ("Thank you so much!!", "Great news!!") "!!" and emphasis do not count;
 - angry emoji (1.0): 😡 🤬 😠 💢 👿 🖕.
 
-A word cue right after a negation ("not angry", "isn't a disgrace", "not at all useless")
-does not count. Wanting to close an account is not anger by itself.
+An anger or threat cue right after a negation ("not angry", "never angry", "not even a
+little bit angry", "isn't a disgrace", "nothing to be angry about") does not count, nor a
+threat one declines ("I don't want to take legal action", "no need to contact the
+ombudsman", "without legal action"). Profanity is never negated ("no fucking way").
+Wanting to close an account is not anger by itself.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import islice
 
 STRONG = 1.0
 WEAK = 0.5
+SCAN_CHARS = 4_000
 
-_WORDS: tuple[tuple[str, float], ...] = (
-    # anger and abuse
-    (r"furious|livid|fuming|raging|outraged|angry", STRONG),
-    (r"disgrace(?:ful)?|disgust(?:ed|ing)|appalling|outrageous|shambles|pathetic", STRONG),
-    (r"useless|incompeten(?:t|ce)|ridiculous|unacceptable|worst", STRONG),
-    (r"thieves|thieving|crooks|daylight robbery|rip[- ]?off|ripped (?:me )?off", STRONG),
-    (r"sick (?:and tired )?of|fed up|had enough", STRONG),
-    (r"(?:is|are|what) (?:a|an) (?:\w+ )?joke|you (?:bunch of )?(?:idiots|morons|clowns)", STRONG),
-    (r"scam\w*|unbelievable|terrible|awful|rubbish|shocking|annoy(?:ed|ing)|frustrat\w+", WEAK),
-    (r"seriously\s*\?", WEAK),
-    # threats of outside action
-    (r"ombudsman|report(?:ing)? you|legal action|trading standards|su(?:e|ing) you", STRONG),
-    (r"(?:take|taking) (?:you|this|it) to court", STRONG),
-    (r"(?:report|complain)\w* (?:\w+ ){0,3}to (?:the )?(?:fca|regulators?)", STRONG),
-    (r"(?:my|our) (?:lawyers?|solicitors?) (?:will|'ll|is going to|are going to)", STRONG),
+_ANGER, _THREAT, _PROFANITY = "anger", "threat", "profanity"
+_NEGATABLE = frozenset({_ANGER, _THREAT})
+
+# Single words: a word's own pattern runs only on a text that has the word.
+_SINGLE: tuple[tuple[str, float, str], ...] = (
     (
-        r"(?:call|contact|get|see|speak|talk|hear from|instruct|involv)\w* (?:to |with )?(?:my|a|our) "
-        r"(?:lawyers?|solicitors?)",
+        "furious livid fuming raging outraged angry disgrace disgraceful disgusted disgusting appalling "
+        "outrageous shambles pathetic useless incompetent incompetence ridiculous unacceptable",
         STRONG,
+        _ANGER,
     ),
-    (r"lawyers?|solicitors?|regulators?|fca|financial conduct authority", WEAK),
-    # profanity
-    (r"fuck\w*|shit\w*|bullshit|crap|crappy|bollocks|bastards?|piss(?:ed)?|twats?|wankers?", STRONG),
-    (r"arse(?:holes?)?|assholes?|wtf|ffs", STRONG),
-    (r"bloody|damn(?:ed)?|what the hell", WEAK),
+    (
+        "scam scams scammed scammer scammers scamming unbelievable terrible awful rubbish shocking annoyed "
+        "annoying frustrated frustrating frustration",
+        WEAK,
+        _ANGER,
+    ),
+    ("ombudsman", STRONG, _THREAT),
+    ("lawyer lawyers solicitor solicitors regulator regulators fca", WEAK, _THREAT),
+    (
+        "fuck fucks fucked fucker fuckers fucking fuckin fuckwit fuckwits motherfucker motherfuckers "
+        "motherfucking shit shits shite shitty shitting shithole shitshow bullshit crap crappy bollocks "
+        "bastard bastards piss pissed pissing twat twats wanker wankers arse arsehole arseholes asshole "
+        "assholes cunt cunts dickhead dickheads wtf ffs",
+        STRONG,
+        _PROFANITY,
+    ),
+    ("bloody damn damned", WEAK, _PROFANITY),
 )
-# One pattern per line; where matches overlap, _word_cues keeps the strongest, then the longest.
-_WORD_RE = [(re.compile(rf"(?<!\w)(?:{pattern})(?!\w)", re.IGNORECASE), weight) for pattern, weight in _WORDS]
-# A letter, then masking ("f***", "s**t", "b*stards"); a lone footnote star ("terms*") is not.
-_MASKED = re.compile(r"(?<!\w)[^\W\d_]+(?:(?:[*#]+[^\W\d_]+)+(?!\w)|[*#]{2,}(?![\w*#]))")
-# Up to two filler words between the negation and the cue, no punctuation.
-_FILLER = r"(?:a|an|at|all|really|very|so|that|too|even|remotely|the)"
-_NEGATED = re.compile(rf"(?:(?<!\w)(?:not|no|nothing|hardly)|n['’]t)\s+(?:{_FILLER}\s+){{0,2}}$", re.IGNORECASE)
+_WORD_CUES: dict[str, tuple[float, str]] = {
+    word: (weight, kind) for words, weight, kind in _SINGLE for word in words.split()
+}
+_WORD_CUE_RE = {word: re.compile(rf"(?<!\w){word}(?!\w)", re.IGNORECASE) for word in _WORD_CUES}
+
+_INSULTS = r"(?:thieves|crooks|robbers|cowboys|criminals)"
+_INTENSIFIER = (
+    r"(?:(?:absolute|utter|complete|total|bloody|fucking|f\*+ing|legali[sz]ed|legal|lying|dirty|greedy|common"
+    r"|a bunch of|a load of|a pack of) )?"
+)
+_LAWYER = r"(?:lawyers?|solicitors?)"
+_SERVICE = (
+    r"(?:bank|banks|banking|service|services|app|apps|company|experience|support|staff|people|team|website"
+    r"|helpline|customer service|call centre|call center)"
+)
+# Phrases: (words one of which must be in the text, pattern, weight, kind); a pattern is run
+# only on a text that has one of its words.
+_PHRASES: tuple[tuple[str, str, float, str], ...] = (
+    # abuse aimed at the bank ("you people are thieves"), not a noun ("thieves stole my card")
+    (
+        "thieves crooks robbers cowboys criminals",
+        rf"(?:you (?:lot|people|guys|all) (?:are|r)|you are|you['’]re|(?:bunch|pack|lot|load|band|den) of"
+        rf"|nothing but|such) {_INTENSIFIER}(?P<cue>{_INSULTS})",
+        STRONG,
+        _ANGER,
+    ),
+    # "refund me you thieves!", but not "I told you thieves stole it"
+    (
+        "thieves crooks robbers cowboys criminals",
+        rf"you {_INTENSIFIER}(?P<cue>{_INSULTS})(?=\s*(?:[^\w\s]|$))",
+        STRONG,
+        _ANGER,
+    ),
+    (
+        "thieving crooked",
+        r"(?:thieving|crooked) (?:\w+ )?(?:bank|banks|lot|gits|scum|bastards|company|sods|swine|idiots|people)",
+        STRONG,
+        _ANGER,
+    ),
+    ("idiots morons clowns imbeciles", r"you (?:bunch of |lot of )?(?:idiots|morons|clowns|imbeciles)", STRONG, _ANGER),
+    ("worst", rf"(?P<cue>worst) (?:\w+ ){{0,2}}?{_SERVICE}", STRONG, _ANGER),
+    ("worst", r"you(?:['’]re| are| lot are| people are| guys are) (?:\w+ )?the (?P<cue>worst)", STRONG, _ANGER),
+    (
+        "sick",
+        r"sick (?:and tired )?of (?:you|your|this|that|these|those|it|them|the (?:way|same|service|bank|app)"
+        r"|being|\w+ing)",
+        STRONG,
+        _ANGER,
+    ),
+    (
+        "enough",
+        r"had (?:just |really |quite )?enough"
+        r"(?= of (?:you|your|this|that|these|those|it|them|the|being|\w+ing)(?!\w)|\s*(?:[.!,;]|$)"
+        r"| (?:now|already|today)(?!\w))",
+        STRONG,
+        _ANGER,
+    ),
+    ("fed", r"fed up", STRONG, _ANGER),
+    ("robbery rip ripoff ripped", r"daylight robbery|rip[- ]?off|ripped (?:me )?off", STRONG, _ANGER),
+    ("joke", r"(?:is|are|what) (?:a|an) (?:\w+ )?joke", STRONG, _ANGER),
+    ("nothing", r"thanks? (?:you )?for nothing", STRONG, _ANGER),
+    ("seriously", r"seriously\s*\?", WEAK, _ANGER),
+    # threats of outside action
+    (
+        "report reporting legal trading sue suing",
+        r"report(?:ing)? you|legal action|trading standards|su(?:e|ing) you",
+        STRONG,
+        _THREAT,
+    ),
+    ("court", r"(?:take|taking) (?:you|this|it) to court", STRONG, _THREAT),
+    (
+        "fca regulator regulators authority",
+        r"(?:report|complain)\w* (?:\w+ ){0,3}to (?:the )?(?:fca|regulators?|financial conduct authority)",
+        STRONG,
+        _THREAT,
+    ),
+    (
+        "lawyer lawyers solicitor solicitors",
+        rf"(?:my|our) {_LAWYER} (?:will|['’]ll|is going to|are going to|shall) (?:be in touch|be contacting you"
+        rf"|contact you|be writing to you|write to you|be hearing|deal with (?:you|this)|sue|be suing"
+        rf"|take (?:you|this) to court|take action|take this further|hear about this)"
+        rf"|hear(?:ing)? from (?:my|our) {_LAWYER}"
+        rf"|(?:get|getting|bring|bringing) (?:my|a|our) {_LAWYER} involved|involv\w* (?:my|a|our) {_LAWYER}",
+        STRONG,
+        _THREAT,
+    ),
+    ("financial", r"financial conduct authority", WEAK, _THREAT),
+    ("hell", r"what the hell", WEAK, _PROFANITY),
+)
+_PHRASE_RE = [
+    (frozenset(keys.split()), re.compile(rf"(?<!\w)(?:{pattern})(?!\w)", re.IGNORECASE), weight, kind)
+    for keys, pattern, weight, kind in _PHRASES
+]
+
+# Masked forms of these: "f***", "s**t", "b*stards", "f***ing".
+_MASKABLE = (
+    "fuck fucks fucked fucker fuckers fucking fuckin motherfucker motherfucking shit shite shitty bullshit "
+    "bastard bastards bitch bitches cunt cunts crap twat twats wanker wankers arsehole asshole dickhead "
+    "bollocks piss pissed prick"
+).split()
+_MASKABLE_BY_LENGTH: dict[int, list[str]] = {}
+for _w in _MASKABLE:
+    _MASKABLE_BY_LENGTH.setdefault(len(_w), []).append(_w)
+_MASK = "*#"
+_MASKED = re.compile(r"(?<![\w*#])(?:[^\W\d_]|[*#])+(?![\w*#])")
+
+_FILLER = (
+    r"(?:a|an|at|all|any|bit|little|really|very|so|that|too|even|ever|remotely|the|be|being|get|getting"
+    r"|feel|feeling|to|slightest|particularly|overly)"
+)
+_NEGATION = r"(?:(?<!\w)(?:not|no|nothing|hardly|never|nor)|n['’]t)"
+# Up to four filler words between the negation and the cue, no punctuation.
+_NEGATED = re.compile(rf"{_NEGATION}\s+(?:{_FILLER}\s+){{0,4}}$", re.IGNORECASE)
+# A threat declined: "I don't want to take legal action", "no need to contact the ombudsman".
+_DECLINED = re.compile(
+    rf"(?:(?<!\w)without|{_NEGATION}\s+(?:\w+\s+)?(?:want|wish|need|intend|plan|mean|going|looking|trying"
+    rf"|intention|desire)\w*\s+(?:to|of|for))\s+(?:\w+\s+){{0,3}}$",
+    re.IGNORECASE,
+)
+_NEGATION_WINDOW = 60
+_POSITIVE = frozenset(
+    "thank thanks thankyou thx great love lovely brilliant amazing perfect wonderful excellent fantastic awesome "
+    "appreciate appreciated happy glad delighted helpful pleased".split()
+)
+_POSITIVE_RE = re.compile(rf"(?<!\w)(?:{'|'.join(_POSITIVE)})(?!\w)", re.IGNORECASE)
 _PUNCTUATION = re.compile(r"[!?]{2,}")
 _EMOJI = "😡🤬😠💢👿🖕"
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
-_REDACTED = re.compile(r"\[[A-Z]+\]")
+# A stretch from a capital letter up to the next lower-case (ASCII) one: where capitals can run.
+_CAPS_SPAN = re.compile(r"[A-Z][^a-z]+")
 ACRONYMS = frozenset(
     "ATM PIN IBAN BIC SWIFT SEPA CVV CVC FCA UK US USA EU GBP EUR USD ID OK PDF SMS OTP NFC BACS CHAPS ISA APR "
     "HMRC DVLA NHS ASAP VAT IVA CCJ DD TV PC URL FAQ".split()
 )
-# A shouted run needs one of these: "WHERE IS MY MONEY", "HUMAN. AGENT. NOW." ("STEAM GAMES" is not).
-_COMMON = frozenset(
-    "I ME MY YOU YOUR WE OUR IT IS ARE WAS BE THE THIS THAT WHAT WHERE WHY HOW WHO WHEN NOW NOT NO DO DID "
-    "DOES DON'T CAN CAN'T WILL WON'T JUST GET GIVE WANT NEED STOP HELP PLEASE STILL AGAIN HAVE HAS AND OR TO OF "
-    "FOR ON IN AT WITH ALL".split()
+# A shouted run names who it is about or demands now: "WHERE IS MY MONEY", "HUMAN. AGENT. NOW."
+# ("DO NOT HONOR", "TRANSACTION NOT ALLOWED" are a terminal's).
+_SHOUTED = frozenset("I I'M I'VE I'LL I'D ME MY MINE YOU YOUR YOURS YOU'RE YOU'VE YOU'LL WE WE'RE OUR NOW".split())
+_THANKS = frozenset("THANK THANKS THANKYOU".split())
+# A statement line or a terminal's message, though it has MY or YOUR in it.
+_DESCRIPTOR = re.compile(
+    r"(?:DIRECT DEBIT|STANDING ORDER|(?:CARD |BILL |FASTER )?PAYMENT (?:TO|FROM)|TRANSFER (?:TO|FROM)|REF|REFERENCE"
+    r"|INVOICE|PAYEE|(?:CALL|CONTACT) (?:YOUR )?(?:BANK|CARD ISSUER|ISSUER))(?!\S)"
 )
+# Capitals right after these are a quotation, not the customer's voice ("I said" is).
+_CITED = re.compile(
+    r"(?:(?<!\w)(?:says?|saying|(?<!\bi )(?<!\bwe )said|shows?|showed|showing|shown|displays?|displayed"
+    r"|reads?|reading|message|error|code|payee|ref|reference|descriptor|description|merchant|named|called"
+    r"|states?|stated)[\s:\"“”'‘’«-]*|[:\"“”'‘’«]\s*)$",
+    re.IGNORECASE,
+)
+_CITED_WINDOW = 40
+_EMPHASIS = frozenset("AGAIN STILL YET NEVER EVER ALWAYS EVERY TWICE THIRD FOURTH FIFTH ANOTHER NOTHING NOBODY".split())
 _SHOUT_RUN = 3
 _LABEL_MAX = 30
 _MATCHES_MAX = 20
+
+_Match = tuple[int, int, float, str, str]  # start, end, weight, kind, label
 
 
 @dataclass(frozen=True)
@@ -120,8 +274,13 @@ def has_letters(text: str) -> bool:
 
 
 def anger(text: str) -> Anger:
-    cues = [*_word_cues(text), *_shouting(text), *_punctuation(text), *_emoji(text)]
-    return Anger(tuple(cues))
+    """The cues in the first ``SCAN_CHARS`` characters of ``text``: one pass over its words,
+    and a pattern only where one of its words is in the text."""
+    text = text[:SCAN_CHARS]
+    words = frozenset(_WORD.findall(text.lower()))
+    thankful = bool(words & _POSITIVE) and _thankful(text)
+    cues = [*_word_cues(text, words), *_shouting(text, thankful), *_punctuation(text, thankful)]
+    return Anger((*cues, *_emoji(text)))
 
 
 def _quote(s: str) -> str:
@@ -129,49 +288,154 @@ def _quote(s: str) -> str:
     return f"'{s[:_LABEL_MAX]}'"
 
 
-def _word_cues(text: str) -> list[Cue]:
+def _negated(text: str, start: int, kind: str) -> bool:
+    if kind not in _NEGATABLE:
+        return False
+    before = text[max(0, start - _NEGATION_WINDOW) : start]
+    return bool(_NEGATED.search(before) or (kind == _THREAT and _DECLINED.search(before)))
+
+
+def _word_cues(text: str, words: frozenset[str]) -> list[Cue]:
     """Lexicon matches, strongest and longest first, none overlapping one already taken
-    ("speak to my solicitor" is one threat, not a threat and a weak "solicitor")."""
-    found: list[tuple[int, int, float]] = []
-    for pattern, weight in (*_WORD_RE, (_MASKED, STRONG)):
-        # the first few of each are enough to score and explain, and keep the overlap check short
-        found += [(m.start(), m.end(), weight) for m in islice(pattern.finditer(text), _MATCHES_MAX)]
-    found.sort(key=lambda f: (-f[2], f[0] - f[1]))
-    taken: list[tuple[int, int, float]] = []
-    for start, end, weight in found:
-        if any(start < e and s < end for s, e, _ in taken) or _NEGATED.search(text[max(0, start - 40) : start]):
+    ("my solicitor will be in touch" is one threat, not a threat and a weak "solicitor")."""
+    found = [*_lexicon(text, words), *_masked(text)]
+    found.sort(key=lambda f: (-f[2], f[0] - f[1], f[0]))
+    taken = bytearray(len(text))
+    kept: list[_Match] = []
+    for match in found:
+        start, end, _, kind, _ = match
+        if taken.find(1, start, end) != -1 or _negated(text, start, kind):
             continue
-        taken.append((start, end, weight))
+        taken[start:end] = b"\x01" * (end - start)
+        kept.append(match)
     cues: dict[str, Cue] = {}
-    for start, end, weight in sorted(taken):  # in the text's order
-        label = _quote(text[start:end].lower())
+    for _, _, weight, _, said in sorted(kept):  # in the text's order
+        label = _quote(said.lower())
         cues.setdefault(label, Cue(label, weight))
     return list(cues.values())
 
 
-def _shouting(text: str) -> list[Cue]:
-    runs: list[list[str]] = [[]]
-    for word in (m.group() for m in _WORD.finditer(_REDACTED.sub(" ", text))):
-        if len(word) == 1 or word in ACRONYMS or not word.replace("'", "").replace("’", "").isalpha():
-            continue  # "I", "PIN", "ES91", "2AB": neither shouting nor a break in it
-        if word.isupper():
-            runs[-1].append(word)
-        elif runs[-1]:
-            runs.append([])
-    shouted = [r for r in runs if len(r) >= _SHOUT_RUN and _COMMON.intersection(w.replace("’", "'") for w in r)]
+def _lexicon(text: str, words: frozenset[str]) -> Iterator[_Match]:
+    """``words``: the text's words in lower case; most texts have none of the lexicon's."""
+    for word in words & _WORD_CUES.keys():
+        weight, kind = _WORD_CUES[word]
+        yield from ((m.start(), m.end(), weight, kind, m.group()) for m in _first(_WORD_CUE_RE[word], text))
+    for keys, pattern, weight, kind in _PHRASE_RE:
+        if keys & words:
+            # an aimed word is named alone: "'thieves'" for "you people are thieves"
+            cue = "cue" if "cue" in pattern.groupindex else 0
+            yield from ((m.start(), m.end(), weight, kind, m.group(cue)) for m in _first(pattern, text))
+
+
+def _first(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """The first few matches are enough to score and explain, and keep the overlap check short."""
+    return islice(pattern.finditer(text), _MATCHES_MAX)
+
+
+def _masked(text: str) -> Iterator[_Match]:
+    """Masked profanity: a word of the list with some letters starred ("f**k"), the letters
+    shown where it has them; an email or a name starred ("j***@", "M******") is no word of it."""
+    if "*" not in text and "#" not in text:
+        return
+    found = 0
+    for m in _MASKED.finditer(text):
+        token = m.group().lower()
+        shown = sum(ch not in _MASK for ch in token)
+        if shown in (0, len(token)) or not (weight := _masked_weight(token, shown)):
+            continue
+        yield m.start(), m.end(), weight, _PROFANITY, token
+        found += 1
+        if found == _MATCHES_MAX:
+            return
+
+
+def _masked_weight(token: str, shown: int) -> float:
+    for word in _MASKABLE_BY_LENGTH.get(len(token), ()):
+        if all(ch in _MASK or ch == w for ch, w in zip(token, word, strict=True)):
+            if shown >= 2 or token[0] == "f":
+                return STRONG
+            # "s***" may be a starred name; "f***" is what it looks like; "***t" is neither
+            return WEAK if token[0] not in _MASK else 0.0
+    return 0.0
+
+
+def _thankful(text: str) -> bool:
+    """Thanks or praise not negated ("not happy" is not): its "!!" is enthusiasm."""
+    return any(
+        not _NEGATED.search(text[max(0, m.start() - _NEGATION_WINDOW) : m.start()]) for m in _first(_POSITIVE_RE, text)
+    )
+
+
+def _runs(text: str) -> list[tuple[int, list[str]]]:
+    """Runs of words in capitals, with where each starts; acronyms, redaction marks, single
+    letters and words with digits neither count nor break a run, and "I" joins one. Only the
+    stretches with no lower-case ASCII letter are read word by word."""
+    runs: list[tuple[int, list[str]]] = []
+    for span in _CAPS_SPAN.finditer(text):
+        start, run = 0, list[str]()
+        for m in _WORD.finditer(text, span.start(), span.end()):
+            pos, word = m.start(), m.group()
+            if word != "I" and (len(word) == 1 or word in ACRONYMS or _bracketed(text, pos, word)):
+                continue  # "PIN", "[CARD]"
+            if not word.replace("'", "").replace("’", "").isalpha():
+                continue  # "ES91", "2AB"
+            if word.isupper():
+                start = start if run else pos
+                run.append(word.replace("’", "'"))
+                continue
+            _close(runs, start, run)  # "ÉCHEC"
+            run = []
+        _close(runs, start, run)
+    return runs
+
+
+def _close(runs: list[tuple[int, list[str]]], start: int, run: list[str]) -> None:
+    if run and run[-1] == "I":
+        run.pop()  # "MONEY. I transferred": the I begins the next sentence
+    if run:
+        runs.append((start, run))
+
+
+def _bracketed(text: str, pos: int, word: str) -> bool:
+    return text[pos - 1 : pos] == "[" and text[pos + len(word) : pos + len(word) + 1] == "]"
+
+
+def _cited(text: str, start: int) -> bool:
+    return bool(_CITED.search(text[max(0, start - _CITED_WINDOW) : start]))
+
+
+def _is_shouted(text: str, start: int, run: list[str]) -> bool:
+    words = set(run)
+    return (
+        len(run) >= _SHOUT_RUN
+        and len(words - {"I"}) >= 2
+        and bool(words & _SHOUTED)
+        and not words & _THANKS
+        and not _DESCRIPTOR.match(" ".join(run))
+        and not _cited(text, start)
+    )
+
+
+def _shouting(text: str, thankful: bool) -> list[Cue]:
+    runs = _runs(text)
+    shouted = [len(run) for start, run in runs if _is_shouted(text, start, run)]
     if shouted:
-        return [Cue(f"shouting ({max(len(r) for r in shouted)} words in capitals)", STRONG)]
-    emphasis = next((r[0] for r in runs if r), None)  # "declined AGAIN"
-    return [Cue(_quote(emphasis), WEAK)] if emphasis else []
+        return [Cue(f"shouting ({max(shouted)} words in capitals)", STRONG)]
+    if thankful:
+        return []
+    emphasis = next(
+        (run[0] for start, run in runs if len(run) == 1 and run[0] in _EMPHASIS and not _cited(text, start)), None
+    )
+    return [Cue(_quote(emphasis), WEAK)] if emphasis else []  # "declined AGAIN"
 
 
-def _punctuation(text: str) -> list[Cue]:
+def _punctuation(text: str, thankful: bool) -> list[Cue]:
     """Each kind once, a mixed run ("?!!!") as its mix."""
     kinds: dict[str, str] = {}
     for m in _PUNCTUATION.finditer(text):
         run = m.group()
         kind = "?!" if "?" in run and "!" in run else run[0]
-        if kind != "?" or len(run) >= 3:
+        if (kind != "?" or len(run) >= 3) and not (kind == "!" and thankful):
             kinds.setdefault(kind, run)
     return [Cue(_quote(run[:5]), WEAK) for run in kinds.values()]
 

@@ -60,7 +60,8 @@ class RouterSettings(ServiceSettings):
         gt=0,
         description=(
             "Anger score (cues in the chat's text: anger and abuse words, threats, profanity, shouting, "
-            "repeated !! or ?!, angry emoji; one strong cue is 1, a weak one 0.5) at which a chat counts as angry: "
+            "repeated !! or ?!, angry emoji; one strong cue is 1, a weak one 0.5; only the first 4,000 characters "
+            "are read) at which a chat counts as angry: "
             "it is flagged priority and routed as a strongly negative one."
         ),
     )

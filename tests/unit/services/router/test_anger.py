@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.ingest.sources import demo_chats
-from services.router.anger import anger, has_letters
+from services.router.anger import SCAN_CHARS, anger, has_letters
 from services.router.policy import RoutingPolicy
 
 THRESHOLD = RoutingPolicy().anger_score
@@ -36,6 +36,18 @@ ANGRY = [
     "FIX MY CARD NOW",
     "I've had enough of this s**t",
     "Worst customer service I have ever had",
+    # profanity is never negated (review: these scored 0)
+    "No fucking way, where is my money",
+    "Don't f***ing tell me to wait again",
+    "not fucking good enough",
+    # a first-person sentence in capitals is shouting
+    "I CAN NOT LOG IN",
+    # the lexicon words that count only when aimed at the bank
+    "Give me my money back you thieves!",
+    "You are the worst bank ever",
+    "I've had enough of you lot",
+    "I'm sick of your excuses",
+    "You'll be hearing from my solicitor",
 ]
 
 CALM = [
@@ -64,6 +76,50 @@ CALM = [
     "How do I report a lost card?",
     "I'm a bit frustrated that the transfer is so slow, please help",
     "My card number is [CARD] and my phone is [PHONE]",
+    # review: lexicon words as plain nouns and phrases
+    "Thieves stole my card last night, please block it",
+    "I was scammed by thieves",
+    "What's the worst day to exchange?",
+    "The worst part is I can't remember my PIN",
+    "I have had enough money to pay?",
+    "my daughter is sick of flu",
+    # review: a terminal's message or a statement line in capitals
+    "DO NOT HONOR",
+    "CALL YOUR BANK",
+    "PLEASE INSERT CARD",
+    "INVALID PIN TRY AGAIN",
+    "TRANSACTION NOT ALLOWED",
+    "CARD NOT SUPPORTED",
+    "DIRECT DEBIT TO SKY DIGITAL FOR MY TV",
+    "REF: ACME LTD INVOICE NO 123",
+    "Payee: JOHN SMITH AND SONS",
+    "The terminal said DO NOT HONOR",
+    "The card machine said CALL YOUR BANK",
+    "It says INVALID PIN TRY AGAIN",
+    # review: starred tokens that are no swear word
+    "We sent a code to j***@gmail.com but I never got it",
+    "Name on card: M****** SMITH",
+    "Pa**word",
+    "order ref#ABC",
+    "INV#ABCD",
+    "note**",
+    # review: a solicitor in a calm request, threats declined
+    "My solicitor will need a statement for probate",
+    "Can I speak to a solicitor about the will?",
+    "I don't want to take legal action",
+    "No need to contact the ombudsman",
+    "Can we sort this out without legal action?",
+    # review: thanks or a name in capitals with "!!"
+    "Thank you so much!! The card from DHL arrived",
+    "Hi!! Can I pay my BT bill",
+    "Great news!! My NEW card works",
+    # review: a swear word's letters inside a name or a word
+    "Mr Ade Shittu sent me £50",
+    "I paid for shitake mushrooms twice",
+    # review: negation with filler words, and "never"
+    "Nothing to be angry about",
+    "I'm not even a little bit angry",
+    "Never angry",
 ]
 
 
@@ -157,3 +213,87 @@ def test_a_long_text_is_scored_quickly() -> None:
     """Every pattern is linear, and at most the first few matches of each are kept."""
     for text in ("useless " * 5_000, "f*" + "a" * 20_000 + "1", "A" * 20_000 + "!" * 20_000, "ABC " * 10_000):
         assert anger(text).score >= 0
+
+
+def test_profanity_is_never_negated_but_anger_words_are_even_after_filler_words() -> None:
+    for text in ("No fucking way, where is my money", "Don't f***ing tell me", "not fucking good enough"):
+        assert anger(text).score >= THRESHOLD, text
+    for text in ("Nothing to be angry about", "I'm not even a little bit angry", "Never angry", "not getting angry"):
+        assert not anger(text).cues, text
+    assert flagged("I have never been so angry in my life")  # a verb between: not a negation of "angry"
+
+
+def test_a_declined_threat_does_not_count_but_a_conditional_one_does() -> None:
+    for text in ("I don't want to take legal action", "No need to contact the ombudsman", "without legal action"):
+        assert not anger(text).cues, text
+    for text in (
+        "I won't hesitate to take legal action",
+        "If you don't refund me I'll report you to the FCA",
+        "Don't make me go to the ombudsman",
+    ):
+        assert flagged(text), text
+
+
+def test_a_bare_solicitor_is_weak_a_threat_with_one_is_strong() -> None:
+    for text in ("My solicitor will need a statement for probate", "Can I speak to a solicitor about the will?"):
+        assert anger(text).explain() == "'solicitor'", text
+        assert anger(text).score == 0.5, text
+    assert anger("My solicitor will be in touch").explain() == "'my solicitor will be in touch'"
+
+
+def test_lexicon_words_count_only_when_aimed_at_the_bank() -> None:
+    assert not anger("Thieves stole my card and I told you thieves took it").cues
+    assert not anger("Are thieves able to use contactless?").cues
+    assert anger("You people are thieves").explain() == "'thieves'"
+    assert anger("you lot are a bunch of crooks").explain() == "'crooks'"
+    assert anger("the worst banking app I've used").explain() == "'worst'"
+    assert not anger("the worst part is the wait").cues
+    assert flagged("I've had enough.") and not anger("I had enough time").cues
+
+
+def test_quoted_messages_and_statement_lines_are_not_shouting_but_the_customers_voice_is() -> None:
+    for text in (
+        'The app says "YOUR CARD IS BLOCKED"',
+        "The screen shows: YOU HAVE NO FUNDS",
+        "error: YOUR PAYMENT FAILED",
+        "PAYMENT TO AMAZON PRIME FOR MY ACCOUNT",
+        "My employer is WHAT THE DOG SAW LTD",
+    ):
+        assert not anger(text).cues, text
+    for text in ("I said WHERE IS MY MONEY", "HUMAN. AGENT. NOW.", "I HATE THIS BANK", "YOU HAVE LOST MY MONEY"):
+        assert anger(text).explain().startswith("shouting"), text
+
+
+def test_one_word_in_capitals_counts_for_emphasis_not_for_a_name() -> None:
+    assert anger("declined AGAIN").explain() == "'AGAIN'"
+    for text in ("paid DHL", "my BT bill", "the NEW card", "to STREAMFLIX", "reference RENT JUNE"):
+        assert not anger(text).cues, text
+
+
+def test_thanks_and_praise_make_exclamations_enthusiasm() -> None:
+    assert not anger("Thank you so much!! It works").cues
+    assert not anger("Great news!! My NEW card works").cues
+    assert anger("I am not happy!!").explain() == "'!!'"  # a negated praise is none
+    assert anger("Where is my refund?! Thanks").explain() == "'?!'"
+    assert flagged("Thanks for nothing")
+
+
+def test_masked_profanity_is_a_masked_swear_word() -> None:
+    for text in ("sh*t", "f**king", "a**hole", "f#ck"):
+        assert anger(text).score == 1.0, text
+    assert anger("this is s***").score == 0.5  # only its first letter: it may be a starred name
+    for text in ("j***@gmail.com", "M****** SMITH", "Pa**word", "ref#ABC", "note**", "4111 **** **** 1111", "t**s"):
+        assert not anger(text).cues, text
+
+
+def test_profanity_is_whole_words() -> None:
+    for text in ("Mr Ade Shittu", "shitake", "Scunthorpe", "the Arsenal game", "a scampi"):
+        assert not anger(text).cues, text
+    for text in ("shitty service", "bullshit", "fuckers", "this is shite"):
+        assert flagged(text), text
+
+
+def test_only_the_first_4000_characters_are_read() -> None:
+    assert SCAN_CHARS == 4_000
+    assert not anger("x " * 2_000 + "I am furious").cues
+    assert flagged("I am furious. " + "x " * 50_000)

@@ -130,3 +130,23 @@ def test_a_text_with_no_letters_goes_to_human_whatever_the_models_made_of_it() -
 def test_angry_emoji_alone_go_to_escalations_with_priority() -> None:
     d = decide(intent(greeting=0.97), sentiment(0.1), DEFAULT_ROUTES, P, "😡😡😡")
     assert (d.queue, d.priority, d.reason) == (ESCALATIONS, True, "angry: '😡'; no words to classify")
+
+
+def test_calm_chats_the_review_found_escalated_go_to_their_intents_queue() -> None:
+    """Each went to escalations with priority on a cue that was no anger ('thieves',
+    shouting, 'my solicitor will', 'j***', 'DHL' and '!!'); the sworn one went to payments."""
+    cases = [
+        ("Thieves stole my card last night, please block it", "card_lost_stolen", "cards"),
+        ("The terminal said DO NOT HONOR", "card_declined", "cards"),
+        ("It says INVALID PIN TRY AGAIN", "pin_issue", "cards"),
+        ("My solicitor will need a statement for probate", "statement_request", "self_service"),
+        ("We sent a code to j***@gmail.com but I never got it", "login_problem", "access"),
+        ("Thank you so much!! The card from DHL arrived", "greeting", "self_service"),
+    ]
+    for text, label, queue in cases:
+        d = decide(intent(**{label: 0.9, "x": 0.1}), sentiment(0.2), DEFAULT_ROUTES, P, text)
+        assert (d.queue, d.priority, d.reason) == (queue, False, f"intent {label} 0.90"), (text, d)
+    d = decide(
+        intent(transfer_problem=0.9, x=0.1), sentiment(0.2), DEFAULT_ROUTES, P, "No fucking way, where is my money"
+    )
+    assert (d.queue, d.priority, d.reason) == (ESCALATIONS, True, "angry: 'fucking'; intent transfer_problem")
