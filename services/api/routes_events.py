@@ -1,22 +1,24 @@
 """``POST /v1/events``: validate a batch of raw events and produce it to the raw topics.
 
 A body not sent as JSON (no ``Content-Type``, or one other than ``application/json``
-or ``application/*+json``) answers 415. All or nothing at validation: one invalid item,
-or an id a previous item of the same stream already has (the pipeline keeps one
+or ``application/*+json``) answers 415. All or nothing at validation: one invalid
+item, or an id a previous item of the same stream already has (the pipeline keeps one
 event per id and stream), answers 422 with field-level errors per item index, and
 nothing is produced. An item without an id gets a random one, or with an
 ``Idempotency-Key`` header one derived from the caller's API key, the header, its
-stream, index and content, the same when the same request is sent again; the answer
-lists every item's id, given or assigned. Produced with ``acks=all`` on an idempotent
-producer; 202 once every record is acknowledged. If Kafka does not acknowledge within
-``TW_API_PRODUCE_TIMEOUT_S`` the answer is 503 and the outcome is unknown: some events
-may have been delivered (the partitions that acknowledged in time, or records still
-in flight). Its ``details`` give each item's id, so a client retries with those ids,
-or with the same ``Idempotency-Key``, which the pipeline counts once (a retry with
-neither would get new ids and count the delivered events twice). An error a retry
-cannot fix answers without ``Retry-After``: 413 ``record_too_large`` when the topic
-refuses a record as too large, 502 ``kafka_refused`` for any other; the refused items
-carry the error's name in ``details``, and the others' outcome is unknown as with a 503.
+stream and content, and how many earlier items of the request have the same stream and
+content (:func:`idempotent_id`): the same when the request is sent again, with other
+items left out or in another order; the answer lists every item's id, given or
+assigned. Produced with ``acks=all`` on an idempotent producer; 202 once every record
+is acknowledged. If Kafka does not acknowledge within ``TW_API_PRODUCE_TIMEOUT_S`` the
+answer is 503 and the outcome is unknown: some events may have been delivered (the
+partitions that acknowledged in time, or records still in flight). Its ``details``
+give each item's id, so a client retries with those ids, or with the same
+``Idempotency-Key``, which the pipeline counts once (a retry with neither would get
+new ids and count the delivered events twice). An error a retry cannot fix answers
+without ``Retry-After``: 413 ``record_too_large`` when the topic refuses a record as
+too large, 502 ``kafka_refused`` for any other; the refused items carry the error's
+name in ``details``, and the others' outcome is unknown as with a 503.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import email.message
 import hashlib
 import json
 import logging
+from collections import Counter
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 
@@ -104,13 +108,40 @@ def duplicate_id(index: int, event: RawEvent, first: int) -> dict[str, Any]:
     }
 
 
-def idempotent_id(caller: str, key: str, stream: str, index: int, item: dict[str, Any]) -> str:
-    """The id of item ``index`` without one in a request sent with ``Idempotency-Key: key``:
-    ``idem:<digest>``, within the ``EventId`` contract. The caller keeps two clients that
-    chose the same key apart; the content makes a different body under a reused key new
-    events rather than duplicates the pipeline would drop."""
-    content = json.dumps([caller, key, stream, index, item], sort_keys=True)  # ASCII, lone surrogates included
-    return f"idem:{hashlib.sha256(content.encode()).hexdigest()[:32]}"
+def canonical_content(item: dict[str, Any]) -> str:
+    """An item's content as one string, whatever the order of its keys; an empty ``id``
+    (null or "", assigned like a missing one) is left out."""
+    content = {k: v for k, v in item.items() if not (k == "id" and v in (None, ""))}
+    return json.dumps(content, sort_keys=True)  # ASCII, lone surrogates included
+
+
+def idempotent_id(caller: str, key: str, stream: str, content: str, occurrence: int) -> str:
+    """The id of an item without one in a request sent with ``Idempotency-Key: key``:
+    ``idem:<digest>`` of the caller, the key, the item's stream and canonical ``content``,
+    and ``occurrence``, how many earlier items of the request have the same stream and
+    content; within the ``EventId`` contract. Not the item's index: a client that drops
+    the item a 413 or 502 refused and sends the rest again, or sends them in another
+    order, gets the ids it got before, so what was delivered is counted once; equal items
+    in one request are still distinct events. The caller keeps two clients that chose the
+    same key apart; the content makes a different body under a reused key new events
+    rather than duplicates the pipeline would drop. No key is stored and none expires:
+    the same content sent later with the same key is taken as the same events."""
+    digest = json.dumps([caller, key, stream, content, occurrence])  # ASCII, lone surrogates included
+    return f"idem:{hashlib.sha256(digest.encode()).hexdigest()[:32]}"
+
+
+def id_source(
+    item: dict[str, Any], stream: str, idempotency: tuple[str, str] | None, seen: Counter[tuple[str, str]]
+) -> Callable[[], str]:
+    """Where the id of ``item`` comes from should it have none: :func:`idempotent_id`
+    with an ``Idempotency-Key``, else a random one. ``seen`` counts the items without an
+    id so far by stream and content."""
+    if idempotency is None or item.get("id") not in (None, ""):
+        return new_id
+    content = canonical_content(item)
+    occurrence = seen[stream, content]
+    seen[stream, content] += 1
+    return partial(idempotent_id, *idempotency, stream, content, occurrence)
 
 
 def validate_batch(items: list[dict[str, Any]], idempotency: tuple[str, str] | None = None) -> list[RawEvent]:
@@ -120,6 +151,7 @@ def validate_batch(items: list[dict[str, Any]], idempotency: tuple[str, str] | N
     events: list[RawEvent] = []
     details: list[dict[str, Any]] = []
     first_of: dict[tuple[str, str], int] = {}  # (id, stream) -> the index of its first item
+    seen: Counter[tuple[str, str]] = Counter()
     for i, item in enumerate(items):
         stream = item.get("stream")
         if stream not in STREAMS:
@@ -132,8 +164,7 @@ def validate_batch(items: list[dict[str, Any]], idempotency: tuple[str, str] | N
             )
             continue
         try:
-            ids = partial(idempotent_id, *idempotency, stream, i, item) if idempotency else new_id
-            event = prepare(item, stream, id_if_missing=ids)
+            event = prepare(item, stream, id_if_missing=id_source(item, stream, idempotency, seen))
         except InvalidEvent as exc:
             details.extend(item_errors(i, exc))
             continue
@@ -262,9 +293,11 @@ async def post_events(
         Header(
             pattern=IDEMPOTENCY_KEY_PATTERN,
             description="1-100 characters of `A-Z a-z 0-9 _ . : -`. An item without an `id` gets one derived "
-            "from the API key, this header, its stream, its index and its content instead of a random one: "
-            "sending the same body again with the same header (after a timeout or a 503) gives the same ids, "
-            "and the pipeline counts those events once. An item whose content changed gets a new id.",
+            "from the API key, this header, its stream and content (and how many earlier items of the body have "
+            "the same stream and content) instead of a random one: sending the same items again with the same "
+            "header (after a timeout or a 503, or without the items a 413 or 502 refused, in any order) gives "
+            "them the same ids, and the pipeline counts those events once. An item whose content changed gets "
+            "a new id. Keys are not stored and do not expire: the same key and content later are the same events.",
         ),
     ] = None,
 ) -> Accepted:

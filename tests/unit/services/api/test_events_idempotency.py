@@ -53,6 +53,39 @@ def test_another_key_caller_or_content_gets_another_id(
     assert ids(batch, idempotency)[0] != ids(BATCH, ("7", "order-42"))[0]
 
 
+RETRY: list[dict[str, Any]] = [
+    {"stream": "chat", "text": "card declined", "conversation_id": "c1"},
+    {"stream": "news", "text": "x" * 5000},  # the item a 413 refused
+    {"stream": "chat", "text": "card declined", "conversation_id": "c1"},  # equal to item 0: another event
+    {"stream": "news", "text": "Acme shares slump"},
+    {"stream": "chat", "text": "Acme shares slump", "conversation_id": "c1"},
+]
+
+
+def test_an_item_keeps_its_id_when_another_item_is_left_out() -> None:
+    """After a 413 or 502 the client drops the refused item and sends the rest again
+    with the same key: before, every later item got a new id (the index was hashed) and
+    those delivered by the first attempt were counted twice."""
+    first = ids(RETRY, ("7", "order-42"))
+    assert len(set(first)) == 5
+    assert ids([RETRY[0], *RETRY[2:]], ("7", "order-42")) == [first[0], *first[2:]]
+    assert ids(RETRY[3:], ("7", "order-42")) == first[3:]
+
+
+def test_an_item_keeps_its_id_in_another_order() -> None:
+    first = ids(RETRY, ("7", "order-42"))
+    order = [4, 0, 3, 1, 2]  # the equal items 0 and 2 in their order: swapped, they swap their ids
+    assert ids([RETRY[i] for i in order], ("7", "order-42")) == [first[i] for i in order]
+
+
+def test_equal_items_get_distinct_ids_and_an_empty_id_is_no_content() -> None:
+    item = {"stream": "news", "text": "Acme shares slump"}
+    three = ids([item, dict(item), {"text": "Acme shares slump", "stream": "news"}], ("7", "k"))
+    assert len(set(three)) == 3
+    assert ids([{**item, "id": None}, {**item, "id": ""}, item], ("7", "k")) == three
+    assert ids([item, {**item, "stream": "chat", "conversation_id": "c1"}], ("7", "k"))[0] == three[0]
+
+
 def test_without_the_header_ids_are_random() -> None:
     first, again = ids(BATCH, None), ids(BATCH, None)
     assert all(len(i) == 32 and not i.startswith("idem:") for i in first[:3])
