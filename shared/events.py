@@ -127,24 +127,44 @@ AwareDatetime = Annotated[
 # terminal shows). A lone surrogate, which no UTF-8 consumer takes, pydantic's ``str`` refuses;
 # the published pattern leaves it out: an engine reading UTF-16 units would refuse every emoji.
 ID_REFUSED_CLASS = r"\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
-# What ``str.strip`` removes once those are refused (see WHITESPACE_CLASS): an id of these alone is blank.
-ID_SPACE_CLASS = r" \u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+# Characters that show nothing alone: spaces (Zs), format characters (Cf; both of Unicode 14.0,
+# Python 3.11's) and the Hangul, halfwidth Hangul and Braille fillers. An id of these alone is
+# blank ("\u200b" looks like no id at all in a log line or the dashboard).
+ID_INVISIBLE_CLASS = (
+    r"\u0020\u00a0\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u1680\u180e"
+    r"\u2000-\u200f\u202a-\u202f\u205f-\u2064\u2066-\u206f\u2800\u3000\u3164\ufeff\ufff9-\ufffb\uffa0"
+)
+ID_INVISIBLE_ASTRAL: tuple[tuple[int, int], ...] = (
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x13438),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+)
+"""The invisible characters beyond U+FFFF, as ranges. The pattern spells out each one, since
+such a range in a class is a syntax error for an engine reading UTF-16 units."""
+_ID_INVISIBLE_ASTRAL = "|".join(chr(c) for first, last in ID_INVISIBLE_ASTRAL for c in range(first, last + 1))
+_ID_INVISIBLE = f"(?:[{ID_INVISIBLE_CLASS}]|{_ID_INVISIBLE_ASTRAL})"
 MAX_ID_CHARS = 128
-# Spaces, then a character that is none, then anything printable: one way to match, so linear.
-EVENT_ID_SCHEMA_PATTERN = rf"^[{ID_SPACE_CLASS}]*[^{ID_REFUSED_CLASS}{ID_SPACE_CLASS}][^{ID_REFUSED_CLASS}]*" + _END
+# Not invisible characters alone (checked ahead), then anything printable: linear.
+EVENT_ID_SCHEMA_PATTERN = rf"^(?!{_ID_INVISIBLE}*$)[^{ID_REFUSED_CLASS}]*" + _END
 _ID_REFUSED = re.compile(f"[{ID_REFUSED_CLASS}]")
+_ID_INVISIBLE_ONLY = re.compile(f"{_ID_INVISIBLE}*")
 
 
 def _printable_id(value: str) -> str:
     """``value`` unchanged; ``ValueError`` naming the first refused character by code point
-    and position (never the id: it may hold an e-mail address), or if it is blank."""
+    and position (never the id: it may hold an e-mail address), or if it has no visible
+    character."""
     if bad := _ID_REFUSED.search(value):
         raise ValueError(
             f"must not contain U+{ord(bad.group()):04X} (at index {bad.start()}): "
             "no control, line separator or bidirectional control"
         )
-    if not value.strip():
-        raise ValueError("must not be blank")
+    if _ID_INVISIBLE_ONLY.fullmatch(value):
+        raise ValueError("must not be blank: no visible character, only spaces, format characters or fillers")
     return value
 
 
@@ -156,10 +176,11 @@ EventId = Annotated[
         json_schema_extra={
             "pattern": EVENT_ID_SCHEMA_PATTERN,
             "description": (
-                f"1-{MAX_ID_CHARS} characters, compared exactly (spaces at either end are kept), not all "
-                "whitespace, without controls (U+0000-U+001F, U+007F-U+009F), line or paragraph separators "
-                "(U+2028, U+2029) or bidirectional controls (U+061C, U+200E, U+200F, U+202A-U+202E, "
-                "U+2066-U+2069). The contract also refuses a lone surrogate (U+D800-U+DFFF), which this "
+                f"1-{MAX_ID_CHARS} characters, compared exactly (spaces at either end are kept), at least "
+                "one visible: not only spaces (Zs), format characters (Cf) or the fillers U+115F, U+1160, "
+                "U+2800, U+3164 and U+FFA0; without controls (U+0000-U+001F, U+007F-U+009F), line or "
+                "paragraph separators (U+2028, U+2029) or bidirectional controls (U+061C, U+200E, U+200F, "
+                "U+202A-U+202E, U+2066-U+2069). The contract also refuses a lone surrogate (U+D800-U+DFFF), which this "
                 "schema cannot say alike for engines that read strings as code points and as UTF-16 units."
             ),
         },

@@ -63,3 +63,10 @@ class ApiSettings(ServiceSettings):
         gt=0,
         description="Time limit of each /readyz check.",
     )
+    classifier_group_id: str = Field(
+        validation_alias="TW_CLASSIFIER_GROUP_ID",
+        default="tonewatch-classifier",
+        min_length=1,
+        description="The classifier's main consumer group, as the classifier reads it: GET /v1/status counts only "
+        "its replicas as serving (other groups, such as a shadow classifier, are listed apart).",
+    )

@@ -12,12 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from redis.asyncio import Redis
 from sqlalchemy import text
 
 from services.api.auth import require
 from services.api.deps import Deps, get_deps, get_settings
 from services.api.errors import error_body
-from services.classifier.config import ClassifierSettings, fresh_statuses, status_key
+from services.classifier.config import ClassifierSettings, fresh_statuses, redis_seconds, status_key
 from shared.inference.registry import ModelEntry, RegistryError
 from shared.labels import TASKS
 from shared.startup import kafka_check
@@ -104,6 +105,37 @@ async def prometheus_metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
+def looks_like_path(name: str) -> bool:
+    """Whether a base model's ``name`` is a folder on some machine rather than a model
+    (a Hub id is ``name`` or ``org/name``), as in :func:`shared.training.card.looks_like_path`."""
+    return (
+        name.startswith(("/", "./", "../", "~"))
+        or name in (".", "..")
+        or "\\" in name
+        or name[1:2] == ":"  # a drive letter
+        or name.count("/") > 1
+    )
+
+
+def shown_name(name: str) -> str | None:
+    """A base model's name as ``/v1/status`` shows it: a path (in a card written before
+    cards recorded names only, e.g. ``/srv/ml/alice/runs/finbert-ft/checkpoint-500``) by
+    its last folder name, null where it has none to show (``/``, ``~alice``)."""
+    if not looks_like_path(name):
+        return name
+    last = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return None if last in ("", ".", "..") or last.startswith("~") or last.endswith(":") else last
+
+
+def base_model_view(base: dict[str, Any]) -> dict[str, Any]:
+    """What ``/v1/status`` shows of a card's base model: what it is, never where the server
+    keeps it (:data:`BASE_MODEL_FIELDS`, the name never a path)."""
+    view = {k: base[k] for k in BASE_MODEL_FIELDS if k in base}
+    if isinstance(view.get("name"), str):
+        view["name"] = shown_name(view["name"])
+    return view
+
+
 def model_info(deps: Deps, task: str) -> dict[str, Any]:
     """What the registry says about the promoted model of ``task``."""
     try:
@@ -121,7 +153,7 @@ def model_info(deps: Deps, task: str) -> dict[str, Any]:
     info.update({k: card[k] for k in CARD_FIELDS if k in card and k not in info})
     base = info.get("base_model")
     if isinstance(base, dict):
-        info["base_model"] = {k: base[k] for k in BASE_MODEL_FIELDS if k in base}
+        info["base_model"] = base_model_view(base)
     metrics = card.get("metrics")
     if isinstance(metrics, dict):
         info["metrics"] = {
@@ -132,29 +164,66 @@ def model_info(deps: Deps, task: str) -> dict[str, Any]:
     return info
 
 
-def classifier_view(replicas: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _models(replica: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for m in replica.get("models") or () if isinstance(m, dict)]
+
+
+def pinned(replica: dict[str, Any]) -> bool:
+    """Whether a replica serves a model version chosen by ``TW_CLASSIFIER_<TASK>_VERSION``."""
+    return any(m.get("pinned") is True for m in _models(replica))
+
+
+def served_versions(replicas: list[dict[str, Any]], task: str, group: str) -> list[str]:
+    """The versions of ``task`` the replicas of the main ``group`` serve, pinned models left
+    out: a shadow group or a pinned model serves another version on purpose; counted, it
+    made the promoted version look not served, with a note that a restart would fix it."""
+    return sorted(
+        {
+            str(m.get("version"))
+            for r in replicas
+            if r.get("group") == group
+            for m in _models(r)
+            if m.get("task") == task and m.get("pinned") is not True
+        }
+    )
+
+
+def classifier_view(replicas: list[dict[str, Any]], group: str = DEFAULT_CLASSIFIER_GROUP) -> dict[str, Any] | None:
     """The classifier replicas' statuses: each under ``replicas``, and at the top those of
-    one of them (of the default group when it reports) for the dashboard's device chip."""
+    one of them for the dashboard's device chip: of the main ``group`` and not pinned first,
+    then the one published last (the alphabetically first group could be a shadow)."""
     if not replicas:
         return None
-    first = min(replicas, key=lambda r: r.get("group") != DEFAULT_CLASSIFIER_GROUP)
+    first = max(
+        replicas, key=lambda r: (r.get("group") == group, not pinned(r), _published_at(r), r.get("replica") or "")
+    )
     view = {k: first.get(k) for k in ("group", "replica", "models", "device", "provider", "variant")}
     return {**view, "replicas": replicas}
 
 
-def with_serving(info: dict[str, Any], replicas: list[dict[str, Any]]) -> dict[str, Any]:
-    """``info`` with the versions of its task the classifier replicas serve (``serving``)
-    and whether one of them is not the promoted version (``serving_differs``; null while
-    no replica reports): the classifier reads the registry at start-up only."""
+def _published_at(replica: dict[str, Any]) -> float:
+    try:
+        return float(replica.get("published_at") or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def with_serving(
+    info: dict[str, Any], replicas: list[dict[str, Any]], group: str = DEFAULT_CLASSIFIER_GROUP
+) -> dict[str, Any]:
+    """``info`` with the versions of its task the classifier serves (``serving``, see
+    :func:`served_versions`) and whether one of them is not the promoted version (``serving_differs``;
+    null while none reports): the classifier reads the registry at start-up only."""
     task = info["task"]
-    served = sorted({str(m.get("version")) for r in replicas for m in r.get("models") or () if m.get("task") == task})
+    served = served_versions(replicas, task, group)
     differs = None if not served else any(v != info.get("version") for v in served)
     out = {**info, "serving": served, "serving_differs": differs}
     if differs:
         promoted = info.get("version", "no version") if info.get("promoted") else "no version"
         out["serving_note"] = (
             f"{promoted} is promoted, the classifier serves {', '.join(served)}: a replica serves the promoted "
-            f"version after a restart, unless started with TW_CLASSIFIER_{task.upper()}_VERSION"
+            f"version after a restart (replicas of other groups than {group} and models pinned by "
+            f"TW_CLASSIFIER_{task.upper()}_VERSION are not counted)"
         )
     return out
 
@@ -165,13 +234,24 @@ async def status(request: Request, deps: Annotated[Deps, Depends(get_deps)]) -> 
     and each classifier replica's live inference status under this deployment's topic
     prefix (Redis hash ``tw:classifier:status:<prefix>``, a field per group and replica)."""
     settings = get_settings(request)
+    group = settings.classifier_group_id
     replicas: list[dict[str, Any]] = []
     classifier: Any = None
     try:
-        replicas = fresh_statuses(await deps.redis.hgetall(status_key(settings.topics.prefix)), time.time())
-        classifier = classifier_view(replicas)
+        replicas = await classifier_statuses(deps.redis, status_key(settings.topics.prefix))
+        classifier = classifier_view(replicas, group)
     except Exception as exc:  # noqa: BLE001 - status is best effort
         log.info("classifier status unavailable: %s", exc)
         classifier = {"error": f"{type(exc).__name__}: {exc}"}
-    models = [with_serving(await asyncio.to_thread(model_info, deps, t), replicas) for t in TASKS]
+    models = [with_serving(await asyncio.to_thread(model_info, deps, t), replicas, group) for t in TASKS]
     return {"models": models, "classifier": classifier}
+
+
+async def classifier_statuses(redis: Redis, key: str) -> list[dict[str, Any]]:
+    """The fresh statuses of the hash ``key`` by Redis's clock, read with it at once: the
+    API host's clock, 60 s off, showed no classifier at all."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.time()
+        pipe.hgetall(key)
+        now, fields = await pipe.execute()
+    return fresh_statuses(fields, redis_seconds(now))

@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import tempfile
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,14 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.classifier.classify import ClassifierClosed, Classify
-from services.classifier.config import STATUS_TTL_S, ClassifierSettings, fresh_statuses, status_field, status_key
+from services.classifier.config import (
+    STATUS_TTL_S,
+    ClassifierSettings,
+    fresh_statuses,
+    redis_seconds,
+    status_field,
+    status_key,
+)
 from services.classifier.pipeline import ClassifierPipeline, Prepared
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
@@ -58,6 +65,17 @@ WATCHLIST_FINGERPRINT = text(
 )
 """A short value that changes with any active entity's row (added, changed, deactivated,
 removed): PostgreSQL reads the rows, the classifier's loop gets 32 hex characters."""
+UNSTAMPED = '{"published_at": 0'
+"""How a status's JSON starts before :data:`PUBLISH_STATUS` stamps it."""
+PUBLISH_STATUS = """
+local now = redis.call('TIME')
+local stamp = now[1] .. '.' .. string.format('%06d', tonumber(now[2]))
+redis.call('HSET', KEYS[1], ARGV[1], '{"published_at": ' .. stamp .. string.sub(ARGV[2], #ARGV[3] + 1))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+"""
+"""Set a field of a status hash (ARGV: field, status JSON starting with ARGV[3], the hash's TTL)
+stamped with Redis's clock: each host's clock made a replica whose host was behind look
+dead, and one that was ahead look alive long after it was killed."""
 
 
 @dataclass
@@ -214,7 +232,6 @@ def status_of(classify: Classify, settings: ClassifierSettings, replica: str) ->
     return {
         "group": settings.group_id,
         "replica": replica,
-        "published_at": time.time(),
         "models": models,
         "device": first.get("device_requested"),
         "provider": first.get("provider"),
@@ -223,8 +240,8 @@ def status_of(classify: Classify, settings: ClassifierSettings, replica: str) ->
 
 
 async def publish_replica_status(settings: ClassifierSettings, replica: str, status: dict[str, Any] | None) -> None:
-    """Set this replica's field of :func:`status_key` (remove it when ``status`` is None)
-    and drop the fields of replicas that stopped publishing."""
+    """Set this replica's field of :func:`status_key`, ``published_at`` Redis's time (remove
+    it when ``status`` is None), and drop the fields of replicas that stopped publishing."""
     key, field = status_key(settings.topics.prefix), status_field(settings.group_id, replica)
     client = Redis.from_url(
         settings.redis.url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2, decode_responses=True
@@ -233,10 +250,10 @@ async def publish_replica_status(settings: ClassifierSettings, replica: str, sta
         if status is None:
             await client.hdel(key, field)
             return
-        async with client.pipeline(transaction=True) as pipe:
-            pipe.hset(key, field, json.dumps(status))
-            pipe.expire(key, int(STATUS_TTL_S))  # the whole hash goes once every replica has stopped
-            await pipe.execute()
+        unstamped = json.dumps({"published_at": 0, **{k: v for k, v in status.items() if k != "published_at"}})
+        # the whole hash expires once every replica has stopped
+        args: list[str | int] = [field, unstamped, UNSTAMPED, int(STATUS_TTL_S)]
+        await client.register_script(PUBLISH_STATUS)(keys=[key], args=args)
         await drop_stale_statuses(client, key)
     finally:
         await client.aclose()
@@ -247,14 +264,40 @@ async def drop_stale_statuses(client: Redis, key: str) -> None:
     for the next publish when another replica writes meanwhile."""
     async with client.pipeline(transaction=True) as pipe:
         await pipe.watch(key)
+        now = redis_seconds(await pipe.time())
         fields = await pipe.hgetall(key)
-        fresh = {status_field(s["group"], s["replica"]) for s in fresh_statuses(fields, time.time())}
+        fresh = {status_field(s["group"], s["replica"]) for s in fresh_statuses(fields, now)}
         stale = [f for f in fields if f not in fresh]
         if stale:
             pipe.multi()  # type: ignore[no-untyped-call]
             pipe.hdel(key, *stale)
             with contextlib.suppress(WatchError):
                 await pipe.execute()
+
+
+class ReplicaStatus:
+    """This replica's field of :func:`status_key`: published by a timer, removed at shutdown.
+    A publish that fired after the removal put the field back (listed as serving for another
+    minute): once stopping, nothing is published, and the removal waits for a publish under way."""
+
+    def __init__(self, settings: ClassifierSettings, replica: str) -> None:
+        self.settings = settings
+        self.replica = replica
+        self.stopping = False
+        self._lock = asyncio.Lock()
+
+    async def publish(self, status: Callable[[], dict[str, Any]]) -> bool:
+        """Publish ``status()``; False (nothing done) once stopping."""
+        async with self._lock:
+            if self.stopping:
+                return False
+            await publish_replica_status(self.settings, self.replica, status())
+            return True
+
+    async def remove(self) -> None:
+        self.stopping = True
+        async with self._lock:
+            await publish_replica_status(self.settings, self.replica, None)
 
 
 def build_app(settings: ClassifierSettings, classify: Classify, state: RunState) -> faust.App:
@@ -307,13 +350,14 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
             log.warning("watchlist refresh failed, keeping the previous one: %s", exc)
 
     replica = f"{socket.gethostname()}:{os.getpid()}"
+    replica_status = ReplicaStatus(settings, replica)
 
     @app.timer(15.0, on_leader=False)  # type: ignore[untyped-decorator]
     async def publish_status() -> None:
         """Served models and device for ``/v1/status`` and the dashboard: this replica's
         field of :func:`status_key`."""
         try:
-            await publish_replica_status(settings, replica, status_of(classify, settings, replica))
+            await replica_status.publish(lambda: status_of(classify, settings, replica))
         except Exception as exc:  # noqa: BLE001 - status is best effort
             log.debug("could not publish classifier status: %s", exc)
 
@@ -415,7 +459,7 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         if state.producer is not None:
             await state.producer.stop()
         try:
-            await publish_replica_status(settings, replica, None)
+            await replica_status.remove()
         except Exception as exc:  # noqa: BLE001 - status is best effort; it expires anyway
             log.debug("could not remove the classifier status: %s", exc)
         await engine.dispose()

@@ -25,6 +25,9 @@ MAX_BATCH_BYTES = 64 * 1024 * 1024
 ``concurrent_batches`` bytes, and a batch is scored in one step."""
 STATUS_TTL_S = 60.0
 """A replica's status is dropped this long after it was last published (every 15 s)."""
+STATUS_AHEAD_S = 5.0
+"""A status stamped further ahead of Redis's clock than this is stale: statuses are stamped
+with Redis's time, so only one stamped otherwise (or before Redis's clock was set back) is."""
 
 
 def status_key(topic_prefix: str) -> str:
@@ -38,14 +41,22 @@ def status_field(group: str, replica: str) -> str:
     return json.dumps([group, replica])
 
 
+def redis_seconds(time_reply: tuple[int, int]) -> float:
+    """Redis's ``TIME`` reply (seconds, microseconds) in seconds."""
+    seconds, micros = time_reply
+    return seconds + micros / 1_000_000
+
+
 def fresh_statuses(fields: dict[Any, Any], now: float) -> list[dict[str, Any]]:
-    """The statuses of a :func:`status_key` hash published within :data:`STATUS_TTL_S` of
-    ``now``, by group and replica; a field that is no status is left out."""
+    """The statuses of a :func:`status_key` hash published within :data:`STATUS_TTL_S` before
+    ``now`` and at most :data:`STATUS_AHEAD_S` after it, by group and replica; a field that is
+    no status is left out. ``now`` and the stamps are Redis's time (``TIME``): each host's
+    clock would drop a live replica whose host is behind and keep a dead one that was ahead."""
     statuses = []
     for raw in fields.values():
         try:
             status = json.loads(raw)
-            fresh = now - float(status["published_at"]) <= STATUS_TTL_S
+            fresh = -STATUS_AHEAD_S <= now - float(status["published_at"]) <= STATUS_TTL_S
             named = isinstance(status["group"], str) and isinstance(status["replica"], str)
         except (ValueError, TypeError, KeyError):
             continue

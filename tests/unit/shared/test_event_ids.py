@@ -5,10 +5,21 @@ dead-lettered as a ValidationError (pattern ``[\\w.:@/-]``) and never routed."""
 from __future__ import annotations
 
 import json
+import re
+import sys
+import unicodedata
 
 import pytest
 
-from shared.events import MAX_ID_CHARS, InvalidEvent, RawChat, decode_raw, parse
+from shared.events import (
+    ID_INVISIBLE_ASTRAL,
+    ID_INVISIBLE_CLASS,
+    MAX_ID_CHARS,
+    InvalidEvent,
+    RawChat,
+    decode_raw,
+    parse,
+)
 from shared.redact import pseudonymise
 
 SUPPORT_IDS = [
@@ -73,6 +84,51 @@ def test_refused_ids_are_named_by_field_and_code_point_never_by_value(value: str
         assert err.value.error_class == "ValidationError"
         assert err.value.reason.startswith(f"{field}: ") and why in err.value.reason
         assert "jane" not in err.value.reason and "42" not in err.value.reason  # the DLQ reason holds no id
+
+
+INVISIBLE_IDS = [
+    "\u200b",  # zero-width space
+    "\u3164",  # Hangul filler
+    "\u2800",  # Braille pattern blank
+    "\ufeff",  # byte order mark
+    "\u2060",  # word joiner
+    "\u115f\u1160",  # Hangul choseong and jungseong fillers
+    "\uffa0",  # halfwidth Hangul filler
+    "\u00ad",  # soft hyphen
+    " \u200b\u00a0",  # spaces and a zero-width space
+    "\U000e0001\U000e0041",  # tag characters
+]
+
+
+@pytest.mark.parametrize("value", INVISIBLE_IDS)
+def test_an_id_without_a_visible_character_is_refused_as_blank_without_quoting_it(value: str) -> None:
+    """Such an id was accepted though a blank one is refused: it reads as no id at all."""
+    for field in ("id", "conversation_id"):
+        record = {"id": "c-1", "conversation_id": "v-1", "text": "hi", "event_time": "2026-01-02T03:04:05Z"}
+        with pytest.raises(InvalidEvent) as err:
+            parse(RawChat, json.loads(json.dumps(record | {field: value})))
+        assert err.value.error_class == "ValidationError"
+        assert (
+            err.value.reason.startswith(f"{field}: ") and "must not be blank: no visible character" in err.value.reason
+        )
+        assert not (set(value) - {" "}) & set(err.value.reason)  # the reason never quotes the id
+
+
+@pytest.mark.parametrize("value", ["\u200bx", "x\u3164", "\u2800\u2801", "\U000e0001\U0001f4ac", "\u0600\u0661"])
+def test_an_id_with_a_visible_character_among_invisible_ones_is_kept(value: str) -> None:
+    event = _decode(_chat(value))
+    assert (event.id, event.conversation_id) == (value, value)
+
+
+def test_the_invisible_characters_are_the_spaces_format_characters_and_fillers_of_this_unicode() -> None:
+    """The published pattern spells them out; a new Unicode version needs them (and the
+    schemas) updated."""
+    fillers = {0x115F, 0x1160, 0x3164, 0xFFA0, 0x2800}
+    expected = {c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in ("Zs", "Cf")} | fillers
+    bmp = re.compile(f"[{ID_INVISIBLE_CLASS}]")
+    listed = {c for c in range(0x10000) if bmp.match(chr(c))}
+    listed |= {c for first, last in ID_INVISIBLE_ASTRAL for c in range(first, last + 1)}
+    assert sorted(listed ^ expected) == [], f"Unicode {unicodedata.unidata_version}"
 
 
 def test_a_lone_surrogate_in_an_id_reads_as_the_replacement_character_on_the_wire() -> None:

@@ -6,17 +6,21 @@ deployment (topic prefix), group and replica."""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 
+from services.api import routes_ops
 from services.api.config import ApiSettings
 from services.api.deps import Deps
 from services.classifier.app import publish_replica_status
-from services.classifier.config import STATUS_TTL_S, ClassifierSettings, status_key
+from services.classifier.config import STATUS_TTL_S, ClassifierSettings, status_field, status_key
 from shared.inference.registry import Registry
 from shared.labels import TASKS
 from shared.topics import Topics
@@ -46,6 +50,19 @@ def _status(settings: ClassifierSettings, replica: str, sentiment: str, at: floa
 
 async def _publish(settings: ClassifierSettings, replica: str, sentiment: str, at: float | None = None) -> None:
     await publish_replica_status(settings, replica, _status(settings, replica, sentiment, at))
+
+
+async def _redis_now(deps: Deps) -> float:
+    seconds, micros = await deps.redis.time()
+    return float(seconds) + micros / 1_000_000
+
+
+async def _write_stamped(deps: Deps, settings: ClassifierSettings, replica: str, sentiment: str, at: float) -> None:
+    """A field as a replica stamped it ``at`` (Redis's time) and then was killed."""
+    status = _status(settings, replica, sentiment, at)
+    await deps.redis.hset(
+        status_key(settings.topics.prefix), status_field(settings.group_id, replica), json.dumps(status)
+    )
 
 
 async def test_status_tells_the_promoted_version_from_the_served_one_per_prefix_group_and_replica(
@@ -85,7 +102,8 @@ async def test_status_tells_the_promoted_version_from_the_served_one_per_prefix_
         assert got["classifier"]["group"] == "tonewatch-classifier"
 
         await publish_replica_status(here, "host-a:1", None)  # host-a stopped
-        await _publish(here, "host-e:1", "sentiment-v7", at=time.time() - STATUS_TTL_S - 5)  # killed long ago
+        killed_at = await _redis_now(deps) - STATUS_TTL_S - 5
+        await _write_stamped(deps, here, "host-e:1", "sentiment-v7", killed_at)  # killed long ago
         got = await status()
         assert got["models"]["sentiment"]["serving"] == ["sentiment-v7"]
         assert got["models"]["sentiment"]["serving_differs"] is False
@@ -95,3 +113,56 @@ async def test_status_tells_the_promoted_version_from_the_served_one_per_prefix_
         assert 0 < await deps.redis.ttl(keys[0]) <= STATUS_TTL_S
     finally:
         await deps.redis.delete(*keys)
+
+
+async def test_the_api_reads_freshness_by_redis_time_whatever_its_hosts_clock(
+    client: httpx.AsyncClient, api_settings: ApiSettings, deps: Deps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An API host whose clock was over 60 s ahead showed ``classifier: null`` (every status
+    looked dead); one behind listed a killed replica that much longer."""
+    here = ClassifierSettings(redis=api_settings.redis, topics=api_settings.topics)
+    key = status_key(here.topics.prefix)
+    real_time = time.time
+
+    async def replicas_seen_with_api_clock(offset_s: float) -> list[str] | None:
+        api_host = SimpleNamespace(time=lambda: real_time() + offset_s, perf_counter=time.perf_counter)
+        monkeypatch.setattr(routes_ops, "time", api_host)
+        classifier = (await client.get("/v1/status")).json()["classifier"]
+        return None if classifier is None else [r["replica"] for r in classifier["replicas"]]
+
+    try:
+        await _publish(here, "host-a:1", "sentiment-v7")
+        for offset_s in (-120, 0, 120, 3600):
+            assert await replicas_seen_with_api_clock(offset_s) == ["host-a:1"], offset_s
+        await _write_stamped(deps, here, "killed-ahead:1", "sentiment-v6", await _redis_now(deps) + 3600)
+        assert await replicas_seen_with_api_clock(0) == ["host-a:1"]  # a stamp an hour ahead of Redis: stale
+    finally:
+        await deps.redis.delete(key)
+
+
+async def test_a_pinned_shadow_group_is_listed_but_the_main_group_alone_is_serving(
+    make_client: Callable[[ApiSettings], httpx.AsyncClient], api_settings: ApiSettings, deps: Deps, tmp_path: Path
+) -> None:
+    """A shadow group pinned to another version made ``serving_differs`` true for good, with
+    a note that a restart would fix it; with a custom main group, the device chip showed the
+    alphabetically first group, the shadow."""
+    assert api_settings.models_dir is not None
+    _register(api_settings.models_dir, tmp_path)
+    main = ClassifierSettings(redis=api_settings.redis, topics=api_settings.topics, group_id="prod-classifier")
+    shadow = main.model_copy(update={"group_id": "a-shadow", "sentiment_version": "sentiment-v6"})
+    pinned = _status(shadow, "host-s:1", "sentiment-v6")
+    pinned["models"][0]["pinned"] = True
+    try:
+        await publish_replica_status(shadow, "host-s:1", pinned)
+        await _publish(main, "host-m:1", "sentiment-v7")
+        # the API's TW_CLASSIFIER_GROUP_ID names the main group
+        async with make_client(api_settings.model_copy(update={"classifier_group_id": "prod-classifier"})) as client:
+            answer = (await client.get("/v1/status")).json()
+        sentiment = next(m for m in answer["models"] if m["task"] == "sentiment")
+        assert sentiment["serving"] == ["sentiment-v7"] and sentiment["serving_differs"] is False
+        assert "serving_note" not in sentiment
+        classifier = answer["classifier"]
+        assert (classifier["group"], classifier["replica"]) == ("prod-classifier", "host-m:1")
+        assert [r["replica"] for r in classifier["replicas"]] == ["host-s:1", "host-m:1"]
+    finally:
+        await deps.redis.delete(status_key(main.topics.prefix))

@@ -10,10 +10,12 @@ import asyncio
 import json
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from redis.asyncio import Redis
@@ -23,8 +25,10 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tw_testing import topic_records, wait_until
 
-from services.classifier.app import Watchlist, watchlist_fingerprint
-from services.classifier.config import ClassifierSettings, status_field, status_key
+from services.classifier import app as classifier_app
+from services.classifier.app import Watchlist, publish_replica_status, status_of, watchlist_fingerprint
+from services.classifier.classify import Classify
+from services.classifier.config import STATUS_TTL_S, ClassifierSettings, status_field, status_key
 from shared.db.models import Entity
 from shared.db.watchlist import remove, upsert
 from shared.entities import EntityMatcher, WatchedEntity
@@ -148,3 +152,77 @@ async def test_the_classifier_rebuilds_on_a_change_only_and_publishes_its_status
         await redis.delete(key)
         await redis.aclose()
         await remove(sessions, f"WL{unique}")
+
+
+@pytest.fixture
+async def status_redis(service_settings: Callable[..., Any]) -> AsyncIterator[tuple[ClassifierSettings, Redis]]:
+    settings: ClassifierSettings = service_settings(ClassifierSettings)
+    redis = Redis.from_url(settings.redis.url.get_secret_value(), decode_responses=True)
+    try:
+        yield settings, redis
+    finally:
+        await redis.delete(status_key(settings.topics.prefix))
+        await redis.aclose()
+
+
+async def _redis_now(redis: Redis) -> float:
+    seconds, micros = await redis.time()
+    return float(seconds) + micros / 1_000_000
+
+
+async def test_statuses_are_stamped_and_pruned_by_redis_time_whatever_each_hosts_clock(
+    status_redis: tuple[ClassifierSettings, Redis], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By each host's clock, a live replica whose clock was 61 s behind was dropped by its
+    peers at every publish, and a killed one whose clock was an hour ahead stayed fresh (its
+    peers kept refreshing the hash's expiry) for that hour."""
+    settings, redis = status_redis
+    key = status_key(settings.topics.prefix)
+    idle = cast(Classify, SimpleNamespace(sentiment=None, intent=None))
+    real_time = time.time
+
+    async def publish_with_host_clock(replica: str, offset_s: float) -> None:
+        host = SimpleNamespace(time=lambda: real_time() + offset_s)
+        monkeypatch.setattr(classifier_app, "time", host, raising=False)  # this host's clock, where it reads one
+        await publish_replica_status(settings, replica, status_of(idle, settings, replica))
+
+    await publish_with_host_clock("behind:1", -61)
+    await publish_with_host_clock("ahead:1", 3600)
+    await publish_with_host_clock("on-time:1", 0)  # a peer: its publish prunes the stale fields
+    now = await _redis_now(redis)
+    stamps = {json.loads(v)["replica"]: json.loads(v)["published_at"] for v in (await redis.hgetall(key)).values()}
+    assert set(stamps) == {"behind:1", "ahead:1", "on-time:1"}
+    assert all(now - 5 <= at <= now for at in stamps.values()), (now, stamps)
+
+    # an hour ahead of Redis's clock (stamped by an older classifier with its host's clock): stale
+    killed = status_field(settings.group_id, "killed-ahead:1")
+    status = {"group": settings.group_id, "replica": "killed-ahead:1", "published_at": now + 3600, "models": []}
+    await redis.hset(key, killed, json.dumps(status))
+    await publish_with_host_clock("on-time:1", 0)
+    assert not await redis.hexists(key, killed)
+    assert await redis.hlen(key) == 3 and 0 < await redis.ttl(key) <= STATUS_TTL_S
+
+
+async def test_a_status_publish_after_the_replica_stopped_does_not_put_its_field_back(
+    status_redis: tuple[ClassifierSettings, Redis],
+) -> None:
+    """The 15 s status timer could fire after the shutdown removed the replica's field and
+    put it back: listed as serving for another minute after it stopped."""
+    from services.classifier.app import ReplicaStatus
+
+    settings, redis = status_redis
+    key, field = status_key(settings.topics.prefix), status_field(settings.group_id, "stopping:1")
+
+    def status() -> dict[str, Any]:
+        return {"group": settings.group_id, "replica": "stopping:1", "models": []}
+
+    replica = ReplicaStatus(settings, "stopping:1")
+    assert await replica.publish(status)
+    assert await redis.hexists(key, field)
+    under_way = asyncio.create_task(replica.publish(status))  # the timer fired just as the replica stops
+    await asyncio.sleep(0)  # it holds the publish lock and is writing
+    await replica.remove()
+    assert await under_way
+    assert not await redis.hexists(key, field)
+    assert not await replica.publish(status)  # the timer again, after the removal: nothing
+    assert not await redis.hexists(key, field)

@@ -74,3 +74,20 @@ def test_statuses_older_than_their_ttl_or_unreadable_are_left_out() -> None:
         b"7": b"[1, 2]",
     }
     assert [s["replica"] for s in config.fresh_statuses(fields, now)] == ["a:1", "b:2"]
+
+
+def test_a_status_stamped_ahead_of_the_clock_is_stale_beyond_a_small_tolerance() -> None:
+    """A killed replica whose host's clock was an hour ahead stayed "fresh" for that hour."""
+    now = 1_000_000.0
+    fields = {
+        b"1": b'{"group": "g", "replica": "ahead-1h:1", "published_at": %d}' % (now + 3600),
+        b"2": b'{"group": "g", "replica": "ahead-6s:2", "published_at": %d}' % (now + config.STATUS_AHEAD_S + 1),
+        b"3": b'{"group": "g", "replica": "ahead-4s:3", "published_at": %d}' % (now + config.STATUS_AHEAD_S - 1),
+        b"4": b'{"group": "g", "replica": "nan:4", "published_at": NaN}',
+        b"5": b'{"group": "g", "replica": "inf:5", "published_at": Infinity}',
+    }
+    assert [s["replica"] for s in config.fresh_statuses(fields, now)] == ["ahead-4s:3"]
+
+
+def test_redis_time_is_read_in_seconds() -> None:
+    assert config.redis_seconds((1_700_000_000, 250_000)) == 1_700_000_000.25

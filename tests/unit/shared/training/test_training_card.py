@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 
 from shared.inference.registry import Registry
 from shared.labels import INTENT_LABELS, LABELS, SENTIMENT_LABELS
-from shared.training.card import _external_md, render_markdown, weaknesses
+from shared.training.card import _external_md, describe_base, render_markdown, weaknesses
 from shared.training.export import CheckpointError, ExportError, label_permutation
 from shared.training.metrics import report
 from shared.training.pipeline import next_version
@@ -152,3 +153,30 @@ def test_a_recorded_result_later_found_to_hold_training_rows_says_so_with_the_re
     assert "`c.jsonl`: 16 of its 315 rows are in the model's training/validation data" in md
     assert "on the other 299: int8 accuracy 96.3, macro-F1 96.3, ECE 0.014." in md
     assert "training/validation" not in "\n".join(_external_md({"c.jsonl": {**ev, "training_overlap": 0}}))
+
+
+@pytest.mark.parametrize(
+    ("name_or_path", "name"),
+    [
+        ("/srv/ml/alice/runs/finbert-ft/checkpoint-500", "checkpoint-500"),  # transformers 4.x wrote the folder
+        ("/srv/ml/alice/runs/finbert-ft/", "finbert-ft"),
+        ("./runs/finbert-ft", "finbert-ft"),
+        ("../finbert-ft", "finbert-ft"),
+        ("~/models/finbert", "finbert"),
+        ("runs/alice/finbert-ft", "finbert-ft"),
+        ("C:\\Users\\alice\\finbert", "finbert"),
+        ("~alice", "local-base"),  # no folder name to show: the base folder's own
+        (".", "local-base"),
+        ("", "local-base"),
+        ("ProsusAI/finbert", "ProsusAI/finbert"),
+        ("bert-base-uncased", "bert-base-uncased"),
+    ],
+)
+def test_describe_base_records_a_name_not_a_path(tmp_path: Path, name_or_path: str, name: str) -> None:
+    base = tmp_path / "local-base"
+    base.mkdir()
+    cfg = {"_name_or_path": name_or_path, "model_type": "bert", "num_hidden_layers": 2, "hidden_size": 8}
+    (base / "config.json").write_text(json.dumps(cfg), encoding="utf-8")
+    described = describe_base(base)
+    assert described["name"] == name and described["short"] == "bert" and described["path"] == str(base)
+    assert "alice" not in described["name"] and "/srv" not in described["name"]
