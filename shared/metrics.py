@@ -23,6 +23,7 @@ class Metrics:
     webhook_failures: Counter
     dedup_fallbacks: Counter
     alert_minutes_skipped: Counter
+    sweep_lookback_cut: Counter
 
 
 @functools.cache
@@ -78,6 +79,11 @@ def metrics(registry: CollectorRegistry = REGISTRY) -> Metrics:
         alert_minutes_skipped=Counter(
             "tonewatch_alert_minutes_skipped",
             "Minutes live alert evaluation skipped, more than TW_ALERTER_MAX_STEPS behind",
+            registry=registry,
+        ),
+        sweep_lookback_cut=Counter(
+            "tonewatch_alert_sweep_lookback_cut",
+            "Alerter sweeps whose lower bound the 2 h lookback cut (a bucket writer open longer)",
             registry=registry,
         ),
     )

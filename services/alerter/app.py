@@ -33,11 +33,11 @@ from services.alerter.deliver import Deliverer
 from services.alerter.evaluate import Evaluator
 from services.alerter.publish import announce_pending, notify_new
 from shared import logs
-from shared.db.models import TrendHour
+from shared.db.models import CountedEvent, TrendHour, TrendMinute
 from shared.db.session import make_engine, make_sessionmaker
 from shared.failpoints import FailPoints
 from shared.kafka.clients import ensure_topics, make_producer
-from shared.metrics import serve
+from shared.metrics import metrics, serve
 from shared.startup import kafka_dependency, postgres_dependency, redis_dependency, refuse_unmigrated, wait_for
 
 log = logging.getLogger("tonewatch.alerter")
@@ -60,18 +60,25 @@ async def recent_keys(sessions: async_sessionmaker[AsyncSession], since: datetim
 # A bucket's updated_at is its writer's transaction START (``now()``), and the write
 # shows only at commit: a sweep can miss a transaction still open as it reads, whose
 # rows are then dated before that sweep. So the next sweep reads from the start of the
-# oldest transaction that was writing (has an xid), on the database's clock. PostgreSQL
-# shows every session's xid but hides the start of another role's: with such a writer
-# the bound stays where it was. The margin covers a writer between its BEGIN and its
-# first write (or waiting without an xid on another's ledger id), and clock steps.
+# oldest transaction writing the aggregator's batch tables (holding or awaiting a write
+# lock on one: the ledger insert, its first statement, takes it), on the database's clock. Any other
+# writer (an idle ``UPDATE alert_rules``) leaves the bound alone. PostgreSQL shows every
+# session's locks but hides the start of another role's: with such a writer the bound
+# stays where it was. The margin covers a writer between its BEGIN and its first
+# statement, and clock steps.
 SWEEP_MARGIN = timedelta(seconds=5)
 SWEEP_LOOKBACK = timedelta(hours=2)  # the first sweep's reach, and the most any sweep reaches back
+_BATCH_TABLES = (CountedEvent.__tablename__, TrendMinute.__tablename__, TrendHour.__tablename__)
 _SWEEP_MARK = text(
-    """
-    SELECT now() AS now,
-        min(xact_start) FILTER (WHERE backend_xid IS NOT NULL) AS oldest_writer,
-        coalesce(bool_or(backend_xid IS NOT NULL AND xact_start IS NULL), false) AS hidden_writer
-    FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+    f"""
+    SELECT now() AS now, min(a.xact_start) AS oldest_writer,
+        coalesce(bool_or(a.xact_start IS NULL), false) AS hidden_writer
+    FROM pg_stat_activity AS a
+    WHERE a.datname = current_database() AND a.pid <> pg_backend_pid() AND a.pid IN (
+        SELECT l.pid FROM pg_locks AS l
+        WHERE l.locktype = 'relation' AND l.mode = 'RowExclusiveLock'
+            AND l.relation IN ({", ".join(f"CAST('{t}' AS regclass)" for t in _BATCH_TABLES)})
+    )
     """
 )
 
@@ -93,7 +100,21 @@ def next_since(mark: SweepMark, since: datetime) -> datetime:
     bound = min(mark.now, mark.oldest_writer or mark.now) - SWEEP_MARGIN
     if mark.hidden_writer:
         bound = min(bound, since)
-    return max(bound, mark.now - SWEEP_LOOKBACK)
+    floor = mark.now - SWEEP_LOOKBACK
+    if bound < floor:
+        _lookback_cut(mark, bound, floor)
+    return max(bound, floor)
+
+
+def _lookback_cut(mark: SweepMark, bound: datetime, floor: datetime) -> None:
+    # Commits dated between the two are no longer swept: only their NOTIFY evaluates them.
+    metrics().sweep_lookback_cut.inc()
+    why = (
+        f"a transaction writing the buckets has been open since {mark.oldest_writer}"
+        if mark.oldest_writer is not None and mark.oldest_writer - SWEEP_MARGIN == bound
+        else "sessions of another role, which hide their start, were writing the buckets at every sweep"
+    )
+    log.warning("the sweep reads back at most %s: from %s, not from %s (%s)", SWEEP_LOOKBACK, floor, bound, why)
 
 
 class Sweep:

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from services.aggregator.persist import store_batch
-from services.alerter.app import SWEEP_MARGIN, Sweep, sweep_mark
+from services.alerter.app import SWEEP_LOOKBACK, SWEEP_MARGIN, Sweep, next_since, sweep_mark
 from shared.config import PostgresSettings
 from shared.db.session import make_engine, make_sessionmaker
 from shared.events import Score, ScoredEvent
@@ -88,3 +88,39 @@ async def test_with_no_writer_the_sweep_bound_is_the_database_clock(sessions: An
         db_now = (await s.execute(text("SELECT now()"))).scalar_one()
     assert mark.hidden_writer is False  # every session here is of our own role
     assert timedelta(0) <= db_now - mark.now < timedelta(seconds=5)
+
+
+async def test_an_unrelated_open_transaction_does_not_hold_the_sweep_bound_back(sessions: Any, unique: str) -> None:
+    """Any session holding an xid pinned the bound to its start: ``BEGIN; UPDATE
+    alert_rules ...`` left idle made every sweep re-read (and re-evaluate) every key since,
+    up to two hours' worth. Only transactions writing the aggregator's tables count; a
+    read of the buckets in the same transaction (a lock, but no write) changes nothing."""
+    key = ("news", f"IDLE{unique}", "v1")
+    async with sessions() as idle:
+        await idle.execute(text("SELECT count(*) FROM trend_hour"))
+        await idle.execute(
+            text("UPDATE alert_rules SET enabled = enabled WHERE id = (SELECT min(id) FROM alert_rules)")
+        )
+        assert (await idle.execute(text("SELECT pg_current_xact_id_if_assigned() IS NOT NULL"))).scalar_one()
+        assert await store_batch(sessions, [scored(key[1])]) == 1
+        await asyncio.sleep(SWEEP_MARGIN.total_seconds() + 1)
+        mark = await sweep_mark(sessions)
+        assert (mark.oldest_writer, mark.hidden_writer) == (None, False)
+        assert next_since(mark, mark.now - SWEEP_LOOKBACK) == mark.now - SWEEP_MARGIN
+        sweeps = Sweep(sessions)
+        assert key in await sweeps.recent_keys()  # the first sweep: from two hours back
+        assert key not in await sweeps.recent_keys()  # the next: from that sweep less the margin
+
+
+async def test_a_transaction_with_only_its_ledger_ids_inserted_holds_the_bound(sessions: Any, unique: str) -> None:
+    """The aggregator's first statement is the ledger insert: from then on its start dates
+    the buckets it is about to write."""
+    async with sessions() as batch:
+        await batch.execute(
+            text("INSERT INTO counted_events (id, stream) VALUES (:id, 'news')"), {"id": f"LEDGER{unique}"}
+        )
+        started = (await batch.execute(text("SELECT now()"))).scalar_one()
+        await asyncio.sleep(1)
+        mark = await sweep_mark(sessions)
+        assert mark.oldest_writer == started
+        assert next_since(mark, mark.now - SWEEP_LOOKBACK) == started - SWEEP_MARGIN
