@@ -1,25 +1,43 @@
-"""Redaction on its worst case, a long pasted token of email-name characters with no
-``@`` (a base64url blob in a chat): the email pattern without its left anchor (the
-peer, the code before) next to the shipped one, in one run, at growing lengths. The
-unanchored pattern rescans the run from every start (quadratic); the shipped one is linear.
+"""Redaction on its worst cases, old and new side by side in one run, at growing lengths.
 
-Usage: ``python bench/redact_worst_case.py``. Last line: one JSON object.
+1. A long pasted token of email-name characters with no ``@`` (a base64url blob in a
+   chat): the email pattern without its left anchor (the peer, the code before) next to
+   the shipped one. The unanchored pattern rescans the run from every start (quadratic);
+   the shipped one is linear.
+2. The log scrubber, ``shared.logs.scrub()``, on a run of unfinished URLs
+   (``"://a:" * n``) and on ordinary log lines: with the URL password mask that ran one
+   pattern over the whole text (a reference copy of it, below; each "://" scanned to the
+   end of the run for an "@": quadratic) next to the shipped one. The whole-text mask is
+   timed on the run up to ``--old-max`` characters only (100 KB of it took 39 s, 400 KB about 16 times that).
+
+Usage: ``python bench/redact_worst_case.py [--old-max CHARS]``. Last line: one JSON object.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from unittest.mock import patch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from shared import logs  # noqa: E402
 from shared.redact import EMAIL  # noqa: E402
 
 UNANCHORED = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# shared/logs.py's URL password mask before it ran on each whitespace-free run up to its last "@".
+WHOLE_TEXT_PASSWORD = re.compile(r"(://[^:/@\s]*:)([^@\s]+(?:@[^@\s/?#]*)*)(@)")
+LOG_LINE = (
+    "2026-11-30 15:18:44,123 WARNING alerter services.alerter.deliver: POST "
+    "https://alerts.example.com:8443/hook?id=3&token=t0ps3cret failed (502), retry 2 of 5 for rule r-42; "
+    "postgresql://tw:s3cret@10.0.0.5:5432/tw slow; caller jane@example.com\n"
+)
 
 
 def seconds(pattern: re.Pattern[str], text: str) -> float:
@@ -28,7 +46,23 @@ def seconds(pattern: re.Pattern[str], text: str) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def whole_text_passwords(text: str) -> str:
+    return WHOLE_TEXT_PASSWORD.sub(r"\1***\3", text)
+
+
+def scrub_seconds(text: str, mask: Callable[[str], str] | None = None, repeat: int = 3) -> float:
+    """The fastest of ``repeat`` runs of ``scrub(text)``, with ``mask`` as its URL password
+    mask when one is given."""
+    best = float("inf")
+    with patch.object(logs, "mask_url_passwords", mask or logs.mask_url_passwords):  # looked up on each call
+        for _ in range(repeat):
+            start = time.perf_counter()
+            logs.scrub(text)
+            best = min(best, time.perf_counter() - start)
+    return best
+
+
+def email_rows() -> list[dict[str, float]]:
     rows = []
     print(f"{'chars':>8} {'unanchored s':>13} {'shipped s':>10}")
     for n in (1_000, 2_000, 4_000, 8_000, 16_000):
@@ -36,7 +70,31 @@ def main() -> None:
         row = {"chars": n, "unanchored_s": seconds(UNANCHORED, text), "shipped_s": seconds(EMAIL, text)}
         rows.append(row)
         print(f"{n:>8} {row['unanchored_s']:>13.4f} {row['shipped_s']:>10.5f}")
-    print(json.dumps(rows))
+    return rows
+
+
+def scrub_rows(old_max: int) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    print(f"\nscrub() {'input':>12} {'chars':>8} {'whole-text s':>13} {'shipped s':>10}")
+    for name, unit in (("'://a:' * n", "://a:"), ("log lines", LOG_LINE)):
+        for n in (16_000, 100_000, 400_000):
+            text = (unit * (n // len(unit) + 1))[:n]
+            if unit == LOG_LINE:
+                old: float | None = scrub_seconds(text, whole_text_passwords)
+            else:  # once: 39 s at 100 KB
+                old = scrub_seconds(text, whole_text_passwords, repeat=1) if n <= old_max else None
+            new = scrub_seconds(text)
+            rows.append({"input": name, "chars": n, "whole_text_s": old, "shipped_s": new})
+            shown = "skipped" if old is None else f"{old:.4f}"
+            print(f"{name:>20} {n:>8} {shown:>13} {new:>10.4f}")
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old-max", type=int, default=100_000, help="longest run the whole-text mask is timed on")
+    args = parser.parse_args()
+    print(json.dumps({"email": email_rows(), "scrub": scrub_rows(args.old_max)}))
 
 
 if __name__ == "__main__":

@@ -17,31 +17,48 @@ from shared.redact import redact
 # authority (it may hold a raw "@"; the authority ends at "/", "?" or "#"), and at least
 # to the first "@" whatever comes before it (a raw "/" of a base64 password).
 _SECRET_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]+(?:@[^@\s/?#]*)*)(@)")
+# A match never holds whitespace and ends at an "@", so the pattern runs on each
+# whitespace-free run up to its last "@" only: on the whole text, every "://" of a run
+# with no "@" after it scanned to the end of the run again ("://a:" * 20000, 100 KB: 39 s).
+_RUN_WITH_URL = re.compile(r"(?<!\S)\S*://\S*")
 _KEY_LIKE = re.compile(r"\b(tw_[a-z0-9]{4,8}_)[A-Za-z0-9_-]{16,}\b")
-# Credentials that ride in a URL's query or path: ``?token=...`` and the like, and the
-# secret path of a chat service's incoming webhook: Slack (``hooks.slack.com/services/T../B../...``),
-# Discord (``discord.com/api/webhooks/<id>/<token>``, ``/api/v10/webhooks/...``, discordapp.com
-# too) and Microsoft Teams (``<tenant>.webhook.office.com/webhookb2/...``, the older
-# ``outlook.office.com/webhook/...``). Each host is a literal the match starts with, so
-# the scan stays linear in the length of the line.
+# Credentials that ride in a URL's query or path: ``?token=...`` and the like (``&amp;token=``
+# of an HTML page too), and the secret path of a chat service's incoming webhook: Slack
+# (``hooks.slack.com/services/T../B../...``), Discord (``discord.com/api/webhooks/<id>/<token>``,
+# ``/api/v10/webhooks/...``, discordapp.com too), Microsoft Teams (``<tenant>.webhook.office.com/webhookb2/...``,
+# the older ``outlook.office.com/webhook/...``) and Zapier (``hooks.zapier.com/hooks/catch/<id>/<key>/``),
+# each host with or without a port; and Mattermost's ``/hooks/<key>`` on any host. Each
+# match starts with a literal, so the scan stays linear in the length of the line.
 _SECRET_QUERY = re.compile(
-    r"([?&](?:token|access_token|auth|api_key|apikey|key|secret|sig|signature|password|code)=)[^&#\s\"'<>]+",
+    r"((?:[?&]|&amp;)(?:token|access_token|auth|api_key|apikey|key|secret|sig|signature|password|code)=)"
+    r"[^&#\s\"'<>]+",
     re.IGNORECASE,
 )
+_PORT = r"(?::\d{1,5})?"
 _WEBHOOK_PATH = re.compile(
-    r"(hooks\.slack\.com/(?:services|workflows|triggers)/"
-    r"|discord(?:app)?\.com/api/(?:v\d{1,3}/)?webhooks/"
-    r"|webhook\.office\.com/"
-    r"|outlook\.office(?:365)?\.com/webhook/)"
+    rf"(hooks\.slack\.com{_PORT}/(?:services|workflows|triggers)/"
+    rf"|discord(?:app)?\.com{_PORT}/api/(?:v\d{{1,3}}/)?webhooks/"
+    rf"|webhook\.office\.com{_PORT}/"
+    rf"|outlook\.office(?:365)?\.com{_PORT}/webhook/"
+    rf"|hooks\.zapier\.com{_PORT}/hooks/)"
     r"[^\s\"'<>?#]+",
     re.IGNORECASE,
 )
+# Mattermost's key is 26 letters and digits; a path of other services under /hooks/ (ids,
+# names) is shorter or holds other characters.
+_HOOK_KEY = re.compile(r"(/hooks/)[A-Za-z0-9]{20,}(?![\w-])")
 URL_MASK = "…"
 
 
 def mask_url_passwords(text: str) -> str:
     """``scheme://user:***@host``: the password of every URL in ``text``, quoted or not."""
-    return _SECRET_IN_URL.sub(r"\1***\3", text)
+    return _RUN_WITH_URL.sub(_mask_run_passwords, text)
+
+
+def _mask_run_passwords(run: re.Match[str]) -> str:
+    text = run.group()
+    end = text.rfind("@") + 1
+    return _SECRET_IN_URL.sub(r"\1***\3", text[:end]) + text[end:] if end else text
 
 
 def mask_url(url: str) -> str:
@@ -57,11 +74,14 @@ def mask_url(url: str) -> str:
 
 
 def scrub(message: str) -> str:
-    """Mask passwords in URLs, secret query parameters and chat webhook paths (Slack,
-    Discord, Teams), API keys, and personal data."""
+    """Mask chat webhook paths (Slack, Discord, Teams, Zapier, Mattermost), passwords in
+    URLs, secret query parameters, API keys, and personal data."""
+    # Webhook paths first: a Teams path holds an "@", and after a port the password mask
+    # took ``host:443/webhookb2/<id>@`` for ``user:password@`` and hid the host it starts with.
+    message = _WEBHOOK_PATH.sub(r"\1***", message)
+    message = _HOOK_KEY.sub(r"\1***", message)
     message = mask_url_passwords(message)
     message = _SECRET_QUERY.sub(r"\1***", message)
-    message = _WEBHOOK_PATH.sub(r"\1***", message)
     message = _KEY_LIKE.sub(r"\1***", message)
     return redact(message, keep_ipv4=True)
 
