@@ -288,11 +288,12 @@ class AlertFeed:
             self._drop(queue, reason)
 
     def _drop(self, queue: asyncio.Queue[FeedItem], last: Resync | None = None) -> None:
-        """Unsubscribe ``queue``, ending it with ``last``."""
+        """Unsubscribe ``queue``, ending it with ``last``. A full queue is emptied to make
+        room, not shortened at its head: the alerts queued later carry larger cursors, and a
+        client sent them but not the oldest (nor ``last``: its connection dropped) resumed
+        past it. Those it is not sent are read again from the cursor it holds."""
         self._subs.discard(queue)
-        while True:
-            try:
-                queue.put_nowait(last)
-                return
-            except asyncio.QueueFull:
+        if queue.full():
+            while not queue.empty():
                 queue.get_nowait()
+        queue.put_nowait(last)

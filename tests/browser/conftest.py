@@ -4,7 +4,6 @@ seeded with two days of trends, alerts, messages and routing volumes."""
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -35,8 +34,8 @@ async def dashboard(
     group = ClassifierSettings.model_fields["group_id"].default
     key = status_key(settings.topics.prefix)
     status = {"provider": "CPUExecutionProvider", "variant": "int8", "device": "CPU (2 cores)"}
-    # published "in 9 minutes": fresh for the test's whole length, as the old key's 600 s expiry was
-    status |= {"group": group, "replica": "browser:1", "published_at": time.time() + 540}
+    seconds, micros = await deps.redis.time()  # statuses are aged by Redis's clock (60 s): a test takes seconds
+    status |= {"group": group, "replica": "browser:1", "published_at": seconds + micros / 1e6}
     await deps.redis.hset(key, status_field(group, "browser:1"), json.dumps(status))
     await deps.redis.expire(key, 600)
     info = await seed(sessions)

@@ -352,10 +352,11 @@
     for (const old of byAge.slice(LIVE_MAX)) { state.live.delete(old.id); state.liveAt.delete(old.id); }
   }
 
-  /* Each connection starts with a snapshot of the newest alerts. After a reconnect what the feed held may have
-     changed or been deleted during the gap, and the snapshot holds only the newest few: the feed is rebuilt from
-     it, and the alerts it held beyond it are fetched again (those no longer among the newest LIVE_MAX, or deleted,
-     leave). Events that arrive meanwhile are applied on top. */
+  /* A new EventSource starts with a snapshot of the newest alerts; one the browser reopens by itself sends
+     Last-Event-ID and resumes with the alerts changed since, and no snapshot (takeSnapshot([]) then). After a gap
+     what the feed held may have changed or been deleted, and a snapshot holds only the newest few, a resumption
+     none: the feed is rebuilt from it, and the alerts it held beyond it are fetched again (those no longer among
+     the newest LIVE_MAX, or deleted, leave). Events that arrive meanwhile are applied on top. */
   async function takeSnapshot(alerts) {
     const t = ticket("live");
     const at = stamp();
@@ -392,15 +393,20 @@
   }
 
   /* The live feed. A non-200 reply (503 while PostgreSQL is down, 502 from a proxy, 401) makes the
-     browser close an EventSource for good: reopen it after a backoff; each connection starts with a snapshot. */
+     browser close an EventSource for good: reopen it after a backoff; each new one starts with a snapshot. */
   let feedRetryMs = FEED_RETRY_MS, feedTimer = null;
   function connectFeed() {
     const conn = $("#conn");
     feedTimer = null;
     const es = new EventSource("/v1/alerts/stream");
+    let opened = false;
     es.addEventListener("open", () => {
       feedRetryMs = FEED_RETRY_MS;
       conn.className = "conn live"; conn.title = "live"; conn.textContent = "● live";
+      // The browser reopened the stream by itself (a dropped connection), with Last-Event-ID: the alerts changed
+      // since come, but no deletion (a rule's cascades to its alerts), renamed rule or text removed by retention.
+      if (opened) takeSnapshot([]).catch(showError);
+      opened = true;
     });
     es.addEventListener("error", () => {
       conn.className = "conn down"; conn.title = "reconnecting"; conn.textContent = "● reconnecting";

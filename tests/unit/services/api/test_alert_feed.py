@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.api import alert_feed
-from services.api.alert_feed import AlertFeed, AlertOut, Changes, Resync
+from services.api.alert_feed import AlertFeed, AlertOut, Changes, FeedAlert, FeedItem, Resync
 
 T = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
 
@@ -91,6 +91,21 @@ def _feed(monkeypatch: pytest.MonkeyPatch, db: FakeDb) -> AlertFeed:
 
 def _sent(alerts: list[AlertOut]) -> list[tuple[str, str]]:
     return sorted((a.id, a.status) for a in alerts)
+
+
+def _drain(queue: asyncio.Queue[FeedItem]) -> list[FeedItem]:
+    """What the subscriber's stream sends, in order."""
+    items = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items
+
+
+async def _resumed(db: FakeDb, opening: int, sent: list[FeedItem]) -> set[str]:
+    """The alerts a client reads by reconnecting with the last event id it got: the cursor
+    of the last alert it was sent (each is at least the one before), else its opening's."""
+    cursors = [item.cursor for item in sent if isinstance(item, FeedAlert)]
+    return {a.id for a in (await db.read(max([opening, *cursors]), {}, fetch=True)).alerts}
 
 
 async def test_changes_whose_fetch_failed_are_sent_by_the_next_poll(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -217,7 +232,7 @@ async def test_a_subscriber_that_falls_behind_resyncs_and_the_others_go_on(monke
             await feed.poll_once()
             assert fast.get_nowait().id == f"a{n}"
         assert feed.subscribers == 1
-        assert [slow.get_nowait().id, slow.get_nowait()] == ["a1", Resync.FELL_BEHIND]
+        assert _drain(slow) == [Resync.FELL_BEHIND]  # not a1: a0, before it, was not sent
 
 
 async def test_a_queued_alert_carries_the_start_of_the_read_that_found_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,3 +248,41 @@ async def test_a_queued_alert_carries_the_start_of_the_read_that_found_it(monkey
     assert db.reads == [None, 100]
     assert [(a.id, a.cursor) for a in items if isinstance(a, alert_feed.FeedAlert)] == [("a0", 100), ("a1", 100)]
     assert all("cursor" not in a.model_dump() for a in items if isinstance(a, AlertOut))
+
+
+async def test_a_subscriber_that_falls_behind_is_sent_no_alert_past_one_it_missed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its queue is emptied for the resync. Dropping its oldest alert instead sent the later
+    ones, whose cursors are past it: a client whose connection dropped before the resync came
+    resumed from there and never got the oldest."""
+    monkeypatch.setattr(alert_feed, "QUEUE_SIZE", 2)
+    db = FakeDb()
+    feed = _feed(monkeypatch, db)
+    async with feed.subscribe() as slow:
+        opening = db.next_xid  # the cursor its stream opened at: the baseline's xmin
+        for n in range(3):
+            db.write_committed(**{f"a{n}": "open"})
+            await feed.poll_once()
+        sent = _drain(slow)
+    assert sent[-1] is Resync.FELL_BEHIND
+    assert {"a0", "a1", "a2"} <= await _resumed(db, opening, sent[:-1])
+
+
+async def test_a_full_queue_ended_at_shutdown_is_sent_no_alert_past_one_it_missed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At shutdown a full queue is emptied for its end: dropping its oldest alert instead
+    sent the later one and ended the stream, and the client resumed past the oldest."""
+    monkeypatch.setattr(alert_feed, "QUEUE_SIZE", 2)
+    db = FakeDb()
+    feed = _feed(monkeypatch, db)
+    async with feed.subscribe() as queue:
+        opening = db.next_xid
+        for n in range(2):
+            db.write_committed(**{f"a{n}": "open"})
+            await feed.poll_once()
+        feed.end_subscriptions()
+        sent = _drain(queue)
+    assert sent[-1] is None
+    assert {"a0", "a1"} <= await _resumed(db, opening, sent[:-1])
