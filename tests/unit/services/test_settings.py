@@ -40,3 +40,11 @@ def test_reference_lists_every_variable_once_with_a_description() -> None:
         assert expected in names
     assert all(r["description"] for r in rows if r["env"] != "TW_TOPICS__PREFIX")
     assert next(r for r in rows if r["env"] == "TW_POSTGRES__URL")["default"] == "(secret)"
+
+
+def test_a_variable_two_services_read_is_one_row_naming_both() -> None:
+    """The API reads the classifier's group to tell serving replicas from shadows: the
+    reference listed TW_CLASSIFIER_GROUP_ID twice."""
+    row = next(r for r in reference() if r["env"] == "TW_CLASSIFIER_GROUP_ID")
+    assert row["service"] == "classifier, api"
+    assert "Consumer group" in row["description"] and "api: The classifier's main consumer group" in row["description"]
