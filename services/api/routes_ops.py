@@ -21,6 +21,7 @@ from services.api.errors import error_body
 from services.classifier.config import ClassifierSettings, fresh_statuses, redis_seconds, status_key
 from shared.inference.registry import ModelEntry, RegistryError
 from shared.labels import TASKS
+from shared.model_names import last_component, looks_like_path
 from shared.startup import kafka_check
 
 router = APIRouter(tags=["operations"])
@@ -105,26 +106,13 @@ async def prometheus_metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 
-def looks_like_path(name: str) -> bool:
-    """Whether a base model's ``name`` is a folder on some machine rather than a model
-    (a Hub id is ``name`` or ``org/name``), as in :func:`shared.training.card.looks_like_path`."""
-    return (
-        name.startswith(("/", "./", "../", "~"))
-        or name in (".", "..")
-        or "\\" in name
-        or name[1:2] == ":"  # a drive letter
-        or name.count("/") > 1
-    )
-
-
 def shown_name(name: str) -> str | None:
     """A base model's name as ``/v1/status`` shows it: a path (in a card written before
     cards recorded names only, e.g. ``/srv/ml/alice/runs/finbert-ft/checkpoint-500``) by
     its last folder name, null where it has none to show (``/``, ``~alice``)."""
     if not looks_like_path(name):
         return name
-    last = name.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    return None if last in ("", ".", "..") or last.startswith("~") or last.endswith(":") else last
+    return last_component(name) or None
 
 
 def base_model_view(base: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.inference.registry import sha256_file
+from shared.model_names import last_component, looks_like_path
 from shared.training.metrics import bootstrap_interval
 
 MODEL_NAMES = {"sentiment": "tonewatch-sentiment", "intent": "tonewatch-intent"}
@@ -77,25 +78,6 @@ def write_card_json(folder: Path, card: Mapping[str, Any], *, tmp_name: str = ""
 def utc_now() -> str:
     """Current UTC time, ISO 8601 with seconds."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
-
-
-def looks_like_path(value: str) -> bool:
-    """Whether ``value`` names a folder on some machine rather than a model (a Hub id is
-    ``name`` or ``org/name``): absolute, from the current, parent or home folder, a
-    Windows path, or deeper than ``org/name``."""
-    return (
-        value.startswith(("/", "./", "../", "~"))
-        or value in (".", "..")
-        or "\\" in value
-        or value[1:2] == ":"  # a drive letter
-        or value.count("/") > 1
-    )
-
-
-def last_component(value: str) -> str:
-    """A path's last folder name, or "" where it has none to show (``/``, ``..``, ``~alice``)."""
-    name = value.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
-    return "" if name in ("", ".", "..") or name.startswith("~") or name.endswith(":") else name
 
 
 def base_name(name_or_path: object, folder: Path) -> str:
