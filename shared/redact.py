@@ -793,12 +793,48 @@ def cap(text: str, limit: int) -> tuple[str, bool]:
     return text[: limit - 1] + "…", True
 
 
+# Phone numbers in identifiers (a chat keyed by the customer's number, as SMS and WhatsApp
+# gateways do). Ids are short (at most 128 characters), and stricter than text: a number
+# counts when a messaging scheme names it ("whatsapp:+447911123456", "tel:07911123456"),
+# when it is dialled with its country code ("conv-+44 7911 123456"), or when the whole id is
+# a number written with separators ("415-555-2671", "(415) 555-2671", "07911 123456").
+# A bare run of digits ("447911123456", "1234567890") is kept: an order number or a
+# timestamp as often as a phone number.
+_ID_NUMBER = rf"[(]?\d(?:[{_SEP}.()]{{0,2}}\d){{6,14}}(?!\d)"
+_ID_PHONE_SCHEME = re.compile(
+    rf"(?i)(?<![a-z])(?:tel|sms|mms|whatsapp|wa|phone|mobile|msisdn|viber|signal|callto|fax)"
+    rf"[:=/_\-]+[{_PLUS}]?{_ID_NUMBER}"
+)
+_ID_INTERNATIONAL = re.compile(rf"(?<!\w)[{_PLUS}]{_ID_NUMBER}")
+_ID_NUMBER_ONLY = re.compile(rf"[{_PLUS}]?[\d{_SEP}.()/]+")
+
+
+def _id_holds_phone(value: str) -> bool:
+    if _ID_PHONE_SCHEME.search(value) or _ID_INTERNATIONAL.search(value):
+        return True
+    whole = value.strip()
+    if _ID_NUMBER_ONLY.fullmatch(whole) is None or whole.isdigit():
+        return False
+    return 9 <= sum(ch.isdigit() for ch in whole) <= 15  # 9+: a date ("2026-11-30") has 8
+
+
+def id_holds_personal_data(value: str) -> bool:
+    """Whether an identifier holds an email address, a phone number (see ``_id_holds_phone``),
+    a payment card number or an IBAN (found as in text: Luhn- and mod-97-checked)."""
+    if ("@" in value or "%40" in value.lower()) and EMAIL.search(value) is not None:  # %40: a URL-encoded "@"
+        return True
+    if not any(ch.isdigit() for ch in value):
+        return False
+    return _id_holds_phone(value) or DIGIT_GROUPS.sub(_cards, value) != value or IBAN.sub(_ibans, value) != value
+
+
 def pseudonymise(value: str, key: bytes) -> str:
-    """An identifier (event id, conversation id) that holds an email address, replaced by
-    a stable pseudonym ``pii-<HMAC-SHA256(key, value), 32 hex digits>``: the same id always
-    gives the same pseudonym, so ledgers, deduplication and conversations still work, but
-    the address is not stored. Any other id is returned as it is (ids made of digits,
-    order numbers and timestamps, are kept: only emails are recognised in ids)."""
-    if ("@" not in value and "%40" not in value.lower()) or EMAIL.search(value) is None:  # %40: a URL-encoded "@"
+    """An identifier (event id, conversation id) that holds personal data (an email address,
+    a phone, card or IBAN number: :func:`id_holds_personal_data`), replaced by a stable
+    pseudonym ``pii-<HMAC-SHA256(key, value), 32 hex digits>``: the same id always gives the
+    same pseudonym, so ledgers, deduplication and conversations still work, but the number
+    or address is not stored. Any other id is returned as it is (order numbers, timestamps
+    and bare runs of digits are kept)."""
+    if not id_holds_personal_data(value):
         return value
     return "pii-" + hmac.new(key, value.encode(), hashlib.sha256).hexdigest()[:32]

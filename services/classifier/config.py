@@ -134,8 +134,8 @@ class ClassifierSettings(ServiceSettings):
         validation_alias="TW_CLASSIFIER_PSEUDONYM_KEY",
         default=SecretStr(DEV_PSEUDONYM_KEY),
         description=(
-            "HMAC-SHA256 key of the pseudonyms that replace event and conversation ids holding an email address "
-            "(pii-<32 hex>); keep it secret and stable: a new key gives new pseudonyms."
+            "HMAC-SHA256 key of the pseudonyms that replace event and conversation ids holding an email address, "
+            "a phone, card or IBAN number (pii-<32 hex>); keep it secret and stable: a new key gives new pseudonyms."
         ),
     )
     storage_text_chars: int = Field(

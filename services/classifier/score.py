@@ -26,7 +26,7 @@ def build_scored(
     pseudonym_key: bytes = b"",
 ) -> ScoredEvent:
     """Tag entities (in the stored part of the text), clamp future event times, redact
-    and cap the text, pseudonymise ids that hold an email address."""
+    and cap the text, pseudonymise ids that hold personal data (email, phone, card, IBAN)."""
     event_time, adjusted = event.event_time, False
     if event_time > received + timedelta(seconds=max_future_skew_s):
         event_time, adjusted = received, True

@@ -20,7 +20,7 @@ from shared.events import (
     decode_raw,
     parse,
 )
-from shared.redact import pseudonymise
+from shared.redact import id_holds_personal_data, pseudonymise
 
 SUPPORT_IDS = [
     "jane+vip@example.com",
@@ -157,6 +157,54 @@ def test_an_id_holding_an_email_is_pseudonymised_whatever_surrounds_it(value: st
     assert pseudonym == pseudonymise(value, b"k" * 16)
 
 
-@pytest.mark.parametrize("value", ["conv 42", "ticket#42", "AAMkAGI2TG93AAA+/w==", "@handle", "user@localhost"])
-def test_an_id_without_an_email_is_kept(value: str) -> None:
+@pytest.mark.parametrize(
+    "value",
+    [
+        "whatsapp:+447911123456",  # SMS and WhatsApp gateways key chats by the number
+        "WhatsApp:+44 7911 123456",
+        "sms:07911123456",
+        "tel:+1-415-555-2671",
+        "+447911123456",
+        "\uff0b44 7911 123456",  # full-width plus
+        "conv-+447911123456",
+        "415-555-2671",
+        "(415) 555-2671",
+        "07911 123456",
+        "0044 7911 123456",
+        "4111 1111 1111 1111",  # a card number (Luhn-checked, as in text)
+        "order-4111111111111111",
+        "ticket 5555555555554444",
+        "GB82WEST12345698765432",  # an IBAN (mod-97-checked)
+        "refund DE89 3704 0044 0532 0130 00",
+    ],
+)
+def test_an_id_holding_a_phone_card_or_iban_number_is_pseudonymised(value: str) -> None:
+    assert id_holds_personal_data(value)
+    pseudonym = pseudonymise(value, b"k" * 16)
+    assert pseudonym.startswith("pii-") and len(pseudonym) == 36
+    assert pseudonym == pseudonymise(value, b"k" * 16) != pseudonymise(value, b"j" * 16)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "conv 42",
+        "ticket#42",
+        "AAMkAGI2TG93AAA+/w==",
+        "@handle",
+        "user@localhost",
+        "guardian-7@1764521234567",  # a replay's run stamp (Unix ms)
+        "1234567890",  # a bare run of digits: an order number as often as a phone number
+        "447911123456",
+        "2026-11-30",  # a date: 8 digits
+        "chat-2026-11-30-0001",
+        "order 2026-0001",
+        "session_5551234567",
+        "4111111111111112",  # fails the Luhn check
+        "wa:1",
+        "v1.2.3",
+    ],
+)
+def test_an_id_without_personal_data_is_kept(value: str) -> None:
+    assert not id_holds_personal_data(value)
     assert pseudonymise(value, b"k" * 16) == value

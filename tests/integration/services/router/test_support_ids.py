@@ -3,7 +3,7 @@
 A conversation id with "+", a space or "#" (``jane+vip@example.com``, ``conv 42``,
 ``ticket#42``) was dead-lettered by the classifier as a ValidationError and never routed:
 ids had to match ``[\\w.:@/-]``. Now any printable id is scored, routed and stored as sent,
-and one holding an email address only under its pseudonym."""
+and one holding an email address or a phone number only under its pseudonym."""
 
 from __future__ import annotations
 
@@ -30,8 +30,10 @@ from shared.redact import pseudonymise
 pytestmark = pytest.mark.integration
 PSEUDONYM_KEY = "integration-test-pseudonym-key"
 EMAIL = "jane+vip@example.com"
-# The reviewer's three examples, and an id of 128 characters that are 4 bytes each in UTF-8.
-CONVERSATIONS = [EMAIL, "conv 42", "ticket#42", "\U0001f4ac" * 128]
+PHONE = "whatsapp:+447911123456"  # how SMS and WhatsApp gateways key a conversation
+# The reviewer's three examples, a phone-keyed chat, and an id of 128 characters that are 4
+# bytes each in UTF-8.
+CONVERSATIONS = [EMAIL, PHONE, "conv 42", "ticket#42", "\U0001f4ac" * 128]
 
 
 def _stored(value: str) -> str:
@@ -48,7 +50,7 @@ async def test_chats_keyed_as_support_platforms_key_them_are_scored_routed_and_s
     # Message ids as widened as the conversations': a space, "#", "+", and an email address.
     ids = {conv: f"{unique} {conv[:20]}#{i}+1" for i, conv in enumerate(CONVERSATIONS)}
     expected = {_stored(ids[conv]): _stored(conv) for conv in CONVERSATIONS}  # stored id -> conversation
-    assert _stored(EMAIL).startswith("pii-") and _stored(ids[EMAIL]).startswith("pii-")
+    assert all(_stored(v).startswith("pii-") for v in (EMAIL, ids[EMAIL], PHONE, ids[PHONE]))
     now = datetime.now(UTC).isoformat()
     producer = make_producer(settings.kafka, client_id="test")
     await producer.start()
@@ -106,10 +108,11 @@ async def test_chats_keyed_as_support_platforms_key_them_are_scored_routed_and_s
         i: (conv.encode(), conv) for i, conv in expected.items()
     }
     assert all(msg.reason and msg.queue in QUEUES for _, msg in routed.values())
-    # Stored as sent, but the email address only as its pseudonym.
+    # Stored as sent, but the email address and the phone number only as their pseudonyms.
     assert rows == expected
     assert rows[_stored(ids[EMAIL])] == _stored(EMAIL)
-    assert not [v for v in [*rows, *rows.values()] if v is not None and "jane" in v]
+    assert rows[_stored(ids[PHONE])] == _stored(PHONE)
+    assert not [v for v in [*rows, *rows.values()] if v is not None and ("jane" in v or "7911" in v)]
     async with sessions() as s:
         ledger = set((await s.execute(select(RoutedEvent.id).where(RoutedEvent.id.in_(list(expected))))).scalars())
     assert ledger == set(expected)
