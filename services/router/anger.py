@@ -224,6 +224,9 @@ ACRONYMS = frozenset(
 # ("DO NOT HONOR", "TRANSACTION NOT ALLOWED" are a terminal's).
 _SHOUTED = frozenset("I I'M I'VE I'LL I'D ME MY MINE YOU YOUR YOURS YOU'RE YOU'VE YOU'LL WE WE'RE OUR NOW".split())
 _THANKS = frozenset("THANK THANKS THANKYOU".split())
+# A caps-lock typist's greeting or "please" in the run: politeness, not shouting
+# ("HI I WOULD LIKE TO CHECK MY BALANCE PLEASE").
+_POLITE = _THANKS | frozenset("PLEASE PLS PLZ HELLO HI DEAR KINDLY".split())
 # A statement line or a terminal's message, though it has MY or YOUR in it.
 _DESCRIPTOR = re.compile(
     r"(?:DIRECT DEBIT|STANDING ORDER|(?:CARD |BILL |FASTER )?PAYMENT (?:TO|FROM)|TRANSFER (?:TO|FROM)|REF|REFERENCE"
@@ -410,7 +413,7 @@ def _is_shouted(text: str, start: int, run: list[str]) -> bool:
         len(run) >= _SHOUT_RUN
         and len(words - {"I"}) >= 2
         and bool(words & _SHOUTED)
-        and not words & _THANKS
+        and not words & _POLITE
         and not _DESCRIPTOR.match(" ".join(run))
         and not _cited(text, start)
     )

@@ -264,6 +264,18 @@ def test_quoted_messages_and_statement_lines_are_not_shouting_but_the_customers_
         assert anger(text).explain().startswith("shouting"), text
 
 
+def test_a_caps_lock_typist_greeting_or_saying_please_is_not_shouting() -> None:
+    for text in (
+        "HI I WOULD LIKE TO CHECK MY BALANCE PLEASE",
+        "HELLO MY CARD HAS BEEN DECLINED AT THE SHOP",
+        "CAN YOU RESET MY PASSWORD PLS",
+        "DEAR SIR I NEED A NEW STATEMENT",
+    ):
+        assert not anger(text).cues, text
+    assert anger("I CAN NOT LOG IN").explain().startswith("shouting")
+    assert flagged("HELLO WHERE IS MY MONEY YOU ARE USELESS")  # the cue word still counts
+
+
 def test_one_word_in_capitals_counts_for_emphasis_not_for_a_name() -> None:
     assert anger("declined AGAIN").explain() == "'AGAIN'"
     for text in ("paid DHL", "my BT bill", "the NEW card", "to STREAMFLIX", "reference RENT JUNE"):
