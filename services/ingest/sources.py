@@ -80,7 +80,7 @@ def read_file(path: Path, *, complete: bool = False) -> Iterator[Line]:
     caller knows the file is finished) it is read like any other line.
 
     Checked before the first line is read (``UnreadableFile``): a UTF-16/UTF-32 or
-    compressed file (UTF-16 with or without a byte-order mark), and a CSV header without
+    compressed file (UTF-16 or UTF-32 with or without a byte-order mark), and a CSV header without
     a ``text`` column or with a repeated name."""
     _refuse_encoded(path)
     if path.suffix.lower() == ".csv":
@@ -134,6 +134,29 @@ def utf16_without_bom(start: bytes) -> str | None:
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+def utf32_without_bom(start: bytes) -> str | None:
+    """``"LE"`` or ``"BE"`` when ``start`` is UTF-32 text with no byte-order mark, else ``None``.
+
+    Every character of such a file is four bytes, the first (BE) or last (LE) of them NUL
+    for any character below U+1000000, which is all of them: at least two whole characters,
+    read in that order they are valid code points, and no control character but tab and
+    line breaks (a run of NULs or binary data do not match)."""
+    units = len(start) // 4
+    if units < 2:
+        return None
+    body = start[: 4 * units]
+    for order, high in (("LE", body[3::4]), ("BE", body[0::4])):
+        if high.count(0) != units:
+            continue
+        try:
+            text = body.decode(f"utf-32-{order.lower()}")
+        except UnicodeDecodeError:
+            continue
+        if not _CONTROL.search(text):
+            return order
+    return None
+
+
 def _refuse_encoded(path: Path) -> None:
     """``UnreadableFile`` for a file that starts like one in another encoding or compressed:
     read as UTF-8 text, each of its lines would be rejected alike ("invalid UTF-8",
@@ -151,6 +174,12 @@ def _refuse_encoded(path: Path) -> None:
             raise UnreadableFile(f"the file is {kind}-compressed: decompress it first ({tool} {path.name})")
     if _BZIP2.match(start):
         raise UnreadableFile(f"the file is bzip2-compressed: decompress it first (bunzip2 -k {path.name})")
+    if order := utf32_without_bom(start):
+        raise UnreadableFile(
+            f"the file is UTF-32 ({'little' if order == 'LE' else 'big'}-endian, without a byte-order mark: "
+            f"three NUL bytes beside each ASCII character); ingest reads UTF-8: convert it first "
+            f"(iconv -f UTF-32{order} -t UTF-8 {path.name} > utf8{path.suffix})"
+        )
     if order := utf16_without_bom(start):
         encoding = f"UTF-16{order}"
         raise UnreadableFile(

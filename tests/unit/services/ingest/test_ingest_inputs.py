@@ -25,7 +25,14 @@ from services.ingest.replay import (
     replay,
     run_stamp,
 )
-from services.ingest.sources import NO_LINE_ENDING, Line, UnreadableFile, read_file, utf16_without_bom
+from services.ingest.sources import (
+    NO_LINE_ENDING,
+    Line,
+    UnreadableFile,
+    read_file,
+    utf16_without_bom,
+    utf32_without_bom,
+)
 from shared.events import RawNews
 from shared.topics import Topics
 
@@ -172,6 +179,37 @@ def test_a_utf16_file_without_a_byte_order_mark_is_refused_whole(
     with pytest.raises(UnreadableFile, match=f"the file is UTF-16 \\({says}, without a byte-order mark") as info:
         read_file(f)
     assert f"(iconv -f {iconv} -t UTF-8 in{suffix} > utf8{suffix})" in str(info.value)
+
+
+@pytest.mark.parametrize(("codec", "order"), [("utf-32-le", "LE"), ("utf-32-be", "BE")])
+@pytest.mark.parametrize(("suffix", "text"), [(".jsonl", _JSONL), (".csv", _CSV)], ids=["jsonl", "csv"])
+def test_a_utf32_file_without_a_byte_order_mark_is_refused_whole(
+    tmp_path: Path, codec: str, order: str, suffix: str, text: str
+) -> None:
+    """Before, every line was rejected alike ("malformed JSON"), or a CSV refused for its header."""
+    assert utf32_without_bom(text.encode(codec)) == order
+    f = tmp_path / f"in{suffix}"
+    f.write_bytes(text.encode(codec))
+    with pytest.raises(UnreadableFile, match=r"the file is UTF-32 .*without a byte-order mark") as info:
+        read_file(f)
+    assert f"(iconv -f UTF-32{order} -t UTF-8 in{suffix} > utf8{suffix})" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        _JSONL.encode(),
+        _JSONL.encode("utf-16-le"),
+        _JSONL.encode("utf-16-be"),
+        b"\x00" * 4096,
+        b'{"text": "a\x00\x00\x00b"}\n',
+        b"a\x00\x00\x00",  # one character: too little to tell
+        bytes(range(256)) * 4,
+    ],
+    ids=["utf8", "utf16le", "utf16be", "all-nul", "nul-run", "1-character", "binary"],
+)
+def test_text_that_is_not_utf32_is_not_taken_for_it(start: bytes) -> None:
+    assert utf32_without_bom(start) is None
 
 
 def test_a_run_stamp_is_a_time_in_unix_milliseconds_since_2000_up_to_a_day_ahead() -> None:
