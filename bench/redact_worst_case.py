@@ -9,6 +9,10 @@
    pattern over the whole text (a reference copy of it, below; each "://" scanned to the
    end of the run for an "@": quadratic) next to the shipped one. The whole-text mask is
    timed on the run up to ``--old-max`` characters only (100 KB of it took 39 s, 400 KB about 16 times that).
+3. ``scrub()`` on runs of the prefixes of its later masks (Authorization headers, a bare
+   bearer token, Telegram bot URLs, webhook and URL password forms JSON-escaped or
+   percent-encoded): the shipped scrubber only (no earlier code matched them); each must
+   grow linearly with the length.
 
 Usage: ``python bench/redact_worst_case.py [--old-max CHARS]``. Last line: one JSON object.
 """
@@ -73,6 +77,22 @@ def email_rows() -> list[dict[str, float]]:
     return rows
 
 
+# Worst cases of the masks added for Authorization values, Telegram tokens and escaped or
+# encoded URLs: runs of their prefixes that fail late, and runs of backslashes and encoded
+# separators.
+NEW_MASK_CASES = (
+    ("'authorization': '", "'authorization': '"),
+    ("Authorization: Bearer", "Authorization: Bearer "),
+    ("bearer aaaa", "bearer aaaa "),
+    ("hooks.slack.com\\", "hooks.slack.com" + "\\" * 64),
+    ("%2Fhooks%2F", "%2Fhooks%2F"),
+    ("api.telegram.org/bot", "api.telegram.org/bot"),
+    ("1234567:AA", "1234567:AA"),
+    ("https%3A%2F%2Fa%3A", "https%3A%2F%2Fa%3A"),
+    (":\\/\\/a:", ":\\/\\/a:"),
+)
+
+
 def scrub_rows(old_max: int) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     print(f"\nscrub() {'input':>12} {'chars':>8} {'whole-text s':>13} {'shipped s':>10}")
@@ -87,6 +107,12 @@ def scrub_rows(old_max: int) -> list[dict[str, object]]:
             rows.append({"input": name, "chars": n, "whole_text_s": old, "shipped_s": new})
             shown = "skipped" if old is None else f"{old:.4f}"
             print(f"{name:>20} {n:>8} {shown:>13} {new:>10.4f}")
+    for name, unit in NEW_MASK_CASES:
+        for n in (16_000, 100_000, 400_000):
+            text = (unit * (n // len(unit) + 1))[:n]
+            new = scrub_seconds(text)
+            rows.append({"input": name, "chars": n, "whole_text_s": None, "shipped_s": new})
+            print(f"{name:>20} {n:>8} {'n/a':>13} {new:>10.4f}")
     return rows
 
 

@@ -16,11 +16,12 @@ from shared.redact import redact
 # The user may be empty (redis://:pw@host). The password runs to the last "@" of the
 # authority (it may hold a raw "@"; the authority ends at "/", "?" or "#"), and at least
 # to the first "@" whatever comes before it (a raw "/" of a base64 password).
-_SECRET_IN_URL = re.compile(r"(://[^:/@\s]*:)([^@\s]+(?:@[^@\s/?#]*)*)(@)")
+# The "://" may be written with its slashes JSON-escaped (``https:\/\/user:pw@host``).
+_SECRET_IN_URL = re.compile(r"(:\\*/\\*/[^:/@\s]*:)([^@\s]+(?:@[^@\s/?#]*)*)(@)")
 # A match never holds whitespace and ends at an "@", so the pattern runs on each
 # whitespace-free run up to its last "@" only: on the whole text, every "://" of a run
 # with no "@" after it scanned to the end of the run again ("://a:" * 20000, 100 KB: 39 s).
-_RUN_WITH_URL = re.compile(r"(?<!\S)\S*://\S*")
+_RUN_WITH_URL = re.compile(r"(?<!\S)\S*:\\*/\\*/\S*")
 _KEY_LIKE = re.compile(r"\b(tw_[a-z0-9]{4,8}_)[A-Za-z0-9_-]{16,}\b")
 # Credentials that ride in a URL's query or path: ``?token=...`` and the like (``&amp;token=``
 # of an HTML page too), and the secret path of a chat service's incoming webhook: Slack
@@ -34,31 +35,105 @@ _SECRET_QUERY = re.compile(
     r"[^&#\s\"'<>]+",
     re.IGNORECASE,
 )
-_PORT = r"(?::\d{1,5})?"
+# The same in a URL percent-encoded in another URL's query (``%3Ftoken%3D...``, ``%26key%3D...``):
+# the value runs to the next encoded "&" or "#", or to the "&" that ends the outer value.
+_ENCODED_SECRET_QUERY = re.compile(
+    r"(%(?:25)?(?:3F|26)(?:token|access_token|auth|api_key|apikey|key|secret|sig|signature|password|code)%(?:25)?3D)"
+    r"(?:[^%&#\s\"'<>\\]|%(?!(?:25)?(?:26|23))[0-9A-F]{2})+",
+    re.IGNORECASE,
+)
+# A URL as it is written in JSON (``https:\/\/hooks.slack.com\/services\/...``, every "/"
+# escaped, twice in JSON inside JSON) or percent-encoded in another URL's query
+# (``?next=https%3A%2F%2Fhooks.slack.com%2Fservices%2F...``, ``%252F`` encoded twice): its
+# slashes and colons are matched in each of these forms.
+_SL = r"(?:\\*/|%(?:25)?2[Ff])"
+_COLON = r"(?::|%(?:25)?3[Aa])"
+_PORT = rf"(?:{_COLON}\d{{1,5}})?"
+# The secret path runs to whitespace, a quote, a bracket, "?", "#" or "&" (the end of the value
+# of the query it is percent-encoded in), or to a backslash that escapes no "/" (the
+# ``\"`` that closes a JSON string: it stays).
+_PATH_REST = r"(?:[^\s\"'<>?#&\\]|\\(?=[\\/]))+"
 _WEBHOOK_PATH = re.compile(
-    rf"(hooks\.slack\.com{_PORT}/(?:services|workflows|triggers)/"
-    rf"|discord(?:app)?\.com{_PORT}/api/(?:v\d{{1,3}}/)?webhooks/"
-    rf"|webhook\.office\.com{_PORT}/"
-    rf"|outlook\.office(?:365)?\.com{_PORT}/webhook/"
-    rf"|hooks\.zapier\.com{_PORT}/hooks/)"
-    r"[^\s\"'<>?#]+",
+    rf"(hooks\.slack\.com{_PORT}{_SL}(?:services|workflows|triggers){_SL}"
+    rf"|discord(?:app)?\.com{_PORT}{_SL}api{_SL}(?:v\d{{1,3}}{_SL})?webhooks{_SL}"
+    rf"|webhook\.office\.com{_PORT}{_SL}"
+    rf"|outlook\.office(?:365)?\.com{_PORT}{_SL}webhook{_SL}"
+    rf"|hooks\.zapier\.com{_PORT}{_SL}hooks{_SL})"
+    rf"{_PATH_REST}",
     re.IGNORECASE,
 )
 # Mattermost's key is 26 letters and digits; a path of other services under /hooks/ (ids,
-# names) is shorter or holds other characters.
-_HOOK_KEY = re.compile(r"(/hooks/)[A-Za-z0-9]{20,}(?![\w-])")
+# names) is shorter or holds other characters. The look-behinds start a match only after a
+# slash (a run of backslashes is never rescanned from each of them).
+_HOOK_KEY = re.compile(rf"(?:(?<=/)|(?<=%2[Ff])|(?<=%252[Ff]))(hooks{_SL})[A-Za-z0-9]{{20,}}(?![\w-])")
+# A Telegram bot's token rides in the path of every Bot API call
+# (``api.telegram.org/bot<id>:<secret>/sendMessage``, files under ``/file/bot<token>/``): all
+# of it goes, up to the "/" (written in any of the forms above) of the method. Bare, a token is
+# a bot id, ":" and a secret that starts with "AA".
+_TELEGRAM_PATH = re.compile(
+    rf"(api\.telegram\.org{_PORT}{_SL}(?:file{_SL})?bot)(?:[^/\s\"'<>?#&\\%]|%(?!(?:25)?2[Ff]))+",
+    re.IGNORECASE,
+)
+_TELEGRAM_TOKEN = re.compile(r"(?<![\w:-])\d{5,12}:AA[\w-]{30,}(?![\w-])")
+# An HTTP Authorization (or Proxy-Authorization) value, as a header line, a ``name=value``
+# pair, a JSON member, a repr'd dict or a repr'd header tuple (``('authorization', b'Bearer
+# x')``): the credential goes, the scheme word stays (``Bearer ***``). An unquoted value is
+# masked after a known scheme only ("Authorization: denied" is prose); a quoted one whole
+# when it has none. A credential ends at whitespace, a quote, a bracket, ",", ";", "&" or a
+# backslash (the ``\r\n`` of a repr'd request, which may also come before the name), so
+# ``Bearer <key>`` of a help text stays.
+_AUTH_SCHEMES = r"(?:(?:bearer|basic|token|bot|jwt|apikey|api-key|oauth|dpop|ssws|negotiate|ntlm)(?:[ \t]+|%20)|key=)"
+_CREDENTIAL = r"[^\s\"'`<>,;&(){}\[\]\\]+"
+_AUTH_HEADER = re.compile(
+    r"((?:(?<![\w-])|(?<=\\[nrt]))(?:proxy-)?authorization(?:[\"']?[ \t]*[:=]|[\"'][ \t]*,)[ \t]*(?:b?([\"']))?"
+    rf"(?(2){_AUTH_SCHEMES}?|{_AUTH_SCHEMES}))"
+    rf"{_CREDENTIAL}",
+    re.IGNORECASE,
+)
+# A bearer token logged without its header name: one word of 16 or more characters with a
+# digit in it after "Bearer" ("bearer bonds", "Bearer token expired" stay).
+_BEARER = re.compile(
+    r"((?<![\w-])bearer(?:[ \t]+|%20))(?=[^\s\"'`<>,;&(){}\[\]\\\d]*\d)[^\s\"'`<>,;&(){}\[\]\\]{16,}",
+    re.IGNORECASE,
+)
+# A URL's authority percent-encoded in another URL (``?next=https%3A%2F%2Fuser%3Apw%40host``):
+# the authority runs to its encoded "/", "?" or "#", or to the first character a
+# percent-encoded value does not hold; the password runs from the first encoded ":" after
+# the "://" to the last encoded "@" of the authority (see mask_url_passwords).
+_ENCODED_AUTHORITY = re.compile(
+    r"(%(?:25)?3A%(?:25)?2F%(?:25)?2F)((?:[\w.~!*'()+-]|%(?!(?:25)?(?:2F|3F|23))[0-9A-F]{2})*)",
+    re.IGNORECASE,
+)
 URL_MASK = "…"
 
 
 def mask_url_passwords(text: str) -> str:
-    """``scheme://user:***@host``: the password of every URL in ``text``, quoted or not."""
-    return _RUN_WITH_URL.sub(_mask_run_passwords, text)
+    """``scheme://user:***@host``: the password of every URL in ``text``, quoted or not,
+    JSON-escaped (``https:\\/\\/user:***@host``) or percent-encoded in another URL
+    (``https%3A%2F%2Fuser%3A***%40host``)."""
+    return _ENCODED_AUTHORITY.sub(_mask_encoded_password, _RUN_WITH_URL.sub(_mask_run_passwords, text))
 
 
 def _mask_run_passwords(run: re.Match[str]) -> str:
     text = run.group()
     end = text.rfind("@") + 1
     return _SECRET_IN_URL.sub(r"\1***\3", text[:end]) + text[end:] if end else text
+
+
+_ENCODED_COLON = re.compile(r"%(?:25)?3A", re.IGNORECASE)
+_ENCODED_AT = re.compile(r"%(?:25)?40", re.IGNORECASE)
+
+
+def _mask_encoded_password(authority: re.Match[str]) -> str:
+    """The password between the first encoded ":" and the last encoded "@" of an authority."""
+    start, text = authority.group(1), authority.group(2)
+    last_at = -1
+    for at in _ENCODED_AT.finditer(text):
+        last_at = at.start()
+    colon = _ENCODED_COLON.search(text, 0, last_at) if last_at > 0 else None
+    if colon is None or colon.end() == last_at:
+        return authority.group()
+    return f"{start}{text[: colon.end()]}***{text[last_at:]}"
 
 
 def mask_url(url: str) -> str:
@@ -74,14 +149,20 @@ def mask_url(url: str) -> str:
 
 
 def scrub(message: str) -> str:
-    """Mask chat webhook paths (Slack, Discord, Teams, Zapier, Mattermost), passwords in
-    URLs, secret query parameters, API keys, and personal data."""
+    """Mask chat webhook paths (Slack, Discord, Teams, Zapier, Mattermost) and Telegram bot
+    tokens, HTTP Authorization credentials, passwords in URLs, secret query parameters, API
+    keys, and personal data. URLs are matched as written, JSON-escaped or percent-encoded."""
     # Webhook paths first: a Teams path holds an "@", and after a port the password mask
     # took ``host:443/webhookb2/<id>@`` for ``user:password@`` and hid the host it starts with.
     message = _WEBHOOK_PATH.sub(r"\1***", message)
     message = _HOOK_KEY.sub(r"\1***", message)
+    message = _TELEGRAM_PATH.sub(r"\1***", message)
+    message = _TELEGRAM_TOKEN.sub("***", message)
+    message = _AUTH_HEADER.sub(r"\1***", message)
+    message = _BEARER.sub(r"\1***", message)
     message = mask_url_passwords(message)
     message = _SECRET_QUERY.sub(r"\1***", message)
+    message = _ENCODED_SECRET_QUERY.sub(r"\1***", message)
     message = _KEY_LIKE.sub(r"\1***", message)
     return redact(message, keep_ipv4=True)
 
