@@ -8,7 +8,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from services.aggregator.config import AggregatorSettings
-from services.aggregator.persist import expire, store_batch, strip_alert_texts
+from services.aggregator.persist import TREND_RUN_CAP, expire, expire_trends, store_batch, strip_alert_texts
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
 from shared.events import InvalidEvent, ScoredEvent, decode_json, parse
@@ -85,10 +85,20 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
         )
         cutoff = datetime.now(UTC) - timedelta(days=settings.scored_retention_days)
         c = await strip_alert_texts(sessions, cutoff=cutoff)
-        if a or b or c:
+        trends = await expire_trends(sessions, days=settings.trend_retention_days)
+        d = sum(trends.values())
+        if a or b or c or d:
             log.info(
-                "retention: deleted %d scored events and %d ledger ids, removed the message texts of %d alerts", a, b, c
+                "retention: deleted %d scored events, %d ledger ids and %d trend rows (%s), "
+                "removed the message texts of %d alerts",
+                a,
+                b,
+                d,
+                ", ".join(f"{table} {n}" for table, n in trends.items()),
+                c,
             )
+        if d >= TREND_RUN_CAP:
+            log.info("retention: trend rows deleted up to the run's cap (%d); the next runs delete the rest", d)
 
     try:
         await run_sink(

@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from shared.config import ServiceSettings
+
+# How far back the alerter reads the trend buckets, from a stream's newest minute (at most
+# now). At minute ``t`` a rule sums its window and the ``TW_ALERTER_BASELINE_WINDOWS``
+# windows before it, reading from ``t - (baseline_windows + 1) * window_s``
+# (services/alerter/detect.py ``spans``/``baseline``); ``t`` runs up to
+# ``TW_ALERTER_MAX_STEPS`` minutes behind the key's latest minute, which is held back by
+# ``TW_ALERTER_ALLOWED_LATENESS_S`` (services/alerter/evaluate.py ``evaluate``).
+ALERTER_LONGEST_WINDOW_DAYS = 7
+"""A rule's longest window: ``RuleSpec.window_s`` (services/alerter/rules.py), at most 7 days."""
+ALERTER_BASELINE_WINDOWS = 12
+"""``TW_ALERTER_BASELINE_WINDOWS``' default: the windows before the current one a baseline holds."""
+ALERTER_WALK_DAYS = 1
+"""``TW_ALERTER_MAX_STEPS``' default, 1,440 minutes: how far behind the latest minute a rule is evaluated."""
+ALERTER_LATENESS_DAYS = 1
+"""``TW_ALERTER_ALLOWED_LATENESS_S``' largest value, 86,400 s."""
+MIN_TREND_RETENTION_DAYS = (
+    (ALERTER_BASELINE_WINDOWS + 1) * ALERTER_LONGEST_WINDOW_DAYS + ALERTER_WALK_DAYS + ALERTER_LATENESS_DAYS
+)
+"""The shortest trend retention (93 days): a 7-day rule's baseline of 12 windows and its own
+window (91 days), evaluated up to a day behind the latest minute held back by up to a day of
+lateness. Shorter, and the oldest baseline windows of long rules lose their buckets: they
+count as empty (skipped) or, cut across, as a partial window with a wrong negative share."""
 
 
 class AggregatorSettings(ServiceSettings):
@@ -34,6 +56,20 @@ class AggregatorSettings(ServiceSettings):
         gt=0,
         description="Keep counted-event ids this long; replays older than this would recount.",
     )
+    trend_retention_days: float = Field(
+        validation_alias="TW_AGGREGATOR_TREND_RETENTION_DAYS",
+        default=0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description=(
+            "Keep trend buckets (trend_minute, trend_hour) this long before each stream's newest minute (or now, "
+            "if that is earlier); 0 keeps them forever. Otherwise at least "
+            f"{MIN_TREND_RETENTION_DAYS} days: the alerter's baselines read that far back (a 7-day rule window "
+            f"and its {ALERTER_BASELINE_WINDOWS} baseline windows, up to a day of TW_ALERTER_MAX_STEPS and of "
+            "TW_ALERTER_ALLOWED_LATENESS_S); raise it with TW_ALERTER_BASELINE_WINDOWS or TW_ALERTER_MAX_STEPS. "
+            "Trend queries and backtests find nothing older."
+        ),
+    )
     retention_interval_s: float = Field(
         validation_alias="TW_AGGREGATOR_RETENTION_INTERVAL_S",
         default=300.0,
@@ -47,3 +83,15 @@ class AggregatorSettings(ServiceSettings):
         le=1,
         description="Stop when more records fail than this.",
     )
+
+    @field_validator("trend_retention_days")
+    @classmethod
+    def _trend_retention_covers_the_baselines(cls, days: float) -> float:
+        if 0 < days < MIN_TREND_RETENTION_DAYS:
+            raise ValueError(
+                f"TW_AGGREGATOR_TREND_RETENTION_DAYS ({days:g}) is shorter than {MIN_TREND_RETENTION_DAYS} days, "
+                "how far back the alerter's baselines read (a 7-day rule window and its "
+                f"{ALERTER_BASELINE_WINDOWS} baseline windows, a day of evaluation and a day of lateness): "
+                f"set it to 0 (keep trend buckets forever) or at least {MIN_TREND_RETENTION_DAYS}"
+            )
+        return days

@@ -157,6 +157,97 @@ async def expire(
     return int(a.rowcount), int(b.rowcount)  # type: ignore[attr-defined]
 
 
+# Trend retention. The cutoff is per stream, on the database's clock: a stream's newest
+# minute (now, if that is earlier) less the retention, so a stream replayed from older history
+# (the demo's 2020 headlines) or one whose feed stopped keeps the buckets its newest minute's
+# windows and baselines read, and buckets ahead of the clock move no cutoff. A bucket goes
+# once all of it is older than the cutoff (a minute bucket one minute after its start, an
+# hour bucket one hour after). Rows go in chunks, one short transaction each, walking
+# ``(stream, bucket)`` (the index of migration 0010) from where the last chunk ended, so a
+# chunk neither scans the table nor re-reads the dead entries of the chunks before it; rows
+# an aggregator batch holds locked are skipped (the next run takes them), so the run never
+# waits on a batch and cannot deadlock with one. A run stops after ``cap`` rows: a first run
+# on years of history leaves the rest to the next runs.
+TREND_CHUNK = 10_000
+TREND_RUN_CAP = 1_000_000
+_TREND_WIDTHS = ((TrendMinute.__tablename__, timedelta(minutes=1)), (TrendHour.__tablename__, timedelta(hours=1)))
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+# every stream in the table, one index probe each (a loose scan of the (stream, bucket) index)
+_TREND_STREAMS = text(
+    """
+    WITH RECURSIVE s(stream) AS (
+        (SELECT stream FROM trend_minute ORDER BY stream LIMIT 1)
+        UNION ALL
+        SELECT (SELECT m.stream FROM trend_minute AS m WHERE m.stream > s.stream ORDER BY m.stream LIMIT 1)
+        FROM s WHERE s.stream IS NOT NULL
+    )
+    SELECT stream FROM s WHERE stream IS NOT NULL
+    """
+)
+_TREND_NEWEST = text("SELECT least(now(), max(bucket)) FROM trend_minute WHERE stream = :stream")
+
+
+def _trend_chunk(table: str) -> TextClause:
+    return text(
+        f"""
+        WITH doomed AS (
+            SELECT ctid FROM {table}
+            WHERE stream = :stream AND bucket >= :after AND bucket <= :upto
+            ORDER BY bucket LIMIT :size
+            FOR UPDATE SKIP LOCKED
+        ), gone AS (
+            DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM doomed)) RETURNING bucket
+        )
+        SELECT count(*) AS n, max(bucket) AS last FROM gone
+        """
+    )
+
+
+_TREND_CHUNK = {table: _trend_chunk(table) for table, _ in _TREND_WIDTHS}
+
+
+async def _trend_cutoffs(sessions: async_sessionmaker[AsyncSession], days: float) -> dict[str, datetime]:
+    """Each stream's cutoff; a stream whose cutoff would fall before the calendar has none."""
+    cutoffs = {}
+    async with sessions() as session:
+        for stream in (await session.execute(_TREND_STREAMS)).scalars().all():
+            newest = (await session.execute(_TREND_NEWEST, {"stream": stream})).scalar()
+            if newest is None:  # its rows went since the streams were listed
+                continue
+            try:
+                cutoff = newest - timedelta(days=days)
+                if cutoff - max(w for _, w in _TREND_WIDTHS) > _EARLIEST:
+                    cutoffs[str(stream)] = cutoff
+            except OverflowError:
+                continue
+    return cutoffs
+
+
+async def expire_trends(
+    sessions: async_sessionmaker[AsyncSession], *, days: float, chunk: int = TREND_CHUNK, cap: int = TREND_RUN_CAP
+) -> dict[str, int]:
+    """Delete trend buckets older than ``days`` before their stream's newest minute (see
+    above); ``days`` 0 keeps them all. Returns the rows deleted per table."""
+    deleted = {table: 0 for table, _ in _TREND_WIDTHS}
+    if days <= 0:
+        return deleted
+    left = cap
+    for stream, cutoff in (await _trend_cutoffs(sessions, days)).items():
+        for table, width in _TREND_WIDTHS:
+            after = _EARLIEST
+            while left > 0:
+                size = min(chunk, left)
+                params = {"stream": stream, "after": after, "upto": cutoff - width, "size": size}
+                async with sessions.begin() as session:
+                    n, last = (await session.execute(_TREND_CHUNK[table], params)).one()
+                deleted[table] += n
+                left -= n
+                if n < size:
+                    break
+                after = last
+    return deleted
+
+
 # The alerts' explanations quote the scored events' texts (``MESSAGES``); the texts go
 # with the events. One transaction per chunk of ids in key order, so a backlog of
 # millions of alerts never makes one long transaction, and the walk reads each id once.
