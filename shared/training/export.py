@@ -4,7 +4,9 @@
 ``input_ids`` and ``attention_mask`` (int64), output ``logits`` (float32), dynamic
 batch and sequence axes. Logits are re-ordered into the fixed label order of the
 task when the checkpoint names its labels differently (e.g. a FinBERT checkpoint); a
-checkpoint that does not name them (``LABEL_0``...) needs them given (``--labels``).
+checkpoint that does not name them (``LABEL_0``...), or names them otherwise (``neg``,
+``neu``, ``pos``), needs the task's names given in its logit order (``--labels``). A
+folder lacking weights (an encoder without its classification head) is refused.
 The parity check runs ONNX Runtime (CPU) and PyTorch on the same padded batch and
 requires a max absolute logit difference <= ``tolerance``; it also checks that the
 shipped ``tokenizer.json`` produces the same ids as the checkpoint's tokenizer.
@@ -142,13 +144,20 @@ def _unnamed(names: Sequence[str]) -> bool:
 
 def label_permutation(id2label: dict[int, str], task: str, given: Sequence[str] | None = None) -> list[int]:
     """Checkpoint logit index for each label of the task's fixed order. Names compare
-    without case and surrounding blanks. A checkpoint that does not name its labels
-    (``LABEL_0``...) is refused unless ``given`` names them, in logit order; ``given``
-    must agree with names the checkpoint has."""
+    without case and surrounding blanks. ``given`` (``--labels``) names the checkpoint's
+    logits, in logit order, with the task's labels: needed when the checkpoint does not
+    name them (``LABEL_0``...), and renaming names of its own that are not the task's
+    (``neg``, ``neu``, ``pos``) index by index; it must agree with any of the task's
+    names the checkpoint has. All refusals are :class:`CheckpointError` (invalid input)."""
     labels = LABELS[task]
     names = {i: str(n).strip().lower() for i, n in id2label.items()}
     if len(names) != len(labels):
-        raise ExportError(f"checkpoint has {len(names)} labels, task {task} needs {len(labels)}")
+        own = ", ".join(str(id2label[i]) for i in sorted(id2label))
+        raise CheckpointError(
+            f"checkpoint has {len(names)} labels ({own}), task {task} needs {len(labels)} "
+            f"({', '.join(labels)}); is it a base model or another task's classifier rather than "
+            f"a fine-tuned {task} classifier?"
+        )
     order = [names[i] for i in sorted(names)]
     if given is not None:
         wanted = [str(n).strip().lower() for n in given]
@@ -157,7 +166,7 @@ def label_permutation(id2label: dict[int, str], task: str, given: Sequence[str] 
                 f"--labels {','.join(given)}: expected each {task} label once ({','.join(labels)}), "
                 "in the checkpoint's logit order"
             )
-        if not _unnamed(order) and order != wanted:
+        if any(own in labels and own != new for own, new in zip(order, wanted, strict=True)):
             raise CheckpointError(f"--labels {','.join(given)} disagrees with the checkpoint's own labels {order}")
         order = wanted
     elif _unnamed(order):
@@ -168,7 +177,10 @@ def label_permutation(id2label: dict[int, str], task: str, given: Sequence[str] 
         )
     if sorted(order) == sorted(labels):
         return [order.index(lab) for lab in labels]
-    raise ExportError(f"checkpoint labels {sorted(order)} do not match {list(labels)}")
+    raise CheckpointError(
+        f"checkpoint labels {order} do not match {list(labels)}: give the {task} label of each, in the "
+        "checkpoint's logit order, with --labels"
+    )
 
 
 def _wrapper(model: Any, perm: list[int]) -> torch.nn.Module:
@@ -227,11 +239,14 @@ def export_onnx(
     if limit is not None and max_length > limit:
         raise CheckpointError(f"max_length {max_length} exceeds the model's position limit of {limit} tokens")
     perm = label_permutation(dict(enumerate(names or [])), task, labels)
-    label_order = {
+    label_order: dict[str, Any] = {
         "checkpoint_labels": list(labels) if labels is not None else list(names or []),
         "source": "--labels" if labels is not None else "checkpoint",
         "logit_index": dict(zip(LABELS[task], perm, strict=True)),
     }
+    own = [str(n).strip().lower() for n in names or []]
+    if labels is not None and not _unnamed(own) and own != [str(n).strip().lower() for n in labels]:
+        label_order["renamed_from"] = list(names or [])  # the checkpoint's own names, renamed by --labels
     wrapped = _wrapper(model, perm)
     enc = tok(
         list(texts),

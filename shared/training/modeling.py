@@ -14,6 +14,7 @@ divides the final linear layer by T fitted on validation (argmax is unchanged).
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,14 +57,42 @@ def logits_of(out: Any) -> torch.Tensor:
     return out.logits if hasattr(out, "logits") else out
 
 
+def encoder_kwargs(path: Path) -> dict[str, Any]:
+    """``{"add_pooling_layer": False}`` when the ``AutoModel`` class of the encoder in
+    ``path`` takes it (BERT, RoBERTa, MPNet...), else nothing (DistilBERT, DeBERTa-v2, ELECTRA have no pooler
+    and refuse the keyword): the mean-pooling head does not use the pooler."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_MAPPING
+
+    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    try:
+        found = MODEL_MAPPING[type(config)]
+    except KeyError:
+        return {}
+    classes = found if isinstance(found, tuple) else (found,)
+    takes = all("add_pooling_layer" in inspect.signature(c.__init__).parameters for c in classes)
+    return {"add_pooling_layer": False} if takes else {}
+
+
+def _load_encoder(path: Path, extra: dict[str, Any]) -> tuple[Any, list[str]]:
+    """The ``AutoModel`` encoder in ``path`` (without its pooler where it has one) and the
+    names of the weights it lacks."""
+    from transformers import AutoModel
+
+    encoder, info = AutoModel.from_pretrained(
+        str(path), local_files_only=True, output_loading_info=True, **encoder_kwargs(path), **extra
+    )
+    return encoder, list(info.get("missing_keys") or [])
+
+
 def build_model(base: Path, task: str, pooling: str, *, eager: bool = False) -> torch.nn.Module:
     """A fresh classifier over ``base`` for ``task`` (offline)."""
-    from transformers import AutoModel, AutoModelForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
     labels = LABELS[task]
     extra: dict[str, Any] = {"attn_implementation": "eager"} if eager else {}
     if pooling == "mean":
-        encoder = AutoModel.from_pretrained(str(base), local_files_only=True, add_pooling_layer=False, **extra)
+        encoder, _ = _load_encoder(base, extra)
         return build_mean_classifier(encoder, len(labels))
     if pooling != "cls":
         raise ValueError(f"pooling must be one of {POOLINGS}")
@@ -108,9 +137,37 @@ def save_checkpoint(model: Any, tok: Any, path: Path, task: str, pooling: str) -
     (path / HEAD_JSON).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
 
+def check_no_missing_weights(path: Path, missing: Sequence[str], base_prefix: str | None) -> None:
+    """Refuse a checkpoint that lacks weights the model needs (transformers would
+    initialise them at random, saying so only in a log line, and parity cannot tell): an
+    encoder saved without its classification head (``BertModel.save_pretrained``, a base
+    model folder) above all. ``base_prefix``: the model's ``base_model_prefix`` (keys outside
+    it are the head's), None for a bare encoder. Raises
+    :class:`~shared.training.export.CheckpointError`."""
+    import shlex
+
+    from shared.training.export import CheckpointError
+
+    if not missing:
+        return
+    head = sorted(k for k in missing if base_prefix is not None and not k.startswith(f"{base_prefix}."))
+    if head:
+        raise CheckpointError(
+            f"{path} is not a fine-tuned classifier: head weights {', '.join(head)} missing "
+            "(they would be initialised at random); is it a base model? Train a classifier on it with "
+            f"`tonewatch models train --task TASK --base {shlex.quote(str(path))}`"
+        )
+    keys = sorted(missing)
+    shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+    raise CheckpointError(f"{path}: weights {shown} missing from the checkpoint (they would be initialised at random)")
+
+
 def load_checkpoint(path: Path, *, eager: bool = True) -> tuple[Any, list[str] | None]:
-    """(model in eval mode, label names in logit order or None if unnamed)."""
-    from transformers import AutoModel, AutoModelForSequenceClassification
+    """(model in eval mode, label names in logit order or None if unnamed).
+
+    Raises :class:`~shared.training.export.CheckpointError` when weights are missing
+    (see :func:`check_no_missing_weights`)."""
+    from transformers import AutoModelForSequenceClassification
 
     extra: dict[str, Any] = {"attn_implementation": "eager"} if eager else {}
     head_json = path / HEAD_JSON
@@ -118,11 +175,15 @@ def load_checkpoint(path: Path, *, eager: bool = True) -> tuple[Any, list[str] |
         from safetensors.torch import load_file
 
         meta = json.loads(head_json.read_text(encoding="utf-8"))
-        encoder = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False, **extra)
+        encoder, missing = _load_encoder(path, extra)
+        check_no_missing_weights(path, missing, None)
         model = build_mean_classifier(encoder, len(meta["labels"]))
         model.classifier.load_state_dict(load_file(str(path / HEAD_WEIGHTS)))
         return model.train(False), list(meta["labels"])
-    model = AutoModelForSequenceClassification.from_pretrained(str(path), local_files_only=True, **extra)
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        str(path), local_files_only=True, output_loading_info=True, **extra
+    )
+    check_no_missing_weights(path, list(info.get("missing_keys") or []), str(model.base_model_prefix))
     names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
     return model.train(False), names
 
