@@ -253,8 +253,8 @@ def export(
     labels: Annotated[
         str,
         typer.Option(
-            help="The checkpoint's label names in logit order, comma-separated (needed when it names"
-            " them LABEL_0, LABEL_1, ...)."
+            help="The task's label of each logit, in logit order, comma-separated (needed when the checkpoint"
+            " names them LABEL_0, LABEL_1, ... or otherwise, e.g. neg,neu,pos)."
         ),
     ] = "",
 ) -> None:
@@ -539,11 +539,18 @@ def predict(
         Path,
         typer.Option(
             "--input",
-            help="JSONL of {id, text}. A line without id gets its line number as id (possibly equal to"
-            " another line's numeric id); the output keeps the input order, blank lines left out.",
+            help="JSONL of {id, text}; an id is a string or an integer, each at most once. A line without"
+            ' id gets "line N" (N its line number; an input id of that form is refused, so none collides);'
+            " the output keeps the input order, blank lines left out.",
         ),
     ],
-    output: Annotated[Path, typer.Option("--output", help="JSONL to write.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            help="JSONL to write; replaced only once complete (an interrupted run leaves it as it was).",
+        ),
+    ],
     version: Annotated[str, typer.Option(help="Default: the promoted version.")] = "",
     variant: Annotated[str, typer.Option(help="auto, fp32, int8 or fp16.")] = "auto",
     device: Annotated[str, typer.Option(help="auto, cpu, cuda or tensorrt.")] = "auto",
@@ -556,11 +563,15 @@ def predict(
     if same_file(input_, output):  # a hard link too: opening the output would empty the input
         raise typer.BadParameter("must not be the input file (it would be emptied)", param_hint="--output")
 
-    with _errors():
+    with _errors(), _sigterm_exits():
         reg = _registry(ctx)
         entry = reg.get(task, version) if version else reg.promoted(task)
         clf = _classifier(reg, entry, variant, device)
-        stats = predict_file(clf.predict_proba, entry.labels, input_, output)
+        try:
+            stats = predict_file(clf.predict_proba, entry.labels, input_, output)
+        except (KeyboardInterrupt, SystemExit):
+            typer.echo(f"interrupted: {output} left as it was", err=True)
+            raise
         info = clf.describe()
     typer.echo(
         f"{entry.task}/{entry.version} ({info['variant']} on {info['provider']}): "
@@ -569,6 +580,28 @@ def predict(
     )
     if stats.errors:
         raise typer.Exit(1)  # rejected input lines, as for `ingest file`; their error records are in the output
+
+
+@contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM raises :class:`SystemExit` (status 143, as a kill) instead of ending the
+    process at once, so that clean-ups run (predict's temporary output file is removed);
+    the previous handler is restored after. Only the main thread can set one."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _classifier(reg: Registry, entry: Any, variant: str, device: str) -> Any:

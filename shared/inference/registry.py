@@ -188,6 +188,22 @@ def _copy_durable(src: Path, dest: Path) -> None:
     fsync_path(dest)
 
 
+def _has_entries(folder: Path) -> bool:
+    """Whether ``folder`` holds anything (False if it cannot be read)."""
+    try:
+        return any(folder.iterdir())
+    except OSError:
+        return False
+
+
+def _incomplete(folder: Path) -> str:
+    """Why a version folder with files but no ``card.json`` is not a version."""
+    return (
+        f"{folder}: incomplete: no card.json (an interrupted train or export, or one still running?); "
+        "remove the folder unless a run is writing it"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ModelFile:
     """A variant's ONNX file read once and checked against its card: ``data`` is exactly
@@ -285,8 +301,8 @@ class ModelEntry:
     def sha256(self, variant: str) -> str:
         """Recorded sha256 of a variant (``"int8"``) or an artifact file name."""
         fname = self.variant_file(variant)
-        artifacts = self.card.get("artifacts") or {}
-        digest = artifacts.get(fname)
+        artifacts = self.card.get("artifacts")
+        digest = artifacts.get(fname) if isinstance(artifacts, Mapping) else None
         if not isinstance(digest, str):
             raise RegistryError(f"{self.task}/{self.version}: card records no sha256 for {fname}")
         return digest
@@ -294,6 +310,16 @@ class ModelEntry:
     def serving_files(self, variant: str) -> tuple[str, ...]:
         """Files to verify before serving ``variant``."""
         return (self.variant_file(variant), "tokenizer.json", "labels.json")
+
+
+def _records_hash(entry: ModelEntry, fname: str) -> bool:
+    """Whether the card records a sha256 for ``fname`` (:meth:`ModelEntry.sha256`, the
+    check :meth:`Registry.read_variant` makes)."""
+    try:
+        entry.sha256(fname)
+    except RegistryError:
+        return False
+    return True
 
 
 def _check_devices(entry: ModelEntry) -> None:
@@ -327,21 +353,27 @@ class Registry:
         _check_version(version)
         return self.root / task / version
 
-    def version_names(self, task: str) -> list[str]:
-        """Names of the version folders of ``task`` that hold a card (nothing parsed)."""
+    def _version_dirs(self, task: str) -> list[Path]:
+        """The folders of ``task`` named like a version (nothing parsed)."""
         _check_task(task)
         task_dir = self.root / task
         if not task_dir.is_dir():
             return []
-        dirs = [d for d in task_dir.iterdir() if d.is_dir() and _VERSION_RE.fullmatch(d.name)]
-        return sorted(d.name for d in dirs if (d / "card.json").is_file())
+        return sorted(d for d in task_dir.iterdir() if d.is_dir() and _VERSION_RE.fullmatch(d.name))
+
+    def version_names(self, task: str) -> list[str]:
+        """Names of the version folders of ``task`` that hold a card (nothing parsed)."""
+        return [d.name for d in self._version_dirs(task) if (d / "card.json").is_file()]
 
     def scan(self, task: str) -> tuple[list[ModelEntry], dict[str, str]]:
         """Valid versions of ``task`` (oldest first) and the invalid ones with their reason:
-        one broken folder does not hide the others."""
+        one broken folder does not hide the others. A folder with files but no card (an
+        export killed before it wrote one) is invalid (:func:`_incomplete`); an empty one
+        (a version claimed by a run that has not started writing) is left out."""
         entries: list[ModelEntry] = []
         invalid: dict[str, str] = {}
-        for name in self.version_names(task):
+        names = [d.name for d in self._version_dirs(task) if (d / "card.json").exists() or _has_entries(d)]
+        for name in names:
             try:
                 entries.append(self.get(task, name))
             except RegistryError as exc:
@@ -359,6 +391,8 @@ class Registry:
         if not path.is_dir():
             known = self.version_names(task)
             raise RegistryError(f"no model {task}/{version} under {self.root}; known: {known}")
+        if not (path / "card.json").exists() and _has_entries(path):
+            raise RegistryError(_incomplete(path))
         card = _read_json(path / "card.json")
         if not isinstance(card, dict):
             raise RegistryError(f"{path / 'card.json'}: expected a JSON object")
@@ -428,9 +462,11 @@ class Registry:
     def verify_servable(self, entry: ModelEntry) -> None:
         """Refuse a version that cannot serve: the tokenizer, the labels or another recorded
         file that is not a model missing; no variant left for a device the card records one
-        for (:data:`VARIANT_PREFERENCE`; the CPU always, as services fall back to it); or a
-        present file whose hash does not match. A recorded variant whose file is absent is no
-        obstacle by itself: the shipped versions record fp32, which is not in the repository."""
+        for (:data:`VARIANT_PREFERENCE`; the CPU always, as services fall back to it); a
+        file a service would load (tokenizer, labels, any present variant) whose sha256 the
+        card does not record, as :meth:`read_variant` then refuses it; or a present file
+        whose hash does not match. A recorded variant whose file is absent is no obstacle by
+        itself: the shipped versions record fp32, which is not in the repository."""
         where = f"{entry.task}/{entry.version}"
         recorded = list(entry.card.get("artifacts") or {})
         variant_files = {entry.variant_file(v) for v in VARIANT_FILES}
@@ -439,7 +475,14 @@ class Registry:
         if missing:
             raise RegistryError(f"{where} cannot serve: missing artifact(s) {', '.join(missing)}")
         _check_devices(entry)
-        self.verify(entry, [f for f in recorded if (entry.path / f).is_file()])
+        loaded = ["tokenizer.json", "labels.json", *(entry.variant_file(v) for v in entry.available_variants())]
+        unhashed = [f for f in loaded if not _records_hash(entry, f)]
+        if unhashed:
+            raise RegistryError(
+                f"{where} cannot serve: its card records no sha256 for {', '.join(unhashed)} "
+                f"({entry.path / 'card.json'} 'artifacts'), so a service cannot verify and refuses to load it"
+            )
+        self.verify(entry, dict.fromkeys([*loaded, *(f for f in recorded if (entry.path / f).is_file())]))
 
     def verify_variant(self, entry: ModelEntry, variant: str) -> Path:
         """Verify a variant's ONNX file, tokenizer and labels; return the ONNX path."""

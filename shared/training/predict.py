@@ -1,20 +1,36 @@
 """Batch prediction over JSONL: ``{"id","text"}`` in, ``{"id","label","confidence","probs"}`` out.
 
 A line that is not a JSON object with a string ``text`` (invalid UTF-8 or JSON, JSON
-nested too deeply, lone surrogate escapes, an id that is NaN or Infinity) yields
-``{"id": ..., "error": "..."}`` and processing goes on; a line without a usable id gets
-its line number as id (which may equal a numeric id of another line: the output keeps the
-input order, one line per non-blank input line). Output is strict JSON (no NaN): a model
+nested too deeply, lone surrogate escapes) or whose ``id`` is not a string or an integer
+(null, an object, a list, a boolean, a fraction, NaN or Infinity), repeats the id of an
+earlier line, or is a reserved ``"line N"`` string yields ``{"id": ..., "error": "..."}``
+and processing goes on. A line without a usable id (none, or one refused) gets
+``"line N"`` (its line number in the file, blank lines counted) as id: a string that no
+accepted id can equal, so every id in the output is distinct. The output keeps the input
+order, one line per non-blank input line. Output is strict JSON (no NaN): a model
 returning non-finite probabilities gives error records too. A UTF-8 byte-order mark at
 the start of the file is skipped. Texts are cut to what the tokenizer can use before
-tokenizing. Files are streamed in batches, so memory stays bounded whatever the input size.
+tokenizing. Files are streamed in batches, so memory stays bounded whatever the input
+size, except for the ids seen, kept to refuse a repeated one (about 100 bytes per id,
+plus the id's own length).
+
+The output is written to a temporary file beside it (``.<name>.<random>.tmp``), flushed
+to the disk and renamed over ``--output`` only once every line is written: a run that
+fails or is interrupted (an exception, Ctrl-C, or SIGTERM where the command line turns it
+into :class:`SystemExit`) removes the temporary file and leaves an earlier output as it
+was. An output that exists and is not a regular file (``/dev/stdout``, a pipe) is written
+directly.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import os
+import re
+import secrets
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +44,9 @@ Scorer = Callable[[Sequence[str]], FloatArray]
 
 BATCH = 256
 
+_LINE_ID = re.compile(r"line [1-9][0-9]*")
+"""The ids :func:`line_id` makes, refused in the input so that none can collide."""
+
 
 @dataclass
 class PredictStats:
@@ -38,24 +57,37 @@ class PredictStats:
     errors: int = 0
 
 
-def _parse(raw: bytes, lineno: int) -> tuple[Any, str | None, str | None]:
-    """(id, text, error) of one input line."""
+def line_id(lineno: int) -> str:
+    """The id of a line without a usable one: ``"line N"``, which no accepted id can equal."""
+    return f"line {lineno}"
+
+
+def _parse(raw: bytes, lineno: int, seen: dict[Any, int]) -> tuple[Any, str | None, str | None]:
+    """(id, text, error) of one input line; ``seen`` maps each id accepted so far to its
+    line, to refuse a repeated one (and takes this line's)."""
+    gen = line_id(lineno)
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return lineno, None, f"line {lineno}: invalid UTF-8 at byte {exc.start}"
+        return gen, None, f"line {lineno}: invalid UTF-8 at byte {exc.start}"
     try:
         rec = json.loads(line)
     except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
-        return lineno, None, f"line {lineno}: invalid JSON ({getattr(exc, 'msg', exc)})"
+        return gen, None, f"line {lineno}: invalid JSON ({getattr(exc, 'msg', exc)})"
     except RecursionError:  # the decoder's depth limit: one line must not end the run
-        return lineno, None, f"line {lineno}: JSON nested too deeply"
+        return gen, None, f"line {lineno}: JSON nested too deeply"
     if not isinstance(rec, dict):
-        return lineno, None, f"line {lineno}: expected a JSON object"
-    rid = rec.get("id", lineno)
-    problem = _id_problem(rid)
-    if problem is not None:
-        return lineno, None, f"line {lineno}: field 'id' {problem}"
+        return gen, None, f"line {lineno}: expected a JSON object"
+    if "id" not in rec:
+        rid: Any = gen
+    else:
+        rid = rec["id"]
+        problem = _id_problem(rid)
+        if problem is not None:
+            return gen, None, f"line {lineno}: field 'id' {problem}"
+        if rid in seen:
+            return gen, None, f"line {lineno}: id {_shown(rid)} repeats the id of line {seen[rid]}"
+        seen[rid] = lineno
     text = rec.get("text")
     if not isinstance(text, str):
         return rid, None, f"line {lineno}: field 'text' must be a string"
@@ -74,7 +106,28 @@ def _id_problem(rid: Any) -> str | None:
         return "is not a finite number (NaN and Infinity are not JSON)"
     except RecursionError:
         return "is nested too deeply"
+    if isinstance(rid, bool) or not isinstance(rid, str | int):
+        return f"must be a string or an integer, not {_json_type(rid)}"
+    if isinstance(rid, str) and _LINE_ID.fullmatch(rid):
+        return f'{_shown(rid)} is reserved: "line N" is the id given to a line without one'
     return None
+
+
+def _shown(rid: str | int) -> str:
+    """An id as JSON for a message, cut to 60 characters."""
+    text = _dumps(rid)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of ``value``'s type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a fraction"
+    return "an object" if isinstance(value, dict) else "an array"
 
 
 def _dumps(rec: Any) -> str:
@@ -94,12 +147,13 @@ def _encodable(value: Any) -> bool:
 def _batches(fh: IO[bytes]) -> Iterator[list[tuple[int, Any, str | None, str | None]]]:
     """Lists of (line number, id, text, error); the line number names a model's error too."""
     batch: list[tuple[int, Any, str | None, str | None]] = []
+    seen: dict[Any, int] = {}
     for lineno, line in enumerate(fh, start=1):
         if lineno == 1:
             line = line.removeprefix(codecs.BOM_UTF8)  # as the labelled-data loader reads it
         if not line.strip():
             continue
-        batch.append((lineno, *_parse(line, lineno)))
+        batch.append((lineno, *_parse(line, lineno, seen)))
         if len(batch) >= BATCH:
             yield batch
             batch = []
@@ -137,13 +191,41 @@ def same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
 
 
+@contextmanager
+def _replacing(dst: Path) -> Iterator[IO[str]]:
+    """A text file that replaces ``dst`` once the block ends without an exception: written
+    as ``.<name>.<random>.tmp`` in the same folder, flushed, renamed over ``dst`` (a
+    symbolic link's target), the rename flushed; removed on any exception (KeyboardInterrupt
+    and SystemExit too), leaving ``dst`` as it was. ``dst`` existing as something other than
+    a regular file (``/dev/stdout``, a pipe) is written directly."""
+    from shared.training.card import fsync_path
+
+    if dst.exists() and not dst.is_file():
+        with dst.open("w", encoding="utf-8") as direct:
+            yield direct
+        return
+    target = Path(os.path.realpath(dst))
+    tmp = target.parent / f".{target.name}.{secrets.token_hex(6)}.tmp"
+    try:
+        with tmp.open("x", encoding="utf-8") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_path(target.parent)
+
+
 def predict_file(scorer: Scorer, labels: Sequence[str], src: Path, dst: Path) -> PredictStats:
-    """Stream ``src`` JSONL through ``scorer`` into ``dst`` JSONL (same order)."""
+    """Stream ``src`` JSONL through ``scorer`` into ``dst`` JSONL (same order); ``dst`` is
+    replaced only once every line is written (an interrupted run leaves it as it was)."""
     stats = PredictStats()
     if same_file(src, dst):
         raise ValueError(f"--output {dst} is the input file; writing it would destroy the input")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    with src.open("rb") as fin, dst.open("w", encoding="utf-8") as fout:
+    with src.open("rb") as fin, _replacing(dst) as fout:
         for batch in _batches(fin):
             stats.lines += len(batch)
             ok = [(lineno, rid, text) for lineno, rid, text, _ in batch if text is not None]

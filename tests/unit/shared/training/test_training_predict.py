@@ -54,7 +54,7 @@ def test_missing_id_uses_line_number(tmp_path: Path) -> None:
     dst = tmp_path / "o.jsonl"
     predict_file(_scorer, SENTIMENT_LABELS, src, dst)
     rec = json.loads(dst.read_text(encoding="utf-8"))
-    assert rec["id"] == 1 and rec["label"] in SENTIMENT_LABELS
+    assert rec["id"] == "line 1" and rec["label"] in SENTIMENT_LABELS
 
 
 def test_a_line_that_is_not_utf8_or_not_unicode_is_an_error_record_and_the_rest_go_on(tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ def test_a_line_that_is_not_utf8_or_not_unicode_is_an_error_record_and_the_rest_
     stats = predict_file(_scorer, SENTIMENT_LABELS, src, dst)
     recs = [json.loads(x) for x in dst.read_text(encoding="utf-8").splitlines()]
     assert (stats.predicted, stats.errors) == (2, 3)
-    assert [r["id"] for r in recs] == [1, 2, 3, 4, 5]
+    assert [r["id"] for r in recs] == [1, "line 2", 3, "line 4", 5]
     assert [("error" in r) for r in recs] == [False, True, True, True, False]
     assert "invalid UTF-8" in recs[1]["error"] and "surrogate" in recs[2]["error"] and "'id'" in recs[3]["error"]
 
@@ -107,7 +107,7 @@ def test_a_deeply_nested_line_is_an_error_record_and_the_rest_go_on(tmp_path: Pa
     deep = b'{"id": ' + b"[" * 5000 + b"]" * 5000 + b', "text": "x"}\n'
     stats, recs = _run(tmp_path, b'{"id": "a", "text": "ok"}\n' + deep + b'{"id": "c", "text": "fine"}\n')
     assert (stats.predicted, stats.errors) == (2, 1)
-    assert [r["id"] for r in recs] == ["a", 2, "c"]
+    assert [r["id"] for r in recs] == ["a", "line 2", "c"]
     assert "nested too deeply" in recs[1]["error"] and "label" in recs[2]
 
 
@@ -116,7 +116,7 @@ def test_an_id_that_is_nan_or_infinity_is_refused_and_output_is_strict_json(tmp_
     ids = [b"NaN", b"1e400", b"[-Infinity]", b"4"]
     stats, recs = _run(tmp_path, b"".join(b'{"id": %s, "text": "x"}\n' % i for i in ids))
     assert (stats.predicted, stats.errors) == (1, 3)
-    assert [r["id"] for r in recs] == [1, 2, 3, 4]
+    assert [r["id"] for r in recs] == ["line 1", "line 2", "line 3", 4]
     assert all("'id' is not a finite number" in r["error"] for r in recs[:3])
 
 
