@@ -5,6 +5,17 @@ endpoint never delays detection or other channels.
 Signature: header ``X-Tonewatch-Signature: t=<unix>,v1=<hex>`` where
 ``hex = HMAC-SHA256(secret, f"{t}.{body}")``; receivers should reject stale ``t``.
 
+A receiver may see one notification more than once (an answer after the timeout, a lost
+answer, a takeover after a crash): every request carries ``Idempotency-Key``, derived from
+the alert's id, the change it announces (its status) and the channel (URL and format), so
+the same on every attempt and after a restart, and different for each channel and change.
+The key is a header only: a generic JSON body stays exactly the alert event (``alert.v1``,
+whose schema allows no other field) and a Slack body Slack's ``{"text": ...}``.
+
+A permanent client error (:data:`PERMANENT_STATUSES`: 400, 401, 403, 404, 405, 410, 413,
+422) is recorded and not retried; 408, 425, 429, any other status, 5xx, timeouts and
+connection errors are retried.
+
 Webhooks reach public addresses only, unless an operator allowed an internal network
 (:mod:`services.alerter.netguard`): the address is checked when connecting, a refused one
 is one failed attempt, not retried. Redirects are not followed (a 3xx is a failed attempt).
@@ -40,6 +51,10 @@ from shared.metrics import metrics
 
 log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Tonewatch-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 413, 422})
+"""Answers a retry would get again: the request is wrong for this receiver, or the
+receiver is gone. 408, 425 and 429 (try again later) are not among them."""
 DB_WRITE_S = 5.0
 """The longest one database step of a delivery may take (reading the channels already
 delivered, recording an attempt, ``done``); a slower one is given up. The lease counts
@@ -79,7 +94,17 @@ def slack_text(text: object) -> str:
     return _LINE_BREAKS.sub(" ", escaped)
 
 
+def idempotency_key(alert: AlertEvent, url: str, fmt: str) -> str:
+    """The key a receiver drops repeats by: a digest of the alert's id, the change it
+    announces (its status), the channel's format and URL. Derived, never random, so every
+    attempt, a takeover and a restarted alerter send the same key; the URL only as a
+    digest (it is a credential)."""
+    parts = ("tonewatch-webhook-v1", alert.id, alert.status, fmt, url)
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
+
+
 def payload(alert: AlertEvent, fmt: str) -> dict[str, Any]:
+    """The body for ``fmt``: Slack's ``{"text": ...}``, or the alert event."""
     if fmt == "slack":
         # Entity names, terms and headlines come from the feed: everything from an
         # event goes through slack_text.
@@ -162,10 +187,15 @@ class Deliverer:
     ) -> None:
         """Deliver to every webhook channel not yet delivered for this alert (a resumed
         claim skips those), each in its own task; then await ``done`` once all are
-        delivered or out of attempts. Not called when stopped before that."""
-        hooks = [
-            (str(ch["url"]), str(ch.get("format", "json"))) for ch in channels if ch.get("type", "webhook") == "webhook"
-        ]
+        delivered or out of attempts. Not called when stopped before that. A channel listed
+        twice (a rule saved before duplicates were refused) is sent once."""
+        hooks = list(
+            dict.fromkeys(
+                (str(ch["url"]), str(ch.get("format", "json")))
+                for ch in channels
+                if ch.get("type", "webhook") == "webhook"
+            )
+        )
         self._in_flight.add(alert.id)
         task = self._spawn(self._deliver_all(alert, hooks, done))
         task.add_done_callback(lambda _: self._in_flight.discard(alert.id))
@@ -211,6 +241,7 @@ class Deliverer:
 
     async def _deliver(self, alert: AlertEvent, url: str, fmt: str) -> None:
         shown = mask_url(url)  # the path and query of a webhook URL are credentials
+        key = idempotency_key(alert, url, fmt)
         try:
             body = json.dumps(payload(alert, fmt), separators=(",", ":")).encode()
         except Exception as exc:  # noqa: BLE001 - recorded, not retried: it would fail the same way
@@ -219,7 +250,11 @@ class Deliverer:
             log.error("webhook %s for alert %s: %s", shown, alert.id, reason)
             return
         for attempt in range(1, self.max_attempts + 1):
-            headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(self.secret, body, int(time.time()))}
+            headers = {
+                "Content-Type": "application/json",
+                SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
+                IDEMPOTENCY_HEADER: key,
+            }
             code, error = None, None
             try:
                 # httpx's timeout bounds each read, not the whole: a receiver sending a
@@ -228,6 +263,17 @@ class Deliverer:
                     code = await self._post(url, body, headers)
                 if 200 <= code < 300:
                     await self._log(alert.id, url, attempt, code, None, True)
+                    return
+                if code in PERMANENT_STATUSES:  # the same again on a retry: one failed attempt
+                    error = f"HTTP {code}: a permanent refusal, not retried"
+                    metrics().webhook_failures.labels(fmt).inc()
+                    await self._log(alert.id, url, attempt, code, error, False)
+                    log.error(
+                        "webhook %s refused alert %s: %s; fix or remove the rule's channel",
+                        shown,
+                        alert.id,
+                        error,
+                    )
                     return
                 error = f"HTTP {code}"
             except TimeoutError:

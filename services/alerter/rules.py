@@ -22,6 +22,7 @@ from pydantic import (
 from services.alerter.netguard import AddressPolicy
 from shared.db.models import INT4_MAX
 from shared.entities import ALL, EntityKey, PlainText
+from shared.logs import mask_url
 
 Severity = Literal["info", "warning", "critical"]
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -136,6 +137,22 @@ class RuleSpec(BaseModel):
     channels: list[SendableChannel] = Field(default_factory=list)
     enabled: bool = True
 
+    @field_validator("channels")
+    @classmethod
+    def _distinct_channels(cls, channels: list[Channel]) -> list[Channel]:
+        """A channel listed twice would get every alert twice: refused, naming it (masked:
+        its URL is a credential). URLs are compared as validated (host lowercased, a bare
+        host given its ``/``), so two spellings of one URL count as the same."""
+        seen: dict[tuple[str, str], int] = {}
+        for i, channel in enumerate(channels):
+            first = seen.setdefault((str(channel.url), channel.format), i)
+            if first != i:
+                raise ValueError(
+                    f"channel {i} repeats channel {first} ({mask_url(str(channel.url))}, format "
+                    f"{channel.format}): each alert would be sent to it twice; list a channel once"
+                )
+        return channels
+
     @model_validator(mode="after")
     def _whole_minutes(self) -> RuleSpec:
         if self.window_s % 60:
@@ -162,6 +179,39 @@ class RuleSpec(BaseModel):
                 "(they count only under _all), so any other scope never matches"
             )
         return self
+
+
+def scope_warnings(scope: Scope | Mapping[str, Any], groups: Mapping[str, str | None]) -> list[str]:
+    """What a scope names that the watchlist (``groups``: each entity's key and group) does
+    not have, one line each, with the watchlist's spelling when only the case differs:
+    matching is exact, so such a rule never fires for it until the watchlist has the name.
+    Not an error: a rule may be saved before its entities. ``_all`` is always there."""
+    data = scope.model_dump() if isinstance(scope, Scope) else scope
+    known_groups = {g for g in groups.values() if g is not None}
+    warnings = []
+    entities = [str(e) for e in data.get("entities") or () if e != ALL and e not in groups]
+    if entities:
+        folded = _by_folded(groups)
+        for e in entities:
+            warnings.append(_missing(f"scope entity {e!r} is not on the watchlist", folded.get(e.casefold())))
+    group = data.get("group")
+    if group and group not in known_groups:
+        near = _by_folded(known_groups).get(str(group).casefold())
+        warnings.append(_missing(f"scope group {group!r} is not the group of any entity on the watchlist", near))
+    return warnings
+
+
+def _by_folded(names: Iterable[str]) -> dict[str, list[str]]:
+    folded: dict[str, list[str]] = {}
+    for name in sorted(names):
+        folded.setdefault(name.casefold(), []).append(name)
+    return folded
+
+
+def _missing(text: str, near: list[str] | None) -> str:
+    if near:
+        text += "; did you mean " + " or ".join(repr(k) for k in near) + "?"
+    return text + " (matching is exact: the rule does not fire for it until the watchlist has it)"
 
 
 DEFAULT_RULES: tuple[RuleSpec, ...] = (

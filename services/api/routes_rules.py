@@ -13,10 +13,11 @@ from fastapi import APIRouter, Body, Depends, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError, field_validator, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerter import repo
+from services.alerter import repo, store
 from services.alerter.netguard import AddressPolicy
-from services.alerter.rules import Channel, RuleSpec, rule_context
+from services.alerter.rules import Channel, RuleSpec, rule_context, scope_warnings
 from services.api.auth import KeyInfo, implies, reader, require
 from services.api.deps import Deps, get_deps, get_webhook_policy
 from services.api.errors import ApiError, error_responses, validation_details
@@ -62,6 +63,24 @@ class RuleOut(RuleSpec):
     def _can_match(self) -> RuleOut:
         return self
 
+    # A rule stored before repeated channels were refused still lists; and masked URLs of
+    # two different channels may read the same.
+    @field_validator("channels")
+    @classmethod
+    def _distinct_channels(cls, channels: list[ChannelOut]) -> list[ChannelOut]:  # type: ignore[override]
+        return channels
+
+
+class RuleSaved(RuleOut):
+    """A rule as created or changed, with what in it looks wrong but was accepted."""
+
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the rule names that the watchlist lacks (a scope entity, or a group no entity has), "
+        "with the watchlist's spelling when only the case differs: matching is exact, so the rule cannot fire "
+        "until the watchlist has it. The rule is saved all the same (it may come before its entities).",
+    )
+
 
 def to_out(row: AlertRule, *, reveal: bool) -> RuleOut:
     """The rule as the API shows it; channel URLs whole only with ``reveal``."""
@@ -70,6 +89,12 @@ def to_out(row: AlertRule, *, reveal: bool) -> RuleOut:
     if not reveal:
         channels = [{**c, "url": mask_url(c["url"])} for c in channels]
     return RuleOut.model_validate({**data, "channels": channels, "id": row.id, "created_at": row.created_at})
+
+
+async def saved(session: AsyncSession, row: AlertRule) -> RuleSaved:
+    """The rule as saved (URLs whole: only an admin saves), with its scope's warnings."""
+    warnings = scope_warnings(row.scope or {}, await store.entity_groups(session))
+    return RuleSaved.model_validate({**to_out(row, reveal=True).model_dump(), "warnings": warnings})
 
 
 def reveals_urls(key: KeyInfo | None) -> bool:
@@ -128,7 +153,7 @@ async def get_rule(
 
 @router.post(
     "/v1/rules",
-    response_model=RuleOut,
+    response_model=RuleSaved,
     status_code=201,
     dependencies=[Depends(require("admin"))],
     responses=error_responses({409: "A rule of that name exists"}),
@@ -139,11 +164,12 @@ async def create_rule(
     body: Annotated[RuleSpec, SkipValidation(), Body(title="RuleSpec")],
     deps: Annotated[Deps, Depends(get_deps)],
     policy: Annotated[AddressPolicy, Depends(get_webhook_policy)],
-) -> RuleOut:
+) -> RuleSaved:
     """Create a rule (409 if the name is taken). The alerter picks it up on its next refresh.
     A webhook URL naming ``localhost`` or an internal address (loopback, private,
     link-local...) is refused (422) unless its network is allowed
-    (``TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS``)."""
+    (``TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS``), and so is a channel listed twice. A scope
+    entity or group not on the watchlist is accepted, with a line in ``warnings``."""
     spec = spec_or_422(body, policy)
     try:
         async with deps.sessions.begin() as session:
@@ -151,14 +177,15 @@ async def create_rule(
             session.add(row)
             await session.flush()
             await session.refresh(row)
+            out = await saved(session, row)
     except IntegrityError as exc:
         raise _conflict(spec) from exc
-    return to_out(row, reveal=True)
+    return out
 
 
 @router.patch(
     "/v1/rules/{rule_id}",
-    response_model=RuleOut,
+    response_model=RuleSaved,
     dependencies=[Depends(require("admin"))],
     responses=error_responses({404: "No such rule", 409: "A rule of that name exists"}),
 )
@@ -167,22 +194,24 @@ async def patch_rule(
     deps: Annotated[Deps, Depends(get_deps)],
     patch: Annotated[dict[str, Any], Body(examples=[{"abs_threshold": 0.7, "enabled": False}])],
     policy: Annotated[AddressPolicy, Depends(get_webhook_policy)],
-) -> RuleOut:
+) -> RuleSaved:
     """Change some fields; the merged rule is validated as a whole (webhook URLs as on
-    create). The rule is read locked in the writing transaction, so concurrent patches of
-    different fields both apply. Disabling the rule, or changing its stream or scope so
+    create; ``warnings`` as on create, for the rule's scope as it now is). The rule is read
+    locked in the writing transaction, so concurrent patches of different fields both
+    apply. Disabling the rule, or changing its stream or scope so
     that an open alert's entity is no longer covered, resolves that alert (announced on the
     ``alerts`` topic like any resolution): nothing would evaluate it any more."""
     try:
         async with deps.sessions.begin() as session:
             changed = await repo.update_rule(session, rule_id, patch, policy)
+            out = await saved(session, changed.rule)
     except repo.NotFound as exc:
         raise ApiError(404, f"no rule {rule_id}") from exc
     except ValidationError as exc:
         raise invalid(exc) from exc
     except repo.Conflict as exc:
         raise ApiError(409, str(exc), details=[{"loc": ["body", "name"]}]) from exc
-    return to_out(changed.rule, reveal=True)
+    return out
 
 
 @router.delete(

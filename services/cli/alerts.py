@@ -13,7 +13,7 @@ import typer
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerter import repo
+from services.alerter import repo, store
 from services.alerter.backtest import (
     BacktestEvent,
     PlotPathRefused,
@@ -27,7 +27,8 @@ from services.alerter.backtest import (
 )
 from services.alerter.config import AlerterSettings
 from services.alerter.detect import Observation
-from services.alerter.rules import RuleSpec, Scope, parse_duration, rule_context
+from services.alerter.rules import RuleSpec, Scope, parse_duration, rule_context, scope_warnings
+from shared.db.models import AlertRule
 from shared.db.session import make_engine, make_sessionmaker
 from shared.events import format_validation_error
 
@@ -214,8 +215,25 @@ def rules_add(
         msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         typer.echo(f"error: invalid rule: {msg}", err=True)
         raise typer.Exit(2) from exc
-    rule = _tx(lambda s: repo.create_rule(s, spec))
+
+    async def add(s: AsyncSession) -> tuple[AlertRule, list[str]]:
+        rule = await repo.create_rule(s, spec)
+        return rule, await _scope_warnings(s, rule)
+
+    rule, warnings = _tx(add)
     typer.echo(f"rule {rule.id} {rule.name} added")
+    _warn(warnings)
+
+
+async def _scope_warnings(session: AsyncSession, rule: AlertRule) -> list[str]:
+    """What the saved rule's scope names that the watchlist lacks (entities, a group)."""
+    return scope_warnings(rule.scope or {}, await store.entity_groups(session))
+
+
+def _warn(warnings: list[str]) -> None:
+    """The rule is saved; each warning on stderr (exit 0: a rule may come before its entities)."""
+    for line in warnings:
+        typer.echo(f"warning: {line}", err=True)
 
 
 @rules_app.command("update")
@@ -232,8 +250,14 @@ def rules_update(
         except json.JSONDecodeError:
             changes[key] = value
     policy = AlerterSettings().webhook_policy()
-    updated = _tx(lambda s: repo.update_rule(s, rule, changes, policy))
+
+    async def update(s: AsyncSession) -> tuple[repo.RuleUpdate, list[str]]:
+        updated = await repo.update_rule(s, rule, changes, policy)
+        return updated, await _scope_warnings(s, updated.rule)
+
+    updated, warnings = _tx(update)
     typer.echo(f"rule {updated.rule.id} {updated.rule.name} updated{_resolved(updated)}")
+    _warn(warnings)
 
 
 def _resolved(updated: repo.RuleUpdate) -> str:
