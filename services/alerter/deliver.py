@@ -109,8 +109,9 @@ def payload(alert: AlertEvent, fmt: str) -> dict[str, Any]:
         # Entity names, terms and headlines come from the feed: everything from an
         # event goes through slack_text.
         e = alert.explanation
+        state = "" if alert.status == "open" else f"[{alert.status.upper()}] "  # over or seen by the time it was sent
         lines = [
-            f"*{alert.severity.upper()}* negative sentiment spike: *{slack_text(alert.entity)}* "
+            f"{state}*{alert.severity.upper()}* negative sentiment spike: *{slack_text(alert.entity)}* "
             f"({slack_text(alert.rule_name)})",
             f"negative share {e.get('share', 0):.0%} vs baseline {e.get('baseline_mean', 0):.0%} "
             f"(z={e.get('z') or 0:.1f}, volume {slack_text(e.get('volume'))})",

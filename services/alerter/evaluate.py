@@ -32,7 +32,20 @@ Otherwise live detection evaluates a minute on its first part (the point:
 early alerts) and keeps what it decided: it may fire on a part the complete
 minute would not support, and data stored after its minute was evaluated
 never counts. Live detection also walks at most ``TW_ALERTER_MAX_STEPS``
-minutes per update (older ones are skipped, with a warning)."""
+minutes per update (older ones are skipped, with a warning).
+
+First sight: a (rule, entity, model version) with no evaluation yet starts at the
+first minute (within ``TW_ALERTER_MAX_STEPS`` of the horizon) whose data was stored
+after the rule was created and that follows every minute whose data is all older, or
+at the horizon alone when there is none. Data that arrives for an existing rule (the
+demo's backfill, a replayed file) is walked like live news; a rule created over stored
+history does not page about spikes that were over before it existed (its baselines
+read that history all the same). A key evaluated before catches up from where it
+stopped, as after an alerter outage (up to ``TW_ALERTER_MAX_STEPS`` minutes).
+
+Scope: ``all_entities`` and ``group`` cover the entities of the watchlist (``_all``,
+the whole stream, is no entity); a rule naming its ``entities`` covers those keys,
+watched or not."""
 
 from __future__ import annotations
 
@@ -45,6 +58,7 @@ from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter import store
@@ -52,7 +66,7 @@ from services.alerter.config import AlerterSettings
 from services.alerter.detect import MINUTE, DetectorConfig, Observation, minutes, observe, skipped, step
 from services.alerter.explain import explain
 from shared.config import PostgresSettings
-from shared.db.models import AlertRule
+from shared.db.models import AlertRule, Entity, TrendMinute
 from shared.entities import ALL
 from shared.metrics import metrics
 
@@ -90,14 +104,20 @@ def detector_config(rule: AlertRule, settings: AlerterSettings) -> DetectorConfi
 
 
 def in_scope(rule: AlertRule, stream: str, entity: str, groups: dict[str, str | None]) -> bool:
+    """Whether ``rule`` evaluates ``entity`` on ``stream``; ``groups`` is the watchlist
+    (every watched entity's key, with its group). A rule naming its entities covers those
+    keys (``_all``, the whole stream, among them); a group or ``all_entities`` covers only
+    watched entities, so an entity that leaves the watchlist leaves those rules too."""
     if rule.stream != stream:
         return False
     scope = rule.scope or {}
     if scope.get("entities"):
         return entity in scope["entities"]
+    if entity == ALL or entity not in groups:
+        return False
     if scope.get("group"):
-        return entity != ALL and groups.get(entity) == scope["group"]
-    return bool(scope.get("all_entities")) and entity != ALL
+        return bool(groups[entity] == scope["group"])
+    return bool(scope.get("all_entities"))
 
 
 def behind(latest: datetime, clock: datetime, cfg: DetectorConfig) -> bool:
@@ -225,9 +245,11 @@ class Evaluator:
                     # the stream's clock are walked, so the open alert resolves
                     latest = clock
             low = latest - (self.settings.max_steps - 1) * MINUTE
-            if state.last_eval is None:  # first sight: walk the recent history like a backtest would
-                counts = await store.load_windows(s, stream, entity, version, low, latest, cfg)
-                start = min((b for b in counts if b >= low), default=latest)
+            if state.last_eval is None:
+                # first sight: the minutes stored since the rule exists, walked like live
+                # news; older history only as baseline (no paging about spikes long over)
+                start = await _first_sight(s, rule, stream, entity, version, low, latest)
+                counts = await store.load_windows(s, stream, entity, version, start, latest, cfg)
             else:
                 start = state.last_eval
                 counts = await store.load_windows(s, stream, entity, version, max(start, low), latest, cfg)
@@ -266,7 +288,7 @@ class Evaluator:
         if current is None or not current.enabled:
             return None
         scope = current.scope or {}
-        groups = {entity: await store.share_entity_group(s, entity)} if scope.get("group") else {}
+        groups = await _share_watched(s, entity) if scope.get("group") or scope.get("all_entities") else {}
         return current if in_scope(current, stream, entity, groups) else None
 
     def _warn_skipped(self, rule: AlertRule, entity: str, version: str, gap: tuple[datetime, datetime]) -> None:
@@ -329,3 +351,34 @@ class Evaluator:
                 obs.volume,
             )
         return inserted
+
+
+async def _share_watched(s: AsyncSession, entity: str) -> dict[str, str | None]:
+    """The entity's watchlist entry as committed now, ``{entity: group}`` (empty when it is
+    not watched), its row locked FOR SHARE until the transaction ends: no membership
+    change (a group move, a removal) commits before the evaluation does."""
+    q = select(Entity.key, Entity.group).where(Entity.key == entity).with_for_update(read=True)
+    row = (await s.execute(q)).one_or_none()
+    return {} if row is None else {row[0]: row[1]}
+
+
+async def _first_sight(
+    s: AsyncSession, rule: AlertRule, stream: str, entity: str, version: str, low: datetime, latest: datetime
+) -> datetime:
+    """Where the key's first evaluation under ``rule`` starts: the first minute from ``low``
+    to ``latest`` whose data was stored after the rule was created (both on the database's
+    clock) and that comes after every minute whose data is all older; ``latest`` when there
+    is none. So a late event added to an old minute does not reopen the history before it."""
+    new = TrendMinute.updated_at >= rule.created_at
+    q = select(func.min(TrendMinute.bucket).filter(new), func.max(TrendMinute.bucket).filter(~new)).where(
+        TrendMinute.stream == stream,
+        TrendMinute.entity == entity,
+        TrendMinute.model_version == version,
+        TrendMinute.bucket >= low,
+        TrendMinute.bucket <= latest,
+    )
+    first_new, last_old = (await s.execute(q)).one()
+    if first_new is None:
+        return latest
+    start: datetime = first_new if last_old is None else max(first_new, last_old + MINUTE)
+    return min(start, latest)

@@ -9,14 +9,20 @@ of attempts; a claim older than the deliverer's lease (its alerter stopped or wa
 killed mid-way) is taken over, and channels already delivered are skipped. An alerter
 renews the claims of the alerts it is still delivering at every pass and never takes
 them on a second time: another alerter, whose lease comes from its own settings, does
-not take them over while it works, and it does not post them twice itself. A loop of its own (so a
-produce stuck on a broker outage delays neither evaluation nor webhooks) produces the
-firing as ``open``, and every later status the alert went through (``acknowledged``,
-``resolved``; by the alerter, the API or the CLI), in order, even when several changes
-land between two passes; each is recorded in ``announced_status`` after the broker's
-acknowledgement. A crash between the
-produce and the record repeats the event at the next pass (consumers key on alert id
-and status); nothing committed is left unannounced.
+not take them over while it works, and it does not post them twice itself. Every alert
+gets its webhooks, once, with its status when they are handed over: ``open``, or
+``acknowledged`` when someone acknowledged it first, or ``resolved`` when it was over
+by then (it fired and resolved in one catch-up over past minutes, after an alerter
+outage or over a backfill, or was resolved by hand at once): never ``open`` for an
+alert that is over.
+
+A loop of its own (so a produce stuck on a broker outage delays neither evaluation nor
+webhooks) produces the firing as ``open``, and every later status the alert went
+through (``acknowledged``, ``resolved``; by the alerter, the API or the CLI), in order,
+even when several changes land between two passes; each is recorded in
+``announced_status`` after the broker's acknowledgement. A crash between the produce
+and the record repeats the event at the next pass (consumers key on alert id and
+status); nothing committed is left unannounced.
 
 One pass at a time across alerters (a PostgreSQL advisory lock): a second alerter, a
 standby, waits for the first's pass to end and then finds nothing left to announce,
@@ -65,7 +71,8 @@ async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deli
     ones whose claim is older than the deliverer's lease (the alerter that claimed them
     stopped before all its channels were done). Each is claimed first, so two alerters
     never both deliver it; ``notified`` is set once every channel is done. PostgreSQL
-    only: it never waits for the broker or the ``alerts`` topic. The number handed over."""
+    only: it never waits for the broker or the ``alerts`` topic. Each goes with its status
+    at the claim (see the module's docstring). The number handed over."""
     lease = timedelta(seconds=deliverer.lease_s)
     mine = deliverer.in_flight
     await _renew_claims(sessions, mine)
@@ -81,7 +88,8 @@ async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deli
     handed = 0
     for alert, rule in rows:
         first = alert.notify_claimed_at is None
-        if not await _claim_notification(sessions, alert.id, lease):
+        status = await _claim_notification(sessions, alert.id, lease)
+        if status is None:
             continue
         if first:
             metrics().alerts_fired.labels(rule.name, rule.severity).inc()
@@ -90,7 +98,7 @@ async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deli
                 "resuming the webhooks of alert %s (claimed at %s, not finished)", alert.id, alert.notify_claimed_at
             )
         deliverer.submit(
-            to_event(alert, rule, "open"), list(rule.channels or []), done=partial(_notified, sessions, alert.id)
+            to_event(alert, rule, status), list(rule.channels or []), done=partial(_notified, sessions, alert.id)
         )
         handed += 1
     return handed
@@ -158,14 +166,19 @@ async def _renew_claims(sessions: async_sessionmaker[AsyncSession], alert_ids: f
             )
 
 
-async def _claim_notification(sessions: async_sessionmaker[AsyncSession], alert_id: str, lease: timedelta) -> bool:
+async def _claim_notification(
+    sessions: async_sessionmaker[AsyncSession], alert_id: str, lease: timedelta
+) -> str | None:
+    """Claim the alert's webhooks; its status as committed at the claim, or None when it
+    is not to be claimed (done, or claimed by another alerter within the lease)."""
     async with sessions.begin() as s:
         claim = (
             update(Alert)
             .where(Alert.id == alert_id, Alert.notified.is_(False), _claimable(lease))
             .values(notify_claimed_at=func.now())
         )
-        return (await s.execute(claim.returning(Alert.id))).scalar() is not None
+        status: str | None = (await s.execute(claim.returning(Alert.status))).scalar()
+        return status
 
 
 async def _notified(sessions: async_sessionmaker[AsyncSession], alert_id: str) -> None:

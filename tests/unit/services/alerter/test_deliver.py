@@ -202,3 +202,10 @@ def test_webhook_settings_are_bounded() -> None:
     ]:
         with pytest.raises(ValidationError):
             AlerterSettings(**{field: value})
+
+
+def test_a_slack_message_says_when_the_alert_is_already_over_or_seen() -> None:
+    assert payload(_alert({"share": 0.5}), "slack")["text"].startswith("*")
+    for status in ("resolved", "acknowledged"):
+        alert = _alert({"share": 0.5}).model_copy(update={"status": status})
+        assert payload(alert, "slack")["text"].startswith(f"[{status.upper()}] *")
