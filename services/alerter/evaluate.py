@@ -66,7 +66,7 @@ from services.alerter.config import AlerterSettings
 from services.alerter.detect import MINUTE, DetectorConfig, Observation, minutes, observe, skipped, step
 from services.alerter.explain import explain
 from shared.config import PostgresSettings
-from shared.db.models import AlertRule, Entity, TrendMinute
+from shared.db.models import AlertRule, TrendMinute
 from shared.entities import ALL
 from shared.metrics import metrics
 
@@ -288,7 +288,7 @@ class Evaluator:
         if current is None or not current.enabled:
             return None
         scope = current.scope or {}
-        groups = await _share_watched(s, entity) if scope.get("group") or scope.get("all_entities") else {}
+        groups = await store.share_watched(s, entity) if scope.get("group") or scope.get("all_entities") else {}
         return current if in_scope(current, stream, entity, groups) else None
 
     def _warn_skipped(self, rule: AlertRule, entity: str, version: str, gap: tuple[datetime, datetime]) -> None:
@@ -351,15 +351,6 @@ class Evaluator:
                 obs.volume,
             )
         return inserted
-
-
-async def _share_watched(s: AsyncSession, entity: str) -> dict[str, str | None]:
-    """The entity's watchlist entry as committed now, ``{entity: group}`` (empty when it is
-    not watched), its row locked FOR SHARE until the transaction ends: no membership
-    change (a group move, a removal) commits before the evaluation does."""
-    q = select(Entity.key, Entity.group).where(Entity.key == entity).with_for_update(read=True)
-    row = (await s.execute(q)).one_or_none()
-    return {} if row is None else {row[0]: row[1]}
 
 
 async def _first_sight(

@@ -151,12 +151,13 @@ async def share_rule(session: AsyncSession, rule_id: int) -> AlertRule | None:
     return rule
 
 
-async def share_entity_group(session: AsyncSession, entity: str) -> str | None:
-    """The entity's group as committed now (``None``: none, or no such entity), its row
-    locked FOR SHARE until the transaction ends: no membership change commits before."""
-    q = select(Entity.group).where(Entity.key == entity).with_for_update(read=True)
-    group: str | None = (await session.execute(q)).scalar()
-    return group
+async def share_watched(session: AsyncSession, entity: str) -> dict[str, str | None]:
+    """The entity's watchlist entry as committed now, ``{entity: group}`` (empty when it is
+    not watched), its row locked FOR SHARE until the transaction ends: no membership
+    change (a group move, a removal) commits before the evaluation does."""
+    q = select(Entity.key, Entity.group).where(Entity.key == entity).with_for_update(read=True)
+    row = (await session.execute(q)).one_or_none()
+    return {} if row is None else {row[0]: row[1]}
 
 
 async def save_state(session: AsyncSession, rule_id: int, entity: str, version: str, state: State) -> None:
