@@ -13,8 +13,10 @@ The key is a header only: a generic JSON body stays exactly the alert event (``a
 whose schema allows no other field) and a Slack body Slack's ``{"text": ...}``.
 
 A permanent client error (:data:`PERMANENT_STATUSES`: 400, 401, 403, 404, 405, 410, 413,
-422) is recorded and not retried; 408, 425, 429, any other status, 5xx, timeouts and
-connection errors are retried.
+422) is recorded and not retried, nor posted again when another alerter takes the alert
+over or the alerter restarts: the channel is done for that alert, undelivered. 408, 425,
+429, any other status, 5xx, timeouts and connection errors are retried, after a takeover
+too.
 
 Webhooks reach public addresses only, unless an operator allowed an internal network
 (:mod:`services.alerter.netguard`): the address is checked when connecting, a refused one
@@ -39,7 +41,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.alerter.config import MAX_BACKOFF_S
@@ -54,10 +56,11 @@ SIGNATURE_HEADER = "X-Tonewatch-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 410, 413, 422})
 """Answers a retry would get again: the request is wrong for this receiver, or the
-receiver is gone. 408, 425 and 429 (try again later) are not among them."""
+receiver is gone. 408, 425 and 429 (try again later) are not among them. A channel with
+a recorded attempt answered with one of them is done for that alert (:meth:`Deliverer._done`)."""
 DB_WRITE_S = 5.0
 """The longest one database step of a delivery may take (reading the channels already
-delivered, recording an attempt, ``done``); a slower one is given up. The lease counts
+done, recording an attempt, ``done``); a slower one is given up. The lease counts
 it for every step, so a claim cannot run out while its alerter waits on the database
 (a pool checkout alone may wait 30 s)."""
 
@@ -133,16 +136,17 @@ def backoff(first_s: float, retry: int) -> float:
     return min(first_s * 2.0 ** min(retry - 1, 64), MAX_BACKOFF_S)
 
 
-def pending(hooks: list[tuple[str, str]], delivered: set[str]) -> list[tuple[str, str]]:
-    """The (url, format) channels still to send, given the URLs with a delivered attempt.
-    The delivery log records an attempt's URL, not its format (``webhook_deliveries`` has
-    no column for it): a URL the alert goes to in one format is done once delivered; one
-    it goes to in several formats is sent again in each, since the log cannot tell which
-    got through (receivers dedupe on the alert id; skipping could lose one)."""
+def pending(hooks: list[tuple[str, str]], done: set[str]) -> list[tuple[str, str]]:
+    """The (url, format) channels still to send, given the URLs that are done (an attempt
+    delivered, or permanently refused: :meth:`Deliverer._done`). The delivery log records
+    an attempt's URL, not its format (``webhook_deliveries`` has no column for it): a URL
+    the alert goes to in one format is done once delivered or refused; one it goes to in
+    several formats is sent again in each, since the log cannot tell which got through or
+    was refused (receivers dedupe on the alert id; skipping could lose one)."""
     formats: defaultdict[str, set[str]] = defaultdict(set)
     for url, fmt in hooks:
         formats[url].add(fmt)
-    return [(url, fmt) for url, fmt in hooks if url not in delivered or len(formats[url]) > 1]
+    return [(url, fmt) for url, fmt in hooks if url not in done or len(formats[url]) > 1]
 
 
 class Deliverer:
@@ -186,10 +190,11 @@ class Deliverer:
     def submit(
         self, alert: AlertEvent, channels: list[dict[str, Any]], done: Callable[[], Awaitable[None]] | None = None
     ) -> None:
-        """Deliver to every webhook channel not yet delivered for this alert (a resumed
-        claim skips those), each in its own task; then await ``done`` once all are
-        delivered or out of attempts. Not called when stopped before that. A channel listed
-        twice (a rule saved before duplicates were refused) is sent once."""
+        """Deliver to every webhook channel not yet done for this alert (a resumed claim
+        skips those delivered and those permanently refused), each in its own task; then
+        await ``done`` once all are delivered or out of attempts. Not called when stopped
+        before that. A channel listed twice (a rule saved before duplicates were refused)
+        is sent once."""
         hooks = list(
             dict.fromkeys(
                 (str(ch["url"]), str(ch.get("format", "json")))
@@ -205,15 +210,29 @@ class Deliverer:
         self, alert: AlertEvent, hooks: list[tuple[str, str]], done: Callable[[], Awaitable[None]] | None
     ) -> None:
         async with asyncio.timeout(DB_WRITE_S):
-            delivered = await self._delivered(alert.id)
-        await asyncio.gather(*(self._deliver(alert, url, fmt) for url, fmt in pending(hooks, delivered)))
+            finished = await self._done(alert.id)
+        await asyncio.gather(*(self._deliver(alert, url, fmt) for url, fmt in pending(hooks, finished)))
         if done is not None:
             async with asyncio.timeout(DB_WRITE_S):
                 await done()
 
-    async def _delivered(self, alert_id: str) -> set[str]:
+    async def _done(self, alert_id: str) -> set[str]:
+        """The URLs done for this alert: an attempt delivered, or answered with a permanent
+        refusal (:data:`PERMANENT_STATUSES`; recorded as its status code), which another
+        attempt, after a takeover or a restart, would only get again. Keyed by alert id, as
+        the log is: an alert's webhooks go out once, with its status at the claim, so a
+        takeover that finds the alert in another status (resolved since) skips a refused
+        channel as it skips a delivered one. Transient failures (5xx, 408/425/429, timeouts,
+        connection errors) leave the channel to be retried."""
         async with self.sessions() as s:
-            q = select(WebhookDelivery.url).where(WebhookDelivery.alert_id == alert_id, WebhookDelivery.delivered)
+            q = (
+                select(WebhookDelivery.url)
+                .where(
+                    WebhookDelivery.alert_id == alert_id,
+                    or_(WebhookDelivery.delivered, WebhookDelivery.status_code.in_(sorted(PERMANENT_STATUSES))),
+                )
+                .distinct()
+            )
             return set((await s.execute(q)).scalars())
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

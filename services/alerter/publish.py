@@ -6,7 +6,7 @@ after the firing is committed: webhooks wait for neither the broker nor the ``al
 topic. The hand-over is claimed (``notify_claimed_at``) so two alerters never both
 deliver it, and recorded as done (``notified``) once every channel is delivered or out
 of attempts; a claim older than the deliverer's lease (its alerter stopped or was
-killed mid-way) is taken over, and channels already delivered are skipped. An alerter
+killed mid-way) is taken over, and channels already delivered or refused for good are skipped. An alerter
 renews the claims of the alerts it is still delivering at every pass and never takes
 them on a second time: another alerter, whose lease comes from its own settings, does
 not take them over while it works, and it does not post them twice itself. Every alert

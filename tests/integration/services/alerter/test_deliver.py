@@ -501,3 +501,37 @@ async def test_a_url_sent_in_two_formats_gets_both_after_a_takeover(
     kinds = ["slack" if "text" in b else "json" for b in bodies]
     assert kinds[0] == "json" and sorted(kinds[1:]) == ["json", "slack"], kinds
     assert all(a.id in (b["text"] if "text" in b else b["id"]) for b in bodies)
+
+
+async def test_a_channel_refused_for_good_is_not_posted_again_after_a_takeover(
+    deliverers: Callable[..., Deliverer], hook: Hook, sessions: Any, stored: Callable[..., Awaitable[str]]
+) -> None:
+    """One channel answers 404 (a permanent refusal: not retried), another 500; the
+    alerter stops between the 500's attempts. Before, the alerter taking the claim over
+    skipped delivered channels only and posted the refused one once more; now it is done
+    (undelivered, for good) and only the failing one is retried, and delivered."""
+    hook.statuses |= {"refused": 404, "flaky": 500}
+    refused, flaky = hook.url("refused"), hook.url("flaky")
+    alert_id = await stored([{"type": "webhook", "url": u, "format": "json"} for u in (refused, flaky)])
+    first = deliverers(max_attempts=3, backoff_s=5.0)
+    assert await notify_new(sessions, first) >= 1
+
+    async def both_tried() -> bool:
+        return {r.url for r in await deliveries(sessions, alert_id)} == {refused, flaky}
+
+    await wait_until(both_tried, timeout=10)
+    await first.drain(timeout_s=0.1)  # stopped within the 5 s backoff: the 500 is not done
+    assert not (await stored_alert(sessions, alert_id)).notified
+
+    hook.statuses["flaky"] = 200
+    await claim_aged(sessions, alert_id, first.lease_s + 1)
+    second = deliverers()
+    assert await notify_new(sessions, second) >= 1
+    await wait_until(lambda: _notified(sessions, alert_id), timeout=10)
+    assert sorted(name for name, _, _ in hook.seen) == ["flaky", "flaky", "refused"]
+    rows = await deliveries(sessions, alert_id)
+    assert sorted((r.url == flaky, r.attempt, r.delivered, r.status_code) for r in rows) == [
+        (False, 1, False, 404),
+        (True, 1, False, 500),
+        (True, 1, True, 200),
+    ]

@@ -188,3 +188,55 @@ async def test_a_channel_a_stored_rule_lists_twice_is_posted_once(
     await send(deliverers(), alert(), [{"url": url}, {"url": url, "format": "json"}, {"url": url, "format": "slack"}])
     formats = sorted("slack" if set(json.loads(body)) == {"text"} else "json" for body, _ in receiver.posts("twice"))
     assert formats == ["json", "slack"]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 405, 410, 413, 422])
+async def test_a_refused_channel_is_done_for_a_restarted_alerter_and_a_failing_one_is_retried(
+    receiver: Receiver, deliverers: Callable[..., Deliverer], sessions: Any, status: int
+) -> None:
+    """Another deliverer (a restarted alerter, or one taking the claim over) sends the
+    alert again: the channel that refused it for good is not posted again (before, it
+    was: only delivered channels were skipped), the delivered one neither, the one that
+    only failed (503) is."""
+    receiver.statuses |= {"gone": status, "busy": 503}
+    gone, busy, fine = receiver.url("gone"), receiver.url("busy"), receiver.url("fine")
+    a = alert()
+    channels = [{"url": gone}, {"url": busy}, {"url": fine}]
+    await send(deliverers(max_attempts=2), a, channels)
+    assert [len(receiver.posts(n)) for n in ("gone", "busy", "fine")] == [1, 2, 1]
+
+    receiver.statuses["busy"] = 200
+    await send(deliverers(max_attempts=2), a, channels)
+    assert [len(receiver.posts(n)) for n in ("gone", "busy", "fine")] == [1, 3, 1]
+    assert [(code, ok) for url, code, _, ok in await attempts(sessions, a.id) if url == gone] == [(status, False)]
+    assert [(code, ok) for url, code, _, ok in await attempts(sessions, a.id) if url == busy] == [
+        (503, False),
+        (503, False),
+        (200, True),
+    ]
+
+
+async def test_a_refusal_after_failures_is_final_whatever_status_the_takeover_finds(
+    receiver: Receiver, deliverers: Callable[..., Deliverer], sessions: Any
+) -> None:
+    """The first alerter got only 503s: the next one (the alert resolved meanwhile: a
+    takeover sends the status at its claim) posts again and is refused (410); a third
+    posts nothing. The log, like the webhooks, is per alert, not per status (a delivered
+    channel is skipped in another status too), while the Idempotency-Key names the status."""
+    receiver.statuses["later"] = 503
+    opened = alert()
+    resolved = opened.model_copy(update={"status": "resolved"})
+    channels = [{"url": receiver.url("later")}, {"url": receiver.url("fine")}]
+    await send(deliverers(max_attempts=1), opened, channels)
+    receiver.statuses["later"] = 410
+    await send(deliverers(max_attempts=3), resolved, channels)
+    await send(deliverers(max_attempts=3), resolved, channels)
+    await send(deliverers(max_attempts=3), opened, channels)
+    later = receiver.posts("later")
+    assert [json.loads(body)["status"] for body, _ in later] == ["open", "resolved"]
+    assert later[0][1][IDEMPOTENCY_HEADER] != later[1][1][IDEMPOTENCY_HEADER]
+    assert len(receiver.posts("fine")) == 1
+    assert [code for url, code, _, _ in await attempts(sessions, opened.id) if url.endswith("later?token=s3cr3t")] == [
+        503,
+        410,
+    ]
