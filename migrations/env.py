@@ -1,5 +1,8 @@
 """Alembic environment. The URL comes from the settings (``TW_POSTGRES__URL``)
-or from the caller (``tonewatch migrate`` passes it in ``config.attributes``)."""
+or from the caller (``tonewatch migrate`` passes it in ``config.attributes``, with how long
+to wait for another migration). Online, the migration holds the migration lock
+(``shared.db.migrate.MIGRATION_LOCK``) on its connection from before Alembic reads the
+revision until it is done: concurrent runs go one after the other."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from shared.db.migrate import APPLICATION_NAME, LOCK_TIMEOUT_S, hold_migration_lock, release_migration_lock
 from shared.db.models import Base
 
 target_metadata = Base.metadata
@@ -24,13 +28,20 @@ def _url() -> str:
 
 
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
-    with context.begin_transaction():
-        context.run_migrations()
+    timeout_s = context.config.attributes.get("lock_timeout_s", LOCK_TIMEOUT_S)
+    hold_migration_lock(connection, float(timeout_s))
+    try:
+        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        release_migration_lock(connection)
 
 
 async def _run_online() -> None:
-    engine = create_async_engine(_url(), hide_parameters=True)  # no values of a statement in a log
+    engine = create_async_engine(  # no values of a statement in a log; named in pg_stat_activity
+        _url(), hide_parameters=True, connect_args={"server_settings": {"application_name": APPLICATION_NAME}}
+    )
     try:
         async with engine.connect() as connection:
             await connection.run_sync(_run)

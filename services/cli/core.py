@@ -36,20 +36,29 @@ def register(app: typer.Typer) -> None:
 def migrate(
     revision: str = typer.Argument("head", help="Target revision."),
     down: bool = typer.Option(False, "--down", help="Downgrade to REVISION instead."),
+    lock_timeout: float = typer.Option(
+        300.0,
+        "--lock-timeout",
+        min=0,
+        help="Seconds to wait for another migration of the same database to finish before failing (exit 1).",
+    ),
 ) -> None:
-    """Apply database migrations (``alembic upgrade head``)."""
+    """Apply database migrations (``alembic upgrade head``), one run at a time per database."""
     from shared.db import migrate as m
 
     settings = ServiceSettings()
     logs.configure(settings.log_level, "migrate")
     try:
         if down:
-            m.downgrade(settings.postgres, revision)
+            m.downgrade(settings.postgres, revision, lock_timeout_s=lock_timeout)
         else:
-            m.upgrade(settings.postgres, revision)
+            m.upgrade(settings.postgres, revision, lock_timeout_s=lock_timeout)
     except OSError as exc:
         typer.echo(f"error: cannot reach PostgreSQL at {settings.postgres.redacted_url()}: {exc}", err=True)
         raise typer.Exit(3) from exc
+    except m.MigrationLocked as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     typer.echo(f"database at {settings.postgres.redacted_url()} is at revision {revision}")
 
 
