@@ -10,7 +10,8 @@ case-insensitive unless said:
 
 - anger and abuse (1.0): furious, livid, fuming, angry, disgrace, disgusting, useless,
   incompetent, pathetic, ridiculous, unacceptable, outrageous, appalling, shambles,
-  daylight robbery, rip-off, "fed up", "a joke", "you idiots", "thanks for nothing"; and
+  daylight robbery, rip-off, "fed up", "a joke", "you idiots", "thanks for nothing",
+  "how dare you", "how many times do I have to ask/call/tell..."; and
   words that are anger only when aimed at the bank: "you thieves", "bunch of crooks",
   "worst bank/service/app", "you're the worst", "sick of this/your/waiting", "had enough
   of you/this" or "had enough." ("thieves stole my card", "the worst part is",
@@ -25,14 +26,18 @@ case-insensitive unless said:
 - profanity (1.0), whole words only ("Shittu", "shitake" are not), and masked forms of
   those words ("f***", "s**t", "b*stards"; a masked email or name, "j***@", "M******", is
   not); a masked word showing only its first letter ("s***") is weak, but "f***" is not;
-  mild (0.5): bloody, damn, "what the hell";
+  mild (0.5): bloody, damn, "what/why/where the hell";
 - shouting (1.0): a run of three or more words in capitals with I, ME, MY, YOU, YOUR, WE,
   OUR or NOW in it ("WHERE IS MY MONEY", "HUMAN. AGENT. NOW.", "I CAN NOT LOG IN"), that
   is not quoted: not in quotes, not after a colon or says/said/shows/message/error/code/
   payee/ref/reads ("the terminal said CALL YOUR BANK"), not a statement line ("DIRECT
   DEBIT TO SKY DIGITAL FOR MY TV") and not thanks. Acronyms (ATM, PIN, IBAN...) and
-  redaction marks ([CARD]) are not counted. One word in capitals for emphasis ("declined
-  AGAIN", "STILL") is weak (0.5); a name in capitals ("DHL", "BT") is nothing;
+  redaction marks ([CARD]) are not counted. A greeting or "please" in the run makes it a
+  caps-lock typist's request ("HI I WOULD LIKE TO CHECK MY BALANCE PLEASE"), unless it
+  demands now: NOW or IMMEDIATELY in a run that asks nothing (no CAN, COULD, WOULD, MAY), or
+  "!!" after it ("PLEASE GIVE ME MY MONEY BACK NOW"; "HELLO CAN YOU SEND MY NEW CARD NOW
+  PLEASE" is calm). One word in capitals for emphasis ("declined AGAIN", "STILL") is weak
+  (0.5); a name in capitals ("DHL", "BT") is nothing;
 - repeated punctuation (0.5 each kind): "!!", "?!" or "!?", "???"; in a chat that thanks
   or praises ("Thank you so much!!", "Great news!!") "!!" and emphasis do not count;
 - angry emoji (1.0): 😡 🤬 😠 💢 👿 🖕.
@@ -40,7 +45,10 @@ case-insensitive unless said:
 An anger or threat cue right after a negation ("not angry", "never angry", "not even a
 little bit angry", "isn't a disgrace", "nothing to be angry about") does not count, nor a
 threat one declines ("I don't want to take legal action", "no need to contact the
-ombudsman", "without legal action"). Profanity is never negated ("no fucking way").
+ombudsman", "without legal action"), nor a threat asked about in a question that begins
+how do/can/.., where, who, what, which or when and ends in "?" ("How do I complain to the
+ombudsman?"), unless it is aimed at you ("How do I report you to the FCA?") or exclaimed
+("?!"). Profanity is never negated ("no fucking way").
 Wanting to close an account is not anger by itself.
 """
 
@@ -172,7 +180,15 @@ _PHRASES: tuple[tuple[str, str, float, str], ...] = (
         _THREAT,
     ),
     ("financial", r"financial conduct authority", WEAK, _THREAT),
-    ("hell", r"what the hell", WEAK, _PROFANITY),
+    ("dare", r"how dare (?:you|they|your)", STRONG, _ANGER),
+    (
+        "times",
+        r"how many (?:more )?times (?:do|have|must|will|should|did) (?:i|we) (?:have to |need to |got to |gotta )?"
+        r"(?:ask|call|tell|explain|ring|repeat|chase|phone|email|contact|write|say)",
+        STRONG,
+        _ANGER,
+    ),
+    ("hell", r"(?:what|why|where|who|how) (?:on earth |in )?the hell", WEAK, _PROFANITY),
 )
 _PHRASE_RE = [
     (frozenset(keys.split()), re.compile(rf"(?<!\w)(?:{pattern})(?!\w)", re.IGNORECASE), weight, kind)
@@ -205,6 +221,14 @@ _DECLINED = re.compile(
     re.IGNORECASE,
 )
 _NEGATION_WINDOW = 60
+# A question how to complain or escalate: a clause that begins so, to a "?" with no "!".
+_ASKING = re.compile(
+    r"\s*(?:how (?:do|does|can|could|should|would|will|is|are|to)|where|who|what|which|when)(?!\w)",
+    re.IGNORECASE,
+)
+_ASKED_END = re.compile(r"[^.!?\n]*\?(?![?!]*!)")
+_CLAUSE_ENDS = ".!?;,\n"
+_AT_YOU = re.compile(r"(?<!\w)you(?!\w)", re.IGNORECASE)
 _POSITIVE = frozenset(
     "thank thanks thankyou thx great love lovely brilliant amazing perfect wonderful excellent fantastic awesome "
     "appreciate appreciated happy glad delighted helpful pleased".split()
@@ -227,6 +251,10 @@ _THANKS = frozenset("THANK THANKS THANKYOU".split())
 # A caps-lock typist's greeting or "please" in the run: politeness, not shouting
 # ("HI I WOULD LIKE TO CHECK MY BALANCE PLEASE").
 _POLITE = _THANKS | frozenset("PLEASE PLS PLZ HELLO HI DEAR KINDLY".split())
+# ...unless it demands now, asking nothing ("PLEASE GIVE ME MY MONEY BACK NOW"), or ends in "!!".
+_URGENT = frozenset("NOW IMMEDIATELY".split())
+_ASKS = frozenset("CAN COULD WOULD MAY".split())
+_EXCLAIMED = re.compile(r"[^\w!]*!!")
 # A statement line or a terminal's message, though it has MY or YOUR in it.
 _DESCRIPTOR = re.compile(
     r"(?:DIRECT DEBIT|STANDING ORDER|(?:CARD |BILL |FASTER )?PAYMENT (?:TO|FROM)|TRANSFER (?:TO|FROM)|REF|REFERENCE"
@@ -298,6 +326,15 @@ def _negated(text: str, start: int, kind: str) -> bool:
     return bool(_NEGATED.search(before) or (kind == _THREAT and _DECLINED.search(before)))
 
 
+def _asked(text: str, start: int, end: int, kind: str, said: str) -> bool:
+    """A threat in a question how to make it ("How do I complain to the ombudsman?"), not one
+    aimed at you ("How do I report you to the FCA?") or exclaimed ("...ombudsman?!")."""
+    if kind != _THREAT or _AT_YOU.search(said):
+        return False
+    clause = max(text.rfind(ch, 0, start) for ch in _CLAUSE_ENDS) + 1
+    return bool(_ASKING.match(text, clause) and _ASKED_END.match(text, end))
+
+
 def _word_cues(text: str, words: frozenset[str]) -> list[Cue]:
     """Lexicon matches, strongest and longest first, none overlapping one already taken
     ("my solicitor will be in touch" is one threat, not a threat and a weak "solicitor")."""
@@ -306,8 +343,8 @@ def _word_cues(text: str, words: frozenset[str]) -> list[Cue]:
     taken = bytearray(len(text))
     kept: list[_Match] = []
     for match in found:
-        start, end, _, kind, _ = match
-        if taken.find(1, start, end) != -1 or _negated(text, start, kind):
+        start, end, _, kind, said = match
+        if taken.find(1, start, end) != -1 or _negated(text, start, kind) or _asked(text, start, end, kind, said):
             continue
         taken[start:end] = b"\x01" * (end - start)
         kept.append(match)
@@ -369,13 +406,13 @@ def _thankful(text: str) -> bool:
     )
 
 
-def _runs(text: str) -> list[tuple[int, list[str]]]:
-    """Runs of words in capitals, with where each starts; acronyms, redaction marks, single
+def _runs(text: str) -> list[tuple[int, int, list[str]]]:
+    """Runs of words in capitals, with where each starts and ends; acronyms, redaction marks, single
     letters and words with digits neither count nor break a run, and "I" joins one. Only the
     stretches with no lower-case ASCII letter are read word by word."""
-    runs: list[tuple[int, list[str]]] = []
+    runs: list[tuple[int, int, list[str]]] = []
     for span in _CAPS_SPAN.finditer(text):
-        start, run = 0, list[str]()
+        start, run, ends = 0, list[str](), list[int]()
         for m in _WORD.finditer(text, span.start(), span.end()):
             pos, word = m.start(), m.group()
             if word != "I" and (len(word) == 1 or word in ACRONYMS or _bracketed(text, pos, word)):
@@ -385,18 +422,20 @@ def _runs(text: str) -> list[tuple[int, list[str]]]:
             if word.isupper():
                 start = start if run else pos
                 run.append(word.replace("’", "'"))
+                ends.append(m.end())
                 continue
-            _close(runs, start, run)  # "ÉCHEC"
-            run = []
-        _close(runs, start, run)
+            _close(runs, start, run, ends)  # "ÉCHEC"
+            run, ends = [], []
+        _close(runs, start, run, ends)
     return runs
 
 
-def _close(runs: list[tuple[int, list[str]]], start: int, run: list[str]) -> None:
+def _close(runs: list[tuple[int, int, list[str]]], start: int, run: list[str], ends: list[int]) -> None:
     if run and run[-1] == "I":
         run.pop()  # "MONEY. I transferred": the I begins the next sentence
+        ends.pop()
     if run:
-        runs.append((start, run))
+        runs.append((start, ends[-1], run))
 
 
 def _bracketed(text: str, pos: int, word: str) -> bool:
@@ -407,27 +446,32 @@ def _cited(text: str, start: int) -> bool:
     return bool(_CITED.search(text[max(0, start - _CITED_WINDOW) : start]))
 
 
-def _is_shouted(text: str, start: int, run: list[str]) -> bool:
+def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:
     words = set(run)
     return (
         len(run) >= _SHOUT_RUN
         and len(words - {"I"}) >= 2
         and bool(words & _SHOUTED)
-        and not words & _POLITE
+        and not (words & _POLITE and not _demands(text, end, words))
         and not _DESCRIPTOR.match(" ".join(run))
         and not _cited(text, start)
     )
 
 
+def _demands(text: str, end: int, words: set[str]) -> bool:
+    """A polite run that is a demand all the same: now and asking nothing, or ending in "!!"."""
+    return bool(words & _URGENT and not words & _ASKS) or bool(_EXCLAIMED.match(text, end))
+
+
 def _shouting(text: str, thankful: bool) -> list[Cue]:
     runs = _runs(text)
-    shouted = [len(run) for start, run in runs if _is_shouted(text, start, run)]
+    shouted = [len(run) for start, end, run in runs if _is_shouted(text, start, end, run)]
     if shouted:
         return [Cue(f"shouting ({max(shouted)} words in capitals)", STRONG)]
     if thankful:
         return []
     emphasis = next(
-        (run[0] for start, run in runs if len(run) == 1 and run[0] in _EMPHASIS and not _cited(text, start)), None
+        (run[0] for start, _, run in runs if len(run) == 1 and run[0] in _EMPHASIS and not _cited(text, start)), None
     )
     return [Cue(_quote(emphasis), WEAK)] if emphasis else []  # "declined AGAIN"
 

@@ -48,6 +48,10 @@ ANGRY = [
     "I've had enough of you lot",
     "I'm sick of your excuses",
     "You'll be hearing from my solicitor",
+    # a shouted demand for now, "please" or not
+    "PLEASE GIVE ME MY MONEY BACK NOW",
+    "PLEASE JUST FIX IT NOW!!!",
+    "GIVE ME MY MONEY BACK NOW PLEASE",
 ]
 
 CALM = [
@@ -120,6 +124,13 @@ CALM = [
     "Nothing to be angry about",
     "I'm not even a little bit angry",
     "Never angry",
+    # a question how to complain or escalate (routed by intent, not flagged)
+    "How do I complain to the ombudsman?",
+    "How can I make a complaint?",
+    "Where do I send a complaint about a branch?",
+    "What is the process to escalate a dispute?",
+    "PLEASE SEND ME MY STATEMENT",
+    "HELLO CAN YOU PLEASE HELP ME ACTIVATE MY CARD",
 ]
 
 
@@ -234,6 +245,26 @@ def test_a_declined_threat_does_not_count_but_a_conditional_one_does() -> None:
         assert flagged(text), text
 
 
+def test_a_question_how_to_complain_is_no_threat_but_one_aimed_at_you_or_exclaimed_is() -> None:
+    for text in (
+        "How do I complain to the ombudsman?",
+        "How can I complain to the FCA?",
+        "Hi, who do I contact at the ombudsman?",
+        "When can I go to the ombudsman?",
+    ):
+        assert not anger(text).cues, text
+    for text in (
+        "I'm going to the ombudsman",
+        "Where is my refund? I'm going to the ombudsman.",
+        "How do I complain to the ombudsman?!",
+        "How do I report you to the FCA?",
+        "How long do I have to wait before I go to the ombudsman?",
+    ):
+        assert flagged(text), text
+    assert anger("How do I complain to the ombudsman?!").explain() == "'ombudsman', '?!'"
+    assert anger("I want to complain, this is a disgrace").explain() == "'disgrace'"
+
+
 def test_a_bare_solicitor_is_weak_a_threat_with_one_is_strong() -> None:
     for text in ("My solicitor will need a statement for probate", "Can I speak to a solicitor about the will?"):
         assert anger(text).explain() == "'solicitor'", text
@@ -276,6 +307,25 @@ def test_a_caps_lock_typist_greeting_or_saying_please_is_not_shouting() -> None:
     assert flagged("HELLO WHERE IS MY MONEY YOU ARE USELESS")  # the cue word still counts
 
 
+def test_please_does_not_soften_a_shouted_demand_for_now() -> None:
+    for text in (
+        "PLEASE GIVE ME MY MONEY BACK NOW",
+        "GIVE ME MY MONEY BACK NOW PLEASE",
+        "PLEASE REFUND ME IMMEDIATELY",
+        "PLEASE GIVE ME MY MONEY BACK!!!",
+    ):
+        assert anger(text).explain().startswith("shouting"), text
+    assert anger("PLEASE JUST FIX IT NOW!!!").explain() == "shouting (5 words in capitals), '!!!'"
+    for text in (
+        "HI I WOULD LIKE TO CHECK MY BALANCE PLEASE",
+        "HELLO CAN YOU PLEASE HELP ME ACTIVATE MY CARD",
+        "PLEASE SEND ME MY STATEMENT",
+        "HELLO CAN YOU SEND MY NEW CARD NOW PLEASE",  # a request that asks
+    ):
+        assert not anger(text).cues, text
+    assert anger("HI!! CAN YOU HELP ME WITH MY CARD PLEASE").explain() == "'!!'"  # the greeting's, not the run's
+
+
 def test_one_word_in_capitals_counts_for_emphasis_not_for_a_name() -> None:
     assert anger("declined AGAIN").explain() == "'AGAIN'"
     for text in ("paid DHL", "my BT bill", "the NEW card", "to STREAMFLIX", "reference RENT JUNE"):
@@ -309,3 +359,21 @@ def test_only_the_first_4000_characters_are_read() -> None:
     assert SCAN_CHARS == 4_000
     assert not anger("x " * 2_000 + "I am furious").cues
     assert flagged("I am furious. " + "x " * 50_000)
+
+
+def test_exasperated_questions_are_angry_a_question_how_many_times_a_card_works_is_not() -> None:
+    for text in (
+        "How dare you charge me twice?!",
+        "how dare you close my account without telling me",
+        "How many times do I have to ask for my refund",
+        "how many more times must I call you about this",
+    ):
+        assert flagged(text), text
+    for text in (
+        "How many times can I use my card abroad?",
+        "How many times do I have to enter my PIN before it locks?",
+        "How do I dare to ask for a higher limit?",
+    ):
+        assert not flagged(text), text
+    assert anger("Why the hell is my card blocked").score == 0.5
+    assert anger("Why the hell is my card blocked").explain() == "'why the hell'"
