@@ -24,6 +24,7 @@ class Metrics:
     dedup_fallbacks: Counter
     alert_minutes_skipped: Counter
     sweep_lookback_cut: Counter
+    trend_events_too_old: Counter
 
 
 @functools.cache
@@ -84,6 +85,12 @@ def metrics(registry: CollectorRegistry = REGISTRY) -> Metrics:
         sweep_lookback_cut=Counter(
             "tonewatch_alert_sweep_lookback_cut",
             "Alerter sweeps whose lower bound the 2 h lookback cut (a bucket writer open longer)",
+            registry=registry,
+        ),
+        trend_events_too_old=Counter(
+            "tonewatch_trend_events_too_old",
+            "Events counted but past their stream's trend retention cutoff, in no trend bucket",
+            ["service", "stream"],
             registry=registry,
         ),
     )

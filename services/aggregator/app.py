@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from services.aggregator.config import AggregatorSettings
-from services.aggregator.persist import TREND_RUN_CAP, expire, expire_trends, store_batch, strip_alert_texts
+from services.aggregator.persist import (
+    TREND_RUN_CAP,
+    TooOld,
+    expire,
+    expire_trends,
+    store_batch,
+    strip_alert_texts,
+)
 from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
 from shared.events import InvalidEvent, ScoredEvent, decode_json, parse
@@ -21,6 +29,40 @@ from shared.startup import kafka_dependency, postgres_dependency, refuse_unmigra
 
 log = logging.getLogger("tonewatch.aggregator")
 SERVICE = "aggregator"
+TOO_OLD_LOG_INTERVAL_S = 60.0
+
+
+class TooOldLog:
+    """Warns of the events past the trend retention cutoff (counted, in no trend bucket): the
+    first at once, then at most one line a minute with the count since the last line, so a
+    backfill of old history does not log every batch."""
+
+    def __init__(self, interval_s: float = TOO_OLD_LOG_INTERVAL_S, clock: Callable[[], float] = time.monotonic):
+        self.interval_s, self.clock = interval_s, clock
+        self.pending: dict[str, tuple[int, datetime]] = {}
+        self.last: float | None = None
+
+    def __call__(self, dropped: TooOld) -> None:
+        for stream, (n, cutoff) in dropped.items():
+            self.pending[stream] = (self.pending.get(stream, (0, cutoff))[0] + n, cutoff)
+            metrics().trend_events_too_old.labels(SERVICE, stream).inc(n)
+        if self.last is None or self.clock() - self.last >= self.interval_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Log what is pending (the retention runs call it, so a last trickle is not held back)."""
+        if not self.pending:
+            return
+        self.last = self.clock()
+        events = ", ".join(
+            f"{n} {stream} events (cutoff {cutoff.isoformat()})" for stream, (n, cutoff) in sorted(self.pending.items())
+        )
+        log.warning(
+            "dropped too old: %s counted but not added to the trend buckets, older than their stream's trend "
+            "retention cutoff (TW_AGGREGATOR_TREND_RETENTION_DAYS)",
+            events,
+        )
+        self.pending = {}
 
 
 def decode_scored(records: Records) -> tuple[list[ScoredEvent], list[FailedRecord]]:
@@ -56,6 +98,7 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
     sessions = make_sessionmaker(engine)
     m = metrics()
     fail = FailPoints(settings.failpoints)
+    too_old = TooOldLog()
 
     async def make_handler(clients: SinkClients) -> Handler:
         dlq = DeadLetterWriter(clients.producer, SERVICE, RatioGuard(settings.dlq_max_ratio), stop=clients.stop)
@@ -65,7 +108,13 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
             m.batch_size.labels(SERVICE).observe(len(records))
             good, bad = decode_scored(records)
             start = time.perf_counter()
-            new = await store_batch(sessions, good, before_commit=lambda: fail.hit("before_db_commit"))
+            new = await store_batch(
+                sessions,
+                good,
+                before_commit=lambda: fail.hit("before_db_commit"),
+                trend_retention_days=settings.trend_retention_days,
+                too_old=too_old,
+            )
             fail.hit("after_db_commit")
             m.db_flush_latency.labels(SERVICE).observe(time.perf_counter() - start)
             m.events_out.labels(SERVICE, "postgres").inc(new)
@@ -80,6 +129,7 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
         return handle
 
     async def retention() -> None:
+        too_old.flush()
         a, b = await expire(
             sessions, scored_days=settings.scored_retention_days, ledger_days=settings.ledger_retention_days
         )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from shared.events import ScoredEvent
 
 BucketKey = tuple[str, str, datetime, str]
+MINUTE = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -51,3 +54,51 @@ def aggregate(events: Iterable[ScoredEvent]) -> tuple[dict[BucketKey, Delta], di
             minutes.setdefault((e.stream, entity, minute_of(e.event_time), version), Delta()).add(e)
             hours.setdefault((e.stream, entity, hour_of(e.event_time), version), Delta()).add(e)
     return minutes, hours
+
+
+# Trend retention (TW_AGGREGATOR_TREND_RETENTION_DAYS). A stream's clock is its newest
+# bucket in either table (a minute bucket, or an hour bucket's start: a stream whose minute
+# rows are gone still has one), or now if that is earlier; its cutoff is the retention
+# before that. A bucket is past the cutoff once all of it is older (a minute bucket one
+# minute after its start, an hour bucket one hour after): the retention run deletes it,
+# and the aggregator does not write it.
+def trend_cutoff(clock: datetime, days: float) -> datetime | None:
+    """The cutoff ``days`` before ``clock``; None (keep everything) for 0 days or a cutoff
+    that would fall before the calendar (within an hour of year 1, or before it)."""
+    if days <= 0:
+        return None
+    try:
+        cutoff = clock - timedelta(days=days)
+        if cutoff - HOUR > _EARLIEST:
+            return cutoff
+    except OverflowError:
+        pass
+    return None
+
+
+def stream_clock(now: datetime, *newest: datetime | None) -> datetime:
+    """A stream's clock: its newest bucket (of those given, None for an empty table), at most ``now``."""
+    known = [t for t in newest if t is not None]
+    return min(now, max(known)) if known else now
+
+
+def newest_minutes(events: Iterable[ScoredEvent]) -> dict[str, datetime]:
+    """Each stream's newest minute bucket among ``events``."""
+    newest: dict[str, datetime] = {}
+    for e in events:
+        m = minute_of(e.event_time)
+        if e.stream not in newest or m > newest[e.stream]:
+            newest[e.stream] = m
+    return newest
+
+
+def past_cutoff(bucket: datetime, width: timedelta, cutoff: datetime | None) -> bool:
+    """Whether all of the bucket (its start, ``width`` long) is older than ``cutoff``."""
+    return cutoff is not None and bucket <= cutoff - width  # (a bucket near year 9999 plus its width overflows)
+
+
+def drop_past_cutoffs(
+    deltas: dict[BucketKey, Delta], width: timedelta, cutoffs: Mapping[str, datetime | None]
+) -> dict[BucketKey, Delta]:
+    """The deltas whose bucket is not past its stream's cutoff."""
+    return {k: d for k, d in deltas.items() if not past_cutoff(k[2], width, cutoffs.get(k[0]))}

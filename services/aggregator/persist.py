@@ -6,6 +6,11 @@ the buckets, in the same transaction. Ids are unique within a stream only: a new
 and a chat event with the same id are two events. A replay after a crash (before or after the
 database commit) therefore never counts an event twice. Bucket changes are
 announced with ``NOTIFY tonewatch_buckets`` which PostgreSQL delivers at commit.
+
+With a trend retention, a new event's buckets past its stream's retention cutoff (see
+the trend retention below) are not written: the retention run would delete them again,
+and until then a late event made a partial bucket appear in the trends. The event is
+still in the ledger (it is counted once, a replay adds nothing) and in ``scored_events``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,19 @@ from sqlalchemy import String, TextClause, delete, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.aggregator.buckets import BucketKey, Delta, aggregate
+from services.aggregator.buckets import (
+    HOUR,
+    MINUTE,
+    BucketKey,
+    Delta,
+    aggregate,
+    drop_past_cutoffs,
+    minute_of,
+    newest_minutes,
+    past_cutoff,
+    stream_clock,
+    trend_cutoff,
+)
 from services.alerter.explain import MESSAGES, TEXTS_REMOVED, without_texts
 from shared.db.models import CountedEvent, ScoredEventRow, TrendHour, TrendMinute
 from shared.events import ScoredEvent
@@ -110,12 +127,21 @@ async def _upsert(session: AsyncSession, table: str, deltas: dict[BucketKey, Del
         await session.execute(_UPSERT[table], _columns(deltas))
 
 
+TooOld = dict[str, tuple[int, datetime]]
+"""Per stream: how many new events were past the trend retention cutoff, and the cutoff."""
+
+
 async def store_batch(
     sessions: async_sessionmaker[AsyncSession],
     events: Sequence[ScoredEvent],
     before_commit: Callable[[], None] | None = None,
+    *,
+    trend_retention_days: float = 0.0,
+    too_old: Callable[[TooOld], None] | None = None,
 ) -> int:
-    """Store a batch in one transaction; returns how many events were new."""
+    """Store a batch in one transaction; returns how many events were new. With
+    ``trend_retention_days`` the buckets past their stream's cutoff are not written; the
+    events whose minute was past it are passed to ``too_old`` after the commit."""
     firsts = {(e.id, e.stream): e for e in reversed(events)}  # the first of each duplicate
     # In the ledger's key order, as the buckets: concurrent batches over the same events
     # (a replay after a rebalance) then take their row locks in one order, never deadlocking.
@@ -130,6 +156,15 @@ async def store_batch(
             return 0
         await session.execute(_SCORED, {"rows": json.dumps([_row(e) for e in fresh])})
         minutes, hours = aggregate(fresh)
+        dropped: TooOld = {}
+        if trend_retention_days > 0:
+            cutoffs = await _write_cutoffs(session, fresh, trend_retention_days)
+            minutes = drop_past_cutoffs(minutes, MINUTE, cutoffs)
+            hours = drop_past_cutoffs(hours, HOUR, cutoffs)
+            for e in fresh:
+                cutoff = cutoffs.get(e.stream)
+                if cutoff is not None and past_cutoff(minute_of(e.event_time), MINUTE, cutoff):
+                    dropped[e.stream] = (dropped.get(e.stream, (0, cutoff))[0] + 1, cutoff)
         await _upsert(session, TrendMinute.__tablename__, minutes)
         await _upsert(session, TrendHour.__tablename__, hours)
         touched = sorted({(k[0], k[1], k[3]) for k in minutes})
@@ -139,7 +174,19 @@ async def store_batch(
         await session.execute(text("SELECT pg_notify(:c, :p)"), {"c": NOTIFY_CHANNEL, "p": payload})
         if before_commit is not None:
             before_commit()
+    if dropped and too_old is not None:
+        too_old(dropped)
     return len(fresh)
+
+
+async def _write_cutoffs(
+    session: AsyncSession, fresh: Sequence[ScoredEvent], days: float
+) -> dict[str, datetime | None]:
+    """The trend retention cutoff of each stream in ``fresh``, its clock counting the
+    batch's own minutes (as the next retention run will)."""
+    batch = newest_minutes(fresh)
+    rows = await session.execute(_STREAM_CLOCKS, {"streams": sorted(batch)})
+    return {r.stream: trend_cutoff(stream_clock(r.now, r.minute, r.hour, batch[r.stream]), days) for r in rows}
 
 
 async def expire(
@@ -158,33 +205,50 @@ async def expire(
 
 
 # Trend retention. The cutoff is per stream, on the database's clock: a stream's newest
-# minute (now, if that is earlier) less the retention, so a stream replayed from older history
-# (the demo's 2020 headlines) or one whose feed stopped keeps the buckets its newest minute's
-# windows and baselines read, and buckets ahead of the clock move no cutoff. A bucket goes
-# once all of it is older than the cutoff (a minute bucket one minute after its start, an
-# hour bucket one hour after). Rows go in chunks, one short transaction each, walking
-# ``(stream, bucket)`` (the index of migration 0010) from where the last chunk ended, so a
-# chunk neither scans the table nor re-reads the dead entries of the chunks before it; rows
-# an aggregator batch holds locked are skipped (the next run takes them), so the run never
-# waits on a batch and cannot deadlock with one. A run stops after ``cap`` rows: a first run
-# on years of history leaves the rest to the next runs.
+# bucket in either table (a minute, or an hour's start: a stream whose minute rows are gone,
+# or that has only hour rows, still has one; now, if that is earlier) less the retention,
+# so a stream replayed from older history (the demo's 2020 headlines) or one whose feed
+# stopped keeps the buckets its newest minute's windows and baselines read, and buckets
+# ahead of the clock move no cutoff (``buckets.trend_cutoff``). A bucket goes once all of
+# it is older than the cutoff (a minute bucket one minute after its start, an hour bucket
+# one hour after); the aggregator does not write such buckets (``store_batch``). Rows go
+# in chunks, one short transaction each, walking ``(stream, bucket)`` (the index of
+# migration 0010) from where the last chunk ended, so a chunk neither scans the table nor
+# re-reads the dead entries of the chunks before it; rows an aggregator batch holds locked
+# are skipped (the next run takes them), so the run never waits on a batch and cannot
+# deadlock with one. A run stops after ``cap`` rows: a first run on years of history
+# leaves the rest to the next runs.
 TREND_CHUNK = 10_000
 TREND_RUN_CAP = 1_000_000
-_TREND_WIDTHS = ((TrendMinute.__tablename__, timedelta(minutes=1)), (TrendHour.__tablename__, timedelta(hours=1)))
+_TREND_WIDTHS = ((TrendMinute.__tablename__, MINUTE), (TrendHour.__tablename__, HOUR))
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
-# every stream in the table, one index probe each (a loose scan of the (stream, bucket) index)
-_TREND_STREAMS = text(
-    """
-    WITH RECURSIVE s(stream) AS (
-        (SELECT stream FROM trend_minute ORDER BY stream LIMIT 1)
-        UNION ALL
-        SELECT (SELECT m.stream FROM trend_minute AS m WHERE m.stream > s.stream ORDER BY m.stream LIMIT 1)
-        FROM s WHERE s.stream IS NOT NULL
+
+
+def _trend_streams(table: str) -> TextClause:
+    """Every stream in the table, one index probe each (a loose scan of the (stream, bucket) index)."""
+    return text(
+        f"""
+        WITH RECURSIVE s(stream) AS (
+            (SELECT stream FROM {table} ORDER BY stream LIMIT 1)
+            UNION ALL
+            SELECT (SELECT m.stream FROM {table} AS m WHERE m.stream > s.stream ORDER BY m.stream LIMIT 1)
+            FROM s WHERE s.stream IS NOT NULL
+        )
+        SELECT stream FROM s WHERE stream IS NOT NULL
+        """
     )
-    SELECT stream FROM s WHERE stream IS NOT NULL
+
+
+_TREND_STREAMS = [_trend_streams(table) for table, _ in _TREND_WIDTHS]
+# each stream's newest bucket per table (two index probes) and the database's clock
+_STREAM_CLOCKS = text(
+    """
+    SELECT s.stream, now() AS now,
+        (SELECT max(bucket) FROM trend_minute AS m WHERE m.stream = s.stream) AS minute,
+        (SELECT max(bucket) FROM trend_hour AS h WHERE h.stream = s.stream) AS hour
+    FROM unnest(CAST(:streams AS text[])) AS s(stream)
     """
 )
-_TREND_NEWEST = text("SELECT least(now(), max(bucket)) FROM trend_minute WHERE stream = :stream")
 
 
 def _trend_chunk(table: str) -> TextClause:
@@ -208,25 +272,17 @@ _TREND_CHUNK = {table: _trend_chunk(table) for table, _ in _TREND_WIDTHS}
 
 async def _trend_cutoffs(sessions: async_sessionmaker[AsyncSession], days: float) -> dict[str, datetime]:
     """Each stream's cutoff; a stream whose cutoff would fall before the calendar has none."""
-    cutoffs = {}
     async with sessions() as session:
-        for stream in (await session.execute(_TREND_STREAMS)).scalars().all():
-            newest = (await session.execute(_TREND_NEWEST, {"stream": stream})).scalar()
-            if newest is None:  # its rows went since the streams were listed
-                continue
-            try:
-                cutoff = newest - timedelta(days=days)
-                if cutoff - max(w for _, w in _TREND_WIDTHS) > _EARLIEST:
-                    cutoffs[str(stream)] = cutoff
-            except OverflowError:
-                continue
-    return cutoffs
+        streams = {str(v) for q in _TREND_STREAMS for v in (await session.execute(q)).scalars()}
+        rows = await session.execute(_STREAM_CLOCKS, {"streams": sorted(streams)})
+        cutoffs = {r.stream: trend_cutoff(stream_clock(r.now, r.minute, r.hour), days) for r in rows}
+    return {stream: cutoff for stream, cutoff in cutoffs.items() if cutoff is not None}
 
 
 async def expire_trends(
     sessions: async_sessionmaker[AsyncSession], *, days: float, chunk: int = TREND_CHUNK, cap: int = TREND_RUN_CAP
 ) -> dict[str, int]:
-    """Delete trend buckets older than ``days`` before their stream's newest minute (see
+    """Delete trend buckets older than ``days`` before their stream's newest bucket (see
     above); ``days`` 0 keeps them all. Returns the rows deleted per table."""
     deleted = {table: 0 for table, _ in _TREND_WIDTHS}
     if days <= 0:

@@ -1,7 +1,11 @@
 """Trend retention (TW_AGGREGATOR_TREND_RETENTION_DAYS): the retention run deletes the
-trend buckets older than the retention before their stream's newest minute (now, if that
-is earlier), in chunks; 0, the default, keeps them all. Each test writes its own streams
-(the column is free text), so the cutoffs of the other tests' streams do not matter."""
+trend buckets older than the retention before their stream's newest bucket in either table
+(now, if that is earlier), in chunks; 0, the default, keeps them all; the aggregator does not
+write the buckets of a late event past the cutoff. Each test writes its own streams (the
+column is free text), so the cutoffs of the other tests' streams do not matter; the tests
+through ``store_batch`` write the shared news and chat streams (a scored event's stream is
+one of them) with entities of their own, and a recent event first, so the cutoff is near
+``now - 93 days`` whatever the other tests wrote."""
 
 from __future__ import annotations
 
@@ -17,7 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tw_testing import wait_until
 
 from services.aggregator.config import MIN_TREND_RETENTION_DAYS, AggregatorSettings
-from services.aggregator.persist import TREND_CHUNK, expire_trends
+from services.aggregator.persist import TREND_CHUNK, TooOld, expire_trends, store_batch
+from shared.events import Score, ScoredEvent, Stream
+from shared.kafka.clients import ensure_topics, make_producer
 
 pytestmark = pytest.mark.integration
 DAY, HOUR, MINUTE = timedelta(days=1), timedelta(hours=1), timedelta(minutes=1)
@@ -202,3 +208,143 @@ async def test_the_retention_run_deletes_trend_rows_only_when_set(
         await wait_until(lambda: "trend rows" in log_tail(tmp_path, "aggregator", 1_000_000), timeout=30)
     assert await kept(sessions, "trend_hour", stream) == {("e", hour_of(newest))}
     assert "trend_minute" in log_tail(tmp_path, "aggregator", 1_000_000)
+
+
+async def test_hour_rows_go_by_the_newest_hour_when_the_minute_rows_are_gone(
+    sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """A stream whose minute rows are all gone (an earlier run, or only hour rows left) was
+    never listed, as the streams and their clocks came from ``trend_minute`` only: its old
+    hour rows stayed forever. Its newest hour's start is its clock; recent hours stay."""
+    newest = hour_of(a_minute_ago())
+    cutoff = newest - KEEP
+    hours_only = stream_name(unique, "h")
+    kept_hours = {("e", newest), ("e", newest - 92 * DAY), ("f", cutoff)}
+    gone_hours = {("e", cutoff - HOUR), ("f", newest - 400 * DAY)}
+    await insert(sessions, "trend_hour", hours_only, kept_hours | gone_hours)
+
+    # replayed history with only hour rows left: by its own newest hour, not by now
+    replayed = stream_name(unique, "p")
+    replayed_newest = datetime(2020, 3, 1, 12, 0, tzinfo=UTC)
+    replayed_kept = {("e", replayed_newest), ("e", replayed_newest - KEEP)}
+    replayed_gone = {("e", replayed_newest - KEEP - HOUR), ("e", replayed_newest - 200 * DAY)}
+    await insert(sessions, "trend_hour", replayed, replayed_kept | replayed_gone)
+
+    # old minute rows under a recent hour: the stream's newest data is the hour's
+    stale = stream_name(unique, "m")
+    await insert(sessions, "trend_minute", stale, {("e", newest - 200 * DAY)})
+    await insert(sessions, "trend_hour", stale, {("e", newest), ("e", hour_of(newest - 200 * DAY))})
+
+    deleted = await expire_trends(sessions, days=MIN_TREND_RETENTION_DAYS)
+
+    assert await kept(sessions, "trend_hour", hours_only) == kept_hours
+    assert await kept(sessions, "trend_hour", replayed) == replayed_kept
+    assert await kept(sessions, "trend_minute", stale) == set()
+    assert await kept(sessions, "trend_hour", stale) == {("e", newest)}
+    assert deleted["trend_hour"] >= len(gone_hours | replayed_gone) + 1
+    assert await expire_trends(sessions, days=MIN_TREND_RETENTION_DAYS) == {"trend_minute": 0, "trend_hour": 0}
+
+
+def scored(event_id: str, stream: Stream, entity: str, at: datetime) -> ScoredEvent:
+    probs = {"negative": 0.8, "neutral": 0.1, "positive": 0.1}
+    return ScoredEvent(
+        id=event_id,
+        stream=stream,
+        event_time=at,
+        received_time=datetime.now(UTC),
+        text="late",
+        entities=[entity],
+        sentiment=Score(label="negative", confidence=0.8, probs=probs, model="m", version="v1"),
+    )
+
+
+async def ledger_has(sessions: async_sessionmaker[AsyncSession], ids: list[str]) -> set[str]:
+    async with sessions() as s:
+        q = text("SELECT id FROM counted_events WHERE id = ANY(CAST(:ids AS text[]))")
+        return {str(i) for i in (await s.execute(q, {"ids": ids})).scalars()}
+
+
+async def test_a_late_event_past_the_cutoff_is_counted_but_writes_no_bucket(
+    sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """A late event older than the cutoff wrote a partial minute and hour bucket, which the
+    next retention run deleted again (until then a bogus bucket in the trends). It is in the
+    ledger all the same: a replay adds nothing, and nothing is counted twice."""
+    entity = f"L{unique}"
+    now = a_minute_ago() + 30 * timedelta(seconds=1)
+    days = MIN_TREND_RETENTION_DAYS
+    recent = scored(f"r-{unique}", "news", entity, now)
+    assert await store_batch(sessions, [recent], trend_retention_days=days) == 1
+
+    dropped: list[TooOld] = []
+    late = scored(f"l-{unique}", "news", entity, now - 200 * DAY)
+    kept_late = scored(f"k-{unique}", "news", entity, now - 30 * DAY)
+    assert await store_batch(sessions, [late, kept_late], trend_retention_days=days, too_old=dropped.append) == 2
+
+    minute = now.replace(second=0)
+    assert {b for e, b in await kept(sessions, "trend_minute", "news") if e == entity} == {minute, minute - 30 * DAY}
+    assert {b for e, b in await kept(sessions, "trend_hour", "news") if e == entity} == {
+        hour_of(now),
+        hour_of(now - 30 * DAY),
+    }
+    assert len(dropped) == 1 and dropped[0].keys() == {"news"}
+    count, cutoff = dropped[0]["news"]
+    assert count == 1 and now - KEEP - HOUR <= cutoff <= datetime.now(UTC) - KEEP
+    all_ids = [recent.id, late.id, kept_late.id]
+    assert await ledger_has(sessions, all_ids) == set(all_ids)
+    # a replay adds nothing and writes nothing
+    assert await store_batch(sessions, [late, kept_late, recent], trend_retention_days=days) == 0
+    assert {b for e, b in await kept(sessions, "trend_minute", "news") if e == entity} == {minute, minute - 30 * DAY}
+
+    # a batch is its own clock: its newest minute counts, as it will for the next run
+    chat_entity = f"C{unique}"
+    batch = [scored(f"c{i}-{unique}", "chat", chat_entity, now - i * 100 * DAY) for i in range(3)]
+    assert await store_batch(sessions, batch, trend_retention_days=days) == 3
+    assert {b for e, b in await kept(sessions, "trend_minute", "chat") if e == chat_entity} == {minute}
+    assert {b for e, b in await kept(sessions, "trend_hour", "chat") if e == chat_entity} == {hour_of(now)}
+
+    # retention off: written as before
+    off = scored(f"o-{unique}", "news", entity, now - 300 * DAY)
+    assert await store_batch(sessions, [off]) == 1
+    assert (entity, (now - 300 * DAY).replace(second=0)) in await kept(sessions, "trend_minute", "news")
+
+
+async def test_the_aggregator_drops_the_buckets_of_late_events_past_the_cutoff_and_says_so(
+    service_settings: Callable[..., Any], sessions: async_sessionmaker[AsyncSession], tmp_path: Path, unique: str
+) -> None:
+    """The running aggregator with a trend retention: a late event is consumed and counted,
+    no bucket of it is written, and the log says it was dropped as too old."""
+    settings: AggregatorSettings = service_settings(AggregatorSettings)
+    entity = f"A{unique}"
+    now = a_minute_ago()
+    events = [
+        scored(f"a-{unique}", "news", entity, now),
+        scored(f"b-{unique}", "news", entity, now - 200 * DAY),
+        scored(f"c-{unique}", "news", entity, now - 30 * DAY),
+    ]
+    await ensure_topics(settings.kafka, [settings.topics.text_scored])
+    producer = make_producer(settings.kafka, client_id="test")
+    await producer.start()
+    try:
+        for e in events:  # in order, one partition: the recent event first
+            await producer.send_and_wait(settings.topics.text_scored, e.to_bytes(), key=b"k")
+    finally:
+        await producer.stop()
+    env = {
+        "TW_AGGREGATOR_GROUP_ID": f"agg-{unique}",
+        "TW_AGGREGATOR_TREND_RETENTION_DAYS": str(MIN_TREND_RETENTION_DAYS),
+    }
+    ids = [e.id for e in events]
+    with running("aggregator", settings, tmp_path, **env):
+
+        async def all_counted() -> bool:
+            return await ledger_has(sessions, ids) == set(ids)
+
+        await wait_until(all_counted, timeout=60)
+        await wait_until(lambda: "dropped too old" in log_tail(tmp_path, "aggregator", 1_000_000), timeout=30)
+    assert {b for e, b in await kept(sessions, "trend_minute", "news") if e == entity} == {now, now - 30 * DAY}
+    assert {b for e, b in await kept(sessions, "trend_hour", "news") if e == entity} == {
+        hour_of(now),
+        hour_of(now - 30 * DAY),
+    }
+    assert "1 news events" in log_tail(tmp_path, "aggregator", 1_000_000)
