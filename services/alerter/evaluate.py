@@ -36,12 +36,16 @@ minutes per update (older ones are skipped, with a warning).
 
 First sight: a (rule, entity, model version) with no evaluation yet starts at the
 first minute (within ``TW_ALERTER_MAX_STEPS`` of the horizon) whose data was stored
-after the rule was created and that follows every minute whose data is all older, or
-at the horizon alone when there is none. Data that arrives for an existing rule (the
-demo's backfill, a replayed file) is walked like live news; a rule created over stored
-history does not page about spikes that were over before it existed (its baselines
-read that history all the same). A key evaluated before catches up from where it
-stopped, as after an alerter outage (up to ``TW_ALERTER_MAX_STEPS`` minutes).
+after the rule began to cover it (``covered_since``: its creation, its last re-enabling,
+or the change of scope that brought the entity in) and that follows every minute whose
+data is all older, or at the horizon alone when there is none. Data that arrives for an
+existing rule (the demo's backfill, a replayed file) is walked like live news; a rule
+created over stored history does not page about spikes that were over before it existed
+(its baselines read that history all the same), nor does a rule re-enabled or widened
+about spikes from before. A key evaluated before catches up from where it stopped, as
+after an alerter outage (up to ``TW_ALERTER_MAX_STEPS`` minutes); re-enabling the rule,
+or a scope change that covers the key anew, makes its next evaluation a first sight
+again (:func:`services.alerter.repo.update_rule`).
 
 Scope: ``all_entities`` and ``group`` cover the entities of the watchlist (``_all``,
 the whole stream, is no entity); a rule naming its ``entities`` covers those keys,
@@ -246,8 +250,8 @@ class Evaluator:
                     latest = clock
             low = latest - (self.settings.max_steps - 1) * MINUTE
             if state.last_eval is None:
-                # first sight: the minutes stored since the rule exists, walked like live
-                # news; older history only as baseline (no paging about spikes long over)
+                # first sight: the minutes stored since the rule covers the key, walked like
+                # live news; older history only as baseline (no paging about spikes long over)
                 start = await _first_sight(s, rule, stream, entity, version, low, latest)
                 counts = await store.load_windows(s, stream, entity, version, start, latest, cfg)
             else:
@@ -357,10 +361,11 @@ async def _first_sight(
     s: AsyncSession, rule: AlertRule, stream: str, entity: str, version: str, low: datetime, latest: datetime
 ) -> datetime:
     """Where the key's first evaluation under ``rule`` starts: the first minute from ``low``
-    to ``latest`` whose data was stored after the rule was created (both on the database's
-    clock) and that comes after every minute whose data is all older; ``latest`` when there
-    is none. So a late event added to an old minute does not reopen the history before it."""
-    new = TrendMinute.updated_at >= rule.created_at
+    to ``latest`` whose data was stored after the rule began to cover what it covers
+    (``covered_since``: created, enabled again, or widened; both on the database's clock)
+    and that comes after every minute whose data is all older; ``latest`` when there is
+    none. So a late event added to an old minute does not reopen the history before it."""
+    new = TrendMinute.updated_at >= rule.covered_since
     q = select(func.min(TrendMinute.bucket).filter(new), func.max(TrendMinute.bucket).filter(~new)).where(
         TrendMinute.stream == stream,
         TrendMinute.entity == entity,

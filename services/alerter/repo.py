@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import String, delete, func, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -160,18 +160,85 @@ async def update_rule(
     current ones are kept as they are. The rule is locked first, so concurrent updates of
     different fields both apply. Open alerts the rule no longer evaluates (it is disabled,
     or its stream or scope no longer covers their entity) are resolved: nothing else would
-    ever resolve them."""
+    ever resolve them.
+
+    Coverage: a rule enabled again, or whose stream or scope may now cover an entity it
+    did not (:func:`widens`), gets a new ``covered_since`` (this transaction's time), and
+    the keys it covers anew forget where their evaluation stopped (every key it covers,
+    when it is enabled again): their next evaluation is a first sight, which starts with the data
+    stored after the change, as for a new rule. So it does not page about spikes from
+    while it was disabled, or before it covered the entity. Narrowing the scope, renaming
+    the rule or changing its thresholds, severity or channels keep both."""
     rule = await lock_rule(session, ref)
+    before = AlertRule(stream=rule.stream, scope=rule.scope, enabled=rule.enabled)
     current = rule_to_dict(rule)
     current.pop("id")
     context = rule_context(policy or AddressPolicy(), kept=current.get("channels") or ())
     spec = RuleSpec.model_validate({**current, **changes}, context=context)
+    values = spec.model_dump(mode="json")
+    groups = await store.entity_groups(session)
+    after = AlertRule(stream=spec.stream, scope=values["scope"], enabled=spec.enabled)
+    restarted = spec.enabled and not before.enabled
+    if restarted or widens(before, after, groups):
+        values["covered_since"] = func.now()
     try:
-        await session.execute(update(AlertRule).where(AlertRule.id == rule.id).values(**spec.model_dump(mode="json")))
+        await session.execute(update(AlertRule).where(AlertRule.id == rule.id).values(**values))
     except IntegrityError as exc:
         raise Conflict(f"a rule named {spec.name!r} exists") from exc
     await session.refresh(rule)
+    if rule.enabled:
+        await _restart_keys(session, rule, None if restarted else before, groups)
     return RuleUpdate(rule, await _resolve_unevaluated(session, rule))
+
+
+def _covers(scope: dict[str, Any] | None) -> tuple[frozenset[str], str | None, bool]:
+    """A stored scope as (entities, group, all_entities), whatever keys it spells out."""
+    scope = scope or {}
+    return frozenset(scope.get("entities") or ()), scope.get("group") or None, bool(scope.get("all_entities"))
+
+
+def widens(old: AlertRule, new: AlertRule, groups: dict[str, str | None]) -> bool:
+    """Whether ``new`` (a rule's stream and scope as changed) may cover an entity ``old``
+    did not; ``groups``: the watchlist. Named entities are judged one by one against the
+    old scope (with the entities' current groups); a group or every entity widens unless
+    the old scope was every entity (or the same group): either may gain members later."""
+    if new.stream != old.stream:
+        return True
+    old_entities, old_group, old_all = _covers(old.scope)
+    entities, group, every = _covers(new.scope)
+    if entities:
+        return any(not in_scope(old, new.stream, e, groups) for e in entities)
+    if old_all:
+        return False
+    return every or group != old_group or bool(old_entities)
+
+
+async def _restart_keys(
+    session: AsyncSession, rule: AlertRule, before: AlertRule | None, groups: dict[str, str | None]
+) -> None:
+    """Make the next evaluation of the keys ``rule`` covers anew a first sight: their
+    detector states (locked by :func:`lock_rule`) forget the last minute evaluated, which
+    dates from before (when the rule was disabled, or did not cover them), so the
+    evaluation does not walk on from there over the minutes in between. ``before``: the
+    rule's stream and scope before the change; ``None``: the rule was enabled again, every
+    key it covers restarts. The rest of the state (the cooldown of the last firing) is kept."""
+    rows = await session.execute(
+        select(AlertState.entity, AlertState.model_version).where(
+            AlertState.rule_id == rule.id, AlertState.state["last_eval"].as_string().is_not(None)
+        )
+    )
+    anew = {
+        (entity, version)
+        for entity, version in rows.tuples()
+        if in_scope(rule, rule.stream, entity, groups)
+        and (before is None or not in_scope(before, rule.stream, entity, groups))
+    }
+    for entity, version in sorted(anew):
+        await session.execute(
+            update(AlertState)
+            .where(AlertState.rule_id == rule.id, AlertState.entity == entity, AlertState.model_version == version)
+            .values(state=AlertState.state.op("-")(literal("last_eval", String)), updated_at=func.now())
+        )
 
 
 async def _resolve_unevaluated(session: AsyncSession, rule: AlertRule) -> list[str]:

@@ -219,6 +219,11 @@ class AlertRule(Base):
     channels: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Since when the rule covers what it covers now (database clock): set at creation, on
+    # re-enabling, and on a stream or scope change that may cover new entities (migration
+    # 0011; :func:`services.alerter.repo.update_rule`). A key's first evaluation starts
+    # with the data stored after it.
+    covered_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Alert(Base):

@@ -25,7 +25,10 @@ from services.alerter.deliver import Deliverer
 from services.alerter.detect import MINUTE
 from services.alerter.evaluate import Evaluator
 from services.alerter.publish import notify_new
+from services.alerter.rules import Scope
+from shared.db import watchlist
 from shared.db.models import Alert, AlertState
+from shared.entities import WatchedEntity
 from shared.events import ScoredEvent
 
 pytestmark = pytest.mark.integration
@@ -227,3 +230,118 @@ async def test_a_webhook_carries_the_status_the_alert_has_when_handed_over(
         )
     finally:
         await disable(sessions, *rule_ids.values())
+
+
+async def widen(sessions: Sessions, rule_id: int, changes: dict[str, Any]) -> None:
+    async with sessions.begin() as s:
+        await repo.update_rule(s, rule_id, changes)
+
+
+@pytest.mark.parametrize("how", ["entity-added", "all-entities", "group"])
+async def test_a_key_a_widened_scope_covers_starts_with_the_data_stored_after_the_change(
+    sessions: Sessions, evaluator: Evaluator, unique: str, how: str
+) -> None:
+    """The rule exists (watching another entity) while six hours of the entity's news with
+    a spike five hours ago are stored; then its scope takes the entity in (named, every
+    entity, or the entity's group). Before, the entity's first evaluation walked all that
+    history (stored after the rule was created) and fired about the old spike; now it
+    starts with what is stored after the change, like a new rule, and a later spike fires."""
+    entity, group = f"WIDE{unique}", f"wide{unique}"
+    await watchlist.upsert(sessions, [WatchedEntity(entity, entity.title(), group=group)])
+    rule_id = await add_rule(sessions, f"wide-{unique}", f"ELSE{unique}")
+    start = this_minute() - 370 * MINUTE
+    events = news(entity, start, 370, [(60, 66), (362, 370)])
+    await store_batch(sessions, from_minute(events, start, 0, 359))
+    scope = {"entity-added": {"entities": [f"ELSE{unique}", entity]}, "all-entities": {"all_entities": True}}
+    await widen(sessions, rule_id, {"scope": scope.get(how, {"group": group})})
+    try:
+        assert await mine(evaluator, entity, rule_id) == []
+        assert await alerts_of(sessions, rule_id) == []
+        assert await cursor(sessions, rule_id, entity) == (start + 359 * MINUTE).isoformat()
+
+        await store_batch(sessions, from_minute(events, start, 360))  # the live spike
+        assert await mine(evaluator, entity, rule_id) == ["fire"]
+        (alert,) = await alerts_of(sessions, rule_id)
+        assert start + 362 * MINUTE < alert.window_end <= start + 370 * MINUTE
+    finally:
+        await disable(sessions, rule_id)
+        await watchlist.remove(sessions, entity)
+
+
+async def test_a_key_covered_again_does_not_catch_up_over_the_time_it_was_out_of_scope(
+    sessions: Sessions, evaluator: Evaluator, unique: str
+) -> None:
+    """The rule evaluated the entity (it has a cursor), then left it out of its scope
+    while two hours with a spike were stored, then took it back. Before, the entity
+    resumed from its old cursor and fired about the spike from while it was out."""
+    entity = f"BACK{unique}"
+    rule_id = await add_rule(sessions, f"back-{unique}", entity)
+    start = this_minute() - 200 * MINUTE
+    events = news(entity, start, 190, [(120, 126)])
+    await store_batch(sessions, from_minute(events, start, 0, 59))
+    try:
+        assert await mine(evaluator, entity, rule_id) == []
+        await widen(sessions, rule_id, {"scope": {"entities": [f"ELSE{unique}"]}})
+        await store_batch(sessions, from_minute(events, start, 60))  # while out of scope
+        await widen(sessions, rule_id, {"scope": {"entities": [f"ELSE{unique}", entity]}})
+        assert await mine(evaluator, entity, rule_id) == []
+        assert await alerts_of(sessions, rule_id) == []
+        assert await cursor(sessions, rule_id, entity) == (start + 189 * MINUTE).isoformat()
+    finally:
+        await disable(sessions, rule_id)
+
+
+async def test_a_re_enabled_rule_does_not_catch_up_over_the_time_it_was_disabled(
+    sessions: Sessions, evaluator: Evaluator, unique: str
+) -> None:
+    """The rule evaluated the entity, then was disabled while two hours of news with a
+    spike were stored, then enabled again. Before, it caught up from its cursor over the
+    disabled time (fire and resolve: a page about a spike nobody watched for); now it
+    starts with what is stored after the re-enabling, the disabled time as baseline, and
+    a spike after that fires."""
+    entity = f"AGAIN{unique}"
+    rule_id = await add_rule(sessions, f"again-{unique}", entity)
+    start = this_minute() - 200 * MINUTE
+    events = news(entity, start, 200, [(120, 126), (192, 200)])
+    await store_batch(sessions, from_minute(events, start, 0, 59))
+    try:
+        assert await mine(evaluator, entity, rule_id) == []
+        await widen(sessions, rule_id, {"enabled": False})
+        await store_batch(sessions, from_minute(events, start, 60, 189))  # while disabled
+        await widen(sessions, rule_id, {"enabled": True})
+        assert await mine(evaluator, entity, rule_id) == []
+        assert await alerts_of(sessions, rule_id) == []
+        assert await cursor(sessions, rule_id, entity) == (start + 189 * MINUTE).isoformat()
+
+        await store_batch(sessions, from_minute(events, start, 190))  # the live spike
+        assert await mine(evaluator, entity, rule_id) == ["fire"]
+        (alert,) = await alerts_of(sessions, rule_id)
+        assert start + 192 * MINUTE < alert.window_end <= start + 200 * MINUTE
+    finally:
+        await disable(sessions, rule_id)
+
+
+@pytest.mark.parametrize("change", ["thresholds-and-name", "narrowed", "widened-elsewhere"])
+async def test_a_key_still_covered_after_a_change_catches_up_from_where_it_stopped(
+    sessions: Sessions, evaluator: Evaluator, unique: str, change: str
+) -> None:
+    """A change that keeps the entity covered (thresholds and name, another entity dropped
+    from the scope or added to it) leaves its cursor alone: as after an outage, the
+    evaluation after it catches up over the two hours stored meanwhile."""
+    entity, other = f"KEPT{unique}", f"ELSE{unique}"
+    rule_id = await add_rule(sessions, f"kept-{unique}", entity, scope=Scope(entities=[entity, other]))
+    start = this_minute() - 200 * MINUTE
+    events = news(entity, start, 190, [(120, 126)])
+    await store_batch(sessions, from_minute(events, start, 0, 59))
+    changes: dict[str, Any] = {
+        "thresholds-and-name": {"abs_threshold": 0.4, "name": f"renamed-{unique}"},
+        "narrowed": {"scope": {"entities": [entity]}},
+        "widened-elsewhere": {"scope": {"entities": [entity, other, f"MORE{unique}"]}},
+    }[change]
+    try:
+        assert await mine(evaluator, entity, rule_id) == []
+        await store_batch(sessions, from_minute(events, start, 60))  # before the change's evaluation
+        await widen(sessions, rule_id, changes)
+        assert await mine(evaluator, entity, rule_id) == ["fire", "resolve"]
+    finally:
+        await disable(sessions, rule_id)

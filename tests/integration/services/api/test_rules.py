@@ -434,3 +434,53 @@ async def test_a_rule_with_open_or_unannounced_alerts_is_not_deleted(
         await s.execute(update(Alert).where(Alert.rule_id == rid).values(announced_status="resolved"))
     assert (await client.delete(f"/v1/rules/{rid}", headers=admin)).status_code == 204
     assert await _alerts(sessions, rid) == {}
+
+
+async def test_patches_that_widen_or_re_enable_a_rule_restart_its_coverage(
+    client: httpx.AsyncClient, keys: dict[str, str], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """``covered_since`` (where a key's first evaluation starts) moves on when a patch adds
+    an entity or re-enables the rule, not on thresholds, a rename or a narrowed scope; the
+    keys covered anew (every key, on re-enabling) forget their last evaluated minute, so
+    the alerter does not walk the time they were not covered. Before, nothing moved."""
+    admin = bearer(keys["admin"])
+    a, b = f"A{unique}", f"B{unique}"
+    body = rule(f"cov-{unique}", scope={"entities": [a]})
+    rid = (await client.post("/v1/rules", json=body, headers=admin)).json()["id"]
+    cursor = {"last_eval": "2026-01-01T00:00:00+00:00", "fired_at": "2026-01-01T00:00:00+00:00"}
+
+    async def since() -> datetime:
+        async with sessions() as s:
+            row = (
+                await s.execute(select(AlertRule.created_at, AlertRule.covered_since).where(AlertRule.id == rid))
+            ).one()
+        assert row[1] >= row[0]
+        return row[1]
+
+    async def states() -> dict[str, dict[str, Any]]:
+        async with sessions() as s:
+            rows = await s.execute(select(AlertState.entity, AlertState.state).where(AlertState.rule_id == rid))
+            return {e: state for e, state in rows.tuples()}
+
+    async def patch(changes: dict[str, Any]) -> None:
+        r = await client.patch(f"/v1/rules/{rid}", json=changes, headers=admin)
+        assert r.status_code == 200, r.text
+
+    async with sessions.begin() as s:
+        for entity in (a, b):
+            s.add(AlertState(rule_id=rid, entity=entity, model_version="v1", state=cursor))
+    first = await since()
+    await patch({"abs_threshold": 0.7, "name": f"cov2-{unique}"})
+    await patch({"scope": {"entities": [a, b]}})  # b covered anew: its cursor goes
+    widened = await since()
+    assert widened > first
+    assert await states() == {a: cursor, b: {"fired_at": cursor["fired_at"]}}
+    await patch({"scope": {"entities": [b]}})  # narrowed
+    assert await since() == widened
+    async with sessions.begin() as s:
+        await s.execute(update(AlertState).where(AlertState.rule_id == rid).values(state=cursor))
+    await patch({"enabled": False})
+    assert await since() == widened and await states() == {a: cursor, b: cursor}
+    await patch({"enabled": True})  # every key covered restarts (a is not: adding it back would restart it)
+    assert await since() > widened
+    assert await states() == {a: cursor, b: {"fired_at": cursor["fired_at"]}}
