@@ -13,6 +13,10 @@
    bearer token, Telegram bot URLs, webhook and URL password forms JSON-escaped or
    percent-encoded): the shipped scrubber only (no earlier code matched them); each must
    grow linearly with the length.
+4. ``scrub()`` on the worst cases of its masks of API-key headers and fields (``X-API-Key``,
+   ``access_token`` and their runs of prefix words), cookies, Digest/AWS parameter lists and
+   bare JSON Web Tokens: a head (maybe none) and a unit repeated to the length. Each must
+   grow linearly too.
 
 Usage: ``python bench/redact_worst_case.py [--old-max CHARS]``. Last line: one JSON object.
 """
@@ -93,6 +97,38 @@ NEW_MASK_CASES = (
 )
 
 
+# Worst cases of the masks added for API-key headers, cookies, parameter-list Authorization
+# values and bare JWTs: (name, head, unit), the text is ``head`` then ``unit`` repeated.
+HEADER_MASK_CASES = (
+    ("x-api-key: ", "", "x-api-key: "),
+    ("a-a-a-... (key name)", "", "a-"),
+    ("a...a (key name)", "", "a"),
+    ("\\na_ (key name)", "", "\\na_"),
+    ("api_key", "", "api_key"),
+    ("Set-Cookie: a; a; ...", "Set-Cookie: ", "a; "),
+    ("cookie: expires=Wed, 21", "", "cookie: expires=Wed, 21 Oct "),
+    ("Digest a...a", "Authorization: Digest ", "a"),
+    ("Digest a=\\...", "Authorization: Digest a=", "\\"),
+    ('Digest a="', "", 'Authorization: Digest a="'),
+    ("Digest a=b, ...", "Authorization: Digest ", "a=b, "),
+    ("eyJ a...a", "eyJ", "a"),
+    ("%41eyJaaaaa", "", "%41eyJaaaaa"),
+    ("eyJaaaaaaaa....", "eyJaaaaaaaa", "."),
+)
+
+
+def header_rows() -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    print(f"\nscrub() {'header-mask input':>16} {'chars':>8} {'shipped s':>10}")
+    for name, head, unit in HEADER_MASK_CASES:
+        for n in (16_000, 100_000, 400_000):
+            text = head + (unit * ((n - len(head)) // len(unit) + 1))[: n - len(head)]
+            new = scrub_seconds(text)
+            rows.append({"input": name, "chars": n, "shipped_s": new})
+            print(f"{name:>24} {n:>8} {new:>10.4f}")
+    return rows
+
+
 def scrub_rows(old_max: int) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     print(f"\nscrub() {'input':>12} {'chars':>8} {'whole-text s':>13} {'shipped s':>10}")
@@ -120,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old-max", type=int, default=100_000, help="longest run the whole-text mask is timed on")
     args = parser.parse_args()
-    print(json.dumps({"email": email_rows(), "scrub": scrub_rows(args.old_max)}))
+    print(json.dumps({"email": email_rows(), "scrub": scrub_rows(args.old_max), "headers": header_rows()}))
 
 
 if __name__ == "__main__":

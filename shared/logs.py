@@ -82,12 +82,23 @@ _TELEGRAM_TOKEN = re.compile(r"(?<![\w:-])\d{5,12}:AA[\w-]{30,}(?![\w-])")
 # when it has none. A credential ends at whitespace, a quote, a bracket, ",", ";", "&" or a
 # backslash (the ``\r\n`` of a repr'd request, which may also come before the name), so
 # ``Bearer <key>`` of a help text stays.
-_AUTH_SCHEMES = r"(?:(?:bearer|basic|token|bot|jwt|apikey|api-key|oauth|dpop|ssws|negotiate|ntlm)(?:[ \t]+|%20)|key=)"
+# Schemes whose credential is a list of ``name=value`` or ``name="value"`` parameters
+# (``Digest username="u", realm="r", nonce="n", response="..."``, ``AWS4-HMAC-SHA256
+# Credential=.../aws4_request, SignedHeaders=host;x-amz-date, Signature=...``, OAuth 1.0's
+# ``OAuth oauth_consumer_key="...", oauth_signature="..."``): the whole list goes. A quoted
+# parameter may be JSON-escaped (``\"...\"``).
+_AUTH_SCHEMES = (
+    r"(?:(?:bearer|basic|token|bot|jwt|apikey|api-key|oauth|dpop|ssws|negotiate|ntlm|digest|hawk|signature"
+    r"|(?:aws4|goog4)-hmac-sha256|aws|sharedkey(?:lite)?|scram-sha-(?:1|256)|hoba|mutual|vapid|privatetoken"
+    r"|splunk|geniekey)(?:[ \t]+|%20)|key=)"
+)
 _CREDENTIAL = r"[^\s\"'`<>,;&(){}\[\]\\]+"
+_AUTH_PARAM = r"[\w-]+=(?:\\*\"[^\"\\\r\n]*\\*\"|[^\s\"'`<>,&(){}\[\]\\]*)"
+_AUTH_PARAMS = rf"{_AUTH_PARAM}(?:[ \t]*,[ \t]*{_AUTH_PARAM})*"
 _AUTH_HEADER = re.compile(
     r"((?:(?<![\w-])|(?<=\\[nrt]))(?:proxy-)?authorization(?:[\"']?[ \t]*[:=]|[\"'][ \t]*,)[ \t]*(?:b?([\"']))?"
     rf"(?(2){_AUTH_SCHEMES}?|{_AUTH_SCHEMES}))"
-    rf"{_CREDENTIAL}",
+    rf"(?:{_AUTH_PARAMS}|{_CREDENTIAL})",
     re.IGNORECASE,
 )
 # A bearer token logged without its header name: one word of 16 or more characters with a
@@ -96,6 +107,58 @@ _BEARER = re.compile(
     r"((?<![\w-])bearer(?:[ \t]+|%20))(?=[^\s\"'`<>,;&(){}\[\]\\\d]*\d)[^\s\"'`<>,;&(){}\[\]\\]{16,}",
     re.IGNORECASE,
 )
+# A header or field that carries an API key, token or password: ``X-API-Key``, ``Api-Key``,
+# ``X-Auth-Token``, ``X-Access-Token``, GitLab's ``Private-Token``, ``Ocp-Apim-Subscription-Key``,
+# ``api_key``, ``access_token``, ``client_secret``, ``password`` and the like, any prefix of
+# dashed or underscored words or letters before them (``X-RapidAPI-Key``, ``DD-API-KEY``,
+# ``oauth_token``, ``TW_POSTGRES__PASSWORD``). Written as a header
+# line, ``name=value``, a JSON member, a repr'd dict or a repr'd header tuple (bytes value):
+# the name stays, the value goes (up to where a credential ends, or a "#": in a URL's query
+# the fragment stays). A value that is prose (``X-API-Key: missing``), a
+# placeholder (``<key>``) or a call (``SecretStr('**********')``) stays. Each match starts at
+# the start of a run of word characters and dashes, so the scan stays linear.
+_KEY_NAME = (
+    r"(?:[^\W_]+[-_]{1,2})*[^\W_]*?(?:(?:api|auth|access|refresh|session|security|private|subscription|functions|client)"
+    r"[-_]?(?:key|token|secret)|pass(?:word|wd|phrase))"
+)
+# Between a name and its value: ``: ``, ``=``, ``": "``, ``': '``, or ``', b'`` of a repr'd
+# header tuple (a list of names, ``['api_key', 'name']``, is no header).
+_HEADER_SEP = r"(?:[\"']?[ \t]*[:=][ \t]*(?:b?[\"'])?|[\"'][ \t]*,[ \t]*b[\"'])"
+_PROSE_VALUE = (
+    r"(?:missing|required|invalid|expired|rejected|revoked|denied|absent|empty|none|null|not|is|was|header|"
+    r"unset|set)(?![^\s,;.:)\]}\"'])"
+)
+_KEY_HEADER = re.compile(
+    rf"((?:(?<![\w-])|(?<=\\[nrt])){_KEY_NAME}{_HEADER_SEP})"
+    rf"(?!{_PROSE_VALUE})(?![A-Za-z_]\w*\()(?!=)[^\s\"'`<>,;&(){{}}\[\]\\#]+",
+    re.IGNORECASE,
+)
+# ``Cookie: session=...; other=...`` and ``Set-Cookie: sid=...; Path=/; HttpOnly`` (``, `` between
+# the cookies of a folded Set-Cookie): every cookie's value goes, its name stays, and so do the
+# attributes of a Set-Cookie (``Path=/``, ``Expires=Wed, 21 Oct 2015 07:28:00 GMT``,
+# ``HttpOnly``). A cookie value holds no whitespace, quote, comma, ";" or backslash.
+_COOKIE_VALUE = r"[^\s;,\"'\\]*"
+# An Expires date (``Wed, 21 Oct 2015 07:28:00 GMT``, ``Wed, 21-Oct-15 ...``) holds a comma and
+# spaces; any other Expires value is read as a cookie value.
+_EXPIRES = (
+    r"expires=(?:[a-z]{3,9},[ \t]*[0-9]{1,2}[ -][a-z]{3}[ -][0-9]{2,4}[ \t]+[0-9:]{5,8}(?:[ \t]+[a-z]{1,5})?"
+    r"|[^\s;,\"'\\]*)"
+)
+_COOKIE_PAIR = rf"(?:{_EXPIRES}|[^\s;,=\"'\\]+(?:={_COOKIE_VALUE})?|={_COOKIE_VALUE})"
+_COOKIE_HEADER = re.compile(
+    rf"((?:(?<![\w-])|(?<=\\[nrt]))(?:(set-)|)cookie{_HEADER_SEP})(?!{_PROSE_VALUE})"
+    rf"({_COOKIE_PAIR}(?:[ \t]*[;,][ \t]*{_COOKIE_PAIR})*)",
+    re.IGNORECASE,
+)
+_COOKIE_PART = re.compile(rf"{_EXPIRES}|[^\s;,=\"'\\]*(?:={_COOKIE_VALUE})?", re.IGNORECASE)
+_COOKIE_ATTRIBUTES = frozenset(
+    ("path", "domain", "expires", "max-age", "samesite", "secure", "httponly", "partitioned", "priority", "version")
+)
+# A JSON Web Token without its header name or scheme: a base64url JSON header (``eyJ``, the
+# encoded ``{"``), a payload and a signature (JWE: five parts), dot-separated. It starts a
+# run of base64url characters (a long run is never rescanned from inside), or follows a
+# percent-encoded character (``%22eyJ...``).
+_JWT = re.compile(r"(?:(?<![A-Za-z0-9_-])|(?<=%[0-9A-Fa-f]{2}))eyJ[A-Za-z0-9_-]{8,}(?:\.[A-Za-z0-9_-]*){2,4}")
 # A URL's authority percent-encoded in another URL (``?next=https%3A%2F%2Fuser%3Apw%40host``):
 # the authority runs to its encoded "/", "?" or "#", or to the first character a
 # percent-encoded value does not hold; the password runs from the first encoded ":" after
@@ -148,6 +211,27 @@ def mask_url(url: str) -> str:
     return f"{parts.scheme}://{f'[{host}]' if ':' in host else host}/{URL_MASK}"
 
 
+def _mask_cookies(header: re.Match[str]) -> str:
+    """``name=***`` for every cookie of a Cookie or Set-Cookie value; a Set-Cookie's
+    attributes (not its first pair, the cookie) as they are."""
+    first, attributes = True, _COOKIE_ATTRIBUTES if header.group(2) else frozenset()
+
+    def part(pair: re.Match[str]) -> str:
+        nonlocal first
+        text = pair.group()
+        if not text:
+            return text
+        name, eq, value = text.partition("=")
+        is_first, first = first, False
+        if not is_first and name.lower() in attributes:
+            return text
+        if not eq:  # a value without a name (``Cookie: abc123``)
+            return "***"
+        return f"{name}=***" if value else text
+
+    return header.group(1) + _COOKIE_PART.sub(part, header.group(3))
+
+
 def scrub(message: str) -> str:
     """Mask chat webhook paths (Slack, Discord, Teams, Zapier, Mattermost) and Telegram bot
     tokens, HTTP Authorization credentials, passwords in URLs, secret query parameters, API
@@ -160,9 +244,12 @@ def scrub(message: str) -> str:
     message = _TELEGRAM_TOKEN.sub("***", message)
     message = _AUTH_HEADER.sub(r"\1***", message)
     message = _BEARER.sub(r"\1***", message)
+    message = _KEY_HEADER.sub(r"\1***", message)
+    message = _COOKIE_HEADER.sub(_mask_cookies, message)
     message = mask_url_passwords(message)
     message = _SECRET_QUERY.sub(r"\1***", message)
     message = _ENCODED_SECRET_QUERY.sub(r"\1***", message)
+    message = _JWT.sub("***", message)
     message = _KEY_LIKE.sub(r"\1***", message)
     return redact(message, keep_ipv4=True)
 
