@@ -97,6 +97,22 @@ def main(
     ctx.obj = {"models_dir": models_dir}
 
 
+def _training_record(checkpoint: Path) -> dict[str, Any]:
+    """The training record next to ``checkpoint`` (see ``training_meta``); a corrupt
+    ``tonewatch_train.json`` is invalid input, refused before a version is claimed."""
+    from shared.training.export import CheckpointError
+    from shared.training.pipeline import training_meta
+
+    record = checkpoint / "tonewatch_train.json"
+    try:
+        meta = training_meta(checkpoint)
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(f"{record} is not valid JSON: {exc}; remove or repair it") from exc
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{record}: expected a JSON object; remove or repair it")
+    return meta
+
+
 def _path_arg(path: Path) -> str:
     """``path`` for a recorded command that is run from the repository root: relative to
     it when inside, else absolute (a path as typed is relative to wherever it was typed)."""
@@ -261,7 +277,7 @@ def export(
     """Package an existing checkpoint: ONNX + parity, quantize, evaluate, register."""
     _check_task(task)
     from shared.training.datasets import load_task
-    from shared.training.pipeline import next_version, package, training_meta
+    from shared.training.pipeline import next_version, package
     from shared.training.train import TASK_DEFAULTS
 
     length = max_length or TASK_DEFAULTS[task]["max_length"]
@@ -272,6 +288,7 @@ def export(
     with _errors():
         reg = _registry(ctx)
         bundle = load_task(task, data or None)
+        training = _training_record(from_)  # before next_version claims a folder
         ver = version or next_version(reg, task)
         entry = package(
             reg,
@@ -280,7 +297,7 @@ def export(
             from_,
             bundle,
             max_length=length,
-            training=training_meta(from_),
+            training=training,
             fp16=fp16,
             reproduce=_command(ctx, "export", flags),
             labels=names,

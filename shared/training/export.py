@@ -6,7 +6,11 @@ batch and sequence axes. Logits are re-ordered into the fixed label order of the
 task when the checkpoint names its labels differently (e.g. a FinBERT checkpoint); a
 checkpoint that does not name them (``LABEL_0``...), or names them otherwise (``neg``,
 ``neu``, ``pos``), needs the task's names given in its logit order (``--labels``). A
-folder lacking weights (an encoder without its classification head) is refused.
+folder lacking weights (an encoder without its classification head) is refused, and so
+is one whose ``config.json`` does not fit its weights (a label count other than the
+classifier head's rows, e.g. a hand-edited ``id2label``) or whose weight files cannot be
+read (truncated, corrupt, a missing shard): shapes are read from the files' headers and
+compared with the model the config describes, before transformers loads anything.
 The parity check runs ONNX Runtime (CPU) and PyTorch on the same padded batch and
 requires a max absolute logit difference <= ``tolerance``; it also checks that the
 shipped ``tokenizer.json`` produces the same ids as the checkpoint's tokenizer.
@@ -100,6 +104,132 @@ def check_checkpoint_folder(path: Path) -> dict[str, Any]:
             "with the checkpoint (tokenizer.save_pretrained) or copy the base model's"
         )
     return config
+
+
+def _read_shapes(file: Path) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of the tensors in one weight file: a safetensors header, or a
+    PyTorch pickle loaded onto the meta device (no data). :class:`CheckpointError` when the
+    file cannot be read (truncated, corrupt, not a weight file)."""
+    import pickle
+
+    try:
+        if file.suffix == ".safetensors":
+            from safetensors import SafetensorError, safe_open
+
+            try:
+                with safe_open(str(file), framework="pt") as st:
+                    return {k: tuple(st.get_slice(k).get_shape()) for k in st.keys()}
+            except SafetensorError as exc:
+                raise ValueError(str(exc)) from exc
+        import torch
+
+        state = torch.load(str(file), map_location="meta", weights_only=True)
+        if not isinstance(state, dict):
+            raise ValueError(f"expected a state dict, found a {type(state).__name__}")
+        return {str(k): tuple(v.shape) for k, v in state.items() if hasattr(v, "shape")}
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0].split(". ")[0]
+        raise CheckpointError(
+            f"{file} cannot be read ({reason}): is it truncated or corrupt? Save or copy the checkpoint again"
+        ) from exc
+
+
+def weight_shapes(path: Path) -> tuple[str, dict[str, tuple[int, ...]]]:
+    """(weight file name(s), shape of each tensor) of the checkpoint in ``path``, from the
+    file transformers would load (``model.safetensors`` first, then a sharded index, then
+    ``pytorch_model.bin``), without loading any weights."""
+    import json
+
+    for name in WEIGHT_FILES:
+        file = path / name
+        if not file.is_file():
+            continue
+        if not name.endswith(".index.json"):
+            return name, _read_shapes(file)
+        try:
+            weight_map = json.loads(file.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted({str(v) for v in weight_map.values()})
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{file} is not a valid weight index (no weight_map): {exc}") from exc
+        missing = [s for s in shards if not (path / s).is_file()]
+        if missing:
+            raise CheckpointError(f"{path}: weight shards {', '.join(missing)} listed in {name} are missing")
+        shapes: dict[str, tuple[int, ...]] = {}
+        for shard in shards:
+            shapes.update(_read_shapes(path / shard))
+        return name, shapes
+    raise CheckpointError(f"{path} has no model weights (one of {', '.join(WEIGHT_FILES)})")
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def check_weight_shapes(path: Path) -> None:
+    """Refuse a checkpoint whose weights do not fit its ``config.json`` before transformers
+    loads it (it fails with a size-mismatch report): above all a config declaring another
+    label count than the classifier head's weights have rows (edited by hand, or copied
+    from another checkpoint). Also refuses weight files that cannot be read. Only tensors
+    the model and the file name alike are compared (missing weights are
+    :func:`~shared.training.modeling.check_no_missing_weights`' concern)."""
+    import json
+
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    from shared.training.modeling import HEAD_JSON, HEAD_WEIGHTS
+
+    config = AutoConfig.from_pretrained(str(path), local_files_only=True)
+    head_json = path / HEAD_JSON
+    if head_json.is_file():  # our mean-pooling head: the encoder, then the head
+        try:
+            head_labels = [str(n) for n in json.loads(head_json.read_text(encoding="utf-8"))["labels"]]
+        except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"{head_json} is not valid (a JSON object with labels): {exc}") from exc
+        if not (path / HEAD_WEIGHTS).is_file():
+            raise CheckpointError(f"{path} has {HEAD_JSON} but no {HEAD_WEIGHTS} (the classification head's weights)")
+        rows = _read_shapes(path / HEAD_WEIGHTS).get("weight")
+        if rows is None or rows[0] != len(head_labels):
+            raise CheckpointError(
+                f"{path}: {HEAD_JSON} declares {len(head_labels)} labels ({', '.join(head_labels)}) but the "
+                f"classification head's weight in {HEAD_WEIGHTS} has shape {_dims(rows or ())}; "
+                f"the two files do not belong together"
+            )
+        with torch.device("meta"):
+            model = AutoModel.from_config(config)
+        prefix = None
+    else:
+        with torch.device("meta"):
+            model = AutoModelForSequenceClassification.from_config(config)
+        prefix = str(model.base_model_prefix)
+    source, found = weight_shapes(path)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    wrong = sorted(
+        (k for k in expected if k in found and found[k] != expected[k]), key=lambda k: not k.endswith("weight")
+    )
+    if not wrong:
+        return
+    n = int(config.num_labels)
+    head = [
+        k
+        for k in wrong
+        if prefix is not None and not k.startswith(f"{prefix}.") and expected[k][:1] == (n,) != found[k][:1]
+    ]
+    if head:
+        key = head[0]
+        names = ", ".join(str(config.id2label[i]) for i in sorted(config.id2label))
+        raise CheckpointError(
+            f"{path}: config.json declares {n} labels ({names}) but the classifier head's weights are for "
+            f"{found[key][0] if found[key] else 0} ({key} has shape {_dims(found[key])} in {source}, "
+            f"{_dims(expected[key])} expected); config.json does not belong to these weights: was it edited or "
+            "copied from another checkpoint?"
+        )
+    shown = ", ".join(f"{k} {_dims(found[k])} (config: {_dims(expected[k])})" for k in wrong[:3])
+    more = f" and {len(wrong) - 3} more" if len(wrong) > 3 else ""
+    raise CheckpointError(
+        f"{path}: the weights in {source} do not fit config.json: {shown}{more}; config.json does not belong "
+        "to these weights: was it edited or copied from another checkpoint?"
+    )
 
 
 def check_tokenizer_vocab(path: Path, tok: Any, config: dict[str, Any]) -> None:
@@ -230,6 +360,7 @@ def export_onnx(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     config = check_checkpoint_folder(checkpoint)
     try:
+        check_weight_shapes(checkpoint)
         tok = AutoTokenizer.from_pretrained(str(checkpoint), local_files_only=True)
         model, names = load_checkpoint(checkpoint, eager=True)
     except (OSError, ValueError, KeyError) as exc:

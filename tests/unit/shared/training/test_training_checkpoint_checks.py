@@ -176,3 +176,95 @@ def test_mean_pooling_loads_encoders_with_and_without_a_pooler(tmp_path: Path) -
     save_checkpoint(model, tiny_tokenizer(TINY_WORDS), tmp_path / "ck", "intent", "mean")
     loaded, names = load_checkpoint(tmp_path / "ck")
     assert names == list(LABELS["intent"]) and type(loaded.encoder).__name__ == "DistilBertModel"
+
+
+def _config_says_three_labels_over_two(path: Path) -> Path:
+    """A 2-label classifier whose config.json was edited to name the 3 sentiment labels."""
+    ckpt = _two_label_classifier(path)
+    names = list(LABELS["sentiment"])
+    config = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))
+    config["id2label"] = {str(i): n for i, n in enumerate(names)}
+    config["label2id"] = {n: i for i, n in enumerate(names)}
+    (ckpt / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    return ckpt
+
+
+def _no_version_folder(models: Path) -> bool:
+    return not (models / "sentiment").exists() or not any((models / "sentiment").iterdir())
+
+
+def test_a_config_whose_label_count_does_not_fit_the_head_is_invalid_input(tmp_path: Path) -> None:
+    """Before: exit 1 with transformers' size-mismatch report ("You set `ignore_mismatched_sizes`...")."""
+    ckpt = _config_says_three_labels_over_two(tmp_path / "edited")
+    models = tmp_path / "models"
+    code, out = _export(models, ckpt, tiny_data(tmp_path / "d.jsonl"))
+    assert code == 2, out
+    assert "config.json declares 3 labels (negative, neutral, positive)" in out
+    assert "classifier.weight has shape [2, 32] in model.safetensors" in out
+    assert "ignore_mismatched_sizes" not in out and "Traceback" not in out
+    assert _no_version_folder(models)
+
+
+def _truncated_safetensors(path: Path) -> Path:
+    ckpt = tiny_checkpoint(path)
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:2000])  # an interrupted copy or download
+    return ckpt
+
+
+def _corrupt_bin_only(path: Path) -> Path:
+    ckpt = tiny_checkpoint(path)
+    (ckpt / "model.safetensors").unlink()
+    (ckpt / "pytorch_model.bin").write_bytes(b"<html>not found</html>")  # a saved error page
+    return ckpt
+
+
+def _missing_shard(path: Path) -> Path:
+    ckpt = tiny_checkpoint(path)
+    (ckpt / "model.safetensors").rename(ckpt / "model-00001-of-00002.safetensors")
+    index = {"metadata": {}, "weight_map": {"bert.pooler.dense.weight": "model-00002-of-00002.safetensors"}}
+    (ckpt / "model.safetensors.index.json").write_text(json.dumps(index), encoding="utf-8")
+    return ckpt
+
+
+def _corrupt_training_record(path: Path) -> Path:
+    ckpt = tiny_checkpoint(path)
+    (ckpt / "tonewatch_train.json").write_text('{"base": ', encoding="utf-8")  # cut short
+    return ckpt
+
+
+def _mean_head_json_edited(path: Path) -> Path:
+    from shared.training.modeling import HEAD_JSON, build_model, save_checkpoint
+
+    base = _bare_bert(path.parent / "base", None)
+    save_checkpoint(build_model(base, "sentiment", "mean"), tiny_tokenizer(TINY_WORDS), path, "sentiment", "mean")
+    (path / HEAD_JSON).write_text(json.dumps({"pooling": "mean", "labels": ["negative", "positive"]}), "utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [
+        (_truncated_safetensors, "model.safetensors cannot be read (Error while deserializing header"),
+        (_corrupt_bin_only, "pytorch_model.bin cannot be read"),
+        (_missing_shard, "weight shards model-00002-of-00002.safetensors listed in model.safetensors.index.json"),
+        (_corrupt_training_record, "tonewatch_train.json is not valid JSON"),
+        (_mean_head_json_edited, "tonewatch_head.json declares 2 labels (negative, positive) but"),
+    ],
+)
+def test_a_malformed_checkpoint_is_invalid_input_and_claims_no_version(
+    tmp_path: Path, make: object, words: str
+) -> None:
+    """Before: exit 1 with a SafetensorError, UnpicklingError or JSONDecodeError raised out of the
+    command, or a size-mismatch error; the corrupt training record also left a claimed version
+    folder behind. (The missing shard was already exit 2; kept as a guard.)"""
+    ckpt = make(tmp_path / "ck")  # type: ignore[operator]
+    models = tmp_path / "models"
+    args = ["--models-dir", str(models), "export", "--task", "sentiment", "--from", str(ckpt)]
+    args += ["--data", str(tiny_data(tmp_path / "d.jsonl")), "--max-length", "16", "--no-fp16"]  # no --version
+    res = CliRunner().invoke(app, args)
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    out = " ".join(res.output.split())
+    assert res.exit_code == 2, out
+    assert words in out and "Traceback" not in out
+    assert _no_version_folder(models)
