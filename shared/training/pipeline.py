@@ -48,7 +48,7 @@ from shared.training.export import INPUT_NAMES, check_checkpoint_folder, export_
 from shared.training.heldout import bundle_record, training_rows
 from shared.training.metrics import macro_f1
 from shared.training.optimize import STAGE_PREFIX, build_variants
-from shared.training.train import TrainConfig, default_base, teacher_logits, train
+from shared.training.train import TrainConfig, check_teacher, default_base, teacher_logits, train
 
 RUNS_DIR = Path(__file__).resolve().parent.parent.parent / "runs"
 
@@ -543,6 +543,8 @@ def run(registry: Registry, opts: PipelineOptions) -> ModelEntry | Path:
         check_out_free(opts.out or RUNS_DIR / task / opts.version, task)
     elif opts.out:
         check_out_free(opts.out, task)
+    if cfg.teacher:  # before the data are read and a version is chosen
+        check_teacher(Path(cfg.teacher), task)
     bundle = load_task(task, list(opts.data) or None, reviews=opts.reviews)
     if opts.subset:
         bundle = subset_bundle(bundle, opts.subset)

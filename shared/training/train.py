@@ -24,12 +24,20 @@ from tqdm.auto import tqdm
 
 from shared.labels import LABELS
 from shared.training.datasets import DatasetBundle
-from shared.training.export import ExportError, label_permutation
+from shared.training.export import (
+    CheckpointError,
+    ExportError,
+    check_checkpoint_folder,
+    check_weight_shapes,
+    label_permutation,
+)
 from shared.training.heldout import bundle_record
 from shared.training.metrics import macro_f1
 from shared.training.modeling import (
+    HEAD_JSON,
     apply_temperature,
     build_model,
+    check_no_missing_weights,
     fit_temperature,
     load_checkpoint,
     logits_of,
@@ -164,8 +172,56 @@ def predict_logits(
     return np.concatenate(outs).astype(np.float32)
 
 
-class TeacherError(RuntimeError):
-    """The teacher checkpoint cannot teach this task."""
+class TeacherError(CheckpointError):
+    """The teacher checkpoint cannot teach this task (invalid input, like any unusable checkpoint)."""
+
+
+def _teacher_message(teacher: Path, reason: str) -> str:
+    """``reason`` (which may start with the teacher's path, or a file in it) as said of the teacher."""
+    return f"teacher {reason}" if reason.startswith(str(teacher)) else f"teacher {teacher}: {reason}"
+
+
+def _teacher_labels(teacher: Path) -> list[str]:
+    """The teacher's label names in logit order, read without loading weights; refuses a
+    classifier whose head weights are missing (:func:`check_no_missing_weights`)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    from shared.training.export import weight_shapes
+
+    head_json = teacher / HEAD_JSON
+    if head_json.is_file():  # check_weight_shapes has read it and its weights
+        return [str(n) for n in json.loads(head_json.read_text(encoding="utf-8"))["labels"]]
+    config = AutoConfig.from_pretrained(str(teacher), local_files_only=True)
+    with torch.device("meta"):
+        model = AutoModelForSequenceClassification.from_config(config)
+    prefix = str(model.base_model_prefix)
+    found = weight_shapes(teacher)[1]
+    head = [k for k in model.state_dict() if not k.startswith(f"{prefix}.") and k not in found]
+    check_no_missing_weights(teacher, head, prefix)
+    return [str(config.id2label[i]) for i in range(int(config.num_labels))]
+
+
+def check_teacher(teacher: Path, task: str) -> None:
+    """Refuse a ``teacher`` that cannot teach ``task`` before any data are read, a version
+    is chosen or the student is built: what ``export --from`` refuses in a checkpoint (no
+    config.json, weights or tokenizer; a config.json that does not fit its weights;
+    unreadable weight files; missing head weights) and labels other than the task's.
+    Raises :class:`CheckpointError` (:class:`TeacherError` for the labels), naming the teacher."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        check_checkpoint_folder(teacher)
+        check_weight_shapes(teacher)
+        names = _teacher_labels(teacher)
+    except CheckpointError as exc:
+        raise CheckpointError(_teacher_message(teacher, str(exc))) from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # FileNotFoundError too
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise CheckpointError(f"teacher {teacher}: cannot load the checkpoint: {reason}") from exc
+    try:
+        label_permutation(dict(enumerate(names)), task)
+    except CheckpointError as exc:
+        raise TeacherError(f"teacher {teacher} predicts {names}, not the {task} labels {list(LABELS[task])}") from exc
 
 
 def teacher_logits(teacher: Path, task: str, texts: Sequence[str], max_length: int) -> np.ndarray[Any, Any]:

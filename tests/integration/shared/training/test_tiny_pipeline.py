@@ -413,7 +413,7 @@ def test_distil_a_student_from_a_teacher_checkpoint(tmp_path: Path) -> None:
     )
     (intent_teacher / "tokenizer.json").write_bytes((base / "tokenizer.json").read_bytes())
     res = CliRunner().invoke(app, [*common, *small, "--teacher", str(intent_teacher)])
-    assert res.exit_code == 1 and "not the sentiment labels" in said(res.output)
+    assert res.exit_code == 2 and "not the sentiment labels" in said(res.output)
 
 
 def test_no_validation_when_allowed_and_the_reproduce_command_runs_as_written(
