@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.alerter import store
 from services.alerter.evaluate import in_scope
 from services.alerter.netguard import AddressPolicy
-from services.alerter.rules import RuleSpec, rule_context
+from services.alerter.rules import RuleSpec, collapse_channels, rule_context
 from shared.db.models import INT4_MAX, Alert, AlertRule, AlertState
 
 TRANSITIONS = {"ack": ({"open"}, "acknowledged"), "resolve": ({"open", "acknowledged"}, "resolved")}
@@ -39,6 +39,9 @@ class RuleUpdate:
     rule: AlertRule
     resolved: list[str]
     """The ids of the open alerts the rule no longer evaluates, resolved by this update."""
+    warnings: list[str] = field(default_factory=list)
+    """What the update changed that it was not asked to: a channel the stored rule listed
+    twice (saved before that was refused), now listed once. URLs masked."""
 
 
 async def list_alerts(
@@ -168,11 +171,18 @@ async def update_rule(
     when it is enabled again): their next evaluation is a first sight, which starts with the data
     stored after the change, as for a new rule. So it does not page about spikes from
     while it was disabled, or before it covered the entity. Narrowing the scope, renaming
-    the rule or changing its thresholds, severity or channels keep both."""
+    the rule or changing its thresholds, severity or channels keep both.
+
+    A rule stored listing a channel twice (before that was refused) can be changed: unless
+    ``changes`` sets ``channels`` (then a repeat is refused, as on create), its channels are
+    saved with each listed once, and :attr:`RuleUpdate.warnings` says so."""
     rule = await lock_rule(session, ref)
     before = AlertRule(stream=rule.stream, scope=rule.scope, enabled=rule.enabled)
     current = rule_to_dict(rule)
     current.pop("id")
+    warnings: list[str] = []
+    if "channels" not in changes and isinstance(current.get("channels"), list):
+        current["channels"], warnings = collapse_channels(current["channels"])
     context = rule_context(policy or AddressPolicy(), kept=current.get("channels") or ())
     spec = RuleSpec.model_validate({**current, **changes}, context=context)
     values = spec.model_dump(mode="json")
@@ -188,7 +198,7 @@ async def update_rule(
     await session.refresh(rule)
     if rule.enabled:
         await _restart_keys(session, rule, None if restarted else before, groups)
-    return RuleUpdate(rule, await _resolve_unevaluated(session, rule))
+    return RuleUpdate(rule, await _resolve_unevaluated(session, rule), warnings)
 
 
 def _covers(scope: dict[str, Any] | None) -> tuple[frozenset[str], str | None, bool]:

@@ -116,6 +116,38 @@ def _sendable(channel: Channel, info: ValidationInfo) -> Channel:
 SendableChannel = Annotated[Channel, AfterValidator(_sendable)]
 
 
+def channel_key(channel: Channel) -> tuple[str, str]:
+    """What makes two channels the same one: the URL as validated (host lowercased, a
+    bare host given its ``/``) and the format. A rule lists each channel once."""
+    return str(channel.url), channel.format
+
+
+def collapse_channels(channels: Iterable[Any]) -> tuple[list[Any], list[str]]:
+    """A stored rule's channels with each repeat of a channel (:func:`channel_key`, as
+    :class:`RuleSpec` refuses them) dropped, the first kept in its place, and one warning
+    per repeat dropped (its URL masked: it is a credential). For a rule stored before
+    repeats were refused: an update that does not set ``channels`` saves them once. A
+    channel that does not validate is kept as stored, for the rule's validation to report."""
+    kept: list[Any] = []
+    warnings: list[str] = []
+    seen: dict[tuple[str, str], int] = {}
+    for i, stored in enumerate(channels):
+        try:
+            key = channel_key(Channel.model_validate(stored))
+        except (ValueError, TypeError):  # pydantic's ValidationError is a ValueError
+            kept.append(stored)
+            continue
+        first = seen.setdefault(key, i)
+        if first == i:
+            kept.append(stored)
+        else:
+            warnings.append(
+                f"channel {i} repeated channel {first} ({mask_url(key[0])}, format {key[1]}): the rule was stored "
+                "listing it twice (before that was refused); it now lists it once"
+            )
+    return kept, warnings
+
+
 class RuleSpec(BaseModel):
     """A spike rule. Fires when, over ``window``, volume >= ``min_volume``, the
     negative share >= ``abs_threshold`` and its z-score against the baseline >=
@@ -145,7 +177,7 @@ class RuleSpec(BaseModel):
         host given its ``/``), so two spellings of one URL count as the same."""
         seen: dict[tuple[str, str], int] = {}
         for i, channel in enumerate(channels):
-            first = seen.setdefault((str(channel.url), channel.format), i)
+            first = seen.setdefault(channel_key(channel), i)
             if first != i:
                 raise ValueError(
                     f"channel {i} repeats channel {first} ({mask_url(str(channel.url))}, format "

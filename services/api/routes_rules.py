@@ -78,7 +78,9 @@ class RuleSaved(RuleOut):
         default_factory=list,
         description="What the rule names that the watchlist lacks (a scope entity, or a group no entity has), "
         "with the watchlist's spelling when only the case differs: matching is exact, so the rule cannot fire "
-        "until the watchlist has it. The rule is saved all the same (it may come before its entities).",
+        "until the watchlist has it. The rule is saved all the same (it may come before its entities). On a "
+        "patch that does not set `channels`, also each channel the rule was stored listing twice (before that "
+        "was refused), now listed once (its URL masked).",
     )
 
 
@@ -91,9 +93,10 @@ def to_out(row: AlertRule, *, reveal: bool) -> RuleOut:
     return RuleOut.model_validate({**data, "channels": channels, "id": row.id, "created_at": row.created_at})
 
 
-async def saved(session: AsyncSession, row: AlertRule) -> RuleSaved:
-    """The rule as saved (URLs whole: only an admin saves), with its scope's warnings."""
-    warnings = scope_warnings(row.scope or {}, await store.entity_groups(session))
+async def saved(session: AsyncSession, row: AlertRule, before: Sequence[str] = ()) -> RuleSaved:
+    """The rule as saved (URLs whole: only an admin saves), with its scope's warnings after
+    ``before`` (the update's own: a repeated channel it dropped)."""
+    warnings = [*before, *scope_warnings(row.scope or {}, await store.entity_groups(session))]
     return RuleSaved.model_validate({**to_out(row, reveal=True).model_dump(), "warnings": warnings})
 
 
@@ -198,13 +201,15 @@ async def patch_rule(
     """Change some fields; the merged rule is validated as a whole (webhook URLs as on
     create; ``warnings`` as on create, for the rule's scope as it now is). The rule is read
     locked in the writing transaction, so concurrent patches of different fields both
-    apply. Disabling the rule, or changing its stream or scope so
+    apply. A rule stored listing a channel twice (before that was refused) is saved with
+    it listed once, with a line in ``warnings``, unless the patch sets ``channels`` (a
+    repeat in those is refused, 422). Disabling the rule, or changing its stream or scope so
     that an open alert's entity is no longer covered, resolves that alert (announced on the
     ``alerts`` topic like any resolution): nothing would evaluate it any more."""
     try:
         async with deps.sessions.begin() as session:
             changed = await repo.update_rule(session, rule_id, patch, policy)
-            out = await saved(session, changed.rule)
+            out = await saved(session, changed.rule, changed.warnings)
     except repo.NotFound as exc:
         raise ApiError(404, f"no rule {rule_id}") from exc
     except ValidationError as exc:

@@ -231,7 +231,8 @@ async def _scope_warnings(session: AsyncSession, rule: AlertRule) -> list[str]:
 
 
 def _warn(warnings: list[str]) -> None:
-    """The rule is saved; each warning on stderr (exit 0: a rule may come before its entities)."""
+    """The rule is saved; each warning on stderr (exit 0: a rule may come before its
+    entities; a repeated channel an update dropped is said, its URL masked)."""
     for line in warnings:
         typer.echo(f"warning: {line}", err=True)
 
@@ -253,7 +254,7 @@ def rules_update(
 
     async def update(s: AsyncSession) -> tuple[repo.RuleUpdate, list[str]]:
         updated = await repo.update_rule(s, rule, changes, policy)
-        return updated, await _scope_warnings(s, updated.rule)
+        return updated, [*updated.warnings, *await _scope_warnings(s, updated.rule)]
 
     updated, warnings = _tx(update)
     typer.echo(f"rule {updated.rule.id} {updated.rule.name} updated{_resolved(updated)}")
@@ -271,6 +272,7 @@ def rules_disable(rule: str) -> None:
     policy = AlerterSettings().webhook_policy()
     updated = _tx(lambda s: repo.update_rule(s, rule, {"enabled": False}, policy))
     typer.echo(f"rule {updated.rule.id} {updated.rule.name} disabled{_resolved(updated)}")
+    _warn(updated.warnings)
 
 
 @rules_app.command("delete")

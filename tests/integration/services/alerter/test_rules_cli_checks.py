@@ -5,10 +5,11 @@ warning on stderr, the watchlist's spelling suggested when only the case differs
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner, Result
 
@@ -78,3 +79,52 @@ async def test_a_scope_off_the_watchlist_is_saved_with_a_warning(
 
     right = await cli("rules", "add", f"right-{unique}", "--entity", key, "--entity", "_all")
     assert right.exit_code == 0 and right.stderr == ""
+
+
+async def test_a_rule_stored_with_a_channel_twice_lists_and_updates(
+    cli: Callable[..., Awaitable[Result]], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """A rule stored listing a channel twice (by SQL, as before that was refused) lists; an
+    update not setting channels succeeds (exit 0), saves it once and warns on stderr with the
+    URL masked; one setting channels with a repeat is still refused (exit 2)."""
+    name, off = f"legacy-dup-{unique}", f"legacy-off-{unique}"
+    twice = json.dumps([{"type": "webhook", "url": HOOK, "format": "json"}] * 2)
+    async with sessions.begin() as s:
+        for rule_name in (name, off):
+            added = await s.execute(
+                text(
+                    "INSERT INTO alert_rules (name, stream, scope, window_s, min_volume, abs_threshold, z_threshold, "
+                    "baseline, severity, cooldown_s, resolve_after_s, channels, enabled) VALUES (:name, 'news', "
+                    """'{"entities": ["_all"]}', 300, 3, 0.6, 1.5, 'ewma', 'warning', 600, 300, """
+                    "CAST(:channels AS jsonb), true) RETURNING id"
+                ),
+                {"name": rule_name, "channels": twice},
+            )
+            assert added.scalar_one()
+
+    listed = await cli("rules", "list")
+    assert listed.exit_code == 0, listed.output
+    assert name in listed.stdout and off in listed.stdout
+    as_json = await cli("rules", "list", "--json")
+    assert as_json.exit_code == 0, as_json.output
+    assert [len(r["channels"]) for r in json.loads(as_json.stdout) if r["name"] == name] == [2]
+
+    updated = await cli("rules", "update", name, "--set", "min_volume=9")
+    assert updated.exit_code == 0, updated.output  # was 2: "channel 1 repeats channel 0", not set here
+    assert "updated" in updated.stdout
+    assert "warning: channel 1 repeated channel 0 (https://hooks.example.com/" in updated.stderr
+    assert "now lists it once" in updated.stderr and "secretpart" not in updated.output
+    disabled = await cli("rules", "disable", off)
+    assert disabled.exit_code == 0, disabled.output
+    assert "warning: channel 1 repeated channel 0" in disabled.stderr and "secretpart" not in disabled.output
+    async with sessions() as s:
+        rows = (await s.execute(select(AlertRule).where(AlertRule.name.in_((name, off))))).scalars().all()
+    assert {r.name: (r.min_volume, r.enabled, len(r.channels)) for r in rows} == {
+        name: (9, True, 1),
+        off: (3, False, 1),
+    }
+
+    again = await cli("rules", "update", name, "--set", f'channels=[{{"url": "{HOOK}"}}, {{"url": "{HOOK}"}}]')
+    assert again.exit_code == 2 and "channel 1 repeats channel 0" in again.stderr
+    quiet = await cli("rules", "update", name, "--set", "min_volume=10")
+    assert quiet.exit_code == 0 and quiet.stderr == ""
