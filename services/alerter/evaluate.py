@@ -45,7 +45,14 @@ created over stored history does not page about spikes that were over before it 
 about spikes from before. A key evaluated before catches up from where it stopped, as
 after an alerter outage (up to ``TW_ALERTER_MAX_STEPS`` minutes); re-enabling the rule,
 or a scope change that covers the key anew, makes its next evaluation a first sight
-again (:func:`services.alerter.repo.update_rule`).
+again (:func:`services.alerter.repo.update_rule`). So does the watchlist for rules over
+a group or every entity: an entity added to it (or made active again) is covered from
+then (``entities.watched_since``), one moved into a group by the group's rules from then
+(``entities.group_since``; a move keeps it under every-entity rules). The evaluation
+starts with the data stored after the later of that and ``covered_since``, and a key last
+evaluated before it (the entity left and came back) starts there too, not from its old
+cursor. The watchlist's writes leave the detector states alone: the evaluation compares
+when the key's state was last saved with the entity's times.
 
 Scope: ``all_entities`` and ``group`` cover the entities of the watchlist (``_all``,
 the whole stream, is no entity); a rule naming its ``entities`` covers those keys,
@@ -55,7 +62,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -236,11 +243,17 @@ class Evaluator:
     ) -> list[Change]:
         changes: list[Change] = []
         async with self.sessions.begin() as s:
-            state = await store.lock_state(s, rule.id, entity, version)
-            current = await self._current(s, rule, stream, entity) if state is not None else None
-            if state is None or current is None:
+            locked = await store.lock_state_saved(s, rule.id, entity, version)
+            current = await self._current(s, rule, stream, entity) if locked is not None else None
+            if locked is None or current is None:
                 return []
-            rule, cfg = current, detector_config(current, self.settings)
+            (state, saved), (rule, joined) = locked, current
+            cfg = detector_config(rule, self.settings)
+            if state.last_eval is not None and joined is not None and saved < joined:
+                # the entity joined the rule's coverage (added to the watchlist again, made
+                # active again, moved into the group) after the key was last evaluated: its
+                # cursor dates from before it left, so this is a first sight again
+                state = replace(state, last_eval=None)
             if state.open_alert is not None and clock is not None and behind(latest, clock, cfg):
                 updated = await store.last_update(s, stream, entity, version)
                 if updated is None or (datetime.now(UTC) - updated).total_seconds() >= self.settings.quiet_after_s:
@@ -252,7 +265,8 @@ class Evaluator:
             if state.last_eval is None:
                 # first sight: the minutes stored since the rule covers the key, walked like
                 # live news; older history only as baseline (no paging about spikes long over)
-                start = await _first_sight(s, rule, stream, entity, version, low, latest)
+                since = rule.covered_since if joined is None else max(rule.covered_since, joined)
+                start = await _first_sight(s, since, stream, entity, version, low, latest)
                 counts = await store.load_windows(s, stream, entity, version, start, latest, cfg)
             else:
                 start = state.last_eval
@@ -280,20 +294,32 @@ class Evaluator:
                 await self._redis_mark(rule, entity, change.alert_id)
         return changes
 
-    async def _current(self, s: AsyncSession, rule: AlertRule, stream: str, entity: str) -> AlertRule | None:
+    async def _current(
+        self, s: AsyncSession, rule: AlertRule, stream: str, entity: str
+    ) -> tuple[AlertRule, datetime | None] | None:
         """The rule as committed now, if it is enabled and still covers the entity; locked
-        (with the entity's group) until the evaluation commits. The pass read its rules
-        and groups before: a rule disabled, deleted or re-scoped since, or an entity moved
-        out of its group, would otherwise be evaluated once more from that copy, firing an
-        alert nothing resolves. Taken after the state, in the order :func:`repo.lock_rule`
-        takes them, so a change in flight either waits for this evaluation (and then
-        resolves what it fired) or commits before it (and is seen here)."""
+        (with the entity's watchlist entry) until the evaluation commits. The pass read its
+        rules and groups before: a rule disabled, deleted or re-scoped since, or an entity
+        moved out of its group, would otherwise be evaluated once more from that copy,
+        firing an alert nothing resolves. Taken after the state, in the order
+        :func:`repo.lock_rule` takes them, so a change in flight either waits for this
+        evaluation (and then resolves what it fired) or commits before it (and is seen here).
+
+        With the rule: since when the watchlist puts the entity in the rule's scope, for a
+        rule over a group (the later of the entity's ``watched_since`` and ``group_since``)
+        or every entity (``watched_since``: a group move keeps it covered); ``None`` for a
+        rule naming its entities, which covers them watched or not."""
         current = await store.share_rule(s, rule.id)
         if current is None or not current.enabled:
             return None
         scope = current.scope or {}
-        groups = await store.share_watched(s, entity) if scope.get("group") or scope.get("all_entities") else {}
-        return current if in_scope(current, stream, entity, groups) else None
+        if not (scope.get("group") or scope.get("all_entities")) or scope.get("entities"):
+            return (current, None) if in_scope(current, stream, entity, {}) else None
+        watched = await store.share_watched(s, entity)
+        if watched is None or not in_scope(current, stream, entity, {entity: watched.group}):
+            return None
+        joined = max(watched.watched_since, watched.group_since) if scope.get("group") else watched.watched_since
+        return current, joined
 
     def _warn_skipped(self, rule: AlertRule, entity: str, version: str, gap: tuple[datetime, datetime]) -> None:
         """One update reached further than TW_ALERTER_MAX_STEPS minutes (a bulk history
@@ -358,14 +384,16 @@ class Evaluator:
 
 
 async def _first_sight(
-    s: AsyncSession, rule: AlertRule, stream: str, entity: str, version: str, low: datetime, latest: datetime
+    s: AsyncSession, since: datetime, stream: str, entity: str, version: str, low: datetime, latest: datetime
 ) -> datetime:
-    """Where the key's first evaluation under ``rule`` starts: the first minute from ``low``
-    to ``latest`` whose data was stored after the rule began to cover what it covers
-    (``covered_since``: created, enabled again, or widened; both on the database's clock)
-    and that comes after every minute whose data is all older; ``latest`` when there is
-    none. So a late event added to an old minute does not reopen the history before it."""
-    new = TrendMinute.updated_at >= rule.covered_since
+    """Where the key's first evaluation under a rule starts: the first minute from ``low``
+    to ``latest`` whose data was stored after ``since``, when the rule began to cover the key
+    (its ``covered_since``: created, enabled again, or widened; or, later, when the
+    watchlist brought the entity into a group or all-entities scope; all on the database's
+    clock) and that comes after every minute whose data is all older; ``latest`` when
+    there is none. So a late event added to an old minute does not reopen the history
+    before it."""
+    new = TrendMinute.updated_at >= since
     q = select(func.min(TrendMinute.bucket).filter(new), func.max(TrendMinute.bucket).filter(~new)).where(
         TrendMinute.stream == stream,
         TrendMinute.entity == entity,

@@ -3,7 +3,7 @@ entity), alerts with the (rule, entity, episode) unique backstop."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -131,16 +131,25 @@ async def lock_state(session: AsyncSession, rule_id: int, entity: str, version: 
     """The detector state, locked FOR UPDATE until the transaction ends; ``None`` when the
     rule no longer exists (deleted since the caller read it: a state for it would break
     the foreign key)."""
+    locked = await lock_state_saved(session, rule_id, entity, version)
+    return None if locked is None else locked[0]
+
+
+async def lock_state_saved(
+    session: AsyncSession, rule_id: int, entity: str, version: str
+) -> tuple[State, datetime] | None:
+    """:func:`lock_state`, with when the state was last saved (its ``updated_at``, the
+    database's clock; a new state: now)."""
     fresh = select(AlertRule.id, literal(entity), literal(version), literal({}, JSONB)).where(AlertRule.id == rule_id)
     columns = ["rule_id", "entity", "model_version", "state"]
     await session.execute(insert(AlertState).from_select(columns, fresh).on_conflict_do_nothing())
     q = (
-        select(AlertState.state)
+        select(AlertState.state, AlertState.updated_at)
         .where(AlertState.rule_id == rule_id, AlertState.entity == entity, AlertState.model_version == version)
         .with_for_update()
     )
-    state = (await session.execute(q)).scalar_one_or_none()
-    return None if state is None else _from_json(state)
+    row = (await session.execute(q)).one_or_none()
+    return None if row is None else (_from_json(row[0]), row[1])
 
 
 async def share_rule(session: AsyncSession, rule_id: int) -> AlertRule | None:
@@ -151,20 +160,36 @@ async def share_rule(session: AsyncSession, rule_id: int) -> AlertRule | None:
     return rule
 
 
-async def share_watched(session: AsyncSession, entity: str) -> dict[str, str | None]:
-    """The entity's watchlist entry as committed now, ``{entity: group}`` (empty when it is
-    not watched), its row locked FOR SHARE until the transaction ends: no membership
-    change (a group move, a removal) commits before the evaluation does."""
-    q = select(Entity.key, Entity.group).where(Entity.key == entity).with_for_update(read=True)
+@dataclass(frozen=True)
+class Watched:
+    """An entity's watchlist entry: its group, and since when it is watched and in that
+    group (the database's clock; see :mod:`shared.db.watchlist`)."""
+
+    group: str | None
+    watched_since: datetime
+    group_since: datetime
+
+
+async def share_watched(session: AsyncSession, entity: str) -> Watched | None:
+    """The entity's watchlist entry as committed now (``None``: not watched), its row
+    locked FOR SHARE until the transaction ends: no membership change (an addition, a
+    group move, a removal) commits before the evaluation does."""
+    q = (
+        select(Entity.group, Entity.watched_since, Entity.group_since)
+        .where(Entity.key == entity)
+        .with_for_update(read=True)
+    )
     row = (await session.execute(q)).one_or_none()
-    return {} if row is None else {row[0]: row[1]}
+    return None if row is None else Watched(row[0], row[1], row[2])
 
 
 async def save_state(session: AsyncSession, rule_id: int, entity: str, version: str, state: State) -> None:
     await session.execute(
         update(AlertState)
         .where(AlertState.rule_id == rule_id, AlertState.entity == entity, AlertState.model_version == version)
-        .values(state=_to_json(state), updated_at=func.now())
+        # the time of this write, not of the transaction's start: an evaluation that saw a
+        # membership change committed (see share_watched) saves after that change's time
+        .values(state=_to_json(state), updated_at=func.clock_timestamp())
     )
 
 

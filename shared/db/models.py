@@ -56,6 +56,11 @@ class Entity(Base):
     group: Mapped[str | None] = mapped_column("grp", String(64), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # since when the entity is on the watchlist (added, or made active again) and in its
+    # current group (added, or moved): where rules over a group or every entity begin to
+    # cover it (see shared.db.watchlist.upsert and services.alerter.evaluate)
+    watched_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    group_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class CountedEvent(Base):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import ColumnElement, Table, case, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -30,7 +30,24 @@ async def load_active(sessions: async_sessionmaker[AsyncSession]) -> list[Watche
         return [to_watched(r) for r in rows]
 
 
+def _since(table: Table, excluded: Any) -> dict[str, ColumnElement[Any]]:
+    """On an update, the entity's coverage times: ``watched_since`` moves on when it is made
+    active again, ``group_since`` when its group changes; otherwise they are kept. On the
+    database's clock at the row's write (``clock_timestamp()`` in the update, so after any
+    evaluation holding the row has committed: what that evaluation saved predates them)."""
+    c = table.c
+    return {
+        "watched_since": case((c.active.is_(True), c.watched_since), else_=func.clock_timestamp()),
+        "group_since": case((c.grp.is_not_distinct_from(excluded.grp), c.group_since), else_=func.clock_timestamp()),
+    }
+
+
 async def upsert(sessions: async_sessionmaker[AsyncSession], entities: Iterable[WatchedEntity]) -> int:
+    """Add or replace entities, active. A new entity's ``watched_since`` and ``group_since``
+    are the time of its insert; an existing one keeps them unless it was inactive
+    (``watched_since`` moves on) or changes group (``group_since`` moves on), so rules over
+    a group or every entity start to evaluate it with the data stored from then on
+    (:mod:`services.alerter.evaluate`). Removing an entity deletes it: added again, it is new."""
     n = 0
     async with sessions.begin() as session:
         for e in entities:
@@ -43,9 +60,13 @@ async def upsert(sessions: async_sessionmaker[AsyncSession], entities: Iterable[
                 "grp": e.group,
                 "active": True,
             }
-            stmt = insert(cast(Table, Entity.__table__)).values(**values)
+            table = cast(Table, Entity.__table__)
+            stmt = insert(table).values(
+                **values, watched_since=func.clock_timestamp(), group_since=func.clock_timestamp()
+            )
+            since = _since(table, stmt.excluded)
             stmt = stmt.on_conflict_do_update(
-                index_elements=["key"], set_={k: stmt.excluded[k] for k in values if k != "key"}
+                index_elements=["key"], set_={**{k: stmt.excluded[k] for k in values if k != "key"}, **since}
             )
             await session.execute(stmt)
             n += 1

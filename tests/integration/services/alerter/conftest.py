@@ -1,4 +1,5 @@
-"""Fixtures for the alerter scenarios: a real local webhook receiver."""
+"""Fixtures for the alerter scenarios: a real local webhook receiver, the alerter's
+environment and settings, an evaluator; helpers.py holds the plain helpers."""
 
 from __future__ import annotations
 
@@ -8,8 +9,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from alert_scenario import LOCAL_RECEIVERS, Hook
+from integration.services.alerter.helpers import posts_served
+from redis.asyncio import Redis
 from sqlalchemy import update
 
+from services.alerter.config import AlerterSettings
+from services.alerter.evaluate import Evaluator
 from shared.db.models import AlertRule
 
 
@@ -22,16 +27,9 @@ async def hook() -> AsyncIterator[Hook]:
         h.seen.append((name, await request.read(), dict(request.headers)))
         return web.Response(status=h.statuses.get(name, 200))
 
-    app = web.Application()
-    app.router.add_post("/{name}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    h.base = f"http://127.0.0.1:{port}"
-    yield h
-    await runner.cleanup()
+    async with posts_served(handle) as base:
+        h.base = base
+        yield h
 
 
 @pytest.fixture
@@ -70,3 +68,12 @@ async def only_rule(sessions: Any) -> AsyncIterator[Callable[[int], Awaitable[No
     if disabled:
         async with sessions.begin() as s:
             await s.execute(update(AlertRule).where(AlertRule.id.in_(disabled)).values(enabled=True))
+
+
+@pytest.fixture
+async def evaluator(service_settings: Callable[..., Any], sessions: Any) -> AsyncIterator[Evaluator]:
+    """The alerter's evaluator on the test stack (real database and Redis), run by the test itself."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    redis = Redis.from_url(settings.redis.url.get_secret_value())
+    yield Evaluator(settings, sessions, redis)
+    await redis.aclose()

@@ -14,6 +14,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from alert_scenario import T0, Hook, add_rule, produce, timeline
+from integration.services.alerter.helpers import showing_logs
 from services_proc import log_tail, running, start_service, stop
 from sqlalchemy import func, select, update
 from tw_testing import wait_until
@@ -96,10 +97,8 @@ async def test_spike_fires_once_explained_signed_resolved_and_matches_backtest(
     )
     with procs(settings, tmp_path, unique, alerter_env(unique)):
         await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 110, [(60, 65)]))
-        try:
+        with showing_logs(tmp_path, "alerter"):
             alerts = await wait_until(lambda: _resolved(sessions, rule_id), timeout=90)
-        except AssertionError:
-            raise AssertionError(log_tail(tmp_path, "alerter")) from None
         await wait_until(lambda: len(hook.seen) >= 2, timeout=30)
         events = await alert_events(settings, f"a-{unique}", rule_id, 2)
     assert len(alerts) == 1
@@ -410,10 +409,8 @@ async def test_a_stored_webhook_to_an_internal_address_is_refused_and_the_others
         )
     with procs(settings, tmp_path, unique, alerter_env(unique, TW_ALERTER_WEBHOOK_MAX_ATTEMPTS="3")):
         await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 80, [(60, 65)]))
-        try:
+        with showing_logs(tmp_path, "alerter"):
             await wait_until(lambda: _all_alerts(sessions, rule_id, lambda a: a.notified), timeout=90)
-        except AssertionError:
-            raise AssertionError(log_tail(tmp_path, "alerter")) from None
         log = log_tail(tmp_path, "alerter", 200_000)
     async with sessions() as s:
         rows = await s.execute(select(WebhookDelivery).where(WebhookDelivery.url.in_([metadata, other_loopback])))
@@ -452,10 +449,8 @@ async def test_webhook_fires_while_the_alerts_topic_refuses_writes(
         await admin.create_topics([NewTopic(settings.topics.alerts, 1, 1, topic_configs={"max.message.bytes": "200"})])
         with procs(settings, tmp_path, unique, alerter_env(unique)):
             await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 80, [(60, 65)]))
-            try:
+            with showing_logs(tmp_path, "alerter"):
                 await wait_until(lambda: len(hook.seen) >= 1, timeout=90)
-            except AssertionError:
-                raise AssertionError(log_tail(tmp_path, "alerter")) from None
             await asyncio.sleep(3)  # more passes, each failing to produce: still one webhook
             (alert,) = await alerts_for(sessions, rule_id)
             assert alert.notified and alert.announced_status is None
@@ -534,7 +529,7 @@ async def test_an_alert_resolves_when_its_entity_goes_quiet_or_its_model_version
     try:
         for entity in (quiet, replaced):
             await store_batch(sessions, timeline(entity, 70, [(60, 70)]))  # the spike runs to the end
-        try:
+        with showing_logs(tmp_path, "alerter"):
             fired = [await wait_until(lambda r=r: _open(sessions, r), timeout=60) for r in rule_ids]
             later = [
                 e.model_copy(
@@ -548,8 +543,6 @@ async def test_an_alert_resolves_when_its_entity_goes_quiet_or_its_model_version
             ]
             await store_batch(sessions, later)
             resolved = [await wait_until(lambda r=r: _resolved(sessions, r), timeout=30) for r in rule_ids]
-        except AssertionError:
-            raise AssertionError(log_tail(tmp_path, "alerter")) from None
     finally:
         stop(alerter)
     assert [len(a) for a in fired] == [1, 1] and [len(a) for a in resolved] == [1, 1]
@@ -587,12 +580,11 @@ async def test_a_spike_in_a_lagging_feed_fires_within_the_allowed_lateness(
             await store_batch(sessions, now)
             if m < 4:
                 continue
-            try:  # the alerter has caught up with this minute, less the allowed lateness (4 minutes)
+            # the alerter has caught up with this minute, less the allowed lateness (4 minutes)
+            with showing_logs(tmp_path, "alerter"):
                 await wait_until(
                     lambda m=minute: _evaluated_to(sessions, rule_id, m - timedelta(minutes=4)), timeout=15
                 )
-            except AssertionError:
-                raise AssertionError(log_tail(tmp_path, "alerter")) from None
         alerts = await alerts_for(sessions, rule_id)
     async with sessions() as s:
         rule = await s.get(AlertRule, rule_id)
@@ -638,10 +630,8 @@ async def test_webhook_retries_cut_short_by_a_kill_are_resumed_after_a_restart(
     hook.statuses["k"] = 200
     second = start_service("alerter", settings, tmp_path, "-2", **env)
     try:
-        try:
+        with showing_logs(tmp_path, "alerter-2"):
             await wait_until(lambda: _all_alerts(sessions, rule_id, lambda a: a.notified), timeout=90)
-        except AssertionError:
-            raise AssertionError(log_tail(tmp_path, "alerter-2")) from None
     finally:
         stop(second)
     assert len(hook.seen) == 2 and json.loads(hook.seen[1][1])["id"] == alert.id
@@ -678,10 +668,8 @@ async def test_two_alerters_on_one_spike_fire_one_alert_and_one_webhook(
     second = start_service("alerter", settings, tmp_path, "-2", **alerter_env(unique))
     try:
         await produce(settings.kafka, settings.topics.text_scored, timeline(entity, 110, [(60, 65)]))
-        try:
+        with showing_logs(tmp_path, "alerter-1", "alerter-2"):
             alerts = await wait_until(lambda: _resolved(sessions, rule_id), timeout=90)
-        except AssertionError:
-            raise AssertionError(log_tail(tmp_path, "alerter-1") + log_tail(tmp_path, "alerter-2")) from None
         await wait_until(lambda: len(hook.seen) >= 1, timeout=30)
         events = await alert_events(settings, f"t-{unique}", rule_id, 2)
         await asyncio.sleep(2)  # a second delivery would arrive by now

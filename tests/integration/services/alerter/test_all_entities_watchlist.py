@@ -5,34 +5,25 @@ removal fires nothing for it, and an entity never watched is not evaluated."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 from alert_scenario import add_rule, timeline
-from redis.asyncio import Redis
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.aggregator.persist import store_batch
 from services.alerter import repo
-from services.alerter.config import AlerterSettings
 from services.alerter.evaluate import Evaluator
 from services.alerter.rules import Scope
 from shared.db import watchlist
-from shared.db.models import Alert, AlertState
+from shared.db.models import Alert, AlertState, Entity
 from shared.entities import WatchedEntity
 
 pytestmark = pytest.mark.integration
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def evaluator(service_settings: Callable[..., Any], sessions: Sessions) -> AsyncIterator[Evaluator]:
-    settings: AlerterSettings = service_settings(AlerterSettings)
-    redis = Redis.from_url(settings.redis.url.get_secret_value())
-    yield Evaluator(settings, sessions, redis)
-    await redis.aclose()
 
 
 @pytest.fixture
@@ -114,3 +105,43 @@ async def test_an_entity_never_watched_is_not_evaluated_by_an_all_entities_rule(
     await store_batch(sessions, timeline(entity, 70, [(60, 70)]))
     assert await fired(evaluator, entity, all_entities_rule) == []
     assert await statuses(sessions, all_entities_rule) == {}
+
+
+async def test_the_watchlist_records_since_when_an_entity_is_watched_and_in_its_group(
+    sessions: Sessions, unique: str
+) -> None:
+    """What the evaluation reads to tell when the watchlist brought an entity into a rule's
+    scope (it leaves the detector states alone): ``watched_since`` moves on when the entity
+    is added (again, after a removal) or made active again, ``group_since`` when it is
+    added or its group changes; replacing the entry otherwise keeps both."""
+    entity = f"SINCE{unique}"
+
+    async def since() -> tuple[datetime, datetime]:
+        async with sessions() as s:
+            q = select(Entity.watched_since, Entity.group_since).where(Entity.key == entity)
+            watched, grouped = (await s.execute(q)).one()
+        return watched, grouped
+
+    async def put(group: str | None, name: str = "Since") -> tuple[datetime, datetime]:
+        await watchlist.upsert(sessions, [WatchedEntity(entity, name, group=group)])
+        return await since()
+
+    try:
+        watched, grouped = await put("a")
+        assert await put("a", name="Renamed") == (watched, grouped)
+        watched2, grouped2 = await put("b")
+        assert watched2 == watched and grouped2 > grouped
+        watched3, grouped3 = await put(None)
+        assert watched3 == watched and grouped3 > grouped2
+        assert await put(None) == (watched3, grouped3)
+
+        async with sessions.begin() as s:
+            await s.execute(update(Entity).where(Entity.key == entity).values(active=False))
+        watched4, grouped4 = await put(None)
+        assert watched4 > watched3 and grouped4 == grouped3  # made active again
+
+        assert await watchlist.remove(sessions, entity)
+        watched5, grouped5 = await put(None)
+        assert watched5 > watched4 and grouped5 > grouped4  # added again: new
+    finally:
+        await watchlist.remove(sessions, entity)

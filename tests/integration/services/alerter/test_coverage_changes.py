@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 from alert_scenario import add_rule, timeline
-from redis.asyncio import Redis
-from services_proc import log_tail, running
+from integration.services.alerter.helpers import showing_logs
+from services_proc import running
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tw_testing import topic_records, wait_until
@@ -33,14 +33,7 @@ from shared.entities import WatchedEntity
 
 pytestmark = pytest.mark.integration
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def evaluator(service_settings: Callable[..., Any], sessions: Sessions) -> AsyncIterator[Evaluator]:
-    settings: AlerterSettings = service_settings(AlerterSettings)
-    redis = Redis.from_url(settings.redis.url.get_secret_value())
-    yield Evaluator(settings, sessions, redis)
-    await redis.aclose()
+# evaluator (conftest.py): the alerter's evaluator, run by the test itself
 
 
 async def watch(sessions: Sessions, entity: str, group: str | None) -> None:
@@ -205,7 +198,7 @@ async def test_the_alerter_resolves_and_announces_alerts_whose_entity_left_the_g
         for entity in (moved, removed):
             await store_batch(sessions, timeline(entity, 70, [(60, 70)]))
         opened = dict.fromkeys((moved, removed), ("open", "open"))
-        try:
+        with showing_logs(tmp_path, "alerter"):
             await wait_until(lambda: _is(sessions, rule_id, opened), timeout=60)
             out = await asyncio.to_thread(runner.invoke, entities_cli, ["add", moved, "--name", "Moved"])
             assert out.exit_code == 0, out.output
@@ -213,8 +206,6 @@ async def test_the_alerter_resolves_and_announces_alerts_whose_entity_left_the_g
             assert out.exit_code == 0, out.output
             closed = dict.fromkeys((moved, removed), ("resolved", "resolved"))
             await wait_until(lambda: _is(sessions, rule_id, closed), timeout=30)
-        except AssertionError:
-            raise AssertionError(log_tail(tmp_path, "alerter")) from None
     heard = [json.loads(r.value) for r in await topic_records(settings, settings.topics.alerts)]
     mine = sorted((e["entity"], e["status"]) for e in heard if e["rule_id"] == rule_id)
     assert mine == sorted((e, s) for e in (moved, removed) for s in ("open", "resolved"))

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from alert_scenario import LOCAL_POLICY, Hook, add_rule
+from integration.services.alerter.helpers import AT, alert
 from sqlalchemy import delete, func, select, update
 from tw_testing import wait_until
 
@@ -26,23 +27,6 @@ from shared.db.models import Alert, AlertRule, WebhookDelivery
 from shared.events import AlertEvent
 
 pytestmark = pytest.mark.integration
-AT = datetime(2031, 3, 9, 14, 30, tzinfo=UTC)
-
-
-def alert() -> AlertEvent:
-    return AlertEvent(
-        id=f"al-{uuid.uuid4().hex[:12]}",
-        rule_id=7,
-        rule_name="watchlist-negative-spike",
-        entity="ACME",
-        stream="news",
-        severity="critical",
-        status="open",
-        window_start=AT,
-        window_end=AT,
-        fired_at=AT,
-        explanation={"share": 0.62},
-    )
 
 
 @pytest.fixture

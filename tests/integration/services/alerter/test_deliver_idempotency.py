@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
 from alert_scenario import LOCAL_POLICY
+from integration.services.alerter.helpers import alert, posts_served
 from sqlalchemy import select
 
 from services.alerter.deliver import Deliverer, verify
@@ -21,26 +20,9 @@ from shared.db.models import WebhookDelivery
 from shared.events import AlertEvent
 
 pytestmark = pytest.mark.integration
-AT = datetime(2031, 3, 9, 14, 30, tzinfo=UTC)
 SECRET = b"test-secret"
 IDEMPOTENCY_HEADER = "Idempotency-Key"  # the wire names, spelt out: receivers depend on them
 SIGNATURE_HEADER = "X-Tonewatch-Signature"
-
-
-def alert() -> AlertEvent:
-    return AlertEvent(
-        id=f"al-{uuid.uuid4().hex[:12]}",
-        rule_id=7,
-        rule_name="r",
-        entity="ACME",
-        stream="news",
-        severity="critical",
-        status="open",
-        window_start=AT,
-        window_end=AT,
-        fired_at=AT,
-        explanation={"share": 0.62},
-    )
 
 
 class Receiver:
@@ -71,16 +53,10 @@ class Receiver:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
     r = Receiver()
-    app = web.Application()
-    app.router.add_post("/{name}", r.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    r.base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    yield r
-    r.release.set()
-    await runner.cleanup()
+    async with posts_served(r.handle) as base:
+        r.base = base
+        yield r
+        r.release.set()  # before the server stops: a slow handler still waiting answers
 
 
 @pytest.fixture

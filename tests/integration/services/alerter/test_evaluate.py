@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 from alert_scenario import T0, add_rule, scored, timeline
+from integration.services.alerter.helpers import showing_logs
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from services_proc import log_tail, running
@@ -125,10 +126,8 @@ async def test_a_spike_stamped_ahead_of_the_wall_clock_fires_at_a_sweep_once_its
         await wait_until(lambda: "alerter running" in log_tail(tmp_path, "alerter"), timeout=60)
         await store_batch(sessions, calm(entity, spike - 32 * MINUTE, spike - 2 * MINUTE))
         await store_batch(sessions, burst(entity, spike, 8, 1))
-        try:
+        with showing_logs(tmp_path, "alerter"):
             (alert,) = await wait_until(lambda: alerts_for(sessions, rule_id), timeout=150)
-        except AssertionError:
-            raise AssertionError(log_tail(tmp_path, "alerter")) from None
     assert alert.fired_at >= spike, (alert.fired_at, spike)
     assert alert.window_start <= spike < alert.window_end
 

@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from alert_scenario import LOCAL_POLICY, T0, Hook, add_rule, timeline
-from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.aggregator.persist import store_batch
 from services.alerter import repo
-from services.alerter.config import AlerterSettings
 from services.alerter.deliver import Deliverer
 from services.alerter.detect import MINUTE
 from services.alerter.evaluate import Evaluator
@@ -33,14 +30,6 @@ from shared.events import ScoredEvent
 
 pytestmark = pytest.mark.integration
 Sessions = async_sessionmaker[AsyncSession]
-
-
-@pytest.fixture
-async def evaluator(service_settings: Callable[..., Any], sessions: Sessions) -> AsyncIterator[Evaluator]:
-    settings: AlerterSettings = service_settings(AlerterSettings)
-    redis = Redis.from_url(settings.redis.url.get_secret_value())
-    yield Evaluator(settings, sessions, redis)
-    await redis.aclose()
 
 
 def news(entity: str, start: datetime, minutes: int, spikes: list[tuple[int, int]]) -> list[ScoredEvent]:
@@ -345,3 +334,117 @@ async def test_a_key_still_covered_after_a_change_catches_up_from_where_it_stopp
         assert await mine(evaluator, entity, rule_id) == ["fire", "resolve"]
     finally:
         await disable(sessions, rule_id)
+
+
+async def watch(sessions: Sessions, entity: str, group: str | None) -> None:
+    """Add the entity to the watchlist, or replace its entry (as the API's PUT, the CLI's import)."""
+    await watchlist.upsert(sessions, [WatchedEntity(entity, entity.title(), group=group)])
+
+
+def watchlist_scope(how: str, group: str) -> Scope:
+    return Scope(all_entities=True) if how.startswith("all-entities") else Scope(group=group)
+
+
+@pytest.mark.parametrize("how", ["all-entities-added", "group-added", "group-moved-in"])
+async def test_an_entity_the_watchlist_brings_into_a_rule_starts_with_the_data_stored_after(
+    sessions: Sessions, evaluator: Evaluator, unique: str, how: str
+) -> None:
+    """The rule (over every entity, or a group) exists while six hours of an entity's news
+    with a spike five hours ago are stored; then the watchlist brings the entity in (added,
+    or moved into the group from another). Before, its first evaluation started from the
+    rule's ``covered_since`` (before all that history) and fired about the old spike; now
+    it starts with what is stored after the entity came in, like a new rule, and a later
+    spike fires."""
+    entity, group = f"JOIN{unique}", f"join{unique}"
+    if how == "group-moved-in":
+        await watch(sessions, entity, f"other{unique}")
+    rule_id = await add_rule(sessions, f"join-{unique}", f"ELSE{unique}", scope=watchlist_scope(how, group))
+    start = this_minute() - 370 * MINUTE
+    events = news(entity, start, 370, [(60, 66), (362, 370)])
+    await store_batch(sessions, from_minute(events, start, 0, 359))
+    try:
+        await watch(sessions, entity, group)
+        assert await mine(evaluator, entity, rule_id) == []
+        assert await alerts_of(sessions, rule_id) == []
+        assert await cursor(sessions, rule_id, entity) == (start + 359 * MINUTE).isoformat()
+
+        await store_batch(sessions, from_minute(events, start, 360))  # the live spike
+        assert await mine(evaluator, entity, rule_id) == ["fire"]
+        (alert,) = await alerts_of(sessions, rule_id)
+        assert start + 362 * MINUTE < alert.window_end <= start + 370 * MINUTE
+    finally:
+        await disable(sessions, rule_id)
+        await watchlist.remove(sessions, entity)
+
+
+@pytest.mark.parametrize("how", ["all-entities-removed", "group-removed", "group-moved-out"])
+async def test_an_entity_back_on_the_watchlist_does_not_catch_up_over_the_time_it_was_out(
+    sessions: Sessions, evaluator: Evaluator, unique: str, how: str
+) -> None:
+    """The rule evaluated the entity (it has a cursor); then the entity left the rule's
+    coverage (removed from the watchlist, or moved to another group) while two hours with
+    a spike were stored, then came back. Before, it resumed from its old cursor and fired
+    (and resolved) about the spike from while it was out; now it starts with what is
+    stored after it came back, and a later spike fires."""
+    entity, group = f"RET{unique}", f"ret{unique}"
+    await watch(sessions, entity, group)
+    rule_id = await add_rule(sessions, f"ret-{unique}", f"ELSE{unique}", scope=watchlist_scope(how, group))
+    start = this_minute() - 200 * MINUTE
+    events = news(entity, start, 200, [(120, 126), (192, 200)])
+    await store_batch(sessions, from_minute(events, start, 0, 59))
+    try:
+        assert await mine(evaluator, entity, rule_id) == []
+        assert await cursor(sessions, rule_id, entity) == (start + 59 * MINUTE).isoformat()
+        if how == "group-moved-out":
+            await watch(sessions, entity, f"other{unique}")
+        else:
+            assert await watchlist.remove(sessions, entity)
+        await store_batch(sessions, from_minute(events, start, 60, 189))  # while out
+        await watch(sessions, entity, group)
+        assert await mine(evaluator, entity, rule_id) == []
+        assert await alerts_of(sessions, rule_id) == []
+        assert await cursor(sessions, rule_id, entity) == (start + 189 * MINUTE).isoformat()
+
+        await store_batch(sessions, from_minute(events, start, 190))  # the live spike
+        assert await mine(evaluator, entity, rule_id) == ["fire"]
+        (alert,) = await alerts_of(sessions, rule_id)
+        assert start + 192 * MINUTE < alert.window_end <= start + 200 * MINUTE
+    finally:
+        await disable(sessions, rule_id)
+        await watchlist.remove(sessions, entity)
+
+
+@pytest.mark.parametrize("change", ["group-move-under-all-entities", "same-group-replaced", "named-and-re-added"])
+async def test_a_watchlist_change_that_keeps_the_entity_covered_leaves_its_cursor_alone(
+    sessions: Sessions, evaluator: Evaluator, unique: str, change: str
+) -> None:
+    """A watchlist change that does not take the entity out of the rule's coverage (a group
+    move under a rule over every entity, the entry replaced in the same group, the entity
+    removed and added again under a rule naming it, which covers it watched or not) keeps
+    its cursor: as after an outage, the next evaluation catches up over the two hours
+    stored meanwhile, spike included."""
+    entity, group = f"STAY{unique}", f"stay{unique}"
+    scope = {
+        "group-move-under-all-entities": Scope(all_entities=True),
+        "same-group-replaced": Scope(group=group),
+        "named-and-re-added": Scope(entities=[entity]),
+    }[change]
+    await watch(sessions, entity, group)
+    rule_id = await add_rule(sessions, f"stay-{unique}", entity, scope=scope)
+    start = this_minute() - 200 * MINUTE
+    events = news(entity, start, 190, [(120, 126)])
+    await store_batch(sessions, from_minute(events, start, 0, 59))
+    try:
+        assert await mine(evaluator, entity, rule_id) == []
+        await store_batch(sessions, from_minute(events, start, 60))  # before the change's evaluation
+        if change == "group-move-under-all-entities":
+            await watch(sessions, entity, f"other{unique}")
+        elif change == "same-group-replaced":
+            await watchlist.upsert(sessions, [WatchedEntity(entity, "Renamed", aliases=("rn",), group=group)])
+        else:
+            assert await watchlist.remove(sessions, entity)
+            await watch(sessions, entity, group)
+        assert await mine(evaluator, entity, rule_id) == ["fire", "resolve"]
+    finally:
+        await disable(sessions, rule_id)
+        await watchlist.remove(sessions, entity)

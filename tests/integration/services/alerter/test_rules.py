@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from alert_scenario import add_rule, timeline
+from integration.services.alerter.helpers import showing_logs
 from integration.services.api.helpers import insert_rule
 from redis.asyncio import Redis
-from services_proc import log_tail, running
+from services_proc import running
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tw_testing import wait_until
@@ -122,11 +123,9 @@ async def test_disabling_or_narrowing_a_rule_resolves_its_open_alert_and_the_top
     with running("alerter", settings, tmp_path, **alerter_env(unique)):
         for entity in (paused, moved):
             await store_batch(sessions, timeline(entity, 70, [(60, 70)]))
-        try:
+        with showing_logs(tmp_path, "alerter"):
             for rule_id in rules.values():
                 await wait_until(lambda r=rule_id: _are(sessions, r, "open"), timeout=60)
-        except AssertionError:
-            raise AssertionError(log_tail(tmp_path, "alerter")) from None
         refused = await cli("rules", "delete", f"{paused.lower()}-rule")
         assert refused.exit_code == 1 and "1 open alert(s): disable it first" in refused.output, refused.output
 
@@ -135,11 +134,9 @@ async def test_disabling_or_narrowing_a_rule_resolves_its_open_alert_and_the_top
         assert "1 open alert(s) it no longer evaluates resolved" in disabled.output
         narrowed = await cli("rules", "update", str(rules[moved]), "--set", f'scope={{"entities": ["X{unique}"]}}')
         assert narrowed.exit_code == 0 and "1 open alert(s)" in narrowed.output, narrowed.output
-        try:
+        with showing_logs(tmp_path, "alerter"):
             for rule_id in rules.values():
                 await wait_until(lambda r=rule_id: _are(sessions, r, "resolved"), timeout=15)
-        except AssertionError:
-            raise AssertionError(log_tail(tmp_path, "alerter")) from None
     deleted = await cli("rules", "delete", f"{paused.lower()}-rule")
     assert deleted.exit_code == 0, deleted.output
     assert await _rules(sessions, *rules.values()) == {rules[moved]: True}

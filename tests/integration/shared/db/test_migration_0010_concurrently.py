@@ -9,12 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
-from pydantic import SecretStr
 
 from shared.config import PostgresSettings
 from shared.db.migrate import upgrade
@@ -34,20 +31,11 @@ INSERT = (
 
 
 @pytest.fixture
-async def scratch(pg_settings: PostgresSettings) -> AsyncIterator[tuple[PostgresSettings, str]]:
-    """Settings for a new database at revision 0009, and its asyncpg URL."""
-    url = pg_settings.url.get_secret_value()
-    server, _, _ = url.rpartition("/")
-    name = f"tw_mig0010_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        settings = PostgresSettings(url=SecretStr(f"{server}/{name}"))
-        await asyncio.to_thread(upgrade, settings, "0009")
-        yield settings, f"{server}/{name}".replace("postgresql+asyncpg://", "postgresql://")
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+def scratch(scratch: tuple[PostgresSettings, str]) -> tuple[PostgresSettings, str]:
+    """The scratch database (conftest.py) at revision 0009, and its asyncpg URL."""
+    settings, _ = scratch
+    upgrade(settings, "0009")
+    return scratch
 
 
 async def _waiting_build(conn: asyncpg.Connection) -> int:

@@ -16,13 +16,10 @@ import os
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-from pydantic import SecretStr
 
 from shared.config import PostgresSettings
 from shared.db.migrate import MIGRATION_LOCK, MigrationLocked, database_revision, heads, upgrade
@@ -30,24 +27,7 @@ from shared.db.migrate import MIGRATION_LOCK, MigrationLocked, database_revision
 pytestmark = pytest.mark.integration
 
 WAITING_FOR_THE_LOCK = "another migration is running"
-
-
-@pytest.fixture
-async def scratch(pg_settings: PostgresSettings) -> AsyncIterator[tuple[PostgresSettings, str]]:
-    """Settings for a new, unmigrated database, and its asyncpg URL."""
-    url = pg_settings.url.get_secret_value()
-    server, _, _ = url.rpartition("/")
-    name = f"tw_migrate_lock_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        yield (
-            PostgresSettings(url=SecretStr(f"{server}/{name}")),
-            f"{server}/{name}".replace("postgresql+asyncpg://", "postgresql://"),
-        )
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+# Each test has its own new, unmigrated database: the `scratch` fixture (conftest.py).
 
 
 async def _blocked_on_version_table(conn: asyncpg.Connection) -> int:

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import asyncpg
 import pytest
-from pydantic import SecretStr
 
 from shared.config import PostgresSettings
 from shared.db.migrate import downgrade, upgrade
 
 pytestmark = pytest.mark.integration
-ADMIN = "postgresql://tonewatch:tonewatch@127.0.0.1:15432/tonewatch"
+# Each test migrates a new database of its own: the `scratch` fixture (conftest.py).
 
 
-async def _exec(sql: str, db: str = "tonewatch") -> list[asyncpg.Record]:
-    conn = await asyncpg.connect(ADMIN.rsplit("/", 1)[0] + "/" + db)
+async def _exec(sql: str, url: str) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(url)
     try:
         return await conn.fetch(sql)
     finally:
@@ -40,44 +38,39 @@ async def _drift(settings: PostgresSettings) -> list[object]:
         await engine.dispose()
 
 
-def _tables(db: str) -> set[str]:
-    rows = asyncio.run(_exec("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", db))
+def _tables(url: str) -> set[str]:
+    rows = asyncio.run(_exec("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", url))
     return {r["tablename"] for r in rows}
 
 
-def test_upgrade_downgrade_upgrade() -> None:
-    name = f"tw_mig_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_exec(f'CREATE DATABASE "{name}"'))
-    settings = PostgresSettings(url=SecretStr(f"postgresql+asyncpg://tonewatch:tonewatch@127.0.0.1:15432/{name}"))
-    try:
-        upgrade(settings)
-        tables = _tables(name)
-        assert {
-            "entities",
-            "trend_minute",
-            "trend_hour",
-            "scored_events",
-            "counted_events",
-            "alerts",
-            "alert_rules",
-            "routing_rules",
-            "api_keys",
-        } <= tables
-        rules = asyncio.run(_exec("SELECT count(*) AS n FROM routing_rules", name))
-        assert rules[0]["n"] == 21
-        assert asyncio.run(_drift(settings)) == []  # the migrations build exactly what the models declare
-        downgrade(settings, "base")
-        assert _tables(name) == {"alembic_version"}
-        upgrade(settings)
-        assert tables == _tables(name)
-    finally:
-        asyncio.run(_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+def test_upgrade_downgrade_upgrade(scratch: tuple[PostgresSettings, str]) -> None:
+    settings, url = scratch
+    upgrade(settings)
+    tables = _tables(url)
+    assert {
+        "entities",
+        "trend_minute",
+        "trend_hour",
+        "scored_events",
+        "counted_events",
+        "alerts",
+        "alert_rules",
+        "routing_rules",
+        "api_keys",
+    } <= tables
+    rules = asyncio.run(_exec("SELECT count(*) AS n FROM routing_rules", url))
+    assert rules[0]["n"] == 21
+    assert asyncio.run(_drift(settings)) == []  # the migrations build exactly what the models declare
+    downgrade(settings, "base")
+    assert _tables(url) == {"alembic_version"}
+    upgrade(settings)
+    assert tables == _tables(url)
 
 
-def test_0007_keys_the_ledger_and_scored_events_by_id_and_stream_keeping_rows() -> None:
-    name = f"tw_mig_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_exec(f'CREATE DATABASE "{name}"'))
-    settings = PostgresSettings(url=SecretStr(f"postgresql+asyncpg://tonewatch:tonewatch@127.0.0.1:15432/{name}"))
+def test_0007_keys_the_ledger_and_scored_events_by_id_and_stream_keeping_rows(
+    scratch: tuple[PostgresSettings, str],
+) -> None:
+    settings, url = scratch
 
     def scored_row(event_id: str, stream: str) -> str:
         return (
@@ -87,33 +80,30 @@ def test_0007_keys_the_ledger_and_scored_events_by_id_and_stream_keeping_rows() 
         )
 
     def ledger() -> set[tuple[str, ...]]:
-        rows = asyncio.run(_exec("SELECT * FROM counted_events", name))
+        rows = asyncio.run(_exec("SELECT * FROM counted_events", url))
         return {(r["id"], r["stream"]) if "stream" in r else (r["id"],) for r in rows}
 
-    try:
-        upgrade(settings, "0006")
-        asyncio.run(_exec("INSERT INTO counted_events (id) VALUES ('a'), ('b'), ('c')", name))
-        asyncio.run(_exec(scored_row("a", "news"), name))
-        asyncio.run(_exec(scored_row("b", "chat"), name))
-        upgrade(settings)
-        # a ledger id takes its scored event's stream; one whose scored event expired is kept for both
-        assert ledger() == {("a", "news"), ("b", "chat"), ("c", "news"), ("c", "chat")}
-        asyncio.run(_exec("INSERT INTO counted_events (id, stream) VALUES ('a', 'chat')", name))
-        asyncio.run(_exec(scored_row("a", "chat"), name))  # the same id in the other stream fits
-        downgrade(settings, "0006")
-        assert ledger() == {("a",), ("b",), ("c",)}
-        scored = asyncio.run(_exec("SELECT id, stream FROM scored_events ORDER BY id", name))
-        assert [(r["id"], r["stream"]) for r in scored] == [("a", "news"), ("b", "chat")]
-        upgrade(settings)
-        assert ledger() == {("a", "news"), ("b", "chat"), ("c", "news"), ("c", "chat")}
-    finally:
-        asyncio.run(_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    upgrade(settings, "0006")
+    asyncio.run(_exec("INSERT INTO counted_events (id) VALUES ('a'), ('b'), ('c')", url))
+    asyncio.run(_exec(scored_row("a", "news"), url))
+    asyncio.run(_exec(scored_row("b", "chat"), url))
+    upgrade(settings)
+    # a ledger id takes its scored event's stream; one whose scored event expired is kept for both
+    assert ledger() == {("a", "news"), ("b", "chat"), ("c", "news"), ("c", "chat")}
+    asyncio.run(_exec("INSERT INTO counted_events (id, stream) VALUES ('a', 'chat')", url))
+    asyncio.run(_exec(scored_row("a", "chat"), url))  # the same id in the other stream fits
+    downgrade(settings, "0006")
+    assert ledger() == {("a",), ("b",), ("c",)}
+    scored = asyncio.run(_exec("SELECT id, stream FROM scored_events ORDER BY id", url))
+    assert [(r["id"], r["stream"]) for r in scored] == [("a", "news"), ("b", "chat")]
+    upgrade(settings)
+    assert ledger() == {("a", "news"), ("b", "chat"), ("c", "news"), ("c", "chat")}
 
 
-def test_0008_marks_alert_changes_by_transaction_keeping_and_backfilling_alerts() -> None:
-    name = f"tw_mig_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_exec(f'CREATE DATABASE "{name}"'))
-    settings = PostgresSettings(url=SecretStr(f"postgresql+asyncpg://tonewatch:tonewatch@127.0.0.1:15432/{name}"))
+def test_0008_marks_alert_changes_by_transaction_keeping_and_backfilling_alerts(
+    scratch: tuple[PostgresSettings, str],
+) -> None:
+    settings, url = scratch
 
     def alert_row(alert_id: str, status: str) -> str:
         return (
@@ -125,7 +115,7 @@ def test_0008_marks_alert_changes_by_transaction_keeping_and_backfilling_alerts(
         )
 
     def alerts() -> dict[str, tuple[str, int | None]]:
-        rows = asyncio.run(_exec("SELECT * FROM alerts", name))
+        rows = asyncio.run(_exec("SELECT * FROM alerts", url))
         return {r["id"]: (r["status"], r.get("changed_xid")) for r in rows}
 
     def schema() -> tuple[bool, bool, bool, bool]:
@@ -137,51 +127,48 @@ def test_0008_marks_alert_changes_by_transaction_keeping_and_backfilling_alerts(
                 "EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'alerts_mark_change') AS t, "
                 "EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'alerts_mark_change') AS f, "
                 "EXISTS (SELECT 1 FROM pg_indexes WHERE indexname = 'ix_alerts_changed_xid') AS i",
-                name,
+                url,
             )
         )
         return row["c"], row["t"], row["f"], row["i"]
 
-    try:
-        upgrade(settings, "0007")
-        asyncio.run(
-            _exec(
-                "INSERT INTO alert_rules (name, stream, scope, window_s, min_volume, abs_threshold, z_threshold, "
-                "baseline, severity, cooldown_s, resolve_after_s, channels) "
-                "VALUES ('mig-0008', 'news', '{}', 300, 1, 0.5, 1, 'ewma', 'warning', 60, 60, '[]')",
-                name,
-            )
+    upgrade(settings, "0007")
+    asyncio.run(
+        _exec(
+            "INSERT INTO alert_rules (name, stream, scope, window_s, min_volume, abs_threshold, z_threshold, "
+            "baseline, severity, cooldown_s, resolve_after_s, channels) "
+            "VALUES ('mig-0008', 'news', '{}', 300, 1, 0.5, 1, 'ewma', 'warning', 60, 60, '[]')",
+            url,
         )
-        for alert_id, status in (("a", "open"), ("bb", "resolved")):
-            asyncio.run(_exec(alert_row(alert_id, status), name))
-        assert schema() == (False, False, False, False)
+    )
+    for alert_id, status in (("a", "open"), ("bb", "resolved")):
+        asyncio.run(_exec(alert_row(alert_id, status), url))
+    assert schema() == (False, False, False, False)
 
-        upgrade(settings)
-        assert schema() == (True, True, True, True)
-        backfilled = alerts()
-        assert {i: s for i, (s, _) in backfilled.items()} == {"a": "open", "bb": "resolved"}  # kept
-        marks = {x for _, x in backfilled.values()}
-        assert len(marks) == 1 and None not in marks  # the migration's transaction
-        (mark,) = marks
-        asyncio.run(_exec("UPDATE alerts SET notified = true WHERE id = 'a'", name))  # not a status change
-        assert alerts()["a"] == ("open", mark)
-        asyncio.run(_exec("UPDATE alerts SET status = 'acknowledged' WHERE id = 'a'", name))
-        asyncio.run(_exec(alert_row("ccc", "open"), name))
-        after = alerts()
-        assert after["a"][0] == "acknowledged" and after["a"][1] is not None and after["a"][1] > mark
-        assert after["ccc"][1] is not None and after["ccc"][1] > after["a"][1]
-        assert after["bb"] == ("resolved", mark)
+    upgrade(settings)
+    assert schema() == (True, True, True, True)
+    backfilled = alerts()
+    assert {i: s for i, (s, _) in backfilled.items()} == {"a": "open", "bb": "resolved"}  # kept
+    marks = {x for _, x in backfilled.values()}
+    assert len(marks) == 1 and None not in marks  # the migration's transaction
+    (mark,) = marks
+    asyncio.run(_exec("UPDATE alerts SET notified = true WHERE id = 'a'", url))  # not a status change
+    assert alerts()["a"] == ("open", mark)
+    asyncio.run(_exec("UPDATE alerts SET status = 'acknowledged' WHERE id = 'a'", url))
+    asyncio.run(_exec(alert_row("ccc", "open"), url))
+    after = alerts()
+    assert after["a"][0] == "acknowledged" and after["a"][1] is not None and after["a"][1] > mark
+    assert after["ccc"][1] is not None and after["ccc"][1] > after["a"][1]
+    assert after["bb"] == ("resolved", mark)
 
-        downgrade(settings, "0007")
-        assert schema() == (False, False, False, False)
-        assert alerts() == {"a": ("acknowledged", None), "bb": ("resolved", None), "ccc": ("open", None)}
-        asyncio.run(_exec("UPDATE alerts SET status = 'resolved' WHERE id = 'a'", name))  # no trigger left
-        upgrade(settings)
-        assert schema() == (True, True, True, True)
-        assert {i: s for i, (s, x) in alerts().items() if x is not None} == {
-            "a": "resolved",
-            "bb": "resolved",
-            "ccc": "open",
-        }
-    finally:
-        asyncio.run(_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    downgrade(settings, "0007")
+    assert schema() == (False, False, False, False)
+    assert alerts() == {"a": ("acknowledged", None), "bb": ("resolved", None), "ccc": ("open", None)}
+    asyncio.run(_exec("UPDATE alerts SET status = 'resolved' WHERE id = 'a'", url))  # no trigger left
+    upgrade(settings)
+    assert schema() == (True, True, True, True)
+    assert {i: s for i, (s, x) in alerts().items() if x is not None} == {
+        "a": "resolved",
+        "bb": "resolved",
+        "ccc": "open",
+    }
