@@ -114,7 +114,8 @@ def refuse_unmigrated(service: str, settings: PostgresSettings, *, deadline_s: f
     from shared.db.migrate import database_revision, heads, schema_refusal
 
     asyncio.run(wait_for([postgres_dependency(settings)], deadline_s=deadline_s))
-    refusal = schema_refusal(asyncio.run(database_revision(settings)), heads())
+    needed = heads()  # a migration running: wait for it, within the start-up deadline
+    refusal = schema_refusal(asyncio.run(database_revision(settings, wait_s=deadline_s, wanted=needed)), needed)
     if refusal:
         log.critical("%s cannot start: %s", service, refusal)
     return refusal is not None

@@ -58,7 +58,8 @@ class TooOldLog:
             f"{n} {stream} events (cutoff {cutoff.isoformat()})" for stream, (n, cutoff) in sorted(self.pending.items())
         )
         log.warning(
-            "dropped too old: %s counted but not added to the trend buckets, older than their stream's trend "
+            "dropped too old: %s counted but not added to their minute buckets (nor to an hour bucket wholly "
+            "past the cutoff), older than their stream's trend "
             "retention cutoff (TW_AGGREGATOR_TREND_RETENTION_DAYS)",
             events,
         )

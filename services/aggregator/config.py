@@ -64,7 +64,8 @@ class AggregatorSettings(ServiceSettings):
         description=(
             "Keep trend buckets (trend_minute, trend_hour) this long before each stream's newest bucket in either "
             "table (or now, if that is earlier); events older than that are counted but not added to the buckets "
-            "(logged as dropped too old, tonewatch_trend_events_too_old). 0 keeps them forever. Otherwise at least "
+            "(logged as dropped too old, tonewatch_trend_events_too_old; a longer retention later cannot add them "
+            "back: replays are deduplicated). 0 keeps them forever. Otherwise at least "
             f"{MIN_TREND_RETENTION_DAYS} days: the alerter's baselines read that far back (a 7-day rule window "
             f"and its {ALERTER_BASELINE_WINDOWS} baseline windows, up to a day of TW_ALERTER_MAX_STEPS and of "
             "TW_ALERTER_ALLOWED_LATENESS_S); raise it with TW_ALERTER_BASELINE_WINDOWS or TW_ALERTER_MAX_STEPS. "

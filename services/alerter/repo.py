@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import String, delete, func, literal, select, update
+from sqlalchemy import String, delete, func, literal, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -243,10 +243,10 @@ async def _restart_keys(
         if in_scope(rule, rule.stream, entity, groups)
         and (before is None or not in_scope(before, rule.stream, entity, groups))
     }
-    for entity, version in sorted(anew):
+    if anew:  # one statement: a re-enabled rule over every entity may have thousands of keys
         await session.execute(
             update(AlertState)
-            .where(AlertState.rule_id == rule.id, AlertState.entity == entity, AlertState.model_version == version)
+            .where(AlertState.rule_id == rule.id, tuple_(AlertState.entity, AlertState.model_version).in_(sorted(anew)))
             .values(state=AlertState.state.op("-")(literal("last_eval", String)), updated_at=func.now())
         )
 
@@ -265,7 +265,9 @@ async def _resolve_unevaluated(session: AsyncSession, rule: AlertRule) -> list[s
         await store.resolve_alert(session, alert.id, now)
         state = await store.lock_state(session, rule.id, alert.entity, alert.model_version)
         if state is not None and state.open_alert == alert.id:
-            cleared = replace(state, open_alert=None, below_since=None)
+            # forgets its last evaluated minute too: covered again later, the key starts
+            # afresh (a first sight), never walks on from before it left the rule's scope
+            cleared = replace(state, open_alert=None, below_since=None, last_eval=None)
             await store.save_state(session, rule.id, alert.entity, alert.model_version, cleared)
     return [a.id for a in gone]
 

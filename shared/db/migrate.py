@@ -145,22 +145,33 @@ async def _wait_for_migration(conn: asyncpg.Connection, wait_s: float) -> None:
         log.info("the migration is done")
 
 
-async def database_revision(settings: PostgresSettings, *, wait_s: float = LOCK_TIMEOUT_S) -> str | None:
+async def database_revision(
+    settings: PostgresSettings, *, wait_s: float = LOCK_TIMEOUT_S, wanted: Sequence[str] | None = None
+) -> str | None:
     """The database's Alembic revision; None when it was never migrated. While a migration
     runs (a service started beside ``tonewatch migrate``) it waits, up to ``wait_s``, for
-    the revision that migration leaves, rather than refuse the one it is replacing."""
+    the revision that migration leaves, rather than refuse the one it is replacing; not
+    when the database is already at a revision in ``wanted`` (this release's heads): a
+    service whose schema is there starts at once, whatever else holds the lock."""
     import asyncpg
 
     url = settings.url.get_secret_value().replace("postgresql+asyncpg://", "postgresql://")
     conn = await asyncpg.connect(url, timeout=5)
+
+    async def read() -> str | None:
+        try:
+            revision = await conn.fetchval("SELECT version_num FROM alembic_version")
+        except asyncpg.UndefinedTableError:
+            return None
+        return str(revision) if revision is not None else None
+
     try:
+        if wanted is not None and (revision := await read()) in wanted:
+            return revision
         await _wait_for_migration(conn, wait_s)
-        revision = await conn.fetchval("SELECT version_num FROM alembic_version")
-    except asyncpg.UndefinedTableError:
-        return None
+        return await read()
     finally:
         await conn.close()
-    return str(revision) if revision is not None else None
 
 
 def schema_refusal(revision: str | None, needed: Sequence[str]) -> str | None:

@@ -296,6 +296,7 @@ class WebhookDelivery(Base):
     """Delivery log of alert webhooks."""
 
     __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_alert_id", "alert_id"),)  # an alert's attempts (0013)
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     alert_id: Mapped[str] = mapped_column(String(64))

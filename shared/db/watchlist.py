@@ -50,7 +50,8 @@ async def upsert(sessions: async_sessionmaker[AsyncSession], entities: Iterable[
     (:mod:`services.alerter.evaluate`). Removing an entity deletes it: added again, it is new."""
     n = 0
     async with sessions.begin() as session:
-        for e in entities:
+        # in key order: two imports of the same entities in other orders never deadlock
+        for e in sorted(entities, key=lambda e: e.key):
             values = {
                 "key": e.key,
                 "name": e.name,

@@ -56,10 +56,10 @@ class CheckpointError(ExportError):
     """The folder given as a checkpoint is not a usable one (invalid input, not a failure)."""
 
 
-WEIGHT_FILES = (
+WEIGHT_FILES = (  # in the order transformers looks for them
     "model.safetensors",
-    "pytorch_model.bin",
     "model.safetensors.index.json",
+    "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
 TOKENIZER_FILES = (

@@ -5,13 +5,14 @@ removal fires nothing for it, and an entity never watched is not evaluated."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 from alert_scenario import add_rule, timeline
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.aggregator.persist import store_batch
@@ -145,3 +146,20 @@ async def test_the_watchlist_records_since_when_an_entity_is_watched_and_in_its_
         assert watched5 > watched4 and grouped5 > grouped4  # added again: new
     finally:
         await watchlist.remove(sessions, entity)
+
+
+async def test_imports_of_the_same_entities_in_other_orders_run_side_by_side(sessions: Sessions, unique: str) -> None:
+    """Two imports of one watchlist at once, one file in the reverse order of the other
+    (an operator's import beside a deploy's): each locks the rows in key order, so neither
+    waits on the other in a cycle (PostgreSQL would end one with a deadlock error)."""
+    keys = [f"ORD{unique}{i:03d}" for i in range(300)]
+    entries = [WatchedEntity(key, key, group="g") for key in keys]
+    try:
+        for _ in range(3):
+            counts = await asyncio.gather(
+                watchlist.upsert(sessions, entries), watchlist.upsert(sessions, list(reversed(entries)))
+            )
+            assert counts == [300, 300]
+    finally:
+        async with sessions.begin() as s:
+            await s.execute(delete(Entity).where(Entity.key.in_(keys)))

@@ -168,6 +168,12 @@ async def test_alerts_whose_entity_left_the_rule_group_are_resolved_and_their_st
     assert {i for e, i in ids if e != stays} <= set(resolved)
     claims = await open_claims(sessions, rule_id)
     assert (claims[moved], claims[removed]) == (None, None) and claims[stays] is not None
+    # and their last evaluated minute: covered again, they start afresh, never walk on from
+    # before they left (the state saved here is newer than a return racing with the sweep)
+    async with sessions() as s:
+        rows = await s.execute(select(AlertState.entity, AlertState.state).where(AlertState.rule_id == rule_id))
+        cursors = {e: state.get("last_eval") for e, state in rows.tuples()}
+    assert (cursors[moved], cursors[removed]) == (None, None) and cursors[stays] is not None
     assert not set(await repo.resolve_uncovered(sessions)) & {i for _, i in ids}  # nothing twice
 
     await _disable(sessions, rule_id, stays)  # leave no open alert behind for the other tests

@@ -151,3 +151,25 @@ async def test_a_service_starting_while_a_migration_runs_waits_for_its_revision(
         assert await asyncio.wait_for(read, 30) == "0010"
     finally:
         await migration.close()
+
+
+async def test_a_service_whose_schema_is_current_does_not_wait_for_the_lock(
+    scratch: tuple[PostgresSettings, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stuck holder of the lock (a migration waiting on an idle transaction, a hung
+    alembic run) made every restart of a service wait the whole wait, though the database
+    was already at the revision it needs; now it reads that revision and starts."""
+    settings, url = scratch
+    await asyncio.to_thread(upgrade, settings)
+    (head,) = heads()
+    caplog.set_level(logging.WARNING, logger="tonewatch.migrate")
+    holder = await asyncpg.connect(url, server_settings={"application_name": "stuck"})
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        assert await asyncio.wait_for(database_revision(settings, wait_s=300, wanted=(head,)), 10) == head
+        assert "a migration is running" not in caplog.text
+        # another release's service (its heads differ) still waits, within what it is given
+        assert await asyncio.wait_for(database_revision(settings, wait_s=0.5, wanted=("9999",)), 10) == head
+        assert "a migration is running" in caplog.text
+    finally:
+        await holder.close()
