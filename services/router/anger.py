@@ -34,7 +34,8 @@ case-insensitive unless said:
   DEBIT TO SKY DIGITAL FOR MY TV") and not thanks. Acronyms (ATM, PIN, IBAN...) and
   redaction marks ([CARD]) are not counted. A greeting or "please" in the run makes it a
   caps-lock typist's request ("HI I WOULD LIKE TO CHECK MY BALANCE PLEASE"), unless it
-  demands now: NOW or IMMEDIATELY in a run that asks nothing (no CAN, COULD, WOULD, MAY), or
+  demands now: NOW or IMMEDIATELY in a run that asks nothing (no CAN, COULD, WOULD, MAY) and
+  greets no one (no HI, HELLO, DEAR), or
   "!!" after it ("PLEASE GIVE ME MY MONEY BACK NOW"; "HELLO CAN YOU SEND MY NEW CARD NOW
   PLEASE" is calm). One word in capitals for emphasis ("declined AGAIN", "STILL") is weak
   (0.5); a name in capitals ("DHL", "BT") is nothing;
@@ -183,8 +184,12 @@ _PHRASES: tuple[tuple[str, str, float, str], ...] = (
     ("dare", r"how dare (?:you|they|your)", STRONG, _ANGER),
     (
         "times",
-        r"how many (?:more )?times (?:do|have|must|will|should|did) (?:i|we) (?:have to |need to |got to |gotta )?"
-        r"(?:ask|call|tell|explain|ring|repeat|chase|phone|email|contact|write|say)",
+        # aimed at the bank or left hanging ("... ask for my refund", "... call you", "... tell you?!"), not
+        # a question about a process ("how many times do I need to call to activate it?")
+        r"how many (?:more )?times (?:do|have|must|will|did) (?:i|we) (?:have to |need to |got to |gotta )?"
+        r"(?:ask(?:ed)?|call(?:ed)?|tell|told|explain(?:ed)?|r[ai]ng|repeat(?:ed)?|chased?|phoned?|email(?:ed)?"
+        r"|contact(?:ed)?|write|wrote|written|say|said)"
+        r"(?=\s+(?:you|u|ya|this|for|about|already)(?!\w)|\s*[.?]*\s*$|\s*\?*!)",
         STRONG,
         _ANGER,
     ),
@@ -254,6 +259,7 @@ _POLITE = _THANKS | frozenset("PLEASE PLS PLZ HELLO HI DEAR KINDLY".split())
 # ...unless it demands now, asking nothing ("PLEASE GIVE ME MY MONEY BACK NOW"), or ends in "!!".
 _URGENT = frozenset("NOW IMMEDIATELY".split())
 _ASKS = frozenset("CAN COULD WOULD MAY".split())
+_GREETINGS = frozenset("HELLO HI DEAR".split())
 _EXCLAIMED = re.compile(r"[^\w!]*!!")
 # A statement line or a terminal's message, though it has MY or YOUR in it.
 _DESCRIPTOR = re.compile(
@@ -459,8 +465,10 @@ def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:
 
 
 def _demands(text: str, end: int, words: set[str]) -> bool:
-    """A polite run that is a demand all the same: now and asking nothing, or ending in "!!"."""
-    return bool(words & _URGENT and not words & _ASKS) or bool(_EXCLAIMED.match(text, end))
+    """A polite run that is a demand all the same: now, with no greeting and asking nothing,
+    or ending in "!!" ("HELLO PLEASE SEND MY NEW CARD NOW" is a caps-lock typist's request)."""
+    urgent = bool(words & _URGENT and not words & (_ASKS | _GREETINGS))
+    return urgent or bool(_EXCLAIMED.match(text, end))
 
 
 def _shouting(text: str, thankful: bool) -> list[Cue]:

@@ -377,3 +377,21 @@ def test_exasperated_questions_are_angry_a_question_how_many_times_a_card_works_
         assert not flagged(text), text
     assert anger("Why the hell is my card blocked").score == 0.5
     assert anger("Why the hell is my card blocked").explain() == "'why the hell'"
+
+
+def test_a_question_how_often_to_do_something_is_calm_and_a_greeting_keeps_a_request_for_now_polite() -> None:
+    for text in (
+        "How many times do I need to call to activate a new card?",
+        "How many times should I call if nobody answers the fraud line?",
+        "How many times do I have to repeat the code the app sends?",
+        "HELLO PLEASE SEND MY NEW CARD NOW",
+        "DEAR SIR PLEASE CLOSE MY ACCOUNT IMMEDIATELY",
+    ):
+        assert not flagged(text), text
+    for text in (
+        "How many times do I have to tell you?!",
+        "how many times have I asked you",
+        "How many times do I have to call?",
+        "HELLO GIVE ME MY MONEY BACK NOW!!",
+    ):
+        assert flagged(text), text
