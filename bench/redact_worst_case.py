@@ -114,6 +114,9 @@ HEADER_MASK_CASES = (
     ("eyJ a...a", "eyJ", "a"),
     ("%41eyJaaaaa", "", "%41eyJaaaaa"),
     ("eyJaaaaaaaa....", "eyJaaaaaaaa", "."),
+    ('password:" (unterminated)', "", 'password:"'),
+    ('password: "a\\" (escaped)', "", 'password="a\\"'),
+    ('"api_key": "\\\\', "", '"api_key": "\\\\'),
 )
 
 

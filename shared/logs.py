@@ -133,6 +133,15 @@ _KEY_HEADER = re.compile(
     rf"(?!{_PROSE_VALUE})(?![A-Za-z_]\w*\()(?!=)[^\s\"'`<>,;&(){{}}\[\]\\#]+",
     re.IGNORECASE,
 )
+# A quoted value goes whole, spaces, commas and escaped quotes included, up to its closing
+# quote (or the end of the line, when there is none): ``"password": "p@ss word"``,
+# ``X-Api-Key: "abcd 1234"``. Run before :data:`_KEY_HEADER`; the scan never backtracks
+# (possessive), so a run of unterminated quotes stays linear.
+_KEY_QUOTED = re.compile(
+    rf"((?:(?<![\w-])|(?<=\\[nrt])){_KEY_NAME}[\"']?[ \t]*[:=][ \t]*b?([\"']))"
+    rf"(?!{_PROSE_VALUE}\2)(?![ \t]*\2)((?:\\.|(?!\2)[^\\\r\n])++)",
+    re.IGNORECASE,
+)
 # ``Cookie: session=...; other=...`` and ``Set-Cookie: sid=...; Path=/; HttpOnly`` (``, `` between
 # the cookies of a folded Set-Cookie): every cookie's value goes, its name stays, and so do the
 # attributes of a Set-Cookie (``Path=/``, ``Expires=Wed, 21 Oct 2015 07:28:00 GMT``,
@@ -244,6 +253,7 @@ def scrub(message: str) -> str:
     message = _TELEGRAM_TOKEN.sub("***", message)
     message = _AUTH_HEADER.sub(r"\1***", message)
     message = _BEARER.sub(r"\1***", message)
+    message = _KEY_QUOTED.sub(r"\1***", message)
     message = _KEY_HEADER.sub(r"\1***", message)
     message = _COOKIE_HEADER.sub(_mask_cookies, message)
     message = mask_url_passwords(message)

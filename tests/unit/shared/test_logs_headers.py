@@ -201,3 +201,22 @@ def test_password_fields_are_masked_and_the_name_kept(text: str, shown: str) -> 
 )
 def test_talk_about_passwords_stays(text: str) -> None:
     assert scrub(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ('{"password": "p@ss word", "user": "bob"}', '{"password": "***", "user": "bob"}'),
+        ('X-Api-Key: "abcd 1234" sent', 'X-Api-Key: "***" sent'),
+        ('{"password":"a\\"b,c", "u": 1}', '{"password":"***", "u": 1}'),
+        ("{'api_key': 'ab cd', 'x': 'y'}", "{'api_key': '***', 'x': 'y'}"),
+        ('password="unterminated secret', 'password="***'),
+    ],
+)
+def test_a_quoted_value_is_masked_whole(text: str, shown: str) -> None:
+    assert scrub(text) == shown
+
+
+@pytest.mark.parametrize("text", ['"password": "missing"', '{"password": ""}', '"token_count": "5"'])
+def test_a_quoted_prose_or_empty_value_stays(text: str) -> None:
+    assert scrub(text) == text
