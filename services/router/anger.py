@@ -34,11 +34,12 @@ case-insensitive unless said:
   DEBIT TO SKY DIGITAL FOR MY TV") and not thanks. Acronyms (ATM, PIN, IBAN...) and
   redaction marks ([CARD]) are not counted. A greeting or "please" in the run makes it a
   caps-lock typist's request ("HI I WOULD LIKE TO CHECK MY BALANCE PLEASE"), unless it
-  demands now: NOW or IMMEDIATELY in a run that asks nothing (no CAN, COULD, WOULD, MAY) and
-  greets no one (no HI, HELLO, DEAR), or
-  "!!" after it ("PLEASE GIVE ME MY MONEY BACK NOW"; "HELLO CAN YOU SEND MY NEW CARD NOW
-  PLEASE" is calm). One word in capitals for emphasis ("declined AGAIN", "STILL") is weak
-  (0.5); a name in capitals ("DHL", "BT") is nothing;
+  demands now: NOW or IMMEDIATELY in a run that asks nothing (no CAN, COULD, WOULD, MAY),
+  greets no one (no HI, HELLO, DEAR) and demands what is owed or broken (MONEY, FUNDS, CASH,
+  REFUND, FIX: "PLEASE GIVE ME MY MONEY BACK NOW"), or "!!" after it; a plain request for now
+  is a caps-lock typist's ("PLEASE CALL ME BACK NOW", "HELLO CAN YOU SEND MY NEW CARD NOW
+  PLEASE", "DEAR SIR PLEASE CLOSE MY ACCOUNT IMMEDIATELY" are calm). One word in capitals
+  for emphasis ("declined AGAIN", "STILL") is weak (0.5); a name in capitals ("DHL", "BT") is nothing;
 - repeated punctuation (0.5 each kind): "!!", "?!" or "!?", "???"; in a chat that thanks
   or praises ("Thank you so much!!", "Great news!!") "!!" and emphasis do not count;
 - angry emoji (1.0): 😡 🤬 😠 💢 👿 🖕.
@@ -47,9 +48,12 @@ An anger or threat cue right after a negation ("not angry", "never angry", "not 
 little bit angry", "isn't a disgrace", "nothing to be angry about") does not count, nor a
 threat one declines ("I don't want to take legal action", "no need to contact the
 ombudsman", "without legal action"), nor a threat asked about in a question that begins
-how do/can/.., where, who, what, which or when and ends in "?" ("How do I complain to the
-ombudsman?"), unless it is aimed at you ("How do I report you to the FCA?") or exclaimed
-("?!"). Profanity is never negated ("no fucking way").
+how do/can/.., where, who, what, which, when, can, could, should, do, does or is and ends in
+"?" ("How do I complain to the ombudsman?", "Should I complain to the ombudsman?"), unless
+the question is aimed at you ("How do I report you to the FCA?", "Can I complain to the
+ombudsman about your fees?"; an opening "can you"/"could you" only asks), offers the threat
+as the alternative ("Where is my refund or do I have to go to the ombudsman?") or is
+exclaimed ("?!"). Profanity is never negated ("no fucking way").
 Wanting to close an account is not anger by itself.
 """
 
@@ -189,7 +193,7 @@ _PHRASES: tuple[tuple[str, str, float, str], ...] = (
         r"how many (?:more )?times (?:do|have|must|will|did) (?:i|we) (?:have to |need to |got to |gotta )?"
         r"(?:ask(?:ed)?|call(?:ed)?|tell|told|explain(?:ed)?|r[ai]ng|repeat(?:ed)?|chased?|phoned?|email(?:ed)?"
         r"|contact(?:ed)?|write|wrote|written|say|said)"
-        r"(?=\s+(?:you|u|ya|this|for|about|already)(?!\w)|\s*[.?]*\s*$|\s*\?*!)",
+        r"(?=\s+(?:you|your|u|ya|this|for|about|already)(?!\w)|\s*[.?]*\s*$|\s*\?*!)",
         STRONG,
         _ANGER,
     ),
@@ -228,9 +232,14 @@ _DECLINED = re.compile(
 _NEGATION_WINDOW = 60
 # A question how to complain or escalate: a clause that begins so, to a "?" with no "!".
 _ASKING = re.compile(
-    r"\s*(?:how (?:do|does|can|could|should|would|will|is|are|to)|where|who|what|which|when)(?!\w)",
+    r"\s*(?:how (?:do|does|can|could|should|would|will|is|are|to)|where|who|what|which|when"
+    r"|can|could|should|do|does|is)(?!\w)",
     re.IGNORECASE,
 )
+# A question that opens by asking you ("Could you tell me how to contact the ombudsman?") aims at no one.
+_ASKS_YOU = re.compile(r"\s*(?:can|could|would|will|do) you(?!\w)", re.IGNORECASE)
+# ...but one that names you or offers the threat as the alternative does.
+_AIMED = re.compile(r"(?<!\w)(?:you|your|or)(?!\w)", re.IGNORECASE)
 _ASKED_END = re.compile(r"[^.!?\n]*\?(?![?!]*!)")
 _CLAUSE_ENDS = ".!?;,\n"
 _AT_YOU = re.compile(r"(?<!\w)you(?!\w)", re.IGNORECASE)
@@ -260,6 +269,8 @@ _POLITE = _THANKS | frozenset("PLEASE PLS PLZ HELLO HI DEAR KINDLY".split())
 _URGENT = frozenset("NOW IMMEDIATELY".split())
 _ASKS = frozenset("CAN COULD WOULD MAY".split())
 _GREETINGS = frozenset("HELLO HI DEAR".split())
+# What is owed or broken: a demand for it now is no service request ("PLEASE CALL ME BACK NOW" is one).
+_OWED = frozenset("MONEY FUNDS CASH REFUND REFUNDED FIX FIXED".split())
 _EXCLAIMED = re.compile(r"[^\w!]*!!")
 # A statement line or a terminal's message, though it has MY or YOUR in it.
 _DESCRIPTOR = re.compile(
@@ -338,7 +349,11 @@ def _asked(text: str, start: int, end: int, kind: str, said: str) -> bool:
     if kind != _THREAT or _AT_YOU.search(said):
         return False
     clause = max(text.rfind(ch, 0, start) for ch in _CLAUSE_ENDS) + 1
-    return bool(_ASKING.match(text, clause) and _ASKED_END.match(text, end))
+    asked = _ASKED_END.match(text, end)
+    if not (_ASKING.match(text, clause) and asked):
+        return False
+    opening = _ASKS_YOU.match(text, clause)
+    return not _AIMED.search(text, opening.end() if opening else clause, asked.end())
 
 
 def _word_cues(text: str, words: frozenset[str]) -> list[Cue]:
@@ -465,9 +480,10 @@ def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:
 
 
 def _demands(text: str, end: int, words: set[str]) -> bool:
-    """A polite run that is a demand all the same: now, with no greeting and asking nothing,
-    or ending in "!!" ("HELLO PLEASE SEND MY NEW CARD NOW" is a caps-lock typist's request)."""
-    urgent = bool(words & _URGENT and not words & (_ASKS | _GREETINGS))
+    """A polite run that is a demand all the same: now for what is owed or broken, with no
+    greeting and asking nothing, or ending in "!!" ("HELLO PLEASE SEND MY NEW CARD NOW" and
+    "PLEASE CALL ME BACK NOW" are a caps-lock typist's requests)."""
+    urgent = bool(words & _URGENT and words & _OWED and not words & (_ASKS | _GREETINGS))
     return urgent or bool(_EXCLAIMED.match(text, end))
 
 
