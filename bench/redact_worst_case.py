@@ -117,6 +117,15 @@ HEADER_MASK_CASES = (
     ('password:" (unterminated)', "", 'password:"'),
     ('password: "a\\" (escaped)', "", 'password="a\\"'),
     ('"api_key": "\\\\', "", '"api_key": "\\\\'),
+    ('\\"password\\": \\" (escaped)', "", '\\"password\\": \\"'),
+    ('\\"token\\": \\"\\\\...', '\\"token\\": \\"', "\\"),
+    ('\\"token\\": \\"a\\\\\\"...', '\\"token\\": \\"', 'a\\\\\\"'),
+    ('("x-api-key", " (tuple)', "", '("x-api-key", "'),
+    ('"x-api-key": [" (list)', "", '"x-api-key": ["'),
+    ("PASSWORD ' (SQL)", "", "PASSWORD '"),
+    ("PASSWORD 'a''... (SQL)", "PASSWORD '", "a''"),
+    ("token... (bare name)", "", "token"),
+    ("&password=a#... (query)", "", "&password=a#"),
 )
 
 

@@ -31,14 +31,14 @@ _KEY_LIKE = re.compile(r"\b(tw_[a-z0-9]{4,8}_)[A-Za-z0-9_-]{16,}\b")
 # each host with or without a port; and Mattermost's ``/hooks/<key>`` on any host. Each
 # match starts with a literal, so the scan stays linear in the length of the line.
 _SECRET_QUERY = re.compile(
-    r"((?:[?&]|&amp;)(?:token|access_token|auth|api_key|apikey|key|secret|sig|signature|password|code)=)"
+    r"((?:[?&]|&amp;)(?:token|access_token|auth|api_key|apikey|key|secret|sig|signature|password|passwd|pass|pwd|code)=)"
     r"[^&#\s\"'<>]+",
     re.IGNORECASE,
 )
 # The same in a URL percent-encoded in another URL's query (``%3Ftoken%3D...``, ``%26key%3D...``):
 # the value runs to the next encoded "&" or "#", or to the "&" that ends the outer value.
 _ENCODED_SECRET_QUERY = re.compile(
-    r"(%(?:25)?(?:3F|26)(?:token|access_token|auth|api_key|apikey|key|secret|sig|signature|password|code)%(?:25)?3D)"
+    r"(%(?:25)?(?:3F|26)(?:token|access_token|auth|api_key|apikey|key|secret|sig|signature|password|passwd|pass|pwd|code)%(?:25)?3D)"
     r"(?:[^%&#\s\"'<>\\]|%(?!(?:25)?(?:26|23))[0-9A-F]{2})+",
     re.IGNORECASE,
 )
@@ -107,39 +107,61 @@ _BEARER = re.compile(
     r"((?<![\w-])bearer(?:[ \t]+|%20))(?=[^\s\"'`<>,;&(){}\[\]\\\d]*\d)[^\s\"'`<>,;&(){}\[\]\\]{16,}",
     re.IGNORECASE,
 )
-# A header or field that carries an API key, token or password: ``X-API-Key``, ``Api-Key``,
+# A header or field that carries an API key, token, secret or password: ``X-API-Key``, ``Api-Key``,
 # ``X-Auth-Token``, ``X-Access-Token``, GitLab's ``Private-Token``, ``Ocp-Apim-Subscription-Key``,
-# ``api_key``, ``access_token``, ``client_secret``, ``password`` and the like, any prefix of
-# dashed or underscored words or letters before them (``X-RapidAPI-Key``, ``DD-API-KEY``,
-# ``oauth_token``, ``TW_POSTGRES__PASSWORD``). Written as a header
-# line, ``name=value``, a JSON member, a repr'd dict or a repr'd header tuple (bytes value):
-# the name stays, the value goes (up to where a credential ends, or a "#": in a URL's query
-# the fragment stays). A value that is prose (``X-API-Key: missing``), a
-# placeholder (``<key>``) or a call (``SecretStr('**********')``) stays. Each match starts at
-# the start of a run of word characters and dashes, so the scan stays linear.
+# ``api_key``, ``access_token``, ``client_secret``, ``password`` and the like: any name that ends
+# in the word ``token`` or ``secret`` (``token``, ``webhook_secret``, ``TW_ALERTER_WEBHOOK_SECRET``;
+# not ``tokens`` or ``max_tokens``, counts), ``password``/``passwd``/``passphrase``/``pwd``, or
+# ``<word>key`` for the words below (``pseudonym_key``, ``TW_CLASSIFIER_PSEUDONYM_KEY``), any
+# prefix of dashed or underscored words or letters before them (``X-RapidAPI-Key``, ``DD-API-KEY``,
+# ``oauth_token``, ``TW_POSTGRES__PASSWORD``). Written as a header line, ``name=value``, a JSON
+# member (JSON-escaped in another JSON string too: ``{\"password\": \"...\"}``), a repr'd dict,
+# a repr'd header tuple (``('x-api-key', 'abc')``, ``(b'x-api-key', b'abc')``), a list value
+# (``"x-api-key": ["abc"]``) or SQL's ``PASSWORD 'abc'``: the name stays, the value goes. A value
+# that is prose (``X-API-Key: missing``, ``"secret": true``), a placeholder (``<key>``) or a call
+# (``SecretStr('**********')``) stays. Each match starts at the start of a run of word characters
+# and dashes, so the scan stays linear.
 _KEY_NAME = (
-    r"(?:[^\W_]+[-_]{1,2})*[^\W_]*?(?:(?:api|auth|access|refresh|session|security|private|subscription|functions|client)"
-    r"[-_]?(?:key|token|secret)|pass(?:word|wd|phrase))"
+    r"(?:[^\W_]+[-_]{1,2})*[^\W_]*?(?:(?:api|auth|access|refresh|session|security|private|subscription|functions"
+    r"|client|pseudonym|secret|signing)[-_]?key|token|secret|pass(?:word|wd|phrase)|pwd)"
 )
-# Between a name and its value: ``: ``, ``=``, ``": "``, ``': '``, or ``', b'`` of a repr'd
-# header tuple (a list of names, ``['api_key', 'name']``, is no header).
-_HEADER_SEP = r"(?:[\"']?[ \t]*[:=][ \t]*(?:b?[\"'])?|[\"'][ \t]*,[ \t]*b[\"'])"
-_PROSE_VALUE = (
+# Where a name may start: a run of word characters and dashes, or after the ``\r\n`` of a repr'd
+# request. ``tup`` is set after the ``("`` that opens a repr'd header tuple.
+_KEY_START = r"(?:(?<![\w-])|(?<=\\[nrt]))(?P<tup>(?<=\([\"'])|(?<=\(b[\"']))?"
+# Between a name and its value: ``: ``, ``=``, ``": "``, ``': '`` (the quotes JSON-escaped or
+# not), or ``', b'`` of a repr'd header tuple (a list of names, ``['api_key', 'name']``, is no header).
+_HEADER_SEP = r"(?:\\*[\"']?[ \t]*[:=][ \t]*(?:b?[\"'])?|[\"'][ \t]*,[ \t]*b[\"'])"
+_PROSE_WORDS = (
     r"(?:missing|required|invalid|expired|rejected|revoked|denied|absent|empty|none|null|not|is|was|header|"
-    r"unset|set)(?![^\s,;.:)\]}\"'])"
+    r"unset|set|true|false)"
 )
+_PROSE_VALUE = rf"{_PROSE_WORDS}(?![^\s,;.:)\]}}\"'])"
+# An unquoted value runs to where a credential ends; in a URL's query (after "?", "&" or
+# "&amp;") to a "#" too (the fragment stays), elsewhere a "#" is part of it (``password=abc#def``).
 _KEY_HEADER = re.compile(
-    rf"((?:(?<![\w-])|(?<=\\[nrt])){_KEY_NAME}{_HEADER_SEP})"
-    rf"(?!{_PROSE_VALUE})(?![A-Za-z_]\w*\()(?!=)[^\s\"'`<>,;&(){{}}\[\]\\#]+",
+    rf"((?:(?<![\w-])|(?<=\\[nrt]))(?:(?P<url>(?<=[?&])|(?<=&amp;))|(?<![?&])(?<!&amp;)){_KEY_NAME}{_HEADER_SEP})"
+    rf"(?!{_PROSE_VALUE})(?![A-Za-z_]\w*\()(?!=)(?(url)[^\s\"'`<>,;&(){{}}\[\]\\#]+|[^\s\"'`<>,;&(){{}}\[\]\\]+)",
     re.IGNORECASE,
 )
 # A quoted value goes whole, spaces, commas and escaped quotes included, up to its closing
 # quote (or the end of the line, when there is none): ``"password": "p@ss word"``,
-# ``X-Api-Key: "abcd 1234"``. Run before :data:`_KEY_HEADER`; the scan never backtracks
-# (possessive), so a run of unterminated quotes stays linear.
+# ``X-Api-Key: "abcd 1234"``. ``bs`` holds the backslashes of a JSON-escaped opening quote
+# (``\"``, ``\\\"`` in JSON twice over): the value then ends at the next quote after exactly
+# as many (an escaped quote inside it has more); otherwise at the first quote an even number
+# of backslashes stands before. In SQL (``PASSWORD 'it''s'``) a doubled quote is part of the
+# value. Run before :data:`_KEY_HEADER`; the scan never backtracks (possessive), so a run of
+# unterminated quotes stays linear.
+_KEY_QUOTED_SEP = (
+    r"(?:\\*[\"']?[ \t]*[:=][ \t]*(?:\[[ \t]*)?"  # name: "v", name="v", "name": ["v"]
+    r"|\\*[\"'][ \t]*,[ \t]*(?=b)"  # ('name', b'v')
+    r"|(?(tup)[\"'][ \t]*,[ \t]*|(?!))"  # ('name', 'v')
+    r"|(?<=password)(?P<sql>[ \t]+)(?='))"  # PASSWORD 'v'
+)
 _KEY_QUOTED = re.compile(
-    rf"((?:(?<![\w-])|(?<=\\[nrt])){_KEY_NAME}[\"']?[ \t]*[:=][ \t]*b?([\"']))"
-    rf"(?!{_PROSE_VALUE}\2)(?![ \t]*\2)((?:\\.|(?!\2)[^\\\r\n])++)",
+    rf"(?P<head>{_KEY_START}{_KEY_NAME}{_KEY_QUOTED_SEP}b?(?P<bs>\\+)?(?P<q>[\"']))"
+    rf"(?!(?:{_PROSE_WORDS}|<[^<>\s\"'\\]*>)?[ \t]*(?(bs)(?P=bs))(?P=q))"
+    r"(?(bs)(?:[^\\\r\n]++|(?!(?P=bs)(?P=q))\\++)++"
+    r"|(?:(?(sql)''|(?!))|\\.|(?!(?P=q))[^\\\r\n])++)",
     re.IGNORECASE,
 )
 # ``Cookie: session=...; other=...`` and ``Set-Cookie: sid=...; Path=/; HttpOnly`` (``, `` between
@@ -253,7 +275,7 @@ def scrub(message: str) -> str:
     message = _TELEGRAM_TOKEN.sub("***", message)
     message = _AUTH_HEADER.sub(r"\1***", message)
     message = _BEARER.sub(r"\1***", message)
-    message = _KEY_QUOTED.sub(r"\1***", message)
+    message = _KEY_QUOTED.sub(r"\g<head>***", message)
     message = _KEY_HEADER.sub(r"\1***", message)
     message = _COOKIE_HEADER.sub(_mask_cookies, message)
     message = mask_url_passwords(message)
