@@ -9,15 +9,16 @@ costs the same for any longer chat, and a cue past them does not count. The cues
 case-insensitive unless said:
 
 - anger and abuse (1.0): furious, livid, fuming, angry, disgrace, disgusting, useless,
-  incompetent, pathetic, ridiculous, unacceptable, outrageous, appalling, shambles,
-  daylight robbery, rip-off, "fed up", "a joke", "you idiots", "thanks for nothing",
-  "how dare you", "how many times do I have to ask/call/tell..."; and
-  words that are anger only when aimed at the bank: "you thieves", "bunch of crooks",
-  "worst bank/service/app", "you're the worst", "sick of this/your/waiting", "had enough
-  of you/this" or "had enough." ("thieves stole my card", "the worst part is",
-  "sick of flu", "had enough money" are calm); weak (0.5): scam, unbelievable, terrible,
-  awful, rubbish, shocking, annoyed, frustrated, "seriously?" (a fraud victim says "scam"
-  calmly);
+  incompetent, pathetic, ridiculous, unacceptable, outrageous, appalled, appalling, shambles,
+  daylight robbery, rip-off, "fed up", "a joke", "beyond a joke", "absolute/complete/total/
+  utter joke", "you idiots", "thanks for nothing", "how dare you", "how many times do I have
+  to ask/call/tell..."; and words that are anger only when aimed at the bank: "you thieves",
+  "bunch of crooks", "worst bank/service/app" ("worst. bank. ever."), "you're the worst",
+  "what is the point of you?", "sick of this/your/waiting", "had enough of you/this" or
+  "had enough." ("thieves stole my card", "the worst part is", "what's the point of you
+  sending a code?", "sick of flu", "had enough money" are calm); weak (0.5): scam,
+  unbelievable, terrible, awful, rubbish, shocking, annoyed, frustrated, "seriously?" (a
+  fraud victim says "scam" calmly);
 - threats of outside action (1.0): ombudsman, "report you", "complain to the FCA",
   "legal action", "sue you", "take you to court", "trading standards", "my solicitor will
   be in touch", "you'll hear from my lawyer"; weak (0.5): any other lawyer, solicitor,
@@ -35,11 +36,12 @@ case-insensitive unless said:
   redaction marks ([CARD]) are not counted. A greeting or "please" in the run makes it a
   caps-lock typist's request ("HI I WOULD LIKE TO CHECK MY BALANCE PLEASE"), unless it
   demands now: NOW or IMMEDIATELY in a run that asks nothing (no CAN, COULD, WOULD, MAY),
-  greets no one (no HI, HELLO, DEAR) and demands what is owed or broken (MONEY, FUNDS, CASH,
-  REFUND, FIX: "PLEASE GIVE ME MY MONEY BACK NOW"), or "!!" after it; a plain request for now
-  is a caps-lock typist's ("PLEASE CALL ME BACK NOW", "HELLO CAN YOU SEND MY NEW CARD NOW
-  PLEASE", "DEAR SIR PLEASE CLOSE MY ACCOUNT IMMEDIATELY" are calm). One word in capitals
-  for emphasis ("declined AGAIN", "STILL") is weak (0.5); a name in capitals ("DHL", "BT") is nothing;
+  thanks no one and demands what is owed or broken (MONEY, FUNDS, CASH, REFUND, FIX), greeting
+  or not ("HI PLEASE GIVE ME MY MONEY BACK NOW"), or "!!" after it; a plain request for now
+  is a caps-lock typist's ("PLEASE CALL ME BACK NOW", "HELLO PLEASE SEND MY NEW CARD NOW",
+  "HELLO CAN YOU SEND MY NEW CARD NOW PLEASE", "DEAR SIR PLEASE CLOSE MY ACCOUNT IMMEDIATELY",
+  "HI MY REFUND HAS COME THROUGH NOW THANKS" are calm). One word in capitals for emphasis
+  ("declined AGAIN", "STILL") is weak (0.5); a name in capitals ("DHL", "BT") is nothing;
 - repeated punctuation (0.5 each kind): "!!", "?!" or "!?", "???"; in a chat that thanks
   or praises ("Thank you so much!!", "Great news!!") "!!" and emphasis do not count;
 - angry emoji (1.0): 😡 🤬 😠 💢 👿 🖕.
@@ -48,12 +50,18 @@ An anger or threat cue right after a negation ("not angry", "never angry", "not 
 little bit angry", "isn't a disgrace", "nothing to be angry about") does not count, nor a
 threat one declines ("I don't want to take legal action", "no need to contact the
 ombudsman", "without legal action"), nor a threat asked about in a question that begins
-how do/can/.., where, who, what, which, when, can, could, should, do, does or is and ends in
-"?" ("How do I complain to the ombudsman?", "Should I complain to the ombudsman?"), unless
-the question is aimed at you ("How do I report you to the FCA?", "Can I complain to the
-ombudsman about your fees?"; an opening "can you"/"could you" only asks), offers the threat
-as the alternative ("Where is my refund or do I have to go to the ombudsman?") or is
-exclaimed ("?!"). Profanity is never negated ("no fucking way").
+how do/can/.., where, who, what, which, when, can, could, should, do, does, is, would I or
+will I and ends in "?" ("How do I complain to the ombudsman?", "Should I complain to the
+ombudsman?", "Would I have to pay to go to the ombudsman?"), unless the question is aimed at
+you ("How do I report you to the FCA?", "Can I complain to the ombudsman about your fees?";
+an opening "can you"/"could you" only asks), offers the threat as the alternative ("Where is
+my refund or do I have to go to the ombudsman?"), asks whether the customer is made to take
+it up (do/will/would I/we [really] have/need/got to, then the threat or go, get, take,
+complain, escalate, contact, write, report, turn, bring, start or involve and up to three
+words before it: "Do I have to go to the ombudsman to get my money back?", "Will I have to
+take legal action?"; "Do I have to wait 8 weeks before I can go to the ombudsman?" only
+asks) or is exclaimed ("?!").
+Profanity is never negated ("no fucking way").
 Wanting to close an account is not anger by itself.
 """
 
@@ -75,7 +83,7 @@ _NEGATABLE = frozenset({_ANGER, _THREAT})
 # Single words: a word's own pattern runs only on a text that has the word.
 _SINGLE: tuple[tuple[str, float, str], ...] = (
     (
-        "furious livid fuming raging outraged angry disgrace disgraceful disgusted disgusting appalling "
+        "furious livid fuming raging outraged angry disgrace disgraceful disgusted disgusting appalled appalling "
         "outrageous shambles pathetic useless incompetent incompetence ridiculous unacceptable",
         STRONG,
         _ANGER,
@@ -138,7 +146,8 @@ _PHRASES: tuple[tuple[str, str, float, str], ...] = (
         _ANGER,
     ),
     ("idiots morons clowns imbeciles", r"you (?:bunch of |lot of )?(?:idiots|morons|clowns|imbeciles)", STRONG, _ANGER),
-    ("worst", rf"(?P<cue>worst) (?:\w+ ){{0,2}}?{_SERVICE}", STRONG, _ANGER),
+    # "worst. bank. ever." too
+    ("worst", rf"(?P<cue>worst)(?: (?:\w+ ){{0,2}}?{_SERVICE}|\. {_SERVICE}\. ever)", STRONG, _ANGER),
     ("worst", r"you(?:['’]re| are| lot are| people are| guys are) (?:\w+ )?the (?P<cue>worst)", STRONG, _ANGER),
     (
         "sick",
@@ -157,7 +166,14 @@ _PHRASES: tuple[tuple[str, str, float, str], ...] = (
     ),
     ("fed", r"fed up", STRONG, _ANGER),
     ("robbery rip ripoff ripped", r"daylight robbery|rip[- ]?off|ripped (?:me )?off", STRONG, _ANGER),
-    ("joke", r"(?:is|are|what) (?:a|an) (?:\w+ )?joke", STRONG, _ANGER),
+    (
+        "joke",
+        r"(?:is|are|what) (?:a|an) (?:\w+ )?joke|beyond a joke|(?:absolute|complete|total|utter) joke",
+        STRONG,
+        _ANGER,
+    ),
+    # contempt aimed at the bank ("what is the point of you?"), not a question ("... of you sending a code")
+    ("point", r"what(?:['’]s| is) the point of you(?: lot| people| guys)?(?=\s*(?:[^\w\s]|$))", STRONG, _ANGER),
     ("nothing", r"thanks? (?:you )?for nothing", STRONG, _ANGER),
     ("seriously", r"seriously\s*\?", WEAK, _ANGER),
     # threats of outside action
@@ -233,7 +249,15 @@ _NEGATION_WINDOW = 60
 # A question how to complain or escalate: a clause that begins so, to a "?" with no "!".
 _ASKING = re.compile(
     r"\s*(?:how (?:do|does|can|could|should|would|will|is|are|to)|where|who|what|which|when"
-    r"|can|could|should|do|does|is)(?!\w)",
+    r"|can|could|should|do|does|is|(?:would|will) (?:i|we))(?!\w)",
+    re.IGNORECASE,
+)
+# ...but one whether the customer is made to take the threat up implies it: "Do I have to go to
+# the ombudsman to get my money back?", "Will I have to take legal action?" ("Do I have to wait 8
+# weeks before I can go to the ombudsman?" and "Would I have to pay to go to it?" only ask).
+_OBLIGED = re.compile(
+    r"\s*(?:do|will|would) (?:i|we) (?:really |actually |just )?(?:have|need|have got|got) to (?:(?:go|get|take"
+    r"|complain|escalate|contact|write|report|turn|bring|start|involve)(?: \w+){0,3} )?$",
     re.IGNORECASE,
 )
 # A question that opens by asking you ("Could you tell me how to contact the ombudsman?") aims at no one.
@@ -265,10 +289,9 @@ _THANKS = frozenset("THANK THANKS THANKYOU".split())
 # A caps-lock typist's greeting or "please" in the run: politeness, not shouting
 # ("HI I WOULD LIKE TO CHECK MY BALANCE PLEASE").
 _POLITE = _THANKS | frozenset("PLEASE PLS PLZ HELLO HI DEAR KINDLY".split())
-# ...unless it demands now, asking nothing ("PLEASE GIVE ME MY MONEY BACK NOW"), or ends in "!!".
+# ...unless it demands now, asking nothing ("HI PLEASE GIVE ME MY MONEY BACK NOW"), or ends in "!!".
 _URGENT = frozenset("NOW IMMEDIATELY".split())
 _ASKS = frozenset("CAN COULD WOULD MAY".split())
-_GREETINGS = frozenset("HELLO HI DEAR".split())
 # What is owed or broken: a demand for it now is no service request ("PLEASE CALL ME BACK NOW" is one).
 _OWED = frozenset("MONEY FUNDS CASH REFUND REFUNDED FIX FIXED".split())
 _EXCLAIMED = re.compile(r"[^\w!]*!!")
@@ -350,7 +373,7 @@ def _asked(text: str, start: int, end: int, kind: str, said: str) -> bool:
         return False
     clause = max(text.rfind(ch, 0, start) for ch in _CLAUSE_ENDS) + 1
     asked = _ASKED_END.match(text, end)
-    if not (_ASKING.match(text, clause) and asked):
+    if not (_ASKING.match(text, clause) and asked) or _OBLIGED.match(text, clause, start):
         return False
     opening = _ASKS_YOU.match(text, clause)
     return not _AIMED.search(text, opening.end() if opening else clause, asked.end())
@@ -480,10 +503,11 @@ def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:
 
 
 def _demands(text: str, end: int, words: set[str]) -> bool:
-    """A polite run that is a demand all the same: now for what is owed or broken, with no
-    greeting and asking nothing, or ending in "!!" ("HELLO PLEASE SEND MY NEW CARD NOW" and
-    "PLEASE CALL ME BACK NOW" are a caps-lock typist's requests)."""
-    urgent = bool(words & _URGENT and words & _OWED and not words & (_ASKS | _GREETINGS))
+    """A polite run that is a demand all the same: now for what is owed or broken, asking
+    nothing and thanking no one, greeting or not ("HI PLEASE GIVE ME MY MONEY BACK NOW"), or
+    ending in "!!" ("HELLO PLEASE SEND MY NEW CARD NOW", "PLEASE CALL ME BACK NOW" and "HI MY
+    REFUND HAS COME THROUGH NOW THANKS" are a caps-lock typist's)."""
+    urgent = bool(words & _URGENT and words & _OWED and not words & (_ASKS | _THANKS))
     return urgent or bool(_EXCLAIMED.match(text, end))
 
 

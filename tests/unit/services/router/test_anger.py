@@ -351,14 +351,13 @@ def test_please_does_not_soften_a_shouted_demand_for_now() -> None:
 
 
 def test_a_polite_request_for_now_is_calm_a_demand_for_money_or_a_fix_is_not() -> None:
-    """A greeting keeps a run calm unless "!!" follows it; with "please" alone, now is a demand
-    only for what is owed or broken (money, a refund, a fix), not for a service (a call back)."""
+    """With a greeting or "please", now is a demand only for what is owed or broken (money, a
+    refund, a fix), not for a service (a call back, a new card); "!!" after it is one too."""
     for text in (
         "HELLO PLEASE SEND MY NEW CARD NOW",
         "PLEASE CALL ME BACK NOW",
         "DEAR SIR PLEASE CLOSE MY ACCOUNT IMMEDIATELY",
         "PLEASE SEND MY NEW CARD NOW",
-        "HI PLEASE GIVE ME MY MONEY BACK NOW",  # a greeting: a caps-lock typist
     ):
         assert not anger(text).cues, text
     for text in (
@@ -366,6 +365,7 @@ def test_a_polite_request_for_now_is_calm_a_demand_for_money_or_a_fix_is_not() -
         "GIVE ME MY MONEY BACK NOW PLEASE",
         "PLEASE REFUND ME IMMEDIATELY",
         "PLEASE FIX MY CARD NOW",
+        "HI PLEASE GIVE ME MY MONEY BACK NOW",  # a greeting does not soften a demand for what is owed
     ):
         assert anger(text).explain().startswith("shouting"), text
     assert anger("PLEASE JUST FIX IT NOW!!!").explain() == "shouting (5 words in capitals), '!!!'"
