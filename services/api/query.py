@@ -8,11 +8,12 @@ none, and at the earliest just after ``from``'s bucket.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -63,8 +64,21 @@ def _query_time(t: datetime) -> datetime:
     return utc_in_range(t if t.tzinfo else t.replace(tzinfo=UTC))
 
 
-Instant = Annotated[datetime, AfterValidator(_query_time)]
-"""A time query parameter: naive means UTC; years 1900-8999 (422 otherwise, not an overflow)."""
+# A time, then a space and an offset of hours and minutes: the ``+`` of ``+02:00`` sent
+# unencoded (``curl '...?from=2031-07-08T11:00:00+02:00'``), which a query string reads as
+# a space. No time is written with a space there, so the offset is taken as ``+``.
+_PLUS_AS_SPACE = re.compile(r"(.*[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?) (\d{2}:?\d{2})")
+
+
+def _plus_offset(value: object) -> object:
+    if isinstance(value, str) and (m := _PLUS_AS_SPACE.fullmatch(value)):
+        return f"{m[1]}+{m[2]}"
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_plus_offset), AfterValidator(_query_time)]
+"""A time query parameter: naive means UTC; an offset after a space is a ``+`` offset whose
+``+`` the query string decoded; years 1900-8999 (422 otherwise, not an overflow)."""
 
 
 def floor(t: datetime, granularity: Granularity) -> datetime:

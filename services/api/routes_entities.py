@@ -15,6 +15,7 @@ from services.api.auth import require
 from services.api.deps import Deps, get_deps
 from services.api.errors import ApiError, error_responses
 from services.api.query import STREAMS, Granularity, Instant, Window, check_order, latest_trend_bucket, make_window
+from services.api.routes_alerts import only_query_params
 from shared.db import watchlist
 from shared.db.models import Alert, Entity, ScoredEventRow, TrendHour, TrendMinute
 from shared.entities import ALL, WatchedEntity, cashtag_ticker, no_control_chars
@@ -54,9 +55,17 @@ class Stats(BaseModel):
     open_alerts: int = 0
 
 
-class EntityOut(EntityIn):
+class EntityOut(BaseModel):
+    """A watched entity as stored. Not checked as :class:`EntityIn` is: a row saved before a
+    check (control characters, empty or over-long names, over 100 aliases, tickers no cashtag
+    matches) is listed as it is, where re-checking it made the whole watchlist a 500."""
+
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    tickers: list[str] = Field(default_factory=list)
+    case_sensitive_aliases: list[str] = Field(default_factory=list)
+    group: str | None = None
     key: str
-    tickers: list[str] = Field(default_factory=list)  # as stored: rows from before the cashtag check still list
     active: bool
     stats: Stats | None = None
 
@@ -138,7 +147,11 @@ async def open_alert_counts(session: AsyncSession, stream: Stream | None) -> dic
     return dict((await session.execute(stmt)).tuples().all())
 
 
-@router.get("/v1/entities", response_model=EntitiesResponse, dependencies=[Depends(require("read"))])
+@router.get(
+    "/v1/entities",
+    response_model=EntitiesResponse,
+    dependencies=[Depends(require("read")), Depends(only_query_params("stream", "granularity", "points", "to"))],
+)
 async def list_entities(
     deps: Annotated[Deps, Depends(get_deps)],
     stream: Stream | None = None,
@@ -208,7 +221,11 @@ async def delete_entity(key: KeyPath, deps: Annotated[Deps, Depends(get_deps)]) 
     return Response(status_code=204)
 
 
-@router.get("/v1/entities/{key}/messages", response_model=list[Message], dependencies=[Depends(require("read"))])
+@router.get(
+    "/v1/entities/{key}/messages",
+    response_model=list[Message],
+    dependencies=[Depends(require("read")), Depends(only_query_params("stream", "from", "to", "limit"))],
+)
 async def entity_messages(
     key: Annotated[str, Path(max_length=64)],
     deps: Annotated[Deps, Depends(get_deps)],

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from services.api.auth import require
 from services.api.deps import Deps, get_deps
 from services.api.query import Instant, latest_routing_bucket, make_window
+from services.api.routes_alerts import only_query_params
 from services.router.policy import QUEUES
 from shared.db.models import RoutingMinute
 
@@ -34,7 +35,11 @@ class RoutingResponse(BaseModel):
     queues: list[QueueVolume]
 
 
-@router.get("/v1/routing", response_model=RoutingResponse)
+@router.get(
+    "/v1/routing",
+    response_model=RoutingResponse,
+    dependencies=[Depends(only_query_params("from", "to", "points"))],
+)
 async def get_routing(
     deps: Annotated[Deps, Depends(get_deps)],
     from_: Annotated[Instant | None, Query(alias="from", description="Window start (inclusive).")] = None,

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from services.api.auth import require
 from services.api.deps import Deps, get_deps
 from services.api.query import Granularity, Instant, Window, latest_trend_bucket, make_window
+from services.api.routes_alerts import only_query_params
 from shared.db.models import TrendHour, TrendMinute
 from shared.entities import ALL
 from shared.events import Stream
@@ -88,7 +89,12 @@ async def query_trends(deps: Deps, entity: str, stream: Stream | None, window: W
     return [found.get(b) or to_bucket(b, 0, 0, 0, 0, 0.0, 0.0) for b in window.buckets()]
 
 
-@router.get("/v1/trends", response_model=TrendsResponse, response_model_by_alias=True)
+@router.get(
+    "/v1/trends",
+    response_model=TrendsResponse,
+    response_model_by_alias=True,
+    dependencies=[Depends(only_query_params("entity", "stream", "from", "to", "granularity", "points", "fill"))],
+)
 async def get_trends(
     deps: Annotated[Deps, Depends(get_deps)],
     entity: Annotated[str, Query(max_length=64, description="Entity key; `_all` is the whole stream.")] = ALL,
