@@ -140,44 +140,94 @@ def warn_cpu_fallback(plan: DevicePlan, failures: Sequence[str]) -> None:
 
 
 def physical_cores() -> int:
-    """Physical cores usable by this process (affinity, cgroup quota, SMT aware)."""
+    """Physical cores usable by this process: the cores (not hardware threads) of the CPUs
+    in its affinity mask, bounded by the tightest CPU quota of its cgroups (v1 or v2, its
+    own or a parent's)."""
     try:
-        allowed = len(os.sched_getaffinity(0))
+        allowed = set(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        allowed = os.cpu_count() or 1
-    cores = min(allowed, _cpuinfo_cores() or allowed)
+        allowed = set(range(os.cpu_count() or 1))
+    cores = _cpuinfo_cores(allowed) or len(allowed)
     quota = _cgroup_quota()
     if quota is not None:
         cores = min(cores, max(1, math.ceil(quota)))
     return max(1, cores)
 
 
-def _cpuinfo_cores() -> int | None:
+def _cpuinfo_cores(allowed: set[int]) -> int | None:
+    """Distinct (package, core) pairs of the ``allowed`` processors; None when
+    ``/proc/cpuinfo`` cannot be read or names no cores (some VMs and architectures). When it
+    does not list every allowed processor (LXCFS renumbers them), the machine's cores bound
+    the count instead."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8")
     except OSError:
         return None
-    pairs: set[tuple[str, str]] = set()
-    phys = core = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "physical id":
-            phys = value.strip()
-        elif key == "core id":
-            core = value.strip()
-            pairs.add((phys, core))
-    return len(pairs) or None
+    core_of: dict[int, tuple[str, str]] = {}
+    for block in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+        processor, core = fields.get("processor", ""), fields.get("core id")
+        if processor.isdecimal() and core is not None:
+            core_of[int(processor)] = (fields.get("physical id", ""), core)
+    if not core_of:
+        return None
+    if allowed <= core_of.keys():
+        return len({core_of[cpu] for cpu in allowed})
+    return min(len(allowed), len(set(core_of.values())))
 
 
 def _cgroup_quota() -> float | None:
+    """The tightest CPU quota, in CPUs, over this process's cgroup and its ancestors (a
+    parent's quota binds its children), cgroup v2 (``cpu.max``) and v1
+    (``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``); None without one. A container sees its
+    own cgroup as the root of the mount, whatever path ``/proc/self/cgroup`` names, so the
+    mount's root is always read too."""
+    root = Path("/sys/fs/cgroup")
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text(encoding="utf-8").split()[:2]
+        membership = Path("/proc/self/cgroup").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        membership = []
+    quotas: list[float] = []
+    v2_path = "/"
+    for line in membership:
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        if controllers == "":
+            v2_path = path
+        elif "cpu" in controllers.split(","):
+            for base in dict.fromkeys((root / controllers, root / "cpu")):
+                quotas.extend(q for d in _up_from(base, path) if (q := _v1_quota(d)) is not None)
+    quotas.extend(q for d in _up_from(root, v2_path) if (q := _v2_quota(d)) is not None)
+    return min(quotas) if quotas else None
+
+
+def _up_from(base: Path, path: str) -> list[Path]:
+    """``base``/``path`` and each of its ancestors up to ``base`` itself."""
+    parts = [p for p in path.split("/") if p and p not in (".", "..")]
+    return [base.joinpath(*parts[:n]) for n in range(len(parts), -1, -1)]
+
+
+def _v2_quota(folder: Path) -> float | None:
+    try:
+        quota, period = folder.joinpath("cpu.max").read_text(encoding="utf-8").split()[:2]
+        return None if quota == "max" else _ratio(int(quota), int(period))
     except (OSError, ValueError):
         return None
-    if quota == "max":
-        return None
+
+
+def _v1_quota(folder: Path) -> float | None:
     try:
-        return int(quota) / int(period)
-    except (ValueError, ZeroDivisionError):
+        quota = int(folder.joinpath("cpu.cfs_quota_us").read_text(encoding="utf-8"))
+        period = int(folder.joinpath("cpu.cfs_period_us").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return None
+    return _ratio(quota, period)
+
+
+def _ratio(quota: int, period: int) -> float | None:
+    return quota / period if quota > 0 and period > 0 else None

@@ -2,7 +2,8 @@
 
 Callers ``await classify(text)`` or ``classify_many(texts)``. One collector task
 gathers up to ``max_batch`` texts or waits ``max_wait_ms`` after the first one,
-whichever comes first, and hands the batch to a bounded ``ThreadPoolExecutor``:
+whichever comes first, and hands the batch to a bounded ``ThreadPoolExecutor``
+(while every worker is busy, a due batch keeps taking texts up to ``max_batch``):
 inference never runs on the event loop, so Kafka heartbeats keep going. At most
 ``workers`` batches run at once; the pending queue holds ``max_pending`` texts and
 then makes callers wait (backpressure). ``close()`` finishes queued work first.
@@ -186,10 +187,49 @@ class MicroBatcher(Generic[R]):
                     stop = True
                     break
                 batch.append(item)  # type: ignore[arg-type]
-            await self._slots.acquire()
+            if stop or not self._slots.locked():
+                await self._slots.acquire()
+            else:
+                stop = await self._fill_until_a_worker_is_free(batch)
             task = asyncio.create_task(self._run(batch))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
+
+    async def _fill_until_a_worker_is_free(self, batch: list[_Item[R]]) -> bool:
+        """Hold a due batch until a worker is free, taking the texts that arrive meanwhile
+        (up to ``max_batch``): cut at its deadline, a batch of one went to the next free
+        worker while a backlog waited behind it. Returns with the worker slot held; True
+        when ``close()`` was seen."""
+        assert self._queue is not None and self._slots is not None
+        queue = self._queue
+        slot = asyncio.ensure_future(self._slots.acquire())
+        getter: asyncio.Future[object] | None = None
+        stop = False
+        try:
+            while not slot.done() and len(batch) < self.max_batch:
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    getter = asyncio.ensure_future(queue.get())
+                    await asyncio.wait((slot, getter), return_when=asyncio.FIRST_COMPLETED)
+                    if not getter.done():
+                        getter.cancel()  # not done: it has taken nothing from the queue
+                        continue
+                    item = getter.result()
+                if item is _STOP:
+                    stop = True
+                    break
+                batch.append(item)  # type: ignore[arg-type]
+            await slot  # the batch goes to the next free worker, whatever it holds
+        except BaseException:  # cancelled: take nothing more, hold no slot
+            if getter is not None:
+                getter.cancel()
+            if slot.done() and not slot.cancelled() and slot.exception() is None:
+                self._slots.release()
+            else:
+                slot.cancel()
+            raise
+        return stop
 
     async def _run(self, batch: list[_Item[R]]) -> None:
         assert self._slots is not None

@@ -6,6 +6,7 @@ rows by length and pads each length bucket only to its own longest row.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,16 @@ class Encoded:
 
 
 CHARS_PER_TOKEN = 100
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A surrogate code point: a Python ``str`` may hold one (JSON's ``"\\ud800"``), but it is no
+character and the Rust tokenizer refuses the whole batch for it."""
+
+
+def _readable(text: str) -> str:
+    """``text`` with every surrogate code point made U+FFFD (as the classifier decodes one)."""
+    if text.isascii() or LONE_SURROGATE.search(text) is None:
+        return text
+    return LONE_SURROGATE.sub("\ufffd", text)
 
 
 class TextTokenizer:
@@ -67,11 +78,12 @@ class TextTokenizer:
 
     def encode(self, texts: Sequence[str], type_ids: bool = True) -> Encoded:
         """Encode a batch (the Rust side runs it in parallel, off the GIL); each text is
-        cut to :attr:`max_chars` first.
+        cut to :attr:`max_chars` first, and a lone surrogate in it read as U+FFFD (the tokenizer
+        raised ``TypeError`` for the whole batch: one such text failed every text beside it).
 
         ``type_ids=False`` skips token type ids (graphs without that input)."""
         cap = self.max_chars
-        batch = [t if len(t) <= cap else t[:cap] for t in texts]
+        batch = [_readable(t if len(t) <= cap else t[:cap]) for t in texts]
         encodings = self._encode_batch(batch)
         ids: list[IntArray] = []
         types: list[IntArray] = []
