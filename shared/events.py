@@ -419,7 +419,9 @@ def _without_lone_surrogates(data: Any) -> Any:
 
 
 def decode_json(value: bytes | None) -> dict[str, Any]:
-    """Bytes to a JSON object, with clear errors for each way it can go wrong. An unpaired
+    """Bytes to a JSON object, with clear errors for each way it can go wrong (JSON nested
+    too deeply to read, or an integer too long to convert, included: no contract holds
+    either, so they are ``JSONDecodeError`` too, which a plain DLQ replay leaves). An unpaired
     surrogate escape (``"\\ud800"``, valid JSON) becomes U+FFFD, as an invalid byte would in
     a lenient decoder: the rest of the text is still scored and stored."""
     if value is None:
@@ -430,12 +432,16 @@ def decode_json(value: bytes | None) -> dict[str, Any]:
         raise InvalidEvent(f"invalid UTF-8 at byte {exc.start}", error_class="UnicodeDecodeError") from exc
     try:
         data = json.loads(text)
+        if isinstance(data, dict) and _SURROGATE_ESCAPE.search(text):
+            data = dict(_without_lone_surrogates(data))
     except json.JSONDecodeError as exc:
         raise InvalidEvent(f"malformed JSON: {exc.msg} at char {exc.pos}", error_class="JSONDecodeError") from exc
+    except RecursionError as exc:  # the decoder recurses once per level of nesting, the surrogate fix twice
+        raise InvalidEvent("malformed JSON: nested too deeply", error_class="JSONDecodeError") from exc
+    except ValueError as exc:  # an integer too long to convert (over 4,300 digits)
+        raise InvalidEvent(f"malformed JSON: {exc}", error_class="JSONDecodeError") from exc
     if not isinstance(data, dict):
         raise InvalidEvent(f"expected a JSON object, got {type(data).__name__}", error_class="JSONDecodeError")
-    if _SURROGATE_ESCAPE.search(text):
-        return dict(_without_lone_surrogates(data))
     return data
 
 

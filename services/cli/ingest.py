@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from aiokafka import AIOKafkaProducer
 from tqdm import tqdm
 
 from services.ingest.replay import Pacing, ReplayReport, check_run, replay, run_stamp
@@ -46,15 +47,31 @@ async def _replay(
     the ids of lines without one derive from (a file's name)."""
     settings = ServiceSettings()
     await ensure_topics(settings.kafka, [settings.topics.raw(stream)])
-    producer = make_producer(settings.kafka, client_id="ingest")
-    await producer.start()
+    current = [make_producer(settings.kafka, client_id="ingest")]
+
+    async def renew(old: AIOKafkaProducer) -> AIOKafkaProducer:
+        """A new producer after the topic refused a record (see ``replay``'s ``renew``)."""
+        await old.stop()
+        current[0] = make_producer(settings.kafka, client_id="ingest")
+        await current[0].start()
+        return current[0]
+
     try:
+        await current[0].start()
         with tqdm(total=total, desc=label, unit="ev", disable=None) as bar:
             return await replay(
-                producer, settings.topics, lines, stream, pacing, origin=label, progress=bar.update, run=run
+                current[0],
+                settings.topics,
+                lines,
+                stream,
+                pacing,
+                origin=label,
+                progress=bar.update,
+                run=run,
+                renew=renew,
             )
     finally:
-        await producer.stop()
+        await current[0].stop()
 
 
 def _finish(report: ReplayReport, as_json: bool) -> None:

@@ -12,10 +12,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    RecordListTooLargeError,
+)
 
 from shared.events import MAX_EVENT_BYTES, InvalidEvent, RawChat, RawEvent, RawNews, Stream, new_id, parse
 from shared.topics import Topics
+
+REFUSED_SIZE: tuple[type[KafkaError], ...] = (MessageSizeTooLargeError, RecordListTooLargeError)
+"""A record (or the batch it was sent in) over the topic's ``max.message.bytes``."""
+REFUSED: tuple[type[KafkaError], ...] = (*REFUSED_SIZE, InvalidTimestampError, CorruptRecordException)
+"""Errors about the records sent, not about the broker or the topic: the topic refuses them."""
+RETRY_ALONE: tuple[type[KafkaError], ...] = (*REFUSED, OutOfOrderSequenceNumber)
+"""The errors of a batch that a refusal explains: records batched with a refused one, or
+sent to its partition after it (the idempotent producer's sequence then has a gap)."""
 
 ORIGIN_ID_CHARS = 64
 """Characters of a source's name kept in the ids :func:`line_id` derives from it."""

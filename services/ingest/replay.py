@@ -20,14 +20,14 @@ import functools
 import hashlib
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from services.ingest.produce import line_id, prepare, produce
+from services.ingest.produce import REFUSED, REFUSED_SIZE, RETRY_ALONE, line_id, prepare, produce, send_each
 from services.ingest.sources import Line
 from shared.events import EARLIEST_TIME, LATEST_TIME, InvalidEvent, RawEvent, Stream
 from shared.topics import Topics
@@ -142,6 +142,18 @@ def _retime(
     get send offset 0 (sent at once) and keep their past event time. An event moved out
     of the contract's years is left out, rejected in ``report`` by its line
     (``numbers[i]`` for ``events[i]``)."""
+    return [(offset, e) for offset, _, e in _retime_numbered(events, speedup, now, backfill_s, numbers, report)]
+
+
+def _retime_numbered(
+    events: Sequence[RawEvent],
+    speedup: float,
+    now: datetime,
+    backfill_s: float,
+    numbers: Sequence[int] | None,
+    report: ReplayReport | None,
+) -> list[tuple[float, int, RawEvent]]:
+    """:func:`_retime`, with each event's line number (``numbers[i]``, else ``i + 1``)."""
     if not events:
         return []
     t0 = min(e.event_time for e in events)
@@ -149,13 +161,14 @@ def _retime(
     out = []
     for i in sorted(range(len(events)), key=lambda i: events[i].event_time):
         e = events[i]
+        number = numbers[i] if numbers else i + 1
         offset = (e.event_time - t0).total_seconds() / speedup
         if reason := _out_of_range(start + offset):
             if report is not None:
-                report.reject(numbers[i] if numbers else i + 1, reason)
+                report.reject(number, reason)
             continue
         moved = datetime.fromtimestamp(start + offset, tz=UTC)
-        out.append((max(0.0, offset - backfill_s), e.model_copy(update={"event_time": moved})))
+        out.append((max(0.0, offset - backfill_s), number, e.model_copy(update={"event_time": moved})))
     return out
 
 
@@ -184,6 +197,9 @@ def _prepared(
         except InvalidEvent as exc:
             report.reject(line.number, exc.reason)
             continue
+        except RecursionError:  # nested nearly as deep as the reader allows: deriving its id goes deeper
+            report.reject(line.number, "malformed JSON: nested too deeply")
+            continue
         if line.data.get("id") not in (None, ""):
             first = first_line.setdefault(event.id, line.number)
             if first != line.number:
@@ -199,6 +215,73 @@ def _renamed(events: Iterable[tuple[int, RawEvent]], run: int) -> Iterator[tuple
         yield n, e.model_copy(update={"id": run_id(e.id, run)})
 
 
+Renew = Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]]
+"""Stops the producer it is given and returns a new one, started (see :class:`_Sender`)."""
+
+
+class _Sender:
+    """Sends chunks of (line number, event) and counts what Kafka acknowledged.
+
+    A record the topic refuses (:data:`~services.ingest.produce.REFUSED`: larger than its
+    ``max.message.bytes``, say) is its line's rejection, and the rest is still sent. The
+    broker refuses a whole batch, so the records batched with it were refused too, and the
+    refusal leaves a gap in the idempotent producer's sequence of that partition (every later
+    record there is refused as ``OutOfOrderSequenceNumber``): the producer is renewed (a new
+    producer id starts afresh) and each record not acknowledged is sent again alone. Any
+    other error (the broker unreachable, the topic missing) is raised, as is a refusal when
+    there is no ``renew``."""
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        topics: Topics,
+        report: ReplayReport,
+        progress: Callable[[int], Any] | None,
+        renew: Renew | None,
+    ) -> None:
+        self.producer = producer
+        self._topics = topics
+        self._report = report
+        self._progress = progress
+        self._renew = renew
+
+    def _count(self, n: int) -> None:
+        self._report.produced += n
+        if self._progress and n:
+            self._progress(n)
+
+    async def send(self, batch: Sequence[tuple[int, RawEvent]]) -> None:
+        sent: list[asyncio.Future[Any]] = []
+        await send_each(self.producer, self._topics, [e for _, e in batch], sent)
+        errors = [f.exception() for f in sent]
+        failed = [item for item, exc in zip(batch, errors, strict=False) if exc is not None] + list(batch[len(sent) :])
+        if not failed:
+            self._count(len(batch))
+            return
+        refused = [exc for exc in errors if isinstance(exc, REFUSED)]
+        if (
+            self._renew is None
+            or not refused
+            or any(exc is not None and not isinstance(exc, RETRY_ALONE) for exc in errors)
+        ):
+            raise next(exc for exc in errors if exc is not None)
+        self._count(len(batch) - len(failed))
+        self.producer = await self._renew(self.producer)
+        for number, event in failed:
+            try:
+                await produce(self.producer, self._topics, [event])
+            except REFUSED as exc:
+                self._report.reject(number, self._refusal(event, exc))
+                self.producer = await self._renew(self.producer)
+            else:
+                self._count(1)
+
+    def _refusal(self, event: RawEvent, exc: Exception) -> str:
+        size = len(event.to_bytes())
+        why = " (over the topic's max.message.bytes?)" if isinstance(exc, REFUSED_SIZE) else ""
+        return f"refused by {self._topics.raw(event.stream)}: {type(exc).__name__}: {size:,} bytes{why}; not sent"
+
+
 async def replay(
     producer: AIOKafkaProducer,
     topics: Topics,
@@ -210,11 +293,15 @@ async def replay(
     progress: Callable[[int], Any] | None = None,
     chunk: int = 200,
     run: int | None = None,
+    renew: Renew | None = None,
 ) -> ReplayReport:
     """Produce the valid lines, paced. A line without an id gets one derived from
     ``origin`` (the source's name), its number and its content, the same in every run.
     Events get :func:`run_id` ids of ``run`` when it is given, and of this run's start
-    with ``speedup`` (which moves event times); the report says which (``run``)."""
+    with ``speedup`` (which moves event times); the report says which (``run``).
+
+    With ``renew``, a record the topic refuses is rejected by its line and the rest is
+    sent (:class:`_Sender`); without it the refusal is raised."""
     now = datetime.now(UTC)
     if run is None and pacing.speedup is not None:
         run = run_stamp(now)
@@ -222,42 +309,34 @@ async def replay(
     events = _prepared(lines, stream, report, origin)
     if run is not None:
         events = _renamed(events, run)
-    schedule: Iterable[tuple[float, RawEvent]]
+    schedule: Iterable[tuple[float, int, RawEvent]]
     if pacing.speedup is not None:
         numbers: list[int] = []
         read: list[RawEvent] = []
         for n, e in events:
             numbers.append(n)
             read.append(e)
-        schedule = _retime(read, pacing.speedup, now, pacing.backfill_s, numbers=numbers, report=report)
+        schedule = _retime_numbered(read, pacing.speedup, now, pacing.backfill_s, numbers, report)
     elif pacing.rate is not None:
         rate = pacing.rate
-        schedule = ((i / rate, e) for i, (_, e) in enumerate(events))
+        schedule = ((i / rate, n, e) for i, (n, e) in enumerate(events))
     else:
-        schedule = ((0.0, e) for _, e in events)
+        schedule = ((0.0, n, e) for n, e in events)
+    sender = _Sender(producer, topics, report, progress, renew)
     start = time.monotonic()
-    pending: list[RawEvent] = []
-    for offset, event in schedule:
+    pending: list[tuple[int, RawEvent]] = []
+    for offset, number, event in schedule:
         wait = start + offset - time.monotonic()
         if wait > 0.01 and pending:
-            await produce(producer, topics, pending)
-            report.produced += len(pending)
-            if progress:
-                progress(len(pending))
+            await sender.send(pending)
             pending = []
             wait = start + offset - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        pending.append(event)
+        pending.append((number, event))
         if len(pending) >= chunk:
-            await produce(producer, topics, pending)
-            report.produced += len(pending)
-            if progress:
-                progress(len(pending))
+            await sender.send(pending)
             pending = []
     if pending:
-        await produce(producer, topics, pending)
-        report.produced += len(pending)
-        if progress:
-            progress(len(pending))
+        await sender.send(pending)
     return report

@@ -245,6 +245,10 @@ COLUMN_NAME_CHARS = 40
 really data can hold anything)."""
 
 
+UNNAMED = "(no name in the header)"
+"""How a column whose header cell is empty is named in a message."""
+
+
 def _column(name: str) -> str:
     """A column's name for a message: redacted, cut (ending in "…"), quoted (``repr`` shows
     spaces at its ends and escapes what cannot be printed)."""
@@ -309,9 +313,10 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
     skipped but counted). A byte-order mark (Excel's "CSV UTF-8") is skipped; bytes that
     are not UTF-8, a row with more fields than the header (an unquoted comma: what
     follows would be lost) or fewer (a line break in an unquoted field: the row is cut),
-    a non-empty field of a column no event has, and a last row without a line ending (the
-    file may still be being written: its last field may grow, and the rerun would send it
-    again under the id of its new content) reject their row only.
+    a non-empty field of a column no event has (or that the header leaves unnamed), and a
+    last row without a line ending (the file may still be being written: its last field
+    may grow, and the rerun would send it again under the id of its new content) reject
+    their row only.
 
     Quotes are read strictly: a lenient reader took ``"Acme says "no" to offer"`` as
     ``Acme says no" to offer"``, and an unclosed quote silently joined the rows after it
@@ -333,7 +338,9 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
             return
         _check_header(header)  # again: the file may have changed since read_file looked
         bad_header = any(_SURROGATE.search(k) for k in header)
-        unknown = {i: f"{i + 1} {_column(k)}" for i, k in enumerate(header) if k and k not in CSV_COLUMNS}
+        # a column the header leaves unnamed (a trailing comma) is unknown too: a field under
+        # it (an unquoted comma in the text) would be dropped; left empty it is fine
+        unknown = {i: f"{i + 1} {_column(k) if k else UNNAMED}" for i, k in enumerate(header) if k not in CSV_COLUMNS}
         last = 1
         while True:
             # after a csv.Error the reader's line count can lag the line it gave up on
@@ -361,7 +368,7 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
             if error := _row_error(header, values, unknown, bad_header):
                 yield Line(start, None, error)
                 continue
-            yield Line(start, {k: v for k, v in zip(header, values, strict=True) if k and v != ""})
+            yield Line(start, {k: v for k, v in zip(header, values, strict=True) if v != ""})
 
 
 def _row_error(header: list[str], values: list[str], unknown: dict[int, str], bad_header: bool) -> str | None:
