@@ -14,9 +14,27 @@ A ``prefix`` lets tests and parallel environments use their own topics.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DLQ_SUFFIX = ".dlq"
+
+MAX_TOPIC_NAME_LENGTH = 249
+"""Kafka's limit on a topic name."""
+
+QUEUE_NAME_MAX_LENGTH = 64
+"""A routing queue's name at most (``routing_rules.queue`` is ``VARCHAR(64)``)."""
+
+LONGEST_SUFFIX_LENGTH = max(
+    *(len(f"{base}{DLQ_SUFFIX}") for base in ("news.raw", "chat.raw", "text.scored", "alerts")),
+    len("chat.queue.") + QUEUE_NAME_MAX_LENGTH,
+)
+"""The longest name a prefix goes before: a work queue's topic with the longest queue name (75)."""
+
+MAX_PREFIX_LENGTH = MAX_TOPIC_NAME_LENGTH - LONGEST_SUFFIX_LENGTH
+
+_TOPIC_CHARS = re.compile(r"[a-zA-Z0-9._-]*")
 
 
 class Topics(BaseModel):
@@ -24,7 +42,28 @@ class Topics(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    prefix: str = Field(default="", description="Prepended to every topic name, e.g. 'test-1234.'.")
+    prefix: str = Field(
+        default="",
+        description=(
+            "Prepended to every topic name, e.g. 'test-1234.'. Kafka's topic name characters only "
+            f"(letters, digits, '.', '_', '-'), at most {MAX_PREFIX_LENGTH} characters."
+        ),
+    )
+
+    @field_validator("prefix")
+    @classmethod
+    def _valid_prefix(cls, value: str) -> str:
+        if not _TOPIC_CHARS.fullmatch(value):
+            raise ValueError(
+                f"TW_TOPICS__PREFIX {value!r} would make invalid Kafka topic names: "
+                "use only [a-zA-Z0-9._-] (letters, digits, '.', '_', '-')"
+            )
+        if len(value) > MAX_PREFIX_LENGTH:
+            raise ValueError(
+                f"TW_TOPICS__PREFIX is {len(value)} characters: at most {MAX_PREFIX_LENGTH} characters, "
+                f"so that every topic name fits Kafka's {MAX_TOPIC_NAME_LENGTH}"
+            )
+        return value
 
     def _name(self, base: str) -> str:
         return f"{self.prefix}{base}"

@@ -14,6 +14,7 @@ from services.cli import alerts, core, dlq, entities, ingest, ops, stack
 from shared import logs
 from shared.faults import unreachable
 from shared.kafka import metadata_backoff
+from shared.kafka.clients import TopicCreationError
 
 app = typer.Typer(
     name="tonewatch",
@@ -72,6 +73,10 @@ def main() -> None:
         typer.echo(f"error: invalid configuration ({exc.title}): {logs.scrub(problems)}", err=True)
         raise SystemExit(2) from None
     except (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        typer.echo(f"error: {logs.scrub(str(exc))}", err=True)
+        raise SystemExit(1) from None
+    except TopicCreationError as exc:
+        # the broker refused a topic (a name, replication factor or config it does not take)
         typer.echo(f"error: {logs.scrub(str(exc))}", err=True)
         raise SystemExit(1) from None
     except Exception as exc:

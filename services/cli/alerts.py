@@ -83,7 +83,7 @@ def _alert_row(a: Any) -> dict[str, Any]:
 def list_(
     status: str | None = typer.Option(None),
     entity: str | None = typer.Option(None),
-    limit: int = typer.Option(50),
+    limit: int = typer.Option(50, min=1, help="Show at most this many alerts."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List alerts, newest first."""

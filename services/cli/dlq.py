@@ -60,7 +60,7 @@ def _as_json(e: dlq_ops.DlqEntry) -> dict[str, object]:
 @app.command("list")
 def list_(
     topic: str = typer.Argument(..., help="Input topic, e.g. news.raw (reads news.raw.dlq under TW_TOPICS__PREFIX)."),
-    limit: int = typer.Option(100, "--limit"),
+    limit: int = typer.Option(100, "--limit", min=1, help="Show at most this many dead letters."),
     as_json: bool = typer.Option(False, "--json", help="With a redacted preview of each original record."),
 ) -> None:
     """Show dead letters with their reasons."""
@@ -82,7 +82,7 @@ def list_(
 @app.command("replay")
 def replay(
     topic: str = typer.Argument(..., help="Input topic whose DLQ to re-inject (under TW_TOPICS__PREFIX)."),
-    limit: int = typer.Option(1_000_000, "--limit"),
+    limit: int = typer.Option(1_000_000, "--limit", min=1, help="Replay at most this many dead letters."),
     error_class: list[str] = typer.Option(
         [],
         "--error-class",

@@ -166,7 +166,7 @@ def demo(
     news_speedup: float = NEWS_SPEEDUP,
     news_backfill: float = NEWS_BACKFILL,
     chat_rate: float = typer.Option(2.0, help="Demo chat messages per second."),
-    limit: int | None = typer.Option(None, help="Only the first N headlines."),
+    limit: int | None = typer.Option(None, min=1, help="Only the first N headlines."),
 ) -> None:
     """Replay the demo data: Guardian business headlines and authored bank chats.
 

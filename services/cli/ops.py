@@ -106,7 +106,7 @@ def stack_endpoints(stack: StackSettings) -> dict[str, str]:
 
 
 def demo(
-    limit: int | None = typer.Option(None, help="Replay only the first N headlines."),
+    limit: int | None = typer.Option(None, min=1, help="Replay only the first N headlines."),
     news_speedup: float = NEWS_SPEEDUP,
     news_backfill: float = NEWS_BACKFILL,
     logs_dir: Path = typer.Option(Path(".tonewatch/demo"), help="Where service logs go."),

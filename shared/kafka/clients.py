@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 
 from shared.config import KafkaSettings
 from shared.topics import Topics
@@ -18,6 +18,34 @@ from shared.topics import Topics
 DLQ_MAX_MESSAGE_BYTES = 2 * 1024 * 1024
 """A dead letter is the original record plus its ``tw.*`` headers: a record the broker
 took at its 1 MiB default must still fit whole, so DLQ topics (and producers) take 2 MiB."""
+
+
+class TopicCreationError(RuntimeError):
+    """The broker refused to create one or more topics.
+
+    ``errors`` holds ``(topic, kafka_error_name, message)`` for each refused topic."""
+
+    def __init__(self, errors: list[tuple[str, str, str]]) -> None:
+        self.errors = errors
+        super().__init__(
+            "; ".join(f"cannot create Kafka topic {topic!r}: {name}: {message}" for topic, name, message in errors)
+        )
+
+
+def _refusals(response: object) -> list[tuple[str, str, str]]:
+    """The per-topic errors of a CreateTopics response (any version), "already exists" left out.
+
+    aiokafka returns these codes instead of raising; v0 has no message, so the error's
+    description stands in."""
+    out = []
+    for entry in getattr(response, "topic_errors", ()):
+        topic, code = entry[0], entry[1]
+        if code == 0 or code == TopicAlreadyExistsError.errno:
+            continue
+        error = for_code(code)
+        message = entry[2] if len(entry) > 2 and entry[2] else error.description
+        out.append((topic, f"{error.message} (error code {code})", message))
+    return out
 
 
 def make_producer(settings: KafkaSettings, *, client_id: str, linger_ms: int = 5) -> AIOKafkaProducer:
@@ -64,27 +92,31 @@ async def ensure_topics(
     replication: int = 1,
     configs: dict[str, str] | None = None,
 ) -> None:
-    """Create topics that do not exist yet (idempotent), with ``configs`` if given."""
+    """Create topics that do not exist yet (idempotent), with ``configs`` if given.
+
+    A topic another client created meanwhile is fine; any other refusal (an invalid
+    name, too high a replication factor, an invalid config, a policy) raises
+    :class:`TopicCreationError` naming each topic and Kafka's error."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [t for t in topics if t not in existing]
         if missing:
-            try:
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            name=t,
-                            num_partitions=partitions,
-                            replication_factor=replication,
-                            topic_configs=configs or {},
-                        )
-                        for t in missing
-                    ]
-                )
-            except TopicAlreadyExistsError:
-                pass
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        name=t,
+                        num_partitions=partitions,
+                        replication_factor=replication,
+                        topic_configs=configs or {},
+                    )
+                    for t in missing
+                ]
+            )
+            refused = _refusals(response)
+            if refused:
+                raise TopicCreationError(refused)
     finally:
         await admin.close()
 

@@ -31,3 +31,23 @@ def test_main_installs_the_kafka_metadata_backoff(monkeypatch: pytest.MonkeyPatc
     assert not metadata_backoff.installed()
     services.cli.main()
     assert metadata_backoff.installed()
+
+
+def test_a_topic_the_broker_refuses_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import services.cli
+    from shared.kafka.clients import TopicCreationError
+
+    def refused() -> None:
+        raise TopicCreationError([("x.news.raw", "INVALID_REPLICATION_FACTOR", "Replication factor: 3 larger than 1")])
+
+    monkeypatch.setattr(services.cli, "app", refused)
+    with pytest.raises(SystemExit) as exit_:
+        services.cli.main()
+    assert exit_.value.code == 1
+    err = capsys.readouterr().err
+    assert err == (
+        "error: cannot create Kafka topic 'x.news.raw': INVALID_REPLICATION_FACTOR: "
+        "Replication factor: 3 larger than 1\n"
+    )
