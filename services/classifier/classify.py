@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from shared.events import RawEvent
 from shared.inference.engine import Classifier, Prediction
+from shared.inference.metrics import InferenceMetrics, inference_metrics
 
 PROBE_TEXT = "Thanks, the parcel arrived on time."
 """A short plain sentence any working model classifies: when the models fail on it too,
@@ -26,12 +27,24 @@ class Verdicts:
 
 
 class Classify:
-    """Sentiment for every event, intent for chats. One worker thread: the models
-    use all intra-op threads, so more workers would only oversubscribe."""
+    """Sentiment for every event, intent for chats, ``workers`` batches at once. The
+    models' ONNX runs share the process's cores (:class:`~shared.inference.engine.CoreBudget`):
+    more workers never run more than cores / intra-op threads at once."""
 
-    def __init__(self, sentiment: Classifier, intent: Classifier | None, workers: int = 1) -> None:
+    def __init__(
+        self,
+        sentiment: Classifier,
+        intent: Classifier | None,
+        workers: int = 1,
+        metrics: InferenceMetrics | None = None,
+    ) -> None:
+        """``metrics``: where the models' ``tonewatch_inference_*`` metrics go (default: the
+        process's, on the registry ``/metrics`` serves); a model that has its own keeps them."""
         self.sentiment = sentiment
         self.intent = intent
+        for model in (sentiment, intent):
+            if isinstance(model, Classifier) and model.metrics is None:
+                model.use_metrics(metrics if metrics is not None else inference_metrics())
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="classify")
         self._closed = False
 

@@ -197,7 +197,8 @@ class ClassifierSettings(ServiceSettings):
 
         Each ONNX run gets cores / ``concurrent_batches`` threads, and unless
         ``TW_INFERENCE__PARALLEL_BUCKETS`` is set, the length buckets of every batch in
-        flight go to one shared pool of cores / threads workers: when a single batch is
+        flight go to cores / threads workers, and the ONNX runs of every model share the
+        process's cores (:class:`shared.inference.engine.CoreBudget`): when a single batch is
         left (the start and end of a burst, or while the event loop fetches the next
         one) its buckets still use every core."""
         cores = physical_cores()

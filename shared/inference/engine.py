@@ -9,10 +9,13 @@ callers go through :class:`shared.inference.microbatch.MicroBatcher`.
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +36,7 @@ from shared.inference.device import (
     DeviceUnavailableError,
     Kind,
     explain,
+    physical_cores,
     plan_device,
     warn_cpu_fallback,
 )
@@ -67,6 +71,41 @@ def choose_variant(requested: str, kind: Kind, available: Sequence[str]) -> str:
     raise RegistryError(f"no variant usable on {kind}: want one of {VARIANT_PREFERENCE[kind]}, have {tuple(available)}")
 
 
+class CoreBudget:
+    """The physical cores the process's ONNX runs may keep busy at once.
+
+    Each CPU run holds as many cores as its session's intra-op threads while it runs.
+    Without it every :class:`Classifier` ran on its own: the classifier service's two
+    batches in flight, one in the sentiment model and one in the intent model, each
+    with its own pool of ``parallel_buckets`` workers, kept up to 4 single-thread runs
+    going on 2 cores."""
+
+    def __init__(self, cores: int) -> None:
+        self.cores = max(1, cores)
+        self._free = self.cores
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, threads: int) -> Iterator[None]:
+        """Wait until ``threads`` cores are free (all of them at most) and hold them."""
+        n = min(max(1, threads), self.cores)
+        with self._cond:
+            self._cond.wait_for(lambda: self._free >= n)
+            self._free -= n
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._free += n
+                self._cond.notify_all()
+
+
+@functools.cache
+def core_budget() -> CoreBudget:
+    """The process-wide budget every CPU classifier shares: its physical cores."""
+    return CoreBudget(physical_cores())
+
+
 def softmax(logits: FloatArray) -> FloatArray:
     """Row-wise softmax, numerically stable."""
     shifted = logits - logits.max(axis=1, keepdims=True)
@@ -94,7 +133,7 @@ class Classifier:
         self.settings = settings
         self._variant = variant
         self.sha = sha
-        self.metrics = metrics
+        self.metrics: InferenceMetrics | None = None
         self.padding = PaddingStats()
         self.fallback_reasons: tuple[str, ...] = ()
         self.labels = entry.labels
@@ -103,11 +142,21 @@ class Classifier:
         self._graph_rows = self.bucket_rows if model.cuda_graphs else None
         self._width_multiple = CUDA_GRAPH_WIDTH_MULTIPLE if model.cuda_graphs else 1
         parallel = settings.parallel_buckets if not on_gpu else 1
+        # CPU runs of every classifier share the process's cores (see CoreBudget)
+        self._budget = core_budget() if not on_gpu else None
+        self._run_threads = model.intra_op_threads if not on_gpu else 0
         self._pool = (
             ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="tonewatch-bucket") if parallel > 1 else None
         )
         if metrics is not None:
-            metrics.active.labels(entry.task, entry.name, entry.version, self.provider, variant).set(1)
+            self.use_metrics(metrics)
+
+    def use_metrics(self, metrics: InferenceMetrics) -> None:
+        """Observe every ``predict`` call in ``metrics`` from now on, and mark this model,
+        provider and variant as serving (``<prefix>_model_info`` = 1)."""
+        self.metrics = metrics
+        entry = self.entry
+        metrics.active.labels(entry.task, entry.name, entry.version, self.provider, self._variant).set(1)
 
     # ---- loading --------------------------------------------------------------------
     @classmethod
@@ -194,7 +243,11 @@ class Classifier:
         buckets = plan_buckets(lengths, self.bucket_rows, self._width_multiple)
 
         def run(bucket: Bucket) -> FloatArray:
-            return self.model.run(pad_bucket(enc.ids, enc.type_ids, bucket, self.tokenizer.pad_id, self._graph_rows))
+            padded = pad_bucket(enc.ids, enc.type_ids, bucket, self.tokenizer.pad_id, self._graph_rows)
+            if self._budget is None:
+                return self.model.run(padded)
+            with self._budget.hold(self._run_threads):
+                return self.model.run(padded)
 
         if self._pool is not None and len(buckets) > 1:
             outputs = list(self._pool.map(run, buckets))  # ORT runs release the GIL

@@ -1,7 +1,12 @@
-"""Optional Prometheus metrics for inference; created on demand, never at import."""
+"""Optional Prometheus metrics for inference; created on demand, never at import.
+
+:func:`inference_metrics` is the process-wide set on the default registry, the one a
+service's ``/metrics`` serves; the classifier service wires it into its models
+(:class:`services.classifier.classify.Classify`)."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from prometheus_client import REGISTRY, CollectorRegistry, Gauge, Histogram
@@ -12,7 +17,7 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0
 
 @dataclass(frozen=True)
 class InferenceMetrics:
-    """Batch size, latency, padding efficiency and the active provider."""
+    """Batch size, latency, padding efficiency and the active provider, per task."""
 
     batch_size: Histogram
     latency_seconds: Histogram
@@ -22,7 +27,12 @@ class InferenceMetrics:
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None, prefix: str = "tonewatch_inference") -> InferenceMetrics:
         """Register the metrics in ``registry`` (default: the global one; once per
-        process there, so pass a fresh ``CollectorRegistry`` in tests)."""
+        process there, so use :func:`inference_metrics` or pass a fresh
+        ``CollectorRegistry`` in tests).
+
+        The latency histogram is ``<prefix>_predict_seconds``: ``tonewatch_inference_latency_seconds``
+        is :mod:`shared.metrics`' (the classifier's whole batch), and prometheus_client refuses
+        a name registered twice in one registry."""
         reg = registry if registry is not None else REGISTRY
         labels = ("task",)
         return cls(
@@ -34,8 +44,8 @@ class InferenceMetrics:
                 registry=reg,
             ),
             latency_seconds=Histogram(
-                f"{prefix}_latency_seconds",
-                "Wall time of one predict call.",
+                f"{prefix}_predict_seconds",
+                "Wall time of one predict call (tokenizing, ONNX runs, softmax).",
                 labels,
                 buckets=_LATENCY_BUCKETS,
                 registry=reg,
@@ -53,3 +63,9 @@ class InferenceMetrics:
                 registry=reg,
             ),
         )
+
+
+@functools.cache
+def inference_metrics(registry: CollectorRegistry = REGISTRY) -> InferenceMetrics:
+    """The process-wide inference metrics (one set per registry)."""
+    return InferenceMetrics.create(registry)

@@ -334,7 +334,7 @@ def test_metrics_hooks(entry: ModelEntry) -> None:
     labels = {"task": "sentiment"}
     assert reg.get_sample_value("tonewatch_inference_batch_size_count", labels) == 1
     assert reg.get_sample_value("tonewatch_inference_batch_size_sum", labels) == len(TEXTS)
-    assert reg.get_sample_value("tonewatch_inference_latency_seconds_count", labels) == 1
+    assert reg.get_sample_value("tonewatch_inference_predict_seconds_count", labels) == 1
     info = {**labels, "model": "tiny-test-bert", "version": "v1", "provider": "CPUExecutionProvider", "variant": "fp32"}
     assert reg.get_sample_value("tonewatch_inference_model_info", info) == 1
     assert 0 < (reg.get_sample_value("tonewatch_inference_padding_efficiency", labels) or 0) <= 1
