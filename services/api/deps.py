@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,6 +26,7 @@ from shared.inference.registry import Registry
 from shared.kafka.clients import make_producer
 
 SERVICE = "api"
+log = logging.getLogger("tonewatch.api.deps")
 
 
 @dataclass
@@ -37,6 +40,11 @@ class Deps:
     engine: AsyncEngine | None = None
     _producer: AIOKafkaProducer | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _retired: weakref.WeakSet[AIOKafkaProducer] = field(default_factory=weakref.WeakSet, init=False)
+    _stopping: set[asyncio.Task[None]] = field(default_factory=set, init=False)
+    alone: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    """Held while a record is sent again alone after a refusal (one at a time across
+    requests, so a record the topic refuses again is not batched with the others)."""
 
     async def producer(self) -> AIOKafkaProducer:
         """The shared idempotent producer, started on first use."""
@@ -52,11 +60,45 @@ class Deps:
                 self._producer = producer
             return self._producer
 
+    def retire(self, producer: AIOKafkaProducer) -> None:
+        """Replace ``producer`` after the broker refused a record it sent (larger than the
+        topic's ``max.message.bytes``, say): the refusal left a gap in its idempotent
+        sequence for that partition, and every later record it sends there would fail
+        with ``OutOfOrderSequenceNumber``. The next :meth:`producer` call starts a new one
+        (a new producer id starts its sequences afresh); the old one is stopped in the
+        background, so what other requests have in flight on it is answered first.
+        Synchronous, so it runs in the refused record's done-callback, before any later
+        answer of that partition; calling it again for the same producer does nothing."""
+        if producer in self._retired:
+            return
+        self._retired.add(producer)
+        if self._producer is producer:
+            self._producer = None
+        log.warning("the Kafka producer is replaced after a refused record")
+        task = asyncio.get_running_loop().create_task(self._stop_retired(producer))
+        self._stopping.add(task)
+        task.add_done_callback(self._stopping.discard)
+
+    def is_retired(self, producer: AIOKafkaProducer) -> bool:
+        """Whether ``producer`` was replaced (:meth:`retire`): an error of a record sent on
+        it (``OutOfOrderSequenceNumber``, the producer closed) is then no fault of the
+        record, and sending it again succeeds on the new producer."""
+        return producer in self._retired
+
+    @staticmethod
+    async def _stop_retired(producer: AIOKafkaProducer) -> None:
+        try:
+            await producer.stop()
+        except Exception as exc:  # noqa: BLE001 - a replaced producer's failed stop harms nothing
+            log.warning("stopping a replaced Kafka producer failed: %s", exc)
+
     async def aclose(self) -> None:
         """Stop the producer, close Redis and dispose of the engine."""
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.stop()
+        if self._stopping:
+            await asyncio.gather(*self._stopping)
         await self.redis.aclose()
         if self.engine is not None:
             await self.engine.dispose()

@@ -18,7 +18,13 @@ give each item's id, so a client retries with those ids, or with the same
 new ids and count the delivered events twice). An error a retry cannot fix answers
 without ``Retry-After``: 413 ``record_too_large`` when the topic refuses a record as
 too large, 502 ``kafka_refused`` for any other; the refused items carry the error's
-name in ``details``, and the others' outcome is unknown as with a 503.
+name in ``details``, and the others' outcome is unknown as with a 503. A record the
+broker refuses leaves a gap in the shared idempotent producer's sequence of its
+partition, so the producer is replaced at once (one replacement, the old one stopped
+once its records in flight are answered), and the records that failed only because of
+it (batched with the refused one, sent after it to its partition, or sent while the old
+producer closed: theirs or another request's) are sent again alone on the new producer;
+one still failing that way answers 503 ``kafka_unavailable``, which a retry fixes.
 """
 
 from __future__ import annotations
@@ -33,11 +39,14 @@ from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
     BrokerNotAvailableError,
     KafkaError,
     KafkaTimeoutError,
     MessageSizeTooLargeError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
     RecordListTooLargeError,
 )
 from fastapi import APIRouter, Depends, Header, Request
@@ -46,9 +55,11 @@ from pydantic import BaseModel, Field, ValidationError
 from services.api.auth import KeyInfo, require
 from services.api.deps import SERVICE, Deps, get_deps, get_settings
 from services.api.errors import ApiError, error_responses
-from services.ingest.produce import prepare, send_each
+from services.ingest.produce import key_of, prepare
 from shared.events import InvalidEvent, RawEvent, new_id
+from shared.kafka.produce import REFUSED
 from shared.metrics import metrics
+from shared.topics import Topics
 
 router = APIRouter(tags=["events"])
 log = logging.getLogger("tonewatch.api.events")
@@ -56,6 +67,10 @@ STREAMS = ("news", "chat")
 SIZE_ERRORS = (MessageSizeTooLargeError, RecordListTooLargeError)
 # aiokafka marks these final, yet the same records pass once the broker is back.
 TRANSIENT_ERRORS = (KafkaTimeoutError, BrokerNotAvailableError)
+# A record sent on a producer replaced after a refusal (services.api.deps.Deps.retire):
+# sent after the refused one to its partition, or once the old producer was closing.
+# Not the record's fault: on the new producer it passes.
+AFTER_REFUSAL = (OutOfOrderSequenceNumber, ProducerClosed)
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 require_write = require("write")
 
@@ -210,11 +225,77 @@ def refusals(sent: list[asyncio.Future[Any]]) -> dict[int, BaseException]:
     return {i: exc for i, f in enumerate(sent) if f.done() and not f.cancelled() and (exc := f.exception()) is not None}
 
 
-def retriable(exc: BaseException) -> bool:
-    """Whether sending the same records again may succeed."""
+def retriable(exc: BaseException, replaced: bool = False) -> bool:
+    """Whether sending the same records again may succeed; ``replaced``: the producer
+    they were sent on was replaced after a refusal (then :data:`AFTER_REFUSAL` is)."""
     if isinstance(exc, (OSError, *TRANSIENT_ERRORS)):  # TimeoutError is an OSError
         return True
+    if replaced and isinstance(exc, AFTER_REFUSAL):
+        return True
     return isinstance(exc, KafkaError) and bool(exc.retriable)
+
+
+async def send_watched(
+    deps: Deps, producer: AIOKafkaProducer, topics: Topics, events: list[RawEvent], sent: list[asyncio.Future[Any]]
+) -> None:
+    """Send the events in order and wait until Kafka has answered for each, as
+    :func:`~services.ingest.produce.send_each` does (``sent`` gets each item's future as
+    it goes; a send that raises is its item's failed future and the later items are not
+    sent). A record the broker refuses (:data:`~shared.kafka.produce.REFUSED`) retires
+    the producer as soon as the refusal is answered (:meth:`Deps.retire`): its sequence
+    for that partition now has a gap."""
+
+    def on_answer(future: asyncio.Future[Any]) -> None:
+        if not future.cancelled() and isinstance(future.exception(), REFUSED):
+            deps.retire(producer)
+
+    for event in events:
+        try:
+            future = await producer.send(topics.raw(event.stream), event.to_bytes(), key=key_of(event))
+        except KafkaError as exc:
+            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            failed.set_exception(exc)
+            sent.append(failed)
+            break
+        future.add_done_callback(on_answer)
+        sent.append(future)
+    if sent:
+        await asyncio.wait(sent)
+
+
+async def send_events(
+    deps: Deps, topics: Topics, events: list[RawEvent], sent: list[asyncio.Future[Any]], used: list[AIOKafkaProducer]
+) -> None:
+    """Send the events (:func:`send_watched`). When the producer was replaced after a
+    refusal (of this request's record or another's), each item that failed is sent again
+    alone (:attr:`Deps.alone`), in order, on the current producer, as the CLI ingest does: the broker refuses
+    a whole batch, so the records batched with a refused one were refused too, and those
+    sent after it to its partition failed with ``OutOfOrderSequenceNumber``; the items
+    not sent after a failure of that kind are sent too. A record refused again is the
+    item's refusal (and replaces that producer in turn). ``sent`` ends with each item's
+    last future; ``used`` lists the producers sent on."""
+    producer = await deps.producer()
+    used.append(producer)
+    await send_watched(deps, producer, topics, events, sent)
+    if not deps.is_retired(producer):
+        return
+    again = [i for i, e in refusals(sent).items() if isinstance(e, (*REFUSED, *AFTER_REFUSAL))]
+    if sent and isinstance(sent[-1].exception(), AFTER_REFUSAL):
+        again += range(len(sent), len(events))
+    if again:
+        log.info("sending %d events again, one by one (a producer was replaced after a refusal)", len(again))
+    for i in again:
+        one: list[asyncio.Future[Any]] = []
+        try:
+            async with deps.alone:  # not batched with another request's record sent again
+                producer = await deps.producer()
+                used.append(producer)
+                await send_watched(deps, producer, topics, [events[i]], one)
+        finally:
+            if one and i < len(sent):
+                sent[i] = one[0]
+            elif one:
+                sent.append(one[0])  # the unsent items come last, in order
 
 
 UNKNOWN_OUTCOME = (
@@ -225,13 +306,18 @@ UNKNOWN_OUTCOME = (
 
 
 def not_delivered(
-    exc: BaseException | None, events: list[RawEvent], refused: dict[int, BaseException], timeout_s: float
+    exc: BaseException | None,
+    events: list[RawEvent],
+    refused: dict[int, BaseException],
+    timeout_s: float,
+    replaced: bool = False,
 ) -> ApiError:
     """The answer when not every event was acknowledged: ``exc`` ended the wait (a
-    timeout, the producer not starting), ``refused`` are the items Kafka refused."""
-    final = {i: e for i, e in refused.items() if not retriable(e)}
+    timeout, the producer not starting), ``refused`` are the items Kafka refused;
+    ``replaced``: a producer used was replaced after a refusal (:func:`retriable`)."""
+    final = {i: e for i, e in refused.items() if not retriable(e, replaced)}
     details = item_ids(events, refused)
-    if not final and (exc is None or retriable(exc)):
+    if not final and (exc is None or retriable(exc, replaced)):
         reason = f"no acknowledgement within {timeout_s:g}s" if isinstance(exc, TimeoutError) else repr(exc or refused)
         log.warning("producing %d events failed: %s", len(events), reason)
         return ApiError(
@@ -312,19 +398,21 @@ async def post_events(
     who = str(caller.id) if caller is not None else "anon"
     events = validate_batch(body.events, None if idempotency_key is None else (who, idempotency_key))
     sent: list[asyncio.Future[Any]] = []
+    used: list[AIOKafkaProducer] = []
     try:
         # The idempotent producer retries while the broker is unreachable and would
         # hold the request for as long as the outage lasts.
         async with asyncio.timeout(settings.produce_timeout_s):
-            producer = await deps.producer()
-            await send_each(producer, settings.topics, events, sent)
+            await send_events(deps, settings.topics, events, sent, used)
     except (KafkaError, OSError) as exc:  # TimeoutError is an OSError
         refused = refusals(sent)
         for future in sent:
             future.cancel()  # no longer awaited: Kafka's later answer is dropped, not logged as unretrieved
-        raise not_delivered(exc, events, refused, settings.produce_timeout_s) from exc
+        replaced = any(deps.is_retired(p) for p in used)
+        raise not_delivered(exc, events, refused, settings.produce_timeout_s, replaced) from exc
     if refused := refusals(sent):
-        raise not_delivered(None, events, refused, settings.produce_timeout_s)
+        replaced = any(deps.is_retired(p) for p in used)
+        raise not_delivered(None, events, refused, settings.produce_timeout_s, replaced)
     m = metrics()
     for event in events:
         m.events_out.labels(SERVICE, settings.topics.raw(event.stream)).inc()

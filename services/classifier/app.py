@@ -85,6 +85,7 @@ class RunState:
     matcher: EntityMatcher = field(default_factory=lambda: EntityMatcher([]))
     stop: asyncio.Event = field(default_factory=asyncio.Event)  # set at shutdown: take no new batch
     in_flight: asyncio.Queue[Any] | None = None  # batches taken and not yet finished
+    pipeline: ClassifierPipeline | None = None  # stops the producer it renewed after a refusal
 
 
 def value_bytes(item: Any) -> int:
@@ -340,7 +341,16 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
             group=settings.group_id,  # a shadow classifier in another group writes its own dead letters
             default_group=ClassifierSettings.model_fields["group_id"].default,
         )
-        return ClassifierPipeline(settings, classify, state.producer, dlq, lambda: state.matcher, stop=state.stop)
+        state.pipeline = ClassifierPipeline(
+            settings,
+            classify,
+            state.producer,
+            dlq,
+            lambda: state.matcher,
+            stop=state.stop,
+            new_producer=lambda: make_producer(settings.kafka, client_id="classifier"),
+        )
+        return state.pipeline
 
     @app.timer(settings.watchlist_refresh_s, on_leader=False)  # type: ignore[untyped-decorator]
     async def refresh_watchlist() -> None:
@@ -456,6 +466,8 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
                 await asyncio.wait_for(state.in_flight.join(), timeout=30)
             except TimeoutError:
                 log.warning("stopping with batches unfinished; they will be re-read")
+        if state.pipeline is not None:
+            await state.pipeline.aclose()
         if state.producer is not None:
             await state.producer.stop()
         try:

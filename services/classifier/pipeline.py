@@ -12,7 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaProducer
@@ -25,6 +25,7 @@ from services.classifier.publish import publish
 from services.classifier.score import build_scored
 from shared.entities import EntityMatcher
 from shared.events import ScoredEvent
+from shared.kafka.clients import make_producer
 from shared.kafka.dlq import DeadLetterWriter, FailedRecord
 from shared.kafka.records import InRecord
 from shared.metrics import metrics
@@ -52,6 +53,9 @@ class Prepared:
     records: list[InRecord]
     scored: list[ScoredEvent]
     bad: list[FailedRecord]
+    sources: list[InRecord] = field(default_factory=list)
+    """The record each scored event came from (the same order): what is dead-lettered
+    when the scored topic refuses the event."""
 
 
 class ClassifierPipeline:
@@ -65,10 +69,15 @@ class ClassifierPipeline:
         *,
         stop: asyncio.Event | None = None,
         model_patience_s: float = MODEL_PATIENCE_S,
+        new_producer: Callable[[], AIOKafkaProducer] | None = None,
     ) -> None:
         self.settings = settings
         self.classify = classify
         self.producer = producer
+        """Publishes the scored events; replaced after the scored topic refused one
+        (:meth:`_renew`). The one given stays the dead-letter writer's."""
+        self._shared_producer = producer
+        self._new_producer = new_producer or (lambda: make_producer(settings.kafka, client_id=SERVICE))
         self.dlq = dlq
         self.matcher = matcher
         self.stop = stop if stop is not None else asyncio.Event()
@@ -90,28 +99,60 @@ class ClassifierPipeline:
             self.m.events_in.labels(SERVICE, topic).inc(count)
         good, bad = decode_batch(records, self.settings.topics)
         scored: list[ScoredEvent] = []
+        sources: list[InRecord] = []
         if good:
             good, verdicts, more_bad = await self._classify(good)
             bad.extend(more_bad)
             # redaction and entity tagging: 90 ms of CPU a batch at 4,000 stored characters,
             # seconds at 100,000; in a thread, the loop keeps serving the consumer meanwhile
-            scored, unscorable = await asyncio.to_thread(self._score, good, verdicts, self.matcher())
+            scored, sources, unscorable = await asyncio.to_thread(self._score, good, verdicts, self.matcher())
             bad.extend(unscorable)
-        return Prepared(list(records), scored, bad)
+        return Prepared(list(records), scored, bad, sources)
 
     async def finish(self, batch: Prepared) -> int:
         """Publish the scored events and dead-letter the failures, waiting for the
-        broker's acks; returns how many scored events were published."""
+        broker's acks; returns how many scored events were published. A scored event
+        the topic refuses (larger than its ``max.message.bytes``, say) dead-letters its
+        record, with the refusal as its reason, and the rest of the batch is published
+        (:func:`~services.classifier.publish.publish`, on a new producer)."""
+        bad = list(batch.bad)
         if batch.scored:
-            await publish(self.producer, self.settings.topics.text_scored, batch.scored)
-            self.m.events_out.labels(SERVICE, "text.scored").inc(len(batch.scored))
-        for record in batch.bad:
+            topic = self.settings.topics.text_scored
+            published = await publish(self.producer, topic, batch.scored, renew=self._renew)
+            self.producer = published.producer
+            for refusal in published.refused:
+                bad.append(failed(batch.sources[refusal.index], type(refusal.error).__name__, refusal.reason(topic)))
+            self.m.events_out.labels(SERVICE, "text.scored").inc(len(batch.scored) - len(published.refused))
+        for record in bad:
             if await self.dlq.write(record):  # not one found written already (a batch re-read)
                 self.m.dead_letters.labels(SERVICE, record.topic, record.error_class).inc()
-        bad_places = {(b.topic, b.partition, b.offset) for b in batch.bad}
+        bad_places = {(b.topic, b.partition, b.offset) for b in bad}
         for rec in batch.records:
             self.dlq.guard.record(failed=(rec.topic, rec.partition, rec.offset) in bad_places)
-        return len(batch.records) - len(batch.bad)
+        return len(batch.records) - len(bad)
+
+    async def _renew(self, old: AIOKafkaProducer) -> AIOKafkaProducer:
+        """A new producer, started, for the scored events, after ``old`` sent one the topic
+        refused (its sequence for that partition has a gap). ``old`` is stopped unless it is
+        the dead-letter writer's too (its other partitions have no gap)."""
+        new = self._new_producer()
+        try:
+            await new.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await new.stop()
+            raise
+        if old is not self._shared_producer:
+            with contextlib.suppress(Exception):
+                await old.stop()
+        return new
+
+    async def aclose(self) -> None:
+        """Stop the producer this pipeline started for the scored events, if any (the one
+        it was given is its owner's to stop)."""
+        if self.producer is not self._shared_producer:
+            producer, self.producer = self.producer, self._shared_producer
+            await producer.stop()
 
     async def _classify(self, good: list[Decoded]) -> tuple[list[Decoded], Verdicts, list[FailedRecord]]:
         """The records classified, their verdicts, and the records the models fail on.
@@ -186,8 +227,8 @@ class ClassifierPipeline:
 
     def _score(
         self, good: list[Decoded], verdicts: Verdicts, matcher: EntityMatcher
-    ) -> tuple[list[ScoredEvent], list[FailedRecord]]:
-        """Scored events, and the records whose verdict no scored event can carry (a model
+    ) -> tuple[list[ScoredEvent], list[InRecord], list[FailedRecord]]:
+        """Scored events, the record of each, and the records whose verdict no scored event can carry (a model
         that gave NaN probabilities for one text) or that scoring fails on in a way nobody
         foresaw: those are dead-lettered, the rest go on; raised, one would stop the
         classifier on that batch after every restart. Scoring touches no dependency, so
@@ -195,6 +236,7 @@ class ClassifierPipeline:
         received = datetime.now(UTC)
         key = self.settings.pseudonym_key.get_secret_value().encode()
         scored: list[ScoredEvent] = []
+        sources: list[InRecord] = []
         bad: list[FailedRecord] = []
         for d, s, i in zip(good, verdicts.sentiment, verdicts.intent, strict=True):
             try:
@@ -210,9 +252,10 @@ class ClassifierPipeline:
                         pseudonym_key=key,
                     )
                 )
+                sources.append(d.record)
             except ValidationError as exc:
                 bad.append(failed(d.record, "ClassificationError", f"the verdict is no valid scored event: {exc}"))
             except Exception as exc:  # scoring is pure (no I/O): the record's fault, not the infrastructure's
                 log.exception("record %s could not be scored; dead-lettered", d.record.place)
                 bad.append(failed(d.record, type(exc).__name__, f"cannot score: {exc}"))
-        return scored, bad
+        return scored, sources, bad

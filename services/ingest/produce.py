@@ -12,22 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import (
-    CorruptRecordException,
-    InvalidTimestampError,
-    KafkaError,
-    MessageSizeTooLargeError,
-    OutOfOrderSequenceNumber,
-    RecordListTooLargeError,
-)
+from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 
 from shared.events import MAX_EVENT_BYTES, InvalidEvent, RawChat, RawEvent, RawNews, Stream, new_id, parse
+from shared.kafka.produce import REFUSED
 from shared.topics import Topics
 
-REFUSED_SIZE: tuple[type[KafkaError], ...] = (MessageSizeTooLargeError, RecordListTooLargeError)
-"""A record (or the batch it was sent in) over the topic's ``max.message.bytes``."""
-REFUSED: tuple[type[KafkaError], ...] = (*REFUSED_SIZE, InvalidTimestampError, CorruptRecordException)
-"""Errors about the records sent, not about the broker or the topic: the topic refuses them."""
 RETRY_ALONE: tuple[type[KafkaError], ...] = (*REFUSED, OutOfOrderSequenceNumber)
 """The errors of a batch that a refusal explains: records batched with a refused one, or
 sent to its partition after it (the idempotent producer's sequence then has a gap)."""

@@ -27,9 +27,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from services.ingest.produce import REFUSED, REFUSED_SIZE, RETRY_ALONE, line_id, prepare, produce, send_each
+from services.ingest.produce import RETRY_ALONE, line_id, prepare, produce, send_each
 from services.ingest.sources import Line
 from shared.events import EARLIEST_TIME, LATEST_TIME, InvalidEvent, RawEvent, Stream
+from shared.kafka.produce import REFUSED, REFUSED_SIZE
 from shared.topics import Topics
 
 MAX_ID_CHARS = 128
@@ -222,7 +223,7 @@ Renew = Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]]
 class _Sender:
     """Sends chunks of (line number, event) and counts what Kafka acknowledged.
 
-    A record the topic refuses (:data:`~services.ingest.produce.REFUSED`: larger than its
+    A record the topic refuses (:data:`~shared.kafka.produce.REFUSED`: larger than its
     ``max.message.bytes``, say) is its line's rejection, and the rest is still sent. The
     broker refuses a whole batch, so the records batched with it were refused too, and the
     refusal leaves a gap in the idempotent producer's sequence of that partition (every later

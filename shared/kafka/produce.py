@@ -15,11 +15,26 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTimestampError,
+    KafkaError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from aiokafka.partitioner import DefaultPartitioner
 
 Record = tuple[str, bytes, bytes]
 """(topic, key, value)."""
+
+REFUSED_SIZE: tuple[type[KafkaError], ...] = (MessageSizeTooLargeError, RecordListTooLargeError)
+"""A record (or the batch it was sent in) over the topic's ``max.message.bytes`` (or, raised
+by :func:`send_all` before sending, over ``max_record_bytes``)."""
+REFUSED: tuple[type[KafkaError], ...] = (*REFUSED_SIZE, InvalidTimestampError, CorruptRecordException)
+"""Errors about the records sent, not about the broker or the topic: the topic refuses them,
+however often sent. Refused by the broker, a record leaves a gap in the idempotent
+producer's sequence of its partition: every later record the producer sends there fails
+with ``OutOfOrderSequenceNumber``, until a new producer (a new producer id) is used."""
 
 
 async def send_all(producer: AIOKafkaProducer, records: Iterable[Record], *, max_record_bytes: int = 1_000_000) -> int:
