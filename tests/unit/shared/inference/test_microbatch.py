@@ -16,6 +16,7 @@ import pytest
 
 from shared.inference.microbatch import BatcherClosedError, MicroBatcher
 from shared.inference.settings import InferenceSettings
+from tests.loop_clock import freeze_loop_clock, settle
 
 
 class Echo:
@@ -66,29 +67,6 @@ async def wait_for(predicate: object, timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met before the deadline")
         await asyncio.sleep(0.001)
-
-
-class FrozenClock:
-    """Stands in for ``loop.time``: time moves only when the test moves it."""
-
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def freeze_loop_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
-    loop = asyncio.get_running_loop()
-    clock = FrozenClock(loop.time())
-    monkeypatch.setattr(loop, "time", clock)
-    return clock
-
-
-async def settle() -> None:
-    """Let every ready task run (no timers: works on a frozen clock)."""
-    for _ in range(50):
-        await asyncio.sleep(0)
 
 
 async def spin_until(predicate: object, timeout: float = 10.0) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 import pytest
 
 from shared.inference.microbatch import MicroBatcher
+from tests.loop_clock import FrozenClock, freeze_loop_clock, settle
 
 
 class Gated:
@@ -39,29 +40,6 @@ class Gated:
 
     def release(self) -> None:
         self._open.set()
-
-
-class FrozenClock:
-    """Stands in for ``loop.time``: time moves only when the test moves it."""
-
-    def __init__(self, start: float) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def freeze_loop_clock(monkeypatch: pytest.MonkeyPatch) -> FrozenClock:
-    loop = asyncio.get_running_loop()
-    clock = FrozenClock(loop.time())
-    monkeypatch.setattr(loop, "time", clock)
-    return clock
-
-
-async def settle() -> None:
-    """Let every ready task run (no timers: works on a frozen clock)."""
-    for _ in range(50):
-        await asyncio.sleep(0)
 
 
 async def spin_until(predicate: Callable[[], bool], clock: FrozenClock | None = None, step: float = 0.0) -> None:
