@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+from collections.abc import Mapping
 
 from services.aggregator.app import decode_scored
 from services.router.config import RouterSettings
@@ -23,8 +25,8 @@ from shared.db.session import make_engine, make_sessionmaker
 from shared.events import RoutedChat, ScoredEvent
 from shared.failpoints import FailPoints
 from shared.kafka.batches import BatchPolicy, Handler, Records
-from shared.kafka.clients import ensure_topics
-from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, RatioGuard
+from shared.kafka.clients import TopicCreationError, ensure_topics
+from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, FailedRecord, RatioGuard
 from shared.kafka.produce import send_all
 from shared.kafka.sink import SinkClients, every, run_sink
 from shared.metrics import metrics
@@ -32,6 +34,42 @@ from shared.startup import kafka_dependency, postgres_dependency, refuse_unmigra
 
 log = logging.getLogger("tonewatch.router")
 SERVICE = "router"
+NO_INTENT = "a chat event without an intent (scored with no intent model?): the router cannot route it"
+_QUEUE_NAME = re.compile(r"[a-zA-Z0-9._-]+")
+"""Kafka's topic name characters: a queue named otherwise can have no topic."""
+
+
+def routable(records: Records) -> tuple[list[ScoredEvent], list[FailedRecord]]:
+    """The scored events, and the records that are none or are a chat with no intent to
+    route on (dead letters with the reason: skipping one lost the chat in silence)."""
+    good, bad = decode_scored(records)
+    refused = {(f.topic, f.partition, f.offset) for f in bad}
+    decoded = [r for r in records if (r.topic, r.partition, r.offset) not in refused]
+    keep: list[ScoredEvent] = []
+    for r, e in zip(decoded, good, strict=True):
+        if e.stream == "chat" and e.intent is None:
+            bad.append(
+                FailedRecord(
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.key,
+                    r.value,
+                    list(r.headers or ()),
+                    "InvalidEvent",
+                    NO_INTENT,
+                    timestamp_ms=r.timestamp,
+                )
+            )
+        else:
+            keep.append(e)
+    return keep, bad
+
+
+def without_queues(table: Mapping[str, str], refused: set[str]) -> dict[str, str]:
+    """``table`` less the rules whose queue cannot be a topic (a name Kafka refuses, or a
+    topic the broker would not create): their intents go to human, as an unknown one."""
+    return {i: q for i, q in table.items() if q not in refused and _QUEUE_NAME.fullmatch(q)}
 
 
 def to_routed(e: ScoredEvent, routes: dict[str, str], policy: RoutingPolicy) -> RoutedChat | None:
@@ -66,12 +104,32 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
     async def load_and_prepare() -> dict[str, str]:
         """The routing table, with a topic for every queue it can send to (created up front:
         a first produce to a missing topic waits on auto-creation and logs errors)."""
-        table = await load_routes(sessions)
-        wanted = {settings.topics.queue(q) for q in {*table.values(), HUMAN, ESCALATIONS}}
-        if wanted - created:
-            await ensure_topics(settings.kafka, sorted(wanted - created))
-            created.update(wanted)
+        loaded = await load_routes(sessions)
+        table = without_queues(loaded, set())
+        why = "not a Kafka topic name (letters, digits, '.', '_', '-')"
+        topic_of = {settings.topics.queue(q): q for q in {*table.values(), HUMAN, ESCALATIONS}}
+        if missing := sorted(set(topic_of) - created):
+            try:
+                await ensure_topics(settings.kafka, missing)
+                created.update(missing)
+            except TopicCreationError as exc:  # the others were created; all are looked at again next time
+                refused = {topic_of[t] for t, _, _ in exc.errors if t in topic_of}
+                if not refused or refused & {HUMAN, ESCALATIONS}:
+                    raise
+                table = without_queues(table, refused)
+                why = f"{why}, or the broker refused its topic: {exc}"
+        warn_ignored({i: q for i, q in loaded.items() if i not in table}, why)
         return table
+
+    ignored: dict[str, str] = {}  # the rules last logged as ignored (intent -> queue)
+
+    def warn_ignored(now: dict[str, str], why: str) -> None:
+        """Log the rules left out of the table once, and again when they change."""
+        nonlocal ignored
+        if now and now != ignored:
+            rules = ", ".join(f"{i} -> {q!r}" for i, q in sorted(now.items()))
+            log.warning("routing rules ignored, their intents' chats go to %s: %s: %s", HUMAN, rules, why)
+        ignored = now
 
     async def make_handler(clients: SinkClients) -> Handler:
         nonlocal routes
@@ -80,7 +138,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
         clients.dead_letter = dlq.dead_letter  # records the database refuses: dead-lettered, not retried
 
         async def handle(records: Records) -> None:
-            good, bad = decode_scored(records)
+            good, bad = routable(records)
             decided = [r for r in (to_routed(e, routes, policy) for e in good) if r is not None]
             routed = await record_decisions(sessions, decided)  # nothing is sent before this succeeds
             await send_all(
