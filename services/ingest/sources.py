@@ -44,6 +44,13 @@ line is rejected by its number and skipped in chunks, never held whole: one 100 
 costs no more memory than this."""
 SKIP_CHUNK_BYTES = 64 * 1024
 """Bytes read at a time while skipping the rest of an over-long line."""
+MAX_CSV_LINE_CHARS = MAX_LINE_BYTES
+"""Longest CSV line parsed (4,160,000 characters, not counting its line ending). An
+acceptable event's row takes at most about two characters per byte of the event (a quote
+in a field is written twice), so every event ingest accepts fits. A longer line is
+rejected by its number and skipped in chunks without being parsed or held whole, like a
+JSONL line over ``MAX_LINE_BYTES``."""
+BOM = "\ufeff"
 
 CSV_FIELD_LIMIT = 2_000_000
 """Largest CSV field accepted (Python's default, 131,072, is below the 1,000,000 characters
@@ -72,20 +79,23 @@ def read_file(path: Path, *, complete: bool = False) -> Iterator[Line]:
     """JSONL (``.jsonl``/``.json``) or CSV (header row; a ``text`` column is required).
 
     A line that cannot be read (bad UTF-8, malformed JSON or CSV, JSON nested too deeply,
-    a CSV row with more or fewer fields than its header, a field or JSONL line too large)
+    a CSV row with more or fewer fields than its header, a field or line too large)
     comes back with its error; the lines after it are still read (see :func:`_read_csv`
-    for an unclosed quote). A leading byte-order mark is skipped. A last line without a
+    for an unclosed quote). A byte-order mark is skipped at the start of the file and of
+    any later JSONL line or CSV row (files joined with cat). A last line without a
     line ending may still be being written: a CSV row is then not sent, nor a JSONL line
     unless it is a whole JSON object (see :func:`_read_jsonl`); with ``complete`` (the
     caller knows the file is finished) it is read like any other line.
 
     Checked before the first line is read (``UnreadableFile``): a UTF-16/UTF-32 or
-    compressed file (UTF-16 or UTF-32 with or without a byte-order mark), and a CSV header without
-    a ``text`` column or with a repeated name."""
+    compressed file (UTF-16 or UTF-32 with or without a byte-order mark), a JSONL file
+    whose lines end in CR alone, and a CSV header without a ``text`` column or with a
+    repeated name."""
     _refuse_encoded(path)
     if path.suffix.lower() == ".csv":
         _check_csv_header(path)
         return _read_csv(path, complete)
+    _refuse_cr_only(path)
     return _read_jsonl(path, complete)
 
 
@@ -189,6 +199,29 @@ def _refuse_encoded(path: Path) -> None:
         )
 
 
+def _refuse_cr_only(path: Path) -> None:
+    """``UnreadableFile`` for a JSONL file whose lines end in CR alone (classic Mac): read
+    by LF, the whole file is one line 1, rejected. JSONL lines are split on LF only (the
+    numbers ``grep -n`` shows; a lone CR may be whitespace inside a JSON line), so the
+    file is refused rather than read another way. Such a file has no LF before its first
+    CR that is followed by more bytes: looked for in at most the first ``MAX_LINE_BYTES``
+    (the first line, however long, up to the longest read). CSV is read with universal
+    newlines: CR alone already ends its rows."""
+    seen, cr_at = 0, -1
+    with path.open("rb") as fh:
+        while seen <= MAX_LINE_BYTES and (chunk := fh.read(SKIP_CHUNK_BYTES)):
+            if b"\n" in chunk:
+                return
+            if cr_at < 0 and (i := chunk.find(b"\r")) >= 0:
+                cr_at = seen + i
+            seen += len(chunk)
+    if 0 <= cr_at < seen - 1:  # a CR ending the file alone is a one-line file's line ending
+        raise UnreadableFile(
+            "line endings are CR only (classic Mac): JSONL lines must end in LF (or CRLF); "
+            f"convert it first (tr '\\r' '\\n' < {path.name} > unix{path.suffix})"
+        )
+
+
 def _read_jsonl(path: Path, complete: bool = False) -> Iterator[Line]:
     """Lines of a JSONL file. A last line without a line break is sent when it is a whole
     JSON object: an object is complete at its closing brace (more bytes on its line could
@@ -199,8 +232,9 @@ def _read_jsonl(path: Path, complete: bool = False) -> Iterator[Line]:
             if raw is None:
                 yield Line(n, None, f"line longer than {MAX_LINE_BYTES:,} bytes: no event that large is accepted")
                 continue
-            if n == 1:  # a byte-order mark, as some Windows editors write: not part of the JSON
-                raw = raw.removeprefix(codecs.BOM_UTF8)
+            # a byte-order mark, as some Windows editors write: not part of the JSON; at the
+            # start of a later line too (files joined with cat)
+            raw = raw.removeprefix(codecs.BOM_UTF8)
             if not raw.strip():
                 continue
             line = _json_line(n, raw)
@@ -262,12 +296,27 @@ def _check_csv_header(path: Path) -> None:
     :func:`_read_csv`, which rejects it as line 1."""
     csv.field_size_limit(CSV_PARSE_LIMIT)
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+        lines = _CsvLines(fh)
         try:
-            header = next(csv.reader(fh, strict=True), None)
+            header = _header(lines, csv.reader(lines, strict=True))
         except csv.Error:
             return
     if header is not None:
         _check_header(header)
+
+
+def _header(lines: _CsvLines, reader: Iterator[list[str]]) -> list[str] | None:
+    """The header row, ``UnreadableFile`` when a line of it is over the cap."""
+    try:
+        header = next(reader, None)
+    except _TooLong:
+        header = None
+    if lines.too_long is not None:
+        raise UnreadableFile(
+            f"the header's line {lines.too_long} is longer than {MAX_CSV_LINE_CHARS:,} characters: "
+            "the first row must name the columns"
+        )
+    return header
 
 
 def _check_header(header: list[str]) -> None:
@@ -292,25 +341,103 @@ def _check_header(header: list[str]) -> None:
     )
 
 
-class _LastLine:
-    """The file's lines for ``csv.reader``, keeping the last one read: a row whose last line
-    has no line ending is the end of a file that may still be being written."""
+class _TooLong(Exception):
+    """Raised by :class:`_CsvLines` for a line over the cap that ends its row: the row
+    is abandoned (the csv reader starts afresh at the next line)."""
 
-    def __init__(self, lines: Iterator[str]) -> None:
-        self._lines = lines
+
+_START, _FIELD, _QUOTED, _QUOTE, _ERROR = range(5)
+"""Where a strict csv reader is in a line: at a field's start, in an unquoted field, in a
+quoted one, just after a quote in a quoted one, or past an error (the rest of the line is
+not read)."""
+
+
+def _scan(text: str, state: int) -> int:
+    """The csv reader's state after ``text`` (part of one line, without its ending), for a
+    line over the cap, which is skipped in chunks rather than parsed: the same rules as
+    ``csv.reader(strict=True)``, with only what decides where the row ends (a quote opens
+    a field only at its start; in a quoted field a quote is doubled, closes it before a
+    comma or the line's end, or is an error)."""
+    i, n = 0, len(text)
+    while i < n and state != _ERROR:
+        if state == _START:
+            if text[i] == '"':
+                state, i = _QUOTED, i + 1
+            else:
+                state = _FIELD
+        elif state == _FIELD:
+            j = text.find(',"', i)
+            if j < 0:
+                return _START if text.endswith(",") else _FIELD
+            state, i = _QUOTED, j + 2
+        elif state == _QUOTED:
+            j = text.find('"', i)
+            if j < 0:
+                return _QUOTED
+            state, i = _QUOTE, j + 1
+        else:
+            state = _QUOTED if text[i] == '"' else _START if text[i] == "," else _ERROR
+            i += 1
+    return state
+
+
+class _CsvLines:
+    """The file's lines for ``csv.reader``, at most :data:`MAX_CSV_LINE_CHARS` characters
+    each: a longer line is skipped in chunks, never held whole nor parsed. Counts the lines
+    read (a row starts on the line after ``count``), keeps the last one (a row whose last
+    line has no line ending is the end of a file that may still be being written), and
+    drops a byte-order mark starting a row (files joined with cat; inside a quoted field
+    it is text).
+
+    A line over the cap ends its row (:class:`_TooLong`) unless it leaves a quoted field
+    open: the row then goes on to that field's closing quote, the line standing in as an
+    empty one, and ``too_long`` tells the row to reject it."""
+
+    def __init__(self, fh: IO[str]) -> None:
+        self._fh = fh
+        self._drop_lf = False
         self.last = ""
+        self.count = 0
+        self.row_start = True
+        self.too_long: int | None = None
 
-    def __iter__(self) -> _LastLine:
+    def __iter__(self) -> _CsvLines:
         return self
 
+    def _readline(self, limit: int) -> str:
+        line = self._fh.readline(limit)
+        if self._drop_lf and line == "\n":  # the LF of a CRLF that the last read's limit cut off
+            line = self._fh.readline(limit)
+        self._drop_lf = len(line) == limit and line.endswith("\r")
+        return line
+
     def __next__(self) -> str:
-        self.last = next(self._lines)
-        return self.last
+        row_start, self.row_start = self.row_start, False
+        line = self._readline(MAX_CSV_LINE_CHARS + 2)  # the most characters, and CRLF
+        if not line:
+            raise StopIteration
+        self.count += 1
+        if row_start:
+            line = line.removeprefix(BOM)
+        self.last = line
+        if len(line.rstrip("\r\n")) <= MAX_CSV_LINE_CHARS:
+            return line
+        state = _scan(line.rstrip("\r\n"), _START if row_start else _QUOTED)
+        while not self.last.endswith(("\r", "\n")) and (chunk := self._readline(SKIP_CHUNK_BYTES)):
+            state = _scan(chunk.rstrip("\r\n"), state)
+            self.last = chunk
+        if self.too_long is None:
+            self.too_long = self.count
+        if state != _QUOTED:
+            raise _TooLong
+        return '"' if row_start else ""  # still in the quoted field, as the line left the reader
 
 
 def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
     """Rows of a CSV file, numbered by the physical line they start on (blank lines are
-    skipped but counted). A byte-order mark (Excel's "CSV UTF-8") is skipped; bytes that
+    skipped but counted). A byte-order mark (Excel's "CSV UTF-8") is skipped, at the start
+    of a later row too (files joined with cat); a line over :data:`MAX_CSV_LINE_CHARS` is
+    not parsed and rejects its row (see :class:`_CsvLines`); bytes that
     are not UTF-8, a row with more fields than the header (an unquoted comma: what
     follows would be lost) or fewer (a line break in an unquoted field: the row is cut),
     a non-empty field of a column no event has (or that the header leaves unnamed), and a
@@ -327,10 +454,10 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
     nothing after it is sent (past ``CSV_PARSE_LIMIT`` characters reading stops there)."""
     csv.field_size_limit(CSV_PARSE_LIMIT)
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
-        lines = _LastLine(fh)
+        lines = _CsvLines(fh)
         reader = csv.reader(lines, strict=True)
         try:
-            header = next(reader, None)
+            header = _header(lines, reader)
         except csv.Error as exc:
             yield Line(1, None, f"malformed CSV header: {exc}")
             return
@@ -341,14 +468,16 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
         # a column the header leaves unnamed (a trailing comma) is unknown too: a field under
         # it (an unquoted comma in the text) would be dropped; left empty it is fine
         unknown = {i: f"{i + 1} {_column(k) if k else UNNAMED}" for i, k in enumerate(header) if k not in CSV_COLUMNS}
-        last = 1
         while True:
-            # after a csv.Error the reader's line count can lag the line it gave up on
-            start = last = max(reader.line_num + 1, last + 1)
+            start = lines.count + 1
+            lines.row_start, lines.too_long = True, None
             try:
                 values = next(reader)
             except StopIteration:
                 return
+            except _TooLong:
+                yield Line(start, None, _too_long(lines.too_long, start, lines.count))
+                continue
             except csv.Error as exc:
                 if "field limit" in str(exc):  # given up inside a field: what follows is no row
                     yield Line(
@@ -358,7 +487,13 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
                         "the rest of the file cannot be read reliably: stopping here",
                     )
                     return
-                yield Line(start, None, _csv_error(exc, start, max(reader.line_num, start)))
+                if lines.too_long is not None and str(exc) != "unexpected end of data":
+                    yield Line(start, None, _too_long(lines.too_long, start, lines.count))
+                else:
+                    yield Line(start, None, _csv_error(exc, start, lines.count))
+                continue
+            if lines.too_long is not None:
+                yield Line(start, None, _too_long(lines.too_long, start, lines.count))
                 continue
             if not values:  # a blank line
                 continue
@@ -389,6 +524,13 @@ def _row_error(header: list[str], values: list[str], unknown: dict[int, str], ba
         columns = "column" if len(named) == 1 else "columns"
         return f"unknown {columns} {', '.join(named[:3])}{more}: an event has no such field"
     return None
+
+
+def _too_long(line: int | None, start: int, end: int) -> str:
+    """Why a row holding a line over :data:`MAX_CSV_LINE_CHARS` is rejected (the line's
+    number, when the row took other lines too)."""
+    where = f" (line {line} of lines {start}-{end})" if end > start else ""
+    return f"line longer than {MAX_CSV_LINE_CHARS:,} characters: no event that large is accepted{where}"
 
 
 def _csv_error(exc: csv.Error, start: int, end: int) -> str:
