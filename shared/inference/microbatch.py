@@ -6,7 +6,8 @@ whichever comes first, and hands the batch to a bounded ``ThreadPoolExecutor``
 (while every worker is busy, a due batch keeps taking texts up to ``max_batch``):
 inference never runs on the event loop, so Kafka heartbeats keep going. At most
 ``workers`` batches run at once; the pending queue holds ``max_pending`` texts and
-then makes callers wait (backpressure). ``close()`` finishes queued work first.
+then makes callers wait (backpressure). ``close()`` finishes queued work first;
+every call gets its result or :class:`BatcherClosedError`, never waits for ever.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class Predictor(Protocol[R_co]):
 
 
 class BatcherClosedError(RuntimeError):
-    """``classify`` was called after ``close()``."""
+    """``classify`` was called after ``close()``, or its text was still waiting to be
+    queued (or could not run) when the batcher shut down."""
 
 
 @dataclass
@@ -81,6 +83,8 @@ class MicroBatcher(Generic[R]):
         self._collector: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._drained = False  # the collector is gone: nothing takes texts from the queue
+        self._closing: asyncio.Task[None] | None = None
         self.stats = BatcherStats()
 
     @classmethod
@@ -105,14 +109,25 @@ class MicroBatcher(Generic[R]):
             self._collector = asyncio.create_task(self._collect(), name="microbatch-collector")
 
     async def close(self) -> None:
-        """Stop accepting texts, finish everything queued, release the executor."""
-        if self._closed:
-            return
+        """Stop accepting texts, finish everything queued, release the executor.
+
+        Every call returns when the shutdown is over (a second call waits for the first);
+        cancelling a caller of ``close()`` does not stop the shutdown."""
         self._closed = True
-        if self._collector is not None and self._queue is not None:
-            await self._queue.put(_STOP)
-            await self._collector
-            self._fail_leftovers(self._queue)
+        if self._closing is None:
+            self._closing = asyncio.create_task(self._shutdown(), name="microbatch-close")
+        await asyncio.shield(self._closing)
+
+    async def _shutdown(self) -> None:
+        collector, queue = self._collector, self._queue
+        if collector is not None and queue is not None:
+            if not collector.done():
+                await queue.put(_STOP)
+                if self._drained:  # the collector ended meanwhile: pass the wake-ups on
+                    self._fail_leftovers(queue)
+            await asyncio.wait((collector,))  # its own end fails whatever is left
+            if not collector.cancelled() and collector.exception() is not None:
+                log.error("micro-batch collector failed", exc_info=collector.exception())
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
         if self._own_executor:
@@ -132,11 +147,13 @@ class MicroBatcher(Generic[R]):
 
     @staticmethod
     def _fail_leftovers(queue: asyncio.Queue[object]) -> None:
-        # producers that were blocked on a full queue when close() began
+        # Texts queued behind the stop marker: callers that were blocked on a full queue
+        # when close() began. Each get wakes the next caller blocked in put(); that one
+        # finds the collector gone and calls this again (see _enqueue).
         while not queue.empty():
             item = queue.get_nowait()
-            if isinstance(item, tuple) and not item[1].done():
-                item[1].set_exception(BatcherClosedError("micro-batcher closed before this text ran"))
+            if isinstance(item, tuple):
+                _fail(item[1])
 
     @property
     def pending(self) -> int:
@@ -151,7 +168,14 @@ class MicroBatcher(Generic[R]):
 
     async def classify_many(self, texts: Sequence[str]) -> list[R]:
         """Results for many texts, in order; they may span several batches."""
-        futures = [await self._enqueue(t) for t in texts]
+        futures: list[asyncio.Future[R]] = []
+        try:
+            for text in texts:
+                futures.append(await self._enqueue(text))
+        except BaseException:  # closed or cancelled part-way: skip the texts already queued
+            for future in futures:
+                future.cancel()
+            raise
         return list(await asyncio.gather(*futures))
 
     async def _enqueue(self, text: str) -> asyncio.Future[R]:
@@ -159,20 +183,44 @@ class MicroBatcher(Generic[R]):
             raise BatcherClosedError("micro-batcher is closed")
         self.start()
         assert self._queue is not None
+        queue = self._queue
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        await self._queue.put((text, future))
+        try:
+            await queue.put((text, future))
+        except BaseException:  # cancelled while waiting for room: nothing was queued
+            future.cancel()
+            raise
+        if self._drained:
+            # This caller waited for room (backpressure) and got it only after the collector
+            # had stopped and close() had emptied the queue: nobody will take this text.
+            self._fail_leftovers(queue)
         return future
 
     # ---- internals ------------------------------------------------------------------
     async def _collect(self) -> None:
         assert self._queue is not None and self._slots is not None
-        queue, loop = self._queue, asyncio.get_running_loop()
+        queue = self._queue
+        batch: list[_Item[R]] = []
+        try:
+            await self._collect_batches(queue, batch)
+        finally:
+            # normally after the stop marker; also when cancelled or failed: a batch taken
+            # but not handed to a worker, and every queued text, get the closed error
+            self._drained = True
+            for _, future in batch:
+                _fail(future)
+            self._fail_leftovers(queue)
+
+    async def _collect_batches(self, queue: asyncio.Queue[object], batch: list[_Item[R]]) -> None:
+        """Hands batches to workers until the stop marker; ``batch`` is the one in hand."""
+        assert self._slots is not None
+        loop = asyncio.get_running_loop()
         stop = False
         while not stop:
             first = await queue.get()
             if first is _STOP:
                 break
-            batch: list[_Item[R]] = [first]  # type: ignore[list-item]
+            batch.append(first)  # type: ignore[arg-type]
             deadline = loop.time() + self.max_wait
             while len(batch) < self.max_batch:
                 try:
@@ -191,7 +239,8 @@ class MicroBatcher(Generic[R]):
                 await self._slots.acquire()
             else:
                 stop = await self._fill_until_a_worker_is_free(batch)
-            task = asyncio.create_task(self._run(batch))
+            task = asyncio.create_task(self._run(list(batch)))
+            batch.clear()
             self._running.add(task)
             task.add_done_callback(self._running.discard)
 
@@ -252,6 +301,10 @@ class MicroBatcher(Generic[R]):
                     if not fut.done():
                         fut.set_exception(exc)
                 return
+            except BaseException:  # cancelled (e.g. the loop shutting down): callers are told
+                for _, fut in live:
+                    _fail(fut)
+                raise
             for (_, fut), result in zip(live, results, strict=True):
                 if not fut.done():
                     fut.set_result(result)
@@ -261,3 +314,8 @@ class MicroBatcher(Generic[R]):
         finally:
             stats.in_flight -= 1
             self._slots.release()
+
+
+def _fail(future: asyncio.Future[R]) -> None:
+    if not future.done():
+        future.set_exception(BatcherClosedError("micro-batcher closed before this text ran"))
