@@ -3,7 +3,6 @@ with unique topics, consumer groups and a fresh database per test session."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import uuid
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tw_testing import fresh_database
 
 from shared import logs
 from shared.config import KafkaSettings, PostgresSettings, RedisSettings, ServiceSettings
@@ -19,8 +19,6 @@ from shared.topics import Topics
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-BASE_PG = "postgresql+asyncpg://tonewatch:tonewatch@127.0.0.1:15432"
 
 
 @pytest.fixture
@@ -45,29 +43,11 @@ def redis_settings() -> RedisSettings:
     return RedisSettings(url=SecretStr(os.environ.get("TW_TEST_REDIS", "redis://127.0.0.1:16379/0")))
 
 
-async def _admin_exec(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(BASE_PG.replace("postgresql+asyncpg", "postgresql") + "/tonewatch")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="session")
 def pg_settings() -> Iterator[PostgresSettings]:
     """A fresh, migrated database for this test session."""
-    from pydantic import SecretStr
-
-    from shared.db.migrate import upgrade
-
-    name = f"tw_test_{uuid.uuid4().hex[:8]}"
-    asyncio.run(_admin_exec(f'CREATE DATABASE "{name}"'))
-    settings = PostgresSettings(url=SecretStr(f"{BASE_PG}/{name}"))
-    upgrade(settings)
-    yield settings
-    asyncio.run(_admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_database() as settings:
+        yield settings
 
 
 @pytest.fixture

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.config import ServiceSettings
+from shared.config import PostgresSettings, ServiceSettings
 from shared.events import RawNews, Score, ScoredEvent
 
 
@@ -106,3 +108,34 @@ def scored_news(e: RawNews) -> ScoredEvent:
         entities=["_all"],
         sentiment=score,
     )
+
+
+BASE_PG = "postgresql+asyncpg://tonewatch:tonewatch@127.0.0.1:15432"
+"""The test PostgreSQL server (the local stack's), without a database."""
+
+
+async def _admin_exec(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(BASE_PG.replace("postgresql+asyncpg", "postgresql") + "/tonewatch")
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@contextmanager
+def fresh_database() -> Iterator[PostgresSettings]:
+    """A new, migrated database on the test server, dropped afterwards (``WITH (FORCE)``)."""
+    from pydantic import SecretStr
+
+    from shared.db.migrate import upgrade
+
+    name = f"tw_test_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin_exec(f'CREATE DATABASE "{name}"'))
+    try:
+        settings = PostgresSettings(url=SecretStr(f"{BASE_PG}/{name}"))
+        upgrade(settings)
+        yield settings
+    finally:
+        asyncio.run(_admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

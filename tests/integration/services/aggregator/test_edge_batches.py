@@ -5,16 +5,28 @@ once under each of its entities and version, and a replay adds nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from tw_testing import fresh_database
 
 from services.aggregator.persist import expire_trends, store_batch
+from shared.config import PostgresSettings
 from shared.events import Score, ScoredEvent
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def pg_settings() -> Iterator[PostgresSettings]:
+    """A database of this module's own: its news at the calendar's last minute moves the
+    stream's clock (trend retention, the API's latest bucket) for every later test."""
+    with fresh_database() as settings:
+        yield settings
+
 
 # hour rows whose minutes do not add up to them, per key (both tables, either side missing)
 _MISMATCHED = text(
