@@ -55,7 +55,7 @@ from pydantic import BaseModel, Field, ValidationError
 from services.api.auth import KeyInfo, require
 from services.api.deps import SERVICE, Deps, get_deps, get_settings
 from services.api.errors import ApiError, error_responses
-from services.ingest.produce import key_of, prepare
+from services.ingest.produce import prepare, send_each
 from shared.events import InvalidEvent, RawEvent, new_id
 from shared.kafka.produce import REFUSED
 from shared.metrics import metrics
@@ -238,29 +238,16 @@ def retriable(exc: BaseException, replaced: bool = False) -> bool:
 async def send_watched(
     deps: Deps, producer: AIOKafkaProducer, topics: Topics, events: list[RawEvent], sent: list[asyncio.Future[Any]]
 ) -> None:
-    """Send the events in order and wait until Kafka has answered for each, as
-    :func:`~services.ingest.produce.send_each` does (``sent`` gets each item's future as
-    it goes; a send that raises is its item's failed future and the later items are not
-    sent). A record the broker refuses (:data:`~shared.kafka.produce.REFUSED`) retires
-    the producer as soon as the refusal is answered (:meth:`Deps.retire`): its sequence
-    for that partition now has a gap."""
+    """Send the events and wait until Kafka has answered for each
+    (:func:`~services.ingest.produce.send_each`). A record the broker refuses
+    (:data:`~shared.kafka.produce.REFUSED`) retires the producer as soon as the refusal is
+    answered (:meth:`Deps.retire`): its sequence for that partition now has a gap."""
 
     def on_answer(future: asyncio.Future[Any]) -> None:
         if not future.cancelled() and isinstance(future.exception(), REFUSED):
             deps.retire(producer)
 
-    for event in events:
-        try:
-            future = await producer.send(topics.raw(event.stream), event.to_bytes(), key=key_of(event))
-        except KafkaError as exc:
-            failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-            failed.set_exception(exc)
-            sent.append(failed)
-            break
-        future.add_done_callback(on_answer)
-        sent.append(future)
-    if sent:
-        await asyncio.wait(sent)
+    await send_each(producer, topics, events, sent, on_answer)
 
 
 async def send_events(

@@ -72,20 +72,27 @@ def key_of(event: RawEvent) -> bytes:
 
 
 async def send_each(
-    producer: AIOKafkaProducer, topics: Topics, events: Sequence[RawEvent], sent: list[asyncio.Future[Any]]
+    producer: AIOKafkaProducer,
+    topics: Topics,
+    events: Sequence[RawEvent],
+    sent: list[asyncio.Future[Any]],
+    on_answer: Callable[[asyncio.Future[Any]], None] | None = None,
 ) -> None:
     """Send the events in order and wait until Kafka has answered for each. ``sent``
     gets each item's future as it goes, so a caller that timed out still knows which
     were answered; a send that raises is recorded as its item's failed future and the
-    later items are not sent."""
+    later items are not sent. ``on_answer`` runs as each sent record is answered."""
     for event in events:
         try:
-            sent.append(await producer.send(topics.raw(event.stream), event.to_bytes(), key=key_of(event)))
+            future = await producer.send(topics.raw(event.stream), event.to_bytes(), key=key_of(event))
         except KafkaError as exc:
             failed = asyncio.get_running_loop().create_future()
             failed.set_exception(exc)
             sent.append(failed)
             break
+        if on_answer is not None:
+            future.add_done_callback(on_answer)
+        sent.append(future)
     if sent:
         await asyncio.wait(sent)
 
