@@ -66,13 +66,20 @@ class TooOldLog:
         self.pending = {}
 
 
-def decode_scored(records: Records) -> tuple[list[ScoredEvent], list[FailedRecord]]:
-    """Scored events, and the records that are not one (dead letters with the reason)."""
+def decode_scored(
+    records: Records, refuse: Callable[[ScoredEvent], str | None] | None = None
+) -> tuple[list[ScoredEvent], list[FailedRecord]]:
+    """Scored events, and the records that are not one (dead letters with the reason);
+    ``refuse`` gives the reason a scored event is no use to the caller (an ``InvalidEvent``
+    dead letter), or None."""
     good, bad = [], []
     for r in records:
         try:
-            good.append(parse(ScoredEvent, decode_json(r.value)))
-            continue
+            event = parse(ScoredEvent, decode_json(r.value))
+            if refuse is None or (why := refuse(event)) is None:
+                good.append(event)
+                continue
+            error_class, reason = "InvalidEvent", why
         except InvalidEvent as exc:
             error_class, reason = exc.error_class, exc.reason
         except Exception as exc:

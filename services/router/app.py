@@ -26,7 +26,7 @@ from shared.events import RoutedChat, ScoredEvent
 from shared.failpoints import FailPoints
 from shared.kafka.batches import BatchPolicy, Handler, Records
 from shared.kafka.clients import TopicCreationError, ensure_topics
-from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, FailedRecord, RatioGuard
+from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, RatioGuard
 from shared.kafka.produce import send_all
 from shared.kafka.sink import SinkClients, every, run_sink
 from shared.metrics import metrics
@@ -39,31 +39,10 @@ _QUEUE_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 """Kafka's topic name characters: a queue named otherwise can have no topic."""
 
 
-def routable(records: Records) -> tuple[list[ScoredEvent], list[FailedRecord]]:
-    """The scored events, and the records that are none or are a chat with no intent to
-    route on (dead letters with the reason: skipping one lost the chat in silence)."""
-    good, bad = decode_scored(records)
-    refused = {(f.topic, f.partition, f.offset) for f in bad}
-    decoded = [r for r in records if (r.topic, r.partition, r.offset) not in refused]
-    keep: list[ScoredEvent] = []
-    for r, e in zip(decoded, good, strict=True):
-        if e.stream == "chat" and e.intent is None:
-            bad.append(
-                FailedRecord(
-                    r.topic,
-                    r.partition,
-                    r.offset,
-                    r.key,
-                    r.value,
-                    list(r.headers or ()),
-                    "InvalidEvent",
-                    NO_INTENT,
-                    timestamp_ms=r.timestamp,
-                )
-            )
-        else:
-            keep.append(e)
-    return keep, bad
+def no_intent(e: ScoredEvent) -> str | None:
+    """Why the router cannot route ``e``: a chat with no intent (skipping one lost the chat
+    in silence), or None."""
+    return NO_INTENT if e.stream == "chat" and e.intent is None else None
 
 
 def without_queues(table: Mapping[str, str], refused: set[str]) -> dict[str, str]:
@@ -138,7 +117,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
         clients.dead_letter = dlq.dead_letter  # records the database refuses: dead-lettered, not retried
 
         async def handle(records: Records) -> None:
-            good, bad = routable(records)
+            good, bad = decode_scored(records, refuse=no_intent)
             decided = [r for r in (to_routed(e, routes, policy) for e in good) if r is not None]
             routed = await record_decisions(sessions, decided)  # nothing is sent before this succeeds
             await send_all(
