@@ -139,3 +139,16 @@ def fresh_database() -> Iterator[PostgresSettings]:
         yield settings
     finally:
         asyncio.run(_admin_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+class RecordingProducer:
+    """Records what it is given, acknowledging at once (pure logic: no broker)."""
+
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
+        self.values.append(value)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done

@@ -4,31 +4,19 @@ the code before the fix)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
+
+from tw_testing import RecordingProducer
 
 from services.ingest.replay import Pacing, ReplayReport, replay
 from services.ingest.sources import read_file
 from shared.topics import Topics
 
 
-class _Producer:
-    """Records what it is given, acknowledging at once (pure logic: no broker)."""
-
-    def __init__(self) -> None:
-        self.values: list[bytes] = []
-
-    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
-        self.values.append(value)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-
 async def _replay(path: Path) -> tuple[ReplayReport, list[dict[str, str]]]:
-    producer = _Producer()
+    producer = RecordingProducer()
     report = await replay(producer, Topics(), read_file(path), "news", Pacing(), origin=path.name)  # type: ignore[arg-type]
     return report, [json.loads(v) for v in producer.values]
 

@@ -3,7 +3,6 @@ it must refuse (review findings: each test fails on the code before the fix)."""
 
 from __future__ import annotations
 
-import asyncio
 import codecs
 import gzip
 import json
@@ -14,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from tw_testing import RecordingProducer
 
 from services.ingest.replay import (
     MAX_REASON_CHARS,
@@ -39,23 +39,10 @@ from shared.topics import Topics
 CARD, EMAIL = "4111 1111 1111 1111", "jane.doe@example.com"
 
 
-class _Producer:
-    """Records what it is given, acknowledging at once (pure logic: no broker)."""
-
-    def __init__(self) -> None:
-        self.values: list[bytes] = []
-
-    async def send(self, topic: str, value: bytes, key: bytes) -> asyncio.Future[None]:
-        self.values.append(value)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
-
-
 async def _replay(
     lines: Iterable[Line], pacing: Pacing | None = None, run: int | None = None
 ) -> tuple[ReplayReport, list[str]]:
-    producer = _Producer()
+    producer = RecordingProducer()
     report = await replay(producer, Topics(), lines, "news", pacing or Pacing(), origin="f", run=run)
     return report, [json.loads(v)["id"] for v in producer.values]
 
