@@ -78,12 +78,24 @@ def _finish(report: ReplayReport, as_json: bool) -> None:
     if as_json:
         rejected = [{"line": n, "reason": r} for n, r in report.rejected]
         total = report.rejected_total
-        out = {"produced": report.produced, "rejected": rejected, "rejected_total": total, "run": report.run}
+        skipped = [{"line": n, "reason": r} for n, r in report.skipped]
+        out = {
+            "produced": report.produced,
+            "rejected": rejected,
+            "rejected_total": total,
+            "skipped": skipped,
+            "skipped_total": report.skipped_total,
+            "run": report.run,
+        }
         typer.echo(json.dumps(out))
     else:
         typer.echo(f"produced {report.produced} events")
         if report.run is not None:
             typer.echo(f"run {report.run} (ids id@{report.run}; to resume this replay: --run {report.run})")
+        for n, reason in report.skipped[:50]:
+            typer.echo(f"line {n}: skipped: {reason}", err=True)
+        if report.skipped_total > 50:
+            typer.echo(f"... and {report.skipped_total - 50} more skipped lines", err=True)
         for n, reason in report.rejected[:50]:
             typer.echo(f"line {n}: rejected: {reason}", err=True)
         if report.rejected_total > 50:

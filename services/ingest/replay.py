@@ -53,6 +53,11 @@ class ReplayReport:
     rejected: list[tuple[int, str]] = field(default_factory=list)
     """(line number, reason) of the first :data:`MAX_REJECTIONS_KEPT` rejected lines."""
     rejected_total: int = 0
+    skipped: list[tuple[int, str]] = field(default_factory=list)
+    """(line number, reason) of the first :data:`MAX_REJECTIONS_KEPT` lines skipped though
+    nothing is wrong with them (a CSV header repeated by files joined with cat): not sent,
+    and not rejected."""
+    skipped_total: int = 0
     run: int | None = None
     """The stamp of the run's ids (``id@run``), if they have one: passed again
     (``--run``), it resumes a replay cut short without counting an event twice."""
@@ -63,6 +68,11 @@ class ReplayReport:
             if len(reason) > MAX_REASON_CHARS:
                 reason = reason[: MAX_REASON_CHARS - 1] + "…"
             self.rejected.append((line, reason))
+
+    def skip(self, line: int, reason: str) -> None:
+        self.skipped_total += 1
+        if len(self.skipped) < MAX_REJECTIONS_KEPT:
+            self.skipped.append((line, reason[:MAX_REASON_CHARS]))
 
 
 @dataclass(frozen=True)
@@ -187,9 +197,13 @@ def _prepared(
     lines: Iterable[Line], stream: Stream, report: ReplayReport, origin: str
 ) -> Iterator[tuple[int, RawEvent]]:
     """(line number, valid event), one at a time (a line without an id gets :func:`line_id`'s);
-    unreadable and invalid lines, and lines repeating an earlier line's id, go to the report."""
+    unreadable and invalid lines, and lines repeating an earlier line's id, go to the report,
+    as do the skipped lines (a repeated CSV header)."""
     first_line: dict[str, int] = {}  # given ids only: derived ones differ by line number
     for line in lines:
+        if line.skipped is not None:
+            report.skip(line.number, line.skipped)
+            continue
         if line.data is None:
             report.reject(line.number, line.error or "unreadable")
             continue

@@ -29,11 +29,14 @@ and the March sell-off arrives live."""
 
 @dataclass(frozen=True)
 class Line:
-    """One input line: its number (1-based) and parsed object, or the parse error."""
+    """One input line: its number (1-based) and parsed object, or the parse error, or
+    why it is skipped though nothing is wrong with it (``skipped``: a CSV header row
+    repeated by files joined with cat)."""
 
     number: int
     data: dict[str, Any] | None
     error: str | None = None
+    skipped: str | None = None
 
 
 MAX_LINE_BYTES = 4 * MAX_EVENT_BYTES
@@ -445,6 +448,12 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
     may grow, and the rerun would send it again under the id of its new content) reject
     their row only.
 
+    Files with headers joined with cat: a later row equal to the header is the next file's
+    header, skipped (``Line.skipped``, no rejection). A later row that names other columns
+    (or the same in another order: every field a column's name, ``text`` among them) is
+    rejected, and so is every row after it up to a header equal to line 1's: read by line
+    1's columns, their fields would go to the wrong ones.
+
     Quotes are read strictly: a lenient reader took ``"Acme says "no" to offer"`` as
     ``Acme says no" to offer"``, and an unclosed quote silently joined the rows after it
     to its field. A stray quote rejects its row, and reading goes on at the next line.
@@ -468,6 +477,7 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
         # a column the header leaves unnamed (a trailing comma) is unknown too: a field under
         # it (an unquoted comma in the text) would be dropped; left empty it is fine
         unknown = {i: f"{i + 1} {_column(k) if k else UNNAMED}" for i, k in enumerate(header) if k not in CSV_COLUMNS}
+        other_header: int | None = None  # the line of a later header naming other columns than line 1's
         while True:
             start = lines.count + 1
             lines.row_start, lines.too_long = True, None
@@ -500,10 +510,51 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
             if not complete and not lines.last.endswith(("\n", "\r")):
                 yield Line(start, None, NO_LINE_ENDING)
                 return
+            if values == header:  # the next file's header, joined with cat: no event
+                other_header = None
+                yield Line(start, None, skipped=REPEATED_HEADER)
+                continue
+            if _names_columns(values):
+                other_header = start
+                yield Line(start, None, _other_header(header, values))
+                continue
+            if other_header is not None:
+                yield Line(start, None, f"{UNDER_OTHER_HEADER} (line {other_header}): not sent")
+                continue
             if error := _row_error(header, values, unknown, bad_header):
                 yield Line(start, None, error)
                 continue
             yield Line(start, {k: v for k, v in zip(header, values, strict=True) if v != ""})
+
+
+REPEATED_HEADER = "the header row again (files joined with cat?): skipped, not sent"
+"""Why a later row equal to the header (line 1) is skipped: the header of the next file of
+files joined with cat, not an event whose text is ``text``. Nothing is lost, so it is no
+rejected line."""
+UNDER_OTHER_HEADER = "a row under a later header whose columns differ from line 1's"
+"""Why the rows after a later header naming other columns are rejected: read by line 1's
+columns, their fields would go to the wrong ones."""
+
+
+def _names_columns(values: list[str]) -> bool:
+    """Whether a row is a header: a ``text`` column and other columns an event has, each
+    named once (as an event's row, its text would be a column's name, and so would every
+    other field)."""
+    return "text" in values and len(set(values)) == len(values) and all(v in CSV_COLUMNS for v in values)
+
+
+def _other_header(header: list[str], values: list[str]) -> str:
+    """Why a later header naming other columns than line 1's (or the same in another order)
+    is rejected, and the rows after it with it, up to a header equal to line 1's."""
+
+    def shown(names: list[str]) -> str:
+        return ", ".join(_column(k) for k in names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+
+    how = "line 1's columns in another order" if sorted(values) == sorted(header) else "other columns than line 1"
+    return (
+        f"a header with {how} (files joined with cat?): it and the rows after it, up to a header like line 1's, "
+        f"are not sent (their fields would go to line 1's columns); this: {shown(values)}; line 1: {shown(header)}"
+    )
 
 
 def _row_error(header: list[str], values: list[str], unknown: dict[int, str], bad_header: bool) -> str | None:

@@ -143,3 +143,33 @@ def test_the_cli_refuses_a_run_no_replay_can_have_printed(
     assert output.startswith(f"error: --run {run} is not a run stamp"), output
     assert "the start of a --speedup replay in Unix milliseconds" in output, output
     assert 'printed by that replay when it starts ("run STAMP: ids are stamped id@STAMP")' in output, output
+
+
+def test_a_repeated_csv_header_is_told_as_skipped_and_the_run_still_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two CSV files joined with ``cat``: the second header is skipped, not sent. Before, the
+    report's skipped lines were never printed: a header dropped without a word."""
+
+    async def fake_replay(
+        lines: Iterable[Line], stream: str, pacing: Pacing, label: str, total: int | None = None, run: int | None = None
+    ) -> ReplayReport:
+        report = ReplayReport(run=run)
+        for line in lines:
+            if line.skipped is not None:
+                report.skip(line.number, line.skipped)
+            else:
+                report.produced += 1
+        return report
+
+    monkeypatch.setattr(cli, "_replay", fake_replay)
+    f = tmp_path / "joined.csv"
+    f.write_text("id,text\na,Acme up\nid,text\nb,Acme down\n")
+    plain = CliRunner().invoke(cli.app, ["file", str(f), "--stream", "news"])
+    assert plain.exit_code == 0, plain.output
+    assert "produced 2 events" in plain.stdout
+    assert "line 3: skipped: the header row again" in plain.stderr, plain.stderr
+    as_json = CliRunner().invoke(cli.app, ["file", str(f), "--stream", "news", "--json"])
+    out = json.loads(as_json.stdout)
+    assert as_json.exit_code == 0 and out["produced"] == 2 and out["skipped_total"] == 1, as_json.output
+    assert out["skipped"][0]["line"] == 3 and out["rejected"] == []
