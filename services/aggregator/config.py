@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from shared.config import ServiceSettings
 
@@ -54,7 +54,10 @@ class AggregatorSettings(ServiceSettings):
         validation_alias="TW_AGGREGATOR_LEDGER_RETENTION_DAYS",
         default=30.0,
         gt=0,
-        description="Keep counted-event ids this long; replays older than this would recount.",
+        description=(
+            "Keep counted-event ids this long; replays older than this would recount. At least "
+            "TW_AGGREGATOR_SCORED_RETENTION_DAYS: an event still stored would otherwise be counted again."
+        ),
     )
     trend_retention_days: float = Field(
         validation_alias="TW_AGGREGATOR_TREND_RETENTION_DAYS",
@@ -97,3 +100,21 @@ class AggregatorSettings(ServiceSettings):
                 f"set it to 0 (keep trend buckets forever) or at least {MIN_TREND_RETENTION_DAYS}"
             )
         return days
+
+    @model_validator(mode="after")
+    def _ledger_outlives_the_scored_events(self) -> AggregatorSettings:
+        """The ledger (``counted_events``) is what keeps a replayed or redelivered event from
+        being counted twice. Its row and the event's ``scored_events`` row are written in one
+        transaction, and ``expire`` deletes each by its own retention: with the ledger's
+        shorter, an event still stored (in the drill-down, quoted by alerts) loses its id
+        first, and a replay of it is counted in the trend buckets again while its
+        ``scored_events`` row stays as it was (``ON CONFLICT DO NOTHING``)."""
+        if self.ledger_retention_days < self.scored_retention_days:
+            raise ValueError(
+                f"TW_AGGREGATOR_LEDGER_RETENTION_DAYS ({self.ledger_retention_days:g}) is shorter than "
+                f"TW_AGGREGATOR_SCORED_RETENTION_DAYS ({self.scored_retention_days:g}): the ids of counted events "
+                "would be deleted while the events are still stored, and a replay of them would be counted in "
+                "the trends again; set TW_AGGREGATOR_LEDGER_RETENTION_DAYS to at least "
+                "TW_AGGREGATOR_SCORED_RETENTION_DAYS"
+            )
+        return self

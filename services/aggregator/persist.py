@@ -5,7 +5,8 @@ Exactly once: (event id, stream) pairs go into the ``counted_events`` ledger wit
 the buckets, in the same transaction. Ids are unique within a stream only: a news
 and a chat event with the same id are two events. A replay after a crash (before or after the
 database commit) therefore never counts an event twice. Bucket changes are
-announced with ``NOTIFY tonewatch_buckets`` which PostgreSQL delivers at commit.
+announced with ``NOTIFY tonewatch_buckets`` which PostgreSQL delivers at commit: the
+(stream, entity, model version) keys of the minute and hour rows written.
 
 With a trend retention, a new event's buckets past its stream's retention cutoff (see
 the trend retention below) are not written: the retention run would delete them again,
@@ -167,7 +168,10 @@ async def store_batch(
                     dropped[e.stream] = (dropped.get(e.stream, (0, cutoff))[0] + 1, cutoff)
         await _upsert(session, TrendMinute.__tablename__, minutes)
         await _upsert(session, TrendHour.__tablename__, hours)
-        touched = sorted({(k[0], k[1], k[3]) for k in minutes})
+        # the keys of either table: a batch of late events whose minutes are past the
+        # cutoff may still write the hour they share with kept minutes (the hour rows feed the
+        # alerter's baselines; its sweep finds changed keys by their hour rows too)
+        touched = sorted({(k[0], k[1], k[3]) for k in (*minutes, *hours)})
         payload = json.dumps({"buckets": [list(t) for t in touched][:500]})
         if len(payload) >= 7_900:  # NOTIFY payload limit is 8000 bytes
             payload = '{"all": true}'
