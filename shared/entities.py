@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from functools import cache
 from typing import Annotated, Any
 
@@ -73,29 +73,57 @@ def cashtag_ticker(value: str) -> str:
     return value
 
 
+UNREACHABLE_KEYS = frozenset({".", ".."})
+"""Keys the key pattern allows that no URL path can name: ``/v1/entities/./messages`` and
+``/v1/entities/../messages`` are dot segments, which clients and servers remove. They are
+refused for new entities; rows stored before are still listed and loaded (``stored=True``)."""
+
+
+def check_new_key(key: str) -> str:
+    """``key`` unchanged; ``ValueError`` naming it unless a new entity may have it: the key
+    pattern, not ``_all``, and not ``.`` or ``..``."""
+    if not KEY_PATTERN.match(key) or key == ALL:
+        raise ValueError(f"invalid entity key {key!r}: use 1-64 letters, digits, '_', '.', '-'")
+    if key in UNREACHABLE_KEYS:
+        raise ValueError(
+            f"invalid entity key {key!r}: '.' and '..' cannot be named in a URL path (/v1/entities/{key}/...);"
+            " use letters, digits, '_' or '-' too"
+        )
+    return key
+
+
 EntityKey = Annotated[str, Field(pattern=KEY_PATTERN.pattern, description="Entity key, or _all.")]
 PlainText = Annotated[str, AfterValidator(no_control_chars), AfterValidator(no_lone_surrogates)]
 
 
 @dataclass(frozen=True)
 class WatchedEntity:
+    """A watched entity, checked as a new one is (:func:`check_new_key`); ``stored=True``
+    for a row read back, whose key may predate a check (``.``) and still tags text.
+    A new entity's blank group is no group (``None``)."""
+
     key: str
     name: str
     aliases: Sequence[str] = field(default_factory=tuple)
     tickers: Sequence[str] = field(default_factory=tuple)
     case_sensitive_aliases: Sequence[str] = field(default_factory=tuple)
     group: str | None = None
+    stored: InitVar[bool] = False
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, stored: bool) -> None:
         # Surrounding whitespace would never match ("Tesla " needs a space after Tesla).
         strip = object.__setattr__
         strip(self, "name", self.name.strip())
         for attr in ("aliases", "tickers", "case_sensitive_aliases"):
             strip(self, attr, tuple(s for s in (t.strip() for t in getattr(self, attr)) if s))
         if self.group is not None:
-            strip(self, "group", self.group.strip())
-        if not KEY_PATTERN.match(self.key) or self.key == ALL:
-            raise ValueError(f"invalid entity key {self.key!r}: use 1-64 letters, digits, '_', '.', '-'")
+            group = self.group.strip()  # blank is no group for a new entity; a row read back keeps its own
+            strip(self, "group", group if group or stored else None)
+        if stored:
+            if not KEY_PATTERN.match(self.key) or self.key == ALL:
+                raise ValueError(f"invalid entity key {self.key!r}: use 1-64 letters, digits, '_', '.', '-'")
+        else:
+            check_new_key(self.key)
         names = (self.name, *self.aliases, *self.tickers, *self.case_sensitive_aliases, self.group or "")
         for text in names:
             try:

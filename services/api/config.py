@@ -36,6 +36,16 @@ class ApiSettings(ServiceSettings):
             "(retry with the ids in its details)."
         ),
     )
+    read_timeout_s: float = Field(
+        validation_alias="TW_API_READ_TIMEOUT_S",
+        default=10.0,
+        gt=0,
+        le=300,
+        description=(
+            "Time limit of each database statement of a read endpoint (trends, watchlist, messages): "
+            "PostgreSQL cancels a longer one and the request gets 503 query_timeout with Retry-After."
+        ),
+    )
     sse_poll_interval_s: float = Field(
         validation_alias="TW_API_SSE_POLL_INTERVAL_S",
         default=1.0,

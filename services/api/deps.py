@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
 from fastapi import Request
 from redis.asyncio import Redis
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerter.netguard import AddressPolicy
@@ -38,6 +39,8 @@ class Deps:
     registry: Registry
     new_producer: Callable[[], AIOKafkaProducer]
     engine: AsyncEngine | None = None
+    read_timeout_s: float = 10.0
+    """Time limit of each statement in :meth:`reads` (``TW_API_READ_TIMEOUT_S``)."""
     _producer: AIOKafkaProducer | None = field(default=None, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _retired: weakref.WeakSet[AIOKafkaProducer] = field(default_factory=weakref.WeakSet, init=False)
@@ -45,6 +48,19 @@ class Deps:
     alone: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     """Held while a record is sent again alone after a refusal (one at a time across
     requests, so a record the topic refuses again is not batched with the others)."""
+
+    @contextlib.asynccontextmanager
+    async def reads(self) -> AsyncIterator[AsyncSession]:
+        """A session for a read endpoint's queries: its transaction first sets
+        ``statement_timeout`` (``SET LOCAL``: it ends with the transaction, the pooled
+        connection keeps no limit), so PostgreSQL cancels a statement that runs longer,
+        as an unbounded window's ranking of the whole table would (503 ``query_timeout``,
+        :mod:`services.api.errors`). Nothing is written: the transaction is rolled back."""
+        ms = max(1, round(self.read_timeout_s * 1000))
+        async with self.sessions() as session:
+            # set_config(..., true) is SET LOCAL with a bound value
+            await session.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": f"{ms}ms"})
+            yield session
 
     async def producer(self) -> AIOKafkaProducer:
         """The shared idempotent producer, started on first use."""
@@ -113,6 +129,7 @@ def make_deps(settings: ApiSettings) -> Deps:
         registry=Registry(settings.models_dir),
         new_producer=lambda: make_producer(settings.kafka, client_id=SERVICE),
         engine=engine,
+        read_timeout_s=settings.read_timeout_s,
     )
 
 

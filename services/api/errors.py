@@ -125,9 +125,39 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body("internal_error", "internal server error"), status_code=500)
 
 
+QUERY_CANCELED = "57014"
+"""PostgreSQL's SQLSTATE of a statement cancelled, by ``statement_timeout`` among others."""
+
+
+def query_canceled(exc: BaseException) -> bool:
+    """Whether ``exc``, or the driver error it wraps, is PostgreSQL cancelling a statement
+    (``statement_timeout``: asyncpg's ``QueryCanceledError``, SQLSTATE 57014)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if getattr(current, "sqlstate", None) == QUERY_CANCELED:
+            return True
+        orig = getattr(current, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
 async def _on_backing_service_error(request: Request, exc: Exception) -> JSONResponse:
     """503 when PostgreSQL (or another backing service) is down or restarting: not a
-    bug, and the client can retry. The answer does not name internal hosts."""
+    bug, and the client can retry. The answer does not name internal hosts. A read
+    that ran past the API's statement time limit (``TW_API_READ_TIMEOUT_S``) is a 503
+    too, ``query_timeout``: retry later, or ask for less (a shorter window)."""
+    if query_canceled(exc):
+        log.warning("%s %s: a query ran past its time limit and was cancelled", request.method, request.url.path)
+        return JSONResponse(
+            error_body(
+                "query_timeout",
+                "the query took too long and was cancelled; narrow the window ('from', 'to', 'stream') or retry later",
+            ),
+            status_code=503,
+            headers={"Retry-After": "10"},
+        )
     if not unreachable(exc):
         return await _on_unexpected(request, exc)
     log.warning(

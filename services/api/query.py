@@ -136,7 +136,8 @@ def make_window(
     if (end_t - start_t) / step > MAX_POINTS:
         raise ApiError(
             422,
-            f"the window spans more than {MAX_POINTS} {granularity} buckets; narrow it or use hour",
+            f"the window spans more than {MAX_POINTS} {granularity} buckets; narrow it"
+            + (" or use hour" if granularity == "minute" else ""),
             code="validation_error",
             details=[{"loc": ["query", "from"], "max_points": MAX_POINTS}],
         )

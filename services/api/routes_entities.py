@@ -117,7 +117,11 @@ def _out(row: Entity, stats: Stats | None) -> EntityOut:
     )
 
 
-async def _series(deps: Deps, stream: Stream | None, window: Window) -> dict[str, dict[datetime, tuple[int, int]]]:
+async def _series(
+    deps: Deps, stream: Stream | None, window: Window, session: AsyncSession | None = None
+) -> dict[str, dict[datetime, tuple[int, int]]]:
+    """Every entity's buckets in ``window``, in ``session`` (a request's read session, with
+    its statement time limit: :meth:`Deps.reads`) or a session of its own."""
     table = TrendMinute if window.granularity == "minute" else TrendHour
     stmt = (
         select(table.entity, table.bucket, func.sum(table.count), func.sum(table.negative))
@@ -125,10 +129,12 @@ async def _series(deps: Deps, stream: Stream | None, window: Window) -> dict[str
         .where(table.bucket >= window.start, table.bucket < window.end)
         .group_by(table.entity, table.bucket)
     )
+    if session is None:
+        async with deps.sessions() as own:
+            return await _series(deps, stream, window, own)
     out: dict[str, dict[datetime, tuple[int, int]]] = {}
-    async with deps.sessions() as session:
-        for entity, bucket, count, neg in (await session.execute(stmt)).all():
-            out.setdefault(entity, {})[bucket] = (int(count or 0), int(neg or 0))
+    for entity, bucket, count, neg in (await session.execute(stmt)).all():
+        out.setdefault(entity, {})[bucket] = (int(count or 0), int(neg or 0))
     return out
 
 
@@ -162,12 +168,12 @@ async def list_entities(
     ] = None,
 ) -> dict[str, Any]:
     """The watchlist with the latest ``points`` buckets of volume and negative share per entity."""
-    async with deps.sessions() as session:
+    async with deps.reads() as session:
         anchor = await latest_trend_bucket(session, stream, granularity) if to is None else None
         rows = list((await session.execute(select(Entity).order_by(Entity.key))).scalars())
         open_counts = await open_alert_counts(session, stream)
-    window = make_window(None, to, granularity, default_points=points, anchor=anchor)
-    series = await _series(deps, stream, window)
+        window = make_window(None, to, granularity, default_points=points, anchor=anchor)
+        series = await _series(deps, stream, window, session)
     return {
         "stream": stream,
         "window": window.as_json(),
@@ -247,10 +253,15 @@ async def entity_messages(
     if to is not None:
         recent = recent.where(ScoredEventRow.event_time < to)
     if from_ is None:  # no lower bound: rank the latest 500
-        recent = recent.order_by(ScoredEventRow.event_time.desc()).limit(500)
+        # id and stream (the key) break ties of equal event times: the same 500 every time
+        recent = recent.order_by(
+            ScoredEventRow.event_time.desc(), ScoredEventRow.id.desc(), ScoredEventRow.stream.desc()
+        ).limit(500)
     sub = recent.subquery()
-    stmt = select(sub).order_by(sub.c.negative_prob.desc(), sub.c.event_time.desc(), sub.c.id).limit(limit)
-    async with deps.sessions() as session:
+    stmt = (
+        select(sub).order_by(sub.c.negative_prob.desc(), sub.c.event_time.desc(), sub.c.id, sub.c.stream).limit(limit)
+    )
+    async with deps.reads() as session:
         rows = (await session.execute(stmt)).mappings().all()
     return [
         Message(

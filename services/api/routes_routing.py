@@ -47,7 +47,7 @@ async def get_routing(
     points: Annotated[int, Query(ge=1, le=1440, description="Minutes in the default window.")] = 60,
 ) -> dict[str, Any]:
     """Queue volumes per minute; every known queue is listed, busiest first."""
-    async with deps.sessions() as session:
+    async with deps.reads() as session:
         anchor = await latest_routing_bucket(session) if to is None else None
         window = make_window(from_, to, "minute", default_points=points, anchor=anchor)
         rows = (

@@ -76,7 +76,7 @@ async def query_trends(deps: Deps, entity: str, stream: Stream | None, window: W
     )
     if stream is not None:
         stmt = stmt.where(table.stream == stream)
-    async with deps.sessions() as session:
+    async with deps.reads() as session:
         rows = (await session.execute(stmt)).all()
     found = {
         r[0]: to_bucket(
@@ -108,7 +108,7 @@ async def get_trends(
     """Sentiment per bucket for one entity: counts, negative share, mean score and confidence."""
     anchor = None
     if to is None:
-        async with deps.sessions() as session:
+        async with deps.reads() as session:
             anchor = await latest_trend_bucket(session, stream, granularity)
     window = make_window(from_, to, granularity, default_points=points, anchor=anchor)
     buckets = await query_trends(deps, entity, stream, window, fill)

@@ -103,6 +103,7 @@ class ScoredEventRow(Base):
     __table_args__ = (
         Index("ix_scored_events_entities", "entities", postgresql_using="gin"),
         Index("ix_scored_events_event_time", "event_time"),
+        Index("ix_scored_events_stream_event_time", "stream", "event_time"),  # a stream's latest (0014)
         Index("ix_scored_events_created_at", "created_at"),
     )
 

@@ -21,6 +21,7 @@ def to_watched(row: Entity) -> WatchedEntity:
         tickers=tuple(row.tickers or ()),
         case_sensitive_aliases=tuple(row.case_sensitive_aliases or ()),
         group=row.group,
+        stored=True,
     )
 
 
