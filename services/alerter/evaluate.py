@@ -54,9 +54,11 @@ evaluated before it (the entity left and came back) starts there too, not from i
 cursor. The watchlist's writes leave the detector states alone: the evaluation compares
 when the key's state was last saved with the entity's times.
 
-Scope: ``all_entities`` and ``group`` cover the entities of the watchlist (``_all``,
-the whole stream, is no entity); a rule naming its ``entities`` covers those keys,
-watched or not."""
+Scope: ``all_entities`` and ``group`` cover the active entities of the watchlist
+(``_all``, the whole stream, is no entity): an entity made inactive (``entities.active``
+false) is out of their scope as one removed is, and their open alerts about it are
+resolved by the sweep (:func:`services.alerter.repo.resolve_uncovered`); a rule naming
+its ``entities`` covers those keys, watched or not, active or not."""
 
 from __future__ import annotations
 
@@ -116,9 +118,10 @@ def detector_config(rule: AlertRule, settings: AlerterSettings) -> DetectorConfi
 
 def in_scope(rule: AlertRule, stream: str, entity: str, groups: dict[str, str | None]) -> bool:
     """Whether ``rule`` evaluates ``entity`` on ``stream``; ``groups`` is the watchlist
-    (every watched entity's key, with its group). A rule naming its entities covers those
-    keys (``_all``, the whole stream, among them); a group or ``all_entities`` covers only
-    watched entities, so an entity that leaves the watchlist leaves those rules too."""
+    (every active entity's key, with its group: :func:`store.entity_groups`). A rule naming
+    its entities covers those keys (``_all``, the whole stream, among them); a group or
+    ``all_entities`` covers only watched entities, so an entity that leaves the watchlist
+    (removed, or made inactive) leaves those rules too."""
     if rule.stream != stream:
         return False
     scope = rule.scope or {}

@@ -15,6 +15,7 @@ from services.alerter import store
 from services.alerter.evaluate import in_scope
 from services.alerter.netguard import AddressPolicy
 from services.alerter.rules import RuleSpec, collapse_channels, rule_context
+from services.alerter.store import Watched
 from shared.db.models import INT4_MAX, Alert, AlertRule, AlertState
 
 TRANSITIONS = {"ack": ({"open"}, "acknowledged"), "resolve": ({"open", "acknowledged"}, "resolved")}
@@ -170,7 +171,10 @@ async def update_rule(
     the keys it covers anew forget where their evaluation stopped (every key it covers,
     when it is enabled again): their next evaluation is a first sight, which starts with the data
     stored after the change, as for a new rule. So it does not page about spikes from
-    while it was disabled, or before it covered the entity. Narrowing the scope, renaming
+    while it was disabled, or before it covered the entity. So does a change after which a
+    key's cursor, older than the entity's return to the old scope (moved out of the group
+    and back, removed or made inactive and back), would no longer be told stale by the
+    evaluation (see :func:`_restart_keys`). Narrowing the scope, renaming
     the rule or changing its thresholds, severity or channels keep both.
 
     A rule stored listing a channel twice (before that was refused) can be changed: unless
@@ -196,8 +200,12 @@ async def update_rule(
     except IntegrityError as exc:
         raise Conflict(f"a rule named {spec.name!r} exists") from exc
     await session.refresh(rule)
-    if rule.enabled:
-        await _restart_keys(session, rule, None if restarted else before, groups)
+    if rule.enabled and await _restart_keys(session, rule, None if restarted else before, groups):
+        if "covered_since" not in values:
+            # a key restarted because the new scope no longer tells its cursor is stale
+            # (see _restart_keys): as for a widening, it starts with the data stored from now
+            await session.execute(update(AlertRule).where(AlertRule.id == rule.id).values(covered_since=func.now()))
+            await session.refresh(rule)
     return RuleUpdate(rule, await _resolve_unevaluated(session, rule), warnings)
 
 
@@ -223,32 +231,60 @@ def widens(old: AlertRule, new: AlertRule, groups: dict[str, str | None]) -> boo
     return every or group != old_group or bool(old_entities)
 
 
+def _joined(scope: dict[str, Any] | None, watched: Watched | None) -> datetime | None:
+    """Since when the watchlist puts an entity in a scope, as the evaluation reads it
+    (``Evaluator._current``): a group's the later of ``watched_since`` and ``group_since``,
+    every entity's ``watched_since``; ``None`` for a scope naming its entities (or an
+    entity not watched)."""
+    entities, group, every = _covers(scope)
+    if watched is None or entities or not (group or every):
+        return None
+    return max(watched.watched_since, watched.group_since) if group else watched.watched_since
+
+
 async def _restart_keys(
     session: AsyncSession, rule: AlertRule, before: AlertRule | None, groups: dict[str, str | None]
-) -> None:
+) -> bool:
     """Make the next evaluation of the keys ``rule`` covers anew a first sight: their
     detector states (locked by :func:`lock_rule`) forget the last minute evaluated, which
     dates from before (when the rule was disabled, or did not cover them), so the
     evaluation does not walk on from there over the minutes in between. ``before``: the
     rule's stream and scope before the change; ``None``: the rule was enabled again, every
-    key it covers restarts. The rest of the state (the cooldown of the last firing) is kept."""
-    rows = await session.execute(
-        select(AlertState.entity, AlertState.model_version).where(
-            AlertState.rule_id == rule.id, AlertState.state["last_eval"].as_string().is_not(None)
+    key it covers restarts. The rest of the state (the cooldown of the last firing) is kept.
+
+    A key the old scope covers is restarted too when its cursor predates the entity's
+    return to the old scope (moved out of the group and back, removed and added again,
+    made active again: the evaluation would have restarted it, see
+    :mod:`services.alerter.evaluate`) and the new scope no longer tells (a rule naming the
+    entity reads no watchlist times, one over every entity no group moves). True when such
+    a key was restarted: the caller moves ``covered_since`` on, so it starts with the data
+    stored from now, not the time it was out."""
+    rows = (
+        await session.execute(
+            select(AlertState.entity, AlertState.model_version, AlertState.updated_at).where(
+                AlertState.rule_id == rule.id, AlertState.state["last_eval"].as_string().is_not(None)
+            )
         )
-    )
-    anew = {
-        (entity, version)
-        for entity, version in rows.tuples()
-        if in_scope(rule, rule.stream, entity, groups)
-        and (before is None or not in_scope(before, rule.stream, entity, groups))
-    }
+    ).tuples()
+    keys = [(entity, version, saved) for entity, version, saved in rows if in_scope(rule, rule.stream, entity, groups)]
+    watched = await store.watched_entries(session, {entity for entity, _, _ in keys}) if before is not None else {}
+    anew: set[tuple[str, str]] = set()
+    stale = False
+    for entity, version, saved in keys:
+        if before is None or not in_scope(before, rule.stream, entity, groups):
+            anew.add((entity, version))
+            continue
+        old, new = _joined(before.scope, watched.get(entity)), _joined(rule.scope, watched.get(entity))
+        if old is not None and saved < old and not (new is not None and saved < new):
+            anew.add((entity, version))
+            stale = True
     if anew:  # one statement: a re-enabled rule over every entity may have thousands of keys
         await session.execute(
             update(AlertState)
             .where(AlertState.rule_id == rule.id, tuple_(AlertState.entity, AlertState.model_version).in_(sorted(anew)))
             .values(state=AlertState.state.op("-")(literal("last_eval", String)), updated_at=func.now())
         )
+    return stale
 
 
 async def _resolve_unevaluated(session: AsyncSession, rule: AlertRule) -> list[str]:
@@ -275,10 +311,11 @@ async def _resolve_unevaluated(session: AsyncSession, rule: AlertRule) -> list[s
 async def resolve_uncovered(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
     """Resolve, as :func:`update_rule` does, the open (or acknowledged) alerts whose rule no
     longer covers their entity: above all because the entity left the rule's group
-    (moved, or the group emptied) or the watchlist, which the rule's own updates never
-    see. Membership is written by whatever changes the watchlist (the CLI, the API, an
-    import), so the alerter's sweep checks here, against what is stored: one read of the
-    open alerts, then a locked pass only over the rules with such an alert."""
+    (moved, or the group emptied) or the watchlist (removed, or made inactive), which the
+    rule's own updates never see. Membership is written by whatever changes the watchlist
+    (the CLI, the API, an import, ``entities.active`` set by hand), so the alerter's sweep
+    checks here, against what is stored: one read of the open alerts, then a locked pass
+    only over the rules with such an alert."""
     async with sessions() as session:
         keys = select(Alert.rule_id, Alert.stream, Alert.entity).where(Alert.status != "resolved").distinct()
         rows = (await session.execute(keys)).tuples().all()

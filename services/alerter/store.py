@@ -3,6 +3,7 @@ entity), alerts with the (rule, entity, episode) unique backstop."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -21,7 +22,12 @@ async def load_rules(session: AsyncSession) -> list[AlertRule]:
 
 
 async def entity_groups(session: AsyncSession) -> dict[str, str | None]:
-    return {k: g for k, g in (await session.execute(select(Entity.key, Entity.group)))}
+    """The watchlist as the rules see it: each active entity's key, with its group. An
+    inactive entity (``entities.active`` false) is off the watchlist, as for the classifier,
+    which no longer tags it: rules over a group or every entity do not cover it, and the
+    sweep resolves their open alerts about it (:func:`services.alerter.repo.resolve_uncovered`)."""
+    q = select(Entity.key, Entity.group).where(Entity.active.is_(True))
+    return {k: g for k, g in await session.execute(q)}
 
 
 async def latest_minute(session: AsyncSession, stream: str, entity: str, version: str) -> datetime | None:
@@ -171,16 +177,24 @@ class Watched:
 
 
 async def share_watched(session: AsyncSession, entity: str) -> Watched | None:
-    """The entity's watchlist entry as committed now (``None``: not watched), its row
-    locked FOR SHARE until the transaction ends: no membership change (an addition, a
-    group move, a removal) commits before the evaluation does."""
+    """The entity's watchlist entry as committed now (``None``: not watched, or inactive),
+    its row locked FOR SHARE until the transaction ends: no membership change (an addition,
+    a group move, a removal, a deactivation) commits before the evaluation does."""
     q = (
         select(Entity.group, Entity.watched_since, Entity.group_since)
-        .where(Entity.key == entity)
+        .where(Entity.key == entity, Entity.active.is_(True))
         .with_for_update(read=True)
     )
     row = (await session.execute(q)).one_or_none()
     return None if row is None else Watched(row[0], row[1], row[2])
+
+
+async def watched_entries(session: AsyncSession, entities: Iterable[str]) -> dict[str, Watched]:
+    """The watchlist entries of those of ``entities`` that are watched (active), unlocked."""
+    q = select(Entity.key, Entity.group, Entity.watched_since, Entity.group_since).where(
+        Entity.key.in_(sorted(set(entities))), Entity.active.is_(True)
+    )
+    return {k: Watched(g, w, gs) for k, g, w, gs in await session.execute(q)}
 
 
 async def save_state(session: AsyncSession, rule_id: int, entity: str, version: str, state: State) -> None:
