@@ -99,9 +99,13 @@ _AUTH_PARAMS = rf"{_AUTH_PARAM}(?:[ \t]*,[ \t]*{_AUTH_PARAM})*"
 _AUTH_HEADER = re.compile(
     r"(?=\w)((?:(?<![\w-])|(?<=\\[nrt]))(?:proxy-)?authorization(?:[\"']?[ \t]*[:=]|[\"'][ \t]*,)[ \t]*(?:b?([\"']))?"
     rf"(?(2){_AUTH_SCHEMES}?|{_AUTH_SCHEMES}))"
-    rf"(?:{_AUTH_PARAMS}|{_CREDENTIAL})",
+    rf"(?:{_AUTH_PARAMS}|{_CREDENTIAL})"
+    rf"(?P<more>(?:[ \t]*,[ \t]*{_AUTH_SCHEMES}(?:{_AUTH_PARAMS}|{_CREDENTIAL}))*+)",
     re.IGNORECASE,
 )
+# A further credential after a comma in the same value (``Authorization: Basic abc==, Bearer xyz``):
+# after a known scheme only, its scheme word kept too.
+_MORE_CREDENTIAL = re.compile(rf"(,[ \t]*{_AUTH_SCHEMES})(?:{_AUTH_PARAMS}|{_CREDENTIAL})", re.IGNORECASE)
 # A bearer token logged without its header name: one word of 16 or more characters with a
 # digit in it after "Bearer" ("bearer bonds", "Bearer token expired" stay).
 _BEARER = re.compile(
@@ -121,10 +125,11 @@ _BEARER = re.compile(
 # (``"x-api-key": ["abc"]``) or SQL's ``PASSWORD 'abc'``: the name stays, the value goes. A value
 # that is prose (``X-API-Key: missing``, ``"secret": true``), a placeholder (``<key>``) or a call
 # (``SecretStr('**********')``) stays. Each match starts at the start of a run of word characters
-# and dashes, so the scan stays linear.
+# and dashes, so the scan stays linear. A name ending in ``credentials`` (``"credentials": "..."``,
+# ``aws_credentials=...``) too, but not before a bare ``: `` ("Invalid credentials: user not found").
 _KEY_NAME = (
     r"(?:[^\W_]+[-_]{1,2})*[^\W_]*?(?:(?:api|auth|access|refresh|session|security|private|subscription|functions"
-    r"|client|pseudonym|secret|signing|account)[-_]?key|token|secret|pass(?:word|wd|phrase)|pwd)"
+    r"|client|pseudonym|secret|signing|account)[-_]?key|token|secret|pass(?:word|wd|phrase)|pwd|credentials)"
 )
 # Where a name may start: a run of word characters and dashes, or after the ``\r\n`` of a repr'd
 # request. ``tup`` is set after the ``("`` that opens a repr'd header tuple.
@@ -143,7 +148,8 @@ _PROSE_VALUE = rf"{_PROSE_WORDS}(?![^\s,;.:)\]}}\"'])"
 # An unquoted value runs to where a credential ends; in a URL's query (after "?", "&" or
 # "&amp;") to a "#" too (the fragment stays), elsewhere a "#" is part of it (``password=abc#def``).
 _KEY_HEADER = re.compile(
-    rf"(?=\w)((?:(?<![\w-])|(?<=\\[nrt]))(?:(?P<url>(?<=[?&])|(?<=&amp;))|(?<![?&])(?<!&amp;)){_KEY_NAME}{_HEADER_SEP})"
+    rf"(?=\w)((?:(?<![\w-])|(?<=\\[nrt]))(?:(?P<url>(?<=[?&])|(?<=&amp;))|(?<![?&])(?<!&amp;)){_KEY_NAME}{_HEADER_SEP}"
+    r"(?<!credentials:)(?<!credentials: )(?<!credentials :)(?<!credentials : ))"
     rf"(?!{_PROSE_VALUE})(?![A-Za-z_]\w*\()(?!=)(?(url)[^\s\"'`<>,;&(){{}}\[\]\\#]+|[^\s\"'`<>,;&(){{}}\[\]\\]+)",
     re.IGNORECASE,
 )
@@ -250,6 +256,15 @@ _SQL_PASSWORD = re.compile(
     rf"{_SQL_STRING}",
     re.IGNORECASE,
 )
+# The same unquoted (``CREATE USER u IDENTIFIED BY s3cret;``), with the keywords in capitals only
+# ("a user identified by email" is prose): a value that ends the statement or comes before a
+# keyword in capitals (``... BY s3cret PASSWORD EXPIRE``), not a placeholder (``%s``, ``?``,
+# ``:pw``, ``{pw}``), a keyword or a value already masked or quoted ("IDENTIFIED BY the admin" stays).
+_SQL_BARE_PASSWORD = re.compile(
+    r"((?<![\w-])IDENTIFIED(?:[ \t]+(?:WITH|VIA)[ \t]+[\w'\"`]++)?[ \t]+(?:BY|AS|USING)[ \t]++(?:PASSWORD[ \t]++)?)"
+    r"(?!(?:IDENTIFIED|BY|AS|USING|WITH|VIA|PASSWORD)(?![^\s'\"`;,()\\]))(?![%{<:?]|\*\*\*)[^\s'\"`;,()\\]++"
+    r"(?=[ \t]*+(?:[;,)'\"`\r\n]|\\[rn]|\Z|[A-Z][A-Z_]++(?![^\s;,)])))"
+)
 _SQL_OLD_PASSWORD = re.compile(rf"(?<=\*\*\*['\"])([ \t]+replace[ \t]+(?P<q>['\"])){_SQL_STRING}", re.IGNORECASE)
 # Redis: ``AUTH [user] password`` as redis-py writes a failed pipeline command (``Command # 1 (AUTH
 # default pw) of pipeline caused error``): the last argument goes, where the command ends there
@@ -265,6 +280,23 @@ _REDIS_CONFIG = re.compile(
     rf"((?<![\w-])(?:requirepass|masterauth)[\"']?(?:[ \t]*[:=][ \t]*|[ \t]+)(?:b?[\"'])?)"
     rf"(?!{_PROSE_VALUE})[^\s\"'`<>,;&(){{}}\[\]\\]+",
     re.IGNORECASE,
+)
+# ``redis-cli -a <password>`` and the MySQL and MariaDB clients' ``-p<password>`` (no space: ``-p
+# 3306`` and ``-P3306`` are other uses), after the command's name on the same line; quoted, the
+# quotes stay. The arguments before the flag are read once (possessive), up to the next command name.
+_CLI_VALUE = r"(?P<q>[\"'])?)(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+|(?!-)[^\s\"'`<>,;&(){}\[\]\\]+)"
+_REDIS_CLI_PASSWORD = re.compile(
+    r"((?<![\w-])redis-cli(?![\w-])(?:[ \t]++(?!-a[ \t])(?!redis-cli)\S++)*+[ \t]++-a[ \t]++" + _CLI_VALUE
+)
+_MYSQL_CLIENT = r"(?:mysql(?:dump|admin|import|check|show|pump|slap|binlog)?|mariadb(?:-?dump|-?admin)?)"
+_MYSQL_CLI_PASSWORD = re.compile(
+    rf"((?<![\w-]){_MYSQL_CLIENT}(?:\.exe)?(?![\w-])(?:[ \t]++(?!-p\S)(?!{_MYSQL_CLIENT})\S++)*+[ \t]++-p" + _CLI_VALUE
+)
+# Docker's config.json: a registry's ``"auth": "<base64 of user:password>"``.
+# A match starts at a quote or at the first backslash before one (a run of backslashes is
+# never rescanned from each of them).
+_DOCKER_AUTH = re.compile(
+    r"((?<![\w\\-])\\*+([\"'])auth\\*+\2[ \t]*+:[ \t]*+\\*+([\"']))[A-Za-z0-9+/]{4,}+={0,2}(?=\\*\3)"
 )
 # A command line's secret flag and its value: ``--password=s3cret``, ``--api-key s3cret``, and
 # ``['pg_dump', '--password', 's3cret']`` of a logged argv (subprocess.CalledProcessError's text).
@@ -282,11 +314,14 @@ _FLAG_VALUE = re.compile(
 # may hold bare words (``api_key=[k1, k2]``), a ``(...)`` only quoted ones (``token: (see below)``
 # is prose). The tuple of requests' and httpx's ``auth=('user', 'password')``: its second element.
 # Where a list opens after ":", "=" or a tuple's ",", the name is looked for in the (at most)
-# _LIST_NAME_MAX characters before the opening bracket, in none a list already read; then the
-# elements are read in one pass (possessive) and masked in another (:func:`_mask_secret_lists`). So
-# the scan is linear, and a line that opens no list costs one search for an opening bracket.
+# text between the previous opening bracket and this one (a name of any length: the texts searched
+# never overlap, and a name is a run of word characters and dashes, tried from its start only);
+# then the elements are read in one pass (possessive) and masked in another
+# (:func:`_mask_secret_lists`). So the scan is linear, and a line that opens no list costs one
+# search for an opening bracket. Lists and tuples nested in the value (``{"password": [["a",
+# "b"]]}``, ``{'token': [('x', 'y')]}``) are read to the bracket that closes the value, at any
+# depth (:func:`_nested_items_end`): every element goes.
 _LIST_OPEN = re.compile(r"(?:[:=]|[\"'][ \t]*,)[ \t]*[\[(]")
-_LIST_NAME_MAX = 256
 _LIST_HEAD = re.compile(
     rf"(?=\w){_KEY_START}(?:(?P<auth>(?:proxy-)?authorization)|(?P<pair>auth)|{_KEY_NAME})"
     r"(?:\\*[\"']?[ \t]*[:=][ \t]*|(?(tup)\\*[\"'][ \t]*,[ \t]*|(?!)))"
@@ -310,6 +345,11 @@ def _list_element(k: str, bare: bool) -> str:
 
 _LIST_ITEMS = re.compile(rf"[ \t]*{_list_element('a', True)}(?:[ \t]*,[ \t]*{_list_element('b', True)})*+")
 _TUPLE_ITEMS = re.compile(rf"[ \t]*{_list_element('a', False)}(?:[ \t]*,[ \t]*{_list_element('b', False)})*+")
+# One step of a nested value: a bracket, a comma, or an element (bare ones only inside a ``[...]``).
+_NESTED_STEP = re.compile(
+    rf"[ \t]*(?:(?P<open>[\[(])|(?P<close>[\])])|(?P<comma>,)|(?P<elem>{_list_element('a', False)})"
+    rf"|(?P<bare>{_BARE_ELEMENT}))"
+)
 _AUTH_PAIR = re.compile(rf"[ \t]*{_list_element('a', False)}[ \t]*,[ \t]*(?={_list_element('b', False)}[ \t]*\))")
 
 
@@ -379,7 +419,7 @@ def _mask_secret_lists(text: str) -> str:
     for opening in _LIST_OPEN.finditer(text):
         if opening.end() <= scanned:  # inside a list already read
             continue
-        head = _LIST_HEAD.search(text, max(scanned, opening.start() - _LIST_NAME_MAX), opening.end())
+        head = _LIST_HEAD.search(text, scanned, opening.end())
         scanned = opening.end()
         if head is None:
             continue
@@ -388,14 +428,57 @@ def _mask_secret_lists(text: str) -> str:
             if first is None:
                 continue
             scanned = first.end()
-        items = (_LIST_ITEMS if head.group("sq") is not None else _TUPLE_ITEMS).match(text, scanned)
-        if items is None:
+        square = head.group("sq") is not None
+        items = (_LIST_ITEMS if square else _TUPLE_ITEMS).match(text, scanned)
+        end = items.end() if items is not None else scanned
+        if head.group("pair") is None and _NESTED_OPEN.match(text, end):  # a list or tuple inside
+            end = _nested_items_end(text, scanned, square)
+        if end == scanned:
             continue
         element = _AUTH_ELEMENT if head.group("auth") is not None else _ELEMENT
-        out += [text[done:scanned], element.sub(r"\g<lead>***", items.group())]
-        done = scanned = items.end()
+        out += [text[done:scanned], element.sub(r"\g<lead>***", text[scanned:end])]
+        done = scanned = end
     out.append(text[done:])
     return "".join(out)
+
+
+def _mask_authorization(header: re.Match[str]) -> str:
+    """The credential of an Authorization value, and of each further one after a comma."""
+    more = header.group("more")
+    return header.group(1) + "***" + _MORE_CREDENTIAL.sub(r"\1***", more)
+
+
+_NESTED_OPEN = re.compile(r"[ \t]*(?:,[ \t]*)?[\[(]")
+
+
+def _nested_items_end(text: str, start: int, square: bool) -> int:
+    """Where the elements of a list value (``square``) or a tuple value that opened just before
+    ``start`` end, read with the lists and tuples nested in it: at the bracket that closes it, or
+    at the first text that is no element, bracket or comma (a comma must come between elements;
+    a bare word is an element inside a ``[...]`` only)."""
+    kinds, pos, end, value_next = [square], start, start, True
+    while True:
+        step = _NESTED_STEP.match(text, pos)
+        if step is None:
+            return end
+        if step.group("open") is not None:
+            if not value_next:
+                return end
+            kinds.append(step.group("open") == "[")
+        elif step.group("close") is not None:
+            kinds.pop()
+            if not kinds:
+                return end
+            value_next = False
+        elif step.group("comma") is not None:
+            if value_next:
+                return end
+            value_next = True
+        else:
+            if not value_next or (step.group("bare") is not None and not kinds[-1]):
+                return end
+            value_next = False
+        pos = end = step.end()
 
 
 def _mask_prefixed_token(token: re.Match[str]) -> str:
@@ -427,7 +510,8 @@ def scrub(message: str) -> str:
     """Mask chat webhook paths (Slack, Discord, Teams, Zapier, Mattermost) and Telegram bot
     tokens, HTTP Authorization credentials, passwords in URLs, secret query parameters, API
     keys (every element of a list or tuple of them too), passwords in SQL statements (MySQL's
-    ``IDENTIFIED BY``), Redis ``AUTH`` and command-line flags, private keys, service-prefixed
+    ``IDENTIFIED BY``), Redis ``AUTH`` and command-line flags (``redis-cli -a``, ``mysql -p<pw>``),
+    Docker registry ``auth`` values, private keys, service-prefixed
     tokens (``ghp_``, ``sk_live_``, ``xoxb-``), and personal data. URLs are matched as written,
     JSON-escaped or percent-encoded."""
     # Private keys first: other masks would cut into a key's body and leave the rest.
@@ -444,16 +528,24 @@ def scrub(message: str) -> str:
     if "identified" in lower or "password" in lower:
         message = _SQL_PASSWORD.sub(r"\1***", message)
         message = _SQL_OLD_PASSWORD.sub(r"\1***", message)
+        if "IDENTIFIED" in message:
+            message = _SQL_BARE_PASSWORD.sub(r"\1***", message)
     if "AUTH" in message:
         message = _REDIS_AUTH.sub(r"\1***", message)
     if "requirepass" in lower or "masterauth" in lower:
         message = _REDIS_CONFIG.sub(r"\1***", message)
+    if "redis-cli" in lower:
+        message = _REDIS_CLI_PASSWORD.sub(r"\1***", message)
+    if "mysql" in lower or "mariadb" in lower:
+        message = _MYSQL_CLI_PASSWORD.sub(r"\1***", message)
     message = _FLAG_VALUE.sub(r"\g<head>***", message)
     message = _mask_secret_lists(message)
-    message = _AUTH_HEADER.sub(r"\1***", message)
+    message = _AUTH_HEADER.sub(_mask_authorization, message)
     message = _BEARER.sub(r"\1***", message)
     message = _KEY_QUOTED.sub(r"\g<head>***", message)
     message = _KEY_HEADER.sub(r"\1***", message)
+    if "auth" in lower:
+        message = _DOCKER_AUTH.sub(r"\1***", message)
     message = _COOKIE_HEADER.sub(_mask_cookies, message)
     message = mask_url_passwords(message)
     message = _SECRET_QUERY.sub(r"\1***", message)
