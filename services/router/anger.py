@@ -27,6 +27,8 @@ case-insensitive unless said:
 - profanity (1.0), whole words only ("Shittu", "shitake" are not), and masked forms of
   those words ("f***", "s**t", "b*stards"; a masked email or name, "j***@", "M******", is
   not); a masked word showing only its first letter ("s***") is weak, but "f***" is not;
+  "bs" as a word ("this is bs"; "jobs", "BSc", "BS1" are not), in capitals only as a verdict
+  ("total BS", "BS!"; "BS 7671", "BS 8 1TH", "a BS in Finance", "Nationwide BS" are not);
   mild (0.5): bloody, damn, "what/why/where the hell";
 - shouting (1.0): a run of three or more words in capitals with I, ME, MY, YOU, YOUR, WE,
   OUR or NOW in it ("WHERE IS MY MONEY", "HUMAN. AGENT. NOW.", "I CAN NOT LOG IN"), that
@@ -60,7 +62,8 @@ it up (do/will/would I/we [really] have/need/got to, then the threat or go, get,
 complain, escalate, contact, write, report, turn, bring, start or involve and up to three
 words before it: "Do I have to go to the ombudsman to get my money back?", "Will I have to
 take legal action?"; "Do I have to wait 8 weeks before I can go to the ombudsman?" only
-asks) or is exclaimed ("?!").
+asks) or is exclaimed ("?!"). A time limit after the threat asks about the process, whoever
+it names ("Do I need to contact the ombudsman within six months of your final response?").
 Profanity is never negated ("no fucking way").
 Wanting to close an account is not anger by itself.
 """
@@ -265,6 +268,18 @@ _ASKS_YOU = re.compile(r"\s*(?:can|could|would|will|do) you(?!\w)", re.IGNORECAS
 # ...but one that names you or offers the threat as the alternative does.
 _AIMED = re.compile(r"(?<!\w)(?:you|your|or)(?!\w)", re.IGNORECASE)
 _ASKED_END = re.compile(r"[^.!?\n]*\?(?![?!]*!)")
+# A time limit after the threat asks about the process, not whether one is made to take it up: "Do I
+# need to contact the ombudsman within six months of your final response?" ("your final response" is
+# the complaint procedure's letter, not aimed at you).
+_TIME_LIMIT = re.compile(
+    r"\s+(?:(?:(?:with)?in|before|after|by|until|once|no later than|up to)\s+(?:the\s+|a\s+|an\s+)?"
+    r"(?:(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|few)\s+)?"
+    r"(?:(?:calendar|working|business)\s+)?(?:days?|weeks?|months?|years?)"
+    r"|(?:within|before|after|once|until)\s+(?:\w+\s+){0,3}?(?:final response|deadlock letter|final decision))"
+    r"(?:\s+(?:of|from|after)\s+(?:\w+\s+){0,3}?(?:final response|deadlock letter|response|decision|letter|reply"
+    r"|complaint)s?)?(?!\w)",
+    re.IGNORECASE,
+)
 _CLAUSE_ENDS = ".!?;,\n"
 _AT_YOU = re.compile(r"(?<!\w)you(?!\w)", re.IGNORECASE)
 _POSITIVE = frozenset(
@@ -273,6 +288,19 @@ _POSITIVE = frozenset(
 )
 _POSITIVE_RE = re.compile(rf"(?<!\w)(?:{'|'.join(_POSITIVE)})(?!\w)", re.IGNORECASE)
 _PUNCTUATION = re.compile(r"[!?]{2,}")
+_BS = re.compile(r"(?<!\w)bs(?!\w)", re.IGNORECASE)
+# "BS" naming a standard, a postcode, a degree or an account: "BS 7671", "BS EN 60898", "BS 1 4DJ",
+# "BS degree", "my BS savings account" (in capitals it needs a verdict too: "a BS in Finance" has none).
+_BS_NAMED = re.compile(
+    r"\s*(?:\d|(?:en|iso|standards?|degree|account|accounts|acc|savings|mortgage|branch|isa)(?!\w))",
+    re.IGNORECASE,
+)
+_BS_VERDICT = re.compile(
+    r"(?<!\w)(?:is|was|it['’]?s|that['’]?s|this|that|such|what|total|utter|absolute|complete|pure|load of|lot of"
+    r"|full of|more|same|just|so|bloody|fucking|no)\s+$",
+    re.IGNORECASE,
+)
+_BS_SAID = re.compile(r"\s*[!?]")
 _EMOJI = "😡🤬😠💢👿🖕"
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
@@ -373,16 +401,20 @@ def _asked(text: str, start: int, end: int, kind: str, said: str) -> bool:
         return False
     clause = max(text.rfind(ch, 0, start) for ch in _CLAUSE_ENDS) + 1
     asked = _ASKED_END.match(text, end)
-    if not (_ASKING.match(text, clause) and asked) or _OBLIGED.match(text, clause, start):
+    limit = _TIME_LIMIT.match(text, end)
+    if not (_ASKING.match(text, clause) and asked) or (_OBLIGED.match(text, clause, start) and not limit):
         return False
     opening = _ASKS_YOU.match(text, clause)
-    return not _AIMED.search(text, opening.end() if opening else clause, asked.end())
+    opening_at = opening.end() if opening else clause
+    if not limit:
+        return not _AIMED.search(text, opening_at, asked.end())
+    return not (_AIMED.search(text, opening_at, start) or _AIMED.search(text, limit.end(), asked.end()))
 
 
 def _word_cues(text: str, words: frozenset[str]) -> list[Cue]:
     """Lexicon matches, strongest and longest first, none overlapping one already taken
     ("my solicitor will be in touch" is one threat, not a threat and a weak "solicitor")."""
-    found = [*_lexicon(text, words), *_masked(text)]
+    found = [*_lexicon(text, words), *_masked(text), *_bs(text, words)]
     found.sort(key=lambda f: (-f[2], f[0] - f[1], f[0]))
     taken = bytearray(len(text))
     kept: list[_Match] = []
@@ -409,6 +441,22 @@ def _lexicon(text: str, words: frozenset[str]) -> Iterator[_Match]:
             # an aimed word is named alone: "'thieves'" for "you people are thieves"
             cue = "cue" if "cue" in pattern.groupindex else 0
             yield from ((m.start(), m.end(), weight, kind, m.group(cue)) for m in _first(pattern, text))
+
+
+def _bs(text: str, words: frozenset[str]) -> Iterator[_Match]:
+    """The abbreviation "bs" (bullshit), whole word; in capitals only where it is a verdict ("this is BS", "total BS",
+    "BS!"): "BS" alone is also a British Standard ("BS 7671"), a postcode area ("BS 1"), a degree
+    ("a BS in Finance") or a building society ("Nationwide BS")."""
+    if "bs" not in words:
+        return
+    for m in _first(_BS, text):
+        if _BS_NAMED.match(text, m.end()):
+            continue
+        if m.group() == "BS" and not (
+            _BS_VERDICT.search(text[max(0, m.start() - _CITED_WINDOW) : m.start()]) or _BS_SAID.match(text, m.end())
+        ):
+            continue
+        yield m.start(), m.end(), STRONG, _PROFANITY, m.group()
 
 
 def _first(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:

@@ -7,7 +7,13 @@ re-sends the chat on redelivery, to the queue the ledger recorded with the recor
 priority and reason, even if the routing table, a threshold or the chat's scores changed
 meanwhile: a chat may reach its queue twice (queue consumers dedupe by id), never a
 second queue, and is counted once. A chat marked sent is not sent again, and a batch
-retried through a PostgreSQL outage sends nothing until its decisions are recorded."""
+retried through a PostgreSQL outage sends nothing until its decisions are recorded.
+
+A recorded queue whose rule has left the routing table since keeps its decision: its topic
+is created before the chat is sent (the table's are created up front; one deleted meanwhile
+was waited for for ever on a broker that does not auto-create topics, the batch retried
+without end). Where the broker refuses that topic, the chat is dead-lettered with a reason
+naming the queue, left unsent in the ledger (a replay, once the topic exists, sends it there)."""
 
 from __future__ import annotations
 
@@ -15,6 +21,8 @@ import asyncio
 import logging
 import re
 from collections.abc import Mapping
+
+from aiokafka import ConsumerRecord
 
 from services.aggregator.app import decode_scored
 from services.router.config import RouterSettings
@@ -26,7 +34,7 @@ from shared.events import RoutedChat, ScoredEvent
 from shared.failpoints import FailPoints
 from shared.kafka.batches import BatchPolicy, Handler, Records
 from shared.kafka.clients import TopicCreationError, ensure_topics
-from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, RatioGuard
+from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, FailedRecord, RatioGuard
 from shared.kafka.produce import send_all
 from shared.kafka.sink import SinkClients, every, run_sink
 from shared.metrics import metrics
@@ -49,6 +57,43 @@ def without_queues(table: Mapping[str, str], refused: set[str]) -> dict[str, str
     """``table`` less the rules whose queue cannot be a topic (a name Kafka refuses, or a
     topic the broker would not create): their intents go to human, as an unknown one."""
     return {i: q for i, q in table.items() if q not in refused and _QUEUE_NAME.fullmatch(q)}
+
+
+def unsendable(
+    records: Records,
+    good: list[ScoredEvent],
+    bad: list[FailedRecord],
+    routed: list[RoutedChat],
+    refused: dict[str, str],
+) -> list[FailedRecord]:
+    """The records of the chats ``routed`` to a queue in ``refused`` (queue -> why), as dead
+    letters naming the queue: the first record of each chat id (``good`` is ``records`` less
+    ``bad``, in order)."""
+    bad_places = {(f.partition, f.offset) for f in bad}
+    record_of: dict[str, ConsumerRecord[bytes, bytes]] = {}
+    for r, e in zip((r for r in records if (r.partition, r.offset) not in bad_places), good, strict=True):
+        record_of.setdefault(e.id, r)
+    out = []
+    for chat in routed:
+        if chat.queue in refused and (r := record_of.get(chat.id)) is not None:
+            reason = (
+                f"the chat's recorded queue {chat.queue!r} has no topic and the broker refused to create it "
+                f"({refused[chat.queue]}); the chat stays unsent in the routing ledger, a replay sends it there"
+            )
+            out.append(
+                FailedRecord(
+                    r.topic,
+                    r.partition,
+                    r.offset,
+                    r.key,
+                    r.value,
+                    list(r.headers or ()),
+                    "QueueTopicRefused",
+                    reason,
+                    timestamp_ms=r.timestamp,
+                )
+            )
+    return out
 
 
 def to_routed(e: ScoredEvent, routes: dict[str, str], policy: RoutingPolicy) -> RoutedChat | None:
@@ -100,6 +145,25 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
         warn_ignored({i: q for i, q in loaded.items() if i not in table}, why)
         return table
 
+    async def refused_queues(routed: list[RoutedChat]) -> dict[str, str]:
+        """Create the topic of each queue ``routed`` goes to that is not known to exist (a
+        queue recorded before its rule left the table); the queues whose topic the broker
+        refused, with why."""
+        topic_of = {settings.topics.queue(r.queue): r.queue for r in routed}
+        missing = sorted(set(topic_of) - created)
+        if not missing:
+            return {}
+        try:
+            await ensure_topics(settings.kafka, missing)
+        except TopicCreationError as exc:
+            refused = {topic_of[t]: f"{name}: {message}" for t, name, message in exc.errors if t in topic_of}
+            if not refused:
+                raise
+            created.update(t for t in missing if topic_of[t] not in refused)
+            return refused
+        created.update(missing)
+        return {}
+
     ignored: dict[str, str] = {}  # the rules last logged as ignored (intent -> queue)
 
     def warn_ignored(now: dict[str, str], why: str) -> None:
@@ -120,6 +184,9 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
             good, bad = decode_scored(records, refuse=no_intent)
             decided = [r for r in (to_routed(e, routes, policy) for e in good) if r is not None]
             routed = await record_decisions(sessions, decided)  # nothing is sent before this succeeds
+            if refused := await refused_queues(routed):
+                bad = [*bad, *unsendable(records, good, bad, routed, refused)]
+                routed = [r for r in routed if r.queue not in refused]
             await send_all(
                 clients.producer,
                 ((settings.topics.queue(r.queue), r.conversation_id.encode(), r.to_bytes()) for r in routed),
