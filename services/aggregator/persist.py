@@ -16,12 +16,13 @@ still in the ledger (it is counted once, a replay adds nothing) and in ``scored_
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, TextClause, delete, text
+from sqlalchemy import String, TextClause, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -193,19 +194,70 @@ async def _write_cutoffs(
     return {r.stream: trend_cutoff(stream_clock(r.now, r.minute, r.hour, batch[r.stream]), days) for r in rows}
 
 
+# Scored-event and ledger retention, in chunks, one short transaction each (as the trend
+# retention below): a backlog of millions of rows (a retention shortened, the aggregator down
+# for days) never makes one transaction that holds its locks and snapshot for minutes, bloats
+# the WAL, holds back vacuum or runs into a statement timeout, and a failure part-way keeps
+# the chunks done. Each walk follows its time index (``ix_scored_events_created_at``,
+# ``ix_counted_events_counted_at``) from where the last chunk ended, so a chunk does not
+# re-read the dead entries of the chunks before it. The scored events go first and the
+# ledger after, and a ledger id goes only while older than every stored scored event (an
+# event and its id are written in one transaction, with the same ``created_at`` and
+# ``counted_at``): a run stopped between chunks, or one beside another replica's, never
+# leaves an event stored without its id (a replay of it would be counted again; see
+# ``AggregatorSettings``: the ledger's retention is at least the scored events').
+EXPIRE_CHUNK = 10_000
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _expire_chunk(table: str, column: str) -> TextClause:
+    return text(
+        f"""
+        DELETE FROM {table} WHERE ctid = ANY(ARRAY(
+            SELECT ctid FROM {table} WHERE {column} >= :after AND {column} < :cutoff
+            ORDER BY {column} LIMIT :size
+        ))
+        RETURNING {column}
+        """
+    )
+
+
+_EXPIRE_SCORED = _expire_chunk(ScoredEventRow.__tablename__, "created_at")
+_EXPIRE_LEDGER = _expire_chunk(CountedEvent.__tablename__, "counted_at")
+_OLDEST_SCORED = text("SELECT min(created_at) FROM scored_events")
+
+
+async def _expire_walk(
+    sessions: async_sessionmaker[AsyncSession], statement: TextClause, cutoff: datetime, chunk: int
+) -> int:
+    """Delete the rows before ``cutoff`` a chunk at a time, oldest first; returns how many."""
+    after, deleted = _EARLIEST, 0
+    while True:
+        async with sessions.begin() as session:
+            params = {"after": after, "cutoff": cutoff, "size": chunk}
+            times = list((await session.execute(statement, params)).scalars())
+        deleted += len(times)
+        if len(times) < chunk:
+            return deleted
+        after = max(times)
+        await asyncio.sleep(0)  # the batches' turn
+
+
 async def expire(
-    sessions: async_sessionmaker[AsyncSession], *, scored_days: float, ledger_days: float
+    sessions: async_sessionmaker[AsyncSession], *, scored_days: float, ledger_days: float, chunk: int = EXPIRE_CHUNK
 ) -> tuple[int, int]:
-    """Delete scored events and ledger ids past their retention."""
+    """Delete scored events and ledger ids past their retention, ``chunk`` rows a
+    transaction (see above); returns how many of each."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1, not {chunk}")
     now = datetime.now(UTC)
-    async with sessions.begin() as session:
-        a = await session.execute(
-            delete(ScoredEventRow).where(ScoredEventRow.created_at < now - timedelta(days=scored_days))
-        )
-        b = await session.execute(
-            delete(CountedEvent).where(CountedEvent.counted_at < now - timedelta(days=ledger_days))
-        )
-    return int(a.rowcount), int(b.rowcount)  # type: ignore[attr-defined]
+    scored = await _expire_walk(sessions, _EXPIRE_SCORED, now - timedelta(days=scored_days), chunk)
+    async with sessions() as session:
+        oldest = (await session.execute(_OLDEST_SCORED)).scalar()
+    cutoff = now - timedelta(days=ledger_days)
+    if oldest is not None:
+        cutoff = min(cutoff, oldest)
+    return scored, await _expire_walk(sessions, _EXPIRE_LEDGER, cutoff, chunk)
 
 
 # Trend retention. The cutoff is per stream, on the database's clock: a stream's newest
@@ -225,7 +277,6 @@ async def expire(
 TREND_CHUNK = 10_000
 TREND_RUN_CAP = 1_000_000
 _TREND_WIDTHS = ((TrendMinute.__tablename__, MINUTE), (TrendHour.__tablename__, HOUR))
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 def _trend_streams(table: str) -> TextClause:
