@@ -17,6 +17,13 @@
    ``access_token`` and their runs of prefix words), cookies, Digest/AWS parameter lists and
    bare JSON Web Tokens: a head (maybe none) and a unit repeated to the length. Each must
    grow linearly too.
+5. ``scrub()`` on the worst cases of its masks of MySQL/MariaDB passwords (``IDENTIFIED BY``, quoted
+   or bare, ``SET PASSWORD FOR``), Redis ``AUTH``/``requirepass``, ``redis-cli -a``, ``mysql -p``,
+   ``--password``/``--api-key`` flags, secret lists nested at any depth, ``*credentials`` fields,
+   Docker registry ``auth``, a further credential in one Authorization value, PEM private-key
+   bodies, service-prefixed tokens (``ghp_``, ``sk-``, ``xoxb-``), presigned-URL signatures and
+   Azure ``AccountKey``: a head, a unit repeated and a tail (maybe none) to the length. The
+   shipped scrubber only (no earlier code matched them); each must grow linearly too.
 
 Usage: ``python bench/redact_worst_case.py [--old-max CHARS]``. Last line: one JSON object.
 """
@@ -141,6 +148,67 @@ def header_rows() -> list[dict[str, object]]:
     return rows
 
 
+# Worst cases of the masks added for SQL, Redis and command-line passwords, nested secret lists,
+# Docker auth, further Authorization credentials, private keys and service-prefixed tokens:
+# (name, head, unit, tail), the text is ``head``, then ``unit`` repeated, then ``tail``.
+SECRET_MASK_CASES = (
+    ("IDENTIFIED BY ... (SQL)", "", "IDENTIFIED BY ", ""),
+    ("IDENTIFIED WITH a BY", "", "IDENTIFIED WITH a BY ", ""),
+    ("IDENTIFIED BY a (bare)", "", "IDENTIFIED BY a ", ""),
+    ("IDENTIFIED BY 'a''...", "IDENTIFIED BY '", "a''", ""),
+    ("SET PASSWORD FOR a...", "SET PASSWORD FOR ", "a", ""),
+    ("SET PASSWORD FOR ...", "", "SET PASSWORD FOR ", ""),
+    ("AUTH a ... (Redis)", "", "AUTH a ", ""),
+    ("requirepass ...", "", "requirepass ", ""),
+    ("redis-cli -a -a ...", "redis-cli ", "-a ", ""),
+    ("redis-cli redis-cli", "", "redis-cli ", ""),
+    ("redis-cli a a ... -a pw", "redis-cli ", "a ", "-a pw"),
+    ("mysql -p-p...", "mysql ", "-p", ""),
+    ("mysql -p mysql -p", "", "mysql -p ", ""),
+    ("mysql a a ... (args)", "mysql ", "a ", ""),
+    ("mysql a a ... -ppw", "mysql ", "a ", "-ppw"),
+    ("--a-... (flag name)", "", "--a-", ""),
+    ("--password --pass...", "", "--password ", ""),
+    ("--api-key=...", "", "--api-key=", ""),
+    ("password=[...", "", "password=[", ""),
+    ("password=[]...", "", "password=[]", ""),
+    ("('x-api-key', [)", "", "('x-api-key', [)", ""),
+    ("{'password': ['a', ", "{'password': [", "'a', ", "]}"),
+    ("password=[a, a, ...", "password=[", "a, ", "]"),
+    ('{"password": [[[...', '{"password": ', "[", ""),
+    ('{"password": [["a", ', '{"password": [', '["a", ', ""),
+    ('"a_a_...password": [', '"', "a_", 'password": ["a", "b"]'),
+    ('"credentials": ...', "", '"credentials": ', ""),
+    ('"auth": "\\\\... (Docker)', '"auth": "', "\\", ""),
+    ('\\...\\"auth" (Docker)', "", "\\", '"auth": "YTpi"'),
+    ('"auth": "AAAA... (open)', '"auth": "', "A", ""),
+    ("Basic a, , , ...", "Authorization: Basic a", ", ", ""),
+    ("Basic a, Bearer a, ...", "Authorization: Basic a", ", Bearer a", ""),
+    ("BEGIN A A ... (PEM)", "-----BEGIN ", "A ", "PRIVATE KEY"),
+    ("PRIVATE KEY-----a-a-...", "-----BEGIN PRIVATE KEY-----", "a-", ""),
+    ("PRIVATE KEY-----... x n", "", "-----BEGIN PRIVATE KEY-----", ""),
+    ("ghp_aaa..._", "ghp_", "a", "_"),
+    ("sk-aaa... (no digit)", "sk-", "a", ""),
+    ("xoxb------..._", "xoxb-", "-", "_"),
+    ("&X-Amz-Signature=", "", "&X-Amz-Signature=", ""),
+    ("%26X-Goog-Signature%3D", "", "%26X-Goog-Signature%3D", ""),
+    ("AccountKey=a;...", "", "AccountKey=a;", ""),
+)
+
+
+def secret_rows() -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    print(f"\nscrub() {'secret-mask input':>16} {'chars':>8} {'shipped s':>10}")
+    for name, head, unit, tail in SECRET_MASK_CASES:
+        for n in (16_000, 100_000, 400_000):
+            body = n - len(head) - len(tail)
+            text = head + (unit * (body // len(unit) + 1))[:body] + tail
+            new = scrub_seconds(text)
+            rows.append({"input": name, "chars": n, "shipped_s": new})
+            print(f"{name:>24} {n:>8} {new:>10.4f}")
+    return rows
+
+
 def scrub_rows(old_max: int) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
     print(f"\nscrub() {'input':>12} {'chars':>8} {'whole-text s':>13} {'shipped s':>10}")
@@ -168,7 +236,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old-max", type=int, default=100_000, help="longest run the whole-text mask is timed on")
     args = parser.parse_args()
-    print(json.dumps({"email": email_rows(), "scrub": scrub_rows(args.old_max), "headers": header_rows()}))
+    print(
+        json.dumps(
+            {
+                "email": email_rows(),
+                "scrub": scrub_rows(args.old_max),
+                "headers": header_rows(),
+                "secrets": secret_rows(),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
