@@ -450,9 +450,9 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
 
     Files with headers joined with cat: a later row equal to the header is the next file's
     header, skipped (``Line.skipped``, no rejection). A later row that names other columns
-    (or the same in another order: every field a column's name, ``text`` among them) is
-    rejected, and so is every row after it up to a header equal to line 1's: read by line
-    1's columns, their fields would go to the wrong ones.
+    (or the same in another order, see :func:`_names_columns`) is rejected, and so is every
+    row after it up to a header equal to line 1's: read by line 1's columns, their fields
+    would go to the wrong ones.
 
     Quotes are read strictly: a lenient reader took ``"Acme says "no" to offer"`` as
     ``Acme says no" to offer"``, and an unclosed quote silently joined the rows after it
@@ -514,7 +514,7 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
                 other_header = None
                 yield Line(start, None, skipped=REPEATED_HEADER)
                 continue
-            if _names_columns(values):
+            if _names_columns(values, header):
                 other_header = start
                 yield Line(start, None, _other_header(header, values))
                 continue
@@ -536,11 +536,21 @@ UNDER_OTHER_HEADER = "a row under a later header whose columns differ from line 
 columns, their fields would go to the wrong ones."""
 
 
-def _names_columns(values: list[str]) -> bool:
-    """Whether a row is a header: a ``text`` column and other columns an event has, each
-    named once (as an event's row, its text would be a column's name, and so would every
-    other field)."""
-    return "text" in values and len(set(values)) == len(values) and all(v in CSV_COLUMNS for v in values)
+def _names_columns(values: list[str], header: list[str]) -> bool:
+    """Whether a later row (not equal to line 1's header) is another file's header: a
+    ``text`` cell and at least one other cell naming a column (one an event has, or one line
+    1's header names, ``notes``), its non-empty cells each once. Its other cells may be
+    empty (an unnamed column: a trailing comma, as line 1's header may have) or name columns
+    neither knows (``comment``): read as an event's row, its text would be a column's name
+    and so would another field, no event's.
+
+    A lone ``text`` with every other cell empty is data (an event whose text is the word,
+    or whose text is empty and is rejected as such); read as a header, it would reject the
+    rest of the file."""
+    named = [v for v in values if v != ""]
+    if "text" not in named or len(set(named)) != len(named):
+        return False
+    return sum(v in CSV_COLUMNS or v in header for v in named) >= 2
 
 
 def _other_header(header: list[str], values: list[str]) -> str:
@@ -548,7 +558,8 @@ def _other_header(header: list[str], values: list[str]) -> str:
     is rejected, and the rows after it with it, up to a header equal to line 1's."""
 
     def shown(names: list[str]) -> str:
-        return ", ".join(_column(k) for k in names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        cells = ", ".join(_column(k) if k else UNNAMED for k in names[:8])
+        return cells + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
     how = "line 1's columns in another order" if sorted(values) == sorted(header) else "other columns than line 1"
     return (
