@@ -27,8 +27,10 @@ case-insensitive unless said:
 - profanity (1.0), whole words only ("Shittu", "shitake" are not), and masked forms of
   those words ("f***", "s**t", "b*stards"; a masked email or name, "j***@", "M******", is
   not); a masked word showing only its first letter ("s***") is weak, but "f***" is not;
-  "bs" as a word ("this is bs"; "jobs", "BSc", "BS1" are not), in capitals only as a verdict
-  ("total BS", "BS!"; "BS 7671", "BS 8 1TH", "a BS in Finance", "Nationwide BS" are not);
+  "bs" as a verdict ("this is bs", "total BS", "BS!", "Bs excuse"; "jobs", "BSc", "BS1" are not),
+  weak (0.5) in lower case without one ("they sent me bs"), in capitals only as one ("BS 7671",
+  "BS 8 1TH", "a BS in Finance", "Nationwide BS", "Yorkshire BS?", "from a BS?", "What is BS?",
+  "my bs number", "no BS pricing" are not);
   mild (0.5): bloody, damn, "what/why/where the hell";
 - shouting (1.0): a run of three or more words in capitals with I, ME, MY, YOU, YOUR, WE,
   OUR or NOW in it ("WHERE IS MY MONEY", "HUMAN. AGENT. NOW.", "I CAN NOT LOG IN"), that
@@ -289,18 +291,38 @@ _POSITIVE = frozenset(
 _POSITIVE_RE = re.compile(rf"(?<!\w)(?:{'|'.join(_POSITIVE)})(?!\w)", re.IGNORECASE)
 _PUNCTUATION = re.compile(r"[!?]{2,}")
 _BS = re.compile(r"(?<!\w)bs(?!\w)", re.IGNORECASE)
-# "BS" naming a standard, a postcode, a degree or an account: "BS 7671", "BS EN 60898", "BS 1 4DJ",
-# "BS degree", "my BS savings account" (in capitals it needs a verdict too: "a BS in Finance" has none).
+# "BS" naming a standard, a postcode, a degree, a building society account or its number: "BS 7671",
+# "BS EN 60898", "BS 1 4DJ", "BS degree", "my BS savings account", "my bs number", "BS No. 12345".
 _BS_NAMED = re.compile(
-    r"\s*(?:\d|(?:en|iso|standards?|degree|account|accounts|acc|savings|mortgage|branch|isa)(?!\w))",
+    r"\s*(?:\d|(?:en|iso|standards?|degree|accounts?|acc|savings|mortgage|branch|isa|numbers?|num|nr|code"
+    r"|sort|references?|ref|roll|membership|member|society|details)(?!\w)|no(?=\s*(?:[.:#?\d]|$)))",
     re.IGNORECASE,
 )
+# A verdict right before it: "this is bs", "total BS", "what a load of bs" ("no BS pricing" is none).
 _BS_VERDICT = re.compile(
-    r"(?<!\w)(?:is|was|it['’]?s|that['’]?s|this|that|such|what|total|utter|absolute|complete|pure|load of|lot of"
-    r"|full of|more|same|just|so|bloody|fucking|no)\s+$",
+    r"(?<!\w)(?P<verdict>is|was|it['’]?s|that['’]?s|this|that|such|what|total|utter|absolute|complete|pure|load of"
+    r"|lot of|full of|more|same|just|so|bloody|fucking)\s+$",
     re.IGNORECASE,
 )
-_BS_SAID = re.compile(r"\s*[!?]")
+# ...but "is" after a question word asks what it is: "What is BS?", "what's bs".
+_BS_WHAT_IS = re.compile(
+    r"(?<!\w)(?:what|who|where|which)(?:['’]s|\s+(?:is|was))\s+$",
+    re.IGNORECASE,
+)
+# "no BS pricing", "a no-bs answer": an advert's, not a verdict.
+_BS_NONE = re.compile(r"(?<!\w)no[\s-]+$", re.IGNORECASE)
+_BS_ASKED = re.compile(r"\s*\?(?![?!])")
+# The word before it, a capitalised one names a building society: "Nationwide BS", "Yorkshire BS".
+_BS_WORD_BEFORE = re.compile(r"(?<!\w)(?P<word>[^\W\d_][\w'’&-]*)[^\w\n]*$")
+# Said on its own as a clause, not asked: "BS! I never got a text", "£35 fee for a 40p overdraft? bs",
+# "you charged me twice, bs!" ("BS?" asks about one).
+_BS_CLAUSE_START = re.compile(r"(?:^|[.!?,;:\n])\s*$")
+_BS_CLAUSE_END = re.compile(r"\s*(?:!|\.|,|;|\n|$)")
+# ...or a verdict on what it is said of: "Bs excuse", "what a bs answer".
+_BS_SAID_OF = re.compile(
+    r"\s+(?:excuses?|answers?|reply|replies|response|responses|story|lies|reasons?|explanations?)(?!\w)",
+    re.IGNORECASE,
+)
 _EMOJI = "😡🤬😠💢👿🖕"
 
 _WORD = re.compile(r"\w+(?:['’]\w+)*")
@@ -444,19 +466,34 @@ def _lexicon(text: str, words: frozenset[str]) -> Iterator[_Match]:
 
 
 def _bs(text: str, words: frozenset[str]) -> Iterator[_Match]:
-    """The abbreviation "bs" (bullshit), whole word; in capitals only where it is a verdict ("this is BS", "total BS",
-    "BS!"): "BS" alone is also a British Standard ("BS 7671"), a postcode area ("BS 1"), a degree
-    ("a BS in Finance") or a building society ("Nationwide BS")."""
+    """The abbreviation "bs" (bullshit), whole word. Strong as a verdict: after one ("this is bs", "total BS",
+    "what a load of bs"), alone as a clause ("BS! I never got a text", "... overdraft? bs") or on what was said
+    ("Bs excuse"). "BS" is also a British Standard ("BS 7671"), a postcode area ("BS 1"), a degree ("a BS in
+    Finance") or a building society ("Nationwide BS", "my bs number"): in capitals it needs a verdict, never
+    counts after a capitalised word or a question what it is ("What is BS?"), and a "?" after it is no verdict
+    ("Do you accept payments from a BS?"). A lower-case "bs" with none of these is weak ("they sent me bs")."""
     if "bs" not in words:
         return
     for m in _first(_BS, text):
         if _BS_NAMED.match(text, m.end()):
             continue
-        if m.group() == "BS" and not (
-            _BS_VERDICT.search(text[max(0, m.start() - _CITED_WINDOW) : m.start()]) or _BS_SAID.match(text, m.end())
-        ):
+        before = text[max(0, m.start() - _CITED_WINDOW) : m.start()]
+        if _BS_WHAT_IS.search(before) or _BS_NONE.search(before):
+            continue  # "What is BS?", "no BS pricing"
+        verdict = _BS_VERDICT.search(before)
+        if verdict and verdict.group("verdict").lower() == "what" and _BS_ASKED.match(text, m.end()):
+            continue  # "What BS?"
+        word = _BS_WORD_BEFORE.search(before)
+        if not verdict and word and word.group("word")[0].isupper() and not _BS_CLAUSE_START.search(before):
+            continue  # "Nationwide BS", "Yorkshire BS?"
+        alone = bool(_BS_CLAUSE_START.search(before) and _BS_CLAUSE_END.match(text, m.end()))
+        if verdict or alone or (m.group() != "BS" and _BS_SAID_OF.match(text, m.end())):
+            weight = STRONG
+        elif m.group() == "BS":
             continue
-        yield m.start(), m.end(), STRONG, _PROFANITY, m.group()
+        else:
+            weight = WEAK
+        yield m.start(), m.end(), weight, _PROFANITY, m.group()
 
 
 def _first(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:

@@ -13,7 +13,11 @@ A recorded queue whose rule has left the routing table since keeps its decision:
 is created before the chat is sent (the table's are created up front; one deleted meanwhile
 was waited for for ever on a broker that does not auto-create topics, the batch retried
 without end). Where the broker refuses that topic, the chat is dead-lettered with a reason
-naming the queue, left unsent in the ledger (a replay, once the topic exists, sends it there)."""
+naming the queue, left unsent in the ledger (a replay, once the topic exists, sends it there);
+a retriable CreateTopics error (NOT_CONTROLLER, REQUEST_TIMED_OUT, throttling) is no refusal:
+the batch is retried. A send that waits in vain for a queue topic's metadata (the topic was
+deleted while the router runs) makes the batch's queue topics unknown again: the retry
+creates them."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ import re
 from collections.abc import Mapping
 
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError, for_code
 
 from services.aggregator.app import decode_scored
 from services.router.config import RouterSettings
@@ -32,7 +37,7 @@ from shared import logs
 from shared.db.session import make_engine, make_sessionmaker
 from shared.events import RoutedChat, ScoredEvent
 from shared.failpoints import FailPoints
-from shared.kafka.batches import BatchPolicy, Handler, Records
+from shared.kafka.batches import BatchPolicy, Handler, Records, RetryableError
 from shared.kafka.clients import TopicCreationError, ensure_topics
 from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, FailedRecord, RatioGuard
 from shared.kafka.produce import send_all
@@ -45,6 +50,22 @@ SERVICE = "router"
 NO_INTENT = "a chat event without an intent (scored with no intent model?): the router cannot route it"
 _QUEUE_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 """Kafka's topic name characters: a queue named otherwise can have no topic."""
+_ERROR_CODE = re.compile(r"\(error code (-?\d+)\)")
+_RETRIABLE_CODES = frozenset({89})
+"""Retriable CreateTopics codes aiokafka does not know: THROTTLING_QUOTA_EXCEEDED."""
+NO_TOPIC: tuple[type[Exception], ...] = (KafkaTimeoutError, UnknownTopicOrPartitionError)
+"""A send that waited for a topic's metadata in vain: the topic may have been deleted."""
+
+
+def retriable(error_name: str) -> bool:
+    """Whether a CreateTopics refusal (``TopicCreationError.errors``' name, "NOT_CONTROLLER (error
+    code 41)") passes: the controller moving, a timeout, throttling. A name without a code is taken
+    as permanent."""
+    m = _ERROR_CODE.search(error_name)
+    if m is None:
+        return False
+    code = int(m.group(1))
+    return code in _RETRIABLE_CODES or bool(for_code(code).retriable)
 
 
 def no_intent(e: ScoredEvent) -> str | None:
@@ -156,10 +177,14 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
         try:
             await ensure_topics(settings.kafka, missing)
         except TopicCreationError as exc:
+            failed = {t for t, _, _ in exc.errors}
+            created.update(t for t in missing if t not in failed)
+            if any(retriable(name) for t, name, _ in exc.errors if t in topic_of):
+                # no refusal: the batch is retried (it was dead-lettered, its offset committed)
+                raise RetryableError(f"creating queue topics failed, retrying: {exc}") from exc
             refused = {topic_of[t]: f"{name}: {message}" for t, name, message in exc.errors if t in topic_of}
             if not refused:
                 raise
-            created.update(t for t in missing if topic_of[t] not in refused)
             return refused
         created.update(missing)
         return {}
@@ -187,10 +212,16 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
             if refused := await refused_queues(routed):
                 bad = [*bad, *unsendable(records, good, bad, routed, refused)]
                 routed = [r for r in routed if r.queue not in refused]
-            await send_all(
-                clients.producer,
-                ((settings.topics.queue(r.queue), r.conversation_id.encode(), r.to_bytes()) for r in routed),
-            )
+            try:
+                await send_all(
+                    clients.producer,
+                    ((settings.topics.queue(r.queue), r.conversation_id.encode(), r.to_bytes()) for r in routed),
+                )
+            except NO_TOPIC:
+                # a queue topic deleted since it was created: the retry creates it again (it was
+                # known to exist for ever, the send waited on its metadata at every retry)
+                created.difference_update(settings.topics.queue(r.queue) for r in routed)
+                raise
             fail.hit("after_queue_produce")  # on the queues, recorded but not marked sent
             await mark_sent(sessions, [r.id for r in routed])
             fail.hit("after_db_commit")  # marked sent, input offsets not yet committed
