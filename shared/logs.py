@@ -3,6 +3,7 @@ personal data masked, a client library's retry storm collapsed."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import sys
@@ -126,11 +127,15 @@ _BEARER = re.compile(
 # that is prose (``X-API-Key: missing``, ``"secret": true``), a placeholder (``<key>``) or a call
 # (``SecretStr('**********')``) stays. Each match starts at the start of a run of word characters
 # and dashes, so the scan stays linear. A name ending in ``credentials`` (``"credentials": "..."``,
-# ``aws_credentials=...``) too, but not before a bare ``: `` ("Invalid credentials: user not found").
+# ``aws_credentials: ...``) too; after a bare ``credentials:`` with no prefix a plain word stays
+# ("Invalid credentials: user not found"), and so do the fetch API's modes (``credentials=include``,
+# ``omit``, ``same-origin``).
 _KEY_NAME = (
     r"(?:[^\W_]+[-_]{1,2})*[^\W_]*?(?:(?:api|auth|access|refresh|session|security|private|subscription|functions"
     r"|client|pseudonym|secret|signing|account)[-_]?key|token|secret|pass(?:word|wd|phrase)|pwd|credentials)"
 )
+# The same, ``cred`` set where the name ends in ``credentials``.
+_KEY_NAME_CRED = _KEY_NAME.replace("|credentials)", "|(?P<cred>credentials))")
 # Where a name may start: a run of word characters and dashes, or after the ``\r\n`` of a repr'd
 # request. ``tup`` is set after the ``("`` that opens a repr'd header tuple.
 _KEY_START = r"(?:(?<![\w-])|(?<=\\[nrt]))(?P<tup>(?<=\([\"'])|(?<=\(b[\"']))?"
@@ -145,12 +150,18 @@ _PROSE_WORDS = (
     r"unset|set|true|false)"
 )
 _PROSE_VALUE = rf"{_PROSE_WORDS}(?![^\s,;.:)\]}}\"'])"
+# After a ``credentials`` name: a fetch API mode, or (after a bare ``credentials:``, no prefix
+# to the name and no quote) a plain word, a capital first at most ("Invalid credentials: user not found").
+_CRED_FETCH_MODE = r"(?:include|omit|same-origin)(?![^\s,;.:&#)\]}\"'])"
+_CRED_BARE = "|".join(rf"(?<=credentials{sep})(?<![\w-]credentials{sep})" for sep in (":", ": ", " :", " : "))
+_CRED_PROSE = (
+    rf"(?(cred)(?:{_CRED_FETCH_MODE}|(?:{_CRED_BARE})(?-i:[A-Za-z][a-z]*+)(?=[\s,;:)\]}}\"']|\.(?!\w)|\Z))|(?!))"
+)
 # An unquoted value runs to where a credential ends; in a URL's query (after "?", "&" or
 # "&amp;") to a "#" too (the fragment stays), elsewhere a "#" is part of it (``password=abc#def``).
 _KEY_HEADER = re.compile(
-    rf"(?=\w)((?:(?<![\w-])|(?<=\\[nrt]))(?:(?P<url>(?<=[?&])|(?<=&amp;))|(?<![?&])(?<!&amp;)){_KEY_NAME}{_HEADER_SEP}"
-    r"(?<!credentials:)(?<!credentials: )(?<!credentials :)(?<!credentials : ))"
-    rf"(?!{_PROSE_VALUE})(?![A-Za-z_]\w*\()(?!=)(?(url)[^\s\"'`<>,;&(){{}}\[\]\\#]+|[^\s\"'`<>,;&(){{}}\[\]\\]+)",
+    rf"(?=\w)((?:(?<![\w-])|(?<=\\[nrt]))(?:(?P<url>(?<=[?&])|(?<=&amp;))|(?<![?&])(?<!&amp;)){_KEY_NAME_CRED}{_HEADER_SEP})"
+    rf"(?!{_PROSE_VALUE})(?!{_CRED_PROSE})(?![A-Za-z_]\w*\()(?!=)(?(url)[^\s\"'`<>,;&(){{}}\[\]\\#]+|[^\s\"'`<>,;&(){{}}\[\]\\]+)",
     re.IGNORECASE,
 )
 # A quoted value goes whole, spaces, commas and escaped quotes included, up to its closing
@@ -168,8 +179,8 @@ _KEY_QUOTED_SEP = (
     r"|(?<=password)(?P<sql>[ \t]+)(?='))"  # PASSWORD 'v'
 )
 _KEY_QUOTED = re.compile(
-    rf"(?=\w)(?P<head>{_KEY_START}{_KEY_NAME}{_KEY_QUOTED_SEP}b?(?P<bs>\\+)?(?P<q>[\"']))"
-    rf"(?!(?:{_PROSE_WORDS}|<[^<>\s\"'\\]*>)?[ \t]*(?(bs)(?P=bs))(?P=q))"
+    rf"(?=\w)(?P<head>{_KEY_START}{_KEY_NAME_CRED}{_KEY_QUOTED_SEP}b?(?P<bs>\\+)?(?P<q>[\"']))"
+    rf"(?!(?:{_PROSE_WORDS}|<[^<>\s\"'\\]*>|(?(cred)(?:include|omit|same-origin)|(?!)))?[ \t]*(?(bs)(?P=bs))(?P=q))"
     r"(?(bs)(?:[^\\\r\n]++|(?!(?P=bs)(?P=q))\\++)++"
     r"|(?:(?(sql)''|(?!))|\\.|(?!(?P=q))[^\\\r\n])++)",
     re.IGNORECASE,
@@ -282,22 +293,47 @@ _REDIS_CONFIG = re.compile(
     re.IGNORECASE,
 )
 # ``redis-cli -a <password>`` and the MySQL and MariaDB clients' ``-p<password>`` (no space: ``-p
-# 3306`` and ``-P3306`` are other uses), after the command's name on the same line; quoted, the
-# quotes stay. The arguments before the flag are read once (possessive), up to the next command name.
-_CLI_VALUE = r"(?P<q>[\"'])?)(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+|(?!-)[^\s\"'`<>,;&(){}\[\]\\]+)"
+# 3306`` and ``-P3306`` are other uses), after the command's name in the same command; quoted, the
+# quotes stay. The arguments before the flag are read once (possessive), up to the next command
+# name, the end of the command (";", "|", "&", a line end, an escaped ``\n``) or of a sentence (".",
+# ",", ":", "!" or "?" before a space): "mysql connection lost; retry with ssh -p2222" is no
+# mysql command line.
+_CLI_VALUE = r"(?P<q>[\"'])?)(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+|(?!-)[^\s\"'`<>,;&|(){}\[\]\\]+)"
+_CLI_ARG = r"(?:[^\s;|&\\.,:!?]++|\\(?![nrt])|[.,:!?](?=[^\s;|&]))++"
 _REDIS_CLI_PASSWORD = re.compile(
-    r"((?<![\w-])redis-cli(?![\w-])(?:[ \t]++(?!-a[ \t])(?!redis-cli)\S++)*+[ \t]++-a[ \t]++" + _CLI_VALUE
+    rf"((?<![\w-])redis-cli(?![\w-])(?:[ \t]++(?!-a[ \t])(?!redis-cli){_CLI_ARG})*+[ \t]++-a[ \t]++" + _CLI_VALUE
 )
 _MYSQL_CLIENT = r"(?:mysql(?:dump|admin|import|check|show|pump|slap|binlog)?|mariadb(?:-?dump|-?admin)?)"
 _MYSQL_CLI_PASSWORD = re.compile(
-    rf"((?<![\w-]){_MYSQL_CLIENT}(?:\.exe)?(?![\w-])(?:[ \t]++(?!-p\S)(?!{_MYSQL_CLIENT})\S++)*+[ \t]++-p" + _CLI_VALUE
+    rf"((?<![\w-]){_MYSQL_CLIENT}(?:\.exe)?(?![\w-])(?:[ \t]++(?!-p\S)(?!{_MYSQL_CLIENT}){_CLI_ARG})*+[ \t]++-p"
+    + _CLI_VALUE
 )
 # Docker's config.json: a registry's ``"auth": "<base64 of user:password>"``.
 # A match starts at a quote or at the first backslash before one (a run of backslashes is
-# never rescanned from each of them).
+# never rescanned from each of them). See :func:`_mask_docker_auth` for which values go.
 _DOCKER_AUTH = re.compile(
-    r"((?<![\w\\-])\\*+([\"'])auth\\*+\2[ \t]*+:[ \t]*+\\*+([\"']))[A-Za-z0-9+/]{4,}+={0,2}(?=\\*\3)"
+    r"((?<![\w\\-])\\*+([\"'])auth\\*+\2[ \t]*+:[ \t]*+\\*+([\"']))(?P<v>[A-Za-z0-9+/]{4,}+={0,2})(?=\\*\3)"
 )
+
+
+def _mask_docker_auth(match: re.Match[str]) -> str:
+    """A value that decodes to printable text with a ":" (``user:password``) goes, and so does
+    one of 8 characters or more that is no plain word (a digit, ``+``, ``/``, ``=`` or a capital
+    after the first letter in it); ``"auth": "none"``, ``"basic"``, ``"oauth2"``, ``"required"``
+    stay (of 7,187 words and numbers in this repository's code, 2 decode to such text)."""
+    value = match.group("v")
+    bare = value.rstrip("=")
+    try:  # binascii.Error (a length of 4n + 1) and UnicodeDecodeError are ValueErrors
+        decoded = base64.b64decode(bare + "=" * (-len(bare) % 4), validate=True).decode()
+    except ValueError:
+        decoded = ""
+    if (":" in decoded and decoded.isprintable()) or (
+        len(value) >= 8 and not (value.isalpha() and value[1:].islower())
+    ):
+        return match.group(1) + "***"
+    return match.group(0)
+
+
 # A command line's secret flag and its value: ``--password=s3cret``, ``--api-key s3cret``, and
 # ``['pg_dump', '--password', 's3cret']`` of a logged argv (subprocess.CalledProcessError's text).
 # A bare value that is prose or another flag stays. (:data:`_KEY_HEADER` starts no name after a dash.)
@@ -545,7 +581,7 @@ def scrub(message: str) -> str:
     message = _KEY_QUOTED.sub(r"\g<head>***", message)
     message = _KEY_HEADER.sub(r"\1***", message)
     if "auth" in lower:
-        message = _DOCKER_AUTH.sub(r"\1***", message)
+        message = _DOCKER_AUTH.sub(_mask_docker_auth, message)
     message = _COOKIE_HEADER.sub(_mask_cookies, message)
     message = mask_url_passwords(message)
     message = _SECRET_QUERY.sub(r"\1***", message)
