@@ -17,13 +17,20 @@ naming the queue, left unsent in the ledger (a replay, once the topic exists, se
 a retriable CreateTopics error (NOT_CONTROLLER, REQUEST_TIMED_OUT, throttling) is no refusal:
 the batch is retried. A send that waits in vain for a queue topic's metadata (the topic was
 deleted while the router runs) makes the batch's queue topics unknown again: the retry
-creates them."""
+creates them.
+
+The same holds when the routing table is loaded (at start and at each refresh): a retriable
+error creating the table's queue topics (or human's, escalations') is retried with backoff
+within the start-up deadline, the rule kept (its topic left to the first batch sent there);
+only a permanent refusal ignores the rule (its intents go to human), or, for human or
+escalations, stops the router."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import re
+import time
 from collections.abc import Mapping
 
 from aiokafka import ConsumerRecord
@@ -53,6 +60,10 @@ _QUEUE_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 _ERROR_CODE = re.compile(r"\(error code (-?\d+)\)")
 _RETRIABLE_CODES = frozenset({89})
 """Retriable CreateTopics codes aiokafka does not know: THROTTLING_QUOTA_EXCEEDED."""
+CREATE_BACKOFF_S = 0.25
+CREATE_MAX_BACKOFF_S = 5.0
+"""A retriable CreateTopics error at a routing table load: the first wait and the longest
+(doubled each try, as start-up waits for its dependencies, within ``startup_deadline_s``)."""
 NO_TOPIC: tuple[type[Exception], ...] = (KafkaTimeoutError, UnknownTopicOrPartitionError)
 """A send that waited for a topic's metadata in vain: the topic may have been deleted."""
 
@@ -153,18 +164,59 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
         table = without_queues(loaded, set())
         why = "not a Kafka topic name (letters, digits, '.', '_', '-')"
         topic_of = {settings.topics.queue(q): q for q in {*table.values(), HUMAN, ESCALATIONS}}
-        if missing := sorted(set(topic_of) - created):
-            try:
-                await ensure_topics(settings.kafka, missing)
-                created.update(missing)
-            except TopicCreationError as exc:  # the others were created; all are looked at again next time
-                refused = {topic_of[t] for t, _, _ in exc.errors if t in topic_of}
-                if not refused or refused & {HUMAN, ESCALATIONS}:
-                    raise
-                table = without_queues(table, refused)
-                why = f"{why}, or the broker refused its topic: {exc}"
+        if refusals := await create_queue_topics(sorted(set(topic_of) - created), topic_of):
+            refusal = TopicCreationError([(t, name, message) for t, (name, message) in refusals.items()])
+            refused = {topic_of[t] for t in refusals}
+            if refused & {HUMAN, ESCALATIONS}:
+                raise refusal
+            table = without_queues(table, refused)
+            why = f"{why}, or the broker refused its topic: {refusal}"
         warn_ignored({i: q for i, q in loaded.items() if i not in table}, why)
         return table
+
+    async def create_queue_topics(missing: list[str], topic_of: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+        """Create the ``missing`` queue topics; the ones the broker refused for good (topic ->
+        (error name, message)). A retriable error (NOT_CONTROLLER while the controller moves,
+        REQUEST_TIMED_OUT, throttling) is retried with backoff, within the start-up deadline;
+        a topic still failing so then is left unknown, its rule kept: the first batch sent to
+        its queue creates it (or is retried). A permanent refusal of human or escalations ends
+        the waiting at once."""
+        refusals: dict[str, tuple[str, str]] = {}
+        pending = list(missing)
+        start = time.monotonic()
+        backoff = CREATE_BACKOFF_S
+        attempt = 0
+        while pending:
+            attempt += 1
+            try:
+                await ensure_topics(settings.kafka, pending)
+            except TopicCreationError as exc:  # the others were created
+                if any(t not in topic_of for t, _, _ in exc.errors):
+                    raise
+                failed = {t: (name, message) for t, name, message in exc.errors}
+                created.update(t for t in pending if t not in failed)
+                refusals |= {t: e for t, e in failed.items() if not retriable(e[0])}
+                pending = [t for t in pending if t in failed and t not in refusals]
+                if not pending or {topic_of[t] for t in refusals} & {HUMAN, ESCALATIONS}:
+                    break
+                elapsed = time.monotonic() - start
+                errors = "; ".join(f"{t}: {failed[t][0]}" for t in pending)
+                if elapsed + backoff > settings.startup_deadline_s:
+                    log.warning(
+                        "queue topics not created after %.1fs (%d attempts), their rules kept: the first "
+                        "batch sent to them creates them: %s",
+                        elapsed,
+                        attempt,
+                        errors,
+                    )
+                    break
+                log.warning("waiting to create queue topics (attempt %d, retry in %.1fs): %s", attempt, backoff, errors)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, CREATE_MAX_BACKOFF_S)
+            else:
+                created.update(pending)
+                pending = []
+        return refusals
 
     async def refused_queues(routed: list[RoutedChat]) -> dict[str, str]:
         """Create the topic of each queue ``routed`` goes to that is not known to exist (a
