@@ -19,7 +19,7 @@ import os
 import signal
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -301,6 +301,57 @@ class ReplicaStatus:
             await publish_replica_status(self.settings, self.replica, None)
 
 
+async def finish_in_order(
+    window: asyncio.Queue[tuple[asyncio.Task[Prepared], list[Any]]],
+    finish: Callable[[Prepared, list[Any]], Awaitable[None]],
+    state: RunState,
+) -> None:
+    """Finish (publish, dead-letter, acknowledge) the batches of ``window`` strictly in
+    the order they were taken.
+
+    Once a batch is left unacknowledged (:class:`ClassifierClosed`: a stop while the models
+    fail, a broker fault at shutdown), no later batch is finished or acknowledged: each is
+    left to the next run too. Before, the next ones were still acknowledged (a batch of bad
+    records only, which never reaches the models), and faust committed past the records
+    left unacknowledged (it skips its gap check before the first commit of a partition and
+    lets a one-record gap through), which were then never read again. Any other error stops
+    the process."""
+    held_back = 0
+    while True:
+        task, events = await window.get()
+        try:
+            if held_back:
+                await _abandon(task)
+                held_back += len(events)
+                log.info("stopping: %d more events left unacknowledged after it; they will be re-read", len(events))
+                continue
+            await finish(await task, events)
+        except ClassifierClosed as exc:
+            held_back += len(events)
+            log.info("stopping: %d events left unacknowledged; they will be re-read", len(events))
+            if not state.stop.is_set():  # nothing would be acknowledged again: stop, loudly
+                log.critical("classifier stopping: a batch was left unacknowledged while running: %s", exc)
+                state.fatal = exc
+                os.kill(os.getpid(), signal.SIGTERM)
+        except Exception as exc:  # noqa: BLE001 - any error: stop the process, loudly
+            # Stop here: the agent may be blocked putting into a full window,
+            # which nothing would take from again (the process stayed up, idle).
+            log.critical("classifier stopping on an unexpected error: %s: %s", type(exc).__name__, exc)
+            state.fatal = exc
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        finally:
+            window.task_done()
+        if state.fatal is not None and not held_back:
+            return
+
+
+async def _abandon(task: asyncio.Task[Prepared]) -> None:
+    """Cancel a batch's preparation and wait for it, whatever it raised."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 def build_app(settings: ClassifierSettings, classify: Classify, state: RunState) -> faust.App:
     brokers = ";".join(f"kafka://{b}" for b in settings.kafka.bootstrap_servers.split(","))
     app = _App(
@@ -337,6 +388,7 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
             state.producer,
             "classifier",
             guard,
+            stop=state.stop,  # a broker fault at shutdown leaves the batch to be re-read, not retried on
             seed_from=settings.kafka,
             group=settings.group_id,  # a shadow classifier in another group writes its own dead letters
             default_group=ClassifierSettings.model_fields["group_id"].default,
@@ -404,25 +456,6 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
         )
         state.in_flight = window
 
-        async def finisher() -> None:
-            while True:
-                task, events = await window.get()
-                try:
-                    await finish(await task, events)
-                except ClassifierClosed:
-                    log.info("stopping: %d events left unacknowledged; they will be re-read", len(events))
-                except Exception as exc:  # noqa: BLE001 - any error: stop the process, loudly
-                    # Stop here: the agent may be blocked putting into a full window,
-                    # which nothing would take from again (the process stayed up, idle).
-                    log.critical("classifier stopping on an unexpected error: %s: %s", type(exc).__name__, exc)
-                    state.fatal = exc
-                    os.kill(os.getpid(), signal.SIGTERM)
-                    return
-                finally:
-                    window.task_done()
-                if state.fatal is not None:
-                    return
-
         async def submit(batches: list[list[Any]]) -> bool:
             """Queue the batches for classification; False: take no more."""
             for events in batches:
@@ -435,7 +468,7 @@ def build_app(settings: ClassifierSettings, classify: Classify, state: RunState)
                     return False  # fatal: the process is stopping
             return True
 
-        finishing = asyncio.create_task(finisher())
+        finishing = asyncio.create_task(finish_in_order(window, finish, state))
         try:
             state.matcher = await load_watchlist(watchlist)
             async for taken in stream.noack_take(settings.batch_max, within=settings.batch_within_s):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, OutOfOrderSequenceNumber
 
+from services.classifier.classify import ClassifierClosed
 from services.classifier.score import key_of
 from shared.events import ScoredEvent
 from shared.kafka.produce import REFUSED, REFUSED_SIZE, Record, send_all
@@ -44,13 +46,22 @@ class Published:
 
 
 class _Backoff:
-    def __init__(self, max_s: float) -> None:
+    def __init__(self, max_s: float, stop: asyncio.Event | None = None) -> None:
         self.next_s = 0.2
         self.max_s = max_s
+        self.stop = stop if stop is not None else asyncio.Event()
 
     async def wait(self, what: str, exc: BaseException) -> None:
-        log.warning("%s failed (%s); retrying in %.1fs", what, exc, self.next_s)
-        await asyncio.sleep(self.next_s)
+        """Wait before a retry; once ``stop`` is set (before or during the wait), raise
+        :class:`~services.classifier.classify.ClassifierClosed`: the batch is left
+        unacknowledged and re-read. Retried on, a broker fault at shutdown outlasted the
+        grace period and the process was killed."""
+        if not self.stop.is_set():
+            log.warning("%s failed (%s); retrying in %.1fs", what, exc, self.next_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), self.next_s)
+        if self.stop.is_set():
+            raise ClassifierClosed(f"stopping while {what} failed ({exc}): the batch is left unacknowledged")
         self.next_s = min(self.next_s * 2, self.max_s)
 
 
@@ -61,6 +72,7 @@ async def publish(
     *,
     renew: Renew,
     max_backoff_s: float = 10.0,
+    stop: asyncio.Event | None = None,
 ) -> Published:
     """Send every event and wait until all are acknowledged; retry on broker errors
     (an outage), with backoff, for as long as it lasts.
@@ -74,9 +86,11 @@ async def publish(
     again alone, in order; the producer is renewed again after each event refused alone.
     Before, every error was retried: one refused event stalled the classifier forever.
 
-    A retry may send an event twice: downstream sinks count each id once."""
+    A retry may send an event twice: downstream sinks count each id once. Once ``stop`` is
+    set, a broker error raises :class:`~services.classifier.classify.ClassifierClosed`
+    instead of being retried (the batch is left unacknowledged and re-read)."""
     records = [(topic, key_of(e), e.to_bytes()) for e in events]
-    backoff = _Backoff(max_backoff_s)
+    backoff = _Backoff(max_backoff_s, stop)
     while True:
         try:
             await send_all(producer, records)

@@ -4,6 +4,7 @@ models work, classified. A text the models fail on alone is dead-lettered alone.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -117,6 +118,40 @@ async def test_models_failing_on_every_text_dead_letter_and_acknowledge_nothing(
     with running("classifier", settings, tmp_path, TW_MODELS_DIR=str(tiny_models), TW_CLASSIFIER_GROUP_ID=group):
         await wait_until(lambda: _equal(scored_ids(settings), ids), timeout=90)
     assert await topic_records(settings, Topics.dlq(topics.news_raw)) == []
+
+
+async def test_a_stop_while_the_models_fail_acknowledges_nothing_after_the_batch_left(
+    service_settings: Callable[..., Any], tmp_path: Path, unique: str
+) -> None:
+    """SIGTERM while a batch retried on failing models left it unacknowledged, but the next
+    batch (bad records only: it never reaches the models) was dead-lettered and acknowledged,
+    and faust committed past the unacknowledged records (it skips its gap check before a
+    partition's first commit): they were never read again."""
+    settings: ClassifierSettings = service_settings(ClassifierSettings)
+    topics = settings.topics
+    await ensure_topics(settings.kafka, [topics.news_raw, topics.chat_raw, topics.text_scored])
+    await produce(settings, topics.news_raw, [news(f"s{unique}-{i}") for i in range(3)])  # one partition, in order
+    group = f"cls-{unique}"
+    broken = table_registry(tmp_path / "broken-models", rows=1)
+    failing = start_service(
+        "classifier", settings, tmp_path, "-broken", TW_MODELS_DIR=str(broken), TW_CLASSIFIER_GROUP_ID=group
+    )
+    try:
+
+        async def retrying() -> bool:
+            return "pausing and retrying" in log_tail(tmp_path, "classifier-broken", 500_000)
+
+        await wait_until(retrying, timeout=90)
+        await produce(settings, topics.news_raw, [b"{not json"] * 3)  # the next batch: bad records only
+        await asyncio.sleep(3)  # taken and decoded; it waits for the batch retrying
+        assert failing.poll() is None
+    finally:
+        code = stop(failing)
+    failed_log = log_tail(tmp_path, "classifier-broken", 500_000)
+    assert code == 0, failed_log[-3000:]
+    assert "left unacknowledged" in failed_log
+    assert await topic_records(settings, Topics.dlq(topics.news_raw)) == []
+    assert await committed_offsets(settings, group) == {}
 
 
 async def test_a_text_the_models_fail_on_alone_is_dead_lettered_alone(
