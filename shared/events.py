@@ -195,7 +195,9 @@ def new_id() -> str:
 
 
 def position_id(topic: str, partition: int, offset: int) -> str:
-    """A stable id for a record that arrived without one."""
+    """A stable id for a record that arrived without one. A replayed dead letter is at a
+    new place: the classifier passes its first place (``tw.origin``, see
+    :func:`shared.kafka.dlq.record_origin`), so a replay keeps the id."""
     digest = hashlib.sha256(f"{topic}/{partition}/{offset}".encode()).hexdigest()
     return f"pos-{digest[:32]}"
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shared.events import InvalidEvent, RawEvent, Stream, decode_raw
-from shared.kafka.dlq import FailedRecord, original_timestamp
+from shared.kafka.dlq import FailedRecord, original_timestamp, record_origin
 from shared.kafka.records import InRecord
 from shared.topics import Topics
 
@@ -48,13 +48,16 @@ def decode_batch(records: Sequence[InRecord], topics: Topics) -> tuple[list[Deco
         if stream is None:
             bad.append(failed(rec, "UnknownStream", f"topic {rec.topic} is not a raw stream"))
             continue
+        # a replayed dead letter is written at a new place: an id-less record's position id
+        # is its first place's, which its dead letters and replays carry in tw.origin
+        _, partition, offset = record_origin(rec.topic, rec.partition, rec.offset, rec.headers)
         try:
             event = decode_raw(
                 rec.value,
                 stream=stream,
                 topic=rec.topic,
-                partition=rec.partition,
-                offset=rec.offset,
+                partition=partition,
+                offset=offset,
                 # a replayed dead letter is written now: its original time is in tw.timestamp
                 timestamp_ms=original_timestamp(rec.headers) or rec.timestamp_ms,
             )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import typer
 
@@ -92,7 +93,18 @@ def replay(
     max_replays: int = typer.Option(
         dlq_ops.MAX_REPLAYS, "--max-replays", min=1, help="Skip records replayed this many times already."
     ),
-    force: bool = typer.Option(False, "--force", help="Also replay records over --max-replays."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Also replay records over --max-replays (those not yet passed by this replay's group; "
+        "--at sends one a replay listed).",
+    ),
+    at: list[str] = typer.Option(
+        [],
+        "--at",
+        help="Replay only the dead letter at PARTITION@OFFSET of the DLQ (repeatable; whatever its class, "
+        "and whether or not a replay passed it): one listed as 'not replayed: news.raw.dlq[0]@3' is --at 0@3.",
+    ),
 ) -> None:
     """Re-inject dead letters into their original topic (after fixing the cause). Exits 1
     when the topic refused some for good (too large, say), or some were replayed
@@ -100,11 +112,18 @@ def replay(
     does not retry them. Also exits 1 when some were replayed but their commit failed
     because the replay group rebalanced them away (another replay of the same DLQ
     running at once, and this one too slow to let go): they are listed, and a replay
-    that gets their partition sends them again."""
+    that gets their partition sends them again. ``--at`` sends the dead letters named,
+    commits nothing (each run sends them again), and exits 1 when one is not found."""
     settings = ServiceSettings()
     topic = resolve_topic(topic, settings.topics)
+    places = [_place(p) for p in at]
+    if places and error_class:
+        raise typer.BadParameter("--at names the dead letters to replay: no --error-class with it", param_hint="--at")
     select = dlq_ops.Selection(frozenset(error_class), max_replays, force)
-    report = asyncio.run(dlq_ops.replay_report(settings.kafka, topic, limit, select))
+    if places:
+        report = asyncio.run(dlq_ops.replay_places(settings.kafka, topic, places, select))
+    else:
+        report = asyncio.run(dlq_ops.replay_report(settings.kafka, topic, limit, select))
     typer.echo(f"re-injected {report.replayed} records into {topic}")
     _report_left(report, topic)
     _report_not_replayed(report, topic)
@@ -121,6 +140,28 @@ def replay(
         raise typer.Exit(1)
 
 
+_PLACE = re.compile(r"(0|[1-9][0-9]{0,9})@(0|[1-9][0-9]{0,18})")
+
+
+def _place(value: str) -> tuple[int, int]:
+    match = _PLACE.fullmatch(value.strip())
+    if match is None:
+        raise typer.BadParameter(f"{value!r}: expected PARTITION@OFFSET, e.g. 0@3", param_hint="--at")
+    return int(match.group(1)), int(match.group(2))
+
+
+AT_SHOWN = 20
+"""Places a suggested ``--at`` command names at most (all are listed above it)."""
+
+
+def _at_command(topic: str, failures: list[dlq_ops.ReplayFailure], *, force: bool) -> str:
+    """The command that sends the dead letters of ``failures`` (those of its first
+    :data:`AT_SHOWN`, and says so when there are more)."""
+    ats = " ".join(f"--at {f.partition}@{f.offset}" for f in failures[:AT_SHOWN])
+    more = f" (and an --at for each of the other {len(failures) - AT_SHOWN} listed)" if len(failures) > AT_SHOWN else ""
+    return f"tonewatch dlq replay {topic}{' --force' if force else ''} {ats}{more}"
+
+
 def _report_left(report: dlq_ops.ReplayReport, topic: str) -> None:
     for cls, n in sorted(report.left.items()):
         typer.echo(
@@ -134,15 +175,21 @@ def _report_not_replayed(report: dlq_ops.ReplayReport, topic: str) -> None:
     for f in report.failed + report.over_limit:
         origin = f" (from {f.original})" if f.original else ""
         typer.echo(f"not replayed: {f.place}{origin}: {f.error_class}: {f.reason}", err=True)
-    if report.failed:
+    missing = [f for f in report.failed if f.error_class == dlq_ops.NOT_FOUND]
+    refused = [f for f in report.failed if f.error_class != dlq_ops.NOT_FOUND]
+    if missing:
+        typer.echo(f"not in {Topics.dlq(topic)}: {len(missing)} (see tonewatch dlq list {topic})", err=True)
+    if refused:
         typer.echo(
-            f"refused by {topic}: {len(report.failed)}, left in {Topics.dlq(topic)} "
-            "(a later replay skips them; see README, Replay the DLQ)",
+            f"refused by {topic}: {len(refused)}, left in {Topics.dlq(topic)} (a later replay skips them; "
+            f"after raising the topic's limit, {_at_command(topic, refused, force=False)} sends them; "
+            "see README, Replay the DLQ)",
             err=True,
         )
     if report.over_limit:
         typer.echo(
             f"replayed --max-replays times already: {len(report.over_limit)}, left in {Topics.dlq(topic)} "
-            "(a later replay skips them; --force sends them; see README, Replay the DLQ)",
+            f"(a later replay skips them; {_at_command(topic, report.over_limit, force=True)} sends them; "
+            "see README, Replay the DLQ)",
             err=True,
         )

@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import operator
+import re
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
@@ -41,13 +42,20 @@ REPLAYS_HEADER = f"{HEADER_PREFIX}replays"
 """How many times ``tonewatch dlq replay`` re-injected the record; carried from the
 replayed record to its next dead letter, so a record that keeps failing is not replayed
 for ever."""
-CARRIED_HEADERS = (TIMESTAMP_HEADER, REPLAYS_HEADER)
+ORIGIN_HEADER = f"{HEADER_PREFIX}origin"
+"""Where the record was first read, before any replay: ``<topic>[<partition>]@<offset>``.
+A replay writes the record at a new place, so a raw record sent without an ``id`` would
+get another position id (:func:`~shared.events.position_id`) at each replay: the first
+dead letter records the place, a replay carries it, the record's next dead letter keeps
+it, and the classifier takes the position id from it (:func:`record_origin`)."""
+CARRIED_HEADERS = (TIMESTAMP_HEADER, REPLAYS_HEADER, ORIGIN_HEADER)
 """``tw.*`` headers a replayed record carries, that its next dead letter keeps."""
 GROUP_HEADER = f"{HEADER_PREFIX}group"
 """The consumer group of the writer that dead-lettered the record (absent when the writer
 was not told its group, as every writer before this header): reading the DLQ back, a
 writer takes only its own group's dead letters for its own."""
 Headers = Sequence[tuple[str, bytes]]
+Place = tuple[str, int, int]
 
 
 class DeadLetterRatioExceeded(StopAfterBatch):
@@ -81,8 +89,10 @@ def dlq_headers(
 ) -> list[tuple[str, bytes]]:
     """Original headers plus the ``tw.*`` dead-letter metadata (with ``group``, the writer's
     consumer group, in ``tw.group``). Of the ``tw.*`` headers the record came with, a
-    replayed record's ``tw.replays`` and ``tw.timestamp`` (the original's time, not the
-    replay's) are kept; any other is replaced."""
+    replayed record's ``tw.replays``, ``tw.timestamp`` (the original's time, not the
+    replay's) and ``tw.origin`` (the original's place, see :func:`record_origin`) are
+    kept; any other is replaced. The first dead letter of a record takes its place as
+    ``tw.origin``."""
     meta = DeadLetter(
         original_topic=record.topic,
         partition=record.partition,
@@ -98,6 +108,8 @@ def dlq_headers(
     timestamp_ms = _stamp(record)
     if timestamp_ms is not None:
         own.append((TIMESTAMP_HEADER, str(timestamp_ms).encode()))
+    origin = record_origin(record.topic, record.partition, record.offset, record.headers)
+    own.append((ORIGIN_HEADER, format_place(*origin).encode()))
     if group is not None:
         own.append((GROUP_HEADER, group.encode()))
     return own
@@ -136,6 +148,44 @@ def replay_count(headers: Headers) -> int:
     """How many times the record was replayed (``tw.replays``); 0 when never, or unreadable."""
     count = _int_header(headers, REPLAYS_HEADER)
     return count if count is not None and count > 0 else 0
+
+
+_PLACE = re.compile(r"([A-Za-z0-9._-]{1,249})\[(0|[1-9][0-9]{0,9})\]@(0|[1-9][0-9]{0,18})")
+"""``<topic>[<partition>]@<offset>``: a legal Kafka topic name, a partition and an offset
+in Kafka's ranges (int32, int64), no sign, space or leading zero."""
+
+
+def format_place(topic: str, partition: int, offset: int) -> str:
+    return f"{topic}[{partition}]@{offset}"
+
+
+def parse_place(value: bytes | None) -> Place | None:
+    """A place written by :func:`format_place`; None for anything else."""
+    if not isinstance(value, bytes):
+        return None
+    try:
+        match = _PLACE.fullmatch(value.decode("ascii"))
+    except UnicodeDecodeError:
+        return None
+    if match is None:
+        return None
+    topic, partition, offset = match.group(1), int(match.group(2)), int(match.group(3))
+    if topic in {".", ".."} or partition > 2**31 - 1 or offset > 2**63 - 1:
+        return None
+    return topic, partition, offset
+
+
+def record_origin(topic: str, partition: int, offset: int, headers: Headers) -> Place:
+    """Where the record at ``topic[partition]@offset`` was first read: its ``tw.origin``
+    (:data:`ORIGIN_HEADER`) when it is a replayed record's, else its own place. The header
+    counts only when it is the record's only ``tw.origin``, well formed and of the same
+    topic (a replay goes back to the topic the record came from); anything else (a
+    producer's own header, garbage) is ignored and the current place taken."""
+    found = [v for k, v in headers if k == ORIGIN_HEADER]
+    origin = parse_place(found[0]) if len(found) == 1 else None
+    if origin is None or origin[0] != topic:
+        return (topic, partition, offset)
+    return origin
 
 
 def _int_header(headers: Headers, name: str) -> int | None:
@@ -185,7 +235,6 @@ SEED_FETCH_BYTES = 256 * 1024
 """Bytes fetched per DLQ partition and request when reading back (a larger record still
 comes whole)."""
 SERVICE_HEADER = f"{HEADER_PREFIX}service"
-Place = tuple[str, int, int]
 
 
 def fingerprint(key: bytes | None, value: bytes | None, timestamp_ms: int | None, replays: int = 0) -> bytes:

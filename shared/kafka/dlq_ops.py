@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import (
     CommitFailedError,
@@ -28,11 +28,14 @@ from shared.config import KafkaSettings
 from shared.events import DeadLetter
 from shared.kafka.clients import make_producer
 from shared.kafka.dlq import (
+    ORIGIN_HEADER,
     REPLAYS_HEADER,
     TIMESTAMP_HEADER,
+    format_place,
     original_headers,
     original_timestamp,
     parse_dlq_headers,
+    record_origin,
     replay_count,
 )
 from shared.topics import Topics
@@ -41,6 +44,9 @@ log = logging.getLogger(__name__)
 
 REPLAY_GROUP = "tonewatch-dlq-replay"
 REPLAY_CHUNK = 1_000
+REPLAY_CHUNK_BYTES = 64 * 1024 * 1024
+"""A chunk is also cut before its keys and values pass this many bytes (a chunk holds
+at least one record): 1,000 dead letters of up to 2 MiB each would be 2 GB in memory."""
 REBALANCE_TIMEOUT_MS = 300_000
 """How long the group waits for a replay to rejoin in a rebalance: a replay sends and
 commits the chunk in hand before it lets its partitions go (the Java client's
@@ -64,6 +70,8 @@ they are replayed: bytes that are no JSON object of a known stream, or no valid 
 (the classes :mod:`shared.events` gives when decoding). A plain replay leaves them in the
 DLQ: sent back, they only return, and a burst of them trips the service's ratio guard. A
 replay that names their class sends them (after a contract change that accepts them)."""
+NOT_FOUND = "NotFound"
+"""The error class of a place :func:`replay_places` found no dead letter at."""
 MAX_REPLAYS = 3
 """A record replayed this many times (``tw.replays``) is not replayed again unless forced."""
 
@@ -197,10 +205,13 @@ async def _drain(
     limit: int,
     end: dict[TopicPartition, int] | None = None,
     group: _Group | None = None,
+    max_bytes: int | None = None,
 ) -> list[DlqEntry]:
     """Up to ``limit`` entries, stopping at ``end`` (default: the partitions' current ends).
     A record at or past its partition's end is skipped and the partition paused, so what
-    arrives meanwhile is left for later (the caller commits explicit offsets).
+    arrives meanwhile is left for later (the caller commits explicit offsets). With
+    ``max_bytes``, no more entries than fit in it (keys and values; at least one): the
+    consumer is moved back to the first record fetched but not taken, in each partition.
 
     With ``group`` (a subscribed consumer) the assignment may change at any await: a
     partition ``end`` lacks (assigned after the replay started, or created since) gets
@@ -209,15 +220,17 @@ async def _drain(
     before a new assignment is dropped: what it returns was all fetched in the assignment
     ``group.assignments`` counts when it returns."""
     out: list[DlqEntry] = []
+    size = 0
     if end is None:
         end = await consumer.end_offsets(list(consumer.assignment()))
     gen = group.assignments if group is not None else 0
 
     def reassigned() -> bool:
-        nonlocal gen
+        nonlocal gen, size
         if group is None or group.assignments == gen:
             return False
         out.clear()  # fetched again from the committed offsets
+        size = 0
         gen = group.assignments
         return True
 
@@ -242,30 +255,50 @@ async def _drain(
         await _take_ends(consumer, end, batch)
         if reassigned():
             continue  # reassigned while the ends were read: the batch is stale too
+        full = False
         for tp, records in batch.items():
             for r in records:
                 if r.offset >= end[tp]:
                     consumer.pause(tp)
                     break
-                headers = list(r.headers or ())
-                try:
-                    meta: DeadLetter | None = parse_dlq_headers(headers)
-                except ValueError:
-                    meta = None
-                ts = original_timestamp(headers)
-                out.append(
-                    DlqEntry(
-                        r.partition,
-                        r.offset,
-                        r.key,
-                        r.value,
-                        meta,
-                        headers,
-                        ts if ts is not None else r.timestamp,
-                        replay_count(headers),
-                    )
-                )
+                n = len(r.value or b"") + len(r.key or b"")
+                if full or (max_bytes is not None and out and size + n > max_bytes):
+                    full = True
+                    _rewind(consumer, tp, r.offset)  # fetched again by the next call
+                    break
+                size += n
+                out.append(_entry(r))
+        if full:
+            break
     return out[:limit]
+
+
+def _entry(r: ConsumerRecord[bytes, bytes]) -> DlqEntry:
+    headers = list(r.headers or ())
+    try:
+        meta: DeadLetter | None = parse_dlq_headers(headers)
+    except ValueError:
+        meta = None
+    ts = original_timestamp(headers)
+    return DlqEntry(
+        r.partition,
+        r.offset,
+        r.key,
+        r.value,
+        meta,
+        headers,
+        ts if ts is not None else r.timestamp,
+        replay_count(headers),
+    )
+
+
+def _rewind(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+    """Move ``tp``'s position back to ``offset`` (what was fetched from there is dropped);
+    nothing when ``tp`` was revoked meanwhile (its next owner starts from the commit)."""
+    try:
+        consumer.seek(tp, offset)
+    except IllegalStateError:
+        pass
 
 
 async def _partitions(settings: KafkaSettings, topic: str) -> list[TopicPartition]:
@@ -382,11 +415,16 @@ class _Replayer:
 
 def replay_headers(e: DlqEntry) -> list[tuple[str, bytes]]:
     """The original headers, the original's timestamp (the replayed record is written with
-    the current time, see :data:`~shared.kafka.dlq.TIMESTAMP_HEADER`) and the replay count."""
+    the current time, see :data:`~shared.kafka.dlq.TIMESTAMP_HEADER`), the replay count
+    and the original's place (:data:`~shared.kafka.dlq.ORIGIN_HEADER`: the dead letter's,
+    else, for one written before that header, the place it failed at)."""
     headers = original_headers(e.headers)
     if e.timestamp_ms is not None:
         headers.append((TIMESTAMP_HEADER, str(e.timestamp_ms).encode()))
     headers.append((REPLAYS_HEADER, str(e.replays + 1).encode()))
+    if e.meta is not None:
+        origin = record_origin(e.meta.original_topic, e.meta.partition, e.meta.offset, e.headers)
+        headers.append((ORIGIN_HEADER, format_place(*origin).encode()))
     return headers
 
 
@@ -421,7 +459,8 @@ def _lanes(select: Selection) -> list[_Lane]:
     class has its own position: a plain replay that passes over a permanent class leaves
     it reachable, and a replay of one class never passes over another's dead letters. (A
     class that a plain replay also takes may so be sent once by each; the aggregator's
-    ledger counts an event once.)"""
+    ledger counts an event once: a raw record sent without an id keeps the position id of
+    its first place, which replays carry in ``tw.origin``.)"""
     if not select.error_classes:
         return [_Lane(REPLAY_GROUP, lambda c: c not in PERMANENT_ERROR_CLASSES, plain=True)]
     return [_Lane(f"{REPLAY_GROUP}.{c}", partial(operator.eq, c), plain=False) for c in sorted(select.error_classes)]
@@ -441,7 +480,8 @@ async def replay_report(
     settings: KafkaSettings, topic: str, limit: int = 1_000_000, select: Selection | None = None
 ) -> ReplayReport:
     """Re-inject dead letters into their original topic, written with the current time
-    (the original's travels in ``tw.timestamp``), ``REPLAY_CHUNK`` at a time: each chunk is
+    (the original's travels in ``tw.timestamp``), ``REPLAY_CHUNK`` at a time (fewer when
+    they pass :data:`REPLAY_CHUNK_BYTES`): each chunk is
     produced (acknowledged) and then committed in the replay's group, so memory stays
     bounded, a second replay does not repeat the first, and an interrupted one repeats at
     most a chunk. Only what was in the DLQ when the replay started is replayed (records
@@ -456,7 +496,8 @@ async def replay_report(
     position (:func:`_lanes`). Each replayed record carries ``tw.replays`` (one more than
     its dead letter's), which its next dead letter keeps: one replayed
     :attr:`Selection.max_replays` times is not sent unless forced, but listed in
-    :attr:`ReplayReport.over_limit` and committed past, as a refused one is.
+    :attr:`ReplayReport.over_limit` and committed past, as a refused one is
+    (:func:`replay_places` sends one by its place).
 
     A record the original topic refuses for good (too large for its ``max.message.bytes``,
     say) is reported in :attr:`ReplayReport.failed` with its DLQ partition and offset, and
@@ -506,7 +547,7 @@ async def _replay_lane(
     try:
         await replayer.start()
         while done < limit:
-            entries = await _drain(consumer, min(REPLAY_CHUNK, limit - done), end, group)
+            entries = await _drain(consumer, min(REPLAY_CHUNK, limit - done), end, group, REPLAY_CHUNK_BYTES)
             fetched_in = group.assignments
             async with group.lock:
                 if group.assignments != fetched_in or not group.settled:
@@ -576,6 +617,75 @@ def _not_committed(dlq: str, entries: list[DlqEntry], exc: Exception, out: dict[
             out[tp].place,
             reason,
         )
+
+
+async def replay_places(
+    settings: KafkaSettings, topic: str, places: Iterable[tuple[int, int]], select: Selection | None = None
+) -> ReplayReport:
+    """Re-inject the dead letters at ``places`` ((partition, offset) of ``topic``'s DLQ),
+    whatever their class, and whatever any replay group committed: the way to send one
+    that a replay passed over (listed as over the replay limit, or refused by the topic
+    before its limit was raised). Nothing is committed, so each call sends them again. One
+    replayed :attr:`Selection.max_replays` times is sent only when forced (else listed in
+    :attr:`ReplayReport.over_limit`); a place with no dead letter (a partition or offset
+    the DLQ does not have, deleted by retention) is listed in :attr:`ReplayReport.failed`
+    as ``NotFound``."""
+    select = select or Selection()
+    report = ReplayReport()
+    dlq = Topics.dlq(topic)
+    wanted = sorted(set(places))
+    replayer = _Replayer(settings, topic)
+    tps = await _partitions(settings, dlq)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        entries: list[DlqEntry] = []
+        begins: dict[TopicPartition, int] = {}
+        ends: dict[TopicPartition, int] = {}
+        if tps:
+            consumer.assign(tps)
+            begins = await consumer.beginning_offsets(tps)
+            ends = await consumer.end_offsets(tps)
+        for partition, offset in wanted:
+            tp = TopicPartition(dlq, partition)
+            found = None
+            if tp in begins and begins[tp] <= offset < ends[tp]:
+                found = await _read_at(consumer, tp, offset, ends[tp])
+            if found is None:
+                report.failed.append(
+                    ReplayFailure(
+                        dlq, partition, offset, None, NOT_FOUND, f"no dead letter at {dlq}[{partition}]@{offset}"
+                    )
+                )
+            else:
+                entries.append(found)
+        send = [e for e in entries if select.force or e.replays < select.max_replays]
+        over = [e for e in entries if not (select.force or e.replays < select.max_replays)]
+        await replayer.start()
+        failed = await replayer.send_chunk(send)
+        report.failed += failed
+        report.replayed += len(send) - len(failed)
+        report.over_limit += [
+            replayer.not_replayed(
+                e, e.error_class or "?", f"replayed {e.replays} times already (limit {select.max_replays})"
+            )
+            for e in over
+        ]
+    finally:
+        await consumer.stop()
+        await replayer.stop()
+    return report
+
+
+async def _read_at(consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int, end: int) -> DlqEntry | None:
+    """The dead letter at ``tp``'s ``offset``; None when there is none (a compacted or
+    aborted record's offset)."""
+    consumer.seek(tp, offset)
+    while await consumer.position(tp) < end:
+        batch = await consumer.getmany(tp, timeout_ms=1_000, max_records=1)
+        for r in batch.get(tp, []):
+            return _entry(r) if r.offset == offset else None
+    return None
 
 
 async def replay(settings: KafkaSettings, topic: str, limit: int = 1_000_000, select: Selection | None = None) -> int:
