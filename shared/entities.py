@@ -38,6 +38,10 @@ from pydantic import AfterValidator, Field
 
 ALL = "_all"
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+"""The entity key pattern; check a key with :func:`is_key` (``fullmatch``), never ``match``:
+Python's ``$`` also matches before a final newline, so ``match`` took ``"acme\\n"``, a key the
+API (whose pattern engine reads ``$`` as the end of the text) cannot name. The pattern keeps
+``^...$`` for that engine (pydantic's ``Field(pattern=...)``: :data:`EntityKey`)."""
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 LONE_SURROGATES = re.compile(r"[\ud800-\udfff]")
 # A cashtag: ``$`` then a letter, then letters, digits or dots. Digit-first ("$7203")
@@ -65,7 +69,7 @@ def no_lone_surrogates(value: str) -> str:
 
 def cashtag_ticker(value: str) -> str:
     """``value`` unchanged; ``ValueError`` unless a cashtag can match it (``$`` is optional)."""
-    if not TICKER_PATTERN.match(value):
+    if not TICKER_PATTERN.fullmatch(value):  # not match: "TSLA\n" is no ticker
         raise ValueError(
             "a ticker matches as a cashtag: a letter, then up to 9 letters, digits or dots, not ending in a dot"
             " (e.g. TSLA, BRK.B, ABF.L); tickers such as 7203 or RDS-A cannot match, list them as aliases"
@@ -79,10 +83,22 @@ UNREACHABLE_KEYS = frozenset({".", ".."})
 refused for new entities; rows stored before are still listed and loaded (``stored=True``)."""
 
 
+def is_key(key: str) -> bool:
+    """Whether ``key`` is the whole of a key the pattern allows (``"acme\\n"`` is not)."""
+    return KEY_PATTERN.fullmatch(key) is not None
+
+
+def is_stored_key(key: str) -> bool:
+    """Whether ``key`` may be a stored row's: a key (:func:`is_key`), or one followed by a
+    newline, which the check let through before it used ``fullmatch``. Such rows still load,
+    list, and can be removed by the CLI (``tonewatch entities remove $'acme\\n'``)."""
+    return is_key(key.removesuffix("\n"))
+
+
 def check_new_key(key: str) -> str:
     """``key`` unchanged; ``ValueError`` naming it unless a new entity may have it: the key
-    pattern, not ``_all``, and not ``.`` or ``..``."""
-    if not KEY_PATTERN.match(key) or key == ALL:
+    pattern (the whole key: no final newline), not ``_all``, and not ``.`` or ``..``."""
+    if not is_key(key) or key == ALL:
         raise ValueError(f"invalid entity key {key!r}: use 1-64 letters, digits, '_', '.', '-'")
     if key in UNREACHABLE_KEYS:
         raise ValueError(
@@ -120,7 +136,7 @@ class WatchedEntity:
             group = self.group.strip()  # blank is no group for a new entity; a row read back keeps its own
             strip(self, "group", group if group or stored else None)
         if stored:
-            if not KEY_PATTERN.match(self.key) or self.key == ALL:
+            if not is_stored_key(self.key) or self.key == ALL:
                 raise ValueError(f"invalid entity key {self.key!r}: use 1-64 letters, digits, '_', '.', '-'")
         else:
             check_new_key(self.key)

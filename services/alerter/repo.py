@@ -48,7 +48,10 @@ class RuleUpdate:
 async def list_alerts(
     session: AsyncSession, *, status: str | None = None, entity: str | None = None, limit: int = 100
 ) -> list[Alert]:
-    q = select(Alert).order_by(Alert.fired_at.desc()).limit(limit)
+    """Alerts newest first, ordered as ``GET /v1/alerts`` orders them (fired_at, then id, both
+    descending: alerts fired at the same instant come in one order every time). ``status`` is
+    not checked here: the CLI refuses one no alert can have (``tonewatch alerts list``)."""
+    q = select(Alert).order_by(Alert.fired_at.desc(), Alert.id.desc()).limit(limit)
     if status:
         q = q.where(Alert.status == status)
     if entity:

@@ -18,11 +18,11 @@ from services.api.query import STREAMS, Granularity, Instant, Window, check_orde
 from services.api.routes_alerts import only_query_params
 from shared.db import watchlist
 from shared.db.models import Alert, Entity, ScoredEventRow, TrendHour, TrendMinute
-from shared.entities import ALL, WatchedEntity, cashtag_ticker, no_control_chars
+from shared.entities import ALL, KEY_PATTERN, WatchedEntity, cashtag_ticker, no_control_chars
 from shared.events import Stream
 
 router = APIRouter(tags=["entities"])
-KeyPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Entity key.")]
+KeyPath = Annotated[str, Path(pattern=KEY_PATTERN.pattern, description="Entity key.")]
 # Surrounding whitespace is stripped before the length checks ("Tesla " would never match).
 Text = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(no_control_chars)
@@ -204,14 +204,18 @@ async def put_entity(
         )
     except ValueError as exc:
         raise ApiError(422, str(exc), details=[{"loc": ["path", "key"], "message": str(exc)}]) from exc
-    async with deps.sessions() as session:
-        existed = await session.get(Entity, key) is not None
-    await watchlist.upsert(deps.sessions, [entity])
-    async with deps.sessions() as session:
-        row = await session.get(Entity, key)
-    assert row is not None
-    response.status_code = 200 if existed else 201
-    return _out(row, None)
+    async with deps.sessions.begin() as session:
+        row = (await session.execute(watchlist.upsert_statement(entity))).one()
+    response.status_code = 201 if row.inserted else 200
+    return EntityOut(
+        key=row.key,
+        name=row.name,
+        aliases=list(row.aliases or []),
+        tickers=list(row.tickers or []),
+        case_sensitive_aliases=list(row.case_sensitive_aliases or []),
+        group=row.grp,
+        active=row.active,
+    )
 
 
 @router.delete(

@@ -7,7 +7,7 @@ import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import typer
 from pydantic import ValidationError
@@ -30,9 +30,10 @@ from services.alerter.detect import Observation
 from services.alerter.rules import RuleSpec, Scope, parse_duration, rule_context, scope_warnings
 from shared.db.models import AlertRule
 from shared.db.session import make_engine, make_sessionmaker
-from shared.events import format_validation_error
+from shared.events import AlertStatus, format_validation_error
 
 app = typer.Typer(help="Alerts, rules and backtests.", no_args_is_help=True)
+STATUSES: tuple[str, ...] = get_args(AlertStatus)
 rules_app = typer.Typer(help="Manage alert rules.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
 T = TypeVar("T")
@@ -81,12 +82,15 @@ def _alert_row(a: Any) -> dict[str, Any]:
 
 @app.command("list")
 def list_(
-    status: str | None = typer.Option(None),
+    status: str | None = typer.Option(None, help=f"Only alerts with this status: {', '.join(STATUSES)}."),
     entity: str | None = typer.Option(None),
     limit: int = typer.Option(50, min=1, help="Show at most this many alerts."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """List alerts, newest first."""
+    """List alerts, newest first (by fired_at, then id, as GET /v1/alerts)."""
+    if status is not None and status not in STATUSES:  # not an empty list: no alert can have it
+        typer.echo(f"error: unknown status {status!r}; choose one of {', '.join(STATUSES)}", err=True)
+        raise typer.Exit(2)
     rows = [_alert_row(a) for a in _tx(lambda s: repo.list_alerts(s, status=status, entity=entity, limit=limit))]
     if as_json:
         typer.echo(json.dumps(rows))

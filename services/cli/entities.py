@@ -15,7 +15,7 @@ from services.ingest.sources import DEMO_WATCHLIST
 from shared.config import ServiceSettings
 from shared.db import watchlist
 from shared.db.session import make_engine, make_sessionmaker
-from shared.entities import ALL, KEY_PATTERN, WatchedEntity
+from shared.entities import ALL, WatchedEntity, is_key
 
 if TYPE_CHECKING:
     from services.api.routes_entities import EntityIn
@@ -55,7 +55,9 @@ def list_(as_json: bool = typer.Option(False, "--json")) -> None:
         )
         return
     for e in rows:
-        typer.echo(f"{e.key:16} {e.name:40} aliases={', '.join(e.aliases)} tickers={', '.join(e.tickers)}")
+        # a key stored with a final newline (refused since; see is_stored_key) is shown quoted, on its line
+        key = e.key if is_key(e.key) else repr(e.key)
+        typer.echo(f"{key:16} {e.name:40} aliases={', '.join(e.aliases)} tickers={', '.join(e.tickers)}")
 
 
 @app.command("add")
@@ -109,7 +111,7 @@ def _check(key: object, fields: dict[str, Any]) -> WatchedEntity | list[str]:
     problems = []
     if not isinstance(key, str):
         problems.append("key: required, a string")
-    elif not KEY_PATTERN.match(key) or key == ALL:
+    elif not is_key(key) or key == ALL:
         problems.append(f"key: invalid entity key {key!r}: use 1-64 letters, digits, '_', '.', '-'")
     try:
         body = _entity_in().model_validate(fields)

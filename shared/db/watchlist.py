@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, case, delete, func, select
+from sqlalchemy import ColumnElement, Table, case, delete, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 
 from shared.db.models import Entity
 from shared.entities import WatchedEntity
@@ -43,34 +44,40 @@ def _since(table: Table, excluded: Any) -> dict[str, ColumnElement[Any]]:
     }
 
 
+def upsert_statement(e: WatchedEntity) -> ReturningInsert[Any]:
+    """Add or replace one entity, active, as one statement returning the row written and
+    whether it was inserted (``inserted``: ``xmax = 0``; an update by ``ON CONFLICT`` leaves
+    the new row version locked by the writing transaction). A new entity's ``watched_since``
+    and ``group_since`` are the time of its insert; an existing one keeps them unless it was
+    inactive (``watched_since`` moves on) or changes group (``group_since`` moves on), so
+    rules over a group or every entity start to evaluate it with the data stored from then
+    on (:mod:`services.alerter.evaluate`)."""
+    table = cast(Table, Entity.__table__)
+    values = {
+        "key": e.key,
+        "name": e.name,
+        "aliases": list(e.aliases),
+        "tickers": list(e.tickers),
+        "case_sensitive_aliases": list(e.case_sensitive_aliases),
+        "grp": e.group,
+        "active": True,
+    }
+    stmt = insert(table).values(**values, watched_since=func.clock_timestamp(), group_since=func.clock_timestamp())
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["key"],
+        set_={**{k: stmt.excluded[k] for k in values if k != "key"}, **_since(table, stmt.excluded)},
+    )
+    return stmt.returning(*table.c, literal_column("xmax = 0").label("inserted"))
+
+
 async def upsert(sessions: async_sessionmaker[AsyncSession], entities: Iterable[WatchedEntity]) -> int:
-    """Add or replace entities, active. A new entity's ``watched_since`` and ``group_since``
-    are the time of its insert; an existing one keeps them unless it was inactive
-    (``watched_since`` moves on) or changes group (``group_since`` moves on), so rules over
-    a group or every entity start to evaluate it with the data stored from then on
-    (:mod:`services.alerter.evaluate`). Removing an entity deletes it: added again, it is new."""
+    """Add or replace entities, active (:func:`upsert_statement`), in one transaction.
+    Removing an entity deletes it: added again, it is new."""
     n = 0
     async with sessions.begin() as session:
         # in key order: two imports of the same entities in other orders never deadlock
         for e in sorted(entities, key=lambda e: e.key):
-            values = {
-                "key": e.key,
-                "name": e.name,
-                "aliases": list(e.aliases),
-                "tickers": list(e.tickers),
-                "case_sensitive_aliases": list(e.case_sensitive_aliases),
-                "grp": e.group,
-                "active": True,
-            }
-            table = cast(Table, Entity.__table__)
-            stmt = insert(table).values(
-                **values, watched_since=func.clock_timestamp(), group_since=func.clock_timestamp()
-            )
-            since = _since(table, stmt.excluded)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["key"], set_={**{k: stmt.excluded[k] for k in values if k != "key"}, **since}
-            )
-            await session.execute(stmt)
+            await session.execute(upsert_statement(e))
             n += 1
     return n
 
