@@ -84,7 +84,7 @@ def hash_key(key: str) -> str:
 
 def parse_key(key: str) -> str | None:
     """The prefix of a well-formed key, else ``None``."""
-    m = KEY_PATTERN.match(key)
+    m = KEY_PATTERN.fullmatch(key)  # the whole key: `$` also matches before a final newline
     return m.group(1) if m else None
 
 
@@ -133,7 +133,7 @@ async def revoke_key(sessions: async_sessionmaker[AsyncSession], prefix_or_id: s
     ref = prefix_or_id.strip()
     if not is_id_or_prefix(ref):
         raise ValueError(NOT_ID_OR_PREFIX)
-    by_id = ref.isdigit() and not PREFIX_PATTERN.match(ref)
+    by_id = ref.isdigit() and not PREFIX_PATTERN.fullmatch(ref)
     if by_id and int(ref) > INT4_MAX:
         return None  # no key has such an id (and the query would overflow the column)
     cond = ApiKey.id == int(ref) if by_id else ApiKey.prefix == ref

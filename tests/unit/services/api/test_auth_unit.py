@@ -36,6 +36,7 @@ def test_hash_is_sha256_of_the_whole_key() -> None:
         "tw_abcdefgh_short",
         "xx_abcdefgh_" + "a" * 40,
         "tw_abcdefgh_" + "a" * 40 + " ",
+        "tw_abcdefgh_" + "a" * 40 + "\n",  # `$` alone matches before a final newline
     ],
 )
 def test_malformed_keys_do_not_parse(bad: str) -> None:
