@@ -151,7 +151,12 @@ class ClassifierPipeline:
     async def _renew(self, old: AIOKafkaProducer) -> AIOKafkaProducer:
         """A new producer, started, for the scored events, after ``old`` sent one the topic
         refused (its sequence for that partition has a gap). ``old`` is stopped unless it is
-        the dead-letter writer's too (its other partitions have no gap)."""
+        the dead-letter writer's too (its other partitions have no gap).
+
+        The new one becomes :attr:`producer` at once, not when :func:`publish` returns: a
+        publish that ends in an exception after renewing (a broker fault once stopping:
+        :class:`ClassifierClosed`) left it unknown to :meth:`aclose` (never stopped:
+        "Unclosed AIOKafkaProducer") and :attr:`producer` on the stopped ``old``."""
         new = self._new_producer()
         try:
             await new.start()
@@ -159,6 +164,7 @@ class ClassifierPipeline:
             with contextlib.suppress(Exception):
                 await new.stop()
             raise
+        self.producer = new
         if old is not self._shared_producer:
             with contextlib.suppress(Exception):
                 await old.stop()

@@ -19,7 +19,9 @@ from shared.kafka.produce import REFUSED, REFUSED_SIZE, Record, send_all
 log = logging.getLogger(__name__)
 
 Renew = Callable[[AIOKafkaProducer], Awaitable[AIOKafkaProducer]]
-"""Retires the producer it is given and returns a new one, started."""
+"""Retires the producer it is given and returns a new one, started. It also records the new
+one where its owner stops it: :func:`publish` may raise after renewing (``ClassifierClosed``),
+and then does not return it."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ escalations, stops the router."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -157,14 +158,14 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
     m = metrics()
     fail = FailPoints(settings.failpoints)
 
-    async def load_and_prepare() -> dict[str, str]:
+    async def load_and_prepare(stop: asyncio.Event) -> dict[str, str]:
         """The routing table, with a topic for every queue it can send to (created up front:
         a first produce to a missing topic waits on auto-creation and logs errors)."""
         loaded = await load_routes(sessions)
         table = without_queues(loaded, set())
         why = "not a Kafka topic name (letters, digits, '.', '_', '-')"
         topic_of = {settings.topics.queue(q): q for q in {*table.values(), HUMAN, ESCALATIONS}}
-        if refusals := await create_queue_topics(sorted(set(topic_of) - created), topic_of):
+        if refusals := await create_queue_topics(sorted(set(topic_of) - created), topic_of, stop):
             refusal = TopicCreationError([(t, name, message) for t, (name, message) in refusals.items()])
             refused = {topic_of[t] for t in refusals}
             if refused & {HUMAN, ESCALATIONS}:
@@ -174,13 +175,17 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
         warn_ignored({i: q for i, q in loaded.items() if i not in table}, why)
         return table
 
-    async def create_queue_topics(missing: list[str], topic_of: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    async def create_queue_topics(
+        missing: list[str], topic_of: Mapping[str, str], stop: asyncio.Event
+    ) -> dict[str, tuple[str, str]]:
         """Create the ``missing`` queue topics; the ones the broker refused for good (topic ->
         (error name, message)). A retriable error (NOT_CONTROLLER while the controller moves,
         REQUEST_TIMED_OUT, throttling) is retried with backoff, within the start-up deadline;
         a topic still failing so then is left unknown, its rule kept: the first batch sent to
         its queue creates it (or is retried). A permanent refusal of human or escalations ends
-        the waiting at once."""
+        the waiting at once. So does ``stop`` (SIGTERM): the topics still failing are left
+        unknown, as at the deadline, and the service shuts down; before, the retries went on
+        up to the start-up deadline (60 s), past the container's grace period (SIGKILL)."""
         refusals: dict[str, tuple[str, str]] = {}
         pending = list(missing)
         start = time.monotonic()
@@ -211,7 +216,11 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
                     )
                     break
                 log.warning("waiting to create queue topics (attempt %d, retry in %.1fs): %s", attempt, backoff, errors)
-                await asyncio.sleep(backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                if stop.is_set():  # the topics left unknown, their rules kept, as at the deadline
+                    log.warning("stopping: queue topics not created (%d attempts): %s", attempt, errors)
+                    break
                 backoff = min(backoff * 2, CREATE_MAX_BACKOFF_S)
             else:
                 created.update(pending)
@@ -253,7 +262,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
 
     async def make_handler(clients: SinkClients) -> Handler:
         nonlocal routes
-        routes = await load_and_prepare()
+        routes = await load_and_prepare(clients.stop)
         dlq = DeadLetterWriter(clients.producer, SERVICE, RatioGuard(settings.dlq_max_ratio), stop=clients.stop)
         clients.dead_letter = dlq.dead_letter  # records the database refuses: dead-lettered, not retried
 
@@ -294,7 +303,7 @@ async def run(settings: RouterSettings, stop: asyncio.Event | None = None) -> No
                 await asyncio.wait_for(clients.stop.wait(), timeout=settings.routes_refresh_s)
             except TimeoutError:
                 try:
-                    routes = await load_and_prepare()
+                    routes = await load_and_prepare(clients.stop)
                 except Exception as exc:  # noqa: BLE001 - keep the last table
                     log.warning("routing table refresh failed: %s", exc)
 

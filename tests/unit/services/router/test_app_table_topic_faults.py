@@ -262,3 +262,53 @@ async def test_a_retriable_error_at_a_refresh_keeps_the_new_rule(
     assert IGNORED not in caplog.text, caplog.text  # was: unrecognized_charge -> 'fraud_desk' ignored
     assert await router.route("chat-1", intent="unrecognized_charge") == []
     assert broker.sent == [(fraud, "chat-1")]
+
+
+@pytest.mark.parametrize("queue", [CARDS, HUMAN])
+async def test_a_stop_during_the_retry_at_start_ends_the_waiting_at_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, queue: str
+) -> None:
+    """SIGTERM while the controller keeps failing CreateTopics: the router stops now, not after the
+    start-up deadline (60 s by default, past a 10 s docker grace period: SIGKILL)."""
+    settings = RouterSettings()
+    topic = settings.topics.queue(queue)
+    broker = Broker({settings.topics.text_scored}, fail={topic: ["NOT_CONTROLLER (error code 41)"] * 1000})
+    router = Router(monkeypatch, broker, deadline_s=60.0)
+    monkeypatch.setattr(app, "CREATE_BACKOFF_S", 30.0)
+    monkeypatch.setattr(app, "CREATE_MAX_BACKOFF_S", 30.0)
+    create = broker.ensure_topics
+
+    async def ensure_topics(settings: Any, topics: list[str], **kw: Any) -> None:
+        assert router.clients is not None
+        asyncio.get_running_loop().call_later(0.01, router.clients.stop.set)  # during the backoff
+        await create(settings, topics, **kw)
+
+    monkeypatch.setattr(app, "ensure_topics", ensure_topics)
+    with caplog.at_level(logging.WARNING, logger="tonewatch.router"):
+        # was: asleep 30 s, then retried, until the deadline
+        await asyncio.wait_for(router.start(), timeout=2.0)
+    assert len(broker.creations) == 1, broker.creations  # not retried once stopping
+    assert "stopping: queue topics not created" in caplog.text
+    assert IGNORED not in caplog.text, caplog.text  # the rule kept, as at the deadline
+    assert router.handle is not None and topic not in broker.topics
+
+
+async def test_a_stop_during_the_retry_at_a_refresh_ends_it_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = RouterSettings()
+    fraud = settings.topics.queue("fraud_desk")
+    broker = Broker({settings.topics.text_scored}, fail={fraud: ["NOT_CONTROLLER (error code 41)"] * 1000})
+    router = Router(monkeypatch, broker, deadline_s=60.0)
+    await router.start()
+    assert router.clients is not None
+    monkeypatch.setattr(app, "CREATE_BACKOFF_S", 30.0)
+    monkeypatch.setattr(app, "CREATE_MAX_BACKOFF_S", 30.0)
+    router.table["unrecognized_charge"] = "fraud_desk"
+    [refresh] = [job for job in router.background if job.__name__ == "refresh"]
+    task = asyncio.create_task(refresh(router.clients))
+    for _ in range(500):
+        await asyncio.sleep(0.01)
+        if [fraud] in broker.creations:
+            break
+    router.clients.stop.set()  # during the 30 s backoff
+    await asyncio.wait_for(task, timeout=2.0)  # was: the refresh went on retrying to the deadline
+    assert broker.creations.count([fraud]) == 1, broker.creations
