@@ -49,8 +49,9 @@ def decode_batch(records: Sequence[InRecord], topics: Topics) -> tuple[list[Deco
             bad.append(failed(rec, "UnknownStream", f"topic {rec.topic} is not a raw stream"))
             continue
         # a replayed dead letter is written at a new place: an id-less record's position id
-        # is its first place's, which its dead letters and replays carry in tw.origin
-        _, partition, offset = record_origin(rec.topic, rec.partition, rec.offset, rec.headers)
+        # is its first place's, which its dead letters and replays carry in tw.origin (with
+        # the digest of the value: a tw.origin not of these bytes is ignored)
+        _, partition, offset = record_origin(rec.topic, rec.partition, rec.offset, rec.headers, rec.value)
         try:
             event = decode_raw(
                 rec.value,

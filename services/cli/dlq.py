@@ -126,7 +126,7 @@ def replay(
         report = asyncio.run(dlq_ops.replay_report(settings.kafka, topic, limit, select))
     typer.echo(f"re-injected {report.replayed} records into {topic}")
     _report_left(report, topic)
-    _report_not_replayed(report, topic)
+    _report_not_replayed(report, topic, select)
     if report.uncommitted:
         for u in report.uncommitted:
             typer.echo(f"replayed, not committed: {u.place} ({u.count} offsets): {u.reason}", err=True)
@@ -154,12 +154,20 @@ AT_SHOWN = 20
 """Places a suggested ``--at`` command names at most (all are listed above it)."""
 
 
-def _at_command(topic: str, failures: list[dlq_ops.ReplayFailure], *, force: bool) -> str:
+def _at_command(
+    topic: str, failures: list[dlq_ops.ReplayFailure], select: dlq_ops.Selection, *, force: bool = False
+) -> str:
     """The command that sends the dead letters of ``failures`` (those of its first
-    :data:`AT_SHOWN`, and says so when there are more)."""
+    :data:`AT_SHOWN`, and says so when there are more) under the replay's own limit: its
+    ``--force`` (or ``force``) and a ``--max-replays`` other than the default (without them
+    the command would list a record over the default limit again). ``--error-class`` and
+    ``--limit`` do not apply to ``--at``."""
+    options = " --force" if force or select.force else ""
+    if select.max_replays != dlq_ops.MAX_REPLAYS:
+        options += f" --max-replays {select.max_replays}"
     ats = " ".join(f"--at {f.partition}@{f.offset}" for f in failures[:AT_SHOWN])
     more = f" (and an --at for each of the other {len(failures) - AT_SHOWN} listed)" if len(failures) > AT_SHOWN else ""
-    return f"tonewatch dlq replay {topic}{' --force' if force else ''} {ats}{more}"
+    return f"tonewatch dlq replay {topic}{options} {ats}{more}"
 
 
 def _report_left(report: dlq_ops.ReplayReport, topic: str) -> None:
@@ -171,7 +179,7 @@ def _report_left(report: dlq_ops.ReplayReport, topic: str) -> None:
         )
 
 
-def _report_not_replayed(report: dlq_ops.ReplayReport, topic: str) -> None:
+def _report_not_replayed(report: dlq_ops.ReplayReport, topic: str, select: dlq_ops.Selection) -> None:
     for f in report.failed + report.over_limit:
         origin = f" (from {f.original})" if f.original else ""
         typer.echo(f"not replayed: {f.place}{origin}: {f.error_class}: {f.reason}", err=True)
@@ -182,14 +190,14 @@ def _report_not_replayed(report: dlq_ops.ReplayReport, topic: str) -> None:
     if refused:
         typer.echo(
             f"refused by {topic}: {len(refused)}, left in {Topics.dlq(topic)} (a later replay skips them; "
-            f"after raising the topic's limit, {_at_command(topic, refused, force=False)} sends them; "
+            f"after raising the topic's limit, {_at_command(topic, refused, select)} sends them; "
             "see README, Replay the DLQ)",
             err=True,
         )
     if report.over_limit:
         typer.echo(
             f"replayed --max-replays times already: {len(report.over_limit)}, left in {Topics.dlq(topic)} "
-            f"(a later replay skips them; {_at_command(topic, report.over_limit, force=True)} sends them; "
+            f"(a later replay skips them; {_at_command(topic, report.over_limit, select, force=True)} sends them; "
             "see README, Replay the DLQ)",
             err=True,
         )

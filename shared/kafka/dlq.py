@@ -43,11 +43,15 @@ REPLAYS_HEADER = f"{HEADER_PREFIX}replays"
 replayed record to its next dead letter, so a record that keeps failing is not replayed
 for ever."""
 ORIGIN_HEADER = f"{HEADER_PREFIX}origin"
-"""Where the record was first read, before any replay: ``<topic>[<partition>]@<offset>``.
-A replay writes the record at a new place, so a raw record sent without an ``id`` would
-get another position id (:func:`~shared.events.position_id`) at each replay: the first
-dead letter records the place, a replay carries it, the record's next dead letter keeps
-it, and the classifier takes the position id from it (:func:`record_origin`)."""
+"""Where the record was first read, before any replay, and what it held:
+``<topic>[<partition>]@<offset>#<digest>`` (:func:`format_origin`, the digest the first
+16 hex digits of the SHA-256 of the value). A replay writes the record at a new place, so
+a raw record sent without an ``id`` would get another position id
+(:func:`~shared.events.position_id`) at each replay: the first dead letter records the
+place, a replay carries it, the record's next dead letter keeps it, and the classifier
+takes the position id from it (:func:`record_origin`). The digest binds the place to the
+bytes: a replay re-sends them unchanged, while a producer's own header, or one a
+header-forwarding mirror copied onto another record, does not match."""
 CARRIED_HEADERS = (TIMESTAMP_HEADER, REPLAYS_HEADER, ORIGIN_HEADER)
 """``tw.*`` headers a replayed record carries, that its next dead letter keeps."""
 GROUP_HEADER = f"{HEADER_PREFIX}group"
@@ -108,8 +112,8 @@ def dlq_headers(
     timestamp_ms = _stamp(record)
     if timestamp_ms is not None:
         own.append((TIMESTAMP_HEADER, str(timestamp_ms).encode()))
-    origin = record_origin(record.topic, record.partition, record.offset, record.headers)
-    own.append((ORIGIN_HEADER, format_place(*origin).encode()))
+    origin = record_origin(record.topic, record.partition, record.offset, record.headers, record.value)
+    own.append((ORIGIN_HEADER, format_origin(origin, record.value)))
     if group is not None:
         own.append((GROUP_HEADER, group.encode()))
     return own
@@ -175,16 +179,45 @@ def parse_place(value: bytes | None) -> Place | None:
     return topic, partition, offset
 
 
-def record_origin(topic: str, partition: int, offset: int, headers: Headers) -> Place:
-    """Where the record at ``topic[partition]@offset`` was first read: its ``tw.origin``
-    (:data:`ORIGIN_HEADER`) when it is a replayed record's, else its own place. The header
-    counts only when it is the record's only ``tw.origin``, well formed and of the same
-    topic (a replay goes back to the topic the record came from); anything else (a
-    producer's own header, garbage) is ignored and the current place taken."""
+ORIGIN_DIGEST_HEX = 16
+"""Hex digits of the value's SHA-256 a ``tw.origin`` carries."""
+
+
+def value_digest(value: bytes | None) -> str:
+    """The first :data:`ORIGIN_DIGEST_HEX` hex digits of the SHA-256 of ``value`` (a null
+    value's: of no bytes)."""
+    return hashlib.sha256(value or b"").hexdigest()[:ORIGIN_DIGEST_HEX]
+
+
+def format_origin(place: Place, value: bytes | None) -> bytes:
+    """The ``tw.origin`` of a record first read at ``place`` holding ``value``."""
+    return f"{format_place(*place)}#{value_digest(value)}".encode()
+
+
+def record_origin(topic: str, partition: int, offset: int, headers: Headers, value: bytes | None) -> Place:
+    """Where the record at ``topic[partition]@offset`` holding ``value`` was first read: its
+    ``tw.origin`` (:data:`ORIGIN_HEADER`) when it is a replayed record's, else its own
+    place. The header counts only when it is the record's only ``tw.origin``, well formed,
+    of the same topic (a replay goes back to the topic the record came from), its digest
+    that of ``value`` (a replay re-sends the original bytes unchanged) and, on the same
+    partition, its offset before ``offset`` (a record is replayed after it was first
+    read). Anything else (a producer's own header, one a header-forwarding mirror copied
+    onto another record, garbage) is ignored and the current place taken: a spoofed
+    origin cannot give a record another's position id."""
     found = [v for k, v in headers if k == ORIGIN_HEADER]
-    origin = parse_place(found[0]) if len(found) == 1 else None
+    here = (topic, partition, offset)
+    if len(found) != 1 or not isinstance(found[0], bytes):
+        return here
+    place, sep, digest = found[0].rpartition(b"#")
+    if not sep:
+        return here
+    origin = parse_place(place)
     if origin is None or origin[0] != topic:
-        return (topic, partition, offset)
+        return here
+    if digest != value_digest(value).encode():
+        return here
+    if origin[1] == partition and origin[2] >= offset:
+        return here
     return origin
 
 

@@ -31,7 +31,7 @@ from shared.kafka.dlq import (
     ORIGIN_HEADER,
     REPLAYS_HEADER,
     TIMESTAMP_HEADER,
-    format_place,
+    format_origin,
     original_headers,
     original_timestamp,
     parse_dlq_headers,
@@ -423,8 +423,8 @@ def replay_headers(e: DlqEntry) -> list[tuple[str, bytes]]:
         headers.append((TIMESTAMP_HEADER, str(e.timestamp_ms).encode()))
     headers.append((REPLAYS_HEADER, str(e.replays + 1).encode()))
     if e.meta is not None:
-        origin = record_origin(e.meta.original_topic, e.meta.partition, e.meta.offset, e.headers)
-        headers.append((ORIGIN_HEADER, format_place(*origin).encode()))
+        origin = record_origin(e.meta.original_topic, e.meta.partition, e.meta.offset, e.headers, e.value)
+        headers.append((ORIGIN_HEADER, format_origin(origin, e.value)))
     return headers
 
 

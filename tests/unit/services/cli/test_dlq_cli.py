@@ -122,3 +122,39 @@ def test_replay_lists_records_over_the_replay_limit_and_exits_1(monkeypatch: pyt
     assert res.exit_code == 1
     assert "not replayed: news.raw.dlq[0]@4 (from news.raw[0]@9): E: replayed 3 times already" in res.stderr
     assert "--force" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "refused_cmd", "over_cmd"),
+    [
+        ([], "tonewatch dlq replay news.raw --at 0@3", "tonewatch dlq replay news.raw --force --at 0@4"),
+        (
+            ["--max-replays", "5"],
+            "tonewatch dlq replay news.raw --max-replays 5 --at 0@3",
+            "tonewatch dlq replay news.raw --force --max-replays 5 --at 0@4",
+        ),
+        (
+            ["--force", "--max-replays", "5"],
+            "tonewatch dlq replay news.raw --force --max-replays 5 --at 0@3",
+            "tonewatch dlq replay news.raw --force --max-replays 5 --at 0@4",
+        ),
+    ],
+)
+def test_the_suggested_at_command_keeps_the_replays_limit(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], refused_cmd: str, over_cmd: str
+) -> None:
+    """After ``dlq replay X --max-replays 5``, the printed --at command replays under that
+    limit (under the default 3 a refused record replayed 3 or 4 times would be listed
+    over the limit again), and keeps --force."""
+    refused = dlq_ops.ReplayFailure("news.raw.dlq", 0, 3, "news.raw[0]@8", "MessageSizeTooLargeError", "too large")
+    over = dlq_ops.ReplayFailure("news.raw.dlq", 0, 4, "news.raw[0]@9", "E", "replayed 5 times already (limit 5)")
+
+    async def replay_report(*a: Any) -> dlq_ops.ReplayReport:
+        return dlq_ops.ReplayReport(failed=[refused], over_limit=[over])
+
+    monkeypatch.setattr(dlq_ops, "replay_report", replay_report)
+    monkeypatch.delenv("TW_TOPICS__PREFIX", raising=False)
+    res = CliRunner().invoke(app, ["replay", "news.raw", *args])
+    assert res.exit_code == 1
+    assert f"after raising the topic's limit, {refused_cmd} sends them" in res.stderr
+    assert f"a later replay skips them; {over_cmd} sends them" in res.stderr
