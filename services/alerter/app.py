@@ -36,6 +36,7 @@ from shared import logs
 from shared.db.models import CountedEvent, TrendHour, TrendMinute
 from shared.db.session import make_engine, make_sessionmaker
 from shared.failpoints import FailPoints
+from shared.faults import unreachable
 from shared.kafka.clients import ensure_topics, make_producer
 from shared.metrics import metrics, serve
 from shared.startup import kafka_dependency, postgres_dependency, redis_dependency, refuse_unmigrated, wait_for
@@ -133,6 +134,20 @@ class Sweep:
         return keys
 
 
+def _evaluations_failed(failed: dict[Key, Exception], new: set[Key]) -> None:
+    """One warning for a pass's failed keys; the traceback of a key's first failure."""
+    shown = ", ".join(f"{'/'.join(k)} ({type(e).__name__}: {e})" for k, e in sorted(failed.items())[:5])
+    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    first = failed[min(new)] if new else None
+    log.warning(
+        "evaluating %d key(s) failed, retried at each sweep: %s%s",
+        len(failed),
+        shown,
+        more,
+        exc_info=(type(first), first, first.__traceback__) if first is not None else None,
+    )
+
+
 async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> None:
     serve(settings.metrics_port)
     await wait_for(
@@ -156,6 +171,7 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
         timeout_s=settings.webhook_timeout_s,
         max_attempts=settings.webhook_max_attempts,
         backoff_s=settings.webhook_backoff_s,
+        give_up_s=settings.webhook_give_up_s,
         policy=settings.webhook_policy(),
     )
     if settings.webhook_allowed_networks:
@@ -202,6 +218,9 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
 
     async def work() -> None:
         sweeps = Sweep(sessions)
+        # Keys whose evaluation raised (not an outage): retried at each sweep, not each
+        # pass, so one poison key neither holds up the keys after it nor floods the log.
+        failing: set[Key] = set()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=1)
@@ -218,10 +237,23 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                     async with sessions() as session:
                         keys |= await store.open_alert_keys(session)
                     keys |= evaluator.ahead  # minutes that were ahead of the wall clock may be due now
+                    keys |= failing  # the keys whose evaluation raised: once a sweep
                 snap = await evaluator.snapshot() if keys else None
-                for stream, entity, version in sorted(keys):
-                    for change in await evaluator.evaluate(stream, entity, version, snap):
+                failed: dict[Key, Exception] = {}
+                for key in sorted(keys):
+                    try:
+                        changes = await evaluator.evaluate(*key, snap)
+                    except Exception as exc:  # one key's bug or data: the others go on
+                        if unreachable(exc):
+                            raise  # an outage: the whole pass waits and retries, as below
+                        failed[key] = exc
+                        continue
+                    failing.discard(key)
+                    for change in changes:
                         fail.hit("after_alert_commit" if change.kind == "fire" else "after_resolve_commit")
+                if failed:
+                    _evaluations_failed(failed, new=failed.keys() - failing)
+                    failing.update(failed)
             except Exception as exc:  # noqa: BLE001 - infrastructure: retry the keys later
                 log.warning("evaluation failed (%s: %s); retrying", type(exc).__name__, exc)
                 pending.update(keys)
