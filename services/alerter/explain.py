@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import ScoredEventRow
@@ -34,6 +34,8 @@ MESSAGES = "top_messages"
 # TEXT_REMOVED, so every reader that shows ``text`` still shows a string.
 TEXTS_REMOVED = "texts_removed"
 TEXT_REMOVED = "[text removed by retention]"
+# The most messages read from the window, and from the baseline period.
+MAX_ROWS = 5_000
 
 
 def without_texts(explanation: dict[str, Any], reason: str = "retention") -> dict[str, Any]:
@@ -83,28 +85,39 @@ async def explain(
     top_messages: int,
     top_terms: int,
 ) -> dict[str, Any]:
-    def q(start: datetime, end: datetime, limit: int | None) -> Any:
-        stmt = (
-            select(
-                ScoredEventRow.id,
-                ScoredEventRow.text,
-                ScoredEventRow.negative_prob,
-                ScoredEventRow.event_time,
-                ScoredEventRow.sentiment,
-            )
-            .where(
-                ScoredEventRow.stream == stream,
-                ScoredEventRow.entities.contains([entity]),
-                ScoredEventRow.model_version == version,
-                ScoredEventRow.event_time >= start,
-                ScoredEventRow.event_time < end,
-            )
-            .order_by(ScoredEventRow.negative_prob.desc())
+    def where(start: datetime, end: datetime) -> tuple[Any, ...]:
+        return (
+            ScoredEventRow.stream == stream,
+            ScoredEventRow.entities.contains([entity]),
+            ScoredEventRow.model_version == version,
+            ScoredEventRow.event_time >= start,
+            ScoredEventRow.event_time < end,
         )
-        return stmt.limit(limit) if limit else stmt.limit(5_000)
 
-    win_rows = (await session.execute(q(*window, None))).all()
-    base_rows = (await session.execute(q(*base, None))).all()
+    cols = (
+        ScoredEventRow.id,
+        ScoredEventRow.text,
+        ScoredEventRow.negative_prob,
+        ScoredEventRow.event_time,
+        ScoredEventRow.sentiment,
+    )
+    # the window's most negative messages: the examples, and the window's side of the terms
+    win_rows = (
+        await session.execute(
+            select(*cols).where(*where(*window)).order_by(ScoredEventRow.negative_prob.desc()).limit(MAX_ROWS)
+        )
+    ).all()
+    # the baseline's side: a sample that represents the whole period, in the order of a
+    # hash of the ids (the same sample on every read), never its most negative messages
+    # (those made the topics common in the baseline look new once it held more than MAX_ROWS)
+    base_texts = (
+        await session.scalars(
+            select(ScoredEventRow.text)
+            .where(*where(*base))
+            .order_by(func.md5(ScoredEventRow.id), ScoredEventRow.id)
+            .limit(MAX_ROWS)
+        )
+    ).all()
     return {
         MESSAGES: [
             {
@@ -116,6 +129,6 @@ async def explain(
             for r in win_rows[:top_messages]
         ],
         "top_terms": distinguishing_terms(
-            terms(r.text for r in win_rows if r.sentiment == "negative"), terms(r.text for r in base_rows), top_terms
+            terms(r.text for r in win_rows if r.sentiment == "negative"), terms(base_texts), top_terms
         ),
     }

@@ -1,0 +1,163 @@
+"""The alerter's evaluation pass: a key whose evaluation raises (a bug, bad data) is
+logged with its key and retried at the sweeps, while the keys after it are evaluated;
+an outage (the database unreachable) still stops the pass and retries every key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from services.alerter import app
+from services.alerter.config import AlerterSettings
+from services.alerter.evaluate import Change
+
+POISON = ("news", "acme", "v1")
+SOUND = ("news", "zenith", "v1")  # sorted after the poison key
+
+
+class _Session:
+    async def __aenter__(self) -> _Session:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        return None
+
+
+class _Producer:
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+class _Redis:
+    async def aclose(self) -> None:
+        return None
+
+
+class _Deliverer:
+    def __init__(self, *_: object, **__: object) -> None:
+        pass
+
+    async def drain(self) -> None:
+        return None
+
+
+class _Engine:
+    async def dispose(self) -> None:
+        return None
+
+
+class _Sweep:
+    def __init__(self, _sessions: object) -> None:
+        pass
+
+    async def recent_keys(self) -> set[app.Key]:
+        return {POISON, SOUND}
+
+
+def _evaluator(raise_for: Callable[[app.Key], Exception | None]) -> tuple[type, list[app.Key]]:
+    calls: list[app.Key] = []
+
+    class FakeEvaluator:
+        def __init__(self, *_: object) -> None:
+            self.ahead: set[app.Key] = set()
+
+        async def snapshot(self) -> None:
+            return None
+
+        async def evaluate(self, stream: str, entity: str, version: str, _snap: object) -> list[Change]:
+            key = (stream, entity, version)
+            calls.append(key)
+            exc = raise_for(key)
+            if exc is not None:
+                raise exc
+            return [Change("fire", f"alert-{entity}", object())]  # type: ignore[arg-type]
+
+    return FakeEvaluator, calls
+
+
+@contextlib.asynccontextmanager
+async def _running(monkeypatch: pytest.MonkeyPatch, evaluator: type) -> AsyncIterator[None]:
+    """``app.run`` with every dependency faked: the LISTEN connection fails (no NOTIFY,
+    no catch-up), and the sweep (every 0.2 s) finds the two keys."""
+
+    async def nothing(*_: object, **__: object) -> Any:
+        return None
+
+    async def no_connection(*_: object, **__: object) -> Any:
+        raise OSError("no LISTEN connection in this test")
+
+    async def no_keys(*_: object, **__: object) -> set[app.Key]:
+        return set()
+
+    for name, value in {
+        "serve": lambda *_: None,
+        "wait_for": nothing,
+        "ensure_topics": nothing,
+        "make_engine": lambda *_: _Engine(),
+        "make_sessionmaker": lambda *_: _Session,
+        "make_producer": lambda *_, **__: _Producer(),
+        "Deliverer": _Deliverer,
+        "Evaluator": evaluator,
+        "Sweep": _Sweep,
+        "notify_new": nothing,
+        "announce_pending": nothing,
+    }.items():
+        monkeypatch.setattr(app, name, value)
+    monkeypatch.setattr(app.Redis, "from_url", lambda *_, **__: _Redis())
+    monkeypatch.setattr(app.asyncpg, "connect", no_connection)
+    monkeypatch.setattr(app.repo, "resolve_uncovered", no_keys)
+    monkeypatch.setattr(app.store, "open_alert_keys", no_keys)
+    monkeypatch.setenv("TW_ALERTER_SWEEP_INTERVAL_S", "0.2")
+    stop = asyncio.Event()
+    task = asyncio.create_task(app.run(AlerterSettings(), stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=10)
+
+
+async def _until(done: Callable[[], bool], timeout_s: float) -> None:
+    async with asyncio.timeout(timeout_s):
+        while not done():
+            await asyncio.sleep(0.02)
+
+
+async def test_a_key_whose_evaluation_raises_does_not_hold_up_the_keys_after_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    evaluator, calls = _evaluator(lambda key: ValueError("bad data") if key == POISON else None)
+    with caplog.at_level(logging.WARNING, logger="tonewatch.alerter"):
+        async with _running(monkeypatch, evaluator):
+            # before the fix the poison key, sorted first, aborted every pass: the key
+            # after it was never evaluated
+            await _until(lambda: calls.count(SOUND) >= 3, timeout_s=5)
+    assert calls.count(POISON) >= 3  # retried at the sweeps
+    warnings = [r for r in caplog.records if "evaluating" in r.getMessage()]
+    assert warnings, "the failure is logged"
+    assert "news/acme/v1" in warnings[0].getMessage() and "ValueError: bad data" in warnings[0].getMessage()
+    assert warnings[0].exc_info is not None  # the first failure's traceback
+    assert all(r.exc_info is None for r in warnings[1:])  # then one line a pass, no traceback again
+    assert all("zenith" not in r.getMessage() for r in warnings)
+
+
+async def test_an_outage_still_stops_the_pass_and_retries_every_key(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The database unreachable: no use trying the other keys, one warning a pass."""
+    evaluator, calls = _evaluator(lambda key: ConnectionRefusedError("db down") if key == POISON else None)
+    with caplog.at_level(logging.WARNING, logger="tonewatch.alerter"):
+        async with _running(monkeypatch, evaluator):
+            await _until(lambda: calls.count(POISON) >= 2, timeout_s=5)
+    assert SOUND not in calls  # each pass stopped at the outage
+    passes = [r.getMessage() for r in caplog.records if "evaluation failed" in r.getMessage()]
+    assert passes and all("ConnectionRefusedError" in m for m in passes)
+    assert not [r for r in caplog.records if "evaluating" in r.getMessage()]  # no per-key lines
