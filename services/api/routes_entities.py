@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import func, literal, select
+from sqlalchemy import Row, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import require
@@ -104,14 +104,16 @@ def _stats(series: dict[datetime, tuple[int, int]], window: Window, open_alerts:
     )
 
 
-def _out(row: Entity, stats: Stats | None) -> EntityOut:
+def _out(row: Entity | Row[Any], stats: Stats | None) -> EntityOut:
+    """An entity as the API shows it: a stored ``Entity``, or the row an upsert returned
+    (:func:`shared.db.watchlist.upsert_statement`, whose group column is ``grp``)."""
     return EntityOut(
         key=row.key,
         name=row.name,
         aliases=list(row.aliases or []),
         tickers=list(row.tickers or []),
         case_sensitive_aliases=list(row.case_sensitive_aliases or []),
-        group=row.group,
+        group=row.group if isinstance(row, Entity) else row.grp,
         active=row.active,
         stats=stats,
     )
@@ -207,15 +209,7 @@ async def put_entity(
     async with deps.sessions.begin() as session:
         row = (await session.execute(watchlist.upsert_statement(entity))).one()
     response.status_code = 201 if row.inserted else 200
-    return EntityOut(
-        key=row.key,
-        name=row.name,
-        aliases=list(row.aliases or []),
-        tickers=list(row.tickers or []),
-        case_sensitive_aliases=list(row.case_sensitive_aliases or []),
-        group=row.grp,
-        active=row.active,
-    )
+    return _out(row, None)
 
 
 @router.delete(

@@ -10,12 +10,13 @@ and the retry creates them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
+from router_fakes import Broker
 from tw_testing import scored_chat
 
 from services.router import app
@@ -23,49 +24,10 @@ from services.router.config import RouterSettings
 from services.router.persist import Recorded, to_send
 from shared.events import RoutedChat
 from shared.kafka.batches import Handler, _is_retryable
-from shared.kafka.clients import TopicCreationError
 from shared.kafka.sink import SinkClients
 
 RETIRED = "retired_desk"  # a recorded queue no longer in the routing table
 CARDS = "cards"  # the table's queue for card_declined
-
-
-class Broker:
-    """Topics exist only once created (auto-create off). ``fail`` maps a topic to the CreateTopics
-    errors (name) it answers, one per attempt, before it creates it; ``missing_error`` is what a
-    send to a topic without metadata raises."""
-
-    def __init__(self, topics: Iterable[str], fail: dict[str, list[str]] | None = None) -> None:
-        self.topics = set(topics)
-        self.fail = fail or {}
-        self.missing_error: type[Exception] = KafkaTimeoutError
-        self.sent: list[tuple[str, str]] = []
-        self.letters: list[tuple[str, dict[str, bytes]]] = []
-        self.creations: list[list[str]] = []
-
-    async def ensure_topics(self, _: Any, topics: list[str], **__: Any) -> None:
-        self.creations.append(list(topics))
-        errors = []
-        for t in topics:
-            if t in self.topics:
-                continue
-            if self.fail.get(t):
-                errors.append((t, self.fail[t].pop(0), "creation failed"))
-            else:
-                self.topics.add(t)
-        if errors:
-            raise TopicCreationError(errors)
-
-    async def send_all(self, _: Any, records: Iterable[tuple[str, bytes, bytes]], **__: Any) -> int:
-        records = list(records)
-        for topic, _key, _value in records:
-            if topic not in self.topics:  # the producer waits on metadata that never has it
-                raise self.missing_error(f"topic {topic} not in metadata")
-        self.sent += [(t, RoutedChat.model_validate_json(v).id) for t, _, v in records]
-        return len(records)
-
-    async def send_and_wait(self, topic: str, *, value: bytes, key: bytes, headers: Any) -> None:
-        self.letters.append((topic, dict(headers)))
 
 
 class Router:

@@ -9,12 +9,12 @@ dead-lettered with a reason naming the queue, not retried."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
-from aiokafka.errors import KafkaTimeoutError
+from router_fakes import Broker
 from tw_testing import scored_chat
 
 from services.router import app
@@ -22,39 +22,11 @@ from services.router.config import RouterSettings
 from services.router.persist import Recorded, to_send
 from shared.events import RoutedChat
 from shared.kafka.batches import Handler
-from shared.kafka.clients import TopicCreationError
 from shared.kafka.dlq import parse_dlq_headers
 from shared.kafka.sink import SinkClients
 from shared.topics import Topics
 
 RETIRED = "retired_desk"  # the recorded queue, no longer in the routing table
-
-
-class Broker:
-    """Topics exist only once created (auto-create off); ``refuse`` names topics it will not create."""
-
-    def __init__(self, topics: Iterable[str], refuse: Iterable[str] = ()) -> None:
-        self.topics = set(topics)
-        self.refuse = set(refuse)
-        self.sent: list[tuple[str, RoutedChat]] = []
-        self.letters: list[tuple[str, dict[str, bytes]]] = []
-
-    async def ensure_topics(self, _: Any, topics: list[str], **__: Any) -> None:
-        errors = [(t, "PolicyViolation (error code 44)", "topic creation refused") for t in topics if t in self.refuse]
-        self.topics |= set(topics) - self.refuse
-        if errors:
-            raise TopicCreationError(errors)
-
-    async def send_all(self, _: Any, records: Iterable[tuple[str, bytes, bytes]], **__: Any) -> int:
-        records = list(records)
-        for topic, _key, _value in records:
-            if topic not in self.topics:  # the producer waits on metadata that never has it
-                raise KafkaTimeoutError(f"topic {topic} not in metadata")
-        self.sent += [(t, RoutedChat.model_validate_json(v)) for t, _, v in records]
-        return len(records)
-
-    async def send_and_wait(self, topic: str, *, value: bytes, key: bytes, headers: Any) -> None:
-        self.letters.append((topic, dict(headers)))
 
 
 async def handle_once(monkeypatch: pytest.MonkeyPatch, broker: Broker, chat_id: str) -> list[str]:
@@ -100,7 +72,7 @@ async def test_a_recorded_chat_whose_queue_left_the_table_and_lost_its_topic_is_
     broker = Broker({settings.topics.text_scored})
     marked = await handle_once(monkeypatch, broker, "chat-1")  # raised KafkaTimeoutError: retried for ever
     assert settings.topics.queue(RETIRED) in broker.topics
-    assert [(t, c.id, c.queue) for t, c in broker.sent] == [(settings.topics.queue(RETIRED), "chat-1", RETIRED)]
+    assert [(t, c.id, c.queue) for t, c in broker.chats] == [(settings.topics.queue(RETIRED), "chat-1", RETIRED)]
     assert marked == ["chat-1"]
     assert broker.letters == []
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from aiokafka import ConsumerRecord
+from router_fakes import Broker
 from tw_testing import scored_chat
 
 from services.router import app
@@ -42,42 +43,6 @@ PERMANENT = [
     "TOPIC_AUTHORIZATION_FAILED (error code 29)",
     "a refusal without a code",
 ]
-
-
-class Broker:
-    """Topics exist only once created (auto-create off). ``fail`` maps a topic to the CreateTopics
-    errors (name) it answers, one per attempt, before it creates it."""
-
-    def __init__(self, topics: Iterable[str], fail: dict[str, list[str]] | None = None) -> None:
-        self.topics = set(topics)
-        self.fail = fail or {}
-        self.sent: list[tuple[str, str]] = []
-        self.letters: list[tuple[str, dict[str, bytes]]] = []
-        self.creations: list[list[str]] = []
-
-    async def ensure_topics(self, _: Any, topics: list[str], **__: Any) -> None:
-        self.creations.append(list(topics))
-        errors = []
-        for t in topics:
-            if t in self.topics:
-                continue
-            if self.fail.get(t):
-                errors.append((t, self.fail[t].pop(0), "creation failed"))
-            else:
-                self.topics.add(t)
-        if errors:
-            raise TopicCreationError(errors)
-
-    async def send_all(self, _: Any, records: Iterable[tuple[str, bytes, bytes]], **__: Any) -> int:
-        records = list(records)
-        for topic, _key, _value in records:
-            if topic not in self.topics:
-                raise TimeoutError(f"topic {topic} not in metadata")
-        self.sent += [(t, RoutedChat.model_validate_json(v).id) for t, _, v in records]
-        return len(records)
-
-    async def send_and_wait(self, topic: str, *, value: bytes, key: bytes, headers: Any) -> None:
-        self.letters.append((topic, dict(headers)))
 
 
 class Router:
