@@ -35,7 +35,7 @@ import time
 from collections.abc import Mapping
 
 from aiokafka import ConsumerRecord
-from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError, for_code
+from aiokafka.errors import KafkaTimeoutError, UnknownTopicOrPartitionError
 
 from services.aggregator.app import decode_scored
 from services.router.config import RouterSettings
@@ -46,7 +46,7 @@ from shared.db.session import make_engine, make_sessionmaker
 from shared.events import RoutedChat, ScoredEvent
 from shared.failpoints import FailPoints
 from shared.kafka.batches import BatchPolicy, Handler, Records, RetryableError
-from shared.kafka.clients import TopicCreationError, ensure_topics
+from shared.kafka.clients import TopicCreationError, ensure_topics, retriable
 from shared.kafka.dlq import DeadLetterRatioExceeded, DeadLetterWriter, FailedRecord, RatioGuard
 from shared.kafka.produce import send_all
 from shared.kafka.sink import SinkClients, every, run_sink
@@ -58,26 +58,12 @@ SERVICE = "router"
 NO_INTENT = "a chat event without an intent (scored with no intent model?): the router cannot route it"
 _QUEUE_NAME = re.compile(r"[a-zA-Z0-9._-]+")
 """Kafka's topic name characters: a queue named otherwise can have no topic."""
-_ERROR_CODE = re.compile(r"\(error code (-?\d+)\)")
-_RETRIABLE_CODES = frozenset({89})
-"""Retriable CreateTopics codes aiokafka does not know: THROTTLING_QUOTA_EXCEEDED."""
 CREATE_BACKOFF_S = 0.25
 CREATE_MAX_BACKOFF_S = 5.0
 """A retriable CreateTopics error at a routing table load: the first wait and the longest
 (doubled each try, as start-up waits for its dependencies, within ``startup_deadline_s``)."""
 NO_TOPIC: tuple[type[Exception], ...] = (KafkaTimeoutError, UnknownTopicOrPartitionError)
 """A send that waited for a topic's metadata in vain: the topic may have been deleted."""
-
-
-def retriable(error_name: str) -> bool:
-    """Whether a CreateTopics refusal (``TopicCreationError.errors``' name, "NOT_CONTROLLER (error
-    code 41)") passes: the controller moving, a timeout, throttling. A name without a code is taken
-    as permanent."""
-    m = _ERROR_CODE.search(error_name)
-    if m is None:
-        return False
-    code = int(m.group(1))
-    return code in _RETRIABLE_CODES or bool(for_code(code).retriable)
 
 
 def no_intent(e: ScoredEvent) -> str | None:

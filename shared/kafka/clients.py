@@ -7,6 +7,8 @@ Nothing connects until ``start()`` is awaited.
 
 from __future__ import annotations
 
+import re
+
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
@@ -30,6 +32,22 @@ class TopicCreationError(RuntimeError):
         super().__init__(
             "; ".join(f"cannot create Kafka topic {topic!r}: {name}: {message}" for topic, name, message in errors)
         )
+
+
+_ERROR_CODE = re.compile(r"\(error code (-?\d+)\)")
+_RETRIABLE_CODES = frozenset({89})
+"""Retriable CreateTopics codes aiokafka does not know: THROTTLING_QUOTA_EXCEEDED."""
+
+
+def retriable(error_name: str) -> bool:
+    """Whether a CreateTopics refusal (``TopicCreationError.errors``' name, as :func:`_refusals`
+    writes it: "NOT_CONTROLLER (error code 41)") passes: the controller moving, a timeout,
+    throttling. A name without a code is taken as permanent."""
+    m = _ERROR_CODE.search(error_name)
+    if m is None:
+        return False
+    code = int(m.group(1))
+    return code in _RETRIABLE_CODES or bool(for_code(code).retriable)
 
 
 def _refusals(response: object) -> list[tuple[str, str, str]]:

@@ -183,11 +183,3 @@ async def test_a_queue_topic_deleted_while_running_is_created_again_on_the_retry
     assert broker.sent == [(cards, "chat-1"), (cards, "chat-2")]
     assert router.marked == ["chat-1", "chat-2"]
     assert broker.letters == []
-
-
-def test_retriable_reads_the_code_of_the_error_name() -> None:
-    assert app.retriable("NOT_CONTROLLER (error code 41)")
-    assert app.retriable("REQUEST_TIMED_OUT (error code 7)")
-    assert not app.retriable("POLICY_VIOLATION (error code 44)")
-    assert not app.retriable("INVALID_TOPIC_EXCEPTION (error code 17)")
-    assert not app.retriable("PolicyViolation")
