@@ -171,7 +171,6 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
         timeout_s=settings.webhook_timeout_s,
         max_attempts=settings.webhook_max_attempts,
         backoff_s=settings.webhook_backoff_s,
-        give_up_s=settings.webhook_give_up_s,
         policy=settings.webhook_policy(),
     )
     if settings.webhook_allowed_networks:
