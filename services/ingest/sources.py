@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from shared.events import MAX_EVENT_BYTES, RawChat, RawNews
 from shared.redact import redact_capped
@@ -46,13 +46,15 @@ event (``\\ud83d\\ude42`` for a 4-byte emoji), so every event ingest accepts fit
 line is rejected by its number and skipped in chunks, never held whole: one 100 MB line
 costs no more memory than this."""
 SKIP_CHUNK_BYTES = 64 * 1024
-"""Bytes read at a time while skipping the rest of an over-long line."""
+"""Bytes (characters in a CSV file) read at a time while skipping the rest of an over-long line or CSV row."""
 MAX_CSV_LINE_CHARS = MAX_LINE_BYTES
-"""Longest CSV line parsed (4,160,000 characters, not counting its line ending). An
-acceptable event's row takes at most about two characters per byte of the event (a quote
-in a field is written twice), so every event ingest accepts fits. A longer line is
-rejected by its number and skipped in chunks without being parsed or held whole, like a
-JSONL line over ``MAX_LINE_BYTES``."""
+"""Longest CSV line parsed (4,160,000 characters, not counting its line ending), and longest
+row (its lines together, the line breaks inside its quoted fields counted, its last line's
+ending not). An acceptable event's row takes at most about two characters per byte of the
+event (a quote in a field is written twice, a line break in its text is one or two
+characters where JSON writes two), so every event ingest accepts fits. A longer line or
+row is rejected by the number of the line it starts on and skipped in chunks without
+being parsed or held whole, like a JSONL line over ``MAX_LINE_BYTES``."""
 BOM = "\ufeff"
 
 CSV_FIELD_LIMIT = 2_000_000
@@ -62,8 +64,9 @@ CSV_PARSE_LIMIT = 4 * CSV_FIELD_LIMIT
 """Largest CSV field parsed. csv gives up on a field past its limit in the middle of it,
 and goes on from there as if a new row began: a quoted field with line breaks then turns
 its own lines into rows. Fields up to this size are parsed whole and rejected by
-``CSV_FIELD_LIMIT``; past it (an unclosed quote, say) the file cannot be read reliably and
-reading stops. The parse buffer costs about 4 bytes a character: some 35 MB at most."""
+``CSV_FIELD_LIMIT``; past it the file cannot be read reliably and reading stops. A row is
+cut at ``MAX_CSV_LINE_CHARS``, below this, first, so this is a guard only: the parse
+buffer, about 4 bytes a character, stays under some 17 MB."""
 
 
 NO_LINE_ENDING = (
@@ -82,7 +85,7 @@ def read_file(path: Path, *, complete: bool = False) -> Iterator[Line]:
     """JSONL (``.jsonl``/``.json``) or CSV (header row; a ``text`` column is required).
 
     A line that cannot be read (bad UTF-8, malformed JSON or CSV, JSON nested too deeply,
-    a CSV row with more or fewer fields than its header, a field or line too large)
+    a CSV row with more or fewer fields than its header, a field, line or CSV row too large)
     comes back with its error; the lines after it are still read (see :func:`_read_csv`
     for an unclosed quote). A byte-order mark is skipped at the start of the file and of
     any later JSONL line or CSV row (files joined with cat). A last line without a
@@ -311,15 +314,13 @@ def _check_csv_header(path: Path) -> None:
 def _header(lines: _CsvLines, reader: Iterator[list[str]]) -> list[str] | None:
     """The header row, ``UnreadableFile`` when a line of it is over the cap."""
     try:
-        header = next(reader, None)
+        return next(reader, None)
     except _TooLong:
-        header = None
-    if lines.too_long is not None:
+        where = f"line {lines.too_long}" if lines.too_long is not None else f"row (lines 1-{lines.count})"
         raise UnreadableFile(
-            f"the header's line {lines.too_long} is longer than {MAX_CSV_LINE_CHARS:,} characters: "
+            f"the header's {where} is longer than {MAX_CSV_LINE_CHARS:,} characters: "
             "the first row must name the columns"
-        )
-    return header
+        ) from None
 
 
 def _check_header(header: list[str]) -> None:
@@ -386,15 +387,24 @@ def _scan(text: str, state: int) -> int:
 
 class _CsvLines:
     """The file's lines for ``csv.reader``, at most :data:`MAX_CSV_LINE_CHARS` characters
-    each: a longer line is skipped in chunks, never held whole nor parsed. Counts the lines
-    read (a row starts on the line after ``count``), keeps the last one (a row whose last
-    line has no line ending is the end of a file that may still be being written), and
-    drops a byte-order mark starting a row (files joined with cat; inside a quoted field
-    it is text).
+    each and per row: a longer line, or the rest of a row whose lines together pass the
+    cap (a quoted field with line breaks, or a quote never closed), is skipped in chunks,
+    never held whole nor parsed. Counts the lines read (a row starts on the line after
+    ``count``), keeps the last one (a row whose last line has no line ending is the end of
+    a file that may still be being written), and drops a byte-order mark starting a row
+    (files joined with cat; inside a quoted field it is text).
 
-    A line over the cap ends its row (:class:`_TooLong`) unless it leaves a quoted field
-    open: the row then goes on to that field's closing quote, the line standing in as an
-    empty one, and ``too_long`` tells the row to reject it."""
+    The lines a row may take are bounded like one line, as the row is what csv holds: a
+    quoted field ran on line after line into one ever larger field, a quote never closed
+    up to ``CSV_PARSE_LIMIT`` of the rest of the file, and a row's many multi-line fields
+    were all held at once. Its size counts the line breaks inside it (its field's text),
+    not its last line's ending, so a one-line row has its line's size.
+
+    Past the cap the row is skipped to where csv would end it (:func:`_scan`): its quoted
+    field's closing quote, or a later quote character that closes it. Then
+    :class:`_TooLong` ends the row, ``too_long`` naming the line over the cap (``None``
+    when it is the row that is), or ``unclosed`` telling that the file ended inside the
+    field."""
 
     def __init__(self, fh: IO[str]) -> None:
         self._fh = fh
@@ -402,7 +412,13 @@ class _CsvLines:
         self.last = ""
         self.count = 0
         self.row_start = True
+        self.row_chars = 0
         self.too_long: int | None = None
+        self.unclosed = False
+
+    def begin_row(self) -> None:
+        """The next line read starts a row."""
+        self.row_start, self.row_chars, self.too_long, self.unclosed = True, 0, None, False
 
     def __iter__(self) -> _CsvLines:
         return self
@@ -423,17 +439,29 @@ class _CsvLines:
         if row_start:
             line = line.removeprefix(BOM)
         self.last = line
-        if len(line.rstrip("\r\n")) <= MAX_CSV_LINE_CHARS:
-            return line
-        state = _scan(line.rstrip("\r\n"), _START if row_start else _QUOTED)
-        while not self.last.endswith(("\r", "\n")) and (chunk := self._readline(SKIP_CHUNK_BYTES)):
-            state = _scan(chunk.rstrip("\r\n"), state)
-            self.last = chunk
-        if self.too_long is None:
+        text = line.rstrip("\r\n")
+        if len(text) > MAX_CSV_LINE_CHARS:
             self.too_long = self.count
-        if state != _QUOTED:
-            raise _TooLong
-        return '"' if row_start else ""  # still in the quoted field, as the line left the reader
+        elif self.row_chars + len(text) <= MAX_CSV_LINE_CHARS:
+            self.row_chars += len(line)  # its line ending too: the row goes on only inside a quoted field
+            return line
+        self._skip_row(text, _START if row_start else _QUOTED)
+
+    def _skip_row(self, text: str, state: int) -> NoReturn:
+        """Skips what is left of the row, from ``text`` (the line just read, without its
+        ending) in ``state``, in chunks of :data:`SKIP_CHUNK_BYTES`: up to the end of the
+        line where the row's quoted field no longer runs on, or the end of the file."""
+        while True:
+            state = _scan(text, state)
+            ended = self.last.endswith(("\r", "\n"))
+            if ended and state != _QUOTED:
+                raise _TooLong
+            if not (chunk := self._readline(SKIP_CHUNK_BYTES)):
+                self.unclosed = state == _QUOTED
+                raise _TooLong
+            if ended:
+                self.count += 1
+            self.last, text = chunk, chunk.rstrip("\r\n")
 
 
 def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
@@ -460,7 +488,12 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
     An unclosed quote makes the lines after it part of its field, up to the next quote
     character: the row is rejected with the lines it took (``lines 2-5``), and reading
     goes on after them; with no later quote the rest of the file is that field, so
-    nothing after it is sent (past ``CSV_PARSE_LIMIT`` characters reading stops there)."""
+    nothing after it is sent: CSV has no other place to start a row again (a line that
+    looks like a row may be the field's text). A row whose lines pass
+    :data:`MAX_CSV_LINE_CHARS` (such a quote, or a legitimate field with line breaks, that
+    large) is skipped from there to the same end in chunks, never held, and rejected as
+    too long by its first line, with the lines it took; it is rejected as never closed
+    when that end is the end of the file."""
     csv.field_size_limit(CSV_PARSE_LIMIT)
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         lines = _CsvLines(fh)
@@ -480,13 +513,16 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
         other_header: int | None = None  # the line of a later header naming other columns than line 1's
         while True:
             start = lines.count + 1
-            lines.row_start, lines.too_long = True, None
+            lines.begin_row()
             try:
                 values = next(reader)
             except StopIteration:
                 return
             except _TooLong:
-                yield Line(start, None, _too_long(lines.too_long, start, lines.count))
+                end = lines.count
+                yield Line(
+                    start, None, _never_closed(start, end) if lines.unclosed else _too_long(lines.too_long, start, end)
+                )
                 continue
             except csv.Error as exc:
                 if "field limit" in str(exc):  # given up inside a field: what follows is no row
@@ -497,13 +533,7 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
                         "the rest of the file cannot be read reliably: stopping here",
                     )
                     return
-                if lines.too_long is not None and str(exc) != "unexpected end of data":
-                    yield Line(start, None, _too_long(lines.too_long, start, lines.count))
-                else:
-                    yield Line(start, None, _csv_error(exc, start, lines.count))
-                continue
-            if lines.too_long is not None:
-                yield Line(start, None, _too_long(lines.too_long, start, lines.count))
+                yield Line(start, None, _csv_error(exc, start, lines.count))
                 continue
             if not values:  # a blank line
                 continue
@@ -590,20 +620,33 @@ def _row_error(header: list[str], values: list[str], unknown: dict[int, str], ba
 
 def _too_long(line: int | None, start: int, end: int) -> str:
     """Why a row holding a line over :data:`MAX_CSV_LINE_CHARS` is rejected (the line's
-    number, when the row took other lines too)."""
+    number, when the row took other lines too), or a row whose lines together are
+    (``line`` is ``None``: a quoted field over many lines, or a quote left unclosed up to a
+    later quote character)."""
+    if line is None:
+        return (
+            f"row longer than {MAX_CSV_LINE_CHARS:,} characters: no event that large is accepted "
+            f"(lines {start}-{end}: quoted fields with line breaks, or a quote left open up to one on line {end})"
+        )
     where = f" (line {line} of lines {start}-{end})" if end > start else ""
     return f"line longer than {MAX_CSV_LINE_CHARS:,} characters: no event that large is accepted{where}"
+
+
+def _never_closed(start: int, end: int) -> str:
+    """Why a row whose quote is never closed is rejected: the rest of the file is its field."""
+    lines = f"lines {start}-{end}" if end > start else f"line {start}"
+    return (
+        f"malformed CSV: a quote opened in this row is never closed: {lines}, to the end of "
+        "the file, read as one field and not sent"
+    )
 
 
 def _csv_error(exc: csv.Error, start: int, end: int) -> str:
     """A strict reader's error in the user's terms, with the lines the rejected row took
     (more than its own when a quote it opened ran on)."""
-    lines = f"lines {start}-{end}" if end > start else f"line {start}"
     if str(exc) == "unexpected end of data":
-        return (
-            f"malformed CSV: a quote opened in this row is never closed: {lines}, to the end of "
-            "the file, read as one field and not sent"
-        )
+        return _never_closed(start, end)
+    lines = f"lines {start}-{end}" if end > start else f"line {start}"
     hint = ': a quote inside a quoted field is written twice ("")' if "expected after" in str(exc) else ""
     return f"malformed CSV: {exc}{hint} ({lines} not sent)"
 
