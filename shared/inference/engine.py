@@ -13,6 +13,7 @@ import functools
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -78,19 +79,40 @@ class CoreBudget:
     Without it every :class:`Classifier` ran on its own: the classifier service's two
     batches in flight, one in the sentiment model and one in the intent model, each
     with its own pool of ``parallel_buckets`` workers, kept up to 4 single-thread runs
-    going on 2 cores."""
+    going on 2 cores.
+
+    A request for more threads than there are cores is clamped to all the cores: a run
+    never needs more cores than exist, and waiting for them would never end. Callers
+    are served first come, first served: a run that does not fit waits at the head of
+    the line, and the ones behind it wait for it even when their smaller share is free.
+    Before, whoever woke first took what was free, so a wide run (e.g. a model with
+    intra-op threads >= cores) never found all cores free while single-thread runs of
+    another model kept overlapping, and a wide run in a loop took all cores back before
+    a waiting single-thread run woke, starving every other model. A narrow run still
+    starts at once beside others while nobody waits in front of it."""
 
     def __init__(self, cores: int) -> None:
         self.cores = max(1, cores)
         self._free = self.cores
         self._cond = threading.Condition()
+        self._line: deque[object] = deque()  # the waiting callers' tickets, oldest first
+
+    def share(self, threads: int) -> int:
+        """The cores a run with ``threads`` intra-op threads holds: 1 to all of them."""
+        return min(max(1, threads), self.cores)
 
     @contextmanager
     def hold(self, threads: int) -> Iterator[None]:
-        """Wait until ``threads`` cores are free (all of them at most) and hold them."""
-        n = min(max(1, threads), self.cores)
+        """Wait for this caller's turn and ``share(threads)`` free cores, and hold them."""
+        n = self.share(threads)
+        ticket = object()
         with self._cond:
-            self._cond.wait_for(lambda: self._free >= n)
+            self._line.append(ticket)
+            try:
+                self._cond.wait_for(lambda: self._line[0] is ticket and self._free >= n)
+            finally:
+                self._line.remove(ticket)  # also when interrupted: never block the line
+                self._cond.notify_all()  # the next in line may fit in what is left
             self._free -= n
         try:
             yield
