@@ -18,8 +18,9 @@
    bare JSON Web Tokens: a head (maybe none) and a unit repeated to the length. Each must
    grow linearly too.
 5. ``scrub()`` on the worst cases of its masks of MySQL/MariaDB passwords (``IDENTIFIED BY``, quoted
-   or bare, ``SET PASSWORD FOR``), Redis ``AUTH``/``requirepass``, ``redis-cli -a``, ``mysql -p``,
-   ``--password``/``--api-key`` flags, secret lists nested at any depth, ``*credentials`` fields,
+   or bare, in capitals or in a lower-case ``create``/``alter user`` statement, ``SET PASSWORD FOR``),
+   Redis ``AUTH``/``requirepass``, ``redis-cli -a``/``--pass``, ``mysql -p``, ``--password``/``--api-key``
+   flags, secret lists nested at any depth, ``*credentials`` fields (an HTTP status after a bare one),
    Docker registry ``auth``, a further credential in one Authorization value, PEM private-key
    bodies, service-prefixed tokens (``ghp_``, ``sk-``, ``xoxb-``), presigned-URL signatures and
    Azure ``AccountKey``: a head, a unit repeated and a tail (maybe none) to the length. The
@@ -196,6 +197,17 @@ SECRET_MASK_CASES = (
     ("&X-Amz-Signature=", "", "&X-Amz-Signature=", ""),
     ("%26X-Goog-Signature%3D", "", "%26X-Goog-Signature%3D", ""),
     ("AccountKey=a;...", "", "AccountKey=a;", ""),
+    ("alter user a identified by ...", "", "alter user a identified by ", ""),
+    ("create user a identified by x, ...", "create user ", "a identified by x, ", ""),
+    ("create user create user ...", "", "create user ", ""),
+    ("create user 'a... (open quote)", "create user '", "a", " identified by pw"),
+    ("create user a identified with a...", "create user a identified with ", "a", ""),
+    ("redis-cli --pass --pass ...", "redis-cli ", "--pass ", ""),
+    ("redis-cli a a ... --pass pw", "redis-cli ", "a ", "--pass pw"),
+    ("redis-cli --pass=--pass=...", "redis-cli ", "--pass=", ""),
+    ("credentials: 401 ...", "", "credentials: 401 ", ""),
+    ("credentials: admin:admin:...", "credentials: ", "admin:", ""),
+    ("credentials: 401:401:...", "credentials: ", "401:", ""),
 )
 
 

@@ -151,11 +151,19 @@ _PROSE_WORDS = (
 )
 _PROSE_VALUE = rf"{_PROSE_WORDS}(?![^\s,;.:)\]}}\"'])"
 # After a ``credentials`` name: a fetch API mode, or (after a bare ``credentials:``, no prefix
-# to the name and no quote) a plain word, a capital first at most ("Invalid credentials: user not found").
+# to the name and no quote) a plain word, a capital first at most ("Invalid credentials: user not found"),
+# or an HTTP status code, three digits from 100 to 599 standing alone ("invalid credentials: 401",
+# "credentials: 403 Forbidden"). A secret of three digits has 500 values at most, no more than a
+# guess; every longer run of digits (a PIN, ``credentials: 123456``), a quoted or ``=`` value
+# (``credentials=401``, ``"credentials": "401"``) and a prefixed name (``aws_credentials: 401``) still go.
+# The word or number ends the value: a ":" or "." after it only before a space or the end
+# (``credentials: admin:hunter2`` and ``credentials: 401:hunter2`` go).
 _CRED_FETCH_MODE = r"(?:include|omit|same-origin)(?![^\s,;.:&#)\]}\"'])"
 _CRED_BARE = "|".join(rf"(?<=credentials{sep})(?<![\w-]credentials{sep})" for sep in (":", ": ", " :", " : "))
+_HTTP_STATUS = r"[1-5][0-9]{2}"
 _CRED_PROSE = (
-    rf"(?(cred)(?:{_CRED_FETCH_MODE}|(?:{_CRED_BARE})(?-i:[A-Za-z][a-z]*+)(?=[\s,;:)\]}}\"']|\.(?!\w)|\Z))|(?!))"
+    rf"(?(cred)(?:{_CRED_FETCH_MODE}|(?:{_CRED_BARE})(?:(?-i:[A-Za-z][a-z]*+)|{_HTTP_STATUS})"
+    r"(?=[\s,;)\]}\"']|[.:](?!\S)|\Z))|(?!))"
 )
 # An unquoted value runs to where a credential ends; in a URL's query (after "?", "&" or
 # "&amp;") to a "#" too (the fragment stays), elsewhere a "#" is part of it (``password=abc#def``).
@@ -276,6 +284,29 @@ _SQL_BARE_PASSWORD = re.compile(
     r"(?!(?:IDENTIFIED|BY|AS|USING|WITH|VIA|PASSWORD)(?![^\s'\"`;,()\\]))(?![%{<:?]|\*\*\*)[^\s'\"`;,()\\]++"
     r"(?=[ \t]*+(?:[;,)'\"`\r\n]|\\[rn]|\Z|[A-Z][A-Z_]++(?![^\s;,)])))"
 )
+# In a ``CREATE USER``/``ALTER USER`` statement the keywords may be in any case (``alter user bob
+# identified by hunter2``): the statement's head says it is SQL, not prose ("a user identified by
+# email" has no ``create user <name>`` before it). Every user of the statement
+# (``create user a identified by x1, b identified by y2``) is read in one pass (possessive; a user
+# name holds a space only inside quotes, ``'my user'@'%'``): the values are masked by
+# :func:`_mask_user_statement`.
+_SQL_IDENTIFIED = (
+    r"identified(?:[ \t]+(?:with|via)[ \t]+[\w'\"`]++)?[ \t]+(?:by|as|using)[ \t]++(?:password[ \t]++(?=\S))?"
+)
+_SQL_USER_NAME = r"""(?:[^\s,;()'"`]|'[^'\r\n]*+'|"[^"\r\n]*+"|`[^`\r\n]*+`)++"""
+_SQL_USER_VALUE = rf"{_SQL_USER_NAME}[ \t]++{_SQL_IDENTIFIED}[^\s,;()]++"
+_SQL_USER_STATEMENT = re.compile(
+    r"(?<![\w-])(?:create|alter)[ \t]+user(?:[ \t]+if[ \t]+(?:not[ \t]+)?exists)?[ \t]++"
+    rf"{_SQL_USER_VALUE}(?:[ \t]*+,[ \t]*+{_SQL_USER_VALUE})*+",
+    re.IGNORECASE,
+)
+# One value of such a statement: not a placeholder (``%s``, ``?``, ``:pw``, ``{pw}``), a keyword,
+# a quoted value (:data:`_SQL_PASSWORD`'s) or one already masked.
+_SQL_USER_PASSWORD = re.compile(
+    rf"((?<![\w-]){_SQL_IDENTIFIED})"
+    r"(?!(?:identified|by|as|using|with|via|password)(?![^\s'\"`;,()\\]))(?![%{<:?'\"`]|\*\*\*)[^\s'\"`;,()\\]++",
+    re.IGNORECASE,
+)
 _SQL_OLD_PASSWORD = re.compile(rf"(?<=\*\*\*['\"])([ \t]+replace[ \t]+(?P<q>['\"])){_SQL_STRING}", re.IGNORECASE)
 # Redis: ``AUTH [user] password`` as redis-py writes a failed pipeline command (``Command # 1 (AUTH
 # default pw) of pipeline caused error``): the last argument goes, where the command ends there
@@ -300,8 +331,11 @@ _REDIS_CONFIG = re.compile(
 # mysql command line.
 _CLI_VALUE = r"(?P<q>[\"'])?)(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+|(?!-)[^\s\"'`<>,;&|(){}\[\]\\]+)"
 _CLI_ARG = r"(?:[^\s;|&\\.,:!?]++|\\(?![nrt])|[.,:!?](?=[^\s;|&]))++"
+# redis-cli's ``--pass <password>`` (its long alias of ``-a``), and ``--pass=<password>``.
+_REDIS_CLI_FLAG = r"(?:-a[ \t]++|--pass(?:[ \t]++|=))"
 _REDIS_CLI_PASSWORD = re.compile(
-    rf"((?<![\w-])redis-cli(?![\w-])(?:[ \t]++(?!-a[ \t])(?!redis-cli){_CLI_ARG})*+[ \t]++-a[ \t]++" + _CLI_VALUE
+    rf"((?<![\w-])redis-cli(?![\w-])(?:[ \t]++(?!-a[ \t]|--pass[ \t=])(?!redis-cli){_CLI_ARG})*+"
+    rf"[ \t]++{_REDIS_CLI_FLAG}" + _CLI_VALUE
 )
 _MYSQL_CLIENT = r"(?:mysql(?:dump|admin|import|check|show|pump|slap|binlog)?|mariadb(?:-?dump|-?admin)?)"
 _MYSQL_CLI_PASSWORD = re.compile(
@@ -517,6 +551,12 @@ def _nested_items_end(text: str, start: int, square: bool) -> int:
         pos = end = step.end()
 
 
+def _mask_user_statement(statement: re.Match[str]) -> str:
+    """Each unquoted password of a ``CREATE USER``/``ALTER USER`` statement (see
+    :data:`_SQL_USER_STATEMENT`), whatever the case of its keywords."""
+    return _SQL_USER_PASSWORD.sub(r"\1***", statement.group())
+
+
 def _mask_prefixed_token(token: re.Match[str]) -> str:
     return next(prefix for prefix in token.groups() if prefix is not None) + "***"
 
@@ -546,7 +586,7 @@ def scrub(message: str) -> str:
     """Mask chat webhook paths (Slack, Discord, Teams, Zapier, Mattermost) and Telegram bot
     tokens, HTTP Authorization credentials, passwords in URLs, secret query parameters, API
     keys (every element of a list or tuple of them too), passwords in SQL statements (MySQL's
-    ``IDENTIFIED BY``), Redis ``AUTH`` and command-line flags (``redis-cli -a``, ``mysql -p<pw>``),
+    ``IDENTIFIED BY``), Redis ``AUTH`` and command-line flags (``redis-cli -a``/``--pass``, ``mysql -p<pw>``),
     Docker registry ``auth`` values, private keys, service-prefixed
     tokens (``ghp_``, ``sk_live_``, ``xoxb-``), and personal data. URLs are matched as written,
     JSON-escaped or percent-encoded."""
@@ -566,6 +606,8 @@ def scrub(message: str) -> str:
         message = _SQL_OLD_PASSWORD.sub(r"\1***", message)
         if "IDENTIFIED" in message:
             message = _SQL_BARE_PASSWORD.sub(r"\1***", message)
+        if "user" in lower:
+            message = _SQL_USER_STATEMENT.sub(_mask_user_statement, message)
     if "AUTH" in message:
         message = _REDIS_AUTH.sub(r"\1***", message)
     if "requirepass" in lower or "masterauth" in lower:

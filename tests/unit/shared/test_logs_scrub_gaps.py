@@ -1,8 +1,9 @@
 """Secrets the log scrubber still let through: lists and tuples nested in a secret field's value,
 the elements after the first under a name longer than 256 characters, MySQL's unquoted
 ``IDENTIFIED BY``, ``redis-cli -a`` and ``mysql -p<password>``, ``credentials`` fields and
-Docker's registry ``"auth"``, and a second credential after a comma in one Authorization value.
-Ordinary text (ports, prose, other flags) stays as it is."""
+Docker's registry ``"auth"``, a second credential after a comma in one Authorization value, MySQL's
+unquoted ``identified by`` in lower case (in a ``CREATE``/``ALTER USER`` statement) and
+``redis-cli --pass``. Ordinary text (ports, prose, other flags) stays as it is."""
 
 from __future__ import annotations
 
@@ -60,6 +61,33 @@ LONG_NAME = "x_" * 140 + "password"  # 288 characters
             'Authorization: Digest username="u", realm="r", Bearer zz',
             "Authorization: Digest ***, Bearer ***",
         ),
+        # 7. MySQL, unquoted, keywords in lower (or mixed) case: in a CREATE/ALTER USER statement only
+        ("alter user bob identified by hunter2", "alter user bob identified by ***"),
+        (
+            "create user if not exists 'my user'@'%' identified by s3cret;",
+            "create user if not exists 'my user'@'%' identified by ***;",
+        ),
+        ("create user a identified by x1, b identified by y2", "create user a identified by ***, b identified by ***"),
+        (
+            "alter user bob identified with mysql_native_password by pw2 require ssl",
+            "alter user bob identified with mysql_native_password by *** require ssl",
+        ),
+        ("Alter User bob Identified By Hunter2", "Alter User bob Identified By ***"),
+        # ... and prose or a placeholder around it stays
+        (
+            "alter user bob identified by hunter2; a user identified by email; alter user bob identified by %s",
+            "alter user bob identified by ***; a user identified by email; alter user bob identified by %s",
+        ),
+        # 8. redis-cli --pass, the long alias of -a
+        ("redis-cli --pass SECRET ping", "redis-cli --pass *** ping"),
+        ("redis-cli --pass=SECRET ping", "redis-cli --pass=*** ping"),
+        ('redis-cli -h h --pass "S E" --no-auth-warning', 'redis-cli -h h --pass "***" --no-auth-warning'),
+        ("redis-cli --user u --pass=pw", "redis-cli --user u --pass=***"),
+        # ... and not another command's --pass, nor --passive
+        (
+            "redis-cli --pass pw; ssh --pass x; redis-cli --passive y",
+            "redis-cli --pass ***; ssh --pass x; redis-cli --passive y",
+        ),
     ],
 )
 def test_secret_is_masked(text: str, shown: str) -> None:
@@ -106,6 +134,10 @@ def test_ordinary_text_stays(text: str) -> None:
         ('{"password": [' + '["a", ' * 60_000, '{"password": [' + '["***", ' * 60_000),
         ('"' + "a_" * 200_000 + 'password": ["a", "b"]', '"' + "a_" * 200_000 + 'password": ["***", "***"]'),
         ('"auth": "' + "\\" * 400_000, '"auth": "' + "\\" * 400_000),
+        ("redis-cli " + "a " * 130_000 + "--pass pw", "redis-cli " + "a " * 130_000 + "--pass ***"),
+        ("redis-cli " + "a " * 130_000 + "--pass=pw", "redis-cli " + "a " * 130_000 + "--pass=***"),
+        ("create user " + "a identified by x, " * 20_000, "create user " + "a identified by ***, " * 20_000),
+        ("alter user a identified by " * 20_000, "alter user a identified by *** user a identified by " * 10_000),
     ],
 )
 def test_hostile_lines_are_scanned_once(text: str, shown: str) -> None:

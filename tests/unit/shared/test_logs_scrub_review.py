@@ -2,7 +2,8 @@
 ``mysql``/``redis-cli`` flag mask that ran past the end of the command (``;``, ``|``, ``&&``, a
 sentence end) into another command's ``-p``/``-a``; a Docker ``"auth"`` mask that took short
 words (``"none"``, ``"basic"``); ``aws_credentials: <secret>`` never masked while the fetch API's
-``credentials=include`` was."""
+``credentials=include`` was; an HTTP status code after a bare ``credentials:`` masked (``invalid
+credentials: 401``) while ``credentials: admin:hunter2`` was not."""
 
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ from shared.logs import scrub
         # prose after a bare "credentials:" still stays
         "Invalid credentials: user not found",
         "Invalid credentials: User unknown.",
+        # an HTTP status code after a bare "credentials:" stays too
+        "invalid credentials: 401",
+        "credentials: 401",
+        "Invalid credentials: 401 Unauthorized",
+        "login failed (invalid credentials: 403).",
     ],
 )
 def test_ordinary_text_stays(text: str) -> None:
@@ -72,6 +78,17 @@ def test_ordinary_text_stays(text: str) -> None:
         ("aws_credentials: user", "aws_credentials: ***"),
         ("credentials=includeX", "credentials=***"),
         ('{"credentials": "omitted-secret"}', '{"credentials": "***"}'),
+        # only a status code stays: other numbers, a quoted, "=" or prefixed value, a word or number with more after ":"
+        (
+            "invalid credentials: 401, credentials: 123456 credentials: 600 credentials: 4010 credentials: 40",
+            "invalid credentials: 401, credentials: *** credentials: *** credentials: *** credentials: ***",
+        ),
+        (
+            'invalid credentials: 401 credentials=401 "credentials": "401" aws_credentials: 401',
+            'invalid credentials: 401 credentials=*** "credentials": "***" aws_credentials: ***',
+        ),
+        ("invalid credentials: 401 credentials: 401:hunter2", "invalid credentials: 401 credentials: ***"),
+        ("credentials: admin:hunter2", "credentials: ***"),
     ],
 )
 def test_secret_is_masked(text: str, shown: str) -> None:
@@ -86,6 +103,8 @@ def test_secret_is_masked(text: str, shown: str) -> None:
         ("redis-cli " + "\\" * 400_000 + " -a pw", "redis-cli " + "\\" * 400_000 + " -a ***"),
         ("credentials: " * 30_000, "credentials: " * 30_000),
         ("credentials: " + "a" * 400_000, "credentials: " + "a" * 400_000),
+        ("credentials: 401 " * 30_000, "credentials: 401 " * 30_000),
+        ("credentials: " + "admin:" * 70_000, "credentials: ***"),
         ('"auth": "' + "A" * 400_000 + '"', '"auth": "***"'),
     ],
 )
