@@ -37,10 +37,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -55,6 +56,14 @@ QUEUE_SIZE = 1000
 # it bounds a poll's memory (the explanations) and never fills, in one poll, the queue of
 # a subscriber that keeps up.
 POLL_MAX_ALERTS = 500
+
+SNAPSHOT: Mapping[str, Any] = MappingProxyType({"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+"""The connection options of a snapshot read: one REPEATABLE READ, read-only transaction,
+so its xmin, markers and alerts come from one snapshot. They must be set before the
+transaction begins (:func:`snapshot`, or ``Deps.reads(SNAPSHOT)`` for a time-limited one)."""
+
+Snapshots = Callable[[], contextlib.AbstractAsyncContextManager[AsyncSession]]
+"""Opens a session whose transaction is a :data:`SNAPSHOT` read."""
 
 
 class AlertOut(BaseModel):
@@ -146,8 +155,8 @@ async def read_changes(
     is not in ``handled``, unless there are more than ``POLL_MAX_ALERTS``: then only the
     markers at/above xmin are read (what the next read may see again). Runs in one
     REPEATABLE READ, read-only transaction, so the xmin, the markers and the alerts come
-    from one snapshot."""
-    xmin = await begin_snapshot(session)
+    from one snapshot: ``session`` must be a :data:`SNAPSHOT` read (:data:`Snapshots`)."""
+    xmin = await snapshot_xmin(session)
     start = xmin if since is None else since
     # Enough rows to tell whether more than POLL_MAX_ALERTS are not handled yet.
     marks = await read_marks(session, start, limit=len(handled) + POLL_MAX_ALERTS + 1)
@@ -158,10 +167,19 @@ async def read_changes(
     return Changes(xmin=xmin, marks=marks, alerts=alerts)
 
 
-async def begin_snapshot(session: AsyncSession) -> int:
-    """Make the session's transaction one REPEATABLE READ, read-only snapshot; returns
-    its xmin: every transaction it does not see has an id at or above it."""
-    await session.connection(execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True})
+@contextlib.asynccontextmanager
+async def snapshot(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A :data:`SNAPSHOT` read without a time limit: the feed's polls, which wait out a
+    slow database (a lock, say) rather than fail, so a stream already running only pauses.
+    A read that answers a request uses ``Deps.reads(SNAPSHOT)`` instead."""
+    async with sessions() as session, session.begin():
+        await session.connection(execution_options=SNAPSHOT)
+        yield session
+
+
+async def snapshot_xmin(session: AsyncSession) -> int:
+    """The xmin of the session's :data:`SNAPSHOT`: every transaction it does not see has
+    an id at or above it."""
     return int((await session.execute(select(func.pg_snapshot_xmin(func.pg_current_snapshot())))).scalar_one())
 
 
@@ -190,15 +208,19 @@ class AlertFeed:
         return len(self._subs)
 
     @contextlib.asynccontextmanager
-    async def subscribe(self) -> AsyncIterator[asyncio.Queue[FeedItem]]:
+    async def subscribe(self, first_read: Snapshots | None = None) -> AsyncIterator[asyncio.Queue[FeedItem]]:
         """A queue of changed alerts; ``None`` or a :class:`Resync` means the subscriber
-        was dropped. Returns once the poller has its baseline, so nothing between is missed."""
+        was dropped. Returns once the poller has its baseline, so nothing between is missed.
+        When this subscription starts the poller, its baseline is read in ``first_read``
+        (a request's time-limited read, ``Deps.reads(SNAPSHOT)``): a database too slow then
+        fails the subscription with that read's error instead of hanging it. The polls
+        that follow read without a limit (:func:`snapshot`)."""
         queue: asyncio.Queue[FeedItem] = asyncio.Queue(QUEUE_SIZE)
         self._subs.add(queue)
         try:
             if self._task is None or self._task.done():
                 self._ready = asyncio.Event()
-                self._task = asyncio.create_task(self._run(), name="alert-feed")
+                self._task = asyncio.create_task(self._run(first_read), name="alert-feed")
             ready = asyncio.create_task(self._ready.wait())
             done, _ = await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
             if ready not in done:
@@ -226,8 +248,13 @@ class AlertFeed:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _read(self, since: int | None, handled: Mapping[str, int], fetch: bool) -> Changes:
-        async with self._sessions() as session, session.begin():
+    async def _read(
+        self, since: int | None, handled: Mapping[str, int], fetch: bool, snapshots: Snapshots | None = None
+    ) -> Changes:
+        """:func:`read_changes` in a snapshot from ``snapshots``; by default the feed's
+        own, without a time limit."""
+        opened = snapshots() if snapshots is not None else snapshot(self._sessions)
+        async with opened as session:
             return await read_changes(session, since, handled, fetch)
 
     def _advance(self, changes: Changes) -> None:
@@ -236,12 +263,12 @@ class AlertFeed:
         self._since = changes.xmin
         self._handled = {i: xid for i, xid in changes.marks.items() if xid >= changes.xmin}
 
-    async def _baseline(self) -> None:
+    async def _baseline(self, snapshots: Snapshots | None = None) -> None:
         """Start from what is committed now: it is not sent (the stream's snapshot shows it)."""
-        self._advance(await self._read(None, {}, fetch=False))
+        self._advance(await self._read(None, {}, fetch=False, snapshots=snapshots))
 
-    async def _run(self) -> None:
-        await self._baseline()
+    async def _run(self, first_read: Snapshots | None = None) -> None:
+        await self._baseline(first_read)
         self._ready.set()
         while True:
             await asyncio.sleep(self._interval)

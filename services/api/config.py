@@ -42,7 +42,8 @@ class ApiSettings(ServiceSettings):
         gt=0,
         le=300,
         description=(
-            "Time limit of each database statement of a read endpoint (trends, watchlist, messages): "
+            "Time limit of each database statement of a read endpoint (trends, watchlist, messages, routing, alerts, "
+            "rules, and the opening read of the alert stream): "
             "PostgreSQL cancels a longer one and the request gets 503 query_timeout with Retry-After."
         ),
     )

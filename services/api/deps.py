@@ -11,8 +11,9 @@ import asyncio
 import contextlib
 import logging
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from fastapi import Request
@@ -50,14 +51,22 @@ class Deps:
     requests, so a record the topic refuses again is not batched with the others)."""
 
     @contextlib.asynccontextmanager
-    async def reads(self) -> AsyncIterator[AsyncSession]:
+    async def reads(self, execution_options: Mapping[str, Any] | None = None) -> AsyncIterator[AsyncSession]:
         """A session for a read endpoint's queries: its transaction first sets
         ``statement_timeout`` (``SET LOCAL``: it ends with the transaction, the pooled
         connection keeps no limit), so PostgreSQL cancels a statement that runs longer,
         as an unbounded window's ranking of the whole table would (503 ``query_timeout``,
-        :mod:`services.api.errors`). Nothing is written: the transaction is rolled back."""
+        :mod:`services.api.errors`). Nothing is written: the transaction is rolled back.
+
+        ``execution_options`` are the connection's (``isolation_level``,
+        ``postgresql_readonly``: a snapshot read, :data:`services.api.alert_feed.SNAPSHOT`),
+        set here because they take effect only before the transaction begins (SQLAlchemy
+        ignores them, with a warning, on a connection already in use); SQLAlchemy resets
+        them when the connection goes back to the pool."""
         ms = max(1, round(self.read_timeout_s * 1000))
         async with self.sessions() as session:
+            if execution_options:
+                await session.connection(execution_options=execution_options)
             # set_config(..., true) is SET LOCAL with a bound value
             await session.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": f"{ms}ms"})
             yield session

@@ -128,27 +128,51 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
 QUERY_CANCELED = "57014"
 """PostgreSQL's SQLSTATE of a statement cancelled, by ``statement_timeout`` among others."""
 
+STATEMENT_TIMEOUT = "statement timeout"
+"""What PostgreSQL's message of a 57014 says when ``statement_timeout`` cancelled it
+("canceling statement due to statement timeout"); an operator's ``pg_cancel_backend``
+says "user request" under the same SQLSTATE, which tells them apart by nothing else.
+The message is PostgreSQL's untranslated one under ``lc_messages`` ``C`` (the stack's
+setting); under a translated one a timeout is answered as any other database failure."""
 
-def query_canceled(exc: BaseException) -> bool:
-    """Whether ``exc``, or the driver error it wraps, is PostgreSQL cancelling a statement
-    (``statement_timeout``: asyncpg's ``QueryCanceledError``, SQLSTATE 57014)."""
+
+def _canceled_message(exc: BaseException) -> str | None:
+    """The message of the error in ``exc``'s chain (SQLAlchemy's ``orig``, or the cause)
+    that is PostgreSQL cancelling a statement (SQLSTATE 57014), or None when none is."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if getattr(current, "sqlstate", None) == QUERY_CANCELED:
-            return True
+            return str(current)
         orig = getattr(current, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
         current = orig if isinstance(orig, BaseException) else current.__cause__
-    return False
+    return None
+
+
+def query_canceled(exc: BaseException) -> bool:
+    """Whether ``exc``, or the driver error it wraps, is PostgreSQL cancelling a statement
+    for any reason (asyncpg's ``QueryCanceledError``, SQLSTATE 57014)."""
+    return _canceled_message(exc) is not None
+
+
+def statement_timed_out(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL cancelling a statement that ran past its
+    ``statement_timeout`` (a read's limit, :meth:`services.api.deps.Deps.reads`), not one
+    cancelled otherwise (``pg_cancel_backend``): only the first is the query's own cost,
+    which the client can lower by asking for less."""
+    message = _canceled_message(exc)
+    return message is not None and STATEMENT_TIMEOUT in message
 
 
 async def _on_backing_service_error(request: Request, exc: Exception) -> JSONResponse:
     """503 when PostgreSQL (or another backing service) is down or restarting: not a
     bug, and the client can retry. The answer does not name internal hosts. A read
     that ran past the API's statement time limit (``TW_API_READ_TIMEOUT_S``) is a 503
-    too, ``query_timeout``: retry later, or ask for less (a shorter window)."""
-    if query_canceled(exc):
+    too, ``query_timeout``: retry later, or ask for less (a shorter window). A statement
+    cancelled otherwise (an operator's ``pg_cancel_backend``: SQLSTATE 57014 too) is no
+    timeout of the client's query: it is an unexpected database failure, the 500 below."""
+    if statement_timed_out(exc):
         log.warning("%s %s: a query ran past its time limit and was cancelled", request.method, request.url.path)
         return JSONResponse(
             error_body(

@@ -19,14 +19,15 @@ from sqlalchemy import select, tuple_, update
 from starlette.types import Receive, Scope, Send
 
 from services.api.alert_feed import (
+    SNAPSHOT,
     AlertFeed,
     AlertOut,
     FeedItem,
     Resync,
     alerts_query,
-    begin_snapshot,
     fetch_alerts,
     read_changes,
+    snapshot_xmin,
     to_out,
 )
 from services.api.auth import authorize, require
@@ -149,7 +150,7 @@ async def list_alerts(
         stmt = stmt.where(Alert.window_end >= from_)
     if to is not None:
         stmt = stmt.where(Alert.window_start < to)
-    async with deps.sessions() as session:
+    async with deps.reads() as session:
         rows = (await session.execute(stmt.order_by(*NEWEST_FIRST).limit(limit + 1))).all()
     page = [to_out(a, name) for a, name in rows[:limit]]
     if len(rows) > limit:
@@ -229,9 +230,9 @@ class Opening:
 async def snapshot_opening(deps: Deps) -> Opening:
     """The stream's ``snapshot``: the latest alerts, read in one snapshot whose xmin is
     the event's id (the cursor: a change it does not show was made by a transaction at or
-    above it)."""
-    async with deps.sessions() as session, session.begin():
-        xmin = await begin_snapshot(session)
+    above it). Under the reads' time limit, like :func:`resumed_opening`."""
+    async with deps.reads(SNAPSHOT) as session:
+        xmin = await snapshot_xmin(session)
         rows = (await session.execute(alerts_query().order_by(*NEWEST_FIRST).limit(SNAPSHOT_SIZE))).all()
     recent = [to_out(a, name).model_dump(mode="json") for a, name in rows]
     return Opening([sse("snapshot", {"alerts": recent}, xmin)], xmin)
@@ -242,7 +243,7 @@ async def resumed_opening(deps: Deps, since: int) -> Opening:
     (some may have been sent already), or a ``resync`` when there are more than the feed
     sends one by one, or when the cursor is above the database's transaction ids (restored,
     failed over). Only the last event moves the cursor: the client has them all."""
-    async with deps.sessions() as session, session.begin():
+    async with deps.reads(SNAPSHOT) as session:
         changes = await read_changes(session, since, {})
     if changes.xmin < since:
         return Opening([resync_event(Resync.DATABASE_RESET)], None)
@@ -358,12 +359,15 @@ async def stream_alerts(
     Event ids are cursors: a client that reconnects with ``Last-Event-ID`` gets the alerts
     changed since instead of a snapshot, or a ``resync`` when they are too many.
     The subscription and the opening are taken before the first byte, so an unreachable
-    PostgreSQL answers 503 like every other route instead of cutting a started stream.
+    PostgreSQL answers 503 like every other route instead of cutting a started stream,
+    and so does a read past the reads' time limit (``query_timeout``): the opening, and
+    the feed's baseline when this stream starts the feed. Nothing read after the first
+    byte has that limit: the feed's polls wait out a slow database, the stream only pauses.
     The subscription comes first: a change the opening does not show is queued."""
     settings = get_settings(request)
     feed: AlertFeed = request.app.state.feed
     async with contextlib.AsyncExitStack() as stack:
-        queue = await stack.enter_async_context(feed.subscribe())
+        queue = await stack.enter_async_context(feed.subscribe(lambda: deps.reads(SNAPSHOT)))
         start = await opening(deps, last_event_id)
         release = stack.pop_all().aclose
     events = alert_events(request, queue, start, settings.sse_heartbeat_s, key_check(request, deps))
@@ -379,7 +383,7 @@ async def stream_alerts(
 async def get_alert(alert_id: AlertId, deps: Annotated[Deps, Depends(get_deps)]) -> AlertOut:
     """One alert with its explanation (the id a webhook or the ``alerts`` topic gave).
     Registered after ``/v1/alerts/stream``, which it would otherwise shadow."""
-    async with deps.sessions() as session:
+    async with deps.reads() as session:
         found = await fetch_alerts(session, [alert_id])
     if not found:
         raise ApiError(404, f"no alert {alert_id!r}")

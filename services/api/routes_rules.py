@@ -125,7 +125,7 @@ def invalid(exc: ValidationError) -> ApiError:
 
 
 async def _get(deps: Deps, rule_id: int) -> AlertRule:
-    async with deps.sessions() as session:
+    async with deps.reads() as session:
         row = await session.get(AlertRule, rule_id)
     if row is None:
         raise ApiError(404, f"no rule {rule_id}")
@@ -141,7 +141,7 @@ async def list_rules(
     deps: Annotated[Deps, Depends(get_deps)], key: Annotated[KeyInfo | None, Depends(reader)]
 ) -> list[RuleOut]:
     """Every alert rule. Channel URLs are masked unless the key has the admin scope."""
-    async with deps.sessions() as session:
+    async with deps.reads() as session:
         rows = (await session.execute(select(AlertRule).order_by(AlertRule.id))).scalars().all()
     return [to_out(r, reveal=reveals_urls(key)) for r in rows]
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api import alert_feed
-from services.api.alert_feed import AlertFeed, AlertOut, Changes, FeedAlert, FeedItem, Resync
+from services.api.alert_feed import AlertFeed, AlertOut, Changes, FeedAlert, FeedItem, Resync, Snapshots
 
 T = datetime(2030, 1, 2, 3, 4, tzinfo=UTC)
 
@@ -46,6 +47,7 @@ class FakeDb:
         self.fail_reads = 0
         self.reads: list[int | None] = []
         self.fetched: list[list[str]] = []
+        self.opened_by: list[Snapshots | None] = []
 
     def begin(self) -> int:
         xid, self.next_xid = self.next_xid, self.next_xid + 1
@@ -65,9 +67,12 @@ class FakeDb:
             self.write(xid, alert_id, status)
         self.commit(xid)
 
-    async def read(self, since: int | None, handled: Mapping[str, int], fetch: bool) -> Changes:
-        """What ``read_changes`` reads from one snapshot."""
+    async def read(
+        self, since: int | None, handled: Mapping[str, int], fetch: bool, snapshots: Snapshots | None = None
+    ) -> Changes:
+        """What ``read_changes`` reads from one snapshot (opened by ``snapshots``: recorded)."""
         self.reads.append(since)
+        self.opened_by.append(snapshots)
         if self.fail_reads:
             self.fail_reads -= 1
             raise ConnectionRefusedError("PostgreSQL is restarting")
@@ -286,3 +291,46 @@ async def test_a_full_queue_ended_at_shutdown_is_sent_no_alert_past_one_it_misse
         sent = _drain(queue)
     assert sent[-1] is None
     assert {"a0", "a1"} <= await _resumed(db, opening, sent[:-1])
+
+
+@contextlib.asynccontextmanager
+async def _limited() -> AsyncIterator[AsyncSession]:
+    """Stands for ``Deps.reads(SNAPSHOT)``: a request's time-limited snapshot read."""
+    raise AssertionError("the fake database reads nothing")
+    yield  # pragma: no cover
+
+
+async def test_only_the_baseline_of_a_poller_a_subscription_starts_is_read_in_its_first_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The subscription waits for the baseline: it is read in the subscriber's time-limited
+    ``first_read``. The polls of the stream that follows keep the feed's own, unlimited
+    reads (a slow database pauses a running stream, it does not end it), and a subscription
+    joining a running poller reads no baseline."""
+    db = FakeDb()
+    feed = _feed(monkeypatch, db)
+    async with feed.subscribe(_limited):
+        await feed.poll_once()
+        async with feed.subscribe(_limited):
+            await feed.poll_once()
+    assert db.opened_by == [_limited, None, None]
+
+
+async def test_a_baseline_past_the_time_limit_fails_the_subscription_and_the_next_one_starts_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first read's error (PostgreSQL cancelling it: 503 query_timeout in the API) ends
+    the subscription that waited for it, and no poller is left running; the next
+    subscription starts a new one."""
+    db = FakeDb()
+    feed = _feed(monkeypatch, db)
+    db.fail_reads = 1
+    with pytest.raises(ConnectionRefusedError):
+        async with feed.subscribe(_limited):
+            raise AssertionError("subscribed without a baseline")
+    assert feed.subscribers == 0 and feed._task is None
+    async with feed.subscribe(_limited) as queue:
+        db.write_committed(a0="open")
+        assert _sent(await feed.poll_once()) == [("a0", "open")]
+        assert queue.get_nowait().id == "a0"
+    assert db.opened_by == [_limited, _limited, None]

@@ -1,0 +1,107 @@
+"""The alerts' and rules' reads run under the API's statement time limit
+(``TW_API_READ_TIMEOUT_S``) like the other reads, and only that limit is a
+``query_timeout``: a statement an operator cancels is a database failure (500)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from integration.services.api.helpers import assert_error
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.app import build_app
+from services.api.config import ApiSettings
+from services.api.deps import make_deps
+from shared.db.models import INT4_MAX
+
+pytestmark = pytest.mark.integration
+
+
+async def _client(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    deps = make_deps(settings)
+    try:
+        app = build_app(settings, deps)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+            yield client
+    finally:
+        await deps.aclose()
+
+
+@pytest.fixture
+async def limited(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose reads may take 0.3 s."""
+    async for client in _client(api_settings.model_copy(update={"read_timeout_s": 0.3})):
+        yield client
+
+
+@pytest.fixture
+async def unlimited(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose reads may take far longer than the test waits."""
+    async for client in _client(api_settings.model_copy(update={"read_timeout_s": 60.0})):
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("table", "path", "then"),
+    [
+        ("alerts", "/v1/alerts", 200),
+        ("alerts", "/v1/alerts/no-such-alert", 404),
+        ("alert_rules", "/v1/rules", 200),
+        ("alert_rules", f"/v1/rules/{INT4_MAX}", 404),
+    ],
+)
+async def test_an_alerts_or_rules_read_past_the_time_limit_is_a_503(
+    limited: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], table: str, path: str, then: int
+) -> None:
+    """A read held up by a lock past TW_API_READ_TIMEOUT_S is cancelled by PostgreSQL:
+    503 query_timeout with Retry-After (it hung until the lock went before); once the
+    lock is gone the same read answers as usual."""
+    async with sessions() as locker:
+        await locker.execute(text(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"))
+        try:
+            r = await asyncio.wait_for(limited.get(path), 10)
+        finally:
+            await locker.rollback()
+    assert_error(r, 503, "query_timeout")
+    assert r.headers["Retry-After"].isdigit(), r.headers
+    assert (await limited.get(path)).status_code == then
+
+
+async def test_a_read_an_operator_cancels_is_not_a_query_timeout(
+    unlimited: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """pg_cancel_backend on a read waiting for a lock ('canceling statement due to user
+    request', SQLSTATE 57014 like a statement timeout) is no timeout of the client's
+    query: the API's answer to an unexpected database failure, 500 internal_error."""
+    async with sessions() as locker, sessions() as admin:
+        await locker.execute(text("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE"))
+        locker_pid = (await locker.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        try:
+            request = asyncio.create_task(unlimited.get("/v1/alerts"))
+            cancelled = False
+            for _ in range(200):  # the request's statement, waiting for the lock
+                cancelled = bool(
+                    (
+                        await admin.execute(
+                            text(
+                                "SELECT bool_or(pg_cancel_backend(pid)) FROM pg_stat_activity"
+                                " WHERE :locker = ANY(pg_blocking_pids(pid))"
+                            ),
+                            {"locker": locker_pid},
+                        )
+                    ).scalar_one()
+                )
+                await admin.rollback()
+                if cancelled or request.done():
+                    break
+                await asyncio.sleep(0.05)
+            assert cancelled, "the read never waited for the lock"
+            r = await asyncio.wait_for(request, 10)
+        finally:
+            await locker.rollback()
+    assert_error(r, 500, "internal_error")
+    assert (await unlimited.get("/v1/alerts")).status_code == 200
