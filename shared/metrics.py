@@ -21,9 +21,11 @@ class Metrics:
     infra_retries: Counter
     alerts_fired: Counter
     webhook_failures: Counter
+    webhook_give_ups: Counter
     dedup_fallbacks: Counter
     alert_minutes_skipped: Counter
     sweep_lookback_cut: Counter
+    alert_keys_failing: Gauge
     trend_events_too_old: Counter
 
 
@@ -72,6 +74,12 @@ def metrics(registry: CollectorRegistry = REGISTRY) -> Metrics:
         ),
         alerts_fired=Counter("tonewatch_alerts_fired", "Alerts fired", ["rule", "severity"], registry=registry),
         webhook_failures=Counter("tonewatch_webhook_failures", "Failed webhook attempts", ["kind"], registry=registry),
+        webhook_give_ups=Counter(
+            "tonewatch_webhook_give_ups",
+            "Webhook channels given up after failing transiently for TW_ALERTER_WEBHOOK_GIVE_UP_S",
+            ["kind"],
+            registry=registry,
+        ),
         dedup_fallbacks=Counter(
             "tonewatch_alert_dedup_redis_unavailable",
             "Alert dedup fell back to PostgreSQL (Redis down)",
@@ -85,6 +93,11 @@ def metrics(registry: CollectorRegistry = REGISTRY) -> Metrics:
         sweep_lookback_cut=Counter(
             "tonewatch_alert_sweep_lookback_cut",
             "Alerter sweeps whose lower bound the 2 h lookback cut (a bucket writer open longer)",
+            registry=registry,
+        ),
+        alert_keys_failing=Gauge(
+            "tonewatch_alert_keys_failing",
+            "(stream, entity, model version) keys whose last evaluation raised, set aside and retried at each sweep",
             registry=registry,
         ),
         trend_events_too_old=Counter(

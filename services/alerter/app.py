@@ -171,6 +171,7 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
         timeout_s=settings.webhook_timeout_s,
         max_attempts=settings.webhook_max_attempts,
         backoff_s=settings.webhook_backoff_s,
+        give_up_s=settings.webhook_give_up_s,
         policy=settings.webhook_policy(),
     )
     if settings.webhook_allowed_networks:
@@ -253,6 +254,7 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                 if failed:
                     _evaluations_failed(failed, new=failed.keys() - failing)
                     failing.update(failed)
+                metrics().alert_keys_failing.set(len(failing))
             except Exception as exc:  # noqa: BLE001 - infrastructure: retry the keys later
                 log.warning("evaluation failed (%s: %s); retrying", type(exc).__name__, exc)
                 pending.update(keys)

@@ -20,6 +20,9 @@ MAX_BACKOFF_S = 300.0
 ``TW_ALERTER_WEBHOOK_BACKOFF_S`` up to this, not further (uncapped, 20 attempts would end on
 a 36-hour wait, and the claim's lease, which counts every wait, would grow past what a
 ``timedelta`` holds)."""
+DEFAULT_WEBHOOK_GIVE_UP_S = 3600.0
+"""How long an alert's webhook channel that only fails transiently is retried, counted from
+its first recorded delivery attempt, before it is given up (``TW_ALERTER_WEBHOOK_GIVE_UP_S``)."""
 MAX_WEBHOOK_ATTEMPTS = 20
 MAX_WEBHOOK_TIMEOUT_S = 300.0
 """Upper bounds of the attempts and of one attempt's timeout: with the capped backoff they
@@ -143,6 +146,19 @@ class AlerterSettings(WebhookNetworkSettings):
         gt=0,
         le=MAX_BACKOFF_S,
         description=f"First retry delay (doubles each attempt, up to {MAX_BACKOFF_S:g} s).",
+    )
+    webhook_give_up_s: float = Field(
+        validation_alias="TW_ALERTER_WEBHOOK_GIVE_UP_S",
+        default=DEFAULT_WEBHOOK_GIVE_UP_S,
+        ge=0,
+        le=7 * 86_400,
+        description=(
+            "How long a webhook channel that fails only transiently (5xx, 408/425/429, timeouts, connection errors) "
+            "is retried, counted from the alert's first recorded attempt on that channel: once a pass's "
+            "TW_ALERTER_WEBHOOK_MAX_ATTEMPTS are used up, later passes retry it (waiting as long as it has been "
+            f"failing, at most {MAX_BACKOFF_S:g} s); past this age it is given up, logged as an error and counted "
+            "in tonewatch_webhook_give_ups. 0: given up after one pass's attempts."
+        ),
     )
 
     @model_validator(mode="after")

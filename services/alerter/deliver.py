@@ -7,8 +7,11 @@ Signature: header ``X-Tonewatch-Signature: t=<unix>,v1=<hex>`` where
 
 A receiver may see one notification more than once (an answer after the timeout, a lost
 answer, a takeover after a crash): every request carries ``Idempotency-Key``, derived from
-the alert's id, the change it announces (its status) and the channel (URL and format), so
-the same on every attempt and after a restart, and different for each channel and change.
+the alert's id and the channel (URL and format) only, so the same on every attempt, after a
+restart and from another alerter, and different for each alert and channel. Not from the
+status the body carries: a takeover may find the alert resolved since the first post (which
+said ``open``) and must not get past the receiver's dedupe (an alert's webhooks fire once).
+The signature covers the timestamp and the body, not the key.
 The key is a header only: a generic JSON body stays exactly the alert event (``alert.v1``,
 whose schema allows no other field) and a Slack body Slack's ``{"text": ...}``.
 
@@ -16,7 +19,10 @@ A permanent client error (:data:`PERMANENT_STATUSES`: 400, 401, 403, 404, 405, 4
 422) is recorded and not retried, nor posted again when another alerter takes the alert
 over or the alerter restarts: the channel is done for that alert, undelivered. 408, 425,
 429, any other status, 5xx, timeouts and connection errors are retried, after a takeover
-too.
+too: ``max_attempts`` within one pass, then (when :meth:`Deliverer.submit` is given
+``retry``) by later passes, each after a wait as long as the channel has been failing (at
+most :data:`MAX_BACKOFF_S`), until ``give_up_s`` after the channel's first recorded attempt:
+then it is given up (an ERROR and ``tonewatch_webhook_give_ups``) and the alert is done.
 
 Webhooks reach public addresses only, unless an operator allowed an internal network
 (:mod:`services.alerter.netguard`): the address is checked when connecting, a refused one
@@ -41,10 +47,10 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httpx
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerter.config import MAX_BACKOFF_S
+from services.alerter.config import DEFAULT_WEBHOOK_GIVE_UP_S, MAX_BACKOFF_S
 from services.alerter.netguard import AddressNotAllowed, AddressPolicy, GuardedBackend, guarded_transport
 from shared.db.models import WebhookDelivery
 from shared.events import AlertEvent
@@ -98,11 +104,11 @@ def slack_text(text: object) -> str:
 
 
 def idempotency_key(alert: AlertEvent, url: str, fmt: str) -> str:
-    """The key a receiver drops repeats by: a digest of the alert's id, the change it
-    announces (its status), the channel's format and URL. Derived, never random, so every
-    attempt, a takeover and a restarted alerter send the same key; the URL only as a
-    digest (it is a credential)."""
-    parts = ("tonewatch-webhook-v1", alert.id, alert.status, fmt, url)
+    """The key a receiver drops repeats by: a digest of the alert's id, the channel's
+    format and URL. Derived, never random, so every attempt, a takeover and a restarted
+    alerter send the same key; not from the alert's status, which a takeover may find
+    changed (one alert, one webhook per channel); the URL only as a digest (it is a credential)."""
+    parts = ("tonewatch-webhook-v2", alert.id, fmt, url)
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
@@ -159,12 +165,14 @@ class Deliverer:
         max_attempts: int,
         backoff_s: float,
         policy: AddressPolicy | None = None,
+        give_up_s: float = DEFAULT_WEBHOOK_GIVE_UP_S,
     ) -> None:
         self.sessions = sessions
         self.secret = secret
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
+        self.give_up_s = give_up_s
         self._tasks: set[asyncio.Task[None]] = set()
         self._in_flight: set[str] = set()
         self.policy = policy or AddressPolicy()
@@ -178,7 +186,8 @@ class Deliverer:
         database step at its longest), with a margin of 10 s: a claim older than this
         belongs to an alerter that stopped. Finite for any settings: backoffs are capped."""
         backoffs = sum(backoff(self.backoff_s, retry) for retry in range(1, self.max_attempts))
-        database = (self.max_attempts + 2) * DB_WRITE_S  # each attempt's record, the read before, done after
+        # each attempt's record, the read before, the channels' ages and done (or retry) after
+        database = (self.max_attempts + 3) * DB_WRITE_S
         return self.max_attempts * self.timeout_s + backoffs + database + 10.0
 
     @property
@@ -188,13 +197,20 @@ class Deliverer:
         return frozenset(self._in_flight)
 
     def submit(
-        self, alert: AlertEvent, channels: list[dict[str, Any]], done: Callable[[], Awaitable[None]] | None = None
+        self,
+        alert: AlertEvent,
+        channels: list[dict[str, Any]],
+        done: Callable[[], Awaitable[None]] | None = None,
+        retry: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         """Deliver to every webhook channel not yet done for this alert (a resumed claim
         skips those delivered and those permanently refused), each in its own task; then
-        await ``done`` once all are delivered or out of attempts. Not called when stopped
-        before that. A channel listed twice (a rule saved before duplicates were refused)
-        is sent once."""
+        await ``done`` once all are done. With ``retry``, a channel out of this pass's
+        attempts after transient failures only is not done before ``give_up_s`` after its
+        first recorded attempt: ``retry(delay_s)`` is awaited instead of ``done``, for a
+        later pass to try again in ``delay_s``. Without it, out of attempts is done.
+        Neither is called when stopped before. A channel listed twice (a rule saved before
+        duplicates were refused) is sent once."""
         hooks = list(
             dict.fromkeys(
                 (str(ch["url"]), str(ch.get("format", "json")))
@@ -203,18 +219,64 @@ class Deliverer:
             )
         )
         self._in_flight.add(alert.id)
-        task = self._spawn(self._deliver_all(alert, hooks, done))
+        task = self._spawn(self._deliver_all(alert, hooks, done, retry))
         task.add_done_callback(lambda _: self._in_flight.discard(alert.id))
 
     async def _deliver_all(
-        self, alert: AlertEvent, hooks: list[tuple[str, str]], done: Callable[[], Awaitable[None]] | None
+        self,
+        alert: AlertEvent,
+        hooks: list[tuple[str, str]],
+        done: Callable[[], Awaitable[None]] | None,
+        retry: Callable[[float], Awaitable[None]] | None,
     ) -> None:
         async with asyncio.timeout(DB_WRITE_S):
             finished = await self._done(alert.id)
-        await asyncio.gather(*(self._deliver(alert, url, fmt) for url, fmt in pending(hooks, finished)))
+        todo = pending(hooks, finished)
+        results = await asyncio.gather(*(self._deliver(alert, url, fmt) for url, fmt in todo))
+        failing = [hook for hook, ok in zip(todo, results, strict=True) if not ok]
+        if failing and retry is not None:
+            try:
+                async with asyncio.timeout(DB_WRITE_S):
+                    ages = await self._ages(alert.id)
+            except Exception as exc:  # noqa: BLE001 - the claim's lease runs out: a later pass retries
+                log.warning("could not read the webhook attempts of alert %s (%s); retried later", alert.id, exc)
+                return
+            left = []
+            for url, fmt in failing:
+                age = ages.get(url, 0.0)
+                if age < self.give_up_s:
+                    left.append(age)
+                    continue
+                metrics().webhook_give_ups.labels(fmt).inc()
+                log.error(
+                    "webhook %s: giving up alert %s after %.0f s of failed attempts (TW_ALERTER_WEBHOOK_GIVE_UP_S "
+                    "%g s); it is not delivered",
+                    mask_url(url),
+                    alert.id,
+                    age,
+                    self.give_up_s,
+                )
+            if left:
+                # wait as long as it has been failing (doubling), capped, not past the give-up age
+                oldest = max(left)
+                delay = max(min(oldest, MAX_BACKOFF_S, self.give_up_s - oldest), self.backoff_s)
+                self._in_flight.discard(alert.id)  # no claim to renew any more: the wait is the claim's
+                async with asyncio.timeout(DB_WRITE_S):
+                    await retry(delay)
+                return
         if done is not None:
             async with asyncio.timeout(DB_WRITE_S):
                 await done()
+
+    async def _ages(self, alert_id: str) -> dict[str, float]:
+        """Seconds since each URL's first recorded attempt for this alert (database clock)."""
+        async with self.sessions() as s:
+            q = (
+                select(WebhookDelivery.url, func.extract("epoch", func.now() - func.min(WebhookDelivery.created_at)))
+                .where(WebhookDelivery.alert_id == alert_id)
+                .group_by(WebhookDelivery.url)
+            )
+            return {url: float(age) for url, age in (await s.execute(q)).all()}
 
     async def _done(self, alert_id: str) -> set[str]:
         """The URLs done for this alert: an attempt delivered, or answered with a permanent
@@ -259,7 +321,10 @@ class Deliverer:
         async with self._client.stream("POST", url, content=body, headers=headers) as resp:
             return resp.status_code
 
-    async def _deliver(self, alert: AlertEvent, url: str, fmt: str) -> None:
+    async def _deliver(self, alert: AlertEvent, url: str, fmt: str) -> bool:
+        """Deliver to one channel; False when it is out of attempts after transient
+        failures only (to be retried later), True when done: delivered, or refused for good
+        (a permanent status, an address not allowed, a body that cannot be built)."""
         shown = mask_url(url)  # the path and query of a webhook URL are credentials
         key = idempotency_key(alert, url, fmt)
         try:
@@ -268,7 +333,7 @@ class Deliverer:
             reason = f"could not build the {fmt} body: {type(exc).__name__}: {exc}"
             await self._log(alert.id, url, 1, None, reason, False)
             log.error("webhook %s for alert %s: %s", shown, alert.id, reason)
-            return
+            return True
         for attempt in range(1, self.max_attempts + 1):
             headers = {
                 "Content-Type": "application/json",
@@ -283,7 +348,7 @@ class Deliverer:
                     code = await self._post(url, body, headers)
                 if 200 <= code < 300:
                     await self._log(alert.id, url, attempt, code, None, True)
-                    return
+                    return True
                 if code in PERMANENT_STATUSES:  # the same again on a retry: one failed attempt
                     error = f"HTTP {code}: a permanent refusal, not retried"
                     metrics().webhook_failures.labels(fmt).inc()
@@ -294,7 +359,7 @@ class Deliverer:
                         alert.id,
                         error,
                     )
-                    return
+                    return True
                 error = f"HTTP {code}"
             except TimeoutError:
                 error = f"no response within {self.timeout_s:g} s"
@@ -309,7 +374,7 @@ class Deliverer:
                     shown,
                     alert.id,
                 )
-                return
+                return True
             except Exception as exc:  # any failure (an IDNA host, a bug) is a failed attempt, but for one:
                 if self._client.is_closed:  # stopped (drain): no attempt was made; the lease hands it over
                     raise
@@ -321,6 +386,7 @@ class Deliverer:
             )
             if attempt < self.max_attempts:
                 await asyncio.sleep(backoff(self.backoff_s, attempt))
+        return False
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Stop: wait (at most ``timeout_s``) for the deliveries under way, cancel the rest,

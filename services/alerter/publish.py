@@ -4,8 +4,11 @@ change at least once, in order per alert.
 A fired alert is handed to the webhook deliverer by the evaluation loop itself, right
 after the firing is committed: webhooks wait for neither the broker nor the ``alerts``
 topic. The hand-over is claimed (``notify_claimed_at``) so two alerters never both
-deliver it, and recorded as done (``notified``) once every channel is delivered or out
-of attempts; a claim older than the deliverer's lease (its alerter stopped or was
+deliver it, and recorded as done (``notified``) once every channel is delivered, refused
+for good, or given up (failing transiently for the deliverer's ``give_up_s``, an ERROR); a
+channel out of one pass's attempts before that leaves the alert not done, its claim set to
+run out after the deliverer's wait, and a later pass (of any alerter) retries it, skipping the
+channels already delivered. A claim older than the deliverer's lease (its alerter stopped or was
 killed mid-way) is taken over, and channels already delivered or refused for good are skipped. An alerter
 renews the claims of the alerts it is still delivering at every pass and never takes
 them on a second time: another alerter, whose lease comes from its own settings, does
@@ -95,10 +98,16 @@ async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deli
             metrics().alerts_fired.labels(rule.name, rule.severity).inc()
         else:
             log.warning(
-                "resuming the webhooks of alert %s (claimed at %s, not finished)", alert.id, alert.notify_claimed_at
+                "resuming the webhooks of alert %s (claimed at %s, not finished: a channel failed, or its alerter "
+                "stopped)",
+                alert.id,
+                alert.notify_claimed_at,
             )
         deliverer.submit(
-            to_event(alert, rule, status), list(rule.channels or []), done=partial(_notified, sessions, alert.id)
+            to_event(alert, rule, status),
+            list(rule.channels or []),
+            done=partial(_notified, sessions, alert.id),
+            retry=partial(_retry_later, sessions, alert.id, lease),
         )
         handed += 1
     return handed
@@ -188,6 +197,23 @@ async def _notified(sessions: async_sessionmaker[AsyncSession], alert_id: str) -
             await s.execute(update(Alert).where(Alert.id == alert_id).values(notified=True))
     except Exception as exc:  # noqa: BLE001 - the claim's lease runs out and delivered channels are skipped
         log.warning("could not record alert %s as notified (%s); its webhooks are checked again later", alert_id, exc)
+
+
+async def _retry_later(
+    sessions: async_sessionmaker[AsyncSession], alert_id: str, lease: timedelta, delay_s: float
+) -> None:
+    """A channel is to be tried again in ``delay_s``: the claim is set to run out then
+    (for this alerter's lease; another alerter's may end it a little sooner or later), so
+    the next pass of any alerter after that takes the alert up again."""
+    try:
+        async with sessions.begin() as s:
+            await s.execute(
+                update(Alert)
+                .where(Alert.id == alert_id, Alert.notified.is_(False))
+                .values(notify_claimed_at=func.now() - lease + timedelta(seconds=delay_s))
+            )
+    except Exception as exc:  # noqa: BLE001 - the claim's lease runs out instead
+        log.warning("could not schedule alert %s's webhooks again (%s); retried once its claim runs out", alert_id, exc)
 
 
 async def _announced(

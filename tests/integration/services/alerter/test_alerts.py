@@ -611,8 +611,9 @@ async def test_webhook_retries_cut_short_by_a_kill_are_resumed_after_a_restart(
     rule_id = await add_rule(
         sessions, f"killhook-{unique}", entity, channels=[{"type": "webhook", "url": hook.url("k"), "format": "json"}]
     )
-    # attempts 5 s apart; lease 3 x 2 s + (5 + 10) s + (3 + 2) x 5 s (database steps) + 10 s = 56 s
-    env = alerter_env(unique, TW_ALERTER_WEBHOOK_MAX_ATTEMPTS="3", TW_ALERTER_WEBHOOK_BACKOFF_S="5")
+    # attempts 10 s apart, so the kill falls between the first two even on a loaded machine;
+    # lease 3 x 2 s + (10 + 20) s + (3 + 3) x 5 s (database steps) + 10 s = 76 s
+    env = alerter_env(unique, TW_ALERTER_WEBHOOK_MAX_ATTEMPTS="3", TW_ALERTER_WEBHOOK_BACKOFF_S="10")
     await store_batch(sessions, timeline(entity, 70, [(60, 70)]))
     first = start_service("alerter", settings, tmp_path, "-1", **env)
     try:
@@ -624,6 +625,7 @@ async def test_webhook_retries_cut_short_by_a_kill_are_resumed_after_a_restart(
         first.wait()
     finally:
         stop(first)
+    await asyncio.sleep(1)  # a request sent before the kill is served (and counted) by now
     assert len(hook.seen) == 1
     (alert,) = await alerts_for(sessions, rule_id)
     assert not alert.notified
@@ -631,7 +633,7 @@ async def test_webhook_retries_cut_short_by_a_kill_are_resumed_after_a_restart(
     second = start_service("alerter", settings, tmp_path, "-2", **env)
     try:
         with showing_logs(tmp_path, "alerter-2"):
-            await wait_until(lambda: _all_alerts(sessions, rule_id, lambda a: a.notified), timeout=90)
+            await wait_until(lambda: _all_alerts(sessions, rule_id, lambda a: a.notified), timeout=150)
     finally:
         stop(second)
     assert len(hook.seen) == 2 and json.loads(hook.seen[1][1])["id"] == alert.id

@@ -161,3 +161,15 @@ async def test_an_outage_still_stops_the_pass_and_retries_every_key(
     passes = [r.getMessage() for r in caplog.records if "evaluation failed" in r.getMessage()]
     assert passes and all("ConnectionRefusedError" in m for m in passes)
     assert not [r for r in caplog.records if "evaluating" in r.getMessage()]  # no per-key lines
+
+
+async def test_the_keys_set_aside_are_counted_until_they_evaluate_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tonewatch_alert_keys_failing``: 1 while the poison key raises, 0 once it evaluates."""
+    broken = {POISON}
+    evaluator, calls = _evaluator(lambda key: ValueError("bad data") if key in broken else None)
+    gauge = app.metrics().alert_keys_failing
+    async with _running(monkeypatch, evaluator):
+        await _until(lambda: calls.count(POISON) >= 2 and gauge._value.get() == 1, timeout_s=5)
+        broken.clear()
+        seen = calls.count(POISON)
+        await _until(lambda: calls.count(POISON) > seen and gauge._value.get() == 0, timeout_s=5)

@@ -1,0 +1,159 @@
+"""Webhooks through the outbox (:func:`notify_new`) with real local receivers and the real
+database: one Idempotency-Key per alert and channel whatever the status a takeover finds,
+and a receiver down for longer than one pass's attempts still gets the alert, later."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from alert_scenario import LOCAL_POLICY, add_rule
+from integration.services.alerter.helpers import AT, posts_served
+from sqlalchemy import func, select, update
+
+from services.alerter.deliver import Deliverer
+from services.alerter.publish import notify_new
+from shared.db.models import Alert, WebhookDelivery
+from shared.metrics import metrics
+
+pytestmark = pytest.mark.integration
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.statuses: dict[str, int] = {}
+        self.seen: list[tuple[str, dict[str, Any], str]] = []
+        self.release = asyncio.Event()
+        self.base = ""
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/{name}?token=s3cr3t"
+
+    def posts(self, name: str) -> list[tuple[dict[str, Any], str]]:
+        return [(body, key) for n, body, key in self.seen if n == name]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.seen.append((name, json.loads(await request.read()), request.headers["Idempotency-Key"]))
+        if name.startswith("slow"):
+            await self.release.wait()
+        return web.Response(status=self.statuses.get(name, 200))
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver()
+    async with posts_served(r.handle) as base:
+        r.base = base
+        yield r
+        r.release.set()
+
+
+def deliverer(sessions: Any, **kw: Any) -> Deliverer:
+    opts: dict[str, Any] = {"timeout_s": 5.0, "max_attempts": 2, "backoff_s": 0.01} | kw
+    return Deliverer(sessions, b"k" * 16, policy=LOCAL_POLICY, **opts)
+
+
+async def fired(sessions: Any, channels: list[dict[str, str]]) -> str:
+    rid = await add_rule(sessions, f"retry-{uuid.uuid4().hex[:8]}", "ACME", channels=channels)
+    aid = "al-" + uuid.uuid4().hex[:12]
+    async with sessions.begin() as s:
+        s.add(
+            Alert(
+                id=aid, rule_id=rid, entity="ACME", stream="news", episode=AT, status="open", severity="critical",
+                window_start=AT, window_end=AT, fired_at=AT, explanation={"share": 0.6}, model_version="v1",
+                announced_status="open",
+            )
+        )  # fmt: skip
+    return aid
+
+
+async def settle(d: Deliverer) -> None:
+    while d._tasks:
+        await asyncio.gather(*list(d._tasks))
+
+
+async def row(sessions: Any, aid: str) -> Alert:
+    async with sessions() as s:
+        return (await s.execute(select(Alert).where(Alert.id == aid))).scalar_one()
+
+
+async def test_a_takeover_that_finds_the_alert_resolved_sends_the_same_key(sessions: Any, receiver: Receiver) -> None:
+    """Alerter A posts ``open`` and stops before recording it; the alert is resolved; B takes
+    the claim over and posts ``resolved``: with the key A sent, so the receiver drops it."""
+    aid = await fired(sessions, [{"type": "webhook", "url": receiver.url("slow"), "format": "json"}])
+    a = deliverer(sessions, timeout_s=10.0)
+    await notify_new(sessions, a)
+    while not receiver.posts("slow"):
+        await asyncio.sleep(0.02)
+    await a.drain(timeout_s=0.1)  # stopped: the post reached the receiver, nothing recorded
+    async with sessions.begin() as s:
+        await s.execute(
+            update(Alert)
+            .where(Alert.id == aid)
+            .values(status="resolved", notify_claimed_at=func.now() - timedelta(seconds=a.lease_s + 1))
+        )
+    receiver.release.set()
+    b = deliverer(sessions)
+    assert await notify_new(sessions, b) == 1
+    await settle(b)
+    await b.drain()
+    (first, key_a), (second, key_b) = receiver.posts("slow")
+    assert (first["status"], second["status"]) == ("open", "resolved")
+    assert key_a == key_b
+    assert (await row(sessions, aid)).notified
+
+
+async def test_a_receiver_down_longer_than_a_pass_gets_the_alert_from_a_later_pass(
+    sessions: Any, receiver: Receiver
+) -> None:
+    """Out of attempts on 503s: the alert is not marked notified (before, it was, and lost);
+    a later pass retries the failing channel only (not the delivered one, nor the refused one)."""
+    receiver.statuses |= {"busy": 503, "gone": 410}
+    names = ("busy", "fine", "gone")
+    aid = await fired(sessions, [{"type": "webhook", "url": receiver.url(n), "format": "json"} for n in names])
+    d = deliverer(sessions, give_up_s=3600.0)
+    assert await notify_new(sessions, d) == 1
+    await settle(d)
+    assert not (await row(sessions, aid)).notified
+    assert [len(receiver.posts(n)) for n in names] == [2, 1, 1]
+    receiver.statuses["busy"] = 200
+    for _ in range(200):  # the wait is about as long as it has been failing (well under a second here)
+        await notify_new(sessions, d)
+        await settle(d)
+        if (await row(sessions, aid)).notified:
+            break
+        await asyncio.sleep(0.05)
+    assert (await row(sessions, aid)).notified
+    assert len(receiver.posts("busy")) >= 3 and receiver.posts("busy")[-1][0]["id"] == aid
+    assert [len(receiver.posts(n)) for n in ("fine", "gone")] == [1, 1]
+    async with sessions() as s:
+        busy = WebhookDelivery.url.contains("busy")
+        q = select(WebhookDelivery.delivered).where(WebhookDelivery.alert_id == aid, busy).order_by(WebhookDelivery.id)
+        assert (await s.execute(q)).scalars().all()[-1] is True
+    await d.drain()
+
+
+async def test_a_channel_failing_past_the_give_up_age_is_given_up_with_an_error(
+    sessions: Any, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    receiver.statuses["busy"] = 503
+    aid = await fired(sessions, [{"type": "webhook", "url": receiver.url("busy"), "format": "json"}])
+    before = metrics().webhook_give_ups.labels("json")._value.get()
+    d = deliverer(sessions, give_up_s=0.0)
+    with caplog.at_level(logging.ERROR, logger="services.alerter.deliver"):
+        await notify_new(sessions, d)
+        await settle(d)
+    assert (await row(sessions, aid)).notified
+    assert metrics().webhook_give_ups.labels("json")._value.get() == before + 1
+    (msg,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and aid in r.getMessage()]
+    assert "giving up" in msg and "s3cr3t" not in msg and "/busy" not in msg
+    assert len(receiver.posts("busy")) == 2
+    await d.drain()
