@@ -2,7 +2,8 @@
 or from the caller (``tonewatch migrate`` passes it in ``config.attributes``, with how long
 to wait for another migration). Online, the migration holds the migration lock
 (``shared.db.migrate.MIGRATION_LOCK``) on its connection from before Alembic reads the
-revision until it is done: concurrent runs go one after the other."""
+revision until it is done: concurrent runs go one after the other. An offline script
+(``alembic upgrade --sql``) takes the same lock first and releases it last."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from shared.db.migrate import APPLICATION_NAME, LOCK_TIMEOUT_S, hold_migration_lock, release_migration_lock
+from shared.db.migrate import (
+    APPLICATION_NAME,
+    LOCK_TIMEOUT_S,
+    MIGRATION_LOCK,
+    hold_migration_lock,
+    release_migration_lock,
+)
 from shared.db.models import Base
 
 target_metadata = Base.metadata
@@ -51,7 +58,11 @@ async def _run_online() -> None:
 
 if context.is_offline_mode():
     context.configure(url=_url(), target_metadata=target_metadata, literal_binds=True)
+    # The script takes the migration lock as an online run does (waiting, without a time
+    # limit, while `tonewatch migrate` or another script runs), for its whole session.
+    context.execute(f"SELECT pg_advisory_lock({MIGRATION_LOCK})")
     with context.begin_transaction():
         context.run_migrations()
+    context.execute(f"SELECT pg_advisory_unlock({MIGRATION_LOCK})")
 else:
     asyncio.run(_run_online())

@@ -4,7 +4,9 @@ Revision ID: 0002
 Revises: 0001
 """
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -18,12 +20,24 @@ down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+
+
+class _Jsonb(sa.types.TypeDecorator[Any]):
+    """JSONB that an offline script (``alembic upgrade --sql``) can also write as a literal."""
+
+    impl = postgresql.JSONB
+    cache_ok = True
+
+    def process_literal_param(self, value: Any, dialect: sa.engine.Dialect) -> str:
+        return "'" + json.dumps(value).replace("'", "''") + "'::jsonb"
+
+
 routing = sa.table("routing_rules", sa.column("intent", sa.String), sa.column("queue", sa.String))
 rules = sa.table(
     "alert_rules",
     sa.column("name", sa.String),
     sa.column("stream", sa.String),
-    sa.column("scope", postgresql.JSONB),
+    sa.column("scope", _Jsonb),
     sa.column("window_s", sa.Integer),
     sa.column("min_volume", sa.Integer),
     sa.column("abs_threshold", sa.Float),
@@ -32,7 +46,7 @@ rules = sa.table(
     sa.column("severity", sa.String),
     sa.column("cooldown_s", sa.Integer),
     sa.column("resolve_after_s", sa.Integer),
-    sa.column("channels", postgresql.JSONB),
+    sa.column("channels", _Jsonb),
     sa.column("enabled", sa.Boolean),
 )
 
