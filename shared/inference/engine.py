@@ -72,6 +72,10 @@ def choose_variant(requested: str, kind: Kind, available: Sequence[str]) -> str:
     raise RegistryError(f"no variant usable on {kind}: want one of {VARIANT_PREFERENCE[kind]}, have {tuple(available)}")
 
 
+RECHECK_S = 0.05
+"""How often a run waiting for cores checks again without being woken (:meth:`CoreBudget.hold`)."""
+
+
 class CoreBudget:
     """The physical cores the process's ONNX runs may keep busy at once.
 
@@ -109,7 +113,12 @@ class CoreBudget:
         with self._cond:
             self._line.append(ticket)
             try:
-                self._cond.wait_for(lambda: self._line[0] is ticket and self._free >= n)
+                # Rechecked every RECHECK_S even without a wake-up: an exception landing
+                # between another waiter's leaving the line and its notify_all (a signal
+                # on the main thread) would otherwise leave the new head asleep for good,
+                # every core free, and every later caller queued behind it.
+                while not self._cond.wait_for(lambda: self._line[0] is ticket and self._free >= n, RECHECK_S):
+                    pass
             finally:
                 self._line.remove(ticket)  # also when interrupted: never block the line
                 self._cond.notify_all()  # the next in line may fit in what is left

@@ -192,3 +192,28 @@ def test_a_model_with_more_threads_than_cores_classifies_beside_a_busy_one() -> 
         narrow.close()
         wide.close()
     assert cores.most == CORES
+
+
+def test_a_lost_wake_up_does_not_leave_the_head_of_the_line_asleep() -> None:
+    """The waiter ahead left the line but was interrupted (a signal on the main thread)
+    before waking the others: the new head of the line, with its cores free, must not
+    sleep for good. Simulated by freeing the cores without a notification."""
+    budget = CoreBudget(CORES)
+    entered = threading.Event()
+    with budget._cond:
+        budget._free = 0  # every core taken by a run that ends below, unannounced
+
+    def wait_for_a_core() -> None:
+        with budget.hold(1):
+            entered.set()
+
+    waiter = threading.Thread(target=wait_for_a_core, daemon=True)
+    waiter.start()
+    deadline = time.monotonic() + TURN_S
+    while not budget._line and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(0.05)  # asleep in the condition's wait
+    with budget._cond:
+        budget._free = CORES  # no notify_all: the wake-up was lost
+    assert entered.wait(TURN_S), "the waiter slept on with every core free"
+    waiter.join(TURN_S)
