@@ -31,7 +31,7 @@ from services.alerter import repo, store
 from services.alerter.config import AlerterSettings
 from services.alerter.deliver import Deliverer
 from services.alerter.evaluate import Evaluator
-from services.alerter.publish import announce_pending, notify_new
+from services.alerter.publish import announce_pending, notify_new, renew_claims
 from shared import logs
 from shared.db.models import CountedEvent, TrendHour, TrendMinute
 from shared.db.session import make_engine, make_sessionmaker
@@ -216,6 +216,27 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
             pending.add(("*", "*", "*"))
             wake.set()
 
+    async def hand_over() -> None:
+        # Webhooks for new firings (ours, or a crashed alerter's), now: PostgreSQL only,
+        # never waiting on the broker or the alerts topic.
+        try:
+            await notify_new(sessions, deliverer)
+        except Exception as exc:  # noqa: BLE001 - the database: the next pass retries
+            outbox_log.warning("handing over webhooks failed (%s: %s); retrying", type(exc).__name__, exc)
+
+    async def renew() -> None:
+        # The claims of the alerts this alerter is delivering, renewed on their own clock:
+        # a long evaluation pass (a sweep over thousands of keys) must not let them age
+        # past the lease, or another alerter would take them over and post them again.
+        every = max(0.5, min(5.0, deliverer.lease_s / 4))
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=every)
+            try:
+                await renew_claims(sessions, deliverer.in_flight)
+            except Exception as exc:  # noqa: BLE001 - the database: renewed at the next tick
+                outbox_log.warning("renewing webhook claims failed (%s: %s); retrying", type(exc).__name__, exc)
+
     async def work() -> None:
         sweeps = Sweep(sessions)
         # Keys whose evaluation raised (not an outage): retried at each sweep, not each
@@ -251,6 +272,9 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                     failing.discard(key)
                     for change in changes:
                         fail.hit("after_alert_commit" if change.kind == "fire" else "after_resolve_commit")
+                    if any(change.kind == "fire" for change in changes):
+                        await hand_over()  # its webhooks now, not after the rest of the pass
+                        announce_wake.set()
                 if failed:
                     _evaluations_failed(failed, new=failed.keys() - failing)
                     failing.update(failed)
@@ -261,12 +285,7 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1)
                 wake.set()
-            try:
-                # Webhooks for new firings (ours, or a crashed alerter's), now: PostgreSQL
-                # only, never waiting on the broker or the alerts topic.
-                await notify_new(sessions, deliverer)
-            except Exception as exc:  # noqa: BLE001 - the database: the next pass retries
-                outbox_log.warning("handing over webhooks failed (%s: %s); retrying", type(exc).__name__, exc)
+            await hand_over()  # another alerter's unfinished claims, channels due for a retry
             announce_wake.set()
 
     async def announce() -> None:
@@ -285,7 +304,7 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=1)
 
-    tasks = [asyncio.create_task(c) for c in (listen(), sweep(), work(), announce())]
+    tasks = [asyncio.create_task(c) for c in (listen(), sweep(), work(), announce(), renew())]
     log.info("alerter running: evaluating on NOTIFY %s, sweeping every %g s", NOTIFY_CHANNEL, settings.sweep_interval_s)
     try:
         await stop.wait()

@@ -10,7 +10,7 @@ channel out of one pass's attempts before that leaves the alert not done, its cl
 run out after the deliverer's wait, and a later pass (of any alerter) retries it, skipping the
 channels already delivered. A claim older than the deliverer's lease (its alerter stopped or was
 killed mid-way) is taken over, and channels already delivered or refused for good are skipped. An alerter
-renews the claims of the alerts it is still delivering at every pass and never takes
+renews the claims of the alerts it is still delivering every few seconds and never takes
 them on a second time: another alerter, whose lease comes from its own settings, does
 not take them over while it works, and it does not post them twice itself. Every alert
 gets its webhooks, once, with its status when they are handed over: ``open``, or
@@ -78,7 +78,7 @@ async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deli
     at the claim (see the module's docstring). The number handed over."""
     lease = timedelta(seconds=deliverer.lease_s)
     mine = deliverer.in_flight
-    await _renew_claims(sessions, mine)
+    await renew_claims(sessions, mine)
     async with sessions() as s:
         rows = (
             await s.execute(
@@ -163,7 +163,7 @@ def unannounced(alert: Alert) -> list[str]:
     return path[done:]
 
 
-async def _renew_claims(sessions: async_sessionmaker[AsyncSession], alert_ids: frozenset[str]) -> None:
+async def renew_claims(sessions: async_sessionmaker[AsyncSession], alert_ids: frozenset[str]) -> None:
     """Claim again, now, the alerts this alerter is delivering: a claim ages only once
     its alerter stopped."""
     if alert_ids:

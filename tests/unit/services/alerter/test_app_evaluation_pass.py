@@ -42,6 +42,9 @@ class _Redis:
 
 
 class _Deliverer:
+    lease_s = 2.0  # claims renewed every 0.5 s
+    in_flight = frozenset({"al-1"})
+
     def __init__(self, *_: object, **__: object) -> None:
         pass
 
@@ -84,7 +87,9 @@ def _evaluator(raise_for: Callable[[app.Key], Exception | None]) -> tuple[type, 
 
 
 @contextlib.asynccontextmanager
-async def _running(monkeypatch: pytest.MonkeyPatch, evaluator: type) -> AsyncIterator[None]:
+async def _running(
+    monkeypatch: pytest.MonkeyPatch, evaluator: type, **fakes: Callable[..., Any]
+) -> AsyncIterator[None]:
     """``app.run`` with every dependency faked: the LISTEN connection fails (no NOTIFY,
     no catch-up), and the sweep (every 0.2 s) finds the two keys."""
 
@@ -109,6 +114,8 @@ async def _running(monkeypatch: pytest.MonkeyPatch, evaluator: type) -> AsyncIte
         "Sweep": _Sweep,
         "notify_new": nothing,
         "announce_pending": nothing,
+        "renew_claims": nothing,
+        **fakes,
     }.items():
         monkeypatch.setattr(app, name, value)
     monkeypatch.setattr(app.Redis, "from_url", lambda *_, **__: _Redis())
@@ -173,3 +180,54 @@ async def test_the_keys_set_aside_are_counted_until_they_evaluate_again(monkeypa
         broken.clear()
         seen = calls.count(POISON)
         await _until(lambda: calls.count(POISON) > seen and gauge._value.get() == 0, timeout_s=5)
+
+
+async def test_a_firing_is_handed_to_the_webhooks_before_the_rest_of_the_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first key fires; the next key's evaluation is slow (a sweep over thousands of
+    keys): the firing's webhooks go out before that, not once the whole pass is over."""
+    handed = asyncio.Event()
+    seen_during: list[bool] = []
+
+    async def notify(*_: object, **__: object) -> int:
+        handed.set()
+        return 1
+
+    evaluator, _ = _evaluator(lambda _key: None)  # every key fires
+
+    class SlowSecond(evaluator):  # type: ignore[misc, valid-type]
+        async def evaluate(self, stream: str, entity: str, version: str, snap: object) -> list[Change]:
+            if (stream, entity, version) == SOUND:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(handed.wait(), timeout=1.5)
+                seen_during.append(handed.is_set())
+            return await super().evaluate(stream, entity, version, snap)
+
+    async with _running(monkeypatch, SlowSecond, notify_new=notify):
+        await _until(lambda: bool(seen_during), timeout_s=5)
+    assert seen_during[0], "the webhooks waited for the end of the pass"
+
+
+async def test_claims_are_renewed_while_a_pass_runs_long(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pass stuck on one key for 2 s (longer than the fake deliverer's lease of 2 s / 4):
+    the claims of the alerts being delivered are renewed meanwhile, not only between passes."""
+    renewed: list[frozenset[str]] = []
+    stuck = asyncio.Event()
+
+    async def renew(_sessions: object, ids: frozenset[str]) -> None:
+        if stuck.is_set():
+            renewed.append(ids)
+
+    evaluator, _ = _evaluator(lambda _key: None)
+
+    class Stuck(evaluator):  # type: ignore[misc, valid-type]
+        async def evaluate(self, stream: str, entity: str, version: str, snap: object) -> list[Change]:
+            stuck.set()
+            await asyncio.sleep(2)
+            stuck.clear()
+            return []
+
+    async with _running(monkeypatch, Stuck, renew_claims=renew):
+        await _until(lambda: len(renewed) >= 2, timeout_s=5)
+    assert renewed[0] == frozenset({"al-1"})
