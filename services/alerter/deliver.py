@@ -28,6 +28,12 @@ Webhooks reach public addresses only, unless an operator allowed an internal net
 (:mod:`services.alerter.netguard`): the address is checked when connecting, a refused one
 is one failed attempt, not retried. Redirects are not followed (a 3xx is a failed attempt).
 
+A receiver has at most :data:`PER_HOST_CONNECTIONS` requests open at once (per scheme,
+host and port): a slow one cannot take the whole connection pool, which is large enough
+(:data:`MAX_CONNECTIONS`) that only those per-receiver limits bind, so deliveries to other
+receivers never wait for a connection inside their attempt's timeout. A delivery waits for
+its slots before that timeout starts (:meth:`Deliverer._slot`).
+
 Stopping (:meth:`Deliverer.drain`) waits a while for deliveries under way, then cancels the
 rest: a cancelled delivery records no attempt and does not mark the alert done, so the
 claim's lease runs out and another alerter (or this one, restarted) takes it over.
@@ -42,8 +48,10 @@ import json
 import logging
 import re
 import time
+import weakref
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -69,6 +77,20 @@ DB_WRITE_S = 5.0
 done, recording an attempt, ``done``); a slower one is given up. The lease counts
 it for every step, so a claim cannot run out while its alerter waits on the database
 (a pool checkout alone may wait 30 s)."""
+PER_HOST_CONNECTIONS = 10
+"""The most requests open at once to one receiver (scheme, host and port). Without it,
+alerts to one slow receiver (100+ in flight, each answered only after its timeout) took
+every pooled connection, and deliveries to healthy receivers waited for the pool inside
+their own attempt's timeout: they failed (retried, perhaps given up) for another
+receiver's slowness. 10 keeps a burst to one receiver moving without letting it hold
+more than a tenth of httpx's former pool."""
+MAX_CONNECTIONS = 500
+"""The shared pool's size, and the most requests open at once in all. A delivery takes
+one of these slots, as it takes its receiver's, before its attempt's timeout starts, so
+the pool itself never makes an attempt wait: with 50 slow receivers at once, deliveries
+are delayed, not failed. Far above :data:`PER_HOST_CONNECTIONS` (it is per-receiver
+limits that bind), and room left under the common soft limit of 1024 file descriptors
+for the database, Kafka and Redis connections."""
 
 
 def sign(secret: bytes, body: bytes, timestamp: int) -> str:
@@ -155,6 +177,20 @@ def pending(hooks: list[tuple[str, str]], done: set[str]) -> list[tuple[str, str
     return [(url, fmt) for url, fmt in hooks if url not in done or len(formats[url]) > 1]
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def host_key(url: str) -> str:
+    """The receiver a URL posts to, for :data:`PER_HOST_CONNECTIONS`: its scheme, host
+    (as httpx normalises it) and port (the scheme's default when not given). A URL that
+    cannot be parsed is its own key: its request fails as before, as a failed attempt."""
+    try:
+        u = httpx.URL(url)
+        return f"{u.scheme}://{u.host}:{_DEFAULT_PORTS.get(u.scheme, 0) if u.port is None else u.port}"
+    except (httpx.InvalidURL, ValueError):
+        return url
+
+
 class Deliverer:
     def __init__(
         self,
@@ -177,14 +213,21 @@ class Deliverer:
         self._in_flight: set[str] = set()
         self.policy = policy or AddressPolicy()
         self._client = httpx.AsyncClient(
-            timeout=timeout_s, follow_redirects=False, transport=guarded_transport(GuardedBackend(self.policy))
+            timeout=timeout_s,
+            follow_redirects=False,
+            transport=guarded_transport(GuardedBackend(self.policy), max_connections=MAX_CONNECTIONS),
         )
+        # a receiver's slot lives while a delivery holds or waits for it, then goes
+        self._hosts: weakref.WeakValueDictionary[str, asyncio.Semaphore] = weakref.WeakValueDictionary()
+        self._all = asyncio.Semaphore(MAX_CONNECTIONS)
 
     @property
     def lease_s(self) -> float:
         """Longest one delivery may take (every attempt timing out, every backoff, every
         database step at its longest), with a margin of 10 s: a claim older than this
-        belongs to an alerter that stopped. Finite for any settings: backoffs are capped."""
+        belongs to an alerter that stopped. Finite for any settings: backoffs are capped.
+        Waiting for a receiver's slot (:meth:`_slot`) is not in it: the alerter renews
+        the claims of the alerts :attr:`in_flight` while they wait."""
         backoffs = sum(backoff(self.backoff_s, retry) for retry in range(1, self.max_attempts))
         # each attempt's record, the read before, the channels' ages and done (or retry) after
         database = (self.max_attempts + 3) * DB_WRITE_S
@@ -314,6 +357,26 @@ class Deliverer:
         except Exception as exc:  # noqa: BLE001 - logging the log must not stop delivery
             log.warning("could not record webhook delivery: %s: %s", type(exc).__name__, exc)
 
+    @asynccontextmanager
+    async def _slot(self, url: str) -> AsyncIterator[None]:
+        """Hold one of the receiver's :data:`PER_HOST_CONNECTIONS` slots, then one of the
+        :data:`MAX_CONNECTIONS` in all (always in that order: no deadlock; one waiting for its
+        receiver holds none of the others'). Taken before the attempt's timeout starts,
+        and not counted in it: that timeout is the receiver's time to answer one request.
+        Counted, a burst to a receiver that answers well within it (50 alerts, each
+        answered in half the timeout) would fail every request behind the first ten
+        unsent: failed attempts, retries and give-ups of requests never made. The wait is
+        bounded by the receiver's own slowness (each request ahead takes at most the
+        timeout); the claim does not run out meanwhile, since the alerter renews the claims
+        of the alerts :attr:`in_flight`; :meth:`drain` cancels a delivery waiting here as
+        any other (no attempt recorded)."""
+        key = host_key(url)
+        host = self._hosts.get(key)
+        if host is None:
+            host = self._hosts[key] = asyncio.Semaphore(PER_HOST_CONNECTIONS)
+        async with host, self._all:
+            yield
+
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
         """One attempt's request; the status code. The response body is never read (only
         the status counts, and a receiver may answer with any amount of it): leaving the
@@ -344,7 +407,8 @@ class Deliverer:
             try:
                 # httpx's timeout bounds each read, not the whole: a receiver sending a
                 # byte a second would hold the attempt (and the claim) open for ever.
-                async with asyncio.timeout(self.timeout_s):
+                # The receiver's slot first: waiting for it is not the attempt's time.
+                async with self._slot(url), asyncio.timeout(self.timeout_s):
                     code = await self._post(url, body, headers)
                 if 200 <= code < 300:
                     await self._log(alert.id, url, attempt, code, None, True)

@@ -281,20 +281,24 @@ _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)  # htt
 
 
 def guarded_transport(
-    backend: httpcore.AsyncNetworkBackend, *, verify: ssl.SSLContext | bool = True
+    backend: httpcore.AsyncNetworkBackend,
+    *,
+    verify: ssl.SSLContext | bool = True,
+    max_connections: int | None = _LIMITS.max_connections,
 ) -> httpx.AsyncHTTPTransport:
     """httpx's own transport (request and response mapping, its errors, TLS settings) with
     a connection pool that connects through ``backend`` (a :class:`GuardedBackend`).
     httpx 0.28 takes no network backend, so the pool it built is replaced by one that
     does (httpcore's public API). A client given a transport also takes no proxy from the
-    environment (``HTTPS_PROXY``), which would resolve and connect in the guard's place."""
+    environment (``HTTPS_PROXY``), which would resolve and connect in the guard's place,
+    nor its ``limits``: the pool's size is ``max_connections`` (httpx's default, 100)."""
     transport = httpx.AsyncHTTPTransport()
     if not isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
         # fail at start-up rather than deliver unguarded
         raise RuntimeError(f"httpx {httpx.__version__} builds its transport differently: cannot guard webhooks")
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=httpx.create_ssl_context(verify=verify),
-        max_connections=_LIMITS.max_connections,
+        max_connections=max_connections,
         max_keepalive_connections=_LIMITS.max_keepalive_connections,
         keepalive_expiry=_LIMITS.keepalive_expiry,
         network_backend=backend,
