@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from alert_scenario import LOCAL_RECEIVERS, Hook
-from integration.services.alerter.helpers import posts_served
+from integration.services.alerter.helpers import Receiver, posts_served
 from redis.asyncio import Redis
 from sqlalchemy import update
 
@@ -77,3 +77,12 @@ async def evaluator(service_settings: Callable[..., Any], sessions: Any) -> Asyn
     redis = Redis.from_url(settings.redis.url.get_secret_value())
     yield Evaluator(settings, sessions, redis)
     await redis.aclose()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = Receiver()
+    async with posts_served(r.handle) as base:
+        r.base = base
+        yield r
+        r.release.set()  # before the server stops: a slow handler still waiting answers

@@ -3,11 +3,14 @@ the fixtures are in conftest.py."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from services_proc import log_tail
@@ -58,3 +61,32 @@ async def posts_served(handle: Callable[[web.Request], Awaitable[web.Response]])
         yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
     finally:
         await runner.cleanup()
+
+
+class Receiver:
+    """Answers ``/<name>`` with ``statuses[name]`` (200 by default); ``/slow-<x>`` reads
+    the request, records it, then answers only once ``release`` is set: after the
+    deliverer's timeout (the request was handled, the answer came late)."""
+
+    def __init__(self) -> None:
+        self.statuses: dict[str, int] = {}
+        self.seen: list[tuple[str, bytes, dict[str, str]]] = []
+        self.release = asyncio.Event()
+        self.base = ""
+
+    def url(self, name: str) -> str:
+        return f"{self.base}/{name}?token=s3cr3t"
+
+    def posts(self, name: str) -> list[tuple[bytes, dict[str, str]]]:
+        return [(body, headers) for n, body, headers in self.seen if n == name]
+
+    def sent(self, name: str) -> list[tuple[dict[str, Any], str]]:
+        """The JSON bodies posted to ``/<name>``, each with its Idempotency-Key."""
+        return [(json.loads(body), headers["Idempotency-Key"]) for body, headers in self.posts(name)]
+
+    async def handle(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self.seen.append((name, await request.read(), dict(request.headers)))
+        if name.startswith("slow"):
+            await self.release.wait()
+        return web.Response(status=self.statuses.get(name, 200))

@@ -10,9 +10,8 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
 from alert_scenario import LOCAL_POLICY
-from integration.services.alerter.helpers import alert, posts_served
+from integration.services.alerter.helpers import Receiver, alert
 from sqlalchemy import select
 
 from services.alerter.deliver import Deliverer, verify
@@ -23,40 +22,6 @@ pytestmark = pytest.mark.integration
 SECRET = b"test-secret"
 IDEMPOTENCY_HEADER = "Idempotency-Key"  # the wire names, spelt out: receivers depend on them
 SIGNATURE_HEADER = "X-Tonewatch-Signature"
-
-
-class Receiver:
-    """Answers ``/<name>`` with ``statuses[name]`` (200 by default); ``/slow-<x>`` reads
-    the request, records it, then answers only once ``release`` is set: after the
-    deliverer's timeout (the request was handled, the answer came late)."""
-
-    def __init__(self) -> None:
-        self.statuses: dict[str, int] = {}
-        self.seen: list[tuple[str, bytes, dict[str, str]]] = []
-        self.release = asyncio.Event()
-        self.base = ""
-
-    def url(self, name: str) -> str:
-        return f"{self.base}/{name}?token=s3cr3t"
-
-    def posts(self, name: str) -> list[tuple[bytes, dict[str, str]]]:
-        return [(body, headers) for n, body, headers in self.seen if n == name]
-
-    async def handle(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        self.seen.append((name, await request.read(), dict(request.headers)))
-        if name.startswith("slow"):
-            await self.release.wait()
-        return web.Response(status=self.statuses.get(name, 200))
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    async with posts_served(r.handle) as base:
-        r.base = base
-        yield r
-        r.release.set()  # before the server stops: a slow handler still waiting answers
 
 
 @pytest.fixture

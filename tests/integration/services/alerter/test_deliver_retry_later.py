@@ -5,17 +5,14 @@ and a receiver down for longer than one pass's attempts still gets the alert, la
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
 from alert_scenario import LOCAL_POLICY, add_rule
-from integration.services.alerter.helpers import AT, posts_served
+from integration.services.alerter.helpers import AT, Receiver
 from sqlalchemy import func, select, update
 
 from services.alerter.deliver import Deliverer
@@ -24,36 +21,6 @@ from shared.db.models import Alert, WebhookDelivery
 from shared.metrics import metrics
 
 pytestmark = pytest.mark.integration
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.statuses: dict[str, int] = {}
-        self.seen: list[tuple[str, dict[str, Any], str]] = []
-        self.release = asyncio.Event()
-        self.base = ""
-
-    def url(self, name: str) -> str:
-        return f"{self.base}/{name}?token=s3cr3t"
-
-    def posts(self, name: str) -> list[tuple[dict[str, Any], str]]:
-        return [(body, key) for n, body, key in self.seen if n == name]
-
-    async def handle(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        self.seen.append((name, json.loads(await request.read()), request.headers["Idempotency-Key"]))
-        if name.startswith("slow"):
-            await self.release.wait()
-        return web.Response(status=self.statuses.get(name, 200))
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = Receiver()
-    async with posts_served(r.handle) as base:
-        r.base = base
-        yield r
-        r.release.set()
 
 
 def deliverer(sessions: Any, **kw: Any) -> Deliverer:
@@ -91,7 +58,7 @@ async def test_a_takeover_that_finds_the_alert_resolved_sends_the_same_key(sessi
     aid = await fired(sessions, [{"type": "webhook", "url": receiver.url("slow"), "format": "json"}])
     a = deliverer(sessions, timeout_s=10.0)
     await notify_new(sessions, a)
-    while not receiver.posts("slow"):
+    while not receiver.sent("slow"):
         await asyncio.sleep(0.02)
     await a.drain(timeout_s=0.1)  # stopped: the post reached the receiver, nothing recorded
     async with sessions.begin() as s:
@@ -105,7 +72,7 @@ async def test_a_takeover_that_finds_the_alert_resolved_sends_the_same_key(sessi
     assert await notify_new(sessions, b) == 1
     await settle(b)
     await b.drain()
-    (first, key_a), (second, key_b) = receiver.posts("slow")
+    (first, key_a), (second, key_b) = receiver.sent("slow")
     assert (first["status"], second["status"]) == ("open", "resolved")
     assert key_a == key_b
     assert (await row(sessions, aid)).notified
@@ -123,7 +90,7 @@ async def test_a_receiver_down_longer_than_a_pass_gets_the_alert_from_a_later_pa
     assert await notify_new(sessions, d) == 1
     await settle(d)
     assert not (await row(sessions, aid)).notified
-    assert [len(receiver.posts(n)) for n in names] == [2, 1, 1]
+    assert [len(receiver.sent(n)) for n in names] == [2, 1, 1]
     receiver.statuses["busy"] = 200
     for _ in range(200):  # the wait is about as long as it has been failing (well under a second here)
         await notify_new(sessions, d)
@@ -132,8 +99,8 @@ async def test_a_receiver_down_longer_than_a_pass_gets_the_alert_from_a_later_pa
             break
         await asyncio.sleep(0.05)
     assert (await row(sessions, aid)).notified
-    assert len(receiver.posts("busy")) >= 3 and receiver.posts("busy")[-1][0]["id"] == aid
-    assert [len(receiver.posts(n)) for n in ("fine", "gone")] == [1, 1]
+    assert len(receiver.sent("busy")) >= 3 and receiver.sent("busy")[-1][0]["id"] == aid
+    assert [len(receiver.sent(n)) for n in ("fine", "gone")] == [1, 1]
     async with sessions() as s:
         busy = WebhookDelivery.url.contains("busy")
         q = select(WebhookDelivery.delivered).where(WebhookDelivery.alert_id == aid, busy).order_by(WebhookDelivery.id)
@@ -155,5 +122,5 @@ async def test_a_channel_failing_past_the_give_up_age_is_given_up_with_an_error(
     assert metrics().webhook_give_ups.labels("json")._value.get() == before + 1
     (msg,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and aid in r.getMessage()]
     assert "giving up" in msg and "s3cr3t" not in msg and "/busy" not in msg
-    assert len(receiver.posts("busy")) == 2
+    assert len(receiver.sent("busy")) == 2
     await d.drain()

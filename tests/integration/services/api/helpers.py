@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -114,3 +116,33 @@ async def serving(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@dataclass(frozen=True)
+class Event:
+    """One server-sent event of ``/v1/alerts/stream``."""
+
+    id: str | None  # None: no id field
+    event: str
+    data: dict[str, Any]
+
+
+async def next_event(lines: AsyncIterator[str]) -> Event:
+    """The next event read from a stream's lines (``Response.aiter_lines()``)."""
+    event_id, event, data = None, "", ""
+    async for line in lines:
+        if line.startswith("id:"):
+            event_id = line[3:].removeprefix(" ")
+        elif line.startswith("event: "):
+            event = line[7:]
+        elif line.startswith("data: "):
+            data = line[6:]
+        elif line == "" and event:
+            return Event(event_id, event, json.loads(data))
+    raise AssertionError("stream ended")
+
+
+async def sse_event(lines: AsyncIterator[str]) -> tuple[str, dict[str, Any]]:
+    """The next event's name and data."""
+    e = await next_event(lines)
+    return e.event, e.data

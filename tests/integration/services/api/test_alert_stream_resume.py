@@ -6,15 +6,12 @@ newest 50 that silently leaves out an older alert changed meanwhile."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
-from integration.services.api.helpers import insert_alert, insert_rule, serving
+from integration.services.api.helpers import Event, insert_alert, insert_rule, next_event, serving
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -28,27 +25,6 @@ pytestmark = pytest.mark.integration
 LONG_AGO = datetime(1950, 1, 2, 3, 4, tzinfo=UTC)  # older than any snapshot's newest 50
 
 
-@dataclass(frozen=True)
-class Event:
-    id: str | None  # None: no id field
-    event: str
-    data: dict[str, Any]
-
-
-async def _next(lines: AsyncIterator[str]) -> Event:
-    event_id, event, data = None, "", ""
-    async for line in lines:
-        if line.startswith("id:"):
-            event_id = line[3:].removeprefix(" ")
-        elif line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line == "" and event:
-            return Event(event_id, event, json.loads(data))
-    raise AssertionError("stream ended")
-
-
 async def _first(url: str, last_event_id: str | None = None) -> tuple[Event, list[str] | None]:
     """The first event of a new connection, and the lines after it once the stream ends
     (None when it is still open after a second)."""
@@ -59,7 +35,7 @@ async def _first(url: str, last_event_id: str | None = None) -> tuple[Event, lis
     ):
         assert r.status_code == 200
         lines = r.aiter_lines()
-        first = await asyncio.wait_for(_next(lines), 10)
+        first = await asyncio.wait_for(next_event(lines), 10)
         try:
             rest = await asyncio.wait_for(_drain(lines), 1)
         except TimeoutError:
@@ -84,12 +60,12 @@ async def test_a_reconnection_gets_what_changed_in_the_gap(
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as c:
         async with c.stream("GET", "/v1/alerts/stream") as response:
             lines = response.aiter_lines()
-            snapshot = await asyncio.wait_for(_next(lines), 10)
+            snapshot = await asyncio.wait_for(next_event(lines), 10)
             assert snapshot.event == "snapshot" and snapshot.id is not None and snapshot.id.isdigit()
             await insert_alert(
                 sessions, alert_id=live, rule_id=rule_id, entity="resume", at=LONG_AGO + timedelta(days=1)
             )
-            sent = await asyncio.wait_for(_next(lines), 10)
+            sent = await asyncio.wait_for(next_event(lines), 10)
             assert (sent.event, sent.data["id"]) == ("alert", live)
             assert sent.id is not None and int(sent.id) >= int(snapshot.id)
 
@@ -102,7 +78,7 @@ async def test_a_reconnection_gets_what_changed_in_the_gap(
             got: dict[str, str] = {}
             last_id = int(sent.id)
             while not {old, gap} <= set(got):
-                event = await asyncio.wait_for(_next(lines), 10)
+                event = await asyncio.wait_for(next_event(lines), 10)
                 assert event.event == "alert", event  # no snapshot: only the changes
                 assert event.id is not None and int(event.id) >= last_id
                 last_id = int(event.id)
@@ -111,7 +87,7 @@ async def test_a_reconnection_gets_what_changed_in_the_gap(
             await insert_alert(
                 sessions, alert_id=after, rule_id=rule_id, entity="resume", at=LONG_AGO + timedelta(days=3)
             )
-            while (event := await asyncio.wait_for(_next(lines), 10)).data["id"] != after:
+            while (event := await asyncio.wait_for(next_event(lines), 10)).data["id"] != after:
                 assert event.data["id"] in got  # a change of the gap sent again at most
             assert event.id is not None and int(event.id) >= last_id
 

@@ -6,14 +6,12 @@ The feed's polls that follow keep no limit: a stream already running waits out t
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
 import pytest
-from integration.services.api.helpers import assert_error, insert_alert, insert_rule, serving
+from integration.services.api.helpers import assert_error, insert_alert, insert_rule, serving, sse_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -38,23 +36,10 @@ async def url(api_settings: ApiSettings) -> AsyncIterator[str]:
         await deps.aclose()
 
 
-async def _next(lines: AsyncIterator[str]) -> tuple[str, dict[str, Any]]:
-    """The next event's name and data."""
-    event, data = "", ""
-    async for line in lines:
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line == "" and event:
-            return event, json.loads(data)
-    raise AssertionError("stream ended")
-
-
 async def _until(lines: AsyncIterator[str], alert_id: str) -> None:
     """Read ``alert`` events until the one of ``alert_id``."""
     while True:
-        event, data = await asyncio.wait_for(_next(lines), 10)
+        event, data = await asyncio.wait_for(sse_event(lines), 10)
         if event == "alert" and data["id"] == alert_id:
             return
 
@@ -93,7 +78,7 @@ async def test_a_stream_whose_first_read_is_too_slow_is_a_503_and_then_streams(
             assert r.status_code == 200
             lines = r.aiter_lines()
             if not resume:
-                assert (await asyncio.wait_for(_next(lines), 10))[0] == "snapshot"
+                assert (await asyncio.wait_for(sse_event(lines), 10))[0] == "snapshot"
             await insert_alert(sessions, alert_id=f"after-{unique}", rule_id=rule_id, entity="slow", at=AT)
             await _until(lines, f"after-{unique}")
 
@@ -110,7 +95,7 @@ async def test_a_running_stream_waits_out_the_lock_while_a_new_one_is_a_503(
         c.stream("GET", "/v1/alerts/stream") as running,
     ):
         lines = running.aiter_lines()
-        assert (await asyncio.wait_for(_next(lines), 10))[0] == "snapshot"
+        assert (await asyncio.wait_for(sse_event(lines), 10))[0] == "snapshot"
         await _slow_stream(c, sessions, resume=False)
         await insert_alert(sessions, alert_id=f"after-{unique}", rule_id=rule_id, entity="slow", at=AT)
         await _until(lines, f"after-{unique}")

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest
-from integration.services.api.helpers import assert_error, bearer, insert_alert, insert_rule, serving
+from integration.services.api.helpers import assert_error, bearer, insert_alert, insert_rule, serving, sse_event
 from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -85,18 +83,6 @@ async def test_resolve_open_alert_and_unknown(client: httpx.AsyncClient, alert_i
     assert_error(await client.post(f"/v1/alerts/{alert_id}/ack"), 401)
 
 
-async def _next_event(lines: Any) -> tuple[str, dict[str, Any]]:
-    event, data = "", ""
-    async for line in lines:
-        if line.startswith("event: "):
-            event = line[7:]
-        elif line.startswith("data: "):
-            data = line[6:]
-        elif line == "" and event:
-            return event, json.loads(data)
-    raise AssertionError("stream ended")
-
-
 async def test_stream_pushes_new_and_changed_alerts(
     api_settings: ApiSettings, deps: Deps, sessions: async_sessionmaker[AsyncSession], alert_id: str, unique: str
 ) -> None:
@@ -105,17 +91,17 @@ async def test_stream_pushes_new_and_changed_alerts(
         async with c.stream("GET", "/v1/alerts/stream") as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             lines = response.aiter_lines()
-            event, data = await asyncio.wait_for(_next_event(lines), 10)
+            event, data = await asyncio.wait_for(sse_event(lines), 10)
             assert event == "snapshot" and alert_id in [a["id"] for a in data["alerts"]]
             rule_id = data["alerts"][0]["rule_id"]
             await insert_alert(
                 sessions, alert_id=f"new-{unique}", rule_id=rule_id, entity="x", at=NOW - timedelta(days=900)
             )
-            event, data = await asyncio.wait_for(_next_event(lines), 10)
+            event, data = await asyncio.wait_for(sse_event(lines), 10)
             assert (event, data["id"], data["status"]) == ("alert", f"new-{unique}", "open")
             async with sessions.begin() as s:
                 await s.execute(update(Alert).where(Alert.id == alert_id).values(status="resolved"))
-            event, data = await asyncio.wait_for(_next_event(lines), 10)
+            event, data = await asyncio.wait_for(sse_event(lines), 10)
             assert (event, data["id"], data["status"]) == ("alert", alert_id, "resolved")
 
         # The client left: the server ends its subscription, and the poller stops with the last one.
@@ -161,7 +147,7 @@ async def test_a_stream_ends_when_its_key_is_revoked(api_settings: ApiSettings, 
         async with c.stream("GET", "/v1/alerts/stream", headers=bearer(new.key)) as response:
             assert response.status_code == 200
             lines = response.aiter_lines()
-            event, _ = await asyncio.wait_for(_next_event(lines), 10)
+            event, _ = await asyncio.wait_for(sse_event(lines), 10)
             assert event == "snapshot"
             await asyncio.sleep(0.5)  # a few heartbeats with a valid key: still open
             await auth.revoke_key(deps.sessions, new.info.prefix)
@@ -197,11 +183,11 @@ async def test_a_busy_stream_ends_when_its_key_is_revoked(
             async with c.stream("GET", "/v1/alerts/stream", headers=bearer(new.key)) as response:
                 assert response.status_code == 200
                 lines = response.aiter_lines()
-                assert (await asyncio.wait_for(_next_event(lines), 10))[0] == "snapshot"
+                assert (await asyncio.wait_for(sse_event(lines), 10))[0] == "snapshot"
                 loop = asyncio.get_running_loop()
                 started = loop.time()
                 while loop.time() - started < 2 * heartbeat:  # alerts flow, the valid key passes its checks
-                    event, _ = await asyncio.wait_for(_next_event(lines), heartbeat)
+                    event, _ = await asyncio.wait_for(sse_event(lines), heartbeat)
                     assert event == "alert"
                 await auth.revoke_key(deps.sessions, new.info.prefix)
                 revoked = loop.time()
@@ -232,7 +218,7 @@ async def test_a_stream_resyncs_after_a_bulk_change(
     async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as c:
         async with c.stream("GET", "/v1/alerts/stream") as response:
             lines = response.aiter_lines()
-            assert (await asyncio.wait_for(_next_event(lines), 10))[0] == "snapshot"
+            assert (await asyncio.wait_for(sse_event(lines), 10))[0] == "snapshot"
             async with sessions.begin() as s:
                 for n in range(4):
                     at = NOW - timedelta(days=900, minutes=n)
@@ -252,7 +238,7 @@ async def test_a_stream_resyncs_after_a_bulk_change(
                             model_version="test-1",
                         )
                     )
-            event, data = await asyncio.wait_for(_next_event(lines), 10)
+            event, data = await asyncio.wait_for(sse_event(lines), 10)
             assert (event, data) == ("resync", {"reason": "too_many_changes"})
             rest = [line async for line in lines]
             assert not [line for line in rest if line.startswith("event:")]  # then the stream ends
