@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import signal
+import time
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -233,7 +234,9 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=every)
             try:
-                await renew_claims(sessions, deliverer.in_flight)
+                ids, sent = deliverer.in_flight, time.monotonic()
+                await renew_claims(sessions, ids)
+                deliverer.claim_renewed(ids, sent)
             except Exception as exc:  # noqa: BLE001 - the database: renewed at the next tick
                 outbox_log.warning("renewing webhook claims failed (%s: %s); retrying", type(exc).__name__, exc)
 

@@ -28,11 +28,14 @@ Webhooks reach public addresses only, unless an operator allowed an internal net
 (:mod:`services.alerter.netguard`): the address is checked when connecting, a refused one
 is one failed attempt, not retried. Redirects are not followed (a 3xx is a failed attempt).
 
-A receiver has at most :data:`PER_HOST_CONNECTIONS` requests open at once (per scheme,
-host and port): a slow one cannot take the whole connection pool, which is large enough
-(:data:`MAX_CONNECTIONS`) that only those per-receiver limits bind, so deliveries to other
-receivers never wait for a connection inside their attempt's timeout. A delivery waits for
-its slots before that timeout starts (:meth:`Deliverer._slot`).
+A webhook URL has at most :data:`PER_URL_CONNECTIONS` requests open at once, and a host
+(scheme, host and port) :data:`PER_HOST_CONNECTIONS`: a slow receiver cannot take the
+whole connection pool, which is large enough (:data:`MAX_CONNECTIONS`) that only those
+per-receiver limits bind, so deliveries to other receivers never wait for a connection
+inside their attempt's timeout. A delivery waits for its slots before that timeout starts
+(:meth:`Deliverer._slot`); one whose claim has not been renewed for half its lease
+meanwhile (the alerter lost the database) is abandoned unsent, since another alerter may
+have taken it over (:meth:`Deliverer.claim_renewed`).
 
 Stopping (:meth:`Deliverer.drain`) waits a while for deliveries under way, then cancels the
 rest: a cancelled delivery records no attempt and does not mark the alert done, so the
@@ -77,20 +80,31 @@ DB_WRITE_S = 5.0
 done, recording an attempt, ``done``); a slower one is given up. The lease counts
 it for every step, so a claim cannot run out while its alerter waits on the database
 (a pool checkout alone may wait 30 s)."""
-PER_HOST_CONNECTIONS = 10
-"""The most requests open at once to one receiver (scheme, host and port). Without it,
-alerts to one slow receiver (100+ in flight, each answered only after its timeout) took
-every pooled connection, and deliveries to healthy receivers waited for the pool inside
-their own attempt's timeout: they failed (retried, perhaps given up) for another
-receiver's slowness. 10 keeps a burst to one receiver moving without letting it hold
-more than a tenth of httpx's former pool."""
+GAVE_UP_ATTEMPT = 0
+"""The ``attempt`` of the delivery log's row that records a channel given up (it failed
+transiently for ``give_up_s``): done for that alert, like a delivered or refused one, so
+a later pass for the alert's other channels does not post it again."""
+PER_URL_CONNECTIONS = 10
+"""The most requests open at once to one webhook URL. Without a limit, alerts to one slow
+receiver (100+ in flight, each answered only after its timeout) took every pooled
+connection, and deliveries to healthy receivers waited for the pool inside their own
+attempt's timeout: they failed (retried, perhaps given up) for another receiver's
+slowness. Per URL, not per host: one gateway (``hooks.slack.com``) serves many teams'
+webhooks, and one team's hanging path must not hold up the others'."""
+PER_HOST_CONNECTIONS = 100
+"""The most requests open at once to one host (scheme, host and port), over all its
+URLs: many slow paths of one gateway still leave the pool to other receivers."""
 MAX_CONNECTIONS = 500
 """The shared pool's size, and the most requests open at once in all. A delivery takes
 one of these slots, as it takes its receiver's, before its attempt's timeout starts, so
 the pool itself never makes an attempt wait: with 50 slow receivers at once, deliveries
-are delayed, not failed. Far above :data:`PER_HOST_CONNECTIONS` (it is per-receiver
+are delayed, not failed. Above :data:`PER_HOST_CONNECTIONS` (it is per-receiver
 limits that bind), and room left under the common soft limit of 1024 file descriptors
 for the database, Kafka and Redis connections."""
+
+
+class ClaimLapsed(Exception):
+    """An attempt not made: the alert's claim went unrenewed for half its lease."""
 
 
 def sign(secret: bytes, body: bytes, timestamp: int) -> str:
@@ -129,8 +143,10 @@ def idempotency_key(alert: AlertEvent, url: str, fmt: str) -> str:
     """The key a receiver drops repeats by: a digest of the alert's id, the channel's
     format and URL. Derived, never random, so every attempt, a takeover and a restarted
     alerter send the same key; not from the alert's status, which a takeover may find
-    changed (one alert, one webhook per channel); the URL only as a digest (it is a credential)."""
-    parts = ("tonewatch-webhook-v2", alert.id, fmt, url)
+    changed (one alert, one webhook per channel); the URL only as a digest (it is a
+    credential). The digest is the one earlier versions sent for an ``open`` alert (they
+    digested its status too), so a takeover across an upgrade sends the same key."""
+    parts = ("tonewatch-webhook-v1", alert.id, "open", fmt, url)
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
@@ -181,7 +197,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def host_key(url: str) -> str:
-    """The receiver a URL posts to, for :data:`PER_HOST_CONNECTIONS`: its scheme, host
+    """The host a URL posts to, for :data:`PER_HOST_CONNECTIONS`: its scheme, host
     (as httpx normalises it) and port (the scheme's default when not given). A URL that
     cannot be parsed is its own key: its request fails as before, as a failed attempt."""
     try:
@@ -219,6 +235,8 @@ class Deliverer:
         )
         # a receiver's slot lives while a delivery holds or waits for it, then goes
         self._hosts: weakref.WeakValueDictionary[str, asyncio.Semaphore] = weakref.WeakValueDictionary()
+        self._urls: weakref.WeakValueDictionary[str, asyncio.Semaphore] = weakref.WeakValueDictionary()
+        self._renewed: dict[str, float] = {}  # alert id -> when its claim was last taken or renewed (monotonic)
         self._all = asyncio.Semaphore(MAX_CONNECTIONS)
 
     @property
@@ -262,8 +280,26 @@ class Deliverer:
             )
         )
         self._in_flight.add(alert.id)
+        self._renewed[alert.id] = time.monotonic()  # just claimed
         task = self._spawn(self._deliver_all(alert, hooks, done, retry))
-        task.add_done_callback(lambda _: self._in_flight.discard(alert.id))
+        task.add_done_callback(lambda _: self._forget(alert.id))
+
+    def _forget(self, alert_id: str) -> None:
+        self._in_flight.discard(alert_id)
+        self._renewed.pop(alert_id, None)
+
+    def claim_renewed(self, alert_ids: frozenset[str], at: float) -> None:
+        """The claims of ``alert_ids`` were renewed by a statement sent at ``at``
+        (:func:`time.monotonic`, taken before it was sent)."""
+        for alert_id in alert_ids & self._renewed.keys():
+            self._renewed[alert_id] = max(self._renewed[alert_id], at)
+
+    def _lapsed(self, alert_id: str) -> bool:
+        """Whether the alert's claim has gone unrenewed for half the lease (its alerter
+        cannot reach the database): past the lease another alerter takes it over, so an
+        attempt not yet made is not made here."""
+        renewed = self._renewed.get(alert_id)
+        return renewed is not None and time.monotonic() - renewed > self.lease_s / 2
 
     async def _deliver_all(
         self,
@@ -275,7 +311,19 @@ class Deliverer:
         async with asyncio.timeout(DB_WRITE_S):
             finished = await self._done(alert.id)
         todo = pending(hooks, finished)
-        results = await asyncio.gather(*(self._deliver(alert, url, fmt) for url, fmt in todo))
+        results = await asyncio.gather(*(self._deliver(alert, url, fmt) for url, fmt in todo), return_exceptions=True)
+        if lapsed := [r for r in results if isinstance(r, ClaimLapsed)]:
+            log.warning(
+                "alert %s: its claim was not renewed for %.0f s (half its lease) while its webhooks waited: "
+                "another alerter may have taken it over, so the %d channel(s) not yet sent are left to it",
+                alert.id,
+                self.lease_s / 2,
+                len(lapsed),
+            )
+            return  # neither done nor retry: the claim runs out, and a pass of any alerter takes it
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
         failing = [hook for hook, ok in zip(todo, results, strict=True) if not ok]
         if failing and retry is not None:
             try:
@@ -291,6 +339,8 @@ class Deliverer:
                     left.append(age)
                     continue
                 metrics().webhook_give_ups.labels(fmt).inc()
+                reason = f"given up after {age:.0f} s of failed attempts (TW_ALERTER_WEBHOOK_GIVE_UP_S)"
+                await self._log(alert.id, url, GAVE_UP_ATTEMPT, None, reason, False)  # done: not posted again
                 log.error(
                     "webhook %s: giving up alert %s after %.0f s of failed attempts (TW_ALERTER_WEBHOOK_GIVE_UP_S "
                     "%g s); it is not delivered",
@@ -328,13 +378,18 @@ class Deliverer:
         the log is: an alert's webhooks go out once, with its status at the claim, so a
         takeover that finds the alert in another status (resolved since) skips a refused
         channel as it skips a delivered one. Transient failures (5xx, 408/425/429, timeouts,
-        connection errors) leave the channel to be retried."""
+        connection errors) leave the channel to be retried, until it is given up (a row
+        with :data:`GAVE_UP_ATTEMPT`): then it is done too."""
         async with self.sessions() as s:
             q = (
                 select(WebhookDelivery.url)
                 .where(
                     WebhookDelivery.alert_id == alert_id,
-                    or_(WebhookDelivery.delivered, WebhookDelivery.status_code.in_(sorted(PERMANENT_STATUSES))),
+                    or_(
+                        WebhookDelivery.delivered,
+                        WebhookDelivery.status_code.in_(sorted(PERMANENT_STATUSES)),
+                        WebhookDelivery.attempt == GAVE_UP_ATTEMPT,
+                    ),
                 )
                 .distinct()
             )
@@ -359,22 +414,27 @@ class Deliverer:
 
     @asynccontextmanager
     async def _slot(self, url: str) -> AsyncIterator[None]:
-        """Hold one of the receiver's :data:`PER_HOST_CONNECTIONS` slots, then one of the
-        :data:`MAX_CONNECTIONS` in all (always in that order: no deadlock; one waiting for its
-        receiver holds none of the others'). Taken before the attempt's timeout starts,
-        and not counted in it: that timeout is the receiver's time to answer one request.
-        Counted, a burst to a receiver that answers well within it (50 alerts, each
-        answered in half the timeout) would fail every request behind the first ten
-        unsent: failed attempts, retries and give-ups of requests never made. The wait is
-        bounded by the receiver's own slowness (each request ahead takes at most the
-        timeout); the claim does not run out meanwhile, since the alerter renews the claims
-        of the alerts :attr:`in_flight`; :meth:`drain` cancels a delivery waiting here as
-        any other (no attempt recorded)."""
+        """Hold one of the URL's :data:`PER_URL_CONNECTIONS` slots, then one of its host's
+        :data:`PER_HOST_CONNECTIONS`, then one of the :data:`MAX_CONNECTIONS` in all
+        (always in that order: no deadlock; one waiting for its URL holds none of the
+        others'). Taken before the attempt's timeout starts, and not counted in it: that
+        timeout is the receiver's time to answer one request. Counted, a burst to a
+        receiver that answers well within it (50 alerts, each answered in half the
+        timeout) would fail every request behind the first ten unsent: failed attempts,
+        retries and give-ups of requests never made. The wait is bounded by the receiver's
+        own slowness (each request ahead takes at most the timeout); the claim does not run
+        out meanwhile, since the alerter renews the claims of the alerts :attr:`in_flight`
+        (an attempt whose claim went unrenewed for half the lease is not made:
+        :meth:`_lapsed`); :meth:`drain` cancels a delivery waiting here as any other (no
+        attempt recorded)."""
         key = host_key(url)
         host = self._hosts.get(key)
         if host is None:
             host = self._hosts[key] = asyncio.Semaphore(PER_HOST_CONNECTIONS)
-        async with host, self._all:
+        one = self._urls.get(url)
+        if one is None:
+            one = self._urls[url] = asyncio.Semaphore(PER_URL_CONNECTIONS)
+        async with one, host, self._all:
             yield
 
     async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
@@ -398,18 +458,21 @@ class Deliverer:
             log.error("webhook %s for alert %s: %s", shown, alert.id, reason)
             return True
         for attempt in range(1, self.max_attempts + 1):
-            headers = {
-                "Content-Type": "application/json",
-                SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
-                IDEMPOTENCY_HEADER: key,
-            }
             code, error = None, None
             try:
-                # httpx's timeout bounds each read, not the whole: a receiver sending a
-                # byte a second would hold the attempt (and the claim) open for ever.
                 # The receiver's slot first: waiting for it is not the attempt's time.
-                async with self._slot(url), asyncio.timeout(self.timeout_s):
-                    code = await self._post(url, body, headers)
+                async with self._slot(url):
+                    if self._lapsed(alert.id):
+                        raise ClaimLapsed(alert.id)
+                    headers = {  # signed now, not before the wait: receivers reject a stale t
+                        "Content-Type": "application/json",
+                        SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
+                        IDEMPOTENCY_HEADER: key,
+                    }
+                    # httpx's timeout bounds each read, not the whole: a receiver sending a
+                    # byte a second would hold the attempt (and the claim) open for ever.
+                    async with asyncio.timeout(self.timeout_s):
+                        code = await self._post(url, body, headers)
                 if 200 <= code < 300:
                     await self._log(alert.id, url, attempt, code, None, True)
                     return True
@@ -425,6 +488,8 @@ class Deliverer:
                     )
                     return True
                 error = f"HTTP {code}"
+            except ClaimLapsed:
+                raise  # not an attempt: another alerter may be delivering it (see _deliver_all)
             except TimeoutError:
                 error = f"no response within {self.timeout_s:g} s"
             except AddressNotAllowed as exc:  # the same again on a retry: one failed attempt

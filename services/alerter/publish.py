@@ -34,6 +34,7 @@ instead of producing every event twice."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from functools import partial
 
@@ -78,7 +79,9 @@ async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deli
     at the claim (see the module's docstring). The number handed over."""
     lease = timedelta(seconds=deliverer.lease_s)
     mine = deliverer.in_flight
+    sent = time.monotonic()
     await renew_claims(sessions, mine)
+    deliverer.claim_renewed(mine, sent)
     async with sessions() as s:
         rows = (
             await s.execute(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from alert_scenario import LOCAL_POLICY, add_rule
-from integration.services.alerter.helpers import AT, Receiver
+from integration.services.alerter.helpers import AT, Receiver, alert
 from sqlalchemy import func, select, update
 
 from services.alerter.deliver import Deliverer
@@ -124,3 +124,66 @@ async def test_a_channel_failing_past_the_give_up_age_is_given_up_with_an_error(
     assert "giving up" in msg and "s3cr3t" not in msg and "/busy" not in msg
     assert len(receiver.sent("busy")) == 2
     await d.drain()
+
+
+async def test_a_channel_given_up_is_not_posted_again_while_another_is_retried(
+    sessions: Any, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two failing channels whose first attempts are a second apart (one answers 503 at
+    once, one times out): the first is given up while the second is still retried. Before,
+    nothing recorded the give-up, so each later pass posted the first channel again and
+    gave it up again (3 posts, 3 ERRORs, 3 counts for 2 channels)."""
+    receiver.statuses |= {"busy": 503, "slow": 503}  # slow: answers only after the timeout
+    channels = [{"type": "webhook", "url": receiver.url(n), "format": "json"} for n in ("busy", "slow")]
+    aid = await fired(sessions, channels)
+    before = metrics().webhook_give_ups.labels("json")._value.get()
+    d = deliverer(sessions, timeout_s=1.0, max_attempts=1, give_up_s=2.5)
+    with caplog.at_level(logging.ERROR, logger="services.alerter.deliver"):
+        for _ in range(400):
+            await notify_new(sessions, d)
+            await settle(d)
+            if (await row(sessions, aid)).notified:
+                break
+            await asyncio.sleep(0.05)
+    await d.drain(timeout_s=0.1)
+    assert (await row(sessions, aid)).notified
+    gave_up = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and aid in r.getMessage()]
+    assert len(gave_up) == 2, gave_up
+    assert metrics().webhook_give_ups.labels("json")._value.get() == before + 2
+    busy_posts = len(receiver.sent("busy"))
+    async with sessions() as s:
+        q = select(func.count()).where(WebhookDelivery.alert_id == aid, WebhookDelivery.url.contains("busy"))
+        attempts = int((await s.execute(q)).scalar_one())
+    assert attempts == busy_posts + 1  # every post, and the give-up
+
+
+async def test_a_delivery_whose_claim_lapsed_while_it_waited_is_left_to_the_alerter_that_took_it(
+    sessions: Any, receiver: Receiver
+) -> None:
+    """Alerter A's delivery waits for its receiver's slot (10 requests to that URL hang);
+    A cannot renew its claim (the database unreachable from A) for longer than its lease,
+    so B takes the alert over and delivers it. When A's slot frees, A must not post it
+    too (before, it did: the slot wait is outside the lease)."""
+    a, b = deliverer(sessions, timeout_s=30.0, max_attempts=1), deliverer(sessions, timeout_s=30.0, max_attempts=1)
+    aid = await fired(sessions, [{"type": "webhook", "url": receiver.url("slow-x"), "format": "json"}])
+    held = [asyncio.create_task(a._deliver(alert(), receiver.url("slow-x"), "json")) for _ in range(10)]
+    while len(receiver.sent("slow-x")) < 10:
+        await asyncio.sleep(0.02)
+    assert await notify_new(sessions, a) == 1  # A claims it; it waits for a slot
+    await asyncio.sleep(0.3)
+    assert aid in a.in_flight
+    a._renewed[aid] -= a.lease_s + 1  # A's renewals failed for a lease: its claim ran out
+    async with sessions.begin() as s:
+        await s.execute(
+            update(Alert).where(Alert.id == aid).values(notify_claimed_at=func.now() - timedelta(seconds=a.lease_s + 1))
+        )
+    assert await notify_new(sessions, b) == 1  # B takes it over (its own slots: another process)
+    receiver.release.set()  # the hanging requests answer: A's slot frees, B's request is answered
+    await settle(b)
+    await asyncio.gather(*held)
+    await settle(a)
+    await a.drain(timeout_s=0.1)
+    await b.drain(timeout_s=0.1)
+    posts = [body["id"] for body, _ in receiver.sent("slow-x")].count(aid)
+    assert posts == 1, f"{posts} posts of {aid}"
+    assert (await row(sessions, aid)).notified

@@ -1,4 +1,5 @@
-"""A slow receiver holds at most PER_HOST_CONNECTIONS requests: it cannot use up the
+"""A slow receiver holds at most PER_URL_CONNECTIONS requests per webhook URL and
+PER_HOST_CONNECTIONS per host: it cannot use up the
 shared connection pool, nor the time budget of deliveries to other receivers. Real local
 HTTP receivers on 127.0.0.1; no database (the delivery log is recorded in memory)."""
 
@@ -97,7 +98,7 @@ async def test_a_slow_receiver_does_not_use_up_another_receivers_timeout(
     """110 deliveries in flight to a receiver that does not answer took all 100 pooled
     connections: a delivery to a healthy receiver waited for the pool inside its own
     attempt's timeout and failed (a failed attempt, retried or given up) though its
-    receiver was fine. With 12 slow receivers, each at its PER_HOST_CONNECTIONS, 120
+    receiver was fine. With 12 slow receivers, each at its PER_URL_CONNECTIONS, 120
     requests are open: more than httpx's default pool of 100. The slow deliveries run
     under a 5 s timeout, the healthy one under 1 s (as when the slow ones started
     earlier): it must be delivered on its first attempt, well within that second."""
@@ -129,27 +130,61 @@ async def test_a_slow_receiver_does_not_use_up_another_receivers_timeout(
     assert took < 0.5
 
 
-async def test_one_receiver_never_has_more_than_per_host_connections_requests_open(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("urls", "most"), [(1, deliver.PER_URL_CONNECTIONS), (150, deliver.PER_HOST_CONNECTIONS)], ids=["url", "host"]
+)
+async def test_a_receiver_never_has_more_than_its_share_of_requests_open(
+    monkeypatch: pytest.MonkeyPatch, urls: int, most: int
 ) -> None:
-    """30 deliveries at once to one receiver: at most PER_HOST_CONNECTIONS requests open
-    at a time, all delivered on their first attempt. Waiting for the host's own slot is
-    not part of an attempt's timeout: the third wave starts after 2 x 0.5 s, past the
-    0.9 s timeout, and is delivered all the same. The per-host slots are dropped once
-    unused (no memory kept per host ever seen)."""
+    """Deliveries at once to one webhook URL (30), or to 150 URLs of one host: at most
+    PER_URL_CONNECTIONS, or PER_HOST_CONNECTIONS, requests open at a time, all delivered
+    on their first attempt. Waiting for a slot is not part of an attempt's timeout: the
+    later waves start after 0.5 s each, past the 0.9 s timeout, and are delivered all the
+    same. The slots are dropped once unused (no memory kept per URL or host ever seen)."""
     d = Deliverer(None, b"k", timeout_s=0.9, max_attempts=1, backoff_s=0.1, policy=LOCAL_POLICY)  # type: ignore[arg-type]
     attempts = recording(d, monkeypatch)
     busy = Counting(delay_s=0.5)
+    n = max(30, urls)
     try:
         async with receiver(busy.handle) as base:
-            results = await asyncio.gather(*(d._deliver(_alert(f"al-{i}"), f"{base}/x{i}", "json") for i in range(30)))
+            results = await asyncio.gather(
+                *(d._deliver(_alert(f"al-{i}"), f"{base}/x{i % urls}", "json") for i in range(n))
+            )
     finally:
         await d.drain(timeout_s=1.0)
-    assert busy.most == deliver.PER_HOST_CONNECTIONS
+    assert busy.most == most
     assert all(results)
-    assert sorted(a[1:] for a in attempts) == [(1, 200, None, True)] * 30
+    assert sorted(a[1:] for a in attempts) == [(1, 200, None, True)] * n
     gc.collect()
-    assert len(d._hosts) == 0
+    assert len(d._hosts) == 0 and len(d._urls) == 0
+
+
+async def test_a_hanging_webhook_does_not_hold_up_another_on_the_same_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One gateway serves many teams' webhooks (every Slack webhook is on
+    hooks.slack.com:443): 30 alerts queued to one team's hanging path must not make another
+    team's path on that host wait its turn (before, the limit was per host: 2.8 s)."""
+    d = Deliverer(None, b"k", timeout_s=5.0, max_attempts=1, backoff_s=0.1, policy=LOCAL_POLICY)  # type: ignore[arg-type]
+    recording(d, monkeypatch)
+    hang = asyncio.Event()
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.read()
+        if request.match_info["name"] == "team-a":
+            await hang.wait()
+        return web.Response(status=200)
+
+    try:
+        async with receiver(handle) as base:
+            held = [asyncio.create_task(d._deliver(_alert(f"al-{i}"), f"{base}/team-a", "json")) for i in range(30)]
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            ok = await d._deliver(_alert("al-b"), f"{base}/team-b", "json")
+            took = time.monotonic() - started
+            hang.set()
+            await asyncio.gather(*held)
+    finally:
+        await d.drain(timeout_s=1.0)
+    assert ok and took < 0.5
 
 
 def test_slots_are_per_scheme_host_and_port() -> None:
