@@ -502,7 +502,7 @@ def list_(
     with _errors():
         reg = _registry(ctx)
         for t in tasks:
-            promoted = reg.promoted_version(t)
+            promoted, marker_problem = _promoted_marker(reg, t)
             entries, invalid = reg.scan(t)
             for e in entries:
                 m = e.card.get("metrics", {}).get("int8", {})
@@ -521,6 +521,11 @@ def list_(
                 )
             for version, reason in invalid.items():
                 rows.append({"task": t, "version": version, "promoted": version == promoted, "invalid": reason})
+            if marker_problem is None and promoted is not None and promoted not in invalid:
+                if all(e.version != promoted for e in entries):
+                    marker_problem = "PROMOTED names it, but it is not registered; run `tonewatch models promote`"
+            if marker_problem is not None:
+                rows.append({"task": t, "version": promoted or "PROMOTED", "promoted": True, "invalid": marker_problem})
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
@@ -532,6 +537,15 @@ def list_(
         f1 = "n/a" if r["int8_macro_f1"] is None else f"{r['int8_macro_f1']:.4f}"
         variants = ",".join(r["variants"]) + "".join(f" ({v} absent)" for v in r["absent_variants"])
         typer.echo(f"{mark} {r['task']:<9} {r['version']:<16} {variants:<15} int8 macro-F1 {f1}  {r['created_at']}")
+
+
+def _promoted_marker(reg: Registry, task: str) -> tuple[str | None, str | None]:
+    """(the version ``task``'s PROMOTED names, why it names none): an unreadable marker is
+    a row of ``list``, not an error that hides every version."""
+    try:
+        return reg.promoted_version(task), None
+    except RegistryError as exc:
+        return None, str(exc)
 
 
 @app.command()
@@ -558,14 +572,15 @@ def predict(
             "--input",
             help="JSONL of {id, text}; an id is a string or an integer, each at most once. A line without"
             ' id gets "line N" (N its line number; an input id of that form is refused, so none collides);'
-            " the output keeps the input order, blank lines left out.",
+            " the output keeps the input order, blank lines left out. '-': standard input.",
         ),
     ],
     output: Annotated[
         Path,
         typer.Option(
             "--output",
-            help="JSONL to write; replaced only once complete (an interrupted run leaves it as it was).",
+            help="JSONL to write; replaced only once complete (an interrupted run leaves it as it was)."
+            " '-': standard output.",
         ),
     ],
     version: Annotated[str, typer.Option(help="Default: the promoted version.")] = "",
@@ -575,11 +590,10 @@ def predict(
     """Classify a JSONL file with the promoted (or given) model. Exit 1 if some lines were
     error records (they are in the output, in place)."""
     _check_task(task)
-    from shared.training.predict import predict_file, same_file
+    from shared.training.predict import predict_file
 
-    if same_file(input_, output):  # a hard link too: opening the output would empty the input
-        raise typer.BadParameter("must not be the input file (it would be emptied)", param_hint="--output")
-
+    _check_predict_paths(input_, output)
+    _inference_settings(device, variant)
     with _errors(), _sigterm_exits():
         reg = _registry(ctx)
         entry = reg.get(task, version) if version else reg.promoted(task)
@@ -621,15 +635,49 @@ def _sigterm_exits() -> Iterator[None]:
         signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
-def _classifier(reg: Registry, entry: Any, variant: str, device: str) -> Any:
-    """The services' inference engine on a registry entry (verifies hashes first)."""
+def _check_predict_paths(src: Path, dst: Path) -> None:
+    """Refuse (exit 2) an input that cannot be read or an output that cannot be written
+    before the model loads, not as exit 1 after it; the output's missing folders are
+    created, but not under a file. ``-`` is standard input / output."""
+    from shared.training.predict import STDIO, same_file
+
+    if src != STDIO:
+        if not src.exists():
+            raise typer.BadParameter(f"{src} does not exist", param_hint="--input")
+        if src.is_dir():
+            raise typer.BadParameter(f"{src} is a folder, not a JSONL file", param_hint="--input")
+        if not os.access(src, os.R_OK):
+            raise typer.BadParameter(f"{src} is not readable", param_hint="--input")
+    if dst == STDIO:
+        return
+    if dst.is_dir():
+        raise typer.BadParameter(f"{dst} is a folder: name the file to write", param_hint="--output")
+    folder = dst.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise typer.BadParameter(f"{folder} is not a folder, so {dst} cannot be written", param_hint="--output")
+    if src != STDIO and same_file(src, dst):  # a hard link too: opening the output would empty the input
+        raise typer.BadParameter("must not be the input file (it would be emptied)", param_hint="--output")
+
+
+def _inference_settings(device: str, variant: str) -> Any:
+    """--device and --variant as the services' settings; a bad value is a usage error naming
+    the accepted ones (pydantic's last line is only a link)."""
     from pydantic import ValidationError
 
-    from shared.inference.engine import Classifier
     from shared.inference.settings import InferenceSettings
 
     try:
-        settings = InferenceSettings.model_validate({"device": device, "variant": variant})
+        return InferenceSettings.model_validate({"device": device, "variant": variant})
     except ValidationError as exc:
-        raise typer.BadParameter(str(exc).splitlines()[-1], param_hint="--device/--variant") from exc
-    return Classifier.load(entry, settings, registry=reg)
+        err = exc.errors()[0]
+        where = "--" + ".".join(str(part) for part in err["loc"])
+        raise typer.BadParameter(f"{err['input']!r}: {err['msg']}", param_hint=where) from exc
+
+
+def _classifier(reg: Registry, entry: Any, variant: str, device: str) -> Any:
+    """The services' inference engine on a registry entry (verifies hashes first)."""
+    from shared.inference.engine import Classifier
+
+    return Classifier.load(entry, _inference_settings(device, variant), registry=reg)

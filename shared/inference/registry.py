@@ -416,19 +416,36 @@ class Registry:
         return ModelEntry(task, version, path, labels, card, max_length, name)
 
     def promoted(self, task: str) -> ModelEntry:
-        """The version named in ``<task>/PROMOTED``."""
+        """The version named in ``<task>/PROMOTED``; a :class:`RegistryError` that names
+        the marker when it names no usable version (else "no model x/y" does not say why
+        that version was looked for)."""
+        marker = self.root / task / PROMOTED_FILE
+        version = self.promoted_version(task)
+        if version is None:
+            raise RegistryError(f"no promoted {task} model ({marker} missing); run `tonewatch models promote`")
+        try:
+            return self.get(task, version)
+        except RegistryError as exc:
+            raise RegistryError(f"{marker} names {version!r}: {exc}") from exc
+
+    def promoted_version(self, task: str) -> str | None:
+        """The version named in ``<task>/PROMOTED`` (not parsed), or None without one. A
+        marker that cannot be read (not UTF-8) or is empty is a :class:`RegistryError`
+        naming it, not a ``UnicodeDecodeError`` traceback or an "invalid version ''"."""
         _check_task(task)
         marker = self.root / task / PROMOTED_FILE
         if not marker.is_file():
-            raise RegistryError(f"no promoted {task} model ({marker} missing); run `tonewatch models promote`")
-        version = marker.read_text(encoding="utf-8").strip()
-        return self.get(task, version)
-
-    def promoted_version(self, task: str) -> str | None:
-        """The version named in ``<task>/PROMOTED`` (not parsed), or None."""
-        _check_task(task)
-        marker = self.root / task / PROMOTED_FILE
-        return marker.read_text(encoding="utf-8").strip() if marker.is_file() else None
+            return None
+        fix = "run `tonewatch models promote`"
+        try:
+            version = marker.read_text(encoding="utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise RegistryError(f"{marker} is not UTF-8 text; {fix}") from exc
+        except OSError as exc:
+            raise RegistryError(f"cannot read {marker}: {exc.strerror or exc}") from exc
+        if not version:
+            raise RegistryError(f"{marker} is empty; {fix}")
+        return version
 
     def promote(self, task: str, version: str) -> None:
         """Make ``version`` the serving one after checking that it can serve

@@ -19,16 +19,19 @@ to the disk and renamed over ``--output`` only once every line is written: a run
 fails or is interrupted (an exception, Ctrl-C, or SIGTERM where the command line turns it
 into :class:`SystemExit`) removes the temporary file and leaves an earlier output as it
 was. An output that exists and is not a regular file (``/dev/stdout``, a pipe) is written
-directly.
+directly. ``-`` (:data:`STDIO`) reads standard input or writes standard output (UTF-8,
+whatever the locale; a file named ``-`` needs a folder in front, e.g. ``/tmp/-``).
 """
 
 from __future__ import annotations
 
 import codecs
+import io
 import json
 import os
 import re
 import secrets
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,6 +46,10 @@ Scorer = Callable[[Sequence[str]], FloatArray]
 """Texts -> probability matrix (rows sum to 1, columns in label order)."""
 
 BATCH = 256
+
+STDIO = Path("-")
+"""``--input -`` / ``--output -``: standard input / output (``Path("./-")`` is the same path,
+so a file named ``-`` needs a folder in front)."""
 
 _LINE_ID = re.compile(r"line [1-9][0-9]*")
 """The ids :func:`line_id` makes, refused in the input so that none can collide."""
@@ -218,14 +225,43 @@ def _replacing(dst: Path) -> Iterator[IO[str]]:
     fsync_path(target.parent)
 
 
+@contextmanager
+def _source(src: Path) -> Iterator[IO[bytes]]:
+    """``src`` opened for bytes; :data:`STDIO` is standard input, left open."""
+    if src == STDIO:
+        yield sys.stdin.buffer
+        return
+    with src.open("rb") as fh:
+        yield fh
+
+
+@contextmanager
+def _sink(dst: Path) -> Iterator[IO[str]]:
+    """Where the records go: :data:`STDIO` is standard output as UTF-8 (not the locale's
+    encoding, which may not encode every text), flushed and left open; anything else is
+    :func:`_replacing`, its folder created first."""
+    if dst != STDIO:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        with _replacing(dst) as fh:
+            yield fh
+        return
+    sys.stdout.flush()  # whatever was printed before goes first
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8", newline="\n")
+    try:
+        yield out
+        out.flush()
+    finally:
+        out.detach()  # closing the wrapper would close standard output
+
+
 def predict_file(scorer: Scorer, labels: Sequence[str], src: Path, dst: Path) -> PredictStats:
     """Stream ``src`` JSONL through ``scorer`` into ``dst`` JSONL (same order); ``dst`` is
-    replaced only once every line is written (an interrupted run leaves it as it was)."""
+    replaced only once every line is written (an interrupted run leaves it as it was).
+    Either may be :data:`STDIO`."""
     stats = PredictStats()
-    if same_file(src, dst):
+    if src != STDIO and dst != STDIO and same_file(src, dst):
         raise ValueError(f"--output {dst} is the input file; writing it would destroy the input")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with src.open("rb") as fin, _replacing(dst) as fout:
+    with _source(src) as fin, _sink(dst) as fout:
         for batch in _batches(fin):
             stats.lines += len(batch)
             ok = [(lineno, rid, text) for lineno, rid, text, _ in batch if text is not None]
