@@ -4,10 +4,14 @@ alerter -> alerts table, ``alerts`` topic and webhooks (a real local HTTP server
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Network
 from typing import Any
+
+from aiohttp import web
 
 from services.alerter import repo
 from services.alerter.netguard import AddressPolicy
@@ -105,3 +109,19 @@ async def add_rule(
     async with sessions.begin() as s:
         rule = await repo.create_rule(s, spec)
         return rule.id
+
+
+@contextlib.asynccontextmanager
+async def posts_served(handle: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
+    """A real local HTTP receiver: ``handle`` answers every POST to ``/<name>`` on
+    127.0.0.1 (a free port); yields the base URL."""
+    app = web.Application()
+    app.router.add_post("/{name}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()

@@ -152,3 +152,17 @@ class RecordingProducer:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         done.set_result(None)
         return done
+
+
+def registry_with_promoted(tmp_path: Any, marker: bytes) -> Any:
+    """A model registry under ``tmp_path`` holding a stand-in ``sentiment/v1`` (files that
+    only need to hash, not load), its ``PROMOTED`` marker written as ``marker``."""
+    from shared.inference.registry import Registry
+
+    reg = Registry(tmp_path / "models")
+    (tmp_path / "tokenizer.json").write_bytes(b'{"model": {}}')
+    (tmp_path / "model.int8.onnx").write_bytes(b"int8")
+    files = {name: tmp_path / name for name in ("tokenizer.json", "model.int8.onnx")}
+    reg.register("sentiment", "v1", {"name": "t", "max_length": 32, "created_at": "2026-01-02"}, files=files)
+    (reg.root / "sentiment" / "PROMOTED").write_bytes(marker)
+    return reg

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from alert_scenario import LOCAL_RECEIVERS, Hook
-from integration.services.alerter.helpers import Receiver, posts_served
+from alert_scenario import LOCAL_RECEIVERS, Hook, posts_served
+from integration.services.alerter.helpers import Receiver
 from redis.asyncio import Redis
 from sqlalchemy import update
 

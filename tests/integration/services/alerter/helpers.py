@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,22 +45,6 @@ def showing_logs(log_dir: Path, *names: str) -> Iterator[None]:
         yield
     except AssertionError:
         raise AssertionError("".join(log_tail(log_dir, name) for name in names)) from None
-
-
-@contextlib.asynccontextmanager
-async def posts_served(handle: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
-    """A real local HTTP receiver: ``handle`` answers every POST to ``/<name>`` on
-    127.0.0.1 (a free port); yields the base URL."""
-    app = web.Application()
-    app.router.add_post("/{name}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    finally:
-        await runner.cleanup()
 
 
 class Receiver:

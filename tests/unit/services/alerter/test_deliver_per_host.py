@@ -9,13 +9,12 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from aiohttp import web
-from alert_scenario import LOCAL_POLICY
+from alert_scenario import LOCAL_POLICY, posts_served
 
 from services.alerter import deliver
 from services.alerter.deliver import Deliverer
@@ -30,21 +29,6 @@ def _alert(alert_id: str) -> AlertEvent:
         id=alert_id, rule_id=7, rule_name="r", entity="ACME", stream="news", severity="critical", status="open",
         window_start=AT, window_end=AT, fired_at=AT, explanation={},
     )  # fmt: skip
-
-
-@asynccontextmanager
-async def receiver(handle: Callable[[web.Request], Awaitable[web.Response]]) -> AsyncIterator[str]:
-    """A real local HTTP receiver on 127.0.0.1 (a free port); yields the base URL."""
-    app = web.Application()
-    app.router.add_post("/{name}", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    finally:
-        await runner.cleanup()
 
 
 def recording(d: Deliverer, monkeypatch: pytest.MonkeyPatch) -> list[Attempt]:
@@ -107,8 +91,8 @@ async def test_a_slow_receiver_does_not_use_up_another_receivers_timeout(
     slow, fast = Counting(), Counting(delay_s=0.0)
     try:
         async with contextlib.AsyncExitStack() as stack:
-            slow_bases = [await stack.enter_async_context(receiver(slow.handle)) for _ in range(slow_receivers)]
-            fast_base = await stack.enter_async_context(receiver(fast.handle))
+            slow_bases = [await stack.enter_async_context(posts_served(slow.handle)) for _ in range(slow_receivers)]
+            fast_base = await stack.enter_async_context(posts_served(fast.handle))
             per_receiver = 110 // slow_receivers + 1
             held = [
                 asyncio.create_task(d._deliver(_alert(f"al-{i}"), f"{base}/slow", "json"))
@@ -146,7 +130,7 @@ async def test_a_receiver_never_has_more_than_its_share_of_requests_open(
     busy = Counting(delay_s=0.5)
     n = max(30, urls)
     try:
-        async with receiver(busy.handle) as base:
+        async with posts_served(busy.handle) as base:
             results = await asyncio.gather(
                 *(d._deliver(_alert(f"al-{i}"), f"{base}/x{i % urls}", "json") for i in range(n))
             )
@@ -174,7 +158,7 @@ async def test_a_hanging_webhook_does_not_hold_up_another_on_the_same_host(monke
         return web.Response(status=200)
 
     try:
-        async with receiver(handle) as base:
+        async with posts_served(handle) as base:
             held = [asyncio.create_task(d._deliver(_alert(f"al-{i}"), f"{base}/team-a", "json")) for i in range(30)]
             await asyncio.sleep(0.3)
             started = time.monotonic()

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import Result
+from tw_testing import registry_with_promoted
 from typer.testing import CliRunner
 
 from services.cli.models import app
@@ -107,14 +108,7 @@ def test_list_shows_a_promoted_marker_that_names_no_registered_version(
 ) -> None:
     """Before: `models list` showed no version starred and no reason (or a traceback for a
     marker that is not UTF-8), while `predict` failed with "no model sentiment/gone"."""
-    from shared.inference.registry import Registry
-
-    reg = Registry(tmp_path / "models")
-    (tmp_path / "tokenizer.json").write_bytes(b'{"model": {}}')
-    (tmp_path / "model.int8.onnx").write_bytes(b"int8")
-    files = {name: tmp_path / name for name in ("tokenizer.json", "model.int8.onnx")}
-    reg.register("sentiment", "v1", {"name": "t", "max_length": 32, "created_at": "2026-01-02"}, files=files)
-    (reg.root / "sentiment" / "PROMOTED").write_bytes(marker)
+    reg = registry_with_promoted(tmp_path, marker)
     res = CliRunner().invoke(app, ["--models-dir", str(reg.root), "list", "--task", "sentiment"])
     assert res.exit_code == 0, (res.output, res.exception)
     lines = res.output.splitlines()

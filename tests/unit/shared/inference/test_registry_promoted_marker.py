@@ -11,18 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tw_testing import registry_with_promoted
 
-from shared.inference.registry import Registry, RegistryError
-
-
-def _registry(tmp_path: Path, marker: bytes) -> Registry:
-    reg = Registry(tmp_path / "models")
-    (tmp_path / "tokenizer.json").write_bytes(b'{"model": {}}')
-    (tmp_path / "model.int8.onnx").write_bytes(b"int8")
-    files = {name: tmp_path / name for name in ("tokenizer.json", "model.int8.onnx")}
-    reg.register("sentiment", "v1", {"name": "t", "max_length": 32, "created_at": "2026-01-02"}, files=files)
-    (reg.root / "sentiment" / "PROMOTED").write_bytes(marker)
-    return reg
+from shared.inference.registry import RegistryError
 
 
 @pytest.mark.parametrize(
@@ -32,12 +23,12 @@ def _registry(tmp_path: Path, marker: bytes) -> Registry:
 def test_a_marker_naming_no_usable_version_is_a_registry_error_naming_it(
     tmp_path: Path, marker: bytes, words: str
 ) -> None:
-    reg = _registry(tmp_path, marker)
+    reg = registry_with_promoted(tmp_path, marker)
     with pytest.raises(RegistryError, match="PROMOTED") as caught:
         reg.promoted("sentiment")
     assert words in str(caught.value)
 
 
 def test_a_readable_marker_still_names_its_version(tmp_path: Path) -> None:
-    reg = _registry(tmp_path, b"v1\n")
+    reg = registry_with_promoted(tmp_path, b"v1\n")
     assert reg.promoted_version("sentiment") == "v1" and reg.promoted("sentiment").version == "v1"
