@@ -221,11 +221,14 @@ class AlertFeed:
             if self._task is None or self._task.done():
                 self._ready = asyncio.Event()
                 self._task = asyncio.create_task(self._run(first_read), name="alert-feed")
+            # this subscription's poller: a later subscription may start another once it
+            # is done, before this one resumes
+            task = self._task
             ready = asyncio.create_task(self._ready.wait())
-            done, _ = await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
             if ready not in done:
                 ready.cancel()
-                self._task.result()  # re-raise the poller's start-up error
+                task.result()  # re-raise the poller's start-up error
             yield queue
         finally:
             self._subs.discard(queue)

@@ -590,7 +590,7 @@ def predict(
     """Classify a JSONL file with the promoted (or given) model. Exit 1 if some lines were
     error records (they are in the output, in place)."""
     _check_task(task)
-    from shared.training.predict import predict_file
+    from shared.training.predict import STDIO, predict_file
 
     _check_predict_paths(input_, output)
     _inference_settings(device, variant)
@@ -601,7 +601,8 @@ def predict(
         try:
             stats = predict_file(clf.predict_proba, entry.labels, input_, output)
         except (KeyboardInterrupt, SystemExit):
-            typer.echo(f"interrupted: {output} left as it was", err=True)
+            left = "what was written is on standard output" if output == STDIO else f"{output} left as it was"
+            typer.echo(f"interrupted: {left}", err=True)
             raise
         info = clf.describe()
     typer.echo(
@@ -639,7 +640,7 @@ def _check_predict_paths(src: Path, dst: Path) -> None:
     """Refuse (exit 2) an input that cannot be read or an output that cannot be written
     before the model loads, not as exit 1 after it; the output's missing folders are
     created, but not under a file. ``-`` is standard input / output."""
-    from shared.training.predict import STDIO, same_file
+    from shared.training.predict import STDIO, same_file, stdout_is
 
     if src != STDIO:
         if not src.exists():
@@ -649,6 +650,10 @@ def _check_predict_paths(src: Path, dst: Path) -> None:
         if not os.access(src, os.R_OK):
             raise typer.BadParameter(f"{src} is not readable", param_hint="--input")
     if dst == STDIO:
+        if src != STDIO and stdout_is(src):  # `--output - >> in.jsonl`: it would read its own records for ever
+            raise typer.BadParameter(
+                "standard output is the input file: its predictions would be read back as input", param_hint="--output"
+            )
         return
     if dst.is_dir():
         raise typer.BadParameter(f"{dst} is a folder: name the file to write", param_hint="--output")

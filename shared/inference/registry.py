@@ -438,7 +438,7 @@ class Registry:
             return None
         fix = "run `tonewatch models promote`"
         try:
-            version = marker.read_text(encoding="utf-8").strip()
+            version = marker.read_text(encoding="utf-8-sig").strip()  # an editor's byte-order mark too
         except UnicodeDecodeError as exc:
             raise RegistryError(f"{marker} is not UTF-8 text; {fix}") from exc
         except OSError as exc:

@@ -198,6 +198,16 @@ def same_file(a: Path, b: Path) -> bool:
     return a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b))
 
 
+def stdout_is(path: Path) -> bool:
+    """Whether standard output is the file ``path`` (``--output - >> in.jsonl``): reading
+    it while writing it would read the records back as input, for ever."""
+    try:
+        out = os.fstat(sys.stdout.fileno())
+        return os.path.samestat(out, path.stat())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # no real standard output
+        return False
+
+
 @contextmanager
 def _replacing(dst: Path) -> Iterator[IO[str]]:
     """A text file that replaces ``dst`` once the block ends without an exception: written
@@ -261,6 +271,8 @@ def predict_file(scorer: Scorer, labels: Sequence[str], src: Path, dst: Path) ->
     stats = PredictStats()
     if src != STDIO and dst != STDIO and same_file(src, dst):
         raise ValueError(f"--output {dst} is the input file; writing it would destroy the input")
+    if src != STDIO and dst == STDIO and stdout_is(src):
+        raise ValueError(f"standard output is the input file {src}; predictions would be read back as input")
     with _source(src) as fin, _sink(dst) as fout:
         for batch in _batches(fin):
             stats.lines += len(batch)

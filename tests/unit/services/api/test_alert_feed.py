@@ -334,3 +334,54 @@ async def test_a_baseline_past_the_time_limit_fails_the_subscription_and_the_nex
         assert _sent(await feed.poll_once()) == [("a0", "open")]
         assert queue.get_nowait().id == "a0"
     assert db.opened_by == [_limited, _limited, None]
+
+
+async def test_subscribers_of_a_failed_baseline_get_its_error_when_a_new_poller_has_started() -> None:
+    """The baseline fails; before the two waiting subscribers resume, a third subscription
+    starts a new poller. The waiting ones must get the failed baseline's error (a 503
+    ``query_timeout`` to their clients), not ``InvalidStateError`` from the new,
+    unfinished poller (a 500)."""
+
+    class Timeout(Exception):
+        pass
+
+    loop = asyncio.get_running_loop()
+    gate: asyncio.Future[None] = loop.create_future()
+    third_goes: asyncio.Future[None] = loop.create_future()
+    calls = 0
+
+    async def read(since: object, handled: object, fetch: object, snapshots: object = None) -> Changes:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            await gate
+            third_goes.set_result(None)  # another request resumes just before the poller is done
+            raise Timeout("canceling statement due to statement timeout")
+        await asyncio.sleep(3600)  # the second poller's baseline: slow
+        raise AssertionError("unreachable")
+
+    feed = AlertFeed(sessions=lambda: contextlib.nullcontext(), interval_s=3600)  # type: ignore[arg-type, return-value]
+    feed._read = read  # type: ignore[method-assign, assignment]
+
+    async def subscriber(wait: asyncio.Future[None] | None = None) -> str:
+        if wait is not None:
+            await wait
+        try:
+            async with feed.subscribe(contextlib.nullcontext):  # type: ignore[arg-type]
+                return "subscribed"
+        except Exception as exc:
+            return type(exc).__name__
+
+    first = asyncio.create_task(subscriber())
+    await asyncio.sleep(0)
+    second = asyncio.create_task(subscriber())
+    await asyncio.sleep(0)
+    third = asyncio.create_task(subscriber(third_goes))
+    await asyncio.sleep(0)
+    gate.set_result(None)
+    got = [await asyncio.wait_for(first, 2), await asyncio.wait_for(second, 2)]
+    third.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await third
+    await feed.stop()
+    assert got == ["Timeout", "Timeout"]

@@ -114,3 +114,26 @@ def test_list_shows_a_promoted_marker_that_names_no_registered_version(
     lines = res.output.splitlines()
     assert lines[0].startswith("  sentiment v1 ")  # listed, not starred
     assert lines[1].startswith(f"* sentiment {shown} ") and "INVALID" in lines[1] and words in lines[1], lines
+
+
+def test_standard_output_appended_to_the_input_is_refused(tiny_models: Path, src: Path) -> None:
+    """`--output - >> in.jsonl` read its own records back as input for ever (the file grew
+    to 982 MB in a minute); refused before the model loads, as `--output in.jsonl` is."""
+    import subprocess
+    import sys
+
+    before = src.read_bytes()
+    with src.open("ab") as out:
+        run = subprocess.run(
+            [
+                *(sys.executable, "-m", "services", "models", "--models-dir", str(tiny_models), "predict"),
+                *("--task", "sentiment", "--input", str(src), "--output", "-"),
+            ],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert run.returncode == 2, run.stderr
+    assert "standard output is the input file" in run.stderr
+    assert src.read_bytes() == before

@@ -32,3 +32,8 @@ def test_a_marker_naming_no_usable_version_is_a_registry_error_naming_it(
 def test_a_readable_marker_still_names_its_version(tmp_path: Path) -> None:
     reg = registry_with_promoted(tmp_path, b"v1\n")
     assert reg.promoted_version("sentiment") == "v1" and reg.promoted("sentiment").version == "v1"
+
+
+def test_a_marker_an_editor_saved_with_a_byte_order_mark_names_its_version(tmp_path: Path) -> None:
+    reg = registry_with_promoted(tmp_path, b"\xef\xbb\xbfv1\r\n")
+    assert reg.promoted_version("sentiment") == "v1"
