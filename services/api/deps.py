@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,17 +19,52 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from fastapi import Request
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import Engine, event, text
+from sqlalchemy.engine.interfaces import ExceptionContext, ExecutionContext
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.alerter.netguard import AddressPolicy
 from services.api.config import ApiSettings
+from services.api.errors import note_statement_time
 from shared.db.session import make_engine, make_sessionmaker
 from shared.inference.registry import Registry
 from shared.kafka.clients import make_producer
 
 SERVICE = "api"
 log = logging.getLogger("tonewatch.api.deps")
+
+READ_LIMIT = "tonewatch_read_limit_s"
+"""The execution option of a :meth:`Deps.reads` connection: its statements' time limit (s)."""
+
+_started: weakref.WeakKeyDictionary[ExecutionContext, tuple[float, float]] = weakref.WeakKeyDictionary()
+"""When each running statement under a :data:`READ_LIMIT` started, and its limit."""
+
+
+def _on_statement(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: ExecutionContext | None, executemany: bool
+) -> None:
+    """Note when a statement of a time-limited read starts (``before_cursor_execute``)."""
+    limit = conn.get_execution_options().get(READ_LIMIT)
+    if context is not None and limit is not None:
+        _started[context] = (time.monotonic(), limit)
+
+
+def _on_error(ctx: ExceptionContext) -> None:
+    """Record on a failed time-limited statement's driver error how long it ran
+    (``handle_error``): a statement cancelled (57014) after running its limit timed out,
+    whatever language the server's message is in (:func:`services.api.errors.cancel_was_timeout`)."""
+    context = ctx.execution_context
+    started = _started.pop(context, None) if context is not None else None
+    if started is not None:
+        began, limit = started
+        note_statement_time(ctx.original_exception, elapsed_s=time.monotonic() - began, limit_s=limit)
+
+
+def _time_statements(engine: Engine) -> None:
+    """Listen, once per engine, for its time-limited statements' start and failure."""
+    if not event.contains(engine, "handle_error", _on_error):
+        event.listen(engine, "before_cursor_execute", _on_statement)
+        event.listen(engine, "handle_error", _on_error)
 
 
 @dataclass
@@ -57,6 +93,9 @@ class Deps:
         connection keeps no limit), so PostgreSQL cancels a statement that runs longer,
         as an unbounded window's ranking of the whole table would (503 ``query_timeout``,
         :mod:`services.api.errors`). Nothing is written: the transaction is rolled back.
+        Each statement's running time is measured: a cancelled one that ran the limit is
+        that timeout whatever language PostgreSQL's message is in (``lc_messages``),
+        where an operator's ``pg_cancel_backend`` before it is not.
 
         ``execution_options`` are the connection's (``isolation_level``,
         ``postgresql_readonly``: a snapshot read, :data:`services.api.alert_feed.SNAPSHOT`),
@@ -65,10 +104,13 @@ class Deps:
         them when the connection goes back to the pool."""
         ms = max(1, round(self.read_timeout_s * 1000))
         async with self.sessions() as session:
-            if execution_options:
-                await session.connection(execution_options=execution_options)
+            connection = await session.connection(execution_options=execution_options or None)
             # set_config(..., true) is SET LOCAL with a bound value
             await session.execute(text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": f"{ms}ms"})
+            # the limit as an option of this transaction's connection only (a later one of
+            # the session has no limit), from the first statement that runs under it
+            _time_statements(connection.sync_engine)
+            await connection.execution_options(**{READ_LIMIT: ms / 1000})
             yield session
 
     async def producer(self) -> AIOKafkaProducer:

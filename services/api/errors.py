@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -129,24 +130,60 @@ QUERY_CANCELED = "57014"
 """PostgreSQL's SQLSTATE of a statement cancelled, by ``statement_timeout`` among others."""
 
 STATEMENT_TIMEOUT = "statement timeout"
-"""What PostgreSQL's message of a 57014 says when ``statement_timeout`` cancelled it
-("canceling statement due to statement timeout"); an operator's ``pg_cancel_backend``
-says "user request" under the same SQLSTATE, which tells them apart by nothing else.
-The message is PostgreSQL's untranslated one under ``lc_messages`` ``C`` (the stack's
-setting); under a translated one a timeout is answered as any other database failure."""
+"""What PostgreSQL's untranslated message of a 57014 says when ``statement_timeout``
+cancelled it ("canceling statement due to statement timeout")."""
+
+USER_REQUEST = "user request"
+"""What PostgreSQL's untranslated message of a 57014 says when it was cancelled otherwise
+("canceling statement due to user request": ``pg_cancel_backend``, a client's cancel).
+The messages follow the server's ``lc_messages`` (``C`` in the stack); a translated one
+says neither, and then the statement's own running time tells (:func:`cancel_was_timeout`)."""
+
+STATEMENT_TIME = "tonewatch_statement_time"
+"""The attribute of a driver error that holds its statement's :class:`StatementTime`."""
+
+
+@dataclass(frozen=True)
+class StatementTime:
+    """How long a statement that ran under a time limit (``statement_timeout``) ran
+    before it failed, measured by the client around its execution
+    (:meth:`services.api.deps.Deps.reads`)."""
+
+    elapsed_s: float
+    limit_s: float
+
+
+def note_statement_time(exc: BaseException, elapsed_s: float, limit_s: float) -> None:
+    """Record on ``exc`` (a failed statement's driver error) how long it ran under its limit."""
+    setattr(exc, STATEMENT_TIME, StatementTime(elapsed_s=elapsed_s, limit_s=limit_s))
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then the errors it wraps: SQLAlchemy's ``orig``, else the cause."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+        current = orig if isinstance(orig, BaseException) else current.__cause__
 
 
 def _canceled_message(exc: BaseException) -> str | None:
     """The message of the error in ``exc``'s chain (SQLAlchemy's ``orig``, or the cause)
     that is PostgreSQL cancelling a statement (SQLSTATE 57014), or None when none is."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in _chain(exc):
         if getattr(current, "sqlstate", None) == QUERY_CANCELED:
             return str(current)
-        orig = getattr(current, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
-        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return None
+
+
+def _statement_time(exc: BaseException) -> StatementTime | None:
+    """The :class:`StatementTime` noted on an error in ``exc``'s chain, if any."""
+    for current in _chain(exc):
+        noted = getattr(current, STATEMENT_TIME, None)
+        if isinstance(noted, StatementTime):
+            return noted
     return None
 
 
@@ -156,13 +193,29 @@ def query_canceled(exc: BaseException) -> bool:
     return _canceled_message(exc) is not None
 
 
+def cancel_was_timeout(message: str, time: StatementTime | None) -> bool:
+    """Whether a statement PostgreSQL cancelled (57014) with ``message`` was cancelled by
+    its ``statement_timeout``. The untranslated message says which; a translated one
+    (``lc_messages``) does not, and then only a statement that ran at least its limit
+    (``time``) timed out: PostgreSQL's timer starts after the client sent the statement,
+    so a timeout's measured time is never below the limit, and a statement cannot run
+    past its limit, so a cancel measured at or after it (a ``pg_cancel_backend`` in the
+    same instant) is no different to the client. No limit known: no timeout."""
+    if STATEMENT_TIMEOUT in message:
+        return True
+    if USER_REQUEST in message:
+        return False
+    return time is not None and time.elapsed_s >= time.limit_s
+
+
 def statement_timed_out(exc: BaseException) -> bool:
     """Whether ``exc`` is PostgreSQL cancelling a statement that ran past its
     ``statement_timeout`` (a read's limit, :meth:`services.api.deps.Deps.reads`), not one
     cancelled otherwise (``pg_cancel_backend``): only the first is the query's own cost,
-    which the client can lower by asking for less."""
+    which the client can lower by asking for less. In any ``lc_messages``
+    (:func:`cancel_was_timeout`)."""
     message = _canceled_message(exc)
-    return message is not None and STATEMENT_TIMEOUT in message
+    return message is not None and cancel_was_timeout(message, _statement_time(exc))
 
 
 async def _on_backing_service_error(request: Request, exc: Exception) -> JSONResponse:
