@@ -18,8 +18,9 @@
    bare JSON Web Tokens: a head (maybe none) and a unit repeated to the length. Each must
    grow linearly too.
 5. ``scrub()`` on the worst cases of its masks of MySQL/MariaDB passwords (``IDENTIFIED BY``, quoted
-   or bare, in capitals or in a lower-case ``create``/``alter user`` statement, ``SET PASSWORD FOR``),
-   Redis ``AUTH``/``requirepass``, ``redis-cli -a``/``--pass``, ``mysql -p``, ``--password``/``--api-key``
+   or bare, in capitals or in a lower-case ``create``/``alter user`` or ``grant ... on ... to``
+   statement, a user name's quote never closed, ``SET PASSWORD FOR``), Redis ``AUTH``/``requirepass``,
+   ``redis-cli -a``/``--pass`` (flags before the password), ``mysql -p``, ``--password``/``--api-key``
    flags, secret lists nested at any depth, ``*credentials`` fields (an HTTP status after a bare one),
    Docker registry ``auth``, a further credential in one Authorization value, PEM private-key
    bodies, service-prefixed tokens (``ghp_``, ``sk-``, ``xoxb-``), presigned-URL signatures and
@@ -208,6 +209,13 @@ SECRET_MASK_CASES = (
     ("credentials: 401 ...", "", "credentials: 401 ", ""),
     ("credentials: admin:admin:...", "credentials: ", "admin:", ""),
     ("credentials: 401:401:...", "credentials: ", "401:", ""),
+    ("redis-cli -a --x --x ... pw", "redis-cli -a ", "--x ", "pw"),
+    ("redis-cli -a --x -a --x ...", "redis-cli ", "-a --x ", ""),
+    ('create user "a... (never closed)', 'create user "', "a", " identified by pw"),
+    ("grant a grant a ...", "", "grant a ", ""),
+    ("/grant /grant ...", "", "/grant ", ""),
+    ("grant a on b to ...", "", "grant a on b to ", ""),
+    ("grant all on b to a identified by x1, ...", "grant all on b to ", "a identified by x1, ", ""),
 )
 
 

@@ -288,15 +288,27 @@ _SQL_BARE_PASSWORD = re.compile(
 # identified by hunter2``): the statement's head says it is SQL, not prose ("a user identified by
 # email" has no ``create user <name>`` before it). Every user of the statement
 # (``create user a identified by x1, b identified by y2``) is read in one pass (possessive; a user
-# name holds a space only inside quotes, ``'my user'@'%'``): the values are masked by
+# name holds a space only inside quotes, ``'my user'@'%'``; a quote never closed on its line is
+# a character of the name, ``create user "bob identified by pw``): the values are masked by
 # :func:`_mask_user_statement`.
 _SQL_IDENTIFIED = (
     r"identified(?:[ \t]+(?:with|via)[ \t]+[\w'\"`]++)?[ \t]+(?:by|as|using)[ \t]++(?:password[ \t]++(?=\S))?"
 )
-_SQL_USER_NAME = r"""(?:[^\s,;()'"`]|'[^'\r\n]*+'|"[^"\r\n]*+"|`[^`\r\n]*+`)++"""
+_SQL_USER_NAME = r"""(?:[^\s,;()'"`]|'[^'\r\n]*+'|"[^"\r\n]*+"|`[^`\r\n]*+`|['"`])++"""
 _SQL_USER_VALUE = rf"{_SQL_USER_NAME}[ \t]++{_SQL_IDENTIFIED}[^\s,;()]++"
 _SQL_USER_STATEMENT = re.compile(
     r"(?<![\w-])(?:create|alter)[ \t]+user(?:[ \t]+if[ \t]+(?:not[ \t]+)?exists)?[ \t]++"
+    rf"{_SQL_USER_VALUE}(?:[ \t]*+,[ \t]*+{_SQL_USER_VALUE})*+",
+    re.IGNORECASE,
+)
+# MySQL's ``GRANT <privileges> ON <object> TO <user> IDENTIFIED BY <pw>`` (before 8.0), any case:
+# "grant access to users identified by email" is prose, so the statement needs its ``ON`` and the
+# bare value a password's shape (:data:`_SQL_GRANT_PASSWORD`). The privileges and the object are
+# read a bounded number of words each, stopping at another ``grant`` (each word is read by at most
+# as many starts as the bounds: linear).
+_SQL_GRANT_WORD = r"(?!(?:grant|on|to)[ \t])[^\s;]++[ \t]++"
+_SQL_GRANT_STATEMENT = re.compile(
+    rf"(?<![\w-])grant[ \t]++(?:{_SQL_GRANT_WORD}){{1,64}}+on[ \t]++(?:{_SQL_GRANT_WORD}){{1,8}}+to[ \t]++"
     rf"{_SQL_USER_VALUE}(?:[ \t]*+,[ \t]*+{_SQL_USER_VALUE})*+",
     re.IGNORECASE,
 )
@@ -305,6 +317,14 @@ _SQL_USER_STATEMENT = re.compile(
 _SQL_USER_PASSWORD = re.compile(
     rf"((?<![\w-]){_SQL_IDENTIFIED})"
     r"(?!(?:identified|by|as|using|with|via|password)(?![^\s'\"`;,()\\]))(?![%{<:?'\"`]|\*\*\*)[^\s'\"`;,()\\]++",
+    re.IGNORECASE,
+)
+# A ``GRANT``'s bare value goes only with a password's shape: a character besides letters, "-"
+# and "." (``s3cret``, ``pa$$``, ``my_pw``), not a word ("identified by email", "by e-mail.").
+_SQL_GRANT_PASSWORD = re.compile(
+    rf"((?<![\w-]){_SQL_IDENTIFIED})"
+    r"(?!(?:identified|by|as|using|with|via|password)(?![^\s'\"`;,()\\]))(?![%{<:?'\"`]|\*\*\*)"
+    r"(?=[a-z.-]*+[^a-z.\-\s'\"`;,()\\])[^\s'\"`;,()\\]++",
     re.IGNORECASE,
 )
 _SQL_OLD_PASSWORD = re.compile(rf"(?<=\*\*\*['\"])([ \t]+replace[ \t]+(?P<q>['\"])){_SQL_STRING}", re.IGNORECASE)
@@ -331,8 +351,11 @@ _REDIS_CONFIG = re.compile(
 # mysql command line.
 _CLI_VALUE = r"(?P<q>[\"'])?)(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+|(?!-)[^\s\"'`<>,;&|(){}\[\]\\]+)"
 _CLI_ARG = r"(?:[^\s;|&\\.,:!?]++|\\(?![nrt])|[.,:!?](?=[^\s;|&]))++"
-# redis-cli's ``--pass <password>`` (its long alias of ``-a``), and ``--pass=<password>``.
-_REDIS_CLI_FLAG = r"(?:-a[ \t]++|--pass(?:[ \t]++|=))"
+# redis-cli's ``--pass <password>`` (its long alias of ``-a``), and ``--pass=<password>``. Flags
+# between the flag and the password are passed over (``-a --no-auth-warning --pass pw``,
+# ``-a --no-auth-warning pw``: redis-cli takes the flag for the password, its writer meant the
+# word after it), once each (possessive): a flag is never the value.
+_REDIS_CLI_FLAG = r"(?:-a[ \t]++|--pass(?:[ \t]++|=))(?:-[^\s\"'`<>,;&|(){}\[\]\\]*+[ \t]++)*+"
 _REDIS_CLI_PASSWORD = re.compile(
     rf"((?<![\w-])redis-cli(?![\w-])(?:[ \t]++(?!-a[ \t]|--pass[ \t=])(?!redis-cli){_CLI_ARG})*+"
     rf"[ \t]++{_REDIS_CLI_FLAG}" + _CLI_VALUE
@@ -557,6 +580,12 @@ def _mask_user_statement(statement: re.Match[str]) -> str:
     return _SQL_USER_PASSWORD.sub(r"\1***", statement.group())
 
 
+def _mask_grant_statement(statement: re.Match[str]) -> str:
+    """Each unquoted password of a ``GRANT ... IDENTIFIED BY`` statement (see
+    :data:`_SQL_GRANT_STATEMENT`) that has a password's shape."""
+    return _SQL_GRANT_PASSWORD.sub(r"\1***", statement.group())
+
+
 def _mask_prefixed_token(token: re.Match[str]) -> str:
     return next(prefix for prefix in token.groups() if prefix is not None) + "***"
 
@@ -608,6 +637,8 @@ def scrub(message: str) -> str:
             message = _SQL_BARE_PASSWORD.sub(r"\1***", message)
         if "user" in lower:
             message = _SQL_USER_STATEMENT.sub(_mask_user_statement, message)
+        if "grant" in lower:
+            message = _SQL_GRANT_STATEMENT.sub(_mask_grant_statement, message)
     if "AUTH" in message:
         message = _REDIS_AUTH.sub(r"\1***", message)
     if "requirepass" in lower or "masterauth" in lower:
