@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.aggregator.config import AggregatorSettings
 from services.aggregator.persist import (
@@ -29,6 +32,7 @@ from shared.startup import kafka_dependency, postgres_dependency, refuse_unmigra
 
 log = logging.getLogger("tonewatch.aggregator")
 SERVICE = "aggregator"
+T = TypeVar("T")
 TOO_OLD_LOG_INTERVAL_S = 60.0
 
 
@@ -101,6 +105,54 @@ def decode_scored(
     return good, bad
 
 
+async def _step(what: str, job: Callable[[], Awaitable[T]]) -> T | None:
+    """One retention step; a failure is logged and gives None, so the other steps still run
+    (one step failing every round, e.g. a scored-event cutoff out of range, once kept the
+    alert texts from being stripped and the trend buckets from expiring)."""
+    try:
+        return await job()
+    except Exception as exc:  # noqa: BLE001 - tried again next round
+        log.warning("retention run: %s failed: %s", what, exc)
+        return None
+
+
+async def retention_run(
+    sessions: async_sessionmaker[AsyncSession], settings: AggregatorSettings, too_old: TooOldLog
+) -> None:
+    """Expire scored events and ledger ids, strip old alert texts and expire trend buckets,
+    each step independent of the others (see ``_step``)."""
+    too_old.flush()
+    expired = await _step(
+        "expiring scored events and ledger ids",
+        lambda: expire(
+            sessions, scored_days=settings.scored_retention_days, ledger_days=settings.ledger_retention_days
+        ),
+    )
+    a, b = expired or (0, 0)
+
+    async def strip() -> int:
+        cutoff = datetime.now(UTC) - timedelta(days=settings.scored_retention_days)
+        return await strip_alert_texts(sessions, cutoff=cutoff)
+
+    c = await _step("removing old alert message texts", strip) or 0
+    trends = (
+        await _step("expiring trend buckets", lambda: expire_trends(sessions, days=settings.trend_retention_days)) or {}
+    )
+    d = sum(trends.values())
+    if a or b or c or d:
+        log.info(
+            "retention: deleted %d scored events, %d ledger ids and %d trend rows (%s), "
+            "removed the message texts of %d alerts",
+            a,
+            b,
+            d,
+            ", ".join(f"{table} {n}" for table, n in trends.items()),
+            c,
+        )
+    if d >= TREND_RUN_CAP:
+        log.info("retention: trend rows deleted up to the run's cap (%d); the next runs delete the rest", d)
+
+
 async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -> None:
     engine = make_engine(settings.postgres)
     sessions = make_sessionmaker(engine)
@@ -137,26 +189,7 @@ async def run(settings: AggregatorSettings, stop: asyncio.Event | None = None) -
         return handle
 
     async def retention() -> None:
-        too_old.flush()
-        a, b = await expire(
-            sessions, scored_days=settings.scored_retention_days, ledger_days=settings.ledger_retention_days
-        )
-        cutoff = datetime.now(UTC) - timedelta(days=settings.scored_retention_days)
-        c = await strip_alert_texts(sessions, cutoff=cutoff)
-        trends = await expire_trends(sessions, days=settings.trend_retention_days)
-        d = sum(trends.values())
-        if a or b or c or d:
-            log.info(
-                "retention: deleted %d scored events, %d ledger ids and %d trend rows (%s), "
-                "removed the message texts of %d alerts",
-                a,
-                b,
-                d,
-                ", ".join(f"{table} {n}" for table, n in trends.items()),
-                c,
-            )
-        if d >= TREND_RUN_CAP:
-            log.info("retention: trend rows deleted up to the run's cap (%d); the next runs delete the rest", d)
+        await retention_run(sessions, settings, too_old)
 
     try:
         await run_sink(

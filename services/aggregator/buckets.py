@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from shared.entities import ALL
 from shared.events import ScoredEvent
 
 BucketKey = tuple[str, str, datetime, str]
@@ -44,13 +45,23 @@ def hour_of(t: datetime) -> datetime:
     return t.replace(minute=0, second=0, microsecond=0)
 
 
+def counted_under(e: ScoredEvent) -> list[str]:
+    """The entities an event counts under: its own, each once, and always ``_all``.
+
+    The contract lets ``entities`` be empty (it defaults to []) and the classifier tags
+    every event ``_all``; an event without it would still be recorded in the ledger but
+    land in no trend, and a redelivery tagged ``_all`` would then be skipped as counted.
+    """
+    return list(dict.fromkeys([*e.entities, ALL]))
+
+
 def aggregate(events: Iterable[ScoredEvent]) -> tuple[dict[BucketKey, Delta], dict[BucketKey, Delta]]:
-    """Minute and hour deltas; an event counts once under each of its entities."""
+    """Minute and hour deltas; an event counts once under each of its entities and ``_all``."""
     minutes: dict[BucketKey, Delta] = {}
     hours: dict[BucketKey, Delta] = {}
     for e in events:
         version = e.sentiment.version
-        for entity in dict.fromkeys(e.entities):
+        for entity in counted_under(e):
             minutes.setdefault((e.stream, entity, minute_of(e.event_time), version), Delta()).add(e)
             hours.setdefault((e.stream, entity, hour_of(e.event_time), version), Delta()).add(e)
     return minutes, hours

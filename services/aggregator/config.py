@@ -27,13 +27,19 @@ MIN_TREND_RETENTION_DAYS = (
 window (91 days), evaluated up to a day behind the latest minute held back by up to a day of
 lateness. Shorter, and the oldest baseline windows of long rules lose their buckets: they
 count as empty (skipped) or, cut across, as a partial window with a wrong negative share."""
+MAX_RETENTION_DAYS = 36_500
+"""The longest retention (about 100 years): a cutoff that far back is still a date (a far longer
+one, 1e6 days, fell before year 1 and made every retention run fail)."""
 
 
 class AggregatorSettings(ServiceSettings):
     """Consumes ``text.scored``, writes trend buckets and scored events to PostgreSQL."""
 
     group_id: str = Field(
-        validation_alias="TW_AGGREGATOR_GROUP_ID", default="tonewatch-aggregator", description="Consumer group."
+        validation_alias="TW_AGGREGATOR_GROUP_ID",
+        default="tonewatch-aggregator",
+        min_length=1,
+        description="Consumer group (not empty).",
     )
     max_batch: int = Field(
         validation_alias="TW_AGGREGATOR_MAX_BATCH",
@@ -48,21 +54,30 @@ class AggregatorSettings(ServiceSettings):
         validation_alias="TW_AGGREGATOR_SCORED_RETENTION_DAYS",
         default=7.0,
         gt=0,
-        description="Keep scored event text, and the alert explanations' quotes of it (by firing time), this long.",
+        le=MAX_RETENTION_DAYS,
+        allow_inf_nan=False,
+        description=(
+            "Keep scored event text, and the alert explanations' quotes of it (by firing time), this long; "
+            f"at most {MAX_RETENTION_DAYS:,} days."
+        ),
     )
     ledger_retention_days: float = Field(
         validation_alias="TW_AGGREGATOR_LEDGER_RETENTION_DAYS",
         default=30.0,
         gt=0,
+        le=MAX_RETENTION_DAYS,
+        allow_inf_nan=False,
         description=(
             "Keep counted-event ids this long; replays older than this would recount. At least "
-            "TW_AGGREGATOR_SCORED_RETENTION_DAYS: an event still stored would otherwise be counted again."
+            "TW_AGGREGATOR_SCORED_RETENTION_DAYS: an event still stored would otherwise be counted again; "
+            f"at most {MAX_RETENTION_DAYS:,} days."
         ),
     )
     trend_retention_days: float = Field(
         validation_alias="TW_AGGREGATOR_TREND_RETENTION_DAYS",
         default=0.0,
         ge=0,
+        le=MAX_RETENTION_DAYS,
         allow_inf_nan=False,
         description=(
             "Keep trend buckets (trend_minute, trend_hour) this long before each stream's newest bucket in either "
@@ -72,7 +87,7 @@ class AggregatorSettings(ServiceSettings):
             f"{MIN_TREND_RETENTION_DAYS} days: the alerter's baselines read that far back (a 7-day rule window "
             f"and its {ALERTER_BASELINE_WINDOWS} baseline windows, up to a day of TW_ALERTER_MAX_STEPS and of "
             "TW_ALERTER_ALLOWED_LATENESS_S); raise it with TW_ALERTER_BASELINE_WINDOWS or TW_ALERTER_MAX_STEPS. "
-            "Trend queries and backtests find nothing older."
+            f"Trend queries and backtests find nothing older. At most {MAX_RETENTION_DAYS:,} days."
         ),
     )
     retention_interval_s: float = Field(

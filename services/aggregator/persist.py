@@ -32,6 +32,7 @@ from services.aggregator.buckets import (
     BucketKey,
     Delta,
     aggregate,
+    counted_under,
     drop_past_cutoffs,
     minute_of,
     newest_minutes,
@@ -94,7 +95,7 @@ def _row(e: ScoredEvent) -> dict[str, Any]:
         "stream": e.stream,
         "event_time": e.event_time.isoformat(),
         "received_time": e.received_time.isoformat(),
-        "entities": list(dict.fromkeys(e.entities)),
+        "entities": counted_under(e),  # as counted in the buckets: ``_all`` always
         "text": e.text.replace("\x00", "\ufffd"),  # PostgreSQL text cannot hold NUL
         "sentiment": e.sentiment.label,
         "sentiment_confidence": e.sentiment.confidence,
