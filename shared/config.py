@@ -97,7 +97,12 @@ class ServiceSettings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     topics: Topics = Field(default_factory=Topics)
     models_dir: Path | None = Field(default=None, description="Model registry folder; default: the repo's models/.")
-    metrics_port: int | None = Field(default=None, description="Serve Prometheus metrics on this port.")
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve Prometheus metrics on this port (1-65535); unset or 0: no metrics server.",
+    )
     failpoints: str = Field(
         default="",
         description="Testing only: crash points, e.g. 'after_db_commit:3' (SIGKILL on the 3rd pass; "

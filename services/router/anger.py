@@ -53,7 +53,9 @@ case-insensitive unless said:
 An anger or threat cue right after a negation ("not angry", "never angry", "not even a
 little bit angry", "isn't a disgrace", "nothing to be angry about") does not count, nor a
 threat one declines ("I don't want to take legal action", "no need to contact the
-ombudsman", "without legal action"), nor a threat asked about in a question that begins
+ombudsman", "without legal action", "resolved without going to the ombudsman"; up to three
+words between, in the same clause: "without warning I will sue you", "I'm not going to wait
+we will take legal action" threaten), nor a threat asked about in a question that begins
 how do/can/.., where, who, what, which, when, can, could, should, do, does, is, would I or
 will I and ends in "?" ("How do I complain to the ombudsman?", "Should I complain to the
 ombudsman?", "Would I have to pay to go to the ombudsman?"), unless the question is aimed at
@@ -244,10 +246,18 @@ _FILLER = (
 _NEGATION = r"(?:(?<!\w)(?:not|no|nothing|hardly|never|nor)|n['’]t)"
 # Up to four filler words between the negation and the cue, no punctuation.
 _NEGATED = re.compile(rf"{_NEGATION}\s+(?:{_FILLER}\s+){{0,4}}$", re.IGNORECASE)
-# A threat declined: "I don't want to take legal action", "no need to contact the ombudsman".
+# A new clause's subject (and, for "you", which may be an object, its verb): the declined
+# threat's window stops there. "without warning I will sue you", "not going to wait we are
+# taking legal action" threaten; a contraction ("I'll", "I'm") already ends the window.
+_NEW_SUBJECT = (
+    r"(?:i|im|we|he|she|they|you\s+(?:will|shall|would|are|can|could|must|should|might|may|have|had"
+    r"|do|did|need|want|gonna))\s"
+)
+# A threat declined: "I don't want to take legal action", "no need to contact the ombudsman":
+# up to three words between the decliner and the threat, none starting a new clause.
 _DECLINED = re.compile(
     rf"(?:(?<!\w)without|{_NEGATION}\s+(?:\w+\s+)?(?:want|wish|need|intend|plan|mean|going|looking|trying"
-    rf"|intention|desire)\w*\s+(?:to|of|for))\s+(?:\w+\s+){{0,3}}$",
+    rf"|intention|desire)\w*\s+(?:to|of|for))\s+(?:(?!{_NEW_SUBJECT})\w+\s+){{0,3}}$",
     re.IGNORECASE,
 )
 _NEGATION_WINDOW = 60

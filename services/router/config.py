@@ -9,13 +9,19 @@ from shared.config import ServiceSettings
 # A batch's decisions are recorded and counted in one transaction (array parameters, no
 # limit there), then sent: the bound keeps a retried batch, its memory and its transaction modest.
 MAX_BATCH = 10_000
+# The longest ledger retention (about 100 years): an infinite one made every retention run
+# fail (PostgreSQL: interval out of range).
+MAX_RETENTION_DAYS = 36_500
 
 
 class RouterSettings(ServiceSettings):
     """Consumes chat events from ``text.scored``, produces ``chat.queue.<queue>``."""
 
     group_id: str = Field(
-        validation_alias="TW_ROUTER_GROUP_ID", default="tonewatch-router", description="Consumer group."
+        validation_alias="TW_ROUTER_GROUP_ID",
+        default="tonewatch-router",
+        min_length=1,
+        description="Consumer group (not empty).",
     )
     max_batch: int = Field(
         validation_alias="TW_ROUTER_MAX_BATCH",
@@ -82,9 +88,11 @@ class RouterSettings(ServiceSettings):
         validation_alias="TW_ROUTER_LEDGER_RETENTION_DAYS",
         default=30.0,
         gt=0,
+        le=MAX_RETENTION_DAYS,
+        allow_inf_nan=False,
         description=(
             "Keep the ids of sent chats this long; a copy redelivered later is routed again. "
-            "A chat recorded but not yet sent is never deleted."
+            f"A chat recorded but not yet sent is never deleted. At most {MAX_RETENTION_DAYS:,} days."
         ),
     )
     retention_interval_s: float = Field(
