@@ -10,7 +10,8 @@ side where it starts or ends with a letter or digit of another script (``Sony``)
 character of those scripts or an underscore is a boundary too (``Sony株式会社``,
 ``トヨタToyota``, ``Sony가``, ``Acme_Corp``), any other letter or digit is not
 (``Sonya``, ``ACME2``).
-Tickers match as cashtags (``$TSLA``), any case. A text may tag several entities,
+Tickers match as cashtags (``$TSLA``), any case; as an alias, a cashtag may end at a
+character of a script written without spaces (``$TSLA股价``). A text may tag several entities,
 also through an alias they share; every text also counts under ``_all``.
 
 Aliases and text are compared in Unicode normal form NFKC, so the same visible text
@@ -22,7 +23,10 @@ read ``AcmeTM``) are left as they are. Case-insensitive matching also makes dott
 dotless i one letter (``İŞ BANKASI``, ``iş bankası``, ``İş Bankası``). Invisible format
 characters are removed from aliases and text first (a soft hyphen U+00AD or a
 zero-width space U+200B inside ``Acme``), except the direction marks and the like that
-stand between words (:func:`_invisible`).
+stand between words (:func:`_invisible`). Typographic apostrophes and hyphens are
+compared as ASCII ones (``McDonald’s``, ``Rolls‑Royce``, ``Rolls–Royce``; not the em
+dash), and a run of whitespace as one space (``Tesco  Bank``, ``Tesco`` and ``Bank`` on
+two lines).
 """
 
 from __future__ import annotations
@@ -44,9 +48,6 @@ API (whose pattern engine reads ``$`` as the end of the text) cannot name. The p
 ``^...$`` for that engine (pydantic's ``Field(pattern=...)``: :data:`EntityKey`)."""
 CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 LONE_SURROGATES = re.compile(r"[\ud800-\udfff]")
-# A cashtag: ``$`` then a letter, then letters, digits or dots. Digit-first ("$7203")
-# would be a dollar amount, a hyphen ("$RDS-A") most often a compound ("$TSLA-linked").
-CASHTAG = re.compile(r"\$([A-Za-z][A-Za-z0-9.]{0,9})\b")
 TICKER_PATTERN = re.compile(r"^\$?[A-Za-z](?:[A-Za-z0-9.]{0,8}[A-Za-z0-9])?$")
 
 
@@ -253,6 +254,11 @@ _UNSPACED_RANGES = (
     (0x20000, 0x323AF),  # CJK extensions B-H, compatibility supplement
 )
 _UNSPACED = "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in _UNSPACED_RANGES)
+# A cashtag: ``$`` then a letter, then letters, digits or dots. Digit-first ("$7203")
+# would be a dollar amount, a hyphen ("$RDS-A") most often a compound ("$TSLA-linked").
+# It ends at a word boundary or, as an alias does, where a character of a script written
+# without spaces follows ("$TSLA股价大跌", "$TSLA가").
+CASHTAG = re.compile(rf"\$([A-Za-z][A-Za-z0-9.]{{0,9}})(?:\b|(?=[{_UNSPACED}]))")
 
 
 def unspaced(ch: str) -> bool:
@@ -288,12 +294,31 @@ def _joining_symbols() -> re.Pattern[str]:
     return re.compile("([" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + "])")
 
 
+# Typographic forms that news copy (word processors, "smart" punctuation) writes where an
+# alias has plain ASCII: the right and left single quotation marks, the modifier letter
+# apostrophe and the prime for an apostrophe ("McDonald’s"), and the hyphen, non-breaking
+# hyphen, figure dash, en dash and minus sign for a hyphen ("Rolls‑Royce"). The en dash
+# is folded too: it joins compound names in some house styles ("Rolls–Royce"), and,
+# being a boundary as a hyphen is, it makes no alias match where it did not already
+# match in the other spelling. The em dash is not: it sets a clause off ("Tesco—Bank
+# results" is not "Tesco-Bank").
+_APOSTROPHES = re.compile("[\u2018\u2019\u02bc\u2032]")
+_HYPHENS = re.compile("[\u2010-\u2013\u2212]")
+
+
 def normalize(text: str) -> str:
     """``text`` without the invisible characters of :func:`_invisible`, in NFKC, except the
-    symbols of :func:`_joining_symbols` (kept as they are).
+    symbols of :func:`_joining_symbols` (kept as they are), typographic apostrophes and
+    hyphens made ASCII ones (see :data:`_APOSTROPHES`), each run of whitespace one space
+    and none at either end ("Tesco  Bank", "Tesco" and "Bank" on two lines: a headline
+    wraps). NFKC has already made the no-break, ideographic and other spaces plain ones.
 
-    Linear in ``len(text)``: ASCII holds no invisible characters and is in NFKC."""
-    return text if text.isascii() else _nfkc(_visible(text))
+    Linear in ``len(text)``: ASCII holds no invisible characters, is in NFKC and holds no
+    typographic forms; only its whitespace is looked at (by ``str.split``: a regular
+    expression took ten times as long)."""
+    if not text.isascii():
+        text = _HYPHENS.sub("-", _APOSTROPHES.sub("'", _nfkc(_visible(text))))
+    return " ".join(text.split())
 
 
 def _nfkc(text: str) -> str:

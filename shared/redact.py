@@ -18,9 +18,13 @@ from collections.abc import Callable
 # started on the "2B" of a "%2B" (a long run of them would be rescanned from each).
 EMAIL = re.compile(r"(?<![\w.+-])(?!(?<=%)2[Bb])(?:[\w.+-]|%2[Bb])+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
 # Separators inside a number as people paste them: space, dash, and the no-break,
-# narrow, thin and figure spaces, the dashes and minus signs that web pages and word
-# processors insert, and the full-width hyphen-minus of Japanese text ("03－1234－5678").
-_SPACES = " \u00a0\u2007\u2009\u202f"
+# narrow, thin and figure spaces, a tab (a number pasted from a spreadsheet's cells), the
+# ideographic space of Japanese and Chinese text ("０９０\u3000１２３４\u3000５６７８"), the
+# dashes and minus signs that web pages and word processors insert, and the full-width
+# hyphen-minus of Japanese text ("03－1234－5678"). A line break is none: numbers on lines
+# of their own are a list or a table as often (only a card may be split over lines, see
+# DIGIT_GROUPS).
+_SPACES = " \t\u00a0\u2007\u2009\u202f\u3000"
 _DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2212\uff0d"
 _SEP = _SPACES + _DASHES
 # A number dialled with its country code opens with "+", or with the full-width plus of
@@ -33,9 +37,11 @@ _INTERNATIONAL = ("00", *_PLUS)
 _LONG_VOWEL = r"(?<=\d)\u30fc(?=\d)"
 # A run of digit groups, each separated by up to three separators ("4111 - 1111", two
 # spaces) or by a single dot, slash or underscore ("4111.1111.1111.1111", "4111/1111/...",
-# "4111_1111_..."). Card numbers are looked for inside it, group-aligned (see _cards): a
-# card next to an expiry date, a CVV or a phone number is still found.
-DIGIT_GROUPS = re.compile(rf"(?<!\d)\d+(?:(?:[{_SEP}]{{1,3}}|[./_]|\u30fc)\d+)*(?!\d)")
+# "4111_1111_..."), or by a line break, LF or CR-LF ("4111\n1111\n1111\n1111": a card
+# copied from a form's boxes; only a card all of whose groups are so split, on lines
+# of their own, see _card_ends). Card numbers are looked for inside it, group-aligned
+# (see _cards): a card next to an expiry date, a CVV or a phone number is still found.
+DIGIT_GROUPS = re.compile(rf"(?<!\d)\d+(?:(?:[{_SEP}]{{1,3}}|[./_]|\u30fc|\r?\n)\d+)*(?!\d)")
 # International or national phone numbers: 7+ digits with separators, not the
 # fraction or integer part of a decimal number ("33.0123456789").
 # Bounded by ASCII letters, digits or "_" only ("order12345678" is a reference, not a
@@ -53,11 +59,10 @@ _NOT_ALNUM_AFTER = r"(?![A-Za-z_\d])"
 # "内線" is the Japanese word ("03-1234-5678 内線 123"); Japanese text spaces it with the
 # ideographic space. An extension may be bracketed, in ASCII or full-width brackets
 # ("03-1234-5678(内線123)", "415-555-2671 (ext. 12)"): the brackets go with it.
-_EXT_SPACES = _SPACES + "\u3000"
-_EXT_MARKED = rf"(?i:extension|ext\.?|x|#|内線)[{_EXT_SPACES}]?\d{{1,6}}"
+_EXT_MARKED = rf"(?i:extension|ext\.?|x|#|内線)[{_SPACES}]?\d{{1,6}}"
 _EXTENSION = (
-    rf"[{_EXT_SPACES}]?(?:{_EXT_MARKED}{_NOT_ALNUM_AFTER}(?!\.\d)"
-    rf"|[(\uff08][{_EXT_SPACES}]?{_EXT_MARKED}[{_EXT_SPACES}]?[)\uff09])"
+    rf"[{_SPACES}]?(?:{_EXT_MARKED}{_NOT_ALNUM_AFTER}(?!\.\d)"
+    rf"|[(\uff08][{_SPACES}]?{_EXT_MARKED}[{_SPACES}]?[)\uff09])"
 )
 _NUMBER_END = rf"(?:(?={_EXTENSION})|{_NOT_ALNUM_AFTER}(?!\.\d))"
 # A number may open with its bracketed area code ("(415) 555-2671"): the bracket goes with
@@ -77,9 +82,13 @@ PHONE = re.compile(
 # of years after the slash is a date, "01/2020 2021", see _phone). A North American number
 # may have its area code slashed ("415/555-2671"), three digits then seven in two groups,
 # the last no year ("250/300 2020").
+# A dotted number is not part of a longer dotted run ("1.192.168.100.200"), but may follow
+# the dot that ends an abbreviation ("tel.415.555.2671", "Ph.020.7946.0958").
+_AFTER_ABBREVIATION = r"(?:(?<!\.)|(?<=[A-Za-z]\.))"
 _SLASHED_END = rf"(?:(?={_EXTENSION})|(?![A-Za-z_\d/])(?!\.\d))"
 PHONE_DOTTED = re.compile(
-    rf"(?<![A-Za-z_\d.])(?:(?:[{_PLUS}]|00)\d{{1,3}}[ .\u00a0]?)?\(?\d{{1,4}}\)?(?:\.\d{{2,4}}){{2,5}}{_NUMBER_END}"
+    rf"(?<![A-Za-z_\d]){_AFTER_ABBREVIATION}"
+    rf"(?:(?:[{_PLUS}]|00)\d{{1,3}}[ .\u00a0]?)?\(?\d{{1,4}}\)?(?:\.\d{{2,4}}){{2,5}}{_NUMBER_END}"
     rf"|(?<![A-Za-z_\d/.])(?:[{_PLUS}]|00)?\d{{2,5}}/\d{{4,9}}{_SLASHED_END}"
     rf"|(?<![A-Za-z_\d/.])(?<!\d[{_SEP}])0\d{{1,4}}[{_SPACES}]?/[{_SPACES}]?"
     rf"\d{{2,8}}(?:[{_SPACES}]\d{{2,4}}){{0,3}}(?![{_SEP}\u30fc]\d){_SLASHED_END}"
@@ -189,15 +198,21 @@ def _card_shape(groups: list[tuple[int, int]]) -> bool:
 def _card_ends(run: str, groups: list[tuple[int, int]], kinds: list[str], i: int) -> list[int]:
     """The last groups of the card numbers that may start at group i, shortest first. Groups
     joined by a slash or an underscore are a card only all so joined ("4111/1111/1111/1111"):
-    those join a date or a reference to a card's groups as often ("2742 4447_6458_4131")."""
+    those join a date or a reference to a card's groups as often ("2742 4447_6458_4131").
+    So are groups joined by line breaks, and only where the lines before and after hold
+    none of the run's groups: a column of figures (a table of quantities, one a line) is
+    no card, whichever four of its lines pass the Luhn check."""
     ends, digits = [], ""
+    lines_before = i > 0 and kinds[i - 1] == "\n"
     for j in range(i, len(groups) if _card_start(run, groups[i]) else i):
         digits += run[groups[j][0] : groups[j][1]]
         if len(digits) > 19:
             break
         joined = set(kinds[i:j])
-        if len(joined) > 1 and joined & {"/", "_"}:
+        if len(joined) > 1 and joined & {"/", "_", "\n"}:
             break
+        if joined == {"\n"} and (lines_before or (j < len(kinds) and kinds[j] == "\n")):
+            continue  # more lines of figures before or after
         if len(digits) >= 13 and _card_shape(groups[i : j + 1]) and _luhn_ok(digits):
             ends.append(j)
     return ends
@@ -205,8 +220,10 @@ def _card_ends(run: str, groups: list[tuple[int, int]], kinds: list[str], i: int
 
 @functools.lru_cache(maxsize=512)
 def _gap_kind(gap: str) -> str:
-    """How two digit groups are joined: by spaces (" "), or tightly by a dash, dot, slash or
-    underscore (a long vowel mark counts as a dash)."""
+    """How two digit groups are joined: by a line break ("\\n"), by spaces (" "), or tightly
+    by a dash, dot, slash or underscore (a long vowel mark counts as a dash)."""
+    if "\n" in gap:
+        return "\n"
     for kind in "-./_":
         if any(ch == kind or (kind == "-" and ch in _DASHES + "\u30fc") for ch in gap):
             return kind
@@ -217,10 +234,11 @@ def _misfit(kinds: list[str], i: int, j: int) -> int:
     """How ill groups i to j fit a card: 2 where they are joined by separators of more than
     one kind, and 1 for each end where the group before or after is joined to them tightly
     (a dash, dot, slash or underscore): there they cut another number off ("2671 4111 1111
-    1111" in "415-555-2671 4111 1111 1111 1111"). 0 for a card as printed."""
+    1111" in "415-555-2671 4111 1111 1111 1111"); a line break is no tight join. 0 for a
+    card as printed."""
     mixed = len(set(kinds[i:j])) > 1
-    left = i > 0 and kinds[i - 1] != " "
-    right = j < len(kinds) and kinds[j] != " "
+    left = i > 0 and kinds[i - 1] not in " \n"
+    right = j < len(kinds) and kinds[j] not in " \n"
     return 2 * mixed + left + right
 
 
@@ -771,7 +789,15 @@ _LONGEST_MATCH = 6 * 320
 
 
 def redact_capped(text: str, limit: int) -> tuple[str, bool]:
-    """Redact, then cap to ``limit`` characters; returns (text, truncated).
+    """Redact, then cap to ``limit`` characters; returns (text, truncated)."""
+    return cap(redacted_head(text, limit), limit)  # truncated whenever the prefix was shorter than the text
+
+
+def redacted_head(text: str, limit: int) -> str:
+    """The redacted form of a prefix of ``text`` that holds the first ``limit`` characters
+    of the whole text's redacted form, and more where the text has more: what
+    :func:`redact_capped` caps. The character after the cap (kept here) says whether the
+    cap cut a word (see the classifier's entity tagging).
 
     Only a prefix is redacted, but one long enough that its redacted form runs at least
     ``_LONGEST_MATCH`` characters past the cap: a number or address cut at the prefix's
@@ -781,9 +807,8 @@ def redact_capped(text: str, limit: int) -> tuple[str, bool]:
     while True:
         redacted = redact(text[:end])
         if end >= len(text) or len(redacted) >= limit + _LONGEST_MATCH:
-            break
+            return redacted
         end *= 2
-    return cap(redacted, limit)  # truncated whenever the prefix was shorter than the text
 
 
 def cap(text: str, limit: int) -> tuple[str, bool]:

@@ -23,6 +23,10 @@ FETCH_MAX_BYTES = 1024 * 1024
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 """Upper bound of ``TW_CLASSIFIER_BATCH_MAX_BYTES``: the stream buffer holds 4 x this x
 ``concurrent_batches`` bytes, and a batch is scored in one step."""
+MAX_FUTURE_SKEW_S = 10 * 365.25 * 86_400
+"""Upper bound of ``TW_CLASSIFIER_MAX_FUTURE_SKEW_S``: ten years. Past that the setting is a
+mistake (a value in milliseconds, ``inf``), and ``received + skew`` would pass the calendar's
+end: every record was dead-lettered with ``OverflowError``."""
 STATUS_TTL_S = 60.0
 """A replica's status is dropped this long after it was last published (every 15 s)."""
 STATUS_AHEAD_S = 5.0
@@ -128,7 +132,12 @@ class ClassifierSettings(ServiceSettings):
         validation_alias="TW_CLASSIFIER_MAX_FUTURE_SKEW_S",
         default=300.0,
         ge=0,
-        description="Event times further in the future are clamped to the receive time.",
+        le=MAX_FUTURE_SKEW_S,
+        allow_inf_nan=False,
+        description=(
+            "Event times further in the future are clamped to the receive time. "
+            "A finite number of seconds, at most 10 years (315,576,000)."
+        ),
     )
     pseudonym_key: SecretStr = Field(
         validation_alias="TW_CLASSIFIER_PSEUDONYM_KEY",

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import re
+from datetime import datetime
 
 from shared.entities import ALL, EntityMatcher
 from shared.events import RawChat, RawEvent, Score, ScoredEvent
 from shared.inference.engine import Prediction
-from shared.redact import pseudonymise, redact_capped
+from shared.redact import cap, pseudonymise, redacted_head
+
+# What redaction puts in place of personal data. Entities are tagged in the stored text,
+# where an alias such as "Phone" or "Card" would otherwise match a placeholder: each is
+# read as a space (a boundary, as the number or address it replaced was).
+_PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CARD|IBAN)\]")
 
 
 def to_score(p: Prediction) -> Score:
@@ -26,12 +32,24 @@ def build_scored(
     pseudonym_key: bytes = b"",
 ) -> ScoredEvent:
     """Tag entities (in the stored part of the text), clamp future event times, redact
-    and cap the text, pseudonymise ids that hold personal data (email, phone, card, IBAN)."""
+    and cap the text, pseudonymise ids that hold personal data (email, phone, card, IBAN).
+
+    Entities are tagged in exactly the text that is stored, up to its last whole word
+    (the "…" a cap adds is no part of it): a prefix of the raw text was tagged, which
+    redaction makes shorter or longer than the stored one, so an entity stored was
+    missed, or one not stored was tagged."""
     event_time, adjusted = event.event_time, False
-    if event_time > received + timedelta(seconds=max_future_skew_s):
+    # compared as a duration, not as received + skew: a skew near the setting's bound
+    # would carry that sum past the calendar's end (OverflowError dead-lettered every record)
+    if (event_time - received).total_seconds() > max_future_skew_s:
         event_time, adjusted = received, True
-    text, truncated = redact_capped(event.text, storage_chars)
-    entities = matcher.tag(whole_words(event.text, storage_chars)) if event.stream == "news" else [ALL]
+    head = redacted_head(event.text, storage_chars)
+    text, truncated = cap(head, storage_chars)
+    if event.stream == "news":
+        stored = whole_words(head, len(text) - 1) if truncated else text
+        entities = matcher.tag(_PLACEHOLDER.sub(" ", stored))
+    else:
+        entities = [ALL]
     return ScoredEvent(
         id=pseudonymise(event.id, pseudonym_key),
         stream=event.stream,
@@ -58,12 +76,15 @@ def whole_words(text: str, limit: int) -> str:
     Entities are tagged in the part of a text that is stored (and that the model reads
     from): an article of up to 1,000,000 characters was scanned whole on the event loop.
     A head of whitespace alone has no word to tag: it gives "" (indexing its empty split
-    raised, and the classifier stopped on that record after every restart)."""
+    raised, and the classifier stopped on that record after every restart). A head that
+    ends in whitespace ends after a whole word, which is kept (the split dropped it)."""
     if len(text) <= limit:
         return text
     head = text[:limit]
     if text[limit].isspace():
         return head
+    if head[-1:].isspace():
+        return head.rstrip()
     words = head.rsplit(None, 1)
     return words[0] if words else ""
 

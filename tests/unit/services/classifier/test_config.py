@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from services.classifier import config
 from services.classifier.config import ClassifierSettings
@@ -91,3 +92,21 @@ def test_a_status_stamped_ahead_of_the_clock_is_stale_beyond_a_small_tolerance()
 
 def test_redis_time_is_read_in_seconds() -> None:
     assert config.redis_seconds((1_700_000_000, 250_000)) == 1_700_000_000.25
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e12", "315576001"])
+def test_a_non_finite_or_absurd_future_skew_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """inf or 1e12 seconds was accepted, then every valid record was dead-lettered with
+    OverflowError (received + skew passed the calendar's end)."""
+    monkeypatch.setenv("TW_CLASSIFIER_MAX_FUTURE_SKEW_S", value)
+    with pytest.raises(ValidationError, match="TW_CLASSIFIER_MAX_FUTURE_SKEW_S"):
+        ClassifierSettings()
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0.0), ("300", 300.0), ("315576000", 315_576_000.0)])
+def test_a_future_skew_up_to_ten_years_is_accepted(
+    monkeypatch: pytest.MonkeyPatch, value: str, expected: float
+) -> None:
+    monkeypatch.setenv("TW_CLASSIFIER_MAX_FUTURE_SKEW_S", value)
+    assert ClassifierSettings().max_future_skew_s == expected
+    assert "at most 10 years" in (ClassifierSettings.model_fields["max_future_skew_s"].description or "")

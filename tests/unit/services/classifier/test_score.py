@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
@@ -109,3 +110,73 @@ def test_a_head_of_whitespace_alone_has_nothing_to_tag_and_the_event_is_still_sc
     event = RawNews(id="n1", event_time=NOW, text=" " * 1_000 + "Acme warns")
     scored = build_scored(event, PRED, None, matcher=matcher, received=NOW, max_future_skew_s=60, storage_chars=1_000)
     assert scored.entities == ["_all"] and scored.text_truncated
+
+
+def _news_entities(text: str, storage_chars: int, matcher: EntityMatcher) -> tuple[str, list[str]]:
+    event = RawNews(id="n1", event_time=NOW, text=text)
+    scored = build_scored(
+        event, PRED, None, matcher=matcher, received=NOW, max_future_skew_s=60, storage_chars=storage_chars
+    )
+    return scored.text, scored.entities
+
+
+ACME = EntityMatcher([WatchedEntity("ACME", "Acme plc", aliases=("Acme",))])
+
+
+def test_the_last_whole_word_before_the_cap_is_kept() -> None:
+    """A cap falling right after a space dropped the word before it: the split stripped the
+    trailing space and took that word for a cut one."""
+    assert whole_words("one two three", 8) == "one two"
+    assert whole_words("one two  three", 9) == "one two"
+    stored, entities = _news_entities("x" * 94 + " Acme " + "Zeta corp and more words", 100, ACME)
+    assert stored.endswith(" Acme…") and entities == ["ACME", "_all"]
+
+
+def test_entities_are_tagged_in_the_redacted_text_that_is_stored() -> None:
+    """The tagger read a prefix of the raw text, but the stored text is redacted first:
+    shorter or longer, so an entity stored was missed, or one not stored was tagged."""
+    # redaction shortens: "Acme" lies past the raw prefix but inside the stored text
+    email = "jane.doe.some.long.mailbox@example-company.example.com "
+    stored, entities = _news_entities(email + "w " * 20 + "Acme shares fall sharply " + "z " * 100, 100, ACME)
+    assert "Acme" in stored and entities == ["ACME", "_all"]
+    # redaction lengthens ("a@b.io" is 6 characters, "[EMAIL]" 7): "Acme" lies inside the
+    # raw prefix but is cut from the stored text
+    stored, entities = _news_entities("a@b.io " * 12 + "Acme " + "z " * 100, 100, ACME)
+    assert "Acme" not in stored and entities == ["_all"]
+
+
+def test_a_redaction_placeholder_is_no_alias() -> None:
+    matcher = EntityMatcher([WatchedEntity("PHONE", "Phone Co", aliases=("Phone", "Card"))])
+    assert _news_entities("call 415-555-2671 or pay with 4111 1111 1111 1111", 4_000, matcher)[1] == ["_all"]
+    assert _news_entities("Phone Co results", 4_000, matcher)[1] == ["PHONE", "_all"]
+
+
+@pytest.mark.parametrize("skew", [math.inf, 1e12])
+def test_a_huge_future_skew_clamps_nothing_and_raises_nothing(skew: float) -> None:
+    """received + timedelta(skew) overflowed (inf, 1e12): every record was dead-lettered."""
+    event = RawNews(id="n1", event_time=datetime(8999, 12, 31, tzinfo=UTC), text="Acme shares fall")
+    scored = build_scored(event, PRED, None, matcher=ACME, received=NOW, max_future_skew_s=skew, storage_chars=4_000)
+    assert scored.event_time == event.event_time and not scored.time_adjusted
+
+
+def test_the_largest_future_skew_allowed_still_clamps() -> None:
+    most = ClassifierSettings.model_fields["max_future_skew_s"].metadata
+    skew = next(m.le for m in most if getattr(m, "le", None) is not None)
+    for ahead, adjusted in ((timedelta(seconds=skew), False), (timedelta(seconds=skew + 1), True)):
+        event = RawNews(id="n1", event_time=NOW + ahead, text="Acme shares fall")
+        scored = build_scored(
+            event, PRED, None, matcher=ACME, received=NOW, max_future_skew_s=skew, storage_chars=4_000
+        )
+        assert scored.time_adjusted is adjusted
+
+
+def test_a_future_event_time_past_the_skew_is_still_clamped() -> None:
+    event = RawNews(id="n1", event_time=datetime(8999, 12, 31, tzinfo=UTC), text="Acme shares fall")
+    scored = build_scored(event, PRED, None, matcher=ACME, received=NOW, max_future_skew_s=300, storage_chars=4_000)
+    assert scored.event_time == NOW and scored.time_adjusted
+    event = RawNews(id="n1", event_time=NOW + timedelta(seconds=301), text="Acme")
+    scored = build_scored(event, PRED, None, matcher=ACME, received=NOW, max_future_skew_s=300, storage_chars=4_000)
+    assert scored.time_adjusted
+    event = RawNews(id="n1", event_time=NOW + timedelta(seconds=300), text="Acme")
+    scored = build_scored(event, PRED, None, matcher=ACME, received=NOW, max_future_skew_s=300, storage_chars=4_000)
+    assert not scored.time_adjusted
