@@ -18,13 +18,13 @@ from collections.abc import Callable
 # started on the "2B" of a "%2B" (a long run of them would be rescanned from each).
 EMAIL = re.compile(r"(?<![\w.+-])(?!(?<=%)2[Bb])(?:[\w.+-]|%2[Bb])+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
 # Separators inside a number as people paste them: space, dash, and the no-break,
-# narrow, thin and figure spaces, a tab (a number pasted from a spreadsheet's cells), the
-# ideographic space of Japanese and Chinese text ("０９０\u3000１２３４\u3000５６７８"), the
+# narrow, thin and figure spaces, the ideographic space that Japanese and Chinese input
+# methods type between full-width digit groups ("０９０\u3000１２３４\u3000５６７８"), the
 # dashes and minus signs that web pages and word processors insert, and the full-width
-# hyphen-minus of Japanese text ("03－1234－5678"). A line break is none: numbers on lines
-# of their own are a list or a table as often (only a card may be split over lines, see
-# DIGIT_GROUPS).
-_SPACES = " \t\u00a0\u2007\u2009\u202f\u3000"
+# hyphen-minus of Japanese text ("03－1234－5678"). A tab is none: it is a cell boundary
+# (a spreadsheet row pasted as text, "Revenue\t120\t135\t150\t170", is figures in cells,
+# not a number), nor is a line break (figures one a line are a column of a table).
+_SPACES = " \u00a0\u2007\u2009\u202f\u3000"
 _DASHES = "\\-\u2010\u2011\u2012\u2013\u2014\u2212\uff0d"
 _SEP = _SPACES + _DASHES
 # A number dialled with its country code opens with "+", or with the full-width plus of
@@ -37,11 +37,9 @@ _INTERNATIONAL = ("00", *_PLUS)
 _LONG_VOWEL = r"(?<=\d)\u30fc(?=\d)"
 # A run of digit groups, each separated by up to three separators ("4111 - 1111", two
 # spaces) or by a single dot, slash or underscore ("4111.1111.1111.1111", "4111/1111/...",
-# "4111_1111_..."), or by a line break, LF or CR-LF ("4111\n1111\n1111\n1111": a card
-# copied from a form's boxes; only a card all of whose groups are so split, on lines
-# of their own, see _card_ends). Card numbers are looked for inside it, group-aligned
-# (see _cards): a card next to an expiry date, a CVV or a phone number is still found.
-DIGIT_GROUPS = re.compile(rf"(?<!\d)\d+(?:(?:[{_SEP}]{{1,3}}|[./_]|\u30fc|\r?\n)\d+)*(?!\d)")
+# "4111_1111_..."). Card numbers are looked for inside it, group-aligned (see _cards): a
+# card next to an expiry date, a CVV or a phone number is still found.
+DIGIT_GROUPS = re.compile(rf"(?<!\d)\d+(?:(?:[{_SEP}]{{1,3}}|[./_]|\u30fc)\d+)*(?!\d)")
 # International or national phone numbers: 7+ digits with separators, not the
 # fraction or integer part of a decimal number ("33.0123456789").
 # Bounded by ASCII letters, digits or "_" only ("order12345678" is a reference, not a
@@ -103,7 +101,9 @@ _PHONE_EXTENSION = re.compile(rf"(?<=\[PHONE\]){_EXTENSION}")
 # digit-and-dot run, so one in a longer run (1.192.168.100.200) is not taken for an address.
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-# "2020-03-12 10" or "12/03/2020 10" followed by ":30" is a date and time, not a phone number.
+# "2020-03-12 10" or "12/03/2020 10" followed by ":30" is a date and time, not a phone number,
+# with a "T" or any space that separates a number's groups between them (the ideographic
+# space of "2024-01-15\u300010:30 開始" too: otherwise the date and hour read as a number).
 # Only a real month (01-12) and day (01-31) make a date: "1234-56-78" is a phone number's
 # groups, and "12-03-2020" may be written day or month first.
 _MONTH = r"(?:0?[1-9]|1[0-2])"
@@ -112,7 +112,7 @@ _DATE = (
     rf"(?:\d{{4}}[-/.]{_MONTH}[-/.]{_DAY}"
     rf"|(?:{_DAY}[-/.]{_MONTH}|{_MONTH}[-/.]{_DAY})[-/.]\d{{4}})"
 )
-_DATE_HOUR = re.compile(rf"{_DATE}[ T]\d{{1,2}}")
+_DATE_HOUR = re.compile(rf"{_DATE}[T{_SPACES}]\d{{1,2}}")
 # Nor is a date after a numbered list's marker ("(1) 2020-03-12", "2) 12-03-2020"): the
 # marker's digits make it as long as a phone number. A marker is one or two digits, not
 # starting with 0: a bracketed area code is "(030)", "(06)", "(0)" or three digits ("(800)").
@@ -199,31 +199,29 @@ def _card_ends(run: str, groups: list[tuple[int, int]], kinds: list[str], i: int
     """The last groups of the card numbers that may start at group i, shortest first. Groups
     joined by a slash or an underscore are a card only all so joined ("4111/1111/1111/1111"):
     those join a date or a reference to a card's groups as often ("2742 4447_6458_4131").
-    So are groups joined by line breaks, and only where the lines before and after hold
-    none of the run's groups: a column of figures (a table of quantities, one a line) is
-    no card, whichever four of its lines pass the Luhn check."""
+    Nor is a span of several groups that are all years (19xx or 20xx) a card, Luhn-valid or
+    not: "2015 2016 2017 2018" heads a table. No card number starts 19 or 20 (Mastercard's
+    2-series is 2221-2720, Mir 2200-2204; the old enRoute 2014 had 15 digits, so its last
+    group is no year; a single run of 13-19 digits is no year)."""
     ends, digits = [], ""
-    lines_before = i > 0 and kinds[i - 1] == "\n"
     for j in range(i, len(groups) if _card_start(run, groups[i]) else i):
         digits += run[groups[j][0] : groups[j][1]]
         if len(digits) > 19:
             break
         joined = set(kinds[i:j])
-        if len(joined) > 1 and joined & {"/", "_", "\n"}:
+        if len(joined) > 1 and joined & {"/", "_"}:
             break
-        if joined == {"\n"} and (lines_before or (j < len(kinds) and kinds[j] == "\n")):
-            continue  # more lines of figures before or after
         if len(digits) >= 13 and _card_shape(groups[i : j + 1]) and _luhn_ok(digits):
+            if all(_YEAR.fullmatch(str(int(run[a:b]))) for a, b in groups[i : j + 1]):
+                continue  # in ASCII: full-width years too
             ends.append(j)
     return ends
 
 
 @functools.lru_cache(maxsize=512)
 def _gap_kind(gap: str) -> str:
-    """How two digit groups are joined: by a line break ("\\n"), by spaces (" "), or tightly
-    by a dash, dot, slash or underscore (a long vowel mark counts as a dash)."""
-    if "\n" in gap:
-        return "\n"
+    """How two digit groups are joined: by spaces (" "), or tightly by a dash, dot, slash or
+    underscore (a long vowel mark counts as a dash)."""
     for kind in "-./_":
         if any(ch == kind or (kind == "-" and ch in _DASHES + "\u30fc") for ch in gap):
             return kind
@@ -234,11 +232,10 @@ def _misfit(kinds: list[str], i: int, j: int) -> int:
     """How ill groups i to j fit a card: 2 where they are joined by separators of more than
     one kind, and 1 for each end where the group before or after is joined to them tightly
     (a dash, dot, slash or underscore): there they cut another number off ("2671 4111 1111
-    1111" in "415-555-2671 4111 1111 1111 1111"); a line break is no tight join. 0 for a
-    card as printed."""
+    1111" in "415-555-2671 4111 1111 1111 1111"). 0 for a card as printed."""
     mixed = len(set(kinds[i:j])) > 1
-    left = i > 0 and kinds[i - 1] not in " \n"
-    right = j < len(kinds) and kinds[j] not in " \n"
+    left = i > 0 and kinds[i - 1] != " "
+    right = j < len(kinds) and kinds[j] != " "
     return 2 * mixed + left + right
 
 

@@ -35,9 +35,8 @@ MATCHER = EntityMatcher(
         ("Rolls\u2013Royce engines", ["RR"]),  # en dash: a compound name in some house styles
         ("Rolls\u2212Royce engines", ["RR"]),  # minus sign
         ("Tesco  Bank fined", ["TB"]),
-        ("Tesco\nBank fined", ["TB"]),
-        ("Tesco\r\n Bank fined", ["TB"]),
-        ("Tesco\t\u3000Bank fined", ["TB"]),
+        ("Tesco\u3000Bank fined", ["TB"]),  # NFKC: a plain space
+        ("Tesco \u00a0\u2009Bank fined", ["TB"]),
         ("BP\u00a0 Castrol", ["BP"]),  # case-sensitive aliases too
         ("$TSLA股价大跌", ["TSLA"]),  # a cashtag ends at an unspaced script, as an alias does
         ("＄ＴＳＬＡ股价", ["TSLA"]),
@@ -66,10 +65,40 @@ def test_order_of_first_mention_holds_after_whitespace_is_collapsed() -> None:
     # collapsing shortens the text: first mentions are compared in the same (collapsed) text,
     # the folded aliases' and the cashtags' alike
     assert MATCHER.tag("Tesco" + " " * 50 + "Bank then $TSLA") == ["TB", "TSLA", ALL]
-    assert MATCHER.tag("$TSLA then Tesco\n\n\nBank and Straße McDonald\u2019s") == ["TSLA", "TB", "MCD", ALL]
+    assert MATCHER.tag("$TSLA then Tesco \u3000\u00a0Bank and Straße McDonald\u2019s") == ["TSLA", "TB", "MCD", ALL]
     assert MATCHER.tag("Straße " * 3 + "McDonald\u2019s  " * 2 + "$TSLA") == ["MCD", "TSLA", ALL]
 
 
-def test_normalize_folds_typography_and_whitespace() -> None:
-    assert normalize("Rolls\u2011Royce\u2019s  new\n\tengine") == "Rolls-Royce's new engine"
+def test_normalize_folds_typography_and_spaces_but_keeps_tabs_and_line_breaks() -> None:
+    assert normalize("Rolls\u2011Royce\u2019s  new\u3000 engine ") == "Rolls-Royce's new engine"
+    assert normalize("Rolls\u2011Royce\u2019s  new\n\tengine") == "Rolls-Royce's new\n\tengine"
     assert normalize("plain ascii") == "plain ascii"
+
+
+BOUNDARY_MATCHER = EntityMatcher(
+    [
+        WatchedEntity("tesco", "Tesco", aliases=("Tesco",)),
+        WatchedEntity("tesco-bank", "Tesco Bank", aliases=("Tesco Bank",)),
+        WatchedEntity("boe", "Bank of England", aliases=("Bank of England",)),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Retail sales rose at Tesco\nBank of England holds rates",
+        "Markets wrap: Tesco\n\nBank of England leaves rates unchanged",
+        "Retail sales rose at Tesco\r\nBank of England holds rates",
+        "Top risers\tTesco\tBank of England",
+        "Retail sales rose at Tesco \n Bank of England holds rates",
+    ],
+)
+def test_an_alias_never_spans_a_line_break_or_a_tab(text: str) -> None:
+    # a line ends a headline's phrase and a tab a table's cell: two entities, not "Tesco Bank"
+    assert BOUNDARY_MATCHER.tag(text) == ["tesco", "boe", ALL]
+
+
+@pytest.mark.parametrize("text", ["Tesco\nBank fined", "Tesco\r\n Bank fined", "Tesco\t\u3000Bank fined"])
+def test_tesco_bank_split_by_a_line_break_or_a_tab_is_not_tesco_bank(text: str) -> None:
+    assert MATCHER.tag(text) == [ALL]
