@@ -23,6 +23,9 @@ too: ``max_attempts`` within one pass, then (when :meth:`Deliverer.submit` is gi
 ``retry``) by later passes, each after a wait as long as the channel has been failing (at
 most :data:`MAX_BACKOFF_S`), until ``give_up_s`` after the channel's first recorded attempt:
 then it is given up (an ERROR and ``tonewatch_webhook_give_ups``) and the alert is done.
+A channel is a URL and a format: the delivery log records both (migration 0015), so a URL
+a rule sends in two formats has each delivered, refused, aged and given up on its own, and
+the one delivered is not posted again while the other is retried (:func:`pending`).
 
 Webhooks reach public addresses only, unless an operator allowed an internal network
 (:mod:`services.alerter.netguard`): the address is checked when connecting, a refused one
@@ -53,8 +56,9 @@ import re
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -101,6 +105,22 @@ the pool itself never makes an attempt wait: with 50 slow receivers at once, del
 are delayed, not failed. Above :data:`PER_HOST_CONNECTIONS` (it is per-receiver
 limits that bind), and room left under the common soft limit of 1024 file descriptors
 for the database, Kafka and Redis connections."""
+
+
+class Claims(frozenset[str]):
+    """The alerts a deliverer is delivering (a set of their ids, :attr:`Deliverer.in_flight`),
+    each with the token of the claim it delivers under (:attr:`tokens`; None for an alert
+    submitted without one). The renewal (:func:`services.alerter.publish.renew_claims`)
+    extends those claims only: one let go since (a retry scheduled for later) or taken
+    over by another alerter is left as it is. A set, so the renew loop passes it on as it
+    always did."""
+
+    tokens: Mapping[str, str | None]
+
+    def __new__(cls, tokens: Mapping[str, str | None]) -> Claims:
+        claims = super().__new__(cls, tokens)
+        claims.tokens = MappingProxyType(dict(tokens))
+        return claims
 
 
 class ClaimLapsed(Exception):
@@ -180,17 +200,36 @@ def backoff(first_s: float, retry: int) -> float:
     return min(first_s * 2.0 ** min(retry - 1, 64), MAX_BACKOFF_S)
 
 
-def pending(hooks: list[tuple[str, str]], done: set[str]) -> list[tuple[str, str]]:
-    """The (url, format) channels still to send, given the URLs that are done (an attempt
-    delivered, or permanently refused: :meth:`Deliverer._done`). The delivery log records
-    an attempt's URL, not its format (``webhook_deliveries`` has no column for it): a URL
-    the alert goes to in one format is done once delivered or refused; one it goes to in
-    several formats is sent again in each, since the log cannot tell which got through or
-    was refused (receivers dedupe on the alert id; skipping could lose one)."""
+Channel = tuple[str, str | None]
+"""A channel as the delivery log records it: (url, format). The format is None in rows
+written before migration 0015 (or by an alerter of that version during a rolling
+upgrade), which recorded the URL only."""
+
+
+def pending(hooks: list[tuple[str, str]], done: set[Channel]) -> list[tuple[str, str]]:
+    """The (url, format) channels still to send, given the channels that are done (an
+    attempt delivered, refused for good, or given up: :meth:`Deliverer._done`). Each
+    format of a URL is done on its own: a rule sending one URL in two formats does not post
+    the one delivered again while the other is retried (before 0015 it did: the log had no
+    format). A row without a format (``(url, None)``) is read as the version that wrote it
+    read it: it settles a URL the alert goes to in one format; one it goes to in several is
+    sent again in each, since that row cannot tell which got through or was refused
+    (receivers dedupe on the Idempotency-Key; skipping could lose one)."""
     formats: defaultdict[str, set[str]] = defaultdict(set)
     for url, fmt in hooks:
         formats[url].add(fmt)
-    return [(url, fmt) for url, fmt in hooks if url not in done or len(formats[url]) > 1]
+    return [
+        (url, fmt)
+        for url, fmt in hooks
+        if (url, fmt) not in done and not ((url, None) in done and len(formats[url]) == 1)
+    ]
+
+
+def age(ages: dict[Channel, float], url: str, fmt: str) -> float:
+    """Seconds since the channel's first recorded attempt, given :meth:`Deliverer._ages`:
+    a row without a format (before 0015) counts for every format of its URL, as that
+    version counted it for the URL."""
+    return max(ages.get((url, fmt), 0.0), ages.get((url, None), 0.0))
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -226,7 +265,7 @@ class Deliverer:
         self.backoff_s = backoff_s
         self.give_up_s = give_up_s
         self._tasks: set[asyncio.Task[None]] = set()
-        self._in_flight: set[str] = set()
+        self._in_flight: dict[str, str | None] = {}  # alert id -> its claim's token
         self.policy = policy or AddressPolicy()
         self._client = httpx.AsyncClient(
             timeout=timeout_s,
@@ -252,10 +291,11 @@ class Deliverer:
         return self.max_attempts * self.timeout_s + backoffs + database + 10.0
 
     @property
-    def in_flight(self) -> frozenset[str]:
+    def in_flight(self) -> Claims:
         """The alerts this deliverer is delivering now: their claims are its own, not to
-        be taken on a second time however old they are."""
-        return frozenset(self._in_flight)
+        be taken on a second time however old they are; with their claims' tokens, for
+        the renewal."""
+        return Claims(self._in_flight)
 
     def submit(
         self,
@@ -263,6 +303,7 @@ class Deliverer:
         channels: list[dict[str, Any]],
         done: Callable[[], Awaitable[None]] | None = None,
         retry: Callable[[float], Awaitable[None]] | None = None,
+        claim: str | None = None,
     ) -> None:
         """Deliver to every webhook channel not yet done for this alert (a resumed claim
         skips those delivered and those permanently refused), each in its own task; then
@@ -271,7 +312,8 @@ class Deliverer:
         first recorded attempt: ``retry(delay_s)`` is awaited instead of ``done``, for a
         later pass to try again in ``delay_s``. Without it, out of attempts is done.
         Neither is called when stopped before. A channel listed twice (a rule saved before
-        duplicates were refused) is sent once."""
+        duplicates were refused) is sent once. ``claim``: the token of the alert's claim,
+        which :attr:`in_flight` gives the renewal."""
         hooks = list(
             dict.fromkeys(
                 (str(ch["url"]), str(ch.get("format", "json")))
@@ -279,13 +321,13 @@ class Deliverer:
                 if ch.get("type", "webhook") == "webhook"
             )
         )
-        self._in_flight.add(alert.id)
+        self._in_flight[alert.id] = claim
         self._renewed[alert.id] = time.monotonic()  # just claimed
         task = self._spawn(self._deliver_all(alert, hooks, done, retry))
         task.add_done_callback(lambda _: self._forget(alert.id))
 
     def _forget(self, alert_id: str) -> None:
-        self._in_flight.discard(alert_id)
+        self._in_flight.pop(alert_id, None)
         self._renewed.pop(alert_id, None)
 
     def claim_renewed(self, alert_ids: frozenset[str], at: float) -> None:
@@ -334,26 +376,27 @@ class Deliverer:
                 return
             left = []
             for url, fmt in failing:
-                age = ages.get(url, 0.0)
-                if age < self.give_up_s:
-                    left.append(age)
+                failing_s = age(ages, url, fmt)
+                if failing_s < self.give_up_s:
+                    left.append(failing_s)
                     continue
                 metrics().webhook_give_ups.labels(fmt).inc()
-                reason = f"given up after {age:.0f} s of failed attempts (TW_ALERTER_WEBHOOK_GIVE_UP_S)"
-                await self._log(alert.id, url, GAVE_UP_ATTEMPT, None, reason, False)  # done: not posted again
+                reason = f"given up after {failing_s:.0f} s of failed attempts (TW_ALERTER_WEBHOOK_GIVE_UP_S)"
+                await self._log(alert.id, url, fmt, GAVE_UP_ATTEMPT, None, reason, False)  # done: not posted again
                 log.error(
-                    "webhook %s: giving up alert %s after %.0f s of failed attempts (TW_ALERTER_WEBHOOK_GIVE_UP_S "
-                    "%g s); it is not delivered",
+                    "webhook %s (%s): giving up alert %s after %.0f s of failed attempts "
+                    "(TW_ALERTER_WEBHOOK_GIVE_UP_S %g s); it is not delivered",
                     mask_url(url),
+                    fmt,
                     alert.id,
-                    age,
+                    failing_s,
                     self.give_up_s,
                 )
             if left:
                 # wait as long as it has been failing (doubling), capped, not past the give-up age
                 oldest = max(left)
                 delay = max(min(oldest, MAX_BACKOFF_S, self.give_up_s - oldest), self.backoff_s)
-                self._in_flight.discard(alert.id)  # no claim to renew any more: the wait is the claim's
+                self._in_flight.pop(alert.id, None)  # no claim to renew any more: the wait is the claim's
                 async with asyncio.timeout(DB_WRITE_S):
                     await retry(delay)
                 return
@@ -361,19 +404,22 @@ class Deliverer:
             async with asyncio.timeout(DB_WRITE_S):
                 await done()
 
-    async def _ages(self, alert_id: str) -> dict[str, float]:
-        """Seconds since each URL's first recorded attempt for this alert (database clock)."""
+    async def _ages(self, alert_id: str) -> dict[Channel, float]:
+        """Seconds since each channel's first recorded attempt for this alert (database
+        clock); read with :func:`age`."""
         async with self.sessions() as s:
+            first = func.extract("epoch", func.now() - func.min(WebhookDelivery.created_at))
             q = (
-                select(WebhookDelivery.url, func.extract("epoch", func.now() - func.min(WebhookDelivery.created_at)))
+                select(WebhookDelivery.url, WebhookDelivery.format, first)
                 .where(WebhookDelivery.alert_id == alert_id)
-                .group_by(WebhookDelivery.url)
+                .group_by(WebhookDelivery.url, WebhookDelivery.format)
             )
-            return {url: float(age) for url, age in (await s.execute(q)).all()}
+            return {(url, fmt): float(seconds) for url, fmt, seconds in (await s.execute(q)).all()}
 
-    async def _done(self, alert_id: str) -> set[str]:
-        """The URLs done for this alert: an attempt delivered, or answered with a permanent
-        refusal (:data:`PERMANENT_STATUSES`; recorded as its status code), which another
+    async def _done(self, alert_id: str) -> set[Channel]:
+        """The channels (url, format) done for this alert, read with :func:`pending`: an
+        attempt delivered, or answered with a permanent refusal
+        (:data:`PERMANENT_STATUSES`; recorded as its status code), which another
         attempt, after a takeover or a restart, would only get again. Keyed by alert id, as
         the log is: an alert's webhooks go out once, with its status at the claim, so a
         takeover that finds the alert in another status (resolved since) skips a refused
@@ -382,7 +428,7 @@ class Deliverer:
         with :data:`GAVE_UP_ATTEMPT`): then it is done too."""
         async with self.sessions() as s:
             q = (
-                select(WebhookDelivery.url)
+                select(WebhookDelivery.url, WebhookDelivery.format)
                 .where(
                     WebhookDelivery.alert_id == alert_id,
                     or_(
@@ -393,7 +439,7 @@ class Deliverer:
                 )
                 .distinct()
             )
-            return set((await s.execute(q)).scalars())
+            return {(url, fmt) for url, fmt in (await s.execute(q)).all()}
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -401,12 +447,21 @@ class Deliverer:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _log(self, alert_id: str, url: str, attempt: int, code: int | None, error: str | None, ok: bool) -> None:
+    async def _log(
+        self, alert_id: str, url: str, fmt: str, attempt: int, code: int | None, error: str | None, ok: bool
+    ) -> None:
+        """Record one attempt (or a give-up) of the channel (url, format)."""
         try:
             async with asyncio.timeout(DB_WRITE_S), self.sessions.begin() as s:
                 s.add(
                     WebhookDelivery(
-                        alert_id=alert_id, url=url, attempt=attempt, status_code=code, error=error, delivered=ok
+                        alert_id=alert_id,
+                        url=url,
+                        format=fmt,
+                        attempt=attempt,
+                        status_code=code,
+                        error=error,
+                        delivered=ok,
                     )
                 )
         except Exception as exc:  # noqa: BLE001 - logging the log must not stop delivery
@@ -454,7 +509,7 @@ class Deliverer:
             body = json.dumps(payload(alert, fmt), separators=(",", ":")).encode()
         except Exception as exc:  # noqa: BLE001 - recorded, not retried: it would fail the same way
             reason = f"could not build the {fmt} body: {type(exc).__name__}: {exc}"
-            await self._log(alert.id, url, 1, None, reason, False)
+            await self._log(alert.id, url, fmt, 1, None, reason, False)
             log.error("webhook %s for alert %s: %s", shown, alert.id, reason)
             return True
         for attempt in range(1, self.max_attempts + 1):
@@ -474,12 +529,12 @@ class Deliverer:
                     async with asyncio.timeout(self.timeout_s):
                         code = await self._post(url, body, headers)
                 if 200 <= code < 300:
-                    await self._log(alert.id, url, attempt, code, None, True)
+                    await self._log(alert.id, url, fmt, attempt, code, None, True)
                     return True
                 if code in PERMANENT_STATUSES:  # the same again on a retry: one failed attempt
                     error = f"HTTP {code}: a permanent refusal, not retried"
                     metrics().webhook_failures.labels(fmt).inc()
-                    await self._log(alert.id, url, attempt, code, error, False)
+                    await self._log(alert.id, url, fmt, attempt, code, error, False)
                     log.error(
                         "webhook %s refused alert %s: %s; fix or remove the rule's channel",
                         shown,
@@ -495,7 +550,7 @@ class Deliverer:
             except AddressNotAllowed as exc:  # the same again on a retry: one failed attempt
                 error = f"address not allowed: {exc}"
                 metrics().webhook_failures.labels(fmt).inc()
-                await self._log(alert.id, url, attempt, None, error, False)
+                await self._log(alert.id, url, fmt, attempt, None, error, False)
                 log.warning(
                     "webhook refused: %s (webhook %s, alert %s); TW_ALERTER_WEBHOOK_ALLOWED_NETWORKS lists the "
                     "internal networks webhooks may reach",
@@ -509,7 +564,7 @@ class Deliverer:
                     raise
                 error = f"{type(exc).__name__}: {exc}".replace(url, shown)
             metrics().webhook_failures.labels(fmt).inc()
-            await self._log(alert.id, url, attempt, code, error, False)
+            await self._log(alert.id, url, fmt, attempt, code, error, False)
             log.warning(
                 "webhook %s attempt %d/%d for alert %s failed: %s", shown, attempt, self.max_attempts, alert.id, error
             )

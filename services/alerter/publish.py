@@ -10,7 +10,9 @@ channel out of one pass's attempts before that leaves the alert not done, its cl
 run out after the deliverer's wait, and a later pass (of any alerter) retries it, skipping the
 channels already delivered. A claim older than the deliverer's lease (its alerter stopped or was
 killed mid-way) is taken over, and channels already delivered or refused for good are skipped. An alerter
-renews the claims of the alerts it is still delivering every few seconds and never takes
+renews the claims of the alerts it is still delivering every few seconds (each claim has a
+token, and a renewal extends only the claims still holding the tokens it was given: not one
+let go for a later retry, nor one another alerter took over) and never takes
 them on a second time: another alerter, whose lease comes from its own settings, does
 not take them over while it works, and it does not post them twice itself. Every alert
 gets its webhooks, once, with its status when they are handed over: ``open``, or
@@ -34,15 +36,16 @@ instead of producing every event twice."""
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from datetime import timedelta
 from functools import partial
 
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import ColumnElement, func, or_, select, text, update
+from sqlalchemy import ColumnElement, func, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.alerter.deliver import Deliverer
+from services.alerter.deliver import Claims, Deliverer
 from shared.db.models import Alert, AlertRule
 from shared.events import AlertEvent
 from shared.metrics import metrics
@@ -94,7 +97,8 @@ async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deli
     handed = 0
     for alert, rule in rows:
         first = alert.notify_claimed_at is None
-        status = await _claim_notification(sessions, alert.id, lease)
+        token = secrets.token_hex(16)
+        status = await _claim_notification(sessions, alert.id, lease, token)
         if status is None:
             continue
         if first:
@@ -110,7 +114,8 @@ async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deli
             to_event(alert, rule, status),
             list(rule.channels or []),
             done=partial(_notified, sessions, alert.id),
-            retry=partial(_retry_later, sessions, alert.id, lease),
+            retry=partial(_retry_later, sessions, alert.id, lease, token),
+            claim=token,
         )
         handed += 1
     return handed
@@ -168,26 +173,38 @@ def unannounced(alert: Alert) -> list[str]:
 
 async def renew_claims(sessions: async_sessionmaker[AsyncSession], alert_ids: frozenset[str]) -> None:
     """Claim again, now, the alerts this alerter is delivering: a claim ages only once
-    its alerter stopped."""
-    if alert_ids:
-        async with sessions.begin() as s:
-            await s.execute(
-                update(Alert)
-                .where(Alert.id.in_(alert_ids), Alert.notified.is_(False))
-                .values(notify_claimed_at=func.now())
-            )
+    its alerter stopped. Given their claims' tokens (:class:`Claims`, as
+    :attr:`Deliverer.in_flight` gives them), only the claims still holding those tokens are
+    extended: the renew loop reads the alerts in flight, then sends this; a delivery that
+    scheduled its retry meanwhile (:func:`_retry_later`, which clears the token) would
+    otherwise have that retry pushed back by a whole lease, and one another alerter took
+    over (a new token) would be extended for it. An alert without a token (submitted
+    without a claim, or given as a bare id) is renewed by its id alone, as before 0015."""
+    if not alert_ids:
+        return
+    tokens = alert_ids.tokens if isinstance(alert_ids, Claims) else {}
+    held = sorted((alert_id, token) for alert_id, token in tokens.items() if token is not None)
+    bare = sorted(alert_ids - {alert_id for alert_id, _ in held})
+    same = [tuple_(Alert.id, Alert.notify_claim).in_(held)] if held else []
+    async with sessions.begin() as s:
+        await s.execute(
+            update(Alert)
+            .where(or_(*same, Alert.id.in_(bare)), Alert.notified.is_(False))
+            .values(notify_claimed_at=func.now())
+        )
 
 
 async def _claim_notification(
-    sessions: async_sessionmaker[AsyncSession], alert_id: str, lease: timedelta
+    sessions: async_sessionmaker[AsyncSession], alert_id: str, lease: timedelta, token: str
 ) -> str | None:
-    """Claim the alert's webhooks; its status as committed at the claim, or None when it
-    is not to be claimed (done, or claimed by another alerter within the lease)."""
+    """Claim the alert's webhooks under ``token`` (new for each claim: see
+    :func:`renew_claims`); its status as committed at the claim, or None when it is not
+    to be claimed (done, or claimed by another alerter within the lease)."""
     async with sessions.begin() as s:
         claim = (
             update(Alert)
             .where(Alert.id == alert_id, Alert.notified.is_(False), _claimable(lease))
-            .values(notify_claimed_at=func.now())
+            .values(notify_claimed_at=func.now(), notify_claim=token)
         )
         status: str | None = (await s.execute(claim.returning(Alert.status))).scalar()
         return status
@@ -203,17 +220,19 @@ async def _notified(sessions: async_sessionmaker[AsyncSession], alert_id: str) -
 
 
 async def _retry_later(
-    sessions: async_sessionmaker[AsyncSession], alert_id: str, lease: timedelta, delay_s: float
+    sessions: async_sessionmaker[AsyncSession], alert_id: str, lease: timedelta, token: str, delay_s: float
 ) -> None:
-    """A channel is to be tried again in ``delay_s``: the claim is set to run out then
-    (for this alerter's lease; another alerter's may end it a little sooner or later), so
-    the next pass of any alerter after that takes the alert up again."""
+    """A channel is to be tried again in ``delay_s``: the claim (``token``'s, if it is still
+    in force) is set to run out then (for this alerter's lease; another alerter's may end
+    it a little sooner or later), so the next pass of any alerter after that takes the
+    alert up again. Its token is cleared: the claim is let go, and a renewal sent before
+    this (the renew loop read the alert in flight) no longer extends it."""
     try:
         async with sessions.begin() as s:
             await s.execute(
                 update(Alert)
-                .where(Alert.id == alert_id, Alert.notified.is_(False))
-                .values(notify_claimed_at=func.now() - lease + timedelta(seconds=delay_s))
+                .where(Alert.id == alert_id, Alert.notified.is_(False), Alert.notify_claim == token)
+                .values(notify_claimed_at=func.now() - lease + timedelta(seconds=delay_s), notify_claim=None)
             )
     except Exception as exc:  # noqa: BLE001 - the claim's lease runs out instead
         log.warning("could not schedule alert %s's webhooks again (%s); retried once its claim runs out", alert_id, exc)

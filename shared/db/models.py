@@ -256,6 +256,10 @@ class Alert(Base):
     notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     # When an alerter took the webhooks on; a claim older than the lease is taken over.
     notify_claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The token of the claim in force (0015): each claim sets a new one, a retry scheduled for
+    # later clears it, and a renewal extends the claim only while its token is the one the
+    # renewing alerter holds. NULL: no claim held, or one an alerter before 0015 made.
+    notify_claim: Mapped[str | None] = mapped_column(Text, nullable=True)
     # The last status produced to the alerts topic (NULL: none yet); the outbox announces every change.
     announced_status: Mapped[str | None] = mapped_column(String(16), nullable=True)
     # The transaction that inserted the alert or last changed its status (the live feed's
@@ -302,6 +306,11 @@ class WebhookDelivery(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     alert_id: Mapped[str] = mapped_column(String(64))
     url: Mapped[str] = mapped_column(Text)
+    # The channel's format (``json``, ``slack``): a rule may send one URL in both, each
+    # delivered, refused or given up on its own (0015). NULL: written before 0015 (or by an
+    # alerter of that version during a rolling upgrade); read as that version read it
+    # (services.alerter.deliver.pending).
+    format: Mapped[str | None] = mapped_column(Text, nullable=True)
     attempt: Mapped[int] = mapped_column(Integer)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -110,13 +110,17 @@ def test_verify_is_false_for_a_non_ascii_or_malformed_header() -> None:
 
 
 def test_a_url_in_several_formats_is_sent_again_in_each_after_a_takeover() -> None:
-    """The delivery log records the URL, not the format: with a URL delivered, a rule that
-    sends it one format skips it, one that sends it two formats sends both again (the
-    log cannot tell which got through)."""
+    """Rows written before migration 0015 record the URL, not the format (``(url, None)``):
+    with a URL delivered, a rule that sends it one format skips it, one that sends it two
+    formats sends both again (such a row cannot tell which got through)."""
     hooks = [("https://a/x", "json"), ("https://a/x", "slack"), ("https://b/y", "json"), ("https://c/z", "slack")]
+
+    def legacy(*urls: str) -> set[tuple[str, str | None]]:
+        return {(url, None) for url in urls}
+
     assert deliver.pending(hooks, set()) == hooks
-    assert deliver.pending(hooks, {"https://a/x", "https://b/y"}) == [hooks[0], hooks[1], hooks[3]]
-    assert deliver.pending(hooks, {"https://a/x", "https://b/y", "https://c/z"}) == hooks[:2]
+    assert deliver.pending(hooks, legacy("https://a/x", "https://b/y")) == [hooks[0], hooks[1], hooks[3]]
+    assert deliver.pending(hooks, legacy("https://a/x", "https://b/y", "https://c/z")) == hooks[:2]
 
 
 def deliverer(
@@ -185,7 +189,7 @@ async def test_recording_an_attempt_gives_up_after_db_write_s(
     monkeypatch.setattr(deliver, "DB_WRITE_S", 0.1, raising=False)
     d = deliverer(sessions=StalledSessions())
     with caplog.at_level(logging.WARNING, logger="services.alerter.deliver"):
-        await asyncio.wait_for(d._log("al-1", "https://hooks.example/x", 1, 500, "HTTP 500", False), 2.0)
+        await asyncio.wait_for(d._log("al-1", "https://hooks.example/x", "json", 1, 500, "HTTP 500", False), 2.0)
     await d._client.aclose()
     assert "could not record webhook delivery: TimeoutError" in caplog.text
 

@@ -36,7 +36,9 @@ def recording(d: Deliverer, monkeypatch: pytest.MonkeyPatch) -> list[Attempt]:
     memory instead of the database."""
     attempts: list[Attempt] = []
 
-    async def log(_alert_id: str, url: str, attempt: int, code: int | None, error: str | None, ok: bool) -> None:
+    async def log(
+        _alert_id: str, url: str, _fmt: str, attempt: int, code: int | None, error: str | None, ok: bool
+    ) -> None:
         attempts.append((url, attempt, code, error, ok))
 
     monkeypatch.setattr(d, "_log", log)
