@@ -160,15 +160,23 @@ class Deps:
             log.warning("stopping a replaced Kafka producer failed: %s", exc)
 
     async def aclose(self) -> None:
-        """Stop the producer, close Redis and dispose of the engine."""
-        if self._producer is not None:
-            producer, self._producer = self._producer, None
-            await producer.stop()
-        if self._stopping:
-            await asyncio.gather(*self._stopping)
-        await self.redis.aclose()
-        if self.engine is not None:
-            await self.engine.dispose()
+        """Stop the producer, close Redis and dispose of the engine: each, even when an
+        earlier one raised (a producer that fails to stop must not leave the database
+        connections open); the first error is raised once all have run."""
+        try:
+            if self._producer is not None:
+                producer, self._producer = self._producer, None
+                await producer.stop()
+        finally:
+            try:
+                if self._stopping:
+                    await asyncio.gather(*self._stopping, return_exceptions=True)
+            finally:
+                try:
+                    await self.redis.aclose()
+                finally:
+                    if self.engine is not None:
+                        await self.engine.dispose()
 
 
 def make_deps(settings: ApiSettings) -> Deps:
