@@ -17,7 +17,9 @@ one, a retry scheduled for later clears it, and the renewal extends a claim only
 holds the token the renewing alerter holds: a renewal that landed just after a retry was
 scheduled pushed that retry back by a whole lease. NULL: no claim held, or one made by an
 alerter of the previous version, which neither sets nor reads it (its renewals go by alert
-id, as before; a new alerter renews only the claims it made itself).
+id, as before; a new alerter renews only claims holding its token, but an alerter of the
+previous version that takes one over leaves the earlier token in place, so the guard holds
+once every alerter is upgraded).
 
 Both columns are added without a default: a catalogue change, no rewrite of either table.
 The downgrade drops them: the previous version reads the log by URL and renews by id, as

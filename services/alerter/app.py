@@ -235,8 +235,8 @@ async def run(settings: AlerterSettings, stop: asyncio.Event | None = None) -> N
                 await asyncio.wait_for(stop.wait(), timeout=every)
             try:
                 ids, sent = deliverer.in_flight, time.monotonic()
-                await renew_claims(sessions, ids)
-                deliverer.claim_renewed(ids, sent)
+                renewed = await renew_claims(sessions, ids)  # only these still hold their claims
+                deliverer.claim_renewed(renewed, sent)
             except Exception as exc:  # noqa: BLE001 - the database: renewed at the next tick
                 outbox_log.warning("renewing webhook claims failed (%s: %s); retrying", type(exc).__name__, exc)
 

@@ -83,8 +83,8 @@ async def notify_new(sessions: async_sessionmaker[AsyncSession], deliverer: Deli
     lease = timedelta(seconds=deliverer.lease_s)
     mine = deliverer.in_flight
     sent = time.monotonic()
-    await renew_claims(sessions, mine)
-    deliverer.claim_renewed(mine, sent)
+    renewed = await renew_claims(sessions, mine)  # only these still hold their claims
+    deliverer.claim_renewed(renewed, sent)
     async with sessions() as s:
         rows = (
             await s.execute(
@@ -171,7 +171,7 @@ def unannounced(alert: Alert) -> list[str]:
     return path[done:]
 
 
-async def renew_claims(sessions: async_sessionmaker[AsyncSession], alert_ids: frozenset[str]) -> None:
+async def renew_claims(sessions: async_sessionmaker[AsyncSession], alert_ids: frozenset[str]) -> frozenset[str]:
     """Claim again, now, the alerts this alerter is delivering: a claim ages only once
     its alerter stopped. Given their claims' tokens (:class:`Claims`, as
     :attr:`Deliverer.in_flight` gives them), only the claims still holding those tokens are
@@ -179,19 +179,26 @@ async def renew_claims(sessions: async_sessionmaker[AsyncSession], alert_ids: fr
     scheduled its retry meanwhile (:func:`_retry_later`, which clears the token) would
     otherwise have that retry pushed back by a whole lease, and one another alerter took
     over (a new token) would be extended for it. An alert without a token (submitted
-    without a claim, or given as a bare id) is renewed by its id alone, as before 0015."""
+    without a claim, or given as a bare id) is renewed by its id alone, as before 0015.
+    The ids whose claims were extended: only those count as renewed
+    (:meth:`Deliverer.claim_renewed`), so an alerter whose claim was taken over lets its
+    lapse guard leave the attempts not yet made to the new owner. While alerters older
+    than 0015 still run (a rolling upgrade), one of them taking a claim over leaves the
+    earlier token in place, and the token protects nothing until they are all upgraded."""
     if not alert_ids:
-        return
+        return frozenset()
     tokens = alert_ids.tokens if isinstance(alert_ids, Claims) else {}
     held = sorted((alert_id, token) for alert_id, token in tokens.items() if token is not None)
     bare = sorted(alert_ids - {alert_id for alert_id, _ in held})
     same = [tuple_(Alert.id, Alert.notify_claim).in_(held)] if held else []
     async with sessions.begin() as s:
-        await s.execute(
+        renewed = await s.execute(
             update(Alert)
             .where(or_(*same, Alert.id.in_(bare)), Alert.notified.is_(False))
             .values(notify_claimed_at=func.now())
+            .returning(Alert.id)
         )
+        return frozenset(renewed.scalars())
 
 
 async def _claim_notification(

@@ -69,7 +69,7 @@ async def test_a_renewal_landing_after_retry_later_does_not_push_the_retry_back(
     assert aid not in d.in_flight
     scheduled = await claim_age_s(sessions, aid)
     assert scheduled > d.lease_s - 5
-    await renew_claims(sessions, in_flight)  # the renewal's UPDATE lands after retry-later's
+    assert aid not in await renew_claims(sessions, in_flight)  # the renewal's UPDATE lands after retry-later's
     assert await claim_age_s(sessions, aid) >= scheduled  # before: ~0, the retry a whole lease (82.5 s) late
 
     receiver.statuses["busy"] = 200
@@ -102,7 +102,7 @@ async def test_a_renewal_extends_the_claim_it_holds_not_one_another_alerter_took
     async with sessions.begin() as s:  # A's claim, aged past its lease
         aged = func.now() - timedelta(seconds=a.lease_s + 1)
         await s.execute(update(Alert).where(Alert.id == aid).values(notify_claimed_at=aged))
-    await renew_claims(sessions, held)  # A holds it: renewed
+    assert aid in await renew_claims(sessions, held)  # A holds it: renewed
     assert await claim_age_s(sessions, aid) < 5
     async with sessions.begin() as s:
         await s.execute(update(Alert).where(Alert.id == aid).values(notify_claimed_at=aged))
@@ -112,7 +112,9 @@ async def test_a_renewal_extends_the_claim_it_holds_not_one_another_alerter_took
         await s.execute(
             update(Alert).where(Alert.id == aid).values(notify_claimed_at=func.now() - timedelta(seconds=60))
         )
-    await renew_claims(sessions, held)  # A's late renewal
+    # A's late renewal extends nothing, and says so: A does not count its claim renewed,
+    # so its lapse guard leaves the attempts not yet made to B (Deliverer.claim_renewed)
+    assert aid not in await renew_claims(sessions, held)
     assert await claim_age_s(sessions, aid) > 55
     receiver.release.set()
     await settle(a)

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -50,6 +50,12 @@ class _Deliverer:
 
     async def drain(self) -> None:
         return None
+
+    counted: ClassVar[list[frozenset[str]]] = []
+
+    def claim_renewed(self, alert_ids: frozenset[str], at: float) -> None:
+        if alert_ids is not None:
+            self.counted.append(alert_ids)
 
 
 class _Engine:
@@ -215,9 +221,10 @@ async def test_claims_are_renewed_while_a_pass_runs_long(monkeypatch: pytest.Mon
     renewed: list[frozenset[str]] = []
     stuck = asyncio.Event()
 
-    async def renew(_sessions: object, ids: frozenset[str]) -> None:
+    async def renew(_sessions: object, ids: frozenset[str]) -> frozenset[str]:
         if stuck.is_set():
             renewed.append(ids)
+        return ids
 
     evaluator, _ = _evaluator(lambda _key: None)
 
@@ -231,3 +238,19 @@ async def test_claims_are_renewed_while_a_pass_runs_long(monkeypatch: pytest.Mon
     async with _running(monkeypatch, Stuck, renew_claims=renew):
         await _until(lambda: len(renewed) >= 2, timeout_s=5)
     assert renewed[0] == frozenset({"al-1"})
+
+
+async def test_a_claim_the_renewal_did_not_extend_is_not_counted_renewed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The renewal extended none of the claims in flight (another alerter took them over):
+    the deliverer is told of none, so its lapse guard leaves their attempts to the new owner."""
+    _Deliverer.counted.clear()
+    tried: list[frozenset[str]] = []
+
+    async def renew(_sessions: object, ids: frozenset[str]) -> frozenset[str]:
+        tried.append(ids)
+        return frozenset()
+
+    async with _running(monkeypatch, _evaluator(lambda _key: None)[0], renew_claims=renew):
+        await _until(lambda: len(tried) >= 2, timeout_s=5)
+    assert tried[0] == frozenset({"al-1"})
+    assert _Deliverer.counted and all(ids == frozenset() for ids in _Deliverer.counted)

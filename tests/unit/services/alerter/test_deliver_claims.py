@@ -62,10 +62,18 @@ class _Recorded:
     async def __aexit__(self, *_: object) -> None:
         return None
 
-    async def execute(self, statement: ClauseElement) -> None:
+    async def execute(self, statement: ClauseElement) -> _NoRows:
         dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
         compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
         self.sql.append(str(compiled))
+        return _NoRows()
+
+
+class _NoRows:
+    """A statement's result that returned no rows."""
+
+    def scalars(self) -> list[str]:
+        return []
 
 
 async def test_the_renewal_extends_a_claim_only_while_it_holds_the_token_it_was_given() -> None:
