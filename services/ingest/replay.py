@@ -193,12 +193,25 @@ def _out_of_range(timestamp: float) -> str | None:
     )
 
 
+NO_EVENT_TIME = (
+    "event_time: --speedup needs each line's event_time when other lines have one (it replays "
+    "the gaps between them; this line, stamped now, would wait until the replay reached now); not sent"
+)
+"""Why a line without an event time is rejected by a retimed replay of lines that have one."""
+
+
+def _untimed(data: dict[str, Any]) -> bool:
+    """Whether :func:`prepare` stamps the line's event time (now): it gives none."""
+    return data.get("event_time") in (None, "")
+
+
 def _prepared(
-    lines: Iterable[Line], stream: Stream, report: ReplayReport, origin: str
+    lines: Iterable[Line], stream: Stream, report: ReplayReport, origin: str, untimed: set[int] | None = None
 ) -> Iterator[tuple[int, RawEvent]]:
     """(line number, valid event), one at a time (a line without an id gets :func:`line_id`'s);
     unreadable and invalid lines, and lines repeating an earlier line's id, go to the report,
-    as do the skipped lines (a repeated CSV header)."""
+    as do the skipped lines (a repeated CSV header). ``untimed`` gets the numbers of the
+    lines yielded whose event time was stamped now (see :func:`_timed_only`)."""
     first_line: dict[str, int] = {}  # given ids only: derived ones differ by line number
     for line in lines:
         if line.skipped is not None:
@@ -222,7 +235,26 @@ def _prepared(
                     line.number, f"id: line {first} has the same id (the pipeline keeps one event per id); not sent"
                 )
                 continue
+        if untimed is not None and _untimed(line.data):
+            untimed.add(line.number)
         yield line.number, event
+
+
+def _timed_only(
+    numbers: list[int], events: list[RawEvent], untimed: set[int], report: ReplayReport
+) -> tuple[list[int], list[RawEvent]]:
+    """The lines of a ``--speedup`` replay that can be retimed. A line without an event
+    time was stamped now, years perhaps after the others' times: retimed by its gap from
+    the earliest, it would be sent that gap divided by the speedup later, the lines after
+    it waiting too (three 2020 lines, the middle one timeless, took hours at 86400). When
+    other lines give a time such lines are rejected by their number; when none does, all
+    are stamped now alike and sent at once, as before."""
+    if not untimed or len(untimed) == len(numbers):
+        return numbers, events
+    kept = [i for i, n in enumerate(numbers) if n not in untimed]
+    for n in sorted(untimed):
+        report.reject(n, NO_EVENT_TIME)
+    return [numbers[i] for i in kept], [events[i] for i in kept]
 
 
 def _renamed(events: Iterable[tuple[int, RawEvent]], run: int) -> Iterator[tuple[int, RawEvent]]:
@@ -321,7 +353,8 @@ async def replay(
     if run is None and pacing.speedup is not None:
         run = run_stamp(now)
     report = ReplayReport(run=run)
-    events = _prepared(lines, stream, report, origin)
+    untimed: set[int] | None = set() if pacing.speedup is not None else None
+    events = _prepared(lines, stream, report, origin, untimed)
     if run is not None:
         events = _renamed(events, run)
     schedule: Iterable[tuple[float, int, RawEvent]]
@@ -331,6 +364,7 @@ async def replay(
         for n, e in events:
             numbers.append(n)
             read.append(e)
+        numbers, read = _timed_only(numbers, read, untimed or set(), report)
         schedule = _retime_numbered(read, pacing.speedup, now, pacing.backfill_s, numbers, report)
     elif pacing.rate is not None:
         rate = pacing.rate

@@ -8,7 +8,12 @@ import csv
 import importlib.util
 import io
 import json
+import os
 import re
+import shutil
+import stat
+import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -96,13 +101,71 @@ def read_file(path: Path, *, complete: bool = False) -> Iterator[Line]:
     Checked before the first line is read (``UnreadableFile``): a UTF-16/UTF-32 or
     compressed file (UTF-16 or UTF-32 with or without a byte-order mark), a JSONL file
     whose lines end in CR alone, and a CSV header without a ``text`` column or with a
-    repeated name."""
-    _refuse_encoded(path)
-    if path.suffix.lower() == ".csv":
+    repeated name.
+
+    A path that is not a regular file (a pipe: ``<(gunzip -c f.jsonl.gz)``, ``/dev/stdin``)
+    is read once, into a temporary file (see :func:`_spool`), and that is checked and read:
+    the checks each open the path again, and on a pipe each would consume what the next
+    one and the read itself should see."""
+    if _is_regular(path):
+        return _checked(path, path, complete)
+    spool = _spool(path)
+    try:
+        lines = _checked(spool, path, complete)
+    except BaseException:
+        spool.unlink(missing_ok=True)
+        raise
+    return _deleting(lines, spool)
+
+
+def _checked(path: Path, shown: Path, complete: bool) -> Iterator[Line]:
+    """:func:`read_file`'s checks and reader for ``path``; ``shown`` is the path the user
+    gave (its name in messages, its suffix telling CSV from JSONL)."""
+    _refuse_encoded(path, shown)
+    if shown.suffix.lower() == ".csv":
         _check_csv_header(path)
         return _read_csv(path, complete)
-    _refuse_cr_only(path)
+    _refuse_cr_only(path, shown)
     return _read_jsonl(path, complete)
+
+
+def _is_regular(path: Path) -> bool:
+    """Whether ``path`` (its target, for a link such as ``/dev/stdin``) is a regular file,
+    one that can be opened and read again from its start."""
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return True  # let the first open report it, as for any file
+
+
+def _spool(path: Path) -> Path:
+    """A temporary file (the default temp dir, readable by its owner only) holding all of
+    ``path``'s bytes, copied in chunks of :data:`SKIP_CHUNK_BYTES` (memory stays flat).
+    The caller deletes it."""
+    fd, name = tempfile.mkstemp(prefix="tonewatch-ingest-", suffix=path.suffix)
+    spool = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out, path.open("rb") as src:
+            shutil.copyfileobj(src, out, SKIP_CHUNK_BYTES)
+    except BaseException:
+        spool.unlink(missing_ok=True)
+        raise
+    return spool
+
+
+def _deleting(lines: Iterator[Line], spool: Path) -> Iterator[Line]:
+    """``lines``, then ``spool`` deleted: when they are read to the end or the reading
+    stops (the generator closed), or, never started, when it is collected or at exit."""
+
+    def read() -> Iterator[Line]:
+        try:
+            yield from lines
+        finally:
+            spool.unlink(missing_ok=True)
+
+    out = read()
+    weakref.finalize(out, spool.unlink, missing_ok=True)
+    return out
 
 
 _NOT_UTF8 = (
@@ -173,12 +236,14 @@ def utf32_without_bom(start: bytes) -> str | None:
     return None
 
 
-def _refuse_encoded(path: Path) -> None:
+def _refuse_encoded(path: Path, shown: Path | None = None) -> None:
     """``UnreadableFile`` for a file that starts like one in another encoding or compressed:
     read as UTF-8 text, each of its lines would be rejected alike ("invalid UTF-8",
-    "malformed JSON"), or a CSV refused for a header it cannot see."""
+    "malformed JSON"), or a CSV refused for a header it cannot see. Messages name
+    ``shown`` (the path given, when ``path`` is its spooled copy)."""
     with path.open("rb") as fh:
         start = fh.read(SNIFF_BYTES)
+    path = shown or path
     for mark, encoding in _NOT_UTF8:
         if start.startswith(mark):
             raise UnreadableFile(
@@ -205,7 +270,7 @@ def _refuse_encoded(path: Path) -> None:
         )
 
 
-def _refuse_cr_only(path: Path) -> None:
+def _refuse_cr_only(path: Path, shown: Path | None = None) -> None:
     """``UnreadableFile`` for a JSONL file whose lines end in CR alone (classic Mac): read
     by LF, the whole file is one line 1, rejected. JSONL lines are split on LF only (the
     numbers ``grep -n`` shows; a lone CR may be whitespace inside a JSON line), so the
@@ -222,6 +287,7 @@ def _refuse_cr_only(path: Path) -> None:
                 cr_at = seen + i
             seen += len(chunk)
     if 0 <= cr_at < seen - 1:  # a CR ending the file alone is a one-line file's line ending
+        path = shown or path
         raise UnreadableFile(
             "line endings are CR only (classic Mac): JSONL lines must end in LF (or CRLF); "
             f"convert it first (tr '\\r' '\\n' < {path.name} > unix{path.suffix})"
