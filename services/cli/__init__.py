@@ -62,6 +62,28 @@ def _optional_subapps() -> None:
 _optional_subapps()
 
 
+REFUSED_SQLSTATES = {"28": "refused the login", "3D": "has no such database"}
+"""SQLSTATE classes (first two characters) of a connection PostgreSQL answered but refused:
+28 invalid authorization (a wrong password or user), 3D invalid catalog name (a database
+that does not exist). The settings are wrong, not the code: one line, not a traceback."""
+
+
+def refused_connection(exc: BaseException) -> str | None:
+    """What PostgreSQL said when it refused the connection ``exc`` (or the driver error it
+    wraps) tells of, scrubbed, else ``None``. asyncpg's messages name the user and the
+    database, never the password."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        state = getattr(current, "sqlstate", None)
+        if isinstance(state, str) and (what := REFUSED_SQLSTATES.get(state[:2])):
+            return logs.scrub(f"PostgreSQL {what}: {current}")
+        orig = getattr(current, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return None
+
+
 def main() -> None:
     metadata_backoff.install()  # before any Kafka client of ours or faust's runs
     try:
@@ -80,6 +102,9 @@ def main() -> None:
         typer.echo(f"error: {logs.scrub(str(exc))}", err=True)
         raise SystemExit(1) from None
     except Exception as exc:
+        if refused := refused_connection(exc):
+            typer.echo(f"error: {refused}; check TW_POSTGRES__URL", err=True)
+            raise SystemExit(1) from None
         if not unreachable(exc):
             raise
         # One line and exit code 3 instead of a traceback, for every command.
