@@ -138,12 +138,12 @@ def config_docs(
     readme: Path | None = typer.Option(None, "--write", help="Rewrite the reference section of this file."),
 ) -> None:
     """Print the configuration reference generated from the settings classes."""
-    from services.settings_doc import markdown, reference, splice
+    from services.settings_doc import markdown, reference
 
     if as_json:
         typer.echo(json.dumps(reference(), indent=2))
     elif readme is not None:
-        readme.write_text(splice(readme.read_text(), markdown()))
+        readme.write_text(_spliced(readme, markdown())[1])
         typer.echo(f"configuration reference written into {readme}")
     else:
         typer.echo(markdown())
@@ -151,12 +151,29 @@ def config_docs(
 
 def config_check(readme: Path = typer.Argument(Path("README.md"))) -> None:
     """Fail when the README's configuration reference differs from the settings classes."""
-    from services.settings_doc import markdown, splice
+    from services.settings_doc import markdown
 
-    text = readme.read_text()
-    if splice(text, markdown()) != text:
+    text, spliced = _spliced(readme, markdown())
+    if spliced != text:
         typer.echo(
             f"{readme}: configuration reference is stale; run `tonewatch config docs --write {readme}`", err=True
         )
         raise typer.Exit(1)
     typer.echo(f"{readme}: configuration reference is current")
+
+
+def _spliced(path: Path, table: str) -> tuple[str, str]:
+    """``path``'s text, and that text with its configuration reference replaced by ``table``.
+    A file that is not UTF-8 or has no reference markers is the user's to fix: one line
+    naming it, exit 1 (as for a file that is missing), not a traceback."""
+    from services.settings_doc import splice
+
+    try:
+        text = path.read_text(encoding="utf-8")
+        return text, splice(text, table)
+    except UnicodeDecodeError as exc:
+        why = f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"
+    except ValueError as exc:  # splice: no markers
+        why = f"{exc} (<!-- config-reference:begin ... --> and <!-- config-reference:end -->)"
+    typer.echo(f"error: {path}: {why}", err=True)
+    raise typer.Exit(1)

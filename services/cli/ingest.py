@@ -184,8 +184,9 @@ def demo(
 
     The ids carry this run's stamp (``guardian-7@<start in Unix ms>``): every run counts."""
     news, chats = demo_lines(limit)
-    try:
+    try:  # both before anything starts: a bad --chat-rate raised inside gather, the news replay left running
         news_pacing = Pacing(speedup=news_speedup, backfill_s=news_backfill)
+        chat_pacing = Pacing(rate=chat_rate)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -195,7 +196,7 @@ def demo(
     async def both() -> tuple[ReplayReport, ReplayReport]:
         return await asyncio.gather(
             _replay(news, "news", news_pacing, "news", len(news), run),
-            _replay(chats, "chat", Pacing(rate=chat_rate), "chat", len(chats), run),
+            _replay(chats, "chat", chat_pacing, "chat", len(chats), run),
         )
 
     a, b = asyncio.run(both())
