@@ -83,7 +83,13 @@ def list_(
 @app.command("replay")
 def replay(
     topic: str = typer.Argument(..., help="Input topic whose DLQ to re-inject (under TW_TOPICS__PREFIX)."),
-    limit: int = typer.Option(1_000_000, "--limit", min=1, help="Replay at most this many dead letters."),
+    limit: int = typer.Option(
+        1_000_000,
+        "--limit",
+        min=1,
+        help="Replay at most this many dead letters of the selected classes (sent, refused or over "
+        "--max-replays); those of other classes passed over are not counted.",
+    ),
     error_class: list[str] = typer.Option(
         [],
         "--error-class",

@@ -497,7 +497,9 @@ async def replay_report(
     its dead letter's), which its next dead letter keeps: one replayed
     :attr:`Selection.max_replays` times is not sent unless forced, but listed in
     :attr:`ReplayReport.over_limit` and committed past, as a refused one is
-    (:func:`replay_places` sends one by its place).
+    (:func:`replay_places` sends one by its place). ``limit`` counts the dead letters the
+    replay takes (sent, refused, or over the replay limit), not those of other classes it
+    passes over (:func:`_up_to_limit`).
 
     A record the original topic refuses for good (too large for its ``max.message.bytes``,
     say) is reported in :attr:`ReplayReport.failed` with its DLQ partition and offset, and
@@ -533,7 +535,7 @@ async def _replay_lane(
     settings: KafkaSettings, topic: str, lane: _Lane, select: Selection, limit: int, report: ReplayReport
 ) -> int:
     """:func:`replay_report` in one lane's group, adding to ``report``; returns how many
-    dead letters it went through."""
+    dead letters it took (``limit`` at most: see :func:`_up_to_limit`)."""
     dlq = Topics.dlq(topic)
     consumer = _replay_consumer(settings, lane.group)
     group = _Group()
@@ -547,13 +549,14 @@ async def _replay_lane(
     try:
         await replayer.start()
         while done < limit:
-            entries = await _drain(consumer, min(REPLAY_CHUNK, limit - done), end, group, REPLAY_CHUNK_BYTES)
+            entries = await _drain(consumer, REPLAY_CHUNK, end, group, REPLAY_CHUNK_BYTES)
             fetched_in = group.assignments
             async with group.lock:
                 if group.assignments != fetched_in or not group.settled:
                     continue  # being reassigned: fetched again from the committed offsets
                 if not entries:
                     break
+                entries = _up_to_limit(entries, dlq, sent, lane, limit - done)
                 fresh = [e for e in entries if e.offset >= sent.get(TopicPartition(dlq, e.partition), 0)]
                 send, over = _pick(fresh, lane, select)
                 failed = await replayer.send_chunk(send)
@@ -573,7 +576,7 @@ async def _replay_lane(
                 ]
                 if lane.plain:
                     report.left.update(e.error_class for e in fresh if e.error_class in PERMANENT_ERROR_CLASSES)
-                done += len(entries)
+                done += len(send) + len(over)
                 try:
                     await consumer.commit(offsets)
                 except (CommitFailedError, IllegalStateError) as exc:
@@ -585,6 +588,24 @@ async def _replay_lane(
     finally:
         await consumer.stop()
         await replayer.stop()
+
+
+def _up_to_limit(
+    entries: list[DlqEntry], dlq: str, sent: dict[TopicPartition, int], lane: _Lane, limit: int
+) -> list[DlqEntry]:
+    """``entries`` up to the ``limit``-th that ``lane`` takes (sent, refused by the topic, or
+    over the replay limit: each replayed or listed) and this replay has not sent yet. A dead
+    letter of another class is passed over (committed past in the lane's group) and not
+    counted: counting it, ``--error-class E --limit 3`` behind three others replayed none.
+    The entries after the cut are not committed, so a later replay starts with them; in each
+    partition they follow those kept (a drain returns a partition's records in order)."""
+    taken = 0
+    for i, e in enumerate(entries):
+        if e.offset >= sent.get(TopicPartition(dlq, e.partition), 0) and lane.takes(e.error_class):
+            taken += 1
+            if taken >= limit:
+                return entries[: i + 1]
+    return entries
 
 
 def _committed(
