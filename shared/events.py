@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -110,13 +111,33 @@ _AWARE_DATETIME_SCHEMA: dict[str, Any] = {
         "the range applies after converting to UTC, and the pattern refuses a local 1899-12-31 or 9000-01-01, "
         "and a 1900-01-01 with a positive or an 8999-12-31 with a negative offset, even when in range; "
         "the contract also takes '2026-01-02 03:04:05Z', '2026-01-02T03:04Z', '+0100' offsets, "
-        "a ',' before fractions and Unix times written as strings. Calendar validity (2026-02-30) needs "
-        "the date-time format checked."
+        "and a ',' before fractions; it refuses digits alone in a string (no Unix time as a string: "
+        "a JSON number is one). Calendar validity (2026-02-30) needs the date-time format checked."
     ),
 }
+# What pydantic reads in a string as Unix seconds: "2026" would be 1970-01-01T00:33:46Z.
+_DIGITS_ONLY = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)")
+
+
+def not_digits_only(value: object) -> object:
+    """``value`` unchanged; ``ValueError`` for a string of digits alone (a sign and a decimal
+    point allowed): pydantic would read ``"20261201"`` or ``"2026"`` as Unix seconds in 1970,
+    where a caller meant a date. A JSON number is still a Unix time."""
+    if isinstance(value, str) and _DIGITS_ONLY.fullmatch(value):
+        raise ValueError(
+            f"{value!r} is not a time: use ISO 8601 (e.g. 2026-12-01T00:00:00Z); "
+            "a string of digits alone is not read as Unix seconds"
+        )
+    return value
+
+
 AwareDatetime = Annotated[
-    datetime, AfterValidator(_aware_utc), WithJsonSchema(_AWARE_DATETIME_SCHEMA, mode="validation")
+    datetime,
+    BeforeValidator(not_digits_only),
+    AfterValidator(_aware_utc),
+    WithJsonSchema(_AWARE_DATETIME_SCHEMA, mode="validation"),
 ]
+
 
 # Ids come from other systems: a support platform's conversation id may be an e-mail address
 # ("jane+vip@example.com"), "conv 42" or "ticket#42", a message id may be base64 ("AAMk...=").

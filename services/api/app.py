@@ -32,7 +32,7 @@ from services.api import (
     routes_trends,
 )
 from services.api.alert_feed import AlertFeed
-from services.api.auth import required_scope
+from services.api.auth import KeyBeforeBody, required_scope
 from services.api.config import ApiSettings
 from services.api.dashboard import install_dashboard
 from services.api.deps import SERVICE, Deps, make_deps
@@ -81,6 +81,7 @@ def build_app(settings: ApiSettings, deps: Deps, webhook_policy: AddressPolicy |
     app.state.webhook_policy = webhook_policy or AddressPolicy()
     app.state.feed = AlertFeed(deps.sessions, settings.sse_poll_interval_s)
     install_error_handlers(app)
+    app.add_middleware(KeyBeforeBody, api=app)  # a write without a key: 401 before its body is parsed
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
     app.include_router(routes_ops.router)  # health, readiness, metrics, status: answer without PostgreSQL

@@ -12,17 +12,22 @@ import hmac
 import re
 import secrets
 import string
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from fastapi import Request
+import fastapi.routing
+from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Send
+from starlette.types import Scope as ASGIScope
 
-from services.api.errors import ApiError
+from services.api.errors import ApiError, BodyTooLarge, error_response
 from shared.db.models import INT4_MAX, ApiKey
 
 Scope = Literal["read", "write", "admin"]
@@ -168,16 +173,18 @@ def presented_key(request: Request) -> str | None:
 
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tonewatch"'}
+_NO_KEY = "an API key is required (Authorization: Bearer <key> or X-API-Key)"
+_BAD_KEY = "invalid or revoked API key"
 
 
 async def authorize(request: Request, sessions: async_sessionmaker[AsyncSession], required: Scope) -> KeyInfo:
     """401 for a missing, unknown or revoked key; 403 for a key without ``required``."""
     key = presented_key(request)
     if key is None:
-        raise ApiError(401, "an API key is required (Authorization: Bearer <key> or X-API-Key)", headers=_CHALLENGE)
+        raise ApiError(401, _NO_KEY, headers=_CHALLENGE)
     info = await verify_key(sessions, key)
     if info is None:
-        raise ApiError(401, "invalid or revoked API key", headers=_CHALLENGE)
+        raise ApiError(401, _BAD_KEY, headers=_CHALLENGE)
     if not implies(info.scopes, required):
         raise ApiError(403, f"this key lacks the {required!r} scope", details=[{"granted": list(info.scopes)}])
     return info
@@ -232,3 +239,68 @@ def required_scope(dependant: Dependant, *, require_key_for_reads: bool) -> Scop
         if needed is None or _RANK[scope] > _RANK[needed]:
             needed = scope
     return needed
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class KeyBeforeBody:
+    """ASGI middleware, inside :class:`~services.api.errors.BodyLimitMiddleware`: a write
+    (a method other than GET, HEAD, OPTIONS) to an operation whose guard demands a key
+    answers 401 before its body is parsed when no key is presented, or the one presented
+    is not a well-formed key: what :func:`authorize` answers then, but FastAPI reads and
+    validates a body before any dependency runs, so a write without a key answered 422
+    with the body's decode errors, or 400 for one nested too deeply. The body is read to
+    its end, not parsed (over the limit it is still a 413). Whether the key is known, not
+    revoked and has the scope is still the guard's to say. The operations are read from
+    ``api``'s routes on the first request (they are included after the middleware is added)."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI) -> None:
+        self.app = app
+        self.api = api
+        self._keyed: list[tuple[re.Pattern[str], frozenset[str], object]] | None = None
+
+    def keyed(self) -> list[tuple[re.Pattern[str], frozenset[str], object]]:
+        """``(path regex, write methods, route)`` of each operation whose writes need a key."""
+        if self._keyed is not None:
+            return self._keyed
+        reads_keyed = self.api.state.settings.require_key_for_reads
+        keyed: list[tuple[re.Pattern[str], frozenset[str], object]] = []
+        # Walked as app.key_scopes walks them (FastAPI versions differ: see there).
+        routes: Iterable[Any] = getattr(fastapi.routing, "iter_route_contexts", iter)(self.api.routes)
+        for route in routes:
+            original = getattr(route, "original_route", route)
+            methods = frozenset(getattr(route, "methods", None) or ()) - SAFE_METHODS
+            if not isinstance(original, APIRoute) or not methods:
+                continue
+            if required_scope(route.dependant, require_key_for_reads=reads_keyed) is not None:
+                keyed.append((compile_path(route.path_format)[0], methods, original))
+        self._keyed = keyed
+        return keyed
+
+    async def __call__(self, scope: ASGIScope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
+            for pattern, methods, route in self.keyed():
+                if scope["method"] in methods and pattern.match(scope["path"]):
+                    key = presented_key(Request(scope))  # the headers only: the body is not read
+                    if key is None or parse_key(key) is None:
+                        scope["route"] = route  # counted by its route, as the guard's 401 is
+                        answer = ApiError(401, _BAD_KEY if key else _NO_KEY, headers=_CHALLENGE)
+                        try:
+                            await discard_body(receive)
+                        except BodyTooLarge as exc:  # raised by BodyLimitMiddleware, outside
+                            answer = exc
+                        await error_response(answer)(scope, receive, send)
+                        return
+                    break
+        await self.app(scope, receive, send)
+
+
+async def discard_body(receive: Receive) -> None:
+    """Read the request body to its end without keeping or parsing it: a body over the
+    limit is still its 413 (:class:`~services.api.errors.BodyLimitMiddleware` counts
+    what is read), and the connection is ready for its next request."""
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.errors import ApiError
 from shared.db.models import RoutingMinute, TrendHour, TrendMinute
-from shared.events import Stream, utc_in_range
+from shared.events import Stream, not_digits_only, utc_in_range
 
 Granularity = Literal["minute", "hour"]
 STEP: dict[str, timedelta] = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}
@@ -76,9 +76,12 @@ def _plus_offset(value: object) -> object:
     return value
 
 
-Instant = Annotated[datetime, BeforeValidator(_plus_offset), AfterValidator(_query_time)]
+Instant = Annotated[
+    datetime, BeforeValidator(_plus_offset), BeforeValidator(not_digits_only), AfterValidator(_query_time)
+]
 """A time query parameter: naive means UTC; an offset after a space is a ``+`` offset whose
-``+`` the query string decoded; years 1900-8999 (422 otherwise, not an overflow)."""
+``+`` the query string decoded; years 1900-8999 (422 otherwise, not an overflow). Digits
+alone (``from=20261201``) are a 422: pydantic would read them as Unix seconds in 1970."""
 
 
 def floor(t: datetime, granularity: Granularity) -> datetime:

@@ -155,6 +155,29 @@ async def open_alert_counts(session: AsyncSession, stream: Stream | None) -> dic
     return dict((await session.execute(stmt)).tuples().all())
 
 
+MAX_SPARKLINE_CELLS = 500_000
+"""Most sparkline buckets one ``GET /v1/entities`` answers: ``points`` for each entity and
+the overall row. Each is about 8 bytes of JSON, so an answer stays under ~4 MB; 5,000
+entities at 1,440 points were 58 MB, built in memory. The dashboard's 60 minute (48 hour)
+points fit 8,300 (10,400) entities."""
+
+
+def check_cells(entities: int, points: int) -> None:
+    """422 when ``points`` buckets for each of ``entities`` and the overall row exceed
+    :data:`MAX_SPARKLINE_CELLS`, naming the most points this watchlist can have."""
+    rows = entities + 1  # the overall row too
+    if rows * points > MAX_SPARKLINE_CELLS:
+        most = MAX_SPARKLINE_CELLS // rows
+        raise ApiError(
+            422,
+            f"{points} points for {entities} entities is {rows * points:,} sparkline buckets, over the "
+            f"{MAX_SPARKLINE_CELLS:,} one answer holds: ask for at most {most} points"
+            + (" (or use hour)" if most >= 2 else ""),
+            code="validation_error",
+            details=[{"loc": ["query", "points"], "max_points": most, "entities": entities}],
+        )
+
+
 @router.get(
     "/v1/entities",
     response_model=EntitiesResponse,
@@ -164,15 +187,25 @@ async def list_entities(
     deps: Annotated[Deps, Depends(get_deps)],
     stream: Stream | None = None,
     granularity: Granularity = "minute",
-    points: Annotated[int, Query(ge=2, le=1440, description="Sparkline length in buckets.")] = 60,
+    points: Annotated[
+        int,
+        Query(
+            ge=2,
+            le=1440,
+            description=f"Sparkline length in buckets; 422 when points × (entities + 1) is over "
+            f"{MAX_SPARKLINE_CELLS:,} (the answer's details name the most points this watchlist can have).",
+        ),
+    ] = 60,
     to: Annotated[
         Instant | None, Query(description="End of the sparkline window; default after the latest data.")
     ] = None,
 ) -> dict[str, Any]:
-    """The watchlist with the latest ``points`` buckets of volume and negative share per entity."""
+    """The watchlist with the latest ``points`` buckets of volume and negative share per entity
+    (422 when ``points`` × (entities + 1) is over :data:`MAX_SPARKLINE_CELLS`)."""
     async with deps.reads() as session:
-        anchor = await latest_trend_bucket(session, stream, granularity) if to is None else None
         rows = list((await session.execute(select(Entity).order_by(Entity.key))).scalars())
+        check_cells(len(rows), points)  # before the series are read
+        anchor = await latest_trend_bucket(session, stream, granularity) if to is None else None
         open_counts = await open_alert_counts(session, stream)
         window = make_window(None, to, granularity, default_points=points, anchor=anchor)
         series = await _series(deps, stream, window, session)

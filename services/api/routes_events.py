@@ -123,6 +123,16 @@ def duplicate_id(index: int, event: RawEvent, first: int) -> dict[str, Any]:
     }
 
 
+def unwritable_item(index: int) -> dict[str, Any]:
+    """The error of an item whose content cannot be written as one string to derive its
+    ``Idempotency-Key`` id (nested too deeply)."""
+    return {
+        "loc": ["body", "events", index],
+        "type": "value_error",
+        "message": "the item is nested too deeply to derive its id from the Idempotency-Key; send it with an id",
+    }
+
+
 def canonical_content(item: dict[str, Any]) -> str:
     """An item's content as one string, whatever the order of its keys; an empty ``id``
     (null or "", assigned like a missing one) is left out."""
@@ -179,9 +189,18 @@ def validate_batch(items: list[dict[str, Any]], idempotency: tuple[str, str] | N
             )
             continue
         try:
-            event = prepare(item, stream, id_if_missing=id_source(item, stream, idempotency, seen))
+            id_if_missing, unwritable = id_source(item, stream, idempotency, seen), False
+        except (RecursionError, ValueError):
+            # Nested too deeply for json.dumps (a 500 before): no contract field holds a
+            # container, so validating the item below reports what is wrong with it.
+            id_if_missing, unwritable = new_id, True
+        try:
+            event = prepare(item, stream, id_if_missing=id_if_missing)
         except InvalidEvent as exc:
             details.extend(item_errors(i, exc))
+            continue
+        if unwritable:  # never valid today; were it, a random id would break the key's promise
+            details.append(unwritable_item(i))
             continue
         first = first_of.setdefault((event.id, event.stream), i)
         if first != i:
