@@ -16,6 +16,7 @@ from tqdm import tqdm
 from services.ingest.replay import Pacing, ReplayReport, check_run, replay, run_stamp
 from services.ingest.sources import (
     DEMO_NEWS_BACKFILL_S,
+    FORMATS,
     Line,
     UnreadableFile,
     demo_chats,
@@ -128,6 +129,12 @@ def file_(
         help="The file is finished: send its last line even without a line ending (by default it is held "
         "back, as the end of a file still being written).",
     ),
+    fmt: str = typer.Option(
+        "auto",
+        "--format",
+        help="auto, jsonl or csv. auto: CSV for a name ending in .csv, JSONL otherwise; a pipe "
+        "(<(cat f.csv) is /dev/fd/63, /dev/stdin) has no such name and is read as JSONL unless --format csv.",
+    ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Replay a file. Invalid lines are reported (exit 1); a file that cannot be read at
@@ -147,6 +154,9 @@ def file_(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+    if fmt not in FORMATS:
+        typer.echo(f"error: --format must be {', '.join(FORMATS)}, not {fmt!r}", err=True)
+        raise typer.Exit(2)
     if run is not None and speedup is None:
         typer.echo("error: --run needs --speedup (without it ids carry no run stamp)", err=True)
         raise typer.Exit(2)
@@ -157,7 +167,8 @@ def file_(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
     try:
-        lines = read_file(path, complete=complete)  # streamed, except with --speedup (ordered by event time first)
+        # streamed, except with --speedup (ordered by event time first)
+        lines = read_file(path, complete=complete, fmt=fmt)
     except UnreadableFile as exc:
         typer.echo(f"error: {path.name}: {exc}", err=True)
         raise typer.Exit(2) from exc

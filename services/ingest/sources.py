@@ -8,13 +8,9 @@ import csv
 import importlib.util
 import io
 import json
-import os
 import re
-import shutil
 import stat
-import tempfile
-import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,8 +82,11 @@ class UnreadableFile(ValueError):
     replay stops before sending anything, rather than rejecting every line alike."""
 
 
-def read_file(path: Path, *, complete: bool = False) -> Iterator[Line]:
+def read_file(path: Path, *, complete: bool = False, fmt: str = "auto") -> Iterator[Line]:
     """JSONL (``.jsonl``/``.json``) or CSV (header row; a ``text`` column is required).
+
+    ``fmt`` is ``"auto"`` (CSV for a ``.csv`` name, else JSONL), ``"jsonl"`` or ``"csv"``:
+    a pipe (``<(cat f.csv)`` is ``/dev/fd/63``) has no suffix to tell.
 
     A line that cannot be read (bad UTF-8, malformed JSON or CSV, JSON nested too deeply,
     a CSV row with more or fewer fields than its header, a field, line or CSV row too large)
@@ -104,29 +103,25 @@ def read_file(path: Path, *, complete: bool = False) -> Iterator[Line]:
     repeated name.
 
     A path that is not a regular file (a pipe: ``<(gunzip -c f.jsonl.gz)``, ``/dev/stdin``)
-    is read once, into a temporary file (see :func:`_spool`), and that is checked and read:
-    the checks each open the path again, and on a pipe each would consume what the next
-    one and the read itself should see."""
-    if _is_regular(path):
-        return _checked(path, path, complete)
-    spool = _spool(path)
-    try:
-        lines = _checked(spool, path, complete)
-    except BaseException:
-        spool.unlink(missing_ok=True)
-        raise
-    return _deleting(lines, spool)
-
-
-def _checked(path: Path, shown: Path, complete: bool) -> Iterator[Line]:
-    """:func:`read_file`'s checks and reader for ``path``; ``shown`` is the path the user
-    gave (its name in messages, its suffix telling CSV from JSONL)."""
-    _refuse_encoded(path, shown)
-    if shown.suffix.lower() == ".csv":
+    is opened once and read as it arrives (see :func:`_read_pipe`): the checks each open
+    a regular file again, and on a pipe each would consume what the next one and the read
+    itself should see; a copy of it first (a temporary file) spooled an endless pipe to
+    disk and sent nothing."""
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    is_csv = fmt == "csv" or (fmt == "auto" and path.suffix.lower() == ".csv")
+    if not _is_regular(path):
+        return _read_pipe(path, is_csv, complete)
+    _refuse_encoded(path)
+    if is_csv:
         _check_csv_header(path)
         return _read_csv(path, complete)
-    _refuse_cr_only(path, shown)
+    _refuse_cr_only(path)
     return _read_jsonl(path, complete)
+
+
+FORMATS = ("auto", "jsonl", "csv")
+"""What ``read_file``'s ``fmt`` may be (``tonewatch ingest file --format``)."""
 
 
 def _is_regular(path: Path) -> bool:
@@ -138,34 +133,123 @@ def _is_regular(path: Path) -> bool:
         return True  # let the first open report it, as for any file
 
 
-def _spool(path: Path) -> Path:
-    """A temporary file (the default temp dir, readable by its owner only) holding all of
-    ``path``'s bytes, copied in chunks of :data:`SKIP_CHUNK_BYTES` (memory stays flat).
-    The caller deletes it."""
-    fd, name = tempfile.mkstemp(prefix="tonewatch-ingest-", suffix=path.suffix)
-    spool = Path(name)
+PIPE_PREFIX_BYTES = 4 * (MAX_CSV_LINE_CHARS + 2) + 2 * SKIP_CHUNK_BYTES
+"""Most bytes of a pipe held for the checks before its read (about 16.8 MB): the longest
+look ahead is a CSV header row, up to :data:`MAX_CSV_LINE_CHARS` characters (and CRLF) of
+up to four bytes each, plus what the text decoder reads ahead; the CR-only check of a
+JSONL pipe looks at :data:`MAX_LINE_BYTES` and a chunk, the encoding check at
+:data:`SNIFF_BYTES`. A header past it is refused as too long."""
+
+
+class _PrefixFull(Exception):
+    """A check read more of a pipe than :data:`PIPE_PREFIX_BYTES`."""
+
+
+class PipePrefix(io.RawIOBase):
+    """A pipe read once: what the checks read of it is kept (at most ``limit`` bytes, else
+    :class:`_PrefixFull`), and after :meth:`rewind` the reads give those bytes again, then
+    the rest of the pipe as it arrives. A read returns what is there (one read of the
+    pipe), so a line is passed on once it is complete, not when a buffer fills. The kept
+    bytes are let go as they are read again: memory stays within ``limit``; nothing is
+    written to disk."""
+
+    def __init__(self, source: IO[bytes], limit: int = PIPE_PREFIX_BYTES) -> None:
+        super().__init__()
+        self._source = source
+        self._limit = limit
+        self._kept = bytearray()
+        self._at = 0  # where the next read is in _kept (at its end: in the pipe)
+        self._recording = True
+
+    @property
+    def held(self) -> int:
+        """Bytes of the prefix held now."""
+        return len(self._kept)
+
+    def readable(self) -> bool:
+        return True
+
+    def rewind(self, *, keep: bool = False) -> None:
+        """The next reads start again at the pipe's first byte; with ``keep`` what is read
+        past the bytes kept is kept too (for another check), else nothing more is."""
+        self._recording, self._at = keep, 0
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._at < len(self._kept):
+            n = min(len(view), len(self._kept) - self._at)
+            view[:n] = self._kept[self._at : self._at + n]
+            self._at += n
+            if not self._recording and self._at == len(self._kept):  # all given again: let it go
+                self._kept, self._at = bytearray(), 0
+            return n
+        if self._recording and len(self._kept) + len(view) > self._limit:
+            if len(self._kept) >= self._limit:
+                raise _PrefixFull
+            view = view[: self._limit - len(self._kept)]
+        data = self._source.read(len(view))
+        n = len(data or b"")
+        view[:n] = data or b""
+        if self._recording:
+            self._kept += view[:n]
+            self._at += n
+        return n
+
+    def close(self) -> None:
+        self._source.close()
+        self._kept = bytearray()
+        super().close()
+
+
+def _read_pipe(path: Path, is_csv: bool, complete: bool) -> Iterator[Line]:
+    """:func:`read_file` on a pipe: opened once, checked on the bytes the checks read
+    (kept by :class:`PipePrefix`), then read from its first byte, as it arrives."""
+    prefix = PipePrefix(path.open("rb", buffering=0), PIPE_PREFIX_BYTES)
     try:
-        with os.fdopen(fd, "wb") as out, path.open("rb") as src:
-            shutil.copyfileobj(src, out, SKIP_CHUNK_BYTES)
+        _refuse_start(_pipe_start(prefix), path)
+        prefix.rewind(keep=True)  # each check reads from the first byte
+        if is_csv:
+            _check_pipe_csv_header(prefix)
+        else:
+            _refuse_cr_only_in(lambda n: prefix.read(n) or b"", path)
+        prefix.rewind()
     except BaseException:
-        spool.unlink(missing_ok=True)
+        prefix.close()
         raise
-    return spool
+    if is_csv:
+        return _csv_lines(_csv_text(io.BufferedReader(prefix)), complete)
+    return _jsonl_lines(io.BufferedReader(prefix), complete)
 
 
-def _deleting(lines: Iterator[Line], spool: Path) -> Iterator[Line]:
-    """``lines``, then ``spool`` deleted: when they are read to the end or the reading
-    stops (the generator closed), or, never started, when it is collected or at exit."""
+def _pipe_start(prefix: PipePrefix) -> bytes:
+    """The start of a pipe for :func:`_refuse_start`: :data:`SNIFF_BYTES`, or less when a
+    line is complete in it or the pipe ends (a live pipe's first line is checked and sent
+    without waiting for more)."""
+    start = b""
+    while len(start) < SNIFF_BYTES and b"\n" not in start and (chunk := prefix.read(SNIFF_BYTES - len(start))):
+        start += chunk
+    return start
 
-    def read() -> Iterator[Line]:
-        try:
-            yield from lines
-        finally:
-            spool.unlink(missing_ok=True)
 
-    out = read()
-    weakref.finalize(out, spool.unlink, missing_ok=True)
-    return out
+def _check_pipe_csv_header(prefix: PipePrefix) -> None:
+    """:func:`_check_csv_header` on a pipe's first bytes (a header past
+    :data:`PIPE_PREFIX_BYTES` is refused as too long)."""
+    buffered = io.BufferedReader(prefix)
+    text = _csv_text(buffered)
+    try:
+        _check_csv_header_in(text)
+    except _PrefixFull:
+        raise UnreadableFile(
+            f"the header row is longer than {MAX_CSV_LINE_CHARS:,} characters: the first row must name the columns"
+        ) from None
+    finally:
+        text.detach()
+        buffered.detach()  # the pipe stays open: prefix.rewind gives its bytes again
+
+
+def _csv_text(fh: IO[bytes]) -> io.TextIOWrapper:
+    """A CSV file's text, as :func:`_read_csv` opens it."""
+    return io.TextIOWrapper(fh, newline="", encoding="utf-8-sig", errors="surrogateescape")
 
 
 _NOT_UTF8 = (
@@ -236,14 +320,17 @@ def utf32_without_bom(start: bytes) -> str | None:
     return None
 
 
-def _refuse_encoded(path: Path, shown: Path | None = None) -> None:
+def _refuse_encoded(path: Path) -> None:
     """``UnreadableFile`` for a file that starts like one in another encoding or compressed:
     read as UTF-8 text, each of its lines would be rejected alike ("invalid UTF-8",
-    "malformed JSON"), or a CSV refused for a header it cannot see. Messages name
-    ``shown`` (the path given, when ``path`` is its spooled copy)."""
+    "malformed JSON"), or a CSV refused for a header it cannot see."""
     with path.open("rb") as fh:
         start = fh.read(SNIFF_BYTES)
-    path = shown or path
+    _refuse_start(start, path)
+
+
+def _refuse_start(start: bytes, path: Path) -> None:
+    """:func:`_refuse_encoded` on ``start``, the first bytes of ``path``."""
     for mark, encoding in _NOT_UTF8:
         if start.startswith(mark):
             raise UnreadableFile(
@@ -270,7 +357,7 @@ def _refuse_encoded(path: Path, shown: Path | None = None) -> None:
         )
 
 
-def _refuse_cr_only(path: Path, shown: Path | None = None) -> None:
+def _refuse_cr_only(path: Path) -> None:
     """``UnreadableFile`` for a JSONL file whose lines end in CR alone (classic Mac): read
     by LF, the whole file is one line 1, rejected. JSONL lines are split on LF only (the
     numbers ``grep -n`` shows; a lone CR may be whitespace inside a JSON line), so the
@@ -278,16 +365,20 @@ def _refuse_cr_only(path: Path, shown: Path | None = None) -> None:
     CR that is followed by more bytes: looked for in at most the first ``MAX_LINE_BYTES``
     (the first line, however long, up to the longest read). CSV is read with universal
     newlines: CR alone already ends its rows."""
-    seen, cr_at = 0, -1
     with path.open("rb") as fh:
-        while seen <= MAX_LINE_BYTES and (chunk := fh.read(SKIP_CHUNK_BYTES)):
-            if b"\n" in chunk:
-                return
-            if cr_at < 0 and (i := chunk.find(b"\r")) >= 0:
-                cr_at = seen + i
-            seen += len(chunk)
+        _refuse_cr_only_in(fh.read, path)
+
+
+def _refuse_cr_only_in(read: Callable[[int], bytes], path: Path) -> None:
+    """:func:`_refuse_cr_only` on the bytes ``read`` gives (of ``path``, named in the message)."""
+    seen, cr_at = 0, -1
+    while seen <= MAX_LINE_BYTES and (chunk := read(SKIP_CHUNK_BYTES)):
+        if b"\n" in chunk:
+            return
+        if cr_at < 0 and (i := chunk.find(b"\r")) >= 0:
+            cr_at = seen + i
+        seen += len(chunk)
     if 0 <= cr_at < seen - 1:  # a CR ending the file alone is a one-line file's line ending
-        path = shown or path
         raise UnreadableFile(
             "line endings are CR only (classic Mac): JSONL lines must end in LF (or CRLF); "
             f"convert it first (tr '\\r' '\\n' < {path.name} > unix{path.suffix})"
@@ -300,6 +391,12 @@ def _read_jsonl(path: Path, complete: bool = False) -> Iterator[Line]:
     only make it malformed), so its id, derived from its content, is the one a rerun
     derives. Anything else there is reported as possibly still being written."""
     with path.open("rb") as fh:
+        yield from _jsonl_lines(fh, complete)
+
+
+def _jsonl_lines(fh: IO[bytes], complete: bool) -> Iterator[Line]:
+    """:func:`_read_jsonl` on an open file (closed at the end)."""
+    with fh:
         for n, raw in enumerate(_capped_lines(fh), start=1):
             if raw is None:
                 yield Line(n, None, f"line longer than {MAX_LINE_BYTES:,} bytes: no event that large is accepted")
@@ -368,11 +465,16 @@ def _check_csv_header(path: Path) -> None:
     :func:`_read_csv`, which rejects it as line 1."""
     csv.field_size_limit(CSV_PARSE_LIMIT)
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
-        lines = _CsvLines(fh)
-        try:
-            header = _header(lines, csv.reader(lines, strict=True))
-        except csv.Error:
-            return
+        _check_csv_header_in(fh)
+
+
+def _check_csv_header_in(fh: IO[str]) -> None:
+    """:func:`_check_csv_header` on an open file's text."""
+    lines = _CsvLines(fh)
+    try:
+        header = _header(lines, csv.reader(lines, strict=True))
+    except csv.Error:
+        return
     if header is not None:
         _check_header(header)
 
@@ -560,8 +662,14 @@ def _read_csv(path: Path, complete: bool = False) -> Iterator[Line]:
     large) is skipped from there to the same end in chunks, never held, and rejected as
     too long by its first line, with the lines it took; it is rejected as never closed
     when that end is the end of the file."""
-    csv.field_size_limit(CSV_PARSE_LIMIT)
     with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
+        yield from _csv_lines(fh, complete)
+
+
+def _csv_lines(fh: IO[str], complete: bool) -> Iterator[Line]:
+    """:func:`_read_csv` on an open file's text (closed at the end)."""
+    csv.field_size_limit(CSV_PARSE_LIMIT)
+    with fh:
         lines = _CsvLines(fh)
         reader = csv.reader(lines, strict=True)
         try:

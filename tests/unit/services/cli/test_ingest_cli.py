@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import json
+import os
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,3 +174,35 @@ def test_a_repeated_csv_header_is_told_as_skipped_and_the_run_still_succeeds(
     out = json.loads(as_json.stdout)
     assert as_json.exit_code == 0 and out["produced"] == 2 and out["skipped_total"] == 1, as_json.output
     assert out["skipped"][0]["line"] == 3 and out["rejected"] == []
+
+
+def test_format_csv_reads_a_pipe_without_a_csv_name_as_csv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ingest file <(cat f.csv)`` is ``/dev/fd/63``: without ``.csv`` it was read as JSONL,
+    every row rejected. ``--format csv`` reads it as CSV; ``--format`` is checked first."""
+    got: list[list[Line]] = []
+
+    async def fake_replay(
+        lines: Iterable[Line], stream: str, pacing: Pacing, label: str, total: int | None = None, run: int | None = None
+    ) -> ReplayReport:
+        got.append(list(lines))
+        return ReplayReport(produced=len(got[-1]))
+
+    monkeypatch.setattr(cli, "_replay", fake_replay)
+    read_end, write_end = os.pipe()
+    pipe = tmp_path / "63"
+    pipe.symlink_to(f"/proc/self/fd/{read_end}")
+    with os.fdopen(write_end, "wb") as fh:  # small enough for the pipe's buffer
+        fh.write(b"id,text\na,Tesco rises\n")
+    result = CliRunner().invoke(cli.app, ["file", str(pipe), "--stream", "news", "--format", "csv"])
+    os.close(read_end)
+    assert result.exit_code == 0, result.output
+    assert [(ln.number, ln.data) for ln in got[0]] == [(2, {"id": "a", "text": "Tesco rises"})]
+    f = tmp_path / "two.jsonl"
+    f.write_text('{"text": "a"}\n')
+    assert "--format must be auto, jsonl, csv, not 'xml'" in _refused(monkeypatch, f, "--format", "xml")
+
+
+def test_format_is_told_in_the_help() -> None:
+    result = CliRunner().invoke(cli.app, ["file", "--help"], env={"COLUMNS": "200"})
+    text = " ".join(result.output.replace("\u2502", " ").split())  # the help's box drawn around it
+    assert "--format" in text and "read as JSONL unless --format csv" in text
