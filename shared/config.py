@@ -11,7 +11,7 @@ import ipaddress
 import re
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -55,18 +55,26 @@ class KafkaSettings(BaseModel):
     def _check_servers(cls, value: str) -> str:
         """Refuse a list the Kafka client would fail on later with a traceback (``host:abc``:
         a ``ValueError`` from deep inside the client) or take for another host (a
-        ``kafka://`` prefix). The message leaves the value out: it may carry credentials."""
-        for server in value.split(","):
-            if not _is_server(server.strip()):
+        ``kafka://`` prefix). An empty entry (a trailing comma) is dropped: the client
+        failed on it. The message leaves the value out: it may carry credentials."""
+        servers = [server.strip() for server in value.split(",")]
+        given = [server for server in servers if server]
+        for server in given:
+            if _is_ipv6(server):  # its last colon read as a port's (faust's kafka://::1 fails later)
+                raise ValueError("put an IPv6 address in brackets: [::1]:9092 (with its port)")
+            if not _is_server(server):
                 raise ValueError(
                     "each comma-separated server must be host:port, with a port of 1-65535 "
                     "(an IPv6 address in brackets: [::1]:9092)"
                 )
-        return value
+        if not given:
+            raise ValueError("each comma-separated server must be host:port, with a port of 1-65535 (none is given)")
+        return value if len(given) == len(servers) else ",".join(given)
 
 
-_HOST = re.compile(r"[A-Za-z0-9_.-]+")
-"""A host name or IPv4 address as a bootstrap server may give it."""
+_HOST = re.compile(r"[^\s/\[\]:,]+")
+"""A host name (any script: the client takes ``кафка.рф``) or IPv4 address as a bootstrap
+server may give it: no blank, ``/`` (``kafka://``), bracket, colon or comma."""
 
 
 def _port_ok(port: str) -> bool:
@@ -75,14 +83,13 @@ def _port_ok(port: str) -> bool:
 
 def _is_server(server: str) -> bool:
     """Whether ``server`` is ``host``, ``host:port``, ``[ipv6]`` or ``[ipv6]:port`` (how the
-    Kafka client parses it; a port left out is 9092), with a port of 1-65535."""
+    Kafka client parses it; a port left out is 9092), with a port of 1-65535. A bare IPv6
+    address is not: :class:`KafkaSettings` asks for its brackets."""
     if server.startswith("["):
         address, bracket, port = server[1:].partition("]")
         if not bracket or (port and not (port.startswith(":") and _port_ok(port[1:]))):
             return False
         return _is_ipv6(address)
-    if _is_ipv6(server):  # a bare IPv6 address: its colons are no port
-        return True
     host, colon, port = server.rpartition(":")
     if not colon:
         host = port
@@ -103,28 +110,111 @@ POSTGRES_PLAIN_SCHEMES = frozenset({"postgresql", "postgres"})
 """Schemes taken as :data:`POSTGRES_SCHEME`: the same URL as libpq and psql write it."""
 
 
+SSL_MODES = frozenset({"disable", "allow", "prefer", "require", "verify-ca", "verify-full"})
+"""``sslmode`` values libpq takes, and asyncpg's ``ssl`` as a string."""
+TARGET_SESSION_ATTRS = frozenset({"any", "primary", "standby", "read-write", "read-only", "prefer-standby"})
+"""``target_session_attrs`` values asyncpg takes."""
+QUERY_PARAMS = frozenset(
+    {
+        "ssl",
+        "host",
+        "port",
+        "user",
+        "password",
+        "database",
+        "passfile",
+        "command_timeout",
+        "prepared_statement_cache_size",
+        "target_session_attrs",
+    }
+)
+"""URL query parameters the driver takes. SQLAlchemy's asyncpg dialect hands every query
+parameter to ``asyncpg.connect`` as a keyword, as a string (it makes an int of
+``prepared_statement_cache_size`` and the port only): libpq's own (``application_name``,
+``connect_timeout``) are a ``TypeError`` at the first connection, and so are ``timeout``
+or ``statement_cache_size`` as strings; these take a string (``host``: a socket
+directory; ``password``: one kept out of the user part)."""
+PERCENT_ENCODE = "percent-encode / # ? @ : in the password as %2F %23 %3F %40 %3A"
+
+
+def _is_number(text: str, *, positive: bool) -> bool:
+    try:
+        value = float(text)
+    except ValueError:
+        return False
+    return value > 0 if positive else value >= 0 and value == int(value)
+
+
+def _query_error(name: str, value: str) -> str | None:
+    """Why query parameter ``name=value`` would fail at the first connection, or ``None``."""
+    if name not in QUERY_PARAMS:
+        shown = f" {name!r}" if re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name) else ""
+        return (
+            f"the query parameter{shown} is not one the asyncpg driver takes "
+            f"(it takes sslmode, {', '.join(sorted(QUERY_PARAMS))})"
+        )
+    if name == "ssl" and value not in SSL_MODES:
+        return f"sslmode (ssl) must be one of {', '.join(sorted(SSL_MODES))}"
+    if name == "target_session_attrs" and value not in TARGET_SESSION_ATTRS:
+        return f"target_session_attrs must be one of {', '.join(sorted(TARGET_SESSION_ATTRS))}"
+    if name == "command_timeout" and not _is_number(value, positive=True):
+        return "command_timeout must be a number of seconds above 0"
+    if name == "port" and not _port_ok(value):
+        return "the port must be a number from 1 to 65535"
+    if name == "prepared_statement_cache_size" and not (value.isascii() and value.isdigit()):
+        return "prepared_statement_cache_size must be a whole number"
+    return None
+
+
+def _driver_query(query: str) -> str:
+    """``query`` as the driver takes it (libpq's ``sslmode`` as asyncpg's ``ssl``, the same
+    values), ``ValueError`` for a parameter it would fail on at the first connection."""
+    if not query:
+        return query
+    pairs = [("ssl" if k == "sslmode" else k, v) for k, v in parse_qsl(query, keep_blank_values=True)]
+    names = [k for k, _ in pairs]
+    if len(set(names)) != len(names):
+        raise ValueError("TW_POSTGRES__URL: a query parameter is given twice (sslmode and ssl are the same one)")
+    for name, value in pairs:
+        if why := _query_error(name, value):
+            raise ValueError(f"TW_POSTGRES__URL: {why}")
+    if "sslmode" not in query:
+        return query
+    return urlencode(pairs, safe="/")
+
+
 def asyncpg_url(url: str) -> str:
     """``url`` as the services' driver takes it: a libpq URL (``postgresql://``,
-    ``postgres://``) becomes the asyncpg one it means; ``ValueError`` for a URL that would
-    fail later with a traceback (another driver, a port that is not a number). Messages
-    name the scheme at most, never the URL (it carries the password)."""
+    ``postgres://``) becomes the asyncpg one it means, the scheme in lower case (code
+    elsewhere replaces it as written), libpq's ``sslmode`` asyncpg's ``ssl``; ``ValueError``
+    for a URL that would fail later with a traceback (another driver, a port that is not a
+    number or is empty, a query parameter the driver does not take, a password with an
+    unencoded ``/``, which ends the host part early). Messages name the scheme or a
+    parameter at most, never the URL (it carries the password)."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise ValueError(f"TW_POSTGRES__URL must be a {POSTGRES_SCHEME}://user:password@host:port/database URL")
-    if scheme.lower() in POSTGRES_PLAIN_SCHEMES:
-        url = f"{POSTGRES_SCHEME}://{rest}"
-    elif scheme.lower() != POSTGRES_SCHEME:
+    if scheme.lower() not in POSTGRES_PLAIN_SCHEMES | {POSTGRES_SCHEME}:
         shown = f" {scheme!r}" if re.fullmatch(r"[A-Za-z0-9+.-]{1,40}", scheme) else ""
         raise ValueError(
             f"TW_POSTGRES__URL: the scheme{shown} is not {POSTGRES_SCHEME}:// (the asyncpg driver the services use)"
         )
+    url = f"{POSTGRES_SCHEME}://{rest}"
     try:
-        port = urlsplit(url).port
+        parts = urlsplit(url)
+        port = parts.port
     except ValueError:
         port = 0
     if port == 0:
-        raise ValueError("TW_POSTGRES__URL: the port must be a number from 1 to 65535")
-    return url
+        raise ValueError(f"TW_POSTGRES__URL: the port must be a number from 1 to 65535; if it is: {PERCENT_ENCODE}")
+    after_host = rest[len(parts.netloc) :]
+    if parts.netloc.count("@") > 1 or "@" in after_host or "#" in after_host:
+        # an unencoded @ left in the user part, or / ? # that ended the host part before the @
+        raise ValueError(f"TW_POSTGRES__URL: the URL does not parse as user:password@host: {PERCENT_ENCODE}")
+    if parts.netloc.rpartition("@")[2].endswith(":"):
+        raise ValueError("TW_POSTGRES__URL: the port after ':' is empty (give one, or leave out the ':')")
+    query = _driver_query(parts.query)
+    return url if query == parts.query else parts._replace(query=query).geturl()
 
 
 class PostgresSettings(BaseModel):

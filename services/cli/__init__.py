@@ -62,10 +62,13 @@ def _optional_subapps() -> None:
 _optional_subapps()
 
 
-REFUSED_SQLSTATES = {"28": "refused the login", "3D": "has no such database"}
-"""SQLSTATE classes (first two characters) of a connection PostgreSQL answered but refused:
-28 invalid authorization (a wrong password or user), 3D invalid catalog name (a database
-that does not exist). The settings are wrong, not the code: one line, not a traceback."""
+REFUSED_SQLSTATES = {"28": "refused the login", "3D": "has no such database", "42501": "refused access"}
+"""SQLSTATE classes (first two characters) or codes of a connection PostgreSQL answered but
+refused: 28 invalid authorization (a wrong password or user), 3D invalid catalog name (a
+database that does not exist), 42501 insufficient privilege (``permission denied for
+database``: the user's CONNECT privilege revoked, or a table it may not use). The settings
+are wrong, not the code: one line, not a traceback. Class 42 as a whole is not: it is
+mostly the code's own errors (an undefined column)."""
 
 
 def refused_connection(exc: BaseException) -> str | None:
@@ -77,7 +80,7 @@ def refused_connection(exc: BaseException) -> str | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         state = getattr(current, "sqlstate", None)
-        if isinstance(state, str) and (what := REFUSED_SQLSTATES.get(state[:2])):
+        if isinstance(state, str) and (what := REFUSED_SQLSTATES.get(state) or REFUSED_SQLSTATES.get(state[:2])):
             return logs.scrub(f"PostgreSQL {what}: {current}")
         orig = getattr(current, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
         current = orig if isinstance(orig, BaseException) else current.__cause__

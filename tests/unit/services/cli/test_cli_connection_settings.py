@@ -67,6 +67,7 @@ def _refused(sqlstate_error: Exception) -> DBAPIError:
     [
         (asyncpg.InvalidPasswordError('password authentication failed for user "tw"'), "refused the login"),
         (asyncpg.InvalidCatalogNameError('database "nosuch" does not exist'), "has no such database"),
+        (asyncpg.InsufficientPrivilegeError('permission denied for database "tw"'), "refused access"),
     ],
 )
 def test_a_refused_connection_is_one_line_exit_1(
@@ -86,6 +87,17 @@ def test_a_refused_connection_is_one_line_exit_1(
 def test_another_database_error_is_not_taken_for_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
     def app() -> None:
         raise _refused(asyncpg.UndefinedColumnError("column x does not exist"))
+
+    monkeypatch.setattr(cli, "app", app)
+    with pytest.raises(DBAPIError):
+        cli.main()
+
+
+def test_another_access_rule_error_of_class_42_is_not_taken_for_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only 42501 (insufficient privilege) of class 42 is a refusal: 42P01 is the code's own error."""
+
+    def app() -> None:
+        raise _refused(asyncpg.UndefinedTableError('relation "x" does not exist'))
 
     monkeypatch.setattr(cli, "app", app)
     with pytest.raises(DBAPIError):
