@@ -19,7 +19,9 @@ import asyncio
 import functools
 import hashlib
 import math
+import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,7 +30,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 
 from services.ingest.produce import RETRY_ALONE, line_id, prepare, produce, send_each
-from services.ingest.sources import Line
+from services.ingest.sources import Line, PipeLines
 from shared.events import EARLIEST_TIME, LATEST_TIME, InvalidEvent, RawEvent, Stream
 from shared.kafka.produce import REFUSED, REFUSED_SIZE
 from shared.topics import Topics
@@ -206,13 +208,19 @@ def _untimed(data: dict[str, Any]) -> bool:
 
 
 def _prepared(
-    lines: Iterable[Line], stream: Stream, report: ReplayReport, origin: str, untimed: set[int] | None = None
+    lines: Iterable[Line],
+    stream: Stream,
+    report: ReplayReport,
+    origin: str,
+    untimed: set[int] | None = None,
+    first_line: dict[str, int] | None = None,
 ) -> Iterator[tuple[int, RawEvent]]:
     """(line number, valid event), one at a time (a line without an id gets :func:`line_id`'s);
     unreadable and invalid lines, and lines repeating an earlier line's id, go to the report,
     as do the skipped lines (a repeated CSV header). ``untimed`` gets the numbers of the
-    lines yielded whose event time was stamped now (see :func:`_timed_only`)."""
-    first_line: dict[str, int] = {}  # given ids only: derived ones differ by line number
+    lines yielded whose event time was stamped now (see :func:`_timed_only`). ``first_line``
+    (the first line of each given id) is shared by calls on the batches of one input."""
+    first_line = {} if first_line is None else first_line  # given ids only: derived ones differ by line number
     for line in lines:
         if line.skipped is not None:
             report.skip(line.number, line.skipped)
@@ -329,6 +337,109 @@ class _Sender:
         return f"refused by {self._topics.raw(event.stream)}: {type(exc).__name__}: {size:,} bytes{why}; not sent"
 
 
+HANDOFF_CHUNKS = 4
+"""Chunks of lines a live input's reader thread may hold, read but not yet taken."""
+
+
+class _Handoff:
+    """The lines of a live input (a pipe), read by a daemon thread and taken by the event
+    loop: a read that waits for the pipe's writer blocks neither the loop (the producer's
+    background tasks, the pending lines' timer) nor the lines read before it. At most
+    ``limit`` lines are held (the thread waits for the loop to take them); the thread wakes
+    the loop only when it waits for lines, so a fast pipe costs a lock per line, not a
+    wake-up. An error of the read is raised by :meth:`take`, with its traceback."""
+
+    def __init__(self, lines: Iterable[Line], limit: int) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._lock = threading.Condition(threading.Lock())
+        self._lines: deque[Line] = deque()
+        self._limit = max(1, limit)
+        self._done = False
+        self._stopped = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        # a daemon: on Ctrl-C it may be blocked in a read for ever, and must not hold the exit
+        self._thread = threading.Thread(target=self._read, args=(lines,), name="ingest-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self, lines: Iterable[Line]) -> None:
+        try:
+            for line in lines:
+                with self._lock:
+                    while len(self._lines) >= self._limit and not self._stopped:
+                        self._lock.wait()
+                    if self._stopped:
+                        return
+                    self._lines.append(line)
+                    self._wake()
+        except BaseException as exc:  # noqa: BLE001 - raised in the loop, by take
+            with self._lock:
+                self._error = exc
+        finally:
+            with self._lock:
+                self._done = True
+                self._wake()
+            close = getattr(lines, "close", None)
+            if close is not None:  # the pipe, closed by the thread that reads it
+                close()
+
+    def _wake(self) -> None:
+        """Resolve the loop's waiter, if it waits (called with the lock held)."""
+        waiter, self._waiter = self._waiter, None
+        if waiter is not None:
+            try:
+                self._loop.call_soon_threadsafe(_resolve, waiter)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+
+    async def take(self, within: float | None = None) -> list[Line] | None:
+        """The lines read since the last take, once there is one; ``[]`` when none came
+        within ``within`` seconds, ``None`` at the input's end."""
+        with self._lock:
+            waiter = None
+            if not self._lines and not self._done:
+                waiter = self._waiter = self._loop.create_future()
+        if waiter is not None:
+            try:
+                await asyncio.wait({waiter}, timeout=within)
+            finally:
+                with self._lock:
+                    self._waiter = None
+        with self._lock:
+            taken = list(self._lines)
+            self._lines.clear()
+            self._lock.notify_all()
+            if taken:
+                return taken
+            if self._error is not None:
+                raise self._error
+            return None if self._done else []
+
+    def stop(self) -> None:
+        """Let the thread go: it stops at its next line (a read it is blocked in is left to
+        end, or to the process's exit)."""
+        with self._lock:
+            self._stopped = True
+            self._lock.notify_all()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+async def _read_all(lines: Iterable[Line]) -> list[Line]:
+    """All the lines of a live input, read in a thread (``--speedup`` orders them first)."""
+    handoff = _Handoff(lines, 10_000)
+    read: list[Line] = []
+    try:
+        while (taken := await handoff.take()) is not None:
+            read += taken
+    finally:
+        handoff.stop()
+    return read
+
+
 async def replay(
     producer: AIOKafkaProducer,
     topics: Topics,
@@ -341,6 +452,8 @@ async def replay(
     chunk: int = 200,
     run: int | None = None,
     renew: Renew | None = None,
+    live: bool | None = None,
+    within_s: float = 0.5,
 ) -> ReplayReport:
     """Produce the valid lines, paced. A line without an id gets one derived from
     ``origin`` (the source's name), its number and its content, the same in every run.
@@ -348,11 +461,31 @@ async def replay(
     with ``speedup`` (which moves event times); the report says which (``run``).
 
     With ``renew``, a record the topic refuses is rejected by its line and the rest is
-    sent (:class:`_Sender`); without it the refusal is raised."""
+    sent (:class:`_Sender`); without it the refusal is raised.
+
+    ``live`` (by default: ``lines`` is a pipe's, :class:`~services.ingest.sources.PipeLines`):
+    a read may wait for the writer (``tail -f``). The lines are then read in a thread
+    (:class:`_Handoff`) and a line waits at most ``within_s`` seconds to be sent, not for
+    ``chunk`` lines: a feed of a line a second reached Kafka every 200 seconds, and the
+    blocked read stopped the event loop. A regular file is read in the loop, in chunks."""
+    if live is None:
+        live = isinstance(lines, PipeLines)
     now = datetime.now(UTC)
     if run is None and pacing.speedup is not None:
         run = run_stamp(now)
     report = ReplayReport(run=run)
+    if live and pacing.speedup is None:
+        sender = _Sender(producer, topics, report, progress, renew)
+        first_line: dict[str, int] = {}
+
+        def prepared(batch: list[Line]) -> Iterator[tuple[int, RawEvent]]:
+            events = _prepared(batch, stream, report, origin, None, first_line)
+            return events if run is None else _renamed(events, run)
+
+        await _send_live(_Handoff(lines, HANDOFF_CHUNKS * chunk), prepared, sender, pacing.rate, chunk, within_s)
+        return report
+    if live:
+        lines = await _read_all(lines)
     untimed: set[int] | None = set() if pacing.speedup is not None else None
     events = _prepared(lines, stream, report, origin, untimed)
     if run is not None:
@@ -389,3 +522,43 @@ async def replay(
     if pending:
         await sender.send(pending)
     return report
+
+
+async def _send_live(
+    handoff: _Handoff,
+    prepared: Callable[[list[Line]], Iterator[tuple[int, RawEvent]]],
+    sender: _Sender,
+    rate: float | None,
+    chunk: int,
+    within_s: float,
+) -> None:
+    """:func:`replay`'s sending of a live input: as for a file, but the lines come from
+    ``handoff`` and the pending ones are sent ``within_s`` after the first of them was read,
+    ``chunk`` or not."""
+    start = time.monotonic()
+    sent_by = math.inf  # when the pending lines are due
+    count = 0
+    pending: list[tuple[int, RawEvent]] = []
+    try:
+        while (batch := await handoff.take(max(0.0, sent_by - time.monotonic()) if pending else None)) is not None:
+            for number, event in prepared(batch):
+                due = start + count / rate if rate else 0.0
+                count += 1
+                if due - time.monotonic() > 0.01 and pending:
+                    await sender.send(pending)
+                    pending = []
+                if (wait := due - time.monotonic()) > 0:
+                    await asyncio.sleep(wait)
+                if not pending:
+                    sent_by = time.monotonic() + within_s
+                pending.append((number, event))
+                if len(pending) >= chunk:
+                    await sender.send(pending)
+                    pending = []
+            if pending and time.monotonic() >= sent_by:
+                await sender.send(pending)
+                pending = []
+        if pending:
+            await sender.send(pending)
+    finally:
+        handoff.stop()

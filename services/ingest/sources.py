@@ -217,8 +217,27 @@ def _read_pipe(path: Path, is_csv: bool, complete: bool) -> Iterator[Line]:
         prefix.close()
         raise
     if is_csv:
-        return _csv_lines(_csv_text(io.BufferedReader(prefix)), complete)
-    return _jsonl_lines(io.BufferedReader(prefix), complete)
+        return PipeLines(_csv_lines(_csv_text(io.BufferedReader(prefix)), complete))
+    return PipeLines(_jsonl_lines(io.BufferedReader(prefix), complete))
+
+
+class PipeLines(Iterator[Line]):
+    """The lines of a pipe (:func:`_read_pipe`): each may wait for its writer, for ever on a
+    live feed (``tail -f f.jsonl | ...``). The type says so: a replay reads them in a thread,
+    so the wait blocks neither the event loop nor the lines already read (see
+    ``services.ingest.replay.replay``'s ``live``)."""
+
+    def __init__(self, lines: Iterator[Line]) -> None:
+        self._lines = lines
+
+    def __next__(self) -> Line:
+        return next(self._lines)
+
+    def close(self) -> None:
+        """Close the pipe (from the thread reading it, or when nothing reads it)."""
+        close = getattr(self._lines, "close", None)
+        if close is not None:
+            close()
 
 
 def _pipe_start(prefix: PipePrefix) -> bytes:
