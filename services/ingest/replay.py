@@ -534,7 +534,10 @@ async def _send_live(
 ) -> None:
     """:func:`replay`'s sending of a live input: as for a file, but the lines come from
     ``handoff`` and the pending ones are sent ``within_s`` after the first of them was read,
-    ``chunk`` or not."""
+    ``chunk`` or not. With ``rate``, a feed that paused earns no credit: the lines after
+    a pause are paced from when they come, not sent in a burst to catch up. A read that
+    fails (the pipe's writer gone wrong) first sends what was read: a pipe cannot be read
+    again, so lines dropped there would be lost."""
     start = time.monotonic()
     sent_by = math.inf  # when the pending lines are due
     count = 0
@@ -542,6 +545,8 @@ async def _send_live(
     try:
         while (batch := await handoff.take(max(0.0, sent_by - time.monotonic()) if pending else None)) is not None:
             for number, event in prepared(batch):
+                if rate:
+                    start = max(start, time.monotonic() - count / rate)  # no catch-up after a pause
                 due = start + count / rate if rate else 0.0
                 count += 1
                 if due - time.monotonic() > 0.01 and pending:
@@ -560,5 +565,9 @@ async def _send_live(
                 pending = []
         if pending:
             await sender.send(pending)
+    except Exception:
+        if pending:
+            await sender.send(pending)  # what was read before the read failed
+        raise
     finally:
         handoff.stop()

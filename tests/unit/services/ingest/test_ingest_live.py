@@ -6,6 +6,7 @@ a second reached Kafka every 200 seconds, and while the read waited for the writ
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import threading
@@ -181,3 +182,43 @@ async def test_a_named_pipe_is_read_as_a_live_input(tmp_path: Path) -> None:
     regular = tmp_path / "f.jsonl"
     regular.write_text('{"text": "x"}\n')
     assert not isinstance(read_file(regular), PipeLines)
+
+
+def _failing_feed() -> Iterator[Line]:
+    """Two lines, then a read that fails (the pipe's writer went wrong)."""
+    yield _line(1)
+    yield _line(2)
+    raise OSError("EIO")
+
+
+async def test_lines_read_before_a_failed_read_are_sent_then_the_error_raised() -> None:
+    """A pipe cannot be read again: lines dropped when its read fails would be lost."""
+    producer = _Producer()
+    with pytest.raises(OSError, match="EIO"):
+        await replay(producer, Topics(), _failing_feed(), "news", Pacing(), origin="t", live=True)  # type: ignore[arg-type]
+    assert [i for _, i in producer.sent] == ["s1", "s2"]
+
+
+def _paused_feed(pause: threading.Event) -> Iterator[Line]:
+    """One line, a pause of 1.2 s, then three lines at once."""
+    yield _line(1)
+    pause.wait(1.2)
+    yield from (_line(i) for i in (2, 3, 4))
+
+
+async def test_a_rate_earns_no_burst_from_a_pause_of_the_feed() -> None:
+    """--rate 5 on a feed that paused 1.2 s: the lines after it are still 0.2 s apart, not
+    sent at once to catch up the schedule the pause left behind."""
+    producer = _Producer()
+    await replay(
+        producer,
+        Topics(),
+        _paused_feed(threading.Event()),
+        "news",
+        Pacing(rate=5),
+        origin="t",
+        live=True,  # type: ignore[arg-type]
+    )
+    times = [at for at, _ in producer.sent]
+    assert [i for _, i in producer.sent] == ["s1", "s2", "s3", "s4"]
+    assert all(later - earlier >= 0.15 for earlier, later in itertools.pairwise(times)), times
