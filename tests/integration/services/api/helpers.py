@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -11,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.models import Alert, AlertRule
@@ -146,3 +148,38 @@ async def sse_event(lines: AsyncIterator[str]) -> tuple[str, dict[str, Any]]:
     """The next event's name and data."""
     e = await next_event(lines)
     return e.event, e.data
+
+
+async def read_cancelled_by_an_operator(
+    client: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+) -> httpx.Response:
+    """``GET /v1/alerts`` while another session holds the alerts table locked, its statement
+    cancelled by ``pg_cancel_backend`` as it waits (SQLSTATE 57014, as a statement timeout):
+    the API's answer."""
+    async with sessions() as locker, sessions() as admin:
+        await locker.execute(text("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE"))
+        locker_pid = (await locker.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        try:
+            request = asyncio.create_task(client.get("/v1/alerts"))
+            cancelled = False
+            for _ in range(200):  # the request's statement, waiting for the lock
+                cancelled = bool(
+                    (
+                        await admin.execute(
+                            text(
+                                "SELECT bool_or(pg_cancel_backend(pid)) FROM pg_stat_activity"
+                                " WHERE :locker = ANY(pg_blocking_pids(pid))"
+                            ),
+                            {"locker": locker_pid},
+                        )
+                    ).scalar_one()
+                )
+                await admin.rollback()
+                if cancelled or request.done():
+                    break
+                await asyncio.sleep(0.05)
+            assert cancelled, "the read never waited for the lock"
+            r = await asyncio.wait_for(request, 10)
+        finally:
+            await locker.rollback()
+    return r

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from integration.services.api.helpers import assert_error
+from integration.services.api.helpers import assert_error, read_cancelled_by_an_operator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -75,31 +75,6 @@ async def test_a_read_an_operator_cancels_is_a_500_in_any_language(
     unlimited: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     """pg_cancel_backend on a read waiting for a lock, well before its limit: 500."""
-    async with sessions() as locker, sessions() as admin:
-        await locker.execute(text("LOCK TABLE alerts IN ACCESS EXCLUSIVE MODE"))
-        locker_pid = (await locker.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-        try:
-            request = asyncio.create_task(unlimited.get("/v1/alerts"))
-            cancelled = False
-            for _ in range(200):  # the request's statement, waiting for the lock
-                cancelled = bool(
-                    (
-                        await admin.execute(
-                            text(
-                                "SELECT bool_or(pg_cancel_backend(pid)) FROM pg_stat_activity"
-                                " WHERE :locker = ANY(pg_blocking_pids(pid))"
-                            ),
-                            {"locker": locker_pid},
-                        )
-                    ).scalar_one()
-                )
-                await admin.rollback()
-                if cancelled or request.done():
-                    break
-                await asyncio.sleep(0.05)
-            assert cancelled, "the read never waited for the lock"
-            r = await asyncio.wait_for(request, 10)
-        finally:
-            await locker.rollback()
+    r = await read_cancelled_by_an_operator(unlimited, sessions)
     assert_error(r, 500, "internal_error")
     assert (await unlimited.get("/v1/alerts")).status_code == 200
