@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -166,3 +166,32 @@ def registry_with_promoted(tmp_path: Any, marker: bytes) -> Any:
     reg.register("sentiment", "v1", {"name": "t", "max_length": 32, "created_at": "2026-01-02"}, files=files)
     (reg.root / "sentiment" / "PROMOTED").write_bytes(marker)
     return reg
+
+
+@asynccontextmanager
+async def app_client_known_key(monkeypatch: Any, info: Any) -> AsyncIterator[Any]:
+    """An httpx client of the API app (``environment="test"``, connected to nothing) whose
+    requests carry a well-formed key that :func:`services.api.auth.verify_key` takes for
+    ``info`` (a ``KeyInfo``): for requests refused before any query or send."""
+    import httpx
+
+    from services.api import auth
+    from services.api.app import build_app
+    from services.api.config import ApiSettings
+    from services.api.deps import make_deps
+
+    async def known_key(*_: object) -> Any:
+        return info
+
+    monkeypatch.setattr(auth, "verify_key", known_key)
+    settings = ApiSettings(environment="test")
+    deps = make_deps(settings)
+    try:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=build_app(settings, deps)),
+            base_url="http://t",
+            headers={"X-API-Key": "tw_abcdefgh_" + "a" * 43},
+        ) as client:
+            yield client
+    finally:
+        await deps.aclose()

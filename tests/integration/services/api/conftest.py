@@ -66,3 +66,27 @@ async def keys(deps: Deps) -> dict[str, str]:
         new = await auth.create_key(deps.sessions, f"test-{scope}", scope)
         out[scope] = new.key
     return out
+
+
+async def _client_with(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    deps = make_deps(settings)
+    try:
+        app = build_app(settings, deps)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+            yield client
+    finally:
+        await deps.aclose()
+
+
+@pytest.fixture
+async def limited(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose reads may take 0.3 s."""
+    async for client in _client_with(api_settings.model_copy(update={"read_timeout_s": 0.3})):
+        yield client
+
+
+@pytest.fixture
+async def unlimited(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of an app whose reads may take far longer than the test waits."""
+    async for client in _client_with(api_settings.model_copy(update={"read_timeout_s": 60.0})):
+        yield client

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -13,36 +12,9 @@ from integration.services.api.helpers import assert_error, read_cancelled_by_an_
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import build_app
-from services.api.config import ApiSettings
-from services.api.deps import make_deps
 from shared.db.models import INT4_MAX
 
 pytestmark = pytest.mark.integration
-
-
-async def _client(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
-    deps = make_deps(settings)
-    try:
-        app = build_app(settings, deps)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
-            yield client
-    finally:
-        await deps.aclose()
-
-
-@pytest.fixture
-async def limited(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app whose reads may take 0.3 s."""
-    async for client in _client(api_settings.model_copy(update={"read_timeout_s": 0.3})):
-        yield client
-
-
-@pytest.fixture
-async def unlimited(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app whose reads may take far longer than the test waits."""
-    async for client in _client(api_settings.model_copy(update={"read_timeout_s": 60.0})):
-        yield client
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,6 @@ are ones no message has, and the statements' running time must tell."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -17,9 +16,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import errors
-from services.api.app import build_app
-from services.api.config import ApiSettings
-from services.api.deps import make_deps
 
 pytestmark = pytest.mark.integration
 
@@ -29,30 +25,6 @@ def translated(monkeypatch: pytest.MonkeyPatch) -> None:
     """The API reads PostgreSQL's messages as a translated server's: no English words."""
     monkeypatch.setattr(errors, "STATEMENT_TIMEOUT", "Zeitüberschreitung der Anweisung")
     monkeypatch.setattr(errors, "USER_REQUEST", "Benutzeraufforderung", raising=False)
-
-
-async def _client(settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
-    deps = make_deps(settings)
-    try:
-        app = build_app(settings, deps)
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
-            yield client
-    finally:
-        await deps.aclose()
-
-
-@pytest.fixture
-async def limited(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app whose reads may take 0.3 s."""
-    async for client in _client(api_settings.model_copy(update={"read_timeout_s": 0.3})):
-        yield client
-
-
-@pytest.fixture
-async def unlimited(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of an app whose reads may take far longer than the test waits."""
-    async for client in _client(api_settings.model_copy(update={"read_timeout_s": 60.0})):
-        yield client
 
 
 @pytest.mark.parametrize("path", ["/v1/alerts", "/v1/alerts/stream"])

@@ -8,11 +8,9 @@ from typing import Any
 
 import httpx
 import pytest
+from tw_testing import app_client_known_key
 
 from services.api import auth, routes_events
-from services.api.app import build_app
-from services.api.config import ApiSettings
-from services.api.deps import make_deps
 from services.api.errors import ApiError
 from services.api.routes_events import validate_batch
 
@@ -59,21 +57,8 @@ def test_an_item_whose_content_cannot_be_written_never_gets_a_random_id(monkeypa
 
 @pytest.fixture
 async def client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    async def known_write_key(*_: object) -> auth.KeyInfo:
-        return WRITER
-
-    monkeypatch.setattr(auth, "verify_key", known_write_key)
-    settings = ApiSettings(environment="test")
-    deps = make_deps(settings)  # connects to nothing: every request here is refused before Kafka
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=build_app(settings, deps)),
-            base_url="http://t",
-            headers={"X-API-Key": "tw_abcdefgh_" + "a" * 43},
-        ) as c:
-            yield c
-    finally:
-        await deps.aclose()
+    async with app_client_known_key(monkeypatch, WRITER) as c:
+        yield c
 
 
 async def test_through_the_app_a_deep_item_with_the_header_is_422(

@@ -10,11 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from openapi_spec_validator import validate
+from tw_testing import app_client_known_key
 
 from services.api import auth
-from services.api.app import build_app
-from services.api.config import ApiSettings
-from services.api.deps import make_deps
 from services.api.routes_events import validate_batch
 
 BATCH: list[dict[str, Any]] = [
@@ -97,22 +95,8 @@ WRITER = auth.KeyInfo(7, "w", "abcdefgh", ("write",), None, None)
 
 @pytest.fixture
 async def client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    async def known_write_key(*_: object) -> auth.KeyInfo:
-        return WRITER
-
-    monkeypatch.setattr(auth, "verify_key", known_write_key)
-    settings = ApiSettings(environment="test")
-    deps = make_deps(settings)  # connects to nothing until a query runs
-    try:
-        app = build_app(settings, deps)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://t",
-            headers={"X-API-Key": "tw_abcdefgh_" + "a" * 43},
-        ) as c:
-            yield c
-    finally:
-        await deps.aclose()
+    async with app_client_known_key(monkeypatch, WRITER) as c:
+        yield c
 
 
 @pytest.mark.parametrize("key", [b"", b"a" * 101, b"two words", b"order/42", b"caf\xc3\xa9", b"a\tb"])

@@ -10,11 +10,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from pydantic import TypeAdapter, ValidationError
+from tw_testing import app_client_known_key
 
 from services.api import auth
-from services.api.app import build_app
-from services.api.config import ApiSettings
-from services.api.deps import make_deps
 from services.api.query import Instant
 
 INSTANT: TypeAdapter[datetime] = TypeAdapter(Instant)
@@ -44,21 +42,8 @@ WRITER = auth.KeyInfo(7, "w", "abcdefgh", ("write", "read"), None, None)
 
 @pytest.fixture
 async def client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.AsyncClient]:
-    async def known_key(*_: object) -> auth.KeyInfo:
-        return WRITER
-
-    monkeypatch.setattr(auth, "verify_key", known_key)
-    settings = ApiSettings(environment="test")
-    deps = make_deps(settings)  # connects to nothing: every request here is refused before a query
-    try:
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=build_app(settings, deps)),
-            base_url="http://t",
-            headers={"X-API-Key": "tw_abcdefgh_" + "a" * 43},
-        ) as c:
-            yield c
-    finally:
-        await deps.aclose()
+    async with app_client_known_key(monkeypatch, WRITER) as c:
+        yield c
 
 
 @pytest.mark.parametrize(
