@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -135,12 +136,26 @@ def base_model_view(base: dict[str, Any]) -> dict[str, Any]:
     return view
 
 
+def shown_error(exc: Exception, root: Path) -> str:
+    """A registry error as ``/v1/status`` shows it: the models' folder, which the message
+    names (``no model sentiment/v9 under /srv/tonewatch/models``), is written ``models``,
+    so the reason stays readable (missing marker, bad JSON, which version) without telling
+    a client where the server keeps its files. The log has the whole message."""
+    message = str(exc)
+    # absolute spellings only: a relative root ("m") would also match inside words
+    for folder in sorted({str(root.absolute()), str(root.resolve())}, key=len, reverse=True):
+        if folder != root.anchor:
+            message = message.replace(folder, "models")
+    return message
+
+
 def model_info(deps: Deps, task: str) -> dict[str, Any]:
     """What the registry says about the promoted model of ``task``."""
     try:
         entry = deps.registry.promoted(task)
     except RegistryError as exc:
-        return {"task": task, "promoted": False, "error": str(exc)}
+        log.warning("status: no promoted %s model: %s", task, exc)
+        return {"task": task, "promoted": False, "error": shown_error(exc, deps.registry.root)}
     card = entry.card
     info: dict[str, Any] = {
         "task": task,

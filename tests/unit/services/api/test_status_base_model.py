@@ -53,3 +53,32 @@ def test_the_status_of_a_promoted_model_shows_no_server_path(tmp_path: Path) -> 
     info = model_info(cast(Deps, SimpleNamespace(registry=registry)), "sentiment")
     assert info["base_model"] == {"name": "checkpoint-500", "short": "bert", "model_type": "bert"}
     assert "/srv/" not in repr(info)
+
+
+@pytest.mark.parametrize("version", ["v1", "v9"])
+def test_the_status_of_a_model_that_cannot_be_served_shows_no_server_path(tmp_path: Path, version: str) -> None:
+    """A missing or broken promoted model says why (the task, version, what is wrong)
+    without the models' folder, which every registry message names."""
+    root = tmp_path / "srv" / "secret-models"
+    registry = Registry(root)
+    (tmp_path / "model.int8.onnx").write_bytes(b"\x08\x07onnx-placeholder")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    files = {name: tmp_path / name for name in ("model.int8.onnx", "tokenizer.json")}
+    registry.register("sentiment", "v1", {"name": "tonewatch-sentiment"}, files=files)
+    registry.promote("sentiment", "v1")
+    (root / "sentiment" / "PROMOTED").write_text(version if version != "v1" else "v1\n")
+    if version == "v1":
+        (root / "sentiment" / "v1" / "card.json").write_text("{not json")
+    info = model_info(cast(Deps, SimpleNamespace(registry=registry)), "sentiment")
+    assert info["promoted"] is False
+    assert "secret-models" not in repr(info) and str(tmp_path) not in repr(info)
+    assert version in info["error"] and "models" in info["error"]
+
+
+def test_a_relative_models_folder_is_not_replaced_inside_words(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    registry = Registry(Path("m"))
+    info = model_info(cast(Deps, SimpleNamespace(registry=registry)), "sentiment")
+    assert info["promoted"] is False
+    assert "promoted sentiment model" in info["error"] and "tonewatch models promote" in info["error"]
+    assert str(tmp_path) not in info["error"]
