@@ -40,8 +40,12 @@ T = TypeVar("T")
 
 
 def _tx(fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    # read before the rule errors are caught: a bad TW_* setting is the CLI's
+    # "invalid configuration" (exit 2, services.cli.main), not an "invalid rule"
+    postgres = AlerterSettings().postgres
+
     async def go() -> T:
-        engine = make_engine(AlerterSettings().postgres)
+        engine = make_engine(postgres)
         try:
             async with make_sessionmaker(engine).begin() as s:
                 return await fn(s)
