@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import stat
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +30,12 @@ from shared.events import Stream
 from shared.kafka.clients import ensure_topics, make_producer
 
 app = typer.Typer(help="Replay events into Kafka.", no_args_is_help=True)
+
+STDIN = Path("/dev/stdin")
+"""What ``ingest file -`` reads: standard input by the name ``/dev/stdin`` already had, so
+that ``-`` is read the same way (a pipe as it arrives, JSONL unless ``--format csv``) and
+the ids of lines without one derive from the same name, ``stdin``: a line sent once with
+``-`` and again with ``/dev/stdin`` is counted once."""
 
 # The demo replay's pacing options, shared by ``tonewatch ingest demo`` and ``tonewatch demo``.
 NEWS_SPEEDUP = typer.Option(8640.0, help="Guardian headlines: one day of news per 10 s by default.")
@@ -105,9 +113,31 @@ def _finish(report: ReplayReport, as_json: bool) -> None:
         raise typer.Exit(1)
 
 
+def _file_or_dash(value: str) -> str:
+    """``path``'s checks, as Click's ``exists=True, dir_okay=False`` made them (same
+    words), except for ``-``. Not typer's ``allow_dash``: it compares the path, converted to
+    a ``Path``, with ``"-"``, which no ``Path`` equals; and a ``Path`` could not tell a file
+    named ``-`` (``./-``) from it."""
+    if value == "-":
+        return value
+    try:
+        st = os.stat(value)
+    except OSError:
+        raise typer.BadParameter(f"file {value!r} does not exist.") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise typer.BadParameter(f"file {value!r} is a directory.")
+    if not os.access(value, os.R_OK):
+        raise typer.BadParameter(f"file {value!r} is not readable.")
+    return value
+
+
 @app.command("file")
 def file_(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL or CSV file."),
+    path: str = typer.Argument(
+        ...,
+        callback=_file_or_dash,
+        help="JSONL or CSV file; '-': standard input, read as /dev/stdin is (a file named '-': ./-).",
+    ),
     stream: str = typer.Option(..., "--stream", help="news or chat"),
     rate: float | None = typer.Option(None, "--rate", help="Events per second (event times kept as given)."),
     speedup: float | None = typer.Option(None, "--speedup", help="Replay original time gaps X times faster."),
@@ -133,7 +163,7 @@ def file_(
         "auto",
         "--format",
         help="auto, jsonl or csv. auto: CSV for a name ending in .csv, JSONL otherwise; a pipe "
-        "(<(cat f.csv) is /dev/fd/63, /dev/stdin) has no such name and is read as JSONL unless --format csv.",
+        "(<(cat f.csv) is /dev/fd/63, - or /dev/stdin) has no such name and is read as JSONL unless --format csv.",
     ),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -141,7 +171,8 @@ def file_(
     all (UTF-16, compressed, a CSV header without a ``text`` column) is refused (exit 2).
     A line without an id gets one derived from the file's name, its line number and its
     content: running the same file again (after a crash, say) sends the same ids, and the
-    pipeline counts them once.
+    pipeline counts them once. ``-`` reads standard input, as ``/dev/stdin`` does (the
+    ids of its lines without one derive from the name ``stdin``).
 
     With --speedup every id gets this run's stamp (``id@<start in Unix ms>``), so a
     replay of the same file is counted again; the stamp is printed at the start and
@@ -166,16 +197,17 @@ def file_(
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
+    source = STDIN if path == "-" else Path(path)
     try:
         # streamed, except with --speedup (ordered by event time first)
-        lines = read_file(path, complete=complete, fmt=fmt)
+        lines = read_file(source, complete=complete, fmt=fmt)
     except UnreadableFile as exc:
-        typer.echo(f"error: {path.name}: {exc}", err=True)
+        typer.echo(f"error: {source.name}: {exc}", err=True)
         raise typer.Exit(2) from exc
     if speedup is not None:
         run = run_stamp(datetime.now(UTC)) if run is None else run
         typer.echo(f"run {run}: ids are stamped id@{run}; to resume this replay if cut short: --run {run}", err=True)
-    _finish(asyncio.run(_replay(lines, stream, pacing, path.name, run=run)), as_json)  # type: ignore[arg-type]
+    _finish(asyncio.run(_replay(lines, stream, pacing, source.name, run=run)), as_json)  # type: ignore[arg-type]
 
 
 def demo_lines(limit: int | None) -> tuple[list[Line], list[Line]]:

@@ -639,7 +639,8 @@ def _sigterm_exits() -> Iterator[None]:
 def _check_predict_paths(src: Path, dst: Path) -> None:
     """Refuse (exit 2) an input that cannot be read or an output that cannot be written
     before the model loads, not as exit 1 after it; the output's missing folders are
-    created, but not under a file. ``-`` is standard input / output."""
+    created (by the write), but not under a file nor in a folder that cannot be written.
+    ``-`` is standard input / output."""
     from shared.training.predict import STDIO, same_file, stdout_is
 
     if src != STDIO:
@@ -657,13 +658,29 @@ def _check_predict_paths(src: Path, dst: Path) -> None:
         return
     if dst.is_dir():
         raise typer.BadParameter(f"{dst} is a folder: name the file to write", param_hint="--output")
-    folder = dst.parent
+    if dst.exists() and not dst.is_file():  # /dev/stdout, a pipe: written directly
+        if not os.access(dst, os.W_OK):
+            raise typer.BadParameter(f"{dst} is not writable", param_hint="--output")
+    else:
+        _check_output_folder(dst)
+    if src != STDIO and same_file(src, dst):  # a hard link too: opening the output would empty the input
+        raise typer.BadParameter("must not be the input file (it would be emptied)", param_hint="--output")
+
+
+def _check_output_folder(dst: Path) -> None:
+    """Refuse an output whose folder (or, if it is missing, the folder it would be created
+    in) is not a folder or cannot be written: before, that was found only after the model
+    had loaded, as exit 1 and a bare OS error. Missing folders are created later, by the
+    write itself, so that a run refused before it (a model that does not load) leaves none."""
+    from shared.training.predict import output_folder
+
+    folder = output_folder(dst)
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
         raise typer.BadParameter(f"{folder} is not a folder, so {dst} cannot be written", param_hint="--output")
-    if src != STDIO and same_file(src, dst):  # a hard link too: opening the output would empty the input
-        raise typer.BadParameter("must not be the input file (it would be emptied)", param_hint="--output")
+    if not os.access(folder, os.W_OK | os.X_OK):  # also a read-only file system, an immutable folder (root too)
+        raise typer.BadParameter(f"{folder} is not writable, so {dst} cannot be written", param_hint="--output")
 
 
 def _inference_settings(device: str, variant: str) -> Any:

@@ -245,13 +245,21 @@ def _source(src: Path) -> Iterator[IO[bytes]]:
         yield fh
 
 
+def output_folder(dst: Path) -> Path:
+    """The folder :func:`_replacing` writes ``dst`` in (its temporary file, then the rename):
+    that of the file a symbolic link names. It may not exist yet: :func:`_sink` creates it.
+    What a caller checks before a long run (the model's load) to find an output that
+    cannot be written before it, not after."""
+    return Path(os.path.realpath(dst)).parent
+
+
 @contextmanager
 def _sink(dst: Path) -> Iterator[IO[str]]:
     """Where the records go: :data:`STDIO` is standard output as UTF-8 (not the locale's
     encoding, which may not encode every text), flushed and left open; anything else is
-    :func:`_replacing`, its folder created first."""
+    :func:`_replacing`, its folder (:func:`output_folder`) created first."""
     if dst != STDIO:
-        dst.parent.mkdir(parents=True, exist_ok=True)
+        output_folder(dst).mkdir(parents=True, exist_ok=True)
         with _replacing(dst) as fh:
             yield fh
         return
