@@ -302,16 +302,30 @@ _SQL_USER_STATEMENT = re.compile(
     re.IGNORECASE,
 )
 # MySQL's ``GRANT <privileges> ON <object> TO <user> IDENTIFIED BY <pw>`` (before 8.0), any case:
-# "grant access to users identified by email" is prose, so the statement needs its ``ON`` and the
-# bare value a password's shape (:data:`_SQL_GRANT_PASSWORD`). The privileges and the object are
-# read a bounded number of words each, stopping at another ``grant`` (each word is read by at most
-# as many starts as the bounds: linear).
+# "grant access to users identified by email" is prose, so the statement needs its ``ON``, and a bare
+# value without a password's shape (:data:`_SQL_GRANT_PASSWORD`) goes only where the statement
+# reads as SQL (:func:`_mask_grant_statement`). The privileges and the object are read a bounded
+# number of words each, stopping at another ``grant`` (each word is read by at most as many starts
+# as the bounds: linear).
 _SQL_GRANT_WORD = r"(?!(?:grant|on|to)[ \t])[^\s;]++[ \t]++"
 _SQL_GRANT_STATEMENT = re.compile(
-    rf"(?<![\w-])grant[ \t]++(?:{_SQL_GRANT_WORD}){{1,64}}+on[ \t]++(?:{_SQL_GRANT_WORD}){{1,8}}+to[ \t]++"
-    rf"{_SQL_USER_VALUE}(?:[ \t]*+,[ \t]*+{_SQL_USER_VALUE})*+",
+    rf"(?<![\w-])grant[ \t]++(?P<privileges>(?:{_SQL_GRANT_WORD}){{1,64}}+)on[ \t]++"
+    rf"(?P<object>(?:{_SQL_GRANT_WORD}){{1,8}}+)to[ \t]++(?P<user>{_SQL_USER_NAME})[ \t]++{_SQL_IDENTIFIED}[^\s,;()]++"
+    rf"(?:[ \t]*+,[ \t]*+{_SQL_USER_VALUE})*+",
     re.IGNORECASE,
 )
+# MySQL's privileges (``all privileges``, ``select, insert``, ``create temporary tables``): a
+# statement that grants only these on one object reads as SQL.
+_SQL_PRIVILEGE_WORDS = frozenset(
+    (
+        "all privileges select insert update delete create drop alter index references usage execute reload"
+        " shutdown process file super event trigger proxy grant option show view databases lock tables"
+        " replication slave client routine temporary tablespace user role"
+    ).split()
+)
+# The object of a statement that reads as SQL: one name, maybe after its kind (``db.*``, ``*.*``,
+# ```db`.`t```, ``table db.t``, ``procedure db.p``, or a bare ``db``).
+_SQL_GRANT_OBJECT = re.compile(r"(?:(?:table|function|procedure)[ \t]++)?[^\s;]++[ \t]*+", re.IGNORECASE)
 # One value of such a statement: not a placeholder (``%s``, ``?``, ``:pw``, ``{pw}``), a keyword,
 # a quoted value (:data:`_SQL_PASSWORD`'s) or one already masked.
 _SQL_USER_PASSWORD = re.compile(
@@ -325,6 +339,14 @@ _SQL_GRANT_PASSWORD = re.compile(
     rf"((?<![\w-]){_SQL_IDENTIFIED})"
     r"(?!(?:identified|by|as|using|with|via|password)(?![^\s'\"`;,()\\]))(?![%{<:?'\"`]|\*\*\*)"
     r"(?=[a-z.-]*+[^a-z.\-\s'\"`;,()\\])[^\s'\"`;,()\\]++",
+    re.IGNORECASE,
+)
+# ``SET PASSWORD FOR <user> = <pw>`` unquoted, any case (its keywords say it is SQL): the value
+# unless it is a placeholder, quoted (:data:`_SQL_PASSWORD`'s), a call (``PASSWORD('pw')``) or
+# masked already. (``set password = pw`` is :data:`_KEY_HEADER`'s.) Each match starts at ``set``.
+_SQL_SET_PASSWORD_BARE = re.compile(
+    r"((?<![\w-])set[ \t]+password[ \t]+for[ \t]+[^\s=]++[ \t]*=[ \t]*+)"
+    r"(?![%{<:?'\"`]|\*\*\*)(?![^\s'\"`;,()\\]*+\()[^\s'\"`;,()\\]++",
     re.IGNORECASE,
 )
 _SQL_OLD_PASSWORD = re.compile(rf"(?<=\*\*\*['\"])([ \t]+replace[ \t]+(?P<q>['\"])){_SQL_STRING}", re.IGNORECASE)
@@ -348,22 +370,42 @@ _REDIS_CONFIG = re.compile(
 # quotes stay. The arguments before the flag are read once (possessive), up to the next command
 # name, the end of the command (";", "|", "&", a line end, an escaped ``\n``) or of a sentence (".",
 # ",", ":", "!" or "?" before a space): "mysql connection lost; retry with ssh -p2222" is no
-# mysql command line.
-_CLI_VALUE = r"(?P<q>[\"'])?)(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+|(?!-)[^\s\"'`<>,;&|(){}\[\]\\]+)"
+# mysql command line. Every such flag of the command goes, not the first alone (``redis-cli -a
+# s3 --pass s4``, ``mysql -pA -pB``): :func:`_mask_cli_passwords` reads the command a flag at a
+# time, each step from where the one before it ended (the rest of that word first: ``-a s3,x -a s4``).
+_CLI_WORD = r"[^\s\"'`<>,;&|(){}\[\]\\]"
+_CLI_VALUE = rf"(?P<q>[\"'])?(?P<v>(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+|(?!-){_CLI_WORD}+))(?(q)(?P=q)?)"
 _CLI_ARG = r"(?:[^\s;|&\\.,:!?]++|\\(?![nrt])|[.,:!?](?=[^\s;|&]))++"
-# redis-cli's ``--pass <password>`` (its long alias of ``-a``), and ``--pass=<password>``. Flags
-# between the flag and the password are passed over (``-a --no-auth-warning --pass pw``,
-# ``-a --no-auth-warning pw``: redis-cli takes the flag for the password, its writer meant the
-# word after it), once each (possessive): a flag is never the value.
-_REDIS_CLI_FLAG = r"(?:-a[ \t]++|--pass(?:[ \t]++|=))(?:-[^\s\"'`<>,;&|(){}\[\]\\]*+[ \t]++)*+"
-_REDIS_CLI_PASSWORD = re.compile(
-    rf"((?<![\w-])redis-cli(?![\w-])(?:[ \t]++(?!-a[ \t]|--pass[ \t=])(?!redis-cli){_CLI_ARG})*+"
-    rf"[ \t]++{_REDIS_CLI_FLAG}" + _CLI_VALUE
+# redis-cli's ``--pass <password>`` (its long alias of ``-a``), and ``--pass=<password>`` (all of
+# the word after "=", a leading "-" too). Flags between ``-a``/``--pass`` and the password are passed
+# over (``-a --no-auth-warning --pass pw``, ``-a --no-auth-warning pw``: redis-cli takes the flag for
+# the password, its writer meant the word after it), once each (possessive). A flag is a word of
+# redis-cli's shape only: "-" and one letter or digit, "--" and lower-case words joined by "-"
+# (``--no-auth-warning``, ``--user=bob``); any other word after the flag is the password, a leading
+# "-" or not (``-a -Xk9q``: a generated password may start with one). An option of redis-cli that
+# takes an argument is passed over with it (``-h <host>``, ``-p <port>``, ``--user <name>``): so
+# ``redis-cli -a -h host`` (an unset ``$REDIS_PASSWORD``) keeps its host, and nothing is masked.
+# Read strictly, redis-cli takes "-h" there for the password, but an option's name is public, and
+# a password that is one (``-h``, ``--raw``) is left as the price of that; a word that is no
+# option's name, or an argument of the wrong shape (``-a -p s3cret``: a port is a number) is masked.
+_REDIS_CLI_SKIP = (
+    r"(?:(?:-[hsudDX]|--(?:user|sni|cacert|cacertdir|cert|key|tls-ciphers|tls-ciphersuites|rdb|functions-rdb"
+    rf"|pattern|quoted-pattern|eval|show-pushes))[ \t]++(?!-){_CLI_WORD}++"
+    r"|(?:-[pnri]|--(?:pipe-timeout|memkeys-samples|keystats-samples|count|intrinsic-latency|lru-test))"
+    rf"[ \t]++-?[0-9.]++(?!{_CLI_WORD})"
+    rf"|--(?!pass=)[a-z]++(?:-[a-z]++)*+={_CLI_WORD}*+"
+    rf"|(?:-[A-Za-z0-9]|--[a-z]++(?:-[a-z]++)*+)(?!{_CLI_WORD}))"
+)
+_REDIS_CLI = re.compile(r"(?<![\w-])redis-cli(?![\w-])")
+_REDIS_CLI_STEP = re.compile(
+    rf"(?:{_CLI_ARG})?+(?:[ \t]++(?!-a[ \t]|--pass[ \t=])(?!redis-cli){_CLI_ARG})*+[ \t]++"
+    rf"(?:--pass=|(?:-a|--pass)(?=[ \t])(?:[ \t]++{_REDIS_CLI_SKIP})*+(?:[ \t]++(?!--pass=)(?=[\"']|{_CLI_WORD}))?+)"
+    rf"(?:(?P<q>[\"'])?(?P<v>(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+|{_CLI_WORD}++))(?(q)(?P=q)?))?+"
 )
 _MYSQL_CLIENT = r"(?:mysql(?:dump|admin|import|check|show|pump|slap|binlog)?|mariadb(?:-?dump|-?admin)?)"
-_MYSQL_CLI_PASSWORD = re.compile(
-    rf"((?<![\w-]){_MYSQL_CLIENT}(?:\.exe)?(?![\w-])(?:[ \t]++(?!-p\S)(?!{_MYSQL_CLIENT}){_CLI_ARG})*+[ \t]++-p"
-    + _CLI_VALUE
+_MYSQL_CLI = re.compile(rf"(?<![\w-]){_MYSQL_CLIENT}(?:\.exe)?(?![\w-])")
+_MYSQL_CLI_STEP = re.compile(
+    rf"(?:{_CLI_ARG})?+(?:[ \t]++(?!-p\S)(?!{_MYSQL_CLIENT}){_CLI_ARG})*+[ \t]++-p" + _CLI_VALUE
 )
 # Docker's config.json: a registry's ``"auth": "<base64 of user:password>"``.
 # A match starts at a quote or at the first backslash before one (a run of backslashes is
@@ -582,8 +624,38 @@ def _mask_user_statement(statement: re.Match[str]) -> str:
 
 def _mask_grant_statement(statement: re.Match[str]) -> str:
     """Each unquoted password of a ``GRANT ... IDENTIFIED BY`` statement (see
-    :data:`_SQL_GRANT_STATEMENT`) that has a password's shape."""
-    return _SQL_GRANT_PASSWORD.sub(r"\1***", statement.group())
+    :data:`_SQL_GRANT_STATEMENT`): of any shape (``identified by secret``) where the statement
+    reads as SQL, else only one with a password's shape ("grant read on the repo to users
+    identified by email" is prose). It reads as SQL when its user is an account (``'bob'@'%'``,
+    ``bob@localhost``), or its object is one name that is a SQL name (``db.*``, ```db`.`t```: a
+    ".", "*" or quote in it) or that it grants MySQL's privileges only on (``grant all on db to
+    bob``). Inside such a statement a word after ``identified by`` is taken for the password even
+    where it could be prose: a leak is worse than a masked word."""
+    obj, user = statement.group("object"), statement.group("user")
+    privileges = statement.group("privileges").replace(",", " ").lower().split()
+    sql = any(c in user for c in "@'\"`") or (
+        _SQL_GRANT_OBJECT.fullmatch(obj) is not None
+        and (any(c in obj for c in ".*'\"`") or _SQL_PRIVILEGE_WORDS.issuperset(privileges))
+    )
+    return (_SQL_USER_PASSWORD if sql else _SQL_GRANT_PASSWORD).sub(r"\1***", statement.group())
+
+
+def _mask_cli_passwords(text: str, command: re.Pattern[str], step: re.Pattern[str]) -> str:
+    """The value (group ``v``) of every password flag of each ``command`` in ``text``: ``step``
+    reads from where the command's name, or the step before it, ended (a flag with no value, such
+    as ``-a --no-auth-warning``, leaves ``v`` unset). A step that fails has read at most the rest of
+    the command, which the search for the next command reads once more: linear."""
+    out: list[str] = []
+    done = pos = 0
+    while (name := command.search(text, pos)) is not None:
+        pos = name.end()
+        while (flag := step.match(text, pos)) is not None:
+            if flag.group("v") is not None:
+                out += [text[done : flag.start("v")], "***"]
+                done = flag.end("v")
+            pos = flag.end()
+    out.append(text[done:])
+    return "".join(out)
 
 
 def _mask_prefixed_token(token: re.Match[str]) -> str:
@@ -633,6 +705,8 @@ def scrub(message: str) -> str:
     if "identified" in lower or "password" in lower:
         message = _SQL_PASSWORD.sub(r"\1***", message)
         message = _SQL_OLD_PASSWORD.sub(r"\1***", message)
+        if "set" in lower:
+            message = _SQL_SET_PASSWORD_BARE.sub(r"\1***", message)
         if "IDENTIFIED" in message:
             message = _SQL_BARE_PASSWORD.sub(r"\1***", message)
         if "user" in lower:
@@ -644,9 +718,9 @@ def scrub(message: str) -> str:
     if "requirepass" in lower or "masterauth" in lower:
         message = _REDIS_CONFIG.sub(r"\1***", message)
     if "redis-cli" in lower:
-        message = _REDIS_CLI_PASSWORD.sub(r"\1***", message)
+        message = _mask_cli_passwords(message, _REDIS_CLI, _REDIS_CLI_STEP)
     if "mysql" in lower or "mariadb" in lower:
-        message = _MYSQL_CLI_PASSWORD.sub(r"\1***", message)
+        message = _mask_cli_passwords(message, _MYSQL_CLI, _MYSQL_CLI_STEP)
     message = _FLAG_VALUE.sub(r"\g<head>***", message)
     message = _mask_secret_lists(message)
     message = _AUTH_HEADER.sub(_mask_authorization, message)
