@@ -11,22 +11,28 @@ case-insensitive unless said:
 - anger and abuse (1.0): furious, livid, fuming, angry, disgrace, disgusting, useless,
   incompetent, pathetic, ridiculous, unacceptable, outrageous, appalled, appalling, shambles,
   daylight robbery, rip-off, "fed up", "a joke", "beyond a joke", "absolute/complete/total/
-  utter joke", "you idiots", "thanks for nothing", "how dare you", "how many times do I have
-  to ask/call/tell..."; and words that are anger only when aimed at the bank: "you thieves",
-  "bunch of crooks", "worst bank/service/app" ("worst. bank. ever."), "you're the worst",
-  "what is the point of you?", "sick of this/your/waiting", "had enough of you/this" or
-  "had enough." ("thieves stole my card", "the worst part is", "what's the point of you
-  sending a code?", "sick of flu", "had enough money" are calm); weak (0.5): scam,
+  utter joke", "you idiots" ("you're idiots", "you people are idiots"), "thanks for nothing",
+  sarcastic thanks for a wrong ("thank you for stealing/wasting/ignoring..."), "how dare you",
+  "how many times do I have to ask/call/tell..."; "I hate you/this bank/your app" ("I hate to
+  bother you", "I hate the people who stole my card" are calm); and words that are anger only
+  when aimed at the bank: "you thieves", "bunch of crooks", "worst bank/service/app" ("worst.
+  bank. ever."), "you're the worst", "what is the point of you?", "sick of this/your/waiting",
+  "had enough of you/this" or "had enough." ("thieves stole my card", "the worst part is",
+  "what's the point of you sending a code?", "sick of flu", "had enough money" are calm); weak (0.5): scam,
   unbelievable, terrible, awful, rubbish, shocking, annoyed, frustrated, "seriously?" (a
   fraud victim says "scam" calmly);
 - threats of outside action (1.0): ombudsman, "report you", "complain to the FCA",
-  "legal action", "sue you", "take you to court", "trading standards", "my solicitor will
-  be in touch", "you'll hear from my lawyer"; weak (0.5): any other lawyer, solicitor,
-  regulator or FCA ("my solicitor will need a statement", "can I speak to a solicitor?",
-  "are you FCA regulated?" are calm);
+  "legal action", "sue you", "sue the bank", "will/going to sue", "I'm/will be suing", "take
+  you/the bank/... to court", "see you in court", "trading standards", "my solicitor will be in
+  touch", "you'll hear from my lawyer" ("ask Sue to call me", "the court case on the news" are
+  calm); weak (0.5): any other lawyer, solicitor, regulator or FCA ("my solicitor will need a
+  statement", "can I speak to a solicitor?", "are you FCA regulated?" are calm);
 - profanity (1.0), whole words only ("Shittu", "shitake" are not), and masked forms of
   those words ("f***", "s**t", "b*stards"; a masked email or name, "j***@", "M******", is
-  not); a masked word showing only its first letter ("s***") is weak, but "f***" is not;
+  not); a masked word showing only its first letter ("s***") is weak, but "f***" is not; those
+  words spelt with a sign or digit for a letter between letters ("f@ck", "sh!t", "sh1t") or
+  misspelt ("fcuk", "fck", "fkn"); a lexicon word with a letter said three times or more is
+  that word ("angryyy", "furiousss", "uselesssss");
   "bs" as a verdict ("this is bs", "total BS", "BS!", "Bs excuse"; "jobs", "BSc", "BS1" are not),
   weak (0.5) in lower case without one ("they sent me bs"), in capitals only as one ("BS 7671",
   "BS 8 1TH", "a BS in Finance", "Nationwide BS", "Yorkshire BS?", "from a BS?", "What is BS?",
@@ -34,8 +40,10 @@ case-insensitive unless said:
   mild (0.5): bloody, damn, "what/why/where the hell";
 - shouting (1.0): a run of three or more words in capitals with I, ME, MY, YOU, YOUR, WE,
   OUR or NOW in it ("WHERE IS MY MONEY", "HUMAN. AGENT. NOW.", "I CAN NOT LOG IN"), that
-  is not quoted: not in quotes, not after a colon or says/said/shows/message/error/code/
-  payee/ref/reads ("the terminal said CALL YOUR BANK"), not a statement line ("DIRECT
+  is not quoted: not in quotes, not after says/said/shows/message/error/code/payee/ref/reads/
+  text/reason/status... with or without a colon ("the terminal said CALL YOUR BANK", "The error
+  says: ACCOUNT LOCKED"; a bare colon quotes nothing: "As I said: I WANT MY MONEY BACK",
+  "Listen: WHERE IS MY MONEY" shout), not a statement line ("DIRECT
   DEBIT TO SKY DIGITAL FOR MY TV") and not thanks. Acronyms (ATM, PIN, IBAN...) and
   redaction marks ([CARD]) are not counted. A greeting or "please" in the run makes it a
   caps-lock typist's request ("HI I WOULD LIKE TO CHECK MY BALANCE PLEASE"), unless it
@@ -44,10 +52,15 @@ case-insensitive unless said:
   or not ("HI PLEASE GIVE ME MY MONEY BACK NOW"), or "!!" after it; a plain request for now
   is a caps-lock typist's ("PLEASE CALL ME BACK NOW", "HELLO PLEASE SEND MY NEW CARD NOW",
   "HELLO CAN YOU SEND MY NEW CARD NOW PLEASE", "DEAR SIR PLEASE CLOSE MY ACCOUNT IMMEDIATELY",
-  "HI MY REFUND HAS COME THROUGH NOW THANKS" are calm). One word in capitals for emphasis
+  "HI MY REFUND HAS COME THROUGH NOW THANKS" are calm). A greeting alone, in a run that asks
+  nothing, does not soften an accusation (STOLEN, ROBBED, THIEVES...) or WHERE ... MY MONEY/FUNDS/
+  CASH/REFUND ("HI WHERE IS MY MONEY", "DEAR SIR YOU HAVE STOLEN MY MONEY"; "HELLO MY CARD HAS
+  BEEN DECLINED AT THE SHOP", "HI WHERE IS MY NEW CARD" are calm). One word in capitals for emphasis
   ("declined AGAIN", "STILL") is weak (0.5); a name in capitals ("DHL", "BT") is nothing;
 - repeated punctuation (0.5 each kind): "!!", "?!" or "!?", "???"; in a chat that thanks
-  or praises ("Thank you so much!!", "Great news!!") "!!" and emphasis do not count;
+  or praises ("Thank you so much!!", "Great news!!") "!!" and emphasis do not count, unless the
+  thanks are sarcastic: for a wrong, or for a setback with emphasis in capitals ("Thanks for
+  blocking my card AGAIN!!"; "Thanks for blocking my card!!" thanks);
 - angry emoji (1.0): 😡 🤬 😠 💢 👿 🖕.
 
 An anger or threat cue right after a negation ("not angry", "never angry", "not even a
@@ -55,7 +68,8 @@ little bit angry", "isn't a disgrace", "nothing to be angry about") does not cou
 threat one declines ("I don't want to take legal action", "no need to contact the
 ombudsman", "without legal action", "resolved without going to the ombudsman"; up to three
 words between, in the same clause: "without warning I will sue you", "I'm not going to wait
-we will take legal action" threaten), nor a threat asked about in a question that begins
+we will take legal action" threaten; one taken up after a "but", "I never wanted to sue you
+but here we are", "... but you leave me no choice", threatens), nor a threat asked about in a question that begins
 how do/can/.., where, who, what, which, when, can, could, should, do, does, is, would I or
 will I and ends in "?" ("How do I complain to the ombudsman?", "Should I complain to the
 ombudsman?", "Would I have to pay to go to the ombudsman?"), unless the question is aimed at
@@ -68,7 +82,10 @@ words before it: "Do I have to go to the ombudsman to get my money back?", "Will
 take legal action?"; "Do I have to wait 8 weeks before I can go to the ombudsman?" only
 asks) or is exclaimed ("?!"). A time limit after the threat asks about the process, whoever
 it names ("Do I need to contact the ombudsman within six months of your final response?").
-Profanity is never negated ("no fucking way").
+A negation in a question that opens with a verb or how/why/who and at most three words before it
+asks for agreement and does not cancel the cue ("Is this not a disgrace?", "Is it not ridiculous
+that...?", "How is this not a disgrace?", "Who wouldn't be furious?"; "I'm not angry, is that
+ok?" denies). Profanity is never negated ("no fucking way").
 Wanting to close an account is not anger by itself.
 """
 
@@ -107,7 +124,9 @@ _SINGLE: tuple[tuple[str, float, str], ...] = (
         "fuck fucks fucked fucker fuckers fucking fuckin fuckwit fuckwits motherfucker motherfuckers "
         "motherfucking shit shits shite shitty shitting shithole shitshow bullshit crap crappy bollocks "
         "bastard bastards piss pissed pissing twat twats wanker wankers arse arsehole arseholes asshole "
-        "assholes cunt cunts dickhead dickheads wtf ffs",
+        "assholes cunt cunts dickhead dickheads wtf ffs "
+        # misspelt on purpose: "fcuk you", "fck this bank", "fkn idiots"
+        "fcuk fcuking fck fcking fckin fuk fuking fukin fkn fking",
         STRONG,
         _PROFANITY,
     ),
@@ -124,6 +143,14 @@ _INTENSIFIER = (
     r"|a bunch of|a load of|a pack of) )?"
 )
 _LAWYER = r"(?:lawyers?|solicitors?)"
+# What "I hate ..." is aimed at ("the people who stole my card" are not the bank).
+_HATED = (
+    r"(?:bank|banks|banking|service|app|company|staff|team|website|helpline|customer service|call centre"
+    r"|call center)"
+)
+# A wrong done, that no one thanks for but in sarcasm.
+_WRONGS = frozenset("stealing robbing scamming ripping wasting ignoring screwing fleecing conning".split())
+_WRONGED = rf"(?:{'|'.join(sorted(_WRONGS))})"
 _SERVICE = (
     r"(?:bank|banks|banking|service|services|app|apps|company|experience|support|staff|people|team|website"
     r"|helpline|customer service|call centre|call center)"
@@ -152,7 +179,30 @@ _PHRASES: tuple[tuple[str, str, float, str], ...] = (
         STRONG,
         _ANGER,
     ),
-    ("idiots morons clowns imbeciles", r"you (?:bunch of |lot of )?(?:idiots|morons|clowns|imbeciles)", STRONG, _ANGER),
+    # "you idiots", and said of you: "you're idiots", "you people are idiots"
+    (
+        "idiots morons clowns imbeciles",
+        r"(?:you|you (?:lot|people|guys|all) (?:are|r)|you are|you['’]re|ur) (?:all )?(?:such |absolute |complete "
+        r"|total |utter |bloody |fucking |(?:a )?(?:bunch|lot|load|pack) of )?(?:idiots|morons|clowns|imbeciles)",
+        STRONG,
+        _ANGER,
+    ),
+    # hatred aimed at the bank ("I hate this bank", "I hate you"), not "I hate to bother you"; in capitals
+    # ("I HATE THIS BANK") it is shouting, named so
+    (
+        "hate",
+        rf"(?-i:(?!HATE))hate (?:you(?: lot| people| guys| all)?(?![\w'’])"
+        rf"|(?:your|this|the|these) (?:\w+ )?{_HATED}(?!\w))",
+        STRONG,
+        _ANGER,
+    ),
+    # sarcastic thanks for a wrong done ("THANK YOU FOR STEALING MY MONEY")
+    (
+        "thank thanks",
+        rf"thanks? (?:you )?(?:so much |very much |a lot )?for (?:(?!not |never )\w+ )?{_WRONGED}",
+        STRONG,
+        _ANGER,
+    ),
     # "worst. bank. ever." too
     ("worst", rf"(?P<cue>worst)(?: (?:\w+ ){{0,2}}?{_SERVICE}|\. {_SERVICE}\. ever)", STRONG, _ANGER),
     ("worst", r"you(?:['’]re| are| lot are| people are| guys are) (?:\w+ )?the (?P<cue>worst)", STRONG, _ANGER),
@@ -190,7 +240,22 @@ _PHRASES: tuple[tuple[str, str, float, str], ...] = (
         STRONG,
         _THREAT,
     ),
-    ("court", r"(?:take|taking) (?:you|this|it) to court", STRONG, _THREAT),
+    # "take you to court", "take the bank to court", "see you in court" ("the court case on the news" is none)
+    (
+        "court",
+        r"(?:take|taking|took) (?:(?!to )[\w'’]+ ){1,3}to court|see (?:you|u|ya|them) (?:all )?in court",
+        STRONG,
+        _THREAT,
+    ),
+    # "I'm going to sue the bank", "I will be suing", not Sue the name ("ask Sue to call me", "going to Sue's")
+    (
+        "sue suing",
+        r"su(?:e|ing) (?:them|the bank|your bank|your company|this bank|you lot)"
+        r"|(?:(?<=will )|(?<=['’]ll )|(?<=going to )|(?<=gonna )|(?<=shall )|(?<=want to )|(?<=have to )"
+        r"|(?<=need to ))sue(?![\w'’])|(?:(?<=be )|(?<=am )|(?<=are )|(?<=is )|(?<=['’]m )|(?<=['’]re ))suing",
+        STRONG,
+        _THREAT,
+    ),
     (
         "fca regulator regulators authority",
         r"(?:report|complain)\w* (?:\w+ ){0,3}to (?:the )?(?:fca|regulators?|financial conduct authority)",
@@ -238,6 +303,12 @@ for _w in _MASKABLE:
     _MASKABLE_BY_LENGTH.setdefault(len(_w), []).append(_w)
 _MASK = "*#"
 _MASKED = re.compile(r"(?<![\w*#])(?:[^\W\d_]|[*#])+(?![\w*#])")
+# ...and spelt with a sign or digit for a letter between letters: "f@ck", "sh!t", "sh1t" (each sign
+# starts a repetition: linear).
+_LEET_LETTERS = {"@": "aou", "$": "s", "!": "il", "1": "il", "0": "o"}
+_LEET = re.compile(r"(?<![\w*#@$!])[^\W\d_]+(?:[@$!01][^\W\d_]+)+(?![\w*#@$])")
+# A letter said three times or more: "angryyy", "furiousss", "fuuuuck".
+_STRETCH = re.compile(r"([^\W\d_])\1{2,}")
 
 _FILLER = (
     r"(?:a|an|at|all|any|bit|little|really|very|so|that|too|even|ever|remotely|the|be|being|get|getting"
@@ -261,6 +332,25 @@ _DECLINED = re.compile(
     re.IGNORECASE,
 )
 _NEGATION_WINDOW = 60
+# A negation in a question that opens so asks for agreement, it does not deny: "Is this not a disgrace?",
+# "Is it not ridiculous that...?", "How is this not a disgrace?", "Who wouldn't be furious?" ("I'm not
+# angry, is that ok?" denies: the question is another clause, as does "Is this not the right queue?": no cue).
+_RHETORICAL = re.compile(
+    r"\s*(?:how|why|who|is|isn['’]t|was|wasn['’]t|are|aren['’]t|were|weren['’]t|would|wouldn['’]t|could"
+    r"|couldn['’]t|does|doesn['’]t|do|don['’]t|did|didn['’]t|can|can['’]t|should|shouldn['’]t|has|hasn['’]t"
+    r"|have|haven['’]t)(?:\s+[\w'’]+){0,3}\s*",
+    re.IGNORECASE,
+)
+_QUESTION_END = re.compile(r"[^.!?\n]*\?")
+# A declined threat taken up after all: "I never wanted to sue you but here we are", "I don't want to take
+# legal action but you leave me no choice" ("...but please refund me" still declines it).
+_TAKEN_UP_WINDOW = 80  # characters after the threat: the "but" follows it closely, and a long clause costs no more
+_TAKEN_UP = re.compile(
+    r"[^.!?\n]*?(?<!\w)but\s+(?:here\s+we\s+are|(?:i|we)(?:['’]ll|\s+will|\s+shall|\s+must|\s+have\s+to"
+    r"|\s+am\s+going|['’]m\s+going|\s+are\s+going|['’]re\s+going|\s+have\s+no)|you\s+(?:leave|have\s+left|left"
+    r"|give|gave)\s+me\s+no|now|there['’]?s\s+no|(?:i|we)\s+(?:can['’]t|cannot)\s+see)(?!\w)",
+    re.IGNORECASE,
+)
 # A question how to complain or escalate: a clause that begins so, to a "?" with no "!".
 _ASKING = re.compile(
     r"\s*(?:how (?:do|does|can|could|should|would|will|is|are|to)|where|who|what|which|when"
@@ -299,6 +389,16 @@ _POSITIVE = frozenset(
     "appreciate appreciated happy glad delighted helpful pleased".split()
 )
 _POSITIVE_RE = re.compile(rf"(?<!\w)(?:{'|'.join(_POSITIVE)})(?!\w)", re.IGNORECASE)
+# "thanks [you] [so much] for <verb>ing ...", to the sentence's end: sarcastic for a wrong or, said again
+# in capitals, a setback.
+_THANKED_FOR = re.compile(
+    r"(?:\s+(?:you|u|a\s+lot|so\s+much|very\s+much)){0,2}\s+for\s+(?P<verb>\w+ing)(?P<rest>[^.!?\n]*)",
+    re.IGNORECASE,
+)
+_SETBACKS = frozenset(
+    "blocking declining freezing cancelling canceling charging closing locking rejecting refusing losing "
+    "suspending stopping bouncing overcharging messing".split()
+)
 _PUNCTUATION = re.compile(r"[!?]{2,}")
 _BS = re.compile(r"(?<!\w)bs(?!\w)", re.IGNORECASE)
 # "BS" naming a standard, a postcode, a degree, a building society account or its number: "BS 7671",
@@ -348,27 +448,36 @@ _SHOUTED = frozenset("I I'M I'VE I'LL I'D ME MY MINE YOU YOUR YOURS YOU'RE YOU'V
 _THANKS = frozenset("THANK THANKS THANKYOU".split())
 # A caps-lock typist's greeting or "please" in the run: politeness, not shouting
 # ("HI I WOULD LIKE TO CHECK MY BALANCE PLEASE").
-_POLITE = _THANKS | frozenset("PLEASE PLS PLZ HELLO HI DEAR KINDLY".split())
+_GREETINGS = frozenset("HELLO HI DEAR".split())
+_POLITE = _THANKS | _GREETINGS | frozenset("PLEASE PLS PLZ KINDLY".split())
 # ...unless it demands now, asking nothing ("HI PLEASE GIVE ME MY MONEY BACK NOW"), or ends in "!!".
 _URGENT = frozenset("NOW IMMEDIATELY".split())
 _ASKS = frozenset("CAN COULD WOULD MAY".split())
 # What is owed or broken: a demand for it now is no service request ("PLEASE CALL ME BACK NOW" is one).
 _OWED = frozenset("MONEY FUNDS CASH REFUND REFUNDED FIX FIXED".split())
 _EXCLAIMED = re.compile(r"[^\w!]*!!")
+# A greeting alone, asking nothing, softens no accusation and no "where is my money": "HI WHERE IS MY MONEY",
+# "DEAR SIR YOU HAVE STOLEN MY MONEY" ("HELLO MY CARD HAS BEEN DECLINED AT THE SHOP", "HI WHERE IS MY NEW
+# CARD" are a caps-lock typist's).
+_ACCUSES = frozenset("STOLEN STOLE STEAL STEALING STEALS ROB ROBBED ROBBING THIEVES THIEF CROOKS SCAMMED".split())
+_MISSING = re.compile(r"(?<!\S)WHERE(?: \S+){0,3} MY (?:MONEY|FUNDS|CASH|REFUND)(?!\S)")
 # A statement line or a terminal's message, though it has MY or YOUR in it.
 _DESCRIPTOR = re.compile(
     r"(?:DIRECT DEBIT|STANDING ORDER|(?:CARD |BILL |FASTER )?PAYMENT (?:TO|FROM)|TRANSFER (?:TO|FROM)|REF|REFERENCE"
     r"|INVOICE|PAYEE|(?:CALL|CONTACT) (?:YOUR )?(?:BANK|CARD ISSUER|ISSUER))(?!\S)"
 )
-# Capitals right after these are a quotation, not the customer's voice ("I said" is).
+# Capitals right after these are a quotation, not the customer's voice ("I said" is); a colon only
+# after one of them ("The error says: ACCOUNT LOCKED"), not "As I said: I WANT MY MONEY BACK" or "Listen: ...".
 _CITED = re.compile(
     r"(?:(?<!\w)(?:says?|saying|(?<!\bi )(?<!\bwe )said|shows?|showed|showing|shown|displays?|displayed"
     r"|reads?|reading|message|error|code|payee|ref|reference|descriptor|description|merchant|named|called"
-    r"|states?|stated)[\s:\"“”'‘’«-]*|[:\"“”'‘’«]\s*)$",
+    r"|states?|stated|text|texts|sms|email|e-?mail|notification|alert|warning|reason|status|screen|subject"
+    r"|banner|pop-?up|prompt)[\s:\"“”'‘’«-]*|[\"“”'‘’«]\s*)$",
     re.IGNORECASE,
 )
 _CITED_WINDOW = 40
 _EMPHASIS = frozenset("AGAIN STILL YET NEVER EVER ALWAYS EVERY TWICE THIRD FOURTH FIFTH ANOTHER NOTHING NOBODY".split())
+_EMPHASIS_RE = re.compile(rf"(?<!\w)(?:{'|'.join(sorted(_EMPHASIS))})(?!\w)")
 _SHOUT_RUN = 3
 _LABEL_MAX = 30
 _MATCHES_MAX = 20
@@ -419,11 +528,26 @@ def _quote(s: str) -> str:
     return f"'{s[:_LABEL_MAX]}'"
 
 
-def _negated(text: str, start: int, kind: str) -> bool:
+def _negated(text: str, start: int, end: int, kind: str) -> bool:
+    """A cue right after a negation, or a threat declined, unless the question is rhetorical ("Is this
+    not a disgrace?", "Who wouldn't be furious?") or the declined threat is taken up after a "but" ("I
+    never wanted to sue you but here we are")."""
     if kind not in _NEGATABLE:
         return False
-    before = text[max(0, start - _NEGATION_WINDOW) : start]
-    return bool(_NEGATED.search(before) or (kind == _THREAT and _DECLINED.search(before)))
+    offset = max(0, start - _NEGATION_WINDOW)
+    before = text[offset:start]
+    negation = _NEGATED.search(before)
+    declined = kind == _THREAT and bool(_DECLINED.search(before))
+    if not (negation or declined) or (kind == _THREAT and _TAKEN_UP.match(text, end, end + _TAKEN_UP_WINDOW)):
+        return False
+    return declined or not (negation and _rhetorical(text, offset + negation.start(), end))
+
+
+def _rhetorical(text: str, negation: int, end: int) -> bool:
+    """The negation at ``negation`` is in a question that opens with a verb or how/why/who and at most
+    three words before it ("Is it not", "How is this not", "Who wouldn't"), to a "?" after the cue."""
+    clause = max(text.rfind(ch, 0, negation) for ch in _CLAUSE_ENDS) + 1
+    return bool(_RHETORICAL.fullmatch(text, clause, negation) and _QUESTION_END.match(text, end))
 
 
 def _asked(text: str, start: int, end: int, kind: str, said: str) -> bool:
@@ -446,13 +570,13 @@ def _asked(text: str, start: int, end: int, kind: str, said: str) -> bool:
 def _word_cues(text: str, words: frozenset[str]) -> list[Cue]:
     """Lexicon matches, strongest and longest first, none overlapping one already taken
     ("my solicitor will be in touch" is one threat, not a threat and a weak "solicitor")."""
-    found = [*_lexicon(text, words), *_masked(text), *_bs(text, words)]
+    found = [*_lexicon(text, words), *_stretched(text, words), *_masked(text), *_leet(text), *_bs(text, words)]
     found.sort(key=lambda f: (-f[2], f[0] - f[1], f[0]))
     taken = bytearray(len(text))
     kept: list[_Match] = []
     for match in found:
         start, end, _, kind, said = match
-        if taken.find(1, start, end) != -1 or _negated(text, start, kind) or _asked(text, start, end, kind, said):
+        if taken.find(1, start, end) != -1 or _negated(text, start, end, kind) or _asked(text, start, end, kind, said):
             continue
         taken[start:end] = b"\x01" * (end - start)
         kept.append(match)
@@ -528,6 +652,33 @@ def _masked(text: str) -> Iterator[_Match]:
             return
 
 
+def _leet(text: str) -> Iterator[_Match]:
+    """Profanity with a sign or digit for a letter ("f@ck", "sh!t", "sh1t"): the letters it may stand
+    for only ("$" an s, "0" an o), so a code or an email ("ab1c", "jo@bt") is no word of the list."""
+    if not any(sign in text for sign in _LEET_LETTERS):
+        return
+    for m in _first(_LEET, text):
+        token = m.group().lower()
+        for word in _MASKABLE_BY_LENGTH.get(len(token), ()):
+            if all(ch == w or w in _LEET_LETTERS.get(ch, "") for ch, w in zip(token, word, strict=True)):
+                yield m.start(), m.end(), STRONG, _PROFANITY, token
+                break
+
+
+def _stretched(text: str, words: frozenset[str]) -> Iterator[_Match]:
+    """A lexicon word with a letter said three times or more ("angryyy", "furiousss", "fuuuck"): its
+    letters squashed to one or two ("useless" has two) before the lookup, named as the lexicon's word."""
+    if not _STRETCH.search(text):
+        return
+    for stretched in islice((w for w in words if _STRETCH.search(w)), _MATCHES_MAX):
+        word = next((v for n in (r"\1", r"\1\1") if (v := _STRETCH.sub(n, stretched)) in _WORD_CUES), None)
+        if word is None:
+            continue
+        weight, kind = _WORD_CUES[word]
+        pattern = re.compile(rf"(?<!\w){re.escape(stretched)}(?!\w)", re.IGNORECASE)
+        yield from ((m.start(), m.end(), weight, kind, word) for m in _first(pattern, text))
+
+
 def _masked_weight(token: str, shown: int) -> float:
     for word in _MASKABLE_BY_LENGTH.get(len(token), ()):
         if all(ch in _MASK or ch == w for ch, w in zip(token, word, strict=True)):
@@ -539,10 +690,23 @@ def _masked_weight(token: str, shown: int) -> float:
 
 
 def _thankful(text: str) -> bool:
-    """Thanks or praise not negated ("not happy" is not): its "!!" is enthusiasm."""
+    """Thanks or praise not negated ("not happy" is not) nor sarcastic: its "!!" is enthusiasm."""
     return any(
-        not _NEGATED.search(text[max(0, m.start() - _NEGATION_WINDOW) : m.start()]) for m in _first(_POSITIVE_RE, text)
+        not _NEGATED.search(text[max(0, m.start() - _NEGATION_WINDOW) : m.start()]) and not _sarcastic(text, m.end())
+        for m in _first(_POSITIVE_RE, text)
     )
+
+
+def _sarcastic(text: str, end: int) -> bool:
+    """Thanks for a wrong ("Thanks for stealing my money"), or for a card blocked or a payment declined
+    once more in capitals ("Thanks for blocking my card AGAIN!!"; "Thanks for blocking my card so
+    quickly!!" and "Thanks for your help AGAIN!!" thank)."""
+    thanked = _THANKED_FOR.match(text, end)
+    if not thanked:
+        return False
+    if thanked.group("verb").lower() in _WRONGS:
+        return True
+    return thanked.group("verb").lower() in _SETBACKS and bool(_EMPHASIS_RE.search(thanked.group("rest")))
 
 
 def _runs(text: str) -> list[tuple[int, int, list[str]]]:
@@ -591,7 +755,7 @@ def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:
         len(run) >= _SHOUT_RUN
         and len(words - {"I"}) >= 2
         and bool(words & _SHOUTED)
-        and not (words & _POLITE and not _demands(text, end, words))
+        and not (words & _POLITE and not _demands(text, end, words) and not _accuses(run, words))
         and not _DESCRIPTOR.match(" ".join(run))
         and not _cited(text, start)
     )
@@ -604,6 +768,14 @@ def _demands(text: str, end: int, words: set[str]) -> bool:
     REFUND HAS COME THROUGH NOW THANKS" are a caps-lock typist's)."""
     urgent = bool(words & _URGENT and words & _OWED and not words & (_ASKS | _THANKS))
     return urgent or bool(_EXCLAIMED.match(text, end))
+
+
+def _accuses(run: list[str], words: set[str]) -> bool:
+    """A run whose only politeness is a greeting, asking nothing, that accuses or asks where
+    the money is: a greeting opens it, it does not soften it ("HI WHERE IS MY MONEY")."""
+    if words & (_POLITE - _GREETINGS) or words & _ASKS:
+        return False
+    return bool(words & _ACCUSES) or bool(_MISSING.search(" ".join(run)))
 
 
 def _shouting(text: str, thankful: bool) -> list[Cue]:

@@ -34,6 +34,8 @@ DEFAULT_ROUTES: Mapping[str, str] = {
     "human_agent": "human",
     "out_of_scope": "human",
 }
+# The most decimals a reason rounds to; closer numbers are shown in full.
+_PLACES_MAX = 6
 QUEUES: tuple[str, ...] = tuple(sorted({*DEFAULT_ROUTES.values(), HUMAN, ESCALATIONS}))
 
 
@@ -66,9 +68,7 @@ def decide(
     why = _why_priority(sentiment, text, policy)
     priority = bool(why)
     if p1 < policy.confidence_threshold:
-        return Decision(
-            HUMAN, priority, _and(f"low confidence: {top} {p1:.2f} < {policy.confidence_threshold:.2f}", why)
-        )
+        return Decision(HUMAN, priority, _and(f"low confidence: {top} {_below(p1, policy.confidence_threshold)}", why))
     # rounded: 0.6 - 0.5 is 0.09999999999999998 in floating point, and two scores exactly
     # the margin apart are not closer than it (0.55 - 0.45 came out 0.10000000000000003)
     if round(p1 - p2, 9) < policy.ambiguity_margin:
@@ -95,6 +95,15 @@ def _no_words(text: str, policy: RoutingPolicy) -> Decision:
     if a.score >= policy.anger_score:
         return Decision(ESCALATIONS, True, f"angry: {a.explain()}; no words to classify")
     return Decision(HUMAN, False, "no words to classify")
+
+
+def _below(score: float, threshold: float) -> str:
+    """ "0.40 < 0.50", with more decimals where two places would print the same number on both
+    sides ("0.4996 < 0.5000", not "0.50 < 0.50"); closer still, each number in full."""
+    for places in range(2, _PLACES_MAX + 1):
+        if (shown := f"{score:.{places}f}") != (limit := f"{threshold:.{places}f}"):
+            return f"{shown} < {limit}"
+    return f"{score!r} < {threshold!r}"
 
 
 def _and(reason: str, why: list[str]) -> str:
