@@ -17,8 +17,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     PATH=/opt/venv/bin:$PATH \
-    TW_INFERENCE__DEVICE=cuda \
-    TW_INFERENCE__MAX_BATCH=256
+    TW_INFERENCE__DEVICE=cuda
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 python3-venv \

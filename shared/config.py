@@ -269,7 +269,8 @@ class ServiceSettings(BaseSettings):
         default=None,
         ge=0,
         le=65535,
-        description="Serve Prometheus metrics on this port (1-65535); unset or 0: no metrics server.",
+        description="Serve Prometheus metrics on this port (1-65535); unset or 0: no metrics server. "
+        "Under `tonewatch run all` the classifier, aggregator, router and alerter take it and the next three.",
     )
     failpoints: str = Field(
         default="",

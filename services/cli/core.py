@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -85,8 +86,36 @@ def run(service: str = typer.Argument(..., help="classifier, aggregator, router,
     raise typer.Exit(code)
 
 
+# Services that serve /metrics on TW_METRICS_PORT (the API has its own /metrics route).
+METRICS_SERVERS = ("classifier", "aggregator", "router", "alerter")
+
+
+def metrics_ports(base: int | None, names: list[str]) -> dict[str, int]:
+    """Each child's metrics port under ``run all``: ``TW_METRICS_PORT`` is one port, and
+    every child binding it made the second one fail ("Address already in use") and stop
+    them all; so the first serves on it and each next one on the port after."""
+    if not base:
+        return {}
+    ports = {name: base + i for i, name in enumerate(n for n in names if n in METRICS_SERVERS)}
+    if ports and max(ports.values()) > 65535:
+        raise ValueError(f"TW_METRICS_PORT={base} leaves no room for {len(ports)} services' ports (at most 65535)")
+    return ports
+
+
 def _run_all(names: list[str]) -> int:
-    procs = {n: subprocess.Popen([sys.executable, "-m", "services", "run", n]) for n in names}  # noqa: S603
+    try:
+        ports = metrics_ports(ServiceSettings().metrics_port, names)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        return 2
+    if ports:
+        typer.echo("metrics: " + ", ".join(f"{n} :{p}" for n, p in ports.items()), err=True)
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "TW_METRICS_PORT": str(ports[name])} if name in ports else None
+        return subprocess.Popen([sys.executable, "-m", "services", "run", name], env=env)  # noqa: S603
+
+    procs = {n: start(n) for n in names}
     stopping = False
 
     def _stop(*_: object) -> None:
