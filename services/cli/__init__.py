@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from services.cli import alerts, core, dlq, entities, ingest, ops, stack
 from shared import logs
 from shared.faults import unreachable
-from shared.kafka import metadata_backoff
+from shared.kafka import header_keys, metadata_backoff
 from shared.kafka.clients import TopicCreationError
 
 app = typer.Typer(
@@ -89,6 +89,7 @@ def refused_connection(exc: BaseException) -> str | None:
 
 def main() -> None:
     metadata_backoff.install()  # before any Kafka client of ours or faust's runs
+    header_keys.install()  # a header key that is not UTF-8 must not stop every consumer
     try:
         app()
     except ValidationError as exc:
