@@ -23,6 +23,9 @@ too: ``max_attempts`` within one pass, then (when :meth:`Deliverer.submit` is gi
 ``retry``) by later passes, each after a wait as long as the channel has been failing (at
 most :data:`MAX_BACKOFF_S`), until ``give_up_s`` after the channel's first recorded attempt:
 then it is given up (an ERROR and ``tonewatch_webhook_give_ups``) and the alert is done.
+A 429 or 503 with ``Retry-After`` (seconds or an HTTP-date; at most :data:`MAX_BACKOFF_S`)
+makes the next attempt wait at least that long; a wait longer than the pass has left ends
+the pass, and the later pass comes no sooner (:meth:`Deliverer._deliver_channel`).
 A channel is a URL and a format: the delivery log records both (migration 0015), so a URL
 a rule sends in two formats has each delivered, refused, aged and given up on its own, and
 the one delivered is not posted again while the other is retried (:func:`pending`).
@@ -48,6 +51,7 @@ claim's lease runs out and another alerter (or this one, restarted) takes it ove
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import hashlib
 import hmac
 import json
@@ -58,8 +62,10 @@ import weakref
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import func, or_, select
@@ -135,7 +141,9 @@ def sign(secret: bytes, body: bytes, timestamp: int) -> str:
 def verify(secret: bytes, body: bytes, header: str, *, tolerance_s: int = 300, now: float | None = None) -> bool:
     """Whether ``header`` signs ``body`` with ``secret`` within ``tolerance_s``. Any
     malformed header, a non-ASCII one included (``compare_digest`` raises on those), is
-    False: a receiver must not turn a crafted header into an error."""
+    False: a receiver must not turn a crafted header into an error; so is a ``t`` too
+    large for a float (400 digits: the subtraction overflows). ``now``: the time to judge
+    ``t`` by (default: the clock); 0 is a time like any other, not "not given"."""
     if not header.isascii():
         return False
     parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
@@ -143,7 +151,11 @@ def verify(secret: bytes, body: bytes, header: str, *, tolerance_s: int = 300, n
         ts = int(parts["t"])
     except (KeyError, ValueError):
         return False
-    if abs((now or time.time()) - ts) > tolerance_s:
+    try:
+        stale = abs((time.time() if now is None else now) - ts) > tolerance_s
+    except OverflowError:
+        return False
+    if stale:
         return False
     return hmac.compare_digest(sign(secret, body, ts), header)
 
@@ -170,26 +182,62 @@ def idempotency_key(alert: AlertEvent, url: str, fmt: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode()).hexdigest()
 
 
+SLACK_TERM_CHARS = 50
+"""The most characters of one term a Slack message shows (cut before escaping, with
+``…``): a term is one word of a text, which may be thousands of characters long."""
+SLACK_TEXT_CHARS = 3500
+"""The most characters of a Slack message's text: six 4,000-character terms made a
+27,000-character message, past what Slack shows (it truncates long text, or refuses it),
+and the last line, the alert's id, is the one that says where the rest is."""
+_TERMS_LEAD = "what the negative news is about: "
+
+
+def _slack_term(term: object) -> str:
+    """One term for a Slack message: at most :data:`SLACK_TERM_CHARS`, then escaped
+    (cut first: a cut through an escape would show half of it)."""
+    text = str(term)
+    return slack_text(text if len(text) <= SLACK_TERM_CHARS else text[: SLACK_TERM_CHARS - 1] + "…")
+
+
+def _fit_slack(head: list[str], terms: list[str], quotes: list[str], last: str) -> str:
+    """The lines joined within :data:`SLACK_TEXT_CHARS`, the last (the alert id) always
+    whole: terms go first (from the end, then the line), then quoted headlines (from the
+    end), then the head is cut. The terms and headlines are in the stored explanation."""
+
+    def text() -> str:
+        shown = [_TERMS_LEAD + ", ".join(terms)] if terms else []
+        return "\n".join([*head, *shown, *quotes, last])
+
+    while len(text()) > SLACK_TEXT_CHARS and terms:
+        terms = terms[:-1]
+    while len(text()) > SLACK_TEXT_CHARS and quotes:
+        quotes = quotes[:-1]
+    whole = text()
+    if len(whole) <= SLACK_TEXT_CHARS:
+        return whole
+    room = max(SLACK_TEXT_CHARS - len(last) - 2, 0)  # a long entity or rule name: cut the head, "…" marks it
+    return "\n".join(head)[:room] + "…\n" + last
+
+
 def payload(alert: AlertEvent, fmt: str) -> dict[str, Any]:
-    """The body for ``fmt``: Slack's ``{"text": ...}``, or the alert event."""
+    """The body for ``fmt``: Slack's ``{"text": ...}`` (at most :data:`SLACK_TEXT_CHARS`,
+    its last line the alert's id), or the alert event."""
     if fmt == "slack":
         # Entity names, terms and headlines come from the feed: everything from an
         # event goes through slack_text.
         e = alert.explanation
         state = "" if alert.status == "open" else f"[{alert.status.upper()}] "  # over or seen by the time it was sent
-        lines = [
+        head = [
             f"{state}*{alert.severity.upper()}* negative sentiment spike: *{slack_text(alert.entity)}* "
             f"({slack_text(alert.rule_name)})",
             f"negative share {e.get('share', 0):.0%} vs baseline {e.get('baseline_mean', 0):.0%} "
             f"(z={e.get('z') or 0:.1f}, volume {slack_text(e.get('volume'))})",
         ]
         terms = [t["term"] for t in e.get("top_terms", []) if isinstance(t, dict) and "term" in t][:6]
-        if terms:
-            lines.append("what the negative news is about: " + ", ".join(slack_text(t) for t in terms))
-        lines += [f"> {slack_text(str(m['text'])[:200])}" for m in e.get("top_messages", [])[:3]]
+        quotes = [f"> {slack_text(str(m['text'])[:200])}" for m in e.get("top_messages", [])[:3]]
         alert_id = slack_text(alert.id)
-        lines.append(f"alert `{alert_id}`: `tonewatch alerts show {alert_id}` for the whole explanation")
-        return {"text": "\n".join(lines)}
+        last = f"alert `{alert_id}`: `tonewatch alerts show {alert_id}` for the whole explanation"
+        return {"text": _fit_slack(head, [_slack_term(t) for t in terms], quotes, last)}
     return alert.model_dump(mode="json")
 
 
@@ -198,6 +246,34 @@ def backoff(first_s: float, retry: int) -> float:
     each time, at most :data:`MAX_BACKOFF_S` (the exponent is clamped first: a float
     power overflows past about 2**1023)."""
     return min(first_s * 2.0 ** min(retry - 1, 64), MAX_BACKOFF_S)
+
+
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+"""Answers whose ``Retry-After`` the next attempt waits for: a rate-limited receiver
+(Slack answers 429 with ``Retry-After: 30``) retried at the backoff alone got five
+requests in 7.5 s, each counting against its limit."""
+_DELTA_SECONDS = re.compile(r"[0-9]{1,10}")
+
+
+def retry_after(value: str | None, now: float | None = None) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds, at most
+    :data:`MAX_BACKOFF_S` (a receiver cannot hold a channel longer than our own backoff
+    would): delta-seconds, or an HTTP-date (judged by ``now``, default the clock). None,
+    for the usual backoff, when the value cannot be read: negative, fractional, NaN, more
+    than 10 digits (centuries: not a wait anyone means), a date in the past, or not a date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if _DELTA_SECONDS.fullmatch(value):
+        return min(float(value), MAX_BACKOFF_S)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+        if when.tzinfo is None:  # "-0000": an HTTP-date is always UTC
+            when = when.replace(tzinfo=UTC)
+        wait = when.timestamp() - (time.time() if now is None else now)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return min(wait, MAX_BACKOFF_S) if wait > 0 else None
 
 
 Channel = tuple[str, str | None]
@@ -244,6 +320,26 @@ def host_key(url: str) -> str:
         return f"{u.scheme}://{u.host}:{_DEFAULT_PORTS.get(u.scheme, 0) if u.port is None else u.port}"
     except (httpx.InvalidURL, ValueError):
         return url
+
+
+def url_key(url: str) -> str:
+    """The webhook URL as the receiver gets it, so that two spellings of one URL count as
+    one channel (:func:`services.alerter.rules.channel_key`, :meth:`Deliverer.submit`):
+    scheme and host lower-cased, the host's trailing dot and the scheme's default port
+    dropped, an empty path given its ``/``, an empty query (``?``) and any fragment (never
+    sent) dropped. User and password are kept (they are sent, as ``Authorization``), and so
+    are the path and query, as given (a receiver may tell their case apart). A URL that
+    cannot be parsed is its own key."""
+    try:
+        parts = urlsplit(url.strip())
+        scheme, host, port = parts.scheme.lower(), (parts.hostname or "").rstrip("."), parts.port
+    except ValueError:
+        return url
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    authority = f"{userinfo}{at}{f'[{host}]' if ':' in host else host}"
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        authority += f":{port}"
+    return f"{scheme}://{authority}{parts.path or '/'}{'?' + parts.query if parts.query else ''}"
 
 
 class Deliverer:
@@ -312,15 +408,15 @@ class Deliverer:
         first recorded attempt: ``retry(delay_s)`` is awaited instead of ``done``, for a
         later pass to try again in ``delay_s``. Without it, out of attempts is done.
         Neither is called when stopped before. A channel listed twice (a rule saved before
-        duplicates were refused) is sent once. ``claim``: the token of the alert's claim,
-        which :attr:`in_flight` gives the renewal."""
-        hooks = list(
-            dict.fromkeys(
-                (str(ch["url"]), str(ch.get("format", "json")))
-                for ch in channels
-                if ch.get("type", "webhook") == "webhook"
-            )
-        )
+        duplicates were refused), in one spelling or two (``u``, ``u#x``, ``u?``:
+        :func:`url_key`), is sent once, under the spelling listed first. ``claim``: the
+        token of the alert's claim, which :attr:`in_flight` gives the renewal."""
+        unique: dict[tuple[str, str], tuple[str, str]] = {}
+        for ch in channels:
+            if ch.get("type", "webhook") == "webhook":
+                url, fmt = str(ch["url"]), str(ch.get("format", "json"))
+                unique.setdefault((url_key(url), fmt), (url, fmt))
+        hooks = list(unique.values())
         self._in_flight[alert.id] = claim
         self._renewed[alert.id] = time.monotonic()  # just claimed
         task = self._spawn(self._deliver_all(alert, hooks, done, retry))
@@ -353,7 +449,9 @@ class Deliverer:
         async with asyncio.timeout(DB_WRITE_S):
             finished = await self._done(alert.id)
         todo = pending(hooks, finished)
-        results = await asyncio.gather(*(self._deliver(alert, url, fmt) for url, fmt in todo), return_exceptions=True)
+        results = await asyncio.gather(
+            *(self._deliver_channel(alert, url, fmt) for url, fmt in todo), return_exceptions=True
+        )
         if lapsed := [r for r in results if isinstance(r, ClaimLapsed)]:
             log.warning(
                 "alert %s: its claim was not renewed for %.0f s (half its lease) while its webhooks waited: "
@@ -366,7 +464,8 @@ class Deliverer:
         for r in results:
             if isinstance(r, BaseException):
                 raise r
-        failing = [hook for hook, ok in zip(todo, results, strict=True) if not ok]
+        failing = [hook for hook, r in zip(todo, results, strict=True) if r is not None]
+        asked = max((r for r in results if isinstance(r, float)), default=0.0)  # a receiver's Retry-After
         if failing and retry is not None:
             try:
                 async with asyncio.timeout(DB_WRITE_S):
@@ -393,9 +492,10 @@ class Deliverer:
                     self.give_up_s,
                 )
             if left:
-                # wait as long as it has been failing (doubling), capped, not past the give-up age
+                # wait as long as it has been failing (doubling), capped, not past the give-up age;
+                # at least as long as a receiver asked (Retry-After, at most MAX_BACKOFF_S)
                 oldest = max(left)
-                delay = max(min(oldest, MAX_BACKOFF_S, self.give_up_s - oldest), self.backoff_s)
+                delay = max(min(oldest, MAX_BACKOFF_S, self.give_up_s - oldest), self.backoff_s, asked)
                 self._in_flight.pop(alert.id, None)  # no claim to renew any more: the wait is the claim's
                 async with asyncio.timeout(DB_WRITE_S):
                     await retry(delay)
@@ -492,17 +592,38 @@ class Deliverer:
         async with one, host, self._all:
             yield
 
-    async def _post(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+    async def _post(self, url: str, body: bytes, headers: dict[str, str], asked: list[float] | None = None) -> int:
         """One attempt's request; the status code. The response body is never read (only
         the status counts, and a receiver may answer with any amount of it): leaving the
-        stream unread closes the connection."""
+        stream unread closes the connection. The wait a 429 or 503 answer asks for
+        (:func:`retry_after`), when it can be read, is appended to ``asked``."""
         async with self._client.stream("POST", url, content=body, headers=headers) as resp:
+            if asked is not None and resp.status_code in RETRY_AFTER_STATUSES:
+                wait = retry_after(resp.headers.get("Retry-After"))
+                if wait is not None:
+                    asked.append(wait)
             return resp.status_code
 
     async def _deliver(self, alert: AlertEvent, url: str, fmt: str) -> bool:
         """Deliver to one channel; False when it is out of attempts after transient
         failures only (to be retried later), True when done: delivered, or refused for good
         (a permanent status, an address not allowed, a body that cannot be built)."""
+        return await self._deliver_channel(alert, url, fmt) is None
+
+    def _pass_left(self, attempt: int, spent: float) -> float:
+        """Seconds this pass may still wait after ``attempt``: the backoffs the lease
+        counts for the attempts after it, less what Retry-After waits ``spent`` beyond
+        theirs. A receiver asking for longer is retried by a later pass, so the pass (and
+        the claim, which counts its waits) never runs past its lease."""
+        return sum(backoff(self.backoff_s, retry) for retry in range(attempt, self.max_attempts)) - spent
+
+    async def _deliver_channel(self, alert: AlertEvent, url: str, fmt: str) -> float | None:
+        """:meth:`_deliver`: None when the channel is done; else (out of this pass's
+        attempts after transient failures) how long its receiver asked to be left alone
+        (``Retry-After`` of a 429 or 503, at most :data:`MAX_BACKOFF_S`; 0.0 when it did
+        not), for the later pass's delay. Between attempts it waits its backoff, or longer
+        when the receiver asked for longer; a wait longer than this pass has left
+        (:meth:`_pass_left`) ends the pass at once instead, as out of attempts."""
         shown = mask_url(url)  # the path and query of a webhook URL are credentials
         key = idempotency_key(alert, url, fmt)
         try:
@@ -511,9 +632,11 @@ class Deliverer:
             reason = f"could not build the {fmt} body: {type(exc).__name__}: {exc}"
             await self._log(alert.id, url, fmt, 1, None, reason, False)
             log.error("webhook %s for alert %s: %s", shown, alert.id, reason)
-            return True
+            return None
+        spent = 0.0  # seconds Retry-After waits took beyond the backoff
         for attempt in range(1, self.max_attempts + 1):
             code, error = None, None
+            asked: list[float] = []
             try:
                 # The receiver's slot first: waiting for it is not the attempt's time.
                 async with self._slot(url):
@@ -527,10 +650,10 @@ class Deliverer:
                     # httpx's timeout bounds each read, not the whole: a receiver sending a
                     # byte a second would hold the attempt (and the claim) open for ever.
                     async with asyncio.timeout(self.timeout_s):
-                        code = await self._post(url, body, headers)
+                        code = await self._post(url, body, headers, asked)
                 if 200 <= code < 300:
                     await self._log(alert.id, url, fmt, attempt, code, None, True)
-                    return True
+                    return None
                 if code in PERMANENT_STATUSES:  # the same again on a retry: one failed attempt
                     error = f"HTTP {code}: a permanent refusal, not retried"
                     metrics().webhook_failures.labels(fmt).inc()
@@ -541,8 +664,8 @@ class Deliverer:
                         alert.id,
                         error,
                     )
-                    return True
-                error = f"HTTP {code}"
+                    return None
+                error = f"HTTP {code}" + (f" (Retry-After: {asked[0]:g} s)" if asked else "")
             except ClaimLapsed:
                 raise  # not an attempt: another alerter may be delivering it (see _deliver_all)
             except TimeoutError:
@@ -558,7 +681,7 @@ class Deliverer:
                     shown,
                     alert.id,
                 )
-                return True
+                return None
             except Exception as exc:  # any failure (an IDNA host, a bug) is a failed attempt, but for one:
                 if self._client.is_closed:  # stopped (drain): no attempt was made; the lease hands it over
                     raise
@@ -568,9 +691,23 @@ class Deliverer:
             log.warning(
                 "webhook %s attempt %d/%d for alert %s failed: %s", shown, attempt, self.max_attempts, alert.id, error
             )
-            if attempt < self.max_attempts:
-                await asyncio.sleep(backoff(self.backoff_s, attempt))
-        return False
+            wanted = asked[0] if asked else 0.0
+            if attempt == self.max_attempts:
+                return wanted
+            usual = backoff(self.backoff_s, attempt)
+            wait = max(usual, wanted)
+            if wait > self._pass_left(attempt, spent):
+                log.warning(
+                    "webhook %s for alert %s: the next attempt's wait (%g s, as its Retry-After asked) is longer than "
+                    "this pass has left; a later pass retries it",
+                    shown,
+                    alert.id,
+                    wait,
+                )
+                return wait
+            spent += wait - usual
+            await asyncio.sleep(wait)
+        return 0.0  # no attempt at all (max_attempts 0): out of attempts
 
     async def drain(self, timeout_s: float = 10.0) -> None:
         """Stop: wait (at most ``timeout_s``) for the deliveries under way, cancel the rest,

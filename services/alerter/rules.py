@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from services.alerter.deliver import url_key
 from services.alerter.netguard import AddressPolicy
 from shared.db.models import INT4_MAX
 from shared.entities import ALL, EntityKey, PlainText
@@ -72,6 +73,7 @@ class Channel(BaseModel):
 
 WEBHOOK_POLICY = "webhook_policy"
 KEPT_HOSTS = "webhook_kept_hosts"
+KEPT_URLS = "webhook_kept_urls"
 
 
 def rule_context(policy: AddressPolicy, kept: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any]:
@@ -79,12 +81,16 @@ def rule_context(policy: AddressPolicy, kept: Iterable[Mapping[str, Any]] = ()) 
     allowed networks): ``RuleSpec.model_validate(data, context=rule_context(policy))``.
     ``kept``: the channels the rule has now (an update): their hosts are not checked
     again, so a rule saved before the check, or before its network was disallowed, can
-    still be disabled or otherwise changed (the alerter still refuses to deliver there)."""
-    hosts = set()
+    still be disabled or otherwise changed (the alerter still refuses to deliver there);
+    nor are their URLs' forms (a fragment, refused since), so a rule stored with one can
+    still be changed, and delivers as before."""
+    hosts, urls = set(), set()
     for channel in kept:
         with contextlib.suppress(ValueError, TypeError):
-            hosts.add(HttpUrl(str(channel.get("url", ""))).host)
-    return {WEBHOOK_POLICY: policy, KEPT_HOSTS: frozenset(h for h in hosts if h)}
+            url = HttpUrl(str(channel.get("url", "")))
+            hosts.add(url.host)
+            urls.add(str(url))
+    return {WEBHOOK_POLICY: policy, KEPT_HOSTS: frozenset(h for h in hosts if h), KEPT_URLS: frozenset(urls)}
 
 
 def _sendable(channel: Channel, info: ValidationInfo) -> Channel:
@@ -94,13 +100,20 @@ def _sendable(channel: Channel, info: ValidationInfo) -> Channel:
     written out that webhooks may not reach (loopback, private, link-local, metadata...):
     the policy comes from the validation context (:func:`rule_context`), without one no
     internal network is allowed. Host names are checked at delivery (DNS can change).
-    Checked on a rule's channels, not on :class:`Channel`, so that a rule stored before
-    these checks still lists (and can be fixed)."""
+    Refuse a fragment (``#...``): it is never sent, so ``u#x`` is ``u`` listed a second
+    time under another name. Checked on a rule's channels, not on :class:`Channel`, so
+    that a rule stored before these checks still lists (and can be fixed); a channel the
+    rule has now (:func:`rule_context`'s ``kept``) is not refused its fragment."""
     try:
         httpx.Request("POST", str(channel.url))
     except Exception as exc:  # noqa: BLE001 - httpx raises IDNA and other non-httpx errors here
         raise ValueError(f"the webhook client cannot send to this URL ({type(exc).__name__}: {exc})") from None
     context = info.context or {}
+    if channel.url.fragment is not None and str(channel.url) not in context.get(KEPT_URLS, ()):
+        raise ValueError(
+            "a webhook URL cannot have a fragment (#...): it is never sent to the receiver, so the URL would "
+            "only name the same webhook again; remove it"
+        )
     if channel.url.host in context.get(KEPT_HOSTS, ()):
         return channel  # already on the rule: an update does not re-judge it
     policy = context.get(WEBHOOK_POLICY)
@@ -117,9 +130,11 @@ SendableChannel = Annotated[Channel, AfterValidator(_sendable)]
 
 
 def channel_key(channel: Channel) -> tuple[str, str]:
-    """What makes two channels the same one: the URL as validated (host lowercased, a
-    bare host given its ``/``) and the format. A rule lists each channel once."""
-    return str(channel.url), channel.format
+    """What makes two channels the same one: the URL as the receiver gets it
+    (:func:`~services.alerter.deliver.url_key`: host lowercased, a bare host given its
+    ``/``, default port, trailing dot, empty query and fragment dropped) and the format.
+    A rule lists each channel once."""
+    return url_key(str(channel.url)), channel.format
 
 
 def collapse_channels(channels: Iterable[Any]) -> tuple[list[Any], list[str]]:
@@ -173,8 +188,8 @@ class RuleSpec(BaseModel):
     @classmethod
     def _distinct_channels(cls, channels: list[Channel]) -> list[Channel]:
         """A channel listed twice would get every alert twice: refused, naming it (masked:
-        its URL is a credential). URLs are compared as validated (host lowercased, a bare
-        host given its ``/``), so two spellings of one URL count as the same."""
+        its URL is a credential). URLs are compared as the receiver gets them
+        (:func:`channel_key`), so two spellings of one URL (``u``, ``u?``) count as the same."""
         seen: dict[tuple[str, str], int] = {}
         for i, channel in enumerate(channels):
             first = seen.setdefault(channel_key(channel), i)
