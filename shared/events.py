@@ -147,6 +147,8 @@ AwareDatetime = Annotated[
 # paragraph separators and the bidirectional controls (they reorder what a log line or a
 # terminal shows). A lone surrogate, which no UTF-8 consumer takes, pydantic's ``str`` refuses;
 # the published pattern leaves it out: an engine reading UTF-16 units would refuse every emoji.
+# Decoding a raw record (:func:`decode_json`) turns an id's lone surrogate escapes into
+# U+FFFD and a digest of the id as sent (:func:`surrogate_free_id`), so no two ids merge.
 ID_REFUSED_CLASS = r"\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069"
 # Characters that show nothing alone: spaces (Zs), format characters (Cf; both of Unicode 14.0,
 # Python 3.11's) and the Hangul, halfwidth Hangul and Braille fillers. An id of these alone is
@@ -441,12 +443,37 @@ def _without_lone_surrogates(data: Any) -> Any:
     return data
 
 
+# The fields that identify an event (the aggregator keeps one per id and stream) or join
+# it to others (a chat's conversation).
+ID_FIELDS = ("id", "conversation_id")
+_SURROGATE_ID_DIGITS = 32
+
+
+def surrogate_free_id(value: str) -> str:
+    """``value`` unchanged without a lone surrogate; with one, its lone surrogates made U+FFFD
+    (still readable), then ``~`` and 32 hex digits of SHA-256 of ``value`` as JSON escapes it.
+
+    A plain U+FFFD merged ids: ``"s-\\ud800"`` and ``"s-\\udbff"`` were both ``"s-\ufffd"``, so
+    the aggregator kept the first event and dropped the second, and two conversations became
+    one. The digest keeps them apart, and the same id always gives the same result (a
+    redelivered record is still a duplicate). The readable part is cut to keep the result
+    within :data:`MAX_ID_CHARS`; an id the contract refuses as sent (too long, or holding
+    a control) keeps its length and characters, so it is refused alike (the reason names
+    the position, which is the same)."""
+    readable = _LONE_SURROGATE.sub("\ufffd", value)
+    if readable == value or len(value) > MAX_ID_CHARS or _ID_REFUSED.search(readable):
+        return readable
+    digest = hashlib.sha256(json.dumps(value).encode()).hexdigest()[:_SURROGATE_ID_DIGITS]
+    return f"{readable[: MAX_ID_CHARS - _SURROGATE_ID_DIGITS - 1]}~{digest}"
+
+
 def decode_json(value: bytes | None) -> dict[str, Any]:
     """Bytes to a JSON object, with clear errors for each way it can go wrong (JSON nested
     too deeply to read, or an integer too long to convert, included: no contract holds
     either, so they are ``JSONDecodeError`` too, which a plain DLQ replay leaves). An unpaired
     surrogate escape (``"\\ud800"``, valid JSON) becomes U+FFFD, as an invalid byte would in
-    a lenient decoder: the rest of the text is still scored and stored."""
+    a lenient decoder: the rest of the text is still scored and stored. In an id (top-level
+    :data:`ID_FIELDS`) it becomes :func:`surrogate_free_id`, so two ids stay two."""
     if value is None:
         raise InvalidEvent("empty record (tombstone)", error_class="EmptyRecord")
     try:
@@ -456,7 +483,8 @@ def decode_json(value: bytes | None) -> dict[str, Any]:
     try:
         data = json.loads(text)
         if isinstance(data, dict) and _SURROGATE_ESCAPE.search(text):
-            data = dict(_without_lone_surrogates(data))
+            ids = {k: surrogate_free_id(v) for k in ID_FIELDS if isinstance(v := data.get(k), str)}
+            data = dict(_without_lone_surrogates(data)) | ids
     except json.JSONDecodeError as exc:
         raise InvalidEvent(f"malformed JSON: {exc.msg} at char {exc.pos}", error_class="JSONDecodeError") from exc
     except RecursionError as exc:  # the decoder recurses once per level of nesting, the surrogate fix twice
