@@ -12,9 +12,11 @@ case-insensitive unless said:
   incompetent, pathetic, ridiculous, unacceptable, outrageous, appalled, appalling, shambles,
   daylight robbery, rip-off, "fed up", "a joke", "beyond a joke", "absolute/complete/total/
   utter joke", "you idiots" ("you're idiots", "you people are idiots"), "thanks for nothing",
-  sarcastic thanks for a wrong ("thank you for stealing/wasting/ignoring..."), "how dare you",
-  "how many times do I have to ask/call/tell..."; "I hate you/this bank/your app" ("I hate to
-  bother you", "I hate the people who stole my card" are calm); and words that are anger only
+  sarcastic thanks for a wrong ("thank you for stealing/wasting/ignoring..."; "... ignoring my
+  question and just fixing it", "... ignoring the fee, that was kind", "wasting no time" thank), "how
+  dare you", "how many times do I have to ask/call/tell..."; "I hate you/this bank/your app" ("I hate
+  to bother you", "I hate the people who stole my card", "I hate this app's font size, how can I make
+  it bigger?" are calm); and words that are anger only
   when aimed at the bank: "you thieves", "bunch of crooks", "worst bank/service/app" ("worst.
   bank. ever."), "you're the worst", "what is the point of you?", "sick of this/your/waiting",
   "had enough of you/this" or "had enough." ("thieves stole my card", "the worst part is",
@@ -23,8 +25,9 @@ case-insensitive unless said:
   fraud victim says "scam" calmly);
 - threats of outside action (1.0): ombudsman, "report you", "complain to the FCA",
   "legal action", "sue you", "sue the bank", "will/going to sue", "I'm/will be suing", "take
-  you/the bank/... to court", "see you in court", "trading standards", "my solicitor will be in
-  touch", "you'll hear from my lawyer" ("ask Sue to call me", "the court case on the news" are
+  you/the bank/this to court", "see you in court", "trading standards", "my solicitor will be in
+  touch", "you'll hear from my lawyer" ("ask Sue to call me", "the court case on the news", a suit
+  against someone else: "I am suing my landlord", "sue our builder", "take my son to court", are
   calm); weak (0.5): any other lawyer, solicitor, regulator or FCA ("my solicitor will need a
   statement", "can I speak to a solicitor?", "are you FCA regulated?" are calm);
 - profanity (1.0), whole words only ("Shittu", "shitake" are not), and masked forms of
@@ -41,9 +44,10 @@ case-insensitive unless said:
 - shouting (1.0): a run of three or more words in capitals with I, ME, MY, YOU, YOUR, WE,
   OUR or NOW in it ("WHERE IS MY MONEY", "HUMAN. AGENT. NOW.", "I CAN NOT LOG IN"), that
   is not quoted: not in quotes, not after says/said/shows/message/error/code/payee/ref/reads/
-  text/reason/status... with or without a colon ("the terminal said CALL YOUR BANK", "The error
-  says: ACCOUNT LOCKED"; a bare colon quotes nothing: "As I said: I WANT MY MONEY BACK",
-  "Listen: WHERE IS MY MONEY" shout), not a statement line ("DIRECT
+  text/reason/status... ("the terminal said CALL YOUR BANK"), not after a colon ("The error says:
+  ACCOUNT LOCKED", "Update: I HAVE FOUND MY CARD", "PS: I WILL BE ABROAD") but the few lead-ins that
+  repeat the customer's words ("As I said: I WANT MY MONEY BACK", "Listen:", "I repeat:", "Again:"
+  shout), not a statement line ("DIRECT
   DEBIT TO SKY DIGITAL FOR MY TV") and not thanks. Acronyms (ATM, PIN, IBAN...) and
   redaction marks ([CARD]) are not counted. A greeting or "please" in the run makes it a
   caps-lock typist's request ("HI I WOULD LIKE TO CHECK MY BALANCE PLEASE"), unless it
@@ -53,9 +57,10 @@ case-insensitive unless said:
   is a caps-lock typist's ("PLEASE CALL ME BACK NOW", "HELLO PLEASE SEND MY NEW CARD NOW",
   "HELLO CAN YOU SEND MY NEW CARD NOW PLEASE", "DEAR SIR PLEASE CLOSE MY ACCOUNT IMMEDIATELY",
   "HI MY REFUND HAS COME THROUGH NOW THANKS" are calm). A greeting alone, in a run that asks
-  nothing, does not soften an accusation (STOLEN, ROBBED, THIEVES...) or WHERE ... MY MONEY/FUNDS/
-  CASH/REFUND ("HI WHERE IS MY MONEY", "DEAR SIR YOU HAVE STOLEN MY MONEY"; "HELLO MY CARD HAS
-  BEEN DECLINED AT THE SHOP", "HI WHERE IS MY NEW CARD" are calm). One word in capitals for emphasis
+  nothing, does not soften an accusation aimed at the bank (YOU/YOUR/THE BANK and STOLEN, ROBBED,
+  THIEVES...) or WHERE ... MY MONEY/FUNDS/CASH not FROM someone ("HI WHERE IS MY MONEY", "DEAR SIR
+  YOU HAVE STOLEN MY MONEY"; "DEAR SIR MY CARD WAS STOLEN", "HELLO WHERE IS MY REFUND FROM AMAZON",
+  "HI WHERE IS MY NEW CARD" are calm). One word in capitals for emphasis
   ("declined AGAIN", "STILL") is weak (0.5); a name in capitals ("DHL", "BT") is nothing;
 - repeated punctuation (0.5 each kind): "!!", "?!" or "!?", "???"; in a chat that thanks
   or praises ("Thank you so much!!", "Great news!!") "!!" and emphasis do not count, unless the
@@ -148,9 +153,35 @@ _HATED = (
     r"(?:bank|banks|banking|service|app|company|staff|team|website|helpline|customer service|call centre"
     r"|call center)"
 )
+# Whom a suit or a court case aimed at the bank names: "sue you", "take the bank to court", "sue this bank".
+_SUED = (
+    r"(?:you(?: lot| people| guys| all)?|u|them|(?:this|that|it)(?=\s*(?:[^\w\s]|$)|\s+to court)"
+    r"|(?:the|this|your|that) (?:\w+ )?(?:bank|banks|company|building society|lot|people|firm|business|matter|case))"
+)
+# ...and a word that opens an object after "sue"/"suing": someone else is sued ("suing my landlord", "suing
+# me", "sue our builder", "suing the airline", "suing Ryanair"); none ("I will sue!", "I'm suing if...") or
+# the bank ("suing the bank") is a threat.
+_NOT_SUED = (
+    rf"(?!{_SUED}(?!\w))(?:my|our|his|her|their|its|your|this|that|these|those|me|him|us|the|a|an|some|someone"
+    r"|somebody|(?-i:(?!I\b)[A-Z])\w*)(?![\w'’])"
+)
+# A feature of the app disliked, then a question how to use it: "I hate this app's font size, how can I make
+# it bigger?", "I hate the banking app update, where did the pots go?" ask for help ("I hate your app" is anger).
+_FEATURE_ASKED = (
+    r"(?:['’]s| (?:\w+ )?(?:update|updates|layout|design|font|fonts|colour|colours|color|colors|scheme|theme|look"
+    r"|interface|menu|menus|button|buttons|icon|icons|logo|version|screen|screens|page|pages|feature|features"
+    r"|notification|notifications))(?!\w)[^?\n]{0,120}\?"
+)
 # A wrong done, that no one thanks for but in sarcasm.
 _WRONGS = frozenset("stealing robbing scamming ripping wasting ignoring screwing fleecing conning".split())
 _WRONGED = rf"(?:{'|'.join(sorted(_WRONGS))})"
+# ...unless the sentence goes on to a fix or real thanks, or the wrong is none: "Thank you for ignoring my silly
+# question and just fixing it!", "Thanks for ignoring the late fee, that was kind", "wasting no time".
+_REDEEMED = (
+    r"(?:\s+(?:no|nothing|zero)(?!\w)|[^.!?\n]{0,120}?(?<!\w)(?<!not )(?<!never )(?<!n['’]t )(?:fixing|fixed|sorting"
+    r"|sorted|resolving|resolved|quickly|appreciate|appreciated|kind|kindly)(?!\w))"
+)
+_REDEEMED_RE = re.compile(_REDEEMED, re.IGNORECASE)
 _SERVICE = (
     r"(?:bank|banks|banking|service|services|app|apps|company|experience|support|staff|people|team|website"
     r"|helpline|customer service|call centre|call center)"
@@ -192,14 +223,14 @@ _PHRASES: tuple[tuple[str, str, float, str], ...] = (
     (
         "hate",
         rf"(?-i:(?!HATE))hate (?:you(?: lot| people| guys| all)?(?![\w'’])"
-        rf"|(?:your|this|the|these) (?:\w+ )?{_HATED}(?!\w))",
+        rf"|(?:your|this|the|these) (?:\w+ )?{_HATED}(?!\w)(?!{_FEATURE_ASKED}))",
         STRONG,
         _ANGER,
     ),
     # sarcastic thanks for a wrong done ("THANK YOU FOR STEALING MY MONEY")
     (
         "thank thanks",
-        rf"thanks? (?:you )?(?:so much |very much |a lot )?for (?:(?!not |never )\w+ )?{_WRONGED}",
+        rf"thanks? (?:you )?(?:so much |very much |a lot )?for (?:(?!not |never )\w+ )?{_WRONGED}(?!\w)(?!{_REDEEMED})",
         STRONG,
         _ANGER,
     ),
@@ -240,19 +271,22 @@ _PHRASES: tuple[tuple[str, str, float, str], ...] = (
         STRONG,
         _THREAT,
     ),
-    # "take you to court", "take the bank to court", "see you in court" ("the court case on the news" is none)
+    # "take you to court", "take the bank to court", "see you in court" ("the court case on the news" is none;
+    # "take my son to court", "taking the estate to court" take someone else)
     (
         "court",
-        r"(?:take|taking|took) (?:(?!to )[\w'’]+ ){1,3}to court|see (?:you|u|ya|them) (?:all )?in court",
+        rf"(?:take|taking|took) {_SUED} to court|see (?:you|u|ya|them) (?:all )?in court",
         STRONG,
         _THREAT,
     ),
     # "I'm going to sue the bank", "I will be suing", not Sue the name ("ask Sue to call me", "going to Sue's")
+    # nor a suit against someone else ("I am suing my landlord", "my ex is suing me", "sue our builder")
     (
         "sue suing",
-        r"su(?:e|ing) (?:them|the bank|your bank|your company|this bank|you lot)"
-        r"|(?:(?<=will )|(?<=['’]ll )|(?<=going to )|(?<=gonna )|(?<=shall )|(?<=want to )|(?<=have to )"
-        r"|(?<=need to ))sue(?![\w'’])|(?:(?<=be )|(?<=am )|(?<=are )|(?<=is )|(?<=['’]m )|(?<=['’]re ))suing",
+        rf"su(?:e|ing) {_SUED}(?!\w)"
+        r"|(?:(?:(?<=will )|(?<=['’]ll )|(?<=going to )|(?<=gonna )|(?<=shall )|(?<=want to )|(?<=have to )"
+        r"|(?<=need to ))sue|(?:(?<=be )|(?<=am )|(?<=are )|(?<=is )|(?<=['’]m )|(?<=['’]re ))suing)"
+        rf"(?![\w'’])(?!\s+{_NOT_SUED})",
         STRONG,
         _THREAT,
     ),
@@ -459,20 +493,30 @@ _EXCLAIMED = re.compile(r"[^\w!]*!!")
 # A greeting alone, asking nothing, softens no accusation and no "where is my money": "HI WHERE IS MY MONEY",
 # "DEAR SIR YOU HAVE STOLEN MY MONEY" ("HELLO MY CARD HAS BEEN DECLINED AT THE SHOP", "HI WHERE IS MY NEW
 # CARD" are a caps-lock typist's).
+# An accusation aims at the bank ("YOU HAVE STOLEN", "YOUR BANK ROBBED ME"): "DEAR SIR MY CARD WAS STOLEN", "HI
+# SOMEONE STOLE MY CARD DETAILS" report a theft. "WHERE IS MY MONEY" asks after money the bank holds, not a
+# refund or money on its way from someone else ("HELLO WHERE IS MY REFUND FROM AMAZON", "WHERE ARE MY FUNDS
+# FROM THE HOUSE SALE").
 _ACCUSES = frozenset("STOLEN STOLE STEAL STEALING STEALS ROB ROBBED ROBBING THIEVES THIEF CROOKS SCAMMED".split())
-_MISSING = re.compile(r"(?<!\S)WHERE(?: \S+){0,3} MY (?:MONEY|FUNDS|CASH|REFUND)(?!\S)")
+_ACCUSED = re.compile(
+    r"(?<!\S)(?:YOU|YOUR|YOU'VE|YOU'RE|YOURS|(?:THE|THIS) BANK(?! CARDS?(?!\S)| ACCOUNTS?(?!\S)))(?!\S)"
+)
+_MISSING = re.compile(r"(?<!\S)WHERE(?: \S+){0,3} MY (?:MONEY|FUNDS|CASH)(?!\S)(?! FROM )")
 # A statement line or a terminal's message, though it has MY or YOUR in it.
 _DESCRIPTOR = re.compile(
     r"(?:DIRECT DEBIT|STANDING ORDER|(?:CARD |BILL |FASTER )?PAYMENT (?:TO|FROM)|TRANSFER (?:TO|FROM)|REF|REFERENCE"
     r"|INVOICE|PAYEE|(?:CALL|CONTACT) (?:YOUR )?(?:BANK|CARD ISSUER|ISSUER))(?!\S)"
 )
-# Capitals right after these are a quotation, not the customer's voice ("I said" is); a colon only
-# after one of them ("The error says: ACCOUNT LOCKED"), not "As I said: I WANT MY MONEY BACK" or "Listen: ...".
+# Capitals right after these are a quotation, not the customer's voice ("I said" is); a colon introduces
+# what is quoted or labelled ("The error says: ACCOUNT LOCKED", "Update: I HAVE FOUND MY CARD", "To confirm:
+# YES I WANT TO CLOSE MY ACCOUNT"), except after the few lead-ins that repeat the customer's own words: "As I
+# said: I WANT MY MONEY BACK", "Listen: WHERE IS MY MONEY", "I repeat:", "Again:".
 _CITED = re.compile(
     r"(?:(?<!\w)(?:says?|saying|(?<!\bi )(?<!\bwe )said|shows?|showed|showing|shown|displays?|displayed"
     r"|reads?|reading|message|error|code|payee|ref|reference|descriptor|description|merchant|named|called"
     r"|states?|stated|text|texts|sms|email|e-?mail|notification|alert|warning|reason|status|screen|subject"
-    r"|banner|pop-?up|prompt)[\s:\"“”'‘’«-]*|[\"“”'‘’«]\s*)$",
+    r"|banner|pop-?up|prompt)[\s:\"“”'‘’«-]*|(?<!\bsaid)(?<!\blisten)(?<!\brepeat)(?<!\bagain)(?<!\s)\s*:\s*"
+    r"|[\"“”'‘’«]\s*)$",
     re.IGNORECASE,
 )
 _CITED_WINDOW = 40
@@ -705,7 +749,7 @@ def _sarcastic(text: str, end: int) -> bool:
     if not thanked:
         return False
     if thanked.group("verb").lower() in _WRONGS:
-        return True
+        return not _REDEEMED_RE.match(text, thanked.start("rest"))
     return thanked.group("verb").lower() in _SETBACKS and bool(_EMPHASIS_RE.search(thanked.group("rest")))
 
 
@@ -722,6 +766,8 @@ def _runs(text: str) -> list[tuple[int, int, list[str]]]:
                 continue  # "PIN", "[CARD]"
             if not word.replace("'", "").replace("’", "").isalpha():
                 continue  # "ES91", "2AB"
+            if word.isupper() and not run and text.startswith(":", m.end()):
+                continue  # "PS: I WILL BE ABROAD", "RE: YOUR LOAN": a label, what follows is after a colon
             if word.isupper():
                 start = start if run else pos
                 run.append(word.replace("’", "'"))
@@ -775,7 +821,8 @@ def _accuses(run: list[str], words: set[str]) -> bool:
     the money is: a greeting opens it, it does not soften it ("HI WHERE IS MY MONEY")."""
     if words & (_POLITE - _GREETINGS) or words & _ASKS:
         return False
-    return bool(words & _ACCUSES) or bool(_MISSING.search(" ".join(run)))
+    said = " ".join(run)
+    return bool(words & _ACCUSES and _ACCUSED.search(said)) or bool(_MISSING.search(said))
 
 
 def _shouting(text: str, thankful: bool) -> list[Cue]:
