@@ -157,17 +157,31 @@ class Change:
     rule: AlertRule
 
 
-def observation_json(obs: Observation) -> dict[str, Any]:
+def observation_json(obs: Observation, cfg: DetectorConfig) -> dict[str, Any]:
+    """What an alert stores of the observation that fired it, with the rule's thresholds
+    as they were then (a rule edited since no longer says why it crossed the line).
+
+    ``baseline_mean`` is the baseline's centre, the median under a median/MAD baseline:
+    the name is kept for stored alerts and their readers, ``baseline_center`` and
+    ``baseline_method`` say which it is. ``baseline_std_used`` is the spread the z-score
+    divided by: the baseline's, or ``std_floor`` where that was smaller."""
+    center, std = round(obs.baseline.mean, 4), round(obs.baseline.std, 4)
     return {
         "share": round(obs.share, 4),
         "volume": obs.volume,
         "negatives": obs.negatives,
-        "baseline_mean": round(obs.baseline.mean, 4),
-        "baseline_std": round(obs.baseline.std, 4),
+        "baseline_mean": center,
+        "baseline_std": std,
         "baseline_windows": obs.baseline.windows,
         "z": round(obs.z, 3) if obs.z is not None else None,
         "window_start": obs.window_start.isoformat(),
         "window_end": obs.window_end.isoformat(),
+        "baseline_method": cfg.baseline,
+        "baseline_center": center,
+        "baseline_std_used": round(max(obs.baseline.std, cfg.std_floor), 4),
+        "min_volume": cfg.min_volume,
+        "abs_threshold": cfg.abs_threshold,
+        "z_threshold": cfg.z_threshold,
     }
 
 
@@ -344,7 +358,7 @@ class Evaluator:
         self, s: AsyncSession, rule: AlertRule, stream: str, entity: str, version: str, obs: Observation, aid: str
     ) -> bool:
         base_start = obs.window_start - timedelta(seconds=rule.window_s * self.settings.baseline_windows)
-        explanation = observation_json(obs) | await explain(
+        explanation = observation_json(obs, detector_config(rule, self.settings)) | await explain(
             s,
             stream=stream,
             entity=entity,

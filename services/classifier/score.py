@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 
 from shared.entities import ALL, EntityMatcher
 from shared.events import RawChat, RawEvent, Score, ScoredEvent
 from shared.inference.engine import Prediction
-from shared.redact import cap, pseudonymise, redacted_head
-
-# What redaction puts in place of personal data. Entities are tagged in the stored text,
-# where an alias such as "Phone" or "Card" would otherwise match a placeholder: each is
-# read as a space (a boundary, as the number or address it replaced was).
-_PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CARD|IBAN)\]")
+from shared.redact import PLACEHOLDER, cap, pseudonymise, redacted_head
 
 
 def to_score(p: Prediction) -> Score:
@@ -47,7 +41,9 @@ def build_scored(
     text, truncated = cap(head, storage_chars)
     if event.stream == "news":
         stored = whole_words(head, len(text) - 1) if truncated else text
-        entities = matcher.tag(_PLACEHOLDER.sub(" ", stored))
+        # an alias such as "Phone" or "Card" would match a placeholder: each reads as a
+        # space (a boundary, as the number or address it replaced was)
+        entities = matcher.tag(PLACEHOLDER.sub(" ", stored))
     else:
         entities = [ALL]
     return ScoredEvent(

@@ -186,7 +186,9 @@
     else if (!state.selectedAlert || !inWindow.some((a) => a.id === state.selectedAlert)) {
       state.selectedAlert = inWindow.length ? inWindow[0].id : null;
     }
-    $("#drill-title").textContent = state.names[view.entity] || view.entity;
+    const title = $("#drill-title");
+    title.textContent = state.names[view.entity] || view.entity;
+    title.title = title.textContent;  // a long name is cut to the panel's width
     const total = trend.buckets.reduce((s, b) => s + b.count, 0);
     const neg = trend.buckets.reduce((s, b) => s + b.negative, 0);
     $("#drill-summary").textContent = `${num(total)} msgs · ${pct(total ? neg / total : null)} negative · ` +
@@ -254,15 +256,47 @@
     return chip;
   }
 
-  function messageItem(text, prob, meta) {
+  /* One message: its text cut to the line, the whole of it in the tooltip; eventTime (ISO), when it was written. */
+  function messageItem(text, prob, eventTime) {
     const li = h("li", "msg");
     const bar = h("span", "probbar");
     const fill = h("span", "probfill");
     fill.style.width = `${Math.round((prob || 0) * 100)}%`;
     bar.append(fill);
-    li.append(h("span", `prob ${shareClass(prob)}`, pct(prob)), bar, h("span", "msg-text", text));
-    if (meta) li.append(h("span", "msg-meta", meta));
+    const body = h("span", "msg-text", text);
+    body.title = String(text ?? "");
+    li.append(h("span", `prob ${shareClass(prob)}`, pct(prob)), bar, body);
+    if (eventTime && !Number.isNaN(ms(eventTime))) {
+      const meta = h("span", "msg-meta", when(eventTime));
+      meta.title = `${iso(eventTime).slice(0, 19).replace("T", " ")} UTC`;
+      li.append(meta);
+    }
     return li;
+  }
+
+  /* Why an alert fired, where the alerter stored its rule's thresholds (alerts before it did have none): each
+     measure against its threshold, and the baseline with the spread the z-score used. The facts shown. */
+  const CROSSING = ["share", "z", "volume", "min_volume", "abs_threshold", "z_threshold", "baseline_mean",
+    "baseline_center", "baseline_std", "baseline_std_used", "baseline_method"];
+  function crossingFacts(ex) {
+    const n = (k) => typeof ex[k] === "number";
+    if (!n("abs_threshold") || !n("z_threshold")) return null;
+    const parts = [];
+    if (n("share")) parts.push(`share ${pct(ex.share)} ≥ ${pct(ex.abs_threshold)}`);
+    if (n("z")) parts.push(`z ${ex.z.toFixed(1)} ≥ ${ex.z_threshold.toFixed(1)}`);
+    if (n("volume") && n("min_volume")) parts.push(`volume ${ex.volume} ≥ ${ex.min_volume}`);
+    const facts = [h("span", "fact fact-crossing", parts.join(" · "))];
+    const center = n("baseline_center") ? ex.baseline_center : ex.baseline_mean;
+    const spread = n("baseline_std_used") ? ex.baseline_std_used : ex.baseline_std;
+    if (typeof center === "number") {
+      const kind = ex.baseline_method === "mad" ? "median" : "mean";
+      const base = h("span", "fact", `baseline ${kind} ${pct(center)}${typeof spread === "number" ? ` ± ${pct(spread)}` : ""}`);
+      if (n("baseline_std") && typeof spread === "number" && spread > ex.baseline_std) {
+        base.title = `the baseline's spread (${pct(ex.baseline_std)}) was below the floor the z-score uses`;
+      }
+      facts.push(base);
+    }
+    return facts;
   }
 
   /* "2024-05-01 23:57 → 2024-05-02 00:02" across midnight, else "2024-05-01 10:00 → 10:05". */
@@ -285,7 +319,10 @@
         h("span", "muted", `window ${windowText(a.window_start, a.window_end)} UTC`));
       box.append(head);
       const facts = h("div", "facts");
+      const crossing = crossingFacts(ex);
+      if (crossing) facts.append(...crossing);
       for (const [k, v] of Object.entries(ex)) {
+        if (crossing && CROSSING.includes(k)) continue;
         if (typeof v === "number") facts.append(h("span", "fact", `${k.replace(/_/g, " ")} ${Number.isInteger(v) ? v : v.toFixed(2)}`));
       }
       if (Array.isArray(ex.top_terms)) {
@@ -296,7 +333,7 @@
       // Retention replaced the texts (explanation.texts_removed): say so, not the placeholder as if quoted.
       const removed = ex.texts_removed ? `text removed by ${ex.texts_removed}` : null;
       for (const msg of (ex.top_messages || []).slice(0, 6)) {
-        const item = messageItem(removed || msg.text, msg.negative_prob);
+        const item = messageItem(removed || msg.text, msg.negative_prob, msg.event_time);
         if (removed) item.querySelector(".msg-text").classList.add("muted");
         list.append(item);
       }
@@ -310,7 +347,7 @@
     box.textContent = "";
     box.append(h("div", "ex-head muted", "No alert in this window · most negative messages"));
     const list = h("ul", "msgs");
-    for (const m of msgs) list.append(messageItem(m.text, m.negative_prob, when(m.event_time)));
+    for (const m of msgs) list.append(messageItem(m.text, m.negative_prob, m.event_time));
     if (!msgs.length) list.append(h("li", "muted", "no messages in this window"));
     box.append(list);
   }
@@ -333,7 +370,9 @@
     const ex = a.explanation || {};
     const shareValue = typeof ex.share === "number" ? ex.share : ex.negative_share;  // the alerter writes "share"
     const share = typeof shareValue === "number" ? ` · ${pct(shareValue)} negative` : "";
-    li.append(top, h("div", "alert-meta", `${a.rule_name || "rule " + a.rule_id} · ${a.stream}${share} · ${when(a.fired_at)}`));
+    // the spike's window beside when the alert fired: a catch-up fires "just now" for a window hours ago
+    const spike = a.window_start && a.window_end ? ` · window ${windowText(a.window_start, a.window_end)} UTC` : "";
+    li.append(top, h("div", "alert-meta", `${a.rule_name || "rule " + a.rule_id} · ${a.stream}${share} · ${when(a.fired_at)}${spike}`));
     li.addEventListener("click", () => {
       state.entity = a.entity; state.selectedAlert = a.id; state.pinned = a;
       if (a.stream !== state.stream) { state.stream = a.stream; $("#stream").value = a.stream; loadWatchlist().catch(showError); }

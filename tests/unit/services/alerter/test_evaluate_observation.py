@@ -1,0 +1,58 @@
+"""What an alert stores of the observation that fired it says why it crossed the line:
+the rule's thresholds then, the baseline's method, and the spread the z-score used."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from services.alerter.detect import MINUTE, DetectorConfig, observe
+from services.alerter.evaluate import observation_json
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def _cfg(baseline: str) -> DetectorConfig:
+    return DetectorConfig(
+        window_s=300,
+        min_volume=10,
+        abs_threshold=0.5,
+        z_threshold=3.0,
+        baseline=baseline,  # type: ignore[arg-type]
+        cooldown_s=1800,
+        resolve_after_s=600,
+        baseline_windows=6,
+        min_baseline_windows=3,
+        std_floor=0.05,
+    )
+
+
+def _spike() -> dict[datetime, tuple[int, int]]:
+    """Half an hour at one negative in four (a flat baseline: spread 0), then a window at
+    nine in ten."""
+    counts = {T0 + i * MINUTE: (4, 1) for i in range(30)}
+    counts |= {T0 + timedelta(minutes=30 + i): (10, 9) for i in range(5)}
+    return counts
+
+
+def test_the_thresholds_and_the_spread_used_are_stored() -> None:
+    cfg = _cfg("ewma")
+    obs = observe(_spike(), T0 + 34 * MINUTE, cfg)
+    assert obs.breach and obs.baseline.std == 0.0
+    got = observation_json(obs, cfg)
+    assert got["min_volume"] == 10 and got["abs_threshold"] == 0.5 and got["z_threshold"] == 3.0
+    assert got["baseline_method"] == "ewma"
+    # z divided by the floor, not by the baseline's spread of 0: z = (0.9 - 0.25) / 0.05
+    assert got["baseline_std"] == 0.0 and got["baseline_std_used"] == 0.05
+    assert got["z"] == 13.0 == round((got["share"] - got["baseline_center"]) / got["baseline_std_used"], 3)
+
+
+def test_a_median_baseline_says_so_and_keeps_baseline_mean() -> None:
+    """Stored alerts and API clients read ``baseline_mean``: kept, the median under MAD."""
+    cfg = _cfg("mad")
+    obs = observe(_spike(), T0 + 34 * MINUTE, cfg)
+    got = observation_json(obs, cfg)
+    assert got["baseline_method"] == "mad"
+    assert got["baseline_center"] == got["baseline_mean"] == 0.25
+    assert {"share", "volume", "negatives", "baseline_std", "baseline_windows", "z", "window_start", "window_end"} <= (
+        got.keys()
+    )
