@@ -11,12 +11,31 @@ import re
 import unicodedata
 from collections.abc import Callable
 
+# What :func:`redact` puts in place of personal data. Readers of stored text match them:
+# entity tagging reads each as a boundary, and an alert's terms skip them (a headline
+# quoting a hotline's number is not about "phone").
+PLACEHOLDER = re.compile(r"\[(?:EMAIL|PHONE|CARD|IBAN)\]")
+
 # Not anchored on the left, "[\w.+-]+@" would rescan a long run of such characters
 # (a pasted token) from every start: quadratic. The look-behind makes it linear.
 # An address in a URL may have its "@" and "+" percent-encoded ("?email=jane%2Btag%40example.com"):
 # only the address is replaced, the rest of the URL is kept as written. Nor is a match
 # started on the "2B" of a "%2B" (a long run of them would be rescanned from each).
-EMAIL = re.compile(r"(?<![\w.+-])(?!(?<=%)2[Bb])(?:[\w.+-]|%2[Bb])+(?:@|%40)[\w-]+(?:\.[\w-]+)+")
+# Japanese and Chinese text may write an address with the full-width at sign ("jane＠example.com",
+# "ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ") or the small one (U+FE6B), and its dots as full-width full
+# stops. There "＠" also means "at ... each" ("1個＠100円", "1袋＠1.5kg"), so such an address is
+# read strictly: its name and domain in ASCII or full-width letters, digits and ". _ + -" (the
+# text around it is often CJK, glued to it: "お問い合わせはjane＠example.comまで"), and its domain
+# ends in a dot and a top-level domain of letters. Not the ideographic full stop "。": it ends
+# Japanese sentences ("…jane＠example。"). Its own look-behind keeps it linear too.
+_WIDE_NAME = "A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a._+\\-\uff0b\uff0d\uff0e\uff3f"
+_WIDE_LABEL = "A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a\\-\uff0d"
+_AT_SIGNS = "@\uff20\ufe6b"
+EMAIL = re.compile(
+    r"(?<![\w.+-])(?!(?<=%)2[Bb])(?:[\w.+-]|%2[Bb])+(?:@|%40)[\w-]+(?:\.[\w-]+)+"
+    rf"|(?<![{_WIDE_NAME}])[{_WIDE_NAME}]+[{_AT_SIGNS}][{_WIDE_LABEL}]+(?:[.\uff0e][{_WIDE_LABEL}]+)*"
+    rf"[.\uff0e][A-Za-z\uff21-\uff3a\uff41-\uff5a]{{2,63}}(?![{_WIDE_LABEL}])"
+)
 # Separators inside a number as people paste them: space, dash, and the no-break,
 # narrow, thin and figure spaces, the ideographic space that Japanese and Chinese input
 # methods type between full-width digit groups ("０９０\u3000１２３４\u3000５６７８"), the
@@ -387,7 +406,7 @@ def _figures(raw: str) -> str | None:
     if "." in raw or raw.startswith(("(", *_PLUS)):
         return None
     found = list(_GROUP.finditer(raw))
-    groups = [str(int(group.group())).zfill(len(group.group())) for group in found]  # in ASCII
+    groups = [_ascii_digits(group.group()) for group in found]
     if len(groups) < 2 or _DIALLED_ZERO.match("".join(groups[:3])):
         return None
     sizes = [len(group) for group in groups]
@@ -397,7 +416,7 @@ def _figures(raw: str) -> str | None:
         (len(rest) >= 2 and all(_ROUND.fullmatch(group) for group in rest))
         or _THOUSANDS_AFTER_ONE.fullmatch(raw)
         or (years >= 2 and years + sizes.count(1) == len(groups))
-        or _progression([int(group) for group in groups])
+        or _progression(groups)
     ):
         return "figures"
     before_last = raw[: found[-1].start()]
@@ -412,9 +431,26 @@ _ROUND = re.compile(r"\d?0|\d+00")
 _THOUSANDS_AFTER_ONE = re.compile(rf"\d(?:[{_SPACES}]\d{{3}}){{3,}}")
 
 
-def _progression(values: list[int]) -> bool:
-    """Four or more values, each the last plus the same step (not 0)."""
-    if len(values) < 4 or values[1] == values[0]:
+def _ascii_digits(group: str) -> str:
+    """A group of decimal digits in any script ("４１５", "٤١٥") in ASCII, digit by digit:
+    int() of the whole group is refused past 4,300 digits (ValueError), and a pasted run
+    of digits may be longer; each is still a run that text may hold."""
+    if group.isascii():
+        return group
+    return "".join(str(unicodedata.decimal(ch)) for ch in group)
+
+
+# Longer than any group of digits in a number or among figures: no such group is read as a
+# value (int() is refused past 4,300 digits, and slow long before).
+_LONGEST_FIGURE = 64
+
+
+def _progression(groups: list[str]) -> bool:
+    """Four or more groups of figures (in ASCII), each the last plus the same step (not 0)."""
+    if len(groups) < 4 or any(len(group) > _LONGEST_FIGURE for group in groups):
+        return False
+    values = [int(group) for group in groups]
+    if values[1] == values[0]:
         return False
     step = values[1] - values[0]
     return all(b - a == step for a, b in itertools.pairwise(values))
@@ -695,8 +731,8 @@ def _grouped_number(span: str, digits: int) -> str | None:
     return None
 
 
-# Every pattern above needs an "@" or a digit; most texts have neither.
-_MAYBE_PERSONAL = re.compile(r"[@\d]")
+# Every pattern above needs an at sign or a digit; most texts have neither.
+_MAYBE_PERSONAL = re.compile(rf"[{_AT_SIGNS}\d]")
 
 # Raw JSON (a dead letter's preview, a logged payload) may write any character as a
 # \uXXXX escape: "jane\u0040example.com", "\u0034\u0031\u0035-555-2671", or the no-break
@@ -748,7 +784,9 @@ def _redact_escaped(match: re.Match[str], keep_ipv4: bool) -> str:
 def redact(text: str, *, keep_ipv4: bool = False) -> str:
     """Replace emails, card numbers (Luhn-valid), IBANs and phone numbers, with their
     extension ("415-555-2671x123" becomes "[PHONE]"), also where written as JSON escapes
-    ("jane\\u0040example.com").
+    ("jane\\u0040example.com"), with a full-width at sign ("jane＠example.com") or with
+    zero-width characters inside ("415\\u200b555\\u200b2671"). A run of digits too long to
+    be a number passes through, however long.
 
     ``keep_ipv4`` (the log scrubber's choice) keeps a dotted IPv4 address that would
     otherwise be taken for a phone number: operators need broker and database
@@ -762,22 +800,148 @@ def redact(text: str, *, keep_ipv4: bool = False) -> str:
 
 
 def _redact_plain(text: str, keep_ipv4: bool) -> str:
+    """Redact text as it reads: where it holds invisible characters inside a number or an
+    address (see _invisible_runs), they are read as nothing, and the whole of what was
+    replaced, invisible characters included, goes; any other is put back where it was."""
+    runs = _invisible_runs(text)
+    if not runs:
+        return _redact_read(_Read(text), keep_ipv4).text
+    visible, at = _without(text, runs)
+    read = _redact_read(_Read(visible, list(range(len(visible)))), keep_ipv4)
+    if read.text == visible:
+        return text
+    return _put_back(text, at, read)
+
+
+def _redact_read(read: _Read, keep_ipv4: bool) -> _Read:
     """Emails first (an address may hold a hex id), then numbers in the text between hex ids."""
-    text = EMAIL.sub("[EMAIL]", text)
-    out, done = [], 0
-    for hex_id in HEX_ID.finditer(text):
-        out += [_redact_numbers(text[done : hex_id.start()], keep_ipv4), hex_id.group(0)]
+    read = read.sub(EMAIL, lambda _: "[EMAIL]")
+    parts, done = [], 0
+    for hex_id in HEX_ID.finditer(read.text):
+        parts += [_redact_numbers(read.part(done, hex_id.start()), keep_ipv4), read.part(hex_id.start(), hex_id.end())]
         done = hex_id.end()
-    out.append(_redact_numbers(text[done:], keep_ipv4))
+    parts.append(_redact_numbers(read.part(done, len(read.text)), keep_ipv4))
+    return _Read.joined(parts)
+
+
+def _redact_numbers(read: _Read, keep_ipv4: bool) -> _Read:
+    read = read.sub(IBAN, _ibans)
+    read = read.sub(DIGIT_GROUPS, _cards)
+    read = read.sub(PHONE_DOTTED, _dotted_phone_not_ipv4 if keep_ipv4 else _phone)
+    read = read.sub(PHONE, _phone_or_glued)
+    return read.sub(_PHONE_EXTENSION, lambda _: "")
+
+
+# Zero-width characters (space, non-joiner, joiner, word joiner, byte order mark) show
+# nothing: "415\u200b555\u200b2671" reads as 4155552671, "jane\u200b@example.com" as an
+# address. They are read as nothing between two of a number's characters (digits,
+# separators, brackets: "(415)\u200b 555-2671"), and inside a word that holds an at
+# sign, in ASCII or full-width letters (see _WIDE_NAME).
+# Not between a letter and a digit outside such a word: "call\u200b415 555 2671" is a
+# number after a word ("call415 555 2671" would be a reference), and the non-joiner of
+# Persian words or the joiner of emoji sequences is kept wherever nothing is replaced.
+_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+_NUMBER_CHAR = rf"[\d{_SEP}{_PLUS}()./_\u30fc]"
+_INVISIBLE_IN_NUMBER = re.compile(rf"(?<={_NUMBER_CHAR})[{_INVISIBLE}]+(?={_NUMBER_CHAR})")
+_ADDRESS_WORD = re.compile(rf"[{_WIDE_NAME}{_AT_SIGNS}%{_INVISIBLE}]+")
+_AT_SIGN = re.compile(rf"[{_AT_SIGNS}]|%40")
+_ANY_INVISIBLE = re.compile(rf"[{_INVISIBLE}]")
+_INVISIBLE_INSIDE = re.compile(rf"(?<![{_INVISIBLE}])[{_INVISIBLE}]+(?![{_INVISIBLE}])")
+
+
+def _invisible_runs(text: str) -> list[tuple[int, int]]:
+    """The runs of zero-width characters that are read as nothing, as (start, end), in order."""
+    if _ANY_INVISIBLE.search(text) is None:
+        return []
+    runs = {match.span() for match in _INVISIBLE_IN_NUMBER.finditer(text)}
+    for word in _ADDRESS_WORD.finditer(text):
+        start, end = word.span()
+        if _AT_SIGN.search(text, start, end) and _ANY_INVISIBLE.search(text, start, end):
+            runs.update(
+                match.span()
+                for match in _INVISIBLE_INSIDE.finditer(text, start, end)
+                if start < match.start() and match.end() < end  # inside the word, not at its ends
+            )
+    return sorted(runs)
+
+
+def _without(text: str, runs: list[tuple[int, int]]) -> tuple[str, list[int]]:
+    """The text without the runs, and the index in the text of each character left."""
+    parts, done = [], 0
+    at: list[int] = []
+    for start, end in runs:
+        parts.append(text[done:start])
+        at.extend(range(done, start))
+        done = end
+    parts.append(text[done:])
+    at.extend(range(done, len(text)))
+    return "".join(parts), at
+
+
+class _Read:
+    """Text being redacted and, where invisible characters were taken out of it, the index
+    of each of its characters in the text so read (``src``): -1 for one that redaction
+    wrote. A match that is rewritten is written anew whole (what it keeps too), so the
+    invisible characters inside it go with it."""
+
+    __slots__ = ("src", "text")
+
+    def __init__(self, text: str, src: list[int] | None = None) -> None:
+        self.text, self.src = text, src
+
+    def sub(self, pattern: re.Pattern[str], repl: Callable[[re.Match[str]], str]) -> _Read:
+        if self.src is None:
+            return _Read(pattern.sub(repl, self.text))
+        text, src, parts, done = self.text, self.src, [], 0
+        new_src: list[int] = []
+        for match in pattern.finditer(text):
+            written = repl(match)
+            if written == match.group(0):
+                continue
+            parts += [text[done : match.start()], written]
+            new_src += src[done : match.start()]
+            new_src += [-1] * len(written)
+            done = match.end()
+        parts.append(text[done:])
+        new_src += src[done:]
+        return _Read("".join(parts), new_src)
+
+    def part(self, start: int, end: int) -> _Read:
+        return _Read(self.text[start:end], None if self.src is None else self.src[start:end])
+
+    @staticmethod
+    def joined(parts: list[_Read]) -> _Read:
+        text = "".join(part.text for part in parts)
+        if any(part.src is None for part in parts):
+            return _Read(text)
+        return _Read(text, [i for part in parts for i in part.src or ()])
+
+
+def _put_back(text: str, at: list[int], read: _Read) -> str:
+    """The redacted text with the invisible characters put back between characters of the
+    text that redaction kept side by side, and next to what was replaced, outside it
+    ("call\\u200b415 555 2671\\u200b." keeps both: neither is part of the number)."""
+    written, src = read.text, read.src
+    assert src is not None
+    out, i = [], 0
+    while i < len(written):
+        j = i + 1
+        if src[i] < 0:
+            while j < len(written) and src[j] < 0:
+                j += 1
+            out.append(written[i:j])
+            i = j
+            continue
+        while j < len(written) and src[j] == src[j - 1] + 1:
+            j += 1
+        first, last = src[i], src[j - 1]
+        if i > 0 and first > 0:  # after what was replaced (or removed)
+            out.append(text[at[first - 1] + 1 : at[first]])
+        out.append(text[at[first] : at[last] + 1])
+        if j < len(written) and last + 1 < len(at):  # before what was replaced
+            out.append(text[at[last] + 1 : at[last + 1]])
+        i = j
     return "".join(out)
-
-
-def _redact_numbers(text: str, keep_ipv4: bool) -> str:
-    text = IBAN.sub(_ibans, text)
-    text = DIGIT_GROUPS.sub(_cards, text)
-    text = PHONE_DOTTED.sub(_dotted_phone_not_ipv4 if keep_ipv4 else _phone, text)
-    text = PHONE.sub(_phone_or_glued, text)
-    return _PHONE_EXTENSION.sub("", text)
 
 
 # Longer than any personal-data match that matters (an email address has at most 254),
@@ -842,8 +1006,13 @@ def _id_holds_phone(value: str) -> bool:
 
 def id_holds_personal_data(value: str) -> bool:
     """Whether an identifier holds an email address, a phone number (see ``_id_holds_phone``),
-    a payment card number or an IBAN (found as in text: Luhn- and mod-97-checked)."""
-    if ("@" in value or "%40" in value.lower()) and EMAIL.search(value) is not None:  # %40: a URL-encoded "@"
+    a payment card number or an IBAN (found as in text: Luhn- and mod-97-checked), read as
+    text is: with a full-width or small at sign, zero-width characters read as nothing
+    ("jane\\u200b@example.com", see _invisible_runs)."""
+    runs = _invisible_runs(value)
+    if runs:
+        value = _without(value, runs)[0]
+    if _AT_SIGN.search(value) and EMAIL.search(value) is not None:  # %40: a URL-encoded "@"
         return True
     if not any(ch.isdigit() for ch in value):
         return False
