@@ -374,7 +374,12 @@ _REDIS_CONFIG = re.compile(
 # s3 --pass s4``, ``mysql -pA -pB``): :func:`_mask_cli_passwords` reads the command a flag at a
 # time, each step from where the one before it ended (the rest of that word first: ``-a s3,x -a s4``).
 _CLI_WORD = r"[^\s\"'`<>,;&|(){}\[\]\\]"
-_CLI_VALUE = rf"(?P<q>[\"'])?(?P<v>(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+|(?!-){_CLI_WORD}+))(?(q)(?P=q)?)"
+# The value of a password flag glued to it (``-p<pw>``, ``--password=<pw>``): the whole word, a
+# leading "-" too (``-p-Xk9q``: a generated password may start with one; ``(?!-)`` let it through),
+# except a word that is the flag again and again (``-p-p-p``: no password, and a run of it is read once).
+_CLI_VALUE = (
+    rf"(?P<q>[\"'])?(?P<v>(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+|(?!(?:-p)++(?!{_CLI_WORD})){_CLI_WORD}+))(?(q)(?P=q)?)"
+)
 _CLI_ARG = r"(?:[^\s;|&\\.,:!?]++|\\(?![nrt])|[.,:!?](?=[^\s;|&]))++"
 # redis-cli's ``--pass <password>`` (its long alias of ``-a``), and ``--pass=<password>`` (all of
 # the word after "=", a leading "-" too). Flags between ``-a``/``--pass`` and the password are passed
@@ -404,8 +409,13 @@ _REDIS_CLI_STEP = re.compile(
 )
 _MYSQL_CLIENT = r"(?:mysql(?:dump|admin|import|check|show|pump|slap|binlog)?|mariadb(?:-?dump|-?admin)?)"
 _MYSQL_CLI = re.compile(rf"(?<![\w-]){_MYSQL_CLIENT}(?:\.exe)?(?![\w-])")
+# The clients' long form, ``--password=<pw>`` (and its prefixes, ``--pass=``; ``--password1=`` to
+# ``3`` of multifactor login): all of the word after "=", a leading "-" too, which the generic
+# :data:`_FLAG_VALUE` leaves (there a "-" may start the next flag: ``--password --user bob``).
+_MYSQL_LONG_FLAG = r"--pass(?:w(?:o(?:r(?:d[123]?)?)?)?)?="
 _MYSQL_CLI_STEP = re.compile(
-    rf"(?:{_CLI_ARG})?+(?:[ \t]++(?!-p\S)(?!{_MYSQL_CLIENT}){_CLI_ARG})*+[ \t]++-p" + _CLI_VALUE
+    rf"(?:{_CLI_ARG})?+(?:[ \t]++(?!-p\S|{_MYSQL_LONG_FLAG}\S)(?!{_MYSQL_CLIENT}){_CLI_ARG})*+"
+    rf"[ \t]++(?:-p|{_MYSQL_LONG_FLAG})" + _CLI_VALUE
 )
 # Docker's config.json: a registry's ``"auth": "<base64 of user:password>"``.
 # A match starts at a quote or at the first backslash before one (a run of backslashes is

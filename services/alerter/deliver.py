@@ -216,7 +216,17 @@ def _fit_slack(head: list[str], terms: list[str], quotes: list[str], last: str) 
     if len(whole) <= SLACK_TEXT_CHARS:
         return whole
     room = max(SLACK_TEXT_CHARS - len(last) - 2, 0)  # a long entity or rule name: cut the head, "…" marks it
-    return "\n".join(head)[:room] + "…\n" + last
+    return _cut_escaped("\n".join(head), room) + "…\n" + last
+
+
+def _cut_escaped(text: str, room: int) -> str:
+    """``text`` (escaped by :func:`slack_text`) cut to at most ``room`` characters, never
+    through an escape: a cut at ``room`` alone showed half of one (``&amp;&am…``). An ``&``
+    in the last four characters kept without its ``;`` starts one (``&amp;`` is the longest,
+    five), so the cut steps back to before it."""
+    cut = text[:room]
+    start = cut.rfind("&", max(len(cut) - 4, 0))
+    return cut[:start] if start != -1 and ";" not in cut[start:] else cut
 
 
 def payload(alert: AlertEvent, fmt: str) -> dict[str, Any]:

@@ -90,21 +90,37 @@ def run(service: str = typer.Argument(..., help="classifier, aggregator, router,
 METRICS_SERVERS = ("classifier", "aggregator", "router", "alerter")
 
 
-def metrics_ports(base: int | None, names: list[str]) -> dict[str, int]:
+def metrics_ports(base: int | None, names: list[str], api_port: int | None = None) -> dict[str, int]:
     """Each child's metrics port under ``run all``: ``TW_METRICS_PORT`` is one port, and
     every child binding it made the second one fail ("Address already in use") and stop
-    them all; so the first serves on it and each next one on the port after."""
+    them all; so the first serves on it and each next one on the port after. The API's
+    own port (``api_port``, TW_API_PORT) is skipped: a child given it collided with the API
+    the same way (TW_METRICS_PORT=8077 gave the alerter 8080, the API's default)."""
     if not base:
         return {}
-    ports = {name: base + i for i, name in enumerate(n for n in names if n in METRICS_SERVERS)}
+    if base == api_port:
+        raise ValueError(f"TW_METRICS_PORT={base} is the API's port (TW_API_PORT); choose another")
+    ports: dict[str, int] = {}
+    port = base
+    for name in (n for n in names if n in METRICS_SERVERS):
+        if port == api_port:
+            port += 1
+        ports[name] = port
+        port += 1
     if ports and max(ports.values()) > 65535:
         raise ValueError(f"TW_METRICS_PORT={base} leaves no room for {len(ports)} services' ports (at most 65535)")
     return ports
 
 
 def _run_all(names: list[str]) -> int:
+    from services.api.config import ApiSettings
+
+    # Read outside the try: a bad setting (a ValidationError, which is a ValueError) is
+    # then an "invalid configuration" (exit 2, services.cli.main), without its values.
+    base = ServiceSettings().metrics_port
+    api_port = ApiSettings().port if "api" in names else None
     try:
-        ports = metrics_ports(ServiceSettings().metrics_port, names)
+        ports = metrics_ports(base, names, api_port)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 2

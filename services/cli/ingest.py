@@ -131,6 +131,21 @@ def _file_or_dash(value: str) -> str:
     return value
 
 
+def _check_stdin() -> None:
+    """Before ``-`` is read. Standard input closed (``<&-``): opening ``/dev/stdin`` ended
+    in a FileNotFoundError traceback (exit 1); it is refused in one line (exit 2).
+    A terminal: the read waited without a word; a hint on stderr says how to end it.
+    File descriptor 0 is asked, not ``sys.stdin``: it is what ``/dev/stdin`` opens, and
+    ``sys.stdin`` may be replaced (or ``None`` when it was closed at start)."""
+    try:
+        os.fstat(0)
+    except OSError as exc:
+        typer.echo("error: stdin: cannot read standard input (closed)", err=True)
+        raise typer.Exit(2) from exc
+    if os.isatty(0):
+        typer.echo("reading events from standard input (a terminal): end with Ctrl-D", err=True)
+
+
 @app.command("file")
 def file_(
     path: str = typer.Argument(
@@ -197,6 +212,8 @@ def file_(
         except ValueError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from exc
+    if path == "-":
+        _check_stdin()
     source = STDIN if path == "-" else Path(path)
     try:
         # streamed, except with --speedup (ordered by event time first)
