@@ -407,6 +407,9 @@ _REDIS_CLI_STEP = re.compile(
     rf"(?:--pass=|(?:-a|--pass)(?=[ \t])(?:[ \t]++{_REDIS_CLI_SKIP})*+(?:[ \t]++(?!--pass=)(?=[\"']|{_CLI_WORD}))?+)"
     rf"(?:(?P<q>[\"'])?(?P<v>(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+|{_CLI_WORD}++))(?(q)(?P=q)?))?+"
 )
+# The rest of a redis-cli command a step could read: to the next word that is the client's name
+# (see :func:`_mask_cli_passwords`).
+_REDIS_CLI_REST = re.compile(rf"(?:{_CLI_ARG})?+(?:[ \t]++(?!redis-cli){_CLI_ARG})*+")
 _MYSQL_CLIENT = r"(?:mysql(?:dump|admin|import|check|show|pump|slap|binlog)?|mariadb(?:-?dump|-?admin)?)"
 _MYSQL_CLI = re.compile(rf"(?<![\w-]){_MYSQL_CLIENT}(?:\.exe)?(?![\w-])")
 # The clients' long form, ``--password=<pw>`` (and its prefixes, ``--pass=``; ``--password1=`` to
@@ -417,6 +420,7 @@ _MYSQL_CLI_STEP = re.compile(
     rf"(?:{_CLI_ARG})?+(?:[ \t]++(?!-p\S|{_MYSQL_LONG_FLAG}\S)(?!{_MYSQL_CLIENT}){_CLI_ARG})*+"
     rf"[ \t]++(?:-p|{_MYSQL_LONG_FLAG})" + _CLI_VALUE
 )
+_MYSQL_CLI_REST = re.compile(rf"(?:{_CLI_ARG})?+(?:[ \t]++(?!{_MYSQL_CLIENT}){_CLI_ARG})*+")
 # Docker's config.json: a registry's ``"auth": "<base64 of user:password>"``.
 # A match starts at a quote or at the first backslash before one (a run of backslashes is
 # never rescanned from each of them). See :func:`_mask_docker_auth` for which values go.
@@ -650,11 +654,14 @@ def _mask_grant_statement(statement: re.Match[str]) -> str:
     return (_SQL_USER_PASSWORD if sql else _SQL_GRANT_PASSWORD).sub(r"\1***", statement.group())
 
 
-def _mask_cli_passwords(text: str, command: re.Pattern[str], step: re.Pattern[str]) -> str:
+def _mask_cli_passwords(text: str, command: re.Pattern[str], step: re.Pattern[str], rest: re.Pattern[str]) -> str:
     """The value (group ``v``) of every password flag of each ``command`` in ``text``: ``step``
     reads from where the command's name, or the step before it, ended (a flag with no value, such
     as ``-a --no-auth-warning``, leaves ``v`` unset). A step that fails has read at most the rest of
-    the command, which the search for the next command reads once more: linear."""
+    the command (``rest``: its words up to one that is the client's name), and the search for the
+    next command goes on after that rest: a name inside a word (``--user=redis-cli``) starts no
+    command, and searching from each such name read the rest again each time (quadratic:
+    ``"mysql --user=" * 8000`` took 4 s). Each character is read a bounded number of times: linear."""
     out: list[str] = []
     done = pos = 0
     while (name := command.search(text, pos)) is not None:
@@ -664,6 +671,8 @@ def _mask_cli_passwords(text: str, command: re.Pattern[str], step: re.Pattern[st
                 out += [text[done : flag.start("v")], "***"]
                 done = flag.end("v")
             pos = flag.end()
+        if (tail := rest.match(text, pos)) is not None:  # always: it matches the empty string
+            pos = max(pos, tail.end())
     out.append(text[done:])
     return "".join(out)
 
@@ -728,9 +737,9 @@ def scrub(message: str) -> str:
     if "requirepass" in lower or "masterauth" in lower:
         message = _REDIS_CONFIG.sub(r"\1***", message)
     if "redis-cli" in lower:
-        message = _mask_cli_passwords(message, _REDIS_CLI, _REDIS_CLI_STEP)
+        message = _mask_cli_passwords(message, _REDIS_CLI, _REDIS_CLI_STEP, _REDIS_CLI_REST)
     if "mysql" in lower or "mariadb" in lower:
-        message = _mask_cli_passwords(message, _MYSQL_CLI, _MYSQL_CLI_STEP)
+        message = _mask_cli_passwords(message, _MYSQL_CLI, _MYSQL_CLI_STEP, _MYSQL_CLI_REST)
     message = _FLAG_VALUE.sub(r"\g<head>***", message)
     message = _mask_secret_lists(message)
     message = _AUTH_HEADER.sub(_mask_authorization, message)
