@@ -6,7 +6,7 @@ Time is the data's minute buckets. At minute ``t`` the window is the
 negative share of each of the previous ``baseline_windows`` windows that had
 data, smoothed by EWMA (or median/MAD). A rule fires when volume, absolute
 share and z-score all pass, no alert is open and the cooldown has passed; an
-open alert resolves after the condition has been false for ``resolve_after_s``.
+open alert resolves after it has stopped holding (:func:`holds`) for ``resolve_after_s``.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ class Observation:
     baseline: Baseline
     z: float | None
     breach: bool
+    # the baseline's windows that had data, oldest first: (end, exclusive; volume; negatives),
+    # so that :func:`step` can judge an open alert against the windows before it fired
+    windows: tuple[tuple[datetime, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,13 +207,19 @@ def window_sum(counts: Counts, end_minute: datetime, window_s: int) -> tuple[int
     return volume, negatives
 
 
-def baseline(counts: Counts, at: datetime, cfg: DetectorConfig) -> Baseline:
-    shares = []
+def _windows(counts: Counts, at: datetime, cfg: DetectorConfig) -> tuple[tuple[datetime, int, int], ...]:
+    """The baseline's windows before minute ``at`` that had data, oldest first."""
+    out = []
     step = timedelta(seconds=cfg.window_s)
     for k in range(cfg.baseline_windows, 0, -1):  # oldest first
         v, neg = window_sum(counts, at - k * step, cfg.window_s)
         if v > 0:
-            shares.append(neg / v)
+            out.append((at + MINUTE - k * step, v, neg))
+    return tuple(out)
+
+
+def _summary(windows: tuple[tuple[datetime, int, int], ...], cfg: DetectorConfig) -> Baseline:
+    shares = [neg / v for _, v, neg in windows]
     if not shares:
         return Baseline(0.0, 0.0, 0)
     if cfg.baseline == "mad":
@@ -225,22 +234,50 @@ def baseline(counts: Counts, at: datetime, cfg: DetectorConfig) -> Baseline:
     return Baseline(mean, math.sqrt(var), len(shares))
 
 
+def baseline(counts: Counts, at: datetime, cfg: DetectorConfig) -> Baseline:
+    return _summary(_windows(counts, at, cfg), cfg)
+
+
+def _z(share: float, volume: int, windows: tuple[tuple[datetime, int, int], ...], cfg: DetectorConfig) -> float | None:
+    base = _summary(windows, cfg)
+    if base.windows < cfg.min_baseline_windows:
+        return None
+    return (share - base.mean) / max(base.std, cfg.std_floor)
+
+
 def observe(counts: Counts, at: datetime, cfg: DetectorConfig) -> Observation:
     volume, negatives = window_sum(counts, at, cfg.window_s)
     share = negatives / volume if volume else 0.0
-    base = baseline(counts, at, cfg)
-    z = None
-    if base.windows >= cfg.min_baseline_windows:
-        z = (share - base.mean) / max(base.std, cfg.std_floor)
+    windows = _windows(counts, at, cfg)
+    base = _summary(windows, cfg)
+    z = _z(share, volume, windows, cfg)
     breach = volume >= cfg.min_volume and share >= cfg.abs_threshold and z is not None and z >= cfg.z_threshold
     start = at + MINUTE - timedelta(seconds=cfg.window_s)
-    return Observation(at, start, at + MINUTE, volume, negatives, share, base, z, breach)
+    return Observation(at, start, at + MINUTE, volume, negatives, share, base, z, breach, windows)
+
+
+def holds(obs: Observation, fired_at: datetime, cfg: DetectorConfig) -> bool:
+    """Whether the alert that fired on the window ending ``fired_at`` still holds at ``obs``.
+
+    Judged against the baseline it fired on, not ``obs.baseline``: while a surge lasts, the
+    windows behind each minute fill with the surge itself, the baseline climbs to meet it
+    and a sustained surge (a quarter negative, then seven in ten for an hour) resolved after
+    about nine minutes and fired twice more. So only the baseline windows that ended before
+    the fired window began count, those it fired on (the ones still behind ``obs``); once
+    fewer than ``min_baseline_windows`` are left (the surge has outlasted the baseline's
+    span), the volume and absolute share alone decide. Pure: the state of record keeps
+    only ``fired_at``, and the live alerter and a backtest judge alike."""
+    if obs.volume < cfg.min_volume or obs.share < cfg.abs_threshold:
+        return False
+    before = fired_at - timedelta(seconds=cfg.window_s)  # where the fired window began
+    z = _z(obs.share, obs.volume, tuple(w for w in obs.windows if w[0] <= before), cfg)
+    return z is None or z >= cfg.z_threshold
 
 
 def step(state: State, obs: Observation, cfg: DetectorConfig, new_alert_id: str) -> tuple[State, Action | None]:
     t = obs.at
     if state.open_alert is not None:
-        if obs.breach:
+        if obs.breach if state.fired_at is None else holds(obs, state.fired_at, cfg):
             return replace(state, below_since=None, last_eval=t), None
         since = state.below_since or t
         if (t - since).total_seconds() >= cfg.resolve_after_s:
