@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.config import PostgresSettings, ServiceSettings
-from shared.events import RawNews, Score, ScoredEvent
+from shared.events import AlertEvent, RawNews, Score, ScoredEvent
 
 
 def env_for(settings: ServiceSettings, **extra: str) -> dict[str, str]:
@@ -195,3 +195,25 @@ async def app_client_known_key(monkeypatch: Any, info: Any) -> AsyncIterator[Any
             yield client
     finally:
         await deps.aclose()
+
+
+ALERT_AT = datetime(2031, 3, 9, 14, 30, tzinfo=UTC)
+
+
+def alert_event(**fields: Any) -> AlertEvent:
+    """An open alert about ACME fired at :data:`ALERT_AT` (id ``al-123``, no explanation);
+    ``fields`` replace any of its fields."""
+    base: dict[str, Any] = {
+        "id": "al-123",
+        "rule_id": 7,
+        "rule_name": "watchlist-negative-spike",
+        "entity": "ACME",
+        "stream": "news",
+        "severity": "critical",
+        "status": "open",
+        "window_start": ALERT_AT,
+        "window_end": ALERT_AT,
+        "fired_at": ALERT_AT,
+        "explanation": {},
+    }
+    return AlertEvent(**{**base, **fields})

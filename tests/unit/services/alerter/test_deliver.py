@@ -6,34 +6,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from tw_testing import alert_event
 
 from services.alerter import deliver
 from services.alerter.config import AlerterSettings
 from services.alerter.deliver import Deliverer, payload, sign, verify
 from shared.events import AlertEvent
 
-AT = datetime(2031, 3, 9, 14, 30, tzinfo=UTC)
-
 
 def _alert(explanation: dict[str, object]) -> AlertEvent:
-    return AlertEvent(
-        id="al-123",
-        rule_id=7,
-        rule_name="watchlist-negative-spike",
-        entity="ACME",
-        stream="news",
-        severity="critical",
-        status="open",
-        window_start=AT,
-        window_end=AT,
-        fired_at=AT,
-        explanation=explanation,
-    )
+    return alert_event(explanation=explanation)
 
 
 def test_slack_text_says_why_and_how_to_see_more() -> None:

@@ -11,31 +11,20 @@ from typing import Any
 
 import httpx
 import pytest
+from tw_testing import ALERT_AT, alert_event
 
 from services.alerter import deliver
 from services.alerter.config import MAX_BACKOFF_S
 from services.alerter.deliver import Deliverer, retry_after
 from shared.events import AlertEvent
 
-AT = datetime(2031, 3, 9, 14, 30, tzinfo=UTC)
+AT = ALERT_AT
 NOW = AT.timestamp()
 URL = "https://hooks.example/services/T/B/secret"
 
 
 def _alert() -> AlertEvent:
-    return AlertEvent(
-        id="al-ra",
-        rule_id=7,
-        rule_name="r",
-        entity="ACME",
-        stream="news",
-        severity="critical",
-        status="open",
-        window_start=AT,
-        window_end=AT,
-        fired_at=AT,
-        explanation={},
-    )
+    return alert_event(id="al-ra", rule_name="r")
 
 
 @pytest.mark.parametrize(

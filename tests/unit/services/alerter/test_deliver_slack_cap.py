@@ -4,30 +4,17 @@ id, where the rest is) always whole (pure logic)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
-from services.alerter.deliver import SLACK_TERM_CHARS, SLACK_TEXT_CHARS, payload
-from shared.events import AlertEvent
+from tw_testing import alert_event
 
-AT = datetime(2031, 3, 9, 14, 30, tzinfo=UTC)
+from services.alerter.deliver import SLACK_TERM_CHARS, SLACK_TEXT_CHARS, payload
+
 LAST = "alert `al-123`: `tonewatch alerts show al-123` for the whole explanation"
 
 
 def _text(explanation: dict[str, Any], entity: str = "ACME") -> str:
-    alert = AlertEvent(
-        id="al-123",
-        rule_id=7,
-        rule_name="r",
-        entity=entity,
-        stream="news",
-        severity="critical",
-        status="open",
-        window_start=AT,
-        window_end=AT,
-        fired_at=AT,
-        explanation=explanation,
-    )
+    alert = alert_event(rule_name="r", entity=entity, explanation=explanation)
     text = payload(alert, "slack")["text"]
     assert isinstance(text, str)
     return text

@@ -5,33 +5,19 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
 
 import pytest
+from tw_testing import alert_event
 
 from services.alerter.deliver import SLACK_TEXT_CHARS, payload
-from shared.events import AlertEvent
 
-AT = datetime(2031, 3, 9, 14, 30, tzinfo=UTC)
 LAST = "alert `al-123`: `tonewatch alerts show al-123` for the whole explanation"
 # what is left once every whole escape is taken out: a "&" there is half of one
 _ESCAPE = re.compile(r"&(?:amp|lt|gt);")
 
 
 def _text(entity: str) -> str:
-    alert = AlertEvent(
-        id="al-123",
-        rule_id=7,
-        rule_name="r",
-        entity=entity,
-        stream="news",
-        severity="critical",
-        status="open",
-        window_start=AT,
-        window_end=AT,
-        fired_at=AT,
-        explanation={},
-    )
+    alert = alert_event(rule_name="r", entity=entity)
     text = payload(alert, "slack")["text"]
     assert isinstance(text, str)
     return text

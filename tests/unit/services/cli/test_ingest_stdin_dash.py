@@ -3,11 +3,16 @@
 Before: ``-`` was refused as a missing file (exit 2, "file '-' does not exist."); a pipe
 had to be given as ``/dev/stdin``. ``-`` is now read the way ``/dev/stdin`` is (a pipe as it
 arrives, JSONL unless ``--format csv``), and the ids of its lines without one derive from
-the same name, ``stdin``; a file named ``-`` is still ``./-``."""
+the same name, ``stdin``; a file named ``-`` is still ``./-``. With standard input closed
+(``<&-``) it ended in a traceback (FileNotFoundError: '/dev/stdin', exit 1): it is now refused
+in one line (exit 2). With standard input a terminal it waited without a word: a hint on
+stderr now says how to end it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,7 +34,8 @@ def _stdin_pipe(data: bytes) -> Iterator[None]:
     saved = os.dup(0)
 
     def write() -> None:
-        with os.fdopen(write_end, "wb") as fh:
+        # a test whose command reads a file, not standard input, leaves the pipe unread
+        with contextlib.suppress(BrokenPipeError), os.fdopen(write_end, "wb") as fh:
             fh.write(data)
 
     writer = threading.Thread(target=write, daemon=True)
@@ -42,6 +48,24 @@ def _stdin_pipe(data: bytes) -> Iterator[None]:
         os.dup2(saved, 0)
         os.close(saved)
         writer.join(timeout=10)
+
+
+HINT = "reading events from standard input (a terminal): end with Ctrl-D"
+
+
+@contextmanager
+def _fd0(fd: int | None) -> Iterator[None]:
+    """File descriptor 0 a copy of ``fd``, or closed for ``None``; the real one restored after."""
+    saved = os.dup(0)
+    if fd is None:
+        os.close(0)
+    else:
+        os.dup2(fd, 0)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 0)
+        os.close(saved)
 
 
 class _Replays:
@@ -130,3 +154,42 @@ def test_dash_is_told_in_the_help() -> None:
     result = CliRunner().invoke(cli.app, ["file", "--help"], env={"COLUMNS": "200"})
     text = " ".join(result.output.replace("\u2502", " ").split())
     assert "'-': standard input" in text and "- or /dev/stdin" in text, text
+
+
+def test_closed_standard_input_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    with _fd0(None):
+        result, replays = _ingest(monkeypatch, "-")
+    assert result.exit_code == 2, result.output
+    assert result.output == "error: stdin: cannot read standard input (closed)\n"
+    assert replays.calls == []
+
+
+def test_a_terminal_on_standard_input_gets_a_hint_then_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    leader, follower = pty.openpty()
+    # the terminal's line, then Ctrl-D (end of input) at the start of the next one
+    typist = threading.Thread(target=os.write, args=(leader, b'{"id": "t", "text": "typed"}\n\x04'), daemon=True)
+    try:
+        with _fd0(follower):
+            typist.start()
+            result, replays = _ingest(monkeypatch, "-")
+    finally:
+        typist.join(timeout=10)
+        os.close(follower)
+        os.close(leader)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == HINT + "\n"
+    assert [ln.data for ln in replays.calls[-1][1]] == [{"id": "t", "text": "typed"}]
+
+
+def test_a_pipe_gets_no_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    read_end, write_end = os.pipe()
+    os.write(write_end, b'{"id": "p", "text": "piped"}\n')
+    os.close(write_end)
+    try:
+        with _fd0(read_end):
+            result, replays = _ingest(monkeypatch, "-")
+    finally:
+        os.close(read_end)
+    assert result.exit_code == 0, result.output
+    assert HINT not in result.output
+    assert len(replays.calls[-1][1]) == 1
