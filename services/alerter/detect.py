@@ -59,9 +59,6 @@ class Observation:
     baseline: Baseline
     z: float | None
     breach: bool
-    # the baseline's windows that had data, oldest first: (end, exclusive; volume; negatives),
-    # so that :func:`step` can judge an open alert against the windows before it fired
-    windows: tuple[tuple[datetime, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,6 +67,10 @@ class State:
     fired_at: datetime | None = None
     below_since: datetime | None = None
     last_eval: datetime | None = None
+    # the baseline the open alert fired on (see :func:`holds`); None in a state stored before
+    # it was kept, or with no alert open
+    fired_mean: float | None = None
+    fired_std: float | None = None
 
 
 @dataclass(frozen=True)
@@ -207,19 +208,13 @@ def window_sum(counts: Counts, end_minute: datetime, window_s: int) -> tuple[int
     return volume, negatives
 
 
-def _windows(counts: Counts, at: datetime, cfg: DetectorConfig) -> tuple[tuple[datetime, int, int], ...]:
-    """The baseline's windows before minute ``at`` that had data, oldest first."""
-    out = []
+def baseline(counts: Counts, at: datetime, cfg: DetectorConfig) -> Baseline:
+    shares = []
     step = timedelta(seconds=cfg.window_s)
     for k in range(cfg.baseline_windows, 0, -1):  # oldest first
         v, neg = window_sum(counts, at - k * step, cfg.window_s)
         if v > 0:
-            out.append((at + MINUTE - k * step, v, neg))
-    return tuple(out)
-
-
-def _summary(windows: tuple[tuple[datetime, int, int], ...], cfg: DetectorConfig) -> Baseline:
-    shares = [neg / v for _, v, neg in windows]
+            shares.append(neg / v)
     if not shares:
         return Baseline(0.0, 0.0, 0)
     if cfg.baseline == "mad":
@@ -234,50 +229,41 @@ def _summary(windows: tuple[tuple[datetime, int, int], ...], cfg: DetectorConfig
     return Baseline(mean, math.sqrt(var), len(shares))
 
 
-def baseline(counts: Counts, at: datetime, cfg: DetectorConfig) -> Baseline:
-    return _summary(_windows(counts, at, cfg), cfg)
-
-
-def _z(share: float, volume: int, windows: tuple[tuple[datetime, int, int], ...], cfg: DetectorConfig) -> float | None:
-    base = _summary(windows, cfg)
-    if base.windows < cfg.min_baseline_windows:
-        return None
-    return (share - base.mean) / max(base.std, cfg.std_floor)
-
-
 def observe(counts: Counts, at: datetime, cfg: DetectorConfig) -> Observation:
     volume, negatives = window_sum(counts, at, cfg.window_s)
     share = negatives / volume if volume else 0.0
-    windows = _windows(counts, at, cfg)
-    base = _summary(windows, cfg)
-    z = _z(share, volume, windows, cfg)
+    base = baseline(counts, at, cfg)
+    z = None
+    if base.windows >= cfg.min_baseline_windows:
+        z = (share - base.mean) / max(base.std, cfg.std_floor)
     breach = volume >= cfg.min_volume and share >= cfg.abs_threshold and z is not None and z >= cfg.z_threshold
     start = at + MINUTE - timedelta(seconds=cfg.window_s)
-    return Observation(at, start, at + MINUTE, volume, negatives, share, base, z, breach, windows)
+    return Observation(at, start, at + MINUTE, volume, negatives, share, base, z, breach)
 
 
-def holds(obs: Observation, fired_at: datetime, cfg: DetectorConfig) -> bool:
-    """Whether the alert that fired on the window ending ``fired_at`` still holds at ``obs``.
+def holds(obs: Observation, state: State, cfg: DetectorConfig) -> bool:
+    """Whether the open alert of ``state`` still holds at ``obs``: volume and absolute share
+    pass, and the share's z-score against the baseline the alert fired on (kept in the
+    state) passes too.
 
-    Judged against the baseline it fired on, not ``obs.baseline``: while a surge lasts, the
-    windows behind each minute fill with the surge itself, the baseline climbs to meet it
-    and a sustained surge (a quarter negative, then seven in ten for an hour) resolved after
-    about nine minutes and fired twice more. So only the baseline windows that ended before
-    the fired window began count, those it fired on (the ones still behind ``obs``); once
-    fewer than ``min_baseline_windows`` are left (the surge has outlasted the baseline's
-    span), the volume and absolute share alone decide. Pure: the state of record keeps
-    only ``fired_at``, and the live alerter and a backtest judge alike."""
+    Not against ``obs.baseline``: while a surge lasts, the windows behind each minute fill
+    with the surge itself, the baseline climbs to meet it, and a sustained surge (a quarter
+    negative, then seven in ten for an hour) resolved after about nine minutes and fired
+    twice more. Judged against the baseline it fired on, it holds until the news falls back
+    (an entity whose usual share is above the absolute threshold resolves at its usual
+    share). A state stored before the baseline was kept is judged as before (``obs.breach``)."""
+    if state.fired_mean is None:
+        return obs.breach
     if obs.volume < cfg.min_volume or obs.share < cfg.abs_threshold:
         return False
-    before = fired_at - timedelta(seconds=cfg.window_s)  # where the fired window began
-    z = _z(obs.share, obs.volume, tuple(w for w in obs.windows if w[0] <= before), cfg)
-    return z is None or z >= cfg.z_threshold
+    z = (obs.share - state.fired_mean) / max(state.fired_std or 0.0, cfg.std_floor)
+    return z >= cfg.z_threshold
 
 
 def step(state: State, obs: Observation, cfg: DetectorConfig, new_alert_id: str) -> tuple[State, Action | None]:
     t = obs.at
     if state.open_alert is not None:
-        if obs.breach if state.fired_at is None else holds(obs, state.fired_at, cfg):
+        if holds(obs, state, cfg):
             return replace(state, below_since=None, last_eval=t), None
         since = state.below_since or t
         if (t - since).total_seconds() >= cfg.resolve_after_s:
@@ -285,7 +271,8 @@ def step(state: State, obs: Observation, cfg: DetectorConfig, new_alert_id: str)
         return replace(state, below_since=since, last_eval=t), None
     cooled = state.fired_at is None or (obs.window_end - state.fired_at).total_seconds() >= cfg.cooldown_s
     if obs.breach and cooled:
-        return State(new_alert_id, obs.window_end, None, t), Action("fire", obs)
+        fired = State(new_alert_id, obs.window_end, None, t, obs.baseline.mean, obs.baseline.std)
+        return fired, Action("fire", obs)
     return replace(state, last_eval=t), None
 
 

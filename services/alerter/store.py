@@ -128,8 +128,16 @@ def _from_json(data: dict[str, Any]) -> State:
     def dt(v: Any) -> datetime | None:
         return datetime.fromisoformat(v) if v else None
 
+    def num(v: Any) -> float | None:
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
     return State(
-        data.get("open_alert"), dt(data.get("fired_at")), dt(data.get("below_since")), dt(data.get("last_eval"))
+        data.get("open_alert"),
+        dt(data.get("fired_at")),
+        dt(data.get("below_since")),
+        dt(data.get("last_eval")),
+        num(data.get("fired_mean")),  # absent in states stored before it was kept
+        num(data.get("fired_std")),
     )
 
 
