@@ -126,8 +126,11 @@ COPY_LEAD = 0.2
 
 def same_text(text: str) -> str:
     """What copies of one message share: syndicated headlines differ in case, spacing,
-    punctuation and compatibility forms (full-width letters), not in their words."""
-    return " ".join(_TEXT_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+    punctuation and compatibility forms (full-width letters), not in their words. A text
+    without words (emoji, punctuation) is compared whole: all of them read "" otherwise,
+    and distinct chats ("😡😡😡", "💀") counted as copies of each other."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(_TEXT_WORD.findall(folded)) or " ".join(folded.split())
 
 
 def examples(rows: Sequence[R], n: int, text: Callable[[R], str], score: Callable[[R], float]) -> list[R]:

@@ -84,3 +84,12 @@ def test_a_copy_goes_before_a_much_less_negative_text() -> None:
 def test_same_text_ignores_case_spacing_punctuation_and_width() -> None:
     assert same_text("ＡＣＭＥ  shares: down!") == same_text("acme shares down") == "acme shares down"
     assert same_text("ACME shares down") != same_text("ACME shares up")
+
+
+def test_texts_without_words_are_no_copies_of_each_other() -> None:
+    """Review finding: emoji-only and punctuation-only texts all keyed "" and took each
+    other for copies, so a headline less negative by 0.2 went before them."""
+    rows = [("😡😡😡", 0.97), ("💀", 0.96), ("!!!", 0.95), ("ACME shares fall", 0.80)]
+    picked = examples(rows, 3, lambda r: r[0], lambda r: r[1])
+    assert [text for text, _ in picked] == ["😡😡😡", "💀", "!!!"]
+    assert same_text("😡 😡") == same_text("😡  😡") != same_text("💀")
