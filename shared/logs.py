@@ -452,9 +452,11 @@ def _mask_docker_auth(match: re.Match[str]) -> str:
 # A bare value that is prose or another flag stays. (:data:`_KEY_HEADER` starts no name after a dash.)
 _FLAG_VALUE = re.compile(
     rf"(?P<head>(?=[-\"'])(?<![\w-])(?:(?P<fq>[\"'])--?{_KEY_NAME}(?P=fq)[ \t]*,[ \t]*b?"
-    rf"|--?{_KEY_NAME}(?:[ \t]*=[ \t]*|[ \t]+))(?P<q>[\"'])?)"
+    rf"|--?{_KEY_NAME}(?:[ \t]*(?P<eq>=)[ \t]*|[ \t]+))(?P<q>[\"'])?)"
     r"(?(q)(?:\\.|(?!(?P=q))[^\\\r\n])*+"
-    rf"|(?!{_PROSE_VALUE})(?!-)[^\s\"'`<>,;&(){{}}\[\]\\]+)",
+    # a "-" may start the next flag (``--password --user bob``), not a word glued to "="
+    # (``--password=-Xk9``: a generated password may start with one)
+    rf"|(?!{_PROSE_VALUE})(?(eq)(?:(?<==)|(?!-))|(?!-))[^\s\"'`<>,;&(){{}}\[\]\\]+)",
     re.IGNORECASE,
 )
 # A secret field whose value is a list or a tuple (``{"password": ["a", "b"]}``, ``api_key=['k1',
