@@ -217,3 +217,22 @@ def alert_event(**fields: Any) -> AlertEvent:
         "explanation": {},
     }
     return AlertEvent(**{**base, **fields})
+
+
+def rule_spec(channels: list[dict[str, Any]], context: Any = None) -> Any:
+    """A valid rule over every entity with ``channels``, validated (with ``context``, as
+    :func:`services.alerter.rules.rule_context` builds it, where given)."""
+    from services.alerter.rules import RuleSpec
+
+    fields = {
+        "name": "r",
+        "scope": {"all_entities": True},
+        "window_s": 300,
+        "min_volume": 3,
+        "abs_threshold": 0.6,
+        "z_threshold": 1.5,
+        "cooldown_s": 600,
+        "resolve_after_s": 300,
+        "channels": channels,
+    }
+    return RuleSpec.model_validate(fields, context=context)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from tw_testing import rule_spec
 
 from services.alerter.deliver import PERMANENT_STATUSES, idempotency_key, payload
 from services.alerter.rules import RuleSpec, Scope, scope_warnings
@@ -18,19 +19,8 @@ SLACK = "https://hooks.slack.com/services/T000/B000/secretpart"
 
 
 def spec(channels: list[dict[str, Any]]) -> RuleSpec:
-    return RuleSpec.model_validate(
-        {
-            "name": "r",
-            "scope": {"all_entities": True},
-            "window_s": 300,
-            "min_volume": 3,
-            "abs_threshold": 0.6,
-            "z_threshold": 1.5,
-            "cooldown_s": 600,
-            "resolve_after_s": 300,
-            "channels": channels,
-        }
-    )
+    rule: RuleSpec = rule_spec(channels)
+    return rule
 
 
 @pytest.mark.parametrize(

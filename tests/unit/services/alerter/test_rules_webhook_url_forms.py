@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from tw_testing import rule_spec
 
 from services.alerter.deliver import Deliverer, url_key
 from services.alerter.netguard import AddressPolicy
@@ -19,20 +20,8 @@ HOOK = "https://hooks.example.com/services/T1/B1/secretpart"
 
 
 def spec(channels: list[dict[str, Any]], kept: list[dict[str, Any]] | None = None) -> RuleSpec:
-    return RuleSpec.model_validate(
-        {
-            "name": "r",
-            "scope": {"all_entities": True},
-            "window_s": 300,
-            "min_volume": 3,
-            "abs_threshold": 0.6,
-            "z_threshold": 1.5,
-            "cooldown_s": 600,
-            "resolve_after_s": 300,
-            "channels": channels,
-        },
-        context=rule_context(AddressPolicy(), kept or ()),
-    )
+    rule: RuleSpec = rule_spec(channels, rule_context(AddressPolicy(), kept or ()))
+    return rule
 
 
 @pytest.mark.parametrize("url", [HOOK + "#x", HOOK + "#", "https://hooks.example.com#top"])
