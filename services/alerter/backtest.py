@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerter import store
 from services.alerter.config import AlerterSettings
-from services.alerter.detect import MINUTE, Observation, State, minutes, observe, step
+from services.alerter.detect import HOUR, MINUTE, Observation, State, minutes, observe, step
 from services.alerter.evaluate import alert_id, detector_config, in_scope
 from shared.db.models import AlertRule, TrendMinute
 
@@ -80,7 +80,11 @@ async def backtest(
     :data:`PLOTTED_KEYS` keys with data, for :func:`plot` (else the series are empty: they
     cost about 50 MB per key for 92 days)."""
     cfg = detector_config(rule, settings)
+    # the baseline's windows, and the cold start's history before them (an hour more: it
+    # starts on the hour, see detect.history_start)
     history = timedelta(seconds=cfg.window_s * (cfg.baseline_windows + 1))
+    if cfg.history_s:
+        history = max(history, timedelta(seconds=cfg.window_s + cfg.history_s) + HOUR)
     start, end = check_range(start, end, history)
     groups = await store.entity_groups(session)
     keys = (

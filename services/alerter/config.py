@@ -72,6 +72,21 @@ class AlerterSettings(WebhookNetworkSettings):
         ge=1,
         description="Warm-up: windows with data (per model version) needed before a rule can fire.",
     )
+    history_s: int = Field(
+        validation_alias="TW_ALERTER_HISTORY_S",
+        default=7 * 86_400,
+        ge=0,
+        le=7 * 86_400,
+        description=(
+            "Cold start: while fewer than TW_ALERTER_MIN_BASELINE_WINDOWS of the baseline's windows had data "
+            "(a quiet night, a sparse entity), a window is judged against the entity's negative share pooled "
+            "over this much history before it, weighed by the window's volume; it needs data older than the "
+            "baseline's windows, so a newly promoted model still warms up, and so a rule whose baseline spans "
+            "this long or longer (window x TW_ALERTER_BASELINE_WINDOWS: windows of 14 h and up with the "
+            "defaults) has no cold start. 0 turns it off (no alert until the warm-up's windows have data). "
+            "At most 7 days."
+        ),
+    )
     ewma_alpha: float = Field(
         validation_alias="TW_ALERTER_EWMA_ALPHA", default=0.3, gt=0, le=1, description="EWMA smoothing of the baseline."
     )

@@ -7,6 +7,12 @@ negative share of each of the previous ``baseline_windows`` windows that had
 data, smoothed by EWMA (or median/MAD). A rule fires when volume, absolute
 share and z-score all pass, no alert is open and the cooldown has passed; an
 open alert resolves after it has stopped holding (:func:`holds`) for ``resolve_after_s``.
+
+Cold start (:func:`history_baseline`): when fewer than ``min_baseline_windows`` of those
+windows had data (a quiet night before the morning's news, a sparse entity), the window
+is judged against the entity's pooled share over ``history_s`` before it, provided some of
+that history is older than the baseline's windows (so a newly promoted model, whose data
+starts now, still warms up).
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ class DetectorConfig:
     min_baseline_windows: int = 3
     ewma_alpha: float = 0.3
     std_floor: float = 0.05
+    # cold start: how far back :func:`history_baseline` pools the entity's data (0: off)
+    history_s: int = 0
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,10 @@ class Baseline:
     mean: float
     std: float
     windows: int
+    # set when ``mean`` and ``std`` come from the entity's longer history (cold start,
+    # :func:`history_baseline`): that history's volume and where it began
+    history_volume: int | None = None
+    history_start: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,9 @@ class State:
     # it was kept, or with no alert open
     fired_mean: float | None = None
     fired_std: float | None = None
+    # the open alert fired on the entity's history (cold start, :func:`history_baseline`):
+    # ``fired_mean`` is that history's share, and :func:`holds` weighs each window by its volume
+    fired_history: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,7 +160,9 @@ def spans(first: datetime, last: datetime, cfg: DetectorConfig) -> tuple[list[Sp
     if first > last:
         return [], []
     if cfg.window_s % 60:  # windows off the minute grid: every minute, as before
-        return [(first - (cfg.baseline_windows + 1) * step, high)], []
+        oldest = history_start(first, cfg)
+        low = first - (cfg.baseline_windows + 1) * step
+        return [(min(low, oldest) if oldest is not None else low, high)], []
     low = first - (cfg.baseline_windows + 1) * step + MINUTE
     edges = [
         (max(_hour_of(first - j * step), low), min(_hour_of(last - j * step) + HOUR, high))
@@ -154,7 +171,15 @@ def spans(first: datetime, last: datetime, cfg: DetectorConfig) -> tuple[list[Sp
     minutes = _merged(edges)
     # the first span starts at ``low`` and the last ends at ``high``; the gaps between
     # spans start and end on the hour (only ``low`` and ``high`` are off it)
-    return minutes, [(a[1], b[0]) for a, b in pairwise(minutes)]
+    hours = [(a[1], b[0]) for a, b in pairwise(minutes)]
+    oldest = history_start(first, cfg)
+    if oldest is not None and oldest < low:
+        # the cold start's history (:func:`history_baseline`): whole hours from its oldest
+        # start, then ``low``'s hour minute by minute
+        minutes[0] = (_hour_of(low), minutes[0][1])
+        if oldest < minutes[0][0]:
+            hours.insert(0, (oldest, minutes[0][0]))
+    return minutes, hours
 
 
 class RolledCounts(Mapping[datetime, tuple[int, int]]):
@@ -195,6 +220,31 @@ class RolledCounts(Mapping[datetime, tuple[int, int]]):
         return self._volume[hi] - self._volume[lo], self._negatives[hi] - self._negatives[lo]
 
 
+def history_start(at: datetime, cfg: DetectorConfig) -> datetime | None:
+    """Where the cold start's history at minute ``at`` begins: the hour holding the minute
+    ``history_s`` before its window's start (hours are what older data is kept in), or
+    None when ``history_s`` is 0 (no cold start)."""
+    if cfg.history_s <= 0:
+        return None
+    window_start = at + MINUTE - timedelta(seconds=cfg.window_s)
+    return _hour_of(window_start - timedelta(seconds=cfg.history_s))
+
+
+def range_sum(counts: Counts, start: datetime, end: datetime) -> tuple[int, int]:
+    """(volume, negatives) over the minutes from ``start`` to ``end`` (exclusive)."""
+    n = int((end - start) / MINUTE)
+    if n <= 0:
+        return 0, 0
+    if isinstance(counts, CumulativeCounts | RolledCounts):
+        return counts.window(end - MINUTE, n)
+    volume = negatives = 0
+    for t, (c, neg) in counts.items():
+        if start <= t < end:
+            volume += c
+            negatives += neg
+    return volume, negatives
+
+
 def window_sum(counts: Counts, end_minute: datetime, window_s: int) -> tuple[int, int]:
     n = window_s // 60
     if isinstance(counts, CumulativeCounts | RolledCounts):
@@ -229,6 +279,33 @@ def baseline(counts: Counts, at: datetime, cfg: DetectorConfig) -> Baseline:
     return Baseline(mean, math.sqrt(var), len(shares))
 
 
+def history_baseline(counts: Counts, at: datetime, volume: int, windows: int, cfg: DetectorConfig) -> Baseline | None:
+    """The cold start's baseline at minute ``at`` for a window of ``volume`` messages, or
+    None: there is no cold start (``history_s`` 0, an empty window), or no data older than
+    the baseline's windows within ``history_s`` (a newly promoted model's first hours: its
+    warm-up stands).
+
+    Without it, a rule could not fire while fewer than ``min_baseline_windows`` of the
+    baseline's windows had data: two hours of all-negative news about an entity after a
+    quiet night (nothing for the three hours before) raised no alert. The centre is the
+    entity's pooled negative share from the history's start to the window's start, with
+    one negative and one other message added (a handful of calm headlines is no proof of a
+    share of 0); the spread is the binomial spread of a window of ``volume`` messages at
+    that share (never below ``std_floor``). :func:`observe` takes half a message off the
+    window's share first (continuity), so two negatives of three (a sparse entity's noise)
+    do not pass a z of 1.5 against a usual share of a fifth, while four of four do."""
+    start = history_start(at, cfg)
+    if start is None or volume <= 0:
+        return None
+    window_start = at + MINUTE - timedelta(seconds=cfg.window_s)
+    base_start = window_start - cfg.baseline_windows * timedelta(seconds=cfg.window_s)
+    if start >= base_start or range_sum(counts, start, base_start)[0] == 0:
+        return None
+    v, neg = range_sum(counts, start, window_start)
+    p = (neg + 1) / (v + 2)
+    return Baseline(p, math.sqrt(p * (1 - p) / volume), windows, v, start)
+
+
 def observe(counts: Counts, at: datetime, cfg: DetectorConfig) -> Observation:
     volume, negatives = window_sum(counts, at, cfg.window_s)
     share = negatives / volume if volume else 0.0
@@ -236,6 +313,9 @@ def observe(counts: Counts, at: datetime, cfg: DetectorConfig) -> Observation:
     z = None
     if base.windows >= cfg.min_baseline_windows:
         z = (share - base.mean) / max(base.std, cfg.std_floor)
+    elif (cold := history_baseline(counts, at, volume, base.windows, cfg)) is not None:
+        base = cold
+        z = (share - 0.5 / volume - base.mean) / max(base.std, cfg.std_floor)
     breach = volume >= cfg.min_volume and share >= cfg.abs_threshold and z is not None and z >= cfg.z_threshold
     start = at + MINUTE - timedelta(seconds=cfg.window_s)
     return Observation(at, start, at + MINUTE, volume, negatives, share, base, z, breach)
@@ -254,9 +334,17 @@ def holds(obs: Observation, state: State, cfg: DetectorConfig) -> bool:
     share). A state stored before the baseline was kept is judged as before (``obs.breach``)."""
     if state.fired_mean is None:
         return obs.breach
-    if obs.volume < cfg.min_volume or obs.share < cfg.abs_threshold:
+    if obs.volume <= 0 or obs.volume < cfg.min_volume or obs.share < cfg.abs_threshold:
         return False
-    z = (obs.share - state.fired_mean) / max(state.fired_std or 0.0, cfg.std_floor)
+    if state.fired_history:
+        # as it fired (:func:`history_baseline`), at this window's volume: the spread of the
+        # few messages it fired on would resolve a surge that grew (70% against a usual
+        # 35% resolved after 18 minutes, its baseline by then full of the surge)
+        p = state.fired_mean
+        spread = math.sqrt(p * (1 - p) / obs.volume)
+        z = (obs.share - 0.5 / obs.volume - p) / max(spread, cfg.std_floor)
+    else:
+        z = (obs.share - state.fired_mean) / max(state.fired_std or 0.0, cfg.std_floor)
     return z >= cfg.z_threshold
 
 
@@ -271,7 +359,8 @@ def step(state: State, obs: Observation, cfg: DetectorConfig, new_alert_id: str)
         return replace(state, below_since=since, last_eval=t), None
     cooled = state.fired_at is None or (obs.window_end - state.fired_at).total_seconds() >= cfg.cooldown_s
     if obs.breach and cooled:
-        fired = State(new_alert_id, obs.window_end, None, t, obs.baseline.mean, obs.baseline.std)
+        history = obs.baseline.history_start is not None
+        fired = State(new_alert_id, obs.window_end, None, t, obs.baseline.mean, obs.baseline.std, history)
         return fired, Action("fire", obs)
     return replace(state, last_eval=t), None
 

@@ -113,6 +113,7 @@ def detector_config(rule: AlertRule, settings: AlerterSettings) -> DetectorConfi
         min_baseline_windows=settings.min_baseline_windows,
         ewma_alpha=settings.ewma_alpha,
         std_floor=settings.std_floor,
+        history_s=settings.history_s,
     )
 
 
@@ -164,9 +165,13 @@ def observation_json(obs: Observation, cfg: DetectorConfig) -> dict[str, Any]:
     ``baseline_mean`` is the baseline's centre, the median under a median/MAD baseline:
     the name is kept for stored alerts and their readers, ``baseline_center`` and
     ``baseline_method`` say which it is. ``baseline_std_used`` is the spread the z-score
-    divided by: the baseline's, or ``std_floor`` where that was smaller."""
+    divided by: the baseline's, or ``std_floor`` where that was smaller. A cold start
+    (:func:`services.alerter.detect.history_baseline`) has ``baseline_method`` "history",
+    with that history's volume and start; its z takes half a message off the share."""
     center, std = round(obs.baseline.mean, 4), round(obs.baseline.std, 4)
-    return {
+    start = obs.baseline.history_start
+    history = {"history_volume": obs.baseline.history_volume, "history_start": start.isoformat()} if start else {}
+    return history | {
         "share": round(obs.share, 4),
         "volume": obs.volume,
         "negatives": obs.negatives,
@@ -176,7 +181,7 @@ def observation_json(obs: Observation, cfg: DetectorConfig) -> dict[str, Any]:
         "z": round(obs.z, 3) if obs.z is not None else None,
         "window_start": obs.window_start.isoformat(),
         "window_end": obs.window_end.isoformat(),
-        "baseline_method": cfg.baseline,
+        "baseline_method": cfg.baseline if start is None else "history",
         "baseline_center": center,
         "baseline_std_used": round(max(obs.baseline.std, cfg.std_floor), 4),
         "min_volume": cfg.min_volume,
@@ -357,7 +362,9 @@ class Evaluator:
     async def _fire(
         self, s: AsyncSession, rule: AlertRule, stream: str, entity: str, version: str, obs: Observation, aid: str
     ) -> bool:
-        base_start = obs.window_start - timedelta(seconds=rule.window_s * self.settings.baseline_windows)
+        base_start = obs.baseline.history_start or obs.window_start - timedelta(
+            seconds=rule.window_s * self.settings.baseline_windows
+        )
         explanation = observation_json(obs, detector_config(rule, self.settings)) | await explain(
             s,
             stream=stream,

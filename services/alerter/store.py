@@ -138,6 +138,7 @@ def _from_json(data: dict[str, Any]) -> State:
         dt(data.get("last_eval")),
         num(data.get("fired_mean")),  # absent in states stored before it was kept
         num(data.get("fired_std")),
+        data.get("fired_history") is True,
     )
 
 

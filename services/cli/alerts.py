@@ -120,7 +120,13 @@ def describe(alert: Any, rule_name: str | None) -> list[str]:
         f"model {alert.model_version}",
         f"negative share {_pct(e.get('share'))} of {e.get('volume', '?')} messages "
         f"({e.get('negatives', '?')} negative); baseline {_pct(e.get('baseline_mean'))} "
-        f"+/- {_pct(e.get('baseline_std'))} over {e.get('baseline_windows', '?')} windows; z {e.get('z', '?')}",
+        + (
+            f"over {e.get('history_volume', '?')} messages since {e.get('history_start', '?')} "
+            "(too few recent windows had data)"
+            if e.get("baseline_method") == "history"
+            else f"+/- {_pct(e.get('baseline_std'))} over {e.get('baseline_windows', '?')} windows"
+        )
+        + f"; z {e.get('z', '?')}",
     ]
     terms = [t for t in e.get("top_terms") or [] if isinstance(t, dict)]
     if terms:

@@ -289,9 +289,13 @@
     const center = n("baseline_center") ? ex.baseline_center : ex.baseline_mean;
     const spread = n("baseline_std_used") ? ex.baseline_std_used : ex.baseline_std;
     if (typeof center === "number") {
-      const kind = ex.baseline_method === "mad" ? "median" : "mean";
+      const history = ex.baseline_method === "history";  // cold start: the entity's longer history
+      const kind = history ? "history share" : ex.baseline_method === "mad" ? "median" : "mean";
       const base = h("span", "fact", `baseline ${kind} ${pct(center)}${typeof spread === "number" ? ` ± ${pct(spread)}` : ""}`);
-      if (n("baseline_std") && typeof spread === "number" && spread > ex.baseline_std) {
+      if (history) {
+        base.title = `too few recent windows had data: judged against ${n("history_volume") ? ex.history_volume : "the"} `
+          + `messages since ${typeof ex.history_start === "string" ? ex.history_start.slice(0, 16).replace("T", " ") + " UTC" : "the history's start"}`;
+      } else if (n("baseline_std") && typeof spread === "number" && spread > ex.baseline_std) {
         base.title = `the baseline's spread (${pct(ex.baseline_std)}) was below the floor the z-score uses`;
       }
       facts.push(base);

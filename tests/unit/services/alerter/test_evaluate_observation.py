@@ -4,9 +4,13 @@ the rule's thresholds then, the baseline's method, and the spread the z-score us
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
 
 from services.alerter.detect import MINUTE, DetectorConfig, observe
 from services.alerter.evaluate import observation_json
+from services.cli.alerts import describe
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -56,3 +60,47 @@ def test_a_median_baseline_says_so_and_keeps_baseline_mean() -> None:
     assert {"share", "volume", "negatives", "baseline_std", "baseline_windows", "z", "window_start", "window_end"} <= (
         got.keys()
     )
+
+
+def test_a_cold_start_says_it_was_judged_against_history() -> None:
+    """Nothing in the baseline's windows, a day of history before them: the stored
+    observation names the history (its volume and start), and the CLI says so."""
+    cfg = DetectorConfig(
+        window_s=300,
+        min_volume=4,
+        abs_threshold=0.5,
+        z_threshold=1.5,
+        baseline="ewma",
+        cooldown_s=1800,
+        resolve_after_s=600,
+        baseline_windows=6,
+        min_baseline_windows=3,
+        history_s=86_400,
+    )
+    counts = {T0 - timedelta(hours=20) + i * 10 * MINUTE: (4, 1) for i in range(60)}  # 240, a quarter negative
+    counts[T0 + 4 * MINUTE] = (6, 6)
+    obs = observe(counts, T0 + 4 * MINUTE, cfg)
+    assert obs.breach
+    got = observation_json(obs, cfg)
+    assert got["baseline_method"] == "history" and got["baseline_windows"] == 0
+    assert got["history_volume"] == 240 and got["history_start"] == "2026-02-28T09:00:00+00:00"
+    assert got["baseline_center"] == round(61 / 242, 4)
+    # half a message off the share (continuity): z = (1 - 1/12 - centre) / spread used
+    expected = (1 - 0.5 / 6 - 61 / 242) / got["baseline_std_used"]
+    assert got["z"] == pytest.approx(expected, abs=0.01)
+    alert = SimpleNamespace(
+        id="al-1",
+        status="open",
+        severity="critical",
+        rule_id=1,
+        entity="ACME",
+        stream="news",
+        window_start=obs.window_start,
+        window_end=obs.window_end,
+        fired_at=obs.window_end,
+        model_version="v1",
+        explanation=got,
+    )
+    line = describe(alert, "watch")[2]
+    assert "over 240 messages since 2026-02-28T09:00:00+00:00 (too few recent windows had data)" in line
+    assert "over 0 windows" not in line
