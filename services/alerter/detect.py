@@ -295,7 +295,9 @@ def history_baseline(counts: Counts, at: datetime, volume: int, windows: int, cf
     window's share first (continuity), so two negatives of three (a sparse entity's noise)
     do not pass a z of 1.5 against a usual share of a fifth, while four of four do."""
     start = history_start(at, cfg)
-    if start is None or volume <= 0:
+    # a baseline spanning ``history_s`` or more has no cold start (``start``, on the hour,
+    # may lie up to an hour before the baseline's start)
+    if start is None or volume <= 0 or cfg.baseline_windows * cfg.window_s >= cfg.history_s:
         return None
     window_start = at + MINUTE - timedelta(seconds=cfg.window_s)
     base_start = window_start - cfg.baseline_windows * timedelta(seconds=cfg.window_s)

@@ -110,6 +110,14 @@ def _pct(x: Any) -> str:
     return f"{x * 100:.1f}%" if isinstance(x, int | float) else "?"
 
 
+def _utc_minute(iso: Any) -> str:
+    """A stored ISO time as the other times of :func:`describe` read (UTC, to the minute)."""
+    try:
+        return f"{datetime.fromisoformat(str(iso)).astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+    except ValueError:
+        return "?"
+
+
 def describe(alert: Any, rule_name: str | None) -> list[str]:
     """Why an alert fired, as lines of text."""
     e = alert.explanation or {}
@@ -121,7 +129,7 @@ def describe(alert: Any, rule_name: str | None) -> list[str]:
         f"negative share {_pct(e.get('share'))} of {e.get('volume', '?')} messages "
         f"({e.get('negatives', '?')} negative); baseline {_pct(e.get('baseline_mean'))} "
         + (
-            f"over {e.get('history_volume', '?')} messages since {e.get('history_start', '?')} "
+            f"over {e.get('history_volume', '?')} messages since {_utc_minute(e.get('history_start'))} "
             "(too few recent windows had data)"
             if e.get("baseline_method") == "history"
             else f"+/- {_pct(e.get('baseline_std'))} over {e.get('baseline_windows', '?')} windows"
@@ -337,6 +345,8 @@ def backtest_cmd(
             "at": e.observation.at.isoformat(),
             "share": round(e.observation.share, 4),
             "baseline": round(e.observation.baseline.mean, 4),
+            # the entity's longer history (cold start) rather than the baseline's windows
+            "baseline_history": e.observation.baseline.history_start is not None,
             "z": None if e.observation.z is None else round(e.observation.z, 3),
             "volume": e.observation.volume,
             "alert_id": e.alert_id,
@@ -348,8 +358,8 @@ def backtest_cmd(
     else:
         for r in rows:
             typer.echo(
-                f"{r['at']}  {r['kind']:7} {r['entity']:14} share={r['share']} baseline={r['baseline']} "
-                f"z={r['z']} volume={r['volume']}"
+                f"{r['at']}  {r['kind']:7} {r['entity']:14} share={r['share']} baseline={r['baseline']}"
+                f"{' (history)' if r['baseline_history'] else ''} z={r['z']} volume={r['volume']}"
             )
         typer.echo(f"{sum(r['kind'] == 'fire' for r in rows)} alerts would have fired")
     # the chart comes after the alerts, so that one it cannot write hides none of them

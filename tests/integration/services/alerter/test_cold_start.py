@@ -4,6 +4,8 @@ history, live as in the backtest, and the alert says what it was judged against.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import random
 from collections.abc import Callable
 from dataclasses import replace
@@ -15,6 +17,7 @@ from alert_scenario import add_rule, scored
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typer.testing import CliRunner
 
 from services.aggregator.persist import store_batch
 from services.alerter import store
@@ -22,6 +25,8 @@ from services.alerter.backtest import backtest
 from services.alerter.config import AlerterSettings
 from services.alerter.detect import MINUTE, CumulativeCounts, DetectorConfig, State, observe, step
 from services.alerter.evaluate import Evaluator
+from services.cli.alerts import app
+from shared.config import PostgresSettings
 from shared.db.models import Alert, AlertRule
 from shared.events import ScoredEvent
 
@@ -140,3 +145,23 @@ async def test_the_loaded_hours_give_the_history_exactly_as_every_minute(
             assert act_a == act_b and state_a == state_b
             t += MINUTE
     assert cold > 0
+
+
+async def test_the_backtest_command_marks_a_fire_on_history(
+    sessions: async_sessionmaker[AsyncSession], pg_settings: PostgresSettings, unique: str
+) -> None:
+    entity = f"COLDCLI{unique}"
+    await add_rule(
+        sessions, f"coldcli-{unique}", entity, window_s=900, min_volume=3, abs_threshold=0.6, z_threshold=1.5
+    )
+    await store_batch(sessions, _night_then_surge(entity))
+    base = ["backtest", "--rule", f"coldcli-{unique}", "--from", (MORNING - timedelta(days=1)).isoformat()]
+    args = [*base, "--to", (MORNING + timedelta(hours=2)).isoformat()]
+    env = {"TW_POSTGRES__URL": pg_settings.url.get_secret_value()}
+    plain = await asyncio.to_thread(CliRunner().invoke, app, args, env=env)
+    as_json = await asyncio.to_thread(CliRunner().invoke, app, [*args, "--json"], env=env)
+    assert plain.exit_code == 0 and as_json.exit_code == 0, plain.output + as_json.output
+    fire = next(line for line in plain.output.splitlines() if " fire " in line)
+    assert entity in fire and "(history)" in fire
+    rows = json.loads(as_json.output)
+    assert [r["baseline_history"] for r in rows if r["kind"] == "fire"] == [True]

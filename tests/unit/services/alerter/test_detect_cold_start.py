@@ -184,3 +184,19 @@ def test_the_state_of_an_alert_fired_on_history_is_stored_and_read_back() -> Non
     # a state stored before the flag existed reads as a fire on the baseline's windows
     old = {k: v for k, v in _to_json(state).items() if k != "fired_history"}
     assert _from_json(old) == replace(state, fired_history=False)
+
+
+@pytest.mark.parametrize("offset_minutes", [0, 1, 30, 59])
+def test_a_baseline_spanning_the_history_has_no_cold_start(offset_minutes: int) -> None:
+    """Twelve 14-hour windows span 168 hours, the whole 7-day history: no cold start, at
+    any minute of the hour (the history starts on the hour, up to 59 minutes before the
+    baseline did, and those minutes fired on 20 messages)."""
+    cfg = replace(WATCHLIST, window_s=14 * 3600)
+    at = T0 + 8 * DAY + timedelta(hours=18, minutes=offset_minutes)
+    window_start = at + MINUTE - timedelta(seconds=cfg.window_s)
+    base_start = window_start - 12 * timedelta(seconds=cfg.window_s)
+    counts = {base_start - k * MINUTE: (1, 0) for k in range(1, 21)}  # just before the baseline
+    counts.update({at - k * MINUTE: (1, 1) for k in range(10)})
+    obs = observe(CumulativeCounts(counts), at, cfg)
+    assert obs.volume == 10 and obs.baseline.windows == 0
+    assert obs.z is None and obs.baseline.history_start is None

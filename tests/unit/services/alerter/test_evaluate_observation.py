@@ -102,5 +102,5 @@ def test_a_cold_start_says_it_was_judged_against_history() -> None:
         explanation=got,
     )
     line = describe(alert, "watch")[2]
-    assert "over 240 messages since 2026-02-28T09:00:00+00:00 (too few recent windows had data)" in line
+    assert "over 240 messages since 2026-02-28 09:00 UTC (too few recent windows had data)" in line
     assert "over 0 windows" not in line
