@@ -510,12 +510,14 @@ _DESCRIPTOR = re.compile(
 # Capitals right after these are a quotation, not the customer's voice ("I said" is); a colon introduces
 # what is quoted or labelled ("The error says: ACCOUNT LOCKED", "Update: I HAVE FOUND MY CARD", "To confirm:
 # YES I WANT TO CLOSE MY ACCOUNT"), except after the few lead-ins that repeat the customer's own words: "As I
-# said: I WANT MY MONEY BACK", "Listen: WHERE IS MY MONEY", "I repeat:", "Again:".
+# said: I WANT MY MONEY BACK", "Listen: WHERE IS MY MONEY", "I repeat:", "Again:", and the labels a customer
+# puts on them: "URGENT: I WANT MY MONEY BACK NOW", "Important:", "Attention:", "Complaint:".
 _CITED = re.compile(
     r"(?:(?<!\w)(?:says?|saying|(?<!\bi )(?<!\bwe )said|shows?|showed|showing|shown|displays?|displayed"
     r"|reads?|reading|message|error|code|payee|ref|reference|descriptor|description|merchant|named|called"
     r"|states?|stated|text|texts|sms|email|e-?mail|notification|alert|warning|reason|status|screen|subject"
-    r"|banner|pop-?up|prompt)[\s:\"“”'‘’«-]*|(?<!\bsaid)(?<!\blisten)(?<!\brepeat)(?<!\bagain)(?<!\s)\s*:\s*"
+    r"|banner|pop-?up|prompt)[\s:\"“”'‘’«-]*|(?<!\bsaid)(?<!\blisten)(?<!\brepeat)(?<!\bagain)(?<!\burgent)"
+    r"(?<!\bimportant)(?<!\battention)(?<!\bcomplaint)(?<!\s)\s*:\s*"
     r"|[\"“”'‘’«]\s*)$",
     re.IGNORECASE,
 )
