@@ -510,18 +510,19 @@ _DESCRIPTOR = re.compile(
 # Capitals right after these are a quotation, not the customer's voice ("I said" is); a colon introduces
 # what is quoted or labelled ("The error says: ACCOUNT LOCKED", "Update: I HAVE FOUND MY CARD", "To confirm:
 # YES I WANT TO CLOSE MY ACCOUNT"), except after the few lead-ins that repeat the customer's own words: "As I
-# said: I WANT MY MONEY BACK", "Listen: WHERE IS MY MONEY", "I repeat:", "Again:", and the labels a customer
-# puts on them: "URGENT: I WANT MY MONEY BACK NOW", "Important:", "Attention:", "Complaint:".
+# said: I WANT MY MONEY BACK", "Listen: WHERE IS MY MONEY", "I repeat:", "Again:", and (``_OWN_LABEL``) the
+# labels a customer opens a message or sentence with: "URGENT: I WANT MY MONEY BACK NOW", "Important:",
+# "Attention:", "Complaint:" (not "a text saying URGENT: YOUR ACCOUNT ...", "Not urgent:", "marked important:").
 _CITED = re.compile(
     r"(?:(?<!\w)(?:says?|saying|(?<!\bi )(?<!\bwe )said|shows?|showed|showing|shown|displays?|displayed"
     r"|reads?|reading|message|error|code|payee|ref|reference|descriptor|description|merchant|named|called"
     r"|states?|stated|text|texts|sms|email|e-?mail|notification|alert|warning|reason|status|screen|subject"
-    r"|banner|pop-?up|prompt)[\s:\"“”'‘’«-]*|(?<!\bsaid)(?<!\blisten)(?<!\brepeat)(?<!\bagain)(?<!\burgent)"
-    r"(?<!\bimportant)(?<!\battention)(?<!\bcomplaint)(?<!\s)\s*:\s*"
+    r"|banner|pop-?up|prompt)[\s:\"“”'‘’«-]*|(?<!\bsaid)(?<!\blisten)(?<!\brepeat)(?<!\bagain)(?<!\s)\s*:\s*"
     r"|[\"“”'‘’«]\s*)$",
     re.IGNORECASE,
 )
 _CITED_WINDOW = 40
+_OWN_LABEL = re.compile(r"(?:\A|[\n.!?]\s*)(?:urgent|important|attention|complaint)\s*:\s*\Z", re.IGNORECASE)
 _EMPHASIS = frozenset("AGAIN STILL YET NEVER EVER ALWAYS EVERY TWICE THIRD FOURTH FIFTH ANOTHER NOTHING NOBODY".split())
 _EMPHASIS_RE = re.compile(rf"(?<!\w)(?:{'|'.join(sorted(_EMPHASIS))})(?!\w)")
 _SHOUT_RUN = 3
@@ -794,6 +795,9 @@ def _bracketed(text: str, pos: int, word: str) -> bool:
 
 
 def _cited(text: str, start: int) -> bool:
+    # ``\A`` matches only at the text's real start, not at the window's
+    if _OWN_LABEL.search(text, max(0, start - _CITED_WINDOW), start):
+        return False
     return bool(_CITED.search(text[max(0, start - _CITED_WINDOW) : start]))
 
 

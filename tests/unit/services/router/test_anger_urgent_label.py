@@ -1,6 +1,7 @@
 """A label the customer puts before their own words ("URGENT:", "IMPORTANT:", "Complaint:") does not
-make the shouting after it a quotation: "URGENT: I WANT MY MONEY BACK NOW" scored 0. What follows a
-quoting word or another label stays quoted."""
+make the shouting after it a quotation when it opens the message or a sentence: "URGENT: I WANT MY MONEY
+BACK NOW" scored 0. What follows a quoting word ("a text saying URGENT: ..."), another label, "Not urgent:"
+or a label inside a sentence stays quoted."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ ANGRY = [
     "IMPORTANT: YOU HAVE STOLEN MY MONEY",
     "Attention: I WANT MY MONEY BACK",
     "Complaint: WHERE IS MY REFUND",
+    "I have waited a week. URGENT: WHERE IS MY MONEY",
+    "hello?\nurgent: I WANT MY MONEY BACK NOW",
 ]
 
 CALM = [
@@ -27,6 +30,18 @@ CALM = [
     "Warning: YOUR ACCOUNT IS LOCKED is what the app shows",
     "Reference: MY MONEY BACK 2021",
     "urgent question: can I raise my card limit?",
+    # quoted after a quoting word, not the customer's own label (review 23)
+    "I got a text saying URGENT: YOUR ACCOUNT HAS BEEN SUSPENDED, is this really from you?",
+    "I received an sms: IMPORTANT: YOUR ACCOUNT WILL BE CLOSED TODAY. Is this a scam?",
+    "Got this text - Urgent: YOUR CARD HAS BEEN BLOCKED, call us on 0800. Is it genuine?",
+    "The app shows Attention: YOUR PAYMENT COULD NOT BE PROCESSED when I try to pay",
+    "Hi, my statement line reads IMPORTANT: YOUR PAYMENT IS DUE, what is it?",
+    # not urgent, and a label inside a sentence
+    "Non-urgent: I HAVE MOVED HOUSE AND NEED TO UPDATE MY ADDRESS",
+    "Not urgent: I HAVE A QUESTION ABOUT MY STATEMENT",
+    "not important: I WOULD LIKE A NEW CHEQUE BOOK",
+    "The email subject was urgent: YOUR ACCOUNT IS ON HOLD, is that you?",
+    "Your letter was marked important: YOUR OVERDRAFT LIMIT WILL CHANGE. What does it mean?",
 ]
 
 
