@@ -18,6 +18,7 @@ from services.alerter.config import AlerterSettings
 from services.alerter.detect import HOUR, MINUTE, Observation, State, minutes, observe, step
 from services.alerter.evaluate import alert_id, detector_config, in_scope
 from shared.db.models import AlertRule, TrendMinute
+from shared.entities import ALL
 
 MAX_SPAN = timedelta(days=92)
 """The longest backtest, a quarter: longer ones are run in parts."""
@@ -81,10 +82,10 @@ async def backtest(
     cost about 50 MB per key for 92 days)."""
     cfg = detector_config(rule, settings)
     # the baseline's windows, and the cold start's history before them (an hour more: it
-    # starts on the hour, see detect.history_start)
+    # starts on the hour, see detect.history_start; the stream's, from the day's start)
     history = timedelta(seconds=cfg.window_s * (cfg.baseline_windows + 1))
     if cfg.history_s:
-        history = max(history, timedelta(seconds=cfg.window_s + cfg.history_s) + HOUR)
+        history = max(history, timedelta(seconds=cfg.window_s + cfg.history_s, days=1) + HOUR)
     start, end = check_range(start, end, history)
     groups = await store.entity_groups(session)
     keys = (
@@ -104,6 +105,8 @@ async def backtest(
         if first is None:
             continue
         state = State()
+        # as live detection: an entity with no history of its own starts against the stream's
+        prior = await store.load_prior(session, rule.stream, version, first, end, cfg) if ent != ALL else None
         kept = series.setdefault((ent, version), []) if keep_series and len(series) < PLOTTED_KEYS else None
         # past the key's last data plus a window, nothing more can fire, only an open alert resolve
         quiet = max(counts) + timedelta(seconds=cfg.window_s)
@@ -111,7 +114,7 @@ async def backtest(
         for t in minutes(first, end.replace(second=0, microsecond=0), steps):
             if kept is None and state.open_alert is None and t > quiet:
                 break
-            obs = observe(counts, t, cfg)
+            obs = observe(counts, t, cfg, prior)
             if kept is not None:
                 kept.append(obs)
             aid = alert_id(rule.id, ent, obs.window_end)

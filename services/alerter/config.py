@@ -80,8 +80,9 @@ class AlerterSettings(WebhookNetworkSettings):
         description=(
             "Cold start: while fewer than TW_ALERTER_MIN_BASELINE_WINDOWS of the baseline's windows had data "
             "(a quiet night, a sparse entity), a window is judged against the entity's negative share pooled "
-            "over this much history before it, weighed by the window's volume; it needs data older than the "
-            "baseline's windows, so a newly promoted model still warms up, and so a rule whose baseline spans "
+            "over this much history before it, weighed by the window's volume (an entity with no data older "
+            "than the baseline's windows: the whole stream's, before the day); a model version's first day "
+            "has neither, so a newly promoted model still warms up, and a rule whose baseline spans "
             "this long or longer (window x TW_ALERTER_BASELINE_WINDOWS: windows of 14 h and up with the "
             "defaults) has no cold start. 0 turns it off (no alert until the warm-up's windows have data). "
             "At most 7 days."

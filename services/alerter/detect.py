@@ -11,8 +11,9 @@ open alert resolves after it has stopped holding (:func:`holds`) for ``resolve_a
 Cold start (:func:`history_baseline`): when fewer than ``min_baseline_windows`` of those
 windows had data (a quiet night before the morning's news, a sparse entity), the window
 is judged against the entity's pooled share over ``history_s`` before it, provided some of
-that history is older than the baseline's windows (so a newly promoted model, whose data
-starts now, still warms up).
+that history is older than the baseline's windows; an entity with none is judged against
+the whole stream's history before the day (:func:`stream_baseline`). A newly promoted
+model, whose data starts now, has neither, so it still warms up.
 """
 
 from __future__ import annotations
@@ -22,13 +23,15 @@ import statistics
 from bisect import bisect_left
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from itertools import accumulate, pairwise
 from typing import Literal
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 Counts = Mapping[datetime, tuple[int, int]]  # minute -> (count, negative)
+# UTC day -> the whole stream's (count, negative) over ``history_s`` before it (:func:`stream_baseline`)
+Prior = Mapping[date, tuple[int, int]]
 Span = tuple[datetime, datetime]  # [start, end)
 
 
@@ -58,6 +61,8 @@ class Baseline:
     # :func:`history_baseline`): that history's volume and where it began
     history_volume: int | None = None
     history_start: datetime | None = None
+    # that history is the whole stream's (:func:`stream_baseline`), not the entity's own
+    stream_prior: bool = False
 
 
 @dataclass(frozen=True)
@@ -308,14 +313,52 @@ def history_baseline(counts: Counts, at: datetime, volume: int, windows: int, cf
     return Baseline(p, math.sqrt(p * (1 - p) / volume), windows, v, start)
 
 
-def observe(counts: Counts, at: datetime, cfg: DetectorConfig) -> Observation:
+def prior_start(day: date, cfg: DetectorConfig) -> datetime:
+    """Where the stream's history behind ``day`` (:func:`stream_baseline`) begins: ``history_s``
+    before the day's midnight (UTC), on the hour."""
+    return _hour_of(datetime.combine(day, time(), UTC) - timedelta(seconds=cfg.history_s))
+
+
+def prior_days(first: datetime, last: datetime, cfg: DetectorConfig) -> list[date]:
+    """The UTC days of the windows' starts from minute ``first`` to ``last``: the days whose
+    stream history :func:`observe` may need (a :data:`Prior`)."""
+    if first > last:
+        return []
+    lo = (first + MINUTE - timedelta(seconds=cfg.window_s)).astimezone(UTC).date()
+    hi = (last + MINUTE - timedelta(seconds=cfg.window_s)).astimezone(UTC).date()
+    return [lo + timedelta(days=k) for k in range((hi - lo).days + 1)]
+
+
+def stream_baseline(
+    prior: Prior | None, at: datetime, volume: int, windows: int, cfg: DetectorConfig
+) -> Baseline | None:
+    """The cold start's baseline for an entity with no history of its own (a company just
+    added to the watchlist, whose first news is a burst): the whole stream's negative share
+    over ``history_s`` before the day of the window's start (``prior``: the stream's totals
+    for that day, :data:`Prior`), weighed as :func:`history_baseline` weighs the entity's.
+    None as there, or when the stream had no data then (a newly promoted model's first day:
+    its warm-up stands)."""
+    if prior is None or cfg.history_s <= 0 or volume <= 0 or cfg.baseline_windows * cfg.window_s >= cfg.history_s:
+        return None
+    day = (at + MINUTE - timedelta(seconds=cfg.window_s)).astimezone(UTC).date()
+    v, neg = prior.get(day, (0, 0))
+    if v <= 0:
+        return None
+    p = (neg + 1) / (v + 2)
+    return Baseline(p, math.sqrt(p * (1 - p) / volume), windows, v, prior_start(day, cfg), stream_prior=True)
+
+
+def observe(counts: Counts, at: datetime, cfg: DetectorConfig, prior: Prior | None = None) -> Observation:
     volume, negatives = window_sum(counts, at, cfg.window_s)
     share = negatives / volume if volume else 0.0
     base = baseline(counts, at, cfg)
     z = None
     if base.windows >= cfg.min_baseline_windows:
         z = (share - base.mean) / max(base.std, cfg.std_floor)
-    elif (cold := history_baseline(counts, at, volume, base.windows, cfg)) is not None:
+    elif cold := (
+        # the entity's own history, else (none older than the baseline's windows) the stream's
+        history_baseline(counts, at, volume, base.windows, cfg) or stream_baseline(prior, at, volume, base.windows, cfg)
+    ):
         base = cold
         z = (share - 0.5 / volume - base.mean) / max(base.std, cfg.std_floor)
     breach = volume >= cfg.min_volume and share >= cfg.abs_threshold and z is not None and z >= cfg.z_threshold

@@ -171,6 +171,7 @@ def observation_json(obs: Observation, cfg: DetectorConfig) -> dict[str, Any]:
     center, std = round(obs.baseline.mean, 4), round(obs.baseline.std, 4)
     start = obs.baseline.history_start
     history = {"history_volume": obs.baseline.history_volume, "history_start": start.isoformat()} if start else {}
+    method = cfg.baseline if start is None else "stream" if obs.baseline.stream_prior else "history"
     return history | {
         "share": round(obs.share, 4),
         "volume": obs.volume,
@@ -181,7 +182,7 @@ def observation_json(obs: Observation, cfg: DetectorConfig) -> dict[str, Any]:
         "z": round(obs.z, 3) if obs.z is not None else None,
         "window_start": obs.window_start.isoformat(),
         "window_end": obs.window_end.isoformat(),
-        "baseline_method": cfg.baseline if start is None else "history",
+        "baseline_method": method,
         "baseline_center": center,
         "baseline_std_used": round(max(obs.baseline.std, cfg.std_floor), 4),
         "min_volume": cfg.min_volume,
@@ -295,9 +296,15 @@ class Evaluator:
                 counts = await store.load_windows(s, stream, entity, version, max(start, low), latest, cfg)
             gap = skipped(start, latest, self.settings.max_steps)
             if gap is not None:
-                self._warn_skipped(rule, entity, version, gap)
+                # minutes without data hold no spike: a sparse entity's quiet weekend is no
+                # warning (the cursor's own minute, ``last_eval``, was evaluated before)
+                unseen = gap[0] + MINUTE if state.last_eval == gap[0] else gap[0]
+                if await store.has_data(s, stream, entity, version, unseen, gap[1]):
+                    self._warn_skipped(rule, entity, version, gap)
+            # an entity with no history of its own starts against the stream's (the cold start)
+            prior = await store.load_prior(s, stream, version, max(start, low), latest, cfg) if entity != ALL else None
             for t in minutes(start, latest, self.settings.max_steps):
-                obs = observe(counts, t, cfg)
+                obs = observe(counts, t, cfg, prior)
                 aid = alert_id(rule.id, entity, obs.window_end)
                 new_state, action = step(state, obs, cfg, aid)
                 if action and action.kind == "fire":

@@ -5,14 +5,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.alerter.detect import Counts, CumulativeCounts, DetectorConfig, RolledCounts, State, spans
+from services.alerter.detect import (
+    Counts,
+    CumulativeCounts,
+    DetectorConfig,
+    Prior,
+    RolledCounts,
+    State,
+    prior_days,
+    prior_start,
+    spans,
+)
 from shared.db.models import Alert, AlertRule, AlertState, Entity, TrendHour, TrendMinute
 from shared.entities import ALL
 
@@ -36,6 +46,20 @@ async def latest_minute(session: AsyncSession, stream: str, entity: str, version
     )
     result: datetime | None = (await session.execute(q)).scalar()
     return result
+
+
+async def has_data(
+    session: AsyncSession, stream: str, entity: str, version: str, first: datetime, last: datetime
+) -> bool:
+    """Whether the key has data in any minute from ``first`` to ``last``."""
+    q = select(literal(1)).where(
+        TrendMinute.stream == stream,
+        TrendMinute.entity == entity,
+        TrendMinute.model_version == version,
+        TrendMinute.bucket >= first,
+        TrendMinute.bucket <= last,
+    )
+    return (await session.execute(q.limit(1))).first() is not None
 
 
 async def stream_clock(session: AsyncSession, stream: str) -> datetime | None:
@@ -118,6 +142,40 @@ async def load_windows(
         (hours if hourly else minutes)[bucket] = (int(count), int(negative))
     # every minute (short windows, long walks): plain running totals, the faster lookup
     return RolledCounts(minutes, hours) if hour_spans else CumulativeCounts(minutes)
+
+
+# The stream's totals behind each day (detect.stream_baseline): the hours from each day's
+# prior_start to its midnight, one row per day; fixed, with array parameters.
+_PRIOR = text(
+    """
+    SELECT s.day, COALESCE(sum(h.count), 0), COALESCE(sum(h.negative), 0)
+    FROM unnest(CAST(:days AS date[]), CAST(:lo AS timestamptz[]), CAST(:hi AS timestamptz[])) AS s(day, lo, hi)
+    LEFT JOIN trend_hour AS h
+        ON h.stream = :stream AND h.entity = :entity AND h.model_version = :version
+        AND h.bucket >= s.lo AND h.bucket < s.hi
+    GROUP BY s.day
+    """
+)
+
+
+async def load_prior(
+    session: AsyncSession, stream: str, version: str, first: datetime, last: datetime, cfg: DetectorConfig
+) -> Prior:
+    """The whole stream's (``_all``) totals over ``history_s`` before each day that
+    :func:`detect.observe` reads from ``first`` to ``last`` (:func:`detect.prior_days`): the
+    cold start of an entity with no history of its own. Empty when there is no cold start."""
+    days = prior_days(first, last, cfg) if cfg.history_s > 0 else []
+    if not days:
+        return {}
+    params = {
+        "stream": stream,
+        "entity": ALL,
+        "version": version,
+        "days": days,
+        "lo": [prior_start(d, cfg) for d in days],
+        "hi": [datetime.combine(d, time(), UTC) for d in days],
+    }
+    return {day: (int(c), int(n)) for day, c, n in await session.execute(_PRIOR, params)}
 
 
 def _to_json(state: State) -> dict[str, Any]:

@@ -132,6 +132,9 @@ def describe(alert: Any, rule_name: str | None) -> list[str]:
             f"over {e.get('history_volume', '?')} messages since {_utc_minute(e.get('history_start'))} "
             "(too few recent windows had data)"
             if e.get("baseline_method") == "history"
+            else f"over {e.get('history_volume', '?')} messages of the whole stream since "
+            f"{_utc_minute(e.get('history_start'))} (no history of its own)"
+            if e.get("baseline_method") == "stream"
             else f"+/- {_pct(e.get('baseline_std'))} over {e.get('baseline_windows', '?')} windows"
         )
         + f"; z {e.get('z', '?')}",
@@ -347,6 +350,8 @@ def backtest_cmd(
             "baseline": round(e.observation.baseline.mean, 4),
             # the entity's longer history (cold start) rather than the baseline's windows
             "baseline_history": e.observation.baseline.history_start is not None,
+            # ... and that history is the whole stream's (no history of its own)
+            "baseline_stream": e.observation.baseline.stream_prior,
             "z": None if e.observation.z is None else round(e.observation.z, 3),
             "volume": e.observation.volume,
             "alert_id": e.alert_id,
@@ -359,7 +364,8 @@ def backtest_cmd(
         for r in rows:
             typer.echo(
                 f"{r['at']}  {r['kind']:7} {r['entity']:14} share={r['share']} baseline={r['baseline']}"
-                f"{' (history)' if r['baseline_history'] else ''} z={r['z']} volume={r['volume']}"
+                f"{' (stream)' if r['baseline_stream'] else ' (history)' if r['baseline_history'] else ''} "
+                f"z={r['z']} volume={r['volume']}"
             )
         typer.echo(f"{sum(r['kind'] == 'fire' for r in rows)} alerts would have fired")
     # the chart comes after the alerts, so that one it cannot write hides none of them

@@ -289,12 +289,13 @@
     const center = n("baseline_center") ? ex.baseline_center : ex.baseline_mean;
     const spread = n("baseline_std_used") ? ex.baseline_std_used : ex.baseline_std;
     if (typeof center === "number") {
-      const history = ex.baseline_method === "history";  // cold start: the entity's longer history
-      const kind = history ? "history share" : ex.baseline_method === "mad" ? "median" : "mean";
+      // cold start: the entity's longer history, or the whole stream's (no history of its own)
+      const stream = ex.baseline_method === "stream", history = stream || ex.baseline_method === "history";
+      const kind = stream ? "stream share" : history ? "history share" : ex.baseline_method === "mad" ? "median" : "mean";
       const base = h("span", "fact", `baseline ${kind} ${pct(center)}${typeof spread === "number" ? ` ± ${pct(spread)}` : ""}`);
       if (history) {
-        base.title = `too few recent windows had data: judged against ${n("history_volume") ? ex.history_volume : "the"} `
-          + `messages since ${typeof ex.history_start === "string" ? ex.history_start.slice(0, 16).replace("T", " ") + " UTC" : "the history's start"}`;
+        base.title = `${stream ? "no history of its own" : "too few recent windows had data"}: judged against `
+          + `${n("history_volume") ? ex.history_volume : "the"} ${stream ? "messages of the whole stream" : "messages"} since ${typeof ex.history_start === "string" ? ex.history_start.slice(0, 16).replace("T", " ") + " UTC" : "the history's start"}`;
       } else if (n("baseline_std") && typeof spread === "number" && spread > ex.baseline_std) {
         base.title = `the baseline's spread (${pct(ex.baseline_std)}) was below the floor the z-score uses`;
       }

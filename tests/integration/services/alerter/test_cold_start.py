@@ -165,3 +165,47 @@ async def test_the_backtest_command_marks_a_fire_on_history(
     assert entity in fire and "(history)" in fire
     rows = json.loads(as_json.output)
     assert [r["baseline_history"] for r in rows if r["kind"] == "fire"] == [True]
+
+
+def _versioned(e: ScoredEvent, version: str) -> ScoredEvent:
+    versioned: ScoredEvent = e.model_copy(update={"sentiment": e.sentiment.model_copy(update={"version": version})})
+    return versioned
+
+
+async def test_a_new_entitys_first_burst_fires_against_the_streams_history(
+    service_settings: Callable[..., Any], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """A company just added, whose first news is a burst of bad headlines: no history of
+    its own, so it is judged against the whole stream's week (a model version of its own
+    here, so that only this test's news is that stream)."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    version, entity = f"v-{unique}", f"NEW{unique}"
+    rule_id = await add_rule(
+        sessions, f"new-{unique}", entity, window_s=900, min_volume=5, abs_threshold=0.6, z_threshold=1.5
+    )
+    yesterday = MORNING - timedelta(days=1)
+    stream = [
+        _versioned(_event(f"OTHER{unique}", i, yesterday + i * 5 * MINUTE, i % 4 == 0, f"markets {i}"), version)
+        for i in range(12 * 12)
+    ]
+    burst = [
+        _versioned(_event(entity, 1_000 + k, MORNING + k * MINUTE, True, f"{entity} hit by fraud probe {k}"), version)
+        for k in range(8)
+    ]
+    await store_batch(sessions, stream + burst)
+    redis = Redis.from_url(settings.redis.url.get_secret_value())
+    try:
+        changes = await Evaluator(settings, sessions, redis).evaluate("news", entity, version)
+    finally:
+        await redis.aclose()
+    assert [c.kind for c in changes if c.rule.id == rule_id] == ["fire"]
+    async with sessions() as s:
+        alert = (await s.execute(select(Alert).where(Alert.rule_id == rule_id))).scalar_one()
+        rule = await s.get(AlertRule, rule_id)
+        assert rule is not None
+        events, _ = await backtest(s, rule, settings, yesterday, MORNING + 2 * 60 * MINUTE, entity)
+    assert MORNING < alert.episode <= MORNING + 5 * MINUTE  # on the fifth headline (min_volume 5)
+    why = alert.explanation
+    assert why["baseline_method"] == "stream" and why["history_volume"] == 144
+    assert why["baseline_center"] == pytest.approx(37 / 146, abs=1e-4)  # 36 negatives of 144, plus one of each
+    assert [e.alert_id for e in events if e.kind == "fire"] == [alert.id]

@@ -164,6 +164,29 @@ async def test_minutes_beyond_max_steps_are_skipped_with_a_warning(
     ]
 
 
+async def test_minutes_without_data_beyond_max_steps_are_skipped_without_a_warning(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    redis: Redis,
+    unique: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sparse entity's news after a quiet weekend: the minutes skipped held no data, so no
+    spike in them went unalerted, and the warning (on every such entity each Monday) said
+    otherwise."""
+    settings: AlerterSettings = service_settings(AlerterSettings, max_steps=60)
+    entity = f"QUIET{unique}"
+    await add_rule(sessions, f"quiet-{unique}", entity, window_s=120, min_volume=5)
+    evaluator = Evaluator(settings, sessions, redis)
+    events = timeline(entity, 200, [])
+    await store_batch(sessions, [e for e in events if e.event_time < T0 + 10 * MINUTE])
+    await evaluator.evaluate("news", entity, "v1")
+    await store_batch(sessions, [e for e in events if e.event_time >= T0 + 190 * MINUTE])
+    with caplog.at_level(logging.WARNING, logger="services.alerter.evaluate"):
+        await evaluator.evaluate("news", entity, "v1")
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"rule quiet-{unique} ")] == []
+
+
 @pytest.fixture
 async def other_deployment() -> AsyncIterator[PostgresSettings]:
     """A second deployment's database (same PostgreSQL server and Redis as the tests')."""

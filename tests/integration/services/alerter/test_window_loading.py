@@ -22,7 +22,7 @@ from services.aggregator.persist import store_batch
 from services.alerter import store
 from services.alerter.backtest import backtest
 from services.alerter.config import AlerterSettings
-from services.alerter.detect import MINUTE, Counts, CumulativeCounts, DetectorConfig, State, observe, step
+from services.alerter.detect import MINUTE, Counts, CumulativeCounts, DetectorConfig, Prior, State, observe, step
 from services.alerter.evaluate import Evaluator
 from shared.db.models import Alert, AlertRule
 from shared.events import ScoredEvent
@@ -169,9 +169,9 @@ async def test_a_seven_day_rule_reads_hours_not_three_months_of_minutes_and_fire
     await _store(sessions, _calm_then_spike(entity))
     loaded: list[int] = []
 
-    def counted(counts: Counts, at: datetime, cfg: DetectorConfig) -> Any:
+    def counted(counts: Counts, at: datetime, cfg: DetectorConfig, prior: Prior | None = None) -> Any:
         loaded.append(len(counts))
-        return observe(counts, at, cfg)
+        return observe(counts, at, cfg, prior)
 
     monkeypatch.setattr(evaluate_module, "observe", counted)
     redis = Redis.from_url(settings.redis.url.get_secret_value())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -200,3 +201,55 @@ def test_a_baseline_spanning_the_history_has_no_cold_start(offset_minutes: int) 
     obs = observe(CumulativeCounts(counts), at, cfg)
     assert obs.volume == 10 and obs.baseline.windows == 0
     assert obs.z is None and obs.baseline.history_start is None
+
+
+def test_an_entity_with_no_history_starts_against_the_streams() -> None:
+    """A company just added to the watchlist, whose first news is a burst: judged against the
+    whole stream's share over the week before the day (``prior``), as against its own."""
+    from services.alerter.detect import prior_days
+
+    start = T0 + 9 * 60 * MINUTE
+    counts: Counts = {start + k * MINUTE: (1, 1) for k in range(8)}
+    prior = {d: (4_000, 1_000) for d in prior_days(start, start + 60 * MINUTE, WATCHLIST)}
+    events = walk_with(counts, WATCHLIST, start, start + 3 * 60 * MINUTE, prior)
+    assert [k for k, _ in events] == ["fire", "resolve"] and events[0][1] <= start + 5 * MINUTE
+    obs = observe(CumulativeCounts(counts), start + 5 * MINUTE, WATCHLIST, prior)
+    assert obs.baseline.stream_prior and obs.baseline.history_volume == 4_000
+    assert obs.baseline.mean == pytest.approx(1_001 / 4_002)
+    # without the stream's history (none given, or none that day: a promoted model's first day)
+    assert walk_with(counts, WATCHLIST, start, start + 3 * 60 * MINUTE, None) == []
+    assert walk_with(counts, WATCHLIST, start, start + 3 * 60 * MINUTE, {}) == []
+
+
+def test_an_entity_with_a_history_of_its_own_is_not_judged_against_the_stream() -> None:
+    counts = quiet_night_then_surge()
+    at = T0 + 7 * 60 * MINUTE + MINUTE
+    obs = observe(CumulativeCounts(counts), at, WATCHLIST, {at.date(): (100, 90)})
+    assert not obs.baseline.stream_prior and obs.baseline.history_volume == 264
+
+
+@pytest.mark.parametrize(("burst", "fires"), [((5, 3), False), ((5, 5), True)])
+def test_the_streams_history_weighs_a_burst_by_its_volume(burst: tuple[int, int], fires: bool) -> None:
+    at = T0 + 9 * 60 * MINUTE
+    obs = observe({at: burst}, at, WATCHLIST, {at.date(): (4_000, 1_000)})
+    assert obs.baseline.stream_prior and obs.breach is fires
+
+
+def test_prior_days_are_the_days_of_the_windows_starts() -> None:
+    from services.alerter.detect import prior_days, prior_start
+
+    first, last = T0 + 10 * MINUTE, T0 + DAY + 20 * MINUTE  # windows starting 23:56 and 00:06
+    assert prior_days(first, last, WATCHLIST) == [(T0 - DAY).date(), T0.date(), (T0 + DAY).date()]
+    assert prior_days(last, first, WATCHLIST) == []
+    assert prior_start(T0.date(), WATCHLIST) == T0 - 7 * DAY
+
+
+def walk_with(
+    counts: Counts, cfg: DetectorConfig, first: datetime, last: datetime, prior: dict[Any, tuple[int, int]] | None
+) -> list[tuple[str, datetime]]:
+    cum, state, out = CumulativeCounts(counts), State(), []
+    for t in minutes(first, last, 100_000):
+        state, action = step(state, observe(cum, t, cfg, prior), cfg, f"a-{t:%d%H%M}")
+        if action:
+            out.append((action.kind, t))
+    return out
