@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.alerter import store
 from services.alerter.config import AlerterSettings
-from services.alerter.detect import HOUR, MINUTE, Observation, State, minutes, observe, step
+from services.alerter.detect import HOUR, MINUTE, Observation, Prior, State, minutes, observe, step
 from services.alerter.evaluate import alert_id, detector_config, in_scope
 from shared.db.models import AlertRule, TrendMinute
 from shared.entities import ALL
@@ -82,10 +82,10 @@ async def backtest(
     cost about 50 MB per key for 92 days)."""
     cfg = detector_config(rule, settings)
     # the baseline's windows, and the cold start's history before them (an hour more: it
-    # starts on the hour, see detect.history_start; the stream's, from the day's start)
+    # starts on the hour, see detect.history_start; the stream's is read apart, load_prior)
     history = timedelta(seconds=cfg.window_s * (cfg.baseline_windows + 1))
     if cfg.history_s:
-        history = max(history, timedelta(seconds=cfg.window_s + cfg.history_s, days=1) + HOUR)
+        history = max(history, timedelta(seconds=cfg.window_s + cfg.history_s) + HOUR)
     start, end = check_range(start, end, history)
     groups = await store.entity_groups(session)
     keys = (
@@ -97,6 +97,7 @@ async def backtest(
     ).all()
     events: list[BacktestEvent] = []
     series: dict[tuple[str, str], list[Observation]] = {}
+    priors: dict[str, Prior] = {}
     for ent, version in sorted(keys):
         if (entity and ent != entity) or not in_scope(rule, rule.stream, ent, groups):
             continue
@@ -106,7 +107,10 @@ async def backtest(
             continue
         state = State()
         # as live detection: an entity with no history of its own starts against the stream's
-        prior = await store.load_prior(session, rule.stream, version, first, end, cfg) if ent != ALL else None
+        # (the same for every entity of a model version: read once, over the whole range)
+        if ent != ALL and version not in priors:
+            priors[version] = await store.load_prior(session, rule.stream, version, start, end, cfg)
+        prior = priors.get(version) if ent != ALL else None
         kept = series.setdefault((ent, version), []) if keep_series and len(series) < PLOTTED_KEYS else None
         # past the key's last data plus a window, nothing more can fire, only an open alert resolve
         quiet = max(counts) + timedelta(seconds=cfg.window_s)

@@ -183,9 +183,9 @@ async def test_a_new_entitys_first_burst_fires_against_the_streams_history(
     rule_id = await add_rule(
         sessions, f"new-{unique}", entity, window_s=900, min_volume=5, abs_threshold=0.6, z_threshold=1.5
     )
-    yesterday = MORNING - timedelta(days=1)
+    earlier = MORNING - timedelta(days=2)  # the stream's history began more than a day before midnight
     stream = [
-        _versioned(_event(f"OTHER{unique}", i, yesterday + i * 5 * MINUTE, i % 4 == 0, f"markets {i}"), version)
+        _versioned(_event(f"OTHER{unique}", i, earlier + i * 5 * MINUTE, i % 4 == 0, f"markets {i}"), version)
         for i in range(12 * 12)
     ]
     burst = [
@@ -203,9 +203,46 @@ async def test_a_new_entitys_first_burst_fires_against_the_streams_history(
         alert = (await s.execute(select(Alert).where(Alert.rule_id == rule_id))).scalar_one()
         rule = await s.get(AlertRule, rule_id)
         assert rule is not None
-        events, _ = await backtest(s, rule, settings, yesterday, MORNING + 2 * 60 * MINUTE, entity)
+        events, _ = await backtest(s, rule, settings, earlier, MORNING + 2 * 60 * MINUTE, entity)
     assert MORNING < alert.episode <= MORNING + 5 * MINUTE  # on the fifth headline (min_volume 5)
     why = alert.explanation
     assert why["baseline_method"] == "stream" and why["history_volume"] == 144
     assert why["baseline_center"] == pytest.approx(37 / 146, abs=1e-4)  # 36 negatives of 144, plus one of each
     assert [e.alert_id for e in events if e.kind == "fire"] == [alert.id]
+
+
+async def test_a_model_promoted_before_midnight_still_warms_up_the_next_morning(
+    service_settings: Callable[..., Any], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """A model version promoted at 23:50: after midnight its stream history is ten minutes
+    long, no base for judging an entity with no history (it fired on three headlines at
+    00:24 against those minutes); the version needs a whole day behind it."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    version, entity = f"p-{unique}", f"PROMO{unique}"
+    rule_id = await add_rule(
+        sessions, f"promo-{unique}", entity, window_s=900, min_volume=3, abs_threshold=0.6, z_threshold=1.5
+    )
+    midnight = MORNING.replace(hour=0)
+    stream = [
+        _versioned(
+            _event(f"OTHERP{unique}", i, midnight - 10 * MINUTE + i * 12 * timedelta(seconds=1), i % 5 == 0, "m"),
+            version,
+        )
+        for i in range(250)
+    ]
+    burst = [
+        _versioned(_event(entity, 1_000 + k, midnight + (20 + k) * MINUTE, True, f"{entity} fraud probe {k}"), version)
+        for k in range(5)
+    ]
+    await store_batch(sessions, stream + burst)
+    redis = Redis.from_url(settings.redis.url.get_secret_value())
+    try:
+        changes = await Evaluator(settings, sessions, redis).evaluate("news", entity, version)
+    finally:
+        await redis.aclose()
+    assert [c for c in changes if c.rule.id == rule_id] == []
+    async with sessions() as s:
+        rule = await s.get(AlertRule, rule_id)
+        assert rule is not None
+        events, _ = await backtest(s, rule, settings, midnight - timedelta(hours=1), midnight + 2 * 60 * MINUTE, entity)
+    assert events == []
