@@ -86,7 +86,8 @@ async def backtest(
     history = timedelta(seconds=cfg.window_s * (cfg.baseline_windows + 1))
     if cfg.history_s:
         history = max(history, timedelta(seconds=cfg.window_s + cfg.history_s) + HOUR)
-    start, end = check_range(start, end, history)
+    # (and the stream's history behind each day: from the day's midnight, a day more at most)
+    start, end = check_range(start, end, history + timedelta(days=1))
     groups = await store.entity_groups(session)
     keys = (
         await session.execute(

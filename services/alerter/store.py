@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 from typing import Any
 
 from sqlalchemy import func, literal, select, text, update
@@ -144,17 +144,23 @@ async def load_windows(
     return RolledCounts(minutes, hours) if hour_spans else CumulativeCounts(minutes)
 
 
-DAY = timedelta(days=1)
 # The stream's totals behind each day (detect.stream_baseline): the hours from each day's
-# prior_start to its midnight, one row per day; fixed, with array parameters.
+# prior_start to its midnight, one row per day, and whether the model version's stream has
+# data from more than a day before that midnight (whatever the history's length); fixed,
+# with array parameters.
 _PRIOR = text(
     """
-    SELECT s.day, COALESCE(sum(h.count), 0), COALESCE(sum(h.negative), 0), min(h.bucket)
+    SELECT s.day, COALESCE(sum(h.count), 0), COALESCE(sum(h.negative), 0),
+        EXISTS (
+            SELECT 1 FROM trend_hour AS old
+            WHERE old.stream = :stream AND old.entity = :entity AND old.model_version = :version
+                AND old.bucket < s.hi - interval '1 day'
+        )
     FROM unnest(CAST(:days AS date[]), CAST(:lo AS timestamptz[]), CAST(:hi AS timestamptz[])) AS s(day, lo, hi)
     LEFT JOIN trend_hour AS h
         ON h.stream = :stream AND h.entity = :entity AND h.model_version = :version
         AND h.bucket >= s.lo AND h.bucket < s.hi
-    GROUP BY s.day
+    GROUP BY s.day, s.hi
     """
 )
 
@@ -166,9 +172,10 @@ async def load_prior(
     :func:`detect.observe` reads from ``first`` to ``last`` (:func:`detect.prior_days`): the
     cold start of an entity with no history of its own. Empty when there is no cold start.
 
-    A day whose history began less than a day before its midnight (a model promoted at
-    23:50: ten minutes of the new version's news) has none: the warm-up after a promotion
-    lasts until the version has a whole day behind it, not until the first midnight."""
+    A day before which the model version's stream has less than a day of data (a model
+    promoted at 23:50: ten minutes of its news) has none: the warm-up after a promotion
+    lasts until the version has a whole day behind it (its first hour with data began more
+    than a day before the midnight), not until the first midnight."""
     usable = cfg.history_s > 0 and cfg.baseline_windows * cfg.window_s < cfg.history_s  # detect.stream_baseline
     days = prior_days(first, last, cfg) if usable else []
     if not days:
@@ -181,11 +188,7 @@ async def load_prior(
         "lo": [prior_start(d, cfg) for d in days],
         "hi": [datetime.combine(d, time(), UTC) for d in days],
     }
-    return {
-        day: (int(c), int(n))
-        for day, c, n, began in await session.execute(_PRIOR, params)
-        if began is not None and began <= datetime.combine(day, time(), UTC) - DAY
-    }
+    return {day: (int(c), int(n)) for day, c, n, aged in await session.execute(_PRIOR, params) if aged}
 
 
 def _to_json(state: State) -> dict[str, Any]:

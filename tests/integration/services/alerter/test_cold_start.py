@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from services.aggregator.persist import store_batch
 from services.alerter import store
-from services.alerter.backtest import backtest
+from services.alerter.backtest import BacktestEvent, backtest
 from services.alerter.config import AlerterSettings
 from services.alerter.detect import MINUTE, CumulativeCounts, DetectorConfig, State, observe, step
 from services.alerter.evaluate import Evaluator
@@ -59,6 +59,29 @@ def _night_then_surge(entity: str) -> list[ScoredEvent]:
     return events
 
 
+async def _live_and_backtest(
+    settings: AlerterSettings,
+    sessions: async_sessionmaker[AsyncSession],
+    rule_id: int,
+    entity: str,
+    version: str,
+    span: tuple[datetime, datetime],
+) -> tuple[list[str], list[Alert], list[BacktestEvent]]:
+    """The rule's live evaluation of the key (the kinds of its changes) and the alerts it
+    stored, then its backtest over ``span``."""
+    redis = Redis.from_url(settings.redis.url.get_secret_value())
+    try:
+        changes = await Evaluator(settings, sessions, redis).evaluate("news", entity, version)
+    finally:
+        await redis.aclose()
+    async with sessions() as s:
+        alerts = list((await s.execute(select(Alert).where(Alert.rule_id == rule_id))).scalars())
+        rule = await s.get(AlertRule, rule_id)
+        assert rule is not None
+        events, _ = await backtest(s, rule, settings, *span, entity)
+    return [c.kind for c in changes if c.rule.id == rule_id], alerts, events
+
+
 async def test_a_surge_after_a_quiet_night_fires_from_history_live_and_in_the_backtest(
     service_settings: Callable[..., Any], sessions: async_sessionmaker[AsyncSession], unique: str
 ) -> None:
@@ -69,17 +92,10 @@ async def test_a_surge_after_a_quiet_night_fires_from_history_live_and_in_the_ba
         sessions, f"cold-{unique}", entity, window_s=900, min_volume=3, abs_threshold=0.6, z_threshold=1.5
     )
     await store_batch(sessions, _night_then_surge(entity))
-    redis = Redis.from_url(settings.redis.url.get_secret_value())
-    try:
-        changes = await Evaluator(settings, sessions, redis).evaluate("news", entity, "v1")
-    finally:
-        await redis.aclose()
-    assert [c.kind for c in changes if c.rule.id == rule_id] == ["fire"]
-    async with sessions() as s:
-        alert = (await s.execute(select(Alert).where(Alert.rule_id == rule_id))).scalar_one()
-        rule = await s.get(AlertRule, rule_id)
-        assert rule is not None
-        events, _ = await backtest(s, rule, settings, MORNING - timedelta(days=1), MORNING + 2 * 60 * MINUTE, entity)
+    span = (MORNING - timedelta(days=1), MORNING + 2 * 60 * MINUTE)
+    kinds, alerts, events = await _live_and_backtest(settings, sessions, rule_id, entity, "v1", span)
+    assert kinds == ["fire"] and len(alerts) == 1
+    alert = alerts[0]
     # within the surge's first minutes (the rule's minimum volume is three headlines)
     assert MORNING < alert.episode <= MORNING + 3 * MINUTE
     why = alert.explanation
@@ -193,17 +209,10 @@ async def test_a_new_entitys_first_burst_fires_against_the_streams_history(
         for k in range(8)
     ]
     await store_batch(sessions, stream + burst)
-    redis = Redis.from_url(settings.redis.url.get_secret_value())
-    try:
-        changes = await Evaluator(settings, sessions, redis).evaluate("news", entity, version)
-    finally:
-        await redis.aclose()
-    assert [c.kind for c in changes if c.rule.id == rule_id] == ["fire"]
-    async with sessions() as s:
-        alert = (await s.execute(select(Alert).where(Alert.rule_id == rule_id))).scalar_one()
-        rule = await s.get(AlertRule, rule_id)
-        assert rule is not None
-        events, _ = await backtest(s, rule, settings, earlier, MORNING + 2 * 60 * MINUTE, entity)
+    span = (earlier, MORNING + 2 * 60 * MINUTE)
+    kinds, alerts, events = await _live_and_backtest(settings, sessions, rule_id, entity, version, span)
+    assert kinds == ["fire"] and len(alerts) == 1
+    alert = alerts[0]
     assert MORNING < alert.episode <= MORNING + 5 * MINUTE  # on the fifth headline (min_volume 5)
     why = alert.explanation
     assert why["baseline_method"] == "stream" and why["history_volume"] == 144
@@ -235,14 +244,34 @@ async def test_a_model_promoted_before_midnight_still_warms_up_the_next_morning(
         for k in range(5)
     ]
     await store_batch(sessions, stream + burst)
-    redis = Redis.from_url(settings.redis.url.get_secret_value())
-    try:
-        changes = await Evaluator(settings, sessions, redis).evaluate("news", entity, version)
-    finally:
-        await redis.aclose()
-    assert [c for c in changes if c.rule.id == rule_id] == []
-    async with sessions() as s:
-        rule = await s.get(AlertRule, rule_id)
-        assert rule is not None
-        events, _ = await backtest(s, rule, settings, midnight - timedelta(hours=1), midnight + 2 * 60 * MINUTE, entity)
-    assert events == []
+    span = (midnight - timedelta(hours=1), midnight + 2 * 60 * MINUTE)
+    kinds, alerts, events = await _live_and_backtest(settings, sessions, rule_id, entity, version, span)
+    assert kinds == [] and alerts == [] and events == []
+
+
+async def test_a_short_history_still_gives_an_entity_without_its_own_the_streams(
+    service_settings: Callable[..., Any], sessions: async_sessionmaker[AsyncSession], unique: str
+) -> None:
+    """``TW_ALERTER_HISTORY_S`` of 12 hours, for a model version in service for days: its
+    stream's last 12 hours before midnight are the base (the version's age, not the length
+    of that history, is what the warm-up asks; it never applied below a day of history)."""
+    settings: AlerterSettings = service_settings(AlerterSettings, history_s=43_200)
+    version, entity = f"s-{unique}", f"SHORT{unique}"
+    rule_id = await add_rule(
+        sessions, f"short-{unique}", entity, window_s=900, min_volume=5, abs_threshold=0.6, z_threshold=1.5
+    )
+    midnight = MORNING.replace(hour=0)
+    times = [midnight - timedelta(days=3) + i * 10 * MINUTE for i in range(6 * 12)]  # the version's first news
+    times += [midnight - timedelta(hours=11) + i * 5 * MINUTE for i in range(10 * 12)]  # the last evening
+    stream = [_versioned(_event(f"OTHERS{unique}", i, t, i % 4 == 0, "m"), version) for i, t in enumerate(times)]
+    burst = [
+        _versioned(_event(entity, 1_000 + k, MORNING + k * MINUTE, True, f"{entity} fraud probe {k}"), version)
+        for k in range(8)
+    ]
+    await store_batch(sessions, stream + burst)
+    span = (midnight - timedelta(days=4), MORNING + 2 * 60 * MINUTE)
+    kinds, alerts, events = await _live_and_backtest(settings, sessions, rule_id, entity, version, span)
+    assert kinds == ["fire"] and len(alerts) == 1
+    why = alerts[0].explanation
+    assert why["baseline_method"] == "stream" and why["history_volume"] == 120  # the last evening's only
+    assert [e.alert_id for e in events if e.kind == "fire"] == [alerts[0].id]
