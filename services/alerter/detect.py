@@ -300,17 +300,32 @@ def history_baseline(counts: Counts, at: datetime, volume: int, windows: int, cf
     window's share first (continuity), so two negatives of three (a sparse entity's noise)
     do not pass a z of 1.5 against a usual share of a fifth, while four of four do."""
     start = history_start(at, cfg)
-    # a baseline spanning ``history_s`` or more has no cold start (``start``, on the hour,
-    # may lie up to an hour before the baseline's start)
-    if start is None or volume <= 0 or cfg.baseline_windows * cfg.window_s >= cfg.history_s:
+    # (``start``, on the hour, may lie up to an hour before a baseline spanning ``history_s``)
+    if start is None or volume <= 0 or not has_cold_start(cfg):
         return None
     window_start = at + MINUTE - timedelta(seconds=cfg.window_s)
     base_start = window_start - cfg.baseline_windows * timedelta(seconds=cfg.window_s)
     if start >= base_start or range_sum(counts, start, base_start)[0] == 0:
         return None
-    v, neg = range_sum(counts, start, window_start)
+    return _pooled(*range_sum(counts, start, window_start), volume, windows, start)
+
+
+def _pooled(v: int, neg: int, volume: int, windows: int, start: datetime, stream: bool = False) -> Baseline:
+    """A cold start's baseline: ``neg`` of ``v`` messages since ``start``, with one negative
+    and one other added, and the binomial spread of a window of ``volume`` at that share."""
     p = (neg + 1) / (v + 2)
-    return Baseline(p, math.sqrt(p * (1 - p) / volume), windows, v, start)
+    return Baseline(p, _binomial(p, volume), windows, v, start, stream_prior=stream)
+
+
+def _binomial(p: float, volume: int) -> float:
+    """The spread of the negative share of ``volume`` messages, each negative at ``p``."""
+    return math.sqrt(p * (1 - p) / volume)
+
+
+def has_cold_start(cfg: DetectorConfig) -> bool:
+    """Whether the rule has a cold start at all: ``history_s`` is set, and the baseline's
+    windows span less than it (a longer baseline has none)."""
+    return cfg.history_s > 0 and cfg.baseline_windows * cfg.window_s < cfg.history_s
 
 
 def prior_start(day: date, cfg: DetectorConfig) -> datetime:
@@ -338,14 +353,11 @@ def stream_baseline(
     for that day, :data:`Prior`), weighed as :func:`history_baseline` weighs the entity's.
     None as there, or when the stream had no data then (a newly promoted model's first day:
     its warm-up stands)."""
-    if prior is None or cfg.history_s <= 0 or volume <= 0 or cfg.baseline_windows * cfg.window_s >= cfg.history_s:
+    if prior is None or volume <= 0 or not has_cold_start(cfg):
         return None
     day = (at + MINUTE - timedelta(seconds=cfg.window_s)).astimezone(UTC).date()
     v, neg = prior.get(day, (0, 0))
-    if v <= 0:
-        return None
-    p = (neg + 1) / (v + 2)
-    return Baseline(p, math.sqrt(p * (1 - p) / volume), windows, v, prior_start(day, cfg), stream_prior=True)
+    return _pooled(v, neg, volume, windows, prior_start(day, cfg), stream=True) if v > 0 else None
 
 
 def observe(counts: Counts, at: datetime, cfg: DetectorConfig, prior: Prior | None = None) -> Observation:
@@ -386,8 +398,7 @@ def holds(obs: Observation, state: State, cfg: DetectorConfig) -> bool:
         # few messages it fired on would resolve a surge that grew (70% against a usual
         # 35% resolved after 18 minutes, its baseline by then full of the surge)
         p = state.fired_mean
-        spread = math.sqrt(p * (1 - p) / obs.volume)
-        z = (obs.share - 0.5 / obs.volume - p) / max(spread, cfg.std_floor)
+        z = (obs.share - 0.5 / obs.volume - p) / max(_binomial(p, obs.volume), cfg.std_floor)
     else:
         z = (obs.share - state.fired_mean) / max(state.fired_std or 0.0, cfg.std_floor)
     return z >= cfg.z_threshold

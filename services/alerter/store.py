@@ -19,6 +19,7 @@ from services.alerter.detect import (
     Prior,
     RolledCounts,
     State,
+    has_cold_start,
     prior_days,
     prior_start,
     spans,
@@ -176,8 +177,7 @@ async def load_prior(
     promoted at 23:50: ten minutes of its news) has none: the warm-up after a promotion
     lasts until the version has a whole day behind it (its first hour with data began more
     than a day before the midnight), not until the first midnight."""
-    usable = cfg.history_s > 0 and cfg.baseline_windows * cfg.window_s < cfg.history_s  # detect.stream_baseline
-    days = prior_days(first, last, cfg) if usable else []
+    days = prior_days(first, last, cfg) if has_cold_start(cfg) else []
     if not days:
         return {}
     params = {
