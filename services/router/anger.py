@@ -512,7 +512,8 @@ _DESCRIPTOR = re.compile(
 # YES I WANT TO CLOSE MY ACCOUNT"), except after the few lead-ins that repeat the customer's own words: "As I
 # said: I WANT MY MONEY BACK", "Listen: WHERE IS MY MONEY", "I repeat:", "Again:", and (``_OWN_LABEL``) the
 # labels a customer opens a message or sentence with: "URGENT: I WANT MY MONEY BACK NOW", "Important:",
-# "Attention:", "Complaint:" (not "a text saying URGENT: YOUR ACCOUNT ...", "Not urgent:", "marked important:").
+# "Attention:", "Attn:", "Complaint(s):", "Urgent matter:" (not "a text saying URGENT: YOUR ACCOUNT ...",
+# "Not urgent:", "marked important:").
 _CITED = re.compile(
     r"(?:(?<!\w)(?:says?|saying|(?<!\bi )(?<!\bwe )said|shows?|showed|showing|shown|displays?|displayed"
     r"|reads?|reading|message|error|code|payee|ref|reference|descriptor|description|merchant|named|called"
@@ -522,7 +523,11 @@ _CITED = re.compile(
     re.IGNORECASE,
 )
 _CITED_WINDOW = 40
-_OWN_LABEL = re.compile(r"(?:\A|[\n.!?]\s*)(?:urgent|important|attention|complaint)\s*:\s*\Z", re.IGNORECASE)
+_OWN_LABEL = re.compile(
+    r"(?:\A|[\n.!?]\s*)(?:(?:very\s+|really\s+)?(?:urgent|important)(?:\s+(?:matter|request|issue|query|question|help))?"
+    r"|attention|attn\.?|(?:formal\s+|urgent\s+)?complaints?)\s*:\s*\Z",
+    re.IGNORECASE,
+)
 _EMPHASIS = frozenset("AGAIN STILL YET NEVER EVER ALWAYS EVERY TWICE THIRD FOURTH FIFTH ANOTHER NOTHING NOBODY".split())
 _EMPHASIS_RE = re.compile(rf"(?<!\w)(?:{'|'.join(sorted(_EMPHASIS))})(?!\w)")
 _SHOUT_RUN = 3

@@ -20,6 +20,14 @@ ANGRY = [
     "Complaint: WHERE IS MY REFUND",
     "I have waited a week. URGENT: WHERE IS MY MONEY",
     "hello?\nurgent: I WANT MY MONEY BACK NOW",
+    # longer labels (left open by session 23)
+    "Urgent matter: I WANT MY MONEY BACK NOW",
+    "URGENT REQUEST: WHERE IS MY MONEY",
+    "Attn: WHERE IS MY REFUND",
+    "Attn.: YOU HAVE STOLEN MY MONEY",
+    "Complaints: WHERE IS MY REFUND",
+    "Formal complaint: YOU HAVE STOLEN MY MONEY",
+    "Very urgent: WHERE IS MY MONEY",
 ]
 
 CALM = [
@@ -42,6 +50,9 @@ CALM = [
     "not important: I WOULD LIKE A NEW CHEQUE BOOK",
     "The email subject was urgent: YOUR ACCOUNT IS ON HOLD, is that you?",
     "Your letter was marked important: YOUR OVERDRAFT LIMIT WILL CHANGE. What does it mean?",
+    "I got a text: Urgent matter: YOUR ACCOUNT IS SUSPENDED. Is this you?",
+    "The letter's heading was Attn: ACCOUNT HOLDER, what is it?",
+    "Attn: ACCOUNTS DEPARTMENT, please send my statement",
 ]
 
 
