@@ -367,7 +367,8 @@ def backtest_cmd(
                 f"{' (stream)' if r['baseline_stream'] else ' (history)' if r['baseline_history'] else ''} "
                 f"z={r['z']} volume={r['volume']}"
             )
-        typer.echo(f"{sum(r['kind'] == 'fire' for r in rows)} alerts would have fired")
+        fired = sum(r["kind"] == "fire" for r in rows)
+        typer.echo(f"{fired} alert{'' if fired == 1 else 's'} would have fired")
     # the chart comes after the alerts, so that one it cannot write hides none of them
     if plot_path:
         _write_chart(series, events, plot_path, quiet=as_json)

@@ -101,7 +101,7 @@ async def test_plot_writes_a_png_chart_and_prints_the_alerts(
     chart = tmp_path / "out.png"
     done = await _plot_backtest(sessions, pg_settings, unique, chart)
     assert done.exit_code == 0, done.output
-    assert "1 alerts would have fired" in done.output and f"chart written to {chart}" in done.output
+    assert "1 alert would have fired" in done.output and f"chart written to {chart}" in done.output
     data = chart.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
 
@@ -112,5 +112,5 @@ async def test_a_chart_that_cannot_be_written_does_not_hide_the_alerts(
     """The chart was drawn before the alerts were printed, so a failed chart hid them all."""
     done = await _plot_backtest(sessions, pg_settings, unique, tmp_path / "missing" / "out.png")
     assert done.exit_code == 1, done.output
-    assert "1 alerts would have fired" in done.output and " fire " in done.output
+    assert "1 alert would have fired" in done.output and " fire " in done.output
     assert "error: cannot write the chart to" in done.output and "Traceback" not in done.output
