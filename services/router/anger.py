@@ -512,8 +512,10 @@ _DESCRIPTOR = re.compile(
 # YES I WANT TO CLOSE MY ACCOUNT"), except after the few lead-ins that repeat the customer's own words: "As I
 # said: I WANT MY MONEY BACK", "Listen: WHERE IS MY MONEY", "I repeat:", "Again:", and (``_OWN_LABEL``) the
 # labels a customer opens a message or sentence with: "URGENT: I WANT MY MONEY BACK NOW", "Important:",
-# "Attention:", "Attn:", "Complaint(s):", "Urgent matter:" (not "a text saying URGENT: YOUR ACCOUNT ...",
-# "Not urgent:", "marked important:").
+# "Attention:", "Attn:", "Complaint(s):", "Final complaint:", "Urgent matter:", "Hi, URGENT:" (not "a text
+# saying URGENT: YOUR ACCOUNT ...", "I got this text:\nURGENT: ...", "Not urgent:", "marked important:").
+# What follows a label is shouting only when it is angry (``_labelled_anger``): a label is also how calm
+# chats are typed ("Urgent request: MY NEW CARD HAS NOT ARRIVED, could you check?").
 _CITED = re.compile(
     r"(?:(?<!\w)(?:says?|saying|(?<!\bi )(?<!\bwe )said|shows?|showed|showing|shown|displays?|displayed"
     r"|reads?|reading|message|error|code|payee|ref|reference|descriptor|description|merchant|named|called"
@@ -524,9 +526,22 @@ _CITED = re.compile(
 )
 _CITED_WINDOW = 40
 _OWN_LABEL = re.compile(
-    r"(?:\A|[\n.!?]\s*)(?:(?:very\s+|really\s+)?(?:urgent|important)(?:\s+(?:matter|request|issue|query|question|help))?"
-    r"|attention|attn\.?|(?:formal\s+|urgent\s+)?complaints?)\s*:\s*\Z",
+    r"(?:\A[\W_]*(?:(?:hi|hello|hey|dear\s+\w+)[\s,!.:-]*)?|[\n.!?][\W_]*)\[?"
+    r"(?:(?:(?:very|really|extremely|so)\s+)*(?:urgent|important)(?:\s+(?:matter|request|issue|query|question|please))?"
+    r"|attention|attn\.?|(?:(?:formal|official|final|second|third|urgent|very\s+urgent)\s+)?complaints?)"
+    r"\]?(?:\s*!+)?\s*:\s*\Z",
     re.IGNORECASE,
+)
+# After a label: what makes capitals heated, and whose voice they are in.
+_LABEL_HEAT = frozenset(
+    "AGAIN STILL NEVER NOBODY NOTHING WHY UNACCEPTABLE DISGRACE DISGRACEFUL RIDICULOUS DISGUSTING DISGUSTED"
+    " USELESS PATHETIC JOKE SICK FED WORST".split()
+)
+_FIRST_PERSON = frozenset("I ME MY".split())
+# the bank's voice, or a forwarded "Hi mum" text's: not the customer's own "NOW"
+_BANK_VOICE = frozenset("WE US OUR MUM MOM DAD".split())
+_POLITE_REST = re.compile(
+    r"(?<!\w)(?:please|pls|thanks|thank you|could you|can you|would you|kindly)(?!\w)", re.IGNORECASE
 )
 _EMPHASIS = frozenset("AGAIN STILL YET NEVER EVER ALWAYS EVERY TWICE THIRD FOURTH FIFTH ANOTHER NOTHING NOBODY".split())
 _EMPHASIS_RE = re.compile(rf"(?<!\w)(?:{'|'.join(sorted(_EMPHASIS))})(?!\w)")
@@ -799,11 +814,38 @@ def _bracketed(text: str, pos: int, word: str) -> bool:
     return text[pos - 1 : pos] == "[" and text[pos + len(word) : pos + len(word) + 1] == "]"
 
 
+def _voice(text: str, start: int) -> str:
+    """Whose words the capitals at ``start`` are: ``"quoted"`` (after a quoting word or a colon),
+    ``"labelled"`` (after a label of the customer's own, itself not quoted: "URGENT: ...", but not
+    "I got this text:\nURGENT: ...") or ``"own"``."""
+    lo = max(0, start - _CITED_WINDOW)
+    # ``\A`` matches only at the text's real start, not at the window's; a label ends in a colon
+    label = _OWN_LABEL.search(text, lo, start) if text[lo:start].rstrip().endswith(":") else None
+    if label:
+        before = text[max(0, label.start() - _CITED_WINDOW) : label.start()]
+        return "quoted" if before.strip() and _CITED.search(before) else "labelled"
+    return "quoted" if _CITED.search(text[lo:start]) else "own"
+
+
 def _cited(text: str, start: int) -> bool:
-    # ``\A`` matches only at the text's real start, not at the window's
-    if _OWN_LABEL.search(text, max(0, start - _CITED_WINDOW), start):
-        return False
-    return bool(_CITED.search(text[max(0, start - _CITED_WINDOW) : start]))
+    return _voice(text, start) == "quoted"
+
+
+def _labelled_anger(text: str, end: int, run: list[str], words: set[str]) -> bool:
+    """Capitals after a label are the customer's own, but a label is also how calm chats are
+    typed ("Urgent request: MY NEW CARD HAS NOT ARRIVED", "Attn: YOUR MORTGAGE TEAM", "Complaint:
+    MY REF IS 12345"): shouting only when they accuse, claim their money ("URGENT: WHERE IS MY
+    MONEY", "Complaint: WHERE IS MY REFUND") or end in "!!"; or when they are heated ("AGAIN",
+    "NOBODY", "WHY", "USELESS", the customer's "NOW" or threat: "URGENT: CALL ME BACK NOW", not a
+    forwarded text's "CALL US NOW") and nothing in the chat asks politely."""
+    if _accuses(run, words) or (words & _OWED and "MY" in words and not words & _ASKS):
+        return True
+    if _EXCLAIMED.match(text, end):
+        return True
+    threat = "WILL" in words and "IF" in words  # "I WILL CLOSE MY ACCOUNT IF THIS IS NOT SORTED TODAY"
+    mine = bool(words & _FIRST_PERSON and not words & _BANK_VOICE)
+    heated = bool(words & _LABEL_HEAT) or (mine and bool(words & _URGENT or threat))
+    return heated and not words & _POLITE and not _POLITE_REST.search(text, end)
 
 
 def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:
@@ -814,8 +856,13 @@ def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:
         and bool(words & _SHOUTED)
         and not (words & _POLITE and not _demands(text, end, words) and not _accuses(run, words))
         and not _DESCRIPTOR.match(" ".join(run))
-        and not _cited(text, start)
+        and _voice_shouts(text, start, end, run, words)
     )
+
+
+def _voice_shouts(text: str, start: int, end: int, run: list[str], words: set[str]) -> bool:
+    voice = _voice(text, start)
+    return voice == "own" or (voice == "labelled" and _labelled_anger(text, end, run, words))
 
 
 def _demands(text: str, end: int, words: set[str]) -> bool:

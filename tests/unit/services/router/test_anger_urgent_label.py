@@ -1,7 +1,9 @@
 """A label the customer puts before their own words ("URGENT:", "IMPORTANT:", "Complaint:") does not
 make the shouting after it a quotation when it opens the message or a sentence: "URGENT: I WANT MY MONEY
 BACK NOW" scored 0. What follows a quoting word ("a text saying URGENT: ..."), another label, "Not urgent:"
-or a label inside a sentence stays quoted."""
+or a label inside a sentence stays quoted. After a label of one's own, capitals are shouting only when
+angry: a label is also how calm chats are typed ("Urgent request: MY NEW CARD HAS NOT ARRIVED, could you
+check the address?", "Attn: YOUR MORTGAGE TEAM")."""
 
 from __future__ import annotations
 
@@ -28,6 +30,23 @@ ANGRY = [
     "Complaints: WHERE IS MY REFUND",
     "Formal complaint: YOU HAVE STOLEN MY MONEY",
     "Very urgent: WHERE IS MY MONEY",
+    # more labels, and what may come before one (review 24)
+    "Final complaint: WHERE IS MY MONEY",
+    "Official complaint: YOU HAVE STOLEN MY MONEY",
+    "Very urgent complaint: YOU HAVE STOLEN MY MONEY",
+    "Extremely urgent: WHERE IS MY MONEY",
+    "[URGENT]: WHERE IS MY MONEY",
+    "Urgent!!: WHERE IS MY MONEY",
+    "Hi, URGENT: WHERE IS MY MONEY",
+    "Hello - Urgent matter: WHERE IS MY MONEY",
+    " URGENT: WHERE IS MY MONEY",
+    "\U0001f6a8 Urgent: WHERE IS MY MONEY",
+    # heated capitals after a label, though not about money
+    "URGENT: WHY HAVE YOU BLOCKED MY CARD AGAIN",
+    "Complaint: I HAVE BEEN WAITING FOR THREE WEEKS AND NOBODY HAS CALLED ME BACK",
+    "URGENT: CALL ME BACK NOW",
+    "Urgent: I WILL CLOSE MY ACCOUNT IF THIS IS NOT SORTED TODAY",
+    "URGENT: MY CARD HAS BEEN DECLINED AGAIN, sort it out",
 ]
 
 CALM = [
@@ -53,6 +72,25 @@ CALM = [
     "I got a text: Urgent matter: YOUR ACCOUNT IS SUSPENDED. Is this you?",
     "The letter's heading was Attn: ACCOUNT HOLDER, what is it?",
     "Attn: ACCOUNTS DEPARTMENT, please send my statement",
+    # calm capitals after a label of one's own: an addressee, a question, a reference, news (review 24)
+    "Attn: YOUR COMPLAINTS DEPARTMENT\nI would like to query a charge on my statement. Many thanks, Jane",
+    "Dear Sir,\nAttn: YOUR MORTGAGE TEAM\nRe: 12 High Street. Please can you send the redemption statement.",
+    "Attention: YOUR COMPLAINTS DEPARTMENT\nI would like to query a charge. Thanks",
+    "Important question: CAN I USE MY CARD IN SPAIN? thanks",
+    "Urgent query: HAVE I BEEN CHARGED TWICE? thanks",
+    "Urgent request: MY NEW CARD HAS NOT ARRIVED YET, could you check the address?",
+    "Urgent help: I HAVE LOST MY WALLET, please freeze my card",
+    "Urgent matter: MY MOTHER HAS PASSED AWAY and I need to know what to do with her account",
+    "Formal complaint: YOUR REF CMP-44821 - I have not had a reply to my letter, could you update me?",
+    "Complaint: MY REF IS 12345, any update?",
+    "Urgent: MY CARD IS STUCK IN YOUR ATM, what do I do?",
+    "Complaint: MY CARD WAS DECLINED AT TESCO - please could you look into it, thanks",
+    # a forwarded text or letter, its label and all
+    "I got this text:\nURGENT: YOUR ACCOUNT HAS BEEN SUSPENDED\nIs it you?",
+    "I got this text:\nUrgent matter: YOUR ACCOUNT HAS BEEN SUSPENDED\nIs it you?",
+    "The letter says:\n\nAttn: YOUR ACCOUNT HAS BEEN SELECTED FOR REVIEW",
+    "Is this real?\nURGENT: YOUR CARD HAS BEEN FROZEN, CALL US NOW ON 07700 900123",
+    "Is this from you? Important: YOUR ACCOUNT WILL BE CLOSED TODAY. Please advise.",
 ]
 
 
