@@ -514,8 +514,8 @@ _DESCRIPTOR = re.compile(
 # labels a customer opens a message or sentence with: "URGENT: I WANT MY MONEY BACK NOW", "Important:",
 # "Attention:", "Attn:", "Complaint(s):", "Final complaint:", "Urgent matter:", "Hi, URGENT:" (not "a text
 # saying URGENT: YOUR ACCOUNT ...", "I got this text:\nURGENT: ...", "Not urgent:", "marked important:").
-# What follows a label is shouting only when it is angry (``_labelled_anger``): a label is also how calm
-# chats are typed ("Urgent request: MY NEW CARD HAS NOT ARRIVED, could you check?").
+# What follows a label is judged as the customer's own words, except an addressee, a reference or a
+# caps-lock typist's ask (``_labelled_calm``): "Urgent request: MY NEW CARD HAS NOT ARRIVED, could you check?".
 _CITED = re.compile(
     r"(?:(?<!\w)(?:says?|saying|(?<!\bi )(?<!\bwe )said|shows?|showed|showing|shown|displays?|displayed"
     r"|reads?|reading|message|error|code|payee|ref|reference|descriptor|description|merchant|named|called"
@@ -526,22 +526,33 @@ _CITED = re.compile(
 )
 _CITED_WINDOW = 40
 _OWN_LABEL = re.compile(
-    r"(?:\A[\W_]*(?:(?:hi|hello|hey|dear\s+\w+)[\s,!.:-]*)?|[\n.!?][\W_]*)\[?"
-    r"(?:(?:(?:very|really|extremely|so)\s+)*(?:urgent|important)(?:\s+(?:matter|request|issue|query|question|please))?"
-    r"|attention|attn\.?|(?:(?:formal|official|final|second|third|urgent|very\s+urgent)\s+)?complaints?)"
-    r"\]?(?:\s*!+)?\s*:\s*\Z",
+    r"(?:\A[^\w\"“”'‘’«»>\[(]*(?:(?:hi|hello|hey|dear\s+(?:sir|madam|sir\s+or\s+madam|team|all|support))[\s,!.:-]*)?"
+    r"|[\n.!?][^\w\"“”'‘’«»>\[(]*)"
+    r"(?:(?:(?:very|really|extremely|so)\s+)*(?:urgent|important)(?:\s+(?:matter|request|issue))?|attention|attn\.?"
+    r"|(?:(?:formal|official|final|second|third|urgent|very\s+urgent)\s+)?complaints?)"
+    r"(?:\s*!+)?\s*:\s*\Z",
     re.IGNORECASE,
 )
-# After a label: what makes capitals heated, and whose voice they are in.
-_LABEL_HEAT = frozenset(
-    "AGAIN STILL NEVER NOBODY NOTHING WHY UNACCEPTABLE DISGRACE DISGRACEFUL RIDICULOUS DISGUSTING DISGUSTED"
-    " USELESS PATHETIC JOKE SICK FED WORST".split()
+# After a label, capitals that a polite or help-seeking ask follows in the same sentence are a caps-lock
+# typist's ("Urgent request: MY NEW CARD HAS NOT ARRIVED, could you check?", "Complaint: MY REF IS 12345, any
+# update?"; not "... TODAY. Please respond." nor "Please don't fob me off"), and so is an addressee ("Attention:
+# YOUR COMPLAINTS DEPARTMENT").
+_POLITE_TAIL = re.compile(
+    r"(?:[\s,;:?)\-–—#/]*(?-i:[A-Z\d][A-Z\d-]*)){0,2}[\s,;:?)\-–—]*(?:(?:and|so|but)\s+)?"
+    r"(?:(?:please|pls|plz|kindly)(?!\s+(?:just\s+)?sort)|(?:thanks|thank you|many thanks)(?!\s+for\s+nothing)|cheers"
+    r"|any (?:update|news)"
+    r"|(?:could|can|would) you (?:please )?(?:check|look|confirm|help|tell|send|advise|let|update|call|freeze|block"
+    r"|cancel|unblock|reissue|change|arrange)"
+    r"|what (?:do|should|can) i do|how (?:do|can) i|i (?:need|want|would like|'d like) to know)(?!\w)"
+    r"(?!\s+(?:do\s+not|don'?t|dont)(?!\w))",
+    re.IGNORECASE,
 )
-_FIRST_PERSON = frozenset("I ME MY".split())
-# the bank's voice, or a forwarded "Hi mum" text's: not the customer's own "NOW"
-_BANK_VOICE = frozenset("WE US OUR MUM MOM DAD".split())
-_POLITE_REST = re.compile(
-    r"(?<!\w)(?:please|pls|thanks|thank you|could you|can you|would you|kindly)(?!\w)", re.IGNORECASE
+_REFERENCE = frozenset("REF REFERENCE".split())  # "Complaint: MY REF IS 12345"
+_ADDRESSEE = re.compile(r"(?:TEAM|DEPARTMENT|DEPT|MANAGER|OFFICER|DESK|SERVICES|BRANCH)$")
+# A label asked about is one quoted: "Is this real?\nURGENT: YOUR CARD HAS BEEN FROZEN".
+_ASKED_GENUINE = re.compile(
+    r"(?:is (?:this|it|that) (?:real|genuine|legit|legitimate|a scam|fake|from you|you)|did you send (?:this|it))\W*$",
+    re.IGNORECASE,
 )
 _EMPHASIS = frozenset("AGAIN STILL YET NEVER EVER ALWAYS EVERY TWICE THIRD FOURTH FIFTH ANOTHER NOTHING NOBODY".split())
 _EMPHASIS_RE = re.compile(rf"(?<!\w)(?:{'|'.join(sorted(_EMPHASIS))})(?!\w)")
@@ -823,7 +834,8 @@ def _voice(text: str, start: int) -> str:
     label = _OWN_LABEL.search(text, lo, start) if text[lo:start].rstrip().endswith(":") else None
     if label:
         before = text[max(0, label.start() - _CITED_WINDOW) : label.start()]
-        return "quoted" if before.strip() and _CITED.search(before) else "labelled"
+        quoted = before.strip() and (_CITED.search(before) or _ASKED_GENUINE.search(before))
+        return "quoted" if quoted else "labelled"
     return "quoted" if _CITED.search(text[lo:start]) else "own"
 
 
@@ -831,21 +843,14 @@ def _cited(text: str, start: int) -> bool:
     return _voice(text, start) == "quoted"
 
 
-def _labelled_anger(text: str, end: int, run: list[str], words: set[str]) -> bool:
-    """Capitals after a label are the customer's own, but a label is also how calm chats are
-    typed ("Urgent request: MY NEW CARD HAS NOT ARRIVED", "Attn: YOUR MORTGAGE TEAM", "Complaint:
-    MY REF IS 12345"): shouting only when they accuse, claim their money ("URGENT: WHERE IS MY
-    MONEY", "Complaint: WHERE IS MY REFUND") or end in "!!"; or when they are heated ("AGAIN",
-    "NOBODY", "WHY", "USELESS", the customer's "NOW" or threat: "URGENT: CALL ME BACK NOW", not a
-    forwarded text's "CALL US NOW") and nothing in the chat asks politely."""
-    if _accuses(run, words) or (words & _OWED and "MY" in words and not words & _ASKS):
+def _labelled_calm(text: str, end: int, run: list[str], words: set[str]) -> bool:
+    """Capitals after a label of the customer's own are judged as their own words, except an
+    addressee or a caps-lock typist's ask (``_POLITE_TAIL``), unless they accuse, ask where
+    their money is, demand it now or end in "!!"."""
+    if (_ADDRESSEE.search(" ".join(run)) and len(run) <= 5) or words & _REFERENCE:
         return True
-    if _EXCLAIMED.match(text, end):
-        return True
-    threat = "WILL" in words and "IF" in words  # "I WILL CLOSE MY ACCOUNT IF THIS IS NOT SORTED TODAY"
-    mine = bool(words & _FIRST_PERSON and not words & _BANK_VOICE)
-    heated = bool(words & _LABEL_HEAT) or (mine and bool(words & _URGENT or threat))
-    return heated and not words & _POLITE and not _POLITE_REST.search(text, end)
+    angry = _accuses(run, words) or _demands(text, end, words)
+    return not angry and bool(_POLITE_TAIL.match(text, end))
 
 
 def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:
@@ -862,7 +867,7 @@ def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:
 
 def _voice_shouts(text: str, start: int, end: int, run: list[str], words: set[str]) -> bool:
     voice = _voice(text, start)
-    return voice == "own" or (voice == "labelled" and _labelled_anger(text, end, run, words))
+    return voice == "own" or (voice == "labelled" and not _labelled_calm(text, end, run, words))
 
 
 def _demands(text: str, end: int, words: set[str]) -> bool:

@@ -1,8 +1,9 @@
 """A label the customer puts before their own words ("URGENT:", "IMPORTANT:", "Complaint:") does not
 make the shouting after it a quotation when it opens the message or a sentence: "URGENT: I WANT MY MONEY
 BACK NOW" scored 0. What follows a quoting word ("a text saying URGENT: ..."), another label, "Not urgent:"
-or a label inside a sentence stays quoted. After a label of one's own, capitals are shouting only when
-angry: a label is also how calm chats are typed ("Urgent request: MY NEW CARD HAS NOT ARRIVED, could you
+or a label inside a sentence stays quoted. After a label of one's own, capitals are judged as the
+customer's own words, except an addressee, a reference or a caps-lock typist's ask that follows in the same
+sentence: a label is also how calm chats are typed ("Urgent request: MY NEW CARD HAS NOT ARRIVED, could you
 check the address?", "Attn: YOUR MORTGAGE TEAM")."""
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ ANGRY = [
     "Official complaint: YOU HAVE STOLEN MY MONEY",
     "Very urgent complaint: YOU HAVE STOLEN MY MONEY",
     "Extremely urgent: WHERE IS MY MONEY",
-    "[URGENT]: WHERE IS MY MONEY",
     "Urgent!!: WHERE IS MY MONEY",
     "Hi, URGENT: WHERE IS MY MONEY",
     "Hello - Urgent matter: WHERE IS MY MONEY",
@@ -47,6 +47,14 @@ ANGRY = [
     "URGENT: CALL ME BACK NOW",
     "Urgent: I WILL CLOSE MY ACCOUNT IF THIS IS NOT SORTED TODAY",
     "URGENT: MY CARD HAS BEEN DECLINED AGAIN, sort it out",
+    # judged as one's own words: a polite word later in the chat, or after a full stop, softens nothing (review 24)
+    "Complaint: YOU HAVE FROZEN MY ACCOUNT WITHOUT ANY WARNING AND I CANNOT PAY MY RENT",
+    "URGENT: YOU HAVE TAKEN £400 FROM MY ACCOUNT WITHOUT MY PERMISSION",
+    "URGENT: I HAVE BEEN ON HOLD FOR 3 HOURS AGAIN. How can you treat people like this?",
+    "URGENT: YOUR STAFF HUNG UP ON ME. Please don't fob me off again",
+    "Complaint: I WILL BE MOVING MY ACCOUNT TO ANOTHER BANK IF THIS IS NOT SORTED TODAY. Please respond.",
+    "URGENT: I HAVE BEEN WAITING 3 WEEKS FOR MY REFUND, can you explain why?",
+    "Complaint: YOUR STAFF WERE RUDE TO ME, thanks for nothing",
 ]
 
 CALM = [
@@ -91,6 +99,14 @@ CALM = [
     "The letter says:\n\nAttn: YOUR ACCOUNT HAS BEEN SELECTED FOR REVIEW",
     "Is this real?\nURGENT: YOUR CARD HAS BEEN FROZEN, CALL US NOW ON 07700 900123",
     "Is this from you? Important: YOUR ACCOUNT WILL BE CLOSED TODAY. Please advise.",
+    "[URGENT]: YOUR PAYEE DETAILS HAVE CHANGED!! confirm here\nis this legit",
+    '"URGENT: YOUR CARD HAS BEEN BLOCKED!! Call 0800 123 456 to unblock" - is this really you?',
+    "> URGENT: WE HAVE SUSPENDED YOUR ACCOUNT!! Call us now on 0800 111\nDid you send this?",
+    "Dear customer, URGENT: YOUR ACCOUNT HAS BEEN SUSPENDED!! Verify now at secure-login.co\nIs this from you?",
+    "Dear Mum, URGENT: I HAVE LOST MY PHONE, I NEED YOU TO PAY THIS BILL NOW\nIs this a scam?",
+    "Urgent request: MY REFUND HAS NOT ARRIVED, could you check?",
+    "Hi, URGENT: MY SALARY MONEY HAS NOT REACHED MY ACCOUNT, can you check please?",
+    "Is this you?\nURGENT: WHY HAVE YOU NOT VERIFIED YOUR ACCOUNT. YOU WILL LOSE ACCESS IF YOU DO NOT ACT NOW",
 ]
 
 
