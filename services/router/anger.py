@@ -516,44 +516,56 @@ _DESCRIPTOR = re.compile(
 # saying URGENT: YOUR ACCOUNT ...", "I got this text:\nURGENT: ...", "Not urgent:", "marked important:").
 # What follows a label is judged as the customer's own words, except an addressee, a reference or a
 # caps-lock typist's ask (``_labelled_calm``): "Urgent request: MY NEW CARD HAS NOT ARRIVED, could you check?".
-_CITED = re.compile(
-    r"(?:(?<!\w)(?:says?|saying|(?<!\bi )(?<!\bwe )said|shows?|showed|showing|shown|displays?|displayed"
+_CITING = (
+    r"says?|saying|(?<!\bi )(?<!\bwe )said|shows?|showed|showing|shown|displays?|displayed"
     r"|reads?|reading|message|error|code|payee|ref|reference|descriptor|description|merchant|named|called"
     r"|states?|stated|text|texts|sms|email|e-?mail|notification|alert|warning|reason|status|screen|subject"
-    r"|banner|pop-?up|prompt)[\s:\"“”'‘’«-]*|(?<!\bsaid)(?<!\blisten)(?<!\brepeat)(?<!\bagain)(?<!\s)\s*:\s*"
+    r"|banner|pop-?up|prompt"
+)
+_CITED = re.compile(
+    rf"(?:(?<!\w)(?:{_CITING})[\s:\"“”'‘’«-]*|(?<!\bsaid)(?<!\blisten)(?<!\brepeat)(?<!\bagain)(?<!\s)\s*:\s*"
     r"|[\"“”'‘’«]\s*)$",
     re.IGNORECASE,
 )
 _CITED_WINDOW = 40
 _OWN_LABEL = re.compile(
-    r"(?:\A[^\w\"“”'‘’«»>\[(]*(?:(?:hi|hello|hey|dear\s+(?:sir|madam|sir\s+or\s+madam|team|all|support))[\s,!.:-]*)?"
-    r"|[\n.!?][^\w\"“”'‘’«»>\[(]*)"
+    r"(?:\A[\s\U0001f6a8\u2757\u203c\ufe0f]*(?:(?:hi|hello|hey|dear\s+(?:sir|madam|sir\s+or\s+madam|team|all|support))"
+    r"[\s,!.:-]*)?|[\n.!?][\s\U0001f6a8\u2757\u203c\ufe0f]*)"
     r"(?:(?:(?:very|really|extremely|so)\s+)*(?:urgent|important)(?:\s+(?:matter|request|issue))?|attention|attn\.?"
     r"|(?:(?:formal|official|final|second|third|urgent|very\s+urgent)\s+)?complaints?)"
     r"(?:\s*!+)?\s*:\s*\Z",
     re.IGNORECASE,
 )
 # After a label, capitals that a polite or help-seeking ask follows in the same sentence are a caps-lock
-# typist's ("Urgent request: MY NEW CARD HAS NOT ARRIVED, could you check?", "Complaint: MY REF IS 12345, any
-# update?"; not "... TODAY. Please respond." nor "Please don't fob me off"), and so is an addressee ("Attention:
-# YOUR COMPLAINTS DEPARTMENT").
+# typist's ("Urgent request: MY NEW CARD HAS NOT ARRIVED, could you check?", "MY SALARY HAS NOT ARRIVED, can you
+# check please?"; not "... TODAY. Please respond.", "Please don't fob me off", "thanks for nothing", "can you
+# tell me why", "how can I pay my rent"), and so is a short addressee or reference ("Attention: YOUR COMPLAINTS
+# DEPARTMENT", "Complaint: MY REF IS 12345").
 _POLITE_TAIL = re.compile(
-    r"(?:[\s,;:?)\-–—#/]*(?-i:[A-Z\d][A-Z\d-]*)){0,2}[\s,;:?)\-–—]*(?:(?:and|so|but)\s+)?"
-    r"(?:(?:please|pls|plz|kindly)(?!\s+(?:just\s+)?sort)|(?:thanks|thank you|many thanks)(?!\s+for\s+nothing)|cheers"
-    r"|any (?:update|news)"
-    r"|(?:could|can|would) you (?:please )?(?:check|look|confirm|help|tell|send|advise|let|update|call|freeze|block"
-    r"|cancel|unblock|reissue|change|arrange)"
-    r"|what (?:do|should|can) i do|how (?:do|can) i|i (?:need|want|would like|'d like) to know)(?!\w)"
-    r"(?!\s+(?:do\s+not|don'?t|dont)(?!\w))",
+    r"(?:[\s,;:?)\-–—#/]*(?-i:[A-Z\d][A-Z\d-]{0,15})){0,2}[\s,;:?)\-–—]*(?:(?:and|so|but)\s+)?"
+    r"(?:(?:please|pls|plz|kindly)(?!\s+(?:just\s+)?(?:sort|stop|explain|don'?t|dont|do\s+not)(?!\w))"
+    r"|(?:many\s+)?(?:thanks|thank\s+you)(?!\s+a\s+lot)(?![^.!?\n]{0,30}for\s+nothing)|any (?:update|news)"
+    r"|(?:could|can|would) you (?:please )?(?:check|look|confirm|help|tell(?! me why)|send|advise|let|update|call"
+    r"|freeze|block|cancel|unblock|reissue|change|arrange)"
+    r"|how do i|i (?:need|want|would like|'d like) to know (?:what|how|if|whether|when))"
+    r"(?!\w)",
     re.IGNORECASE,
 )
+_TAIL_CHARS = 80  # how far after the capitals such an ask may start
 _REFERENCE = frozenset("REF REFERENCE".split())  # "Complaint: MY REF IS 12345"
 _ADDRESSEE = re.compile(r"(?:TEAM|DEPARTMENT|DEPT|MANAGER|OFFICER|DESK|SERVICES|BRANCH)$")
-# A label asked about is one quoted: "Is this real?\nURGENT: YOUR CARD HAS BEEN FROZEN".
-_ASKED_GENUINE = re.compile(
-    r"(?:is (?:this|it|that) (?:real|genuine|legit|legitimate|a scam|fake|from you|you)|did you send (?:this|it))\W*$",
-    re.IGNORECASE,
+_SPEAKER = frozenset("I I'M I'VE ME WANT NEED".split())  # "I WANT YOUR MANAGER" is no addressee
+# A label is quoted when a quoting word and a colon or quote mark come before it ("I got this text:\nURGENT:
+# ..."), or a question before or after it asks whether it is genuine ("Is this real?\nURGENT: ...", "URGENT:
+# YOUR ACCOUNT IS SUSPENDED. Is this you?").
+_LABEL_CITED = re.compile(rf"(?:(?<!\w)(?:{_CITING}|this|following)\s*[:\"“”'‘’«]|[\"“”'‘’«])\s*$", re.IGNORECASE)
+_GENUINE = (
+    r"(?:is|was) (?:this|it|that)(?: \w+){0,2}? (?:real|genuine|legit|legitimate|fake|from you|you)(?!\w)"
+    r"|did you (?:send|text|email) (?:this|it|that|me)(?!\w)|is this (?:really )?(?:you|from you|your bank)(?!\w)"
 )
+_ASKED_BEFORE = re.compile(rf"(?:{_GENUINE})\W*$", re.IGNORECASE)
+_ASKED_AFTER = re.compile(rf"(?:{_GENUINE}|(?:is|was) (?:this|it|that) a scam)", re.IGNORECASE)
+_ASKED_AFTER_CHARS = 300
 _EMPHASIS = frozenset("AGAIN STILL YET NEVER EVER ALWAYS EVERY TWICE THIRD FOURTH FIFTH ANOTHER NOTHING NOBODY".split())
 _EMPHASIS_RE = re.compile(rf"(?<!\w)(?:{'|'.join(sorted(_EMPHASIS))})(?!\w)")
 _SHOUT_RUN = 3
@@ -834,8 +846,9 @@ def _voice(text: str, start: int) -> str:
     label = _OWN_LABEL.search(text, lo, start) if text[lo:start].rstrip().endswith(":") else None
     if label:
         before = text[max(0, label.start() - _CITED_WINDOW) : label.start()]
-        quoted = before.strip() and (_CITED.search(before) or _ASKED_GENUINE.search(before))
-        return "quoted" if quoted else "labelled"
+        quoted = _LABEL_CITED.search(before) or _ASKED_BEFORE.search(before)
+        asked = _ASKED_AFTER.search(text, start, start + _ASKED_AFTER_CHARS)
+        return "quoted" if quoted or asked else "labelled"
     return "quoted" if _CITED.search(text[lo:start]) else "own"
 
 
@@ -844,13 +857,16 @@ def _cited(text: str, start: int) -> bool:
 
 
 def _labelled_calm(text: str, end: int, run: list[str], words: set[str]) -> bool:
-    """Capitals after a label of the customer's own are judged as their own words, except an
-    addressee or a caps-lock typist's ask (``_POLITE_TAIL``), unless they accuse, ask where
-    their money is, demand it now or end in "!!"."""
-    if (_ADDRESSEE.search(" ".join(run)) and len(run) <= 5) or words & _REFERENCE:
+    """Capitals after a label of the customer's own are judged as their own words, except a
+    short addressee or reference ("Attention: YOUR COMPLAINTS DEPARTMENT", "Complaint: MY REF IS
+    12345") or a caps-lock typist's ask right after them (``_POLITE_TAIL``), unless they accuse,
+    ask where their money is, or demand it now or with "!!"."""
+    if _accuses(run, words) or _demands(text, end, words):
+        return False
+    said = " ".join(run)
+    if len(run) <= 4 and not words & _SPEAKER and (_ADDRESSEE.search(said) or words & _REFERENCE):
         return True
-    angry = _accuses(run, words) or _demands(text, end, words)
-    return not angry and bool(_POLITE_TAIL.match(text, end))
+    return bool(_POLITE_TAIL.match(text, end, end + _TAIL_CHARS))
 
 
 def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:

@@ -55,6 +55,19 @@ ANGRY = [
     "Complaint: I WILL BE MOVING MY ACCOUNT TO ANOTHER BANK IF THIS IS NOT SORTED TODAY. Please respond.",
     "URGENT: I HAVE BEEN WAITING 3 WEEKS FOR MY REFUND, can you explain why?",
     "Complaint: YOUR STAFF WERE RUDE TO ME, thanks for nothing",
+    # ... nor a reference or an addressee word in a longer run, nor an ask that is a reproach (review 24)
+    "Complaint: MY REF IS 12345. YOU HAVE STOLEN £500 FROM MY ACCOUNT",
+    "Complaint: I HAVE BEEN WAITING 3 WEEKS FOR MY REFUND AND NOBODY CARES. REFERENCE 99812",
+    "URGENT: I WANT YOUR MANAGER",
+    "URGENT: YOU HAVE BLOCKED MY CARD AGAIN, thanks a lot",
+    "URGENT: YOU HAVE BLOCKED MY CARD AGAIN, please explain yourselves",
+    "URGENT: YOU HAVE BLOCKED MY CARD FOR THE THIRD TIME, can you tell me why you keep doing this",
+    "URGENT: WHY HAVE YOU FROZEN MY ACCOUNT? how can i pay my rent now",
+    "URGENT: YOU HAVE LEFT ME WITH NO MONEY FOR FOOD, what do I do now",
+    # ... nor what the sentence before says, unless it quotes the label or asks whether it is genuine
+    "I rang three times and got no reply to my email. URGENT: YOU HAVE FROZEN MY ACCOUNT AND I CANNOT PAY MY RENT",
+    "Hi team:\nURGENT: YOU HAVE STOLEN MY MONEY AND I WANT IT BACK NOW",
+    "Is this a scam? Complaint: YOU HAVE CHARGED ME TWICE AGAIN AND I WANT IT BACK",
 ]
 
 CALM = [
@@ -91,7 +104,6 @@ CALM = [
     "Urgent matter: MY MOTHER HAS PASSED AWAY and I need to know what to do with her account",
     "Formal complaint: YOUR REF CMP-44821 - I have not had a reply to my letter, could you update me?",
     "Complaint: MY REF IS 12345, any update?",
-    "Urgent: MY CARD IS STUCK IN YOUR ATM, what do I do?",
     "Complaint: MY CARD WAS DECLINED AT TESCO - please could you look into it, thanks",
     # a forwarded text or letter, its label and all
     "I got this text:\nURGENT: YOUR ACCOUNT HAS BEEN SUSPENDED\nIs it you?",
@@ -107,6 +119,14 @@ CALM = [
     "Urgent request: MY REFUND HAS NOT ARRIVED, could you check?",
     "Hi, URGENT: MY SALARY MONEY HAS NOT REACHED MY ACCOUNT, can you check please?",
     "Is this you?\nURGENT: WHY HAVE YOU NOT VERIFIED YOUR ACCOUNT. YOU WILL LOSE ACCESS IF YOU DO NOT ACT NOW",
+    "\u26a0\ufe0f URGENT: YOUR ACCOUNT HAS BEEN LOCKED!! Call 0800 123 456 now\nis this you?",
+    "\u201eURGENT: YOUR ACCOUNT HAS BEEN SUSPENDED!! Log in now\u201c is this real?",
+    "- URGENT: YOUR PAYMENT HAS FAILED!! Update your details now",
+    "*** Attention: YOUR ACCOUNT WILL BE CLOSED TODAY!! Pay now\ndid you send this",
+    "Dear Sir, URGENT: YOUR ACCOUNT HAS BEEN SUSPENDED!! Verify now at secure-login.co\nIs this from you?",
+    "Hello, Final complaint: WE HAVE TRIED TO CONTACT YOU!! PAY YOUR OUTSTANDING BALANCE NOW\nis this legit?",
+    "My son sent this.\nUrgent request: I NEED YOU TO SEND ME MONEY NOW MUM\nIs this a scam?",
+    "I got a text. Urgent matter: YOUR ACCOUNT IS SUSPENDED. Is this you?",
 ]
 
 
