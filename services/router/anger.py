@@ -512,10 +512,12 @@ _DESCRIPTOR = re.compile(
 # YES I WANT TO CLOSE MY ACCOUNT"), except after the few lead-ins that repeat the customer's own words: "As I
 # said: I WANT MY MONEY BACK", "Listen: WHERE IS MY MONEY", "I repeat:", "Again:", and (``_OWN_LABEL``) the
 # labels a customer opens a message or sentence with: "URGENT: I WANT MY MONEY BACK NOW", "Important:",
-# "Attention:", "Attn:", "Complaint(s):", "Final complaint:", "Urgent matter:", "Hi, URGENT:" (not "a text
-# saying URGENT: YOUR ACCOUNT ...", "I got this text:\nURGENT: ...", "Not urgent:", "marked important:").
-# What follows a label is judged as the customer's own words, except an addressee, a reference or a
-# caps-lock typist's ask (``_labelled_calm``): "Urgent request: MY NEW CARD HAS NOT ARRIVED, could you check?".
+# "Attention:", "Complaint:" (not "a text saying URGENT: YOUR ACCOUNT ...", "Not urgent:", "marked important:"),
+# unless right after a quoting word and a colon or a question whether it is genuine ("I got this text:\nURGENT:
+# YOUR ACCOUNT IS SUSPENDED", "Is this real?\nURGENT: ..."). Wider forms (``_WIDE_LABEL``: "Final complaint:",
+# "Very urgent:", "Urgent request:", "Hi, URGENT:") are the customer's own only when nothing before them looks
+# forwarded (``_FORWARDED``: "Quick question:\nUrgent request: ...", "Got this text\nUrgent matter: ..." stay
+# quoted, as every wider label was).
 _CITING = (
     r"says?|saying|(?<!\bi )(?<!\bwe )said|shows?|showed|showing|shown|displays?|displayed"
     r"|reads?|reading|message|error|code|payee|ref|reference|descriptor|description|merchant|named|called"
@@ -528,44 +530,26 @@ _CITED = re.compile(
     re.IGNORECASE,
 )
 _CITED_WINDOW = 40
-_OWN_LABEL = re.compile(
-    r"(?:\A[\s\U0001f6a8\u2757\u203c\ufe0f]*(?:(?:hi|hello|hey|dear\s+(?:sir|madam|sir\s+or\s+madam|team|all|support))"
-    r"[\s,!.:-]*)?|[\n.!?][\s\U0001f6a8\u2757\u203c\ufe0f]*)"
-    r"(?:(?:(?:very|really|extremely|so)\s+)*(?:urgent|important)(?:\s+(?:matter|request|issue))?|attention|attn\.?"
+_OWN_LABEL = re.compile(r"(?:\A|[\n.!?]\s*)(?:urgent|important|attention|complaint)\s*:\s*\Z", re.IGNORECASE)
+_WIDE_LABEL = re.compile(
+    r"(?:\A[\s\U0001f6a8\u2757\u203c\ufe0f]*(?:(?:hi|hello|hey)[\s,!.-]*)?|[\n.!?][\s\U0001f6a8\u2757\u203c\ufe0f]*)"
+    r"(?:(?:(?:very|really|extremely|so)\s+)*(?:urgent|important)(?:\s+(?:matter|request|issue))?|attention"
     r"|(?:(?:formal|official|final|second|third|urgent|very\s+urgent)\s+)?complaints?)"
     r"(?:\s*!+)?\s*:\s*\Z",
     re.IGNORECASE,
 )
-# After a label, capitals that a polite or help-seeking ask follows in the same sentence are a caps-lock
-# typist's ("Urgent request: MY NEW CARD HAS NOT ARRIVED, could you check?", "MY SALARY HAS NOT ARRIVED, can you
-# check please?"; not "... TODAY. Please respond.", "Please don't fob me off", "thanks for nothing", "can you
-# tell me why", "how can I pay my rent"), and so is a short addressee or reference ("Attention: YOUR COMPLAINTS
-# DEPARTMENT", "Complaint: MY REF IS 12345").
-_POLITE_TAIL = re.compile(
-    r"(?:[\s,;:?)\-–—#/]*(?-i:[A-Z\d][A-Z\d-]{0,15})){0,2}[\s,;:?)\-–—]*(?:(?:and|so|but)\s+)?"
-    r"(?:(?:please|pls|plz|kindly)(?!\s+(?:just\s+)?(?:sort|stop|explain|don'?t|dont|do\s+not)(?!\w))"
-    r"|(?:many\s+)?(?:thanks|thank\s+you)(?!\s+a\s+lot)(?![^.!?\n]{0,30}for\s+nothing)|any (?:update|news)"
-    r"|(?:could|can|would) you (?:please )?(?:check|look|confirm|help|tell(?! me why)|send|advise|let|update|call"
-    r"|freeze|block|cancel|unblock|reissue|change|arrange)"
-    r"|how do i|i (?:need|want|would like|'d like) to know (?:what|how|if|whether|when))"
-    r"(?!\w)",
+# Before a wider label, any sign of a forwarded text in the 40 characters quotes it, as the colon did before.
+_FORWARDED = re.compile(
+    rf"(?:(?<!\w)(?:{_CITING}|below|forward(?:ed|ing)?|fwd|sent (?:me )?this|got this|(?:is|was) (?:this|it) a scam"
+    r"|unknown number)(?!\w)|:\s*$|[\"“”'‘’«]\s*$)",
     re.IGNORECASE,
 )
-_TAIL_CHARS = 80  # how far after the capitals such an ask may start
-_REFERENCE = frozenset("REF REFERENCE".split())  # "Complaint: MY REF IS 12345"
-_ADDRESSEE = re.compile(r"(?:TEAM|DEPARTMENT|DEPT|MANAGER|OFFICER|DESK|SERVICES|BRANCH)$")
-_SPEAKER = frozenset("I I'M I'VE ME WANT NEED".split())  # "I WANT YOUR MANAGER" is no addressee
-# A label is quoted when a quoting word and a colon or quote mark come before it ("I got this text:\nURGENT:
-# ..."), or a question before or after it asks whether it is genuine ("Is this real?\nURGENT: ...", "URGENT:
-# YOUR ACCOUNT IS SUSPENDED. Is this you?").
-_LABEL_CITED = re.compile(rf"(?:(?<!\w)(?:{_CITING}|this|following)\s*[:\"“”'‘’«]|[\"“”'‘’«])\s*$", re.IGNORECASE)
-_GENUINE = (
-    r"(?:is|was) (?:this|it|that)(?: \w+){0,2}? (?:real|genuine|legit|legitimate|fake|from you|you)(?!\w)"
-    r"|did you (?:send|text|email) (?:this|it|that|me)(?!\w)|is this (?:really )?(?:you|from you|your bank)(?!\w)"
+_LABEL_CITED = re.compile(rf"(?<!\w)(?:{_CITING})\s*:\s*$", re.IGNORECASE)
+_ASKED_GENUINE = re.compile(
+    r"(?:(?:is|was) (?:this|it|that)(?: really)? (?:real|genuine|legit|legitimate|fake|from you|you)"
+    r"|did you send (?:this|it|me this))\W*$",
+    re.IGNORECASE,
 )
-_ASKED_BEFORE = re.compile(rf"(?:{_GENUINE})\W*$", re.IGNORECASE)
-_ASKED_AFTER = re.compile(rf"(?:{_GENUINE}|(?:is|was) (?:this|it|that) a scam)", re.IGNORECASE)
-_ASKED_AFTER_CHARS = 300
 _EMPHASIS = frozenset("AGAIN STILL YET NEVER EVER ALWAYS EVERY TWICE THIRD FOURTH FIFTH ANOTHER NOTHING NOBODY".split())
 _EMPHASIS_RE = re.compile(rf"(?<!\w)(?:{'|'.join(sorted(_EMPHASIS))})(?!\w)")
 _SHOUT_RUN = 3
@@ -837,36 +821,15 @@ def _bracketed(text: str, pos: int, word: str) -> bool:
     return text[pos - 1 : pos] == "[" and text[pos + len(word) : pos + len(word) + 1] == "]"
 
 
-def _voice(text: str, start: int) -> str:
-    """Whose words the capitals at ``start`` are: ``"quoted"`` (after a quoting word or a colon),
-    ``"labelled"`` (after a label of the customer's own, itself not quoted: "URGENT: ...", but not
-    "I got this text:\nURGENT: ...") or ``"own"``."""
-    lo = max(0, start - _CITED_WINDOW)
-    # ``\A`` matches only at the text's real start, not at the window's; a label ends in a colon
-    label = _OWN_LABEL.search(text, lo, start) if text[lo:start].rstrip().endswith(":") else None
-    if label:
-        before = text[max(0, label.start() - _CITED_WINDOW) : label.start()]
-        quoted = _LABEL_CITED.search(before) or _ASKED_BEFORE.search(before)
-        asked = _ASKED_AFTER.search(text, start, start + _ASKED_AFTER_CHARS)
-        return "quoted" if quoted or asked else "labelled"
-    return "quoted" if _CITED.search(text[lo:start]) else "own"
-
-
 def _cited(text: str, start: int) -> bool:
-    return _voice(text, start) == "quoted"
-
-
-def _labelled_calm(text: str, end: int, run: list[str], words: set[str]) -> bool:
-    """Capitals after a label of the customer's own are judged as their own words, except a
-    short addressee or reference ("Attention: YOUR COMPLAINTS DEPARTMENT", "Complaint: MY REF IS
-    12345") or a caps-lock typist's ask right after them (``_POLITE_TAIL``), unless they accuse,
-    ask where their money is, or demand it now or with "!!"."""
-    if _accuses(run, words) or _demands(text, end, words):
-        return False
-    said = " ".join(run)
-    if len(run) <= 4 and not words & _SPEAKER and (_ADDRESSEE.search(said) or words & _REFERENCE):
-        return True
-    return bool(_POLITE_TAIL.match(text, end, end + _TAIL_CHARS))
+    lo = max(0, start - _CITED_WINDOW)
+    if text[lo:start].rstrip().endswith(":"):  # a label ends in a colon
+        # ``\A`` matches only at the text's real start, not at the window's
+        for label, quoting in ((_OWN_LABEL, _LABEL_CITED), (_WIDE_LABEL, _FORWARDED)):
+            if m := label.search(text, lo, start):
+                before = text[max(0, m.start() - _CITED_WINDOW) : m.start()]
+                return bool(quoting.search(before) or _ASKED_GENUINE.search(before))
+    return bool(_CITED.search(text[lo:start]))
 
 
 def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:
@@ -877,13 +840,8 @@ def _is_shouted(text: str, start: int, end: int, run: list[str]) -> bool:
         and bool(words & _SHOUTED)
         and not (words & _POLITE and not _demands(text, end, words) and not _accuses(run, words))
         and not _DESCRIPTOR.match(" ".join(run))
-        and _voice_shouts(text, start, end, run, words)
+        and not _cited(text, start)
     )
-
-
-def _voice_shouts(text: str, start: int, end: int, run: list[str], words: set[str]) -> bool:
-    voice = _voice(text, start)
-    return voice == "own" or (voice == "labelled" and not _labelled_calm(text, end, run, words))
 
 
 def _demands(text: str, end: int, words: set[str]) -> bool:
