@@ -1,10 +1,9 @@
 """A label the customer puts before their own words ("URGENT:", "IMPORTANT:", "Complaint:") does not
 make the shouting after it a quotation when it opens the message or a sentence: "URGENT: I WANT MY MONEY
 BACK NOW" scored 0. What follows a quoting word ("a text saying URGENT: ..."), another label, "Not urgent:"
-or a label inside a sentence stays quoted, and so does a label right after a quoting word and a colon or a
-question whether it is genuine ("I got this text:\nURGENT: ...", "Is this real?\nURGENT: ..."). Wider
+or a label inside a sentence stays quoted. Wider
 labels ("Final complaint:", "Very urgent:", "Urgent request:", "Hi, URGENT:") are the customer's own only
-where nothing before them would quote capitals. After a label, capitals are judged as if it were not there."""
+where nothing before them looks forwarded. After a label, capitals are judged as if it were not there."""
 
 from __future__ import annotations
 
@@ -55,6 +54,10 @@ ANGRY = [
     # ... nor what the sentence before says, unless it quotes the label or asks whether it is genuine
     "I rang three times and got no reply to my email. URGENT: YOU HAVE FROZEN MY ACCOUNT AND I CANNOT PAY MY RENT",
     "Hi team:\nURGENT: YOU HAVE STOLEN MY MONEY AND I WANT IT BACK NOW",
+    "Someone took £500 from my account last night. Was it you?\nURGENT: I WANT MY MONEY BACK NOW",
+    "As I have already said:\nURGENT: YOU HAVE STOLEN MY MONEY",
+    "Did you send me this?\nComplaint: YOU HAVE STOLEN MY MONEY",
+    "My previous message:\nURGENT: WHERE IS MY MONEY",
     "Is this a scam? Complaint: YOU HAVE CHARGED ME TWICE AGAIN AND I WANT IT BACK",
     'Your agent said "it\'s sorted".\nURGENT: YOU HAVE STILL NOT REFUNDED MY MONEY AND I WANT IT BACK',
 ]
@@ -79,12 +82,6 @@ CALM = [
     "not important: I WOULD LIKE A NEW CHEQUE BOOK",
     "The email subject was urgent: YOUR ACCOUNT IS ON HOLD, is that you?",
     "Your letter was marked important: YOUR OVERDRAFT LIMIT WILL CHANGE. What does it mean?",
-    # a label after a quoting word and a colon, or a question whether it is genuine (review 24)
-    "I got this text:\nURGENT: YOUR ACCOUNT HAS BEEN SUSPENDED\nIs it you?",
-    "Got this message:\nAttention: YOUR PAYEE HAS BEEN ADDED. If this was not you call 0800 123",
-    "Is this real?\nURGENT: YOUR CARD HAS BEEN FROZEN, CALL US NOW ON 07700 900123",
-    "Is this from you? Important: YOUR ACCOUNT WILL BE CLOSED TODAY. Please advise.",
-    "Is this genuine?\n\nURGENT: YOUR ACCOUNT WILL BE CLOSED TODAY, verify at secure-bank-login.com",
     # wider labels stay quoted wherever capitals after them would be (review 24)
     "I got a text: Urgent matter: YOUR ACCOUNT IS SUSPENDED. Is this you?",
     "I got this text:\nUrgent matter: YOUR ACCOUNT HAS BEEN SUSPENDED\nIs it you?",
@@ -97,6 +94,8 @@ CALM = [
     "Is this a scam?\nFormal complaint: YOUR PARCEL IS HELD, PAY THE FEE NOW",
     "Copied from the text below\nVery urgent: YOUR ACCOUNT HAS BEEN SUSPENDED, VERIFY YOUR DETAILS",
     "Got a message from an unknown number\nUrgent request: WE HAVE DETECTED UNUSUAL ACTIVITY ON YOUR ACCOUNT",
+    "Received this morning\nUrgent request: YOUR ACCOUNT HAS BEEN SUSPENDED. VERIFY NOW AT secure-login.co",
+    "From +44 7700 900123\nVery urgent: YOUR ACCOUNT HAS BEEN SUSPENDED. VERIFY NOW",
     "[URGENT]: YOUR PAYEE DETAILS HAVE CHANGED!! confirm here\nis this legit",
     '"URGENT: YOUR CARD HAS BEEN BLOCKED!! Call 0800 123 456 to unblock" - is this really you?',
     "> URGENT: WE HAVE SUSPENDED YOUR ACCOUNT!! Call us now on 0800 111\nDid you send this?",
