@@ -474,19 +474,29 @@ async def replay(
     if run is None and pacing.speedup is not None:
         run = run_stamp(now)
     report = ReplayReport(run=run)
+    # Lines without an event time are stamped when they are prepared; a paced one is stamped
+    # again when it is due (``stamp``), not an interval early. Prepared lazily, one line ahead,
+    # so ``untimed`` holds at most a line or two here (all of them for --speedup).
+    untimed: set[int] = set()
+
+    def stamp(number: int, event: RawEvent) -> RawEvent:
+        if number not in untimed:
+            return event
+        untimed.discard(number)
+        return event.model_copy(update={"event_time": datetime.now(UTC)})
+
     if live and pacing.speedup is None:
         sender = _Sender(producer, topics, report, progress, renew)
         first_line: dict[str, int] = {}
 
         def prepared(batch: list[Line]) -> Iterator[tuple[int, RawEvent]]:
-            events = _prepared(batch, stream, report, origin, None, first_line)
+            events = _prepared(batch, stream, report, origin, untimed, first_line)
             return events if run is None else _renamed(events, run)
 
-        await _send_live(_Handoff(lines, HANDOFF_CHUNKS * chunk), prepared, sender, pacing.rate, chunk, within_s)
+        await _send_live(_Handoff(lines, HANDOFF_CHUNKS * chunk), prepared, sender, pacing.rate, chunk, within_s, stamp)
         return report
     if live:
         lines = await _read_all(lines)
-    untimed: set[int] | None = set() if pacing.speedup is not None else None
     events = _prepared(lines, stream, report, origin, untimed)
     if run is not None:
         events = _renamed(events, run)
@@ -497,7 +507,8 @@ async def replay(
         for n, e in events:
             numbers.append(n)
             read.append(e)
-        numbers, read = _timed_only(numbers, read, untimed or set(), report)
+        numbers, read = _timed_only(numbers, read, untimed, report)
+        untimed.clear()  # retimed by the schedule, or all stamped alike (a file with no times)
         schedule = _retime_numbered(read, pacing.speedup, now, pacing.backfill_s, numbers, report)
     elif pacing.rate is not None:
         rate = pacing.rate
@@ -515,7 +526,7 @@ async def replay(
             wait = start + offset - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        pending.append((number, event))
+        pending.append((number, stamp(number, event)))
         if len(pending) >= chunk:
             await sender.send(pending)
             pending = []
@@ -531,13 +542,15 @@ async def _send_live(
     rate: float | None,
     chunk: int,
     within_s: float,
+    stamp: Callable[[int, RawEvent], RawEvent] = lambda _, event: event,
 ) -> None:
     """:func:`replay`'s sending of a live input: as for a file, but the lines come from
     ``handoff`` and the pending ones are sent ``within_s`` after the first of them was read,
     ``chunk`` or not. With ``rate``, a feed that paused earns no credit: the lines after
     a pause are paced from when they come, not sent in a burst to catch up. A read that
     fails (the pipe's writer gone wrong) first sends what was read: a pipe cannot be read
-    again, so lines dropped there would be lost."""
+    again, so lines dropped there would be lost. ``stamp`` gives a line without an event time
+    the time it is due."""
     start = time.monotonic()
     sent_by = math.inf  # when the pending lines are due
     count = 0
@@ -556,7 +569,7 @@ async def _send_live(
                     await asyncio.sleep(wait)
                 if not pending:
                     sent_by = time.monotonic() + within_s
-                pending.append((number, event))
+                pending.append((number, stamp(number, event)))
                 if len(pending) >= chunk:
                     await sender.send(pending)
                     pending = []
