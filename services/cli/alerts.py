@@ -118,13 +118,30 @@ def _utc_minute(iso: Any) -> str:
         return "?"
 
 
+def _spread(e: dict[str, Any]) -> str:
+    """The spread the z-score was divided by: the floor (``TW_ALERTER_STD_FLOOR``) where the
+    baseline's own was below it, said so; alerts stored before that was recorded, their own."""
+    used, own = e.get("baseline_std_used"), e.get("baseline_std")
+    if isinstance(used, int | float) and isinstance(own, int | float) and used > own:
+        return f"{_pct(used)} (the floor; its own {_pct(own)})"
+    return _pct(used if isinstance(used, int | float) else own)
+
+
 def describe(alert: Any, rule_name: str | None) -> list[str]:
     """Why an alert fired, as lines of text."""
     e = alert.explanation or {}
     when = f"{alert.window_start:%Y-%m-%d %H:%M} -> {alert.window_end:%H:%M} UTC"
+    changed = "".join(
+        f", {what} {at:%Y-%m-%d %H:%M:%S} UTC"
+        for what, at in (
+            ("acknowledged", getattr(alert, "acknowledged_at", None)),
+            ("resolved", getattr(alert, "resolved_at", None)),
+        )
+        if at is not None
+    )
     lines = [
         f"{alert.id}  {alert.status}  {alert.severity}  rule {alert.rule_id} {rule_name or '(deleted)'}",
-        f"{alert.entity} ({alert.stream}), window {when}, fired {alert.fired_at:%Y-%m-%d %H:%M:%S} UTC, "
+        f"{alert.entity} ({alert.stream}), window {when}, fired {alert.fired_at:%Y-%m-%d %H:%M:%S} UTC{changed}, "
         f"model {alert.model_version}",
         f"negative share {_pct(e.get('share'))} of {e.get('volume', '?')} messages "
         f"({e.get('negatives', '?')} negative); baseline {_pct(e.get('baseline_mean'))} "
@@ -135,7 +152,7 @@ def describe(alert: Any, rule_name: str | None) -> list[str]:
             else f"over {e.get('history_volume', '?')} messages of the whole stream since "
             f"{_utc_minute(e.get('history_start'))} (no history of its own)"
             if e.get("baseline_method") == "stream"
-            else f"+/- {_pct(e.get('baseline_std'))} over {e.get('baseline_windows', '?')} windows"
+            else f"+/- {_spread(e)} over {e.get('baseline_windows', '?')} windows"
         )
         + f"; z {e.get('z', '?')}",
     ]

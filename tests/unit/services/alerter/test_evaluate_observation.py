@@ -104,3 +104,29 @@ def test_a_cold_start_says_it_was_judged_against_history() -> None:
     line = describe(alert, "watch")[2]
     assert "over 240 messages since 2026-02-28 09:00 UTC (too few recent windows had data)" in line
     assert "over 0 windows" not in line
+
+
+def test_show_gives_the_spread_the_z_score_used_and_when_the_alert_changed() -> None:
+    """``alerts show`` printed the baseline's own spread (0.0%) beside a z divided by the floor
+    (5.0%): "baseline 25.0% +/- 0.0%; z 13.0" cannot be worked out. A resolved alert did not say when."""
+    cfg = _cfg("ewma")
+    obs = observe(_spike(), T0 + 34 * MINUTE, cfg)
+    got = observation_json(obs, cfg)
+    alert = SimpleNamespace(
+        id="al-2",
+        status="resolved",
+        severity="critical",
+        rule_id=1,
+        entity="ACME",
+        stream="news",
+        window_start=obs.window_start,
+        window_end=obs.window_end,
+        fired_at=obs.window_end,
+        acknowledged_at=obs.window_end + 2 * MINUTE,
+        resolved_at=obs.window_end + 20 * MINUTE,
+        model_version="v1",
+        explanation=got,
+    )
+    lines = describe(alert, "watch")
+    assert "baseline 25.0% +/- 5.0% (the floor; its own 0.0%) over" in lines[2] and "z 13.0" in lines[2]
+    assert ", acknowledged 2026-03-01 09:37:00 UTC, resolved 2026-03-01 09:55:00 UTC," in lines[1]
