@@ -467,6 +467,13 @@ def surrogate_free_id(value: str) -> str:
     return f"{readable[: MAX_ID_CHARS - _SURROGATE_ID_DIGITS - 1]}~{digest}"
 
 
+def json_error(exc: json.JSONDecodeError) -> str:
+    """``malformed JSON: Unterminated string starting at char 39``: the decoder's message ends
+    in "at" for some errors ("Invalid control character at"), which read "at at char" or lost
+    their position."""
+    return f"malformed JSON: {exc.msg.removesuffix(' at')} at char {exc.pos}"
+
+
 def decode_json(value: bytes | None) -> dict[str, Any]:
     """Bytes to a JSON object, with clear errors for each way it can go wrong (JSON nested
     too deeply to read, or an integer too long to convert, included: no contract holds
@@ -486,7 +493,7 @@ def decode_json(value: bytes | None) -> dict[str, Any]:
             ids = {k: surrogate_free_id(v) for k in ID_FIELDS if isinstance(v := data.get(k), str)}
             data = dict(_without_lone_surrogates(data)) | ids
     except json.JSONDecodeError as exc:
-        raise InvalidEvent(f"malformed JSON: {exc.msg} at char {exc.pos}", error_class="JSONDecodeError") from exc
+        raise InvalidEvent(json_error(exc), error_class="JSONDecodeError") from exc
     except RecursionError as exc:  # the decoder recurses once per level of nesting, the surrogate fix twice
         raise InvalidEvent("malformed JSON: nested too deeply", error_class="JSONDecodeError") from exc
     except ValueError as exc:  # an integer too long to convert (over 4,300 digits)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from shared.events import MAX_EVENT_BYTES, RawChat, RawNews
+from shared.events import MAX_EVENT_BYTES, RawChat, RawNews, json_error
 from shared.redact import redact_capped
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -439,8 +439,10 @@ def _json_line(n: int, raw: bytes) -> Line:
         return Line(n, None, f"invalid UTF-8 at byte {exc.start}")
     except RecursionError:  # the C decoder recurses once per level of nesting
         return Line(n, None, "malformed JSON: nested too deeply")
-    except ValueError as exc:  # JSONDecodeError, or an integer too long to convert
-        return Line(n, None, f"malformed JSON: {getattr(exc, 'msg', exc)}")
+    except json.JSONDecodeError as exc:
+        return Line(n, None, json_error(exc))
+    except ValueError as exc:  # an integer too long to convert
+        return Line(n, None, f"malformed JSON: {exc}")
     if not isinstance(obj, dict):
         return Line(n, None, f"expected a JSON object, got {type(obj).__name__}")
     return Line(n, obj)
