@@ -274,7 +274,9 @@ class RawNews(_RawBase):
 
 class RawChat(_RawBase):
     """A customer chat message on ``chat.raw``. Ingest (file replay, ``POST /v1/events``)
-    and the classifier fill in a missing or empty ``id`` or ``event_time``; the contract requires them."""
+    and the classifier fill in a missing or empty ``id`` or ``event_time``; the contract requires them.
+    ``customer_id`` and ``channel`` are checked and not carried further (no queue, table or log
+    names a customer: the conversation id stands for the chat)."""
 
     stream: Literal["chat"] = "chat"
     conversation_id: EventId
