@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.models import ScoredEventRow
+from shared.db.models import Entity, ScoredEventRow
 from shared.redact import PLACEHOLDER
 
 # Apostrophes and hyphens as typed and as word processors write them, read as "'" and "-"
@@ -197,6 +197,13 @@ async def explain(
             .limit(MAX_ROWS)
         )
     ).all()
+    # the entity's own names are in its every message, before and in the window: never the story
+    own = await _own_terms(session, entity)
+    window_terms = terms(r.text for r in win_rows if r.sentiment == "negative")
+    base_terms = terms(base_texts)
+    for term in own:
+        window_terms.pop(term, None)
+        base_terms.pop(term, None)
     return {
         MESSAGES: [
             {
@@ -207,7 +214,16 @@ async def explain(
             }
             for r in examples(win_rows, top_messages, lambda r: str(r.text), lambda r: float(r.negative_prob))
         ],
-        "top_terms": distinguishing_terms(
-            terms(r.text for r in win_rows if r.sentiment == "negative"), terms(base_texts), top_terms
-        ),
+        "top_terms": distinguishing_terms(window_terms, base_terms, top_terms),
     }
+
+
+async def _own_terms(session: AsyncSession, entity: str) -> set[str]:
+    """The terms of the entity's key, name, aliases and tickers ("yarrowfell" for an alert on
+    Yarrowfell Bank): listed among the distinguishing terms when the window held fewer
+    messages than the baseline, though they say nothing of why it fired."""
+    row = await session.get(Entity, entity)
+    names = [entity]
+    if row is not None:
+        names += [row.name, *row.aliases, *row.case_sensitive_aliases, *row.tickers]
+    return {w for name in names if isinstance(name, str) for w in words(name)}

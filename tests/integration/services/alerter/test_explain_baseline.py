@@ -4,6 +4,7 @@ whole period, not its 5,000 most negative messages."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,11 +12,12 @@ import pytest
 from sqlalchemy import insert
 
 from services.alerter.explain import MAX_ROWS, explain
-from shared.db.models import ScoredEventRow
+from shared.db.models import Entity, ScoredEventRow
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 WINDOW = timedelta(minutes=15)
+VARIED = "mortgage lending branch savings deposits pensions insurance digital".split()
 
 
 def _row(unique: str, n: int, at: datetime, text: str, sentiment: str, negative_prob: float) -> dict[str, Any]:
@@ -82,3 +84,32 @@ async def test_the_baseline_side_of_the_terms_is_the_whole_period_not_its_most_n
             s, stream="news", entity=unique, version="v1", window=window, base=base, top_messages=5, top_terms=10
         )
     assert again["top_terms"] == got["top_terms"]
+
+
+async def test_the_entitys_own_names_are_no_distinguishing_terms(sessions: Any, unique: str) -> None:
+    """A reviewer's alert on a watched bank listed its own alias ("yarrowfell (6 vs 23)") among
+    the terms: it is in every message of the window and of the baseline, and says nothing of
+    why the alert fired."""
+    key = f"YF{unique}"
+    async with sessions.begin() as s:
+        s.add(Entity(key=key, name="Yarrowfell Bank", aliases=["Yarrowfell"], tickers=["YRWF"]))
+    base = (T0, T0 + 12 * WINDOW)
+    window = (base[1], base[1] + WINDOW)
+    rows = [
+        _row(unique, n, base[0] + timedelta(minutes=5 * n), f"Yarrowfell {' '.join(topics)}", "neutral", 0.1)
+        for n, topics in enumerate(itertools.islice(itertools.cycle(itertools.permutations(VARIED, 5)), 23))
+    ]
+    for n in range(6):
+        text = "Yarrowfell Bank YRWF fraud" if n % 2 else "Yarrowfell fined for fraud"
+        rows.append(_row(unique, 100 + n, window[0] + timedelta(minutes=n), text, "negative", 0.9))
+    for r in rows:
+        r["entities"] = [key]
+    async with sessions.begin() as s:
+        await s.execute(insert(ScoredEventRow), rows)
+    async with sessions() as s:
+        got = await explain(
+            s, stream="news", entity=key, version="v1", window=window, base=base, top_messages=5, top_terms=10
+        )
+    listed = {t["term"] for t in got["top_terms"]}
+    assert "fraud" in listed
+    assert not {"yarrowfell", "bank", "yrwf"} & listed, got["top_terms"]
