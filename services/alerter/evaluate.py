@@ -316,6 +316,15 @@ class Evaluator:
                 elif action and action.kind == "resolve" and state.open_alert:
                     await store.resolve_alert(s, state.open_alert, datetime.now(UTC))
                     changes.append(Change("resolve", state.open_alert, rule))
+                    log.info(
+                        "alert %s resolved: rule %s entity %s share %.2f volume %d, no longer holding for %ds",
+                        state.open_alert,
+                        rule.name,
+                        entity,
+                        obs.share,
+                        obs.volume,
+                        rule.resolve_after_s,
+                    )
                 state = new_state
             await store.save_state(s, rule.id, entity, version, state)
         for change in changes:

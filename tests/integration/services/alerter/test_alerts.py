@@ -121,6 +121,10 @@ async def test_spike_fires_once_explained_signed_resolved_and_matches_backtest(
         assert (data["id"] == a.id) if name == "json" else (entity in data["text"] and a.id in data["text"])
     # the alerts topic saw it open, then resolved
     assert [(x.id, x.status) for x in events] == [(a.id, "open"), (a.id, "resolved")]
+    # the alerter's log says it resolved, as it says it fired
+    log = (tmp_path / "alerter.log").read_text(errors="replace")
+    assert f"alert {a.id} fired: rule spike-{unique}" in log
+    assert f"alert {a.id} resolved: rule spike-{unique} entity {entity}" in log
     # a backtest over the same data fires the same alert
     async with sessions() as s:
         rule = await s.get(AlertRule, rule_id)
