@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
@@ -88,20 +89,7 @@ def test_a_cold_start_says_it_was_judged_against_history() -> None:
     # half a message off the share (continuity): z = (1 - 1/12 - centre) / spread used
     expected = (1 - 0.5 / 6 - 61 / 242) / got["baseline_std_used"]
     assert got["z"] == pytest.approx(expected, abs=0.01)
-    alert = SimpleNamespace(
-        id="al-1",
-        status="open",
-        severity="critical",
-        rule_id=1,
-        entity="ACME",
-        stream="news",
-        window_start=obs.window_start,
-        window_end=obs.window_end,
-        fired_at=obs.window_end,
-        model_version="v1",
-        explanation=got,
-    )
-    line = describe(alert, "watch")[2]
+    line = describe(_alert(obs, got), "watch")[2]
     assert "over 240 messages since 2026-02-28 09:00 UTC (too few recent windows had data)" in line
     assert "over 0 windows" not in line
 
@@ -112,21 +100,31 @@ def test_show_gives_the_spread_the_z_score_used_and_when_the_alert_changed() -> 
     cfg = _cfg("ewma")
     obs = observe(_spike(), T0 + 34 * MINUTE, cfg)
     got = observation_json(obs, cfg)
-    alert = SimpleNamespace(
-        id="al-2",
+    alert = _alert(
+        obs,
+        got,
         status="resolved",
-        severity="critical",
-        rule_id=1,
-        entity="ACME",
-        stream="news",
-        window_start=obs.window_start,
-        window_end=obs.window_end,
-        fired_at=obs.window_end,
         acknowledged_at=obs.window_end + 2 * MINUTE,
         resolved_at=obs.window_end + 20 * MINUTE,
-        model_version="v1",
-        explanation=got,
     )
     lines = describe(alert, "watch")
     assert "baseline 25.0% +/- 5.0% (the floor; its own 0.0%) over" in lines[2] and "z 13.0" in lines[2]
     assert ", acknowledged 2026-03-01 09:37:00 UTC, resolved 2026-03-01 09:55:00 UTC," in lines[1]
+
+
+def _alert(obs: Any, explanation: dict[str, Any], **changed: Any) -> SimpleNamespace:
+    """An open alert fired on ``obs`` as ``describe`` reads it, with ``changed`` fields."""
+    fields = {
+        "id": "al-1",
+        "status": "open",
+        "severity": "critical",
+        "rule_id": 1,
+        "entity": "ACME",
+        "stream": "news",
+        "window_start": obs.window_start,
+        "window_end": obs.window_end,
+        "fired_at": obs.window_end,
+        "model_version": "v1",
+        "explanation": explanation,
+    }
+    return SimpleNamespace(**(fields | changed))
