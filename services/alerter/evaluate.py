@@ -265,6 +265,7 @@ class Evaluator:
         self, rule: AlertRule, stream: str, entity: str, version: str, latest: datetime, clock: datetime | None
     ) -> list[Change]:
         changes: list[Change] = []
+        resolved: list[tuple[str, float, int]] = []
         async with self.sessions.begin() as s:
             locked = await store.lock_state_saved(s, rule.id, entity, version)
             current = await self._current(s, rule, stream, entity) if locked is not None else None
@@ -314,19 +315,21 @@ class Evaluator:
                     ):
                         changes.append(Change("fire", aid, rule))
                 elif action and action.kind == "resolve" and state.open_alert:
-                    await store.resolve_alert(s, state.open_alert, datetime.now(UTC))
+                    if await store.resolve_alert(s, state.open_alert, datetime.now(UTC)):
+                        resolved.append((state.open_alert, obs.share, obs.volume))
                     changes.append(Change("resolve", state.open_alert, rule))
-                    log.info(
-                        "alert %s resolved: rule %s entity %s share %.2f volume %d, no longer holding for %ds",
-                        state.open_alert,
-                        rule.name,
-                        entity,
-                        obs.share,
-                        obs.volume,
-                        rule.resolve_after_s,
-                    )
                 state = new_state
             await store.save_state(s, rule.id, entity, version, state)
+        for aid, share, volume in resolved:  # once committed, and only what this pass resolved
+            log.info(
+                "alert %s resolved: rule %s entity %s share %.2f volume %d, no longer holding for %ds",
+                aid,
+                rule.name,
+                entity,
+                share,
+                volume,
+                rule.resolve_after_s,
+            )
         for change in changes:
             if change.kind == "fire":
                 await self._redis_mark(rule, entity, change.alert_id)

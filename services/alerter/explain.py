@@ -219,11 +219,13 @@ async def explain(
 
 
 async def _own_terms(session: AsyncSession, entity: str) -> set[str]:
-    """The terms of the entity's key, name, aliases and tickers ("yarrowfell" for an alert on
-    Yarrowfell Bank): listed among the distinguishing terms when the window held fewer
-    messages than the baseline, though they say nothing of why it fired."""
+    """The entity's key, name, aliases and tickers that are one word ("yarrowfell" for an alert
+    on Yarrowfell Bank, alias Yarrowfell): listed among the distinguishing terms when the window
+    held fewer messages than the baseline, though they say nothing of why it fired."""
     row = await session.get(Entity, entity)
     names = [entity]
     if row is not None:
         names += [row.name, *row.aliases, *row.case_sensitive_aliases, *row.tickers]
-    return {w for name in names if isinstance(name, str) for w in words(name)}
+    # a name of one word only: in "Lloyds Banking Group" or "British Gas", "banking" and "gas"
+    # may be the story ("Lloyds banking app outage"); the alias "Lloyds" is the name
+    return {w for name in names if isinstance(name, str) and len(found := words(name)) == 1 for w in found}

@@ -298,7 +298,12 @@ async def alert_exists(session: AsyncSession, alert_id: str) -> bool:
     return (await session.execute(q)).scalar() is not None
 
 
-async def resolve_alert(session: AsyncSession, alert_id: str, at: datetime) -> None:
-    await session.execute(
-        update(Alert).where(Alert.id == alert_id, Alert.status != "resolved").values(status="resolved", resolved_at=at)
+async def resolve_alert(session: AsyncSession, alert_id: str, at: datetime) -> bool:
+    """Resolve the alert; False when it was resolved already (an operator's ``alerts resolve``)."""
+    done = await session.execute(
+        update(Alert)
+        .where(Alert.id == alert_id, Alert.status != "resolved")
+        .values(status="resolved", resolved_at=at)
+        .returning(Alert.id)
     )
+    return done.first() is not None

@@ -124,7 +124,14 @@ def _spread(e: dict[str, Any]) -> str:
     used, own = e.get("baseline_std_used"), e.get("baseline_std")
     if isinstance(used, int | float) and isinstance(own, int | float) and used > own:
         return f"{_pct(used)} (the floor; its own {_pct(own)})"
-    return _pct(used if isinstance(used, int | float) else own)
+    if isinstance(used, int | float) or not isinstance(own, int | float):
+        return _pct(used if isinstance(used, int | float) else own)
+    # stored before the spread used was: worked back from the z-score where that gives more
+    share, mean, z = e.get("share"), e.get("baseline_mean"), e.get("z")
+    if isinstance(share, int | float) and isinstance(mean, int | float) and isinstance(z, int | float) and z > 0:
+        if (worked := (share - mean) / z) > own + 0.0005:
+            return f"{_pct(worked)} (the spread the z-score used; its own {_pct(own)})"
+    return _pct(own)
 
 
 def describe(alert: Any, rule_name: str | None) -> list[str]:

@@ -434,7 +434,9 @@ def _jsonl_lines(fh: IO[bytes], complete: bool) -> Iterator[Line]:
 
 def _json_line(n: int, raw: bytes) -> Line:
     try:
-        obj = json.loads(raw.decode("utf-8"))
+        # without its line ending: an unclosed string is "Unterminated", not the newline an
+        # "Invalid control character"
+        obj = json.loads(raw.rstrip(b"\r\n").decode("utf-8"))
     except UnicodeDecodeError as exc:
         return Line(n, None, f"invalid UTF-8 at byte {exc.start}")
     except RecursionError:  # the C decoder recurses once per level of nesting

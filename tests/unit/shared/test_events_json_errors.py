@@ -23,3 +23,12 @@ def test_a_malformed_event_says_what_and_where(raw: bytes, reason: str) -> None:
         decode_json(raw)
     assert caught.value.reason == reason
     assert _json_line(3, raw).error == reason
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"\r\n"])
+def test_a_files_unclosed_string_is_not_blamed_on_its_line_ending(ending: bytes) -> None:
+    """``ingest file`` read the line with its ending: "Invalid control character at char 36",
+    the newline, for a string left open."""
+    line = _json_line(1, b'{"id": "a", "text": "open' + ending)
+    assert line.error == "malformed JSON: Unterminated string starting at char 20"
+    assert _json_line(2, b'{"id": "a", "text": "closed"}' + ending).data == {"id": "a", "text": "closed"}

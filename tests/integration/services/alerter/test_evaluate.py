@@ -24,6 +24,7 @@ from sqlalchemy import delete, select, text
 from tw_testing import wait_until
 
 from services.aggregator.persist import store_batch
+from services.alerter import repo
 from services.alerter.config import AlerterSettings
 from services.alerter.detect import MINUTE
 from services.alerter.evaluate import Evaluator
@@ -274,3 +275,35 @@ async def test_a_stale_dedup_key_does_not_stand_for_an_alert_this_database_lacks
     (again,) = await alerts_for(sessions, rule_id)
     assert again.id == first.id and again.status == "open"
     assert await open_claim(sessions, rule_id) == again.id
+
+
+async def test_a_resolution_is_logged_once_committed_and_not_for_an_alert_an_operator_resolved(
+    service_settings: Callable[..., Any],
+    sessions: Any,
+    redis: Redis,
+    unique: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The alerter logged "alert ... resolved" for an alert an operator had resolved already
+    (``tonewatch alerts resolve``: its detector state still holds it open), a resolution it did
+    not make. Its own resolution is logged once."""
+    settings: AlerterSettings = service_settings(AlerterSettings)
+    for name, by_hand in (("hand", True), ("self", False)):
+        entity = f"{name.upper()}{unique}"
+        rule_id = await add_rule(sessions, f"{name}-{unique}", entity)
+        evaluator = Evaluator(settings, sessions, redis)
+        events = timeline(entity, 110, [(60, 65)])
+        await store_batch(sessions, [e for e in events if e.event_time < T0 + 68 * MINUTE])
+        await evaluator.evaluate("news", entity, "v1")
+        [alert] = await alerts_for(sessions, rule_id)
+        assert alert.status == "open"
+        if by_hand:
+            async with sessions.begin() as s:
+                await repo.transition(s, alert.id, "resolve")
+        await store_batch(sessions, [e for e in events if e.event_time >= T0 + 68 * MINUTE])
+        with caplog.at_level(logging.INFO, logger="services.alerter.evaluate"):
+            await evaluator.evaluate("news", entity, "v1")
+        [alert] = await alerts_for(sessions, rule_id)
+        assert alert.status == "resolved" and await open_claim(sessions, rule_id) is None
+        logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"alert {alert.id} resolved")]
+        assert len(logged) == (0 if by_hand else 1), logged

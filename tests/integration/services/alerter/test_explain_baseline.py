@@ -112,4 +112,6 @@ async def test_the_entitys_own_names_are_no_distinguishing_terms(sessions: Any, 
         )
     listed = {t["term"] for t in got["top_terms"]}
     assert "fraud" in listed
-    assert not {"yarrowfell", "bank", "yrwf"} & listed, got["top_terms"]
+    assert not {"yarrowfell", "yrwf"} & listed, got["top_terms"]
+    # a word of a longer name may be the story ("Lloyds banking app outage"): kept
+    assert "bank" in listed

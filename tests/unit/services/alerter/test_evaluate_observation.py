@@ -112,6 +112,18 @@ def test_show_gives_the_spread_the_z_score_used_and_when_the_alert_changed() -> 
     assert ", acknowledged 2026-03-01 09:37:00 UTC, resolved 2026-03-01 09:55:00 UTC," in lines[1]
 
 
+def test_show_works_back_the_spread_of_an_alert_stored_before_it_was_recorded() -> None:
+    """Alerts stored before ``baseline_std_used`` was still printed "+/- 0.0%" beside z 6.0."""
+    cfg = _cfg("ewma")
+    obs = observe(_spike(), T0 + 34 * MINUTE, cfg)
+    old = {"share": 0.7, "volume": 50, "negatives": 35, "baseline_mean": 0.1, "baseline_std": 0.0}
+    old |= {"baseline_windows": 12, "z": 6.0}
+    line = describe(_alert(obs, old), "watch")[2]
+    assert "baseline 10.0% +/- 10.0% (the spread the z-score used; its own 0.0%) over 12 windows; z 6.0" in line
+    same = old | {"baseline_std": 0.1}  # its own spread gave the z: nothing to add
+    assert "baseline 10.0% +/- 10.0% over 12 windows; z 6.0" in describe(_alert(obs, same), "watch")[2]
+
+
 def _alert(obs: Any, explanation: dict[str, Any], **changed: Any) -> SimpleNamespace:
     """An open alert fired on ``obs`` as ``describe`` reads it, with ``changed`` fields."""
     fields = {
