@@ -198,12 +198,9 @@ async def explain(
         )
     ).all()
     # the entity's own names are in its every message, before and in the window: never the story
-    own = await _own_terms(session, entity)
-    window_terms = terms(r.text for r in win_rows if r.sentiment == "negative")
-    base_terms = terms(base_texts)
-    for term in own:
-        window_terms.pop(term, None)
-        base_terms.pop(term, None)
+    window_texts = [r.text for r in win_rows if r.sentiment == "negative"]
+    window_terms, base_terms = terms(window_texts), terms(base_texts)
+    drop_names(window_terms, len(window_texts), base_terms, len(base_texts), await _own_terms(session, entity))
     return {
         MESSAGES: [
             {
@@ -218,14 +215,24 @@ async def explain(
     }
 
 
+def drop_names(window: Counter[str], n_window: int, base: Counter[str], n_base: int, names: set[str]) -> None:
+    """Take out of both counts the words of the entity's names (``names``) that most messages
+    of the period use (of the window's, with no period): they are there because of the name.
+    One that few use may be the story ("banking" of Lloyds Banking Group in "Lloyds banking app
+    outage"). ``n_window`` and ``n_base``: how many texts were counted."""
+    counts, n = (base, n_base) if n_base else (window, n_window)
+    for term in names:
+        if counts[term] * 2 >= n:
+            window.pop(term, None)
+            base.pop(term, None)
+
+
 async def _own_terms(session: AsyncSession, entity: str) -> set[str]:
-    """The entity's key, name, aliases and tickers that are one word ("yarrowfell" for an alert
-    on Yarrowfell Bank, alias Yarrowfell): listed among the distinguishing terms when the window
-    held fewer messages than the baseline, though they say nothing of why it fired."""
+    """The words of the entity's key, name, aliases and tickers ("virgin", "atlantic" for an
+    alert on Virgin Atlantic): listed among the distinguishing terms when the window held fewer
+    messages than the baseline, though in its every message they say nothing of why it fired."""
     row = await session.get(Entity, entity)
     names = [entity]
     if row is not None:
         names += [row.name, *row.aliases, *row.case_sensitive_aliases, *row.tickers]
-    # a name of one word only: in "Lloyds Banking Group" or "British Gas", "banking" and "gas"
-    # may be the story ("Lloyds banking app outage"); the alias "Lloyds" is the name
-    return {w for name in names if isinstance(name, str) and len(found := words(name)) == 1 for w in found}
+    return {w for name in names if isinstance(name, str) for w in words(name)}

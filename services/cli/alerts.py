@@ -128,8 +128,9 @@ def _spread(e: dict[str, Any]) -> str:
         return _pct(used if isinstance(used, int | float) else own)
     # stored before the spread used was: worked back from the z-score where that gives more
     share, mean, z = e.get("share"), e.get("baseline_mean"), e.get("z")
-    if isinstance(share, int | float) and isinstance(mean, int | float) and isinstance(z, int | float) and z > 0:
-        if (worked := (share - mean) / z) > own + 0.0005:
+    # share and z are stored rounded (4 and 3 places): near z 0 the quotient is noise
+    if isinstance(share, int | float) and isinstance(mean, int | float) and isinstance(z, int | float) and z >= 0.5:
+        if (worked := (share - mean) / z) > own * 1.05 + 0.0005:
             return f"{_pct(worked)} (the spread the z-score used; its own {_pct(own)})"
     return _pct(own)
 

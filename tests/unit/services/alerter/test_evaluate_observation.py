@@ -122,6 +122,9 @@ def test_show_works_back_the_spread_of_an_alert_stored_before_it_was_recorded() 
     assert "baseline 10.0% +/- 10.0% (the spread the z-score used; its own 0.0%) over 12 windows; z 6.0" in line
     same = old | {"baseline_std": 0.1}  # its own spread gave the z: nothing to add
     assert "baseline 10.0% +/- 10.0% over 12 windows; z 6.0" in describe(_alert(obs, same), "watch")[2]
+    # near z 0 the rounded share and z give noise, not a spread: its own is shown
+    near = old | {"share": 0.5001, "baseline_mean": 0.5, "baseline_std": 0.02, "z": 0.004}
+    assert "baseline 50.0% +/- 2.0% over 12 windows" in describe(_alert(obs, near), "watch")[2]
 
 
 def _alert(obs: Any, explanation: dict[str, Any], **changed: Any) -> SimpleNamespace:

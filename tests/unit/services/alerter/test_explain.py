@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from services.alerter.explain import distinguishing_terms, terms
+from services.alerter.explain import distinguishing_terms, drop_names, terms, words
 
 
 def _texts(*parts: tuple[str, int]) -> list[str]:
@@ -42,3 +42,27 @@ def test_empty_inputs() -> None:
     assert distinguishing_terms(Counter(), Counter(), 5) == []
     assert distinguishing_terms(Counter({"only": 3}), Counter(), 5)[0]["term"] == "only"
     assert distinguishing_terms(Counter({"only": 3}), Counter({"only": 3}), 5) == []
+
+
+def test_the_entitys_own_names_are_no_terms_unless_the_period_seldom_uses_them() -> None:
+    """An alert on Virgin Atlantic listed "virgin" and "atlantic" (in every message of the window
+    and the baseline) among why it fired; "banking" of Lloyds Banking Group may be the story."""
+    routes = ("Lagos", "Delhi", "Boston", "Tokyo")
+    base_texts = [f"Virgin Atlantic adds seasonal {r} route for summer travellers" for r in routes] * 5
+    window_texts = [
+        "Virgin Atlantic flights cancelled",
+        "Virgin Atlantic cancelled again",
+        "Virgin Atlantic strike",
+        "Virgin Atlantic banking partner fails",
+    ]
+    window, base = terms(window_texts), terms(base_texts)
+    names = set(words("Virgin Atlantic VIRGINATLANTIC"))
+    drop_names(window, len(window_texts), base, len(base_texts), names | {"banking"})
+    listed = [t["term"] for t in distinguishing_terms(window, base, 10)]
+    assert "cancelled" in listed
+    assert "virgin" not in listed and "atlantic" not in listed
+    assert window["banking"] == 1  # a word of a name the period does not use: kept
+    # no period to judge by: the window's own share decides
+    window = terms(window_texts)
+    drop_names(window, len(window_texts), Counter(), 0, names | {"strike"})
+    assert "virgin" not in window and window["strike"] == 1
