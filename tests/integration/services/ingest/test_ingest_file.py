@@ -180,3 +180,20 @@ async def test_ingest_file_reports_quote_errors_a_bom_and_an_over_long_line_by_l
         assert produced in proc.stdout and all(r in proc.stderr for r in rejections), proc.stderr
     got = {e.id: e for e in await consumed(3)}
     assert {i: e.text for i, e in got.items()} == {"q2": "Acme shares rise", "l1": "first", "l3": "after"}
+
+
+async def test_a_paced_line_without_a_time_is_stamped_when_it_is_sent(
+    ingest: Any, consumed_records: Any, tmp_path: Path
+) -> None:
+    """``--rate 2`` on lines without ``event_time``: each event's time is when the producer sent
+    it (the record's Kafka timestamp), not half a second before, when the line before it went."""
+    path = tmp_path / "paced.jsonl"
+    path.write_text("".join(json.dumps({"id": f"p{i}", "text": f"headline {i}"}) + "\n" for i in range(4)))
+    proc = await ingest(path, "--rate", "2")
+    assert proc.returncode == 0, proc.stderr
+    lag = {}
+    for r in await consumed_records(4):
+        e = RawNews.model_validate_json(r.value or b"")
+        lag[e.id] = r.timestamp / 1000 - e.event_time.timestamp()
+    assert sorted(lag) == ["p0", "p1", "p2", "p3"]
+    assert all(abs(x) < 0.25 for x in lag.values()), lag  # an interval early before: 0.5 s
